@@ -1,0 +1,65 @@
+//! [`Passerelle`]: one process's shared state (store, runtime, HTTP service, config),
+//! opened once and used by the CLI commands, and later by the daemon.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+
+use crate::capabilities::http::HttpService;
+use crate::config::Config;
+use crate::runtime::{LoadedConnector, Runtime, RuntimeConfig};
+use crate::store::Store;
+
+pub struct Passerelle {
+    pub store: Store,
+    pub runtime: Arc<Runtime>,
+    pub http: HttpService,
+    pub config: Config,
+    pub data_dir: PathBuf,
+    /// Linked components by content hash, so a version is compiled once per process.
+    pub(crate) loaded: Mutex<HashMap<String, LoadedConnector>>,
+}
+
+impl Passerelle {
+    /// Opens the data directory (created 0700 if missing), the database and the runtime.
+    pub async fn open(data_dir: &Path, config: Config) -> Result<Passerelle> {
+        create_private_dir(data_dir)?;
+        let store = match &config.database_url {
+            Some(url) => Store::open(url).await?,
+            None => Store::open_in_data_dir(data_dir).await?,
+        };
+        let runtime = Runtime::new(RuntimeConfig {
+            limits: config.limits.clone(),
+            cache_dir: config.runtime.compile_cache.then(|| data_dir.join("cache")),
+            max_instances: config.runtime.max_instances,
+        })?;
+        let http = HttpService::new(&config.http)?;
+        Ok(Passerelle {
+            store,
+            runtime: Arc::new(runtime),
+            http,
+            config,
+            data_dir: data_dir.to_path_buf(),
+            loaded: Mutex::default(),
+        })
+    }
+
+    /// Where installed component files are kept.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.data_dir.join("plugins")
+    }
+}
+
+/// Creates a directory readable by its owner only.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
+    }
+    Ok(())
+}

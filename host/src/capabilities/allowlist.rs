@@ -1,0 +1,163 @@
+//! Which origins a connector may call: parsed from its manifest's `allowed-hosts`.
+//!
+//! A pattern is `[scheme://]host[:port]`: the scheme defaults to https, the port to the
+//! scheme's default, `*` as the port allows any, and a host starting with `*.` matches
+//! any subdomain of the rest (not the bare domain). Paths are not part of a pattern.
+
+use anyhow::{bail, Result};
+use url::Url;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pattern {
+    scheme: String,
+    /// Lower-case; for a wildcard, the suffix after `*.`.
+    host: String,
+    wildcard: bool,
+    /// None = any port.
+    port: Option<u16>,
+}
+
+/// A connector's allowed origins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Allowlist {
+    patterns: Vec<Pattern>,
+}
+
+impl Allowlist {
+    /// Parses manifest patterns; an invalid one is an error naming it.
+    pub fn parse<S: AsRef<str>>(patterns: &[S]) -> Result<Allowlist> {
+        let mut out = Vec::new();
+        for raw in patterns {
+            out.push(parse_pattern(raw.as_ref())?);
+        }
+        Ok(Allowlist { patterns: out })
+    }
+
+    /// Whether `url`'s origin is allowed.
+    pub fn allows(&self, url: &Url) -> bool {
+        let Some(host) = url.host_str() else {
+            return false;
+        };
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let port = url.port_or_known_default();
+        self.patterns.iter().any(|p| {
+            p.scheme == url.scheme()
+                && (p.port.is_none() || p.port == port)
+                && if p.wildcard {
+                    host.len() > p.host.len() + 1
+                        && host.ends_with(&p.host)
+                        && host.as_bytes()[host.len() - p.host.len() - 1] == b'.'
+                } else {
+                    host == p.host
+                }
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+}
+
+fn parse_pattern(raw: &str) -> Result<Pattern> {
+    let trimmed = raw.trim();
+    let (scheme, rest) = match trimmed.split_once("://") {
+        Some((s, r)) => (s.to_ascii_lowercase(), r),
+        None => ("https".to_string(), trimmed),
+    };
+    if scheme != "https" && scheme != "http" {
+        bail!("allowed host `{raw}`: scheme must be http or https");
+    }
+    let rest = rest.trim_end_matches('/');
+    if rest.contains('/') || rest.contains('?') || rest.contains('@') {
+        bail!("allowed host `{raw}`: give an origin (scheme, host, port), not a URL path");
+    }
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    // `[v6]:port`, `host:port`, or no port; the port may be `*`.
+    let (host, port_text) = if let Some(end) = rest.strip_prefix('[').and_then(|r| r.find(']')) {
+        let after = &rest[end + 2..];
+        (&rest[..end + 2], after.strip_prefix(':'))
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        }
+    };
+    let port = match port_text {
+        None => Some(default_port),
+        Some("*") => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) => Some(p),
+            Err(_) => bail!("allowed host `{raw}`: invalid port `{p}`"),
+        },
+    };
+    let (wildcard, host) = match host.strip_prefix("*.") {
+        Some(h) => (true, h),
+        None => (false, host),
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.is_empty() || host.contains('*') {
+        bail!("allowed host `{raw}`: `*.` is only allowed at the start of the host");
+    }
+    // Let the URL parser judge the host's syntax.
+    Url::parse(&format!("{scheme}://{host}/"))
+        .map_err(|e| anyhow::anyhow!("allowed host `{raw}`: {e}"))?;
+    if wildcard && !host.contains('.') {
+        bail!("allowed host `{raw}`: a wildcard must cover a domain with a dot (`*.example.com`)");
+    }
+    Ok(Pattern {
+        scheme,
+        host,
+        wildcard,
+        port,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allows(patterns: &[&str], url: &str) -> bool {
+        Allowlist::parse(patterns)
+            .unwrap()
+            .allows(&Url::parse(url).unwrap())
+    }
+
+    #[test]
+    fn exact_wildcard_scheme_and_port() {
+        let p = [
+            "www.doctolib.fr",
+            "https://*.keldoc.com",
+            "http://localhost:*",
+        ];
+        assert!(allows(&p, "https://www.doctolib.fr/booking/1.json"));
+        assert!(allows(&p, "https://WWW.Doctolib.fr:443/x"));
+        assert!(!allows(&p, "http://www.doctolib.fr/x"), "scheme");
+        assert!(!allows(&p, "https://www.doctolib.fr:8443/x"), "port");
+        assert!(!allows(&p, "https://doctolib.fr/x"));
+        assert!(!allows(&p, "https://www.doctolib.fr.evil.example/x"));
+        assert!(allows(&p, "https://booking.keldoc.com/x"));
+        assert!(allows(&p, "https://a.b.keldoc.com/x"));
+        assert!(
+            !allows(&p, "https://keldoc.com/x"),
+            "wildcard excludes the bare domain"
+        );
+        assert!(!allows(&p, "https://evilkeldoc.com/x"));
+        assert!(allows(&p, "http://localhost:1234/x"));
+        assert!(!allows(&p, "https://localhost:1234/x"));
+    }
+
+    #[test]
+    fn bad_patterns_are_refused_with_their_text() {
+        for bad in [
+            "ftp://x.example",
+            "x.example/path",
+            "*",
+            "a.*.example",
+            "h:notaport",
+            "*.com",
+        ] {
+            let err = Allowlist::parse(&[bad]).unwrap_err().to_string();
+            assert!(err.contains(bad), "{err}");
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The `log` import and guest stdout/stderr: held back briefly, scrubbed, then written
+//! through `tracing` inside the run's span.
+//!
+//! Lines are buffered until the next checkpoint, the end of the run, or 256 lines,
+//! whichever comes first, so that a line written just before the records it talks about
+//! are emitted is still scrubbed of their patient values.
+
+use crate::runtime::bindings::passerelle::connector::types::Level;
+use crate::scrub::Scrubber;
+
+const MAX_BUFFERED: usize = 256;
+const MAX_LINE_BYTES: usize = 8192;
+
+struct Line {
+    level: Level,
+    message: String,
+    fields: Vec<(String, String)>,
+}
+
+/// One run's pending connector log lines.
+#[derive(Default)]
+pub struct LogBuffer {
+    lines: Vec<Line>,
+    /// Lines dropped because the run logged more than the cap in one burst.
+    pub dropped: u64,
+}
+
+impl LogBuffer {
+    /// Queues a line; returns true when the buffer should be flushed now.
+    pub fn push(
+        &mut self,
+        level: Level,
+        mut message: String,
+        fields: Vec<(String, String)>,
+    ) -> bool {
+        truncate(&mut message, MAX_LINE_BYTES);
+        let fields = fields
+            .into_iter()
+            .take(32)
+            .map(|(mut k, mut v)| {
+                truncate(&mut k, 64);
+                truncate(&mut v, 1024);
+                (k, v)
+            })
+            .collect();
+        self.lines.push(Line {
+            level,
+            message,
+            fields,
+        });
+        self.lines.len() >= MAX_BUFFERED
+    }
+
+    /// Queues guest stdout/stderr text, one line each.
+    pub fn push_output(&mut self, stream: &str, text: &str) {
+        for l in text.lines().filter(|l| !l.trim().is_empty()) {
+            self.push(
+                Level::Info,
+                l.to_string(),
+                vec![("stream".into(), stream.into())],
+            );
+        }
+    }
+
+    /// Scrubs and writes every queued line (to the current tracing span).
+    pub fn flush(&mut self, scrubber: &mut Scrubber) {
+        for line in self.lines.drain(..) {
+            let message = scrubber.scrub(&line.message);
+            let fields = if line.fields.is_empty() {
+                String::new()
+            } else {
+                let map: serde_json::Map<String, serde_json::Value> = line
+                    .fields
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            scrubber.scrub(k),
+                            serde_json::Value::String(scrubber.scrub(v)),
+                        )
+                    })
+                    .collect();
+                serde_json::Value::Object(map).to_string()
+            };
+            match line.level {
+                Level::Trace => tracing::trace!(target: "connector", fields = %fields, "{message}"),
+                Level::Debug => tracing::debug!(target: "connector", fields = %fields, "{message}"),
+                Level::Info => tracing::info!(target: "connector", fields = %fields, "{message}"),
+                Level::Warn => tracing::warn!(target: "connector", fields = %fields, "{message}"),
+                Level::Error => tracing::error!(target: "connector", fields = %fields, "{message}"),
+            }
+        }
+    }
+}
+
+fn truncate(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+}

@@ -1,0 +1,295 @@
+//! The `records` import: validates what a connector emits, buffers it, and commits it with
+//! the cursor at each checkpoint (one transaction) through [`crate::store`].
+//!
+//! Validation errors name the item and field, never the value. Every patient value is
+//! handed to the run's scrubber as soon as it is emitted, valid or not.
+
+use anyhow::Result;
+use chrono::{DateTime, NaiveDate};
+
+use crate::runtime::bindings::passerelle::connector::types as wit;
+use crate::runtime::LimitExceeded;
+use crate::scrub::Scrubber;
+use crate::store::records::{
+    AppointmentRecord, CommitCounts, Finish, PatientRecord, Pending, Scope, SlotRecord,
+};
+use crate::store::Store;
+
+/// Longest cursor a connector may checkpoint.
+pub const MAX_CURSOR_BYTES: usize = 4096;
+const MAX_ID_BYTES: usize = 256;
+const MAX_TEXT_BYTES: usize = 2048;
+
+/// One run's record buffer and what it committed.
+pub struct RecordsSession {
+    store: Store,
+    scope: Scope,
+    buffer: Vec<Pending>,
+    emitted: u64,
+    max_records: u64,
+    /// Totals of everything committed so far.
+    pub committed: CommitCounts,
+    pub checkpoints: i64,
+    /// The cursor of the last successful commit.
+    pub last_cursor: Option<String>,
+}
+
+impl RecordsSession {
+    pub fn new(store: Store, scope: Scope, max_records: u64) -> Self {
+        RecordsSession {
+            store,
+            scope,
+            buffer: Vec::new(),
+            emitted: 0,
+            max_records,
+            committed: CommitCounts::default(),
+            checkpoints: 0,
+            last_cursor: None,
+        }
+    }
+
+    /// Records waiting for the next checkpoint.
+    pub fn pending(&self) -> usize {
+        self.buffer.len()
+    }
+
+    fn count(&mut self, n: usize) -> wasmtime::Result<()> {
+        self.emitted += n as u64;
+        if self.emitted > self.max_records {
+            return Err(
+                LimitExceeded(format!("records: the run may emit {}", self.max_records)).into(),
+            );
+        }
+        Ok(())
+    }
+
+    pub fn upsert_appointments(
+        &mut self,
+        items: Vec<wit::Appointment>,
+        scrubber: &mut Scrubber,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.count(items.len())?;
+        for a in &items {
+            if let Some(p) = &a.patient {
+                learn_patient(p, scrubber);
+            }
+        }
+        let mut valid = Vec::with_capacity(items.len());
+        for (i, a) in items.into_iter().enumerate() {
+            match appointment(a) {
+                Ok(r) => valid.push(Pending::Appointment(r)),
+                Err(field) => return Ok(Err(format!("appointments[{i}].{field}"))),
+            }
+        }
+        self.buffer.extend(valid);
+        Ok(Ok(()))
+    }
+
+    pub fn delete_appointments(
+        &mut self,
+        ids: Vec<String>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.count(ids.len())?;
+        for (i, id) in ids.iter().enumerate() {
+            if let Err(e) = check_id(id) {
+                return Ok(Err(format!("external-ids[{i}] {e}")));
+            }
+        }
+        self.buffer
+            .extend(ids.into_iter().map(Pending::DeleteAppointment));
+        Ok(Ok(()))
+    }
+
+    pub fn upsert_slots(&mut self, items: Vec<wit::Slot>) -> wasmtime::Result<Result<(), String>> {
+        self.count(items.len())?;
+        let mut valid = Vec::with_capacity(items.len());
+        for (i, s) in items.into_iter().enumerate() {
+            match slot(s) {
+                Ok(r) => valid.push(Pending::Slot(r)),
+                Err(field) => return Ok(Err(format!("slots[{i}].{field}"))),
+            }
+        }
+        self.buffer.extend(valid);
+        Ok(Ok(()))
+    }
+
+    /// Commits the buffer with `cursor`. On failure the buffer is kept for the next try.
+    pub async fn checkpoint(
+        &mut self,
+        cursor: String,
+        scrubber: &mut Scrubber,
+    ) -> wasmtime::Result<Result<(), String>> {
+        if cursor.len() > MAX_CURSOR_BYTES {
+            return Ok(Err(format!(
+                "cursor is {} bytes; at most {MAX_CURSOR_BYTES}",
+                cursor.len()
+            )));
+        }
+        match self.commit(Some(cursor), None).await {
+            Ok(()) => Ok(Ok(())),
+            Err(e) => {
+                let detail = scrubber.scrub(&format!("{e:#}"));
+                tracing::error!(error = %detail, "checkpoint failed to commit");
+                Ok(Err(
+                    "the host could not store the records (see the host log)".into(),
+                ))
+            }
+        }
+    }
+
+    /// The last commit of a successful run: the rest of the buffer, the final cursor,
+    /// tombstones (full sync) and slot pruning.
+    pub async fn finish(&mut self, cursor: Option<String>, finish: Finish) -> Result<()> {
+        if let Some(c) = &cursor {
+            anyhow::ensure!(
+                c.len() <= MAX_CURSOR_BYTES,
+                "the final cursor is {} bytes; at most {MAX_CURSOR_BYTES}",
+                c.len()
+            );
+        }
+        self.commit(cursor, Some(finish)).await
+    }
+
+    async fn commit(&mut self, cursor: Option<String>, finish: Option<Finish>) -> Result<()> {
+        let counts = self
+            .store
+            .commit(&self.scope, &self.buffer, cursor.as_deref(), finish)
+            .await?;
+        self.buffer.clear();
+        self.checkpoints += 1;
+        let c = &mut self.committed;
+        c.appointments_added += counts.appointments_added;
+        c.appointments_changed += counts.appointments_changed;
+        c.appointments_deleted += counts.appointments_deleted;
+        c.appointments_tombstoned += counts.appointments_tombstoned;
+        c.slots_written += counts.slots_written;
+        c.slots_removed += counts.slots_removed;
+        if cursor.is_some() {
+            self.last_cursor = cursor;
+        }
+        Ok(())
+    }
+}
+
+fn learn_patient(p: &wit::Patient, scrubber: &mut Scrubber) {
+    scrubber.add_patient_value(&p.first_name);
+    scrubber.add_patient_value(&p.last_name);
+    scrubber.add_patient_value(&format!("{} {}", p.first_name, p.last_name));
+    if let Some(d) = &p.birth_date {
+        scrubber.add_birth_date(d);
+    }
+    if let Some(ph) = &p.phone {
+        scrubber.add_phone(ph);
+    }
+    if let Some(e) = &p.email {
+        scrubber.add_patient_value(e);
+    }
+}
+
+fn check_id(id: &str) -> Result<(), &'static str> {
+    if id.is_empty() {
+        Err("is empty")
+    } else if id.len() > MAX_ID_BYTES {
+        Err("is longer than 256 bytes")
+    } else {
+        Ok(())
+    }
+}
+
+/// Parses an RFC 3339 timestamp; returns it as given (offset kept) and in Unix ms.
+fn timestamp(text: &str) -> Option<(String, i64)> {
+    let t = DateTime::parse_from_rfc3339(text.trim()).ok()?;
+    Some((t.to_rfc3339(), t.timestamp_millis()))
+}
+
+fn text(field: &'static str, value: Option<String>) -> Result<Option<String>, String> {
+    match value {
+        Some(v) if v.len() > MAX_TEXT_BYTES => {
+            Err(format!("{field} is longer than {MAX_TEXT_BYTES} bytes"))
+        }
+        v => Ok(v),
+    }
+}
+
+fn appointment(a: wit::Appointment) -> Result<AppointmentRecord, String> {
+    check_id(&a.external_id).map_err(|e| format!("external-id {e}"))?;
+    let (starts_at, starts_at_ms) =
+        timestamp(&a.starts_at).ok_or("starts-at is not an RFC 3339 timestamp with offset")?;
+    let ends_at = match a.ends_at {
+        Some(e) => Some(
+            timestamp(&e)
+                .ok_or("ends-at is not an RFC 3339 timestamp with offset")?
+                .0,
+        ),
+        None => None,
+    };
+    let platform_updated_at = match a.updated_at {
+        Some(e) => Some(
+            timestamp(&e)
+                .ok_or("updated-at is not an RFC 3339 timestamp with offset")?
+                .0,
+        ),
+        None => None,
+    };
+    let patient = match a.patient {
+        Some(p) => {
+            if let Some(d) = &p.birth_date {
+                NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                    .map_err(|_| "patient.birth-date is not a YYYY-MM-DD date")?;
+            }
+            Some(PatientRecord {
+                external_id: text("patient.external-id", p.external_id)?,
+                first_name: text("patient.first-name", Some(p.first_name))?.unwrap_or_default(),
+                last_name: text("patient.last-name", Some(p.last_name))?.unwrap_or_default(),
+                birth_date: p.birth_date,
+                phone: text("patient.phone", p.phone)?,
+                email: text("patient.email", p.email)?,
+            })
+        }
+        None => None,
+    };
+    Ok(AppointmentRecord {
+        external_id: a.external_id,
+        starts_at,
+        starts_at_ms,
+        ends_at,
+        status: status_text(a.status).to_string(),
+        practitioner: text("practitioner", a.practitioner)?,
+        visit_motive: text("visit-motive", a.visit_motive)?,
+        patient,
+        platform_updated_at,
+    })
+}
+
+fn slot(s: wit::Slot) -> Result<SlotRecord, String> {
+    check_id(&s.external_id).map_err(|e| format!("external-id {e}"))?;
+    let (starts_at, starts_at_ms) =
+        timestamp(&s.starts_at).ok_or("starts-at is not an RFC 3339 timestamp with offset")?;
+    let ends_at = match s.ends_at {
+        Some(e) => Some(
+            timestamp(&e)
+                .ok_or("ends-at is not an RFC 3339 timestamp with offset")?
+                .0,
+        ),
+        None => None,
+    };
+    Ok(SlotRecord {
+        external_id: s.external_id,
+        starts_at,
+        starts_at_ms,
+        ends_at,
+        practitioner: text("practitioner", s.practitioner)?,
+        visit_motive: text("visit-motive", s.visit_motive)?,
+        place: text("place", s.place)?,
+    })
+}
+
+pub fn status_text(s: wit::AppointmentStatus) -> &'static str {
+    match s {
+        wit::AppointmentStatus::Booked => "booked",
+        wit::AppointmentStatus::Confirmed => "confirmed",
+        wit::AppointmentStatus::Cancelled => "cancelled",
+        wit::AppointmentStatus::NoShow => "no-show",
+        wit::AppointmentStatus::Completed => "completed",
+    }
+}

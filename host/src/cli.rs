@@ -1,0 +1,406 @@
+//! The `passerelle` command line: argument parsing (clap), logging set-up, and one small
+//! function per command that calls into the library and prints the result.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::app::Passerelle;
+use crate::config::{default_data_dir, Config};
+use crate::store::runs::{Mode, Run, RunFilter, Status, Trigger};
+use crate::sync::SyncOptions;
+
+/// passerelle: sync medical practices' appointments from booking platforms, through
+/// sandboxed WebAssembly connectors.
+#[derive(Parser, Debug)]
+#[command(name = "passerelle", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug)]
+pub struct Global {
+    /// Data directory: database, installed connectors, compile cache.
+    /// Default: $XDG_DATA_HOME/passerelle.
+    #[arg(long, global = true, env = "PASSERELLE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL (sqlite://PATH or postgres://USER@HOST/DB).
+    /// Default: SQLite in the data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "PASSERELLE_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Configuration file (TOML); see docs/configuration.md.
+    #[arg(long, global = true, env = "PASSERELLE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// More logs (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Medical practices (every sync is scoped to one).
+    #[command(subcommand)]
+    Practices(PracticesCmd),
+    /// A practice's accounts on booking platforms.
+    #[command(subcommand)]
+    Accounts(AccountsCmd),
+    /// Installed connectors (wasm components).
+    #[command(subcommand)]
+    Plugins(PluginsCmd),
+    /// Sync a practice now (all its accounts, or one) and print one line per run.
+    Sync {
+        /// Practice id.
+        practice: String,
+        /// Only this account.
+        #[arg(long)]
+        account: Option<String>,
+        /// Re-read the whole window and tombstone what the platform no longer returns.
+        #[arg(long)]
+        full: bool,
+    },
+    /// The sync log, newest first.
+    Runs {
+        #[arg(long)]
+        practice: Option<String>,
+        #[arg(long)]
+        account: Option<String>,
+        /// succeeded, failed, drift, skipped, cancelled or running.
+        #[arg(long)]
+        status: Option<Status>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PracticesCmd {
+    /// Add a practice.
+    Add {
+        /// Stable id (a-z A-Z 0-9 - _ .), used in every other command.
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// IANA time zone of the practice.
+        #[arg(long, default_value = "Europe/Paris")]
+        timezone: String,
+    },
+    /// List practices.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountsCmd {
+    /// Add an account of a practice on a platform.
+    Add {
+        /// Stable account id.
+        id: String,
+        #[arg(long)]
+        practice: String,
+        /// Connector name (see `passerelle plugins list`).
+        #[arg(long)]
+        connector: String,
+        #[arg(long)]
+        label: Option<String>,
+        /// A non-secret setting, KEY=VALUE (repeatable).
+        #[arg(long = "setting", value_parser = parse_key_value)]
+        settings: Vec<(String, String)>,
+    },
+    /// List accounts (secret names shown, never values).
+    List {
+        #[arg(long)]
+        practice: Option<String>,
+    },
+    /// Set a secret of an account. The value is read from standard input (or from the
+    /// environment variable named by --from-env), never from the command line.
+    SetSecret {
+        account: String,
+        name: String,
+        #[arg(long)]
+        from_env: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginsCmd {
+    /// List installed connector versions.
+    List,
+    /// Install connector components (.wasm): validate, keep, activate if newer.
+    Install {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
+}
+
+impl std::str::FromStr for Status {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Status::parse(s)
+    }
+}
+
+/// Sets up logging to stderr.
+pub fn init_logging(format: LogFormat, verbose: u8) {
+    let default = match verbose {
+        0 => "info,sqlx=warn",
+        1 => "debug,sqlx=warn,wasmtime=info,cranelift=info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let mut config = match &cli.global.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(url) = &cli.global.database_url {
+        config.database_url = Some(url.clone());
+    }
+    let data_dir = cli
+        .global
+        .data_dir
+        .clone()
+        .or_else(|| config.data_dir.clone())
+        .unwrap_or_else(default_data_dir);
+    let app = Passerelle::open(&data_dir, config).await?;
+    let result = dispatch(&app, cli.command).await;
+    app.store.close().await;
+    result
+}
+
+async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
+    match command {
+        Command::Practices(PracticesCmd::Add { id, name, timezone }) => {
+            let p = app.store.add_practice(&id, &name, &timezone).await?;
+            println!("added practice {} ({}, {})", p.id, p.name, p.timezone);
+        }
+        Command::Practices(PracticesCmd::List) => {
+            let practices = app.store.list_practices().await?;
+            if practices.is_empty() {
+                println!(
+                    "no practices yet: add one with `passerelle practices add ID --name NAME`"
+                );
+            }
+            for p in practices {
+                println!("{:<20} {:<16} {}", p.id, p.timezone, p.name);
+            }
+        }
+        Command::Accounts(AccountsCmd::Add {
+            id,
+            practice,
+            connector,
+            label,
+            settings,
+        }) => {
+            let settings: BTreeMap<String, String> = settings.into_iter().collect();
+            let a = app
+                .store
+                .add_account(&id, &practice, &connector, label.as_deref(), &settings)
+                .await?;
+            println!(
+                "added account {} of practice {} on {}",
+                a.id, a.practice_id, a.connector
+            );
+            if app.store.active_connector(&connector).await?.is_none() {
+                println!("note: connector `{connector}` is not installed yet (passerelle plugins install FILE.wasm)");
+            }
+        }
+        Command::Accounts(AccountsCmd::List { practice }) => {
+            for a in app.store.list_accounts(practice.as_deref()).await? {
+                let settings: Vec<String> =
+                    a.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                println!(
+                    "{:<20} practice={:<16} connector={:<10} settings=[{}] secrets=[{}]",
+                    a.id,
+                    a.practice_id,
+                    a.connector,
+                    settings.join(" "),
+                    a.secrets.join(" ")
+                );
+            }
+        }
+        Command::Accounts(AccountsCmd::SetSecret {
+            account,
+            name,
+            from_env,
+        }) => {
+            let value = match from_env {
+                Some(var) => std::env::var(&var)
+                    .with_context(|| format!("environment variable {var} is not set"))?,
+                None => {
+                    if std::io::stdin().is_terminal() {
+                        eprintln!("type the value of secret `{name}`, then Enter:");
+                    }
+                    let mut v = String::new();
+                    std::io::stdin().read_to_string(&mut v)?;
+                    v.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            if value.is_empty() {
+                bail!("empty secret value: nothing stored");
+            }
+            app.store.set_secret(&account, &name, &value).await?;
+            println!("stored secret `{name}` of account {account}");
+        }
+        Command::Plugins(PluginsCmd::List) => {
+            let versions = app.store.connector_versions(None).await?;
+            if versions.is_empty() {
+                println!("no connectors installed: passerelle plugins install FILE.wasm");
+            }
+            for v in versions {
+                println!(
+                    "{} {:<12} {:<10} sha256:{}  installed {}",
+                    if v.active { "*" } else { " " },
+                    v.name,
+                    v.version,
+                    &v.sha256[..16],
+                    v.installed_at
+                );
+            }
+        }
+        Command::Plugins(PluginsCmd::Install { files }) => {
+            let mut failed = 0;
+            for file in files {
+                match app.install_plugin(&file).await {
+                    Ok(i) => println!(
+                        "{} {} {} (sha256:{}){}",
+                        if i.already_installed {
+                            "already installed"
+                        } else {
+                            "installed"
+                        },
+                        i.manifest.name,
+                        i.manifest.version,
+                        &i.sha256[..16],
+                        if i.activated {
+                            ", active"
+                        } else {
+                            ", not active (an equal or newer version is)"
+                        }
+                    ),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("error: {e:#}");
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} component(s) rejected");
+            }
+        }
+        Command::Sync {
+            practice,
+            account,
+            full,
+        } => {
+            let options = SyncOptions {
+                trigger: Trigger::Manual,
+                mode: if full { Mode::Full } else { Mode::Incremental },
+            };
+            let runs = app
+                .sync_practice(&practice, account.as_deref(), options)
+                .await?;
+            let failed = runs
+                .iter()
+                .filter(|r| r.status != Status::Succeeded)
+                .count();
+            for r in &runs {
+                println!("{}", run_line(r));
+            }
+            if failed > 0 {
+                bail!("{failed} of {} run(s) did not succeed (details: passerelle runs --practice {practice})", runs.len());
+            }
+        }
+        Command::Runs {
+            practice,
+            account,
+            status,
+            limit,
+            json,
+        } => {
+            let runs = app
+                .store
+                .list_runs(&RunFilter {
+                    practice_id: practice,
+                    account_id: account,
+                    status,
+                    limit: Some(limit),
+                })
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&runs)?);
+            } else {
+                for r in &runs {
+                    println!("{}", run_line(r));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One line per run: what the CLI prints after a sync and in `runs`.
+pub fn run_line(r: &Run) -> String {
+    let c = &r.counts;
+    let mut line = format!(
+        "run {:<5} {:<10} {}/{:<16} {} {} {:<11} {:<9} +{} ~{} -{} tomb {} slots {} http {} {} ms",
+        r.id,
+        r.status.as_str(),
+        r.practice_id,
+        r.account_id,
+        r.connector,
+        r.connector_version,
+        r.mode.as_str(),
+        r.trigger.as_str(),
+        c.appointments_added,
+        c.appointments_changed,
+        c.appointments_deleted,
+        c.appointments_tombstoned,
+        c.slots_written,
+        c.http_requests,
+        r.duration_ms.unwrap_or(0),
+    );
+    if let (Some(kind), Some(detail)) = (&r.error_kind, &r.error_detail) {
+        line.push_str(&format!("\n    {kind}: {detail}"));
+    }
+    line
+}

@@ -1,0 +1,25 @@
+//! passerelle: hosts booking-platform connectors as sandboxed WebAssembly components and
+//! syncs each practice's appointments and public availability into its own database.
+//!
+//! Map of the crate (see `docs/architecture.md`):
+//! - [`runtime`]: the wasmtime sandbox (engine, compile cache, per-run stores, limits);
+//! - [`capabilities`]: what a connector can reach (HTTP, records, log);
+//! - [`store`]: the database (SQLite or PostgreSQL);
+//! - [`plugins`]: installed connector versions;
+//! - [`sync`]: one run of one account, end to end;
+//! - [`scrub`]: keeping patient data and secrets out of logs and errors;
+//! - [`config`], [`limits`], [`app`]: configuration and the shared process state;
+//! - [`cli`]: the `passerelle` command.
+
+pub mod app;
+pub mod capabilities;
+pub mod cli;
+pub mod config;
+pub mod limits;
+pub mod plugins;
+pub mod runtime;
+pub mod scrub;
+pub mod store;
+pub mod sync;
+
+pub use app::Passerelle;

@@ -1,0 +1,79 @@
+//! Per-run resource limits: defaults, and the operator's overrides from the config file.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What one run of one connector may use. Every field has a default; the operator
+/// overrides any of them in the config file's `[limits]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Linear memory of the instance, in MiB.
+    pub memory_mib: u64,
+    /// Elements across the instance's tables.
+    pub table_elements: usize,
+    /// Wall-clock deadline of a run, in seconds (CPU and waiting alike).
+    pub deadline_secs: f64,
+    /// HTTP requests one run may send.
+    pub http_requests: u32,
+    /// Bytes of HTTP response bodies one run may receive, in MiB.
+    pub received_mib: u64,
+    /// Largest single response body, in MiB.
+    pub response_mib: u64,
+    /// Timeout of one HTTP request, in seconds.
+    pub http_timeout_secs: f64,
+    /// Records (appointments, deletions, slots) one run may emit.
+    pub records: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_mib: 128,
+            table_elements: 20_000,
+            deadline_secs: 600.0,
+            http_requests: 5_000,
+            received_mib: 256,
+            response_mib: 16,
+            http_timeout_secs: 30.0,
+            records: 500_000,
+        }
+    }
+}
+
+impl Limits {
+    pub fn memory_bytes(&self) -> usize {
+        (self.memory_mib as usize).saturating_mul(1 << 20)
+    }
+    pub fn received_bytes(&self) -> u64 {
+        self.received_mib.saturating_mul(1 << 20)
+    }
+    pub fn response_bytes(&self) -> u64 {
+        self.response_mib.saturating_mul(1 << 20)
+    }
+    pub fn deadline(&self) -> Duration {
+        Duration::from_secs_f64(self.deadline_secs.max(0.001))
+    }
+    pub fn http_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.http_timeout_secs.max(0.001))
+    }
+
+    /// Refuses values that would make every run fail or disable a defence.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.memory_mib >= 1, "limits.memory_mib must be at least 1");
+        anyhow::ensure!(
+            self.memory_mib <= 4096,
+            "limits.memory_mib must be at most 4096 (32-bit linear memory)"
+        );
+        anyhow::ensure!(
+            self.deadline_secs > 0.0,
+            "limits.deadline_secs must be positive"
+        );
+        anyhow::ensure!(
+            self.http_timeout_secs > 0.0,
+            "limits.http_timeout_secs must be positive"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! The `passerelle` binary: parses the command line and runs it.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = passerelle::cli::Cli::parse();
+    passerelle::cli::init_logging(cli.global.log_format, cli.global.verbose);
+    match passerelle::cli::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Compiling components, with precompiled artifacts cached on disk.
+//!
+//! Artifacts live in `<cache>/<engine key>/<sha256>.cwasm`. The engine key covers the
+//! wasmtime version and the engine's compilation settings, so an upgrade or a config
+//! change never loads a stale artifact. Files are written to a temporary name and
+//! renamed, so a crash never leaves a half-written artifact under a real name.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+/// Hex SHA-256 of a component's bytes: its identity everywhere in passerelle.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The folder of artifacts compatible with `engine`.
+pub fn engine_dir(root: &Path, engine: &Engine) -> PathBuf {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    // The compatibility hash covers the wasmtime version and the compilation settings.
+    root.join(format!("engine-{:016x}", hasher.finish()))
+}
+
+/// How a component was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Loaded from a cached precompiled artifact.
+    Cache,
+    /// Compiled now (and cached, when a cache folder is set).
+    Compiled,
+}
+
+/// Compiles `bytes` or loads its cached artifact.
+pub fn load(
+    engine: &Engine,
+    bytes: &[u8],
+    sha256: &str,
+    cache: Option<&Path>,
+) -> Result<(Component, Origin)> {
+    let Some(root) = cache else {
+        return Ok((compile(engine, bytes)?, Origin::Compiled));
+    };
+    let dir = engine_dir(root, engine);
+    let file = dir.join(format!("{sha256}.cwasm"));
+    if file.exists() {
+        // SAFETY: the artifact was produced by `precompile_component` of an engine with
+        // the same compatibility key, and lives in the operator's private data dir.
+        match unsafe { Component::deserialize_file(engine, &file) } {
+            Ok(c) => return Ok((c, Origin::Cache)),
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e, "discarding unusable cached artifact")
+            }
+        }
+    }
+    let serialized = engine
+        .precompile_component(bytes)
+        .map_err(|e| explain(e.into()))?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dir.join(format!(".{sha256}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, &serialized).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &file).with_context(|| format!("renaming to {}", file.display()))?;
+    // SAFETY: just produced by this engine.
+    let component =
+        unsafe { Component::deserialize(engine, &serialized).map_err(anyhow::Error::from)? };
+    Ok((component, Origin::Compiled))
+}
+
+fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component> {
+    Component::new(engine, bytes).map_err(|e| explain(e.into()))
+}
+
+fn explain(e: anyhow::Error) -> anyhow::Error {
+    e.context(
+        "not a valid WebAssembly component (build connectors for wasm32-wasip2 as a component)",
+    )
+}

@@ -1,0 +1,352 @@
+//! The sandbox: one wasmtime engine, components compiled once (and cached on disk), and a
+//! fresh store + instance per run, dropped at its end.
+//!
+//! Defences per run: a memory and table limiter, a wall-clock deadline enforced by epoch
+//! interruption (which also yields, so a busy guest cannot starve the executor) and by a
+//! timer around host calls, HTTP/record budgets in the capabilities, and WASI with every
+//! capability denied (no files, environment, arguments, sockets or name lookups; stdout
+//! and stderr captured into the scrubbed log). A trap or limit fails that run only.
+
+pub mod bindings;
+pub mod cache;
+mod output;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
+use wasmtime_wasi::WasiCtxBuilder;
+
+use self::bindings::passerelle::connector::types as wit;
+use self::bindings::{Connector, ConnectorPre};
+use self::output::CapturedOutput;
+use self::state::{RunLimiter, RunState};
+use crate::capabilities::http::HttpSession;
+use crate::capabilities::log::LogBuffer;
+use crate::capabilities::records::RecordsSession;
+use crate::limits::Limits;
+use crate::scrub::Scrubber;
+
+pub use self::cache::{sha256_hex, Origin};
+
+/// A run limit was hit; the run fails with this reason.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("limit exceeded: {0}")]
+pub struct LimitExceeded(pub String);
+
+/// How often the epoch advances: the granularity of deadlines and of yielding.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// Captured stdout/stderr per stream and run.
+const OUTPUT_CAP: usize = 64 * 1024;
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Default per-run limits (memory and tables also size the instance pool).
+    pub limits: Limits,
+    /// Where precompiled artifacts are kept; None compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// Instances that may be alive at once (the pool's size).
+    pub max_instances: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            limits: Limits::default(),
+            cache_dir: None,
+            max_instances: 256,
+        }
+    }
+}
+
+/// The wasmtime engine and linker shared by every run.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<RunState>,
+    config: RuntimeConfig,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+/// A compiled, linked connector version, ready to instantiate.
+#[derive(Clone)]
+pub struct LoadedConnector {
+    pub sha256: String,
+    pub pre: ConnectorPre<RunState>,
+    pub origin: Origin,
+}
+
+/// Which export a run calls.
+pub enum Call {
+    Describe,
+    Check(wit::Account),
+    Sync(wit::SyncRequest),
+}
+
+/// What the export returned.
+#[derive(Debug)]
+pub enum CallOutput {
+    Manifest(wit::Manifest),
+    Checked(Result<(), wit::SyncError>),
+    Synced(Result<wit::Summary, wit::SyncError>),
+}
+
+/// Why a run ended without an answer from the connector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// A run limit (memory, deadline, requests, bytes, records).
+    Limit(String),
+    /// The guest trapped (a panic, an invalid operation).
+    Trap(String),
+    /// The host failed to set the run up (instantiation).
+    Host(String),
+}
+
+impl Failure {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Limit(_) => "limit-exceeded",
+            Failure::Trap(_) => "trap",
+            Failure::Host(_) => "host",
+        }
+    }
+    pub fn detail(&self) -> &str {
+        match self {
+            Failure::Limit(d) | Failure::Trap(d) | Failure::Host(d) => d,
+        }
+    }
+}
+
+/// The capabilities a run gets.
+pub struct RunParts {
+    pub http: Option<HttpSession>,
+    pub records: Option<RecordsSession>,
+    pub scrubber: Scrubber,
+    pub span: tracing::Span,
+    pub limits: Limits,
+}
+
+/// A finished run: the connector's answer (or why there is none) and the capabilities
+/// back, with their counters, so the caller can commit and record.
+pub struct Finished {
+    pub output: Result<CallOutput, Failure>,
+    pub http: Option<HttpSession>,
+    pub records: Option<RecordsSession>,
+    pub scrubber: Scrubber,
+    pub elapsed: Duration,
+}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> Result<Self> {
+        config.limits.validate()?;
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true);
+        wasm.epoch_interruption(true);
+        let n = config.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(n)
+            .total_core_instances(n * 8)
+            .total_memories(n * 2)
+            .total_tables(n * 8)
+            .total_stacks(n)
+            .max_core_instances_per_component(16)
+            .max_memories_per_component(4)
+            .max_tables_per_component(16)
+            .max_memory_size(config.limits.memory_bytes())
+            .table_elements(config.limits.table_elements);
+        wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm)
+            .map_err(anyhow::Error::from)
+            .context("creating the wasmtime engine")?;
+
+        let mut linker = Linker::<RunState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking WASI")?;
+        Connector::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)
+            .context("linking passerelle imports")?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
+        std::thread::Builder::new()
+            .name("passerelle-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .context("starting the epoch ticker")?;
+        Ok(Runtime {
+            engine,
+            linker,
+            config,
+            stop_ticker,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn default_limits(&self) -> &Limits {
+        &self.config.limits
+    }
+
+    /// Compiles (or loads from cache) and links a component file.
+    pub fn load_file(&self, path: &Path) -> Result<LoadedConnector> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        self.load_bytes(&bytes)
+            .with_context(|| format!("loading {}", path.display()))
+    }
+
+    /// Compiles (or loads from cache) and links component bytes.
+    pub fn load_bytes(&self, bytes: &[u8]) -> Result<LoadedConnector> {
+        let sha256 = sha256_hex(bytes);
+        let (component, origin) = cache::load(
+            &self.engine,
+            bytes,
+            &sha256,
+            self.config.cache_dir.as_deref(),
+        )?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .context("the component does not fit the passerelle:connector@0.1.0 contract")?;
+        let pre = ConnectorPre::new(pre)
+            .map_err(anyhow::Error::from)
+            .context("the component does not export the passerelle:connector@0.1.0 world")?;
+        Ok(LoadedConnector {
+            sha256,
+            pre,
+            origin,
+        })
+    }
+
+    /// Instantiates `connector` in a fresh store, calls one export, drops the store.
+    pub async fn execute(
+        &self,
+        connector: &LoadedConnector,
+        parts: RunParts,
+        call: Call,
+    ) -> Finished {
+        let started = Instant::now();
+        let stdout = CapturedOutput::new(OUTPUT_CAP);
+        let stderr = CapturedOutput::new(OUTPUT_CAP);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = parts.limits;
+        let state = RunState {
+            wasi,
+            table: Default::default(),
+            limiter: RunLimiter {
+                memory_bytes: limits.memory_bytes().min(self.config.limits.memory_bytes()),
+                table_elements: limits.table_elements.min(self.config.limits.table_elements),
+            },
+            http: parts.http,
+            records: parts.records,
+            log: LogBuffer::default(),
+            scrubber: parts.scrubber,
+            span: parts.span,
+            stdout,
+            stderr,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let deadline = started + limits.deadline();
+        let deadline_text = format!("deadline: the run may take {:.1} s", limits.deadline_secs);
+        let callback_text = deadline_text.clone();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(LimitExceeded(callback_text.clone()).into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let run = async {
+            let instance = connector
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| Failure::Host(format!("instantiation failed: {e:#}")))?;
+            let out = match call {
+                Call::Describe => instance
+                    .call_describe(&mut store)
+                    .await
+                    .map(CallOutput::Manifest),
+                Call::Check(account) => instance
+                    .call_check(&mut store, &account)
+                    .await
+                    .map(CallOutput::Checked),
+                Call::Sync(request) => instance
+                    .call_sync(&mut store, &request)
+                    .await
+                    .map(CallOutput::Synced),
+            };
+            out.map_err(classify)
+        };
+        // Epochs stop a guest that computes; this timer also stops one that waits on a
+        // host call. The small grace lets the epoch path report first.
+        let output =
+            match tokio::time::timeout(limits.deadline() + Duration::from_millis(250), run).await {
+                Ok(r) => r,
+                Err(_) => Err(Failure::Limit(deadline_text)),
+            };
+        let mut state = store.into_data();
+        state.flush_logs();
+        let output = output.map_err(|f| scrub_failure(f, &mut state.scrubber));
+        Finished {
+            output,
+            http: state.http,
+            records: state.records,
+            scrubber: state.scrubber,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Sorts an error out of a call into a limit hit or a trap, with a one-line reason.
+fn classify(err: wasmtime::Error) -> Failure {
+    if let Some(limit) = err.downcast_ref::<LimitExceeded>() {
+        return Failure::Limit(limit.0.clone());
+    }
+    if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
+        let hint = match trap {
+            wasmtime::Trap::UnreachableCodeReached => " (a panic or abort in the connector)",
+            wasmtime::Trap::StackOverflow => " (runaway recursion)",
+            _ => "",
+        };
+        return Failure::Trap(format!("connector trapped: {trap}{hint}"));
+    }
+    Failure::Trap(format!("connector failed: {}", err.root_cause()))
+}
+
+fn scrub_failure(f: Failure, scrubber: &mut Scrubber) -> Failure {
+    match f {
+        Failure::Limit(d) => Failure::Limit(scrubber.scrub(&d)),
+        Failure::Trap(d) => Failure::Trap(scrubber.scrub(&d)),
+        Failure::Host(d) => Failure::Host(scrubber.scrub(&d)),
+    }
+}

@@ -1,0 +1,75 @@
+//! Guest stdout/stderr capture: bounded in memory, handed to the run's log buffer (and
+//! so to the scrubber) when the run ends. Output past the cap is counted and dropped;
+//! the guest never sees an error for it.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+
+/// A capped, shared byte buffer that WASI stdout or stderr writes into.
+#[derive(Clone)]
+pub struct CapturedOutput {
+    inner: Arc<Mutex<Captured>>,
+    cap: usize,
+}
+
+#[derive(Default)]
+struct Captured {
+    bytes: Vec<u8>,
+    dropped: u64,
+}
+
+impl CapturedOutput {
+    pub fn new(cap: usize) -> Self {
+        CapturedOutput {
+            inner: Arc::default(),
+            cap,
+        }
+    }
+
+    /// Takes what was written so far (lossy UTF-8) and how many bytes were dropped.
+    pub fn take(&self) -> (String, u64) {
+        let mut c = self.inner.lock().expect("not poisoned");
+        let text = String::from_utf8_lossy(&c.bytes).into_owned();
+        c.bytes.clear();
+        (text, std::mem::take(&mut c.dropped))
+    }
+}
+
+impl IsTerminal for CapturedOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for CapturedOutput {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl AsyncWrite for CapturedOutput {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut c = self.inner.lock().expect("not poisoned");
+        let room = self.cap.saturating_sub(c.bytes.len());
+        let keep = room.min(buf.len());
+        c.bytes.extend_from_slice(&buf[..keep]);
+        c.dropped += (buf.len() - keep) as u64;
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,139 @@
+//! The database: SQLite by default (a file in the data dir), PostgreSQL by URL.
+//!
+//! One [`Store`] over sqlx's `Any` driver, so every query is written once; the two
+//! backends differ only in their embedded migrations (`host/migrations/{sqlite,postgres}`).
+//! Submodules own one table family each: [`practices`] (practices, accounts, secrets),
+//! [`connectors`] (installed versions), [`runs`] (the sync log and sync state) and
+//! [`records`] (appointments and slots, committed per checkpoint).
+
+pub mod connectors;
+pub mod practices;
+pub mod records;
+pub mod runs;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::{Context, Result};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Current time as stored: RFC 3339, UTC, milliseconds.
+pub fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Store {
+    /// The default embedded database: `passerelle.db` in `data_dir`, created on first
+    /// use with owner-only permissions.
+    pub async fn open_in_data_dir(data_dir: &Path) -> Result<Store> {
+        let path = data_dir.join("passerelle.db");
+        let store = Store::open(&format!("sqlite://{}?mode=rwc", path.display())).await?;
+        restrict_permissions(&path);
+        Ok(store)
+    }
+
+    /// Opens `url` (`sqlite://…` or `postgres://…`) and applies pending migrations.
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!(
+                "unsupported database URL `{}`: use sqlite://PATH or postgres://USER@HOST/DB",
+                redact_url(url)
+            );
+        };
+        let options = AnyConnectOptions::from_str(url)
+            .with_context(|| format!("invalid database URL `{}`", redact_url(url)))?
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let mut pool_options = AnyPoolOptions::new();
+        if backend == Backend::Sqlite {
+            // One writer at a time; WAL lets readers proceed meanwhile.
+            pool_options = pool_options
+                .max_connections(4)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+                            .await?;
+                        Ok(())
+                    })
+                });
+        } else {
+            pool_options = pool_options.max_connections(16);
+        }
+        let pool = pool_options
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot connect to `{}`", redact_url(url)))?;
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .context("applying database migrations")
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A database URL with any password replaced, fit for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn restrict_permissions(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for p in [
+            path.to_path_buf(),
+            path.with_extension("db-wal"),
+            path.with_extension("db-shm"),
+        ] {
+            if p.exists() {
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
+}

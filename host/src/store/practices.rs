@@ -1,0 +1,227 @@
+//! Practices, their accounts on platforms, and the accounts' secrets.
+//!
+//! Secret values are stored apart from settings, are write-only through this API
+//! (listing returns names), and are read back only by the runner for substitution.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{now_text, Store};
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Practice {
+    pub id: String,
+    pub name: String,
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Account {
+    pub id: String,
+    pub practice_id: String,
+    pub connector: String,
+    pub label: Option<String>,
+    pub settings: BTreeMap<String, String>,
+    /// Names of the configured secrets (never values).
+    pub secrets: Vec<String>,
+}
+
+/// Ids are chosen by operators and appear in URLs and logs: keep them plain.
+pub fn validate_id(kind: &str, id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        bail!("invalid {kind} id `{id}`: use 1-64 characters among a-z A-Z 0-9 - _ .");
+    }
+    Ok(())
+}
+
+impl Store {
+    pub async fn add_practice(&self, id: &str, name: &str, timezone: &str) -> Result<Practice> {
+        validate_id("practice", id)?;
+        if timezone.parse::<chrono_tz::Tz>().is_err() {
+            bail!("unknown time zone `{timezone}` (use an IANA name such as Europe/Paris)");
+        }
+        let res = sqlx::query(
+            "INSERT INTO practices (id, name, timezone, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(timezone)
+        .bind(now_text())
+        .execute(&self.pool)
+        .await;
+        if let Err(e) = res {
+            if is_unique_violation(&e) {
+                bail!("practice `{id}` already exists");
+            }
+            return Err(e).context("adding practice");
+        }
+        Ok(Practice {
+            id: id.into(),
+            name: name.into(),
+            timezone: timezone.into(),
+        })
+    }
+
+    pub async fn list_practices(&self) -> Result<Vec<Practice>> {
+        let rows = sqlx::query("SELECT id, name, timezone FROM practices ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(practice_from_row).collect())
+    }
+
+    pub async fn practice(&self, id: &str) -> Result<Option<Practice>> {
+        let row = sqlx::query("SELECT id, name, timezone FROM practices WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(practice_from_row))
+    }
+
+    pub async fn add_account(
+        &self,
+        id: &str,
+        practice_id: &str,
+        connector: &str,
+        label: Option<&str>,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<Account> {
+        validate_id("account", id)?;
+        if self.practice(practice_id).await?.is_none() {
+            bail!("no practice `{practice_id}`: add it first with `passerelle practices add`");
+        }
+        let res = sqlx::query(
+            "INSERT INTO accounts (id, practice_id, connector, label, settings, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(practice_id)
+        .bind(connector)
+        .bind(label)
+        .bind(serde_json::to_string(settings)?)
+        .bind(now_text())
+        .execute(&self.pool)
+        .await;
+        if let Err(e) = res {
+            if is_unique_violation(&e) {
+                bail!("account `{id}` already exists");
+            }
+            return Err(e).context("adding account");
+        }
+        Ok(Account {
+            id: id.into(),
+            practice_id: practice_id.into(),
+            connector: connector.into(),
+            label: label.map(str::to_string),
+            settings: settings.clone(),
+            secrets: vec![],
+        })
+    }
+
+    /// Accounts, optionally of one practice, with their secret names.
+    pub async fn list_accounts(&self, practice_id: Option<&str>) -> Result<Vec<Account>> {
+        let rows = sqlx::query(
+            "SELECT id, practice_id, connector, label, settings FROM accounts
+             WHERE ($1 IS NULL OR practice_id = $1) ORDER BY practice_id, id",
+        )
+        .bind(practice_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut account = account_from_row(row)?;
+            account.secrets = self.secret_names(&account.id).await?;
+            out.push(account);
+        }
+        Ok(out)
+    }
+
+    pub async fn account(&self, id: &str) -> Result<Option<Account>> {
+        let row = sqlx::query(
+            "SELECT id, practice_id, connector, label, settings FROM accounts WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let mut account = account_from_row(&row)?;
+                account.secrets = self.secret_names(&account.id).await?;
+                Ok(Some(account))
+            }
+        }
+    }
+
+    /// Sets (or replaces) one secret of an account.
+    pub async fn set_secret(&self, account_id: &str, name: &str, value: &str) -> Result<()> {
+        if self.account(account_id).await?.is_none() {
+            bail!("no account `{account_id}`");
+        }
+        validate_id("secret", name)?;
+        sqlx::query(
+            "INSERT INTO account_secrets (account_id, name, value, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (account_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(account_id)
+        .bind(name)
+        .bind(value)
+        .bind(now_text())
+        .execute(&self.pool)
+        .await
+        .context("storing secret")?;
+        Ok(())
+    }
+
+    pub async fn secret_names(&self, account_id: &str) -> Result<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT name FROM account_secrets WHERE account_id = $1 ORDER BY name")
+                .bind(account_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(|r| r.get::<String, _>("name")).collect())
+    }
+
+    /// Secret values, for the runner's substitution only. Never print the result.
+    pub async fn secret_values(&self, account_id: &str) -> Result<BTreeMap<String, String>> {
+        let rows = sqlx::query("SELECT name, value FROM account_secrets WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<String, _>("name"), r.get::<String, _>("value")))
+            .collect())
+    }
+}
+
+fn practice_from_row(row: &sqlx::any::AnyRow) -> Practice {
+    Practice {
+        id: row.get("id"),
+        name: row.get("name"),
+        timezone: row.get("timezone"),
+    }
+}
+
+fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account> {
+    let settings: String = row.get("settings");
+    Ok(Account {
+        id: row.get("id"),
+        practice_id: row.get("practice_id"),
+        connector: row.get("connector"),
+        label: row.get("label"),
+        settings: serde_json::from_str(&settings).context("corrupt account settings")?,
+        secrets: vec![],
+    })
+}
+
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}

@@ -1,0 +1,372 @@
+//! Appointments and availability slots: idempotent upserts keyed by (connector, account,
+//! external id), committed together with the account's cursor in one transaction.
+//!
+//! A run's records reach the database only through [`Store::commit`]: at each
+//! checkpoint and once when the run succeeds. The final commit of a full sync also
+//! tombstones the window's appointments the run did not see; every successful run
+//! replaces the account's slots in its window (availability is a snapshot).
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{Any, Row, Transaction};
+
+use super::{now_text, Store};
+
+/// A validated patient, as stored.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct PatientRecord {
+    pub external_id: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+    pub birth_date: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+}
+
+/// A validated appointment, as stored.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AppointmentRecord {
+    pub external_id: String,
+    pub starts_at: String,
+    #[serde(skip)]
+    pub starts_at_ms: i64,
+    pub ends_at: Option<String>,
+    pub status: String,
+    pub practitioner: Option<String>,
+    pub visit_motive: Option<String>,
+    pub patient: Option<PatientRecord>,
+    pub platform_updated_at: Option<String>,
+}
+
+/// A validated slot, as stored.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SlotRecord {
+    pub external_id: String,
+    pub starts_at: String,
+    #[serde(skip)]
+    pub starts_at_ms: i64,
+    pub ends_at: Option<String>,
+    pub practitioner: Option<String>,
+    pub visit_motive: Option<String>,
+    pub place: Option<String>,
+}
+
+/// One buffered write, in emission order.
+#[derive(Debug, Clone)]
+pub enum Pending {
+    Appointment(AppointmentRecord),
+    DeleteAppointment(String),
+    Slot(SlotRecord),
+}
+
+/// Whose records these are. Stamped by the host, never by the connector.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub connector: String,
+    pub practice_id: String,
+    pub account_id: String,
+    pub run_id: i64,
+}
+
+/// What the last commit of a successful run does besides writing.
+#[derive(Debug, Clone, Copy)]
+pub struct Finish {
+    /// The run's window, Unix milliseconds, start inclusive, end exclusive.
+    pub window_ms: (i64, i64),
+    /// Full sync: tombstone the window's appointments this run did not emit.
+    pub tombstone: bool,
+}
+
+/// What one commit changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitCounts {
+    pub appointments_added: i64,
+    pub appointments_changed: i64,
+    pub appointments_deleted: i64,
+    pub appointments_tombstoned: i64,
+    pub slots_written: i64,
+    pub slots_removed: i64,
+}
+
+/// A stored appointment, for reading back (CLI, export, tests).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StoredAppointment {
+    pub practice_id: String,
+    pub account_id: String,
+    pub record: AppointmentRecord,
+    pub deleted_reason: Option<String>,
+    pub first_seen_run: i64,
+    pub last_seen_run: i64,
+}
+
+fn content_hash<T: Serialize>(value: &T) -> String {
+    let json = serde_json::to_vec(value).expect("records serialise");
+    hex::encode(Sha256::digest(json))
+}
+
+impl Store {
+    /// Writes `items` and, if given, the cursor, in one transaction; with `finish`, also
+    /// tombstones and prunes slots as the run's last commit.
+    pub async fn commit(
+        &self,
+        scope: &Scope,
+        items: &[Pending],
+        cursor: Option<&str>,
+        finish: Option<Finish>,
+    ) -> Result<CommitCounts> {
+        let mut tx = self.pool.begin().await.context("starting commit")?;
+        let mut counts = CommitCounts::default();
+        let now = now_text();
+        for item in items {
+            match item {
+                Pending::Appointment(a) => {
+                    upsert_appointment(&mut tx, scope, a, &now, &mut counts).await?
+                }
+                Pending::DeleteAppointment(id) => {
+                    let n = sqlx::query(
+                        "UPDATE appointments SET deleted_at = $4, deleted_reason = 'deleted', updated_at = $4,
+                            last_seen_run = $5
+                         WHERE connector = $1 AND account_id = $2 AND external_id = $3
+                           AND deleted_at IS NULL",
+                    )
+                    .bind(&scope.connector)
+                    .bind(&scope.account_id)
+                    .bind(id)
+                    .bind(&now)
+                    .bind(scope.run_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    counts.appointments_deleted += n as i64;
+                }
+                Pending::Slot(s) => {
+                    sqlx::query(
+                        "INSERT INTO slots (connector, account_id, external_id, practice_id, starts_at,
+                            starts_at_ms, ends_at, practitioner, visit_motive, place, last_seen_run, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                         ON CONFLICT (connector, account_id, external_id) DO UPDATE SET
+                            starts_at = excluded.starts_at, starts_at_ms = excluded.starts_at_ms,
+                            ends_at = excluded.ends_at, practitioner = excluded.practitioner,
+                            visit_motive = excluded.visit_motive, place = excluded.place,
+                            last_seen_run = excluded.last_seen_run, updated_at = excluded.updated_at",
+                    )
+                    .bind(&scope.connector)
+                    .bind(&scope.account_id)
+                    .bind(&s.external_id)
+                    .bind(&scope.practice_id)
+                    .bind(&s.starts_at)
+                    .bind(s.starts_at_ms)
+                    .bind(s.ends_at.as_deref())
+                    .bind(s.practitioner.as_deref())
+                    .bind(s.visit_motive.as_deref())
+                    .bind(s.place.as_deref())
+                    .bind(scope.run_id)
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await?;
+                    counts.slots_written += 1;
+                }
+            }
+        }
+        if let Some(finish) = finish {
+            let (start, end) = finish.window_ms;
+            if finish.tombstone {
+                counts.appointments_tombstoned = sqlx::query(
+                    "UPDATE appointments SET deleted_at = $6, deleted_reason = 'tombstoned', updated_at = $6
+                     WHERE connector = $1 AND account_id = $2 AND last_seen_run <> $3
+                       AND starts_at_ms >= $4 AND starts_at_ms < $5 AND deleted_at IS NULL",
+                )
+                .bind(&scope.connector)
+                .bind(&scope.account_id)
+                .bind(scope.run_id)
+                .bind(start)
+                .bind(end)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected() as i64;
+            }
+            counts.slots_removed = sqlx::query(
+                "DELETE FROM slots WHERE connector = $1 AND account_id = $2 AND last_seen_run <> $3
+                   AND starts_at_ms >= $4 AND starts_at_ms < $5",
+            )
+            .bind(&scope.connector)
+            .bind(&scope.account_id)
+            .bind(scope.run_id)
+            .bind(start)
+            .bind(end)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected() as i64;
+        }
+        if let Some(cursor) = cursor {
+            sqlx::query(
+                "INSERT INTO sync_state (account_id, cursor, last_run_id, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (account_id) DO UPDATE SET cursor = excluded.cursor,
+                    last_run_id = excluded.last_run_id, updated_at = excluded.updated_at",
+            )
+            .bind(&scope.account_id)
+            .bind(cursor)
+            .bind(scope.run_id)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await.context("committing records")?;
+        Ok(counts)
+    }
+
+    /// An account's appointments (tombstoned and deleted ones included), by external id.
+    pub async fn appointments(&self, account_id: &str) -> Result<Vec<StoredAppointment>> {
+        let rows =
+            sqlx::query("SELECT * FROM appointments WHERE account_id = $1 ORDER BY external_id")
+                .bind(account_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(appointment_from_row).collect())
+    }
+
+    /// An account's current slots, by start.
+    pub async fn slots(&self, account_id: &str) -> Result<Vec<SlotRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM slots WHERE account_id = $1 ORDER BY starts_at_ms, external_id",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| SlotRecord {
+                external_id: r.get("external_id"),
+                starts_at: r.get("starts_at"),
+                starts_at_ms: r.get("starts_at_ms"),
+                ends_at: r.get("ends_at"),
+                practitioner: r.get("practitioner"),
+                visit_motive: r.get("visit_motive"),
+                place: r.get("place"),
+            })
+            .collect())
+    }
+}
+
+async fn upsert_appointment(
+    tx: &mut Transaction<'_, Any>,
+    scope: &Scope,
+    a: &AppointmentRecord,
+    now: &str,
+    counts: &mut CommitCounts,
+) -> Result<()> {
+    let hash = content_hash(a);
+    let existing = sqlx::query(
+        "SELECT content_hash, deleted_at FROM appointments
+         WHERE connector = $1 AND account_id = $2 AND external_id = $3",
+    )
+    .bind(&scope.connector)
+    .bind(&scope.account_id)
+    .bind(&a.external_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let p = a.patient.clone().unwrap_or_default();
+    let has_patient = a.patient.is_some();
+    match existing {
+        Some(row)
+            if row.get::<String, _>("content_hash") == hash
+                && row.get::<Option<String>, _>("deleted_at").is_none() =>
+        {
+            sqlx::query(
+                "UPDATE appointments SET last_seen_run = $4
+                 WHERE connector = $1 AND account_id = $2 AND external_id = $3",
+            )
+            .bind(&scope.connector)
+            .bind(&scope.account_id)
+            .bind(&a.external_id)
+            .bind(scope.run_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        existing => {
+            if existing.is_some() {
+                counts.appointments_changed += 1;
+            } else {
+                counts.appointments_added += 1;
+            }
+            sqlx::query(
+                "INSERT INTO appointments (connector, account_id, external_id, practice_id, starts_at,
+                    starts_at_ms, ends_at, status, practitioner, visit_motive, patient_external_id,
+                    patient_first_name, patient_last_name, patient_birth_date, patient_phone,
+                    patient_email, platform_updated_at, content_hash, first_seen_run, last_seen_run,
+                    deleted_at, deleted_reason, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                    $18, $19, $19, NULL, NULL, $20)
+                 ON CONFLICT (connector, account_id, external_id) DO UPDATE SET
+                    starts_at = excluded.starts_at, starts_at_ms = excluded.starts_at_ms,
+                    ends_at = excluded.ends_at, status = excluded.status,
+                    practitioner = excluded.practitioner, visit_motive = excluded.visit_motive,
+                    patient_external_id = excluded.patient_external_id,
+                    patient_first_name = excluded.patient_first_name,
+                    patient_last_name = excluded.patient_last_name,
+                    patient_birth_date = excluded.patient_birth_date,
+                    patient_phone = excluded.patient_phone, patient_email = excluded.patient_email,
+                    platform_updated_at = excluded.platform_updated_at,
+                    content_hash = excluded.content_hash, last_seen_run = excluded.last_seen_run,
+                    deleted_at = NULL, deleted_reason = NULL, updated_at = excluded.updated_at",
+            )
+            .bind(&scope.connector)
+            .bind(&scope.account_id)
+            .bind(&a.external_id)
+            .bind(&scope.practice_id)
+            .bind(&a.starts_at)
+            .bind(a.starts_at_ms)
+            .bind(a.ends_at.as_deref())
+            .bind(&a.status)
+            .bind(a.practitioner.as_deref())
+            .bind(a.visit_motive.as_deref())
+            .bind(p.external_id.as_deref())
+            .bind(has_patient.then_some(p.first_name.as_str()))
+            .bind(has_patient.then_some(p.last_name.as_str()))
+            .bind(p.birth_date.as_deref())
+            .bind(p.phone.as_deref())
+            .bind(p.email.as_deref())
+            .bind(a.platform_updated_at.as_deref())
+            .bind(&hash)
+            .bind(scope.run_id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+fn appointment_from_row(r: &sqlx::any::AnyRow) -> StoredAppointment {
+    let first: Option<String> = r.get("patient_first_name");
+    let patient = first.map(|first_name| PatientRecord {
+        external_id: r.get("patient_external_id"),
+        first_name,
+        last_name: r
+            .get::<Option<String>, _>("patient_last_name")
+            .unwrap_or_default(),
+        birth_date: r.get("patient_birth_date"),
+        phone: r.get("patient_phone"),
+        email: r.get("patient_email"),
+    });
+    StoredAppointment {
+        practice_id: r.get("practice_id"),
+        account_id: r.get("account_id"),
+        record: AppointmentRecord {
+            external_id: r.get("external_id"),
+            starts_at: r.get("starts_at"),
+            starts_at_ms: r.get("starts_at_ms"),
+            ends_at: r.get("ends_at"),
+            status: r.get("status"),
+            practitioner: r.get("practitioner"),
+            visit_motive: r.get("visit_motive"),
+            patient,
+            platform_updated_at: r.get("platform_updated_at"),
+        },
+        deleted_reason: r.get("deleted_reason"),
+        first_seen_run: r.get("first_seen_run"),
+        last_seen_run: r.get("last_seen_run"),
+    }
+}

@@ -1,0 +1,348 @@
+//! One run for one account, end to end: open the run in the sync log, give the
+//! connector its capabilities, call `sync`, commit or discard, close the run.
+//!
+//! What reaches the database: everything committed at the connector's checkpoints, and
+//! on success the rest with the final cursor (plus tombstones for a full sync). A
+//! failed run keeps its earlier checkpoints and discards the rest.
+
+use anyhow::{bail, Context, Result};
+use chrono::{Duration as ChronoDuration, SecondsFormat, Utc};
+
+use crate::app::Passerelle;
+use crate::capabilities::allowlist::Allowlist;
+use crate::capabilities::http::{HttpSession, SessionSpec};
+use crate::capabilities::records::RecordsSession;
+use crate::plugins::Manifest;
+use crate::runtime::bindings::passerelle::connector::types as wit;
+use crate::runtime::{Call, CallOutput, RunParts};
+use crate::scrub::Scrubber;
+use crate::store::practices::Account;
+use crate::store::records::{Finish, Scope};
+use crate::store::runs::{Mode, NewRun, Run, RunCounts, RunEnd, Status, Trigger};
+
+/// How to run.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncOptions {
+    pub trigger: Trigger,
+    pub mode: Mode,
+}
+
+impl Passerelle {
+    /// Runs every account of a practice (or the one named), one after the other.
+    pub async fn sync_practice(
+        &self,
+        practice_id: &str,
+        account_id: Option<&str>,
+        options: SyncOptions,
+    ) -> Result<Vec<Run>> {
+        if self.store.practice(practice_id).await?.is_none() {
+            bail!("no practice `{practice_id}` (see `passerelle practices list`)");
+        }
+        let accounts = self.store.list_accounts(Some(practice_id)).await?;
+        let accounts: Vec<Account> = match account_id {
+            None => accounts,
+            Some(id) => {
+                let a: Vec<Account> = accounts.into_iter().filter(|a| a.id == id).collect();
+                if a.is_empty() {
+                    bail!("practice `{practice_id}` has no account `{id}` (see `passerelle accounts list --practice {practice_id}`)");
+                }
+                a
+            }
+        };
+        if accounts.is_empty() {
+            bail!(
+                "practice `{practice_id}` has no accounts: add one with `passerelle accounts add`"
+            );
+        }
+        let mut runs = Vec::new();
+        for account in &accounts {
+            runs.push(self.sync_account(account, options).await?);
+        }
+        Ok(runs)
+    }
+
+    /// One run of one account. Errors are the host's own (database down, connector not
+    /// installed); everything the connector does wrong ends up in the returned run.
+    pub async fn sync_account(&self, account: &Account, options: SyncOptions) -> Result<Run> {
+        let (version, loaded, manifest) = self.active_connector(&account.connector).await?;
+        let cursor_before = match options.mode {
+            Mode::Incremental => self.store.cursor(&account.id).await?,
+            Mode::Full => None,
+        };
+        let run_id = self
+            .store
+            .start_run(&NewRun {
+                practice_id: &account.practice_id,
+                account_id: &account.id,
+                connector: &version.name,
+                connector_version: &version.version,
+                connector_sha256: &version.sha256,
+                trigger: options.trigger,
+                mode: options.mode,
+                cursor_before: cursor_before.as_deref(),
+            })
+            .await?;
+        let span = tracing::info_span!(
+            "run",
+            run = run_id,
+            practice = %account.practice_id,
+            account = %account.id,
+            connector = %version.name,
+            version = %version.version,
+        );
+        let started = std::time::Instant::now();
+        let end = match missing_configuration(account, &manifest) {
+            Some(problem) => RunEnd {
+                status: Status::Failed,
+                counts: RunCounts::default(),
+                error_kind: Some("invalid-config".into()),
+                error_detail: Some(problem),
+                cursor_after: None,
+                message: None,
+                duration_ms: 0,
+            },
+            None => {
+                self.execute_sync(
+                    account,
+                    &manifest,
+                    &loaded,
+                    run_id,
+                    cursor_before,
+                    options,
+                    span.clone(),
+                )
+                .await?
+            }
+        };
+        let end = RunEnd {
+            duration_ms: started.elapsed().as_millis() as i64,
+            ..end
+        };
+        self.store.finish_run(run_id, &end).await?;
+        {
+            let _e = span.enter();
+            tracing::info!(
+                status = %end.status,
+                error = end.error_kind.as_deref().unwrap_or(""),
+                added = end.counts.appointments_added,
+                changed = end.counts.appointments_changed,
+                tombstoned = end.counts.appointments_tombstoned,
+                duration_ms = end.duration_ms,
+                "run finished"
+            );
+        }
+        self.store
+            .run(run_id)
+            .await?
+            .context("the run just recorded is missing")
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn execute_sync(
+        &self,
+        account: &Account,
+        manifest: &Manifest,
+        loaded: &crate::runtime::LoadedConnector,
+        run_id: i64,
+        cursor_before: Option<String>,
+        options: SyncOptions,
+        span: tracing::Span,
+    ) -> Result<RunEnd> {
+        let limits = self.config.limits.clone();
+        let secrets = self.store.secret_values(&account.id).await?;
+        let mut scrubber = Scrubber::new();
+        for value in secrets.values() {
+            scrubber.add_secret(value);
+        }
+        let http = HttpSession::new(
+            &self.http,
+            SessionSpec {
+                platform: &manifest.name,
+                allowlist: Allowlist::parse(&manifest.allowed_hosts)?,
+                rate_limit: (
+                    manifest.rate_limit.requests_per_second,
+                    manifest.rate_limit.burst,
+                ),
+                secrets,
+                limits: &limits,
+            },
+        );
+        let scope = Scope {
+            connector: manifest.name.clone(),
+            practice_id: account.practice_id.clone(),
+            account_id: account.id.clone(),
+            run_id,
+        };
+        let records = RecordsSession::new(self.store.clone(), scope, limits.records);
+        let now = Utc::now();
+        let window_start = now - ChronoDuration::days(self.config.sync.window_past_days.into());
+        let window_end = now + ChronoDuration::days(self.config.sync.window_future_days.into());
+        let request = wit::SyncRequest {
+            account: wit_account(account),
+            mode: match options.mode {
+                Mode::Incremental => wit::SyncMode::Incremental,
+                Mode::Full => wit::SyncMode::Full,
+            },
+            cursor: cursor_before,
+            window: wit::TimeWindow {
+                start: window_start.to_rfc3339_opts(SecondsFormat::Secs, true),
+                end: window_end.to_rfc3339_opts(SecondsFormat::Secs, true),
+            },
+        };
+        let finished = self
+            .runtime
+            .execute(
+                loaded,
+                RunParts {
+                    http: Some(http),
+                    records: Some(records),
+                    scrubber,
+                    span: span.clone(),
+                    limits,
+                },
+                Call::Sync(request),
+            )
+            .await;
+        let mut scrubber = finished.scrubber;
+        let mut records = finished.records.expect("sync runs have records");
+        let http = finished.http.expect("sync runs have http");
+        let mut end = RunEnd {
+            status: Status::Failed,
+            counts: RunCounts::default(),
+            error_kind: None,
+            error_detail: None,
+            cursor_after: None,
+            message: None,
+            duration_ms: 0,
+        };
+        match finished.output {
+            Ok(CallOutput::Synced(Ok(summary))) => {
+                let finish = Finish {
+                    window_ms: (
+                        window_start.timestamp_millis(),
+                        window_end.timestamp_millis(),
+                    ),
+                    tombstone: options.mode == Mode::Full,
+                };
+                match records.finish(summary.cursor, finish).await {
+                    Ok(()) => {
+                        end.status = Status::Succeeded;
+                        end.message = summary.message.map(|m| scrubber.scrub(&truncate(m)));
+                    }
+                    Err(e) => {
+                        end.error_kind = Some("storage".into());
+                        end.error_detail = Some(scrubber.scrub(&format!("{e:#}")));
+                    }
+                }
+            }
+            Ok(CallOutput::Synced(Err(error))) => {
+                let (status, kind, detail) = describe_error(&error);
+                end.status = status;
+                end.error_kind = Some(kind.into());
+                end.error_detail = Some(scrubber.scrub(&truncate(detail)));
+            }
+            Ok(other) => {
+                end.error_kind = Some("host".into());
+                end.error_detail =
+                    Some(format!("unexpected answer to sync(): {}", kind_of(&other)));
+            }
+            Err(failure) => {
+                end.error_kind = Some(failure.kind().into());
+                end.error_detail = Some(failure.detail().to_string());
+            }
+        }
+        let committed = &records.committed;
+        end.counts = RunCounts {
+            appointments_added: committed.appointments_added,
+            appointments_changed: committed.appointments_changed,
+            appointments_deleted: committed.appointments_deleted,
+            appointments_tombstoned: committed.appointments_tombstoned,
+            slots_written: committed.slots_written,
+            slots_removed: committed.slots_removed,
+            http_requests: http.requests.into(),
+            bytes_received: http.bytes_received as i64,
+            checkpoints: records.checkpoints,
+        };
+        end.cursor_after = records.last_cursor.clone();
+        Ok(end)
+    }
+}
+
+fn kind_of(output: &CallOutput) -> &'static str {
+    match output {
+        CallOutput::Manifest(_) => "a manifest",
+        CallOutput::Checked(_) => "a check result",
+        CallOutput::Synced(_) => "a sync result",
+    }
+}
+
+fn truncate(mut s: String) -> String {
+    if s.len() > 2000 {
+        let mut cut = 2000;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// The account as the connector sees it (secret names, never values).
+pub fn wit_account(account: &Account) -> wit::Account {
+    wit::Account {
+        practice_id: account.practice_id.clone(),
+        account_id: account.id.clone(),
+        settings: account
+            .settings
+            .iter()
+            .map(|(k, v)| wit::Setting {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect(),
+        secrets: account.secrets.clone(),
+    }
+}
+
+/// Required settings or secrets the manifest declares and the account lacks.
+fn missing_configuration(account: &Account, manifest: &Manifest) -> Option<String> {
+    let mut missing = Vec::new();
+    for p in manifest.settings.iter().filter(|p| p.required) {
+        if !account.settings.contains_key(&p.name) {
+            missing.push(format!("setting `{}` ({})", p.name, p.description));
+        }
+    }
+    for p in manifest.secrets.iter().filter(|p| p.required) {
+        if !account.secrets.contains(&p.name) {
+            missing.push(format!("secret `{}` ({})", p.name, p.description));
+        }
+    }
+    (!missing.is_empty()).then(|| format!("the account lacks {}", missing.join(", ")))
+}
+
+/// Run status, error kind and a one-line detail for a connector's error.
+pub fn describe_error(e: &wit::SyncError) -> (Status, &'static str, String) {
+    match e {
+        wit::SyncError::SchemaDrift(d) => (
+            Status::Drift,
+            "schema-drift",
+            format!(
+                "{}: at {} expected {}, found {}",
+                d.endpoint, d.path, d.expected, d.found
+            ),
+        ),
+        wit::SyncError::Unauthorized(m) => (Status::Failed, "unauthorized", m.clone()),
+        wit::SyncError::RateLimited(after) => (
+            Status::Failed,
+            "rate-limited",
+            match after {
+                Some(s) => format!("the platform asked to retry after {s} s"),
+                None => "the platform asked to slow down".into(),
+            },
+        ),
+        wit::SyncError::Unavailable(m) => (Status::Failed, "unavailable", m.clone()),
+        wit::SyncError::InvalidConfig(m) => (Status::Failed, "invalid-config", m.clone()),
+        wit::SyncError::Internal(m) => (Status::Failed, "internal", m.clone()),
+    }
+}

@@ -1,0 +1,190 @@
+//! Turning a response body into typed data, or into a precise `schema-drift` report.
+//!
+//! The report names the endpoint, the JSON path (`$.data.agendas[2].practice_id`), what
+//! the type expected and what kind of JSON value was found there (`string`, `null`,
+//! `missing`). It never carries the offending value itself: it could be patient data.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::{Drift, SyncError};
+
+/// Parses `body` as JSON into `T`.
+///
+/// - a truncated body is `unavailable` (transient: the retry will likely get it whole);
+/// - a body that is not JSON at all, or JSON of another shape, is `schema-drift`.
+pub fn parse<T: DeserializeOwned>(endpoint: &str, body: &[u8]) -> Result<T, SyncError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        if e.is_eof() {
+            SyncError::Unavailable(format!("{endpoint}: response body truncated"))
+        } else {
+            drift(
+                endpoint,
+                "$".into(),
+                "a JSON document".into(),
+                format!("invalid JSON at line {} column {}", e.line(), e.column()),
+            )
+        }
+    })?;
+    from_value(endpoint, &value)
+}
+
+/// Deserialises an already parsed JSON value into `T`, reporting drift precisely.
+pub fn from_value<T: DeserializeOwned>(endpoint: &str, value: &Value) -> Result<T, SyncError> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().clone();
+        let message = err.inner().to_string();
+        let mut json_path = render_path(&path);
+        let at = lookup(value, &path);
+        let (expected, found) = if let Some(field) = message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.strip_suffix('`'))
+        {
+            json_path = join(&json_path, field);
+            ("a value".to_string(), "missing".to_string())
+        } else {
+            (expected_of(&message), kind_of(at))
+        };
+        drift(endpoint, json_path, expected, found)
+    })
+}
+
+fn drift(endpoint: &str, path: String, expected: String, found: String) -> SyncError {
+    SyncError::SchemaDrift(Drift {
+        endpoint: endpoint.to_string(),
+        path,
+        expected,
+        found,
+    })
+}
+
+fn render_path(path: &serde_path_to_error::Path) -> String {
+    let mut out = String::from("$");
+    for segment in path.iter() {
+        match segment {
+            serde_path_to_error::Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            serde_path_to_error::Segment::Map { key } => out = join(&out, key),
+            serde_path_to_error::Segment::Enum { variant } => out = join(&out, variant),
+            serde_path_to_error::Segment::Unknown => out.push_str(".?"),
+        }
+    }
+    out
+}
+
+fn join(base: &str, key: &str) -> String {
+    let simple = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if simple {
+        format!("{base}.{key}")
+    } else {
+        format!("{base}[{}]", serde_json::Value::String(key.to_string()))
+    }
+}
+
+fn lookup<'a>(value: &'a Value, path: &serde_path_to_error::Path) -> Option<&'a Value> {
+    let mut at = value;
+    for segment in path.iter() {
+        at = match segment {
+            serde_path_to_error::Segment::Seq { index } => at.get(*index)?,
+            serde_path_to_error::Segment::Map { key } => at.get(key)?,
+            serde_path_to_error::Segment::Enum { variant } => at.get(variant)?,
+            serde_path_to_error::Segment::Unknown => return None,
+        };
+    }
+    Some(at)
+}
+
+/// The JSON kind of a value, never the value.
+fn kind_of(value: Option<&Value>) -> String {
+    match value {
+        None => "missing",
+        Some(Value::Null) => "null",
+        Some(Value::Bool(_)) => "boolean",
+        Some(Value::Number(n)) if n.is_f64() => "number",
+        Some(Value::Number(_)) => "integer",
+        Some(Value::String(_)) => "string",
+        Some(Value::Array(_)) => "array",
+        Some(Value::Object(_)) => "object",
+    }
+    .to_string()
+}
+
+/// What serde said it expected, without the part that quotes the input.
+fn expected_of(message: &str) -> String {
+    if let Some((_, expected)) = message.split_once(", expected ") {
+        return expected.to_string();
+    }
+    // Custom errors from a type's own parser (dates…): keep only the part before any
+    // quoted input.
+    message
+        .split(['`', '"'])
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Agenda {
+        id: u64,
+        practice_id: u64,
+    }
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Data {
+        agendas: Vec<Agenda>,
+    }
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Booking {
+        data: Data,
+    }
+
+    fn drift_of(body: &str) -> Drift {
+        match parse::<Booking>("GET /booking/1.json", body.as_bytes()) {
+            Err(SyncError::SchemaDrift(d)) => d,
+            other => panic!("expected drift, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn retyped_field_names_path_and_kinds_without_value() {
+        let d = drift_of(
+            r#"{"data":{"agendas":[{"id":1,"practice_id":2},{"id":2,"practice_id":"Dupont"}]}}"#,
+        );
+        assert_eq!(d.path, "$.data.agendas[1].practice_id");
+        assert_eq!(d.expected, "u64");
+        assert_eq!(d.found, "string");
+        assert!(!format!("{d:?}").contains("Dupont"));
+    }
+
+    #[test]
+    fn missing_field_is_reported_at_its_own_path() {
+        let d = drift_of(r#"{"data":{"agendas":[{"id":1}]}}"#);
+        assert_eq!(d.path, "$.data.agendas[0].practice_id");
+        assert_eq!(d.found, "missing");
+    }
+
+    #[test]
+    fn truncated_body_is_transient() {
+        let r = parse::<Booking>("GET /x", br#"{"data":{"agen"#);
+        assert!(matches!(r, Err(SyncError::Unavailable(_))));
+    }
+
+    #[test]
+    fn html_instead_of_json_is_drift_at_root() {
+        let d = match parse::<Booking>("GET /x", b"<html>") {
+            Err(SyncError::SchemaDrift(d)) => d,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(d.path, "$");
+    }
+}

@@ -1,0 +1,58 @@
+//! The passerelle connector SDK: everything a connector written in Rust shares.
+//!
+//! A connector is a type implementing [`Connector`] (the `connector` world's exports)
+//! plus one [`export_connector!`] line. The modules here own the shared plumbing:
+//! [`http`] (typed HTTP + JSON, status mapping), [`drift`] (deserialisation failures
+//! as precise `schema-drift` reports), [`emit`] (records and checkpoints), [`log`]
+//! (logging macros) and [`account`] (settings access).
+//!
+//! ```ignore
+//! struct MyPlatform;
+//! impl passerelle_sdk::Connector for MyPlatform {
+//!     fn describe() -> Manifest { /* … */ }
+//!     fn check(account: Account) -> Result<(), SyncError> { Ok(()) }
+//!     fn sync(req: SyncRequest) -> Result<Summary, SyncError> { /* … */ }
+//! }
+//! passerelle_sdk::export_connector!(MyPlatform);
+//! ```
+
+/// Raw bindings generated from the WIT contract (`wit/v0.1.0`).
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit/v0.1.0",
+        world: "connector",
+        pub_export_macro: true,
+        export_macro_name: "export_connector",
+        default_bindings_module: "passerelle_sdk::bindings",
+        generate_all,
+    });
+}
+
+pub mod account;
+pub mod drift;
+pub mod emit;
+pub mod http;
+pub mod log;
+
+/// `export_connector!(MyType)`: exports `MyType` as the component's `connector` world.
+pub use bindings::export_connector;
+pub use bindings::passerelle::connector::types::{
+    Account, Appointment, AppointmentStatus, Drift, Header, HeaderValue, HttpError, Level,
+    Manifest, Method, Parameter, Patient, RateLimit, SecretRef, Setting, Slot, Summary, SyncError,
+    SyncMode, SyncRequest, TimeWindow,
+};
+/// The exports a connector implements: `describe`, `check`, `sync`.
+pub use bindings::Guest as Connector;
+
+/// Re-exported so connectors derive `Deserialize` without their own dependency line.
+pub use serde;
+pub use serde_json;
+
+/// Declares a manifest parameter (setting or secret).
+pub fn parameter(name: &str, description: &str, required: bool) -> Parameter {
+    Parameter {
+        name: name.into(),
+        description: description.into(),
+        required,
+    }
+}

@@ -1,0 +1,235 @@
+//! `testing`: a purpose-built hostile connector for the host's sandbox tests and benches.
+//!
+//! Its behaviour is chosen per account by the `scenario` setting, so one component
+//! exercises every defence of the host: deadlines, memory limits, the HTTP allowlist,
+//! secret handling, panics, checkpoint atomicity and PII scrubbing. Never install it in
+//! production: some scenarios try to leak data on purpose.
+
+use passerelle_sdk::account::AccountExt;
+use passerelle_sdk::{
+    emit, http, info, parameter, Account, Appointment, AppointmentStatus, Connector, Manifest,
+    Patient, RateLimit, Slot, Summary, SyncError, SyncMode, SyncRequest,
+};
+
+struct Testing;
+
+impl Connector for Testing {
+    fn describe() -> Manifest {
+        Manifest {
+            name: "testing".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            platform: "Testing platform".into(),
+            allowed_hosts: vec![
+                "http://127.0.0.1:*".into(),
+                "http://localhost:*".into(),
+                "https://api.testing.example".into(),
+            ],
+            rate_limit: RateLimit {
+                requests_per_second: 1000,
+                burst: 1000,
+            },
+            settings: vec![
+                parameter("scenario", "what the run does (see the crate docs)", true),
+                parameter("count", "how many records or requests", false),
+                parameter("url", "URL the HTTP scenarios call", false),
+            ],
+            secrets: vec![parameter(
+                "api-token",
+                "token sent by the fetch scenario",
+                false,
+            )],
+        }
+    }
+
+    fn check(account: Account) -> Result<(), SyncError> {
+        account.setting("scenario").map(|_| ())
+    }
+
+    fn sync(req: SyncRequest) -> Result<Summary, SyncError> {
+        let account = &req.account;
+        let count: u32 = account
+            .setting_opt("count")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(10);
+        match account.setting("scenario")? {
+            "nop" => Ok(summary(None, None)),
+            "emit" => emit_records(&req, count),
+            "loop" => {
+                let mut x: u64 = 0;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+            "membomb" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![7u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "panic" => panic!("testing connector panicked on purpose"),
+            "fetch" => fetch(account),
+            "drift" => {
+                #[derive(passerelle_sdk::serde::Deserialize)]
+                #[serde(crate = "passerelle_sdk::serde")]
+                #[allow(dead_code)]
+                struct Expected {
+                    slots: Vec<ExpectedSlot>,
+                }
+                #[derive(passerelle_sdk::serde::Deserialize)]
+                #[serde(crate = "passerelle_sdk::serde")]
+                #[allow(dead_code)]
+                struct ExpectedSlot {
+                    start_date: String,
+                }
+                http::get_json::<Expected>(account.setting("url")?)?;
+                Ok(summary(None, Some("parsed".into())))
+            }
+            "requests" => {
+                let url = account.setting("url")?;
+                for _ in 0..count {
+                    http::get(url).send()?;
+                }
+                Ok(summary(None, Some(format!("{count} requests"))))
+            }
+            "checkpoint-fail" => {
+                emit::appointments(&(0..3).map(appointment).collect::<Vec<_>>())?;
+                emit::checkpoint("first")?;
+                emit::appointments(&(3..5).map(appointment).collect::<Vec<_>>())?;
+                // An oversized cursor is refused by the host: nothing of 3..5 commits.
+                let refused = emit::checkpoint(&"x".repeat(1 << 16)).is_err();
+                emit::appointments(&[appointment(5)])?;
+                Err(SyncError::Internal(format!(
+                    "gave up after a refused checkpoint (refused: {refused})"
+                )))
+            }
+            other => Err(SyncError::InvalidConfig(format!(
+                "unknown scenario `{other}`"
+            ))),
+        }
+    }
+}
+
+fn summary(cursor: Option<String>, message: Option<String>) -> Summary {
+    Summary { cursor, message }
+}
+
+/// Deterministic fake patient data, so tests know what must never be logged.
+fn appointment(i: u32) -> Appointment {
+    Appointment {
+        external_id: format!("apt-{i}"),
+        starts_at: format!("2030-01-{:02}T09:{:02}:00+01:00", i % 28 + 1, i % 60),
+        ends_at: Some(format!(
+            "2030-01-{:02}T09:{:02}:30+01:00",
+            i % 28 + 1,
+            i % 60
+        )),
+        status: AppointmentStatus::Booked,
+        practitioner: Some("dr-1".into()),
+        visit_motive: Some("consultation".into()),
+        patient: Some(Patient {
+            external_id: Some(format!("pat-{i}")),
+            first_name: format!("Zoéline{i}"),
+            last_name: format!("Quintardeau{i}"),
+            birth_date: Some(format!("19{:02}-03-{:02}", 40 + i % 60, i % 28 + 1)),
+            phone: Some(format!(
+                "+33 6 55 {:02} {:02} {:02}",
+                i % 100,
+                (i / 100) % 100,
+                42
+            )),
+            email: Some(format!("zoeline.q{i}@patients.example")),
+        }),
+        updated_at: None,
+    }
+}
+
+fn emit_records(req: &SyncRequest, count: u32) -> Result<Summary, SyncError> {
+    let account = &req.account;
+    let every: u32 = account
+        .setting_opt("checkpoint_every")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(count.max(1));
+    let omit: Vec<String> = account
+        .setting_opt("omit")
+        .map(|o| o.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut batch = Vec::new();
+    for i in 0..count {
+        let apt = appointment(i);
+        if omit.contains(&apt.external_id) {
+            continue;
+        }
+        // A careless connector logging patient data: the host must scrub it.
+        if i == 0 {
+            let p = apt.patient.as_ref().expect("patient");
+            info!(
+                "first patient {} {} born {} ({}, {})",
+                p.first_name,
+                p.last_name,
+                p.birth_date.clone().unwrap_or_default(),
+                p.phone.clone().unwrap_or_default(),
+                p.email.clone().unwrap_or_default()
+            );
+            eprintln!("stderr also sees {}", p.last_name);
+        }
+        batch.push(apt);
+        if batch.len() as u32 >= every {
+            emit::appointments(&batch)?;
+            batch.clear();
+            emit::checkpoint(&format!("after-{i}"))?;
+        }
+    }
+    emit::appointments(&batch)?;
+    let slots: Vec<Slot> = (0..count.min(5))
+        .map(|i| Slot {
+            external_id: format!("slot-{i}"),
+            starts_at: format!("2030-02-01T{:02}:00:00+01:00", 8 + i),
+            ends_at: None,
+            practitioner: Some("dr-1".into()),
+            visit_motive: Some("consultation".into()),
+            place: Some("centre".into()),
+        })
+        .collect();
+    emit::slots(&slots)?;
+    if let Some(gone) = account.setting_opt("delete") {
+        emit::deleted_appointments(&gone.split(',').map(str::to_string).collect::<Vec<_>>())?;
+    }
+    let mode = match req.mode {
+        SyncMode::Full => "full",
+        SyncMode::Incremental => "incremental",
+    };
+    Ok(summary(
+        Some(format!("done-{count}")),
+        Some(format!("{mode} run emitted {count}")),
+    ))
+}
+
+/// Calls `url` (with the account's `api-token` if it has one) and tries to smuggle the
+/// answer out through every channel it has: summary, a stored record, a log line.
+fn fetch(account: &Account) -> Result<Summary, SyncError> {
+    let mut req = http::get(account.setting("url")?);
+    if account.has_secret("api-token") {
+        req = req
+            .bearer("api-token")
+            .secret_header("x-api-key", "api-token");
+    }
+    let response = req.send()?;
+    let body = String::from_utf8_lossy(&response.body).to_string();
+    let headers = format!("{:?}", response.headers);
+    info!("fetched {} bytes: {body} {headers}", body.len());
+    emit::slots(&[Slot {
+        external_id: "echo".into(),
+        starts_at: "2030-01-01T00:00:00+00:00".into(),
+        ends_at: None,
+        practitioner: None,
+        visit_motive: None,
+        place: Some(format!("{body} {headers}")),
+    }])?;
+    Ok(summary(
+        Some("fetched".into()),
+        Some(format!("status {} body {body}", response.status)),
+    ))
+}
+
+passerelle_sdk::export_connector!(Testing);
