@@ -70,7 +70,7 @@ CREATE INDEX runs_practice ON runs(practice_id, id);
 
 CREATE TABLE sync_state (
     account_id   TEXT PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
-    cursor       TEXT,
+    cursor       TEXT CHECK (length(cursor) <= 4096),
     last_run_id  BIGINT,
     updated_at   TEXT NOT NULL
 );

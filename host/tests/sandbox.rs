@@ -1,0 +1,391 @@
+//! The sandbox's defences, each proven with the hostile `testing` connector: a run that
+//! misbehaves fails with a clear reason, and the host goes on serving other runs.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{component, databases, env, server, Db};
+use passerelle::capabilities::http::HttpPolicy;
+use passerelle::config::Config;
+use passerelle::limits::Limits;
+use passerelle::store::runs::{Mode, Status};
+
+fn sqlite() -> Db {
+    Db {
+        name: "sqlite",
+        url: None,
+    }
+}
+
+fn config(limits: Limits, http: HttpPolicy) -> Config {
+    Config {
+        limits,
+        http,
+        ..Config::default()
+    }
+}
+
+fn allow_private() -> HttpPolicy {
+    HttpPolicy {
+        allow_private_addresses: true,
+        ..HttpPolicy::default()
+    }
+}
+
+#[tokio::test]
+async fn an_infinite_loop_ends_at_the_deadline_and_the_host_goes_on() {
+    let limits = Limits {
+        deadline_secs: 0.5,
+        ..Limits::default()
+    };
+    let e = env(&sqlite(), config(limits, HttpPolicy::default()))
+        .await
+        .with_testing()
+        .await;
+    e.account("looper", &[("scenario", "loop")]).await;
+    e.account("fine", &[("scenario", "emit"), ("count", "3")]).await;
+    let started = Instant::now();
+    let run = e.sync("looper", Mode::Incremental).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(run.status, Status::Failed);
+    assert_eq!(run.error_kind.as_deref(), Some("limit-exceeded"));
+    assert!(run.error_detail.as_deref().unwrap().contains("deadline"), "{run:?}");
+    let after = e.sync("fine", Mode::Incremental).await;
+    assert_eq!(after.status, Status::Succeeded, "{after:?}");
+}
+
+#[tokio::test]
+async fn a_memory_bomb_hits_the_memory_limit() {
+    let limits = Limits {
+        memory_mib: 32,
+        ..Limits::default()
+    };
+    let e = env(&sqlite(), config(limits, HttpPolicy::default()))
+        .await
+        .with_testing()
+        .await;
+    e.account("bomb", &[("scenario", "membomb")]).await;
+    let run = e.sync("bomb", Mode::Incremental).await;
+    assert_eq!(run.status, Status::Failed);
+    assert_eq!(run.error_kind.as_deref(), Some("limit-exceeded"), "{run:?}");
+    assert!(run.error_detail.as_deref().unwrap().contains("memory"), "{run:?}");
+}
+
+#[tokio::test]
+async fn a_host_off_the_allowlist_is_denied() {
+    let e = env(&sqlite(), config(Limits::default(), allow_private()))
+        .await
+        .with_testing()
+        .await;
+    e.account("away", &[("scenario", "fetch"), ("url", "http://example.org/x")])
+        .await;
+    let run = e.sync("away", Mode::Incremental).await;
+    assert_eq!(run.status, Status::Failed);
+    assert_eq!(run.counts.http_requests, 0);
+    let detail = run.error_detail.unwrap();
+    assert!(
+        detail.contains("http://example.org is not on the connector's allowlist"),
+        "{detail}"
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_off_the_allowlist_is_denied() {
+    let (base, seen) = server().await;
+    let e = env(&sqlite(), config(Limits::default(), allow_private()))
+        .await
+        .with_testing()
+        .await;
+    let url = format!("{base}/redirect-out");
+    e.account("redir", &[("scenario", "fetch"), ("url", &url)]).await;
+    let run = e.sync("redir", Mode::Incremental).await;
+    assert_eq!(run.status, Status::Failed);
+    let detail = run.error_detail.unwrap();
+    assert!(
+        detail.contains("redirect to http://evil.example.org is not on the connector's allowlist"),
+        "{detail}"
+    );
+    assert_eq!(seen.paths(), vec!["/redirect-out"]);
+}
+
+#[tokio::test]
+async fn loopback_is_refused_unless_the_operator_allows_it() {
+    let (base, seen) = server().await;
+    let url = format!("{base}/echo");
+    let closed = env(&sqlite(), Config::default()).await.with_testing().await;
+    closed
+        .account("lo", &[("scenario", "fetch"), ("url", &url)])
+        .await;
+    let run = closed.sync("lo", Mode::Incremental).await;
+    assert_eq!(run.status, Status::Failed);
+    assert!(
+        run.error_detail.as_deref().unwrap().contains("private or loopback"),
+        "{run:?}"
+    );
+    assert!(seen.paths().is_empty(), "nothing may reach the server");
+
+    let open = env(&sqlite(), config(Limits::default(), allow_private()))
+        .await
+        .with_testing()
+        .await;
+    open.account("lo", &[("scenario", "fetch"), ("url", &url)])
+        .await;
+    let run = open.sync("lo", Mode::Incremental).await;
+    assert_eq!(run.status, Status::Succeeded, "{run:?}");
+    assert_eq!(seen.paths(), vec!["/echo"]);
+}
+
+#[tokio::test]
+async fn an_operator_override_routes_an_allowed_origin_to_another_base_url() {
+    let (base, seen) = server().await;
+    let mut http = HttpPolicy::default();
+    http.overrides
+        .insert("https://api.testing.example".into(), base.clone());
+    let e = env(&sqlite(), config(Limits::default(), http))
+        .await
+        .with_testing()
+        .await;
+    e.account(
+        "routed",
+        &[("scenario", "fetch"), ("url", "https://api.testing.example/echo")],
+    )
+    .await;
+    let run = e.sync("routed", Mode::Incremental).await;
+    assert_eq!(run.status, Status::Succeeded, "{run:?}");
+    assert_eq!(seen.paths(), vec!["/echo"]);
+}
+
+#[tokio::test]
+async fn the_connector_never_obtains_a_secret_value() {
+    const SECRET: &str = "tok-S3CRET-9f8e7d6c5b";
+    let (base, seen) = server().await;
+    let e = env(&sqlite(), config(Limits::default(), allow_private()))
+        .await
+        .with_testing()
+        .await;
+    let url = format!("{base}/echo");
+    e.account("leaky", &[("scenario", "fetch"), ("url", &url)])
+        .await;
+    e.app
+        .store
+        .set_secret("leaky", "api-token", SECRET)
+        .await
+        .unwrap();
+    let run = e.sync("leaky", Mode::Incremental).await;
+    assert_eq!(run.status, Status::Succeeded, "{run:?}");
+    // The platform did get it, substituted by the host…
+    let sent = seen.header_values();
+    assert!(sent.contains(&format!("Bearer {SECRET}")), "{sent:?}");
+    assert!(sent.contains(&SECRET.to_string()), "{sent:?}");
+    // …but the echo the connector tried to smuggle out holds no trace of it.
+    let message = run.message.clone().unwrap();
+    assert!(message.contains("[secret]"), "{message}");
+    assert!(!message.contains(SECRET), "{message}");
+    let slots = e.app.store.slots("leaky").await.unwrap();
+    let place = slots[0].place.clone().unwrap();
+    assert!(place.contains("Bearer [secret]"), "{place}");
+    assert!(!place.contains(SECRET), "{place}");
+    // Accounts list names, never values.
+    let listed = format!("{:?}", e.app.store.list_accounts(None).await.unwrap());
+    assert!(listed.contains("api-token") && !listed.contains(SECRET));
+}
+
+#[tokio::test]
+async fn a_secret_the_account_lacks_is_denied_by_name() {
+    let (base, seen) = server().await;
+    let e = env(&sqlite(), config(Limits::default(), allow_private()))
+        .await
+        .with_testing()
+        .await;
+    let url = format!("{base}/echo");
+    e.account(
+        "nosecret",
+        &[("scenario", "fetch"), ("url", &url), ("use_secret", "other-token")],
+    )
+    .await;
+    let run = e.sync("nosecret", Mode::Incremental).await;
+    assert_eq!(run.status, Status::Failed);
+    assert!(
+        run.error_detail
+            .unwrap()
+            .contains("the account has no secret named `other-token`"),
+    );
+    assert!(seen.paths().is_empty());
+}
+
+#[tokio::test]
+async fn a_panic_fails_only_that_run() {
+    let e = env(&sqlite(), Config::default()).await.with_testing().await;
+    e.account("boom", &[("scenario", "panic")]).await;
+    e.account("calm", &[("scenario", "emit"), ("count", "2")]).await;
+    let run = e.sync("boom", Mode::Incremental).await;
+    assert_eq!(run.status, Status::Failed);
+    assert_eq!(run.error_kind.as_deref(), Some("trap"));
+    assert!(run.error_detail.as_deref().unwrap().contains("panic"), "{run:?}");
+    for _ in 0..3 {
+        assert_eq!(e.sync("calm", Mode::Incremental).await.status, Status::Succeeded);
+    }
+}
+
+#[tokio::test]
+async fn the_request_budget_is_enforced() {
+    let (base, seen) = server().await;
+    let limits = Limits {
+        http_requests: 3,
+        ..Limits::default()
+    };
+    let e = env(&sqlite(), config(limits, allow_private()))
+        .await
+        .with_testing()
+        .await;
+    let url = format!("{base}/echo");
+    e.account("chatty", &[("scenario", "requests"), ("url", &url), ("count", "10")])
+        .await;
+    let run = e.sync("chatty", Mode::Incremental).await;
+    assert_eq!(run.error_kind.as_deref(), Some("limit-exceeded"), "{run:?}");
+    assert!(run.error_detail.unwrap().contains("HTTP requests"));
+    assert_eq!(seen.paths().len(), 3);
+    assert_eq!(run.counts.http_requests, 3);
+}
+
+#[tokio::test]
+async fn a_slow_platform_times_out_as_unavailable() {
+    let (base, _seen) = server().await;
+    let limits = Limits {
+        http_timeout_secs: 0.3,
+        ..Limits::default()
+    };
+    let e = env(&sqlite(), config(limits, allow_private()))
+        .await
+        .with_testing()
+        .await;
+    let url = format!("{base}/slow");
+    e.account("slow", &[("scenario", "fetch"), ("url", &url)]).await;
+    let started = Instant::now();
+    let run = e.sync("slow", Mode::Incremental).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(run.error_kind.as_deref(), Some("unavailable"), "{run:?}");
+    assert!(run.error_detail.unwrap().contains("timed out"));
+}
+
+#[tokio::test]
+async fn a_429_slows_every_run_of_the_platform() {
+    let (base, _seen) = server().await;
+    let e = env(&sqlite(), config(Limits::default(), allow_private()))
+        .await
+        .with_testing()
+        .await;
+    let url = format!("{base}/limited");
+    e.account("first", &[("scenario", "requests"), ("url", &url), ("count", "1")])
+        .await;
+    e.account("second", &[("scenario", "requests"), ("url", &url), ("count", "1")])
+        .await;
+    let run = e.sync("first", Mode::Incremental).await;
+    assert_eq!(run.error_kind.as_deref(), Some("rate-limited"), "{run:?}");
+    assert!(run.error_detail.unwrap().contains("retry after 1 s"));
+    // Another account of the same platform waits for the Retry-After before sending.
+    let started = Instant::now();
+    let run = e.sync("second", Mode::Incremental).await;
+    assert_eq!(run.status, Status::Succeeded, "{run:?}");
+    assert!(started.elapsed() >= Duration::from_millis(800), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_schema_drift_reported_by_the_sdk_ends_the_run_as_drift() {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/slots",
+        get(|| async { r#"{"slots":[{"start_date":"2030-01-01"},{"start_date":7}]}"# }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/slots", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let e = env(&sqlite(), config(Limits::default(), allow_private()))
+        .await
+        .with_testing()
+        .await;
+    e.account("drifty", &[("scenario", "drift"), ("url", &url)]).await;
+    let run = e.sync("drifty", Mode::Incremental).await;
+    assert_eq!(run.status, Status::Drift, "{run:?}");
+    assert_eq!(run.error_kind.as_deref(), Some("schema-drift"));
+    assert_eq!(
+        run.error_detail.as_deref(),
+        Some("GET /slots: at $.slots[1].start_date expected a string, found integer")
+    );
+}
+
+#[tokio::test]
+async fn missing_required_settings_fail_before_the_connector_runs() {
+    let e = env(&sqlite(), Config::default()).await.with_testing().await;
+    e.account("bare", &[]).await;
+    let run = e.sync("bare", Mode::Incremental).await;
+    assert_eq!(run.error_kind.as_deref(), Some("invalid-config"));
+    assert!(run.error_detail.unwrap().contains("setting `scenario`"));
+}
+
+#[tokio::test]
+async fn a_failed_checkpoint_loses_only_uncommitted_records() {
+    for db in databases().await {
+        let e = env(&db, Config::default()).await.with_testing().await;
+        e.account("cp", &[("scenario", "checkpoint-fail")]).await;
+        let run = e.sync("cp", Mode::Incremental).await;
+        assert_eq!(run.status, Status::Failed, "{}", db.name);
+        assert!(run.error_detail.unwrap().contains("refused: true"), "{}", db.name);
+        let ids: Vec<String> = e
+            .app
+            .store
+            .appointments("cp")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.record.external_id)
+            .collect();
+        assert_eq!(ids, vec!["apt-0", "apt-1", "apt-2"], "{}", db.name);
+        assert_eq!(e.app.store.cursor("cp").await.unwrap().as_deref(), Some("first"));
+        assert_eq!(run.cursor_after.as_deref(), Some("first"));
+        assert_eq!(run.counts.appointments_added, 3);
+    }
+}
+
+#[tokio::test]
+async fn broken_components_are_rejected_with_a_reason() {
+    let e = env(&sqlite(), Config::default()).await.with_testing().await;
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"definitely not wasm").unwrap();
+    let err = format!("{:#}", e.app.install_plugin(&garbage).await.unwrap_err());
+    assert!(err.contains("not a valid WebAssembly component"), "{err}");
+    // A core module (not a component) is refused too.
+    let module = dir.path().join("module.wasm");
+    std::fs::write(&module, wat_module()).unwrap();
+    let err = format!("{:#}", e.app.install_plugin(&module).await.unwrap_err());
+    assert!(err.contains("not a valid WebAssembly component"), "{err}");
+    // The active version keeps serving.
+    let active = e.app.store.active_connector("testing").await.unwrap().unwrap();
+    assert_eq!(active.version, "0.1.0");
+}
+
+fn wat_module() -> Vec<u8> {
+    // (module) in binary form.
+    vec![0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]
+}
+
+#[tokio::test]
+async fn a_restart_loads_the_precompiled_component_from_the_cache() {
+    use passerelle::runtime::{Origin, Runtime, RuntimeConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let config = RuntimeConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..RuntimeConfig::default()
+    };
+    let first = Runtime::new(config.clone()).unwrap();
+    let loaded = first.load_file(&component("testing")).unwrap();
+    assert_eq!(loaded.origin, Origin::Compiled);
+    drop(first);
+    let second = Runtime::new(config).unwrap();
+    let started = Instant::now();
+    let loaded = second.load_file(&component("testing")).unwrap();
+    assert_eq!(loaded.origin, Origin::Cache);
+    assert!(started.elapsed() < Duration::from_millis(100), "{:?}", started.elapsed());
+}
