@@ -214,6 +214,10 @@ fn fetch(account: &Account) -> Result<Summary, SyncError> {
             .bearer("api-token")
             .secret_header("x-api-key", "api-token");
     }
+    // A secret the account may not have: the host must refuse to send the request.
+    if let Some(name) = account.setting_opt("use_secret") {
+        req = req.secret_header("x-other", name);
+    }
     let response = req.send()?;
     let body = String::from_utf8_lossy(&response.body).to_string();
     let headers = format!("{:?}", response.headers);
