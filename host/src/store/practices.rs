@@ -160,6 +160,24 @@ impl Store {
         }
     }
 
+    /// Replaces an account's settings.
+    pub async fn update_account_settings(
+        &self,
+        account_id: &str,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let n = sqlx::query("UPDATE accounts SET settings = $2 WHERE id = $1")
+            .bind(account_id)
+            .bind(serde_json::to_string(settings)?)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            bail!("no account `{account_id}`");
+        }
+        Ok(())
+    }
+
     /// Sets (or replaces) one secret of an account.
     pub async fn set_secret(&self, account_id: &str, name: &str, value: &str) -> Result<()> {
         if self.account(account_id).await?.is_none() {

@@ -84,12 +84,35 @@ pub async fn postgres_schema_url(base: &str) -> String {
              or run `cargo xtask test --no-postgres` outside CI"
         )
     });
+    drop_stale_schemas(&pool).await;
     pool.execute(format!("CREATE SCHEMA {schema}").as_str())
         .await
         .expect("create schema");
     pool.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
+/// Drops test schemas left by earlier test processes (test binaries run one at a time).
+async fn drop_stale_schemas(pool: &sqlx::AnyPool) {
+    use sqlx::{Executor, Row};
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        let mine = format!("t_{}_", std::process::id());
+        let rows = sqlx::query("SELECT nspname::text AS nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'")
+            .fetch_all(pool)
+            .await
+            .unwrap_or_default();
+        for row in rows {
+            let name: String = row.get("nspname");
+            if !name.starts_with(&mine) {
+                let _ = pool
+                    .execute(format!("DROP SCHEMA IF EXISTS {name} CASCADE").as_str())
+                    .await;
+            }
+        }
+    })
+    .await;
 }
 
 /// SQLite, and PostgreSQL unless explicitly skipped.
