@@ -6,8 +6,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// A capped, shared byte buffer that WASI stdout or stderr writes into.
 #[derive(Clone)]
@@ -45,10 +47,46 @@ impl IsTerminal for CapturedOutput {
     }
 }
 
+impl CapturedOutput {
+    fn append(&self, buf: &[u8]) {
+        let mut c = self.inner.lock().expect("not poisoned");
+        let room = self.cap.saturating_sub(c.bytes.len());
+        let keep = room.min(buf.len());
+        c.bytes.extend_from_slice(&buf[..keep]);
+        c.dropped += (buf.len() - keep) as u64;
+    }
+}
+
 impl StdoutStream for CapturedOutput {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
         Box::new(self.clone())
     }
+
+    /// Our own stream rather than wasmtime-wasi's default adapter, whose worker logs
+    /// the bytes it writes at debug level: guest output may hold patient data.
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+}
+
+impl OutputStream for CapturedOutput {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.append(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for CapturedOutput {
+    async fn ready(&mut self) {}
 }
 
 impl AsyncWrite for CapturedOutput {
@@ -57,11 +95,7 @@ impl AsyncWrite for CapturedOutput {
         _: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let mut c = self.inner.lock().expect("not poisoned");
-        let room = self.cap.saturating_sub(c.bytes.len());
-        let keep = room.min(buf.len());
-        c.bytes.extend_from_slice(&buf[..keep]);
-        c.dropped += (buf.len() - keep) as u64;
+        self.append(buf);
         Poll::Ready(Ok(buf.len()))
     }
 

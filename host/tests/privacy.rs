@@ -1,0 +1,101 @@
+//! No patient datum and no secret in any log line, error or run record, with logs captured
+//! at the most verbose level while a careless connector logs patient data on purpose.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use common::{env, server, Db};
+use passerelle::capabilities::http::HttpPolicy;
+use passerelle::config::Config;
+use passerelle::store::runs::{Mode, RunFilter};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+const SECRET: &str = "pk_live_Zy81-secret";
+
+#[tokio::test]
+async fn patient_data_and_secrets_never_reach_logs_errors_or_runs() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    // Everything at TRACE except the compiler's internals (which never see run data).
+    tracing_subscriber::fmt()
+        .with_env_filter("trace,cranelift_codegen=info,cranelift_frontend=info,regalloc2=info,wasmtime_cranelift=info,wasmtime_environ=info")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+
+    let (base, _seen) = server().await;
+    let mut config = Config {
+        http: HttpPolicy {
+            allow_private_addresses: true,
+            ..HttpPolicy::default()
+        },
+        ..Config::default()
+    };
+    config.sync.window_future_days = 3650;
+    for db in common::databases().await {
+        let e = env(&db, config.clone()).await.with_testing().await;
+        e.account("careless", &[("scenario", "emit"), ("count", "30"), ("checkpoint_every", "7")])
+            .await;
+        e.account("echo", &[("scenario", "fetch"), ("url", &format!("{base}/echo"))])
+            .await;
+        e.app.store.set_secret("echo", "api-token", SECRET).await.unwrap();
+        e.account("cp", &[("scenario", "checkpoint-fail")]).await;
+        e.account("boom", &[("scenario", "panic")]).await;
+        for account in ["careless", "echo", "cp", "boom"] {
+            e.sync(account, Mode::Full).await;
+            e.sync(account, Mode::Incremental).await;
+        }
+        check(&e, &db, &capture).await;
+    }
+}
+
+async fn check(e: &common::Env, db: &Db, capture: &Capture) {
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs_lower = logs.to_lowercase();
+    assert!(logs.contains("first patient [redacted]"), "the careless line must be logged, scrubbed");
+    assert!(logs.contains("stderr also sees [redacted]"), "guest stderr must be logged, scrubbed");
+
+    let mut values = vec![SECRET.to_string()];
+    for account in ["careless", "cp"] {
+        for a in e.app.store.appointments(account).await.unwrap() {
+            let p = a.record.patient.unwrap();
+            values.extend([p.first_name, p.last_name]);
+            values.extend(p.birth_date);
+            values.extend(p.email);
+            if let Some(phone) = p.phone {
+                values.push(phone.chars().filter(|c| c.is_ascii_digit()).collect());
+                values.push(phone);
+            }
+        }
+    }
+    assert!(values.len() > 100, "{}: the runs must have stored patients", db.name);
+    let runs = e
+        .app
+        .store
+        .list_runs(&RunFilter {
+            limit: Some(1000),
+            ..RunFilter::default()
+        })
+        .await
+        .unwrap();
+    let runs_text = serde_json::to_string(&runs).unwrap().to_lowercase();
+    for v in &values {
+        let v = v.to_lowercase();
+        assert!(!logs_lower.contains(&v), "{}: a log line holds a patient value or secret", db.name);
+        assert!(!runs_text.contains(&v), "{}: a run record holds a patient value or secret", db.name);
+    }
+}
