@@ -48,11 +48,25 @@ async fn patient_data_and_secrets_never_reach_logs_errors_or_runs() {
     config.sync.window_future_days = 3650;
     for db in common::databases().await {
         let e = env(&db, config.clone()).await.with_testing().await;
-        e.account("careless", &[("scenario", "emit"), ("count", "30"), ("checkpoint_every", "7")])
-            .await;
-        e.account("echo", &[("scenario", "fetch"), ("url", &format!("{base}/echo"))])
-            .await;
-        e.app.store.set_secret("echo", "api-token", SECRET).await.unwrap();
+        e.account(
+            "careless",
+            &[
+                ("scenario", "emit"),
+                ("count", "30"),
+                ("checkpoint_every", "7"),
+            ],
+        )
+        .await;
+        e.account(
+            "echo",
+            &[("scenario", "fetch"), ("url", &format!("{base}/echo"))],
+        )
+        .await;
+        e.app
+            .store
+            .set_secret("echo", "api-token", SECRET)
+            .await
+            .unwrap();
         e.account("cp", &[("scenario", "checkpoint-fail")]).await;
         e.account("boom", &[("scenario", "panic")]).await;
         for account in ["careless", "echo", "cp", "boom"] {
@@ -66,8 +80,14 @@ async fn patient_data_and_secrets_never_reach_logs_errors_or_runs() {
 async fn check(e: &common::Env, db: &Db, capture: &Capture) {
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     let logs_lower = logs.to_lowercase();
-    assert!(logs.contains("first patient [redacted]"), "the careless line must be logged, scrubbed");
-    assert!(logs.contains("stderr also sees [redacted]"), "guest stderr must be logged, scrubbed");
+    assert!(
+        logs.contains("first patient [redacted]"),
+        "the careless line must be logged, scrubbed"
+    );
+    assert!(
+        logs.contains("stderr also sees [redacted]"),
+        "guest stderr must be logged, scrubbed"
+    );
 
     let mut values = vec![SECRET.to_string()];
     for account in ["careless", "cp"] {
@@ -82,7 +102,11 @@ async fn check(e: &common::Env, db: &Db, capture: &Capture) {
             }
         }
     }
-    assert!(values.len() > 100, "{}: the runs must have stored patients", db.name);
+    assert!(
+        values.len() > 100,
+        "{}: the runs must have stored patients",
+        db.name
+    );
     let runs = e
         .app
         .store
@@ -95,7 +119,15 @@ async fn check(e: &common::Env, db: &Db, capture: &Capture) {
     let runs_text = serde_json::to_string(&runs).unwrap().to_lowercase();
     for v in &values {
         let v = v.to_lowercase();
-        assert!(!logs_lower.contains(&v), "{}: a log line holds a patient value or secret", db.name);
-        assert!(!runs_text.contains(&v), "{}: a run record holds a patient value or secret", db.name);
+        assert!(
+            !logs_lower.contains(&v),
+            "{}: a log line holds a patient value or secret",
+            db.name
+        );
+        assert!(
+            !runs_text.contains(&v),
+            "{}: a run record holds a patient value or secret",
+            db.name
+        );
     }
 }

@@ -44,13 +44,21 @@ async fn an_infinite_loop_ends_at_the_deadline_and_the_host_goes_on() {
         .with_testing()
         .await;
     e.account("looper", &[("scenario", "loop")]).await;
-    e.account("fine", &[("scenario", "emit"), ("count", "3")]).await;
+    e.account("fine", &[("scenario", "emit"), ("count", "3")])
+        .await;
     let started = Instant::now();
     let run = e.sync("looper", Mode::Incremental).await;
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(run.status, Status::Failed);
     assert_eq!(run.error_kind.as_deref(), Some("limit-exceeded"));
-    assert!(run.error_detail.as_deref().unwrap().contains("deadline"), "{run:?}");
+    assert!(
+        run.error_detail.as_deref().unwrap().contains("deadline"),
+        "{run:?}"
+    );
     let after = e.sync("fine", Mode::Incremental).await;
     assert_eq!(after.status, Status::Succeeded, "{after:?}");
 }
@@ -69,7 +77,10 @@ async fn a_memory_bomb_hits_the_memory_limit() {
     let run = e.sync("bomb", Mode::Incremental).await;
     assert_eq!(run.status, Status::Failed);
     assert_eq!(run.error_kind.as_deref(), Some("limit-exceeded"), "{run:?}");
-    assert!(run.error_detail.as_deref().unwrap().contains("memory"), "{run:?}");
+    assert!(
+        run.error_detail.as_deref().unwrap().contains("memory"),
+        "{run:?}"
+    );
 }
 
 #[tokio::test]
@@ -78,8 +89,11 @@ async fn a_host_off_the_allowlist_is_denied() {
         .await
         .with_testing()
         .await;
-    e.account("away", &[("scenario", "fetch"), ("url", "http://example.org/x")])
-        .await;
+    e.account(
+        "away",
+        &[("scenario", "fetch"), ("url", "http://example.org/x")],
+    )
+    .await;
     let run = e.sync("away", Mode::Incremental).await;
     assert_eq!(run.status, Status::Failed);
     assert_eq!(run.counts.http_requests, 0);
@@ -98,7 +112,8 @@ async fn a_redirect_off_the_allowlist_is_denied() {
         .with_testing()
         .await;
     let url = format!("{base}/redirect-out");
-    e.account("redir", &[("scenario", "fetch"), ("url", &url)]).await;
+    e.account("redir", &[("scenario", "fetch"), ("url", &url)])
+        .await;
     let run = e.sync("redir", Mode::Incremental).await;
     assert_eq!(run.status, Status::Failed);
     let detail = run.error_detail.unwrap();
@@ -120,7 +135,10 @@ async fn loopback_is_refused_unless_the_operator_allows_it() {
     let run = closed.sync("lo", Mode::Incremental).await;
     assert_eq!(run.status, Status::Failed);
     assert!(
-        run.error_detail.as_deref().unwrap().contains("private or loopback"),
+        run.error_detail
+            .as_deref()
+            .unwrap()
+            .contains("private or loopback"),
         "{run:?}"
     );
     assert!(seen.paths().is_empty(), "nothing may reach the server");
@@ -148,7 +166,10 @@ async fn an_operator_override_routes_an_allowed_origin_to_another_base_url() {
         .await;
     e.account(
         "routed",
-        &[("scenario", "fetch"), ("url", "https://api.testing.example/echo")],
+        &[
+            ("scenario", "fetch"),
+            ("url", "https://api.testing.example/echo"),
+        ],
     )
     .await;
     let run = e.sync("routed", Mode::Incremental).await;
@@ -201,16 +222,19 @@ async fn a_secret_the_account_lacks_is_denied_by_name() {
     let url = format!("{base}/echo");
     e.account(
         "nosecret",
-        &[("scenario", "fetch"), ("url", &url), ("use_secret", "other-token")],
+        &[
+            ("scenario", "fetch"),
+            ("url", &url),
+            ("use_secret", "other-token"),
+        ],
     )
     .await;
     let run = e.sync("nosecret", Mode::Incremental).await;
     assert_eq!(run.status, Status::Failed);
-    assert!(
-        run.error_detail
-            .unwrap()
-            .contains("the account has no secret named `other-token`"),
-    );
+    assert!(run
+        .error_detail
+        .unwrap()
+        .contains("the account has no secret named `other-token`"),);
     assert!(seen.paths().is_empty());
 }
 
@@ -218,13 +242,20 @@ async fn a_secret_the_account_lacks_is_denied_by_name() {
 async fn a_panic_fails_only_that_run() {
     let e = env(&sqlite(), Config::default()).await.with_testing().await;
     e.account("boom", &[("scenario", "panic")]).await;
-    e.account("calm", &[("scenario", "emit"), ("count", "2")]).await;
+    e.account("calm", &[("scenario", "emit"), ("count", "2")])
+        .await;
     let run = e.sync("boom", Mode::Incremental).await;
     assert_eq!(run.status, Status::Failed);
     assert_eq!(run.error_kind.as_deref(), Some("trap"));
-    assert!(run.error_detail.as_deref().unwrap().contains("panic"), "{run:?}");
+    assert!(
+        run.error_detail.as_deref().unwrap().contains("panic"),
+        "{run:?}"
+    );
     for _ in 0..3 {
-        assert_eq!(e.sync("calm", Mode::Incremental).await.status, Status::Succeeded);
+        assert_eq!(
+            e.sync("calm", Mode::Incremental).await.status,
+            Status::Succeeded
+        );
     }
 }
 
@@ -240,8 +271,11 @@ async fn the_request_budget_is_enforced() {
         .with_testing()
         .await;
     let url = format!("{base}/echo");
-    e.account("chatty", &[("scenario", "requests"), ("url", &url), ("count", "10")])
-        .await;
+    e.account(
+        "chatty",
+        &[("scenario", "requests"), ("url", &url), ("count", "10")],
+    )
+    .await;
     let run = e.sync("chatty", Mode::Incremental).await;
     assert_eq!(run.error_kind.as_deref(), Some("limit-exceeded"), "{run:?}");
     assert!(run.error_detail.unwrap().contains("HTTP requests"));
@@ -261,7 +295,8 @@ async fn a_slow_platform_times_out_as_unavailable() {
         .with_testing()
         .await;
     let url = format!("{base}/slow");
-    e.account("slow", &[("scenario", "fetch"), ("url", &url)]).await;
+    e.account("slow", &[("scenario", "fetch"), ("url", &url)])
+        .await;
     let started = Instant::now();
     let run = e.sync("slow", Mode::Incremental).await;
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -277,10 +312,16 @@ async fn a_429_slows_every_run_of_the_platform() {
         .with_testing()
         .await;
     let url = format!("{base}/limited");
-    e.account("first", &[("scenario", "requests"), ("url", &url), ("count", "1")])
-        .await;
-    e.account("second", &[("scenario", "requests"), ("url", &url), ("count", "1")])
-        .await;
+    e.account(
+        "first",
+        &[("scenario", "requests"), ("url", &url), ("count", "1")],
+    )
+    .await;
+    e.account(
+        "second",
+        &[("scenario", "requests"), ("url", &url), ("count", "1")],
+    )
+    .await;
     let run = e.sync("first", Mode::Incremental).await;
     assert_eq!(run.error_kind.as_deref(), Some("rate-limited"), "{run:?}");
     assert!(run.error_detail.unwrap().contains("retry after 1 s"));
@@ -288,7 +329,11 @@ async fn a_429_slows_every_run_of_the_platform() {
     let started = Instant::now();
     let run = e.sync("second", Mode::Incremental).await;
     assert_eq!(run.status, Status::Succeeded, "{run:?}");
-    assert!(started.elapsed() >= Duration::from_millis(800), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -305,7 +350,8 @@ async fn a_schema_drift_reported_by_the_sdk_ends_the_run_as_drift() {
         .await
         .with_testing()
         .await;
-    e.account("drifty", &[("scenario", "drift"), ("url", &url)]).await;
+    e.account("drifty", &[("scenario", "drift"), ("url", &url)])
+        .await;
     let run = e.sync("drifty", Mode::Incremental).await;
     assert_eq!(run.status, Status::Drift, "{run:?}");
     assert_eq!(run.error_kind.as_deref(), Some("schema-drift"));
@@ -331,7 +377,11 @@ async fn a_failed_checkpoint_loses_only_uncommitted_records() {
         e.account("cp", &[("scenario", "checkpoint-fail")]).await;
         let run = e.sync("cp", Mode::Incremental).await;
         assert_eq!(run.status, Status::Failed, "{}", db.name);
-        assert!(run.error_detail.unwrap().contains("refused: true"), "{}", db.name);
+        assert!(
+            run.error_detail.unwrap().contains("refused: true"),
+            "{}",
+            db.name
+        );
         let ids: Vec<String> = e
             .app
             .store
@@ -342,7 +392,10 @@ async fn a_failed_checkpoint_loses_only_uncommitted_records() {
             .map(|a| a.record.external_id)
             .collect();
         assert_eq!(ids, vec!["apt-0", "apt-1", "apt-2"], "{}", db.name);
-        assert_eq!(e.app.store.cursor("cp").await.unwrap().as_deref(), Some("first"));
+        assert_eq!(
+            e.app.store.cursor("cp").await.unwrap().as_deref(),
+            Some("first")
+        );
         assert_eq!(run.cursor_after.as_deref(), Some("first"));
         assert_eq!(run.counts.appointments_added, 3);
     }
@@ -362,7 +415,13 @@ async fn broken_components_are_rejected_with_a_reason() {
     let err = format!("{:#}", e.app.install_plugin(&module).await.unwrap_err());
     assert!(err.contains("not a valid WebAssembly component"), "{err}");
     // The active version keeps serving.
-    let active = e.app.store.active_connector("testing").await.unwrap().unwrap();
+    let active = e
+        .app
+        .store
+        .active_connector("testing")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(active.version, "0.1.0");
 }
 
@@ -387,5 +446,9 @@ async fn a_restart_loads_the_precompiled_component_from_the_cache() {
     let started = Instant::now();
     let loaded = second.load_file(&component("testing")).unwrap();
     assert_eq!(loaded.origin, Origin::Cache);
-    assert!(started.elapsed() < Duration::from_millis(100), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -58,19 +58,49 @@ async fn upserts_are_idempotent_and_changes_are_counted() {
         let e = env(&db, Config::default()).await;
         setup(&e).await;
         let store = &e.app.store;
-        let batch = vec![appointment("x1", 1000, "booked"), appointment("x2", 2000, "booked")];
-        let c = store.commit(&scope("a1", 1), &batch, Some("c1"), None).await.unwrap();
-        assert_eq!((c.appointments_added, c.appointments_changed), (2, 0), "{}", db.name);
-        let c = store.commit(&scope("a1", 2), &batch, Some("c2"), None).await.unwrap();
-        assert_eq!((c.appointments_added, c.appointments_changed), (0, 0), "{}", db.name);
+        let batch = vec![
+            appointment("x1", 1000, "booked"),
+            appointment("x2", 2000, "booked"),
+        ];
+        let c = store
+            .commit(&scope("a1", 1), &batch, Some("c1"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            (c.appointments_added, c.appointments_changed),
+            (2, 0),
+            "{}",
+            db.name
+        );
+        let c = store
+            .commit(&scope("a1", 2), &batch, Some("c2"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            (c.appointments_added, c.appointments_changed),
+            (0, 0),
+            "{}",
+            db.name
+        );
         let changed = vec![appointment("x1", 1000, "cancelled")];
-        let c = store.commit(&scope("a1", 3), &changed, Some("c3"), None).await.unwrap();
-        assert_eq!((c.appointments_added, c.appointments_changed), (0, 1), "{}", db.name);
+        let c = store
+            .commit(&scope("a1", 3), &changed, Some("c3"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            (c.appointments_added, c.appointments_changed),
+            (0, 1),
+            "{}",
+            db.name
+        );
         let stored = store.appointments("a1").await.unwrap();
         assert_eq!(stored.len(), 2);
         assert_eq!(stored[0].record.status, "cancelled");
         assert_eq!(stored[0].record.starts_at, "2030-03-30T09:00:00+02:00");
-        assert_eq!(stored[0].record.patient.as_ref().unwrap().first_name, "Anaïs");
+        assert_eq!(
+            stored[0].record.patient.as_ref().unwrap().first_name,
+            "Anaïs"
+        );
         assert_eq!(store.cursor("a1").await.unwrap().as_deref(), Some("c3"));
     }
 }
@@ -82,13 +112,21 @@ async fn a_commit_is_all_or_nothing() {
         setup(&e).await;
         let store = &e.app.store;
         store
-            .commit(&scope("a1", 1), &[appointment("kept", 1, "booked")], Some("ok"), None)
+            .commit(
+                &scope("a1", 1),
+                &[appointment("kept", 1, "booked")],
+                Some("ok"),
+                None,
+            )
             .await
             .unwrap();
         // The cursor is refused by the database after the records were written in the
         // same transaction: none of them may remain.
         let too_long = "x".repeat(5000);
-        let batch = vec![appointment("lost1", 2, "booked"), appointment("lost2", 3, "booked")];
+        let batch = vec![
+            appointment("lost1", 2, "booked"),
+            appointment("lost2", 3, "booked"),
+        ];
         let err = store
             .commit(&scope("a1", 2), &batch, Some(&too_long), None)
             .await;
@@ -116,9 +154,17 @@ async fn a_full_sync_tombstones_only_unseen_appointments_in_its_window() {
             appointment("gone", 200, "booked"),
             appointment("outside", 10_000, "booked"),
         ];
-        store.commit(&scope("a1", 1), &first, None, None).await.unwrap();
         store
-            .commit(&scope("a2", 1), &[appointment("other-account", 150, "booked")], None, None)
+            .commit(&scope("a1", 1), &first, None, None)
+            .await
+            .unwrap();
+        store
+            .commit(
+                &scope("a2", 1),
+                &[appointment("other-account", 150, "booked")],
+                None,
+                None,
+            )
             .await
             .unwrap();
         let c = store
@@ -145,10 +191,18 @@ async fn a_full_sync_tombstones_only_unseen_appointments_in_its_window() {
         assert_eq!(by_id["gone"].as_deref(), Some("tombstoned"));
         assert_eq!(by_id["outside"], None, "outside the window: kept");
         let other = store.appointments("a2").await.unwrap();
-        assert_eq!(other[0].deleted_reason, None, "another account is never touched");
+        assert_eq!(
+            other[0].deleted_reason, None,
+            "another account is never touched"
+        );
         // Seen again later: revived, counted as a change.
         let c = store
-            .commit(&scope("a1", 3), &[appointment("gone", 200, "booked")], None, None)
+            .commit(
+                &scope("a1", 3),
+                &[appointment("gone", 200, "booked")],
+                None,
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(c.appointments_changed, 1);
@@ -162,17 +216,31 @@ async fn connector_runs_store_exactly_what_was_emitted_on_both_databases() {
         let mut config = Config::default();
         config.sync.window_future_days = 3650;
         let e = env(&db, config).await.with_testing().await;
-        e.account("main", &[("scenario", "emit"), ("count", "12"), ("checkpoint_every", "5")])
+        e.account(
+            "main",
+            &[
+                ("scenario", "emit"),
+                ("count", "12"),
+                ("checkpoint_every", "5"),
+            ],
+        )
+        .await;
+        e.account("dentist", &[("scenario", "emit"), ("count", "4")])
             .await;
-        e.account("dentist", &[("scenario", "emit"), ("count", "4")]).await;
         let run = e.sync("main", Mode::Full).await;
         assert_eq!(run.status, Status::Succeeded, "{} {run:?}", db.name);
         assert_eq!(run.counts.appointments_added, 12);
-        assert_eq!(run.counts.checkpoints, 3, "two mid-run checkpoints and the final commit");
+        assert_eq!(
+            run.counts.checkpoints, 3,
+            "two mid-run checkpoints and the final commit"
+        );
         assert_eq!(run.cursor_after.as_deref(), Some("done-12"));
         let stored = e.app.store.appointments("main").await.unwrap();
         assert_eq!(stored.len(), 12);
-        let a0 = stored.iter().find(|a| a.record.external_id == "apt-0").unwrap();
+        let a0 = stored
+            .iter()
+            .find(|a| a.record.external_id == "apt-0")
+            .unwrap();
         assert_eq!(a0.record.starts_at, "2030-01-01T09:00:00+01:00");
         assert_eq!(a0.practice_id, "p1");
         let p = a0.record.patient.as_ref().unwrap();
@@ -182,7 +250,10 @@ async fn connector_runs_store_exactly_what_was_emitted_on_both_databases() {
         // Re-running changes nothing; the cursor moves on.
         let again = e.sync("main", Mode::Incremental).await;
         assert_eq!(
-            (again.counts.appointments_added, again.counts.appointments_changed),
+            (
+                again.counts.appointments_added,
+                again.counts.appointments_changed
+            ),
             (0, 0)
         );
         assert_eq!(again.cursor_before.as_deref(), Some("done-12"));
@@ -192,7 +263,11 @@ async fn connector_runs_store_exactly_what_was_emitted_on_both_databases() {
         let mut settings = acc.settings.clone();
         settings.insert("omit".into(), "apt-3".into());
         settings.insert("delete".into(), "apt-5".into());
-        e.app.store.update_account_settings("main", &settings).await.unwrap();
+        e.app
+            .store
+            .update_account_settings("main", &settings)
+            .await
+            .unwrap();
         let full = e.sync("main", Mode::Full).await;
         assert_eq!(full.counts.appointments_tombstoned, 1, "{full:?}");
         assert_eq!(full.counts.appointments_deleted, 1, "{full:?}");
@@ -201,8 +276,9 @@ async fn connector_runs_store_exactly_what_was_emitted_on_both_databases() {
         let run = e.sync("dentist", Mode::Full).await;
         assert_eq!(run.counts.appointments_added, 4);
         let dentist = e.app.store.appointments("dentist").await.unwrap();
-        assert!(dentist.iter().all(|a| a.deleted_reason.is_none() && a.account_id == "dentist"));
+        assert!(dentist
+            .iter()
+            .all(|a| a.deleted_reason.is_none() && a.account_id == "dentist"));
         assert_eq!(e.app.store.appointments("main").await.unwrap().len(), 12);
     }
 }
-

@@ -7,7 +7,13 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 const TARGET: &str = "wasm32-wasip2";
-const DEBIAN_PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src", "wasi-libc", "lld-22"];
+const DEBIAN_PACKAGES: &[&str] = &[
+    "rustc-web",
+    "cargo-web",
+    "rust-web-src",
+    "wasi-libc",
+    "lld-22",
+];
 
 /// The toolchain that builds guests.
 pub enum Toolchain {
@@ -43,7 +49,10 @@ impl Toolchain {
             if let Some(llvm_bin) = debian_ready() {
                 return Ok(Toolchain::Debian { llvm_bin });
             }
-            bail!("Debian's packages were installed but the toolchain is still incomplete: {}", debian_missing().join(", "));
+            bail!(
+                "Debian's packages were installed but the toolchain is still incomplete: {}",
+                debian_missing().join(", ")
+            );
         }
         bail!(
             "no toolchain can build wasm32-wasip2 connectors.\n\
@@ -110,7 +119,9 @@ pub fn build_all(root: &Path) -> Result<PathBuf> {
     let out = root.join("target/plugins");
     std::fs::create_dir_all(&out)?;
     let mut names = Vec::new();
-    for entry in std::fs::read_dir(&built).with_context(|| format!("reading {}", built.display()))? {
+    for entry in
+        std::fs::read_dir(&built).with_context(|| format!("reading {}", built.display()))?
+    {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "wasm") {
             let name = path.file_name().expect("file").to_owned();
@@ -120,7 +131,11 @@ pub fn build_all(root: &Path) -> Result<PathBuf> {
             if std::fs::read(&dest).ok().as_deref() != Some(&bytes[..]) {
                 std::fs::write(&dest, &bytes)?;
             }
-            names.push(format!("{} ({} KiB)", name.to_string_lossy(), bytes.len() / 1024));
+            names.push(format!(
+                "{} ({} KiB)",
+                name.to_string_lossy(),
+                bytes.len() / 1024
+            ));
         }
     }
     if names.is_empty() {
@@ -156,7 +171,11 @@ fn rustup_has_target() -> bool {
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .is_some_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == TARGET))
+        .is_some_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET)
+        })
 }
 
 /// The LLVM bin folder with wasm-ld, newest first.
@@ -180,8 +199,14 @@ fn debian_missing() -> Vec<String> {
     let checks: [(&str, &str); 4] = [
         ("/usr/bin/cargo", "cargo-web (/usr/bin/cargo)"),
         ("/usr/bin/rustc", "rustc-web (/usr/bin/rustc)"),
-        ("/usr/lib/rustlib/src/rust/library", "rust-web-src (/usr/lib/rustlib/src)"),
-        ("/usr/lib/wasm32-wasi/libc.a", "wasi-libc (/usr/lib/wasm32-wasi/libc.a)"),
+        (
+            "/usr/lib/rustlib/src/rust/library",
+            "rust-web-src (/usr/lib/rustlib/src)",
+        ),
+        (
+            "/usr/lib/wasm32-wasi/libc.a",
+            "wasi-libc (/usr/lib/wasm32-wasi/libc.a)",
+        ),
     ];
     for (path, what) in checks {
         if !Path::new(path).exists() {

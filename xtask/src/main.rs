@@ -120,10 +120,24 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
     let plugins = guest::build_all(root)?;
     if !no_lint {
         println!("xtask: clippy");
-        cargo(root, &["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"])?;
+        cargo(
+            root,
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--quiet",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )?;
     }
     println!("xtask: SDK unit tests (native)");
-    cargo(&root.join("plugins"), &["test", "--quiet", "-p", "passerelle-sdk"])?;
+    cargo(
+        &root.join("plugins"),
+        &["test", "--quiet", "-p", "passerelle-sdk"],
+    )?;
     println!("xtask: host and end-to-end tests");
     let mut cmd = Command::new(cargo_bin());
     cmd.current_dir(root)
@@ -139,7 +153,10 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
         }
     }
     status(cmd, "cargo test")?;
-    println!("xtask: all tests passed in {:.0} s", started.elapsed().as_secs_f64());
+    println!(
+        "xtask: all tests passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -152,15 +169,34 @@ fn demo(root: &Path, plugins: &Path) -> Result<()> {
     let p = |args: &[&str]| -> Result<()> {
         println!("\n$ passerelle {}", args.join(" "));
         let mut cmd = Command::new(&bin);
-        cmd.args(args).env("PASSERELLE_DATA_DIR", &data).env("RUST_LOG", "warn");
+        cmd.args(args)
+            .env("PASSERELLE_DATA_DIR", &data)
+            .env("RUST_LOG", "warn");
         status(cmd, "passerelle")
     };
     let wasm = plugins.join("testing.wasm");
     p(&["plugins", "install", &wasm.to_string_lossy()])?;
-    p(&["practices", "add", "cabinet-dupre", "--name", "Cabinet Dupré"])?;
     p(&[
-        "accounts", "add", "cabinet-dupre-main", "--practice", "cabinet-dupre", "--connector", "testing",
-        "--setting", "scenario=emit", "--setting", "count=40", "--setting", "checkpoint_every=10",
+        "practices",
+        "add",
+        "cabinet-dupre",
+        "--name",
+        "Cabinet Dupré",
+    ])?;
+    p(&[
+        "accounts",
+        "add",
+        "cabinet-dupre-main",
+        "--practice",
+        "cabinet-dupre",
+        "--connector",
+        "testing",
+        "--setting",
+        "scenario=emit",
+        "--setting",
+        "count=40",
+        "--setting",
+        "checkpoint_every=10",
     ])?;
     p(&["sync", "cabinet-dupre", "--full"])?;
     p(&["sync", "cabinet-dupre"])?;

@@ -22,7 +22,9 @@ pub fn find(install: bool) -> Result<Option<String>> {
         return Ok(Some(DEFAULT_URL.into()));
     }
     if install && std::path::Path::new("/etc/debian_version").exists() && crate::guest::is_root() {
-        println!("xtask: no PostgreSQL on 127.0.0.1:5432; installing Debian's postgresql for the tests");
+        println!(
+            "xtask: no PostgreSQL on 127.0.0.1:5432; installing Debian's postgresql for the tests"
+        );
         let script = "set -e
             export DEBIAN_FRONTEND=noninteractive
             command -v pg_ctlcluster >/dev/null || { apt-get update -qq; apt-get install -y -qq postgresql; }

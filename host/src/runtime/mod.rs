@@ -232,14 +232,9 @@ impl Runtime {
         })
     }
 
-    /// Instantiates `connector` in a fresh store, calls one export, drops the store.
-    pub async fn execute(
-        &self,
-        connector: &LoadedConnector,
-        parts: RunParts,
-        call: Call,
-    ) -> Finished {
-        let started = Instant::now();
+    /// A fresh store for one run, with its limits, deadline and capabilities. Most
+    /// callers want [`Runtime::execute`]; this is public for benchmarks.
+    pub fn new_store(&self, parts: RunParts) -> Store<RunState> {
         let stdout = CapturedOutput::new(OUTPUT_CAP);
         let stderr = CapturedOutput::new(OUTPUT_CAP);
         let wasi = WasiCtxBuilder::new()
@@ -267,18 +262,29 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let deadline = started + limits.deadline();
-        let deadline_text = format!("deadline: the run may take {:.1} s", limits.deadline_secs);
-        let callback_text = deadline_text.clone();
+        let deadline = Instant::now() + limits.deadline();
+        let text = deadline_text(&limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
-                Err(LimitExceeded(callback_text.clone()).into())
+                Err(LimitExceeded(text.clone()).into())
             } else {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
+        store
+    }
 
+    /// Instantiates `connector` in a fresh store, calls one export, drops the store.
+    pub async fn execute(
+        &self,
+        connector: &LoadedConnector,
+        parts: RunParts,
+        call: Call,
+    ) -> Finished {
+        let started = Instant::now();
+        let limits = parts.limits.clone();
+        let mut store = self.new_store(parts);
         let run = async {
             let instance = connector
                 .pre
@@ -306,7 +312,7 @@ impl Runtime {
         let output =
             match tokio::time::timeout(limits.deadline() + Duration::from_millis(250), run).await {
                 Ok(r) => r,
-                Err(_) => Err(Failure::Limit(deadline_text)),
+                Err(_) => Err(Failure::Limit(deadline_text(&limits))),
             };
         let mut state = store.into_data();
         state.flush_logs();
@@ -325,6 +331,10 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         self.stop_ticker.store(true, Ordering::Relaxed);
     }
+}
+
+fn deadline_text(limits: &Limits) -> String {
+    format!("deadline: the run may take {:.1} s", limits.deadline_secs)
 }
 
 /// Sorts an error out of a call into a limit hit or a trap, with a one-line reason.

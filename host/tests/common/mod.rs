@@ -99,10 +99,12 @@ async fn drop_stale_schemas(pool: &sqlx::AnyPool) {
     static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     DONE.get_or_init(|| async {
         let mine = format!("t_{}_", std::process::id());
-        let rows = sqlx::query("SELECT nspname::text AS nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'")
-            .fetch_all(pool)
-            .await
-            .unwrap_or_default();
+        let rows = sqlx::query(
+            "SELECT nspname::text AS nspname FROM pg_namespace WHERE nspname LIKE 't\\_%'",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default();
         for row in rows {
             let name: String = row.get("nspname");
             if !name.starts_with(&mine) {
@@ -139,7 +141,9 @@ pub struct Env {
 pub async fn env(db: &Db, mut config: Config) -> Env {
     let dir = tempfile::tempdir().unwrap();
     config.database_url = db.url.clone();
-    let app = Passerelle::open(dir.path(), config).await.expect("open host");
+    let app = Passerelle::open(dir.path(), config)
+        .await
+        .expect("open host");
     Env { app, dir }
 }
 
@@ -267,7 +271,12 @@ pub async fn server() -> (String, Seen) {
                 let mut once = seen.rate_limited_once.lock().unwrap();
                 if !*once {
                     *once = true;
-                    (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down").into_response()
+                    (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", "1")],
+                        "slow down",
+                    )
+                        .into_response()
                 } else {
                     (StatusCode::OK, "ok").into_response()
                 }

@@ -17,6 +17,7 @@
 //! ```
 
 /// Raw bindings generated from the WIT contract (`wit/v0.1.0`).
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit/v0.1.0",
