@@ -452,3 +452,52 @@ async fn a_restart_loads_the_precompiled_component_from_the_cache() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn the_record_budget_is_enforced() {
+    let limits = Limits {
+        records: 10,
+        ..Limits::default()
+    };
+    let e = env(&sqlite(), config(limits, HttpPolicy::default()))
+        .await
+        .with_testing()
+        .await;
+    e.account("prolific", &[("scenario", "emit"), ("count", "50")])
+        .await;
+    let run = e.sync("prolific", Mode::Full).await;
+    assert_eq!(run.error_kind.as_deref(), Some("limit-exceeded"), "{run:?}");
+    assert!(run
+        .error_detail
+        .unwrap()
+        .contains("records: the run may emit 10"));
+    assert!(e
+        .app
+        .store
+        .appointments("prolific")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn an_oversized_response_is_refused() {
+    let (base, _seen) = server().await;
+    let limits = Limits {
+        response_mib: 1,
+        ..Limits::default()
+    };
+    let e = env(&sqlite(), config(limits, allow_private()))
+        .await
+        .with_testing()
+        .await;
+    let url = format!("{base}/big");
+    e.account("big", &[("scenario", "fetch"), ("url", &url)])
+        .await;
+    let run = e.sync("big", Mode::Incremental).await;
+    assert_eq!(run.error_kind.as_deref(), Some("unavailable"), "{run:?}");
+    assert!(run
+        .error_detail
+        .unwrap()
+        .contains("larger than 1048576 bytes"));
+}

@@ -66,8 +66,8 @@ impl LogBuffer {
     pub fn flush(&mut self, scrubber: &mut Scrubber) {
         for line in self.lines.drain(..) {
             let message = scrubber.scrub(&line.message);
-            let fields = if line.fields.is_empty() {
-                String::new()
+            if line.fields.is_empty() {
+                emit(line.level, &message, None);
             } else {
                 let map: serde_json::Map<String, serde_json::Value> = line
                     .fields
@@ -79,16 +79,32 @@ impl LogBuffer {
                         )
                     })
                     .collect();
-                serde_json::Value::Object(map).to_string()
-            };
-            match line.level {
-                Level::Trace => tracing::trace!(target: "connector", fields = %fields, "{message}"),
-                Level::Debug => tracing::debug!(target: "connector", fields = %fields, "{message}"),
-                Level::Info => tracing::info!(target: "connector", fields = %fields, "{message}"),
-                Level::Warn => tracing::warn!(target: "connector", fields = %fields, "{message}"),
-                Level::Error => tracing::error!(target: "connector", fields = %fields, "{message}"),
+                emit(
+                    line.level,
+                    &message,
+                    Some(&serde_json::Value::Object(map).to_string()),
+                );
             }
         }
+    }
+}
+
+/// One connector line through `tracing`, target `connector`, fields as one JSON value.
+fn emit(level: Level, message: &str, fields: Option<&str>) {
+    macro_rules! at {
+        ($lvl:ident) => {
+            match fields {
+                Some(f) => tracing::$lvl!(target: "connector", fields = %f, "{message}"),
+                None => tracing::$lvl!(target: "connector", "{message}"),
+            }
+        };
+    }
+    match level {
+        Level::Trace => at!(trace),
+        Level::Debug => at!(debug),
+        Level::Info => at!(info),
+        Level::Warn => at!(warn),
+        Level::Error => at!(error),
     }
 }
 

@@ -231,7 +231,8 @@ fn record(seen: &Seen, path: &str, headers: &HeaderMap) {
 /// - `/echo`: answers with every request header, as a hostile platform would;
 /// - `/redirect-out`: 302 to a host off the allowlist;
 /// - `/slow`: answers after 10 s;
-/// - `/limited`: 429 with Retry-After: 1 the first time, then 200.
+/// - `/limited`: 429 with Retry-After: 1 the first time, then 200;
+/// - `/big`: a 3 MiB body.
 pub async fn server() -> (String, Seen) {
     let seen = Seen::default();
     let app = Router::new()
@@ -282,6 +283,7 @@ pub async fn server() -> (String, Seen) {
                 }
             }),
         )
+        .route("/big", get(|| async { "x".repeat(3 << 20) }))
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
