@@ -78,6 +78,66 @@ pub enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// A practice's (or one account's) stored appointments. Patients are shown as
+    /// initials unless --show-patients is given.
+    Appointments {
+        #[arg(long, required_unless_present = "account")]
+        practice: Option<String>,
+        #[arg(long)]
+        account: Option<String>,
+        /// Include deleted and tombstoned appointments.
+        #[arg(long)]
+        all: bool,
+        /// Print patients' names, birth dates, phones and e-mails.
+        #[arg(long)]
+        show_patients: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// An account's stored public availability (bookable slots).
+    Slots {
+        #[arg(long)]
+        account: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Run the demo: the simulator in-process, the bundled connectors, a few practices;
+    /// a full sync, simulated changes, an incremental sync, and a summary. Run it again
+    /// for the next changes. Default data directory: $XDG_DATA_HOME/passerelle-demo.
+    Demo {
+        /// Where the built connectors are (doctolib.wasm…).
+        #[arg(long, env = "PASSERELLE_PLUGINS_DIR", default_value = "target/plugins")]
+        plugins_dir: PathBuf,
+        /// Practices to simulate (every other one also has a dentist profile).
+        #[arg(long, default_value_t = 3)]
+        practices: usize,
+        /// Seed of the simulated data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// On a later demo, sync fully (tombstoning deleted appointments).
+        #[arg(long)]
+        full: bool,
+        /// Forget earlier demos: delete the demo's data directory first.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Serve the platform simulator standalone and print how to point passerelle at it.
+    Sim {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8900")]
+        listen: std::net::SocketAddr,
+        #[arg(long, default_value_t = 3)]
+        practices: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Appointments generated per account.
+        #[arg(long, default_value_t = 120)]
+        appointments: usize,
+        /// Move the simulated world one step on every N seconds (0: only on
+        /// `POST /_sim/advance`).
+        #[arg(long, default_value_t = 0)]
+        advance_every: u64,
+    },
     /// The sync log, newest first.
     Runs {
         #[arg(long)]
@@ -194,6 +254,46 @@ pub async fn run(cli: Cli) -> Result<()> {
     };
     if let Some(url) = &cli.global.database_url {
         config.database_url = Some(url.clone());
+    }
+    match cli.command {
+        Command::Demo {
+            plugins_dir,
+            practices,
+            seed,
+            full,
+            reset,
+        } => {
+            return crate::demo::run(crate::demo::DemoOptions {
+                data_dir: cli
+                    .global
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(|| default_data_dir().with_file_name("passerelle-demo")),
+                database_url: cli.global.database_url.clone(),
+                plugins_dir,
+                practices,
+                seed,
+                full,
+                reset,
+            })
+            .await;
+        }
+        Command::Sim {
+            listen,
+            practices,
+            seed,
+            appointments,
+            advance_every,
+        } => {
+            let config = passerelle_sim::SimConfig {
+                seed,
+                practices,
+                appointments_per_account: appointments,
+                ..passerelle_sim::SimConfig::default()
+            };
+            return serve_simulator(config, listen, advance_every).await;
+        }
+        _ => {}
     }
     let data_dir = cli
         .global
@@ -350,6 +450,66 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
                 bail!("{failed} of {} run(s) did not succeed (details: passerelle runs --practice {practice})", runs.len());
             }
         }
+        Command::Demo { .. } | Command::Sim { .. } => unreachable!("handled before opening"),
+        Command::Appointments {
+            practice,
+            account,
+            all,
+            show_patients,
+            limit,
+        } => {
+            let accounts = match &account {
+                Some(a) => vec![app.store.account(a).await?.with_context(|| {
+                    format!("no account `{a}` (see `passerelle accounts list`)")
+                })?],
+                None => {
+                    let p = practice.as_deref().expect("clap requires one");
+                    if app.store.practice(p).await?.is_none() {
+                        bail!("no practice `{p}` (see `passerelle practices list`)");
+                    }
+                    app.store.list_accounts(Some(p)).await?
+                }
+            };
+            let mut shown = 0;
+            let mut total = 0;
+            for a in &accounts {
+                let mut items = app.store.appointments(&a.id).await?;
+                items.retain(|s| all || s.deleted_reason.is_none());
+                items.sort_by_key(|s| s.record.starts_at_ms);
+                total += items.len();
+                for s in items.iter().take(limit.saturating_sub(shown)) {
+                    shown += 1;
+                    println!("{}", appointment_line(s, show_patients));
+                }
+            }
+            if total > shown {
+                println!("… {} more (--limit)", total - shown);
+            }
+            if total == 0 {
+                println!("no appointments stored yet: run `passerelle sync PRACTICE`");
+            }
+        }
+        Command::Slots { account, limit } => {
+            if app.store.account(&account).await?.is_none() {
+                bail!("no account `{account}` (see `passerelle accounts list`)");
+            }
+            let slots = app.store.slots(&account).await?;
+            for s in slots.iter().take(limit) {
+                println!(
+                    "{:<26} {:<26} {:<24} {}",
+                    s.starts_at,
+                    s.practitioner.as_deref().unwrap_or("-"),
+                    s.visit_motive.as_deref().unwrap_or("-"),
+                    s.place.as_deref().unwrap_or("-")
+                );
+            }
+            if slots.len() > limit {
+                println!("… {} more (--limit)", slots.len() - limit);
+            }
+            if slots.is_empty() {
+                println!("no slots stored for {account}");
+            }
+        }
         Command::Runs {
             practice,
             account,
@@ -375,6 +535,98 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// One stored appointment; the patient as initials unless `show_patients`.
+fn appointment_line(s: &crate::store::records::StoredAppointment, show_patients: bool) -> String {
+    let r = &s.record;
+    let patient = match &r.patient {
+        None => "-".to_string(),
+        Some(p) if show_patients => format!(
+            "{} {} ({}) {} {}",
+            p.first_name,
+            p.last_name,
+            p.birth_date.as_deref().unwrap_or("?"),
+            p.phone.as_deref().unwrap_or("-"),
+            p.email.as_deref().unwrap_or("-")
+        ),
+        Some(p) => format!(
+            "{}. {}.",
+            p.first_name.chars().next().unwrap_or('?'),
+            p.last_name.chars().next().unwrap_or('?')
+        ),
+    };
+    format!(
+        "{:<16} {:<14} {:<26} {:<10} {:<24} {:<30} {}{}",
+        s.account_id,
+        r.external_id,
+        r.starts_at,
+        r.status,
+        r.practitioner.as_deref().unwrap_or("-"),
+        r.visit_motive.as_deref().unwrap_or("-"),
+        patient,
+        match &s.deleted_reason {
+            Some(why) => format!("  [{why}]"),
+            None => String::new(),
+        }
+    )
+}
+
+/// Serves the simulator until interrupted.
+async fn serve_simulator(
+    config: passerelle_sim::SimConfig,
+    listen: std::net::SocketAddr,
+    advance_every: u64,
+) -> Result<()> {
+    let sim = passerelle_sim::Simulator::new(config);
+    let running = sim.serve(listen).await?;
+    let base = &running.base_url;
+    println!(
+        "simulator listening at {base}  (platforms: {})",
+        passerelle_sim::PLATFORMS.join(", ")
+    );
+    println!("\npoint passerelle at it with this in its config file:\n");
+    println!("[http.overrides]");
+    for (_, origin) in crate::demo::SIMULATED_ORIGINS {
+        println!("\"{origin}\" = \"{base}\"");
+    }
+    println!("\nsimulated practices (accounts: connector doctolib, settings centre and profile-id, secret api-token):");
+    for p in &sim.world().practices {
+        println!("  {}  {}", p.id, p.name);
+        for a in &p.accounts {
+            println!(
+                "    {:<16} centre={} profile-id={} api-token={}",
+                a.id, a.centre, a.profile_id, a.token
+            );
+        }
+    }
+    println!(
+        "\ncontrol: GET {base}/_sim/practices, PUT {base}/_sim/faults/doctolib, POST {base}/_sim/advance (see docs/simulator.md)"
+    );
+    if advance_every > 0 {
+        let sim = sim.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(advance_every));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let c = sim.advance();
+                tracing::info!(
+                    step = c.step,
+                    added = c.added.len(),
+                    rescheduled = c.rescheduled.len(),
+                    cancelled = c.cancelled.len(),
+                    deleted = c.deleted.len(),
+                    "simulated world advanced"
+                );
+            }
+        });
+    }
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    drop(running);
     Ok(())
 }
 

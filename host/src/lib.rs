@@ -9,12 +9,14 @@
 //! - [`sync`]: one run of one account, end to end;
 //! - [`scrub`]: keeping patient data and secrets out of logs and errors;
 //! - [`config`], [`limits`], [`app`]: configuration and the shared process state;
+//! - [`demo`]: `passerelle demo`, and wiring a host to the platform simulator;
 //! - [`cli`]: the `passerelle` command.
 
 pub mod app;
 pub mod capabilities;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod limits;
 pub mod plugins;
 pub mod runtime;

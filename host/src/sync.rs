@@ -159,10 +159,13 @@ impl Passerelle {
             SessionSpec {
                 platform: &manifest.name,
                 allowlist: Allowlist::parse(&manifest.allowed_hosts)?,
-                rate_limit: (
-                    manifest.rate_limit.requests_per_second,
-                    manifest.rate_limit.burst,
-                ),
+                rate_limit: match self.config.http.rate_limits.get(&manifest.name) {
+                    Some(o) => (o.requests_per_second, o.burst),
+                    None => (
+                        manifest.rate_limit.requests_per_second,
+                        manifest.rate_limit.burst,
+                    ),
+                },
                 secrets,
                 limits: &limits,
             },

@@ -3,8 +3,8 @@
 //! - `doctor`: which guest toolchain (wasm32-wasip2) and PostgreSQL will be used;
 //! - `build-plugins`: every connector in plugins/ → `target/plugins/<name>.wasm`;
 //! - `test`: lint, build what is needed, run every test (SQLite and PostgreSQL);
-//! - `demo`: the demo, on a fresh data directory;
-//! - `bench`: the sandbox benchmark.
+//! - `demo`: `passerelle demo` with the built connectors, on target/demo;
+//! - `bench`: the benchmarks (sandbox overhead, end-to-end sync rate).
 //!
 //! Guest toolchain: rustup with the wasm32-wasip2 target if present, else Debian's
 //! packaged rustc-web route (installed with apt-get when running as root on Debian),
@@ -45,9 +45,14 @@ enum Cmd {
         #[arg(last = true)]
         cargo_args: Vec<String>,
     },
-    /// Run the demo in a fresh data directory (target/demo).
-    Demo,
-    /// Run the sandbox benchmark and print its figures.
+    /// Build what is needed and run `passerelle demo` on target/demo (run it again for
+    /// an incremental sync; `cargo xtask demo -- --reset` starts over).
+    Demo {
+        /// Extra arguments for `passerelle demo` (after --), e.g. `-- --full`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run the benchmarks (sandbox overhead; end-to-end sync rate) and print their figures.
     Bench,
 }
 
@@ -77,18 +82,20 @@ fn run(cli: Cli) -> Result<()> {
             no_lint,
             cargo_args,
         } => test(&root, no_postgres, no_lint, &cargo_args)?,
-        Cmd::Demo => {
+        Cmd::Demo { args } => {
             let plugins = guest::build_all(&root)?;
             cargo(&root, &["build", "--quiet", "-p", "passerelle"])?;
-            demo(&root, &plugins)?;
+            demo(&root, &plugins, &args)?;
         }
         Cmd::Bench => {
             let plugins = guest::build_all(&root)?;
-            let mut cmd = Command::new(cargo_bin());
-            cmd.current_dir(&root)
-                .args(["bench", "-p", "passerelle", "--bench", "sandbox"])
-                .env("PASSERELLE_PLUGINS_DIR", &plugins);
-            status(cmd, "cargo bench")?;
+            for (package, bench) in [("passerelle", "sandbox"), ("passerelle-tests", "e2e")] {
+                let mut cmd = Command::new(cargo_bin());
+                cmd.current_dir(&root)
+                    .args(["bench", "-p", package, "--bench", bench])
+                    .env("PASSERELLE_PLUGINS_DIR", &plugins);
+                status(cmd, "cargo bench")?;
+            }
         }
     }
     Ok(())
@@ -133,10 +140,10 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
             ],
         )?;
     }
-    println!("xtask: SDK unit tests (native)");
+    println!("xtask: SDK and connector unit tests (native)");
     cargo(
         &root.join("plugins"),
-        &["test", "--quiet", "-p", "passerelle-sdk"],
+        &["test", "--quiet", "-p", "passerelle-sdk", "-p", "doctolib"],
     )?;
     println!("xtask: host and end-to-end tests");
     let mut cmd = Command::new(cargo_bin());
@@ -160,55 +167,23 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
     Ok(())
 }
 
-/// The demo until the simulator and real connectors land: the testing connector, in a
-/// fresh data directory, driven through the real CLI.
-fn demo(root: &Path, plugins: &Path) -> Result<()> {
-    let data = root.join("target/demo");
-    let _ = std::fs::remove_dir_all(&data);
+/// `passerelle demo` with the freshly built connectors, on `target/demo` (kept between
+/// demos: a second demo syncs incrementally and finds only the simulator's new changes).
+fn demo(root: &Path, plugins: &Path, args: &[String]) -> Result<()> {
     let bin = root.join("target/debug/passerelle");
-    let p = |args: &[&str]| -> Result<()> {
-        println!("\n$ passerelle {}", args.join(" "));
-        let mut cmd = Command::new(&bin);
-        cmd.args(args)
-            .env("PASSERELLE_DATA_DIR", &data)
-            .env("RUST_LOG", "warn");
-        status(cmd, "passerelle")
-    };
-    let wasm = plugins.join("testing.wasm");
-    p(&["plugins", "install", &wasm.to_string_lossy()])?;
-    p(&[
-        "practices",
-        "add",
-        "cabinet-dupre",
-        "--name",
-        "Cabinet Dupré",
-    ])?;
-    p(&[
-        "accounts",
-        "add",
-        "cabinet-dupre-main",
-        "--practice",
-        "cabinet-dupre",
-        "--connector",
-        "testing",
-        "--setting",
-        "scenario=emit",
-        "--setting",
-        "count=40",
-        "--setting",
-        "checkpoint_every=10",
-    ])?;
-    p(&["sync", "cabinet-dupre", "--full"])?;
-    p(&["sync", "cabinet-dupre"])?;
-    p(&["runs", "--practice", "cabinet-dupre"])?;
-    println!(
-        "\nData directory: {}\nDatabase: {}\nLook around: PASSERELLE_DATA_DIR={} {} runs --json",
-        data.display(),
-        data.join("passerelle.db").display(),
-        data.display(),
-        bin.display()
-    );
-    Ok(())
+    let mut cmd = Command::new(&bin);
+    cmd.current_dir(root)
+        .arg("--data-dir")
+        .arg(root.join("target/demo"))
+        .arg("demo")
+        .arg("--plugins-dir")
+        .arg(plugins)
+        .args(args)
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        );
+    status(cmd, "passerelle demo")
 }
 
 pub(crate) fn workspace_root() -> PathBuf {

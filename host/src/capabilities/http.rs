@@ -36,6 +36,17 @@ pub struct HttpPolicy {
     /// instead (same path and query). How tests and the demo point connectors at the
     /// simulator. Override targets are the operator's choice and may be private.
     pub overrides: BTreeMap<String, String>,
+    /// Connector name → rate limit replacing the one its manifest declares (e.g. a
+    /// platform that granted this installation more, or a simulator).
+    pub rate_limits: BTreeMap<String, RateLimitOverride>,
+}
+
+/// An operator's rate limit for one platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitOverride {
+    pub requests_per_second: u32,
+    pub burst: u32,
 }
 
 #[derive(Debug, Clone)]

@@ -3,7 +3,8 @@
 //! [`Request`] builds a request (secrets by reference only), [`Request::send`] maps
 //! transport failures and HTTP statuses onto [`SyncError`] the way the host expects
 //! (401/403 → `unauthorized`, 429 → `rate-limited` with Retry-After, 5xx and timeouts →
-//! `unavailable`), and [`Request::json`] parses the body into `T` or a precise
+//! `unavailable`; a 429 with a short Retry-After is first retried, see
+//! [`RETRY_WITHIN_RUN_SECS`]), and [`Request::json`] parses the body into `T` or a precise
 //! `schema-drift` (see [`crate::drift`]).
 
 use serde::de::DeserializeOwned;
@@ -13,6 +14,13 @@ use crate::bindings::passerelle::connector::http as host;
 use crate::{Header, HeaderValue, HttpError, Method, SecretRef, SyncError};
 
 pub use crate::bindings::passerelle::connector::types::Response;
+
+/// A 429 whose Retry-After is at most this many seconds is retried within the run
+/// (the host makes every request to the platform wait that long); a longer one ends the
+/// run `rate-limited` so the scheduler retries later.
+pub const RETRY_WITHIN_RUN_SECS: u32 = 30;
+/// How many 429s one request retries before giving up.
+pub const RATE_LIMIT_RETRIES: u32 = 3;
 
 /// An outbound request under construction.
 #[derive(Debug, Clone)]
@@ -146,8 +154,31 @@ impl Request {
             body: self.body,
             timeout_ms: self.timeout_ms,
         };
-        let response = host::send(&request).map_err(|e| transport_error(&endpoint, e))?;
-        status_error(&endpoint, &response).map_or(Ok(response), Err)
+        let mut retries = 0;
+        loop {
+            let response = host::send(&request).map_err(|e| transport_error(&endpoint, e))?;
+            if response.status == 429 && retries < RATE_LIMIT_RETRIES {
+                let after =
+                    header(&response, "retry-after").and_then(|v| v.trim().parse::<u32>().ok());
+                if after.is_none_or(|s| s <= RETRY_WITHIN_RUN_SECS) {
+                    // The host holds this platform's next request until the delay passed.
+                    retries += 1;
+                    crate::log::write(
+                        crate::Level::Info,
+                        "rate-limited by the platform; retrying after its delay",
+                        &[
+                            ("endpoint", &endpoint),
+                            (
+                                "retry_after_s",
+                                &after.map_or("1".into(), |s| s.to_string()),
+                            ),
+                        ],
+                    );
+                    continue;
+                }
+            }
+            return status_error(&endpoint, &response).map_or(Ok(response), Err);
+        }
     }
 
     /// Sends the request and parses a 2xx JSON body into `T`.

@@ -4,7 +4,8 @@
 //! plus one [`export_connector!`] line. The modules here own the shared plumbing:
 //! [`http`] (typed HTTP + JSON, status mapping), [`drift`] (deserialisation failures
 //! as precise `schema-drift` reports), [`emit`] (records and checkpoints), [`log`]
-//! (logging macros) and [`account`] (settings access).
+//! (logging macros), [`account`] (settings access) and [`time`] (timestamps that keep
+//! their offset, the sync window).
 //!
 //! ```ignore
 //! struct MyPlatform;
@@ -34,6 +35,7 @@ pub mod drift;
 pub mod emit;
 pub mod http;
 pub mod log;
+pub mod time;
 
 /// `export_connector!(MyType)`: exports `MyType` as the component's `connector` world.
 pub use bindings::export_connector;

@@ -1,7 +1,7 @@
 //! Storage on SQLite and PostgreSQL: idempotent upserts, checkpoint atomicity,
 //! tombstoning, account isolation, and the same through real connector runs.
 
-mod common;
+use passerelle_tests as common;
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,6 @@
 //! Shared test scaffolding: the built connectors, databases (SQLite always; PostgreSQL
 //! unless `PASSERELLE_SKIP_POSTGRES=1`, never silently), a host opened on a temporary
 //! data directory, and a small HTTP server on loopback for the HTTP defences.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -291,4 +290,230 @@ pub async fn server() -> (String, Seen) {
         axum::serve(listener, app).await.unwrap();
     });
     (format!("http://{addr}"), seen)
+}
+
+/// A host wired to an in-process platform simulator, with the doctolib connector
+/// installed and the simulator's practices and accounts provisioned.
+pub struct SimEnv {
+    pub env: Env,
+    pub sim: passerelle_sim::Simulator,
+    pub running: passerelle_sim::RunningSim,
+}
+
+/// A simulator with a fixed seed at the current hour (so the host's window covers it).
+pub fn sim_config(practices: usize, appointments: usize) -> passerelle_sim::SimConfig {
+    passerelle_sim::SimConfig {
+        seed: 7,
+        practices,
+        appointments_per_account: appointments,
+        ..passerelle_sim::SimConfig::default()
+    }
+}
+
+pub async fn sim_env(db: &Db, sim_config: passerelle_sim::SimConfig) -> SimEnv {
+    let sim = passerelle_sim::Simulator::new(sim_config);
+    let running = sim
+        .serve(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("start the simulator");
+    let config = Config {
+        http: passerelle::demo::simulator_policy(&running.base_url),
+        ..Config::default()
+    };
+    let env = env(db, config).await;
+    env.app
+        .install_plugin(&component("doctolib"))
+        .await
+        .expect("install doctolib");
+    let world = sim.world().clone();
+    passerelle::demo::provision(&env.app, &world)
+        .await
+        .expect("provision");
+    SimEnv { env, sim, running }
+}
+
+/// A stored appointment reduced to what the simulator's ground truth says.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Fact {
+    pub id: String,
+    pub starts_at: String,
+    pub ends_at: Option<String>,
+    pub status: String,
+    pub practitioner: Option<String>,
+    pub visit_motive: Option<String>,
+    /// external id, first, last, birth date, phone, e-mail
+    pub patient: Option<[Option<String>; 6]>,
+    pub updated_at: Option<String>,
+}
+
+impl Fact {
+    /// The names of the fields where two facts differ.
+    pub fn differing_fields(&self, other: &Fact) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut check = |name, same: bool| {
+            if !same {
+                out.push(name)
+            }
+        };
+        check("id", self.id == other.id);
+        check("starts_at", self.starts_at == other.starts_at);
+        check("ends_at", self.ends_at == other.ends_at);
+        check("status", self.status == other.status);
+        check("practitioner", self.practitioner == other.practitioner);
+        check("visit_motive", self.visit_motive == other.visit_motive);
+        check("patient", self.patient == other.patient);
+        check("updated_at", self.updated_at == other.updated_at);
+        out
+    }
+}
+
+impl SimEnv {
+    pub async fn sync(&self, account: &str, mode: Mode) -> Run {
+        self.env.sync(account, mode).await
+    }
+
+    /// Every account, one run each.
+    pub async fn sync_all(&self, mode: Mode) -> Vec<Run> {
+        let ids: Vec<String> = self.sim.world().accounts().map(|a| a.id.clone()).collect();
+        let mut runs = Vec::new();
+        for id in ids {
+            runs.push(self.sync(&id, mode).await);
+        }
+        runs
+    }
+
+    /// What the simulator holds for an account.
+    pub fn truth(&self, account: &str) -> Vec<Fact> {
+        let world = self.sim.world();
+        let a = world.account(account).expect("simulated account");
+        let motive = |id: u64| {
+            a.motives
+                .iter()
+                .find(|m| m.id == id)
+                .map(|m| m.name.clone())
+        };
+        let doctor = |id: u64| {
+            a.agendas
+                .iter()
+                .find(|g| g.id == id)
+                .map(|g| g.practitioner.clone())
+        };
+        let mut facts: Vec<Fact> = a
+            .appointments
+            .values()
+            .map(|x| Fact {
+                id: x.id.clone(),
+                starts_at: passerelle_sim::world::normalised(&x.start),
+                ends_at: Some(passerelle_sim::world::normalised(&x.end)),
+                status: x.status.as_str().to_string(),
+                practitioner: doctor(x.agenda_id),
+                visit_motive: motive(x.motive_id),
+                patient: Some([
+                    Some(x.patient.id.clone()),
+                    Some(x.patient.first_name.clone()),
+                    Some(x.patient.last_name.clone()),
+                    Some(x.patient.birth_date.format("%Y-%m-%d").to_string()),
+                    Some(x.patient.phone.clone()),
+                    Some(x.patient.email.clone()),
+                ]),
+                updated_at: Some(x.updated_at.fixed_offset().to_rfc3339()),
+            })
+            .collect();
+        facts.sort();
+        facts
+    }
+
+    /// What passerelle stored for an account (live appointments only).
+    pub async fn stored(&self, account: &str) -> Vec<Fact> {
+        let mut facts: Vec<Fact> = self
+            .env
+            .app
+            .store
+            .appointments(account)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.deleted_reason.is_none())
+            .map(|s| {
+                let r = s.record;
+                Fact {
+                    id: r.external_id,
+                    starts_at: r.starts_at,
+                    ends_at: r.ends_at,
+                    status: r.status,
+                    practitioner: r.practitioner,
+                    visit_motive: r.visit_motive,
+                    patient: r.patient.map(|p| {
+                        [
+                            p.external_id,
+                            Some(p.first_name),
+                            Some(p.last_name),
+                            p.birth_date,
+                            p.phone,
+                            p.email,
+                        ]
+                    }),
+                    updated_at: r.platform_updated_at,
+                }
+            })
+            .collect();
+        facts.sort();
+        facts
+    }
+
+    /// Stored slots vs the simulator's bookable ones, as comparable tuples.
+    pub async fn slots(
+        &self,
+        account: &str,
+    ) -> (
+        Vec<passerelle_sim::ExpectedSlot>,
+        Vec<passerelle_sim::ExpectedSlot>,
+    ) {
+        let expected = {
+            let world = self.sim.world();
+            world.expected_slots(world.account(account).unwrap())
+        };
+        let mut stored: Vec<passerelle_sim::ExpectedSlot> = self
+            .env
+            .app
+            .store
+            .slots(account)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| passerelle_sim::ExpectedSlot {
+                starts_at: s.starts_at,
+                ends_at: s.ends_at,
+                practitioner: s.practitioner.unwrap_or_default(),
+                visit_motive: s.visit_motive.unwrap_or_default(),
+                place: s.place.unwrap_or_default(),
+            })
+            .collect();
+        stored.sort();
+        (expected, stored)
+    }
+
+    /// Asserts that the account's appointments and slots are exactly the simulator's.
+    pub async fn assert_matches_truth(&self, account: &str, db: &str) {
+        let truth = self.truth(account);
+        let stored = self.stored(account).await;
+        assert_eq!(
+            stored.len(),
+            truth.len(),
+            "{db}/{account}: appointment count"
+        );
+        for (s, t) in stored.iter().zip(&truth) {
+            // Simulated patients, but the message still names fields, never values.
+            assert!(
+                s == t,
+                "{db}/{account}: appointment {} differs from the simulator in {:?}",
+                t.id,
+                s.differing_fields(t)
+            );
+        }
+        let (expected, stored) = self.slots(account).await;
+        assert!(!expected.is_empty(), "{account} must have bookable slots");
+        assert_eq!(stored.len(), expected.len(), "{db}/{account}: slot count");
+        assert_eq!(stored, expected, "{db}/{account}: slots differ");
+    }
 }

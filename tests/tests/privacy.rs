@@ -1,7 +1,7 @@
 //! No patient datum and no secret in any log line, error or run record, with logs captured
 //! at the most verbose level while a careless connector logs patient data on purpose.
 
-mod common;
+use passerelle_tests as common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

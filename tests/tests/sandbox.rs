@@ -1,7 +1,7 @@
 //! The sandbox's defences, each proven with the hostile `testing` connector: a run that
 //! misbehaves fails with a clear reason, and the host goes on serving other runs.
 
-mod common;
+use passerelle_tests as common;
 
 use std::time::{Duration, Instant};
 

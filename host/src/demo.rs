@@ -1,0 +1,354 @@
+//! `passerelle demo`: the main job on an embedded default, end to end.
+//!
+//! SQLite in a data directory, the platform simulator in-process, the bundled connectors,
+//! a few practices with their accounts. The first demo runs a full sync of every account,
+//! lets the simulated practices live one step (new bookings, reschedulings,
+//! cancellations, deletions) and runs an incremental sync that finds exactly those
+//! changes. A later demo on the same data directory rebuilds the same simulator, moves it
+//! one more step and syncs incrementally again.
+//!
+//! [`provision`] and [`simulator_policy`] are also how the end-to-end tests wire a host
+//! to a simulator.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use passerelle_sim::{Changes, SimConfig, Simulator, World};
+use serde::{Deserialize, Serialize};
+
+use crate::app::Passerelle;
+use crate::capabilities::http::{HttpPolicy, RateLimitOverride};
+use crate::config::Config;
+use crate::store::runs::{Mode, Run, Status, Trigger};
+use crate::sync::SyncOptions;
+
+/// The origins of each simulated platform's connector.
+pub const SIMULATED_ORIGINS: &[(&str, &str)] = &[
+    ("doctolib", "https://www.doctolib.fr"),
+    ("doctolib", "https://partners.doctolib.fr"),
+];
+
+/// HTTP policy pointing the bundled connectors at a simulator at `base_url`, with rate
+/// limits lifted (the simulator is not the real platform).
+pub fn simulator_policy(base_url: &str) -> HttpPolicy {
+    let mut policy = HttpPolicy::default();
+    for (connector, origin) in SIMULATED_ORIGINS {
+        policy
+            .overrides
+            .insert((*origin).to_string(), base_url.to_string());
+        policy.rate_limits.insert(
+            (*connector).to_string(),
+            RateLimitOverride {
+                requests_per_second: 10_000,
+                burst: 10_000,
+            },
+        );
+    }
+    policy
+}
+
+/// Creates (or completes) the simulator's practices and accounts in the store, with
+/// their settings and API tokens. Idempotent.
+pub async fn provision(app: &Passerelle, world: &World) -> Result<usize> {
+    let mut accounts = 0;
+    for practice in &world.practices {
+        if app.store.practice(&practice.id).await?.is_none() {
+            app.store
+                .add_practice(&practice.id, &practice.name, "Europe/Paris")
+                .await?;
+        }
+        for account in &practice.accounts {
+            let settings: BTreeMap<String, String> = [
+                ("centre".to_string(), account.centre.clone()),
+                ("profile-id".to_string(), account.profile_id.to_string()),
+            ]
+            .into();
+            if app.store.account(&account.id).await?.is_none() {
+                app.store
+                    .add_account(
+                        &account.id,
+                        &practice.id,
+                        "doctolib",
+                        Some(&account.label),
+                        &settings,
+                    )
+                    .await?;
+            }
+            app.store
+                .set_secret(&account.id, "api-token", &account.token)
+                .await?;
+            accounts += 1;
+        }
+    }
+    Ok(accounts)
+}
+
+/// What the demo remembers between runs, in `<data dir>/demo.json`.
+#[derive(Debug, Serialize, Deserialize)]
+struct DemoState {
+    sim: SimConfig,
+    /// Steps the simulated world has lived so far.
+    steps: u32,
+}
+
+/// The demo's options.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    /// Where the built connectors (`doctolib.wasm`…) are.
+    pub plugins_dir: PathBuf,
+    pub practices: usize,
+    pub seed: u64,
+    /// Re-sync fully (and tombstone) instead of incrementally on a later demo.
+    pub full: bool,
+    /// Forget earlier demos: delete the data directory first.
+    pub reset: bool,
+}
+
+/// Runs the demo, printing as it goes.
+pub async fn run(options: DemoOptions) -> Result<()> {
+    if options.reset && options.data_dir.exists() {
+        std::fs::remove_dir_all(&options.data_dir)
+            .with_context(|| format!("removing {}", options.data_dir.display()))?;
+    }
+    crate::app::create_private_dir(&options.data_dir)?;
+    let state_path = options.data_dir.join("demo.json");
+    let mut state = match std::fs::read(&state_path) {
+        Ok(bytes) => serde_json::from_slice::<DemoState>(&bytes).with_context(|| {
+            format!(
+                "{} is unreadable; start over with `passerelle demo --reset`",
+                state_path.display()
+            )
+        })?,
+        Err(_) => DemoState {
+            sim: SimConfig {
+                seed: options.seed,
+                practices: options.practices,
+                epoch: Some(World::generate(SimConfig::default()).epoch),
+                ..SimConfig::default()
+            },
+            steps: 0,
+        },
+    };
+    let first = state.steps == 0;
+    let mut world = World::generate(state.sim.clone());
+    for _ in 0..state.steps {
+        world.advance();
+    }
+    let sim = Simulator::from_world(world);
+    let running = sim.serve(([127, 0, 0, 1], 0).into()).await?;
+    println!(
+        "passerelle demo: simulator (Doctolib) at {}, seed {}, step {}",
+        running.base_url, state.sim.seed, state.steps
+    );
+
+    let config = Config {
+        database_url: options.database_url.clone(),
+        http: simulator_policy(&running.base_url),
+        ..Config::default()
+    };
+    let app = Passerelle::open(&options.data_dir, config).await?;
+    let result = demo_with(&app, &sim, &mut state, &state_path, &options, first).await;
+    app.store.close().await;
+    result
+}
+
+async fn demo_with(
+    app: &Passerelle,
+    sim: &Simulator,
+    state: &mut DemoState,
+    state_path: &Path,
+    options: &DemoOptions,
+    first: bool,
+) -> Result<()> {
+    install_bundled(app, &options.plugins_dir).await?;
+    let world = sim.world().clone();
+    let accounts = provision(app, &world).await?;
+    println!(
+        "{} practices, {accounts} Doctolib accounts, data in {}",
+        world.practices.len(),
+        options.data_dir.display()
+    );
+
+    let mut phases: Vec<(String, Vec<Run>)> = Vec::new();
+    let mut changes: Option<Changes> = None;
+    if first {
+        phases.push((
+            "first sync (full)".into(),
+            sync_all(app, sim, Mode::Full).await?,
+        ));
+    }
+    let step = sim.advance();
+    state.steps += 1;
+    std::fs::write(state_path, serde_json::to_vec_pretty(&state)?)
+        .with_context(|| format!("writing {}", state_path.display()))?;
+    println!(
+        "\nthe simulated practices lived one hour: {} new bookings, {} rescheduled, {} cancelled, {} deleted",
+        step.added.len(),
+        step.rescheduled.len(),
+        step.cancelled.len(),
+        step.deleted.len()
+    );
+    changes.replace(step);
+    let mode = if options.full && !first {
+        Mode::Full
+    } else {
+        Mode::Incremental
+    };
+    phases.push((
+        format!("sync after the changes ({})", mode.as_str()),
+        sync_all(app, sim, mode).await?,
+    ));
+
+    for (title, runs) in &phases {
+        print_summary(title, runs);
+    }
+    if let Some(c) = &changes {
+        println!(
+            "\nexpected from the simulator's changes: +{} new, ~{} changed (rescheduled or cancelled); \
+             {} deleted outright (an incremental sync cannot see those: a full sync tombstones them)",
+            c.added.len(),
+            c.rescheduled.len() + c.cancelled.len(),
+            c.deleted.len()
+        );
+    }
+    let failed: usize = phases
+        .iter()
+        .flat_map(|(_, runs)| runs)
+        .filter(|r| r.status != Status::Succeeded)
+        .count();
+    let db = match &options.database_url {
+        Some(url) => crate::store::redact_url(url),
+        None => options.data_dir.join("passerelle.db").display().to_string(),
+    };
+    let dd = options.data_dir.display();
+    println!(
+        "\nwhere the data is:\n  database     {db}\n  connectors   {}\n\nlook at it:\n  \
+         passerelle --data-dir {dd} runs\n  \
+         passerelle --data-dir {dd} runs --status failed\n  \
+         passerelle --data-dir {dd} appointments --practice p001\n  \
+         passerelle --data-dir {dd} appointments --account p001-cabinet --show-patients\n  \
+         passerelle --data-dir {dd} slots --account p001-cabinet\n\n\
+         run the demo again for an incremental sync that finds only the next changes \
+         (`--full` to tombstone deleted appointments, `--reset` to start over)",
+        app.plugins_dir().display()
+    );
+    if failed > 0 {
+        bail!("{failed} run(s) did not succeed (see above)");
+    }
+    Ok(())
+}
+
+/// Installs every component of `dir` but the sandbox-testing one.
+async fn install_bundled(app: &Passerelle, dir: &Path) -> Result<()> {
+    let doctolib = dir.join("doctolib.wasm");
+    if !doctolib.exists() {
+        bail!(
+            "{} is missing: build the connectors with `cargo xtask build-plugins` \
+             (or run the demo through `cargo xtask demo`), or pass --plugins-dir",
+            doctolib.display()
+        );
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .filter(|p| p.file_stem().is_some_and(|s| s != "testing"))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let installed = app.install_plugin(&path).await?;
+        println!(
+            "connector {} {} (sha256:{}){}",
+            installed.manifest.name,
+            installed.manifest.version,
+            &installed.sha256[..12],
+            if installed.already_installed {
+                ""
+            } else {
+                ", installed"
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Syncs every account of every practice, one run at a time, printing progress.
+async fn sync_all(app: &Passerelle, sim: &Simulator, mode: Mode) -> Result<Vec<Run>> {
+    let practices: Vec<String> = sim.world().practices.iter().map(|p| p.id.clone()).collect();
+    let mut accounts = Vec::new();
+    for p in &practices {
+        accounts.extend(app.store.list_accounts(Some(p)).await?);
+    }
+    println!("\n{} sync of {} accounts", mode.as_str(), accounts.len());
+    let started = Instant::now();
+    let mut runs = Vec::new();
+    for (i, account) in accounts.iter().enumerate() {
+        print!(
+            "  [{}/{}] {}/{} … ",
+            i + 1,
+            accounts.len(),
+            account.practice_id,
+            account.id
+        );
+        let _ = std::io::stdout().flush();
+        let run = app
+            .sync_account(
+                account,
+                SyncOptions {
+                    trigger: Trigger::Manual,
+                    mode,
+                },
+            )
+            .await?;
+        println!(
+            "{} in {} ms",
+            run.status.as_str(),
+            run.duration_ms.unwrap_or(0)
+        );
+        runs.push(run);
+    }
+    println!("  done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(runs)
+}
+
+fn print_summary(title: &str, runs: &[Run]) {
+    println!("\n{title}");
+    println!(
+        "  {:<6} {:<16} {:<11} {:<10} {:>6} {:>8} {:>8} {:>11} {:>6} {:>5} {:>7}",
+        "run",
+        "account",
+        "mode",
+        "status",
+        "added",
+        "changed",
+        "deleted",
+        "tombstoned",
+        "slots",
+        "http",
+        "ms"
+    );
+    for r in runs {
+        let c = &r.counts;
+        println!(
+            "  {:<6} {:<16} {:<11} {:<10} {:>6} {:>8} {:>8} {:>11} {:>6} {:>5} {:>7}",
+            r.id,
+            r.account_id,
+            r.mode.as_str(),
+            r.status.as_str(),
+            c.appointments_added,
+            c.appointments_changed,
+            c.appointments_deleted,
+            c.appointments_tombstoned,
+            c.slots_written,
+            c.http_requests,
+            r.duration_ms.unwrap_or(0)
+        );
+        if let (Some(kind), Some(detail)) = (&r.error_kind, &r.error_detail) {
+            println!("         {kind}: {detail}");
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Doctolib's responses as typed structs: what the connector relies on, nothing more.
+//! A missing or retyped field in these becomes `schema-drift` at its JSON path; extra
+//! fields are ignored.
+
+use std::collections::BTreeMap;
+
+use passerelle_sdk::serde::{self, de, Deserialize, Deserializer};
+use passerelle_sdk::serde_json::Value;
+use passerelle_sdk::time::chrono::NaiveDate;
+use passerelle_sdk::time::Timestamp;
+
+/// `GET /booking/{centre}.json`
+#[derive(Debug, Deserialize)]
+#[serde(crate = "passerelle_sdk::serde")]
+pub struct Booking {
+    pub data: BookingData,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(crate = "passerelle_sdk::serde")]
+pub struct BookingData {
+    pub profile: Profile,
+    #[serde(default)]
+    pub visit_motives: Vec<VisitMotive>,
+    #[serde(default)]
+    pub agendas: Vec<Agenda>,
+    #[serde(default)]
+    pub places: Vec<Place>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(crate = "passerelle_sdk::serde")]
+pub struct Profile {
+    /// Sent as a string by some centres and as a number by others.
+    pub id: IdText,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(crate = "passerelle_sdk::serde")]
+pub struct VisitMotive {
+    pub id: u64,
+    pub name: String,
+    /// Absent on older profiles: open to everyone.
+    #[serde(default)]
+    pub allow_new_patients: Option<bool>,
+}
+
+impl VisitMotive {
+    /// Whether a new patient can book this motive online.
+    pub fn bookable(&self) -> bool {
+        self.allow_new_patients.unwrap_or(true)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(crate = "passerelle_sdk::serde")]
+pub struct Agenda {
+    pub id: u64,
+    pub booking_disabled: bool,
+    #[serde(default)]
+    pub practitioner_name: Option<String>,
+    /// Practice id (as text) → the motives this agenda offers there.
+    pub visit_motive_ids_by_practice_id: BTreeMap<String, Vec<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(crate = "passerelle_sdk::serde")]
+pub struct Place {
+    pub id: String,
+    pub practice_ids: Vec<u64>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// An id Doctolib sends as a string or as a number; kept as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdText(pub String);
+
+impl<'de> Deserialize<'de> for IdText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(IdText(s)),
+            Value::Number(n) if n.is_u64() => Ok(IdText(n.to_string())),
+            _ => Err(de::Error::custom("an id (string or integer)")),
+        }
+    }
+}
+
+/// `GET /availabilities.json`
+#[derive(Debug, Deserialize)]
+#[serde(crate = "passerelle_sdk::serde")]
+pub struct Availabilities {
+    pub availabilities: Vec<Day>,
+    #[serde(default)]
+    pub next_slot: Option<SlotStart>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(crate = "passerelle_sdk::serde")]
+pub struct Day {
+    pub slots: Vec<SlotValue>,
+}
+
+/// A slot's start as Doctolib writes it: an RFC 3339 time or a bare date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotStart {
+    At(Timestamp),
+    Day(NaiveDate),
+}
+
+impl SlotStart {
+    fn parse(text: &str) -> Option<SlotStart> {
+        if let Some(t) = Timestamp::parse(text) {
+            return Some(SlotStart::At(t));
+        }
+        NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+            .ok()
+            .map(SlotStart::Day)
+    }
+}
+
+impl<'de> Deserialize<'de> for SlotStart {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        SlotStart::parse(&text).ok_or_else(|| de::Error::custom("an RFC 3339 timestamp or a date"))
+    }
+}
+
+/// One slot: `"2021-04-10T21:45:00.000+02:00"`, `"2021-04-10"`, or
+/// `{"start_date": …, "end_date": …}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotValue {
+    pub start: SlotStart,
+    pub end: Option<Timestamp>,
+}
+
+impl<'de> Deserialize<'de> for SlotValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(crate = "passerelle_sdk::serde")]
+        struct Object {
+            start_date: String,
+            #[serde(default)]
+            end_date: Option<String>,
+        }
+        let shape = || de::Error::custom("a slot (timestamp, date, or object with start_date)");
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(SlotValue {
+                start: SlotStart::parse(&s).ok_or_else(shape)?,
+                end: None,
+            }),
+            v @ Value::Object(_) => {
+                let o: Object = serde::Deserialize::deserialize(v).map_err(|_| shape())?;
+                Ok(SlotValue {
+                    start: SlotStart::parse(&o.start_date).ok_or_else(shape)?,
+                    end: match o.end_date {
+                        None => None,
+                        Some(e) => Some(Timestamp::parse(&e).ok_or_else(shape)?),
+                    },
+                })
+            }
+            _ => Err(shape()),
+        }
+    }
+}
+
+/// The practice API's `GET /api/v1/profiles/{id}/appointments`.
+#[derive(Debug, Deserialize)]
+#[serde(crate = "passerelle_sdk::serde")]
+pub struct AppointmentPage {
+    pub appointments: Vec<Appointment>,
+    pub pagination: Pagination,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(crate = "passerelle_sdk::serde")]
+pub struct Pagination {
+    pub page: u32,
+    pub total_pages: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(crate = "passerelle_sdk::serde")]
+pub struct Appointment {
+    pub id: String,
+    pub start_date: Timestamp,
+    #[serde(default)]
+    pub end_date: Option<Timestamp>,
+    pub status: Status,
+    pub updated_at: Timestamp,
+    #[serde(default)]
+    pub practitioner_name: Option<String>,
+    #[serde(default)]
+    pub visit_motive_name: Option<String>,
+    #[serde(default)]
+    pub patient: Option<Patient>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(crate = "passerelle_sdk::serde", rename_all = "kebab-case")]
+pub enum Status {
+    Booked,
+    Confirmed,
+    Cancelled,
+    NoShow,
+    Completed,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(crate = "passerelle_sdk::serde")]
+pub struct Patient {
+    pub id: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+    #[serde(default)]
+    pub birthdate: Option<NaiveDate>,
+    #[serde(default)]
+    pub phone_number: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use passerelle_sdk::{drift, SyncError};
+
+    #[test]
+    fn slots_in_every_recorded_form() {
+        let body = br#"{"availabilities":[{"slots":[
+            "2021-04-10T21:45:00.000+02:00",
+            {"start_date":"2021-04-11T08:00:00.000+02:00","end_date":"2021-04-11T08:20:00.000+02:00"},
+            {"start_date":"2021-04-12"},
+            "2021-04-13"]}],"next_slot":"2021-05-10T12:00:00.000+02:00","total":4}"#;
+        let a: Availabilities = drift::parse("GET /availabilities.json", body).unwrap();
+        let slots = &a.availabilities[0].slots;
+        assert_eq!(slots.len(), 4);
+        assert!(
+            matches!(slots[0].start, SlotStart::At(t) if t.to_rfc3339() == "2021-04-10T21:45:00+02:00")
+        );
+        assert_eq!(
+            slots[1].end.unwrap().to_rfc3339(),
+            "2021-04-11T08:20:00+02:00"
+        );
+        assert!(matches!(slots[2].start, SlotStart::Day(_)));
+        assert!(matches!(a.next_slot, Some(SlotStart::At(_))));
+    }
+
+    #[test]
+    fn retyped_slot_is_drift_at_its_path() {
+        let body =
+            br#"{"availabilities":[{"slots":[]},{"slots":["2021-04-10T21:45:00+02:00", 17]}]}"#;
+        match drift::parse::<Availabilities>("GET /availabilities.json", body) {
+            Err(SyncError::SchemaDrift(d)) => {
+                assert_eq!(d.path, "$.availabilities[1].slots[1]");
+                assert_eq!(d.found, "integer");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn profile_id_string_or_number() {
+        for body in [
+            &br#"{"data":{"profile":{"id":"123456789"}}}"#[..],
+            br#"{"data":{"profile":{"id":1}}}"#,
+        ] {
+            let b: Booking = drift::parse("GET /booking", body).unwrap();
+            assert!(!b.data.profile.id.0.is_empty());
+        }
+    }
+
+    #[test]
+    fn unknown_status_is_drift() {
+        let body = br#"{"appointments":[{"id":"1","start_date":"2026-01-01T10:00:00+01:00","status":"teleported","updated_at":"2026-01-01T00:00:00Z"}],"pagination":{"page":1,"total_pages":1}}"#;
+        match drift::parse::<AppointmentPage>("GET /appointments", body) {
+            Err(SyncError::SchemaDrift(d)) => assert_eq!(d.path, "$.appointments[0].status"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

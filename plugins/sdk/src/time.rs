@@ -1,0 +1,127 @@
+//! Timestamps as platforms send them and as the host stores them.
+//!
+//! [`Timestamp`] deserialises an RFC 3339 string (fractional seconds optional, offset
+//! required) and keeps its offset: `2026-03-29T09:00:00.000+02:00` stays at `+02:00`.
+//! A value that is not one becomes `schema-drift` at its JSON path like any other type
+//! mismatch. [`Window`] is a sync request's time window, parsed once.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
+use serde::{Deserialize, Deserializer};
+
+use crate::{SyncError, TimeWindow};
+
+pub use chrono;
+pub use chrono_tz;
+
+/// An instant with the offset the platform gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub DateTime<FixedOffset>);
+
+impl Timestamp {
+    /// Parses RFC 3339 (`2026-11-23T09:15:00+01:00`, `…09:15:00.000Z`).
+    pub fn parse(text: &str) -> Option<Timestamp> {
+        DateTime::parse_from_rfc3339(text.trim())
+            .ok()
+            .map(Timestamp)
+    }
+
+    /// Local midnight of `date` in `tz`, e.g. for platforms that publish bare dates.
+    pub fn midnight(date: NaiveDate, tz: chrono_tz::Tz) -> Timestamp {
+        let naive = date.and_hms_opt(0, 0, 0).expect("midnight exists");
+        let local = tz
+            .from_local_datetime(&naive)
+            .earliest()
+            .or_else(|| {
+                tz.from_local_datetime(&(naive + chrono::Duration::hours(1)))
+                    .earliest()
+            })
+            .expect("an hour past midnight exists");
+        Timestamp(local.fixed_offset())
+    }
+
+    /// The RFC 3339 text the contract carries (offset kept).
+    pub fn to_rfc3339(&self) -> String {
+        self.0.to_rfc3339()
+    }
+
+    pub fn timestamp_millis(&self) -> i64 {
+        self.0.timestamp_millis()
+    }
+
+    /// The calendar date at this instant in `tz`.
+    pub fn date_in(&self, tz: chrono_tz::Tz) -> NaiveDate {
+        self.0.with_timezone(&tz).date_naive()
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Timestamp::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom("an RFC 3339 timestamp with offset"))
+    }
+}
+
+/// A sync request's window: start inclusive, end exclusive.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub start: Timestamp,
+    pub end: Timestamp,
+}
+
+impl Window {
+    /// Parses the host's window; a malformed one is the host's bug, reported `internal`.
+    pub fn parse(w: &TimeWindow) -> Result<Window, SyncError> {
+        let parse = |t: &str| {
+            Timestamp::parse(t).ok_or_else(|| {
+                SyncError::Internal(format!("the host sent an invalid window bound `{t}`"))
+            })
+        };
+        Ok(Window {
+            start: parse(&w.start)?,
+            end: parse(&w.end)?,
+        })
+    }
+
+    pub fn contains(&self, t: &Timestamp) -> bool {
+        t.0 >= self.start.0 && t.0 < self.end.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_are_kept() {
+        let t = Timestamp::parse("2026-03-29T09:00:00.000+02:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-03-29T09:00:00+02:00");
+        let d = NaiveDate::from_ymd_opt(2026, 3, 29).unwrap();
+        assert_eq!(
+            Timestamp::midnight(d, chrono_tz::Europe::Paris).to_rfc3339(),
+            "2026-03-29T00:00:00+01:00"
+        );
+        let d = NaiveDate::from_ymd_opt(2026, 7, 1).unwrap();
+        assert_eq!(
+            Timestamp::midnight(d, chrono_tz::Europe::Paris).to_rfc3339(),
+            "2026-07-01T00:00:00+02:00"
+        );
+    }
+
+    #[test]
+    fn not_a_timestamp_is_drift() {
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct A {
+            start_date: Timestamp,
+        }
+        match crate::drift::parse::<A>("GET /a", br#"{"start_date":"tomorrow"}"#) {
+            Err(SyncError::SchemaDrift(d)) => {
+                assert_eq!(d.path, "$.start_date");
+                assert_eq!(d.expected, "an RFC 3339 timestamp with offset");
+                assert_eq!(d.found, "string");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! End to end over real HTTP: the simulator, the host and doctolib.wasm, on SQLite and
+//! PostgreSQL. What passerelle stores must be exactly the simulator's ground truth.
+
+use passerelle_tests as common;
+
+use std::collections::BTreeSet;
+
+use common::{databases, sim_config, sim_env};
+use passerelle::store::runs::{Mode, Status};
+
+#[tokio::test]
+async fn full_sync_stores_exactly_the_simulators_data() {
+    for db in databases().await {
+        let e = sim_env(&db, sim_config(3, 140)).await;
+        let runs = e.sync_all(Mode::Full).await;
+        assert_eq!(
+            runs.len(),
+            5,
+            "3 practices, 2 of them with a dentist profile"
+        );
+        for run in &runs {
+            assert_eq!(
+                run.status,
+                Status::Succeeded,
+                "{}: {:?} {:?}",
+                db.name,
+                run.error_kind,
+                run.error_detail
+            );
+            let truth = e.truth(&run.account_id);
+            assert_eq!(run.counts.appointments_added, truth.len() as i64);
+            assert!(
+                run.counts.checkpoints >= 2,
+                "140 appointments are two pages"
+            );
+            e.assert_matches_truth(&run.account_id, db.name).await;
+        }
+        // Offsets stay the platform's (Paris), never normalised to UTC.
+        let stored = e.stored("p001-cabinet").await;
+        assert!(stored
+            .iter()
+            .all(|f| f.starts_at.ends_with("+01:00") || f.starts_at.ends_with("+02:00")));
+    }
+}
+
+#[tokio::test]
+async fn two_accounts_of_one_practice_stay_separate() {
+    for db in databases().await {
+        let e = sim_env(&db, sim_config(1, 60)).await;
+        let run = e.sync("p001-dentaire", Mode::Full).await;
+        assert_eq!(run.status, Status::Succeeded);
+        assert!(
+            e.stored("p001-cabinet").await.is_empty(),
+            "{}: syncing the dentist profile wrote into the practice profile",
+            db.name
+        );
+        assert!(e
+            .env
+            .app
+            .store
+            .slots("p001-cabinet")
+            .await
+            .unwrap()
+            .is_empty());
+        e.sync("p001-cabinet", Mode::Full).await;
+        let ids =
+            |facts: Vec<common::Fact>| facts.into_iter().map(|f| f.id).collect::<BTreeSet<_>>();
+        let dentist = ids(e.stored("p001-dentaire").await);
+        let cabinet = ids(e.stored("p001-cabinet").await);
+        assert!(dentist.is_disjoint(&cabinet));
+        e.assert_matches_truth("p001-dentaire", db.name).await;
+        e.assert_matches_truth("p001-cabinet", db.name).await;
+    }
+}
+
+#[tokio::test]
+async fn incremental_finds_exactly_the_changes_and_full_tombstones_deletions() {
+    for db in databases().await {
+        let e = sim_env(&db, sim_config(2, 120)).await;
+        e.sync_all(Mode::Full).await;
+        let changes = e.sim.advance();
+        e.sim.clear_requests();
+        for account in ["p001-cabinet", "p001-dentaire", "p002-cabinet"] {
+            let (added, changed, deleted) = changes.for_account(account);
+            assert!(
+                added > 0 && changed > 0 && deleted > 0,
+                "the step changes every account"
+            );
+            let before: Vec<common::Fact> = e.stored(account).await;
+            let run = e.sync(account, Mode::Incremental).await;
+            assert_eq!(run.status, Status::Succeeded, "{:?}", run.error_detail);
+            assert_eq!(
+                run.counts.appointments_added, added as i64,
+                "{}/{account}: added",
+                db.name
+            );
+            assert_eq!(
+                run.counts.appointments_changed, changed as i64,
+                "{}/{account}: changed",
+                db.name
+            );
+            assert_eq!(run.counts.appointments_tombstoned, 0);
+            // Stored = truth + the deleted ones, which an incremental sync cannot see.
+            let stored = e.stored(account).await;
+            assert_eq!(stored.len(), e.truth(account).len() + deleted);
+            let deleted_ids: BTreeSet<&String> = changes
+                .deleted
+                .iter()
+                .filter(|(a, _)| a == account)
+                .map(|(_, id)| id)
+                .collect();
+            let without: Vec<common::Fact> = stored
+                .iter()
+                .filter(|f| !deleted_ids.contains(&f.id))
+                .cloned()
+                .collect();
+            assert!(
+                without == e.truth(account),
+                "{}/{account}: incremental result differs",
+                db.name
+            );
+            for f in before.iter().filter(|f| deleted_ids.contains(&f.id)) {
+                assert!(
+                    stored.contains(f),
+                    "a deleted appointment is kept as it was until a full sync"
+                );
+            }
+
+            let run = e.sync(account, Mode::Full).await;
+            assert_eq!(run.status, Status::Succeeded);
+            assert_eq!(
+                run.counts.appointments_tombstoned, deleted as i64,
+                "{}/{account}: tombstoned",
+                db.name
+            );
+            assert_eq!(run.counts.appointments_added, 0);
+            assert_eq!(run.counts.appointments_changed, 0);
+            e.assert_matches_truth(account, db.name).await;
+            let all = e.env.app.store.appointments(account).await.unwrap();
+            for id in &deleted_ids {
+                let a = all.iter().find(|a| &&a.record.external_id == id).unwrap();
+                assert_eq!(a.deleted_reason.as_deref(), Some("tombstoned"));
+            }
+        }
+        // The incremental runs asked only for changes.
+        let incremental: Vec<_> = e
+            .sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.endpoint == "appointments" && r.uri.contains("updated_since="))
+            .collect();
+        assert_eq!(incremental.len(), 3, "one page of changes per account");
+        // A second incremental run with nothing new changes nothing.
+        let run = e.sync("p001-cabinet", Mode::Incremental).await;
+        assert_eq!(
+            (
+                run.counts.appointments_added,
+                run.counts.appointments_changed
+            ),
+            (0, 0)
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! The end-to-end suite's privacy half: with logs captured at the most verbose level,
+//! full, incremental, drifting and failing Doctolib runs leave no simulated patient's
+//! name, birth date, phone or e-mail in any log line, error or run record.
+
+use passerelle_tests as common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use common::{databases, sim_config, sim_env};
+use passerelle::store::runs::{Mode, RunFilter};
+use passerelle_sim::{Change, Drift, Faults};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether `word` occurs in `text` as a whole word.
+fn has_word(text: &str, word: &str) -> bool {
+    text.match_indices(word).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
+}
+
+#[tokio::test]
+async fn no_patient_value_in_logs_errors_or_runs() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    // Everything at TRACE except the compiler's internals (which never see run data).
+    tracing_subscriber::fmt()
+        .with_env_filter("trace,cranelift_codegen=info,cranelift_frontend=info,regalloc2=info,wasmtime_cranelift=info,wasmtime_environ=info")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+
+    for db in databases().await {
+        let e = sim_env(&db, sim_config(2, 80)).await;
+        // Every patient the simulator ever serves in this test, deleted ones included.
+        let mut patients: Vec<passerelle_sim::world::Patient> = Vec::new();
+        let collect = |e: &common::SimEnv, into: &mut Vec<passerelle_sim::world::Patient>| {
+            let world = e.sim.world();
+            for a in world.accounts() {
+                into.extend(a.appointments.values().map(|x| x.patient.clone()));
+            }
+        };
+        collect(&e, &mut patients);
+        e.sync_all(Mode::Full).await;
+        e.sim.advance();
+        collect(&e, &mut patients);
+        e.sync_all(Mode::Incremental).await;
+        e.sim.set_faults(
+            "doctolib",
+            Faults {
+                endpoint: Some("appointments".into()),
+                drift: Some(Drift {
+                    field: "email".into(),
+                    change: Change::Retype,
+                    nth: Some(3),
+                }),
+                ..Faults::default()
+            },
+        );
+        e.sync("p001-cabinet", Mode::Full).await;
+        e.sim.set_faults(
+            "doctolib",
+            Faults {
+                truncate_every: 1,
+                ..Faults::default()
+            },
+        );
+        e.sync("p002-cabinet", Mode::Full).await;
+        e.sim.clear_faults();
+
+        let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        assert!(logs.contains("run finished"), "logs were captured");
+        let runs = e
+            .env
+            .app
+            .store
+            .list_runs(&RunFilter {
+                limit: Some(1000),
+                ..RunFilter::default()
+            })
+            .await
+            .unwrap();
+        assert!(runs
+            .iter()
+            .any(|r| r.error_kind.as_deref() == Some("schema-drift")));
+        let runs_text = serde_json::to_string(&runs).unwrap();
+        // Names the simulator also gives practitioners or places are not proof of a leak.
+        let world = e.sim.world().clone();
+        let public: String = world
+            .accounts()
+            .flat_map(|a| {
+                a.agendas
+                    .iter()
+                    .map(|g| g.practitioner.clone())
+                    .chain([a.place.name.clone(), a.place.address.clone()])
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(patients.len() > 300);
+        for p in &patients {
+            let digits: String = p.phone.chars().filter(char::is_ascii_digit).collect();
+            let mut values = vec![
+                format!("{} {}", p.first_name, p.last_name),
+                p.birth_date.format("%Y-%m-%d").to_string(),
+                p.phone.clone(),
+                digits,
+                p.email.clone(),
+            ];
+            if !has_word(&public, &p.last_name) && p.last_name.chars().count() >= 5 {
+                values.push(p.last_name.clone());
+            }
+            for v in &values {
+                let whole = v.chars().all(char::is_alphabetic);
+                let found_in = |text: &str| {
+                    if whole {
+                        has_word(text, v)
+                    } else {
+                        text.contains(v.as_str())
+                    }
+                };
+                assert!(
+                    !found_in(&logs),
+                    "{}: a log line holds a patient value ({})",
+                    db.name,
+                    p.id
+                );
+                assert!(
+                    !found_in(&runs_text),
+                    "{}: a run record holds a patient value ({})",
+                    db.name,
+                    p.id
+                );
+            }
+        }
+    }
+}
