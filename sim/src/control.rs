@@ -51,20 +51,19 @@ async fn practices(State(sim): State<Simulator>) -> Response {
         .into_response()
 }
 
-fn known(platform: &str) -> Result<(), Response> {
-    if PLATFORMS.contains(&platform) {
-        Ok(())
-    } else {
-        Err((
+/// A 404 naming the known platforms, unless `platform` is one.
+fn unknown(platform: &str) -> Option<Response> {
+    (!PLATFORMS.contains(&platform)).then(|| {
+        (
             StatusCode::NOT_FOUND,
             Json(json!({"error": format!("unknown platform `{platform}`; known: {}", PLATFORMS.join(", "))})),
         )
-            .into_response())
-    }
+            .into_response()
+    })
 }
 
 async fn get_faults(State(sim): State<Simulator>, Path(platform): Path<String>) -> Response {
-    if let Err(r) = known(&platform) {
+    if let Some(r) = unknown(&platform) {
         return r;
     }
     Json(sim.faults(&platform)).into_response()
@@ -75,7 +74,7 @@ async fn put_faults(
     Path(platform): Path<String>,
     body: Result<Json<Faults>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if let Err(r) = known(&platform) {
+    if let Some(r) = unknown(&platform) {
         return r;
     }
     match body {
@@ -92,7 +91,7 @@ async fn put_faults(
 }
 
 async fn delete_faults(State(sim): State<Simulator>, Path(platform): Path<String>) -> Response {
-    if let Err(r) = known(&platform) {
+    if let Some(r) = unknown(&platform) {
         return r;
     }
     sim.set_faults(&platform, Faults::default());

@@ -37,8 +37,9 @@ pub struct Drift {
     /// The object key to change, wherever it occurs (e.g. `start_date`).
     pub field: String,
     pub change: Change,
-    /// Only the Nth occurrence in document order (0-based) in each response; every
-    /// occurrence when absent.
+    /// Only the Nth occurrence (0-based) counted across the platform's affected
+    /// responses since the faults were set, in document order (so `nth: 120` with pages
+    /// of 100 hits the second page); every occurrence when absent.
     pub nth: Option<usize>,
 }
 
@@ -82,10 +83,10 @@ impl Faults {
 }
 
 impl Drift {
-    /// Applies the drift to a response document.
-    pub fn apply(&self, doc: &mut Value) {
-        let mut seen = 0;
-        self.walk(doc, &mut seen);
+    /// Applies the drift to a response document; `seen` counts occurrences across
+    /// responses.
+    pub fn apply(&self, doc: &mut Value, seen: &mut usize) {
+        self.walk(doc, seen);
     }
 
     fn walk(&self, value: &mut Value, seen: &mut usize) {
@@ -155,19 +156,24 @@ mod tests {
     #[test]
     fn drift_changes() {
         let mut doc = json!({"a": [{"id": 1, "x": "2"}, {"id": 2, "x": "3"}]});
-        Drift {
+        // `nth` counts across responses: the 4th occurrence is the second of response 2.
+        let retype = Drift {
             field: "x".into(),
             change: Change::Retype,
-            nth: Some(1),
-        }
-        .apply(&mut doc);
+            nth: Some(3),
+        };
+        let mut seen = 0;
+        let mut first = doc.clone();
+        retype.apply(&mut first, &mut seen);
+        assert_eq!(first, doc);
+        retype.apply(&mut doc, &mut seen);
         assert_eq!(doc, json!({"a": [{"id": 1, "x": "2"}, {"id": 2, "x": 3}]}));
         Drift {
             field: "id".into(),
             change: Change::Rename,
             nth: None,
         }
-        .apply(&mut doc);
+        .apply(&mut doc, &mut 0);
         assert_eq!(
             doc,
             json!({"a": [{"id_v2": 1, "x": "2"}, {"id_v2": 2, "x": 3}]})
@@ -177,7 +183,7 @@ mod tests {
             change: Change::Remove,
             nth: Some(0),
         }
-        .apply(&mut doc);
+        .apply(&mut doc, &mut 0);
         assert_eq!(doc, json!({"a": [{"id_v2": 1}, {"id_v2": 2, "x": 3}]}));
     }
 }

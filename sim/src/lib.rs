@@ -58,6 +58,8 @@ struct Inner {
     world: RwLock<World>,
     faults: Mutex<BTreeMap<String, Faults>>,
     counters: Mutex<BTreeMap<String, u64>>,
+    /// Drifted-field occurrences seen per platform (for `Drift::nth`).
+    drift_seen: Mutex<BTreeMap<String, usize>>,
     log: Mutex<VecDeque<RequestRecord>>,
 }
 
@@ -78,6 +80,7 @@ impl Simulator {
                 world: RwLock::new(world),
                 faults: Mutex::default(),
                 counters: Mutex::default(),
+                drift_seen: Mutex::default(),
                 log: Mutex::default(),
             }),
         }
@@ -121,6 +124,7 @@ impl Simulator {
     pub fn clear_faults(&self) {
         self.inner.faults.lock().expect("faults").clear();
         self.inner.counters.lock().expect("counters").clear();
+        self.inner.drift_seen.lock().expect("drift").clear();
     }
 
     /// The requests answered so far (the most recent 20,000).
@@ -219,7 +223,8 @@ impl Simulator {
                 match built {
                     Ok(mut doc) => {
                         if let (true, Some(drift)) = (affected, &faults.drift) {
-                            drift.apply(&mut doc);
+                            let mut seen = self.inner.drift_seen.lock().expect("drift");
+                            drift.apply(&mut doc, seen.entry(platform.to_string()).or_insert(0));
                         }
                         let mut bytes = serde_json::to_vec(&doc).expect("JSON serialises");
                         if truncate {
