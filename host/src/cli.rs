@@ -443,9 +443,7 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
                 .iter()
                 .filter(|r| r.status != Status::Succeeded)
                 .count();
-            for r in &runs {
-                println!("{}", run_line(r));
-            }
+            print!("{}", run_table(&runs));
             if failed > 0 {
                 bail!("{failed} of {} run(s) did not succeed (details: passerelle runs --practice {practice})", runs.len());
             }
@@ -529,9 +527,7 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
             } else {
-                for r in &runs {
-                    println!("{}", run_line(r));
-                }
+                print!("{}", run_table(&runs));
             }
         }
     }
@@ -630,29 +626,62 @@ async fn serve_simulator(
     Ok(())
 }
 
-/// One line per run: what the CLI prints after a sync and in `runs`.
-pub fn run_line(r: &Run) -> String {
-    let c = &r.counts;
-    let mut line = format!(
-        "run {:<5} {:<10} {}/{:<16} {} {} {:<11} {:<9} +{} ~{} -{} tomb {} slots {} http {} {} ms",
-        r.id,
-        r.status.as_str(),
-        r.practice_id,
-        r.account_id,
-        r.connector,
-        r.connector_version,
-        r.mode.as_str(),
-        r.trigger.as_str(),
-        c.appointments_added,
-        c.appointments_changed,
-        c.appointments_deleted,
-        c.appointments_tombstoned,
-        c.slots_written,
-        c.http_requests,
-        r.duration_ms.unwrap_or(0),
-    );
-    if let (Some(kind), Some(detail)) = (&r.error_kind, &r.error_detail) {
-        line.push_str(&format!("\n    {kind}: {detail}"));
+/// The runs as a table with a header: what `sync`, `runs` and the demo print.
+pub fn run_table(runs: &[Run]) -> String {
+    let row = |cells: [&str; 13]| {
+        format!(
+            "  {:<6} {:<10} {:<21} {:<16} {:<11} {:<9} {:>6} {:>8} {:>8} {:>10} {:>6} {:>5} {:>7}\n",
+            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7],
+            cells[8], cells[9], cells[10], cells[11], cells[12]
+        )
+    };
+    let mut out = row([
+        "run",
+        "status",
+        "account",
+        "connector",
+        "mode",
+        "trigger",
+        "added",
+        "changed",
+        "deleted",
+        "tombstoned",
+        "slots",
+        "http",
+        "ms",
+    ]);
+    for r in runs {
+        let c = &r.counts;
+        let numbers = [
+            c.appointments_added,
+            c.appointments_changed,
+            c.appointments_deleted,
+            c.appointments_tombstoned,
+            c.slots_written,
+            c.http_requests,
+            r.duration_ms.unwrap_or(0),
+        ]
+        .map(|n| n.to_string());
+        let connector = format!("{} {}", r.connector, r.connector_version);
+        let id = r.id.to_string();
+        out.push_str(&row([
+            &id,
+            r.status.as_str(),
+            &format!("{}/{}", r.practice_id, r.account_id),
+            &connector,
+            r.mode.as_str(),
+            r.trigger.as_str(),
+            &numbers[0],
+            &numbers[1],
+            &numbers[2],
+            &numbers[3],
+            &numbers[4],
+            &numbers[5],
+            &numbers[6],
+        ]));
+        if let (Some(kind), Some(detail)) = (&r.error_kind, &r.error_detail) {
+            out.push_str(&format!("         {kind}: {detail}\n"));
+        }
     }
-    line
+    out
 }

@@ -317,38 +317,5 @@ async fn sync_all(app: &Passerelle, sim: &Simulator, mode: Mode) -> Result<Vec<R
 
 fn print_summary(title: &str, runs: &[Run]) {
     println!("\n{title}");
-    println!(
-        "  {:<6} {:<16} {:<11} {:<10} {:>6} {:>8} {:>8} {:>11} {:>6} {:>5} {:>7}",
-        "run",
-        "account",
-        "mode",
-        "status",
-        "added",
-        "changed",
-        "deleted",
-        "tombstoned",
-        "slots",
-        "http",
-        "ms"
-    );
-    for r in runs {
-        let c = &r.counts;
-        println!(
-            "  {:<6} {:<16} {:<11} {:<10} {:>6} {:>8} {:>8} {:>11} {:>6} {:>5} {:>7}",
-            r.id,
-            r.account_id,
-            r.mode.as_str(),
-            r.status.as_str(),
-            c.appointments_added,
-            c.appointments_changed,
-            c.appointments_deleted,
-            c.appointments_tombstoned,
-            c.slots_written,
-            c.http_requests,
-            r.duration_ms.unwrap_or(0)
-        );
-        if let (Some(kind), Some(detail)) = (&r.error_kind, &r.error_detail) {
-            println!("         {kind}: {detail}");
-        }
-    }
+    print!("{}", crate::cli::run_table(runs));
 }

@@ -517,3 +517,37 @@ impl SimEnv {
         assert_eq!(stored, expected, "{db}/{account}: slots differ");
     }
 }
+
+/// Everything `tracing` writes, captured in memory at TRACE (but for the compiler's
+/// internals, which never see run data). Installs the process's global subscriber, so
+/// call it once per test binary.
+#[derive(Clone, Default)]
+pub struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Capture {
+    pub fn install() -> Capture {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("trace,cranelift_codegen=info,cranelift_frontend=info,regalloc2=info,wasmtime_cranelift=info,wasmtime_environ=info")
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .init();
+        capture
+    }
+
+    /// What was written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}

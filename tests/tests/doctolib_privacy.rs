@@ -4,25 +4,9 @@
 
 use passerelle_tests as common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use common::{databases, sim_config, sim_env};
 use passerelle::store::runs::{Mode, RunFilter};
 use passerelle_sim::{Change, Drift, Faults};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Whether `word` occurs in `text` as a whole word.
 fn has_word(text: &str, word: &str) -> bool {
@@ -35,14 +19,7 @@ fn has_word(text: &str, word: &str) -> bool {
 
 #[tokio::test]
 async fn no_patient_value_in_logs_errors_or_runs() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    // Everything at TRACE except the compiler's internals (which never see run data).
-    tracing_subscriber::fmt()
-        .with_env_filter("trace,cranelift_codegen=info,cranelift_frontend=info,regalloc2=info,wasmtime_cranelift=info,wasmtime_environ=info")
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    let capture = common::Capture::install();
 
     for db in databases().await {
         let e = sim_env(&db, sim_config(2, 80)).await;
@@ -82,7 +59,7 @@ async fn no_patient_value_in_logs_errors_or_runs() {
         e.sync("p002-cabinet", Mode::Full).await;
         e.sim.clear_faults();
 
-        let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        let logs = capture.text();
         assert!(logs.contains("run finished"), "logs were captured");
         let runs = e
             .env

@@ -3,39 +3,16 @@
 
 use passerelle_tests as common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use common::{env, server, Db};
 use passerelle::capabilities::http::HttpPolicy;
 use passerelle::config::Config;
 use passerelle::store::runs::{Mode, RunFilter};
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 const SECRET: &str = "pk_live_Zy81-secret";
 
 #[tokio::test]
 async fn patient_data_and_secrets_never_reach_logs_errors_or_runs() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    // Everything at TRACE except the compiler's internals (which never see run data).
-    tracing_subscriber::fmt()
-        .with_env_filter("trace,cranelift_codegen=info,cranelift_frontend=info,regalloc2=info,wasmtime_cranelift=info,wasmtime_environ=info")
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    let capture = common::Capture::install();
 
     let (base, _seen) = server().await;
     let mut config = Config {
@@ -77,8 +54,8 @@ async fn patient_data_and_secrets_never_reach_logs_errors_or_runs() {
     }
 }
 
-async fn check(e: &common::Env, db: &Db, capture: &Capture) {
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+async fn check(e: &common::Env, db: &Db, capture: &common::Capture) {
+    let logs = capture.text();
     let logs_lower = logs.to_lowercase();
     assert!(
         logs.contains("first patient [redacted]"),
