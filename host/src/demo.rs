@@ -134,6 +134,13 @@ pub async fn run(options: DemoOptions) -> Result<()> {
             steps: 0,
         },
     };
+    if state.sim.seed != options.seed || state.sim.practices != options.practices {
+        println!(
+            "note: this data directory's demo uses seed {} and {} practices; \
+             `--reset` to start over with others",
+            state.sim.seed, state.sim.practices
+        );
+    }
     let first = state.steps == 0;
     let mut world = World::generate(state.sim.clone());
     for _ in 0..state.steps {

@@ -551,3 +551,14 @@ impl Capture {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
+
+/// Every run in the sync log (up to 10,000), newest first.
+pub async fn all_runs(app: &Passerelle) -> Vec<Run> {
+    app.store
+        .list_runs(&passerelle::store::runs::RunFilter {
+            limit: Some(10_000),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}

@@ -5,7 +5,7 @@
 use passerelle_tests as common;
 
 use common::{databases, sim_config, sim_env};
-use passerelle::store::runs::{Mode, RunFilter};
+use passerelle::store::runs::Mode;
 use passerelle_sim::{Change, Drift, Faults};
 
 /// Whether `word` occurs in `text` as a whole word.
@@ -61,16 +61,7 @@ async fn no_patient_value_in_logs_errors_or_runs() {
 
         let logs = capture.text();
         assert!(logs.contains("run finished"), "logs were captured");
-        let runs = e
-            .env
-            .app
-            .store
-            .list_runs(&RunFilter {
-                limit: Some(1000),
-                ..RunFilter::default()
-            })
-            .await
-            .unwrap();
+        let runs = common::all_runs(&e.env.app).await;
         assert!(runs
             .iter()
             .any(|r| r.error_kind.as_deref() == Some("schema-drift")));

@@ -50,7 +50,7 @@ impl Store {
 
     /// Makes `version` the one active version of `name`, atomically.
     pub async fn activate_connector_version(&self, name: &str, version: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE connector_versions SET active = 0 WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)

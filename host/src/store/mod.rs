@@ -87,6 +87,17 @@ impl Store {
         Ok(store)
     }
 
+    /// A transaction that writes. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so concurrent runs queue on the busy timeout instead of
+    /// failing when a reading transaction tries to become a writing one.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        };
+        tx.context("starting a write transaction")
+    }
+
     async fn migrate(&self) -> Result<()> {
         let migrator = match self.backend {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),

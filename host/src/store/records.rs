@@ -115,7 +115,7 @@ impl Store {
         cursor: Option<&str>,
         finish: Option<Finish>,
     ) -> Result<CommitCounts> {
-        let mut tx = self.pool.begin().await.context("starting commit")?;
+        let mut tx = self.begin_write().await.context("starting commit")?;
         let mut counts = CommitCounts::default();
         let now = now_text();
         for item in items {
