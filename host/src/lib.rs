@@ -7,6 +7,7 @@
 //! - [`store`]: the database (SQLite or PostgreSQL);
 //! - [`plugins`]: installed connector versions;
 //! - [`sync`]: one run of one account, end to end;
+//! - [`schedule`]: when a practice syncs (cron in its time zone, spread, DST);
 //! - [`scrub`]: keeping patient data and secrets out of logs and errors;
 //! - [`config`], [`limits`], [`app`]: configuration and the shared process state;
 //! - [`demo`]: `passerelle demo`, and wiring a host to the platform simulator;
@@ -20,6 +21,7 @@ pub mod demo;
 pub mod limits;
 pub mod plugins;
 pub mod runtime;
+pub mod schedule;
 pub mod scrub;
 pub mod store;
 pub mod sync;
