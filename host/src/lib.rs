@@ -8,6 +8,7 @@
 //! - [`plugins`]: installed connector versions;
 //! - [`sync`]: one run of one account, end to end;
 //! - [`schedule`]: when a practice syncs (cron in its time zone, spread, DST);
+//! - [`retry`]: whether and when a failed run is tried again;
 //! - [`scrub`]: keeping patient data and secrets out of logs and errors;
 //! - [`config`], [`limits`], [`app`]: configuration and the shared process state;
 //! - [`demo`]: `passerelle demo`, and wiring a host to the platform simulator;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod demo;
 pub mod limits;
 pub mod plugins;
+pub mod retry;
 pub mod runtime;
 pub mod schedule;
 pub mod scrub;
