@@ -166,9 +166,23 @@ pub enum PracticesCmd {
         /// IANA time zone of the practice.
         #[arg(long, default_value = "Europe/Paris")]
         timezone: String,
+        /// Its own sync schedule: a five-field cron expression in its time zone
+        /// (default: daily at 03:00, spread over an hour by practice).
+        #[arg(long)]
+        schedule: Option<String>,
     },
-    /// List practices.
+    /// List practices, with their schedules and next scheduled sync.
     List,
+    /// Set a practice's sync schedule (cron in its time zone), or reset it to the default.
+    SetSchedule {
+        id: String,
+        /// Five fields: minute hour day-of-month month day-of-week, e.g. "30 2 * * 1-5".
+        #[arg(required_unless_present = "default")]
+        cron: Option<String>,
+        /// Back to the default schedule.
+        #[arg(long, conflicts_with = "cron")]
+        default: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -309,9 +323,38 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
     match command {
-        Command::Practices(PracticesCmd::Add { id, name, timezone }) => {
-            let p = app.store.add_practice(&id, &name, &timezone).await?;
+        Command::Practices(PracticesCmd::Add {
+            id,
+            name,
+            timezone,
+            schedule,
+        }) => {
+            if let Some(cron) = &schedule {
+                // Refuse a bad schedule before creating anything.
+                crate::schedule::Schedule::new(
+                    cron,
+                    &timezone,
+                    crate::schedule::DEFAULT_SPREAD,
+                    &id,
+                )?;
+            }
+            let mut p = app.store.add_practice(&id, &name, &timezone).await?;
+            if schedule.is_some() {
+                p = app
+                    .store
+                    .set_practice_schedule(&id, schedule.as_deref())
+                    .await?;
+            }
             println!("added practice {} ({}, {})", p.id, p.name, p.timezone);
+            println!("{}", schedule_line(&p)?);
+        }
+        Command::Practices(PracticesCmd::SetSchedule { id, cron, default }) => {
+            let cron = if default { None } else { cron };
+            let p = app
+                .store
+                .set_practice_schedule(&id, cron.as_deref())
+                .await?;
+            println!("{}", schedule_line(&p)?);
         }
         Command::Practices(PracticesCmd::List) => {
             let practices = app.store.list_practices().await?;
@@ -322,6 +365,7 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
             }
             for p in practices {
                 println!("{:<20} {:<16} {}", p.id, p.timezone, p.name);
+                println!("  {}", schedule_line(&p)?);
             }
         }
         Command::Accounts(AccountsCmd::Add {
@@ -532,6 +576,25 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A practice's schedule and its next scheduled sync, in its time zone.
+fn schedule_line(p: &crate::store::practices::Practice) -> Result<String> {
+    let schedule = p.schedule(crate::schedule::DEFAULT_SPREAD)?;
+    let next = schedule
+        .next_after(chrono::Utc::now())
+        .map(|t| t.with_timezone(&schedule.timezone()).to_rfc3339())
+        .unwrap_or_else(|| "never".into());
+    Ok(format!(
+        "schedule `{}` ({}{}), next sync {next}",
+        schedule.expression(),
+        p.timezone,
+        if p.schedule.is_none() {
+            ", default"
+        } else {
+            ""
+        },
+    ))
 }
 
 /// One stored appointment; the patient as initials unless `show_patients`.

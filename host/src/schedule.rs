@@ -100,6 +100,8 @@ impl Schedule {
         // Walk the cron over wall-clock times (naive, carried as UTC), resolving each one
         // in the time zone, until one lands after `base`.
         let mut wall = base.with_timezone(&self.tz).naive_local() - ChronoDuration::hours(3);
+        // Whole seconds: cron works in seconds, and slots should not carry "now"'s nanos.
+        wall -= ChronoDuration::nanoseconds(i64::from(wall.and_utc().timestamp_subsec_nanos()));
         for _ in 0..10_000 {
             let next = self
                 .cron
@@ -177,6 +179,8 @@ mod tests {
             ChronoDuration::from_std(s.offset()).unwrap()
         );
         assert!(s.offset() < DEFAULT_SPREAD);
+        let noisy = paris(2026, 11, 22, 12, 0) + ChronoDuration::nanoseconds(123_456_789);
+        assert_eq!(s.next_after(noisy), Some(next), "slots are whole seconds");
     }
 
     #[test]

@@ -282,3 +282,54 @@ async fn connector_runs_store_exactly_what_was_emitted_on_both_databases() {
         assert_eq!(e.app.store.appointments("main").await.unwrap().len(), 12);
     }
 }
+
+#[tokio::test]
+async fn a_practice_schedule_is_validated_and_kept() {
+    for db in databases().await {
+        let e = env(&db, Config::default()).await;
+        e.app
+            .store
+            .add_practice("p9", "Cabinet", "Europe/Paris")
+            .await
+            .unwrap();
+        let p = e.app.store.practice("p9").await.unwrap().unwrap();
+        assert_eq!(p.schedule, None);
+        assert_eq!(
+            p.schedule(std::time::Duration::ZERO).unwrap().expression(),
+            "0 3 * * *"
+        );
+        e.app
+            .store
+            .set_practice_schedule("p9", Some("30 2 * * 1-5"))
+            .await
+            .unwrap();
+        let err = e
+            .app
+            .store
+            .set_practice_schedule("p9", Some("99 * * * *"))
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("invalid cron expression"),
+            "{err:#}"
+        );
+        let p = e.app.store.practice("p9").await.unwrap().unwrap();
+        assert_eq!(
+            p.schedule.as_deref(),
+            Some("30 2 * * 1-5"),
+            "{}: kept",
+            db.name
+        );
+        e.app.store.set_practice_schedule("p9", None).await.unwrap();
+        assert_eq!(
+            e.app.store.list_practices().await.unwrap()[0].schedule,
+            None
+        );
+        assert!(e
+            .app
+            .store
+            .set_practice_schedule("nope", None)
+            .await
+            .is_err());
+    }
+}

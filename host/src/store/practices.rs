@@ -16,6 +16,22 @@ pub struct Practice {
     pub id: String,
     pub name: String,
     pub timezone: String,
+    /// Its own cron expression (in `timezone`); None: the default schedule.
+    pub schedule: Option<String>,
+}
+
+impl Practice {
+    /// When this practice syncs, with runs spread over `spread`.
+    pub fn schedule(&self, spread: std::time::Duration) -> Result<crate::schedule::Schedule> {
+        crate::schedule::Schedule::new(
+            self.schedule
+                .as_deref()
+                .unwrap_or(crate::schedule::DEFAULT_CRON),
+            &self.timezone,
+            spread,
+            &self.id,
+        )
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -67,22 +83,45 @@ impl Store {
             id: id.into(),
             name: name.into(),
             timezone: timezone.into(),
+            schedule: None,
         })
     }
 
     pub async fn list_practices(&self) -> Result<Vec<Practice>> {
-        let rows = sqlx::query("SELECT id, name, timezone FROM practices ORDER BY id")
+        let rows = sqlx::query("SELECT id, name, timezone, schedule FROM practices ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(practice_from_row).collect())
     }
 
     pub async fn practice(&self, id: &str) -> Result<Option<Practice>> {
-        let row = sqlx::query("SELECT id, name, timezone FROM practices WHERE id = $1")
+        let row = sqlx::query("SELECT id, name, timezone, schedule FROM practices WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(practice_from_row))
+    }
+
+    /// Sets (or with None resets to the default) a practice's schedule. An invalid cron
+    /// expression is refused and nothing changes.
+    pub async fn set_practice_schedule(
+        &self,
+        id: &str,
+        schedule: Option<&str>,
+    ) -> Result<Practice> {
+        let mut practice = self
+            .practice(id)
+            .await?
+            .with_context(|| format!("no practice `{id}` (see `passerelle practices list`)"))?;
+        practice.schedule = schedule.map(|s| s.trim().to_string());
+        practice.schedule(crate::schedule::DEFAULT_SPREAD)?;
+        sqlx::query("UPDATE practices SET schedule = $2 WHERE id = $1")
+            .bind(id)
+            .bind(practice.schedule.as_deref())
+            .execute(&self.pool)
+            .await
+            .context("setting the schedule")?;
+        Ok(practice)
     }
 
     pub async fn add_account(
@@ -225,6 +264,7 @@ fn practice_from_row(row: &sqlx::any::AnyRow) -> Practice {
         id: row.get("id"),
         name: row.get("name"),
         timezone: row.get("timezone"),
+        schedule: row.get("schedule"),
     }
 }
 
