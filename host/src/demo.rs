@@ -233,13 +233,17 @@ async fn demo_with(
         None => options.data_dir.join("passerelle.db").display().to_string(),
     };
     let dd = options.data_dir.display();
+    // The binary that runs now, so the commands work whether or not it is on PATH.
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "passerelle".into());
     println!(
         "\nwhere the data is:\n  database     {db}\n  connectors   {}\n\nlook at it:\n  \
-         passerelle --data-dir {dd} runs\n  \
-         passerelle --data-dir {dd} runs --status failed\n  \
-         passerelle --data-dir {dd} appointments --practice p001\n  \
-         passerelle --data-dir {dd} appointments --account p001-cabinet --show-patients\n  \
-         passerelle --data-dir {dd} slots --account p001-cabinet\n\n\
+         {exe} --data-dir {dd} runs\n  \
+         {exe} --data-dir {dd} runs --status failed\n  \
+         {exe} --data-dir {dd} appointments --practice p001\n  \
+         {exe} --data-dir {dd} appointments --account p001-cabinet --show-patients\n  \
+         {exe} --data-dir {dd} slots --account p001-cabinet\n\n\
          run the demo again for an incremental sync that finds only the next changes \
          (`--full` to tombstone deleted appointments, `--reset` to start over)",
         app.plugins_dir().display()
