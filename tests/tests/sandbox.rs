@@ -26,6 +26,14 @@ fn config(limits: Limits, http: HttpPolicy) -> Config {
     }
 }
 
+/// A host on SQLite with the testing connector and practice `p1`.
+async fn testing_env(limits: Limits, http: HttpPolicy) -> common::Env {
+    env(&sqlite(), config(limits, http))
+        .await
+        .with_testing()
+        .await
+}
+
 fn allow_private() -> HttpPolicy {
     HttpPolicy {
         allow_private_addresses: true,
@@ -39,10 +47,7 @@ async fn an_infinite_loop_ends_at_the_deadline_and_the_host_goes_on() {
         deadline_secs: 0.5,
         ..Limits::default()
     };
-    let e = env(&sqlite(), config(limits, HttpPolicy::default()))
-        .await
-        .with_testing()
-        .await;
+    let e = testing_env(limits, HttpPolicy::default()).await;
     e.account("looper", &[("scenario", "loop")]).await;
     e.account("fine", &[("scenario", "emit"), ("count", "3")])
         .await;
@@ -69,10 +74,7 @@ async fn a_memory_bomb_hits_the_memory_limit() {
         memory_mib: 32,
         ..Limits::default()
     };
-    let e = env(&sqlite(), config(limits, HttpPolicy::default()))
-        .await
-        .with_testing()
-        .await;
+    let e = testing_env(limits, HttpPolicy::default()).await;
     e.account("bomb", &[("scenario", "membomb")]).await;
     let run = e.sync("bomb", Mode::Incremental).await;
     assert_eq!(run.status, Status::Failed);
@@ -85,10 +87,7 @@ async fn a_memory_bomb_hits_the_memory_limit() {
 
 #[tokio::test]
 async fn a_host_off_the_allowlist_is_denied() {
-    let e = env(&sqlite(), config(Limits::default(), allow_private()))
-        .await
-        .with_testing()
-        .await;
+    let e = testing_env(Limits::default(), allow_private()).await;
     e.account(
         "away",
         &[("scenario", "fetch"), ("url", "http://example.org/x")],
@@ -107,10 +106,7 @@ async fn a_host_off_the_allowlist_is_denied() {
 #[tokio::test]
 async fn a_redirect_off_the_allowlist_is_denied() {
     let (base, seen) = server().await;
-    let e = env(&sqlite(), config(Limits::default(), allow_private()))
-        .await
-        .with_testing()
-        .await;
+    let e = testing_env(Limits::default(), allow_private()).await;
     let url = format!("{base}/redirect-out");
     e.account("redir", &[("scenario", "fetch"), ("url", &url)])
         .await;
@@ -143,10 +139,7 @@ async fn loopback_is_refused_unless_the_operator_allows_it() {
     );
     assert!(seen.paths().is_empty(), "nothing may reach the server");
 
-    let open = env(&sqlite(), config(Limits::default(), allow_private()))
-        .await
-        .with_testing()
-        .await;
+    let open = testing_env(Limits::default(), allow_private()).await;
     open.account("lo", &[("scenario", "fetch"), ("url", &url)])
         .await;
     let run = open.sync("lo", Mode::Incremental).await;
@@ -160,10 +153,7 @@ async fn an_operator_override_routes_an_allowed_origin_to_another_base_url() {
     let mut http = HttpPolicy::default();
     http.overrides
         .insert("https://api.testing.example".into(), base.clone());
-    let e = env(&sqlite(), config(Limits::default(), http))
-        .await
-        .with_testing()
-        .await;
+    let e = testing_env(Limits::default(), http).await;
     e.account(
         "routed",
         &[
@@ -181,10 +171,7 @@ async fn an_operator_override_routes_an_allowed_origin_to_another_base_url() {
 async fn the_connector_never_obtains_a_secret_value() {
     const SECRET: &str = "tok-S3CRET-9f8e7d6c5b";
     let (base, seen) = server().await;
-    let e = env(&sqlite(), config(Limits::default(), allow_private()))
-        .await
-        .with_testing()
-        .await;
+    let e = testing_env(Limits::default(), allow_private()).await;
     let url = format!("{base}/echo");
     e.account("leaky", &[("scenario", "fetch"), ("url", &url)])
         .await;
@@ -215,10 +202,7 @@ async fn the_connector_never_obtains_a_secret_value() {
 #[tokio::test]
 async fn a_secret_the_account_lacks_is_denied_by_name() {
     let (base, seen) = server().await;
-    let e = env(&sqlite(), config(Limits::default(), allow_private()))
-        .await
-        .with_testing()
-        .await;
+    let e = testing_env(Limits::default(), allow_private()).await;
     let url = format!("{base}/echo");
     e.account(
         "nosecret",
@@ -266,10 +250,7 @@ async fn the_request_budget_is_enforced() {
         http_requests: 3,
         ..Limits::default()
     };
-    let e = env(&sqlite(), config(limits, allow_private()))
-        .await
-        .with_testing()
-        .await;
+    let e = testing_env(limits, allow_private()).await;
     let url = format!("{base}/echo");
     e.account(
         "chatty",
@@ -290,10 +271,7 @@ async fn a_slow_platform_times_out_as_unavailable() {
         http_timeout_secs: 0.3,
         ..Limits::default()
     };
-    let e = env(&sqlite(), config(limits, allow_private()))
-        .await
-        .with_testing()
-        .await;
+    let e = testing_env(limits, allow_private()).await;
     let url = format!("{base}/slow");
     e.account("slow", &[("scenario", "fetch"), ("url", &url)])
         .await;
@@ -307,10 +285,7 @@ async fn a_slow_platform_times_out_as_unavailable() {
 #[tokio::test]
 async fn a_429_slows_every_run_of_the_platform() {
     let (base, _seen) = server().await;
-    let e = env(&sqlite(), config(Limits::default(), allow_private()))
-        .await
-        .with_testing()
-        .await;
+    let e = testing_env(Limits::default(), allow_private()).await;
     let url = format!("{base}/limited");
     e.account(
         "first",
@@ -351,10 +326,7 @@ async fn a_schema_drift_reported_by_the_sdk_ends_the_run_as_drift() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/slots", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let e = env(&sqlite(), config(Limits::default(), allow_private()))
-        .await
-        .with_testing()
-        .await;
+    let e = testing_env(Limits::default(), allow_private()).await;
     e.account("drifty", &[("scenario", "drift"), ("url", &url)])
         .await;
     let run = e.sync("drifty", Mode::Incremental).await;
@@ -464,10 +436,7 @@ async fn the_record_budget_is_enforced() {
         records: 10,
         ..Limits::default()
     };
-    let e = env(&sqlite(), config(limits, HttpPolicy::default()))
-        .await
-        .with_testing()
-        .await;
+    let e = testing_env(limits, HttpPolicy::default()).await;
     e.account("prolific", &[("scenario", "emit"), ("count", "50")])
         .await;
     let run = e.sync("prolific", Mode::Full).await;
@@ -492,10 +461,7 @@ async fn an_oversized_response_is_refused() {
         response_mib: 1,
         ..Limits::default()
     };
-    let e = env(&sqlite(), config(limits, allow_private()))
-        .await
-        .with_testing()
-        .await;
+    let e = testing_env(limits, allow_private()).await;
     let url = format!("{base}/big");
     e.account("big", &[("scenario", "fetch"), ("url", &url)])
         .await;
