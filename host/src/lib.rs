@@ -9,6 +9,7 @@
 //! - [`sync`]: one run of one account, end to end;
 //! - [`schedule`]: when a practice syncs (cron in its time zone, spread, DST);
 //! - [`retry`]: whether and when a failed run is tried again;
+//! - [`queue`]: which run starts next (caps, one per account, manual first, coalescing);
 //! - [`scrub`]: keeping patient data and secrets out of logs and errors;
 //! - [`config`], [`limits`], [`app`]: configuration and the shared process state;
 //! - [`demo`]: `passerelle demo`, and wiring a host to the platform simulator;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod demo;
 pub mod limits;
 pub mod plugins;
+pub mod queue;
 pub mod retry;
 pub mod runtime;
 pub mod schedule;
