@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use passerelle_sim::{Changes, SimConfig, Simulator, World};
+use passerelle_sim::{SimConfig, Simulator, World};
 use serde::{Deserialize, Serialize};
 
 use crate::app::Passerelle;
@@ -128,7 +128,7 @@ pub async fn run(options: DemoOptions) -> Result<()> {
             sim: SimConfig {
                 seed: options.seed,
                 practices: options.practices,
-                epoch: Some(World::generate(SimConfig::default()).epoch),
+                epoch: Some(passerelle_sim::world::current_hour()),
                 ..SimConfig::default()
             },
             steps: 0,
@@ -182,7 +182,6 @@ async fn demo_with(
     );
 
     let mut phases: Vec<(String, Vec<Run>)> = Vec::new();
-    let mut changes: Option<Changes> = None;
     if first {
         phases.push((
             "first sync (full)".into(),
@@ -200,7 +199,6 @@ async fn demo_with(
         step.cancelled.len(),
         step.deleted.len()
     );
-    changes.replace(step);
     let mode = if options.full && !first {
         Mode::Full
     } else {
@@ -214,15 +212,13 @@ async fn demo_with(
     for (title, runs) in &phases {
         print_summary(title, runs);
     }
-    if let Some(c) = &changes {
-        println!(
-            "\nexpected from the simulator's changes: +{} new, ~{} changed (rescheduled or cancelled); \
-             {} deleted outright (an incremental sync cannot see those: a full sync tombstones them)",
-            c.added.len(),
-            c.rescheduled.len() + c.cancelled.len(),
-            c.deleted.len()
-        );
-    }
+    println!(
+        "\nexpected from the simulator's changes: +{} new, ~{} changed (rescheduled or cancelled); \
+         {} deleted outright (an incremental sync cannot see those: a full sync tombstones them)",
+        step.added.len(),
+        step.rescheduled.len() + step.cancelled.len(),
+        step.deleted.len()
+    );
     let failed: usize = phases
         .iter()
         .flat_map(|(_, runs)| runs)

@@ -9,9 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{
-    DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc, Weekday,
-};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Europe::Paris;
 use chrono_tz::Tz;
 use rand::{Rng, SeedableRng};
@@ -266,6 +264,15 @@ fn local(day: NaiveDate, h: u32, m: u32) -> DateTime<Tz> {
         .expect("opening hours are never in a DST gap")
 }
 
+/// The start of the current hour: the default epoch.
+pub fn current_hour() -> DateTime<Utc> {
+    let now = Utc::now();
+    now.with_minute(0)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0))
+        .expect("truncating to the hour")
+}
+
 /// Rendering of an instant the way passerelle stores it (RFC 3339, offset kept).
 pub fn normalised(t: &DateTime<Tz>) -> String {
     t.fixed_offset().to_rfc3339()
@@ -274,13 +281,7 @@ pub fn normalised(t: &DateTime<Tz>) -> String {
 impl World {
     /// Generates the world `config` describes.
     pub fn generate(config: SimConfig) -> World {
-        let epoch = config.epoch.unwrap_or_else(|| {
-            let now = Utc::now();
-            now.with_minute(0)
-                .and_then(|t| t.with_second(0))
-                .and_then(|t| t.with_nanosecond(0))
-                .expect("truncating to the hour")
-        });
+        let epoch = config.epoch.unwrap_or_else(current_hour);
         let mut practices = Vec::new();
         let mut serial: u64 = 0;
         for p in 0..config.practices {
@@ -516,7 +517,7 @@ fn random_time(
     loop {
         let day = clock.with_timezone(&Paris).date_naive()
             + Duration::days(rng.random_range(days.clone()));
-        if day.weekday().num_days_from_monday() >= open_days || day.weekday() == Weekday::Sun {
+        if day.weekday().num_days_from_monday() >= open_days {
             continue;
         }
         let &(h0, m0, h1, m1) = pick(rng, ranges);
