@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 
 use crate::capabilities::http::HttpService;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::runtime::{LoadedConnector, Runtime, RuntimeConfig};
 use crate::store::Store;
 
@@ -18,6 +19,7 @@ pub struct Passerelle {
     pub http: HttpService,
     pub config: Config,
     pub data_dir: PathBuf,
+    pub metrics: Arc<Metrics>,
     /// Linked components by content hash, so a version is compiled once per process.
     pub(crate) loaded: Mutex<HashMap<String, LoadedConnector>>,
 }
@@ -35,13 +37,15 @@ impl Passerelle {
             cache_dir: config.runtime.compile_cache.then(|| data_dir.join("cache")),
             max_instances: config.runtime.max_instances,
         })?;
-        let http = HttpService::new(&config.http)?;
+        let metrics = Arc::new(Metrics::new());
+        let http = HttpService::new(&config.http, metrics.clone())?;
         Ok(Passerelle {
             store,
             runtime: Arc::new(runtime),
             http,
             config,
             data_dir: data_dir.to_path_buf(),
+            metrics,
             loaded: Mutex::default(),
         })
     }

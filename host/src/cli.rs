@@ -138,6 +138,15 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         advance_every: u64,
     },
+    /// Run the daemon: syncs every practice on its schedule, runs manual syncs, answers
+    /// the admin API (default http://127.0.0.1:8787, bearer token in
+    /// <data dir>/admin-token). Stops gracefully on SIGTERM or SIGINT.
+    Serve {
+        /// Validate the configuration (file and PASSERELLE_* environment), print the
+        /// effective settings, and exit.
+        #[arg(long)]
+        check_config: bool,
+    },
     /// The sync log, newest first.
     Runs {
         #[arg(long)]
@@ -262,10 +271,7 @@ pub fn init_logging(format: LogFormat, verbose: u8) {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
-    let mut config = match &cli.global.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    let mut config = Config::load(cli.global.config.as_deref())?;
     if let Some(url) = &cli.global.database_url {
         config.database_url = Some(url.clone());
     }
@@ -307,6 +313,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             };
             return serve_simulator(config, listen, advance_every).await;
         }
+        Command::Serve { check_config: true } => {
+            return check_config(&config, cli.global.config.as_deref());
+        }
         _ => {}
     }
     let data_dir = cli
@@ -316,6 +325,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         .or_else(|| config.data_dir.clone())
         .unwrap_or_else(default_data_dir);
     let app = Passerelle::open(&data_dir, config).await?;
+    if let Command::Serve { .. } = cli.command {
+        return crate::daemon::serve(app, crate::daemon::ServeOptions::default()).await;
+    }
     let result = dispatch(&app, cli.command).await;
     app.store.close().await;
     result
@@ -346,7 +358,7 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
                     .await?;
             }
             println!("added practice {} ({}, {})", p.id, p.name, p.timezone);
-            println!("{}", schedule_line(&p)?);
+            println!("{}", schedule_line(&p, &app.config.schedule)?);
         }
         Command::Practices(PracticesCmd::SetSchedule { id, cron, default }) => {
             let cron = if default { None } else { cron };
@@ -354,7 +366,7 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
                 .store
                 .set_practice_schedule(&id, cron.as_deref())
                 .await?;
-            println!("{}", schedule_line(&p)?);
+            println!("{}", schedule_line(&p, &app.config.schedule)?);
         }
         Command::Practices(PracticesCmd::List) => {
             let practices = app.store.list_practices().await?;
@@ -365,7 +377,7 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
             }
             for p in practices {
                 println!("{:<20} {:<16} {}", p.id, p.timezone, p.name);
-                println!("  {}", schedule_line(&p)?);
+                println!("  {}", schedule_line(&p, &app.config.schedule)?);
             }
         }
         Command::Accounts(AccountsCmd::Add {
@@ -492,7 +504,9 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
                 bail!("{failed} of {} run(s) did not succeed (details: passerelle runs --practice {practice})", runs.len());
             }
         }
-        Command::Demo { .. } | Command::Sim { .. } => unreachable!("handled before opening"),
+        Command::Demo { .. } | Command::Sim { .. } | Command::Serve { .. } => {
+            unreachable!("handled before dispatch")
+        }
         Command::Appointments {
             practice,
             account,
@@ -562,6 +576,7 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
             let runs = app
                 .store
                 .list_runs(&RunFilter {
+                    since: None,
                     practice_id: practice,
                     account_id: account,
                     status,
@@ -578,9 +593,33 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
     Ok(())
 }
 
+/// `serve --check-config`: the effective configuration (secrets hidden), or the error.
+fn check_config(config: &Config, path: Option<&std::path::Path>) -> Result<()> {
+    let mut shown = config.clone();
+    if shown.daemon.token.is_some() {
+        shown.daemon.token = Some("(set)".into());
+    }
+    if let Some(url) = &shown.database_url {
+        shown.database_url = Some(crate::store::redact_url(url));
+    }
+    let text = toml::to_string_pretty(&shown).context("printing the configuration")?;
+    println!("{text}");
+    println!(
+        "configuration OK ({})",
+        match path {
+            Some(p) => format!("{} and the environment", p.display()),
+            None => "defaults and the environment".into(),
+        }
+    );
+    Ok(())
+}
+
 /// A practice's schedule and its next scheduled sync, in its time zone.
-fn schedule_line(p: &crate::store::practices::Practice) -> Result<String> {
-    let schedule = p.schedule(crate::schedule::DEFAULT_SPREAD)?;
+fn schedule_line(
+    p: &crate::store::practices::Practice,
+    config: &crate::config::ScheduleConfig,
+) -> Result<String> {
+    let schedule = p.schedule(config)?;
     let next = schedule
         .next_after(chrono::Utc::now())
         .map(|t| t.with_timezone(&schedule.timezone()).to_rfc3339())

@@ -1,6 +1,7 @@
 //! The operator's configuration: one TOML file, every key optional with a documented
-//! default (see `docs/configuration.md`), command-line flags and environment variables
-//! (`PASSERELLE_DATA_DIR`, `PASSERELLE_DATABASE_URL`, `PASSERELLE_CONFIG`) on top.
+//! default (see `docs/configuration.md`), environment variables on top
+//! (`PASSERELLE_<SECTION>__<KEY>`, e.g. `PASSERELLE_DAEMON__LISTEN`; `PASSERELLE_DATA_DIR`
+//! and `PASSERELLE_DATABASE_URL` for the top-level keys), command-line flags above both.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,71 @@ pub struct Config {
     pub http: HttpPolicy,
     pub sync: SyncConfig,
     pub runtime: RuntimeSection,
+    /// `passerelle serve`: listening address, token, concurrency, shutdown.
+    pub daemon: DaemonConfig,
+    /// When practices sync by default.
+    pub schedule: ScheduleConfig,
+    /// Retries of transient failures.
+    pub retry: crate::retry::RetryPolicy,
+}
+
+/// The daemon's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Admin API address. Loopback by default: put a reverse proxy with TLS in front to
+    /// reach it from elsewhere.
+    pub listen: std::net::SocketAddr,
+    /// Admin API bearer token. Default: generated at first start into
+    /// `<data dir>/admin-token` (mode 0600) and read from there afterwards.
+    pub token: Option<String>,
+    /// Runs at once, all platforms.
+    pub max_concurrent_runs: usize,
+    /// Runs at once per connector (platform).
+    pub max_concurrent_per_connector: usize,
+    /// On SIGTERM, how long running runs may go on before they are cancelled.
+    pub shutdown_grace_secs: u64,
+    /// Shortest time between two manual syncs of an account ("Sync now").
+    pub manual_min_interval_secs: u64,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            listen: ([127, 0, 0, 1], 8787).into(),
+            token: None,
+            max_concurrent_runs: 8,
+            max_concurrent_per_connector: 4,
+            shutdown_grace_secs: 30,
+            manual_min_interval_secs: 60,
+        }
+    }
+}
+
+/// Scheduling defaults; a practice can have its own cron expression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Five-field cron expression, in each practice's time zone.
+    pub default_cron: String,
+    /// Practices' runs are spread over this many seconds after each slot, by a stable
+    /// hash of the practice id.
+    pub spread_secs: u64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            default_cron: crate::schedule::DEFAULT_CRON.into(),
+            spread_secs: crate::schedule::DEFAULT_SPREAD.as_secs(),
+        }
+    }
+}
+
+impl ScheduleConfig {
+    pub fn spread(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.spread_secs)
+    }
 }
 
 /// What a sync covers.
@@ -62,18 +128,69 @@ impl Default for RuntimeSection {
     }
 }
 
+/// Top-level keys that environment variables may set.
+const SECTIONS: &[&str] = &[
+    "data_dir",
+    "database_url",
+    "limits",
+    "http",
+    "sync",
+    "runtime",
+    "daemon",
+    "schedule",
+    "retry",
+];
+
 impl Config {
-    /// Reads and validates a config file.
-    pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config file {}", path.display()))?;
-        let config: Config = toml::from_str(&text)
-            .with_context(|| format!("invalid config file {}", path.display()))?;
-        config
-            .limits
-            .validate()
-            .with_context(|| format!("in {}", path.display()))?;
+    /// The defaults, then the config file (if any), then the environment
+    /// (`PASSERELLE_<SECTION>__<KEY>`), then validation.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        use figment::providers::{Env, Format, Serialized, Toml};
+        let mut figment = figment::Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = path {
+            if !path.exists() {
+                anyhow::bail!("config file {} not found", path.display());
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let figment = figment.merge(Env::prefixed("PASSERELLE_").split("__").filter(|key| {
+            let section = key.as_str().split('.').next().unwrap_or_default();
+            SECTIONS.contains(&section)
+        }));
+        let source = path.map_or("the environment".to_string(), |p| {
+            format!("{} or the environment", p.display())
+        });
+        let config: Config = figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration in {source}: {e}"))?;
+        config.validate().with_context(|| format!("in {source}"))?;
         Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<()> {
+        self.limits.validate()?;
+        crate::schedule::Schedule::new(
+            &self.schedule.default_cron,
+            crate::schedule::DEFAULT_TIMEZONE,
+            self.schedule.spread(),
+            "check",
+        )
+        .context("schedule.default_cron")?;
+        if self.daemon.max_concurrent_runs == 0 || self.daemon.max_concurrent_per_connector == 0 {
+            anyhow::bail!(
+                "daemon.max_concurrent_runs and daemon.max_concurrent_per_connector must be at least 1"
+            );
+        }
+        if self.retry.max_attempts == 0 {
+            anyhow::bail!("retry.max_attempts must be at least 1 (1: never retry)");
+        }
+        if let Some(token) = &self.daemon.token {
+            if token.len() < 16 {
+                anyhow::bail!("daemon.token must be at least 16 characters");
+            }
+        }
+        Ok(())
     }
 }
 

@@ -11,7 +11,7 @@
 //!
 //! A [`Lease`] is a started run: dropping it frees its account and its slots.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -28,9 +28,10 @@ pub struct QueueLimits {
     pub per_connector: usize,
 }
 
-/// A run to start.
+/// A run to start. `run_id` is its row in the sync log (recorded as queued).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
+    pub run_id: i64,
     pub practice_id: String,
     pub account_id: String,
     pub connector: String,
@@ -45,10 +46,10 @@ pub struct Request {
 /// What became of a submitted request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Submitted {
-    /// A new queue entry with this id.
-    Queued(u64),
-    /// The account already had this entry queued or running.
-    Coalesced(u64),
+    /// Queued, as this run.
+    Queued(i64),
+    /// The account already had this run queued or running.
+    Coalesced(i64),
 }
 
 /// The queue refuses requests once closed.
@@ -56,19 +57,24 @@ pub enum Submitted {
 #[error("the run queue is closed (shutting down)")]
 pub struct Closed;
 
-#[derive(Debug)]
-struct Entry {
-    id: u64,
-    request: Request,
+/// One connector's waiting runs (run ids), manual ones apart.
+#[derive(Debug, Default)]
+struct Lane {
+    urgent: VecDeque<i64>,
+    normal: VecDeque<i64>,
+    running: usize,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    next_id: u64,
-    queued: Vec<Entry>,
-    /// account → (entry id, connector)
-    running: HashMap<String, (u64, String)>,
-    per_connector: HashMap<String, usize>,
+    /// Queued requests by run id.
+    queued: HashMap<i64, Request>,
+    /// account → (run id, running?)
+    accounts: HashMap<String, (i64, bool)>,
+    lanes: HashMap<String, Lane>,
+    /// Queued runs waiting for their `not_before`.
+    delayed: Vec<i64>,
+    running: usize,
     closed: bool,
 }
 
@@ -81,16 +87,16 @@ pub struct RunQueue {
 /// A started run; dropping it frees its account and slots.
 pub struct Lease {
     queue: Arc<RunQueue>,
-    pub id: u64,
     pub request: Request,
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         let mut state = self.queue.state.lock().expect("queue lock");
-        state.running.remove(&self.request.account_id);
-        if let Some(n) = state.per_connector.get_mut(&self.request.connector) {
-            *n = n.saturating_sub(1);
+        state.accounts.remove(&self.request.account_id);
+        state.running = state.running.saturating_sub(1);
+        if let Some(lane) = state.lanes.get_mut(&self.request.connector) {
+            lane.running = lane.running.saturating_sub(1);
         }
         drop(state);
         self.queue.changed.notify_waiters();
@@ -99,6 +105,38 @@ impl Drop for Lease {
 
 fn urgent(trigger: Trigger) -> bool {
     trigger == Trigger::Manual
+}
+
+impl State {
+    /// Puts a queued run in its lane.
+    fn enqueue(&mut self, run_id: i64) {
+        let Some(r) = self.queued.get(&run_id) else {
+            return;
+        };
+        let is_urgent = urgent(r.trigger);
+        let lane = self.lanes.entry(r.connector.clone()).or_default();
+        if is_urgent {
+            lane.urgent.push_back(run_id);
+        } else {
+            lane.normal.push_back(run_id);
+        }
+    }
+
+    /// The first live entry at the front of a lane's deque (stale ids dropped: started,
+    /// cancelled, or moved to the urgent deque).
+    fn front(queued: &HashMap<i64, Request>, deque: &mut VecDeque<i64>, urgent_deque: bool) -> Option<i64> {
+        while let Some(&id) = deque.front() {
+            match queued.get(&id) {
+                Some(r) if r.not_before.is_none() && urgent(r.trigger) == urgent_deque => {
+                    return Some(id)
+                }
+                _ => {
+                    deque.pop_front();
+                }
+            }
+        }
+        None
+    }
 }
 
 impl RunQueue {
@@ -113,35 +151,70 @@ impl RunQueue {
         })
     }
 
-    /// Queues a run, or coalesces it with the account's queued or running one.
-    pub fn submit(&self, request: Request) -> Result<Submitted, Closed> {
+    /// If the account has a run queued or running, that run's id: a queued one is
+    /// lifted to `trigger` if that is manual and made full if `mode` is.
+    pub fn coalesce(&self, account_id: &str, trigger: Trigger, mode: Mode) -> Result<Option<i64>, Closed> {
         let mut state = self.state.lock().expect("queue lock");
         if state.closed {
             return Err(Closed);
         }
-        if let Some((id, _)) = state.running.get(&request.account_id) {
-            return Ok(Submitted::Coalesced(*id));
-        }
-        if let Some(entry) = state
-            .queued
-            .iter_mut()
-            .find(|e| e.request.account_id == request.account_id)
-        {
-            if urgent(request.trigger) && !urgent(entry.request.trigger) {
-                entry.request.trigger = request.trigger;
-                entry.request.not_before = None;
+        let Some(&(run_id, running)) = state.accounts.get(account_id) else {
+            return Ok(None);
+        };
+        if !running {
+            let mut lift = false;
+            if let Some(entry) = state.queued.get_mut(&run_id) {
+                if urgent(trigger) && !urgent(entry.trigger) {
+                    entry.trigger = trigger;
+                    lift = true;
+                }
+                if mode == Mode::Full {
+                    entry.mode = Mode::Full;
+                }
             }
-            if request.mode == Mode::Full {
-                entry.request.mode = Mode::Full;
+            if lift {
+                let was_delayed = state.delayed.contains(&run_id);
+                if let Some(entry) = state.queued.get_mut(&run_id) {
+                    entry.not_before = None;
+                }
+                if was_delayed {
+                    state.delayed.retain(|id| *id != run_id);
+                }
+                state.enqueue(run_id);
+                drop(state);
+                self.changed.notify_waiters();
             }
-            return Ok(Submitted::Coalesced(entry.id));
         }
-        state.next_id += 1;
-        let id = state.next_id;
-        state.queued.push(Entry { id, request });
+        Ok(Some(run_id))
+    }
+
+    /// Queues a run, or coalesces it with the account's queued or running one.
+    pub fn submit(&self, request: Request) -> Result<Submitted, Closed> {
+        if let Some(id) = self.coalesce(&request.account_id, request.trigger, request.mode)? {
+            return Ok(Submitted::Coalesced(id));
+        }
+        let mut state = self.state.lock().expect("queue lock");
+        if state.closed {
+            return Err(Closed);
+        }
+        let run_id = request.run_id;
+        state.accounts.insert(request.account_id.clone(), (run_id, false));
+        let delayed = request.not_before.is_some();
+        state.queued.insert(run_id, request);
+        if delayed {
+            state.delayed.push(run_id);
+        } else {
+            state.enqueue(run_id);
+        }
         drop(state);
         self.changed.notify_waiters();
-        Ok(Submitted::Queued(id))
+        Ok(Submitted::Queued(run_id))
+    }
+
+    /// The account's queued or running run, if any.
+    pub fn run_of(&self, account_id: &str) -> Option<i64> {
+        let state = self.state.lock().expect("queue lock");
+        state.accounts.get(account_id).map(|(id, _)| *id)
     }
 
     /// Runs waiting to start.
@@ -151,17 +224,26 @@ impl RunQueue {
 
     /// Runs started and not finished.
     pub fn running(&self) -> usize {
-        self.state.lock().expect("queue lock").running.len()
+        self.state.lock().expect("queue lock").running
     }
 
     /// Stops handing out runs and taking requests; returns what was still queued.
     pub fn close(&self) -> Vec<Request> {
         let mut state = self.state.lock().expect("queue lock");
         state.closed = true;
-        let left = std::mem::take(&mut state.queued);
+        let mut left: Vec<Request> = state.queued.drain().map(|(_, r)| r).collect();
+        left.sort_by_key(|r| r.run_id);
+        for r in &left {
+            state.accounts.remove(&r.account_id);
+        }
+        state.lanes.values_mut().for_each(|l| {
+            l.urgent.clear();
+            l.normal.clear();
+        });
+        state.delayed.clear();
         drop(state);
         self.changed.notify_waiters();
-        left.into_iter().map(|e| e.request).collect()
+        left
     }
 
     /// The next run allowed to start, waiting as long as needed; None once closed.
@@ -190,50 +272,66 @@ impl RunQueue {
 
     /// Starts the best eligible entry, or says when to look again (None: on a change).
     fn try_start(self: &Arc<Self>) -> Result<Lease, Option<Instant>> {
-        let mut state = self.state.lock().expect("queue lock");
-        if state.closed || state.running.len() >= self.limits.global {
+        let mut guard = self.state.lock().expect("queue lock");
+        let state = &mut *guard;
+        if state.closed {
             return Err(None);
         }
+        // Backoffs that are over join their lanes.
         let now = Instant::now();
-        let mut best: Option<usize> = None;
         let mut wake_at: Option<Instant> = None;
-        for (i, entry) in state.queued.iter().enumerate() {
-            let r = &entry.request;
-            if state.running.contains_key(&r.account_id)
-                || state.per_connector.get(&r.connector).copied().unwrap_or(0)
-                    >= self.limits.per_connector
-            {
-                continue;
-            }
-            if let Some(at) = r.not_before.filter(|at| *at > now) {
+        let mut due = Vec::new();
+        state.delayed.retain(|id| match state.queued.get(id).and_then(|r| r.not_before) {
+            Some(at) if at > now => {
                 wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+                true
+            }
+            _ => {
+                due.push(*id);
+                false
+            }
+        });
+        for id in due {
+            if let Some(r) = state.queued.get_mut(&id) {
+                r.not_before = None;
+            }
+            state.enqueue(id);
+        }
+        if state.running >= self.limits.global {
+            return Err(None);
+        }
+        // Manual first, then first come first served (lowest run id), across the
+        // connectors that have a free slot.
+        let mut best: Option<(bool, i64, String)> = None;
+        for (connector, lane) in state.lanes.iter_mut() {
+            if lane.running >= self.limits.per_connector {
                 continue;
             }
-            // Manual first, then first come first served.
-            let better = match best {
-                None => true,
-                Some(b) => urgent(r.trigger) && !urgent(state.queued[b].request.trigger),
+            let candidate = match State::front(&state.queued, &mut lane.urgent, true) {
+                Some(id) => Some((true, id)),
+                None => State::front(&state.queued, &mut lane.normal, false).map(|id| (false, id)),
             };
-            if better {
-                best = Some(i);
+            if let Some((u, id)) = candidate {
+                let better = match &best {
+                    None => true,
+                    Some((bu, bid, _)) => (u && !bu) || (u == *bu && id < *bid),
+                };
+                if better {
+                    best = Some((u, id, connector.clone()));
+                }
             }
         }
-        let Some(i) = best else {
+        let Some((_, run_id, connector)) = best else {
             return Err(wake_at);
         };
-        let entry = state.queued.remove(i);
-        state.running.insert(
-            entry.request.account_id.clone(),
-            (entry.id, entry.request.connector.clone()),
-        );
-        *state
-            .per_connector
-            .entry(entry.request.connector.clone())
-            .or_insert(0) += 1;
+        let request = state.queued.remove(&run_id).expect("front entries are queued");
+        let lane = state.lanes.get_mut(&connector).expect("lane exists");
+        lane.running += 1;
+        state.running += 1;
+        state.accounts.insert(request.account_id.clone(), (run_id, true));
         Ok(Lease {
             queue: self.clone(),
-            id: entry.id,
-            request: entry.request,
+            request,
         })
     }
 }
@@ -244,7 +342,10 @@ mod tests {
     use std::time::Duration;
 
     fn req(account: &str, connector: &str, trigger: Trigger) -> Request {
+        use std::sync::atomic::{AtomicI64, Ordering};
+        static NEXT: AtomicI64 = AtomicI64::new(1);
         Request {
+            run_id: NEXT.fetch_add(1, Ordering::Relaxed),
             practice_id: "p".into(),
             account_id: account.into(),
             connector: connector.into(),
@@ -305,7 +406,7 @@ mod tests {
         manual_full.mode = Mode::Full;
         assert_eq!(q.submit(manual_full).unwrap(), Submitted::Coalesced(id));
         let lease = q.next().await.unwrap();
-        assert_eq!(lease.id, id);
+        assert_eq!(lease.request.run_id, id);
         assert_eq!(lease.request.trigger, Trigger::Manual, "lifted to manual");
         assert_eq!(lease.request.mode, Mode::Full, "made full");
         assert_eq!(

@@ -64,24 +64,39 @@ impl Passerelle {
     /// One run of one account. Errors are the host's own (database down, connector not
     /// installed); everything the connector does wrong ends up in the returned run.
     pub async fn sync_account(&self, account: &Account, options: SyncOptions) -> Result<Run> {
+        self.sync_account_as(account, options, None).await
+    }
+
+    /// [`Self::sync_account`] for a run already recorded as queued (the daemon's), or a
+    /// new one when `queued_run` is None.
+    pub async fn sync_account_as(
+        &self,
+        account: &Account,
+        options: SyncOptions,
+        queued_run: Option<i64>,
+    ) -> Result<Run> {
         let (version, loaded, manifest) = self.active_connector(&account.connector).await?;
         let cursor_before = match options.mode {
             Mode::Incremental => self.store.cursor(&account.id).await?,
             Mode::Full => None,
         };
-        let run_id = self
-            .store
-            .start_run(&NewRun {
-                practice_id: &account.practice_id,
-                account_id: &account.id,
-                connector: &version.name,
-                connector_version: &version.version,
-                connector_sha256: &version.sha256,
-                trigger: options.trigger,
-                mode: options.mode,
-                cursor_before: cursor_before.as_deref(),
-            })
-            .await?;
+        let new_run = NewRun {
+            practice_id: &account.practice_id,
+            account_id: &account.id,
+            connector: &version.name,
+            connector_version: &version.version,
+            connector_sha256: &version.sha256,
+            trigger: options.trigger,
+            mode: options.mode,
+            cursor_before: cursor_before.as_deref(),
+        };
+        let run_id = match queued_run {
+            Some(id) => {
+                self.store.begin_queued_run(id, &new_run).await?;
+                id
+            }
+            None => self.store.start_run(&new_run).await?,
+        };
         let span = tracing::info_span!(
             "run",
             run = run_id,
@@ -92,15 +107,7 @@ impl Passerelle {
         );
         let started = std::time::Instant::now();
         let end = match missing_configuration(account, &manifest) {
-            Some(problem) => RunEnd {
-                status: Status::Failed,
-                counts: RunCounts::default(),
-                error_kind: Some("invalid-config".into()),
-                error_detail: Some(problem),
-                cursor_after: None,
-                message: None,
-                duration_ms: 0,
-            },
+            Some(problem) => RunEnd::without_work(Status::Failed, "invalid-config", problem),
             None => {
                 self.execute_sync(
                     account,
@@ -131,10 +138,13 @@ impl Passerelle {
                 "run finished"
             );
         }
-        self.store
+        let run = self
+            .store
             .run(run_id)
             .await?
-            .context("the run just recorded is missing")
+            .context("the run just recorded is missing")?;
+        self.metrics.run_ended(&run);
+        Ok(run)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -217,6 +227,7 @@ impl Passerelle {
             cursor_after: None,
             message: None,
             duration_ms: 0,
+            retry_after_secs: None,
         };
         match finished.output {
             Ok(CallOutput::Synced(Ok(summary))) => {
@@ -239,6 +250,9 @@ impl Passerelle {
                 }
             }
             Ok(CallOutput::Synced(Err(error))) => {
+                if let wit::SyncError::RateLimited(Some(after)) = &error {
+                    end.retry_after_secs = Some(i64::from(*after));
+                }
                 let (status, kind, detail) = describe_error(&error);
                 end.status = status;
                 end.error_kind = Some(kind.into());

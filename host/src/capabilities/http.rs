@@ -62,10 +62,11 @@ pub struct HttpService {
     limiters: RateLimiters,
     allow_private: bool,
     overrides: Arc<Vec<Override>>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl HttpService {
-    pub fn new(policy: &HttpPolicy) -> Result<Self> {
+    pub fn new(policy: &HttpPolicy, metrics: Arc<crate::metrics::Metrics>) -> Result<Self> {
         let mut overrides = Vec::new();
         let mut trusted = HashSet::new();
         for (origin, base) in &policy.overrides {
@@ -100,6 +101,7 @@ impl HttpService {
             limiters: RateLimiters::default(),
             allow_private: policy.allow_private_addresses,
             overrides: Arc::new(overrides),
+            metrics,
         })
     }
 
@@ -126,6 +128,7 @@ impl HttpService {
 /// One run's HTTP budget and identity.
 pub struct HttpSession {
     service: HttpService,
+    platform: String,
     allowlist: Allowlist,
     limiter: Arc<PlatformLimiter>,
     secrets: BTreeMap<String, String>,
@@ -161,6 +164,7 @@ impl HttpSession {
                 .limiters
                 .get(spec.platform, spec.rate_limit.0, spec.rate_limit.1),
             service: service.clone(),
+            platform: spec.platform.to_string(),
             allowlist: spec.allowlist,
             secrets: spec.secrets,
             secret_matcher,
@@ -262,7 +266,11 @@ impl HttpSession {
                     return Ok(Err(wit::HttpError::Denied(why)));
                 }
             }
-            self.rate_limit_wait += self.limiter.acquire().await;
+            let waited = self.limiter.acquire().await;
+            if waited >= Duration::from_millis(1) {
+                self.service.metrics.rate_limit_wait(&self.platform, waited);
+            }
+            self.rate_limit_wait += waited;
             self.requests += 1;
             let mut headers = p.plain.clone();
             if p.url.origin() == origin {
@@ -280,9 +288,15 @@ impl HttpSession {
             }
             let response = match builder.send().await {
                 Ok(r) => r,
-                Err(e) => return Ok(Err(transport_error(&e))),
+                Err(e) => {
+                    self.service.metrics.http_request(&self.platform, None);
+                    return Ok(Err(transport_error(&e)));
+                }
             };
             let status = response.status();
+            self.service
+                .metrics
+                .http_request(&self.platform, Some(status.as_u16()));
             if status.as_u16() == 429 {
                 let wait = response
                     .headers()

@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{now_text, Store};
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Practice {
     pub id: String,
     pub name: String,
@@ -21,12 +21,23 @@ pub struct Practice {
 }
 
 impl Practice {
-    /// When this practice syncs, with runs spread over `spread`.
-    pub fn schedule(&self, spread: std::time::Duration) -> Result<crate::schedule::Schedule> {
+    /// When this practice syncs: its own cron expression or the configured default
+    /// (`schedule.default_cron`), with runs spread over `spread`.
+    pub fn schedule(
+        &self,
+        config: &crate::config::ScheduleConfig,
+    ) -> Result<crate::schedule::Schedule> {
+        self.schedule_with(&config.default_cron, config.spread())
+    }
+
+    /// [`Self::schedule`] from its parts.
+    pub fn schedule_with(
+        &self,
+        default_cron: &str,
+        spread: std::time::Duration,
+    ) -> Result<crate::schedule::Schedule> {
         crate::schedule::Schedule::new(
-            self.schedule
-                .as_deref()
-                .unwrap_or(crate::schedule::DEFAULT_CRON),
+            self.schedule.as_deref().unwrap_or(default_cron),
             &self.timezone,
             spread,
             &self.id,
@@ -34,7 +45,7 @@ impl Practice {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Account {
     pub id: String,
     pub practice_id: String,
@@ -114,7 +125,7 @@ impl Store {
             .await?
             .with_context(|| format!("no practice `{id}` (see `passerelle practices list`)"))?;
         practice.schedule = schedule.map(|s| s.trim().to_string());
-        practice.schedule(crate::schedule::DEFAULT_SPREAD)?;
+        practice.schedule_with(crate::schedule::DEFAULT_CRON, crate::schedule::DEFAULT_SPREAD)?;
         sqlx::query("UPDATE practices SET schedule = $2 WHERE id = $1")
             .bind(id)
             .bind(practice.schedule.as_deref())
@@ -173,13 +184,145 @@ impl Store {
         .bind(practice_id)
         .fetch_all(&self.pool)
         .await?;
+        // Secret names in one query, not one per account.
+        let secret_rows = sqlx::query(
+            "SELECT account_id, name FROM account_secrets
+             WHERE ($1 IS NULL OR account_id IN (SELECT id FROM accounts WHERE practice_id = $1))
+             ORDER BY account_id, name",
+        )
+        .bind(practice_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut names: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for r in &secret_rows {
+            names
+                .entry(r.get::<String, _>("account_id"))
+                .or_default()
+                .push(r.get::<String, _>("name"));
+        }
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let mut account = account_from_row(row)?;
-            account.secrets = self.secret_names(&account.id).await?;
+            account.secrets = names.remove(&account.id).unwrap_or_default();
             out.push(account);
         }
         Ok(out)
+    }
+
+    /// Renames a practice or changes its time zone (None: unchanged).
+    pub async fn update_practice(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        timezone: Option<&str>,
+    ) -> Result<Practice> {
+        if let Some(tz) = timezone {
+            if tz.parse::<chrono_tz::Tz>().is_err() {
+                bail!("unknown time zone `{tz}` (use an IANA name such as Europe/Paris)");
+            }
+        }
+        let n = sqlx::query(
+            "UPDATE practices SET name = COALESCE($2, name), timezone = COALESCE($3, timezone)
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(timezone)
+        .execute(&self.pool)
+        .await
+        .context("updating the practice")?
+        .rows_affected();
+        if n == 0 {
+            bail!("no practice `{id}`");
+        }
+        self.practice(id)
+            .await?
+            .with_context(|| format!("no practice `{id}`"))
+    }
+
+    /// Deletes a practice with everything stored for it: accounts, secrets, sync state,
+    /// appointments, slots and runs. Returns false if there was no such practice.
+    pub async fn delete_practice(&self, id: &str) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        for table in ["appointments", "slots", "runs"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE practice_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("deleting the practice's {table}"))?;
+        }
+        for table in ["account_secrets", "sync_state"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE account_id IN (SELECT id FROM accounts WHERE practice_id = $1)"
+            ))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("deleting the practice's {table}"))?;
+        }
+        sqlx::query("DELETE FROM accounts WHERE practice_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .context("deleting the practice's accounts")?;
+        let n = sqlx::query("DELETE FROM practices WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .context("deleting the practice")?
+            .rows_affected();
+        tx.commit().await.context("committing the deletion")?;
+        Ok(n > 0)
+    }
+
+    /// Deletes an account with its secrets, sync state, appointments, slots and runs.
+    /// Returns false if there was no such account.
+    pub async fn delete_account(&self, id: &str) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        for table in [
+            "appointments",
+            "slots",
+            "runs",
+            "account_secrets",
+            "sync_state",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("deleting the account's {table}"))?;
+        }
+        let n = sqlx::query("DELETE FROM accounts WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .context("deleting the account")?
+            .rows_affected();
+        tx.commit().await.context("committing the deletion")?;
+        Ok(n > 0)
+    }
+
+    /// Removes one secret; false if the account had no such secret.
+    pub async fn delete_secret(&self, account_id: &str, name: &str) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM account_secrets WHERE account_id = $1 AND name = $2")
+            .bind(account_id)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .context("deleting the secret")?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// Sets or clears an account's label.
+    pub async fn set_account_label(&self, id: &str, label: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE accounts SET label = $2 WHERE id = $1")
+            .bind(id)
+            .bind(label)
+            .execute(&self.pool)
+            .await
+            .context("setting the label")?;
+        Ok(())
     }
 
     pub async fn account(&self, id: &str) -> Result<Option<Account>> {

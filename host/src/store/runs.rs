@@ -1,7 +1,7 @@
 //! The sync log (one row per run) and each account's sync state (its committed cursor).
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{now_text, Store};
@@ -45,6 +45,7 @@ text_enum!(
 text_enum!(
     /// Where a run is or how it ended.
     Status {
+        Queued = "queued",
         Running = "running",
         Succeeded = "succeeded",
         Failed = "failed",
@@ -55,7 +56,7 @@ text_enum!(
 );
 
 /// One row of the sync log.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Run {
     pub id: i64,
     pub practice_id: String,
@@ -76,10 +77,14 @@ pub struct Run {
     pub cursor_after: Option<String>,
     /// The connector's PII-free summary note.
     pub message: Option<String>,
+    /// 1 for a first attempt; retries of a transient failure count up.
+    pub attempt: i64,
+    /// The platform's Retry-After, when it answered "slow down".
+    pub retry_after_secs: Option<i64>,
 }
 
 /// What a run did. Accumulated by the runner, written when the run ends.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RunCounts {
     pub appointments_added: i64,
     pub appointments_changed: i64,
@@ -115,6 +120,24 @@ pub struct RunEnd {
     pub cursor_after: Option<String>,
     pub message: Option<String>,
     pub duration_ms: i64,
+    /// The platform's Retry-After (rate-limited runs).
+    pub retry_after_secs: Option<i64>,
+}
+
+impl RunEnd {
+    /// A run that ended before doing anything, for `reason`.
+    pub fn without_work(status: Status, error_kind: &str, reason: String) -> RunEnd {
+        RunEnd {
+            status,
+            counts: RunCounts::default(),
+            error_kind: Some(error_kind.into()),
+            error_detail: Some(reason),
+            cursor_after: None,
+            message: None,
+            duration_ms: 0,
+            retry_after_secs: None,
+        }
+    }
 }
 
 /// Filters for [`Store::list_runs`].
@@ -123,6 +146,8 @@ pub struct RunFilter {
     pub practice_id: Option<String>,
     pub account_id: Option<String>,
     pub status: Option<Status>,
+    /// Runs started (or queued) at or after this instant.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
     pub limit: Option<i64>,
 }
 
@@ -131,7 +156,7 @@ const RUN_COLUMNS: &str =
     trigger, mode, status, started_at, finished_at, duration_ms, appointments_added,
     appointments_changed, appointments_deleted, appointments_tombstoned, slots_written,
     slots_removed, http_requests, bytes_received, checkpoints, error_kind, error_detail,
-    cursor_before, cursor_after, message";
+    cursor_before, cursor_after, message, attempt, retry_after_secs";
 
 impl Store {
     /// Opens a run in the sync log with status `running`; returns its id.
@@ -165,7 +190,8 @@ impl Store {
                 appointments_added = $5, appointments_changed = $6, appointments_deleted = $7,
                 appointments_tombstoned = $8, slots_written = $9, slots_removed = $10,
                 http_requests = $11, bytes_received = $12, checkpoints = $13,
-                error_kind = $14, error_detail = $15, cursor_after = $16, message = $17
+                error_kind = $14, error_detail = $15, cursor_after = $16, message = $17,
+                retry_after_secs = $18
              WHERE id = $1",
         )
         .bind(id)
@@ -185,9 +211,116 @@ impl Store {
         .bind(end.error_detail.as_deref())
         .bind(end.cursor_after.as_deref())
         .bind(end.message.as_deref())
+        .bind(end.retry_after_secs)
         .execute(&self.pool)
         .await
         .context("recording run end")?;
+        Ok(())
+    }
+
+    /// Records a run the daemon has queued (status `queued`); returns its id, which the
+    /// run keeps when it starts.
+    pub async fn queue_run(&self, run: &NewRun<'_>, attempt: u32) -> Result<i64> {
+        let now = now_text();
+        let row = sqlx::query(
+            "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
+                trigger, mode, status, started_at, queued_at, cursor_before, attempt)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, NULL, $10) RETURNING id",
+        )
+        .bind(run.practice_id)
+        .bind(run.account_id)
+        .bind(run.connector)
+        .bind(run.connector_version)
+        .bind(run.connector_sha256)
+        .bind(run.trigger.as_str())
+        .bind(run.mode.as_str())
+        .bind(Status::Queued.as_str())
+        .bind(now)
+        .bind(i64::from(attempt))
+        .fetch_one(&self.pool)
+        .await
+        .context("recording a queued run")?;
+        Ok(row.get::<i64, _>("id"))
+    }
+
+    /// Starts a queued run: `running`, with the version it runs on (the active one now,
+    /// which may differ from the one active when it was queued) and its final trigger
+    /// and mode (a queued run can be lifted to manual or full by a later request).
+    pub async fn begin_queued_run(&self, id: i64, run: &NewRun<'_>) -> Result<()> {
+        let res = sqlx::query(
+            "UPDATE runs SET status = $2, started_at = $3, connector_version = $4,
+                connector_sha256 = $5, trigger = $6, mode = $7, cursor_before = $8
+             WHERE id = $1 AND status = $9",
+        )
+        .bind(id)
+        .bind(Status::Running.as_str())
+        .bind(now_text())
+        .bind(run.connector_version)
+        .bind(run.connector_sha256)
+        .bind(run.trigger.as_str())
+        .bind(run.mode.as_str())
+        .bind(run.cursor_before)
+        .bind(Status::Queued.as_str())
+        .execute(&self.pool)
+        .await
+        .context("recording run start")?;
+        if res.rows_affected() != 1 {
+            anyhow::bail!("run {id} is not queued any more");
+        }
+        Ok(())
+    }
+
+    /// Records a run that did not happen (a missed slot, a paused account): status
+    /// `skipped` with the reason.
+    pub async fn skip_run(&self, run: &NewRun<'_>, kind: &str, reason: &str) -> Result<i64> {
+        let id = self.start_run(run).await?;
+        self.finish_run(
+            id,
+            &RunEnd::without_work(Status::Skipped, kind, reason.to_string()),
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// Marks every run still `queued` or `running` as `cancelled`: after a crash or a
+    /// kill, at the daemon's next start. Returns how many there were.
+    pub async fn cancel_unfinished_runs(&self, reason: &str) -> Result<u64> {
+        let res = sqlx::query(
+            "UPDATE runs SET status = $1, finished_at = $2, error_kind = 'interrupted',
+                error_detail = $3
+             WHERE status IN ($4, $5)",
+        )
+        .bind(Status::Cancelled.as_str())
+        .bind(now_text())
+        .bind(reason)
+        .bind(Status::Queued.as_str())
+        .bind(Status::Running.as_str())
+        .execute(&self.pool)
+        .await
+        .context("closing unfinished runs")?;
+        Ok(res.rows_affected())
+    }
+
+    /// A value the daemon keeps across restarts.
+    pub async fn daemon_state(&self, key: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM daemon_state WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get::<String, _>("value")))
+    }
+
+    pub async fn set_daemon_state(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO daemon_state (key, value, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(now_text())
+        .execute(&self.pool)
+        .await
+        .context("saving daemon state")?;
         Ok(())
     }
 
@@ -204,12 +337,13 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT {RUN_COLUMNS} FROM runs
              WHERE ($1 IS NULL OR practice_id = $1) AND ($2 IS NULL OR account_id = $2)
-               AND ($3 IS NULL OR status = $3)
-             ORDER BY id DESC LIMIT $4"
+               AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR started_at >= $4)
+             ORDER BY id DESC LIMIT $5"
         ))
         .bind(filter.practice_id.as_deref())
         .bind(filter.account_id.as_deref())
         .bind(filter.status.map(|s| s.as_str()))
+        .bind(filter.since.map(time_text))
         .bind(filter.limit.unwrap_or(100))
         .fetch_all(&self.pool)
         .await?;
@@ -224,6 +358,11 @@ impl Store {
             .await?;
         Ok(row.and_then(|r| r.get::<Option<String>, _>("cursor")))
     }
+}
+
+/// An instant as stored (see [`now_text`]).
+pub fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn run_from_row(row: &sqlx::any::AnyRow) -> Result<Run> {
@@ -256,5 +395,7 @@ fn run_from_row(row: &sqlx::any::AnyRow) -> Result<Run> {
         cursor_before: row.get("cursor_before"),
         cursor_after: row.get("cursor_after"),
         message: row.get("message"),
+        attempt: row.get("attempt"),
+        retry_after_secs: row.get("retry_after_secs"),
     })
 }

@@ -1,0 +1,279 @@
+//! The admin API (axum, JSON) that `passerelle serve` answers: the route table, bearer
+//! authentication, JSON errors and input extractors. Handlers live in [`practices`]
+//! (practices, accounts, secrets) and [`runs`] ("Sync now", the sync log, connectors).
+//!
+//! Every endpoint but `/healthz` needs `Authorization: Bearer <token>`, compared in
+//! constant time. Errors are `{"error": {"code", "message"}}` with a 4xx/5xx status;
+//! nothing a client sends can make a handler panic. The API is described by
+//! `docs/openapi.json`, served at `/openapi.json`; a test checks the two agree.
+
+pub mod practices;
+pub mod runs;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put, MethodRouter};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::daemon::Daemon;
+
+/// The OpenAPI document, kept in the repository.
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub daemon: Arc<Daemon>,
+    token: Arc<String>,
+}
+
+/// Every route: path, the methods it answers (as the OpenAPI document lists them) and
+/// its handlers. The one place routes are declared.
+pub fn routes() -> Vec<(&'static str, &'static [&'static str], MethodRouter<ApiState>)> {
+    vec![
+        ("/healthz", &["get"], get(healthz)),
+        ("/metrics", &["get"], get(runs::metrics)),
+        ("/openapi.json", &["get"], get(openapi)),
+        (
+            "/v1/practices",
+            &["get", "post"],
+            get(practices::list).post(practices::create),
+        ),
+        (
+            "/v1/practices/{id}",
+            &["get", "patch", "delete"],
+            get(practices::show)
+                .patch(practices::update)
+                .delete(practices::delete),
+        ),
+        (
+            "/v1/practices/{id}/accounts",
+            &["get", "post"],
+            get(practices::list_accounts).post(practices::create_account),
+        ),
+        ("/v1/practices/{id}/sync", &["post"], post(runs::sync_now)),
+        (
+            "/v1/accounts/{id}",
+            &["get", "patch", "delete"],
+            get(practices::show_account)
+                .patch(practices::update_account)
+                .delete(practices::delete_account),
+        ),
+        (
+            "/v1/accounts/{id}/secrets/{name}",
+            &["put", "delete"],
+            put(practices::set_secret).delete(practices::delete_secret),
+        ),
+        ("/v1/runs", &["get"], get(runs::list)),
+        ("/v1/runs/{id}", &["get"], get(runs::show)),
+        ("/v1/connectors", &["get"], get(runs::connectors)),
+    ]
+}
+
+/// The API's router.
+pub fn router(daemon: Arc<Daemon>, token: String) -> Router {
+    let state = ApiState {
+        daemon,
+        token: Arc::new(token),
+    };
+    let mut router = Router::new();
+    for (path, _, handlers) in routes() {
+        router = router.route(path, handlers);
+    }
+    router
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(1 << 20))
+        .with_state(state)
+}
+
+async fn authenticate(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    if request.uri().path() == "/healthz" {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let ok: bool = presented.as_bytes().ct_eq(state.token.as_bytes()).into();
+    if !ok {
+        let mut response = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this endpoint needs `Authorization: Bearer <token>` (the daemon's admin token: daemon.token, or the admin-token file in its data directory)",
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
+    next.run(request).await
+}
+
+async fn healthz(State(state): State<ApiState>) -> Response {
+    if state.daemon.is_stopping() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "stopping"})),
+        )
+            .into_response();
+    }
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
+}
+
+async fn no_route() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no-route",
+        "no such endpoint (see /openapi.json)",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this endpoint does not answer that method (see /openapi.json)",
+    )
+}
+
+/// A JSON error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid-request", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not-found", message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    }
+}
+
+/// Unexpected failures (the database): logged, answered 500 without internals.
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> ApiError {
+        tracing::error!("admin API: {e:#}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the daemon could not complete the request; see its log",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            axum::Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// A JSON body; a malformed one is a 400/415 [`ApiError`] saying what is wrong.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Body(v)),
+            Err(rejection) => Err(ApiError::new(
+                if rejection.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE
+                } else {
+                    StatusCode::BAD_REQUEST
+                },
+                "invalid-body",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// Query parameters; unknown or malformed ones are a 400.
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Params(v)),
+            Err(rejection) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-query",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// Path parameters; a malformed one is a 400.
+pub struct PathParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(PathParams(v)),
+            Err(rejection) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-path",
+                rejection.body_text(),
+            )),
+        }
+    }
+}

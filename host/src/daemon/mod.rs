@@ -1,0 +1,449 @@
+//! `passerelle serve`: the long-running service. It owns the daemon's moving parts and
+//! their life cycle:
+//!
+//! - the scheduler ([`planner`]), which queues each practice's accounts at its slots and,
+//!   at start, records the slots missed while the daemon was down as `skipped` runs with
+//!   one catch-up run per account;
+//! - the workers, which take runs from the [`crate::queue::RunQueue`] within its caps and
+//!   retry transient failures with backoff ([`crate::retry`]);
+//! - "Sync now" (coalescing, minimum interval between manual runs);
+//! - graceful shutdown: stop taking runs, give running ones a grace period, record what
+//!   was interrupted as `cancelled`.
+//!
+//! The admin API ([`crate::api`]) and the command line drive it.
+
+pub mod planner;
+mod serve;
+pub mod token;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::{watch, Notify};
+
+use crate::app::Passerelle;
+use crate::queue::{QueueLimits, Request, RunQueue, Submitted};
+use crate::store::practices::Account;
+use crate::store::runs::{time_text, Mode, NewRun, RunEnd, Status, Trigger};
+
+pub use serve::{serve, start, Running, ServeOptions, Stopped};
+
+/// The wall clock, replaceable in tests.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+/// Waits until a flag becomes true (or its sender is gone).
+pub(crate) async fn until_true(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await.map(|_| ());
+}
+
+/// The key under which the scheduler keeps the instant it has planned up to.
+const SCHEDULED_UNTIL: &str = "scheduler.scheduled_until";
+
+/// The daemon's shared state.
+pub struct Daemon {
+    pub app: Arc<Passerelle>,
+    pub queue: Arc<RunQueue>,
+    clock: Clock,
+    /// Makes "is the account queued? if not, record and queue a run" one step.
+    submit_lock: tokio::sync::Mutex<()>,
+    /// When each account's last manual run was requested.
+    last_manual: Mutex<HashMap<String, std::time::Instant>>,
+    /// Practices or schedules changed: the scheduler reloads its plan.
+    pub(crate) plan_changed: Notify,
+    /// True once shutdown has begun.
+    stopping: watch::Sender<bool>,
+    /// True once the grace period is over: running runs are cancelled.
+    abort: watch::Sender<bool>,
+}
+
+/// One account's answer to "Sync now".
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Requested {
+    pub account_id: String,
+    pub run_id: i64,
+    /// True when the account already had this run queued or running.
+    pub coalesced: bool,
+}
+
+/// Why "Sync now" was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncNowError {
+    #[error("no practice `{0}`")]
+    NoPractice(String),
+    #[error("practice `{practice}` has no account `{account}`")]
+    NoAccount { practice: String, account: String },
+    #[error("practice `{0}` has no accounts")]
+    NoAccounts(String),
+    #[error("a manual sync of account `{account}` was requested less than {min_interval_secs} s ago; retry in {retry_after_secs} s")]
+    TooSoon {
+        account: String,
+        min_interval_secs: u64,
+        retry_after_secs: u64,
+    },
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl Daemon {
+    pub fn new(app: Arc<Passerelle>, clock: Clock) -> Arc<Daemon> {
+        let d = &app.config.daemon;
+        let queue = RunQueue::new(QueueLimits {
+            global: d.max_concurrent_runs,
+            per_connector: d.max_concurrent_per_connector,
+        });
+        Arc::new(Daemon {
+            app,
+            queue,
+            clock,
+            submit_lock: tokio::sync::Mutex::new(()),
+            last_manual: Mutex::default(),
+            plan_changed: Notify::new(),
+            stopping: watch::channel(false).0,
+            abort: watch::channel(false).0,
+        })
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Tells the scheduler that practices or schedules changed.
+    pub fn practices_changed(&self) {
+        self.plan_changed.notify_one();
+    }
+
+    /// Records and queues a run of `account`, or returns the account's queued or
+    /// running run (coalescing).
+    pub async fn request_run(
+        &self,
+        account: &Account,
+        trigger: Trigger,
+        mode: Mode,
+        attempt: u32,
+        delay: Option<Duration>,
+    ) -> Result<Submitted> {
+        let _one_at_a_time = self.submit_lock.lock().await;
+        if let Some(run_id) = self
+            .queue
+            .coalesce(&account.id, trigger, mode)
+            .map_err(anyhow::Error::from)?
+        {
+            return Ok(Submitted::Coalesced(run_id));
+        }
+        // The row names the version active now; the run records the one it starts on.
+        let version = self
+            .app
+            .store
+            .active_connector(&account.connector)
+            .await?
+            .with_context(|| {
+                format!(
+                    "no active version of connector `{}` (account `{}`)",
+                    account.connector, account.id
+                )
+            })?;
+        let run_id = self
+            .app
+            .store
+            .queue_run(
+                &NewRun {
+                    practice_id: &account.practice_id,
+                    account_id: &account.id,
+                    connector: &version.name,
+                    connector_version: &version.version,
+                    connector_sha256: &version.sha256,
+                    trigger,
+                    mode,
+                    cursor_before: None,
+                },
+                attempt,
+            )
+            .await?;
+        let submitted = self.queue.submit(Request {
+            run_id,
+            practice_id: account.practice_id.clone(),
+            account_id: account.id.clone(),
+            connector: account.connector.clone(),
+            trigger,
+            mode,
+            not_before: delay.map(|d| tokio::time::Instant::now() + d),
+            attempt,
+        });
+        match submitted {
+            Ok(s) => Ok(s),
+            Err(closed) => {
+                self.cancel_queued(run_id, "the daemon stopped before this run started")
+                    .await;
+                Err(closed.into())
+            }
+        }
+    }
+
+    /// "Sync now" for a practice (all its accounts, or one).
+    pub async fn sync_now(
+        &self,
+        practice_id: &str,
+        account_id: Option<&str>,
+        full: bool,
+    ) -> Result<Vec<Requested>, SyncNowError> {
+        if self.is_stopping() {
+            return Err(SyncNowError::ShuttingDown);
+        }
+        let store = &self.app.store;
+        if store.practice(practice_id).await?.is_none() {
+            return Err(SyncNowError::NoPractice(practice_id.into()));
+        }
+        let mut accounts = store.list_accounts(Some(practice_id)).await?;
+        if let Some(id) = account_id {
+            accounts.retain(|a| a.id == id);
+            if accounts.is_empty() {
+                return Err(SyncNowError::NoAccount {
+                    practice: practice_id.into(),
+                    account: id.into(),
+                });
+            }
+        }
+        if accounts.is_empty() {
+            return Err(SyncNowError::NoAccounts(practice_id.into()));
+        }
+        let mode = if full { Mode::Full } else { Mode::Incremental };
+        let min = Duration::from_secs(self.app.config.daemon.manual_min_interval_secs);
+        // Refuse the whole request if an account that would get a new run is inside
+        // its minimum interval (a queued or running one is simply returned).
+        {
+            let last = self.last_manual.lock().expect("lock");
+            for a in &accounts {
+                if self.queue.run_of(&a.id).is_some() {
+                    continue;
+                }
+                if let Some(at) = last.get(&a.id) {
+                    let elapsed = at.elapsed();
+                    if elapsed < min {
+                        return Err(SyncNowError::TooSoon {
+                            account: a.id.clone(),
+                            min_interval_secs: min.as_secs(),
+                            retry_after_secs: (min - elapsed).as_secs_f64().ceil() as u64,
+                        });
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for a in &accounts {
+            let submitted = self
+                .request_run(a, Trigger::Manual, mode, 1, None)
+                .await
+                .map_err(|e| {
+                    if self.is_stopping() {
+                        SyncNowError::ShuttingDown
+                    } else {
+                        SyncNowError::Other(e)
+                    }
+                })?;
+            let (run_id, coalesced) = match submitted {
+                Submitted::Queued(id) => {
+                    self.last_manual
+                        .lock()
+                        .expect("lock")
+                        .insert(a.id.clone(), std::time::Instant::now());
+                    (id, false)
+                }
+                Submitted::Coalesced(id) => (id, true),
+            };
+            out.push(Requested {
+                account_id: a.id.clone(),
+                run_id,
+                coalesced,
+            });
+        }
+        Ok(out)
+    }
+
+    /// At start: runs a crash or a kill left `queued` or `running` become `cancelled`.
+    pub async fn recover(&self) -> Result<u64> {
+        let n = self
+            .app
+            .store
+            .cancel_unfinished_runs("interrupted: the daemon stopped before this run ended")
+            .await?;
+        if n > 0 {
+            tracing::warn!(runs = n, "runs left unfinished by the previous daemon are recorded as cancelled");
+        }
+        Ok(n)
+    }
+
+    /// The slots missed between the scheduler's last recorded instant and `now`: one
+    /// `skipped` run per account and slot, then one catch-up run per account. Returns
+    /// (skipped, catch-up runs queued). The first start ever has nothing to catch up.
+    pub async fn catch_up(&self, now: DateTime<Utc>) -> Result<(usize, usize)> {
+        let store = &self.app.store;
+        let last = store.daemon_state(SCHEDULED_UNTIL).await?;
+        let mut skipped = 0;
+        let mut queued = 0;
+        if let Some(last) = last.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
+            let last = last.with_timezone(&Utc);
+            let practices = store.list_practices().await?;
+            let mut planner = planner::Planner::new(
+                &self.app.config.schedule.default_cron,
+                self.app.config.schedule.spread(),
+            );
+            planner.load(&practices, now);
+            for (practice_id, slots) in planner.missed(last, now) {
+                for account in store.list_accounts(Some(&practice_id)).await? {
+                    let Some(version) = store.active_connector(&account.connector).await? else {
+                        continue;
+                    };
+                    for slot in &slots {
+                        store
+                            .skip_run(
+                                &NewRun {
+                                    practice_id: &account.practice_id,
+                                    account_id: &account.id,
+                                    connector: &version.name,
+                                    connector_version: &version.version,
+                                    connector_sha256: &version.sha256,
+                                    trigger: Trigger::Schedule,
+                                    mode: Mode::Incremental,
+                                    cursor_before: None,
+                                },
+                                "missed",
+                                &format!(
+                                    "the daemon was not running at the scheduled time {}",
+                                    time_text(*slot)
+                                ),
+                            )
+                            .await?;
+                        skipped += 1;
+                    }
+                    self.request_run(&account, Trigger::CatchUp, Mode::Incremental, 1, None)
+                        .await?;
+                    queued += 1;
+                }
+            }
+        }
+        store.set_daemon_state(SCHEDULED_UNTIL, &time_text(now)).await?;
+        if skipped > 0 {
+            tracing::info!(skipped, catch_up = queued, "slots missed while the daemon was down: recorded as skipped, one catch-up run per account queued");
+        }
+        Ok((skipped, queued))
+    }
+
+    /// Queues the scheduled runs of practices whose slot has come.
+    pub(crate) async fn queue_scheduled(&self, due: &[(String, DateTime<Utc>)]) -> Result<usize> {
+        let mut n = 0;
+        for (practice_id, _slot) in due {
+            for account in self.app.store.list_accounts(Some(practice_id)).await? {
+                match self
+                    .request_run(&account, Trigger::Schedule, Mode::Incremental, 1, None)
+                    .await
+                {
+                    Ok(_) => n += 1,
+                    Err(e) if self.is_stopping() => return Err(e),
+                    Err(e) => tracing::error!(
+                        practice = %practice_id,
+                        account = %account.id,
+                        "cannot queue the scheduled run: {e:#}"
+                    ),
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// The scheduler: sleeps until the next slot (or a change of practices, or a
+    /// minute), queues what is due, records how far it has planned.
+    pub(crate) async fn run_scheduler(self: Arc<Self>) {
+        let mut stopping = self.stopping.subscribe();
+        let config = &self.app.config.schedule;
+        let mut planner = planner::Planner::new(&config.default_cron, config.spread());
+        let mut reload = true;
+        loop {
+            let now = self.now();
+            if reload {
+                match self.app.store.list_practices().await {
+                    Ok(practices) => {
+                        for bad in planner.load(&practices, now) {
+                            tracing::error!(practice = %bad.practice_id, "schedule ignored: {}", bad.error);
+                        }
+                        reload = false;
+                    }
+                    Err(e) => tracing::error!("cannot load practices: {e:#}"),
+                }
+            }
+            let due = planner.take_due(now);
+            if !due.is_empty() {
+                match self.queue_scheduled(&due).await {
+                    Ok(n) => tracing::debug!(practices = due.len(), runs = n, "scheduled runs queued"),
+                    Err(_) => return,
+                }
+            }
+            if let Err(e) = self
+                .app
+                .store
+                .set_daemon_state(SCHEDULED_UNTIL, &time_text(now))
+                .await
+            {
+                tracing::error!("cannot record the scheduler's progress: {e:#}");
+            }
+            let wait = planner
+                .next_due()
+                .map(|t| (t - self.now()).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(Duration::MAX)
+                .min(Duration::from_secs(60));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.plan_changed.notified() => {
+                    // Queue what is due before the reload moves the plan past it.
+                    let due = planner.take_due(self.now());
+                    if self.queue_scheduled(&due).await.is_err() { return; }
+                    reload = true;
+                }
+                _ = until_true(&mut stopping) => return,
+            }
+        }
+    }
+
+    /// Marks a queued run cancelled (shutdown, account gone).
+    async fn cancel_queued(&self, run_id: i64, reason: &str) {
+        let end = RunEnd::without_work(Status::Cancelled, "cancelled", reason.into());
+        if let Err(e) = self.app.store.finish_run(run_id, &end).await {
+            tracing::error!(run = run_id, "cannot record the cancelled run: {e:#}");
+        }
+        if let Ok(Some(run)) = self.app.store.run(run_id).await {
+            self.app.metrics.run_ended(&run);
+        }
+    }
+
+    /// Begins shutdown: the scheduler stops, the queue takes nothing more and what
+    /// was queued is recorded as cancelled. Returns how many queued runs were dropped.
+    pub async fn begin_shutdown(&self) -> usize {
+        self.stopping.send_replace(true);
+        let left = self.queue.close();
+        for r in &left {
+            self.cancel_queued(r.run_id, "the daemon stopped before this run started")
+                .await;
+        }
+        left.len()
+    }
+
+    /// Ends the grace period: running runs are cancelled.
+    pub fn abort_running(&self) {
+        self.abort.send_replace(true);
+    }
+}

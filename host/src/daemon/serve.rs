@@ -1,0 +1,164 @@
+//! Starting and stopping the daemon: recovery, catch-up, the scheduler, the workers and
+//! the admin API; on SIGTERM or SIGINT, the graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::task::JoinHandle;
+
+use super::{token, Clock, Daemon};
+use crate::app::Passerelle;
+
+/// How to start.
+pub struct ServeOptions {
+    pub clock: Clock,
+    /// Write the API's address to `<data dir>/api-address` (for scripts and tests when
+    /// listening on port 0).
+    pub write_address_file: bool,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            clock: super::system_clock(),
+            write_address_file: true,
+        }
+    }
+}
+
+/// A started daemon.
+pub struct Running {
+    pub daemon: Arc<Daemon>,
+    /// Where the admin API listens.
+    pub api_address: SocketAddr,
+    pub token: String,
+    scheduler: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
+    api: JoinHandle<()>,
+    api_stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// What a shutdown did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    /// Queued runs that never started.
+    pub dropped: usize,
+    /// Running runs that were still going when the grace period ended.
+    pub interrupted: usize,
+}
+
+/// Starts the daemon: runs left unfinished by a previous process become `cancelled`,
+/// missed slots `skipped` with catch-up runs, then the scheduler, the workers and the API.
+pub async fn start(app: Passerelle, options: ServeOptions) -> Result<Running> {
+    let app = Arc::new(app);
+    let token = token::load_or_create(&app.data_dir, app.config.daemon.token.as_deref())?;
+    let listen = app.config.daemon.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (daemon.listen)"))?;
+    let api_address = listener.local_addr()?;
+    if !api_address.ip().is_loopback() {
+        tracing::warn!(%api_address, "the admin API listens beyond loopback: keep the token secret and put TLS in front");
+    }
+    let daemon = Daemon::new(app.clone(), options.clock);
+    daemon.recover().await?;
+    let workers = (0..app.config.daemon.max_concurrent_runs)
+        .map(|_| tokio::spawn(daemon.clone().run_worker()))
+        .collect();
+    daemon.catch_up(daemon.now()).await?;
+    let scheduler = tokio::spawn(daemon.clone().run_scheduler());
+    let router = crate::api::router(daemon.clone(), token.clone());
+    let (api_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let api = tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!("admin API stopped: {e}");
+        }
+    });
+    if options.write_address_file {
+        let path = app.data_dir.join("api-address");
+        std::fs::write(&path, format!("http://{api_address}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    tracing::info!(
+        api = %format!("http://{api_address}"),
+        workers = app.config.daemon.max_concurrent_runs,
+        per_connector = app.config.daemon.max_concurrent_per_connector,
+        "passerelle daemon started"
+    );
+    Ok(Running {
+        daemon,
+        api_address,
+        token,
+        scheduler,
+        workers,
+        api,
+        api_stop,
+    })
+}
+
+impl Running {
+    /// Graceful shutdown: no new runs; queued ones cancelled; running ones get
+    /// `daemon.shutdown_grace_secs` to finish, then are cancelled; the API closes last.
+    pub async fn shutdown(self) -> Result<Stopped> {
+        let daemon = self.daemon;
+        let dropped = daemon.begin_shutdown().await;
+        let running = daemon.queue.running();
+        tracing::info!(
+            queued_cancelled = dropped,
+            running,
+            "shutting down: no new runs; waiting for running ones"
+        );
+        let _ = self.scheduler.await;
+        let grace = Duration::from_secs(daemon.app.config.daemon.shutdown_grace_secs);
+        let mut workers = futures::future::join_all(self.workers);
+        let mut interrupted = 0;
+        if tokio::time::timeout(grace, &mut workers).await.is_err() {
+            interrupted = daemon.queue.running();
+            tracing::warn!(
+                runs = interrupted,
+                "grace period over: cancelling the runs still going"
+            );
+            daemon.abort_running();
+            workers.await;
+        }
+        let _ = self.api_stop.send(());
+        let _ = self.api.await;
+        daemon.app.store.close().await;
+        tracing::info!("passerelle daemon stopped");
+        Ok(Stopped {
+            dropped,
+            interrupted,
+        })
+    }
+}
+
+/// `passerelle serve`: starts, waits for SIGTERM or SIGINT, stops gracefully.
+pub async fn serve(app: Passerelle, options: ServeOptions) -> Result<()> {
+    let running = start(app, options).await?;
+    wait_for_signal().await?;
+    running.shutdown().await?;
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

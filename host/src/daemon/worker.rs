@@ -1,0 +1,122 @@
+//! The daemon's workers: each takes the next run the queue allows, executes it, and
+//! queues a retry after a transient failure. At shutdown a worker gives its run the
+//! grace period, then drops it (every commit is one transaction: what its checkpoints
+//! committed stays, the rest was never written) and records it `cancelled`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::queue::Lease;
+use crate::retry::is_transient;
+use crate::store::runs::{Run, RunEnd, Status};
+use crate::sync::SyncOptions;
+
+use super::Daemon;
+
+impl Daemon {
+    /// One worker: runs until the queue closes.
+    pub(crate) async fn run_worker(self: Arc<Self>) {
+        while let Some(lease) = self.queue.next().await {
+            self.execute(lease).await;
+        }
+    }
+
+    async fn execute(&self, lease: Lease) {
+        let request = lease.request.clone();
+        let run_id = request.run_id;
+        let account = match self.app.store.account(&request.account_id).await {
+            Ok(Some(a)) => a,
+            Ok(None) => {
+                self.cancel_queued(run_id, "the account was deleted before this run started")
+                    .await;
+                return;
+            }
+            Err(e) => {
+                tracing::error!(run = run_id, "cannot read the account: {e:#}");
+                self.cancel_queued(run_id, "the database could not be read").await;
+                return;
+            }
+        };
+        let options = SyncOptions {
+            trigger: request.trigger,
+            mode: request.mode,
+        };
+        let mut abort = self.abort.subscribe();
+        let outcome = tokio::select! {
+            r = self.app.sync_account_as(&account, options, Some(run_id)) => Some(r),
+            _ = super::until_true(&mut abort) => None,
+        };
+        let run = match outcome {
+            Some(Ok(run)) => run,
+            Some(Err(e)) => {
+                // The host's own failure (database, connector not installed).
+                let end = RunEnd::without_work(Status::Failed, "host", format!("{e:#}"));
+                if let Err(e2) = self.app.store.finish_run(run_id, &end).await {
+                    tracing::error!(run = run_id, "cannot record the failed run: {e2:#}");
+                }
+                tracing::error!(run = run_id, account = %account.id, "run failed in the host: {e:#}");
+                match self.app.store.run(run_id).await {
+                    Ok(Some(run)) => {
+                        self.app.metrics.run_ended(&run);
+                        run
+                    }
+                    _ => return,
+                }
+            }
+            None => {
+                let grace = self.app.config.daemon.shutdown_grace_secs;
+                self.cancel_queued(
+                    run_id,
+                    &format!("interrupted by shutdown after the {grace} s grace period; what its checkpoints committed is kept"),
+                )
+                .await;
+                return;
+            }
+        };
+        drop(lease);
+        self.maybe_retry(&account, &run).await;
+    }
+
+    /// Queues the next attempt of a run that failed transiently.
+    async fn maybe_retry(&self, account: &crate::store::practices::Account, run: &Run) {
+        if run.status != Status::Failed || self.is_stopping() {
+            return;
+        }
+        let Some(kind) = run.error_kind.as_deref() else {
+            return;
+        };
+        if !is_transient(kind) {
+            return;
+        }
+        let attempt = u32::try_from(run.attempt).unwrap_or(1);
+        let retry_after = run
+            .retry_after_secs
+            .map(|s| Duration::from_secs(s.max(0) as u64));
+        let delay =
+            self.app
+                .config
+                .retry
+                .next_delay(attempt, kind, retry_after, &mut rand::rng());
+        let Some(delay) = delay else {
+            tracing::warn!(run = run.id, account = %account.id, attempts = attempt, "giving up after {attempt} attempts ({kind})");
+            return;
+        };
+        match self
+            .request_run(account, run.trigger, run.mode, attempt + 1, Some(delay))
+            .await
+        {
+            Ok(submitted) => {
+                self.app.metrics.retry(&run.connector);
+                tracing::info!(
+                    run = run.id,
+                    account = %account.id,
+                    attempt = attempt + 1,
+                    delay_s = delay.as_secs_f64(),
+                    ?submitted,
+                    "transient failure ({kind}): retry queued"
+                );
+            }
+            Err(e) => tracing::warn!(run = run.id, "retry not queued: {e:#}"),
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The process's metrics, in the Prometheus text format (`GET /metrics` on the daemon).
+//!
+//! Labels are connector names, run statuses, triggers, record kinds and HTTP status
+//! codes only: never a practice, an account, a patient or a URL.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::{text::encode, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::store::runs::{Run, Status};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    connector: String,
+    status: String,
+    trigger: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectorLabel {
+    connector: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RecordLabels {
+    connector: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    connector: String,
+    /// The response's status code, or `error` when none came back.
+    status: String,
+}
+
+/// Every metric the process exports.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    runs: Family<RunLabels, Counter>,
+    run_duration: Family<ConnectorLabel, Histogram>,
+    records: Family<RecordLabels, Counter>,
+    http_requests: Family<HttpLabels, Counter>,
+    rate_limit_waits: Family<ConnectorLabel, Counter>,
+    rate_limit_wait_seconds: Family<ConnectorLabel, Counter<f64, std::sync::atomic::AtomicU64>>,
+    drift_events: Family<ConnectorLabel, Counter>,
+    retries: Family<ConnectorLabel, Counter>,
+    /// Runs waiting in the daemon's queue.
+    pub queue_depth: Gauge,
+    /// Runs executing.
+    pub runs_in_flight: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("passerelle");
+        let runs = Family::<RunLabels, Counter>::default();
+        registry.register("runs", "Runs ended, by connector, status and trigger", runs.clone());
+        let run_duration = Family::<ConnectorLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0])
+        });
+        registry.register(
+            "run_duration_seconds",
+            "Duration of runs that executed, by connector",
+            run_duration.clone(),
+        );
+        let records = Family::<RecordLabels, Counter>::default();
+        registry.register(
+            "records_written",
+            "Records committed (appointments added or changed, slots written), by connector",
+            records.clone(),
+        );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "platform_http_requests",
+            "HTTP requests connectors sent to platforms, by connector and response status",
+            http_requests.clone(),
+        );
+        let rate_limit_waits = Family::<ConnectorLabel, Counter>::default();
+        registry.register(
+            "rate_limit_waits",
+            "Requests that waited for the platform's rate limit",
+            rate_limit_waits.clone(),
+        );
+        let rate_limit_wait_seconds = Family::default();
+        registry.register(
+            "rate_limit_wait_seconds",
+            "Time requests spent waiting for the platform's rate limit",
+            rate_limit_wait_seconds.clone(),
+        );
+        let drift_events = Family::<ConnectorLabel, Counter>::default();
+        registry.register(
+            "drift_events",
+            "Runs that ended in schema drift",
+            drift_events.clone(),
+        );
+        let retries = Family::<ConnectorLabel, Counter>::default();
+        registry.register(
+            "retries",
+            "Runs queued again after a transient failure",
+            retries.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register("queue_depth", "Runs waiting to start", queue_depth.clone());
+        let runs_in_flight = Gauge::default();
+        registry.register("runs_in_flight", "Runs executing", runs_in_flight.clone());
+        Metrics {
+            registry: Mutex::new(registry),
+            runs,
+            run_duration,
+            records,
+            http_requests,
+            rate_limit_waits,
+            rate_limit_wait_seconds,
+            drift_events,
+            retries,
+            queue_depth,
+            runs_in_flight,
+        }
+    }
+
+    /// A run reached its end (any status).
+    pub fn run_ended(&self, run: &Run) {
+        let connector = run.connector.clone();
+        self.runs
+            .get_or_create(&RunLabels {
+                connector: connector.clone(),
+                status: run.status.to_string(),
+                trigger: run.trigger.to_string(),
+            })
+            .inc();
+        if matches!(run.status, Status::Skipped | Status::Cancelled) && run.duration_ms.is_none()
+        {
+            return;
+        }
+        if let Some(ms) = run.duration_ms {
+            self.run_duration
+                .get_or_create(&ConnectorLabel {
+                    connector: connector.clone(),
+                })
+                .observe(ms as f64 / 1000.0);
+        }
+        let c = &run.counts;
+        for (kind, n) in [
+            (
+                "appointments",
+                c.appointments_added + c.appointments_changed + c.appointments_deleted,
+            ),
+            ("slots", c.slots_written),
+        ] {
+            if n > 0 {
+                self.records
+                    .get_or_create(&RecordLabels {
+                        connector: connector.clone(),
+                        kind: kind.into(),
+                    })
+                    .inc_by(n as u64);
+            }
+        }
+        if run.status == Status::Drift {
+            self.drift_events
+                .get_or_create(&ConnectorLabel { connector })
+                .inc();
+        }
+    }
+
+    /// A request went to a platform; `status` None when no response came back.
+    pub fn http_request(&self, connector: &str, status: Option<u16>) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                connector: connector.into(),
+                status: status.map_or_else(|| "error".into(), |s| s.to_string()),
+            })
+            .inc();
+    }
+
+    /// A request waited `waited` for the platform's rate limit.
+    pub fn rate_limit_wait(&self, connector: &str, waited: Duration) {
+        let label = ConnectorLabel {
+            connector: connector.into(),
+        };
+        self.rate_limit_waits.get_or_create(&label).inc();
+        self.rate_limit_wait_seconds
+            .get_or_create(&label)
+            .inc_by(waited.as_secs_f64());
+    }
+
+    /// A failed run was queued again.
+    pub fn retry(&self, connector: &str) {
+        self.retries
+            .get_or_create(&ConnectorLabel {
+                connector: connector.into(),
+            })
+            .inc();
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().expect("metrics registry lock");
+        encode(&mut out, &registry).expect("writing to a String cannot fail");
+        out
+    }
+}
