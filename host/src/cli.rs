@@ -45,6 +45,14 @@ pub struct Global {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
+    /// Send the command to a running daemon's admin API (e.g. http://127.0.0.1:8787)
+    /// instead of opening the database.
+    #[arg(long, global = true, env = "PASSERELLE_SERVER")]
+    pub server: Option<String>,
+    /// The daemon's admin token with --server. Default: the admin-token file in the
+    /// data directory.
+    #[arg(long, global = true, env = "PASSERELLE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// More logs (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -324,6 +332,24 @@ pub async fn run(cli: Cli) -> Result<()> {
         .clone()
         .or_else(|| config.data_dir.clone())
         .unwrap_or_else(default_data_dir);
+    if let Some(server) = &cli.global.server {
+        let token = match &cli.global.token {
+            Some(t) => t.clone(),
+            None => {
+                let path = crate::daemon::token::token_path(&data_dir);
+                std::fs::read_to_string(&path)
+                    .map(|t| t.trim().to_string())
+                    .with_context(|| {
+                        format!(
+                            "no --token given and {} cannot be read (PASSERELLE_TOKEN works too)",
+                            path.display()
+                        )
+                    })?
+            }
+        };
+        let client = crate::remote::Client::new(server, &token)?;
+        return crate::remote::dispatch(&client, cli.command).await;
+    }
     let app = Passerelle::open(&data_dir, config).await?;
     if let Command::Serve { .. } = cli.command {
         return crate::daemon::serve(app, crate::daemon::ServeOptions::default()).await;
@@ -402,16 +428,7 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
         }
         Command::Accounts(AccountsCmd::List { practice }) => {
             for a in app.store.list_accounts(practice.as_deref()).await? {
-                let settings: Vec<String> =
-                    a.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                println!(
-                    "{:<20} practice={:<16} connector={:<10} settings=[{}] secrets=[{}]",
-                    a.id,
-                    a.practice_id,
-                    a.connector,
-                    settings.join(" "),
-                    a.secrets.join(" ")
-                );
+                println!("{}", account_line(&a));
             }
         }
         Command::Accounts(AccountsCmd::SetSecret {
@@ -419,21 +436,7 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
             name,
             from_env,
         }) => {
-            let value = match from_env {
-                Some(var) => std::env::var(&var)
-                    .with_context(|| format!("environment variable {var} is not set"))?,
-                None => {
-                    if std::io::stdin().is_terminal() {
-                        eprintln!("type the value of secret `{name}`, then Enter:");
-                    }
-                    let mut v = String::new();
-                    std::io::stdin().read_to_string(&mut v)?;
-                    v.trim_end_matches(['\r', '\n']).to_string()
-                }
-            };
-            if value.is_empty() {
-                bail!("empty secret value: nothing stored");
-            }
+            let value = read_secret_value(&name, from_env.as_deref())?;
             app.store.set_secret(&account, &name, &value).await?;
             println!("stored secret `{name}` of account {account}");
         }
@@ -444,12 +447,8 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
             }
             for v in versions {
                 println!(
-                    "{} {:<12} {:<10} sha256:{}  installed {}",
-                    if v.active { "*" } else { " " },
-                    v.name,
-                    v.version,
-                    &v.sha256[..16],
-                    v.installed_at
+                    "{}",
+                    connector_line(v.active, &v.name, &v.version, &v.sha256, &v.installed_at)
                 );
             }
         }
@@ -495,14 +494,7 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
             let runs = app
                 .sync_practice(&practice, account.as_deref(), options)
                 .await?;
-            let failed = runs
-                .iter()
-                .filter(|r| r.status != Status::Succeeded)
-                .count();
-            print!("{}", run_table(&runs));
-            if failed > 0 {
-                bail!("{failed} of {} run(s) did not succeed (details: passerelle runs --practice {practice})", runs.len());
-            }
+            report_sync(&runs, &practice)?;
         }
         Command::Demo { .. } | Command::Sim { .. } | Command::Serve { .. } => {
             unreachable!("handled before dispatch")
@@ -619,21 +611,11 @@ fn schedule_line(
     p: &crate::store::practices::Practice,
     config: &crate::config::ScheduleConfig,
 ) -> Result<String> {
-    let schedule = p.schedule(config)?;
-    let next = schedule
-        .next_after(chrono::Utc::now())
-        .map(|t| t.with_timezone(&schedule.timezone()).to_rfc3339())
-        .unwrap_or_else(|| "never".into());
-    Ok(format!(
-        "schedule `{}` ({}{}), next sync {next}",
-        schedule.expression(),
-        p.timezone,
-        if p.schedule.is_none() {
-            ", default"
-        } else {
-            ""
-        },
-    ))
+    p.schedule(config)?;
+    Ok(
+        crate::api::practices::PracticeView::new(p.clone(), config, chrono::Utc::now(), None)
+            .schedule_line(),
+    )
 }
 
 /// One stored appointment; the patient as initials unless `show_patients`.
@@ -725,6 +707,75 @@ async fn serve_simulator(
         .await
         .context("waiting for Ctrl-C")?;
     drop(running);
+    Ok(())
+}
+
+/// One line per account (secret names, never values).
+pub(crate) fn account_line(a: &crate::store::practices::Account) -> String {
+    let settings: Vec<String> = a.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(
+        "{:<20} practice={:<16} connector={:<10} settings=[{}] secrets=[{}]",
+        a.id,
+        a.practice_id,
+        a.connector,
+        settings.join(" "),
+        a.secrets.join(" ")
+    )
+}
+
+/// One line per installed connector version; `*` marks the active one.
+pub(crate) fn connector_line(
+    active: bool,
+    name: &str,
+    version: &str,
+    sha256: &str,
+    installed_at: &str,
+) -> String {
+    format!(
+        "{} {:<12} {:<10} sha256:{}  installed {}",
+        if active { "*" } else { " " },
+        name,
+        version,
+        &sha256[..sha256.len().min(16)],
+        installed_at
+    )
+}
+
+/// A secret's value from the named environment variable or standard input; never
+/// from the command line (it would land in shell history and `ps`).
+pub(crate) fn read_secret_value(name: &str, from_env: Option<&str>) -> Result<String> {
+    let value = match from_env {
+        Some(var) => {
+            std::env::var(var).with_context(|| format!("environment variable {var} is not set"))?
+        }
+        None => {
+            if std::io::stdin().is_terminal() {
+                eprintln!("type the value of secret `{name}`, then Enter:");
+            }
+            let mut v = String::new();
+            std::io::stdin().read_to_string(&mut v)?;
+            v.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    if value.is_empty() {
+        bail!("empty secret value: nothing stored");
+    }
+    Ok(value)
+}
+
+/// Prints a sync's runs; an error if any did not succeed.
+pub(crate) fn report_sync(runs: &[Run], practice: &str) -> Result<()> {
+    let failed = runs
+        .iter()
+        .filter(|r| r.status != Status::Succeeded)
+        .count();
+    print!("{}", run_table(runs));
+    if failed > 0 {
+        bail!(
+            "{failed} of {} run(s) did not succeed (details: passerelle runs --practice {practice})",
+            runs.len()
+        );
+    }
     Ok(())
 }
 

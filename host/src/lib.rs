@@ -26,6 +26,7 @@ pub mod limits;
 pub mod metrics;
 pub mod plugins;
 pub mod queue;
+pub mod remote;
 pub mod retry;
 pub mod runtime;
 pub mod schedule;

@@ -26,20 +26,51 @@ pub struct PracticeView {
 }
 
 fn view(state: &ApiState, practice: Practice, accounts: Option<Vec<Account>>) -> PracticeView {
-    let config = &state.daemon.app.config.schedule;
-    let (effective_schedule, next_sync) = match practice.schedule(config) {
-        Ok(s) => (
-            s.expression().to_string(),
-            s.next_after(state.daemon.now())
-                .map(|t| t.with_timezone(&s.timezone()).to_rfc3339()),
-        ),
-        Err(_) => (practice.schedule.clone().unwrap_or_default(), None),
-    };
-    PracticeView {
+    PracticeView::new(
         practice,
-        effective_schedule,
-        next_sync,
+        &state.daemon.app.config.schedule,
+        state.daemon.now(),
         accounts,
+    )
+}
+
+impl PracticeView {
+    /// The practice with its effective schedule and next sync after `now`.
+    pub fn new(
+        practice: Practice,
+        config: &crate::config::ScheduleConfig,
+        now: chrono::DateTime<chrono::Utc>,
+        accounts: Option<Vec<Account>>,
+    ) -> PracticeView {
+        let (effective_schedule, next_sync) = match practice.schedule(config) {
+            Ok(s) => (
+                s.expression().to_string(),
+                s.next_after(now)
+                    .map(|t| t.with_timezone(&s.timezone()).to_rfc3339()),
+            ),
+            Err(_) => (practice.schedule.clone().unwrap_or_default(), None),
+        };
+        PracticeView {
+            practice,
+            effective_schedule,
+            next_sync,
+            accounts,
+        }
+    }
+
+    /// "schedule `0 3 * * *` (Europe/Paris, default), next sync …": what the CLI prints.
+    pub fn schedule_line(&self) -> String {
+        format!(
+            "schedule `{}` ({}{}), next sync {}",
+            self.effective_schedule,
+            self.practice.timezone,
+            if self.practice.schedule.is_none() {
+                ", default"
+            } else {
+                ""
+            },
+            self.next_sync.as_deref().unwrap_or("never")
+        )
     }
 }
 
