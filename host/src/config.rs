@@ -155,7 +155,7 @@ impl Config {
         }
         let figment = figment.merge(Env::prefixed("PASSERELLE_").split("__").filter(|key| {
             let section = key.as_str().split('.').next().unwrap_or_default();
-            SECTIONS.contains(&section)
+            SECTIONS.iter().any(|s| s.eq_ignore_ascii_case(section))
         }));
         let source = path.map_or("the environment".to_string(), |p| {
             format!("{} or the environment", p.display())

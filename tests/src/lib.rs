@@ -19,6 +19,8 @@ use passerelle::sync::SyncOptions;
 use passerelle::Passerelle;
 use tempfile::TempDir;
 
+pub mod daemon;
+
 /// Where `cargo xtask build-plugins` put the components.
 pub fn plugins_dir() -> PathBuf {
     match std::env::var_os("PASSERELLE_PLUGINS_DIR") {
@@ -311,6 +313,15 @@ pub fn sim_config(practices: usize, appointments: usize) -> passerelle_sim::SimC
 }
 
 pub async fn sim_env(db: &Db, sim_config: passerelle_sim::SimConfig) -> SimEnv {
+    sim_env_with(db, sim_config, Config::default()).await
+}
+
+/// [`sim_env`] with a configuration (its HTTP policy is replaced by the simulator's).
+pub async fn sim_env_with(
+    db: &Db,
+    sim_config: passerelle_sim::SimConfig,
+    config: Config,
+) -> SimEnv {
     let sim = passerelle_sim::Simulator::new(sim_config);
     let running = sim
         .serve(([127, 0, 0, 1], 0).into())
@@ -318,7 +329,7 @@ pub async fn sim_env(db: &Db, sim_config: passerelle_sim::SimConfig) -> SimEnv {
         .expect("start the simulator");
     let config = Config {
         http: passerelle::demo::simulator_policy(&running.base_url),
-        ..Config::default()
+        ..config
     };
     let env = env(db, config).await;
     env.app

@@ -201,6 +201,15 @@ mod tests {
     }
 
     #[test]
+    fn without_spread_the_slot_is_the_cron_time() {
+        let mut planner = Planner::new("0 3 * * *", Duration::ZERO);
+        let before = utc(2026, 6, 10, 0, 59) + chrono::Duration::seconds(59);
+        planner.load(&[practice("p001", None, "Europe/Paris")], before);
+        assert_eq!(planner.next_due(), Some(utc(2026, 6, 10, 1, 0)));
+        assert_eq!(planner.take_due(utc(2026, 6, 10, 1, 0)).len(), 1);
+    }
+
+    #[test]
     fn a_bad_schedule_is_reported_and_left_out() {
         let mut planner = Planner::new("0 3 * * *", Duration::ZERO);
         let bad = planner.load(

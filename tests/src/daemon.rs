@@ -1,0 +1,187 @@
+//! Scaffolding for daemon tests: a daemon started in-process on a temporary data
+//! directory (admin API on a loopback port, the in-process simulator behind it), an API
+//! client, and the `passerelle` binary for tests that run the daemon as a process.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use passerelle::config::Config;
+use passerelle::daemon::{Running, ServeOptions};
+use passerelle::store::runs::{Run, Status};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::{sim_env_with, Db, Env, SimEnv};
+
+/// The admin token tests configure.
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+/// A daemon configuration for tests: API on a free loopback port, a known token, quick
+/// retries, a short grace period.
+pub fn daemon_config() -> Config {
+    let mut config = Config::default();
+    config.daemon.listen = ([127, 0, 0, 1], 0).into();
+    config.daemon.token = Some(TOKEN.into());
+    config.daemon.max_concurrent_runs = 4;
+    config.daemon.max_concurrent_per_connector = 4;
+    config.daemon.shutdown_grace_secs = 2;
+    config.retry.base_secs = 0.2;
+    config.retry.max_delay_secs = 0.5;
+    config.retry.max_attempts = 3;
+    config
+}
+
+/// A daemon serving in this process, wired to an in-process simulator.
+pub struct DaemonEnv {
+    pub running: Running,
+    /// The simulator and the ground truth; its `env.app` is a second handle on the same
+    /// database, for reading what was stored.
+    pub sim: SimEnv,
+    pub base: String,
+    http: reqwest::Client,
+}
+
+/// Provisions the simulator's practices and starts a daemon on them.
+pub async fn daemon_env(
+    db: &Db,
+    sim_config: passerelle_sim::SimConfig,
+    config: Config,
+    options: ServeOptions,
+) -> DaemonEnv {
+    let sim = sim_env_with(db, sim_config, config.clone()).await;
+    let dir = sim.env.dir.path().to_path_buf();
+    let config = sim.env.app.config.clone();
+    let app = passerelle::Passerelle::open(&dir, config)
+        .await
+        .expect("open the daemon's host");
+    let running = passerelle::daemon::start(app, options)
+        .await
+        .expect("start the daemon");
+    let base = format!("http://{}", running.api_address);
+    DaemonEnv {
+        running,
+        sim,
+        base,
+        http: reqwest::Client::new(),
+    }
+}
+
+/// An API answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// The error code of a JSON error answer.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not a JSON error: {}", self.text))
+            .to_string()
+    }
+}
+
+impl DaemonEnv {
+    /// A request with the token.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        self.call_as(Some(TOKEN), method, path, body).await
+    }
+
+    /// A request with the given token (or none).
+    pub async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let response = request.send().await.expect("the API answers");
+        Answer {
+            status: response.status(),
+            headers: response.headers().clone(),
+            text: response.text().await.unwrap(),
+        }
+    }
+
+    /// Waits until these runs have ended (none queued or running); returns them.
+    pub async fn wait_for(&self, ids: &[i64]) -> Vec<Run> {
+        wait_for_runs(&self.sim.env.app.store, ids).await
+    }
+
+    pub async fn shutdown(self) -> (passerelle::daemon::Stopped, SimEnv) {
+        let stopped = self.running.shutdown().await.expect("shutdown");
+        (stopped, self.sim)
+    }
+}
+
+/// Polls the sync log until these runs have ended (at most a minute).
+pub async fn wait_for_runs(store: &passerelle::store::Store, ids: &[i64]) -> Vec<Run> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut runs = Vec::new();
+        for id in ids {
+            runs.push(store.run(*id).await.unwrap().expect("run recorded"));
+        }
+        if runs
+            .iter()
+            .all(|r| !matches!(r.status, Status::Queued | Status::Running))
+        {
+            return runs;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "runs did not end: {:?}",
+            runs.iter().map(|r| (r.id, r.status)).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The run ids of a "Sync now" answer.
+pub fn run_ids(answer: &Answer) -> Vec<i64> {
+    answer.json()["runs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a sync answer: {}", answer.text))
+        .iter()
+        .map(|r| r["run_id"].as_i64().unwrap())
+        .collect()
+}
+
+/// The `passerelle` binary (`cargo xtask test` builds it first).
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> → target/<profile>/passerelle
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("passerelle"))
+        .unwrap();
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p passerelle` (cargo xtask test does)",
+        path.display()
+    );
+    path
+}
+
+impl Env {
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}

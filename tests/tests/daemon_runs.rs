@@ -1,0 +1,285 @@
+//! The daemon's run life cycle, in-process against the simulator with a controllable
+//! clock: scheduled runs at their slot, missed slots recorded as skipped with one
+//! catch-up run per account, retries of transient failures (and none for drift), and
+//! graceful shutdown. SQLite and PostgreSQL.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use passerelle_tests as common;
+
+use common::daemon::{daemon_config, daemon_env, run_ids, wait_for_runs};
+use common::{databases, sim_config};
+use passerelle::daemon::ServeOptions;
+use passerelle::store::runs::{Mode, Run, RunFilter, Status, Trigger};
+use passerelle_sim::{Change, Drift, Faults};
+use reqwest::{Method, StatusCode};
+
+/// A clock that reads `start` when first read (as the daemon starts), then runs at
+/// the real pace.
+fn clock_from(start: DateTime<Utc>) -> passerelle::daemon::Clock {
+    let first_read = std::sync::OnceLock::new();
+    Arc::new(move || start + (Utc::now() - *first_read.get_or_init(Utc::now)))
+}
+
+async fn runs(store: &passerelle::store::Store) -> Vec<Run> {
+    let mut runs = store
+        .list_runs(&RunFilter {
+            limit: Some(10_000),
+            ..RunFilter::default()
+        })
+        .await
+        .unwrap();
+    runs.reverse();
+    runs
+}
+
+async fn wait_until_ended(store: &passerelle::store::Store, expected: usize) -> Vec<Run> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let all = runs(store).await;
+        let ended = all
+            .iter()
+            .filter(|r| !matches!(r.status, Status::Queued | Status::Running))
+            .count();
+        if all.len() >= expected && ended == all.len() {
+            return all;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{} runs, {ended} ended", all.len());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_slot_queues_one_incremental_run_per_account() {
+    for db in databases().await {
+        // 03:00 Paris on 10 June 2026 is 01:00 UTC; start one second before, no spread.
+        let slot = Utc.with_ymd_and_hms(2026, 6, 10, 1, 0, 0).unwrap();
+        let mut config = daemon_config();
+        config.schedule.spread_secs = 0;
+        let d = daemon_env(
+            &db,
+            sim_config(2, 30),
+            config,
+            ServeOptions {
+                clock: clock_from(slot - chrono::Duration::seconds(1)),
+                write_address_file: false,
+            },
+        )
+        .await;
+        let accounts = d.sim.sim.world().accounts().count();
+        let all = wait_until_ended(&d.sim.env.app.store, accounts).await;
+        assert_eq!(all.len(), accounts, "exactly one run per account: {all:?}");
+        for run in &all {
+            assert_eq!(
+                (run.trigger, run.mode, run.status),
+                (Trigger::Schedule, Mode::Incremental, Status::Succeeded),
+                "{run:?}"
+            );
+        }
+        let per_account: BTreeMap<_, usize> = all.iter().fold(BTreeMap::new(), |mut m, r| {
+            *m.entry(r.account_id.clone()).or_default() += 1;
+            m
+        });
+        assert!(per_account.values().all(|n| *n == 1));
+        let (_, sim) = d.shutdown().await;
+        for a in sim.sim.world().accounts() {
+            sim.assert_matches_truth(&a.id, db.name).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn missed_slots_are_skipped_and_caught_up_once() {
+    for db in databases().await {
+        // Down from Friday 27 March 2026 12:00 UTC to Monday 30 March 12:00 UTC: the
+        // slots of 28, 29 (the spring-forward day) and 30 March are missed.
+        let down = Utc.with_ymd_and_hms(2026, 3, 27, 12, 0, 0).unwrap();
+        let up = Utc.with_ymd_and_hms(2026, 3, 30, 12, 0, 0).unwrap();
+        let sim = common::sim_env_with(&db, sim_config(3, 30), daemon_config()).await;
+        sim.env
+            .app
+            .store
+            .set_daemon_state("scheduler.scheduled_until", &passerelle::store::runs::time_text(down))
+            .await
+            .unwrap();
+        let dir = sim.env.dir.path().to_path_buf();
+        let app = passerelle::Passerelle::open(&dir, sim.env.app.config.clone())
+            .await
+            .unwrap();
+        let running = passerelle::daemon::start(
+            app,
+            ServeOptions {
+                clock: clock_from(up),
+                write_address_file: false,
+            },
+        )
+        .await
+        .unwrap();
+        let accounts: Vec<String> = sim.sim.world().accounts().map(|a| a.id.clone()).collect();
+        let store = &sim.env.app.store;
+        let all = wait_until_ended(store, accounts.len() * 4).await;
+        let skipped: Vec<&Run> = all.iter().filter(|r| r.status == Status::Skipped).collect();
+        let catch_up: Vec<&Run> = all.iter().filter(|r| r.trigger == Trigger::CatchUp).collect();
+        assert_eq!(skipped.len(), accounts.len() * 3, "three missed slots per account");
+        assert_eq!(catch_up.len(), accounts.len(), "one catch-up run per account");
+        assert_eq!(all.len(), accounts.len() * 4, "nothing else ran");
+        for r in &skipped {
+            assert_eq!(r.trigger, Trigger::Schedule);
+            assert_eq!(r.error_kind.as_deref(), Some("missed"));
+            assert!(
+                r.error_detail.as_deref().unwrap().contains("2026-03-"),
+                "{:?}",
+                r.error_detail
+            );
+        }
+        let mut days: Vec<&str> = skipped
+            .iter()
+            .filter(|r| r.account_id == accounts[0])
+            .map(|r| &r.error_detail.as_deref().unwrap().rsplit(' ').next().unwrap()[..10])
+            .collect();
+        days.sort();
+        assert_eq!(days, ["2026-03-28", "2026-03-29", "2026-03-30"], "{skipped:?}");
+        for r in &catch_up {
+            assert_eq!(r.status, Status::Succeeded, "{r:?}");
+            assert_eq!(r.mode, Mode::Incremental);
+        }
+        let stopped = running.shutdown().await.unwrap();
+        assert_eq!((stopped.dropped, stopped.interrupted), (0, 0));
+
+        // A restart an hour later has nothing to catch up.
+        let app = passerelle::Passerelle::open(&dir, sim.env.app.config.clone())
+            .await
+            .unwrap();
+        let running = passerelle::daemon::start(
+            app,
+            ServeOptions {
+                clock: clock_from(up + chrono::Duration::hours(1)),
+                write_address_file: false,
+            },
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(runs(store).await.len(), all.len(), "no new runs");
+        running.shutdown().await.unwrap();
+        for a in &accounts {
+            sim.assert_matches_truth(a, db.name).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn transient_failures_retry_and_drift_does_not() {
+    for db in databases().await {
+        let d = daemon_env(&db, sim_config(2, 30), daemon_config(), ServeOptions::default()).await;
+        // Every appointments request fails with 503 until the faults are cleared.
+        d.sim.sim.set_faults(
+            "doctolib",
+            Faults {
+                endpoint: Some("appointments".into()),
+                error_every: 1,
+                error_status: Some(503),
+                ..Faults::default()
+            },
+        );
+        let a = d.call(Method::POST, "/v1/practices/p002/sync", None).await;
+        assert_eq!(a.status, StatusCode::ACCEPTED);
+        let first = d.wait_for(&run_ids(&a)).await;
+        assert_eq!(first[0].status, Status::Failed);
+        assert_eq!(first[0].error_kind.as_deref(), Some("unavailable"));
+        assert_eq!(first[0].attempt, 1);
+        d.sim.sim.clear_faults();
+        let store = &d.sim.env.app.store;
+        let all = wait_until_ended(store, 2).await;
+        let retry = all.iter().find(|r| r.attempt == 2).expect("a second attempt");
+        assert_eq!(retry.status, Status::Succeeded, "{retry:?}");
+        assert_eq!(retry.trigger, Trigger::Manual, "a retry keeps its trigger");
+        assert_eq!(retry.account_id, "p002-cabinet");
+
+        // Failing every time: attempts stop at retry.max_attempts (3).
+        d.sim.sim.set_faults(
+            "doctolib",
+            Faults {
+                endpoint: Some("appointments".into()),
+                error_every: 1,
+                error_status: Some(502),
+                ..Faults::default()
+            },
+        );
+        let a = d.call(Method::POST, "/v1/practices/p001/sync", Some(serde_json::json!({"account": "p001-cabinet"}))).await;
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+        let all = wait_until_ended(store, 2 + 3).await;
+        let p1: Vec<&Run> = all.iter().filter(|r| r.account_id == "p001-cabinet").collect();
+        assert_eq!(p1.len(), 3, "{p1:?}");
+        assert_eq!(p1.iter().map(|r| r.attempt).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(p1.iter().all(|r| r.status == Status::Failed));
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        assert_eq!(runs(store).await.len(), 5, "no fourth attempt");
+
+        // Drift never retries.
+        d.sim.sim.set_faults(
+            "doctolib",
+            Faults {
+                endpoint: Some("appointments".into()),
+                drift: Some(Drift {
+                    field: "start_date".into(),
+                    change: Change::Retype,
+                    nth: None,
+                }),
+                ..Faults::default()
+            },
+        );
+        let a = d.call(Method::POST, "/v1/practices/p001/sync", Some(serde_json::json!({"account": "p001-dentaire"}))).await;
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+        let drift = d.wait_for(&run_ids(&a)).await;
+        assert_eq!(drift[0].status, Status::Drift);
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        assert_eq!(runs(store).await.len(), 6, "drift is not retried");
+        let metrics = d.call(Method::GET, "/metrics", None).await.text;
+        assert!(metrics.contains(r#"passerelle_drift_events_total{connector="doctolib"} 1"#), "{metrics}");
+        assert!(metrics.contains(r#"passerelle_retries_total{connector="doctolib"} 3"#), "{metrics}");
+        assert!(metrics.contains(r#"passerelle_platform_http_requests_total{connector="doctolib",status="502"}"#));
+        d.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn shutdown_cancels_what_is_queued_and_interrupts_what_outlives_the_grace() {
+    for db in databases().await {
+        let mut config = daemon_config();
+        config.daemon.max_concurrent_runs = 1;
+        config.daemon.shutdown_grace_secs = 1;
+        let d = daemon_env(&db, sim_config(3, 30), config, ServeOptions::default()).await;
+        // Each response takes 300 ms: a run takes several seconds.
+        d.sim.sim.set_faults(
+            "doctolib",
+            Faults {
+                latency_ms: 300,
+                ..Faults::default()
+            },
+        );
+        let mut ids = Vec::new();
+        for p in ["p001", "p002", "p003"] {
+            let a = d.call(Method::POST, &format!("/v1/practices/{p}/sync"), None).await;
+            ids.extend(run_ids(&a));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let store = d.sim.env.app.store.clone();
+        let (stopped, sim) = d.shutdown().await;
+        assert_eq!(stopped.interrupted, 1);
+        assert_eq!(stopped.dropped, ids.len() - 1);
+        let ended = wait_for_runs(&store, &ids).await;
+        for run in &ended {
+            assert_eq!(run.status, Status::Cancelled, "{run:?}");
+        }
+        assert!(ended[0].error_detail.as_deref().unwrap().contains("grace period"));
+        assert!(ended[1].error_detail.as_deref().unwrap().contains("before this run started"));
+        // What the interrupted run committed at its checkpoints is consistent: another
+        // (foreground) full sync completes the data exactly.
+        sim.sim.clear_faults();
+        sim.sync("p001-cabinet", Mode::Full).await;
+        sim.assert_matches_truth("p001-cabinet", db.name).await;
+    }
+}
