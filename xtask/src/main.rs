@@ -145,6 +145,9 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
         &root.join("plugins"),
         &["test", "--quiet", "-p", "passerelle-sdk", "-p", "doctolib"],
     )?;
+    // The daemon-as-a-process tests run this binary.
+    println!("xtask: building the passerelle binary");
+    cargo(root, &["build", "--quiet", "-p", "passerelle", "--bin", "passerelle"])?;
     println!("xtask: host and end-to-end tests");
     let mut cmd = Command::new(cargo_bin());
     cmd.current_dir(root)

@@ -1,0 +1,245 @@
+//! `passerelle serve` as a real process on a temporary data directory, against the
+//! in-process simulator: syncs triggered through the admin API, SIGTERM in the middle of
+//! runs, SIGKILL in the middle of a run, restarts; no run is left `running`, interrupted
+//! runs are recorded as `cancelled`, and after a final sync the stored data is exactly
+//! the simulator's (no duplicates, no losses). JSON logs carry no patient data.
+//! SQLite and PostgreSQL.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use passerelle_tests as common;
+
+use common::daemon::{binary, daemon_config, wait_for_runs, TOKEN};
+use common::{databases, sim_config, sim_env_with};
+use passerelle::store::runs::{Run, RunFilter, Status};
+use passerelle_sim::Faults;
+use serde_json::{json, Value};
+
+struct Daemon {
+    child: Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Daemon {
+    async fn start(config: &Path, data_dir: &Path, log: &Path) -> Daemon {
+        let address_file = data_dir.join("api-address");
+        let _ = std::fs::remove_file(&address_file);
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(binary())
+            .args(["--log-format", "json", "serve"])
+            .env("PASSERELLE_CONFIG", config)
+            .env("PASSERELLE_DATA_DIR", data_dir)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start passerelle serve");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let base = loop {
+            if let Ok(text) = std::fs::read_to_string(&address_file) {
+                if text.ends_with('\n') {
+                    break text.trim().to_string();
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the daemon did not start: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        Daemon {
+            child,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// Sync now for every practice; the run ids.
+    async fn sync_all(&self, practices: &[String], full: bool) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for p in practices {
+            let (status, body) = self
+                .post(&format!("/v1/practices/{p}/sync"), json!({"full": full}))
+                .await;
+            assert_eq!(status, 202, "{body}");
+            for r in body["runs"].as_array().unwrap() {
+                ids.push(r["run_id"].as_i64().unwrap());
+            }
+        }
+        ids
+    }
+
+    async fn wait_running(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.get("/v1/runs?status=running").await.as_array().unwrap().len() < n {
+            assert!(tokio::time::Instant::now() < deadline, "runs did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    }
+
+    /// Waits for the process to exit (at most 30 s); its exit status.
+    async fn exit(mut self) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the daemon did not exit");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn write_config(dir: &Path, config: &passerelle::config::Config) -> PathBuf {
+    let path = dir.join("passerelle.toml");
+    std::fs::write(&path, toml::to_string(config).unwrap()).unwrap();
+    path
+}
+
+async fn all_runs(store: &passerelle::store::Store) -> Vec<Run> {
+    store
+        .list_runs(&RunFilter {
+            limit: Some(10_000),
+            ..RunFilter::default()
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
+    for db in databases().await {
+        let mut config = daemon_config();
+        config.daemon.max_concurrent_runs = 2;
+        config.daemon.shutdown_grace_secs = 1;
+        config.daemon.manual_min_interval_secs = 0;
+        let sim = sim_env_with(&db, sim_config(3, 40), config).await;
+        let data_dir = sim.env.data_dir();
+        let config_path = write_config(&data_dir, &sim.env.app.config);
+        let log = data_dir.join("serve.log");
+        let store = sim.env.app.store.clone();
+        let practices: Vec<String> = sim.sim.world().practices.iter().map(|p| p.id.clone()).collect();
+        let accounts: Vec<String> = sim.sim.world().accounts().map(|a| a.id.clone()).collect();
+        let slow = Faults {
+            latency_ms: 300,
+            ..Faults::default()
+        };
+
+        // 1. SIGTERM while two runs are going and three are queued.
+        sim.sim.set_faults("doctolib", slow.clone());
+        let d = Daemon::start(&config_path, &data_dir, &log).await;
+        let ids = d.sync_all(&practices, false).await;
+        assert_eq!(ids.len(), accounts.len());
+        d.wait_running(2).await;
+        d.signal(Signal::SIGTERM);
+        let status = d.exit().await;
+        assert!(status.success(), "SIGTERM is a clean exit: {status}");
+        let runs = wait_for_runs(&store, &ids).await;
+        let interrupted: Vec<&Run> = runs
+            .iter()
+            .filter(|r| r.error_detail.as_deref().is_some_and(|d| d.contains("grace period")))
+            .collect();
+        let never_started: Vec<&Run> = runs
+            .iter()
+            .filter(|r| r.error_detail.as_deref().is_some_and(|d| d.contains("before this run started")))
+            .collect();
+        assert!(runs.iter().all(|r| r.status == Status::Cancelled), "{runs:?}");
+        assert_eq!((interrupted.len(), never_started.len()), (2, 3), "{runs:?}");
+
+        // 2. Restart; a run killed outright (SIGKILL) is recorded as cancelled at the
+        //    next start.
+        let d = Daemon::start(&config_path, &data_dir, &log).await;
+        let killed = d.sync_all(&practices[..1], true).await;
+        d.wait_running(1).await;
+        d.signal(Signal::SIGKILL);
+        let status = d.exit().await;
+        assert!(!status.success());
+        sim.sim.clear_faults();
+        let d = Daemon::start(&config_path, &data_dir, &log).await;
+        for id in &killed {
+            let run = store.run(*id).await.unwrap().unwrap();
+            assert_eq!(run.status, Status::Cancelled, "{run:?}");
+            assert_eq!(run.error_kind.as_deref(), Some("interrupted"));
+        }
+
+        // 3. A full sync of everything: exactly the simulator's data.
+        let ids = d.sync_all(&practices, true).await;
+        let runs = wait_for_runs(&store, &ids).await;
+        assert!(runs.iter().all(|r| r.status == Status::Succeeded), "{runs:?}");
+        for a in &accounts {
+            sim.assert_matches_truth(a, db.name).await;
+        }
+        let runs = all_runs(&store).await;
+        assert!(
+            runs.iter().all(|r| !matches!(r.status, Status::Queued | Status::Running)),
+            "nothing left running"
+        );
+        let healthz: Value = reqwest::get(format!("{}/healthz", d.base)).await.unwrap().json().await.unwrap();
+        assert_eq!(healthz["status"], "ok");
+        d.signal(Signal::SIGTERM);
+        assert!(d.exit().await.success());
+
+        // The process logged JSON, one span per run with ids, and no patient data.
+        let text = std::fs::read_to_string(&log).unwrap();
+        let mut run_lines = 0;
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            if v["span"]["name"] == "run" {
+                run_lines += 1;
+                assert!(v["span"]["account"].is_string() && v["span"]["practice"].is_string());
+                assert_eq!(v["span"]["connector"], "doctolib");
+            }
+        }
+        assert!(run_lines > 0, "run spans are logged");
+        let world = sim.sim.world().clone();
+        for a in world.accounts() {
+            for appt in a.appointments.values() {
+                let p = &appt.patient;
+                for value in [format!("{} {}", p.first_name, p.last_name), p.email.clone(), p.phone.clone()] {
+                    assert!(!text.contains(&value), "patient data in the daemon's log");
+                }
+            }
+        }
+    }
+}
