@@ -51,6 +51,7 @@ pub struct Metrics {
     rate_limit_wait_seconds: Family<ConnectorLabel, Counter<f64, std::sync::atomic::AtomicU64>>,
     drift_events: Family<ConnectorLabel, Counter>,
     retries: Family<ConnectorLabel, Counter>,
+    scheduler_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     /// Runs waiting in the daemon's queue.
     pub queue_depth: Gauge,
     /// Runs executing.
@@ -112,6 +113,12 @@ impl Metrics {
             "Runs queued again after a transient failure",
             retries.clone(),
         );
+        let scheduler_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "scheduler_seconds",
+            "Time the scheduler spent queueing scheduled runs (reading accounts, recording runs)",
+            scheduler_seconds.clone(),
+        );
         let queue_depth = Gauge::default();
         registry.register("queue_depth", "Runs waiting to start", queue_depth.clone());
         let runs_in_flight = Gauge::default();
@@ -126,6 +133,7 @@ impl Metrics {
             rate_limit_wait_seconds,
             drift_events,
             retries,
+            scheduler_seconds,
             queue_depth,
             runs_in_flight,
         }
@@ -204,6 +212,16 @@ impl Metrics {
                 connector: connector.into(),
             })
             .inc();
+    }
+
+    /// The scheduler spent `spent` queueing runs.
+    pub fn scheduler_busy(&self, spent: Duration) {
+        self.scheduler_seconds.inc_by(spent.as_secs_f64());
+    }
+
+    /// Total time the scheduler spent queueing runs, in seconds.
+    pub fn scheduler_seconds(&self) -> f64 {
+        self.scheduler_seconds.get()
     }
 
     /// The text exposition format.

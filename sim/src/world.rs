@@ -23,8 +23,12 @@ use crate::names;
 #[serde(default)]
 pub struct SimConfig {
     pub seed: u64,
-    /// Practices; every other one (p001, p003…) also has a dentist profile.
+    /// Practices; every `dentist_every`-th one (by default every other one: p001,
+    /// p003…) also has a dentist profile.
     pub practices: usize,
+    /// 2: every other practice has a dentist profile too; 1: every practice (two
+    /// accounts each); 0: none.
+    pub dentist_every: usize,
     /// Appointments generated per account.
     pub appointments_per_account: usize,
     /// Days of availability published from the epoch on.
@@ -38,6 +42,7 @@ impl Default for SimConfig {
         SimConfig {
             seed: 42,
             practices: 3,
+            dentist_every: 2,
             appointments_per_account: 120,
             availability_days: 21,
             epoch: None,
@@ -291,7 +296,7 @@ impl World {
             let doctor = *pick(&mut rng, names::LAST_NAMES);
             let name = format!("Cabinet médical {doctor} ({town})");
             let mut kinds = vec![Kind::General];
-            if p % 2 == 0 {
+            if config.dentist_every > 0 && p % config.dentist_every == 0 {
                 kinds.push(Kind::Dental);
             }
             let mut accounts = Vec::new();

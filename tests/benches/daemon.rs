@@ -1,0 +1,161 @@
+//! The daemon at scale: N practices (default 10,000) with two accounts each, all due at
+//! the same scheduled slot (no spread), against the in-process simulator with no
+//! artificial latency, on SQLite. The daemon runs as `passerelle serve` does (scheduler,
+//! queue, workers), with a clock set just before the slot.
+//!
+//! Prints: time from the slot to the last run's end, runs/s, the scheduler's time per
+//! run, and resident memory (the process's peak, which includes the simulator, and the
+//! simulator's share measured before the host starts).
+//!
+//! `cargo xtask bench` (or, with the components built, `cargo bench -p passerelle-tests
+//! --bench daemon`). PASSERELLE_BENCH_DAEMON_PRACTICES sizes it; PASSERELLE_BENCH_WORKERS
+//! sets daemon.max_concurrent_runs (default 8).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use passerelle::config::Config;
+use passerelle::daemon::ServeOptions;
+use passerelle::Passerelle;
+use passerelle_tests::component;
+use sqlx::Row;
+
+fn rss_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn count(store: &passerelle::store::Store, sql: &str) -> i64 {
+    sqlx::query(sql)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .get::<i64, _>(0)
+}
+
+#[tokio::main]
+async fn main() {
+    let practices = env_usize("PASSERELLE_BENCH_DAEMON_PRACTICES", 10_000);
+    let workers = env_usize("PASSERELLE_BENCH_WORKERS", 8);
+    let rss_start = rss_kib("VmRSS:");
+    // 03:00 Paris on 10 June 2026 (01:00 UTC): the slot every practice shares.
+    let slot = Utc.with_ymd_and_hms(2026, 6, 10, 1, 0, 0).unwrap();
+    let sim = passerelle_sim::Simulator::new(passerelle_sim::SimConfig {
+        seed: 11,
+        practices,
+        dentist_every: 1,
+        appointments_per_account: 10,
+        availability_days: 7,
+        ..passerelle_sim::SimConfig::default()
+    });
+    let running_sim = sim.serve(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let rss_sim = rss_kib("VmRSS:");
+    let accounts = sim.world().accounts().count();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        http: passerelle::demo::simulator_policy(&running_sim.base_url),
+        ..Config::default()
+    };
+    config.daemon.listen = ([127, 0, 0, 1], 0).into();
+    config.daemon.max_concurrent_runs = workers;
+    config.daemon.max_concurrent_per_connector = workers;
+    config.schedule.spread_secs = 0;
+    let provisioning = Instant::now();
+    {
+        let app = Passerelle::open(dir.path(), config.clone()).await.unwrap();
+        app.install_plugin(&component("doctolib")).await.unwrap();
+        let world = sim.world().clone();
+        passerelle::demo::provision(&app, &world).await.unwrap();
+        app.store.close().await;
+    }
+    println!(
+        "daemon bench: {practices} practices, {accounts} accounts (doctolib), SQLite, {workers} runs at once; provisioned in {:.1} s",
+        provisioning.elapsed().as_secs_f64()
+    );
+    let rss_before = rss_kib("VmRSS:");
+
+    // The daemon's clock reads one second before the slot when it starts.
+    let first_read = std::sync::OnceLock::new();
+    let lead = Duration::from_secs(1);
+    let clock: passerelle::daemon::Clock = Arc::new(move || {
+        slot - chrono::Duration::from_std(lead).unwrap()
+            + (Utc::now() - *first_read.get_or_init(Utc::now))
+    });
+    let app = Passerelle::open(dir.path(), config).await.unwrap();
+    let store = app.store.clone();
+    let metrics_app = app.metrics.clone();
+    let started = Instant::now();
+    let running = passerelle::daemon::start(
+        app,
+        ServeOptions {
+            clock,
+            write_address_file: false,
+        },
+    )
+    .await
+    .unwrap();
+    let window_start = started + lead;
+    let mut last_report = Instant::now();
+    let mut all_queued_at = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let ended = count(
+            &store,
+            "SELECT COUNT(*) FROM runs WHERE status NOT IN ('queued', 'running')",
+        )
+        .await;
+        if all_queued_at.is_none()
+            && count(&store, "SELECT COUNT(*) FROM runs").await >= accounts as i64
+        {
+            all_queued_at = Some(window_start.elapsed());
+        }
+        if ended >= accounts as i64 {
+            break;
+        }
+        if last_report.elapsed() > Duration::from_secs(10) {
+            println!(
+                "  … {ended}/{accounts} runs ended after {:.0} s",
+                window_start.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+    }
+    let elapsed = window_start.elapsed().as_secs_f64();
+    let succeeded = count(&store, "SELECT COUNT(*) FROM runs WHERE status = 'succeeded'").await;
+    let appointments = count(&store, "SELECT COUNT(*) FROM appointments").await;
+    let rss_peak = rss_kib("VmHWM:");
+    let scheduler = metrics_app.scheduler_seconds();
+    running.shutdown().await.unwrap();
+    assert_eq!(succeeded, accounts as i64, "every run must succeed");
+    println!(
+        "  all {accounts} runs done {elapsed:.1} s after the slot: {:.0} runs/s, {appointments} appointments stored",
+        accounts as f64 / elapsed
+    );
+    println!(
+        "  every run queued {:.2} s after the slot; scheduler time {:.2} s in all, {:.1} µs per run",
+        all_queued_at.map_or(f64::NAN, |d| d.as_secs_f64()),
+        scheduler,
+        scheduler * 1e6 / accounts as f64
+    );
+    println!(
+        "  resident memory: peak {:.0} MiB for the process; the simulator and its world took {:.0} MiB before the host opened; so the daemon's share is about {:.0} MiB",
+        rss_peak as f64 / 1024.0,
+        (rss_sim.saturating_sub(rss_start)) as f64 / 1024.0,
+        (rss_peak.saturating_sub(rss_sim)) as f64 / 1024.0,
+    );
+    let _ = rss_before;
+}
