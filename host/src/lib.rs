@@ -15,12 +15,12 @@
 //! - [`demo`]: `passerelle demo`, and wiring a host to the platform simulator;
 //! - [`cli`]: the `passerelle` command.
 
+pub mod api;
 pub mod app;
 pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod api;
 pub mod demo;
 pub mod limits;
 pub mod metrics;

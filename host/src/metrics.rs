@@ -68,7 +68,11 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("passerelle");
         let runs = Family::<RunLabels, Counter>::default();
-        registry.register("runs", "Runs ended, by connector, status and trigger", runs.clone());
+        registry.register(
+            "runs",
+            "Runs ended, by connector, status and trigger",
+            runs.clone(),
+        );
         let run_duration = Family::<ConnectorLabel, Histogram>::new_with_constructor(|| {
             Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0])
         });
@@ -149,8 +153,7 @@ impl Metrics {
                 trigger: run.trigger.to_string(),
             })
             .inc();
-        if matches!(run.status, Status::Skipped | Status::Cancelled) && run.duration_ms.is_none()
-        {
+        if matches!(run.status, Status::Skipped | Status::Cancelled) && run.duration_ms.is_none() {
             return;
         }
         if let Some(ms) = run.duration_ms {

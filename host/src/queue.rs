@@ -124,7 +124,11 @@ impl State {
 
     /// The first live entry at the front of a lane's deque (stale ids dropped: started,
     /// cancelled, or moved to the urgent deque).
-    fn front(queued: &HashMap<i64, Request>, deque: &mut VecDeque<i64>, urgent_deque: bool) -> Option<i64> {
+    fn front(
+        queued: &HashMap<i64, Request>,
+        deque: &mut VecDeque<i64>,
+        urgent_deque: bool,
+    ) -> Option<i64> {
         while let Some(&id) = deque.front() {
             match queued.get(&id) {
                 Some(r) if r.not_before.is_none() && urgent(r.trigger) == urgent_deque => {
@@ -153,7 +157,12 @@ impl RunQueue {
 
     /// If the account has a run queued or running, that run's id: a queued one is
     /// lifted to `trigger` if that is manual and made full if `mode` is.
-    pub fn coalesce(&self, account_id: &str, trigger: Trigger, mode: Mode) -> Result<Option<i64>, Closed> {
+    pub fn coalesce(
+        &self,
+        account_id: &str,
+        trigger: Trigger,
+        mode: Mode,
+    ) -> Result<Option<i64>, Closed> {
         let mut state = self.state.lock().expect("queue lock");
         if state.closed {
             return Err(Closed);
@@ -198,7 +207,9 @@ impl RunQueue {
             return Err(Closed);
         }
         let run_id = request.run_id;
-        state.accounts.insert(request.account_id.clone(), (run_id, false));
+        state
+            .accounts
+            .insert(request.account_id.clone(), (run_id, false));
         let delayed = request.not_before.is_some();
         state.queued.insert(run_id, request);
         if delayed {
@@ -281,16 +292,18 @@ impl RunQueue {
         let now = Instant::now();
         let mut wake_at: Option<Instant> = None;
         let mut due = Vec::new();
-        state.delayed.retain(|id| match state.queued.get(id).and_then(|r| r.not_before) {
-            Some(at) if at > now => {
-                wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
-                true
-            }
-            _ => {
-                due.push(*id);
-                false
-            }
-        });
+        state
+            .delayed
+            .retain(|id| match state.queued.get(id).and_then(|r| r.not_before) {
+                Some(at) if at > now => {
+                    wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+                    true
+                }
+                _ => {
+                    due.push(*id);
+                    false
+                }
+            });
         for id in due {
             if let Some(r) = state.queued.get_mut(&id) {
                 r.not_before = None;
@@ -324,11 +337,16 @@ impl RunQueue {
         let Some((_, run_id, connector)) = best else {
             return Err(wake_at);
         };
-        let request = state.queued.remove(&run_id).expect("front entries are queued");
+        let request = state
+            .queued
+            .remove(&run_id)
+            .expect("front entries are queued");
         let lane = state.lanes.get_mut(&connector).expect("lane exists");
         lane.running += 1;
         state.running += 1;
-        state.accounts.insert(request.account_id.clone(), (run_id, true));
+        state
+            .accounts
+            .insert(request.account_id.clone(), (run_id, true));
         Ok(Lease {
             queue: self.clone(),
             request,

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use crate::api::practices::PracticeView;
 use crate::api::runs::{ConnectorView, SyncAccepted};
 use crate::cli::{
-    account_line, connector_line, read_secret_value, report_sync, run_table, AccountsCmd,
-    Command, PluginsCmd, PracticesCmd,
+    account_line, connector_line, read_secret_value, report_sync, run_table, AccountsCmd, Command,
+    PluginsCmd, PracticesCmd,
 };
 use crate::store::practices::Account;
 use crate::store::runs::{Run, Status};

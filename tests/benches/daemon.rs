@@ -135,7 +135,11 @@ async fn main() {
         }
     }
     let elapsed = window_start.elapsed().as_secs_f64();
-    let succeeded = count(&store, "SELECT COUNT(*) FROM runs WHERE status = 'succeeded'").await;
+    let succeeded = count(
+        &store,
+        "SELECT COUNT(*) FROM runs WHERE status = 'succeeded'",
+    )
+    .await;
     let appointments = count(&store, "SELECT COUNT(*) FROM appointments").await;
     let rss_peak = rss_kib("VmHWM:");
     let scheduler = metrics_app.scheduler_seconds();

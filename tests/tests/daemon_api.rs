@@ -29,20 +29,33 @@ async fn every_endpoint_but_healthz_needs_the_token() {
     let d = daemon(db, 1).await;
     let health = d.call_as(None, Method::GET, "/healthz", None).await;
     assert_eq!(health.status, StatusCode::OK);
-    for path in ["/v1/practices", "/v1/runs", "/metrics", "/openapi.json", "/v1/connectors"] {
+    for path in [
+        "/v1/practices",
+        "/v1/runs",
+        "/metrics",
+        "/openapi.json",
+        "/v1/connectors",
+    ] {
         for token in [None, Some("wrong"), Some(&TOKEN[..TOKEN.len() - 1])] {
             let a = d.call_as(token, Method::GET, path, None).await;
             assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path} with {token:?}");
             assert_eq!(a.code(), "unauthorized");
             assert_eq!(a.headers["www-authenticate"], "Bearer");
         }
-        assert_eq!(d.call(Method::GET, path, None).await.status, StatusCode::OK, "{path}");
+        assert_eq!(
+            d.call(Method::GET, path, None).await.status,
+            StatusCode::OK,
+            "{path}"
+        );
     }
     // Unknown routes need the token too, and answer JSON.
     let a = d.call_as(None, Method::GET, "/v1/nothing", None).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     let a = d.call(Method::GET, "/v1/nothing", None).await;
-    assert_eq!((a.status, a.code().as_str()), (StatusCode::NOT_FOUND, "no-route"));
+    assert_eq!(
+        (a.status, a.code().as_str()),
+        (StatusCode::NOT_FOUND, "no-route")
+    );
     d.shutdown().await;
 }
 
@@ -63,21 +76,60 @@ async fn practices_and_accounts_are_managed_and_inputs_validated() {
         assert_eq!(p["effective_schedule"], "30 2 * * 1-5");
         // 02:30 plus the practice's offset within the one-hour spread.
         let next = chrono::DateTime::parse_from_rfc3339(p["next_sync"].as_str().unwrap()).unwrap();
-        let minutes = next.time().signed_duration_since(chrono::NaiveTime::from_hms_opt(2, 30, 0).unwrap());
+        let minutes = next
+            .time()
+            .signed_duration_since(chrono::NaiveTime::from_hms_opt(2, 30, 0).unwrap());
         assert!((0..60).contains(&minutes.num_minutes()), "{next}");
 
         // Validation: each bad input is a 4xx JSON error saying what is wrong.
         for (body, status, code, says) in [
-            (json!({"id": "c42", "name": "again"}), 409, "conflict", "already exists"),
-            (json!({"id": "bad id!", "name": "x"}), 400, "invalid-request", "invalid practice id"),
-            (json!({"id": "c43", "name": ""}), 400, "invalid-request", "name"),
-            (json!({"id": "c43", "name": "x", "timezone": "Mars/Olympus"}), 400, "invalid-request", "time zone"),
-            (json!({"id": "c43", "name": "x", "schedule": "61 * * * *"}), 400, "invalid-request", "cron"),
-            (json!({"id": "c43", "name": "x", "colour": "blue"}), 400, "invalid-body", "unknown field"),
-            (json!({"name": "x"}), 400, "invalid-body", "missing field `id`"),
+            (
+                json!({"id": "c42", "name": "again"}),
+                409,
+                "conflict",
+                "already exists",
+            ),
+            (
+                json!({"id": "bad id!", "name": "x"}),
+                400,
+                "invalid-request",
+                "invalid practice id",
+            ),
+            (
+                json!({"id": "c43", "name": ""}),
+                400,
+                "invalid-request",
+                "name",
+            ),
+            (
+                json!({"id": "c43", "name": "x", "timezone": "Mars/Olympus"}),
+                400,
+                "invalid-request",
+                "time zone",
+            ),
+            (
+                json!({"id": "c43", "name": "x", "schedule": "61 * * * *"}),
+                400,
+                "invalid-request",
+                "cron",
+            ),
+            (
+                json!({"id": "c43", "name": "x", "colour": "blue"}),
+                400,
+                "invalid-body",
+                "unknown field",
+            ),
+            (
+                json!({"name": "x"}),
+                400,
+                "invalid-body",
+                "missing field `id`",
+            ),
             (json!(["not", "an", "object"]), 400, "invalid-body", ""),
         ] {
-            let a = d.call(Method::POST, "/v1/practices", Some(body.clone())).await;
+            let a = d
+                .call(Method::POST, "/v1/practices", Some(body.clone()))
+                .await;
             assert_eq!(a.status.as_u16(), status, "{body}: {}", a.text);
             assert_eq!(a.code(), code, "{body}");
             let message = a.json()["error"]["message"].as_str().unwrap().to_string();
@@ -92,19 +144,34 @@ async fn practices_and_accounts_are_managed_and_inputs_validated() {
             .await
             .unwrap();
         assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
-        assert!(d.call(Method::GET, "/v1/practices/c43", None).await.status == StatusCode::NOT_FOUND);
+        assert!(
+            d.call(Method::GET, "/v1/practices/c43", None).await.status == StatusCode::NOT_FOUND
+        );
         let c43 = d.call(Method::GET, "/v1/practices", None).await.json();
-        assert!(c43.as_array().unwrap().iter().all(|p| p["id"] != "c43"), "nothing half-created");
+        assert!(
+            c43.as_array().unwrap().iter().all(|p| p["id"] != "c43"),
+            "nothing half-created"
+        );
 
         // Update: the schedule back to the default with null; name kept when absent.
         let a = d
-            .call(Method::PATCH, "/v1/practices/c42", Some(json!({"schedule": null, "timezone": "Europe/Brussels"})))
+            .call(
+                Method::PATCH,
+                "/v1/practices/c42",
+                Some(json!({"schedule": null, "timezone": "Europe/Brussels"})),
+            )
             .await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.text);
         assert_eq!(a.json()["schedule"], json!(null));
         assert_eq!(a.json()["name"], "Cabinet 42");
         assert_eq!(a.json()["timezone"], "Europe/Brussels");
-        let a = d.call(Method::PATCH, "/v1/practices/c42", Some(json!({"schedule": "nope"}))).await;
+        let a = d
+            .call(
+                Method::PATCH,
+                "/v1/practices/c42",
+                Some(json!({"schedule": "nope"})),
+            )
+            .await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST);
         assert_eq!(
             d.call(Method::GET, "/v1/practices/c42", None).await.json()["timezone"],
@@ -122,19 +189,36 @@ async fn practices_and_accounts_are_managed_and_inputs_validated() {
             .await;
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
         let a = d
-            .call(Method::POST, "/v1/practices/nope/accounts", Some(json!({"id": "z", "connector": "doctolib"})))
+            .call(
+                Method::POST,
+                "/v1/practices/nope/accounts",
+                Some(json!({"id": "z", "connector": "doctolib"})),
+            )
             .await;
         assert_eq!(a.status, StatusCode::NOT_FOUND);
         let a = d
-            .call(Method::PATCH, "/v1/accounts/c42-doc", Some(json!({"label": "Dr Test", "settings": {"centre": "y", "profile-id": "2"}})))
+            .call(
+                Method::PATCH,
+                "/v1/accounts/c42-doc",
+                Some(json!({"label": "Dr Test", "settings": {"centre": "y", "profile-id": "2"}})),
+            )
             .await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.text);
         assert_eq!(a.json()["settings"]["centre"], "y");
         assert_eq!(a.json()["label"], "Dr Test");
-        let accounts = d.call(Method::GET, "/v1/practices/c42/accounts", None).await.json();
+        let accounts = d
+            .call(Method::GET, "/v1/practices/c42/accounts", None)
+            .await
+            .json();
         assert_eq!(accounts.as_array().unwrap().len(), 1);
-        assert_eq!(d.call(Method::GET, "/v1/runs/abc", None).await.code(), "invalid-path");
-        assert_eq!(d.call(Method::GET, "/v1/runs/999999", None).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            d.call(Method::GET, "/v1/runs/abc", None).await.code(),
+            "invalid-path"
+        );
+        assert_eq!(
+            d.call(Method::GET, "/v1/runs/999999", None).await.status,
+            StatusCode::NOT_FOUND
+        );
 
         // Deleting needs with_data=true, and takes the data with it.
         let a = d.call(Method::DELETE, "/v1/practices/p001", None).await;
@@ -145,12 +229,22 @@ async fn practices_and_accounts_are_managed_and_inputs_validated() {
         d.wait_for(&run_ids(&sync)).await;
         let store = &d.sim.env.app.store;
         assert!(!store.appointments("p001-cabinet").await.unwrap().is_empty());
-        let a = d.call(Method::DELETE, "/v1/practices/p001?with_data=true", None).await;
+        let a = d
+            .call(Method::DELETE, "/v1/practices/p001?with_data=true", None)
+            .await;
         assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
         assert!(store.appointments("p001-cabinet").await.unwrap().is_empty());
         assert!(store.account("p001-cabinet").await.unwrap().is_none());
-        assert_eq!(d.call(Method::GET, "/v1/runs?practice=p001", None).await.json(), json!([]));
-        assert_eq!(d.call(Method::GET, "/v1/practices/p001", None).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            d.call(Method::GET, "/v1/runs?practice=p001", None)
+                .await
+                .json(),
+            json!([])
+        );
+        assert_eq!(
+            d.call(Method::GET, "/v1/practices/p001", None).await.status,
+            StatusCode::NOT_FOUND
+        );
         d.shutdown().await;
     }
 }
@@ -161,12 +255,28 @@ async fn secrets_are_write_only() {
     let d = daemon(db, 1).await;
     let secret = "s3cr3t-value-never-shown-4242";
     let a = d
-        .call(Method::PUT, "/v1/accounts/p001-cabinet/secrets/extra-key", Some(json!({"value": secret})))
+        .call(
+            Method::PUT,
+            "/v1/accounts/p001-cabinet/secrets/extra-key",
+            Some(json!({"value": secret})),
+        )
         .await;
     assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
-    let a = d.call(Method::PUT, "/v1/accounts/p001-cabinet/secrets/x", Some(json!({"value": ""}))).await;
+    let a = d
+        .call(
+            Method::PUT,
+            "/v1/accounts/p001-cabinet/secrets/x",
+            Some(json!({"value": ""})),
+        )
+        .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
-    let a = d.call(Method::PUT, "/v1/accounts/nobody/secrets/x", Some(json!({"value": "v"}))).await;
+    let a = d
+        .call(
+            Method::PUT,
+            "/v1/accounts/nobody/secrets/x",
+            Some(json!({"value": "v"})),
+        )
+        .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     let mut everything = String::new();
     for path in [
@@ -184,11 +294,30 @@ async fn secrets_are_write_only() {
     assert!(everything.contains("extra-key"), "the name is listed");
     assert!(!everything.contains(secret), "a secret value was returned");
     // The simulator's API token (set at provisioning) is not returned either.
-    let token = d.sim.sim.world().account("p001-cabinet").unwrap().token.clone();
+    let token = d
+        .sim
+        .sim
+        .world()
+        .account("p001-cabinet")
+        .unwrap()
+        .token
+        .clone();
     assert!(!everything.contains(&token));
-    let a = d.call(Method::DELETE, "/v1/accounts/p001-cabinet/secrets/extra-key", None).await;
+    let a = d
+        .call(
+            Method::DELETE,
+            "/v1/accounts/p001-cabinet/secrets/extra-key",
+            None,
+        )
+        .await;
     assert_eq!(a.status, StatusCode::NO_CONTENT);
-    let a = d.call(Method::DELETE, "/v1/accounts/p001-cabinet/secrets/extra-key", None).await;
+    let a = d
+        .call(
+            Method::DELETE,
+            "/v1/accounts/p001-cabinet/secrets/extra-key",
+            None,
+        )
+        .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     d.shutdown().await;
 }
@@ -209,14 +338,26 @@ async fn sync_now_coalesces_then_holds_the_minimum_interval() {
         assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
         let runs = first.json()["runs"].clone();
         assert_eq!(runs.as_array().unwrap().len(), 2, "both accounts of p001");
-        assert!(runs.as_array().unwrap().iter().all(|r| r["coalesced"] == false));
+        assert!(runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["coalesced"] == false));
 
         let again = d
-            .call(Method::POST, "/v1/practices/p001/sync", Some(json!({"full": true})))
+            .call(
+                Method::POST,
+                "/v1/practices/p001/sync",
+                Some(json!({"full": true})),
+            )
             .await;
         assert_eq!(again.status, StatusCode::ACCEPTED);
         assert_eq!(run_ids(&again), run_ids(&first), "the same runs");
-        assert!(again.json()["runs"].as_array().unwrap().iter().all(|r| r["coalesced"] == true));
+        assert!(again.json()["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["coalesced"] == true));
 
         let done = d.wait_for(&run_ids(&first)).await;
         for run in &done {
@@ -225,11 +366,19 @@ async fn sync_now_coalesces_then_holds_the_minimum_interval() {
         }
         // Finished, inside the minimum interval: 429 with Retry-After.
         let soon = d
-            .call(Method::POST, "/v1/practices/p001/sync", Some(json!({"account": "p001-cabinet"})))
+            .call(
+                Method::POST,
+                "/v1/practices/p001/sync",
+                Some(json!({"account": "p001-cabinet"})),
+            )
             .await;
         assert_eq!(soon.status, StatusCode::TOO_MANY_REQUESTS, "{}", soon.text);
         assert_eq!(soon.code(), "too-soon");
-        let after: u64 = soon.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        let after: u64 = soon.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!((1..=60).contains(&after), "{after}");
         // Another practice is not held back.
         let other = d.call(Method::POST, "/v1/practices/p002/sync", None).await;
@@ -241,11 +390,15 @@ async fn sync_now_coalesces_then_holds_the_minimum_interval() {
             (json!({"full": "yes"}), StatusCode::BAD_REQUEST),
             (json!({"acount": "p001-cabinet"}), StatusCode::BAD_REQUEST),
         ] {
-            let a = d.call(Method::POST, "/v1/practices/p002/sync", Some(body.clone())).await;
+            let a = d
+                .call(Method::POST, "/v1/practices/p002/sync", Some(body.clone()))
+                .await;
             assert_eq!(a.status, status, "{body}: {}", a.text);
         }
         assert_eq!(
-            d.call(Method::POST, "/v1/practices/none/sync", None).await.status,
+            d.call(Method::POST, "/v1/practices/none/sync", None)
+                .await
+                .status,
             StatusCode::NOT_FOUND
         );
         d.shutdown().await;
@@ -264,22 +417,51 @@ async fn the_sync_log_filters_and_the_metrics() {
 
     let all = d.call(Method::GET, "/v1/runs", None).await.json();
     assert_eq!(all.as_array().unwrap().len(), 3);
-    let p1 = d.call(Method::GET, "/v1/runs?practice=p001", None).await.json();
+    let p1 = d
+        .call(Method::GET, "/v1/runs?practice=p001", None)
+        .await
+        .json();
     assert_eq!(p1.as_array().unwrap().len(), 2);
-    let one = d.call(Method::GET, "/v1/runs?account=p002-cabinet&status=succeeded", None).await.json();
+    let one = d
+        .call(
+            Method::GET,
+            "/v1/runs?account=p002-cabinet&status=succeeded",
+            None,
+        )
+        .await
+        .json();
     assert_eq!(one.as_array().unwrap().len(), 1);
     assert_eq!(one[0]["connector_version"], "0.1.0");
     assert_eq!(one[0]["trigger"], "manual");
-    let since = (before - chrono::Duration::seconds(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let recent = d.call(Method::GET, &format!("/v1/runs?since={since}&limit=2"), None).await.json();
+    let since =
+        (before - chrono::Duration::seconds(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let recent = d
+        .call(
+            Method::GET,
+            &format!("/v1/runs?since={since}&limit=2"),
+            None,
+        )
+        .await
+        .json();
     assert_eq!(recent.as_array().unwrap().len(), 2, "limit");
-    let future = d.call(Method::GET, "/v1/runs?since=2099-01-01T00:00:00Z", None).await.json();
+    let future = d
+        .call(Method::GET, "/v1/runs?since=2099-01-01T00:00:00Z", None)
+        .await
+        .json();
     assert_eq!(future, json!([]));
-    for bad in ["/v1/runs?status=great", "/v1/runs?since=yesterday", "/v1/runs?limit=0", "/v1/runs?colour=red"] {
+    for bad in [
+        "/v1/runs?status=great",
+        "/v1/runs?since=yesterday",
+        "/v1/runs?limit=0",
+        "/v1/runs?colour=red",
+    ] {
         let a = d.call(Method::GET, bad, None).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {}", a.text);
     }
-    let shown = d.call(Method::GET, &format!("/v1/runs/{}", ids[0]), None).await.json();
+    let shown = d
+        .call(Method::GET, &format!("/v1/runs/{}", ids[0]), None)
+        .await
+        .json();
     assert_eq!(shown["id"], ids[0]);
 
     let connectors = d.call(Method::GET, "/v1/connectors", None).await.json();
@@ -288,12 +470,16 @@ async fn the_sync_log_filters_and_the_metrics() {
 
     let metrics = d.call(Method::GET, "/metrics", None).await.text;
     assert!(
-        metrics.contains(r#"passerelle_runs_total{connector="doctolib",status="succeeded",trigger="manual"} 3"#),
+        metrics.contains(
+            r#"passerelle_runs_total{connector="doctolib",status="succeeded",trigger="manual"} 3"#
+        ),
         "{metrics}"
     );
-    assert!(metrics.contains(r#"passerelle_platform_http_requests_total{connector="doctolib",status="200"}"#));
+    assert!(metrics
+        .contains(r#"passerelle_platform_http_requests_total{connector="doctolib",status="200"}"#));
     assert!(metrics.contains("passerelle_run_duration_seconds_bucket"));
-    assert!(metrics.contains(r#"passerelle_records_written_total{connector="doctolib",kind="appointments"}"#));
+    assert!(metrics
+        .contains(r#"passerelle_records_written_total{connector="doctolib",kind="appointments"}"#));
     assert!(metrics.contains("passerelle_queue_depth 0"));
     // No practice, account or patient in the labels.
     let world = d.sim.sim.world().clone();
@@ -316,7 +502,10 @@ async fn the_openapi_document_matches_the_routes() {
     let served = d.call(Method::GET, "/openapi.json", None).await.json();
     let in_repo: serde_json::Value =
         serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
-    assert_eq!(served, in_repo, "the daemon serves the document kept in the repository");
+    assert_eq!(
+        served, in_repo,
+        "the daemon serves the document kept in the repository"
+    );
     let mut documented = std::collections::BTreeSet::new();
     for (path, item) in in_repo["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
@@ -329,11 +518,21 @@ async fn the_openapi_document_matches_the_routes() {
             routed.insert((path.to_string(), m.to_string()));
         }
     }
-    assert_eq!(documented, routed, "OpenAPI paths and methods = the router's");
+    assert_eq!(
+        documented, routed,
+        "OpenAPI paths and methods = the router's"
+    );
     // And the router really answers each documented method (no 404 "no-route", no 405).
     for (path, method) in &documented {
         let concrete = path
-            .replace("{id}", if path.starts_with("/v1/runs") { "1" } else { "p001" })
+            .replace(
+                "{id}",
+                if path.starts_with("/v1/runs") {
+                    "1"
+                } else {
+                    "p001"
+                },
+            )
             .replace("{name}", "x");
         let concrete = if path.starts_with("/v1/accounts") {
             concrete.replace("p001", "p001-cabinet")
@@ -342,7 +541,11 @@ async fn the_openapi_document_matches_the_routes() {
         };
         let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let a = d.call(m, &concrete, None).await;
-        assert_ne!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {concrete}");
+        assert_ne!(
+            a.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {concrete}"
+        );
         if a.status == StatusCode::NOT_FOUND {
             assert_ne!(a.code(), "no-route", "{method} {concrete}");
         }

@@ -105,7 +105,14 @@ impl Daemon {
 
     async fn wait_running(&self, n: usize) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while self.get("/v1/runs?status=running").await.as_array().unwrap().len() < n {
+        while self
+            .get("/v1/runs?status=running")
+            .await
+            .as_array()
+            .unwrap()
+            .len()
+            < n
+        {
             assert!(tokio::time::Instant::now() < deadline, "runs did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -159,7 +166,13 @@ async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
         let config_path = write_config(&data_dir, &sim.env.app.config);
         let log = data_dir.join("serve.log");
         let store = sim.env.app.store.clone();
-        let practices: Vec<String> = sim.sim.world().practices.iter().map(|p| p.id.clone()).collect();
+        let practices: Vec<String> = sim
+            .sim
+            .world()
+            .practices
+            .iter()
+            .map(|p| p.id.clone())
+            .collect();
         let accounts: Vec<String> = sim.sim.world().accounts().map(|a| a.id.clone()).collect();
         let slow = Faults {
             latency_ms: 300,
@@ -178,13 +191,24 @@ async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
         let runs = wait_for_runs(&store, &ids).await;
         let interrupted: Vec<&Run> = runs
             .iter()
-            .filter(|r| r.error_detail.as_deref().is_some_and(|d| d.contains("grace period")))
+            .filter(|r| {
+                r.error_detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains("grace period"))
+            })
             .collect();
         let never_started: Vec<&Run> = runs
             .iter()
-            .filter(|r| r.error_detail.as_deref().is_some_and(|d| d.contains("before this run started")))
+            .filter(|r| {
+                r.error_detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains("before this run started"))
+            })
             .collect();
-        assert!(runs.iter().all(|r| r.status == Status::Cancelled), "{runs:?}");
+        assert!(
+            runs.iter().all(|r| r.status == Status::Cancelled),
+            "{runs:?}"
+        );
         assert_eq!((interrupted.len(), never_started.len()), (2, 3), "{runs:?}");
 
         // 2. Restart; a run killed outright (SIGKILL) is recorded as cancelled at the
@@ -206,16 +230,25 @@ async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
         // 3. A full sync of everything: exactly the simulator's data.
         let ids = d.sync_all(&practices, true).await;
         let runs = wait_for_runs(&store, &ids).await;
-        assert!(runs.iter().all(|r| r.status == Status::Succeeded), "{runs:?}");
+        assert!(
+            runs.iter().all(|r| r.status == Status::Succeeded),
+            "{runs:?}"
+        );
         for a in &accounts {
             sim.assert_matches_truth(a, db.name).await;
         }
         let runs = all_runs(&store).await;
         assert!(
-            runs.iter().all(|r| !matches!(r.status, Status::Queued | Status::Running)),
+            runs.iter()
+                .all(|r| !matches!(r.status, Status::Queued | Status::Running)),
             "nothing left running"
         );
-        let healthz: Value = reqwest::get(format!("{}/healthz", d.base)).await.unwrap().json().await.unwrap();
+        let healthz: Value = reqwest::get(format!("{}/healthz", d.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(healthz["status"], "ok");
         d.signal(Signal::SIGTERM);
         assert!(d.exit().await.success());
@@ -224,7 +257,8 @@ async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
         let text = std::fs::read_to_string(&log).unwrap();
         let mut run_lines = 0;
         for line in text.lines() {
-            let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            let v: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
             if v["span"]["name"] == "run" {
                 run_lines += 1;
                 assert!(v["span"]["account"].is_string() && v["span"]["practice"].is_string());
@@ -236,7 +270,11 @@ async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
         for a in world.accounts() {
             for appt in a.appointments.values() {
                 let p = &appt.patient;
-                for value in [format!("{} {}", p.first_name, p.last_name), p.email.clone(), p.phone.clone()] {
+                for value in [
+                    format!("{} {}", p.first_name, p.last_name),
+                    p.email.clone(),
+                    p.phone.clone(),
+                ] {
                     assert!(!text.contains(&value), "patient data in the daemon's log");
                 }
             }

@@ -46,7 +46,11 @@ async fn wait_until_ended(store: &passerelle::store::Store, expected: usize) -> 
         if all.len() >= expected && ended == all.len() {
             return all;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{} runs, {ended} ended", all.len());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} runs, {ended} ended",
+            all.len()
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
@@ -101,7 +105,10 @@ async fn missed_slots_are_skipped_and_caught_up_once() {
         sim.env
             .app
             .store
-            .set_daemon_state("scheduler.scheduled_until", &passerelle::store::runs::time_text(down))
+            .set_daemon_state(
+                "scheduler.scheduled_until",
+                &passerelle::store::runs::time_text(down),
+            )
             .await
             .unwrap();
         let dir = sim.env.dir.path().to_path_buf();
@@ -121,9 +128,20 @@ async fn missed_slots_are_skipped_and_caught_up_once() {
         let store = &sim.env.app.store;
         let all = wait_until_ended(store, accounts.len() * 4).await;
         let skipped: Vec<&Run> = all.iter().filter(|r| r.status == Status::Skipped).collect();
-        let catch_up: Vec<&Run> = all.iter().filter(|r| r.trigger == Trigger::CatchUp).collect();
-        assert_eq!(skipped.len(), accounts.len() * 3, "three missed slots per account");
-        assert_eq!(catch_up.len(), accounts.len(), "one catch-up run per account");
+        let catch_up: Vec<&Run> = all
+            .iter()
+            .filter(|r| r.trigger == Trigger::CatchUp)
+            .collect();
+        assert_eq!(
+            skipped.len(),
+            accounts.len() * 3,
+            "three missed slots per account"
+        );
+        assert_eq!(
+            catch_up.len(),
+            accounts.len(),
+            "one catch-up run per account"
+        );
         assert_eq!(all.len(), accounts.len() * 4, "nothing else ran");
         for r in &skipped {
             assert_eq!(r.trigger, Trigger::Schedule);
@@ -137,10 +155,21 @@ async fn missed_slots_are_skipped_and_caught_up_once() {
         let mut days: Vec<&str> = skipped
             .iter()
             .filter(|r| r.account_id == accounts[0])
-            .map(|r| &r.error_detail.as_deref().unwrap().rsplit(' ').next().unwrap()[..10])
+            .map(|r| {
+                &r.error_detail
+                    .as_deref()
+                    .unwrap()
+                    .rsplit(' ')
+                    .next()
+                    .unwrap()[..10]
+            })
             .collect();
         days.sort();
-        assert_eq!(days, ["2026-03-28", "2026-03-29", "2026-03-30"], "{skipped:?}");
+        assert_eq!(
+            days,
+            ["2026-03-28", "2026-03-29", "2026-03-30"],
+            "{skipped:?}"
+        );
         for r in &catch_up {
             assert_eq!(r.status, Status::Succeeded, "{r:?}");
             assert_eq!(r.mode, Mode::Incremental);
@@ -173,7 +202,13 @@ async fn missed_slots_are_skipped_and_caught_up_once() {
 #[tokio::test]
 async fn transient_failures_retry_and_drift_does_not() {
     for db in databases().await {
-        let d = daemon_env(&db, sim_config(2, 30), daemon_config(), ServeOptions::default()).await;
+        let d = daemon_env(
+            &db,
+            sim_config(2, 30),
+            daemon_config(),
+            ServeOptions::default(),
+        )
+        .await;
         // Every appointments request fails with 503 until the faults are cleared.
         d.sim.sim.set_faults(
             "doctolib",
@@ -193,7 +228,10 @@ async fn transient_failures_retry_and_drift_does_not() {
         d.sim.sim.clear_faults();
         let store = &d.sim.env.app.store;
         let all = wait_until_ended(store, 2).await;
-        let retry = all.iter().find(|r| r.attempt == 2).expect("a second attempt");
+        let retry = all
+            .iter()
+            .find(|r| r.attempt == 2)
+            .expect("a second attempt");
         assert_eq!(retry.status, Status::Succeeded, "{retry:?}");
         assert_eq!(retry.trigger, Trigger::Manual, "a retry keeps its trigger");
         assert_eq!(retry.account_id, "p002-cabinet");
@@ -208,10 +246,19 @@ async fn transient_failures_retry_and_drift_does_not() {
                 ..Faults::default()
             },
         );
-        let a = d.call(Method::POST, "/v1/practices/p001/sync", Some(serde_json::json!({"account": "p001-cabinet"}))).await;
+        let a = d
+            .call(
+                Method::POST,
+                "/v1/practices/p001/sync",
+                Some(serde_json::json!({"account": "p001-cabinet"})),
+            )
+            .await;
         assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
         let all = wait_until_ended(store, 2 + 3).await;
-        let p1: Vec<&Run> = all.iter().filter(|r| r.account_id == "p001-cabinet").collect();
+        let p1: Vec<&Run> = all
+            .iter()
+            .filter(|r| r.account_id == "p001-cabinet")
+            .collect();
         assert_eq!(p1.len(), 3, "{p1:?}");
         assert_eq!(p1.iter().map(|r| r.attempt).collect::<Vec<_>>(), [1, 2, 3]);
         assert!(p1.iter().all(|r| r.status == Status::Failed));
@@ -231,16 +278,30 @@ async fn transient_failures_retry_and_drift_does_not() {
                 ..Faults::default()
             },
         );
-        let a = d.call(Method::POST, "/v1/practices/p001/sync", Some(serde_json::json!({"account": "p001-dentaire"}))).await;
+        let a = d
+            .call(
+                Method::POST,
+                "/v1/practices/p001/sync",
+                Some(serde_json::json!({"account": "p001-dentaire"})),
+            )
+            .await;
         assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
         let drift = d.wait_for(&run_ids(&a)).await;
         assert_eq!(drift[0].status, Status::Drift);
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         assert_eq!(runs(store).await.len(), 6, "drift is not retried");
         let metrics = d.call(Method::GET, "/metrics", None).await.text;
-        assert!(metrics.contains(r#"passerelle_drift_events_total{connector="doctolib"} 1"#), "{metrics}");
-        assert!(metrics.contains(r#"passerelle_retries_total{connector="doctolib"} 3"#), "{metrics}");
-        assert!(metrics.contains(r#"passerelle_platform_http_requests_total{connector="doctolib",status="502"}"#));
+        assert!(
+            metrics.contains(r#"passerelle_drift_events_total{connector="doctolib"} 1"#),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(r#"passerelle_retries_total{connector="doctolib"} 3"#),
+            "{metrics}"
+        );
+        assert!(metrics.contains(
+            r#"passerelle_platform_http_requests_total{connector="doctolib",status="502"}"#
+        ));
         d.shutdown().await;
     }
 }
@@ -262,7 +323,9 @@ async fn shutdown_cancels_what_is_queued_and_interrupts_what_outlives_the_grace(
         );
         let mut ids = Vec::new();
         for p in ["p001", "p002", "p003"] {
-            let a = d.call(Method::POST, &format!("/v1/practices/{p}/sync"), None).await;
+            let a = d
+                .call(Method::POST, &format!("/v1/practices/{p}/sync"), None)
+                .await;
             ids.extend(run_ids(&a));
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -274,8 +337,16 @@ async fn shutdown_cancels_what_is_queued_and_interrupts_what_outlives_the_grace(
         for run in &ended {
             assert_eq!(run.status, Status::Cancelled, "{run:?}");
         }
-        assert!(ended[0].error_detail.as_deref().unwrap().contains("grace period"));
-        assert!(ended[1].error_detail.as_deref().unwrap().contains("before this run started"));
+        assert!(ended[0]
+            .error_detail
+            .as_deref()
+            .unwrap()
+            .contains("grace period"));
+        assert!(ended[1]
+            .error_detail
+            .as_deref()
+            .unwrap()
+            .contains("before this run started"));
         // What the interrupted run committed at its checkpoints is consistent: another
         // (foreground) full sync completes the data exactly.
         sim.sim.clear_faults();

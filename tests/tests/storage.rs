@@ -295,7 +295,12 @@ async fn a_practice_schedule_is_validated_and_kept() {
         let p = e.app.store.practice("p9").await.unwrap().unwrap();
         assert_eq!(p.schedule, None);
         assert_eq!(
-            p.schedule_with(passerelle::schedule::DEFAULT_CRON, std::time::Duration::ZERO).unwrap().expression(),
+            p.schedule_with(
+                passerelle::schedule::DEFAULT_CRON,
+                std::time::Duration::ZERO
+            )
+            .unwrap()
+            .expression(),
             "0 3 * * *"
         );
         e.app

@@ -4,7 +4,7 @@
 //! - `build-plugins`: every connector in plugins/ → `target/plugins/<name>.wasm`;
 //! - `test`: lint, build what is needed, run every test (SQLite and PostgreSQL);
 //! - `demo`: `passerelle demo` with the built connectors, on target/demo;
-//! - `bench`: the benchmarks (sandbox overhead, end-to-end sync rate).
+//! - `bench`: the benchmarks (sandbox overhead, end-to-end sync rate, the daemon at scale).
 //!
 //! Guest toolchain: rustup with the wasm32-wasip2 target if present, else Debian's
 //! packaged rustc-web route (installed with apt-get when running as root on Debian),
@@ -52,7 +52,7 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Run the benchmarks (sandbox overhead; end-to-end sync rate) and print their figures.
+    /// Run the benchmarks (sandbox overhead; end-to-end sync rate; the daemon at scale) and print their figures.
     Bench,
 }
 
@@ -89,7 +89,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Bench => {
             let plugins = guest::build_all(&root)?;
-            for (package, bench) in [("passerelle", "sandbox"), ("passerelle-tests", "e2e")] {
+            for (package, bench) in [
+                ("passerelle", "sandbox"),
+                ("passerelle-tests", "e2e"),
+                ("passerelle-tests", "daemon"),
+            ] {
                 let mut cmd = Command::new(cargo_bin());
                 cmd.current_dir(&root)
                     .args(["bench", "-p", package, "--bench", bench])
@@ -147,7 +151,17 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
     )?;
     // The daemon-as-a-process tests run this binary.
     println!("xtask: building the passerelle binary");
-    cargo(root, &["build", "--quiet", "-p", "passerelle", "--bin", "passerelle"])?;
+    cargo(
+        root,
+        &[
+            "build",
+            "--quiet",
+            "-p",
+            "passerelle",
+            "--bin",
+            "passerelle",
+        ],
+    )?;
     println!("xtask: host and end-to-end tests");
     let mut cmd = Command::new(cargo_bin());
     cmd.current_dir(root)

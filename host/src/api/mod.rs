@@ -37,7 +37,11 @@ pub struct ApiState {
 
 /// Every route: path, the methods it answers (as the OpenAPI document lists them) and
 /// its handlers. The one place routes are declared.
-pub fn routes() -> Vec<(&'static str, &'static [&'static str], MethodRouter<ApiState>)> {
+pub fn routes() -> Vec<(
+    &'static str,
+    &'static [&'static str],
+    MethodRouter<ApiState>,
+)> {
     vec![
         ("/healthz", &["get"], get(healthz)),
         ("/metrics", &["get"], get(runs::metrics)),
@@ -137,11 +141,7 @@ async fn healthz(State(state): State<ApiState>) -> Response {
 }
 
 async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        OPENAPI,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 async fn no_route() -> ApiError {

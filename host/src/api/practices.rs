@@ -143,13 +143,19 @@ pub async fn create(
             body.id
         )));
     }
-    store.add_practice(&body.id, &body.name, &body.timezone).await?;
+    store
+        .add_practice(&body.id, &body.name, &body.timezone)
+        .await?;
     let practice = match &body.schedule {
         Some(cron) => store.set_practice_schedule(&body.id, Some(cron)).await?,
         None => candidate,
     };
     state.daemon.practices_changed();
-    Ok((StatusCode::CREATED, Json(view(&state, practice, Some(vec![])))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&state, practice, Some(vec![]))),
+    )
+        .into_response())
 }
 
 pub async fn show(
@@ -174,7 +180,9 @@ pub struct PracticeUpdate {
 /// Tells "absent" (unchanged) from `null` (reset to the default).
 mod serde_with_double_option {
     use serde::{Deserialize, Deserializer};
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
         Option::<String>::deserialize(d).map(Some)
     }
 }
@@ -206,7 +214,9 @@ pub async fn update(
         .update_practice(&id, body.name.as_deref(), body.timezone.as_deref())
         .await?;
     if let Some(schedule) = &body.schedule {
-        store.set_practice_schedule(&id, schedule.as_deref()).await?;
+        store
+            .set_practice_schedule(&id, schedule.as_deref())
+            .await?;
     }
     state.daemon.practices_changed();
     let practice = practice_or_404(&state, &id).await?;

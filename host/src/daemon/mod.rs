@@ -283,7 +283,10 @@ impl Daemon {
             .cancel_unfinished_runs("interrupted: the daemon stopped before this run ended")
             .await?;
         if n > 0 {
-            tracing::warn!(runs = n, "runs left unfinished by the previous daemon are recorded as cancelled");
+            tracing::warn!(
+                runs = n,
+                "runs left unfinished by the previous daemon are recorded as cancelled"
+            );
         }
         Ok(n)
     }
@@ -296,7 +299,10 @@ impl Daemon {
         let last = store.daemon_state(SCHEDULED_UNTIL).await?;
         let mut skipped = 0;
         let mut queued = 0;
-        if let Some(last) = last.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
+        if let Some(last) = last
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        {
             let last = last.with_timezone(&Utc);
             let practices = store.list_practices().await?;
             let mut planner = planner::Planner::new(
@@ -337,7 +343,9 @@ impl Daemon {
                 }
             }
         }
-        store.set_daemon_state(SCHEDULED_UNTIL, &time_text(now)).await?;
+        store
+            .set_daemon_state(SCHEDULED_UNTIL, &time_text(now))
+            .await?;
         if skipped > 0 {
             tracing::info!(skipped, catch_up = queued, "slots missed while the daemon was down: recorded as skipped, one catch-up run per account queued");
         }
@@ -354,7 +362,10 @@ impl Daemon {
         let mut by_practice: HashMap<String, Vec<Account>> = HashMap::new();
         if due.len() > 16 {
             for a in self.app.store.list_accounts(None).await? {
-                by_practice.entry(a.practice_id.clone()).or_default().push(a);
+                by_practice
+                    .entry(a.practice_id.clone())
+                    .or_default()
+                    .push(a);
             }
         }
         let mut n = 0;
@@ -406,7 +417,9 @@ impl Daemon {
             let due = planner.take_due(now);
             if !due.is_empty() {
                 match self.queue_scheduled(&due).await {
-                    Ok(n) => tracing::debug!(practices = due.len(), runs = n, "scheduled runs queued"),
+                    Ok(n) => {
+                        tracing::debug!(practices = due.len(), runs = n, "scheduled runs queued")
+                    }
                     Err(_) => return,
                 }
             }

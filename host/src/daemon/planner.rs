@@ -139,12 +139,18 @@ mod tests {
         assert!(planner.load(&practices, utc(2026, 6, 1, 12, 0)).is_empty());
         // 03:00 Paris in June is 01:00 UTC.
         let start = utc(2026, 6, 2, 1, 0);
-        assert_eq!(planner.take_due(start - chrono::Duration::seconds(1)), vec![]);
+        assert_eq!(
+            planner.take_due(start - chrono::Duration::seconds(1)),
+            vec![]
+        );
         let due = planner.take_due(start + chrono::Duration::hours(1));
         assert_eq!(due.len(), 2000, "every practice once in the window");
         let mut per_quarter = [0usize; 4];
         for (_, t) in &due {
-            assert!(*t >= start && *t < start + chrono::Duration::hours(1), "{t}");
+            assert!(
+                *t >= start && *t < start + chrono::Duration::hours(1),
+                "{t}"
+            );
             per_quarter[((*t - start).num_minutes() / 15) as usize] += 1;
         }
         for n in per_quarter {
@@ -174,8 +180,10 @@ mod tests {
                     runs.extend(planner.take_due(now).into_iter().map(|(_, t)| t));
                 }
                 let paris = chrono_tz::Europe::Paris;
-                let mut dates: Vec<_> =
-                    runs.iter().map(|t| t.with_timezone(&paris).date_naive()).collect();
+                let mut dates: Vec<_> = runs
+                    .iter()
+                    .map(|t| t.with_timezone(&paris).date_naive())
+                    .collect();
                 dates.dedup();
                 assert_eq!(runs.len(), days as usize, "{cron} from {from}: {runs:?}");
                 assert_eq!(dates.len(), runs.len(), "one run per calendar day");

@@ -60,10 +60,16 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(token_path(dir.path())).unwrap().permissions().mode();
+            let mode = std::fs::metadata(token_path(dir.path()))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         assert_eq!(load_or_create(dir.path(), None).unwrap(), t1);
-        assert_eq!(load_or_create(dir.path(), Some("configured-token-123")).unwrap(), "configured-token-123");
+        assert_eq!(
+            load_or_create(dir.path(), Some("configured-token-123")).unwrap(),
+            "configured-token-123"
+        );
     }
 }

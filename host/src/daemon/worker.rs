@@ -33,7 +33,8 @@ impl Daemon {
             }
             Err(e) => {
                 tracing::error!(run = run_id, "cannot read the account: {e:#}");
-                self.cancel_queued(run_id, "the database could not be read").await;
+                self.cancel_queued(run_id, "the database could not be read")
+                    .await;
                 return;
             }
         };
@@ -92,11 +93,11 @@ impl Daemon {
         let retry_after = run
             .retry_after_secs
             .map(|s| Duration::from_secs(s.max(0) as u64));
-        let delay =
-            self.app
-                .config
-                .retry
-                .next_delay(attempt, kind, retry_after, &mut rand::rng());
+        let delay = self
+            .app
+            .config
+            .retry
+            .next_delay(attempt, kind, retry_after, &mut rand::rng());
         let Some(delay) = delay else {
             tracing::warn!(run = run.id, account = %account.id, attempts = attempt, "giving up after {attempt} attempts ({kind})");
             return;

@@ -125,7 +125,10 @@ impl Store {
             .await?
             .with_context(|| format!("no practice `{id}` (see `passerelle practices list`)"))?;
         practice.schedule = schedule.map(|s| s.trim().to_string());
-        practice.schedule_with(crate::schedule::DEFAULT_CRON, crate::schedule::DEFAULT_SPREAD)?;
+        practice.schedule_with(
+            crate::schedule::DEFAULT_CRON,
+            crate::schedule::DEFAULT_SPREAD,
+        )?;
         sqlx::query("UPDATE practices SET schedule = $2 WHERE id = $1")
             .bind(id)
             .bind(practice.schedule.as_deref())
