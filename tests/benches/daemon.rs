@@ -141,6 +141,13 @@ async fn main() {
     )
     .await;
     let appointments = count(&store, "SELECT COUNT(*) FROM appointments").await;
+    let per_run = sqlx::query(
+        "SELECT AVG(duration_ms * 1.0), AVG(http_requests * 1.0), AVG(slots_written * 1.0),
+                AVG(appointments_added * 1.0) FROM runs",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
     let rss_peak = rss_kib("VmHWM:");
     let scheduler = metrics_app.scheduler_seconds();
     running.shutdown().await.unwrap();
@@ -148,6 +155,13 @@ async fn main() {
     println!(
         "  all {accounts} runs done {elapsed:.1} s after the slot: {:.0} runs/s, {appointments} appointments stored",
         accounts as f64 / elapsed
+    );
+    println!(
+        "  per run: {:.0} ms, {:.1} HTTP requests, {:.0} slots and {:.1} appointments written",
+        per_run.get::<f64, _>(0),
+        per_run.get::<f64, _>(1),
+        per_run.get::<f64, _>(2),
+        per_run.get::<f64, _>(3)
     );
     println!(
         "  every run queued {:.2} s after the slot; scheduler time {:.2} s in all, {:.1} µs per run",

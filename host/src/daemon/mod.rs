@@ -195,6 +195,78 @@ impl Daemon {
         }
     }
 
+    /// First attempts for many accounts at once, recorded in one transaction; accounts
+    /// with a run queued or running keep it. Returns how many runs were queued.
+    pub async fn request_runs(
+        &self,
+        accounts: &[Account],
+        trigger: Trigger,
+        mode: Mode,
+    ) -> Result<usize> {
+        let _one_at_a_time = self.submit_lock.lock().await;
+        let mut versions: HashMap<String, Option<crate::store::connectors::ConnectorVersion>> =
+            HashMap::new();
+        let mut todo = Vec::new();
+        for account in accounts {
+            if self
+                .queue
+                .coalesce(&account.id, trigger, mode)
+                .map_err(anyhow::Error::from)?
+                .is_some()
+            {
+                continue;
+            }
+            if !versions.contains_key(&account.connector) {
+                let v = self.app.store.active_connector(&account.connector).await?;
+                versions.insert(account.connector.clone(), v);
+            }
+            match &versions[&account.connector] {
+                Some(_) => todo.push(account),
+                None => tracing::error!(
+                    account = %account.id,
+                    "no active version of connector `{}`: run not queued",
+                    account.connector
+                ),
+            }
+        }
+        let rows: Vec<NewRun> = todo
+            .iter()
+            .map(|account| (account, versions[&account.connector].as_ref().expect("kept")))
+            .map(|(account, version)| NewRun {
+                practice_id: &account.practice_id,
+                account_id: &account.id,
+                connector: &version.name,
+                connector_version: &version.version,
+                connector_sha256: &version.sha256,
+                trigger,
+                mode,
+                cursor_before: None,
+            })
+            .collect();
+        let ids = self.app.store.queue_runs(&rows).await?;
+        let mut queued = 0;
+        for (account, run_id) in todo.iter().zip(ids) {
+            let submitted = self.queue.submit(Request {
+                run_id,
+                practice_id: account.practice_id.clone(),
+                account_id: account.id.clone(),
+                connector: account.connector.clone(),
+                trigger,
+                mode,
+                not_before: None,
+                attempt: 1,
+            });
+            match submitted {
+                Ok(_) => queued += 1,
+                Err(_) => {
+                    self.cancel_queued(run_id, "the daemon stopped before this run started")
+                        .await
+                }
+            }
+        }
+        Ok(queued)
+    }
+
     /// "Sync now" for a practice (all its accounts, or one).
     pub async fn sync_now(
         &self,
@@ -368,26 +440,20 @@ impl Daemon {
                     .push(a);
             }
         }
-        let mut n = 0;
+        let mut accounts = Vec::new();
         for (practice_id, _slot) in due {
-            let accounts = match by_practice.remove(practice_id) {
-                Some(a) => a,
-                None if due.len() > 16 => Vec::new(),
-                None => self.app.store.list_accounts(Some(practice_id)).await?,
-            };
-            for account in accounts {
-                match self
-                    .request_run(&account, Trigger::Schedule, Mode::Incremental, 1, None)
-                    .await
-                {
-                    Ok(_) => n += 1,
-                    Err(e) if self.is_stopping() => return Err(e),
-                    Err(e) => tracing::error!(
-                        practice = %practice_id,
-                        account = %account.id,
-                        "cannot queue the scheduled run: {e:#}"
-                    ),
-                }
+            match by_practice.remove(practice_id) {
+                Some(a) => accounts.extend(a),
+                None if due.len() > 16 => {}
+                None => accounts.extend(self.app.store.list_accounts(Some(practice_id)).await?),
+            }
+        }
+        let mut n = 0;
+        for chunk in accounts.chunks(500) {
+            match self.request_runs(chunk, Trigger::Schedule, Mode::Incremental).await {
+                Ok(queued) => n += queued,
+                Err(e) if self.is_stopping() => return Err(e),
+                Err(e) => tracing::error!("cannot queue {} scheduled runs: {e:#}", chunk.len()),
             }
         }
         self.app.metrics.scheduler_busy(started.elapsed());

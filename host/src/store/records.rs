@@ -105,6 +105,78 @@ fn content_hash<T: Serialize>(value: &T) -> String {
     hex::encode(Sha256::digest(json))
 }
 
+/// Slots per multi-row upsert: 12 parameters each, well within SQLite's and
+/// PostgreSQL's limits.
+const SLOTS_PER_STATEMENT: usize = 100;
+
+/// Upserts slots in one statement. A slot listed twice keeps its last version (as
+/// one statement per slot did); PostgreSQL refuses to update one row twice in a
+/// statement, so duplicates are dropped first.
+async fn upsert_slots(
+    tx: &mut Transaction<'_, Any>,
+    scope: &Scope,
+    slots: &[&SlotRecord],
+    now: &str,
+) -> Result<()> {
+    let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, s) in slots.iter().enumerate() {
+        last.insert(s.external_id.as_str(), i);
+    }
+    let unique: Vec<&SlotRecord> = slots
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| last[s.external_id.as_str()] == *i)
+        .map(|(_, s)| *s)
+        .collect();
+    let mut sql = String::from(
+        "INSERT INTO slots (connector, account_id, external_id, practice_id, starts_at,
+            starts_at_ms, ends_at, practitioner, visit_motive, place, last_seen_run, updated_at)
+         VALUES ",
+    );
+    for i in 0..unique.len() {
+        let b = i * 12;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for k in 1..=12 {
+            if k > 1 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", b + k));
+        }
+        sql.push(')');
+    }
+    sql.push_str(
+        " ON CONFLICT (connector, account_id, external_id) DO UPDATE SET
+            starts_at = excluded.starts_at, starts_at_ms = excluded.starts_at_ms,
+            ends_at = excluded.ends_at, practitioner = excluded.practitioner,
+            visit_motive = excluded.visit_motive, place = excluded.place,
+            last_seen_run = excluded.last_seen_run, updated_at = excluded.updated_at",
+    );
+    let mut query = sqlx::query(&sql);
+    for s in &unique {
+        query = query
+            .bind(&scope.connector)
+            .bind(&scope.account_id)
+            .bind(&s.external_id)
+            .bind(&scope.practice_id)
+            .bind(&s.starts_at)
+            .bind(s.starts_at_ms)
+            .bind(s.ends_at.as_deref())
+            .bind(s.practitioner.as_deref())
+            .bind(s.visit_motive.as_deref())
+            .bind(s.place.as_deref())
+            .bind(scope.run_id)
+            .bind(now);
+    }
+    query
+        .execute(&mut **tx)
+        .await
+        .context("writing slots")?;
+    Ok(())
+}
+
 impl Store {
     /// Writes `items` and, if given, the cursor, in one transaction; with `finish`, also
     /// tombstones and prunes slots as the run's last commit.
@@ -118,6 +190,8 @@ impl Store {
         let mut tx = self.begin_write().await.context("starting commit")?;
         let mut counts = CommitCounts::default();
         let now = now_text();
+        // Slots go in multi-row statements (one per SLOTS_PER_STATEMENT).
+        let mut slots: Vec<&SlotRecord> = Vec::new();
         for item in items {
             match item {
                 Pending::Appointment(a) => {
@@ -141,33 +215,16 @@ impl Store {
                     counts.appointments_deleted += n as i64;
                 }
                 Pending::Slot(s) => {
-                    sqlx::query(
-                        "INSERT INTO slots (connector, account_id, external_id, practice_id, starts_at,
-                            starts_at_ms, ends_at, practitioner, visit_motive, place, last_seen_run, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                         ON CONFLICT (connector, account_id, external_id) DO UPDATE SET
-                            starts_at = excluded.starts_at, starts_at_ms = excluded.starts_at_ms,
-                            ends_at = excluded.ends_at, practitioner = excluded.practitioner,
-                            visit_motive = excluded.visit_motive, place = excluded.place,
-                            last_seen_run = excluded.last_seen_run, updated_at = excluded.updated_at",
-                    )
-                    .bind(&scope.connector)
-                    .bind(&scope.account_id)
-                    .bind(&s.external_id)
-                    .bind(&scope.practice_id)
-                    .bind(&s.starts_at)
-                    .bind(s.starts_at_ms)
-                    .bind(s.ends_at.as_deref())
-                    .bind(s.practitioner.as_deref())
-                    .bind(s.visit_motive.as_deref())
-                    .bind(s.place.as_deref())
-                    .bind(scope.run_id)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?;
+                    slots.push(s);
                     counts.slots_written += 1;
+                    if slots.len() >= SLOTS_PER_STATEMENT {
+                        upsert_slots(&mut tx, scope, &std::mem::take(&mut slots), &now).await?;
+                    }
                 }
             }
+        }
+        if !slots.is_empty() {
+            upsert_slots(&mut tx, scope, &slots, &now).await?;
         }
         if let Some(finish) = finish {
             let (start, end) = finish.window_ms;

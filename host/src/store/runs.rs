@@ -243,6 +243,36 @@ impl Store {
         Ok(row.get::<i64, _>("id"))
     }
 
+    /// [`Self::queue_run`] for many runs in one transaction (a slot shared by many
+    /// practices); their ids, in order.
+    pub async fn queue_runs(&self, runs: &[NewRun<'_>]) -> Result<Vec<i64>> {
+        let now = now_text();
+        let mut tx = self.begin_write().await?;
+        let mut ids = Vec::with_capacity(runs.len());
+        for run in runs {
+            let row = sqlx::query(
+                "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
+                    trigger, mode, status, started_at, queued_at, cursor_before, attempt)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, NULL, 1) RETURNING id",
+            )
+            .bind(run.practice_id)
+            .bind(run.account_id)
+            .bind(run.connector)
+            .bind(run.connector_version)
+            .bind(run.connector_sha256)
+            .bind(run.trigger.as_str())
+            .bind(run.mode.as_str())
+            .bind(Status::Queued.as_str())
+            .bind(&now)
+            .fetch_one(&mut *tx)
+            .await
+            .context("recording queued runs")?;
+            ids.push(row.get::<i64, _>("id"));
+        }
+        tx.commit().await.context("recording queued runs")?;
+        Ok(ids)
+    }
+
     /// Starts a queued run: `running`, with the version it runs on (the active one now,
     /// which may differ from the one active when it was queued) and its final trigger
     /// and mode (a queued run can be lifted to manual or full by a later request).
