@@ -243,6 +243,51 @@ async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
                 .all(|r| !matches!(r.status, Status::Queued | Status::Running)),
             "nothing left running"
         );
+        // The command line drives the daemon with --server: the same commands. (Run
+        // asynchronously: the simulator answering the daemon lives on this runtime.)
+        let cli = |args: &[&str]| {
+            let mut command = tokio::process::Command::new(binary());
+            command
+                .args(["--server", &d.base, "--token", TOKEN])
+                .args(args)
+                .env_remove("PASSERELLE_CONFIG");
+            async move {
+                let out = command.output().await.unwrap();
+                (
+                    out.status.success(),
+                    String::from_utf8_lossy(&out.stdout).to_string(),
+                    String::from_utf8_lossy(&out.stderr).to_string(),
+                )
+            }
+        };
+        let (ok, out, err) = cli(&["practices", "list"]).await;
+        assert!(ok, "{err}");
+        for p in &practices {
+            assert!(out.contains(p.as_str()), "{out}");
+        }
+        assert!(out.contains("next sync"), "{out}");
+        let (ok, out, err) = cli(&["sync", &practices[0]]).await;
+        assert!(ok, "{err}");
+        assert!(out.contains("succeeded") && out.contains("manual"), "{out}");
+        let (ok, out, _) =
+            cli(&["runs", "--practice", &practices[0], "--status", "succeeded"]).await;
+        assert!(ok && out.contains(&format!("{}/", practices[0])), "{out}");
+        let (ok, _, err) = cli(&["appointments", "--practice", &practices[0]]).await;
+        assert!(!ok && err.contains("without --server"), "{err}");
+        let out = Command::new(binary())
+            .args([
+                "--server",
+                &d.base,
+                "--token",
+                "wrong-token-000000",
+                "practices",
+                "list",
+            ])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("refused the token"));
+
         let healthz: Value = reqwest::get(format!("{}/healthz", d.base))
             .await
             .unwrap()
@@ -280,4 +325,64 @@ async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
             }
         }
     }
+}
+
+#[test]
+fn check_config_validates_the_file_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("passerelle.toml");
+    std::fs::write(
+        &path,
+        "[daemon]\nmax_concurrent_runs = 3\n[schedule]\nspread_secs = 600\n",
+    )
+    .unwrap();
+    let check = |envs: &[(&str, &str)]| {
+        let out = Command::new(binary())
+            .args(["serve", "--check-config"])
+            .env("PASSERELLE_CONFIG", &path)
+            .env("PASSERELLE_DATA_DIR", dir.path())
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = check(&[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("max_concurrent_runs = 3") && out.contains("spread_secs = 600"),
+        "{out}"
+    );
+    assert!(out.contains("configuration OK"));
+    // The environment wins over the file.
+    let (ok, out) = check(&[
+        ("PASSERELLE_DAEMON__MAX_CONCURRENT_RUNS", "5"),
+        ("PASSERELLE_DAEMON__TOKEN", "a-token-long-enough-123"),
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("max_concurrent_runs = 5"), "{out}");
+    assert!(
+        !out.contains("a-token-long-enough-123"),
+        "the token is not printed"
+    );
+    for (key, value, says) in [
+        ("PASSERELLE_DAEMON__MAX_CONCURRENT_RUNS", "0", "at least 1"),
+        ("PASSERELLE_DAEMON__LISTEN", "nowhere", "DAEMON.LISTEN"),
+        (
+            "PASSERELLE_SCHEDULE__DEFAULT_CRON",
+            "every day",
+            "default_cron",
+        ),
+        ("PASSERELLE_DAEMON__TOKEN", "short", "16 characters"),
+    ] {
+        let (ok, out) = check(&[(key, value)]);
+        assert!(!ok, "{key}={value} accepted");
+        assert!(out.contains(says), "{key}: {out}");
+    }
+    std::fs::write(&path, "[daemon]\nlisten = 8787\n").unwrap();
+    let (ok, out) = check(&[]);
+    assert!(!ok && out.contains("passerelle.toml"), "{out}");
 }

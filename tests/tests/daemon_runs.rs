@@ -88,8 +88,9 @@ async fn a_slot_queues_one_incremental_run_per_account() {
         });
         assert!(per_account.values().all(|n| *n == 1));
         let (_, sim) = d.shutdown().await;
-        for a in sim.sim.world().accounts() {
-            sim.assert_matches_truth(&a.id, db.name).await;
+        let ids: Vec<String> = sim.sim.world().accounts().map(|a| a.id.clone()).collect();
+        for id in ids {
+            sim.assert_matches_truth(&id, db.name).await;
         }
     }
 }

@@ -231,7 +231,12 @@ impl Daemon {
         }
         let rows: Vec<NewRun> = todo
             .iter()
-            .map(|account| (account, versions[&account.connector].as_ref().expect("kept")))
+            .map(|account| {
+                (
+                    account,
+                    versions[&account.connector].as_ref().expect("kept"),
+                )
+            })
             .map(|(account, version)| NewRun {
                 practice_id: &account.practice_id,
                 account_id: &account.id,
@@ -450,7 +455,10 @@ impl Daemon {
         }
         let mut n = 0;
         for chunk in accounts.chunks(500) {
-            match self.request_runs(chunk, Trigger::Schedule, Mode::Incremental).await {
+            match self
+                .request_runs(chunk, Trigger::Schedule, Mode::Incremental)
+                .await
+            {
                 Ok(queued) => n += queued,
                 Err(e) if self.is_stopping() => return Err(e),
                 Err(e) => tracing::error!("cannot queue {} scheduled runs: {e:#}", chunk.len()),

@@ -171,10 +171,7 @@ async fn upsert_slots(
             .bind(scope.run_id)
             .bind(now);
     }
-    query
-        .execute(&mut **tx)
-        .await
-        .context("writing slots")?;
+    query.execute(&mut **tx).await.context("writing slots")?;
     Ok(())
 }
 
