@@ -27,6 +27,7 @@ pub struct Passerelle {
 impl Passerelle {
     /// Opens the data directory (created 0700 if missing), the database and the runtime.
     pub async fn open(data_dir: &Path, config: Config) -> Result<Passerelle> {
+        crate::tune_allocator();
         create_private_dir(data_dir)?;
         let store = match &config.database_url {
             Some(url) => Store::open(url).await?,

@@ -16,6 +16,36 @@
 //! - [`cli`]: the `passerelle` command.
 
 pub mod api;
+/// mimalloc as the process allocator: the daemon allocates from many threads (tokio
+/// workers, sqlx's SQLite workers, wasmtime), where glibc's per-thread arenas fragment
+/// (measured: a third more resident memory in the daemon benchmark) and malloc/free
+/// were an eighth of the CPU profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Makes mimalloc give freed memory back to the OS at once and commit arena memory
+/// only when used: a daemon's resident size should follow its load (measured: 77 MiB
+/// instead of 156 MiB for the daemon benchmark at 6,000 runs, for about 5% of its
+/// throughput). Called by [`Passerelle::open`]; the environment (`MIMALLOC_*`) still
+/// wins for experiments.
+pub fn tune_allocator() {
+    // mimalloc.h: mi_option_arena_eager_commit = 4, mi_option_purge_delay = 15.
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for (option, var, value) in [
+            (PURGE_DELAY, "MIMALLOC_PURGE_DELAY", 0),
+            (ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT", 0),
+        ] {
+            if std::env::var_os(var).is_none() {
+                // SAFETY: setting a documented mimalloc option; no memory is touched.
+                unsafe { libmimalloc_sys::mi_option_set(option, value) };
+            }
+        }
+    });
+}
+
 pub mod app;
 pub mod capabilities;
 pub mod cli;
