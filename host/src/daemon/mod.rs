@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
@@ -138,31 +138,59 @@ impl Daemon {
         attempt: u32,
         delay: Option<Duration>,
     ) -> Result<Submitted> {
+        self.request_runs(std::slice::from_ref(account), trigger, mode, attempt, delay)
+            .await?
+            .pop()
+            .expect("one answer per account")
+    }
+
+    /// [`Self::request_run`] for many accounts at once, the new rows recorded in one
+    /// transaction. One answer per account, in order: queued, coalesced, or why not
+    /// (connector not installed, shutting down).
+    pub async fn request_runs(
+        &self,
+        accounts: &[Account],
+        trigger: Trigger,
+        mode: Mode,
+        attempt: u32,
+        delay: Option<Duration>,
+    ) -> Result<Vec<Result<Submitted>>> {
         let _one_at_a_time = self.submit_lock.lock().await;
-        if let Some(run_id) = self
-            .queue
-            .coalesce(&account.id, trigger, mode)
-            .map_err(anyhow::Error::from)?
-        {
-            return Ok(Submitted::Coalesced(run_id));
+        let mut versions: HashMap<String, Option<crate::store::connectors::ConnectorVersion>> =
+            HashMap::new();
+        let mut answers: Vec<Option<Result<Submitted>>> = Vec::with_capacity(accounts.len());
+        let mut todo = Vec::new();
+        for (i, account) in accounts.iter().enumerate() {
+            if let Some(run_id) = self
+                .queue
+                .coalesce(&account.id, trigger, mode)
+                .map_err(anyhow::Error::from)?
+            {
+                answers.push(Some(Ok(Submitted::Coalesced(run_id))));
+                continue;
+            }
+            if !versions.contains_key(&account.connector) {
+                let v = self.app.store.active_connector(&account.connector).await?;
+                versions.insert(account.connector.clone(), v);
+            }
+            if versions[&account.connector].is_some() {
+                todo.push(i);
+                answers.push(None);
+            } else {
+                answers.push(Some(Err(anyhow::anyhow!(
+                    "no active version of connector `{}` (account `{}`)",
+                    account.connector,
+                    account.id
+                ))));
+            }
         }
         // The row names the version active now; the run records the one it starts on.
-        let version = self
-            .app
-            .store
-            .active_connector(&account.connector)
-            .await?
-            .with_context(|| {
-                format!(
-                    "no active version of connector `{}` (account `{}`)",
-                    account.connector, account.id
-                )
-            })?;
-        let run_id = self
-            .app
-            .store
-            .queue_run(
-                &NewRun {
+        let rows: Vec<NewRun> = todo
+            .iter()
+            .map(|&i| {
+                let account = &accounts[i];
+                let version = versions[&account.connector].as_ref().expect("kept");
+                NewRun {
                     practice_id: &account.practice_id,
                     account_id: &account.id,
                     connector: &version.name,
@@ -171,86 +199,16 @@ impl Daemon {
                     trigger,
                     mode,
                     cursor_before: None,
-                },
-                attempt,
-            )
-            .await?;
-        let submitted = self.queue.submit(Request {
-            run_id,
-            practice_id: account.practice_id.clone(),
-            account_id: account.id.clone(),
-            connector: account.connector.clone(),
-            trigger,
-            mode,
-            not_before: delay.map(|d| tokio::time::Instant::now() + d),
-            attempt,
-        });
-        match submitted {
-            Ok(s) => Ok(s),
-            Err(closed) => {
-                self.cancel_queued(run_id, "the daemon stopped before this run started")
-                    .await;
-                Err(closed.into())
-            }
-        }
-    }
-
-    /// First attempts for many accounts at once, recorded in one transaction; accounts
-    /// with a run queued or running keep it. Returns how many runs were queued.
-    pub async fn request_runs(
-        &self,
-        accounts: &[Account],
-        trigger: Trigger,
-        mode: Mode,
-    ) -> Result<usize> {
-        let _one_at_a_time = self.submit_lock.lock().await;
-        let mut versions: HashMap<String, Option<crate::store::connectors::ConnectorVersion>> =
-            HashMap::new();
-        let mut todo = Vec::new();
-        for account in accounts {
-            if self
-                .queue
-                .coalesce(&account.id, trigger, mode)
-                .map_err(anyhow::Error::from)?
-                .is_some()
-            {
-                continue;
-            }
-            if !versions.contains_key(&account.connector) {
-                let v = self.app.store.active_connector(&account.connector).await?;
-                versions.insert(account.connector.clone(), v);
-            }
-            match &versions[&account.connector] {
-                Some(_) => todo.push(account),
-                None => tracing::error!(
-                    account = %account.id,
-                    "no active version of connector `{}`: run not queued",
-                    account.connector
-                ),
-            }
-        }
-        let rows: Vec<NewRun> = todo
-            .iter()
-            .map(|account| {
-                (
-                    account,
-                    versions[&account.connector].as_ref().expect("kept"),
-                )
-            })
-            .map(|(account, version)| NewRun {
-                practice_id: &account.practice_id,
-                account_id: &account.id,
-                connector: &version.name,
-                connector_version: &version.version,
-                connector_sha256: &version.sha256,
-                trigger,
-                mode,
-                cursor_before: None,
+                }
             })
             .collect();
-        let ids = self.app.store.queue_runs(&rows).await?;
-        let mut queued = 0;
-        for (account, run_id) in todo.iter().zip(ids) {
+        let ids = if rows.is_empty() {
+            Vec::new()
+        } else {
+            self.app.store.queue_runs(&rows, attempt).await?
+        };
+        for (&i, run_id) in todo.iter().zip(ids) {
+            let account = &accounts[i];
             let submitted = self.queue.submit(Request {
                 run_id,
                 practice_id: account.practice_id.clone(),
@@ -258,18 +216,22 @@ impl Daemon {
                 connector: account.connector.clone(),
                 trigger,
                 mode,
-                not_before: None,
-                attempt: 1,
+                not_before: delay.map(|d| tokio::time::Instant::now() + d),
+                attempt,
             });
-            match submitted {
-                Ok(_) => queued += 1,
-                Err(_) => {
+            answers[i] = Some(match submitted {
+                Ok(s) => Ok(s),
+                Err(closed) => {
                     self.cancel_queued(run_id, "the daemon stopped before this run started")
-                        .await
+                        .await;
+                    Err(closed.into())
                 }
-            }
+            });
         }
-        Ok(queued)
+        Ok(answers
+            .into_iter()
+            .map(|a| a.expect("every account answered"))
+            .collect())
     }
 
     /// "Sync now" for a practice (all its accounts, or one).
@@ -456,10 +418,23 @@ impl Daemon {
         let mut n = 0;
         for chunk in accounts.chunks(500) {
             match self
-                .request_runs(chunk, Trigger::Schedule, Mode::Incremental)
+                .request_runs(chunk, Trigger::Schedule, Mode::Incremental, 1, None)
                 .await
             {
-                Ok(queued) => n += queued,
+                Ok(answers) => {
+                    for (account, answer) in chunk.iter().zip(answers) {
+                        match answer {
+                            Ok(Submitted::Queued(_)) => n += 1,
+                            Ok(Submitted::Coalesced(_)) => {}
+                            Err(e) if self.is_stopping() => return Err(e),
+                            Err(e) => tracing::error!(
+                                practice = %account.practice_id,
+                                account = %account.id,
+                                "cannot queue the scheduled run: {e:#}"
+                            ),
+                        }
+                    }
+                }
                 Err(e) if self.is_stopping() => return Err(e),
                 Err(e) => tracing::error!("cannot queue {} scheduled runs: {e:#}", chunk.len()),
             }

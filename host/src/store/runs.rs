@@ -221,31 +221,13 @@ impl Store {
     /// Records a run the daemon has queued (status `queued`); returns its id, which the
     /// run keeps when it starts.
     pub async fn queue_run(&self, run: &NewRun<'_>, attempt: u32) -> Result<i64> {
-        let now = now_text();
-        let row = sqlx::query(
-            "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
-                trigger, mode, status, started_at, queued_at, cursor_before, attempt)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, NULL, $10) RETURNING id",
-        )
-        .bind(run.practice_id)
-        .bind(run.account_id)
-        .bind(run.connector)
-        .bind(run.connector_version)
-        .bind(run.connector_sha256)
-        .bind(run.trigger.as_str())
-        .bind(run.mode.as_str())
-        .bind(Status::Queued.as_str())
-        .bind(now)
-        .bind(i64::from(attempt))
-        .fetch_one(&self.pool)
-        .await
-        .context("recording a queued run")?;
-        Ok(row.get::<i64, _>("id"))
+        let ids = self.queue_runs(std::slice::from_ref(run), attempt).await?;
+        Ok(ids[0])
     }
 
     /// [`Self::queue_run`] for many runs in one transaction (a slot shared by many
     /// practices); their ids, in order.
-    pub async fn queue_runs(&self, runs: &[NewRun<'_>]) -> Result<Vec<i64>> {
+    pub async fn queue_runs(&self, runs: &[NewRun<'_>], attempt: u32) -> Result<Vec<i64>> {
         let now = now_text();
         let mut tx = self.begin_write().await?;
         let mut ids = Vec::with_capacity(runs.len());
@@ -253,7 +235,7 @@ impl Store {
             let row = sqlx::query(
                 "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
                     trigger, mode, status, started_at, queued_at, cursor_before, attempt)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, NULL, 1) RETURNING id",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, NULL, $10) RETURNING id",
             )
             .bind(run.practice_id)
             .bind(run.account_id)
@@ -264,6 +246,7 @@ impl Store {
             .bind(run.mode.as_str())
             .bind(Status::Queued.as_str())
             .bind(&now)
+            .bind(i64::from(attempt))
             .fetch_one(&mut *tx)
             .await
             .context("recording queued runs")?;
