@@ -182,6 +182,11 @@ impl Config {
                 "daemon.max_concurrent_runs and daemon.max_concurrent_per_connector must be at least 1"
             );
         }
+        if !(self.retry.min_delay_secs >= 0.0
+            && self.retry.min_delay_secs <= self.retry.max_delay_secs)
+        {
+            anyhow::bail!("retry.min_delay_secs must be between 0 and retry.max_delay_secs");
+        }
         if self.retry.max_attempts == 0 {
             anyhow::bail!("retry.max_attempts must be at least 1 (1: never retry)");
         }

@@ -21,6 +21,9 @@ pub struct RetryPolicy {
     pub base_secs: f64,
     /// Longest backoff, in seconds.
     pub max_delay_secs: f64,
+    /// Shortest backoff, in seconds: full jitter can draw a delay near zero, and
+    /// retrying a failing platform at once helps nobody.
+    pub min_delay_secs: f64,
 }
 
 impl Default for RetryPolicy {
@@ -29,6 +32,7 @@ impl Default for RetryPolicy {
             max_attempts: 5,
             base_secs: 30.0,
             max_delay_secs: 1800.0,
+            min_delay_secs: 1.0,
         }
     }
 }
@@ -57,7 +61,10 @@ impl RetryPolicy {
         let ceiling = (self.base_secs * 2f64.powi(attempt.saturating_sub(1).min(30) as i32))
             .min(self.max_delay_secs)
             .max(0.0);
-        let jittered = Duration::from_secs_f64(rng.random_range(0.0..=ceiling));
+        let jittered = Duration::from_secs_f64(
+            rng.random_range(0.0..=ceiling)
+                .max(self.min_delay_secs.min(ceiling).max(0.0)),
+        );
         Some(match retry_after {
             Some(after) => jittered.max(after),
             None => jittered,
@@ -107,6 +114,7 @@ mod tests {
                 })
                 .collect();
             assert!(delays.iter().all(|d| *d <= ceiling));
+            assert!(delays.iter().all(|d| *d >= 1.0), "min_delay_secs");
             let mean = delays.iter().sum::<f64>() / delays.len() as f64;
             assert!(
                 (ceiling * 0.35..ceiling * 0.65).contains(&mean),

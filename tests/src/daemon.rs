@@ -26,7 +26,9 @@ pub fn daemon_config() -> Config {
     config.daemon.max_concurrent_per_connector = 4;
     config.daemon.shutdown_grace_secs = 2;
     config.retry.base_secs = 0.2;
-    config.retry.max_delay_secs = 0.5;
+    config.retry.max_delay_secs = 1.0;
+    // Never sooner than 0.5 s: a test sees a failure and changes the faults first.
+    config.retry.min_delay_secs = 0.5;
     config.retry.max_attempts = 3;
     config
 }
