@@ -22,6 +22,14 @@ pub struct Passerelle {
     pub metrics: Arc<Metrics>,
     /// Linked components by content hash, so a version is compiled once per process.
     pub(crate) loaded: Mutex<HashMap<String, LoadedConnector>>,
+    /// Installations happen one at a time (the "newer than active" check and the
+    /// activation must not interleave).
+    pub(crate) install_lock: tokio::sync::Mutex<()>,
+    /// Counts activations in this process; the daemon watches it to re-drive paused
+    /// accounts.
+    pub activations: tokio::sync::watch::Sender<u64>,
+    /// Drift alerts (log, metric, webhook).
+    pub alerts: crate::alerts::Alerts,
 }
 
 impl Passerelle {
@@ -40,6 +48,7 @@ impl Passerelle {
         })?;
         let metrics = Arc::new(Metrics::new());
         let http = HttpService::new(&config.http, metrics.clone())?;
+        let alerts = crate::alerts::Alerts::new(&config.alerts, metrics.clone())?;
         Ok(Passerelle {
             store,
             runtime: Arc::new(runtime),
@@ -48,6 +57,9 @@ impl Passerelle {
             data_dir: data_dir.to_path_buf(),
             metrics,
             loaded: Mutex::default(),
+            install_lock: tokio::sync::Mutex::new(()),
+            activations: tokio::sync::watch::channel(0).0,
+            alerts,
         })
     }
 

@@ -8,8 +8,12 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::api::connectors::{ConnectorView, InstallAnswer};
 use crate::app::Passerelle;
 use crate::config::{default_data_dir, Config};
+use crate::plugins::{Activation, Outcome};
+use crate::store::connectors::Rejection;
+use crate::store::pauses::Pause;
 use crate::store::runs::{Mode, Run, RunFilter, Status, Trigger};
 use crate::sync::SyncOptions;
 
@@ -224,6 +228,14 @@ pub enum AccountsCmd {
         #[arg(long)]
         practice: Option<String>,
     },
+    /// Accounts paused by schema drift, with the drift report.
+    Paused {
+        #[arg(long)]
+        connector: Option<String>,
+    },
+    /// Lift an account's drift pause and sync it from its last checkpoint (trigger
+    /// `redrive`). With --server the daemon queues the run; without, it runs here.
+    Resume { id: String },
     /// Set a secret of an account. The value is read from standard input (or from the
     /// environment variable named by --from-env), never from the command line.
     SetSecret {
@@ -236,12 +248,27 @@ pub enum AccountsCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum PluginsCmd {
-    /// List installed connector versions.
+    /// List installed connector versions (`*` active, `?` waiting for approval) and the
+    /// latest refused candidates.
     List,
-    /// Install connector components (.wasm): validate, keep, activate if newer.
+    /// Install connector components (.wasm): compile, check the contract and describe(),
+    /// keep a copy, and activate when newer than the active version. A version asking for
+    /// more hosts or secrets than the active one waits for `plugins approve`.
     Install {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Activate a version that waits for approval (it asks for more than the active one).
+    Approve { name: String, version: String },
+    /// Activate an earlier kept version: the one named, or the one active before.
+    Rollback {
+        name: String,
+        version: Option<String>,
+    },
+    /// Refused candidates, newest first, with the reason.
+    Rejections {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
     },
 }
 
@@ -443,36 +470,14 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
         }
         Command::Plugins(PluginsCmd::List) => {
             let versions = app.store.connector_versions(None).await?;
-            if versions.is_empty() {
-                println!("no connectors installed: passerelle plugins install FILE.wasm");
-            }
-            for v in versions {
-                println!(
-                    "{}",
-                    connector_line(v.active, &v.name, &v.version, &v.sha256, &v.installed_at)
-                );
-            }
+            let views: Vec<ConnectorView> = versions.into_iter().map(Into::into).collect();
+            print_versions(&views, &app.store.rejections(5).await?);
         }
         Command::Plugins(PluginsCmd::Install { files }) => {
             let mut failed = 0;
             for file in files {
                 match app.install_plugin(&file).await {
-                    Ok(i) => println!(
-                        "{} {} {} (sha256:{}){}",
-                        if i.already_installed {
-                            "already installed"
-                        } else {
-                            "installed"
-                        },
-                        i.manifest.name,
-                        i.manifest.version,
-                        &i.sha256[..16],
-                        if i.activated {
-                            ", active"
-                        } else {
-                            ", not active (an equal or newer version is)"
-                        }
-                    ),
+                    Ok(i) => println!("{}", install_line(&i.into())),
                     Err(e) => {
                         failed += 1;
                         eprintln!("error: {e:#}");
@@ -482,6 +487,43 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
             if failed > 0 {
                 bail!("{failed} component(s) rejected");
             }
+            println!("note: a running daemon sees the new active version at its next run and re-drives paused accounts within a minute; use --server to tell it at once");
+        }
+        Command::Plugins(PluginsCmd::Approve { name, version }) => {
+            println!("{}", activation_line(&app.approve(&name, &version).await?));
+        }
+        Command::Plugins(PluginsCmd::Rollback { name, version }) => {
+            println!(
+                "{}",
+                activation_line(&app.rollback(&name, version.as_deref()).await?)
+            );
+        }
+        Command::Plugins(PluginsCmd::Rejections { limit }) => {
+            print_rejections(&app.store.rejections(limit).await?);
+        }
+        Command::Accounts(AccountsCmd::Paused { connector }) => {
+            print_pauses(&app.store.pauses(connector.as_deref()).await?);
+        }
+        Command::Accounts(AccountsCmd::Resume { id }) => {
+            let account = app
+                .store
+                .account(&id)
+                .await?
+                .with_context(|| format!("no account `{id}`"))?;
+            if !app.store.resume_account(&id).await? {
+                bail!("account `{id}` is not paused");
+            }
+            println!("pause lifted; syncing {id} from its last checkpoint");
+            let run = app
+                .sync_account(
+                    &account,
+                    SyncOptions {
+                        trigger: Trigger::Redrive,
+                        mode: Mode::Incremental,
+                    },
+                )
+                .await?;
+            report_sync(&[run], &account.practice_id)?;
         }
         Command::Sync {
             practice,
@@ -594,6 +636,10 @@ fn check_config(config: &Config, path: Option<&std::path::Path>) -> Result<()> {
     }
     if let Some(url) = &shown.database_url {
         shown.database_url = Some(crate::store::redact_url(url));
+    }
+    if let Some(url) = &shown.alerts.webhook_url {
+        // Webhook URLs often carry their credential in the path.
+        shown.alerts.webhook_url = Some(crate::alerts::redacted_webhook(url));
     }
     let text = toml::to_string_pretty(&shown).context("printing the configuration")?;
     println!("{text}");
@@ -724,22 +770,103 @@ pub(crate) fn account_line(a: &crate::store::practices::Account) -> String {
     )
 }
 
-/// One line per installed connector version; `*` marks the active one.
-pub(crate) fn connector_line(
-    active: bool,
-    name: &str,
-    version: &str,
-    sha256: &str,
-    installed_at: &str,
-) -> String {
+/// Installed versions, one line each (`*` active, `?` waiting for approval, with what
+/// it asks for), then the latest refused candidates.
+pub(crate) fn print_versions(versions: &[ConnectorView], rejections: &[Rejection]) {
+    if versions.is_empty() {
+        println!("no connectors installed: passerelle plugins install FILE.wasm");
+    }
+    for v in versions {
+        let mark = if v.active {
+            "*"
+        } else if v.pending_approval.is_some() {
+            "?"
+        } else {
+            " "
+        };
+        println!(
+            "{mark} {:<12} {:<10} sha256:{}  installed {}",
+            v.name,
+            v.version,
+            &v.sha256[..v.sha256.len().min(16)],
+            v.installed_at
+        );
+        if let Some(e) = &v.pending_approval {
+            println!(
+                "    waits for approval: {e}  (passerelle plugins approve {} {})",
+                v.name, v.version
+            );
+        }
+    }
+    if !rejections.is_empty() {
+        println!("latest refused candidates (passerelle plugins rejections):");
+        print_rejections(rejections);
+    }
+}
+
+pub(crate) fn print_rejections(rejections: &[Rejection]) {
+    if rejections.is_empty() {
+        println!("no refused candidates");
+    }
+    for r in rejections {
+        println!(
+            "  {} {} [{}] {}: {}",
+            r.at,
+            r.source,
+            r.kind,
+            &r.sha256[..r.sha256.len().min(12)],
+            r.reason
+        );
+    }
+}
+
+/// What an installation did, in one line.
+pub(crate) fn install_line(i: &InstallAnswer) -> String {
+    let what = match i.outcome {
+        Outcome::Activated => format!(
+            "installed and activated{}",
+            i.previous
+                .as_deref()
+                .map(|p| format!(" (was {p})"))
+                .unwrap_or_default()
+        ),
+        Outcome::AlreadyInstalled => "already installed".into(),
+        Outcome::PendingApproval => format!(
+            "installed, NOT activated: it asks for more than the active {}: {}; approve with `passerelle plugins approve {} {}`",
+            i.previous.as_deref().unwrap_or("version"),
+            i.escalation.clone().unwrap_or_default(),
+            i.name,
+            i.version
+        ),
+    };
     format!(
-        "{} {:<12} {:<10} sha256:{}  installed {}",
-        if active { "*" } else { " " },
-        name,
-        version,
-        &sha256[..sha256.len().min(16)],
-        installed_at
+        "{} {} (sha256:{}): {what}",
+        i.name,
+        i.version,
+        &i.sha256[..i.sha256.len().min(16)]
     )
+}
+
+pub(crate) fn activation_line(a: &Activation) -> String {
+    format!(
+        "{} {} is active (was {}); runs already started finish on the version they started with",
+        a.name,
+        a.to,
+        a.from.as_deref().unwrap_or("none")
+    )
+}
+
+pub(crate) fn print_pauses(pauses: &[Pause]) {
+    if pauses.is_empty() {
+        println!("no account is paused");
+    }
+    for p in pauses {
+        println!(
+            "{:<20} {:<12} paused {} by run {} on {} {}",
+            p.account_id, p.connector, p.paused_at, p.run_id, p.connector, p.version
+        );
+        println!("    {}", p.drift);
+    }
 }
 
 /// A secret's value from the named environment variable or standard input; never

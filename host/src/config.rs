@@ -30,6 +30,45 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     /// Retries of transient failures.
     pub retry: crate::retry::RetryPolicy,
+    /// New connector versions: the watched directory, uploads.
+    pub plugins: PluginsConfig,
+    /// Where drift alerts go besides the log and the metrics.
+    pub alerts: AlertsConfig,
+}
+
+/// How new connector versions arrive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Watch a directory for component files (`passerelle serve` only).
+    pub watch: bool,
+    /// The watched directory. Default: `<data dir>/incoming`.
+    pub watch_dir: Option<PathBuf>,
+    /// A file is considered once it has not changed for this long.
+    pub settle_ms: u64,
+    /// Largest component the admin API accepts.
+    pub max_upload_bytes: usize,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            watch: true,
+            watch_dir: None,
+            settle_ms: 500,
+            max_upload_bytes: 32 << 20,
+        }
+    }
+}
+
+/// Drift alerts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// POST a JSON drift report here (no patient data, no secrets). Retried with backoff.
+    pub webhook_url: Option<String>,
+    /// Delivery attempts per alert (default 5).
+    pub webhook_attempts: Option<u32>,
 }
 
 /// The daemon's settings.
@@ -139,6 +178,8 @@ const SECTIONS: &[&str] = &[
     "daemon",
     "schedule",
     "retry",
+    "plugins",
+    "alerts",
 ];
 
 impl Config {
@@ -186,6 +227,16 @@ impl Config {
             && self.retry.min_delay_secs <= self.retry.max_delay_secs)
         {
             anyhow::bail!("retry.min_delay_secs must be between 0 and retry.max_delay_secs");
+        }
+        if let Some(url) = &self.alerts.webhook_url {
+            let parsed = reqwest::Url::parse(url)
+                .with_context(|| format!("alerts.webhook_url `{url}` is not a URL"))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                anyhow::bail!("alerts.webhook_url must be http:// or https://");
+            }
+        }
+        if self.plugins.max_upload_bytes < 1024 {
+            anyhow::bail!("plugins.max_upload_bytes must be at least 1024");
         }
         if self.retry.max_attempts == 0 {
             anyhow::bail!("retry.max_attempts must be at least 1 (1: never retry)");

@@ -273,7 +273,7 @@ async fn install_bundled(app: &Passerelle, dir: &Path) -> Result<()> {
             installed.manifest.name,
             installed.manifest.version,
             &installed.sha256[..12],
-            if installed.already_installed {
+            if installed.outcome == crate::plugins::Outcome::AlreadyInstalled {
                 ""
             } else {
                 ", installed"

@@ -15,6 +15,7 @@
 //! - [`demo`]: `passerelle demo`, and wiring a host to the platform simulator;
 //! - [`cli`]: the `passerelle` command.
 
+pub mod alerts;
 pub mod api;
 /// mimalloc as the process allocator: the daemon allocates from many threads (tokio
 /// workers, sqlx's SQLite workers, wasmtime), where glibc's per-thread arenas fragment

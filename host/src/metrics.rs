@@ -28,6 +28,11 @@ struct ConnectorLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RecordLabels {
     connector: String,
     kind: String,
@@ -52,6 +57,11 @@ pub struct Metrics {
     drift_events: Family<ConnectorLabel, Counter>,
     retries: Family<ConnectorLabel, Counter>,
     scheduler_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    activations: Family<ConnectorLabel, Counter>,
+    rejections: Family<KindLabel, Counter>,
+    alerts: Family<KindLabel, Counter>,
+    /// Accounts paused by drift, per connector.
+    paused_accounts: Family<ConnectorLabel, Gauge>,
     /// Runs waiting in the daemon's queue.
     pub queue_depth: Gauge,
     /// Runs executing.
@@ -123,6 +133,30 @@ impl Metrics {
             "Time the scheduler spent queueing scheduled runs (reading accounts, recording runs)",
             scheduler_seconds.clone(),
         );
+        let activations = Family::<ConnectorLabel, Counter>::default();
+        registry.register(
+            "connector_activations",
+            "Connector versions made active (install, approval, rollback)",
+            activations.clone(),
+        );
+        let rejections = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "connector_rejections",
+            "Candidate components refused, by reason",
+            rejections.clone(),
+        );
+        let alerts = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "drift_alerts",
+            "Drift alerts by outcome: raised, webhook-delivered, webhook-failed",
+            alerts.clone(),
+        );
+        let paused_accounts = Family::<ConnectorLabel, Gauge>::default();
+        registry.register(
+            "paused_accounts",
+            "Accounts paused by schema drift",
+            paused_accounts.clone(),
+        );
         let queue_depth = Gauge::default();
         registry.register("queue_depth", "Runs waiting to start", queue_depth.clone());
         let runs_in_flight = Gauge::default();
@@ -138,6 +172,10 @@ impl Metrics {
             drift_events,
             retries,
             scheduler_seconds,
+            activations,
+            rejections,
+            alerts,
+            paused_accounts,
             queue_depth,
             runs_in_flight,
         }
@@ -185,6 +223,41 @@ impl Metrics {
                 .get_or_create(&ConnectorLabel { connector })
                 .inc();
         }
+    }
+
+    /// A connector version became active.
+    pub fn activated(&self, connector: &str) {
+        self.activations
+            .get_or_create(&ConnectorLabel {
+                connector: connector.into(),
+            })
+            .inc();
+    }
+
+    /// Sets the accounts paused by drift, per connector (the whole family).
+    pub fn set_paused(&self, counts: &std::collections::HashMap<String, i64>) {
+        self.paused_accounts.clear();
+        for (connector, n) in counts {
+            self.paused_accounts
+                .get_or_create(&ConnectorLabel {
+                    connector: connector.clone(),
+                })
+                .set(*n);
+        }
+    }
+
+    /// A candidate component was refused.
+    pub fn candidate_rejected(&self, kind: &str) {
+        self.rejections
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .inc();
+    }
+
+    /// A drift alert event (`raised`, `webhook-delivered`, `webhook-failed`).
+    pub fn alert(&self, kind: &str) {
+        self.alerts
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .inc();
     }
 
     /// A request went to a platform; `status` None when no response came back.

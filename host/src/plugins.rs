@@ -1,10 +1,19 @@
-//! Installed connectors: installing a component file (compile, describe, validate, keep a
-//! copy, record the version, activate), listing versions, and handing the runner the
-//! active version of a connector, linked once per process.
+//! Installed connectors: the one path every candidate takes (file, watched directory,
+//! API upload), activation, approval, rollback, and handing the runner the active
+//! version of a connector, linked once per process.
+//!
+//! A candidate is compiled off the async executor and validated: a component of a
+//! supported contract version, the connector world, a `describe()` that answers in a
+//! sandbox without network, a sane manifest, the expected name, a version that is new and
+//! newer than the active one. A refused candidate is recorded with its reason and the
+//! active version keeps serving. A candidate that asks for more than the active version
+//! (new allowed hosts, new secrets) is kept but waits for `plugins approve`. Activation
+//! is one database transaction: runs already started keep the version they linked, runs
+//! that start afterwards get the new one.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::app::Passerelle;
@@ -13,7 +22,8 @@ use crate::limits::Limits;
 use crate::runtime::bindings::passerelle::connector::types as wit;
 use crate::runtime::{sha256_hex, Call, CallOutput, LoadedConnector, RunParts};
 use crate::scrub::Scrubber;
-use crate::store::connectors::ConnectorVersion;
+use crate::store::connectors::{ConnectorVersion, Rejection};
+use crate::store::now_text;
 
 /// A connector's manifest as the host keeps it (what `describe()` returned).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,34 +105,147 @@ impl Manifest {
     }
 }
 
+/// A component offered for installation.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub bytes: Vec<u8>,
+    /// Where it came from (`cli:FILE`, `api`, `watched:FILE`), for the log and the
+    /// rejection record.
+    pub source: String,
+    /// The connector it must be, when the way it arrived says (API path, file name).
+    pub expected_name: Option<String>,
+}
+
+impl Candidate {
+    pub fn from_file(path: &Path, source: &str) -> Result<Candidate> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(Candidate {
+            bytes,
+            source: format!("{source}:{}", path.display()),
+            expected_name: None,
+        })
+    }
+}
+
+/// A candidate refused, with the reason; the active version is untouched.
+#[derive(Debug, Clone, Serialize, thiserror::Error)]
+#[error("rejected {origin}: {reason}")]
+pub struct Rejected {
+    /// `not-a-component`, `unsupported-contract`, `wrong-world`, `describe-failed`,
+    /// `invalid-manifest`, `name-mismatch`, `duplicate-version`, `not-newer`.
+    pub kind: &'static str,
+    pub reason: String,
+    /// Where the candidate came from (as [`Candidate::source`]).
+    pub origin: String,
+    pub sha256: String,
+    pub name: Option<String>,
+    pub version: Option<String>,
+}
+
+/// What an installation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Kept and made active.
+    Activated,
+    /// Kept, not active: it asks for more than the active version.
+    PendingApproval,
+    /// These exact bytes were installed already; nothing changed.
+    AlreadyInstalled,
+}
+
+/// What a candidate asks for beyond the active version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Escalation {
+    pub new_hosts: Vec<String>,
+    pub new_secrets: Vec<String>,
+}
+
+impl Escalation {
+    /// What `candidate` asks for that `active` does not.
+    pub fn between(active: &Manifest, candidate: &Manifest) -> Escalation {
+        let new = |now: Vec<&String>, before: Vec<&String>| -> Vec<String> {
+            now.into_iter()
+                .filter(|x| !before.contains(x))
+                .cloned()
+                .collect()
+        };
+        Escalation {
+            new_hosts: new(
+                candidate.allowed_hosts.iter().collect(),
+                active.allowed_hosts.iter().collect(),
+            ),
+            new_secrets: new(
+                candidate.secrets.iter().map(|p| &p.name).collect(),
+                active.secrets.iter().map(|p| &p.name).collect(),
+            ),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.new_hosts.is_empty() && self.new_secrets.is_empty()
+    }
+}
+
+impl std::fmt::Display for Escalation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        for h in &self.new_hosts {
+            parts.push(format!("+ allowed host {h}"));
+        }
+        for s in &self.new_secrets {
+            parts.push(format!("+ secret {s}"));
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
 /// What `install` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Installed {
     pub manifest: Manifest,
     pub sha256: String,
     pub path: PathBuf,
-    pub activated: bool,
-    /// The same bytes were installed already.
-    pub already_installed: bool,
+    pub outcome: Outcome,
+    /// The version that was active when the candidate arrived.
+    pub previous: Option<String>,
+    /// Set when the candidate waits for approval.
+    pub escalation: Option<Escalation>,
+}
+
+impl Installed {
+    pub fn activated(&self) -> bool {
+        self.outcome == Outcome::Activated
+    }
+}
+
+/// One activation: from which version to which.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Activation {
+    pub name: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub sha256: String,
 }
 
 impl Passerelle {
-    /// Links a component, reusing this process's copy for the same content.
-    pub fn link(&self, path: &Path, expected_sha256: Option<&str>) -> Result<LoadedConnector> {
-        if let Some(sha) = expected_sha256 {
-            if let Some(l) = self.loaded.lock().expect("not poisoned").get(sha) {
-                return Ok(l.clone());
-            }
+    /// Links a component, reusing this process's copy for the same content. Compiling
+    /// (when the version is not linked yet) runs on a blocking thread.
+    pub async fn link(&self, path: &Path, expected_sha256: &str) -> Result<LoadedConnector> {
+        if let Some(l) = self.loaded.lock().expect("not poisoned").get(expected_sha256) {
+            return Ok(l.clone());
         }
-        let loaded = self.runtime.load_file(path)?;
-        if let Some(sha) = expected_sha256 {
-            if loaded.sha256 != sha {
-                bail!(
-                    "{} changed on disk (sha256 {} instead of {sha}); reinstall the connector",
-                    path.display(),
-                    loaded.sha256
-                );
-            }
+        let runtime = self.runtime.clone();
+        let owned = path.to_path_buf();
+        let loaded = tokio::task::spawn_blocking(move || runtime.load_file(&owned))
+            .await
+            .context("compiling a component")??;
+        if loaded.sha256 != expected_sha256 {
+            bail!(
+                "{} changed on disk (sha256 {} instead of {expected_sha256}); reinstall the connector",
+                path.display(),
+                loaded.sha256
+            );
         }
         self.loaded
             .lock()
@@ -154,85 +277,273 @@ impl Passerelle {
         match finished.output {
             Ok(CallOutput::Manifest(m)) => Ok(m.into()),
             Ok(other) => bail!("unexpected answer to describe(): {other:?}"),
-            Err(f) => bail!("describe() failed: {}", f.detail()),
+            Err(f) => bail!("describe() failed ({}): {}", f.kind(), f.detail()),
         }
     }
 
-    /// Installs a component file: validates it, keeps a copy in the data dir, records
-    /// the version, and activates it if the connector has no newer active version.
+    /// Installs a component file from the command line (see [`Self::install`]).
     pub async fn install_plugin(&self, file: &Path) -> Result<Installed> {
-        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        let sha256 = sha256_hex(&bytes);
-        let loaded = self
-            .runtime
-            .load_bytes(&bytes)
-            .with_context(|| format!("rejected {}", file.display()))?;
-        let manifest = self
-            .describe(&loaded)
+        self.install(Candidate::from_file(file, "cli")?).await
+    }
+
+    /// The one installation path. A refusal is a [`Rejected`] error (recorded in the
+    /// database and logged); other errors are the host's own.
+    pub async fn install(&self, candidate: Candidate) -> Result<Installed> {
+        let _one_at_a_time = self.install_lock.lock().await;
+        let sha256 = sha256_hex(&candidate.bytes);
+        match self.install_checked(&candidate, &sha256).await? {
+            Ok(installed) => Ok(installed),
+            Err(rejected) => {
+                tracing::warn!(
+                    source = %rejected.origin,
+                    kind = rejected.kind,
+                    sha256 = %&sha256[..12],
+                    "connector candidate rejected: {}",
+                    rejected.reason
+                );
+                self.metrics.candidate_rejected(rejected.kind);
+                self.store
+                    .add_rejection(&Rejection {
+                        at: now_text(),
+                        source: rejected.origin.clone(),
+                        sha256: rejected.sha256.clone(),
+                        name: rejected.name.clone(),
+                        version: rejected.version.clone(),
+                        kind: rejected.kind.into(),
+                        reason: rejected.reason.clone(),
+                    })
+                    .await?;
+                Err(rejected.into())
+            }
+        }
+    }
+
+    async fn install_checked(
+        &self,
+        candidate: &Candidate,
+        sha256: &str,
+    ) -> Result<Result<Installed, Rejected>> {
+        let reject = |kind: &'static str, reason: String, manifest: Option<&Manifest>| Rejected {
+            kind,
+            reason,
+            origin: candidate.source.clone(),
+            sha256: sha256.to_string(),
+            name: manifest.map(|m| m.name.clone()),
+            version: manifest.map(|m| m.version.clone()),
+        };
+        let all = self.store.connector_versions(None).await?;
+        if let Some(same) = all.iter().find(|v| v.sha256 == sha256) {
+            let manifest: Manifest = serde_json::from_value(same.manifest.clone())
+                .context("stored manifest is unreadable")?;
+            return Ok(Ok(Installed {
+                manifest,
+                sha256: sha256.to_string(),
+                path: PathBuf::from(&same.path),
+                outcome: Outcome::AlreadyInstalled,
+                previous: all
+                    .iter()
+                    .find(|v| v.active && v.name == same.name)
+                    .map(|v| v.version.clone()),
+                escalation: same
+                    .pending_approval
+                    .as_deref()
+                    .and_then(|p| serde_json::from_str(p).ok()),
+            }));
+        }
+
+        let runtime = self.runtime.clone();
+        let bytes = candidate.bytes.clone();
+        let loaded = match tokio::task::spawn_blocking(move || runtime.load_bytes(&bytes))
             .await
-            .with_context(|| format!("rejected {}", file.display()))?;
-        manifest
-            .validate()
-            .with_context(|| format!("rejected {}: invalid manifest", file.display()))?;
+            .context("compiling a component")?
+        {
+            Ok(l) => l,
+            Err(e) => return Ok(Err(reject(e.kind(), e.to_string(), None))),
+        };
+        let manifest = match self.describe(&loaded).await {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(reject("describe-failed", format!("{e:#}"), None))),
+        };
+        if let Err(e) = manifest.validate() {
+            return Ok(Err(reject(
+                "invalid-manifest",
+                format!("{e:#}"),
+                Some(&manifest),
+            )));
+        }
+        if let Some(expected) = &candidate.expected_name {
+            if *expected != manifest.name {
+                return Ok(Err(reject(
+                    "name-mismatch",
+                    format!(
+                        "expected connector `{expected}`, the component describes itself as `{}`",
+                        manifest.name
+                    ),
+                    Some(&manifest),
+                )));
+            }
+        }
+        let versions: Vec<&ConnectorVersion> =
+            all.iter().filter(|v| v.name == manifest.name).collect();
+        if versions.iter().any(|v| v.version == manifest.version) {
+            return Ok(Err(reject(
+                "duplicate-version",
+                format!(
+                    "{} {} is already installed with different content; give the new build a new version",
+                    manifest.name, manifest.version
+                ),
+                Some(&manifest),
+            )));
+        }
+        let active = versions.iter().find(|v| v.active).copied();
+        let mut escalation = None;
+        if let Some(a) = active {
+            let theirs = semver::Version::parse(&manifest.version)?;
+            let ours = semver::Version::parse(&a.version).unwrap_or(semver::Version::new(0, 0, 0));
+            if theirs <= ours {
+                return Ok(Err(reject(
+                    "not-newer",
+                    format!(
+                        "{} {} is not newer than the active {}; to go back to a kept version use `passerelle plugins rollback {} VERSION`",
+                        manifest.name, manifest.version, a.version, manifest.name
+                    ),
+                    Some(&manifest),
+                )));
+            }
+            let active_manifest: Manifest = serde_json::from_value(a.manifest.clone())
+                .context("stored manifest is unreadable")?;
+            let e = Escalation::between(&active_manifest, &manifest);
+            if !e.is_empty() {
+                escalation = Some(e);
+            }
+        }
 
         let dir = self.plugins_dir().join(&manifest.name);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(format!("{}-{}.wasm", manifest.version, &sha256[..12]));
         if !path.exists() {
             let tmp = dir.join(format!(".{}.tmp", &sha256[..12]));
-            std::fs::write(&tmp, &bytes)?;
+            std::fs::write(&tmp, &candidate.bytes)?;
             std::fs::rename(&tmp, &path)?;
         }
-        let manifest_json = serde_json::to_value(&manifest)?;
-        let inserted = self
-            .store
+        let pending = escalation
+            .as_ref()
+            .map(|e| serde_json::to_string(e).expect("serialisable"));
+        self.store
             .add_connector_version(
                 &manifest.name,
                 &manifest.version,
-                &sha256,
+                sha256,
                 &path.to_string_lossy(),
-                &manifest_json,
+                &serde_json::to_value(&manifest)?,
+                pending.as_deref(),
             )
             .await?;
-        let existing = self.store.connector_versions(Some(&manifest.name)).await?;
-        if !inserted {
-            let same = existing
-                .iter()
-                .find(|v| v.version == manifest.version)
-                .is_some_and(|v| v.sha256 == sha256);
-            if !same {
-                bail!(
-                    "rejected {}: {} {} is already installed with different content; give the new build a new version",
-                    file.display(),
-                    manifest.name,
-                    manifest.version
-                );
-            }
-        }
         self.loaded
             .lock()
             .expect("not poisoned")
-            .insert(sha256.clone(), loaded);
-        let active = existing.iter().find(|v| v.active);
-        let newer = match active {
-            None => true,
-            Some(a) => {
-                semver::Version::parse(&manifest.version)?
-                    > semver::Version::parse(&a.version).unwrap_or(semver::Version::new(0, 0, 0))
+            .insert(sha256.to_string(), loaded);
+        let outcome = match &escalation {
+            Some(e) => {
+                tracing::warn!(
+                    connector = %manifest.name,
+                    version = %manifest.version,
+                    source = %candidate.source,
+                    "connector installed but not activated: it asks for more than the active version ({e}); approve with `passerelle plugins approve {} {}`",
+                    manifest.name,
+                    manifest.version
+                );
+                Outcome::PendingApproval
+            }
+            None => {
+                self.activate(&manifest.name, &manifest.version, "installed")
+                    .await?;
+                Outcome::Activated
             }
         };
-        if newer {
-            self.store
-                .activate_connector_version(&manifest.name, &manifest.version)
-                .await?;
-        }
-        Ok(Installed {
+        Ok(Ok(Installed {
             manifest,
-            sha256,
+            sha256: sha256.to_string(),
             path,
-            activated: newer,
-            already_installed: !inserted,
+            outcome,
+            previous: active.map(|a| a.version.clone()),
+            escalation,
+        }))
+    }
+
+    /// Makes a kept version the active one: links it first (so the switch itself is one
+    /// transaction), then tells the daemon, which re-drives drift-paused accounts.
+    pub async fn activate(&self, name: &str, version: &str, why: &str) -> Result<Activation> {
+        let versions = self.store.connector_versions(Some(name)).await?;
+        let target = versions
+            .iter()
+            .find(|v| v.version == version)
+            .ok_or_else(|| {
+                anyhow!("connector `{name}` has no installed version `{version}` (see `passerelle plugins list`)")
+            })?;
+        let from = versions.iter().find(|v| v.active).map(|v| v.version.clone());
+        self.link(Path::new(&target.path), &target.sha256).await?;
+        let started = std::time::Instant::now();
+        self.store.activate_connector_version(name, version).await?;
+        let took = started.elapsed();
+        self.metrics.activated(name);
+        self.activations.send_modify(|n| *n += 1);
+        tracing::info!(
+            connector = name,
+            version,
+            sha256 = %&target.sha256[..12],
+            previous = from.as_deref().unwrap_or("none"),
+            activation_ms = took.as_secs_f64() * 1000.0,
+            "connector version activated ({why})"
+        );
+        Ok(Activation {
+            name: name.to_string(),
+            from,
+            to: version.to_string(),
+            sha256: target.sha256.clone(),
         })
+    }
+
+    /// Activates a version that waits for approval.
+    pub async fn approve(&self, name: &str, version: &str) -> Result<Activation> {
+        let versions = self.store.connector_versions(Some(name)).await?;
+        let Some(v) = versions.iter().find(|v| v.version == version) else {
+            bail!("connector `{name}` has no installed version `{version}` (see `passerelle plugins list`)");
+        };
+        if v.pending_approval.is_none() {
+            bail!("{name} {version} does not wait for approval");
+        }
+        self.activate(name, version, "approved by the operator")
+            .await
+    }
+
+    /// Activates `version`, or the version that was active before the current one.
+    pub async fn rollback(&self, name: &str, version: Option<&str>) -> Result<Activation> {
+        let versions = self.store.connector_versions(Some(name)).await?;
+        if versions.is_empty() {
+            bail!("connector `{name}` is not installed (see `passerelle plugins list`)");
+        }
+        let target = match version {
+            Some(wanted) => {
+                let Some(v) = versions.iter().find(|v| v.version == wanted) else {
+                    bail!("connector `{name}` has no installed version `{wanted}` (see `passerelle plugins list`)");
+                };
+                if v.active {
+                    bail!("{name} {wanted} is already the active version");
+                }
+                if v.pending_approval.is_some() {
+                    bail!("{name} {wanted} waits for approval: use `passerelle plugins approve {name} {wanted}`");
+                }
+                v
+            }
+            None => versions
+                .iter()
+                .filter(|v| !v.active && v.activated_at.is_some())
+                .max_by(|a, b| a.activated_at.cmp(&b.activated_at))
+                .ok_or_else(|| anyhow!("no earlier version of `{name}` was ever active; name one: `passerelle plugins rollback {name} VERSION`"))?,
+        };
+        let target = target.version.clone();
+        self.activate(name, &target, "rollback").await
     }
 
     /// The active version of `connector`, linked, with its manifest.
@@ -243,7 +554,7 @@ impl Passerelle {
         let version = self.store.active_connector(connector).await?.with_context(|| {
             format!("no active version of connector `{connector}`: install one with `passerelle plugins install FILE.wasm`")
         })?;
-        let loaded = self.link(Path::new(&version.path), Some(&version.sha256))?;
+        let loaded = self.link(Path::new(&version.path), &version.sha256).await?;
         let manifest: Manifest = serde_json::from_value(version.manifest.clone())
             .context("stored manifest is unreadable")?;
         Ok((version, loaded, manifest))

@@ -10,11 +10,15 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::api::practices::PracticeView;
-use crate::api::runs::{ConnectorView, SyncAccepted};
+use crate::api::connectors::{ConnectorView, InstallAnswer, Resumed};
+use crate::api::runs::SyncAccepted;
 use crate::cli::{
-    account_line, connector_line, read_secret_value, report_sync, run_table, AccountsCmd, Command,
-    PluginsCmd, PracticesCmd,
+    account_line, activation_line, install_line, print_pauses, print_rejections, print_versions,
+    read_secret_value, report_sync, run_table, AccountsCmd, Command, PluginsCmd, PracticesCmd,
 };
+use crate::plugins::Activation;
+use crate::store::connectors::Rejection;
+use crate::store::pauses::Pause;
 use crate::store::practices::Account;
 use crate::store::runs::{Run, Status};
 
@@ -40,6 +44,18 @@ impl Client {
         })
     }
 
+    /// Uploads bytes (a component) with POST.
+    pub async fn upload<T: DeserializeOwned>(&self, path: &str, bytes: Vec<u8>) -> Result<T> {
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+                .timeout(Duration::from_secs(300))
+                .body(bytes),
+        )
+        .await
+    }
+
     /// Sends a request; a JSON error answer becomes an error with its message.
     pub async fn call<T: DeserializeOwned>(
         &self,
@@ -48,12 +64,19 @@ impl Client {
         body: Option<Value>,
     ) -> Result<T> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method, &url).bearer_auth(&self.token);
+        let mut request = self.http.request(method, &url);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request
-            .send()
+        self.send(request).await
+    }
+
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T> {
+        let request = request.bearer_auth(&self.token).build()?;
+        let url = request.url().clone();
+        let response = self
+            .http
+            .execute(request)
             .await
             .with_context(|| format!("cannot reach the daemon at {}", self.base))?;
         let status = response.status();
@@ -188,15 +211,76 @@ pub async fn dispatch(client: &Client, command: Command) -> Result<()> {
         Command::Plugins(PluginsCmd::List) => {
             let versions: Vec<ConnectorView> =
                 client.call(Method::GET, "/v1/connectors", None).await?;
-            if versions.is_empty() {
-                println!("no connectors installed");
+            let rejections: Vec<Rejection> = client
+                .call(Method::GET, "/v1/connectors/rejections?limit=5", None)
+                .await?;
+            print_versions(&versions, &rejections);
+        }
+        Command::Plugins(PluginsCmd::Install { files }) => {
+            let mut failed = 0;
+            for file in files {
+                let bytes = std::fs::read(&file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                match client.upload::<InstallAnswer>("/v1/connectors", bytes).await {
+                    Ok(i) => println!("{}", install_line(&i)),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("error: {}: {e:#}", file.display());
+                    }
+                }
             }
-            for v in versions {
-                println!(
-                    "{}",
-                    connector_line(v.active, &v.name, &v.version, &v.sha256, &v.installed_at)
-                );
+            if failed > 0 {
+                bail!("{failed} component(s) rejected");
             }
+        }
+        Command::Plugins(PluginsCmd::Approve { name, version }) => {
+            let a: Activation = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/connectors/{name}/approve"),
+                    Some(json!({ "version": version })),
+                )
+                .await?;
+            println!("{}", activation_line(&a));
+        }
+        Command::Plugins(PluginsCmd::Rollback { name, version }) => {
+            let a: Activation = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/connectors/{name}/rollback"),
+                    Some(json!({ "version": version })),
+                )
+                .await?;
+            println!("{}", activation_line(&a));
+        }
+        Command::Plugins(PluginsCmd::Rejections { limit }) => {
+            let r: Vec<Rejection> = client
+                .call(
+                    Method::GET,
+                    &format!("/v1/connectors/rejections?limit={limit}"),
+                    None,
+                )
+                .await?;
+            print_rejections(&r);
+        }
+        Command::Accounts(AccountsCmd::Paused { connector }) => {
+            let path = match connector {
+                Some(c) => format!("/v1/paused?connector={c}"),
+                None => "/v1/paused".into(),
+            };
+            let p: Vec<Pause> = client.call(Method::GET, &path, None).await?;
+            print_pauses(&p);
+        }
+        Command::Accounts(AccountsCmd::Resume { id }) => {
+            let r: Resumed = client
+                .call(Method::POST, &format!("/v1/accounts/{id}/resume"), None)
+                .await?;
+            println!(
+                "pause lifted; run {} re-drives {} from its last checkpoint{}",
+                r.run_id,
+                r.account_id,
+                if r.coalesced { " (already queued)" } else { "" }
+            );
         }
         Command::Sync {
             practice,
@@ -281,7 +365,6 @@ async fn wait_for_runs(client: &Client, accepted: &SyncAccepted) -> Result<Vec<R
 
 fn command_name(command: &Command) -> &'static str {
     match command {
-        Command::Plugins(PluginsCmd::Install { .. }) => "plugins install",
         Command::Appointments { .. } => "appointments",
         Command::Slots { .. } => "slots",
         Command::Demo { .. } => "demo",

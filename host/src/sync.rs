@@ -18,7 +18,9 @@ use crate::runtime::{Call, CallOutput, RunParts};
 use crate::scrub::Scrubber;
 use crate::store::practices::Account;
 use crate::store::records::{Finish, Scope};
-use crate::store::runs::{Mode, NewRun, Run, RunCounts, RunEnd, Status, Trigger};
+use crate::alerts::DriftAlert;
+use crate::store::pauses::Pause;
+use crate::store::runs::{DriftReport, Mode, NewRun, Run, RunCounts, RunEnd, Status, Trigger};
 
 /// How to run.
 #[derive(Debug, Clone, Copy)]
@@ -126,6 +128,7 @@ impl Passerelle {
             ..end
         };
         self.store.finish_run(run_id, &end).await?;
+        self.pause_or_resume(account, &version, run_id, &end).await?;
         {
             let _e = span.enter();
             tracing::info!(
@@ -145,6 +148,57 @@ impl Passerelle {
             .context("the run just recorded is missing")?;
         self.metrics.run_ended(&run);
         Ok(run)
+    }
+
+    /// A drifted run pauses its account (and raises the alert); a successful run of a
+    /// paused account lifts the pause.
+    async fn pause_or_resume(
+        &self,
+        account: &Account,
+        version: &crate::store::connectors::ConnectorVersion,
+        run_id: i64,
+        end: &RunEnd,
+    ) -> Result<()> {
+        match (&end.status, &end.drift) {
+            (Status::Drift, Some(drift)) => {
+                self.store
+                    .pause_account(&Pause {
+                        account_id: account.id.clone(),
+                        connector: version.name.clone(),
+                        run_id,
+                        version: version.version.clone(),
+                        sha256: version.sha256.clone(),
+                        drift: drift.clone(),
+                        paused_at: String::new(),
+                    })
+                    .await?;
+                self.alerts.drift(DriftAlert {
+                    event: "connector.drift".into(),
+                    connector: version.name.clone(),
+                    version: version.version.clone(),
+                    sha256: version.sha256.clone(),
+                    practice_id: account.practice_id.clone(),
+                    account_id: account.id.clone(),
+                    run_id,
+                    drift: drift.clone(),
+                    paused: true,
+                    at: crate::store::now_text(),
+                });
+            }
+            (Status::Succeeded, _) => {
+                if self.store.resume_account(&account.id).await? {
+                    tracing::info!(
+                        account = %account.id,
+                        connector = %version.name,
+                        version = %version.version,
+                        run = run_id,
+                        "drift pause lifted: the run succeeded"
+                    );
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -228,6 +282,7 @@ impl Passerelle {
             message: None,
             duration_ms: 0,
             retry_after_secs: None,
+            drift: None,
         };
         match finished.output {
             Ok(CallOutput::Synced(Ok(summary))) => {
@@ -252,6 +307,15 @@ impl Passerelle {
             Ok(CallOutput::Synced(Err(error))) => {
                 if let wit::SyncError::RateLimited(Some(after)) = &error {
                     end.retry_after_secs = Some(i64::from(*after));
+                }
+                if let wit::SyncError::SchemaDrift(d) = &error {
+                    let mut clean = |s: &str| scrubber.scrub(&truncate(s.to_string()));
+                    end.drift = Some(DriftReport {
+                        endpoint: clean(&d.endpoint),
+                        path: clean(&d.path),
+                        expected: clean(&d.expected),
+                        found: clean(&d.found),
+                    });
                 }
                 let (status, kind, detail) = describe_error(&error);
                 end.status = status;

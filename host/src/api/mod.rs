@@ -1,12 +1,14 @@
 //! The admin API (axum, JSON) that `passerelle serve` answers: the route table, bearer
 //! authentication, JSON errors and input extractors. Handlers live in [`practices`]
-//! (practices, accounts, secrets) and [`runs`] ("Sync now", the sync log, connectors).
+//! (practices, accounts, secrets), [`runs`] ("Sync now", the sync log, metrics) and
+//! [`connectors`] (versions, uploads, approval, rollback, drift pauses).
 //!
 //! Every endpoint but `/healthz` needs `Authorization: Bearer <token>`, compared in
 //! constant time. Errors are `{"error": {"code", "message"}}` with a 4xx/5xx status;
 //! nothing a client sends can make a handler panic. The API is described by
 //! `docs/openapi.json`, served at `/openapi.json`; a test checks the two agree.
 
+pub mod connectors;
 pub mod practices;
 pub mod runs;
 
@@ -78,7 +80,37 @@ pub fn routes() -> Vec<(
         ),
         ("/v1/runs", &["get"], get(runs::list)),
         ("/v1/runs/{id}", &["get"], get(runs::show)),
-        ("/v1/connectors", &["get"], get(runs::connectors)),
+        (
+            "/v1/connectors",
+            &["get", "post"],
+            get(connectors::list).post(connectors::upload_any),
+        ),
+        (
+            "/v1/connectors/rejections",
+            &["get"],
+            get(connectors::rejections),
+        ),
+        (
+            "/v1/connectors/{name}/versions",
+            &["post"],
+            post(connectors::upload),
+        ),
+        (
+            "/v1/connectors/{name}/approve",
+            &["post"],
+            post(connectors::approve),
+        ),
+        (
+            "/v1/connectors/{name}/rollback",
+            &["post"],
+            post(connectors::rollback),
+        ),
+        ("/v1/paused", &["get"], get(connectors::paused)),
+        (
+            "/v1/accounts/{id}/resume",
+            &["post"],
+            post(connectors::resume),
+        ),
     ]
 }
 
@@ -99,7 +131,8 @@ pub fn router(daemon: Arc<Daemon>, token: String) -> Router {
             state.clone(),
             authenticate,
         ))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(1 << 20))
+        // JSON bodies: 1 MiB. Uploads read their body with their own limit.
+        .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
         .with_state(state)
 }
 

@@ -1,4 +1,4 @@
-//! Admin API: "Sync now", the sync log, connectors, and the metrics.
+//! Admin API: "Sync now", the sync log, and the metrics.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -148,39 +148,12 @@ pub async fn show(
         .ok_or_else(|| ApiError::not_found(format!("no run {id}")))
 }
 
-/// An installed connector version.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ConnectorView {
-    pub name: String,
-    pub version: String,
-    pub sha256: String,
-    pub active: bool,
-    pub installed_at: String,
-}
-
-pub async fn connectors(
-    State(state): State<ApiState>,
-) -> Result<Json<Vec<ConnectorView>>, ApiError> {
-    let versions = state.daemon.app.store.connector_versions(None).await?;
-    Ok(Json(
-        versions
-            .into_iter()
-            .map(|v| ConnectorView {
-                name: v.name,
-                version: v.version,
-                sha256: v.sha256,
-                active: v.active,
-                installed_at: v.installed_at,
-            })
-            .collect(),
-    ))
-}
-
 pub async fn metrics(State(state): State<ApiState>) -> Response {
     let daemon = &state.daemon;
     let metrics = &daemon.app.metrics;
     metrics.queue_depth.set(daemon.queue.depth() as i64);
     metrics.runs_in_flight.set(daemon.queue.running() as i64);
+    daemon.refresh_pause_gauge().await;
     (
         [(
             header::CONTENT_TYPE,

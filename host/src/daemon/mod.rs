@@ -7,14 +7,19 @@
 //! - the workers, which take runs from the [`crate::queue::RunQueue`] within its caps and
 //!   retry transient failures with backoff ([`crate::retry`]);
 //! - "Sync now" (coalescing, minimum interval between manual runs);
+//! - the drift loop ([`drift`]): paused accounts skip their slots, a new connector
+//!   version re-drives them;
+//! - the watched plugins directory ([`plugin_watch`]);
 //! - graceful shutdown: stop taking runs, give running ones a grace period, record what
 //!   was interrupted as `cancelled`.
 //!
 //! The admin API ([`crate::api`]) and the command line drive it.
 
+mod drift;
 pub mod planner;
 mod serve;
 pub mod token;
+mod plugin_watch;
 mod worker;
 
 use std::collections::HashMap;
@@ -350,7 +355,9 @@ impl Daemon {
             );
             planner.load(&practices, now);
             for (practice_id, slots) in planner.missed(last, now) {
-                for account in store.list_accounts(Some(&practice_id)).await? {
+                let mut accounts = store.list_accounts(Some(&practice_id)).await?;
+                self.skip_paused(&mut accounts, Trigger::CatchUp).await?;
+                for account in accounts {
                     let Some(version) = store.active_connector(&account.connector).await? else {
                         continue;
                     };
@@ -415,6 +422,7 @@ impl Daemon {
                 None => accounts.extend(self.app.store.list_accounts(Some(practice_id)).await?),
             }
         }
+        self.skip_paused(&mut accounts, Trigger::Schedule).await?;
         let mut n = 0;
         for chunk in accounts.chunks(500) {
             match self

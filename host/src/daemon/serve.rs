@@ -1,5 +1,5 @@
-//! Starting and stopping the daemon: recovery, catch-up, the scheduler, the workers and
-//! the admin API; on SIGTERM or SIGINT, the graceful shutdown.
+//! Starting and stopping the daemon: recovery, catch-up, the scheduler, the workers, the
+//! re-driver, the plugins directory watch and the admin API; on SIGTERM or SIGINT, the graceful shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +35,8 @@ pub struct Running {
     pub api_address: SocketAddr,
     pub token: String,
     scheduler: JoinHandle<()>,
+    /// The re-driver and the plugins directory watch.
+    helpers: Vec<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
     api: JoinHandle<()>,
     api_stop: tokio::sync::oneshot::Sender<()>,
@@ -69,6 +71,8 @@ pub async fn start(app: Passerelle, options: ServeOptions) -> Result<Running> {
         .collect();
     daemon.catch_up(daemon.now()).await?;
     let scheduler = tokio::spawn(daemon.clone().run_scheduler());
+    let mut helpers = vec![tokio::spawn(daemon.clone().run_redriver())];
+    helpers.extend(daemon.start_watching()?);
     let router = crate::api::router(daemon.clone(), token.clone());
     let (api_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let api = tokio::spawn(async move {
@@ -97,6 +101,7 @@ pub async fn start(app: Passerelle, options: ServeOptions) -> Result<Running> {
         api_address,
         token,
         scheduler,
+        helpers,
         workers,
         api,
         api_stop,
@@ -116,6 +121,9 @@ impl Running {
             "shutting down: no new runs; waiting for running ones"
         );
         let _ = self.scheduler.await;
+        for h in self.helpers {
+            let _ = h.await;
+        }
         let grace = Duration::from_secs(daemon.app.config.daemon.shutdown_grace_secs);
         let mut workers = futures::future::join_all(self.workers);
         let mut interrupted = 0;
@@ -130,6 +138,7 @@ impl Running {
         }
         let _ = self.api_stop.send(());
         let _ = self.api.await;
+        daemon.app.alerts.flush(Duration::from_secs(5)).await;
         daemon.app.store.close().await;
         tracing::info!("passerelle daemon stopped");
         Ok(Stopped {

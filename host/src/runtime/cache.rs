@@ -59,7 +59,7 @@ pub fn load(
     }
     let serialized = engine
         .precompile_component(bytes)
-        .map_err(|e| explain(e.into()))?;
+        .map_err(anyhow::Error::from)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = dir.join(format!(".{sha256}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, &serialized).with_context(|| format!("writing {}", tmp.display()))?;
@@ -71,11 +71,5 @@ pub fn load(
 }
 
 fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component> {
-    Component::new(engine, bytes).map_err(|e| explain(e.into()))
-}
-
-fn explain(e: anyhow::Error) -> anyhow::Error {
-    e.context(
-        "not a valid WebAssembly component (build connectors for wasm32-wasip2 as a component)",
-    )
+    Component::new(engine, bytes).map_err(anyhow::Error::from)
 }

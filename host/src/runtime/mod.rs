@@ -36,6 +36,51 @@ use crate::scrub::Scrubber;
 
 pub use self::cache::{sha256_hex, Origin};
 
+/// The contract version this host implements (`wit/v0.1.0`). Components built against
+/// it, or an earlier patch of the same minor version, load.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// The version in an import or export name of the passerelle contract
+/// (`passerelle:connector/http@0.1.0` gives `0.1.0`).
+fn contract_version(name: &str) -> Option<&str> {
+    name.strip_prefix("passerelle:connector/")?
+        .split_once('@')
+        .map(|(_, v)| v)
+}
+
+/// Whether a component built against contract `version` can run on this host.
+fn supported_contract(version: &str) -> bool {
+    let (Ok(found), Ok(ours)) = (
+        semver::Version::parse(version),
+        semver::Version::parse(CONTRACT_VERSION),
+    ) else {
+        return false;
+    };
+    found.major == ours.major && found.minor == ours.minor && found.patch <= ours.patch
+}
+
+/// Why bytes are not a connector this host can run.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a valid WebAssembly component (build connectors for wasm32-wasip2 as a component): {0}")]
+    NotComponent(String),
+    #[error("built against passerelle:connector@{found}; this host implements passerelle:connector@{CONTRACT_VERSION} (and earlier patches of it)")]
+    UnsupportedContract { found: String },
+    #[error("does not implement the passerelle:connector@{CONTRACT_VERSION} world: {0}")]
+    WrongWorld(String),
+}
+
+impl LoadError {
+    /// The rejection kind reported to operators.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LoadError::NotComponent(_) => "not-a-component",
+            LoadError::UnsupportedContract { .. } => "unsupported-contract",
+            LoadError::WrongWorld(_) => "wrong-world",
+        }
+    }
+}
+
 /// A run limit was hit; the run fails with this reason.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("limit exceeded: {0}")]
@@ -205,26 +250,36 @@ impl Runtime {
     pub fn load_file(&self, path: &Path) -> Result<LoadedConnector> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         self.load_bytes(&bytes)
+            .map_err(anyhow::Error::from)
             .with_context(|| format!("loading {}", path.display()))
     }
 
-    /// Compiles (or loads from cache) and links component bytes.
-    pub fn load_bytes(&self, bytes: &[u8]) -> Result<LoadedConnector> {
+    /// Compiles (or loads from cache) and links component bytes. The error says which
+    /// of the three ways a candidate can fail to be a connector it is ([`LoadError`]).
+    pub fn load_bytes(&self, bytes: &[u8]) -> Result<LoadedConnector, LoadError> {
         let sha256 = sha256_hex(bytes);
         let (component, origin) = cache::load(
             &self.engine,
             bytes,
             &sha256,
             self.config.cache_dir.as_deref(),
-        )?;
+        )
+        .map_err(|e| LoadError::NotComponent(format!("{e:#}")))?;
+        let ty = component.component_type();
+        for (name, _) in ty.imports(&self.engine).chain(ty.exports(&self.engine)) {
+            if let Some(found) = contract_version(name) {
+                if !supported_contract(found) {
+                    return Err(LoadError::UnsupportedContract {
+                        found: found.to_string(),
+                    });
+                }
+            }
+        }
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(anyhow::Error::from)
-            .context("the component does not fit the passerelle:connector@0.1.0 contract")?;
-        let pre = ConnectorPre::new(pre)
-            .map_err(anyhow::Error::from)
-            .context("the component does not export the passerelle:connector@0.1.0 world")?;
+            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let pre = ConnectorPre::new(pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         Ok(LoadedConnector {
             sha256,
             pre,

@@ -1,5 +1,6 @@
 //! Installed connector versions: name, version, content hash, where the component file
-//! is kept, its manifest, and which version of each connector is active.
+//! is kept, its manifest, which version of each connector is active (and since when),
+//! which wait for the operator's approval; and the candidates that were refused.
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -17,6 +18,27 @@ pub struct ConnectorVersion {
     pub manifest: serde_json::Value,
     pub installed_at: String,
     pub active: bool,
+    /// Set while the version waits for `plugins approve`: what it asks for beyond the
+    /// version that was active when it arrived.
+    pub pending_approval: Option<String>,
+    /// When it was last made active.
+    pub activated_at: Option<String>,
+}
+
+/// A candidate component that was refused, and why.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Rejection {
+    pub at: String,
+    /// Where it came from: `api`, `cli`, or the watched file's path.
+    pub source: String,
+    pub sha256: String,
+    /// What `describe()` said, when it got that far.
+    pub name: Option<String>,
+    pub version: Option<String>,
+    /// `not-a-component`, `unsupported-contract`, `wrong-world`, `describe-failed`,
+    /// `invalid-manifest`, `name-mismatch`, `duplicate-version`, `not-newer`.
+    pub kind: String,
+    pub reason: String,
 }
 
 impl Store {
@@ -28,10 +50,11 @@ impl Store {
         sha256: &str,
         path: &str,
         manifest: &serde_json::Value,
+        pending_approval: Option<&str>,
     ) -> Result<bool> {
         let res = sqlx::query(
-            "INSERT INTO connector_versions (name, version, sha256, path, manifest, installed_at, active)
-             VALUES ($1, $2, $3, $4, $5, $6, 0)",
+            "INSERT INTO connector_versions (name, version, sha256, path, manifest, installed_at, active, pending_approval)
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
         )
         .bind(name)
         .bind(version)
@@ -39,6 +62,7 @@ impl Store {
         .bind(path)
         .bind(manifest.to_string())
         .bind(now_text())
+        .bind(pending_approval)
         .execute(&self.pool)
         .await;
         match res {
@@ -48,7 +72,9 @@ impl Store {
         }
     }
 
-    /// Makes `version` the one active version of `name`, atomically.
+    /// Makes `version` the one active version of `name`, atomically (one transaction:
+    /// a run starting at any instant sees exactly one active version). Clears a pending
+    /// approval: activating is approving.
     pub async fn activate_connector_version(&self, name: &str, version: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE connector_versions SET active = 0 WHERE name = $1")
@@ -56,10 +82,12 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let n = sqlx::query(
-            "UPDATE connector_versions SET active = 1 WHERE name = $1 AND version = $2",
+            "UPDATE connector_versions SET active = 1, pending_approval = NULL, activated_at = $3
+             WHERE name = $1 AND version = $2",
         )
         .bind(name)
         .bind(version)
+        .bind(now_text())
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -72,10 +100,10 @@ impl Store {
     }
 
     pub async fn connector_versions(&self, name: Option<&str>) -> Result<Vec<ConnectorVersion>> {
-        let rows = sqlx::query(
-            "SELECT name, version, sha256, path, manifest, installed_at, active FROM connector_versions
-             WHERE ($1 IS NULL OR name = $1) ORDER BY name, installed_at",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM connector_versions
+             WHERE ($1 IS NULL OR name = $1) ORDER BY name, installed_at"
+        ))
         .bind(name)
         .fetch_all(&self.pool)
         .await?;
@@ -83,16 +111,61 @@ impl Store {
     }
 
     pub async fn active_connector(&self, name: &str) -> Result<Option<ConnectorVersion>> {
-        let row = sqlx::query(
-            "SELECT name, version, sha256, path, manifest, installed_at, active FROM connector_versions
-             WHERE name = $1 AND active = 1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM connector_versions
+             WHERE name = $1 AND active = 1"
+        ))
         .bind(name)
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(version_from_row).transpose()
     }
+
+    /// Records a refused candidate.
+    pub async fn add_rejection(&self, r: &Rejection) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO connector_rejections (at, source, sha256, name, version, kind, reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&r.at)
+        .bind(&r.source)
+        .bind(&r.sha256)
+        .bind(r.name.as_deref())
+        .bind(r.version.as_deref())
+        .bind(&r.kind)
+        .bind(&r.reason)
+        .execute(&self.pool)
+        .await
+        .context("recording a rejected connector")?;
+        Ok(())
+    }
+
+    /// The latest refused candidates, newest first.
+    pub async fn rejections(&self, limit: i64) -> Result<Vec<Rejection>> {
+        let rows = sqlx::query(
+            "SELECT at, source, sha256, name, version, kind, reason FROM connector_rejections
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| Rejection {
+                at: row.get("at"),
+                source: row.get("source"),
+                sha256: row.get("sha256"),
+                name: row.get("name"),
+                version: row.get("version"),
+                kind: row.get("kind"),
+                reason: row.get("reason"),
+            })
+            .collect())
+    }
 }
+
+const VERSION_COLUMNS: &str =
+    "name, version, sha256, path, manifest, installed_at, active, pending_approval, activated_at";
 
 fn version_from_row(row: &sqlx::any::AnyRow) -> Result<ConnectorVersion> {
     let manifest: String = row.get("manifest");
@@ -104,5 +177,7 @@ fn version_from_row(row: &sqlx::any::AnyRow) -> Result<ConnectorVersion> {
         manifest: serde_json::from_str(&manifest).context("corrupt stored manifest")?,
         installed_at: row.get("installed_at"),
         active: row.get::<i64, _>("active") != 0,
+        pending_approval: row.get("pending_approval"),
+        activated_at: row.get("activated_at"),
     })
 }

@@ -7,6 +7,7 @@
 //! [`records`] (appointments and slots, committed per checkpoint).
 
 pub mod connectors;
+pub mod pauses;
 pub mod practices;
 pub mod records;
 pub mod runs;

@@ -254,7 +254,7 @@ impl Store {
                 .await
                 .with_context(|| format!("deleting the practice's {table}"))?;
         }
-        for table in ["account_secrets", "sync_state"] {
+        for table in ["account_secrets", "sync_state", "account_pauses"] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE account_id IN (SELECT id FROM accounts WHERE practice_id = $1)"
             ))
@@ -288,6 +288,7 @@ impl Store {
             "runs",
             "account_secrets",
             "sync_state",
+            "account_pauses",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
                 .bind(id)

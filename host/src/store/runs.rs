@@ -81,6 +81,31 @@ pub struct Run {
     pub attempt: i64,
     /// The platform's Retry-After, when it answered "slow down".
     pub retry_after_secs: Option<i64>,
+    /// The connector's report, when the run ended `drift`.
+    #[serde(default)]
+    pub drift: Option<DriftReport>,
+}
+
+/// Where a platform's response stopped matching what the connector expects. PII-free:
+/// the connector names kinds, never values, and the host scrubs it like any error.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DriftReport {
+    /// Method and path of the endpoint (`GET /booking/{centre}.json`).
+    pub endpoint: String,
+    /// JSON path of the offending item.
+    pub path: String,
+    pub expected: String,
+    pub found: String,
+}
+
+impl std::fmt::Display for DriftReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: at {} expected {}, found {}",
+            self.endpoint, self.path, self.expected, self.found
+        )
+    }
 }
 
 /// What a run did. Accumulated by the runner, written when the run ends.
@@ -122,6 +147,8 @@ pub struct RunEnd {
     pub duration_ms: i64,
     /// The platform's Retry-After (rate-limited runs).
     pub retry_after_secs: Option<i64>,
+    /// The drift report (runs that end `drift`).
+    pub drift: Option<DriftReport>,
 }
 
 impl RunEnd {
@@ -136,6 +163,7 @@ impl RunEnd {
             message: None,
             duration_ms: 0,
             retry_after_secs: None,
+            drift: None,
         }
     }
 }
@@ -156,7 +184,7 @@ const RUN_COLUMNS: &str =
     trigger, mode, status, started_at, finished_at, duration_ms, appointments_added,
     appointments_changed, appointments_deleted, appointments_tombstoned, slots_written,
     slots_removed, http_requests, bytes_received, checkpoints, error_kind, error_detail,
-    cursor_before, cursor_after, message, attempt, retry_after_secs";
+    cursor_before, cursor_after, message, attempt, retry_after_secs, drift";
 
 impl Store {
     /// Opens a run in the sync log with status `running`; returns its id.
@@ -191,7 +219,7 @@ impl Store {
                 appointments_tombstoned = $8, slots_written = $9, slots_removed = $10,
                 http_requests = $11, bytes_received = $12, checkpoints = $13,
                 error_kind = $14, error_detail = $15, cursor_after = $16, message = $17,
-                retry_after_secs = $18
+                retry_after_secs = $18, drift = $19
              WHERE id = $1",
         )
         .bind(id)
@@ -212,6 +240,11 @@ impl Store {
         .bind(end.cursor_after.as_deref())
         .bind(end.message.as_deref())
         .bind(end.retry_after_secs)
+        .bind(
+            end.drift
+                .as_ref()
+                .map(|d| serde_json::to_string(d).expect("serialisable")),
+        )
         .execute(&self.pool)
         .await
         .context("recording run end")?;
@@ -410,5 +443,10 @@ fn run_from_row(row: &sqlx::any::AnyRow) -> Result<Run> {
         message: row.get("message"),
         attempt: row.get("attempt"),
         retry_after_secs: row.get("retry_after_secs"),
+        drift: row
+            .get::<Option<String>, _>("drift")
+            .map(|d| serde_json::from_str(&d))
+            .transpose()
+            .context("corrupt drift report")?,
     })
 }

@@ -1,0 +1,164 @@
+//! The drift loop in the daemon: paused accounts get `skipped` runs instead of scheduled
+//! ones; when a connector version activates (install, approval, rollback — in this
+//! process or, seen within a minute, another), its drift-paused accounts are re-driven
+//! from their last checkpoint (trigger `redrive`) through the normal queue, caps and rate
+//! limits; an operator can also resume an account by hand.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::{until_true, Daemon};
+use crate::queue::Submitted;
+use crate::store::pauses::Pause;
+use crate::store::practices::Account;
+use crate::store::runs::{Mode, NewRun, Trigger};
+
+/// How often the daemon looks for activations made by other processes.
+const RECHECK: Duration = Duration::from_secs(60);
+
+impl Daemon {
+    /// Removes paused accounts from `accounts`, recording a `skipped` run for each
+    /// ("paused for drift"). Returns how many were skipped.
+    pub(crate) async fn skip_paused(
+        &self,
+        accounts: &mut Vec<Account>,
+        trigger: Trigger,
+    ) -> Result<usize> {
+        let store = &self.app.store;
+        let pauses: HashMap<String, Pause> = store
+            .pauses(None)
+            .await?
+            .into_iter()
+            .map(|p| (p.account_id.clone(), p))
+            .collect();
+        if pauses.is_empty() {
+            return Ok(0);
+        }
+        let mut skipped = 0;
+        let mut kept = Vec::with_capacity(accounts.len());
+        for account in accounts.drain(..) {
+            let Some(pause) = pauses.get(&account.id) else {
+                kept.push(account);
+                continue;
+            };
+            store
+                .skip_run(
+                    &NewRun {
+                        practice_id: &account.practice_id,
+                        account_id: &account.id,
+                        connector: &pause.connector,
+                        connector_version: &pause.version,
+                        connector_sha256: &pause.sha256,
+                        trigger,
+                        mode: Mode::Incremental,
+                        cursor_before: None,
+                    },
+                    "paused",
+                    &format!(
+                        "paused for drift since run {} ({} {}: {}); a new version of the connector re-drives it, or `passerelle accounts resume {}`",
+                        pause.run_id, pause.connector, pause.version, pause.drift, account.id
+                    ),
+                )
+                .await?;
+            skipped += 1;
+        }
+        *accounts = kept;
+        Ok(skipped)
+    }
+
+    /// Queues a `redrive` run for every drift-paused account whose pause was recorded
+    /// on another version than its connector's active one. Returns the runs requested.
+    pub async fn redrive(&self) -> Result<Vec<(String, Submitted)>> {
+        let store = &self.app.store;
+        let mut by_connector: HashMap<String, Vec<Pause>> = HashMap::new();
+        for p in store.pauses(None).await? {
+            by_connector.entry(p.connector.clone()).or_default().push(p);
+        }
+        let mut out = Vec::new();
+        for (connector, pauses) in by_connector {
+            let Some(active) = store.active_connector(&connector).await? else {
+                continue;
+            };
+            let mut accounts = Vec::new();
+            for p in pauses.iter().filter(|p| p.sha256 != active.sha256) {
+                if let Some(a) = store.account(&p.account_id).await? {
+                    accounts.push(a);
+                }
+            }
+            if accounts.is_empty() {
+                continue;
+            }
+            let answers = self
+                .request_runs(&accounts, Trigger::Redrive, Mode::Incremental, 1, None)
+                .await?;
+            let mut queued = 0;
+            for (account, answer) in accounts.iter().zip(answers) {
+                match answer {
+                    Ok(s) => {
+                        queued += usize::from(matches!(s, Submitted::Queued(_)));
+                        out.push((account.id.clone(), s));
+                    }
+                    Err(e) => tracing::error!(account = %account.id, "cannot re-drive: {e:#}"),
+                }
+            }
+            if queued > 0 {
+                tracing::info!(
+                    connector = %connector,
+                    version = %active.version,
+                    accounts = queued,
+                    "re-driving drift-paused accounts on the active version"
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Lifts an account's pause by hand and queues a `redrive` run from its last
+    /// checkpoint. None when the account was not paused.
+    pub async fn resume(&self, account: &Account) -> Result<Option<Submitted>> {
+        if !self.app.store.resume_account(&account.id).await? {
+            return Ok(None);
+        }
+        tracing::info!(account = %account.id, connector = %account.connector, "drift pause lifted by the operator");
+        let submitted = self
+            .request_run(account, Trigger::Redrive, Mode::Incremental, 1, None)
+            .await?;
+        Ok(Some(submitted))
+    }
+
+    /// Re-drives paused accounts at start, after every activation in this process, and
+    /// every minute (activations by another process sharing the database).
+    pub(crate) async fn run_redriver(self: Arc<Self>) {
+        let mut stopping = self.stopping.subscribe();
+        let mut activations = self.app.activations.subscribe();
+        loop {
+            if let Err(e) = self.redrive().await {
+                if self.is_stopping() {
+                    return;
+                }
+                tracing::error!("cannot re-drive paused accounts: {e:#}");
+            }
+            self.refresh_pause_gauge().await;
+            tokio::select! {
+                changed = activations.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(RECHECK) => {}
+                _ = until_true(&mut stopping) => return,
+            }
+        }
+    }
+
+    /// Sets the paused-accounts gauge from the database.
+    pub async fn refresh_pause_gauge(&self) {
+        let Ok(pauses) = self.app.store.pauses(None).await else {
+            return;
+        };
+        let mut counts: HashMap<String, i64> = HashMap::new();
+        for p in pauses {
+            *counts.entry(p.connector).or_default() += 1;
+        }
+        self.app.metrics.set_paused(&counts);
+    }
+}

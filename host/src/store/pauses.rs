@@ -1,0 +1,100 @@
+//! Accounts paused by drift: a run of the account ended `drift`, so its scheduled runs
+//! are skipped (not sent to a platform whose responses the connector no longer reads)
+//! until a run succeeds (a new version re-drives it) or the operator resumes it.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use super::runs::DriftReport;
+use super::{now_text, Store};
+
+/// One paused account.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Pause {
+    pub account_id: String,
+    pub connector: String,
+    /// The run that drifted.
+    pub run_id: i64,
+    /// The connector version and hash that run used.
+    pub version: String,
+    pub sha256: String,
+    pub drift: DriftReport,
+    pub paused_at: String,
+}
+
+const COLUMNS: &str = "account_id, connector, run_id, version, sha256, drift, paused_at";
+
+impl Store {
+    /// Pauses an account (or updates its pause with a later drift).
+    pub async fn pause_account(&self, pause: &Pause) -> Result<()> {
+        let drift = serde_json::to_string(&pause.drift).expect("serialisable");
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM account_pauses WHERE account_id = $1")
+            .bind(&pause.account_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!(
+            "INSERT INTO account_pauses ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .bind(&pause.account_id)
+        .bind(&pause.connector)
+        .bind(pause.run_id)
+        .bind(&pause.version)
+        .bind(&pause.sha256)
+        .bind(drift)
+        .bind(now_text())
+        .execute(&mut *tx)
+        .await
+        .context("pausing the account")?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Lifts an account's pause; false if it was not paused.
+    pub async fn resume_account(&self, account_id: &str) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM account_pauses WHERE account_id = $1")
+            .bind(account_id)
+            .execute(&self.pool)
+            .await
+            .context("resuming the account")?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// Paused accounts, of one connector or all, oldest pause first.
+    pub async fn pauses(&self, connector: Option<&str>) -> Result<Vec<Pause>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM account_pauses WHERE ($1 IS NULL OR connector = $1)
+             ORDER BY paused_at, account_id"
+        ))
+        .bind(connector)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(pause_from_row).collect()
+    }
+
+    /// The pause of one account, if it is paused.
+    pub async fn pause(&self, account_id: &str) -> Result<Option<Pause>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM account_pauses WHERE account_id = $1"
+        ))
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(pause_from_row).transpose()
+    }
+}
+
+fn pause_from_row(row: &sqlx::any::AnyRow) -> Result<Pause> {
+    let drift: String = row.get("drift");
+    Ok(Pause {
+        account_id: row.get("account_id"),
+        connector: row.get("connector"),
+        run_id: row.get("run_id"),
+        version: row.get("version"),
+        sha256: row.get("sha256"),
+        drift: serde_json::from_str(&drift).context("corrupt drift report")?,
+        paused_at: row.get("paused_at"),
+    })
+}
