@@ -13,6 +13,14 @@ use serde_json::Value;
 
 use crate::{sim_env_with, Db, Env, SimEnv};
 
+/// A clock that reads `start` when first read (as the daemon starts), then runs at
+/// the real pace.
+pub fn clock_from(start: chrono::DateTime<chrono::Utc>) -> passerelle::daemon::Clock {
+    use chrono::Utc;
+    let first_read = std::sync::OnceLock::new();
+    std::sync::Arc::new(move || start + (Utc::now() - *first_read.get_or_init(Utc::now)))
+}
+
 /// The admin token tests configure.
 pub const TOKEN: &str = "test-admin-token-0123456789";
 
@@ -59,13 +67,7 @@ pub async fn daemon_env(
     let running = passerelle::daemon::start(app, options)
         .await
         .expect("start the daemon");
-    let base = format!("http://{}", running.api_address);
-    DaemonEnv {
-        running,
-        sim,
-        base,
-        http: reqwest::Client::new(),
-    }
+    DaemonEnv::attach(running, sim)
 }
 
 /// An API answer.
@@ -91,6 +93,17 @@ impl Answer {
 }
 
 impl DaemonEnv {
+    /// Wraps a daemon the test started itself on `sim`'s data directory.
+    pub fn attach(running: Running, sim: SimEnv) -> DaemonEnv {
+        let base = format!("http://{}", running.api_address);
+        DaemonEnv {
+            running,
+            sim,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
     /// A request with the token.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
         self.call_as(Some(TOKEN), method, path, body).await
@@ -112,6 +125,24 @@ impl DaemonEnv {
             request = request.json(&b);
         }
         let response = request.send().await.expect("the API answers");
+        Answer {
+            status: response.status(),
+            headers: response.headers().clone(),
+            text: response.text().await.unwrap(),
+        }
+    }
+
+    /// Uploads a component (`POST` with the bytes as the body).
+    pub async fn upload(&self, path: &str, bytes: Vec<u8>) -> Answer {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .expect("the API answers");
         Answer {
             status: response.status(),
             headers: response.headers().clone(),

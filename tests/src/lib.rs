@@ -40,6 +40,18 @@ pub fn component(name: &str) -> PathBuf {
     path
 }
 
+/// A second build of a connector (`target/plugins/variants/`, made by
+/// `cargo xtask build-plugins` with a cargo feature): what the hot-swap tests install.
+pub fn variant(file: &str) -> PathBuf {
+    let path = plugins_dir().join("variants").join(file);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask build-plugins` (or `cargo xtask test`)",
+        path.display()
+    );
+    path
+}
+
 /// A database to run a test against.
 pub struct Db {
     pub name: &'static str,

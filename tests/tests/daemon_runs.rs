@@ -4,24 +4,16 @@
 //! graceful shutdown. SQLite and PostgreSQL.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use passerelle_tests as common;
 
-use common::daemon::{daemon_config, daemon_env, run_ids, wait_for_runs};
+use common::daemon::{clock_from, daemon_config, daemon_env, run_ids, wait_for_runs};
 use common::{databases, sim_config};
 use passerelle::daemon::ServeOptions;
 use passerelle::store::runs::{Mode, Run, RunFilter, Status, Trigger};
 use passerelle_sim::{Change, Drift, Faults};
 use reqwest::{Method, StatusCode};
-
-/// A clock that reads `start` when first read (as the daemon starts), then runs at
-/// the real pace.
-fn clock_from(start: DateTime<Utc>) -> passerelle::daemon::Clock {
-    let first_read = std::sync::OnceLock::new();
-    Arc::new(move || start + (Utc::now() - *first_read.get_or_init(Utc::now)))
-}
 
 async fn runs(store: &passerelle::store::Store) -> Vec<Run> {
     let mut runs = store

@@ -107,38 +107,48 @@ impl Toolchain {
     }
 }
 
+/// Second builds of connectors that the hot-swap tests and benchmark install as new
+/// versions: (package, features, file name under target/plugins/variants/).
+const VARIANTS: &[(&str, &str, &str)] = &[
+    ("doctolib", "start-date-v2", "doctolib-0.2.0-start-date-v2.wasm"),
+    ("testing", "escalate", "testing-0.2.0-escalate.wasm"),
+    ("testing", "describe-panic", "testing-describe-panic.wasm"),
+];
+
 /// Builds every connector crate of plugins/ and copies the components to
-/// target/plugins/. Returns that folder.
+/// target/plugins/, and the [`VARIANTS`] to target/plugins/variants/. Returns
+/// target/plugins. Cargo keeps each feature set's artifacts apart, so switching between
+/// the variants and the plain builds does not recompile.
 pub fn build_all(root: &Path) -> Result<PathBuf> {
     let toolchain = Toolchain::detect(true)?;
     let started = Instant::now();
     println!("xtask: building connectors with {}", toolchain.describe());
     let plugins = root.join("plugins");
-    crate::status(toolchain.build_command(&plugins), "building connectors")?;
     let built = plugins.join("target").join(TARGET).join("release");
     let out = root.join("target/plugins");
-    std::fs::create_dir_all(&out)?;
+    let variants = out.join("variants");
+    std::fs::create_dir_all(&variants)?;
     let mut names = Vec::new();
+    for (package, features, file) in VARIANTS {
+        let mut cmd = toolchain.build_command(&plugins);
+        cmd.args(["-p", package, "--features", features]);
+        crate::status(cmd, &format!("building the {package} variant with {features}"))?;
+        names.push(copy_if_changed(
+            &built.join(format!("{package}.wasm")),
+            &variants.join(file),
+        )?);
+    }
+    crate::status(toolchain.build_command(&plugins), "building connectors")?;
     for entry in
         std::fs::read_dir(&built).with_context(|| format!("reading {}", built.display()))?
     {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "wasm") {
             let name = path.file_name().expect("file").to_owned();
-            let dest = out.join(&name);
-            let bytes = std::fs::read(&path)?;
-            // Keep the destination's mtime when nothing changed.
-            if std::fs::read(&dest).ok().as_deref() != Some(&bytes[..]) {
-                std::fs::write(&dest, &bytes)?;
-            }
-            names.push(format!(
-                "{} ({} KiB)",
-                name.to_string_lossy(),
-                bytes.len() / 1024
-            ));
+            names.push(copy_if_changed(&path, &out.join(&name))?);
         }
     }
-    if names.is_empty() {
+    if names.len() == VARIANTS.len() {
         bail!("no components found in {}", built.display());
     }
     println!(
@@ -148,6 +158,19 @@ pub fn build_all(root: &Path) -> Result<PathBuf> {
         started.elapsed().as_secs_f64()
     );
     Ok(out)
+}
+
+/// Copies a built component, keeping the destination's mtime when nothing changed.
+/// Returns "name (size)".
+fn copy_if_changed(from: &Path, to: &Path) -> Result<String> {
+    let bytes = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+    if std::fs::read(to).ok().as_deref() != Some(&bytes[..]) {
+        std::fs::write(to, &bytes).with_context(|| format!("writing {}", to.display()))?;
+    }
+    let name = to
+        .strip_prefix(to.parent().and_then(Path::parent).unwrap_or(Path::new("")))
+        .unwrap_or(to);
+    Ok(format!("{} ({} KiB)", name.display(), bytes.len() / 1024))
 }
 
 /// Cargo sets these for xtask itself; they must not leak into the guest build.

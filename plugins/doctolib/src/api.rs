@@ -183,6 +183,9 @@ pub struct Pagination {
 #[serde(crate = "passerelle_sdk::serde")]
 pub struct Appointment {
     pub id: String,
+    /// The `start-date-v2` build also reads the field under the name `start_date_v2`
+    /// (the drift the test suite switches on in the simulator, and the fix it ships).
+    #[cfg_attr(feature = "start-date-v2", serde(alias = "start_date_v2"))]
     pub start_date: Timestamp,
     #[serde(default)]
     pub end_date: Option<Timestamp>,

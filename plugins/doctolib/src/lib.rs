@@ -25,13 +25,22 @@ pub const WWW: &str = "https://www.doctolib.fr";
 /// Practice API.
 pub const PARTNERS: &str = "https://partners.doctolib.fr";
 
+/// The version `describe()` reports. The `start-date-v2` build (the fixed connector the
+/// hot-swap tests install while the simulator renames `start_date`) is the next minor
+/// version.
+pub const VERSION: &str = if cfg!(feature = "start-date-v2") {
+    "0.2.0"
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
 struct Doctolib;
 
 impl Connector for Doctolib {
     fn describe() -> Manifest {
         Manifest {
             name: "doctolib".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: VERSION.into(),
             platform: "Doctolib".into(),
             allowed_hosts: vec![WWW.into(), PARTNERS.into()],
             rate_limit: RateLimit {

@@ -15,9 +15,17 @@ struct Testing;
 
 impl Connector for Testing {
     fn describe() -> Manifest {
-        Manifest {
+        if cfg!(feature = "describe-panic") {
+            panic!("testing connector: describe() panics in this build");
+        }
+        let mut manifest = Manifest {
             name: "testing".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: if cfg!(feature = "escalate") {
+                "0.2.0"
+            } else {
+                env!("CARGO_PKG_VERSION")
+            }
+            .into(),
             platform: "Testing platform".into(),
             allowed_hosts: vec![
                 "http://127.0.0.1:*".into(),
@@ -38,7 +46,16 @@ impl Connector for Testing {
                 "token sent by the fetch scenario",
                 false,
             )],
+        };
+        if cfg!(feature = "escalate") {
+            manifest
+                .allowed_hosts
+                .push("https://extra.testing.example".into());
+            manifest
+                .secrets
+                .push(parameter("extra-key", "a secret the 0.2.0 build adds", false));
         }
+        manifest
     }
 
     fn check(account: Account) -> Result<(), SyncError> {

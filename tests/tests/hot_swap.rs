@@ -1,0 +1,602 @@
+//! Hot swap and the drift loop, end to end: a platform drifts, the accounts pause (with
+//! an alert to a webhook), their slots are skipped, a fixed connector version is
+//! uploaded to the running daemon and re-drives them to exactly the simulator's data;
+//! versions swap under load without failing a run; broken candidates are refused with
+//! their reason; a version asking for more waits for approval; rollback; the watched
+//! directory loads only complete files. SQLite and PostgreSQL unless said.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::StatusCode as AxumStatus;
+use axum::routing::post;
+use chrono::{TimeZone, Utc};
+use passerelle_tests as common;
+
+use common::daemon::{clock_from, daemon_config, daemon_env, run_ids, wait_for_runs, TOKEN};
+use common::{component, databases, sim_config, variant};
+use passerelle::daemon::ServeOptions;
+use passerelle::plugins::{Candidate, Outcome, Rejected};
+use passerelle::store::runs::{Mode, Run, RunFilter, Status, Trigger};
+use passerelle_sim::{Change, Drift, Faults};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const FIXED: &str = "doctolib-0.2.0-start-date-v2.wasm";
+
+/// A webhook receiver that refuses the first delivery (500) and records the bodies.
+async fn webhook() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let calls = Arc::new(Mutex::new(0usize));
+    let s = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook/secret-path",
+        post(move |axum::Json(body): axum::Json<Value>| {
+            let (seen, calls) = (s.clone(), calls.clone());
+            async move {
+                let mut n = calls.lock().unwrap();
+                *n += 1;
+                if *n == 1 {
+                    return AxumStatus::INTERNAL_SERVER_ERROR;
+                }
+                seen.lock().unwrap().push(body);
+                AxumStatus::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook/secret-path"), seen)
+}
+
+async fn runs_of(store: &passerelle::store::Store) -> Vec<Run> {
+    let mut runs = store
+        .list_runs(&RunFilter {
+            limit: Some(10_000),
+            ..RunFilter::default()
+        })
+        .await
+        .unwrap();
+    runs.reverse();
+    runs
+}
+
+/// Polls until `done` holds for the sync log (at most a minute).
+async fn wait_until(
+    store: &passerelle::store::Store,
+    what: &str,
+    done: impl Fn(&[Run]) -> bool,
+) -> Vec<Run> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let runs = runs_of(store).await;
+        if done(&runs) {
+            return runs;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {:?}",
+            runs.iter()
+                .map(|r| (r.id, &r.account_id, r.trigger, r.status, &r.connector_version))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn renamed_start_date() -> Faults {
+    Faults {
+        endpoint: Some("appointments".into()),
+        drift: Some(Drift {
+            field: "start_date".into(),
+            change: Change::Rename,
+            nth: None,
+        }),
+        ..Faults::default()
+    }
+}
+
+#[tokio::test]
+async fn drift_pauses_and_a_new_version_redrives_to_the_truth_without_restart() {
+    for db in databases().await {
+        let (hook, delivered) = webhook().await;
+        let mut config = daemon_config();
+        config.schedule.spread_secs = 0;
+        config.alerts.webhook_url = Some(hook);
+        let sim = common::sim_env_with(&db, sim_config(2, 30), config).await;
+        let accounts: Vec<String> = sim.sim.world().accounts().map(|a| a.id.clone()).collect();
+        let store = sim.env.app.store.clone();
+
+        // The platform renames a field of its appointments API: every run drifts.
+        sim.sim.set_faults("doctolib", renamed_start_date());
+        for id in &accounts {
+            let run = sim.sync(id, Mode::Full).await;
+            assert_eq!(run.status, Status::Drift, "{run:?}");
+            let drift = run.drift.clone().expect("a drift report");
+            assert_eq!(drift.endpoint, "GET /api/v1/profiles/{id}/appointments");
+            assert_eq!(drift.path, "$.appointments[0].start_date");
+            assert_eq!(drift.found, "missing");
+            let pause = store.pause(id).await.unwrap().expect("paused");
+            assert_eq!((pause.run_id, pause.version.as_str()), (run.id, "0.1.0"));
+        }
+
+        // The daemon starts a second before the 03:00 slot: paused accounts are skipped.
+        let slot = Utc.with_ymd_and_hms(2026, 6, 10, 1, 0, 0).unwrap();
+        let app = passerelle::Passerelle::open(sim.env.dir.path(), sim.env.app.config.clone())
+            .await
+            .unwrap();
+        let running = passerelle::daemon::start(
+            app,
+            ServeOptions {
+                clock: clock_from(slot - chrono::Duration::seconds(1)),
+                write_address_file: false,
+            },
+        )
+        .await
+        .unwrap();
+        let d = common::daemon::DaemonEnv::attach(running, sim);
+        let skipped = wait_until(&store, "paused slots", |runs| {
+            runs.iter().filter(|r| r.status == Status::Skipped).count() == accounts.len()
+        })
+        .await;
+        for r in skipped.iter().filter(|r| r.status == Status::Skipped) {
+            assert_eq!(r.error_kind.as_deref(), Some("paused"), "{r:?}");
+            assert!(
+                r.error_detail.as_ref().unwrap().contains("paused for drift"),
+                "{r:?}"
+            );
+        }
+        let paused = d.call(Method::GET, "/v1/paused", None).await;
+        assert_eq!(paused.status, StatusCode::OK);
+        assert_eq!(paused.json().as_array().unwrap().len(), accounts.len());
+        assert_eq!(
+            paused.json()[0]["drift"]["path"],
+            "$.appointments[0].start_date"
+        );
+        let metrics = d.call(Method::GET, "/metrics", None).await.text;
+        assert!(
+            metrics.contains(&format!(
+                "passerelle_paused_accounts{{connector=\"doctolib\"}} {}",
+                accounts.len()
+            )),
+            "{metrics}"
+        );
+
+        // Manual resume while the platform still drifts: re-driven, drifts, paused again.
+        let resumed = d
+            .call(
+                Method::POST,
+                &format!("/v1/accounts/{}/resume", accounts[0]),
+                None,
+            )
+            .await;
+        assert_eq!(resumed.status, StatusCode::ACCEPTED, "{}", resumed.text);
+        let run_id = resumed.json()["run_id"].as_i64().unwrap();
+        let again = d.wait_for(&[run_id]).await;
+        assert_eq!(
+            (again[0].trigger, again[0].status),
+            (Trigger::Redrive, Status::Drift)
+        );
+        assert_eq!(store.pause(&accounts[0]).await.unwrap().unwrap().run_id, run_id);
+        let not_paused = d
+            .call(Method::POST, "/v1/accounts/nobody/resume", None)
+            .await;
+        assert_eq!(not_paused.status, StatusCode::NOT_FOUND);
+
+        // The author ships 0.2.0, which reads the renamed field; upload it, no restart.
+        let bytes = std::fs::read(variant(FIXED)).unwrap();
+        let installed = d.upload("/v1/connectors/doctolib/versions", bytes).await;
+        assert_eq!(installed.status, StatusCode::CREATED, "{}", installed.text);
+        assert_eq!(installed.json()["outcome"], "activated");
+        assert_eq!(installed.json()["previous"], "0.1.0");
+        let fixed_sha = installed.json()["sha256"].as_str().unwrap().to_string();
+        let all = wait_until(&store, "re-drives", |runs| {
+            runs.iter()
+                .filter(|r| r.trigger == Trigger::Redrive && r.connector_version == "0.2.0")
+                .filter(|r| r.status == Status::Succeeded)
+                .count()
+                == accounts.len()
+        })
+        .await;
+        for r in all.iter().filter(|r| r.connector_version == "0.2.0") {
+            assert_eq!(r.connector_sha256, fixed_sha);
+            assert_eq!((r.trigger, r.mode), (Trigger::Redrive, Mode::Incremental));
+        }
+        assert!(all
+            .iter()
+            .filter(|r| r.status == Status::Drift)
+            .all(|r| r.connector_version == "0.1.0"));
+        assert!(store.pauses(None).await.unwrap().is_empty());
+        let paused = d.call(Method::GET, "/v1/paused", None).await;
+        assert_eq!(paused.json(), json!([]));
+
+        // Alerts: delivered after a refused first attempt, without patient data.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while delivered.lock().unwrap().len() < accounts.len() + 1 {
+            assert!(tokio::time::Instant::now() < deadline, "webhook deliveries");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let bodies = delivered.lock().unwrap().clone();
+        assert!(bodies.iter().all(|b| b["event"] == "connector.drift"));
+        assert_eq!(bodies[0]["drift"]["path"], "$.appointments[0].start_date");
+        let text = serde_json::to_string(&bodies).unwrap();
+        let (_, sim) = d.shutdown().await;
+        let world = sim.sim.world().clone();
+        for a in world.accounts() {
+            for appointment in a.appointments.values() {
+                let p = &appointment.patient;
+                for value in [&p.email, &p.phone, &format!("{} {}", p.first_name, p.last_name)] {
+                    assert!(!text.contains(value.as_str()), "patient data in a webhook");
+                }
+            }
+        }
+        for id in &accounts {
+            sim.assert_matches_truth(id, db.name).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn versions_swap_under_load_without_failing_a_run() {
+    let db = &databases().await[0];
+    let mut config = daemon_config();
+    config.daemon.manual_min_interval_secs = 0;
+    let d = daemon_env(db, sim_config(4, 20), config, ServeOptions::default()).await;
+    let app = d.running.daemon.app.clone();
+    let fixed = app
+        .install(Candidate::from_file(&variant(FIXED), "test").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(fixed.outcome, Outcome::Activated);
+    let practices: Vec<String> = d
+        .sim
+        .sim
+        .world()
+        .practices
+        .iter()
+        .map(|p| p.id.clone())
+        .collect();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, base, practices) = (stop.clone(), d.base.clone(), practices.clone());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut ids = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for p in &practices {
+                    let a: Value = http
+                        .post(format!("{base}/v1/practices/{p}/sync"))
+                        .bearer_auth(TOKEN)
+                        .json(&json!({}))
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    ids.extend(a["runs"].as_array().unwrap().iter().map(|r| r["run_id"].as_i64().unwrap()));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            ids
+        })
+    };
+    let mut activation_ms = Vec::new();
+    for _ in 0..12 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let started = std::time::Instant::now();
+        let a = app.rollback("doctolib", None).await.unwrap();
+        activation_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert_ne!(a.from.as_deref(), Some(a.to.as_str()));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut ids = load.await.unwrap();
+    ids.sort();
+    ids.dedup();
+    let runs = wait_for_runs(&d.sim.env.app.store, &ids).await;
+    let versions = app.store.connector_versions(Some("doctolib")).await.unwrap();
+    let sha_of = |v: &str| versions.iter().find(|x| x.version == v).unwrap().sha256.clone();
+    let mut on = std::collections::BTreeMap::<String, usize>::new();
+    for r in &runs {
+        assert_eq!(r.status, Status::Succeeded, "{r:?}");
+        assert_eq!(r.connector_sha256, sha_of(&r.connector_version), "{r:?}");
+        *on.entry(r.connector_version.clone()).or_default() += 1;
+    }
+    assert!(runs.len() >= 20, "{} runs under load", runs.len());
+    assert_eq!(on.len(), 2, "runs on both versions: {on:?}");
+    eprintln!("swap under load: {} runs {on:?}, 12 activations, ms {activation_ms:.1?}", runs.len());
+    d.shutdown().await;
+}
+
+/// A component with an extra custom section: same code and version, new content.
+fn with_custom_section(mut bytes: Vec<u8>) -> Vec<u8> {
+    let name = b"passerelle-test";
+    let payload = b"rebuilt";
+    bytes.push(0);
+    bytes.push((1 + name.len() + payload.len()) as u8);
+    bytes.push(name.len() as u8);
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+#[tokio::test]
+async fn broken_candidates_are_refused_and_the_active_version_keeps_serving() {
+    for db in databases().await {
+        let e = common::env(&db, passerelle::config::Config::default())
+            .await
+            .with_testing()
+            .await;
+        e.account("a1", &[("scenario", "nop")]).await;
+        let app = &e.app;
+        let testing = std::fs::read(component("testing")).unwrap();
+        let cases: Vec<(&str, Vec<u8>, Option<&str>, &str)> = vec![
+            ("not-a-component", b"definitely not wasm".to_vec(), None, "not a valid WebAssembly component"),
+            (
+                "not-a-component",
+                testing[..testing.len() / 2].to_vec(),
+                None,
+                "not a valid WebAssembly component",
+            ),
+            (
+                "wrong-world",
+                wat_component("(component)"),
+                None,
+                "does not implement the passerelle:connector@0.1.0 world",
+            ),
+            (
+                "unsupported-contract",
+                wat_component(r#"(component (import "passerelle:connector/log@0.9.0" (instance)))"#),
+                None,
+                "built against passerelle:connector@0.9.0",
+            ),
+            (
+                "describe-failed",
+                std::fs::read(variant("testing-describe-panic.wasm")).unwrap(),
+                None,
+                "describe() failed (trap)",
+            ),
+            (
+                "duplicate-version",
+                with_custom_section(testing.clone()),
+                None,
+                "testing 0.1.0 is already installed with different content",
+            ),
+            (
+                "name-mismatch",
+                std::fs::read(variant("testing-0.2.0-escalate.wasm")).unwrap(),
+                Some("doctolib"),
+                "expected connector `doctolib`",
+            ),
+        ];
+        for (kind, bytes, expected_name, message) in &cases {
+            let err = app
+                .install(Candidate {
+                    bytes: bytes.clone(),
+                    source: "test".into(),
+                    expected_name: expected_name.map(str::to_string),
+                })
+                .await
+                .unwrap_err();
+            let rejected = err
+                .downcast_ref::<Rejected>()
+                .unwrap_or_else(|| panic!("{kind}: not a rejection: {err:#}"));
+            assert_eq!(rejected.kind, *kind, "{err:#}");
+            assert!(rejected.reason.contains(message), "{kind}: {}", rejected.reason);
+        }
+        let recorded = app.store.rejections(100).await.unwrap();
+        assert_eq!(recorded.len(), cases.len());
+        assert_eq!(recorded[0].kind, "name-mismatch");
+        let active = app.store.active_connector("testing").await.unwrap().unwrap();
+        assert_eq!(active.version, "0.1.0");
+        assert_eq!(app.store.connector_versions(Some("testing")).await.unwrap().len(), 1);
+        assert_eq!(e.sync("a1", Mode::Incremental).await.status, Status::Succeeded);
+
+        // Not newer than the active version.
+        let e2 = common::env(&db, passerelle::config::Config::default()).await;
+        e2.app.install_plugin(&variant(FIXED)).await.unwrap();
+        let err = e2.app.install_plugin(&component("doctolib")).await.unwrap_err();
+        let r = err.downcast_ref::<Rejected>().expect("a rejection");
+        assert_eq!(r.kind, "not-newer", "{err:#}");
+        assert!(r.reason.contains("plugins rollback"), "{}", r.reason);
+    }
+}
+
+fn wat_component(text: &str) -> Vec<u8> {
+    wat::parse_str(text).expect("valid component text")
+}
+
+#[tokio::test]
+async fn a_version_asking_for_more_waits_for_approval_and_rollback_works() {
+    let db = &databases().await[0];
+    let d = daemon_env(db, sim_config(1, 5), daemon_config(), ServeOptions::default()).await;
+    let app = d.running.daemon.app.clone();
+    app.install_plugin(&component("testing")).await.unwrap();
+
+    // Through the API: installed, not active, with what it asks for.
+    let bytes = std::fs::read(variant("testing-0.2.0-escalate.wasm")).unwrap();
+    let up = d.upload("/v1/connectors/testing/versions", bytes.clone()).await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.text);
+    let body = up.json();
+    assert_eq!(body["outcome"], "pending-approval");
+    assert_eq!(body["escalation"]["new_hosts"], json!(["https://extra.testing.example"]));
+    assert_eq!(body["escalation"]["new_secrets"], json!(["extra-key"]));
+    let active = app.store.active_connector("testing").await.unwrap().unwrap();
+    assert_eq!(active.version, "0.1.0");
+    let again = d.upload("/v1/connectors/testing/versions", bytes).await;
+    assert_eq!((again.status, again.json()["outcome"].clone()), (StatusCode::OK, json!("already-installed")));
+    let list = d.call(Method::GET, "/v1/connectors", None).await.json();
+    let pending = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "testing" && v["version"] == "0.2.0")
+        .unwrap()
+        .clone();
+    assert_eq!(pending["active"], false);
+    assert_eq!(pending["pending_approval"]["new_secrets"], json!(["extra-key"]));
+
+    // A refused upload answers 422 with the kind as the code.
+    let bad = d.upload("/v1/connectors/testing/versions", b"nope".to_vec()).await;
+    assert_eq!((bad.status, bad.code()), (StatusCode::UNPROCESSABLE_ENTITY, "not-a-component".to_string()));
+    let rejections = d.call(Method::GET, "/v1/connectors/rejections", None).await.json();
+    assert_eq!(rejections[0]["kind"], "not-a-component");
+    assert_eq!(rejections[0]["source"], "api");
+
+    // Rollback has nothing to go back to yet; approve activates.
+    let none = d.call(Method::POST, "/v1/connectors/testing/rollback", Some(json!({}))).await;
+    assert_eq!(none.status, StatusCode::CONFLICT, "{}", none.text);
+    let approved = d
+        .call(Method::POST, "/v1/connectors/testing/approve", Some(json!({"version": "0.2.0"})))
+        .await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.text);
+    assert_eq!((approved.json()["from"].clone(), approved.json()["to"].clone()), (json!("0.1.0"), json!("0.2.0")));
+    let twice = d
+        .call(Method::POST, "/v1/connectors/testing/approve", Some(json!({"version": "0.2.0"})))
+        .await;
+    assert_eq!(twice.status, StatusCode::CONFLICT);
+
+    // Runs record the version they ran.
+    let store = &d.sim.env.app.store;
+    let p = d.sim.sim.world().practices[0].id.clone();
+    store
+        .add_account(
+            "t1",
+            &p,
+            "testing",
+            None,
+            &[("scenario".to_string(), "nop".to_string())].into(),
+        )
+        .await
+        .unwrap();
+    let sync = |account: &'static str| {
+        let (d, p) = (&d, p.clone());
+        async move {
+            let a = d
+                .call(Method::POST, &format!("/v1/practices/{p}/sync"), Some(json!({"account": account})))
+                .await;
+            d.wait_for(&run_ids(&a)).await.remove(0)
+        }
+    };
+    let run = sync("t1").await;
+    assert_eq!((run.status, run.connector_version.as_str()), (Status::Succeeded, "0.2.0"));
+
+    // Rollback to the previous version, then forward again by naming it.
+    let back = d.call(Method::POST, "/v1/connectors/testing/rollback", Some(json!({}))).await;
+    assert_eq!(back.json()["to"], "0.1.0", "{}", back.text);
+    let forward = d
+        .call(Method::POST, "/v1/connectors/testing/rollback", Some(json!({"version": "0.2.0"})))
+        .await;
+    assert_eq!(forward.json()["to"], "0.2.0", "{}", forward.text);
+    let unknown = d
+        .call(Method::POST, "/v1/connectors/testing/rollback", Some(json!({"version": "9.9.9"})))
+        .await;
+    assert_eq!(unknown.status, StatusCode::CONFLICT);
+    let missing = d.call(Method::POST, "/v1/connectors/nope/rollback", Some(json!({}))).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    // The command line against the daemon says the same.
+    // The CLI runs on a blocking thread so this runtime keeps serving the daemon.
+    let cli = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(common::daemon::binary());
+        cmd.args(["--server", &d.base, "--token", TOKEN]).args(args);
+        async move {
+            let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+                .await
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned()
+                    + &String::from_utf8_lossy(&out.stderr),
+            )
+        }
+    };
+    let (ok, text) = cli(&["plugins", "list"]).await;
+    assert!(ok, "{text}");
+    assert!(text.contains("* testing      0.2.0"), "{text}");
+    assert!(text.contains("not-a-component"), "{text}");
+    let (ok, text) = cli(&["plugins", "rollback", "testing"]).await;
+    assert!(ok && text.contains("testing 0.1.0 is active (was 0.2.0)"), "{text}");
+    let junk = d.sim.env.dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"junk").unwrap();
+    let (ok, text) = cli(&["plugins", "install", junk.to_str().unwrap()]).await;
+    assert!(!ok && text.contains("not a valid WebAssembly component"), "{text}");
+    let (ok, text) = cli(&["accounts", "paused"]).await;
+    assert!(ok && text.contains("no account is paused"), "{text}");
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_watched_directory_loads_only_complete_files() {
+    let db = &databases().await[0];
+    let watched = tempfile::tempdir().unwrap();
+    let mut config = daemon_config();
+    config.plugins.watch_dir = Some(watched.path().to_path_buf());
+    config.plugins.settle_ms = 300;
+    let d = daemon_env(db, sim_config(1, 5), config, ServeOptions::default()).await;
+    let store = d.sim.env.app.store.clone();
+    let fixed = std::fs::read(variant(FIXED)).unwrap();
+    let active = |store: passerelle::store::Store| async move {
+        store.active_connector("doctolib").await.unwrap().unwrap().version
+    };
+
+    // Half a file, left alone longer than the settle time: considered and refused, not
+    // loaded. The writer then finishes: the complete file is installed and activated.
+    std::fs::create_dir_all(watched.path().join("doctolib")).unwrap();
+    let path = watched.path().join("doctolib/next.wasm");
+    std::fs::write(&path, &fixed[..fixed.len() / 2]).unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(active(store.clone()).await, "0.1.0");
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&fixed[fixed.len() / 2..]).unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while active(store.clone()).await != "0.2.0" {
+        assert!(tokio::time::Instant::now() < deadline, "the complete file was not installed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let versions = store.connector_versions(Some("doctolib")).await.unwrap();
+    assert_eq!(versions.len(), 2, "only complete files become versions");
+    assert_eq!(
+        versions.iter().find(|v| v.active).unwrap().sha256,
+        passerelle::runtime::sha256_hex(&fixed)
+    );
+    let refused_partial = store.rejections(10).await.unwrap();
+    assert!(refused_partial.iter().all(|r| r.kind == "not-a-component"));
+
+    // Rapid successive writes (chunks well inside the settle time): one consideration,
+    // of the complete file, no refusal.
+    let before = store.rejections(100).await.unwrap().len();
+    let testing = std::fs::read(component("testing")).unwrap();
+    let path = watched.path().join("testing.wasm");
+    let mut f = std::fs::File::create(&path).unwrap();
+    for chunk in testing.chunks(testing.len() / 8 + 1) {
+        use std::io::Write;
+        f.write_all(chunk).unwrap();
+        f.flush().unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(f);
+    // A file written under a hidden name and renamed: the rename is the drop.
+    let hidden = watched.path().join(".escalate.wasm.part");
+    std::fs::write(&hidden, std::fs::read(variant("testing-0.2.0-escalate.wasm")).unwrap()).unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(store.connector_versions(Some("testing")).await.unwrap().len(), 1, "hidden files are ignored");
+    std::fs::rename(&hidden, watched.path().join("escalate.wasm")).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = store.connector_versions(Some("testing")).await.unwrap();
+        if v.len() == 2 {
+            assert!(v.iter().any(|x| x.version == "0.1.0" && x.active));
+            assert!(v.iter().any(|x| x.version == "0.2.0" && x.pending_approval.is_some()));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "watched files not installed: {v:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.rejections(100).await.unwrap().len(), before, "no partial file refused");
+    d.shutdown().await;
+}
