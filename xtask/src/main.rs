@@ -4,7 +4,8 @@
 //! - `build-plugins`: every connector in plugins/ → `target/plugins/<name>.wasm`;
 //! - `test`: lint, build what is needed, run every test (SQLite and PostgreSQL);
 //! - `demo`: `passerelle demo` with the built connectors, on target/demo;
-//! - `bench`: the benchmarks (sandbox overhead, end-to-end sync rate, the daemon at scale).
+//! - `bench`: the benchmarks (sandbox overhead, end-to-end sync rate, the daemon at scale,
+//!   hot swap).
 //!
 //! Guest toolchain: rustup with the wasm32-wasip2 target if present, else Debian's
 //! packaged rustc-web route (installed with apt-get when running as root on Debian),
@@ -52,7 +53,7 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Run the benchmarks (sandbox overhead; end-to-end sync rate; the daemon at scale) and print their figures.
+    /// Run the benchmarks (sandbox overhead; end-to-end sync rate; the daemon at scale; hot swap) and print their figures.
     Bench,
 }
 
@@ -93,6 +94,7 @@ fn run(cli: Cli) -> Result<()> {
                 ("passerelle", "sandbox"),
                 ("passerelle-tests", "e2e"),
                 ("passerelle-tests", "daemon"),
+                ("passerelle-tests", "hot_swap"),
             ] {
                 let mut cmd = Command::new(cargo_bin());
                 cmd.current_dir(&root)
