@@ -103,11 +103,9 @@ impl Alerts {
                         status = r.status().as_u16(),
                         "drift webhook refused the alert"
                     ),
-                    Err(e) => tracing::warn!(
-                        attempt,
-                        "drift webhook unreachable: {}",
-                        e.without_url()
-                    ),
+                    Err(e) => {
+                        tracing::warn!(attempt, "drift webhook unreachable: {}", e.without_url())
+                    }
                 }
                 if attempt < attempts {
                     tokio::time::sleep(delay).await;

@@ -232,7 +232,12 @@ impl Passerelle {
     /// Links a component, reusing this process's copy for the same content. Compiling
     /// (when the version is not linked yet) runs on a blocking thread.
     pub async fn link(&self, path: &Path, expected_sha256: &str) -> Result<LoadedConnector> {
-        if let Some(l) = self.loaded.lock().expect("not poisoned").get(expected_sha256) {
+        if let Some(l) = self
+            .loaded
+            .lock()
+            .expect("not poisoned")
+            .get(expected_sha256)
+        {
             return Ok(l.clone());
         }
         let runtime = self.runtime.clone();
@@ -481,7 +486,10 @@ impl Passerelle {
             .ok_or_else(|| {
                 anyhow!("connector `{name}` has no installed version `{version}` (see `passerelle plugins list`)")
             })?;
-        let from = versions.iter().find(|v| v.active).map(|v| v.version.clone());
+        let from = versions
+            .iter()
+            .find(|v| v.active)
+            .map(|v| v.version.clone());
         self.link(Path::new(&target.path), &target.sha256).await?;
         let started = std::time::Instant::now();
         self.store.activate_connector_version(name, version).await?;

@@ -9,8 +9,8 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use crate::api::practices::PracticeView;
 use crate::api::connectors::{ConnectorView, InstallAnswer, Resumed};
+use crate::api::practices::PracticeView;
 use crate::api::runs::SyncAccepted;
 use crate::cli::{
     account_line, activation_line, install_line, print_pauses, print_rejections, print_versions,
@@ -219,9 +219,12 @@ pub async fn dispatch(client: &Client, command: Command) -> Result<()> {
         Command::Plugins(PluginsCmd::Install { files }) => {
             let mut failed = 0;
             for file in files {
-                let bytes = std::fs::read(&file)
-                    .with_context(|| format!("reading {}", file.display()))?;
-                match client.upload::<InstallAnswer>("/v1/connectors", bytes).await {
+                let bytes =
+                    std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+                match client
+                    .upload::<InstallAnswer>("/v1/connectors", bytes)
+                    .await
+                {
                     Ok(i) => println!("{}", install_line(&i)),
                     Err(e) => {
                         failed += 1;

@@ -8,6 +8,7 @@
 use anyhow::{bail, Context, Result};
 use chrono::{Duration as ChronoDuration, SecondsFormat, Utc};
 
+use crate::alerts::DriftAlert;
 use crate::app::Passerelle;
 use crate::capabilities::allowlist::Allowlist;
 use crate::capabilities::http::{HttpSession, SessionSpec};
@@ -16,10 +17,9 @@ use crate::plugins::Manifest;
 use crate::runtime::bindings::passerelle::connector::types as wit;
 use crate::runtime::{Call, CallOutput, RunParts};
 use crate::scrub::Scrubber;
+use crate::store::pauses::Pause;
 use crate::store::practices::Account;
 use crate::store::records::{Finish, Scope};
-use crate::alerts::DriftAlert;
-use crate::store::pauses::Pause;
 use crate::store::runs::{DriftReport, Mode, NewRun, Run, RunCounts, RunEnd, Status, Trigger};
 
 /// How to run.
@@ -128,7 +128,8 @@ impl Passerelle {
             ..end
         };
         self.store.finish_run(run_id, &end).await?;
-        self.pause_or_resume(account, &version, run_id, &end).await?;
+        self.pause_or_resume(account, &version, run_id, &end)
+            .await?;
         {
             let _e = span.enter();
             tracing::info!(
@@ -186,7 +187,8 @@ impl Passerelle {
                 });
             }
             (Status::Succeeded, _) => {
-                if self.store.resume_account(&account.id).await? {
+                let lifted = self.store.resume_account(&account.id).await?;
+                if lifted {
                     tracing::info!(
                         account = %account.id,
                         connector = %version.name,

@@ -62,14 +62,27 @@ async fn drop_and_first_run(d: &DaemonEnv, watched: &Path) -> (Duration, Duratio
         .await;
     let ids = passerelle_tests::daemon::run_ids(&answer);
     let runs = d.wait_for(&ids).await;
-    assert!(runs.iter().all(|r| r.connector_sha256 == sha && r.status == Status::Succeeded));
+    assert!(runs
+        .iter()
+        .all(|r| r.connector_sha256 == sha && r.status == Status::Succeeded));
     (active, dropped.elapsed() - active)
 }
 
 /// Runs ended per second over `window`, under continuous Sync now load on every practice.
-async fn throughput(d: &DaemonEnv, window: Duration, during: impl std::future::Future<Output = ()>) -> f64 {
+async fn throughput(
+    d: &DaemonEnv,
+    window: Duration,
+    during: impl std::future::Future<Output = ()>,
+) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
-    let practices: Vec<String> = d.sim.sim.world().practices.iter().map(|p| p.id.clone()).collect();
+    let practices: Vec<String> = d
+        .sim
+        .sim
+        .world()
+        .practices
+        .iter()
+        .map(|p| p.id.clone())
+        .collect();
     let load = {
         let (stop, base) = (stop.clone(), d.base.clone());
         tokio::spawn(async move {
@@ -95,7 +108,10 @@ async fn throughput(d: &DaemonEnv, window: Duration, during: impl std::future::F
     let store = &d.sim.env.app.store;
     let ended = |store: passerelle::store::Store| async move {
         store
-            .list_runs(&RunFilter { limit: Some(100_000), ..RunFilter::default() })
+            .list_runs(&RunFilter {
+                limit: Some(100_000),
+                ..RunFilter::default()
+            })
             .await
             .unwrap()
             .iter()
@@ -112,7 +128,10 @@ async fn throughput(d: &DaemonEnv, window: Duration, during: impl std::future::F
     // Let the queue drain before the next measure.
     loop {
         let busy = store
-            .list_runs(&RunFilter { limit: Some(100), ..RunFilter::default() })
+            .list_runs(&RunFilter {
+                limit: Some(100),
+                ..RunFilter::default()
+            })
             .await
             .unwrap()
             .iter()
@@ -123,7 +142,11 @@ async fn throughput(d: &DaemonEnv, window: Duration, during: impl std::future::F
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let failed = store
-        .list_runs(&RunFilter { status: Some(Status::Failed), limit: Some(10), ..RunFilter::default() })
+        .list_runs(&RunFilter {
+            status: Some(Status::Failed),
+            limit: Some(10),
+            ..RunFilter::default()
+        })
         .await
         .unwrap();
     assert!(failed.is_empty(), "runs failed: {failed:?}");
@@ -191,7 +214,15 @@ async fn main() {
     let swapping = throughput(&d, window, async move {
         let t = Instant::now();
         std::fs::copy(variant(FIXED), dir.join("fixed.wasm")).unwrap();
-        while app.store.active_connector("doctolib").await.unwrap().unwrap().version != "0.2.0" {
+        while app
+            .store
+            .active_connector("doctolib")
+            .await
+            .unwrap()
+            .unwrap()
+            .version
+            != "0.2.0"
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         *c.lock().unwrap() = t.elapsed();

@@ -78,7 +78,13 @@ async fn wait_until(
             tokio::time::Instant::now() < deadline,
             "timed out waiting for {what}: {:?}",
             runs.iter()
-                .map(|r| (r.id, &r.account_id, r.trigger, r.status, &r.connector_version))
+                .map(|r| (
+                    r.id,
+                    &r.account_id,
+                    r.trigger,
+                    r.status,
+                    &r.connector_version
+                ))
                 .collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -143,7 +149,10 @@ async fn drift_pauses_and_a_new_version_redrives_to_the_truth_without_restart() 
         for r in skipped.iter().filter(|r| r.status == Status::Skipped) {
             assert_eq!(r.error_kind.as_deref(), Some("paused"), "{r:?}");
             assert!(
-                r.error_detail.as_ref().unwrap().contains("paused for drift"),
+                r.error_detail
+                    .as_ref()
+                    .unwrap()
+                    .contains("paused for drift"),
                 "{r:?}"
             );
         }
@@ -178,7 +187,10 @@ async fn drift_pauses_and_a_new_version_redrives_to_the_truth_without_restart() 
             (again[0].trigger, again[0].status),
             (Trigger::Redrive, Status::Drift)
         );
-        assert_eq!(store.pause(&accounts[0]).await.unwrap().unwrap().run_id, run_id);
+        assert_eq!(
+            store.pause(&accounts[0]).await.unwrap().unwrap().run_id,
+            run_id
+        );
         let not_paused = d
             .call(Method::POST, "/v1/accounts/nobody/resume", None)
             .await;
@@ -226,7 +238,11 @@ async fn drift_pauses_and_a_new_version_redrives_to_the_truth_without_restart() 
         for a in world.accounts() {
             for appointment in a.appointments.values() {
                 let p = &appointment.patient;
-                for value in [&p.email, &p.phone, &format!("{} {}", p.first_name, p.last_name)] {
+                for value in [
+                    &p.email,
+                    &p.phone,
+                    &format!("{} {}", p.first_name, p.last_name),
+                ] {
                     assert!(!text.contains(value.as_str()), "patient data in a webhook");
                 }
             }
@@ -275,7 +291,13 @@ async fn versions_swap_under_load_without_failing_a_run() {
                         .json()
                         .await
                         .unwrap();
-                    ids.extend(a["runs"].as_array().unwrap().iter().map(|r| r["run_id"].as_i64().unwrap()));
+                    ids.extend(
+                        a["runs"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|r| r["run_id"].as_i64().unwrap()),
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -295,8 +317,19 @@ async fn versions_swap_under_load_without_failing_a_run() {
     ids.sort();
     ids.dedup();
     let runs = wait_for_runs(&d.sim.env.app.store, &ids).await;
-    let versions = app.store.connector_versions(Some("doctolib")).await.unwrap();
-    let sha_of = |v: &str| versions.iter().find(|x| x.version == v).unwrap().sha256.clone();
+    let versions = app
+        .store
+        .connector_versions(Some("doctolib"))
+        .await
+        .unwrap();
+    let sha_of = |v: &str| {
+        versions
+            .iter()
+            .find(|x| x.version == v)
+            .unwrap()
+            .sha256
+            .clone()
+    };
     let mut on = std::collections::BTreeMap::<String, usize>::new();
     for r in &runs {
         assert_eq!(r.status, Status::Succeeded, "{r:?}");
@@ -305,7 +338,10 @@ async fn versions_swap_under_load_without_failing_a_run() {
     }
     assert!(runs.len() >= 20, "{} runs under load", runs.len());
     assert_eq!(on.len(), 2, "runs on both versions: {on:?}");
-    eprintln!("swap under load: {} runs {on:?}, 12 activations, ms {activation_ms:.1?}", runs.len());
+    eprintln!(
+        "swap under load: {} runs {on:?}, 12 activations, ms {activation_ms:.1?}",
+        runs.len()
+    );
     d.shutdown().await;
 }
 
@@ -332,7 +368,12 @@ async fn broken_candidates_are_refused_and_the_active_version_keeps_serving() {
         let app = &e.app;
         let testing = std::fs::read(component("testing")).unwrap();
         let cases: Vec<(&str, Vec<u8>, Option<&str>, &str)> = vec![
-            ("not-a-component", b"definitely not wasm".to_vec(), None, "not a valid WebAssembly component"),
+            (
+                "not-a-component",
+                b"definitely not wasm".to_vec(),
+                None,
+                "not a valid WebAssembly component",
+            ),
             (
                 "not-a-component",
                 testing[..testing.len() / 2].to_vec(),
@@ -347,7 +388,9 @@ async fn broken_candidates_are_refused_and_the_active_version_keeps_serving() {
             ),
             (
                 "unsupported-contract",
-                wat_component(r#"(component (import "passerelle:connector/log@0.9.0" (instance)))"#),
+                wat_component(
+                    r#"(component (import "passerelle:connector/log@0.9.0" (instance)))"#,
+                ),
                 None,
                 "built against passerelle:connector@0.9.0",
             ),
@@ -383,20 +426,43 @@ async fn broken_candidates_are_refused_and_the_active_version_keeps_serving() {
                 .downcast_ref::<Rejected>()
                 .unwrap_or_else(|| panic!("{kind}: not a rejection: {err:#}"));
             assert_eq!(rejected.kind, *kind, "{err:#}");
-            assert!(rejected.reason.contains(message), "{kind}: {}", rejected.reason);
+            assert!(
+                rejected.reason.contains(message),
+                "{kind}: {}",
+                rejected.reason
+            );
         }
         let recorded = app.store.rejections(100).await.unwrap();
         assert_eq!(recorded.len(), cases.len());
         assert_eq!(recorded[0].kind, "name-mismatch");
-        let active = app.store.active_connector("testing").await.unwrap().unwrap();
+        let active = app
+            .store
+            .active_connector("testing")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(active.version, "0.1.0");
-        assert_eq!(app.store.connector_versions(Some("testing")).await.unwrap().len(), 1);
-        assert_eq!(e.sync("a1", Mode::Incremental).await.status, Status::Succeeded);
+        assert_eq!(
+            app.store
+                .connector_versions(Some("testing"))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            e.sync("a1", Mode::Incremental).await.status,
+            Status::Succeeded
+        );
 
         // Not newer than the active version.
         let e2 = common::env(&db, passerelle::config::Config::default()).await;
         e2.app.install_plugin(&variant(FIXED)).await.unwrap();
-        let err = e2.app.install_plugin(&component("doctolib")).await.unwrap_err();
+        let err = e2
+            .app
+            .install_plugin(&component("doctolib"))
+            .await
+            .unwrap_err();
         let r = err.downcast_ref::<Rejected>().expect("a rejection");
         assert_eq!(r.kind, "not-newer", "{err:#}");
         assert!(r.reason.contains("plugins rollback"), "{}", r.reason);
@@ -410,22 +476,41 @@ fn wat_component(text: &str) -> Vec<u8> {
 #[tokio::test]
 async fn a_version_asking_for_more_waits_for_approval_and_rollback_works() {
     let db = &databases().await[0];
-    let d = daemon_env(db, sim_config(1, 5), daemon_config(), ServeOptions::default()).await;
+    let d = daemon_env(
+        db,
+        sim_config(1, 5),
+        daemon_config(),
+        ServeOptions::default(),
+    )
+    .await;
     let app = d.running.daemon.app.clone();
     app.install_plugin(&component("testing")).await.unwrap();
 
     // Through the API: installed, not active, with what it asks for.
     let bytes = std::fs::read(variant("testing-0.2.0-escalate.wasm")).unwrap();
-    let up = d.upload("/v1/connectors/testing/versions", bytes.clone()).await;
+    let up = d
+        .upload("/v1/connectors/testing/versions", bytes.clone())
+        .await;
     assert_eq!(up.status, StatusCode::CREATED, "{}", up.text);
     let body = up.json();
     assert_eq!(body["outcome"], "pending-approval");
-    assert_eq!(body["escalation"]["new_hosts"], json!(["https://extra.testing.example"]));
+    assert_eq!(
+        body["escalation"]["new_hosts"],
+        json!(["https://extra.testing.example"])
+    );
     assert_eq!(body["escalation"]["new_secrets"], json!(["extra-key"]));
-    let active = app.store.active_connector("testing").await.unwrap().unwrap();
+    let active = app
+        .store
+        .active_connector("testing")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(active.version, "0.1.0");
     let again = d.upload("/v1/connectors/testing/versions", bytes).await;
-    assert_eq!((again.status, again.json()["outcome"].clone()), (StatusCode::OK, json!("already-installed")));
+    assert_eq!(
+        (again.status, again.json()["outcome"].clone()),
+        (StatusCode::OK, json!("already-installed"))
+    );
     let list = d.call(Method::GET, "/v1/connectors", None).await.json();
     let pending = list
         .as_array()
@@ -435,25 +520,59 @@ async fn a_version_asking_for_more_waits_for_approval_and_rollback_works() {
         .unwrap()
         .clone();
     assert_eq!(pending["active"], false);
-    assert_eq!(pending["pending_approval"]["new_secrets"], json!(["extra-key"]));
+    assert_eq!(
+        pending["pending_approval"]["new_secrets"],
+        json!(["extra-key"])
+    );
 
     // A refused upload answers 422 with the kind as the code.
-    let bad = d.upload("/v1/connectors/testing/versions", b"nope".to_vec()).await;
-    assert_eq!((bad.status, bad.code()), (StatusCode::UNPROCESSABLE_ENTITY, "not-a-component".to_string()));
-    let rejections = d.call(Method::GET, "/v1/connectors/rejections", None).await.json();
+    let bad = d
+        .upload("/v1/connectors/testing/versions", b"nope".to_vec())
+        .await;
+    assert_eq!(
+        (bad.status, bad.code()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not-a-component".to_string()
+        )
+    );
+    let rejections = d
+        .call(Method::GET, "/v1/connectors/rejections", None)
+        .await
+        .json();
     assert_eq!(rejections[0]["kind"], "not-a-component");
     assert_eq!(rejections[0]["source"], "api");
 
     // Rollback has nothing to go back to yet; approve activates.
-    let none = d.call(Method::POST, "/v1/connectors/testing/rollback", Some(json!({}))).await;
+    let none = d
+        .call(
+            Method::POST,
+            "/v1/connectors/testing/rollback",
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(none.status, StatusCode::CONFLICT, "{}", none.text);
     let approved = d
-        .call(Method::POST, "/v1/connectors/testing/approve", Some(json!({"version": "0.2.0"})))
+        .call(
+            Method::POST,
+            "/v1/connectors/testing/approve",
+            Some(json!({"version": "0.2.0"})),
+        )
         .await;
     assert_eq!(approved.status, StatusCode::OK, "{}", approved.text);
-    assert_eq!((approved.json()["from"].clone(), approved.json()["to"].clone()), (json!("0.1.0"), json!("0.2.0")));
+    assert_eq!(
+        (
+            approved.json()["from"].clone(),
+            approved.json()["to"].clone()
+        ),
+        (json!("0.1.0"), json!("0.2.0"))
+    );
     let twice = d
-        .call(Method::POST, "/v1/connectors/testing/approve", Some(json!({"version": "0.2.0"})))
+        .call(
+            Method::POST,
+            "/v1/connectors/testing/approve",
+            Some(json!({"version": "0.2.0"})),
+        )
         .await;
     assert_eq!(twice.status, StatusCode::CONFLICT);
 
@@ -474,26 +593,53 @@ async fn a_version_asking_for_more_waits_for_approval_and_rollback_works() {
         let (d, p) = (&d, p.clone());
         async move {
             let a = d
-                .call(Method::POST, &format!("/v1/practices/{p}/sync"), Some(json!({"account": account})))
+                .call(
+                    Method::POST,
+                    &format!("/v1/practices/{p}/sync"),
+                    Some(json!({"account": account})),
+                )
                 .await;
             d.wait_for(&run_ids(&a)).await.remove(0)
         }
     };
     let run = sync("t1").await;
-    assert_eq!((run.status, run.connector_version.as_str()), (Status::Succeeded, "0.2.0"));
+    assert_eq!(
+        (run.status, run.connector_version.as_str()),
+        (Status::Succeeded, "0.2.0")
+    );
 
     // Rollback to the previous version, then forward again by naming it.
-    let back = d.call(Method::POST, "/v1/connectors/testing/rollback", Some(json!({}))).await;
+    let back = d
+        .call(
+            Method::POST,
+            "/v1/connectors/testing/rollback",
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(back.json()["to"], "0.1.0", "{}", back.text);
     let forward = d
-        .call(Method::POST, "/v1/connectors/testing/rollback", Some(json!({"version": "0.2.0"})))
+        .call(
+            Method::POST,
+            "/v1/connectors/testing/rollback",
+            Some(json!({"version": "0.2.0"})),
+        )
         .await;
     assert_eq!(forward.json()["to"], "0.2.0", "{}", forward.text);
     let unknown = d
-        .call(Method::POST, "/v1/connectors/testing/rollback", Some(json!({"version": "9.9.9"})))
+        .call(
+            Method::POST,
+            "/v1/connectors/testing/rollback",
+            Some(json!({"version": "9.9.9"})),
+        )
         .await;
     assert_eq!(unknown.status, StatusCode::CONFLICT);
-    let missing = d.call(Method::POST, "/v1/connectors/nope/rollback", Some(json!({}))).await;
+    let missing = d
+        .call(
+            Method::POST,
+            "/v1/connectors/nope/rollback",
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 
     // The command line against the daemon says the same.
@@ -517,11 +663,17 @@ async fn a_version_asking_for_more_waits_for_approval_and_rollback_works() {
     assert!(text.contains("* testing      0.2.0"), "{text}");
     assert!(text.contains("not-a-component"), "{text}");
     let (ok, text) = cli(&["plugins", "rollback", "testing"]).await;
-    assert!(ok && text.contains("testing 0.1.0 is active (was 0.2.0)"), "{text}");
+    assert!(
+        ok && text.contains("testing 0.1.0 is active (was 0.2.0)"),
+        "{text}"
+    );
     let junk = d.sim.env.dir.path().join("junk.wasm");
     std::fs::write(&junk, b"junk").unwrap();
     let (ok, text) = cli(&["plugins", "install", junk.to_str().unwrap()]).await;
-    assert!(!ok && text.contains("not a valid WebAssembly component"), "{text}");
+    assert!(
+        !ok && text.contains("not a valid WebAssembly component"),
+        "{text}"
+    );
     let (ok, text) = cli(&["accounts", "paused"]).await;
     assert!(ok && text.contains("no account is paused"), "{text}");
     d.shutdown().await;
@@ -538,7 +690,12 @@ async fn the_watched_directory_loads_only_complete_files() {
     let store = d.sim.env.app.store.clone();
     let fixed = std::fs::read(variant(FIXED)).unwrap();
     let active = |store: passerelle::store::Store| async move {
-        store.active_connector("doctolib").await.unwrap().unwrap().version
+        store
+            .active_connector("doctolib")
+            .await
+            .unwrap()
+            .unwrap()
+            .version
     };
 
     // Half a file, left alone longer than the settle time: considered and refused, not
@@ -550,12 +707,18 @@ async fn the_watched_directory_loads_only_complete_files() {
     assert_eq!(active(store.clone()).await, "0.1.0");
     {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(&fixed[fixed.len() / 2..]).unwrap();
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while active(store.clone()).await != "0.2.0" {
-        assert!(tokio::time::Instant::now() < deadline, "the complete file was not installed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the complete file was not installed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let versions = store.connector_versions(Some("doctolib")).await.unwrap();
@@ -582,21 +745,42 @@ async fn the_watched_directory_loads_only_complete_files() {
     drop(f);
     // A file written under a hidden name and renamed: the rename is the drop.
     let hidden = watched.path().join(".escalate.wasm.part");
-    std::fs::write(&hidden, std::fs::read(variant("testing-0.2.0-escalate.wasm")).unwrap()).unwrap();
+    std::fs::write(
+        &hidden,
+        std::fs::read(variant("testing-0.2.0-escalate.wasm")).unwrap(),
+    )
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(store.connector_versions(Some("testing")).await.unwrap().len(), 1, "hidden files are ignored");
+    assert_eq!(
+        store
+            .connector_versions(Some("testing"))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "hidden files are ignored"
+    );
     std::fs::rename(&hidden, watched.path().join("escalate.wasm")).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let v = store.connector_versions(Some("testing")).await.unwrap();
         if v.len() == 2 {
             assert!(v.iter().any(|x| x.version == "0.1.0" && x.active));
-            assert!(v.iter().any(|x| x.version == "0.2.0" && x.pending_approval.is_some()));
+            assert!(v
+                .iter()
+                .any(|x| x.version == "0.2.0" && x.pending_approval.is_some()));
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "watched files not installed: {v:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "watched files not installed: {v:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(store.rejections(100).await.unwrap().len(), before, "no partial file refused");
+    assert_eq!(
+        store.rejections(100).await.unwrap().len(),
+        before,
+        "no partial file refused"
+    );
     d.shutdown().await;
 }

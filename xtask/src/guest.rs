@@ -110,7 +110,11 @@ impl Toolchain {
 /// Second builds of connectors that the hot-swap tests and benchmark install as new
 /// versions: (package, features, file name under target/plugins/variants/).
 const VARIANTS: &[(&str, &str, &str)] = &[
-    ("doctolib", "start-date-v2", "doctolib-0.2.0-start-date-v2.wasm"),
+    (
+        "doctolib",
+        "start-date-v2",
+        "doctolib-0.2.0-start-date-v2.wasm",
+    ),
     ("testing", "escalate", "testing-0.2.0-escalate.wasm"),
     ("testing", "describe-panic", "testing-describe-panic.wasm"),
 ];
@@ -132,7 +136,10 @@ pub fn build_all(root: &Path) -> Result<PathBuf> {
     for (package, features, file) in VARIANTS {
         let mut cmd = toolchain.build_command(&plugins);
         cmd.args(["-p", package, "--features", features]);
-        crate::status(cmd, &format!("building the {package} variant with {features}"))?;
+        crate::status(
+            cmd,
+            &format!("building the {package} variant with {features}"),
+        )?;
         names.push(copy_if_changed(
             &built.join(format!("{package}.wasm")),
             &variants.join(file),

@@ -46,7 +46,9 @@ impl From<ConnectorVersion> for ConnectorView {
 
 pub async fn list(State(state): State<ApiState>) -> Result<Json<Vec<ConnectorView>>, ApiError> {
     let versions = state.daemon.app.store.connector_versions(None).await?;
-    Ok(Json(versions.into_iter().map(ConnectorView::from).collect()))
+    Ok(Json(
+        versions.into_iter().map(ConnectorView::from).collect(),
+    ))
 }
 
 /// What an upload did.
@@ -149,7 +151,9 @@ pub async fn approve(
     Body(body): Body<VersionChoice>,
 ) -> Result<Json<Activation>, ApiError> {
     let Some(version) = body.version else {
-        return Err(ApiError::bad_request("name the version to approve: {\"version\": \"1.2.0\"}"));
+        return Err(ApiError::bad_request(
+            "name the version to approve: {\"version\": \"1.2.0\"}",
+        ));
     };
     known_connector(&state, &name).await?;
     state
@@ -257,9 +261,7 @@ pub async fn resume(
         ));
     }
     match state.daemon.resume(&account).await? {
-        None => Err(ApiError::conflict(format!(
-            "account `{id}` is not paused"
-        ))),
+        None => Err(ApiError::conflict(format!("account `{id}` is not paused"))),
         Some(s) => {
             let (run_id, coalesced) = match s {
                 Submitted::Queued(r) => (r, false),

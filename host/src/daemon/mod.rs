@@ -17,9 +17,9 @@
 
 mod drift;
 pub mod planner;
+mod plugin_watch;
 mod serve;
 pub mod token;
-mod plugin_watch;
 mod worker;
 
 use std::collections::HashMap;

@@ -82,8 +82,16 @@ impl Daemon {
         })))
     }
 
-    async fn consider(&self, root: &Path, paths: Vec<PathBuf>, seen: &mut HashMap<PathBuf, String>) {
-        let mut paths: Vec<PathBuf> = paths.into_iter().filter(|p| is_candidate(root, p)).collect();
+    async fn consider(
+        &self,
+        root: &Path,
+        paths: Vec<PathBuf>,
+        seen: &mut HashMap<PathBuf, String>,
+    ) {
+        let mut paths: Vec<PathBuf> = paths
+            .into_iter()
+            .filter(|p| is_candidate(root, p))
+            .collect();
         paths.sort();
         paths.dedup();
         for path in paths {
@@ -158,7 +166,10 @@ fn is_candidate(root: &Path, path: &Path) -> bool {
 /// The file's bytes if it exists and did not change while being read.
 async fn read_settled(path: &Path) -> Option<Vec<u8>> {
     let stamp = |m: std::fs::Metadata| (m.len(), m.modified().ok());
-    let before = tokio::fs::metadata(path).await.ok().filter(|m| m.is_file())?;
+    let before = tokio::fs::metadata(path)
+        .await
+        .ok()
+        .filter(|m| m.is_file())?;
     let bytes = tokio::fs::read(path).await.ok()?;
     let after = tokio::fs::metadata(path).await.ok()?;
     let (b, a) = (stamp(before), stamp(after));

@@ -51,9 +51,11 @@ impl Connector for Testing {
             manifest
                 .allowed_hosts
                 .push("https://extra.testing.example".into());
-            manifest
-                .secrets
-                .push(parameter("extra-key", "a secret the 0.2.0 build adds", false));
+            manifest.secrets.push(parameter(
+                "extra-key",
+                "a secret the 0.2.0 build adds",
+                false,
+            ));
         }
         manifest
     }
