@@ -383,6 +383,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         return crate::daemon::serve(app, crate::daemon::ServeOptions::default()).await;
     }
     let result = dispatch(&app, cli.command).await;
+    // A drift during a foreground sync: let its webhook alert go out.
+    app.alerts.flush(std::time::Duration::from_secs(10)).await;
     app.store.close().await;
     result
 }

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use passerelle::daemon::ServeOptions;
 use passerelle::store::runs::{RunFilter, Status};
-use passerelle_tests::daemon::{daemon_config, daemon_env, DaemonEnv, TOKEN};
+use passerelle_tests::daemon::{daemon_config, daemon_env, sync_load, DaemonEnv};
 use passerelle_tests::{databases, sim_config, variant};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const FIXED: &str = "doctolib-0.2.0-start-date-v2.wasm";
 
@@ -83,27 +83,7 @@ async fn throughput(
         .iter()
         .map(|p| p.id.clone())
         .collect();
-    let load = {
-        let (stop, base) = (stop.clone(), d.base.clone());
-        tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            while !stop.load(Ordering::Relaxed) {
-                for p in &practices {
-                    let _: Value = http
-                        .post(format!("{base}/v1/practices/{p}/sync"))
-                        .bearer_auth(TOKEN)
-                        .json(&json!({}))
-                        .send()
-                        .await
-                        .unwrap()
-                        .json()
-                        .await
-                        .unwrap();
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
+    let load = sync_load(d.base.clone(), practices, stop.clone());
     tokio::time::sleep(Duration::from_secs(1)).await; // warm: the queue is full
     let store = &d.sim.env.app.store;
     let ended = |store: passerelle::store::Store| async move {

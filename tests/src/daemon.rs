@@ -161,6 +161,55 @@ impl DaemonEnv {
     }
 }
 
+/// The sync log, oldest run first (up to 10,000 runs).
+pub async fn runs_in_order(store: &passerelle::store::Store) -> Vec<Run> {
+    let mut runs = store
+        .list_runs(&passerelle::store::runs::RunFilter {
+            limit: Some(10_000),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    runs.reverse();
+    runs
+}
+
+/// Continuous "Sync now" of every practice until `stop` is set; returns the run ids the
+/// daemon answered (queued or coalesced).
+pub fn sync_load(
+    base: String,
+    practices: Vec<String>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<i64>> {
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let mut ids = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            for p in &practices {
+                let a: Value = http
+                    .post(format!("{base}/v1/practices/{p}/sync"))
+                    .bearer_auth(TOKEN)
+                    .json(&serde_json::json!({}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                ids.extend(
+                    a["runs"]
+                        .as_array()
+                        .unwrap_or_else(|| panic!("not a sync answer: {a}"))
+                        .iter()
+                        .map(|r| r["run_id"].as_i64().unwrap()),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        ids
+    })
+}
+
 /// Polls the sync log until these runs have ended (at most a minute).
 pub async fn wait_for_runs(store: &passerelle::store::Store, ids: &[i64]) -> Vec<Run> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

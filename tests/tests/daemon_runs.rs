@@ -8,29 +8,19 @@ use std::collections::BTreeMap;
 use chrono::{TimeZone, Utc};
 use passerelle_tests as common;
 
-use common::daemon::{clock_from, daemon_config, daemon_env, run_ids, wait_for_runs};
+use common::daemon::{
+    clock_from, daemon_config, daemon_env, run_ids, runs_in_order, wait_for_runs,
+};
 use common::{databases, sim_config};
 use passerelle::daemon::ServeOptions;
 use passerelle::store::runs::{Mode, Run, RunFilter, Status, Trigger};
 use passerelle_sim::{Change, Drift, Faults};
 use reqwest::{Method, StatusCode};
 
-async fn runs(store: &passerelle::store::Store) -> Vec<Run> {
-    let mut runs = store
-        .list_runs(&RunFilter {
-            limit: Some(10_000),
-            ..RunFilter::default()
-        })
-        .await
-        .unwrap();
-    runs.reverse();
-    runs
-}
-
 async fn wait_until_ended(store: &passerelle::store::Store, expected: usize) -> Vec<Run> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let all = runs(store).await;
+        let all = runs_in_order(store).await;
         let ended = all
             .iter()
             .filter(|r| !matches!(r.status, Status::Queued | Status::Running))
@@ -184,7 +174,7 @@ async fn missed_slots_are_skipped_and_caught_up_once() {
         .await
         .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        assert_eq!(runs(store).await.len(), all.len(), "no new runs");
+        assert_eq!(runs_in_order(store).await.len(), all.len(), "no new runs");
         running.shutdown().await.unwrap();
         for a in &accounts {
             sim.assert_matches_truth(a, db.name).await;
@@ -256,7 +246,7 @@ async fn transient_failures_retry_and_drift_does_not() {
         assert_eq!(p1.iter().map(|r| r.attempt).collect::<Vec<_>>(), [1, 2, 3]);
         assert!(p1.iter().all(|r| r.status == Status::Failed));
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        assert_eq!(runs(store).await.len(), 5, "no fourth attempt");
+        assert_eq!(runs_in_order(store).await.len(), 5, "no fourth attempt");
 
         // Drift never retries.
         d.sim.sim.set_faults(
@@ -282,7 +272,7 @@ async fn transient_failures_retry_and_drift_does_not() {
         let drift = d.wait_for(&run_ids(&a)).await;
         assert_eq!(drift[0].status, Status::Drift);
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        assert_eq!(runs(store).await.len(), 6, "drift is not retried");
+        assert_eq!(runs_in_order(store).await.len(), 6, "drift is not retried");
         let metrics = d.call(Method::GET, "/metrics", None).await.text;
         assert!(
             metrics.contains(r#"passerelle_drift_events_total{connector="doctolib"} 1"#),

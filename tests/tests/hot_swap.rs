@@ -13,11 +13,13 @@ use axum::routing::post;
 use chrono::{TimeZone, Utc};
 use passerelle_tests as common;
 
-use common::daemon::{clock_from, daemon_config, daemon_env, run_ids, wait_for_runs, TOKEN};
+use common::daemon::{
+    clock_from, daemon_config, daemon_env, run_ids, runs_in_order, sync_load, wait_for_runs, TOKEN,
+};
 use common::{component, databases, sim_config, variant};
 use passerelle::daemon::ServeOptions;
 use passerelle::plugins::{Candidate, Outcome, Rejected};
-use passerelle::store::runs::{Mode, Run, RunFilter, Status, Trigger};
+use passerelle::store::runs::{Mode, Run, Status, Trigger};
 use passerelle_sim::{Change, Drift, Faults};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -50,18 +52,6 @@ async fn webhook() -> (String, Arc<Mutex<Vec<Value>>>) {
     (format!("http://{addr}/hook/secret-path"), seen)
 }
 
-async fn runs_of(store: &passerelle::store::Store) -> Vec<Run> {
-    let mut runs = store
-        .list_runs(&RunFilter {
-            limit: Some(10_000),
-            ..RunFilter::default()
-        })
-        .await
-        .unwrap();
-    runs.reverse();
-    runs
-}
-
 /// Polls until `done` holds for the sync log (at most a minute).
 async fn wait_until(
     store: &passerelle::store::Store,
@@ -70,7 +60,7 @@ async fn wait_until(
 ) -> Vec<Run> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let runs = runs_of(store).await;
+        let runs = runs_in_order(store).await;
         if done(&runs) {
             return runs;
         }
@@ -274,36 +264,7 @@ async fn versions_swap_under_load_without_failing_a_run() {
         .map(|p| p.id.clone())
         .collect();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = {
-        let (stop, base, practices) = (stop.clone(), d.base.clone(), practices.clone());
-        tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let mut ids = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                for p in &practices {
-                    let a: Value = http
-                        .post(format!("{base}/v1/practices/{p}/sync"))
-                        .bearer_auth(TOKEN)
-                        .json(&json!({}))
-                        .send()
-                        .await
-                        .unwrap()
-                        .json()
-                        .await
-                        .unwrap();
-                    ids.extend(
-                        a["runs"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|r| r["run_id"].as_i64().unwrap()),
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            ids
-        })
-    };
+    let load = sync_load(d.base.clone(), practices, stop.clone());
     let mut activation_ms = Vec::new();
     for _ in 0..12 {
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -609,37 +570,24 @@ async fn a_version_asking_for_more_waits_for_approval_and_rollback_works() {
     );
 
     // Rollback to the previous version, then forward again by naming it.
-    let back = d
-        .call(
-            Method::POST,
-            "/v1/connectors/testing/rollback",
-            Some(json!({})),
-        )
-        .await;
+    let rollback = |connector: &'static str, body: Value| {
+        let d = &d;
+        async move {
+            d.call(
+                Method::POST,
+                &format!("/v1/connectors/{connector}/rollback"),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let back = rollback("testing", json!({})).await;
     assert_eq!(back.json()["to"], "0.1.0", "{}", back.text);
-    let forward = d
-        .call(
-            Method::POST,
-            "/v1/connectors/testing/rollback",
-            Some(json!({"version": "0.2.0"})),
-        )
-        .await;
+    let forward = rollback("testing", json!({"version": "0.2.0"})).await;
     assert_eq!(forward.json()["to"], "0.2.0", "{}", forward.text);
-    let unknown = d
-        .call(
-            Method::POST,
-            "/v1/connectors/testing/rollback",
-            Some(json!({"version": "9.9.9"})),
-        )
-        .await;
+    let unknown = rollback("testing", json!({"version": "9.9.9"})).await;
     assert_eq!(unknown.status, StatusCode::CONFLICT);
-    let missing = d
-        .call(
-            Method::POST,
-            "/v1/connectors/nope/rollback",
-            Some(json!({})),
-        )
-        .await;
+    let missing = rollback("nope", json!({})).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 
     // The command line against the daemon says the same.
