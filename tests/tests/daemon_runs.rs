@@ -13,7 +13,7 @@ use common::daemon::{
 };
 use common::{databases, sim_config};
 use passerelle::daemon::ServeOptions;
-use passerelle::store::runs::{Mode, Run, RunFilter, Status, Trigger};
+use passerelle::store::runs::{Mode, Run, Status, Trigger};
 use passerelle_sim::{Change, Drift, Faults};
 use reqwest::{Method, StatusCode};
 
