@@ -14,6 +14,7 @@ use crate::config::{default_data_dir, Config};
 use crate::plugins::{Activation, Outcome};
 use crate::store::connectors::Rejection;
 use crate::store::pauses::Pause;
+use crate::store::quarantine::{QuarantineFilter, QuarantinedItem};
 use crate::store::runs::{Mode, Run, RunFilter, Status, Trigger};
 use crate::sync::SyncOptions;
 
@@ -232,6 +233,18 @@ pub enum AccountsCmd {
     Paused {
         #[arg(long)]
         connector: Option<String>,
+    },
+    /// Items set aside under the `quarantine` drift policy (the items themselves, which
+    /// may hold patient data, only with --show-items).
+    Quarantined {
+        #[arg(long)]
+        connector: Option<String>,
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        show_items: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
     },
     /// Lift an account's drift pause and sync it from its last checkpoint (trigger
     /// `redrive`). With --server the daemon queues the run; without, it runs here.
@@ -505,6 +518,23 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
         }
         Command::Accounts(AccountsCmd::Paused { connector }) => {
             print_pauses(&app.store.pauses(connector.as_deref()).await?);
+        }
+        Command::Accounts(AccountsCmd::Quarantined {
+            connector,
+            account,
+            show_items,
+            limit,
+        }) => {
+            let items = app
+                .store
+                .quarantined(&QuarantineFilter {
+                    connector,
+                    account_id: account,
+                    with_items: show_items,
+                    limit: Some(limit),
+                })
+                .await?;
+            print_quarantined(&items);
         }
         Command::Accounts(AccountsCmd::Resume { id }) => {
             let account = app
@@ -856,6 +886,27 @@ pub(crate) fn activation_line(a: &Activation) -> String {
         a.to,
         a.from.as_deref().unwrap_or("none")
     )
+}
+
+pub(crate) fn print_quarantined(items: &[QuarantinedItem]) {
+    if items.is_empty() {
+        println!("no item is quarantined");
+    }
+    for q in items {
+        println!(
+            "{:<20} {:<12} run {} (seen {}×, last {}): {} [{} bytes]",
+            q.account_id,
+            q.connector,
+            q.last_run_id,
+            q.times_seen,
+            q.last_seen,
+            q.drift,
+            q.item_bytes
+        );
+        if let Some(item) = &q.item {
+            println!("    {item}");
+        }
+    }
 }
 
 pub(crate) fn print_pauses(pauses: &[Pause]) {

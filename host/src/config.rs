@@ -48,6 +48,19 @@ pub struct PluginsConfig {
     pub settle_ms: u64,
     /// Largest component the admin API accepts.
     pub max_upload_bytes: usize,
+    /// Per connector, what happens to an item it cannot read: `fail` (default: the run
+    /// ends `drift` and the account pauses) or `quarantine` (the item is set aside for
+    /// review and the run goes on; needs a connector built against contract 0.1.1).
+    pub drift_policy: std::collections::BTreeMap<String, DriftPolicy>,
+}
+
+/// What happens to an item a connector cannot read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftPolicy {
+    #[default]
+    Fail,
+    Quarantine,
 }
 
 impl Default for PluginsConfig {
@@ -57,6 +70,7 @@ impl Default for PluginsConfig {
             watch_dir: None,
             settle_ms: 500,
             max_upload_bytes: 32 << 20,
+            drift_policy: Default::default(),
         }
     }
 }

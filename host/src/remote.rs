@@ -13,13 +13,15 @@ use crate::api::connectors::{ConnectorView, InstallAnswer, Resumed};
 use crate::api::practices::PracticeView;
 use crate::api::runs::SyncAccepted;
 use crate::cli::{
-    account_line, activation_line, install_line, print_pauses, print_rejections, print_versions,
-    read_secret_value, report_sync, run_table, AccountsCmd, Command, PluginsCmd, PracticesCmd,
+    account_line, activation_line, install_line, print_pauses, print_quarantined, print_rejections,
+    print_versions, read_secret_value, report_sync, run_table, AccountsCmd, Command, PluginsCmd,
+    PracticesCmd,
 };
 use crate::plugins::Activation;
 use crate::store::connectors::Rejection;
 use crate::store::pauses::Pause;
 use crate::store::practices::Account;
+use crate::store::quarantine::QuarantinedItem;
 use crate::store::runs::{Run, Status};
 
 /// A client of one daemon.
@@ -273,6 +275,24 @@ pub async fn dispatch(client: &Client, command: Command) -> Result<()> {
             };
             let p: Vec<Pause> = client.call(Method::GET, &path, None).await?;
             print_pauses(&p);
+        }
+        Command::Accounts(AccountsCmd::Quarantined {
+            connector,
+            account,
+            show_items,
+            limit,
+        }) => {
+            let mut query = vec![format!("limit={limit}"), format!("with_items={show_items}")];
+            query.extend(connector.map(|c| format!("connector={c}")));
+            query.extend(account.map(|a| format!("account={a}")));
+            let items: Vec<QuarantinedItem> = client
+                .call(
+                    Method::GET,
+                    &format!("/v1/quarantine?{}", query.join("&")),
+                    None,
+                )
+                .await?;
+            print_quarantined(&items);
         }
         Command::Accounts(AccountsCmd::Resume { id }) => {
             let r: Resumed = client

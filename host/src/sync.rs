@@ -241,8 +241,13 @@ impl Passerelle {
             practice_id: account.practice_id.clone(),
             account_id: account.id.clone(),
             run_id,
+            version_sha256: loaded.sha256.clone(),
         };
-        let records = RecordsSession::new(self.store.clone(), scope, limits.records);
+        let policy = match self.config.plugins.drift_policy.get(&manifest.name) {
+            Some(crate::config::DriftPolicy::Quarantine) => wit::DriftPolicy::Quarantine,
+            _ => wit::DriftPolicy::Fail,
+        };
+        let records = RecordsSession::new(self.store.clone(), scope, limits.records, policy);
         let now = Utc::now();
         let window_start = now - ChronoDuration::days(self.config.sync.window_past_days.into());
         let window_end = now + ChronoDuration::days(self.config.sync.window_future_days.into());
@@ -345,6 +350,7 @@ impl Passerelle {
             http_requests: http.requests.into(),
             bytes_received: http.bytes_received as i64,
             checkpoints: records.checkpoints,
+            quarantined: committed.quarantined,
         };
         end.cursor_after = records.last_cursor.clone();
         Ok(end)

@@ -345,7 +345,7 @@ async fn broken_candidates_are_refused_and_the_active_version_keeps_serving() {
                 "wrong-world",
                 wat_component("(component)"),
                 None,
-                "does not implement the passerelle:connector@0.1.0 world",
+                "does not implement the passerelle:connector@0.1.1 world: no export `check`",
             ),
             (
                 "unsupported-contract",
@@ -731,4 +731,111 @@ async fn the_watched_directory_loads_only_complete_files() {
         "no partial file refused"
     );
     d.shutdown().await;
+}
+
+#[tokio::test]
+async fn quarantine_sets_unreadable_items_aside_and_a_new_version_resolves_them() {
+    for db in databases().await {
+        let mut config = daemon_config();
+        config.plugins.drift_policy.insert(
+            "doctolib".into(),
+            passerelle::config::DriftPolicy::Quarantine,
+        );
+        let sim = common::sim_env_with(&db, sim_config(1, 30), config).await;
+        let account = sim.sim.world().accounts().next().unwrap().id.clone();
+        let truth = sim.truth(&account).len();
+        let store = sim.env.app.store.clone();
+
+        // Every appointment of the platform's answer has the renamed field: under
+        // `quarantine` the run goes on, stores the slots, and sets the items aside.
+        sim.sim.set_faults("doctolib", renamed_start_date());
+        let run = sim.sync(&account, Mode::Full).await;
+        assert_eq!(run.status, Status::Succeeded, "{run:?}");
+        assert_eq!(run.counts.quarantined as usize, truth);
+        assert_eq!(run.counts.appointments_added, 0);
+        assert!(run.counts.slots_written > 0);
+        assert!(store.pause(&account).await.unwrap().is_none(), "not paused");
+        let filter = |with_items| passerelle::store::quarantine::QuarantineFilter {
+            account_id: Some(account.clone()),
+            with_items,
+            limit: Some(1000),
+            ..Default::default()
+        };
+        let items = store.quarantined(&filter(false)).await.unwrap();
+        assert_eq!(items.len(), truth);
+        assert!(items.iter().all(|q| q.item.is_none()));
+        assert!(items
+            .iter()
+            .any(|q| q.drift.path == "$.appointments[0].start_date" && q.drift.found == "missing"));
+        let with = store.quarantined(&filter(true)).await.unwrap();
+        assert!(with
+            .iter()
+            .all(|q| q.item.as_deref().unwrap().contains("start_date_v2")));
+
+        // Seen again by the same version: updated, not duplicated.
+        let again = sim.sync(&account, Mode::Full).await;
+        assert_eq!(again.counts.quarantined as usize, truth);
+        let items = store.quarantined(&filter(false)).await.unwrap();
+        assert_eq!(items.len(), truth);
+        assert!(items.iter().all(|q| q.times_seen == 2));
+
+        // The daemon, the API, and the fixed version: a full re-read resolves them all.
+        let app = passerelle::Passerelle::open(sim.env.dir.path(), sim.env.app.config.clone())
+            .await
+            .unwrap();
+        let running = passerelle::daemon::start(app, ServeOptions::default())
+            .await
+            .unwrap();
+        let d = common::daemon::DaemonEnv::attach(running, sim);
+        let listed = d
+            .call(
+                Method::GET,
+                &format!("/v1/quarantine?account={account}"),
+                None,
+            )
+            .await;
+        assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+        assert_eq!(listed.json().as_array().unwrap().len(), truth);
+        assert!(listed.json()[0]["item"].is_null());
+        let bytes = std::fs::read(variant(FIXED)).unwrap();
+        let up = d.upload("/v1/connectors/doctolib/versions", bytes).await;
+        assert_eq!(up.status, StatusCode::CREATED, "{}", up.text);
+        let runs = wait_until(&store, "the full re-read", |runs| {
+            runs.iter().any(|r| {
+                r.trigger == Trigger::Redrive
+                    && r.mode == Mode::Full
+                    && r.connector_version == "0.2.0"
+                    && r.status == Status::Succeeded
+            })
+        })
+        .await;
+        let redrive = runs.iter().find(|r| r.trigger == Trigger::Redrive).unwrap();
+        assert_eq!(redrive.counts.quarantined, 0);
+        assert!(store.quarantined(&filter(false)).await.unwrap().is_empty());
+        let (_, sim) = d.shutdown().await;
+        sim.assert_matches_truth(&account, db.name).await;
+    }
+}
+
+#[tokio::test]
+async fn a_component_built_against_contract_0_1_0_still_runs() {
+    for db in databases().await {
+        let e = common::env(&db, passerelle::config::Config::default()).await;
+        let installed = e
+            .app
+            .install_plugin(&variant("testing-contract-0.1.0.wasm"))
+            .await
+            .unwrap();
+        assert_eq!(installed.outcome, Outcome::Activated);
+        e.app
+            .store
+            .add_practice("p1", "Practice", "Europe/Paris")
+            .await
+            .unwrap();
+        e.account("a1", &[("scenario", "emit"), ("count", "5")])
+            .await;
+        let run = e.sync("a1", Mode::Full).await;
+        assert_eq!(run.status, Status::Succeeded, "{run:?}");
+        assert_eq!(run.counts.appointments_added, 5);
+    }
 }

@@ -49,6 +49,7 @@ fn scope(account: &str, run_id: i64) -> Scope {
         practice_id: "p1".into(),
         account_id: account.into(),
         run_id,
+        version_sha256: "0".repeat(64),
     }
 }
 

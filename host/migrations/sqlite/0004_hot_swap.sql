@@ -28,3 +28,28 @@ CREATE TABLE account_pauses (
     paused_at    TEXT NOT NULL
 );
 CREATE INDEX account_pauses_connector ON account_pauses(connector);
+
+-- The drift policy `quarantine`: items a connector could not read, set aside for review
+-- (the item as received: it may hold patient data, so it lives here and nowhere else).
+-- One row per account and item content; a later run that sees it again updates it.
+CREATE TABLE quarantined_items (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    connector       TEXT NOT NULL,
+    practice_id     TEXT NOT NULL,
+    account_id      TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    endpoint        TEXT NOT NULL,
+    path            TEXT NOT NULL,
+    expected        TEXT NOT NULL,
+    found           TEXT NOT NULL,
+    item            TEXT NOT NULL,
+    item_sha256     TEXT NOT NULL,
+    version_sha256  TEXT NOT NULL,
+    first_run_id    BIGINT NOT NULL,
+    last_run_id     BIGINT NOT NULL,
+    first_seen      TEXT NOT NULL,
+    last_seen       TEXT NOT NULL,
+    times_seen      BIGINT NOT NULL DEFAULT 1,
+    UNIQUE (account_id, item_sha256)
+);
+CREATE INDEX quarantined_items_connector ON quarantined_items(connector);
+ALTER TABLE runs ADD COLUMN quarantined BIGINT NOT NULL DEFAULT 0;

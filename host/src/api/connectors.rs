@@ -1,5 +1,5 @@
 //! Admin API: connector versions (list, upload, approve, rollback, refused candidates)
-//! and the drift loop's paused accounts (list, resume).
+//! and the drift loop's paused accounts (list, resume) and quarantined items.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,6 +12,7 @@ use crate::plugins::{Activation, Candidate, Escalation, Installed, Outcome, Reje
 use crate::queue::Submitted;
 use crate::store::connectors::{ConnectorVersion, Rejection};
 use crate::store::pauses::Pause;
+use crate::store::quarantine::{QuarantineFilter, QuarantinedItem};
 
 /// An installed connector version.
 #[derive(Debug, Serialize, Deserialize)]
@@ -277,4 +278,40 @@ pub async fn resume(
             ))
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuarantineQuery {
+    connector: Option<String>,
+    account: Option<String>,
+    /// Include each item as received (it may hold patient data).
+    #[serde(default)]
+    with_items: bool,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/quarantine`: items set aside under the `quarantine` drift policy, newest
+/// first; the items themselves only with `with_items=true`.
+pub async fn quarantine(
+    State(state): State<ApiState>,
+    Params(q): Params<QuarantineQuery>,
+) -> Result<Json<Vec<QuarantinedItem>>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 10000"));
+    }
+    Ok(Json(
+        state
+            .daemon
+            .app
+            .store
+            .quarantined(&QuarantineFilter {
+                connector: q.connector,
+                account_id: q.account,
+                with_items: q.with_items,
+                limit: Some(limit),
+            })
+            .await?,
+    ))
 }

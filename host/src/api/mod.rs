@@ -106,6 +106,7 @@ pub fn routes() -> Vec<(
             post(connectors::rollback),
         ),
         ("/v1/paused", &["get"], get(connectors::paused)),
+        ("/v1/quarantine", &["get"], get(connectors::quarantine)),
         (
             "/v1/accounts/{id}/resume",
             &["post"],

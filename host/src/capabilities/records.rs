@@ -1,5 +1,7 @@
 //! The `records` import: validates what a connector emits, buffers it, and commits it with
-//! the cursor at each checkpoint (one transaction) through [`crate::store`].
+//! the cursor at each checkpoint (one transaction) through [`crate::store`]. Also the
+//! run's drift policy and the items a connector sets aside under `quarantine` (kept in
+//! the database for review, never logged: they may hold patient data).
 //!
 //! Validation errors name the item and field, never the value. Every patient value is
 //! handed to the run's scrubber as soon as it is emitted, valid or not.
@@ -11,7 +13,8 @@ use crate::runtime::bindings::passerelle::connector::types as wit;
 use crate::runtime::LimitExceeded;
 use crate::scrub::Scrubber;
 use crate::store::records::{
-    AppointmentRecord, CommitCounts, Finish, PatientRecord, Pending, Scope, SlotRecord,
+    AppointmentRecord, CommitCounts, Finish, PatientRecord, Pending, QuarantineRecord, Scope,
+    SlotRecord,
 };
 use crate::store::Store;
 
@@ -19,6 +22,8 @@ use crate::store::Store;
 pub const MAX_CURSOR_BYTES: usize = 4096;
 const MAX_ID_BYTES: usize = 256;
 const MAX_TEXT_BYTES: usize = 2048;
+/// Largest item a connector may set aside.
+const MAX_QUARANTINED_ITEM_BYTES: usize = 64 * 1024;
 
 /// One run's record buffer and what it committed.
 pub struct RecordsSession {
@@ -32,11 +37,14 @@ pub struct RecordsSession {
     pub checkpoints: i64,
     /// The cursor of the last successful commit.
     pub last_cursor: Option<String>,
+    /// The operator's policy for items the connector cannot read.
+    policy: wit::DriftPolicy,
 }
 
 impl RecordsSession {
-    pub fn new(store: Store, scope: Scope, max_records: u64) -> Self {
+    pub fn new(store: Store, scope: Scope, max_records: u64, policy: wit::DriftPolicy) -> Self {
         RecordsSession {
+            policy,
             store,
             scope,
             buffer: Vec::new(),
@@ -113,6 +121,49 @@ impl RecordsSession {
         Ok(Ok(()))
     }
 
+    pub fn drift_policy(&self) -> wit::DriftPolicy {
+        self.policy
+    }
+
+    /// Buffers an item set aside (policy `quarantine` only).
+    pub fn quarantine(&mut self, q: wit::QuarantinedItem) -> wasmtime::Result<Result<(), String>> {
+        if self.policy != wit::DriftPolicy::Quarantine {
+            return Ok(Err(
+                "the drift policy of this connector is `fail`: return schema-drift instead".into(),
+            ));
+        }
+        self.count(1)?;
+        if q.item.len() > MAX_QUARANTINED_ITEM_BYTES {
+            return Ok(Err(format!(
+                "item is {} bytes; at most {MAX_QUARANTINED_ITEM_BYTES}",
+                q.item.len()
+            )));
+        }
+        let d = q.drift;
+        for (field, value) in [
+            ("drift.endpoint", &d.endpoint),
+            ("drift.path", &d.path),
+            ("drift.expected", &d.expected),
+            ("drift.found", &d.found),
+        ] {
+            if value.len() > MAX_TEXT_BYTES {
+                return Ok(Err(format!(
+                    "{field} is longer than {MAX_TEXT_BYTES} bytes"
+                )));
+            }
+        }
+        self.buffer.push(Pending::Quarantine(QuarantineRecord {
+            drift: crate::store::runs::DriftReport {
+                endpoint: d.endpoint,
+                path: d.path,
+                expected: d.expected,
+                found: d.found,
+            },
+            item: q.item,
+        }));
+        Ok(Ok(()))
+    }
+
     /// Commits the buffer with `cursor`. On failure the buffer is kept for the next try.
     pub async fn checkpoint(
         &mut self,
@@ -164,6 +215,7 @@ impl RecordsSession {
         c.appointments_tombstoned += counts.appointments_tombstoned;
         c.slots_written += counts.slots_written;
         c.slots_removed += counts.slots_removed;
+        c.quarantined += counts.quarantined;
         if cursor.is_some() {
             self.last_cursor = cursor;
         }

@@ -2,7 +2,8 @@
 //! ones; when a connector version activates (install, approval, rollback — in this
 //! process or, seen within a minute, another), its drift-paused accounts are re-driven
 //! from their last checkpoint (trigger `redrive`) through the normal queue, caps and rate
-//! limits; an operator can also resume an account by hand.
+//! limits, and its accounts with quarantined items are re-read in full (the items were
+//! skipped past the cursor); an operator can also resume an account by hand.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -70,7 +71,9 @@ impl Daemon {
     }
 
     /// Queues a `redrive` run for every drift-paused account whose pause was recorded
-    /// on another version than its connector's active one. Returns the runs requested.
+    /// on another version than its connector's active one (incremental, from its last
+    /// checkpoint), and for every account with items quarantined by another version
+    /// (full: the items lie behind the cursor). Returns the runs requested.
     pub async fn redrive(&self) -> Result<Vec<(String, Submitted)>> {
         let store = &self.app.store;
         let mut by_connector: HashMap<String, Vec<Pause>> = HashMap::new();
@@ -82,17 +85,59 @@ impl Daemon {
             let Some(active) = store.active_connector(&connector).await? else {
                 continue;
             };
+            let ids = pauses
+                .iter()
+                .filter(|p| p.sha256 != active.sha256)
+                .map(|p| p.account_id.clone());
+            self.redrive_accounts(
+                &connector,
+                &active.version,
+                ids,
+                Mode::Incremental,
+                &mut out,
+            )
+            .await?;
+        }
+        for connector in store.quarantined_connectors().await? {
+            let Some(active) = store.active_connector(&connector).await? else {
+                continue;
+            };
+            let ids = store
+                .quarantined_accounts_not_on(&connector, &active.sha256)
+                .await?;
+            self.redrive_accounts(
+                &connector,
+                &active.version,
+                ids.into_iter(),
+                Mode::Full,
+                &mut out,
+            )
+            .await?;
+        }
+        Ok(out)
+    }
+
+    async fn redrive_accounts(
+        &self,
+        connector: &str,
+        version: &str,
+        ids: impl Iterator<Item = String>,
+        mode: Mode,
+        out: &mut Vec<(String, Submitted)>,
+    ) -> Result<()> {
+        let store = &self.app.store;
+        {
             let mut accounts = Vec::new();
-            for p in pauses.iter().filter(|p| p.sha256 != active.sha256) {
-                if let Some(a) = store.account(&p.account_id).await? {
+            for id in ids {
+                if let Some(a) = store.account(&id).await? {
                     accounts.push(a);
                 }
             }
             if accounts.is_empty() {
-                continue;
+                return Ok(());
             }
             let answers = self
-                .request_runs(&accounts, Trigger::Redrive, Mode::Incremental, 1, None)
+                .request_runs(&accounts, Trigger::Redrive, mode, 1, None)
                 .await?;
             let mut queued = 0;
             for (account, answer) in accounts.iter().zip(answers) {
@@ -106,14 +151,15 @@ impl Daemon {
             }
             if queued > 0 {
                 tracing::info!(
-                    connector = %connector,
-                    version = %active.version,
+                    connector,
+                    version,
                     accounts = queued,
-                    "re-driving drift-paused accounts on the active version"
+                    %mode,
+                    "re-driving accounts on the newly active version"
                 );
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Lifts an account's pause by hand and queues a `redrive` run from its last

@@ -36,9 +36,9 @@ use crate::scrub::Scrubber;
 
 pub use self::cache::{sha256_hex, Origin};
 
-/// The contract version this host implements (`wit/v0.1.0`). Components built against
-/// it, or an earlier patch of the same minor version, load.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The contract version this host implements (`wit/v0.1.1`). Components built against
+/// it, or an earlier patch of the same minor version (0.1.0), load.
+pub const CONTRACT_VERSION: &str = "0.1.1";
 
 /// The version in an import or export name of the passerelle contract
 /// (`passerelle:connector/http@0.1.0` gives `0.1.0`).

@@ -151,6 +151,20 @@ impl records::Host for RunState {
         self.flush_logs();
         result
     }
+
+    async fn on_drift(&mut self) -> Result<types::DriftPolicy> {
+        Ok(match &self.records {
+            Some(r) => r.drift_policy(),
+            None => types::DriftPolicy::Fail,
+        })
+    }
+
+    async fn quarantine(&mut self, item: types::QuarantinedItem) -> Result<Result<(), String>> {
+        match &mut self.records {
+            Some(r) => r.quarantine(item),
+            None => no_records(),
+        }
+    }
 }
 
 impl log::Host for RunState {

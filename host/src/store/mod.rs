@@ -9,6 +9,7 @@
 pub mod connectors;
 pub mod pauses;
 pub mod practices;
+pub mod quarantine;
 pub mod records;
 pub mod runs;
 

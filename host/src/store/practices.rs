@@ -254,7 +254,12 @@ impl Store {
                 .await
                 .with_context(|| format!("deleting the practice's {table}"))?;
         }
-        for table in ["account_secrets", "sync_state", "account_pauses"] {
+        for table in [
+            "account_secrets",
+            "sync_state",
+            "account_pauses",
+            "quarantined_items",
+        ] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE account_id IN (SELECT id FROM accounts WHERE practice_id = $1)"
             ))
@@ -289,6 +294,7 @@ impl Store {
             "account_secrets",
             "sync_state",
             "account_pauses",
+            "quarantined_items",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
                 .bind(id)

@@ -58,6 +58,15 @@ pub enum Pending {
     Appointment(AppointmentRecord),
     DeleteAppointment(String),
     Slot(SlotRecord),
+    /// An item the connector set aside (policy `quarantine`).
+    Quarantine(QuarantineRecord),
+}
+
+/// An item set aside: where it failed, and the item as received.
+#[derive(Debug, Clone)]
+pub struct QuarantineRecord {
+    pub drift: crate::store::runs::DriftReport,
+    pub item: String,
 }
 
 /// Whose records these are. Stamped by the host, never by the connector.
@@ -67,6 +76,8 @@ pub struct Scope {
     pub practice_id: String,
     pub account_id: String,
     pub run_id: i64,
+    /// The content hash of the connector version running.
+    pub version_sha256: String,
 }
 
 /// What the last commit of a successful run does besides writing.
@@ -87,6 +98,8 @@ pub struct CommitCounts {
     pub appointments_tombstoned: i64,
     pub slots_written: i64,
     pub slots_removed: i64,
+    /// Items set aside (policy `quarantine`).
+    pub quarantined: i64,
 }
 
 /// A stored appointment, for reading back (CLI, export, tests).
@@ -212,6 +225,10 @@ impl Store {
                     .rows_affected();
                     counts.appointments_deleted += n as i64;
                 }
+                Pending::Quarantine(q) => {
+                    super::quarantine::upsert(&mut tx, scope, q, &now).await?;
+                    counts.quarantined += 1;
+                }
                 Pending::Slot(s) => {
                     slots.push(s);
                     counts.slots_written += 1;
@@ -241,6 +258,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected() as i64;
+                super::quarantine::clear_resolved(&mut tx, scope).await?;
             }
             counts.slots_removed = sqlx::query(
                 "DELETE FROM slots WHERE connector = $1 AND account_id = $2 AND last_seen_run <> $3

@@ -120,6 +120,9 @@ pub struct RunCounts {
     pub http_requests: i64,
     pub bytes_received: i64,
     pub checkpoints: i64,
+    /// Items set aside under the `quarantine` drift policy.
+    #[serde(default)]
+    pub quarantined: i64,
 }
 
 /// The identity of a run being started.
@@ -184,7 +187,7 @@ const RUN_COLUMNS: &str =
     trigger, mode, status, started_at, finished_at, duration_ms, appointments_added,
     appointments_changed, appointments_deleted, appointments_tombstoned, slots_written,
     slots_removed, http_requests, bytes_received, checkpoints, error_kind, error_detail,
-    cursor_before, cursor_after, message, attempt, retry_after_secs, drift";
+    cursor_before, cursor_after, message, attempt, retry_after_secs, drift, quarantined";
 
 impl Store {
     /// Opens a run in the sync log with status `running`; returns its id.
@@ -219,7 +222,7 @@ impl Store {
                 appointments_tombstoned = $8, slots_written = $9, slots_removed = $10,
                 http_requests = $11, bytes_received = $12, checkpoints = $13,
                 error_kind = $14, error_detail = $15, cursor_after = $16, message = $17,
-                retry_after_secs = $18, drift = $19
+                retry_after_secs = $18, drift = $19, quarantined = $20
              WHERE id = $1",
         )
         .bind(id)
@@ -245,6 +248,7 @@ impl Store {
                 .as_ref()
                 .map(|d| serde_json::to_string(d).expect("serialisable")),
         )
+        .bind(c.quarantined)
         .execute(&self.pool)
         .await
         .context("recording run end")?;
@@ -435,6 +439,7 @@ fn run_from_row(row: &sqlx::any::AnyRow) -> Result<Run> {
             http_requests: row.get("http_requests"),
             bytes_received: row.get("bytes_received"),
             checkpoints: row.get("checkpoints"),
+            quarantined: row.get("quarantined"),
         },
         error_kind: row.get("error_kind"),
         error_detail: row.get("error_detail"),

@@ -164,11 +164,13 @@ impl<'de> Deserialize<'de> for SlotValue {
     }
 }
 
-/// The practice API's `GET /api/v1/profiles/{id}/appointments`.
+/// The practice API's `GET /api/v1/profiles/{id}/appointments`. The appointments are
+/// parsed one by one ([`Appointment`], through `drift::items`), so one unreadable item
+/// can be quarantined while the rest of the page goes on.
 #[derive(Debug, Deserialize)]
 #[serde(crate = "passerelle_sdk::serde")]
 pub struct AppointmentPage {
-    pub appointments: Vec<Appointment>,
+    pub appointments: Vec<passerelle_sdk::serde_json::Value>,
     pub pagination: Pagination,
 }
 

@@ -11,7 +11,7 @@ use passerelle_sdk::http::{encode, get};
 use passerelle_sdk::time::chrono::{Duration, SecondsFormat, Utc};
 use passerelle_sdk::time::{Timestamp, Window};
 use passerelle_sdk::{
-    emit, info, warn, Appointment, AppointmentStatus, Patient, SyncError, SyncMode, SyncRequest,
+    drift, emit, info, warn, Appointment, AppointmentStatus, Patient, SyncError, SyncMode, SyncRequest,
 };
 
 use crate::api::{self, AppointmentPage};
@@ -31,7 +31,11 @@ pub struct Found {
     pub pages: u32,
     /// The cursor to hand back: newest `updated_at` committed.
     pub cursor: Option<String>,
+    /// Items set aside under the `quarantine` drift policy.
+    pub quarantined: usize,
 }
+
+const ENDPOINT: &str = "GET /api/v1/profiles/{id}/appointments";
 
 fn encode_cursor(t: &Timestamp) -> String {
     format!(
@@ -78,13 +82,14 @@ pub fn sync(req: &SyncRequest, profile_id: &str, window: &Window) -> Result<Foun
         if let Some(since) = &since {
             request = request.query("updated_since", &since.to_rfc3339());
         }
-        let body: AppointmentPage = request
-            .bearer("api-token")
-            .endpoint("GET /api/v1/profiles/{id}/appointments")
-            .json()?;
+        let body: AppointmentPage = request.bearer("api-token").endpoint(ENDPOINT).json()?;
+        let page_items = body.appointments.len();
+        let items: Vec<api::Appointment> =
+            drift::items(ENDPOINT, "$.appointments", body.appointments)?;
         found.pages += 1;
-        let batch: Vec<Appointment> = body.appointments.iter().map(appointment).collect();
-        if let Some(t) = body.appointments.iter().map(|a| a.updated_at).max() {
+        found.quarantined += page_items - items.len();
+        let batch: Vec<Appointment> = items.iter().map(appointment).collect();
+        if let Some(t) = items.iter().map(|a| a.updated_at).max() {
             newest = Some(newest.map_or(t, |n| n.max(t)));
         }
         if !batch.is_empty() {
@@ -96,10 +101,16 @@ pub fn sync(req: &SyncRequest, profile_id: &str, window: &Window) -> Result<Foun
             emit::checkpoint(&cursor)?;
             found.cursor = Some(cursor);
         }
-        if body.pagination.page >= body.pagination.total_pages || body.appointments.is_empty() {
+        if body.pagination.page >= body.pagination.total_pages || page_items == 0 {
             break;
         }
         page += 1;
+    }
+    if found.quarantined > 0 {
+        warn!(
+            "{} unreadable appointments set aside for review (drift policy: quarantine)",
+            found.quarantined
+        );
     }
     info!(
         "read {} appointments in {} pages ({})",

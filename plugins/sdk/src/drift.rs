@@ -7,7 +7,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::{Drift, SyncError};
+use crate::{Drift, DriftPolicy, SyncError};
 
 /// Parses `body` as JSON into `T`.
 ///
@@ -47,6 +47,47 @@ pub fn from_value<T: DeserializeOwned>(endpoint: &str, value: &Value) -> Result<
         };
         drift(endpoint, json_path, expected, found)
     })
+}
+
+/// Parses each element of a list on its own. An element that does not fit `T` is, under
+/// the operator's `quarantine` policy, set aside with the host (kept for review, never
+/// logged) and skipped; under `fail` (the default) it ends the run as `schema-drift`.
+/// `base` is the list's JSON path (`$.appointments`), so reports read
+/// `$.appointments[3].start_date`.
+pub fn items<T: DeserializeOwned>(
+    endpoint: &str,
+    base: &str,
+    values: Vec<Value>,
+) -> Result<Vec<T>, SyncError> {
+    let mut policy = None;
+    items_with(endpoint, base, values, &mut |drift, item| {
+        match *policy.get_or_insert_with(crate::emit::drift_policy) {
+            DriftPolicy::Quarantine => crate::emit::quarantine(drift, item),
+            DriftPolicy::Fail => Err(SyncError::SchemaDrift(drift)),
+        }
+    })
+}
+
+/// [`items`] with the decision for a bad element given (`Ok`: skip it; `Err`: stop).
+pub fn items_with<T: DeserializeOwned>(
+    endpoint: &str,
+    base: &str,
+    values: Vec<Value>,
+    bad: &mut dyn FnMut(Drift, &Value) -> Result<(), SyncError>,
+) -> Result<Vec<T>, SyncError> {
+    let mut out = Vec::with_capacity(values.len());
+    for (i, value) in values.iter().enumerate() {
+        match from_value::<T>(endpoint, value) {
+            Ok(item) => out.push(item),
+            Err(SyncError::SchemaDrift(mut d)) => {
+                let inner = d.path.strip_prefix('$').unwrap_or(&d.path).to_string();
+                d.path = format!("{base}[{i}]{inner}");
+                bad(d, value)?;
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(out)
 }
 
 fn drift(endpoint: &str, path: String, expected: String, found: String) -> SyncError {
@@ -177,6 +218,31 @@ mod tests {
     fn truncated_body_is_transient() {
         let r = parse::<Booking>("GET /x", br#"{"data":{"agen"#);
         assert!(matches!(r, Err(SyncError::Unavailable(_))));
+    }
+
+    #[test]
+    fn items_report_their_index_and_set_aside_or_stop() {
+        let values: Vec<Value> = serde_json::from_str(
+            r#"[{"id":1,"practice_id":2},{"id":2,"practice_id":"Dupont"},{"id":3,"practice_id":4}]"#,
+        )
+        .unwrap();
+        let mut aside = Vec::new();
+        let kept: Vec<Agenda> = items_with("GET /x", "$.agendas", values.clone(), &mut |d, v| {
+            aside.push((d, v.clone()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(kept.len(), 2);
+        assert_eq!(aside.len(), 1);
+        assert_eq!(aside[0].0.path, "$.agendas[1].practice_id");
+        assert_eq!(aside[0].1["id"], 2);
+        let stopped = items_with::<Agenda>("GET /x", "$.agendas", values, &mut |d, _| {
+            Err(SyncError::SchemaDrift(d))
+        });
+        match stopped {
+            Err(SyncError::SchemaDrift(d)) => assert_eq!(d.path, "$.agendas[1].practice_id"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

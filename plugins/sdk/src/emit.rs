@@ -1,7 +1,8 @@
-//! Emitting records and checkpoints, with host refusals turned into `internal` errors.
+//! Emitting records and checkpoints, with host refusals turned into `internal` errors;
+//! the run's drift policy and setting items aside (quarantine).
 
 use crate::bindings::passerelle::connector::records;
-use crate::{Appointment, Slot, SyncError};
+use crate::{Appointment, Drift, DriftPolicy, Slot, SyncError};
 
 fn refused(what: &str, reason: String) -> SyncError {
     SyncError::Internal(format!("host refused {what}: {reason}"))
@@ -25,4 +26,35 @@ pub fn slots(items: &[Slot]) -> Result<(), SyncError> {
 /// Commits everything emitted so far together with `cursor`.
 pub fn checkpoint(cursor: &str) -> Result<(), SyncError> {
     records::checkpoint(cursor).map_err(|e| refused("checkpoint", e))
+}
+
+/// The operator's drift policy for this run (`fail` on contract 0.1.0).
+pub fn drift_policy() -> DriftPolicy {
+    #[cfg(not(feature = "contract-0-1-0"))]
+    {
+        records::on_drift()
+    }
+    #[cfg(feature = "contract-0-1-0")]
+    {
+        DriftPolicy::Fail
+    }
+}
+
+/// Sets an item that does not parse aside for review (policy `quarantine`), committed
+/// with the next checkpoint. `item` is the element as received; the host stores it in
+/// its database only.
+pub fn quarantine(drift: Drift, item: &serde_json::Value) -> Result<(), SyncError> {
+    #[cfg(not(feature = "contract-0-1-0"))]
+    {
+        records::quarantine(&crate::QuarantinedItem {
+            drift,
+            item: item.to_string(),
+        })
+        .map_err(|e| refused("a quarantined item", e))
+    }
+    #[cfg(feature = "contract-0-1-0")]
+    {
+        let _ = item;
+        Err(SyncError::SchemaDrift(drift))
+    }
 }

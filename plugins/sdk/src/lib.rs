@@ -17,9 +17,21 @@
 //! passerelle_sdk::export_connector!(MyPlatform);
 //! ```
 
-/// Raw bindings generated from the WIT contract (`wit/v0.1.0`).
+/// Raw bindings generated from the WIT contract (`wit/v0.1.1`; with the
+/// `contract-0-1-0` feature, `wit/v0.1.0`, for components that must load on hosts that
+/// predate 0.1.1: no drift policy, no quarantine).
 #[allow(clippy::too_many_arguments)]
 pub mod bindings {
+    #[cfg(not(feature = "contract-0-1-0"))]
+    wit_bindgen::generate!({
+        path: "../../wit/v0.1.1",
+        world: "connector",
+        pub_export_macro: true,
+        export_macro_name: "export_connector",
+        default_bindings_module: "passerelle_sdk::bindings",
+        generate_all,
+    });
+    #[cfg(feature = "contract-0-1-0")]
     wit_bindgen::generate!({
         path: "../../wit/v0.1.0",
         world: "connector",
@@ -44,6 +56,16 @@ pub use bindings::passerelle::connector::types::{
     Manifest, Method, Parameter, Patient, RateLimit, SecretRef, Setting, Slot, Summary, SyncError,
     SyncMode, SyncRequest, TimeWindow,
 };
+/// What to do with an item that does not parse (contract 0.1.1).
+#[cfg(not(feature = "contract-0-1-0"))]
+pub use bindings::passerelle::connector::types::{DriftPolicy, QuarantinedItem};
+/// What to do with an item that does not parse: a 0.1.0 component always fails.
+#[cfg(feature = "contract-0-1-0")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriftPolicy {
+    Fail,
+    Quarantine,
+}
 /// The exports a connector implements: `describe`, `check`, `sync`.
 pub use bindings::Guest as Connector;
 
