@@ -12,7 +12,7 @@ use crate::api::connectors::{ConnectorView, InstallAnswer};
 use crate::app::Passerelle;
 use crate::config::{default_data_dir, Config};
 use crate::plugins::{Activation, Outcome};
-use crate::store::connectors::Rejection;
+use crate::store::connectors::{Canary, Rejection};
 use crate::store::pauses::Pause;
 use crate::store::quarantine::{QuarantineFilter, QuarantinedItem};
 use crate::store::runs::{Mode, Run, RunFilter, Status, Trigger};
@@ -278,6 +278,18 @@ pub enum PluginsCmd {
         name: String,
         version: Option<String>,
     },
+    /// Run a kept version for some practices only (a canary), before promoting it.
+    Canary {
+        name: String,
+        version: String,
+        /// A practice whose accounts run this version (repeatable).
+        #[arg(long = "practice", required = true)]
+        practices: Vec<String>,
+    },
+    /// Make the canary's version active for every practice.
+    Promote { name: String },
+    /// Stop the canary: its practices go back to the active version.
+    StopCanary { name: String },
     /// Refused candidates, newest first, with the reason.
     Rejections {
         #[arg(long, default_value_t = 20)]
@@ -485,8 +497,23 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
         }
         Command::Plugins(PluginsCmd::List) => {
             let versions = app.store.connector_versions(None).await?;
-            let views: Vec<ConnectorView> = versions.into_iter().map(Into::into).collect();
+            let views = ConnectorView::list(versions, &app.store.canaries().await?);
             print_versions(&views, &app.store.rejections(5).await?);
+        }
+        Command::Plugins(PluginsCmd::Canary {
+            name,
+            version,
+            practices,
+        }) => {
+            let c = app.start_canary(&name, &version, &practices).await?;
+            println!("{}", canary_line(&c));
+        }
+        Command::Plugins(PluginsCmd::Promote { name }) => {
+            println!("{}", activation_line(&app.promote(&name).await?));
+        }
+        Command::Plugins(PluginsCmd::StopCanary { name }) => {
+            app.stop_canary(&name).await?;
+            println!("canary of {name} stopped: its practices run the active version");
         }
         Command::Plugins(PluginsCmd::Install { files }) => {
             let mut failed = 0;
@@ -823,6 +850,14 @@ pub(crate) fn print_versions(versions: &[ConnectorView], rejections: &[Rejection
             &v.sha256[..v.sha256.len().min(16)],
             v.installed_at
         );
+        if let Some(p) = &v.canary {
+            println!(
+                "    canary for {}  (passerelle plugins promote {} | stop-canary {})",
+                p.join(", "),
+                v.name,
+                v.name
+            );
+        }
         if let Some(e) = &v.pending_approval {
             println!(
                 "    waits for approval: {e}  (passerelle plugins approve {} {})",
@@ -876,6 +911,17 @@ pub(crate) fn install_line(i: &InstallAnswer) -> String {
         i.name,
         i.version,
         &i.sha256[..i.sha256.len().min(16)]
+    )
+}
+
+pub(crate) fn canary_line(c: &Canary) -> String {
+    format!(
+        "{} {} runs as a canary for {}; promote with `passerelle plugins promote {}`, stop with `passerelle plugins stop-canary {}`",
+        c.name,
+        c.version,
+        c.practices.join(", "),
+        c.name,
+        c.name
     )
 }
 

@@ -22,7 +22,7 @@ use crate::limits::Limits;
 use crate::runtime::bindings::passerelle::connector::types as wit;
 use crate::runtime::{sha256_hex, Call, CallOutput, LoadedConnector, RunParts};
 use crate::scrub::Scrubber;
-use crate::store::connectors::{ConnectorVersion, Rejection};
+use crate::store::connectors::{Canary, ConnectorVersion, Rejection};
 use crate::store::now_text;
 
 /// A connector's manifest as the host keeps it (what `describe()` returned).
@@ -494,6 +494,14 @@ impl Passerelle {
         let started = std::time::Instant::now();
         self.store.activate_connector_version(name, version).await?;
         let took = started.elapsed();
+        let canaries = self.store.canaries().await?;
+        if canaries
+            .iter()
+            .any(|c| c.name == name && c.version == version)
+        {
+            // Activating the canary's version is its promotion.
+            self.store.clear_canary(name).await?;
+        }
         self.metrics.activated(name);
         self.activations.send_modify(|n| *n += 1);
         tracing::info!(
@@ -554,6 +562,86 @@ impl Passerelle {
         self.activate(name, &target, "rollback").await
     }
 
+    /// Runs a kept version for the accounts of `practices` only (a canary), before
+    /// promoting it (`promote`, or any activation of that version) or stopping it.
+    /// Starting a canary is the operator's approval of that version for those practices.
+    pub async fn start_canary(
+        &self,
+        name: &str,
+        version: &str,
+        practices: &[String],
+    ) -> Result<Canary> {
+        if practices.is_empty() {
+            bail!("name at least one practice for the canary");
+        }
+        for p in practices {
+            if self.store.practice(p).await?.is_none() {
+                bail!("no practice `{p}` (see `passerelle practices list`)");
+            }
+        }
+        let versions = self.store.connector_versions(Some(name)).await?;
+        let Some(target) = versions.iter().find(|v| v.version == version) else {
+            bail!("connector `{name}` has no installed version `{version}` (see `passerelle plugins list`)");
+        };
+        if target.active {
+            bail!("{name} {version} is already the active version");
+        }
+        self.link(Path::new(&target.path), &target.sha256).await?;
+        self.store.set_canary(name, version, practices).await?;
+        self.activations.send_modify(|n| *n += 1);
+        tracing::info!(
+            connector = name,
+            version,
+            practices = %practices.join(","),
+            "canary started: these practices' runs use this version"
+        );
+        self.store
+            .canaries()
+            .await?
+            .into_iter()
+            .find(|c| c.name == name)
+            .context("the canary just recorded is missing")
+    }
+
+    /// Makes the canary's version active for every practice.
+    pub async fn promote(&self, name: &str) -> Result<Activation> {
+        let canary = self
+            .store
+            .canaries()
+            .await?
+            .into_iter()
+            .find(|c| c.name == name)
+            .with_context(|| format!("connector `{name}` has no canary running"))?;
+        self.activate(name, &canary.version, "canary promoted")
+            .await
+    }
+
+    /// Stops a canary: its practices go back to the active version.
+    pub async fn stop_canary(&self, name: &str) -> Result<()> {
+        if !self.store.clear_canary(name).await? {
+            bail!("connector `{name}` has no canary running");
+        }
+        self.activations.send_modify(|n| *n += 1);
+        tracing::info!(connector = name, "canary stopped");
+        Ok(())
+    }
+
+    /// The version of the account's connector that runs for its practice (a canary, or
+    /// the active version), linked, with its manifest.
+    pub async fn connector_for(
+        &self,
+        account: &crate::store::practices::Account,
+    ) -> Result<(ConnectorVersion, LoadedConnector, Manifest)> {
+        let version = self
+            .store
+            .connector_for(&account.connector, &account.practice_id)
+            .await?
+            .with_context(|| {
+                format!("no active version of connector `{}`: install one with `passerelle plugins install FILE.wasm`", account.connector)
+            })?;
+        self.linked(version).await
+    }
+
     /// The active version of `connector`, linked, with its manifest.
     pub async fn active_connector(
         &self,
@@ -562,6 +650,13 @@ impl Passerelle {
         let version = self.store.active_connector(connector).await?.with_context(|| {
             format!("no active version of connector `{connector}`: install one with `passerelle plugins install FILE.wasm`")
         })?;
+        self.linked(version).await
+    }
+
+    async fn linked(
+        &self,
+        version: ConnectorVersion,
+    ) -> Result<(ConnectorVersion, LoadedConnector, Manifest)> {
         let loaded = self.link(Path::new(&version.path), &version.sha256).await?;
         let manifest: Manifest = serde_json::from_value(version.manifest.clone())
             .context("stored manifest is unreadable")?;

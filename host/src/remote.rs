@@ -13,12 +13,12 @@ use crate::api::connectors::{ConnectorView, InstallAnswer, Resumed};
 use crate::api::practices::PracticeView;
 use crate::api::runs::SyncAccepted;
 use crate::cli::{
-    account_line, activation_line, install_line, print_pauses, print_quarantined, print_rejections,
-    print_versions, read_secret_value, report_sync, run_table, AccountsCmd, Command, PluginsCmd,
-    PracticesCmd,
+    account_line, activation_line, canary_line, install_line, print_pauses, print_quarantined,
+    print_rejections, print_versions, read_secret_value, report_sync, run_table, AccountsCmd,
+    Command, PluginsCmd, PracticesCmd,
 };
 use crate::plugins::Activation;
-use crate::store::connectors::Rejection;
+use crate::store::connectors::{Canary, Rejection};
 use crate::store::pauses::Pause;
 use crate::store::practices::Account;
 use crate::store::quarantine::QuarantinedItem;
@@ -257,6 +257,40 @@ pub async fn dispatch(client: &Client, command: Command) -> Result<()> {
                 )
                 .await?;
             println!("{}", activation_line(&a));
+        }
+        Command::Plugins(PluginsCmd::Canary {
+            name,
+            version,
+            practices,
+        }) => {
+            let c: Canary = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/connectors/{name}/canary"),
+                    Some(json!({ "version": version, "practices": practices })),
+                )
+                .await?;
+            println!("{}", canary_line(&c));
+        }
+        Command::Plugins(PluginsCmd::Promote { name }) => {
+            let a: Activation = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/connectors/{name}/promote"),
+                    None,
+                )
+                .await?;
+            println!("{}", activation_line(&a));
+        }
+        Command::Plugins(PluginsCmd::StopCanary { name }) => {
+            let _: Value = client
+                .call(
+                    Method::DELETE,
+                    &format!("/v1/connectors/{name}/canary"),
+                    None,
+                )
+                .await?;
+            println!("canary of {name} stopped: its practices run the active version");
         }
         Command::Plugins(PluginsCmd::Rejections { limit }) => {
             let r: Vec<Rejection> = client

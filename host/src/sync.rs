@@ -77,7 +77,7 @@ impl Passerelle {
         options: SyncOptions,
         queued_run: Option<i64>,
     ) -> Result<Run> {
-        let (version, loaded, manifest) = self.active_connector(&account.connector).await?;
+        let (version, loaded, manifest) = self.connector_for(account).await?;
         let cursor_before = match options.mode {
             Mode::Incremental => self.store.cursor(&account.id).await?,
             Mode::Full => None,

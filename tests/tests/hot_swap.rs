@@ -839,3 +839,121 @@ async fn a_component_built_against_contract_0_1_0_still_runs() {
         assert_eq!(run.counts.appointments_added, 5);
     }
 }
+
+#[tokio::test]
+async fn a_canary_runs_for_its_practices_then_is_promoted() {
+    for db in databases().await {
+        let d = daemon_env(
+            &db,
+            sim_config(2, 10),
+            daemon_config(),
+            ServeOptions::default(),
+        )
+        .await;
+        let app = d.running.daemon.app.clone();
+        app.install_plugin(&variant(FIXED)).await.unwrap();
+        app.rollback("doctolib", Some("0.1.0")).await.unwrap();
+        let world = d.sim.sim.world().clone();
+        let (a, b) = (world.practices[0].id.clone(), world.practices[1].id.clone());
+        let accounts_of = |p: &str| world.accounts().filter(|x| x.practice_id == p).count();
+        let store = d.sim.env.app.store.clone();
+        let sync = |practice: String| {
+            let d = &d;
+            async move {
+                let answer = d
+                    .call(
+                        Method::POST,
+                        &format!("/v1/practices/{practice}/sync"),
+                        Some(json!({})),
+                    )
+                    .await;
+                assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text);
+                d.wait_for(&run_ids(&answer)).await
+            }
+        };
+
+        // The platform drifts; practice A's accounts pause on the active 0.1.0.
+        d.sim.sim.set_faults("doctolib", renamed_start_date());
+        for r in sync(a.clone()).await {
+            assert_eq!(
+                (r.status, r.connector_version.as_str()),
+                (Status::Drift, "0.1.0")
+            );
+        }
+
+        // A canary of 0.2.0 for A only: A's paused accounts are re-driven on it.
+        let started = d
+            .call(
+                Method::POST,
+                "/v1/connectors/doctolib/canary",
+                Some(json!({"version": "0.2.0", "practices": [a]})),
+            )
+            .await;
+        assert_eq!(started.status, StatusCode::OK, "{}", started.text);
+        wait_until(&store, "A re-driven on the canary", |runs| {
+            runs.iter()
+                .filter(|r| r.practice_id == a && r.trigger == Trigger::Redrive)
+                .filter(|r| r.connector_version == "0.2.0" && r.status == Status::Succeeded)
+                .count()
+                == accounts_of(&a)
+        })
+        .await;
+        let listed = d.call(Method::GET, "/v1/connectors", None).await.json();
+        let canary = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["version"] == "0.2.0")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (canary["active"].clone(), canary["canary"].clone()),
+            (json!(false), json!([a]))
+        );
+
+        // B is not in the canary: it still runs the active 0.1.0 (and drifts).
+        for r in sync(b.clone()).await {
+            assert_eq!(
+                (r.status, r.connector_version.as_str()),
+                (Status::Drift, "0.1.0")
+            );
+        }
+
+        // Promotion: 0.2.0 for all, B re-driven on it, the canary gone.
+        let promoted = d
+            .call(Method::POST, "/v1/connectors/doctolib/promote", None)
+            .await;
+        assert_eq!(promoted.status, StatusCode::OK, "{}", promoted.text);
+        assert_eq!(promoted.json()["to"], "0.2.0");
+        wait_until(&store, "B re-driven after promotion", |runs| {
+            runs.iter()
+                .filter(|r| r.practice_id == b && r.trigger == Trigger::Redrive)
+                .filter(|r| r.connector_version == "0.2.0" && r.status == Status::Succeeded)
+                .count()
+                == accounts_of(&b)
+        })
+        .await;
+        assert!(store.canaries().await.unwrap().is_empty());
+        let again = d
+            .call(Method::POST, "/v1/connectors/doctolib/promote", None)
+            .await;
+        assert_eq!(again.status, StatusCode::CONFLICT);
+
+        // A canary can also be stopped: its practice goes back to the active version.
+        app.start_canary("doctolib", "0.1.0", std::slice::from_ref(&b))
+            .await
+            .unwrap();
+        let on = store.connector_for("doctolib", &b).await.unwrap().unwrap();
+        assert_eq!(on.version, "0.1.0");
+        let stopped = d
+            .call(Method::DELETE, "/v1/connectors/doctolib/canary", None)
+            .await;
+        assert_eq!(stopped.status, StatusCode::NO_CONTENT);
+        let on = store.connector_for("doctolib", &b).await.unwrap().unwrap();
+        assert_eq!(on.version, "0.2.0");
+        let (_, sim) = d.shutdown().await;
+        for account in world.accounts() {
+            sim.assert_matches_truth(&account.id, db.name).await;
+        }
+    }
+}

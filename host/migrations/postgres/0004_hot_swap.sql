@@ -53,3 +53,12 @@ CREATE TABLE quarantined_items (
 );
 CREATE INDEX quarantined_items_connector ON quarantined_items(connector);
 ALTER TABLE runs ADD COLUMN quarantined BIGINT NOT NULL DEFAULT 0;
+
+-- Canary: one kept version of a connector runs for a chosen set of practices before it
+-- is promoted (made active for all) or stopped.
+CREATE TABLE connector_canaries (
+    name        TEXT PRIMARY KEY,
+    version     TEXT NOT NULL,
+    practices   TEXT NOT NULL,
+    started_at  TEXT NOT NULL
+);

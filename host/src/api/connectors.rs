@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiError, ApiState, Body, Params, PathParams};
 use crate::plugins::{Activation, Candidate, Escalation, Installed, Outcome, Rejected};
 use crate::queue::Submitted;
-use crate::store::connectors::{ConnectorVersion, Rejection};
+use crate::store::connectors::{Canary, ConnectorVersion, Rejection};
 use crate::store::pauses::Pause;
 use crate::store::quarantine::{QuarantineFilter, QuarantinedItem};
 
@@ -26,6 +26,28 @@ pub struct ConnectorView {
     /// Set while the version waits for approval: what it asks for beyond the version
     /// that was active when it arrived.
     pub pending_approval: Option<Escalation>,
+    /// Set while the version runs as a canary: for these practices only.
+    #[serde(default)]
+    pub canary: Option<Vec<String>>,
+}
+
+impl ConnectorView {
+    /// The views of `versions`, with the running canaries marked.
+    pub fn list(versions: Vec<ConnectorVersion>, canaries: &[Canary]) -> Vec<ConnectorView> {
+        versions
+            .into_iter()
+            .map(|v| {
+                let canary = canaries
+                    .iter()
+                    .find(|c| c.name == v.name && c.version == v.version)
+                    .map(|c| c.practices.clone());
+                ConnectorView {
+                    canary,
+                    ..ConnectorView::from(v)
+                }
+            })
+            .collect()
+    }
 }
 
 impl From<ConnectorVersion> for ConnectorView {
@@ -41,15 +63,18 @@ impl From<ConnectorVersion> for ConnectorView {
             active: v.active,
             installed_at: v.installed_at,
             activated_at: v.activated_at,
+            canary: None,
         }
     }
 }
 
 pub async fn list(State(state): State<ApiState>) -> Result<Json<Vec<ConnectorView>>, ApiError> {
-    let versions = state.daemon.app.store.connector_versions(None).await?;
-    Ok(Json(
-        versions.into_iter().map(ConnectorView::from).collect(),
-    ))
+    let store = &state.daemon.app.store;
+    let versions = store.connector_versions(None).await?;
+    Ok(Json(ConnectorView::list(
+        versions,
+        &store.canaries().await?,
+    )))
 }
 
 /// What an upload did.
@@ -178,6 +203,60 @@ pub async fn rollback(
         .daemon
         .app
         .rollback(&name, body.version.as_deref())
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::conflict(format!("{e:#}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryRequest {
+    version: String,
+    practices: Vec<String>,
+}
+
+/// `POST /v1/connectors/{name}/canary {"version", "practices"}`: runs that version for
+/// those practices only.
+pub async fn start_canary(
+    State(state): State<ApiState>,
+    PathParams(name): PathParams<String>,
+    Body(body): Body<CanaryRequest>,
+) -> Result<Json<Canary>, ApiError> {
+    known_connector(&state, &name).await?;
+    state
+        .daemon
+        .app
+        .start_canary(&name, &body.version, &body.practices)
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::conflict(format!("{e:#}")))
+}
+
+/// `DELETE /v1/connectors/{name}/canary`: its practices go back to the active version.
+pub async fn stop_canary(
+    State(state): State<ApiState>,
+    PathParams(name): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
+    known_connector(&state, &name).await?;
+    state
+        .daemon
+        .app
+        .stop_canary(&name)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
+        .map_err(|e| ApiError::conflict(format!("{e:#}")))
+}
+
+/// `POST /v1/connectors/{name}/promote`: the canary's version becomes active for all.
+pub async fn promote(
+    State(state): State<ApiState>,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<Activation>, ApiError> {
+    known_connector(&state, &name).await?;
+    state
+        .daemon
+        .app
+        .promote(&name)
         .await
         .map(Json)
         .map_err(|e| ApiError::conflict(format!("{e:#}")))

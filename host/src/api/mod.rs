@@ -105,6 +105,16 @@ pub fn routes() -> Vec<(
             &["post"],
             post(connectors::rollback),
         ),
+        (
+            "/v1/connectors/{name}/canary",
+            &["post", "delete"],
+            post(connectors::start_canary).delete(connectors::stop_canary),
+        ),
+        (
+            "/v1/connectors/{name}/promote",
+            &["post"],
+            post(connectors::promote),
+        ),
         ("/v1/paused", &["get"], get(connectors::paused)),
         ("/v1/quarantine", &["get"], get(connectors::quarantine)),
         (

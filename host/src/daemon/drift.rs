@@ -71,93 +71,74 @@ impl Daemon {
     }
 
     /// Queues a `redrive` run for every drift-paused account whose pause was recorded
-    /// on another version than its connector's active one (incremental, from its last
-    /// checkpoint), and for every account with items quarantined by another version
-    /// (full: the items lie behind the cursor). Returns the runs requested.
+    /// on another version than the one that now runs for it (its connector's active
+    /// version, or a canary), incremental from its last checkpoint; and for every account
+    /// with items quarantined by another version, in full (the items lie behind the
+    /// cursor). Returns the runs requested.
     pub async fn redrive(&self) -> Result<Vec<(String, Submitted)>> {
         let store = &self.app.store;
-        let mut by_connector: HashMap<String, Vec<Pause>> = HashMap::new();
+        let mut paused = Vec::new();
         for p in store.pauses(None).await? {
-            by_connector.entry(p.connector.clone()).or_default().push(p);
+            if let Some(a) = self.moved_on(&p.account_id, &p.sha256).await? {
+                paused.push(a);
+            }
+        }
+        let mut quarantined = Vec::new();
+        for (account_id, sha256) in store.quarantined_versions().await? {
+            if let Some(a) = self.moved_on(&account_id, &sha256).await? {
+                if !quarantined.iter().any(|q: &Account| q.id == a.id) {
+                    quarantined.push(a);
+                }
+            }
         }
         let mut out = Vec::new();
-        for (connector, pauses) in by_connector {
-            let Some(active) = store.active_connector(&connector).await? else {
-                continue;
-            };
-            let ids = pauses
-                .iter()
-                .filter(|p| p.sha256 != active.sha256)
-                .map(|p| p.account_id.clone());
-            self.redrive_accounts(
-                &connector,
-                &active.version,
-                ids,
-                Mode::Incremental,
-                &mut out,
-            )
+        self.redrive_accounts(&paused, Mode::Incremental, &mut out)
             .await?;
-        }
-        for connector in store.quarantined_connectors().await? {
-            let Some(active) = store.active_connector(&connector).await? else {
-                continue;
-            };
-            let ids = store
-                .quarantined_accounts_not_on(&connector, &active.sha256)
-                .await?;
-            self.redrive_accounts(
-                &connector,
-                &active.version,
-                ids.into_iter(),
-                Mode::Full,
-                &mut out,
-            )
+        self.redrive_accounts(&quarantined, Mode::Full, &mut out)
             .await?;
-        }
         Ok(out)
+    }
+
+    /// The account, if the version that runs for it now is not `sha256`.
+    async fn moved_on(&self, account_id: &str, sha256: &str) -> Result<Option<Account>> {
+        let store = &self.app.store;
+        let Some(account) = store.account(account_id).await? else {
+            return Ok(None);
+        };
+        let now = store
+            .connector_for(&account.connector, &account.practice_id)
+            .await?;
+        Ok(now.filter(|v| v.sha256 != sha256).map(|_| account))
     }
 
     async fn redrive_accounts(
         &self,
-        connector: &str,
-        version: &str,
-        ids: impl Iterator<Item = String>,
+        accounts: &[Account],
         mode: Mode,
         out: &mut Vec<(String, Submitted)>,
     ) -> Result<()> {
-        let store = &self.app.store;
-        {
-            let mut accounts = Vec::new();
-            for id in ids {
-                if let Some(a) = store.account(&id).await? {
-                    accounts.push(a);
+        if accounts.is_empty() {
+            return Ok(());
+        }
+        let answers = self
+            .request_runs(accounts, Trigger::Redrive, mode, 1, None)
+            .await?;
+        let mut queued = 0;
+        for (account, answer) in accounts.iter().zip(answers) {
+            match answer {
+                Ok(s) => {
+                    queued += usize::from(matches!(s, Submitted::Queued(_)));
+                    out.push((account.id.clone(), s));
                 }
+                Err(e) => tracing::error!(account = %account.id, "cannot re-drive: {e:#}"),
             }
-            if accounts.is_empty() {
-                return Ok(());
-            }
-            let answers = self
-                .request_runs(&accounts, Trigger::Redrive, mode, 1, None)
-                .await?;
-            let mut queued = 0;
-            for (account, answer) in accounts.iter().zip(answers) {
-                match answer {
-                    Ok(s) => {
-                        queued += usize::from(matches!(s, Submitted::Queued(_)));
-                        out.push((account.id.clone(), s));
-                    }
-                    Err(e) => tracing::error!(account = %account.id, "cannot re-drive: {e:#}"),
-                }
-            }
-            if queued > 0 {
-                tracing::info!(
-                    connector,
-                    version,
-                    accounts = queued,
-                    %mode,
-                    "re-driving accounts on the newly active version"
-                );
-            }
+        }
+        if queued > 0 {
+            tracing::info!(
+                accounts = queued,
+                %mode,
+                "re-driving accounts on the connector version that now runs for them"
+            );
         }
         Ok(())
     }

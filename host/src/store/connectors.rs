@@ -181,3 +181,103 @@ fn version_from_row(row: &sqlx::any::AnyRow) -> Result<ConnectorVersion> {
         activated_at: row.get("activated_at"),
     })
 }
+
+/// A version running for some practices only, before promotion.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Canary {
+    pub name: String,
+    pub version: String,
+    pub practices: Vec<String>,
+    pub started_at: String,
+}
+
+impl Store {
+    /// Starts (or replaces) the canary of connector `name`.
+    pub async fn set_canary(&self, name: &str, version: &str, practices: &[String]) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM connector_canaries WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO connector_canaries (name, version, practices, started_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(serde_json::to_string(practices).expect("serialisable"))
+        .bind(now_text())
+        .execute(&mut *tx)
+        .await
+        .context("recording the canary")?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stops the canary of `name`; false if there was none.
+    pub async fn clear_canary(&self, name: &str) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM connector_canaries WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// Every running canary.
+    pub async fn canaries(&self) -> Result<Vec<Canary>> {
+        let rows = sqlx::query(
+            "SELECT name, version, practices, started_at FROM connector_canaries ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let practices: String = row.get("practices");
+                Ok(Canary {
+                    name: row.get("name"),
+                    version: row.get("version"),
+                    practices: serde_json::from_str(&practices).context("corrupt canary")?,
+                    started_at: row.get("started_at"),
+                })
+            })
+            .collect()
+    }
+
+    /// The version of `name` that runs for `practice_id`: its canary when the practice
+    /// is in the canary's set, else the active one.
+    pub async fn connector_for(
+        &self,
+        name: &str,
+        practice_id: &str,
+    ) -> Result<Option<ConnectorVersion>> {
+        let canary =
+            sqlx::query("SELECT version, practices FROM connector_canaries WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        let version = canary.and_then(|row| {
+            let practices: Vec<String> =
+                serde_json::from_str(&row.get::<String, _>("practices")).ok()?;
+            practices
+                .iter()
+                .any(|p| p == practice_id)
+                .then(|| row.get::<String, _>("version"))
+        });
+        let row = match version {
+            Some(version) => {
+                sqlx::query(&format!(
+                "SELECT {VERSION_COLUMNS} FROM connector_versions WHERE name = $1 AND version = $2"
+            ))
+                .bind(name)
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await?
+            }
+            None => None,
+        };
+        match row {
+            Some(row) => version_from_row(&row).map(Some),
+            None => self.active_connector(name).await,
+        }
+    }
+}

@@ -140,29 +140,17 @@ impl Store {
             .collect())
     }
 
-    /// Accounts of `connector` with items set aside by another version than `sha256`
-    /// (to re-read in full when a new version activates).
-    pub async fn quarantined_accounts_not_on(
-        &self,
-        connector: &str,
-        sha256: &str,
-    ) -> Result<Vec<String>> {
+    /// (account, version hash) pairs that have items set aside: an account whose
+    /// connector now runs another version is re-read in full.
+    pub async fn quarantined_versions(&self) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query(
-            "SELECT DISTINCT account_id FROM quarantined_items
-             WHERE connector = $1 AND version_sha256 <> $2 ORDER BY account_id",
+            "SELECT DISTINCT account_id, version_sha256 FROM quarantined_items ORDER BY account_id",
         )
-        .bind(connector)
-        .bind(sha256)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(|r| r.get("account_id")).collect())
-    }
-
-    /// Connectors that have items set aside.
-    pub async fn quarantined_connectors(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT DISTINCT connector FROM quarantined_items")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| r.get("connector")).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("account_id"), r.get("version_sha256")))
+            .collect())
     }
 }
