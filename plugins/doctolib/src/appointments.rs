@@ -11,7 +11,8 @@ use passerelle_sdk::http::{encode, get};
 use passerelle_sdk::time::chrono::{Duration, SecondsFormat, Utc};
 use passerelle_sdk::time::{Timestamp, Window};
 use passerelle_sdk::{
-    drift, emit, info, warn, Appointment, AppointmentStatus, Patient, SyncError, SyncMode, SyncRequest,
+    drift, emit, info, warn, Appointment, AppointmentStatus, Patient, SyncError, SyncMode,
+    SyncRequest,
 };
 
 use crate::api::{self, AppointmentPage};

@@ -60,11 +60,11 @@ pub fn items<T: DeserializeOwned>(
     values: Vec<Value>,
 ) -> Result<Vec<T>, SyncError> {
     let mut policy = None;
-    items_with(endpoint, base, values, &mut |drift, item| {
-        match *policy.get_or_insert_with(crate::emit::drift_policy) {
-            DriftPolicy::Quarantine => crate::emit::quarantine(drift, item),
-            DriftPolicy::Fail => Err(SyncError::SchemaDrift(drift)),
-        }
+    items_with(endpoint, base, values, &mut |drift, item| match *policy
+        .get_or_insert_with(crate::emit::drift_policy)
+    {
+        DriftPolicy::Quarantine => crate::emit::quarantine(drift, item),
+        DriftPolicy::Fail => Err(SyncError::SchemaDrift(drift)),
     })
 }
 
