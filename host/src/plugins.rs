@@ -9,7 +9,8 @@
 //! active version keeps serving. A candidate that asks for more than the active version
 //! (new allowed hosts, new secrets) is kept but waits for `plugins approve`. Activation
 //! is one database transaction: runs already started keep the version they linked, runs
-//! that start afterwards get the new one.
+//! that start afterwards get the new one. A canary runs a kept version for chosen
+//! practices only, until it is promoted or stopped.
 
 use std::path::{Path, PathBuf};
 
