@@ -4,9 +4,11 @@
 //!    it, with an empty compile cache and with the artifact already cached;
 //! 2. activation itself (a kept, linked version made active: one transaction), p50/p99
 //!    over many switches;
-//! 3. run throughput under continuous "Sync now" load: steady, and during a window in
-//!    which a new version is dropped in (compiled and activated) and then rolled back
-//!    and forth.
+//! 3. run throughput under continuous "Sync now" load, in windows taken in turn: steady,
+//!    one in which a new version is dropped in (compiled, described, activated), and ones
+//!    with ten switches between kept versions; with the compile's CPU share of a window
+//!    (its CPU time, measured with the daemon otherwise idle, over window × cores) for
+//!    comparison.
 //!
 //! `cargo xtask bench` (or, with the components built, `cargo bench -p passerelle-tests
 //! --bench hot_swap`). PASSERELLE_BENCH_SWAP_SECS sets each throughput window (default 10).
@@ -33,14 +35,29 @@ async fn start(watched: &Path, db: &passerelle_tests::Db) -> DaemonEnv {
     daemon_env(db, sim_config(8, 20), config, ServeOptions::default()).await
 }
 
+/// The process's CPU time so far (user + system).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime
+    // the 13th, in clock ticks (100 per second on Linux).
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
 /// Drops the fixed version into the watched directory; returns (drop → active, active →
-/// first run on it ended, how the component was obtained).
-async fn drop_and_first_run(d: &DaemonEnv, watched: &Path) -> (Duration, Duration) {
+/// first run on it ended, the process's CPU time from drop to active).
+async fn drop_and_first_run(d: &DaemonEnv, watched: &Path) -> (Duration, Duration, Duration) {
     let bytes = std::fs::read(variant(FIXED)).unwrap();
     let sha = passerelle::runtime::sha256_hex(&bytes);
     let store = &d.sim.env.app.store;
     let tmp = watched.join(".fixed.part");
     std::fs::write(&tmp, &bytes).unwrap();
+    let cpu_before = cpu_time();
     let dropped = Instant::now();
     std::fs::rename(&tmp, watched.join("fixed.wasm")).unwrap();
     loop {
@@ -52,6 +69,7 @@ async fn drop_and_first_run(d: &DaemonEnv, watched: &Path) -> (Duration, Duratio
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let active = dropped.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu_before);
     let practice = d.sim.sim.world().practices[0].id.clone();
     let answer = d
         .call(
@@ -65,7 +83,7 @@ async fn drop_and_first_run(d: &DaemonEnv, watched: &Path) -> (Duration, Duratio
     assert!(runs
         .iter()
         .all(|r| r.connector_sha256 == sha && r.status == Status::Succeeded));
-    (active, dropped.elapsed() - active)
+    (active, dropped.elapsed() - active, cpu)
 }
 
 /// Runs ended per second over `window`, under continuous Sync now load on every practice.
@@ -145,18 +163,23 @@ async fn main() {
     // 1. New file → first run, cold then with the artifact cached.
     let watched = tempfile::tempdir().unwrap();
     let d = start(watched.path(), &db).await;
-    let (cold_active, cold_run) = drop_and_first_run(&d, watched.path()).await;
+    let (cold_active, cold_run, compile_cpu) = drop_and_first_run(&d, watched.path()).await;
     let cache = d.sim.env.dir.path().join("cache");
     let (_, sim) = d.shutdown().await;
     let watched2 = tempfile::tempdir().unwrap();
     let d = start(watched2.path(), &db).await;
     copy_dir(&cache, &d.sim.env.dir.path().join("cache"));
     drop(sim);
-    let (warm_active, warm_run) = drop_and_first_run(&d, watched2.path()).await;
+    let (warm_active, warm_run, warm_cpu) = drop_and_first_run(&d, watched2.path()).await;
     println!(
         "new file → active: {:.0} ms with an empty compile cache, {:.0} ms with the artifact cached (settle time 100 ms included)",
         cold_active.as_secs_f64() * 1000.0,
         warm_active.as_secs_f64() * 1000.0
+    );
+    println!(
+        "CPU time from drop to active (compile, describe, activation; the daemon otherwise idle): {:.0} ms cold, {:.0} ms cached",
+        compile_cpu.as_secs_f64() * 1000.0,
+        warm_cpu.as_secs_f64() * 1000.0
     );
     println!(
         "active → first run on it ended (one practice's accounts, Sync now): {:.0} ms cold, {:.0} ms cached",
@@ -181,41 +204,45 @@ async fn main() {
     );
     d.shutdown().await;
 
-    // 3. Throughput: steady, then while a new version is compiled, activated and
-    // switched back and forth.
+    // 3. Throughput, windows in turn: steady; a new version dropped in (compiled,
+    // described, activated); steady; ten switches; steady; ten switches.
     let watched3 = tempfile::tempdir().unwrap();
     let d = start(watched3.path(), &db).await;
     let window = Duration::from_secs(secs);
-    let steady = throughput(&d, window, async {}).await;
     let app = d.running.daemon.app.clone();
-    let dir = watched3.path().to_path_buf();
-    let compile = Arc::new(std::sync::Mutex::new(Duration::ZERO));
-    let c = compile.clone();
-    let swapping = throughput(&d, window, async move {
-        let t = Instant::now();
-        std::fs::copy(variant(FIXED), dir.join("fixed.wasm")).unwrap();
-        while app
-            .store
-            .active_connector("doctolib")
-            .await
-            .unwrap()
-            .unwrap()
-            .version
-            != "0.2.0"
-        {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+    let switches = || {
+        let app = app.clone();
+        async move {
+            for _ in 0..10 {
+                tokio::time::sleep(window / 12).await;
+                app.rollback("doctolib", None).await.unwrap();
+            }
         }
-        *c.lock().unwrap() = t.elapsed();
-        for _ in 0..10 {
-            tokio::time::sleep(window / 12).await;
-            app.rollback("doctolib", None).await.unwrap();
+    };
+    let mut steady = vec![throughput(&d, window, async {}).await];
+    let dir = watched3.path().to_path_buf();
+    let app2 = app.clone();
+    let with_compile = throughput(&d, window, async move {
+        std::fs::copy(variant(FIXED), dir.join("fixed.wasm")).unwrap();
+        while app2.store.active_connector("doctolib").await.unwrap().unwrap().version != "0.2.0" {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
     .await;
+    let mut with_switches = Vec::new();
+    for _ in 0..2 {
+        steady.push(throughput(&d, window, async {}).await);
+        with_switches.push(throughput(&d, window, switches()).await);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let base = mean(&steady);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     println!(
-        "throughput (8 practices × 2 accounts, 4 workers, continuous Sync now): steady {steady:.1} runs/s; during a swap window {swapping:.1} runs/s ({:+.1}%); drop → active took {:.0} ms of the {secs} s window, then 10 switches",
-        (swapping / steady - 1.0) * 100.0,
-        compile.lock().unwrap().as_secs_f64() * 1000.0
+        "throughput (8 practices × 2 accounts, 4 workers, continuous Sync now, {secs} s windows): steady {base:.1} runs/s (windows {steady:.1?}); with a new version compiled and activated {with_compile:.1} ({:+.1}%; the compile's CPU share of the window: {:.1}%); with 10 switches {:.1} ({:+.1}%, windows {with_switches:.1?})",
+        (with_compile / base - 1.0) * 100.0,
+        compile_cpu.as_secs_f64() / (window.as_secs_f64() * cores) * 100.0,
+        mean(&with_switches),
+        (mean(&with_switches) / base - 1.0) * 100.0,
     );
     d.shutdown().await;
 }

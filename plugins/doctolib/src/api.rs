@@ -278,7 +278,14 @@ mod tests {
     #[test]
     fn unknown_status_is_drift() {
         let body = br#"{"appointments":[{"id":"1","start_date":"2026-01-01T10:00:00+01:00","status":"teleported","updated_at":"2026-01-01T00:00:00Z"}],"pagination":{"page":1,"total_pages":1}}"#;
-        match drift::parse::<AppointmentPage>("GET /appointments", body) {
+        let page: AppointmentPage = drift::parse("GET /appointments", body).unwrap();
+        let items = drift::items_with::<Appointment>(
+            "GET /appointments",
+            "$.appointments",
+            page.appointments,
+            &mut |d, _| Err(SyncError::SchemaDrift(d)),
+        );
+        match items {
             Err(SyncError::SchemaDrift(d)) => assert_eq!(d.path, "$.appointments[0].status"),
             other => panic!("{other:?}"),
         }
