@@ -224,7 +224,15 @@ async fn main() {
     let app2 = app.clone();
     let with_compile = throughput(&d, window, async move {
         std::fs::copy(variant(FIXED), dir.join("fixed.wasm")).unwrap();
-        while app2.store.active_connector("doctolib").await.unwrap().unwrap().version != "0.2.0" {
+        while app2
+            .store
+            .active_connector("doctolib")
+            .await
+            .unwrap()
+            .unwrap()
+            .version
+            != "0.2.0"
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
