@@ -93,15 +93,7 @@ async fn throughput(
     during: impl std::future::Future<Output = ()>,
 ) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
-    let practices: Vec<String> = d
-        .sim
-        .sim
-        .world()
-        .practices
-        .iter()
-        .map(|p| p.id.clone())
-        .collect();
-    let load = sync_load(d.base.clone(), practices, stop.clone());
+    let load = sync_load(d.base.clone(), d.practice_ids(), stop.clone());
     tokio::time::sleep(Duration::from_secs(1)).await; // warm: the queue is full
     let store = &d.sim.env.app.store;
     let ended = |store: passerelle::store::Store| async move {

@@ -104,6 +104,17 @@ impl DaemonEnv {
         }
     }
 
+    /// The simulator's practice ids.
+    pub fn practice_ids(&self) -> Vec<String> {
+        self.sim
+            .sim
+            .world()
+            .practices
+            .iter()
+            .map(|p| p.id.clone())
+            .collect()
+    }
+
     /// A request with the token.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
         self.call_as(Some(TOKEN), method, path, body).await

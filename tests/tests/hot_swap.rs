@@ -255,14 +255,7 @@ async fn versions_swap_under_load_without_failing_a_run() {
         .await
         .unwrap();
     assert_eq!(fixed.outcome, Outcome::Activated);
-    let practices: Vec<String> = d
-        .sim
-        .sim
-        .world()
-        .practices
-        .iter()
-        .map(|p| p.id.clone())
-        .collect();
+    let practices = d.practice_ids();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = sync_load(d.base.clone(), practices, stop.clone());
     let mut activation_ms = Vec::new();
@@ -840,6 +833,14 @@ async fn a_component_built_against_contract_0_1_0_still_runs() {
     }
 }
 
+/// Successful `redrive` runs of a practice on a version.
+fn redriven_on(runs: &[Run], practice: &str, version: &str) -> usize {
+    runs.iter()
+        .filter(|r| r.practice_id == practice && r.trigger == Trigger::Redrive)
+        .filter(|r| r.connector_version == version && r.status == Status::Succeeded)
+        .count()
+}
+
 #[tokio::test]
 async fn a_canary_runs_for_its_practices_then_is_promoted() {
     for db in databases().await {
@@ -891,11 +892,7 @@ async fn a_canary_runs_for_its_practices_then_is_promoted() {
             .await;
         assert_eq!(started.status, StatusCode::OK, "{}", started.text);
         wait_until(&store, "A re-driven on the canary", |runs| {
-            runs.iter()
-                .filter(|r| r.practice_id == a && r.trigger == Trigger::Redrive)
-                .filter(|r| r.connector_version == "0.2.0" && r.status == Status::Succeeded)
-                .count()
-                == accounts_of(&a)
+            redriven_on(runs, &a, "0.2.0") == accounts_of(&a)
         })
         .await;
         let listed = d.call(Method::GET, "/v1/connectors", None).await.json();
@@ -926,11 +923,7 @@ async fn a_canary_runs_for_its_practices_then_is_promoted() {
         assert_eq!(promoted.status, StatusCode::OK, "{}", promoted.text);
         assert_eq!(promoted.json()["to"], "0.2.0");
         wait_until(&store, "B re-driven after promotion", |runs| {
-            runs.iter()
-                .filter(|r| r.practice_id == b && r.trigger == Trigger::Redrive)
-                .filter(|r| r.connector_version == "0.2.0" && r.status == Status::Succeeded)
-                .count()
-                == accounts_of(&b)
+            redriven_on(runs, &b, "0.2.0") == accounts_of(&b)
         })
         .await;
         assert!(store.canaries().await.unwrap().is_empty());
