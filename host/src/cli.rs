@@ -271,6 +271,13 @@ pub enum PluginsCmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Check components without installing them: the same checks as `install` (contract,
+    /// world, describe(), manifest, version against what is installed here), and what
+    /// installing would do.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Activate a version that waits for approval (it asks for more than the active one).
     Approve { name: String, version: String },
     /// Activate an earlier kept version: the one named, or the one active before.
@@ -530,6 +537,23 @@ async fn dispatch(app: &Passerelle, command: Command) -> Result<()> {
                 bail!("{failed} component(s) rejected");
             }
             println!("note: a running daemon sees the new active version at its next run and re-drives paused accounts within a minute; use --server to tell it at once");
+        }
+        Command::Plugins(PluginsCmd::Validate { files }) => {
+            let mut failed = 0;
+            for file in files {
+                let candidate = crate::plugins::Candidate::from_file(&file, "validate")?;
+                let sha = crate::runtime::sha256_hex(&candidate.bytes);
+                match app.examine(&candidate, &sha).await? {
+                    Ok(found) => println!("{}: {}", file.display(), examined_line(&found, &sha)),
+                    Err(r) => {
+                        failed += 1;
+                        eprintln!("{}: invalid ({}): {}", file.display(), r.kind, r.reason);
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} component(s) would be rejected");
+            }
         }
         Command::Plugins(PluginsCmd::Approve { name, version }) => {
             println!("{}", activation_line(&app.approve(&name, &version).await?));
@@ -912,6 +936,34 @@ pub(crate) fn install_line(i: &InstallAnswer) -> String {
         i.version,
         &i.sha256[..i.sha256.len().min(16)]
     )
+}
+
+fn examined_line(found: &crate::plugins::Examined, sha: &str) -> String {
+    use crate::plugins::Examined;
+    match found {
+        Examined::Installed(i) => format!(
+            "{} {} (sha256:{}) is installed already",
+            i.manifest.name,
+            i.manifest.version,
+            &sha[..16]
+        ),
+        Examined::New {
+            manifest,
+            previous,
+            escalation,
+            ..
+        } => format!(
+            "{} {} (sha256:{}) is valid; installing it would {}",
+            manifest.name,
+            manifest.version,
+            &sha[..16],
+            match (escalation, previous) {
+                (Some(e), _) => format!("wait for approval ({e})"),
+                (None, Some(p)) => format!("activate it in place of {p}"),
+                (None, None) => "activate it (the first version of this connector)".into(),
+            }
+        ),
+    }
 }
 
 pub(crate) fn canary_line(c: &Canary) -> String {

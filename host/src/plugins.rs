@@ -143,6 +143,21 @@ pub struct Rejected {
     pub version: Option<String>,
 }
 
+/// What the checks found about a candidate.
+pub enum Examined {
+    /// These exact bytes are installed already.
+    Installed(Installed),
+    /// A valid new version: linked, described, and what installing it would do.
+    New {
+        loaded: LoadedConnector,
+        manifest: Manifest,
+        /// The version active now.
+        previous: Option<String>,
+        /// Set when it would wait for approval.
+        escalation: Option<Escalation>,
+    },
+}
+
 /// What an installation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -329,6 +344,29 @@ impl Passerelle {
         candidate: &Candidate,
         sha256: &str,
     ) -> Result<Result<Installed, Rejected>> {
+        let (loaded, manifest, previous, escalation) = match self.examine(candidate, sha256).await?
+        {
+            Err(rejected) => return Ok(Err(rejected)),
+            Ok(Examined::Installed(i)) => return Ok(Ok(i)),
+            Ok(Examined::New {
+                loaded,
+                manifest,
+                previous,
+                escalation,
+            }) => (loaded, manifest, previous, escalation),
+        };
+        self.keep(candidate, sha256, loaded, manifest, previous, escalation)
+            .await
+            .map(Ok)
+    }
+
+    /// Every check of the installation path, with nothing written: `passerelle plugins
+    /// validate` and the first half of [`Self::install`].
+    pub async fn examine(
+        &self,
+        candidate: &Candidate,
+        sha256: &str,
+    ) -> Result<Result<Examined, Rejected>> {
         let reject = |kind: &'static str, reason: String, manifest: Option<&Manifest>| Rejected {
             kind,
             reason,
@@ -341,7 +379,7 @@ impl Passerelle {
         if let Some(same) = all.iter().find(|v| v.sha256 == sha256) {
             let manifest: Manifest = serde_json::from_value(same.manifest.clone())
                 .context("stored manifest is unreadable")?;
-            return Ok(Ok(Installed {
+            return Ok(Ok(Examined::Installed(Installed {
                 manifest,
                 sha256: sha256.to_string(),
                 path: PathBuf::from(&same.path),
@@ -354,7 +392,7 @@ impl Passerelle {
                     .pending_approval
                     .as_deref()
                     .and_then(|p| serde_json::from_str(p).ok()),
-            }));
+            })));
         }
 
         let runtime = self.runtime.clone();
@@ -423,7 +461,25 @@ impl Passerelle {
                 escalation = Some(e);
             }
         }
+        Ok(Ok(Examined::New {
+            loaded,
+            manifest,
+            previous: active.map(|a| a.version.clone()),
+            escalation,
+        }))
+    }
 
+    /// Keeps a new version that passed [`Self::examine`]: the file, the record, and the
+    /// activation (or the wait for approval).
+    async fn keep(
+        &self,
+        candidate: &Candidate,
+        sha256: &str,
+        loaded: LoadedConnector,
+        manifest: Manifest,
+        previous: Option<String>,
+        escalation: Option<Escalation>,
+    ) -> Result<Installed> {
         let dir = self.plugins_dir().join(&manifest.name);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(format!("{}-{}.wasm", manifest.version, &sha256[..12]));
@@ -467,14 +523,14 @@ impl Passerelle {
                 Outcome::Activated
             }
         };
-        Ok(Ok(Installed {
+        Ok(Installed {
             manifest,
             sha256: sha256.to_string(),
             path,
             outcome,
-            previous: active.map(|a| a.version.clone()),
+            previous,
             escalation,
-        }))
+        })
     }
 
     /// Makes a kept version the active one: links it first (so the switch itself is one

@@ -422,6 +422,7 @@ async fn wait_for_runs(client: &Client, accepted: &SyncAccepted) -> Result<Vec<R
 
 fn command_name(command: &Command) -> &'static str {
     match command {
+        Command::Plugins(PluginsCmd::Validate { .. }) => "plugins validate",
         Command::Appointments { .. } => "appointments",
         Command::Slots { .. } => "slots",
         Command::Demo { .. } => "demo",

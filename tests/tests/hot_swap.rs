@@ -617,6 +617,45 @@ async fn a_version_asking_for_more_waits_for_approval_and_rollback_works() {
     );
     let (ok, text) = cli(&["accounts", "paused"]).await;
     assert!(ok && text.contains("no account is paused"), "{text}");
+
+    // `plugins validate` runs the same checks locally, and changes nothing.
+    let rejections = store.rejections(100).await.unwrap().len();
+    let dir = d.sim.env.dir.path().to_path_buf();
+    let validate = |file: std::path::PathBuf| {
+        let mut cmd = std::process::Command::new(common::daemon::binary());
+        cmd.arg("--data-dir")
+            .arg(&dir)
+            .args(["plugins", "validate"])
+            .arg(file);
+        async move {
+            let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+                .await
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned()
+                    + &String::from_utf8_lossy(&out.stderr),
+            )
+        }
+    };
+    let (ok, text) = validate(variant(FIXED)).await;
+    assert!(
+        ok && text.contains("doctolib 0.2.0") && text.contains("activate it in place of 0.1.0"),
+        "{text}"
+    );
+    let (ok, text) = validate(variant("testing-0.2.0-escalate.wasm")).await;
+    assert!(ok && text.contains("is installed already"), "{text}");
+    let (ok, text) = validate(junk.clone()).await;
+    assert!(!ok && text.contains("invalid (not-a-component)"), "{text}");
+    assert_eq!(store.rejections(100).await.unwrap().len(), rejections);
+    assert_eq!(
+        store
+            .connector_versions(Some("doctolib"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     d.shutdown().await;
 }
 
