@@ -254,6 +254,18 @@ pub fn run_ids(answer: &Answer) -> Vec<i64> {
         .collect()
 }
 
+/// Runs a command on a blocking thread (so a daemon served by this runtime keeps
+/// answering it); returns whether it succeeded and its stdout then stderr.
+pub async fn output_of(mut cmd: std::process::Command) -> (bool, String) {
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run the command"))
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 /// The `passerelle` binary (`cargo xtask test` builds it first).
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();

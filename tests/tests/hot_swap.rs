@@ -584,20 +584,10 @@ async fn a_version_asking_for_more_waits_for_approval_and_rollback_works() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 
     // The command line against the daemon says the same.
-    // The CLI runs on a blocking thread so this runtime keeps serving the daemon.
     let cli = |args: &[&str]| {
         let mut cmd = std::process::Command::new(common::daemon::binary());
         cmd.args(["--server", &d.base, "--token", TOKEN]).args(args);
-        async move {
-            let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-                .await
-                .unwrap();
-            (
-                out.status.success(),
-                String::from_utf8_lossy(&out.stdout).into_owned()
-                    + &String::from_utf8_lossy(&out.stderr),
-            )
-        }
+        output_of(cmd)
     };
     let (ok, text) = cli(&["plugins", "list"]).await;
     assert!(ok, "{text}");
@@ -627,16 +617,7 @@ async fn a_version_asking_for_more_waits_for_approval_and_rollback_works() {
             .arg(&dir)
             .args(["plugins", "validate"])
             .arg(file);
-        async move {
-            let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-                .await
-                .unwrap();
-            (
-                out.status.success(),
-                String::from_utf8_lossy(&out.stdout).into_owned()
-                    + &String::from_utf8_lossy(&out.stderr),
-            )
-        }
+        output_of(cmd)
     };
     let (ok, text) = validate(variant(FIXED)).await;
     assert!(
