@@ -14,7 +14,8 @@ use chrono::{TimeZone, Utc};
 use passerelle_tests as common;
 
 use common::daemon::{
-    clock_from, daemon_config, daemon_env, run_ids, runs_in_order, sync_load, wait_for_runs, TOKEN,
+    clock_from, daemon_config, daemon_env, output_of, run_ids, runs_in_order, sync_load,
+    wait_for_runs, TOKEN,
 };
 use common::{component, databases, sim_config, variant};
 use passerelle::daemon::ServeOptions;
