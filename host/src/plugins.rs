@@ -229,12 +229,6 @@ pub struct Installed {
     pub escalation: Option<Escalation>,
 }
 
-impl Installed {
-    pub fn activated(&self) -> bool {
-        self.outcome == Outcome::Activated
-    }
-}
-
 /// One activation: from which version to which.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Activation {
