@@ -11,9 +11,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use passerelle::contract::wit;
 use passerelle::limits::Limits;
-use passerelle::runtime::bindings::passerelle::connector::types as wit;
-use passerelle::runtime::{Call, CallOutput, RunParts, Runtime, RuntimeConfig};
+use passerelle::sandbox::{Call, CallOutput, RunParts, Runtime, RuntimeConfig};
 use passerelle::scrub::Scrubber;
 
 fn parts() -> RunParts {

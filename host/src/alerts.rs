@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 
 use crate::config::AlertsConfig;
 use crate::metrics::Metrics;
-use crate::store::runs::DriftReport;
+use crate::model::run::DriftReport;
 
 /// What a drift alert says (the webhook's JSON body).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

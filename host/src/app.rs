@@ -1,5 +1,6 @@
 //! [`Passerelle`]: one process's shared state (store, runtime, HTTP service, config),
-//! opened once and used by the CLI commands, and later by the daemon.
+//! opened once; the service layer ([`crate::service`]) is its methods, which the CLI,
+//! the daemon and the admin API call.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use anyhow::{Context, Result};
 use crate::capabilities::http::HttpService;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::runtime::{LoadedConnector, Runtime, RuntimeConfig};
+use crate::sandbox::{LoadedConnector, Runtime, RuntimeConfig};
 use crate::store::Store;
 
 pub struct Passerelle {
@@ -28,6 +29,9 @@ pub struct Passerelle {
     /// Counts activations in this process; the daemon watches it to re-drive paused
     /// accounts.
     pub activations: tokio::sync::watch::Sender<u64>,
+    /// Counts changes to practices and schedules in this process; the daemon's
+    /// scheduler watches it to reload its plan.
+    pub practices_changed: tokio::sync::watch::Sender<u64>,
     /// Drift alerts (log, metric, webhook).
     pub alerts: crate::alerts::Alerts,
 }
@@ -59,6 +63,7 @@ impl Passerelle {
             loaded: Mutex::default(),
             install_lock: tokio::sync::Mutex::new(()),
             activations: tokio::sync::watch::channel(0).0,
+            practices_changed: tokio::sync::watch::channel(0).0,
             alerts,
         })
     }

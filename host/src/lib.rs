@@ -50,18 +50,22 @@ pub fn tune_allocator() {
 pub mod app;
 pub mod capabilities;
 pub mod cli;
+pub mod client;
 pub mod config;
+pub mod contract;
 pub mod daemon;
-pub mod demo;
+#[cfg(feature = "dev")]
+pub mod dev;
 pub mod limits;
 pub mod metrics;
+pub mod model;
 pub mod plugins;
 pub mod queue;
-pub mod remote;
 pub mod retry;
-pub mod runtime;
+pub mod sandbox;
 pub mod schedule;
 pub mod scrub;
+pub mod service;
 pub mod store;
 pub mod sync;
 

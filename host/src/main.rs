@@ -5,7 +5,11 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = passerelle::cli::Cli::parse();
-    passerelle::cli::init_logging(cli.global.log_format, cli.global.verbose);
+    passerelle::cli::init_logging(
+        cli.global.log_format,
+        cli.global.verbose,
+        cli.command.is_long_running(),
+    );
     match passerelle::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

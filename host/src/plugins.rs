@@ -14,16 +14,18 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::app::Passerelle;
 use crate::capabilities::allowlist::Allowlist;
+use crate::contract::wit;
 use crate::limits::Limits;
-use crate::runtime::bindings::passerelle::connector::types as wit;
-use crate::runtime::{sha256_hex, Call, CallOutput, LoadedConnector, RunParts};
+use crate::model::sha256_hex;
+use crate::sandbox::{Call, CallOutput, LoadedConnector, RunParts};
 use crate::scrub::Scrubber;
-use crate::store::connectors::{Canary, ConnectorVersion, Rejection};
+use crate::service::{ServiceError, ServiceResult};
+use crate::store::connectors::{ConnectorVersion, Rejection};
 use crate::store::now_text;
 
 /// A connector's manifest as the host keeps it (what `describe()` returned).
@@ -230,7 +232,7 @@ pub struct Installed {
 }
 
 /// One activation: from which version to which.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Activation {
     pub name: String,
     pub from: Option<String>,
@@ -297,13 +299,15 @@ impl Passerelle {
     }
 
     /// Installs a component file from the command line (see [`Self::install`]).
-    pub async fn install_plugin(&self, file: &Path) -> Result<Installed> {
-        self.install(Candidate::from_file(file, "cli")?).await
+    pub async fn install_plugin(&self, file: &Path) -> ServiceResult<Installed> {
+        let candidate = Candidate::from_file(file, "cli")
+            .map_err(|e| ServiceError::invalid(format!("{e:#}")))?;
+        self.install(candidate).await
     }
 
-    /// The one installation path. A refusal is a [`Rejected`] error (recorded in the
-    /// database and logged); other errors are the host's own.
-    pub async fn install(&self, candidate: Candidate) -> Result<Installed> {
+    /// The one installation path. A refusal is [`ServiceError::Rejected`] (recorded in
+    /// the database and logged); other errors are the host's own.
+    pub async fn install(&self, candidate: Candidate) -> ServiceResult<Installed> {
         let _one_at_a_time = self.install_lock.lock().await;
         let sha256 = sha256_hex(&candidate.bytes);
         match self.install_checked(&candidate, &sha256).await? {
@@ -328,7 +332,7 @@ impl Passerelle {
                         reason: rejected.reason.clone(),
                     })
                     .await?;
-                Err(rejected.into())
+                Err(ServiceError::Rejected(Box::new(rejected)))
             }
         }
     }
@@ -527,181 +531,36 @@ impl Passerelle {
         })
     }
 
-    /// Makes a kept version the active one: links it first (so the switch itself is one
-    /// transaction), then tells the daemon, which re-drives drift-paused accounts.
-    pub async fn activate(&self, name: &str, version: &str, why: &str) -> Result<Activation> {
-        let versions = self.store.connector_versions(Some(name)).await?;
-        let target = versions
-            .iter()
-            .find(|v| v.version == version)
-            .ok_or_else(|| {
-                anyhow!("connector `{name}` has no installed version `{version}` (see `passerelle plugins list`)")
-            })?;
-        let from = versions
-            .iter()
-            .find(|v| v.active)
-            .map(|v| v.version.clone());
-        self.link(Path::new(&target.path), &target.sha256).await?;
-        let started = std::time::Instant::now();
-        self.store.activate_connector_version(name, version).await?;
-        let took = started.elapsed();
-        let canaries = self.store.canaries().await?;
-        if canaries
-            .iter()
-            .any(|c| c.name == name && c.version == version)
-        {
-            // Activating the canary's version is its promotion.
-            self.store.clear_canary(name).await?;
-        }
-        self.metrics.activated(name);
-        self.activations.send_modify(|n| *n += 1);
-        tracing::info!(
-            connector = name,
-            version,
-            sha256 = %&target.sha256[..12],
-            previous = from.as_deref().unwrap_or("none"),
-            activation_ms = took.as_secs_f64() * 1000.0,
-            "connector version activated ({why})"
-        );
-        Ok(Activation {
-            name: name.to_string(),
-            from,
-            to: version.to_string(),
-            sha256: target.sha256.clone(),
-        })
-    }
-
-    /// Activates a version that waits for approval.
-    pub async fn approve(&self, name: &str, version: &str) -> Result<Activation> {
-        let versions = self.store.connector_versions(Some(name)).await?;
-        let Some(v) = versions.iter().find(|v| v.version == version) else {
-            bail!("connector `{name}` has no installed version `{version}` (see `passerelle plugins list`)");
-        };
-        if v.pending_approval.is_none() {
-            bail!("{name} {version} does not wait for approval");
-        }
-        self.activate(name, version, "approved by the operator")
-            .await
-    }
-
-    /// Activates `version`, or the version that was active before the current one.
-    pub async fn rollback(&self, name: &str, version: Option<&str>) -> Result<Activation> {
-        let versions = self.store.connector_versions(Some(name)).await?;
-        if versions.is_empty() {
-            bail!("connector `{name}` is not installed (see `passerelle plugins list`)");
-        }
-        let target = match version {
-            Some(wanted) => {
-                let Some(v) = versions.iter().find(|v| v.version == wanted) else {
-                    bail!("connector `{name}` has no installed version `{wanted}` (see `passerelle plugins list`)");
-                };
-                if v.active {
-                    bail!("{name} {wanted} is already the active version");
-                }
-                if v.pending_approval.is_some() {
-                    bail!("{name} {wanted} waits for approval: use `passerelle plugins approve {name} {wanted}`");
-                }
-                v
-            }
-            None => versions
-                .iter()
-                .filter(|v| !v.active && v.activated_at.is_some())
-                .max_by(|a, b| a.activated_at.cmp(&b.activated_at))
-                .ok_or_else(|| anyhow!("no earlier version of `{name}` was ever active; name one: `passerelle plugins rollback {name} VERSION`"))?,
-        };
-        let target = target.version.clone();
-        self.activate(name, &target, "rollback").await
-    }
-
-    /// Runs a kept version for the accounts of `practices` only (a canary), before
-    /// promoting it (`promote`, or any activation of that version) or stopping it.
-    /// Starting a canary is the operator's approval of that version for those practices.
-    pub async fn start_canary(
-        &self,
-        name: &str,
-        version: &str,
-        practices: &[String],
-    ) -> Result<Canary> {
-        if practices.is_empty() {
-            bail!("name at least one practice for the canary");
-        }
-        for p in practices {
-            if self.store.practice(p).await?.is_none() {
-                bail!("no practice `{p}` (see `passerelle practices list`)");
-            }
-        }
-        let versions = self.store.connector_versions(Some(name)).await?;
-        let Some(target) = versions.iter().find(|v| v.version == version) else {
-            bail!("connector `{name}` has no installed version `{version}` (see `passerelle plugins list`)");
-        };
-        if target.active {
-            bail!("{name} {version} is already the active version");
-        }
-        self.link(Path::new(&target.path), &target.sha256).await?;
-        self.store.set_canary(name, version, practices).await?;
-        self.activations.send_modify(|n| *n += 1);
-        tracing::info!(
-            connector = name,
-            version,
-            practices = %practices.join(","),
-            "canary started: these practices' runs use this version"
-        );
-        self.store
-            .canaries()
-            .await?
-            .into_iter()
-            .find(|c| c.name == name)
-            .context("the canary just recorded is missing")
-    }
-
-    /// Makes the canary's version active for every practice.
-    pub async fn promote(&self, name: &str) -> Result<Activation> {
-        let canary = self
-            .store
-            .canaries()
-            .await?
-            .into_iter()
-            .find(|c| c.name == name)
-            .with_context(|| format!("connector `{name}` has no canary running"))?;
-        self.activate(name, &canary.version, "canary promoted")
-            .await
-    }
-
-    /// Stops a canary: its practices go back to the active version.
-    pub async fn stop_canary(&self, name: &str) -> Result<()> {
-        if !self.store.clear_canary(name).await? {
-            bail!("connector `{name}` has no canary running");
-        }
-        self.activations.send_modify(|n| *n += 1);
-        tracing::info!(connector = name, "canary stopped");
-        Ok(())
-    }
-
     /// The version of the account's connector that runs for its practice (a canary, or
     /// the active version), linked, with its manifest.
     pub async fn connector_for(
         &self,
         account: &crate::store::practices::Account,
-    ) -> Result<(ConnectorVersion, LoadedConnector, Manifest)> {
+    ) -> ServiceResult<(ConnectorVersion, LoadedConnector, Manifest)> {
         let version = self
             .store
             .connector_for(&account.connector, &account.practice_id)
             .await?
-            .with_context(|| {
-                format!("no active version of connector `{}`: install one with `passerelle plugins install FILE.wasm`", account.connector)
-            })?;
-        self.linked(version).await
+            .ok_or_else(|| connector_not_installed(&account.connector, &account.id))?;
+        Ok(self.linked(version).await?)
     }
 
     /// The active version of `connector`, linked, with its manifest.
     pub async fn active_connector(
         &self,
         connector: &str,
-    ) -> Result<(ConnectorVersion, LoadedConnector, Manifest)> {
-        let version = self.store.active_connector(connector).await?.with_context(|| {
-            format!("no active version of connector `{connector}`: install one with `passerelle plugins install FILE.wasm`")
-        })?;
-        self.linked(version).await
+    ) -> ServiceResult<(ConnectorVersion, LoadedConnector, Manifest)> {
+        let version = self
+            .store
+            .active_connector(connector)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::conflict(
+                    "connector-not-installed",
+                    format!("no active version of connector `{connector}`: install one with `passerelle plugins install FILE.wasm`"),
+                )
+            })?;
+        Ok(self.linked(version).await?)
     }
 
     async fn linked(
@@ -713,4 +572,12 @@ impl Passerelle {
             .context("stored manifest is unreadable")?;
         Ok((version, loaded, manifest))
     }
+}
+
+/// An account whose connector has no version to run.
+pub(crate) fn connector_not_installed(connector: &str, account: &str) -> ServiceError {
+    ServiceError::conflict(
+        "connector-not-installed",
+        format!("no active version of connector `{connector}` (account `{account}`): install one with `passerelle plugins install FILE.wasm`"),
+    )
 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::store::runs::{Mode, Trigger};
+use crate::model::run::{Mode, Trigger};
 
 /// Concurrency caps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,6 +11,8 @@ use std::time::Duration;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::model::run::ErrorKind;
+
 /// The operator's retry settings (`[retry]` in the config file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -37,25 +39,17 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Whether a run that failed with `error_kind` may succeed if tried again.
-pub fn is_transient(error_kind: &str) -> bool {
-    matches!(
-        error_kind,
-        "unavailable" | "rate-limited" | "storage" | "host"
-    )
-}
-
 impl RetryPolicy {
     /// The wait before attempt `attempt + 1` after attempt `attempt` (1-based) failed
     /// with `error_kind`, or None when it must not be retried.
     pub fn next_delay(
         &self,
         attempt: u32,
-        error_kind: &str,
+        error_kind: ErrorKind,
         retry_after: Option<Duration>,
         rng: &mut impl Rng,
     ) -> Option<Duration> {
-        if !is_transient(error_kind) || attempt >= self.max_attempts {
+        if !error_kind.is_transient() || attempt >= self.max_attempts {
             return None;
         }
         let ceiling = (self.base_secs * 2f64.powi(attempt.saturating_sub(1).min(30) as i32))
@@ -81,21 +75,27 @@ mod tests {
     fn only_transient_failures_retry() {
         let p = RetryPolicy::default();
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        for kind in ["unavailable", "rate-limited", "storage", "host"] {
+        for kind in [
+            ErrorKind::Unavailable,
+            ErrorKind::RateLimited,
+            ErrorKind::Storage,
+            ErrorKind::Host,
+        ] {
             assert!(p.next_delay(1, kind, None, &mut rng).is_some(), "{kind}");
         }
         for kind in [
-            "schema-drift",
-            "unauthorized",
-            "invalid-config",
-            "internal",
-            "trap",
-            "limit-exceeded",
+            ErrorKind::SchemaDrift,
+            ErrorKind::Unauthorized,
+            ErrorKind::InvalidConfig,
+            ErrorKind::Internal,
+            ErrorKind::Trap,
+            ErrorKind::LimitExceeded,
         ] {
             assert!(p.next_delay(1, kind, None, &mut rng).is_none(), "{kind}");
         }
         assert!(
-            p.next_delay(5, "unavailable", None, &mut rng).is_none(),
+            p.next_delay(5, ErrorKind::Unavailable, None, &mut rng)
+                .is_none(),
             "attempts are capped"
         );
     }
@@ -108,7 +108,7 @@ mod tests {
             let ceiling = (30.0 * 2f64.powi(attempt as i32 - 1)).min(1800.0);
             let delays: Vec<f64> = (0..200)
                 .map(|_| {
-                    p.next_delay(attempt, "unavailable", None, &mut rng)
+                    p.next_delay(attempt, ErrorKind::Unavailable, None, &mut rng)
                         .unwrap()
                         .as_secs_f64()
                 })
@@ -124,7 +124,7 @@ mod tests {
         let after = Duration::from_secs(600);
         for _ in 0..50 {
             assert!(
-                p.next_delay(1, "rate-limited", Some(after), &mut rng)
+                p.next_delay(1, ErrorKind::RateLimited, Some(after), &mut rng)
                     .unwrap()
                     >= after
             );

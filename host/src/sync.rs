@@ -5,7 +5,7 @@
 //! on success the rest with the final cursor (plus tombstones for a full sync). A
 //! failed run keeps its earlier checkpoints and discards the rest.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use chrono::{Duration as ChronoDuration, SecondsFormat, Utc};
 
 use crate::alerts::DriftAlert;
@@ -13,14 +13,18 @@ use crate::app::Passerelle;
 use crate::capabilities::allowlist::Allowlist;
 use crate::capabilities::http::{HttpSession, SessionSpec};
 use crate::capabilities::records::RecordsSession;
+use crate::contract::wit;
+use crate::model::records::{Finish, Scope};
+use crate::model::run::{
+    DriftReport, ErrorKind, Mode, NewRun, Run, RunCounts, RunEnd, Status, Trigger,
+};
 use crate::plugins::Manifest;
-use crate::runtime::bindings::passerelle::connector::types as wit;
-use crate::runtime::{Call, CallOutput, RunParts};
+use crate::sandbox::{Call, CallOutput, RunParts};
 use crate::scrub::Scrubber;
+use crate::service::{ServiceError, ServiceResult};
 use crate::store::pauses::Pause;
 use crate::store::practices::Account;
-use crate::store::records::{Finish, Scope};
-use crate::store::runs::{DriftReport, Mode, NewRun, Run, RunCounts, RunEnd, Status, Trigger};
+use crate::store::runs::StartError;
 
 /// How to run.
 #[derive(Debug, Clone, Copy)]
@@ -30,42 +34,13 @@ pub struct SyncOptions {
 }
 
 impl Passerelle {
-    /// Runs every account of a practice (or the one named), one after the other.
-    pub async fn sync_practice(
-        &self,
-        practice_id: &str,
-        account_id: Option<&str>,
-        options: SyncOptions,
-    ) -> Result<Vec<Run>> {
-        if self.store.practice(practice_id).await?.is_none() {
-            bail!("no practice `{practice_id}` (see `passerelle practices list`)");
-        }
-        let accounts = self.store.list_accounts(Some(practice_id)).await?;
-        let accounts: Vec<Account> = match account_id {
-            None => accounts,
-            Some(id) => {
-                let a: Vec<Account> = accounts.into_iter().filter(|a| a.id == id).collect();
-                if a.is_empty() {
-                    bail!("practice `{practice_id}` has no account `{id}` (see `passerelle accounts list --practice {practice_id}`)");
-                }
-                a
-            }
-        };
-        if accounts.is_empty() {
-            bail!(
-                "practice `{practice_id}` has no accounts: add one with `passerelle accounts add`"
-            );
-        }
-        let mut runs = Vec::new();
-        for account in &accounts {
-            runs.push(self.sync_account(account, options).await?);
-        }
-        Ok(runs)
-    }
-
     /// One run of one account. Errors are the host's own (database down, connector not
     /// installed); everything the connector does wrong ends up in the returned run.
-    pub async fn sync_account(&self, account: &Account, options: SyncOptions) -> Result<Run> {
+    pub async fn sync_account(
+        &self,
+        account: &Account,
+        options: SyncOptions,
+    ) -> ServiceResult<Run> {
         self.sync_account_as(account, options, None).await
     }
 
@@ -76,7 +51,7 @@ impl Passerelle {
         account: &Account,
         options: SyncOptions,
         queued_run: Option<i64>,
-    ) -> Result<Run> {
+    ) -> ServiceResult<Run> {
         let (version, loaded, manifest) = self.connector_for(account).await?;
         let cursor_before = match options.mode {
             Mode::Incremental => self.store.cursor(&account.id).await?,
@@ -92,12 +67,29 @@ impl Passerelle {
             mode: options.mode,
             cursor_before: cursor_before.as_deref(),
         };
-        let run_id = match queued_run {
-            Some(id) => {
-                self.store.begin_queued_run(id, &new_run).await?;
-                id
+        let started = match queued_run {
+            Some(id) => self.store.begin_queued_run(id, &new_run).await.map(|()| id),
+            None => self.store.start_run(&new_run).await,
+        };
+        let run_id = match (started, queued_run) {
+            (Ok(id), _) => id,
+            (Err(busy @ StartError::Busy { .. }), Some(id)) => {
+                // The daemon's queued run meets a run of another process: it does not
+                // happen, and says why.
+                let end = RunEnd::without_work(Status::Skipped, ErrorKind::Busy, busy.to_string());
+                self.store.finish_run(id, &end).await?;
+                let run = self
+                    .store
+                    .run(id)
+                    .await?
+                    .context("the run just recorded is missing")?;
+                self.metrics.run_ended(&run);
+                return Ok(run);
             }
-            None => self.store.start_run(&new_run).await?,
+            (Err(busy @ StartError::Busy { .. }), None) => {
+                return Err(ServiceError::conflict("already-running", busy.to_string()));
+            }
+            (Err(StartError::Database(e)), _) => return Err(e.into()),
         };
         let span = tracing::info_span!(
             "run",
@@ -109,7 +101,9 @@ impl Passerelle {
         );
         let started = std::time::Instant::now();
         let end = match missing_configuration(account, &manifest) {
-            Some(problem) => RunEnd::without_work(Status::Failed, "invalid-config", problem),
+            Some(problem) => {
+                RunEnd::without_work(Status::Failed, ErrorKind::InvalidConfig, problem)
+            }
             None => {
                 self.execute_sync(
                     account,
@@ -134,7 +128,7 @@ impl Passerelle {
             let _e = span.enter();
             tracing::info!(
                 status = %end.status,
-                error = end.error_kind.as_deref().unwrap_or(""),
+                error = end.error_kind.map(ErrorKind::as_str).unwrap_or(""),
                 added = end.counts.appointments_added,
                 changed = end.counts.appointments_changed,
                 tombstoned = end.counts.appointments_tombstoned,
@@ -208,7 +202,7 @@ impl Passerelle {
         &self,
         account: &Account,
         manifest: &Manifest,
-        loaded: &crate::runtime::LoadedConnector,
+        loaded: &crate::sandbox::LoadedConnector,
         run_id: i64,
         cursor_before: Option<String>,
         options: SyncOptions,
@@ -306,7 +300,7 @@ impl Passerelle {
                         end.message = summary.message.map(|m| scrubber.scrub(&truncate(m)));
                     }
                     Err(e) => {
-                        end.error_kind = Some("storage".into());
+                        end.error_kind = Some(ErrorKind::Storage);
                         end.error_detail = Some(scrubber.scrub(&format!("{e:#}")));
                     }
                 }
@@ -326,16 +320,16 @@ impl Passerelle {
                 }
                 let (status, kind, detail) = describe_error(&error);
                 end.status = status;
-                end.error_kind = Some(kind.into());
+                end.error_kind = Some(kind);
                 end.error_detail = Some(scrubber.scrub(&truncate(detail)));
             }
             Ok(other) => {
-                end.error_kind = Some("host".into());
+                end.error_kind = Some(ErrorKind::Host);
                 end.error_detail =
                     Some(format!("unexpected answer to sync(): {}", kind_of(&other)));
             }
             Err(failure) => {
-                end.error_kind = Some(failure.kind().into());
+                end.error_kind = Some(failure.kind());
                 end.error_detail = Some(failure.detail().to_string());
             }
         }
@@ -411,27 +405,27 @@ fn missing_configuration(account: &Account, manifest: &Manifest) -> Option<Strin
 }
 
 /// Run status, error kind and a one-line detail for a connector's error.
-pub fn describe_error(e: &wit::SyncError) -> (Status, &'static str, String) {
+pub fn describe_error(e: &wit::SyncError) -> (Status, ErrorKind, String) {
     match e {
         wit::SyncError::SchemaDrift(d) => (
             Status::Drift,
-            "schema-drift",
+            ErrorKind::SchemaDrift,
             format!(
                 "{}: at {} expected {}, found {}",
                 d.endpoint, d.path, d.expected, d.found
             ),
         ),
-        wit::SyncError::Unauthorized(m) => (Status::Failed, "unauthorized", m.clone()),
+        wit::SyncError::Unauthorized(m) => (Status::Failed, ErrorKind::Unauthorized, m.clone()),
         wit::SyncError::RateLimited(after) => (
             Status::Failed,
-            "rate-limited",
+            ErrorKind::RateLimited,
             match after {
                 Some(s) => format!("the platform asked to retry after {s} s"),
                 None => "the platform asked to slow down".into(),
             },
         ),
-        wit::SyncError::Unavailable(m) => (Status::Failed, "unavailable", m.clone()),
-        wit::SyncError::InvalidConfig(m) => (Status::Failed, "invalid-config", m.clone()),
-        wit::SyncError::Internal(m) => (Status::Failed, "internal", m.clone()),
+        wit::SyncError::Unavailable(m) => (Status::Failed, ErrorKind::Unavailable, m.clone()),
+        wit::SyncError::InvalidConfig(m) => (Status::Failed, ErrorKind::InvalidConfig, m.clone()),
+        wit::SyncError::Internal(m) => (Status::Failed, ErrorKind::Internal, m.clone()),
     }
 }

@@ -69,7 +69,7 @@ impl Faults {
 
     /// The verdict for the `n`th affected request (1-based).
     pub fn verdict(&self, n: u64) -> Verdict {
-        let every = |k: u32| k > 0 && n % u64::from(k) == 0;
+        let every = |k: u32| k > 0 && n.is_multiple_of(u64::from(k));
         if every(self.rate_limit_every) {
             Verdict::RateLimited(self.retry_after_secs)
         } else if every(self.error_every) {

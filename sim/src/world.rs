@@ -376,7 +376,7 @@ impl World {
             while t + Duration::minutes(i64::from(motive.duration_min)) <= close {
                 let key =
                     mix(self.config.seed ^ mix(agenda.id ^ mix(motive.id ^ t.timestamp() as u64)));
-                if key % 4 == 0 && t.with_timezone(&Utc) >= self.epoch {
+                if key.is_multiple_of(4) && t.with_timezone(&Utc) >= self.epoch {
                     out.push(t);
                 }
                 t += Duration::minutes(i64::from(motive.duration_min));

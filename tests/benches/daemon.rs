@@ -67,7 +67,7 @@ async fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config {
-        http: passerelle::demo::simulator_policy(&running_sim.base_url),
+        http: passerelle::dev::demo::simulator_policy(&running_sim.base_url),
         ..Config::default()
     };
     config.daemon.listen = ([127, 0, 0, 1], 0).into();
@@ -79,7 +79,9 @@ async fn main() {
         let app = Passerelle::open(dir.path(), config.clone()).await.unwrap();
         app.install_plugin(&component("doctolib")).await.unwrap();
         let world = sim.world().clone();
-        passerelle::demo::provision(&app, &world).await.unwrap();
+        passerelle::dev::demo::provision(&app, &world)
+            .await
+            .unwrap();
         app.store.close().await;
     }
     println!(

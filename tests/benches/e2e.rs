@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use passerelle::store::runs::{Mode, Run, Status, Trigger};
+use passerelle::model::run::{Mode, Run, Status, Trigger};
 use passerelle::sync::SyncOptions;
 use passerelle::Passerelle;
 use passerelle_tests::{component, sim_config};
@@ -93,13 +93,13 @@ fn main() {
             let running = sim.serve(([127, 0, 0, 1], 0).into()).await.unwrap();
             let dir = tempfile::tempdir().unwrap();
             let config = passerelle::config::Config {
-                http: passerelle::demo::simulator_policy(&running.base_url),
+                http: passerelle::dev::demo::simulator_policy(&running.base_url),
                 ..Default::default()
             };
             let app = Arc::new(Passerelle::open(dir.path(), config).await.unwrap());
             app.install_plugin(&component("doctolib")).await.unwrap();
             let world = sim.world().clone();
-            passerelle::demo::provision(&app, &world).await.unwrap();
+            passerelle::dev::demo::provision(&app, &world).await.unwrap();
             let ids: Vec<String> = world.accounts().map(|a| a.id.clone()).collect();
             println!(
                 "\n{practices} practices, {} accounts, 120 appointments each, SQLite, {in_flight} run(s) in flight",

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use passerelle::daemon::ServeOptions;
-use passerelle::store::runs::{RunFilter, Status};
+use passerelle::model::run::{RunFilter, Status};
 use passerelle_tests::daemon::{daemon_config, daemon_env, sync_load, DaemonEnv};
 use passerelle_tests::{databases, sim_config, variant};
 use serde_json::json;
@@ -53,7 +53,7 @@ fn cpu_time() -> Duration {
 /// first run on it ended, the process's CPU time from drop to active).
 async fn drop_and_first_run(d: &DaemonEnv, watched: &Path) -> (Duration, Duration, Duration) {
     let bytes = std::fs::read(variant(FIXED)).unwrap();
-    let sha = passerelle::runtime::sha256_hex(&bytes);
+    let sha = passerelle::model::sha256_hex(&bytes);
     let store = &d.sim.env.app.store;
     let tmp = watched.join(".fixed.part");
     std::fs::write(&tmp, &bytes).unwrap();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use passerelle::config::Config;
 use passerelle::daemon::{Running, ServeOptions};
-use passerelle::store::runs::{Run, Status};
+use passerelle::model::run::{Run, Status};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -175,7 +175,7 @@ impl DaemonEnv {
 /// The sync log, oldest run first (up to 10,000 runs).
 pub async fn runs_in_order(store: &passerelle::store::Store) -> Vec<Run> {
     let mut runs = store
-        .list_runs(&passerelle::store::runs::RunFilter {
+        .list_runs(&passerelle::model::run::RunFilter {
             limit: Some(10_000),
             ..Default::default()
         })

@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use passerelle::config::Config;
-use passerelle::store::runs::{Mode, Run, Trigger};
+use passerelle::model::run::{Mode, Run, Trigger};
 use passerelle::sync::SyncOptions;
 use passerelle::Passerelle;
 use tempfile::TempDir;
@@ -340,7 +340,7 @@ pub async fn sim_env_with(
         .await
         .expect("start the simulator");
     let config = Config {
-        http: passerelle::demo::simulator_policy(&running.base_url),
+        http: passerelle::dev::demo::simulator_policy(&running.base_url),
         ..config
     };
     let env = env(db, config).await;
@@ -349,7 +349,7 @@ pub async fn sim_env_with(
         .await
         .expect("install doctolib");
     let world = sim.world().clone();
-    passerelle::demo::provision(&env.app, &world)
+    passerelle::dev::demo::provision(&env.app, &world)
         .await
         .expect("provision");
     SimEnv { env, sim, running }
@@ -578,7 +578,7 @@ impl Capture {
 /// Every run in the sync log (up to 10,000), newest first.
 pub async fn all_runs(app: &Passerelle) -> Vec<Run> {
     app.store
-        .list_runs(&passerelle::store::runs::RunFilter {
+        .list_runs(&passerelle::model::run::RunFilter {
             limit: Some(10_000),
             ..Default::default()
         })

@@ -15,7 +15,7 @@ use passerelle_tests as common;
 
 use common::daemon::{binary, daemon_config, wait_for_runs, TOKEN};
 use common::{databases, sim_config, sim_env_with};
-use passerelle::store::runs::{Run, RunFilter, Status};
+use passerelle::model::run::{Run, RunFilter, Status};
 use passerelle_sim::Faults;
 use serde_json::{json, Value};
 
@@ -224,7 +224,11 @@ async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
         for id in &killed {
             let run = store.run(*id).await.unwrap().unwrap();
             assert_eq!(run.status, Status::Cancelled, "{run:?}");
-            assert_eq!(run.error_kind.as_deref(), Some("interrupted"));
+            assert_eq!(
+                run.error_kind
+                    .map(passerelle::model::run::ErrorKind::as_str),
+                Some("interrupted")
+            );
         }
 
         // 3. A full sync of everything: exactly the simulator's data.

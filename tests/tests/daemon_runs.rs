@@ -13,7 +13,7 @@ use common::daemon::{
 };
 use common::{databases, sim_config};
 use passerelle::daemon::ServeOptions;
-use passerelle::store::runs::{Mode, Run, Status, Trigger};
+use passerelle::model::run::{Mode, Run, Status, Trigger};
 use passerelle_sim::{Change, Drift, Faults};
 use reqwest::{Method, StatusCode};
 
@@ -128,7 +128,10 @@ async fn missed_slots_are_skipped_and_caught_up_once() {
         assert_eq!(all.len(), accounts.len() * 4, "nothing else ran");
         for r in &skipped {
             assert_eq!(r.trigger, Trigger::Schedule);
-            assert_eq!(r.error_kind.as_deref(), Some("missed"));
+            assert_eq!(
+                r.error_kind.map(passerelle::model::run::ErrorKind::as_str),
+                Some("missed")
+            );
             assert!(
                 r.error_detail.as_deref().unwrap().contains("2026-03-"),
                 "{:?}",
@@ -206,7 +209,12 @@ async fn transient_failures_retry_and_drift_does_not() {
         assert_eq!(a.status, StatusCode::ACCEPTED);
         let first = d.wait_for(&run_ids(&a)).await;
         assert_eq!(first[0].status, Status::Failed);
-        assert_eq!(first[0].error_kind.as_deref(), Some("unavailable"));
+        assert_eq!(
+            first[0]
+                .error_kind
+                .map(passerelle::model::run::ErrorKind::as_str),
+            Some("unavailable")
+        );
         assert_eq!(first[0].attempt, 1);
         d.sim.sim.clear_faults();
         let store = &d.sim.env.app.store;

@@ -6,7 +6,7 @@ use passerelle_tests as common;
 use std::collections::BTreeSet;
 
 use common::{databases, sim_config, sim_env};
-use passerelle::store::runs::{Mode, Status};
+use passerelle::model::run::{Mode, Status};
 
 #[tokio::test]
 async fn full_sync_stores_exactly_the_simulators_data() {

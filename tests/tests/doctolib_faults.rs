@@ -4,7 +4,7 @@
 use passerelle_tests as common;
 
 use common::{databases, sim_config, sim_env, Db, SimEnv};
-use passerelle::store::runs::{Mode, Run, Status};
+use passerelle::model::run::{Mode, Run, Status};
 use passerelle_sim::{Change, Drift, Faults};
 
 const ACCOUNT: &str = "p001-cabinet";
@@ -41,7 +41,11 @@ async fn drift_in_appointments_keeps_the_pages_before_it_and_resumes_there() {
         );
         let run = e.sync(ACCOUNT, Mode::Full).await;
         assert_eq!(run.status, Status::Drift, "{}", detail(&run));
-        assert_eq!(run.error_kind.as_deref(), Some("schema-drift"));
+        assert_eq!(
+            run.error_kind
+                .map(passerelle::model::run::ErrorKind::as_str),
+            Some("schema-drift")
+        );
         let d = run.error_detail.clone().unwrap();
         assert!(
             d.contains("GET /api/v1/profiles/{id}/appointments")
@@ -125,7 +129,11 @@ async fn long_429_fails_rate_limited_and_loses_nothing() {
         };
         let (e, run) = after_baseline(&db, faults, Mode::Incremental).await;
         assert_eq!(run.status, Status::Failed);
-        assert_eq!(run.error_kind.as_deref(), Some("rate-limited"));
+        assert_eq!(
+            run.error_kind
+                .map(passerelle::model::run::ErrorKind::as_str),
+            Some("rate-limited")
+        );
         assert!(run.error_detail.as_deref().unwrap().contains("120 s"));
         e.assert_matches_truth(ACCOUNT, db.name).await;
     }
@@ -142,7 +150,8 @@ async fn server_errors_fail_unavailable_and_lose_nothing() {
         let (e, run) = after_baseline(&db, faults, Mode::Full).await;
         assert_eq!(run.status, Status::Failed);
         assert_eq!(
-            run.error_kind.as_deref(),
+            run.error_kind
+                .map(passerelle::model::run::ErrorKind::as_str),
             Some("unavailable"),
             "{}",
             detail(&run)
@@ -162,7 +171,11 @@ async fn truncated_bodies_fail_clearly_and_lose_nothing() {
         };
         let (e, run) = after_baseline(&db, faults, Mode::Full).await;
         assert_eq!(run.status, Status::Failed);
-        assert_eq!(run.error_kind.as_deref(), Some("unavailable"));
+        assert_eq!(
+            run.error_kind
+                .map(passerelle::model::run::ErrorKind::as_str),
+            Some("unavailable")
+        );
         assert!(
             run.error_detail
                 .as_deref()
@@ -206,7 +219,8 @@ async fn a_wrong_token_is_unauthorized_and_loses_nothing() {
         let run = e.sync(ACCOUNT, Mode::Full).await;
         assert_eq!(run.status, Status::Failed);
         assert_eq!(
-            run.error_kind.as_deref(),
+            run.error_kind
+                .map(passerelle::model::run::ErrorKind::as_str),
             Some("unauthorized"),
             "{}",
             detail(&run)

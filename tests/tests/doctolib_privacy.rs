@@ -5,7 +5,7 @@
 use passerelle_tests as common;
 
 use common::{databases, sim_config, sim_env};
-use passerelle::store::runs::Mode;
+use passerelle::model::run::Mode;
 use passerelle_sim::{Change, Drift, Faults};
 
 /// Whether `word` occurs in `text` as a whole word.
@@ -62,9 +62,9 @@ async fn no_patient_value_in_logs_errors_or_runs() {
         let logs = capture.text();
         assert!(logs.contains("run finished"), "logs were captured");
         let runs = common::all_runs(&e.env.app).await;
-        assert!(runs
-            .iter()
-            .any(|r| r.error_kind.as_deref() == Some("schema-drift")));
+        assert!(runs.iter().any(
+            |r| r.error_kind.map(passerelle::model::run::ErrorKind::as_str) == Some("schema-drift")
+        ));
         let runs_text = serde_json::to_string(&runs).unwrap();
         // Names the simulator also gives practitioners or places are not proof of a leak.
         let world = e.sim.world().clone();

@@ -19,8 +19,9 @@ use common::daemon::{
 };
 use common::{component, databases, sim_config, variant};
 use passerelle::daemon::ServeOptions;
-use passerelle::plugins::{Candidate, Outcome, Rejected};
-use passerelle::store::runs::{Mode, Run, Status, Trigger};
+use passerelle::model::run::{Mode, Run, Status, Trigger};
+use passerelle::plugins::{Candidate, Outcome};
+use passerelle::service::ServiceError;
 use passerelle_sim::{Change, Drift, Faults};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -138,7 +139,11 @@ async fn drift_pauses_and_a_new_version_redrives_to_the_truth_without_restart() 
         })
         .await;
         for r in skipped.iter().filter(|r| r.status == Status::Skipped) {
-            assert_eq!(r.error_kind.as_deref(), Some("paused"), "{r:?}");
+            assert_eq!(
+                r.error_kind.map(passerelle::model::run::ErrorKind::as_str),
+                Some("paused"),
+                "{r:?}"
+            );
             assert!(
                 r.error_detail
                     .as_ref()
@@ -377,9 +382,9 @@ async fn broken_candidates_are_refused_and_the_active_version_keeps_serving() {
                 })
                 .await
                 .unwrap_err();
-            let rejected = err
-                .downcast_ref::<Rejected>()
-                .unwrap_or_else(|| panic!("{kind}: not a rejection: {err:#}"));
+            let ServiceError::Rejected(rejected) = &err else {
+                panic!("{kind}: not a rejection: {err:#}")
+            };
             assert_eq!(rejected.kind, *kind, "{err:#}");
             assert!(
                 rejected.reason.contains(message),
@@ -418,7 +423,9 @@ async fn broken_candidates_are_refused_and_the_active_version_keeps_serving() {
             .install_plugin(&component("doctolib"))
             .await
             .unwrap_err();
-        let r = err.downcast_ref::<Rejected>().expect("a rejection");
+        let ServiceError::Rejected(r) = &err else {
+            panic!("not a rejection: {err:#}")
+        };
         assert_eq!(r.kind, "not-newer", "{err:#}");
         assert!(r.reason.contains("plugins rollback"), "{}", r.reason);
     }
@@ -641,6 +648,15 @@ async fn a_version_asking_for_more_waits_for_approval_and_rollback_works() {
     d.shutdown().await;
 }
 
+/// Waits until `n` refused candidates are recorded.
+async fn wait_for_rejections(store: &passerelle::store::Store, n: usize, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while store.rejections(100).await.unwrap().len() < n {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: timed out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn the_watched_directory_loads_only_complete_files() {
     let db = &databases().await[0];
@@ -665,7 +681,7 @@ async fn the_watched_directory_loads_only_complete_files() {
     std::fs::create_dir_all(watched.path().join("doctolib")).unwrap();
     let path = watched.path().join("doctolib/next.wasm");
     std::fs::write(&path, &fixed[..fixed.len() / 2]).unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    wait_for_rejections(&store, 1, "the half file considered").await;
     assert_eq!(active(store.clone()).await, "0.1.0");
     {
         use std::io::Write;
@@ -687,7 +703,7 @@ async fn the_watched_directory_loads_only_complete_files() {
     assert_eq!(versions.len(), 2, "only complete files become versions");
     assert_eq!(
         versions.iter().find(|v| v.active).unwrap().sha256,
-        passerelle::runtime::sha256_hex(&fixed)
+        passerelle::model::sha256_hex(&fixed)
     );
     let refused_partial = store.rejections(10).await.unwrap();
     assert!(refused_partial.iter().all(|r| r.kind == "not-a-component"));
@@ -705,14 +721,35 @@ async fn the_watched_directory_loads_only_complete_files() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(f);
-    // A file written under a hidden name and renamed: the rename is the drop.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while store
+        .connector_versions(Some("testing"))
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the chunked file was not installed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A file written under a hidden name and renamed: the rename is the drop. Until
+    // then it is ignored: a junk file dropped after it is considered (and refused)
+    // while the hidden one still is not.
     let hidden = watched.path().join(".escalate.wasm.part");
     std::fs::write(
         &hidden,
         std::fs::read(variant("testing-0.2.0-escalate.wasm")).unwrap(),
     )
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    std::fs::write(watched.path().join("zz-after-the-hidden-one.wasm"), b"junk").unwrap();
+    wait_for_rejections(
+        &store,
+        before + 1,
+        "the file after the hidden one considered",
+    )
+    .await;
     assert_eq!(
         store
             .connector_versions(Some("testing"))
@@ -741,8 +778,8 @@ async fn the_watched_directory_loads_only_complete_files() {
     }
     assert_eq!(
         store.rejections(100).await.unwrap().len(),
-        before,
-        "no partial file refused"
+        before + 1,
+        "no partial file refused (the junk file only)"
     );
     d.shutdown().await;
 }

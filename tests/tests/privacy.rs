@@ -6,7 +6,7 @@ use passerelle_tests as common;
 use common::{env, server, Db};
 use passerelle::capabilities::http::HttpPolicy;
 use passerelle::config::Config;
-use passerelle::store::runs::Mode;
+use passerelle::model::run::Mode;
 
 const SECRET: &str = "pk_live_Zy81-secret";
 

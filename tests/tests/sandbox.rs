@@ -9,7 +9,7 @@ use common::{component, databases, env, server, Db};
 use passerelle::capabilities::http::HttpPolicy;
 use passerelle::config::Config;
 use passerelle::limits::Limits;
-use passerelle::store::runs::{Mode, Status};
+use passerelle::model::run::{Mode, Status};
 
 fn sqlite() -> Db {
     Db {
@@ -59,7 +59,11 @@ async fn an_infinite_loop_ends_at_the_deadline_and_the_host_goes_on() {
         started.elapsed()
     );
     assert_eq!(run.status, Status::Failed);
-    assert_eq!(run.error_kind.as_deref(), Some("limit-exceeded"));
+    assert_eq!(
+        run.error_kind
+            .map(passerelle::model::run::ErrorKind::as_str),
+        Some("limit-exceeded")
+    );
     assert!(
         run.error_detail.as_deref().unwrap().contains("deadline"),
         "{run:?}"
@@ -78,7 +82,12 @@ async fn a_memory_bomb_hits_the_memory_limit() {
     e.account("bomb", &[("scenario", "membomb")]).await;
     let run = e.sync("bomb", Mode::Incremental).await;
     assert_eq!(run.status, Status::Failed);
-    assert_eq!(run.error_kind.as_deref(), Some("limit-exceeded"), "{run:?}");
+    assert_eq!(
+        run.error_kind
+            .map(passerelle::model::run::ErrorKind::as_str),
+        Some("limit-exceeded"),
+        "{run:?}"
+    );
     assert!(
         run.error_detail.as_deref().unwrap().contains("memory"),
         "{run:?}"
@@ -230,7 +239,11 @@ async fn a_panic_fails_only_that_run() {
         .await;
     let run = e.sync("boom", Mode::Incremental).await;
     assert_eq!(run.status, Status::Failed);
-    assert_eq!(run.error_kind.as_deref(), Some("trap"));
+    assert_eq!(
+        run.error_kind
+            .map(passerelle::model::run::ErrorKind::as_str),
+        Some("trap")
+    );
     assert!(
         run.error_detail.as_deref().unwrap().contains("panic"),
         "{run:?}"
@@ -258,7 +271,12 @@ async fn the_request_budget_is_enforced() {
     )
     .await;
     let run = e.sync("chatty", Mode::Incremental).await;
-    assert_eq!(run.error_kind.as_deref(), Some("limit-exceeded"), "{run:?}");
+    assert_eq!(
+        run.error_kind
+            .map(passerelle::model::run::ErrorKind::as_str),
+        Some("limit-exceeded"),
+        "{run:?}"
+    );
     assert!(run.error_detail.unwrap().contains("HTTP requests"));
     assert_eq!(seen.paths().len(), 3);
     assert_eq!(run.counts.http_requests, 3);
@@ -278,7 +296,12 @@ async fn a_slow_platform_times_out_as_unavailable() {
     let started = Instant::now();
     let run = e.sync("slow", Mode::Incremental).await;
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(run.error_kind.as_deref(), Some("unavailable"), "{run:?}");
+    assert_eq!(
+        run.error_kind
+            .map(passerelle::model::run::ErrorKind::as_str),
+        Some("unavailable"),
+        "{run:?}"
+    );
     assert!(run.error_detail.unwrap().contains("timed out"));
 }
 
@@ -331,7 +354,11 @@ async fn a_schema_drift_reported_by_the_sdk_ends_the_run_as_drift() {
         .await;
     let run = e.sync("drifty", Mode::Incremental).await;
     assert_eq!(run.status, Status::Drift, "{run:?}");
-    assert_eq!(run.error_kind.as_deref(), Some("schema-drift"));
+    assert_eq!(
+        run.error_kind
+            .map(passerelle::model::run::ErrorKind::as_str),
+        Some("schema-drift")
+    );
     assert_eq!(
         run.error_detail.as_deref(),
         Some("GET /slots: at $.slots[1].start_date expected a string, found integer")
@@ -343,7 +370,11 @@ async fn missing_required_settings_fail_before_the_connector_runs() {
     let e = env(&sqlite(), Config::default()).await.with_testing().await;
     e.account("bare", &[]).await;
     let run = e.sync("bare", Mode::Incremental).await;
-    assert_eq!(run.error_kind.as_deref(), Some("invalid-config"));
+    assert_eq!(
+        run.error_kind
+            .map(passerelle::model::run::ErrorKind::as_str),
+        Some("invalid-config")
+    );
     assert!(run.error_detail.unwrap().contains("setting `scenario`"));
 }
 
@@ -409,7 +440,7 @@ fn wat_module() -> Vec<u8> {
 
 #[tokio::test]
 async fn a_restart_loads_the_precompiled_component_from_the_cache() {
-    use passerelle::runtime::{Origin, Runtime, RuntimeConfig};
+    use passerelle::sandbox::{Origin, Runtime, RuntimeConfig};
     let dir = tempfile::tempdir().unwrap();
     let config = RuntimeConfig {
         cache_dir: Some(dir.path().to_path_buf()),
@@ -440,7 +471,12 @@ async fn the_record_budget_is_enforced() {
     e.account("prolific", &[("scenario", "emit"), ("count", "50")])
         .await;
     let run = e.sync("prolific", Mode::Full).await;
-    assert_eq!(run.error_kind.as_deref(), Some("limit-exceeded"), "{run:?}");
+    assert_eq!(
+        run.error_kind
+            .map(passerelle::model::run::ErrorKind::as_str),
+        Some("limit-exceeded"),
+        "{run:?}"
+    );
     assert!(run
         .error_detail
         .unwrap()
@@ -466,7 +502,12 @@ async fn an_oversized_response_is_refused() {
     e.account("big", &[("scenario", "fetch"), ("url", &url)])
         .await;
     let run = e.sync("big", Mode::Incremental).await;
-    assert_eq!(run.error_kind.as_deref(), Some("unavailable"), "{run:?}");
+    assert_eq!(
+        run.error_kind
+            .map(passerelle::model::run::ErrorKind::as_str),
+        Some("unavailable"),
+        "{run:?}"
+    );
     assert!(run
         .error_detail
         .unwrap()

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use common::{databases, env, Env};
 use passerelle::config::Config;
-use passerelle::store::records::{AppointmentRecord, Finish, PatientRecord, Pending, Scope};
-use passerelle::store::runs::{Mode, Status};
+use passerelle::model::records::{AppointmentRecord, Finish, PatientRecord, Pending, Scope};
+use passerelle::model::run::{Mode, Status};
 
 fn appointment(id: &str, starts_at_ms: i64, status: &str) -> Pending {
     Pending::Appointment(AppointmentRecord {

@@ -26,6 +26,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::daemon::Daemon;
+use crate::service::ServiceError;
 
 /// The OpenAPI document, kept in the repository.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
@@ -66,6 +67,7 @@ pub fn routes() -> Vec<(
             get(practices::list_accounts).post(practices::create_account),
         ),
         ("/v1/practices/{id}/sync", &["post"], post(runs::sync_now)),
+        ("/v1/accounts", &["get"], get(practices::all_accounts)),
         (
             "/v1/accounts/{id}",
             &["get", "patch", "delete"],
@@ -230,21 +232,40 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not-found", message)
     }
-
-    pub fn conflict(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::CONFLICT, "conflict", message)
-    }
 }
 
-/// Unexpected failures (the database): logged, answered 500 without internals.
-impl From<anyhow::Error> for ApiError {
-    fn from(e: anyhow::Error) -> ApiError {
-        tracing::error!("admin API: {e:#}");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the daemon could not complete the request; see its log",
-        )
+/// The one mapping of the service's refusals to statuses. Unexpected failures (the
+/// database) are logged and answered 500 without internals.
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            ServiceError::Invalid(_) => ApiError::bad_request(message),
+            ServiceError::NotFound(_) => ApiError::not_found(message),
+            ServiceError::Conflict { code, .. } => {
+                ApiError::new(StatusCode::CONFLICT, code, message)
+            }
+            ServiceError::TooSoon {
+                retry_after_secs, ..
+            } => ApiError {
+                retry_after: Some(retry_after_secs),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too-soon", message)
+            },
+            ServiceError::Rejected(r) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, r.kind, r.reason)
+            }
+            ServiceError::ShuttingDown => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting-down", message)
+            }
+            ServiceError::Internal(e) => {
+                tracing::error!("admin API: {e:#}");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the daemon could not complete the request; see its log",
+                )
+            }
+        }
     }
 }
 

@@ -21,8 +21,8 @@ use url::Url;
 use super::allowlist::Allowlist;
 use super::netguard::{check_destination, GuardedResolver};
 use super::ratelimit::{parse_retry_after, PlatformLimiter, RateLimiters};
-use crate::runtime::bindings::passerelle::connector::types as wit;
-use crate::runtime::LimitExceeded;
+use crate::contract::wit;
+use crate::model::LimitExceeded;
 
 const MAX_REDIRECTS: usize = 5;
 

@@ -5,7 +5,7 @@
 //! whichever comes first, so that a line written just before the records it talks about
 //! are emitted is still scrubbed of their patient values.
 
-use crate::runtime::bindings::passerelle::connector::types::Level;
+use crate::contract::wit::Level;
 use crate::scrub::Scrubber;
 
 const MAX_BUFFERED: usize = 256;

@@ -9,13 +9,13 @@
 use anyhow::Result;
 use chrono::{DateTime, NaiveDate};
 
-use crate::runtime::bindings::passerelle::connector::types as wit;
-use crate::runtime::LimitExceeded;
-use crate::scrub::Scrubber;
-use crate::store::records::{
+use crate::contract::wit;
+use crate::model::records::{
     AppointmentRecord, CommitCounts, Finish, PatientRecord, Pending, QuarantineRecord, Scope,
     SlotRecord,
 };
+use crate::model::LimitExceeded;
+use crate::scrub::Scrubber;
 use crate::store::Store;
 
 /// Longest cursor a connector may checkpoint.
@@ -153,7 +153,7 @@ impl RecordsSession {
             }
         }
         self.buffer.push(Pending::Quarantine(QuarantineRecord {
-            drift: crate::store::runs::DriftReport {
+            drift: crate::model::run::DriftReport {
                 endpoint: d.endpoint,
                 path: d.path,
                 expected: d.expected,

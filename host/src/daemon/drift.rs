@@ -12,10 +12,12 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::{until_true, Daemon};
+use crate::model::run::{ErrorKind, Mode, NewRun, Trigger};
 use crate::queue::Submitted;
+use crate::service::runs::{not_paused, Resumed};
+use crate::service::{ServiceError, ServiceResult};
 use crate::store::pauses::Pause;
 use crate::store::practices::Account;
-use crate::store::runs::{Mode, NewRun, Trigger};
 
 /// How often the daemon looks for activations made by other processes.
 const RECHECK: Duration = Duration::from_secs(60);
@@ -57,7 +59,7 @@ impl Daemon {
                         mode: Mode::Incremental,
                         cursor_before: None,
                     },
-                    "paused",
+                    ErrorKind::Paused,
                     &format!(
                         "paused for drift since run {} ({} {}: {}); a new version of the connector re-drives it, or `passerelle accounts resume {}`",
                         pause.run_id, pause.connector, pause.version, pause.drift, account.id
@@ -144,16 +146,28 @@ impl Daemon {
     }
 
     /// Lifts an account's pause by hand and queues a `redrive` run from its last
-    /// checkpoint. None when the account was not paused.
-    pub async fn resume(&self, account: &Account) -> Result<Option<Submitted>> {
-        if !self.app.store.resume_account(&account.id).await? {
-            return Ok(None);
+    /// checkpoint.
+    pub async fn resume(&self, id: &str) -> ServiceResult<Resumed> {
+        let account = self.app.account(id).await?;
+        if self.is_stopping() {
+            return Err(ServiceError::ShuttingDown);
         }
-        tracing::info!(account = %account.id, connector = %account.connector, "drift pause lifted by the operator");
-        let submitted = self
-            .request_run(account, Trigger::Redrive, Mode::Incremental, 1, None)
-            .await?;
-        Ok(Some(submitted))
+        if !self.app.store.resume_account(id).await? {
+            return Err(not_paused(id));
+        }
+        tracing::info!(account = %id, connector = %account.connector, "drift pause lifted by the operator");
+        let (run_id, coalesced) = match self
+            .request_run(&account, Trigger::Redrive, Mode::Incremental, 1, None)
+            .await?
+        {
+            Submitted::Queued(r) => (r, false),
+            Submitted::Coalesced(r) => (r, true),
+        };
+        Ok(Resumed {
+            account_id: id.to_string(),
+            run_id,
+            coalesced,
+        })
     }
 
     /// Re-drives paused accounts at start, after every activation in this process, and

@@ -28,13 +28,16 @@ use std::time::Duration;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use crate::app::Passerelle;
+use crate::model::run::{ErrorKind, Mode, NewRun, RunEnd, Status, Trigger};
+use crate::plugins::connector_not_installed;
 use crate::queue::{QueueLimits, Request, RunQueue, Submitted};
+use crate::service::runs::{Requested, SyncRequest};
+use crate::service::{ServiceError, ServiceResult};
 use crate::store::practices::Account;
-use crate::store::runs::{time_text, Mode, NewRun, RunEnd, Status, Trigger};
+use crate::store::runs::time_text;
 
 pub use serve::{serve, start, Running, ServeOptions, Stopped};
 
@@ -63,42 +66,10 @@ pub struct Daemon {
     submit_lock: tokio::sync::Mutex<()>,
     /// When each account's last manual run was requested.
     last_manual: Mutex<HashMap<String, std::time::Instant>>,
-    /// Practices or schedules changed: the scheduler reloads its plan.
-    pub(crate) plan_changed: Notify,
     /// True once shutdown has begun.
     stopping: watch::Sender<bool>,
     /// True once the grace period is over: running runs are cancelled.
     abort: watch::Sender<bool>,
-}
-
-/// One account's answer to "Sync now".
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct Requested {
-    pub account_id: String,
-    pub run_id: i64,
-    /// True when the account already had this run queued or running.
-    pub coalesced: bool,
-}
-
-/// Why "Sync now" was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncNowError {
-    #[error("no practice `{0}`")]
-    NoPractice(String),
-    #[error("practice `{practice}` has no account `{account}`")]
-    NoAccount { practice: String, account: String },
-    #[error("practice `{0}` has no accounts")]
-    NoAccounts(String),
-    #[error("a manual sync of account `{account}` was requested less than {min_interval_secs} s ago; retry in {retry_after_secs} s")]
-    TooSoon {
-        account: String,
-        min_interval_secs: u64,
-        retry_after_secs: u64,
-    },
-    #[error("the daemon is shutting down")]
-    ShuttingDown,
-    #[error(transparent)]
-    Other(#[from] anyhow::Error),
 }
 
 impl Daemon {
@@ -114,7 +85,6 @@ impl Daemon {
             clock,
             submit_lock: tokio::sync::Mutex::new(()),
             last_manual: Mutex::default(),
-            plan_changed: Notify::new(),
             stopping: watch::channel(false).0,
             abort: watch::channel(false).0,
         })
@@ -128,11 +98,6 @@ impl Daemon {
         *self.stopping.borrow()
     }
 
-    /// Tells the scheduler that practices or schedules changed.
-    pub fn practices_changed(&self) {
-        self.plan_changed.notify_one();
-    }
-
     /// Records and queues a run of `account`, or returns the account's queued or
     /// running run (coalescing).
     pub async fn request_run(
@@ -142,7 +107,7 @@ impl Daemon {
         mode: Mode,
         attempt: u32,
         delay: Option<Duration>,
-    ) -> Result<Submitted> {
+    ) -> ServiceResult<Submitted> {
         self.request_runs(std::slice::from_ref(account), trigger, mode, attempt, delay)
             .await?
             .pop()
@@ -159,11 +124,11 @@ impl Daemon {
         mode: Mode,
         attempt: u32,
         delay: Option<Duration>,
-    ) -> Result<Vec<Result<Submitted>>> {
+    ) -> Result<Vec<ServiceResult<Submitted>>> {
         let _one_at_a_time = self.submit_lock.lock().await;
         let mut versions: HashMap<String, Option<crate::store::connectors::ConnectorVersion>> =
             HashMap::new();
-        let mut answers: Vec<Option<Result<Submitted>>> = Vec::with_capacity(accounts.len());
+        let mut answers: Vec<Option<ServiceResult<Submitted>>> = Vec::with_capacity(accounts.len());
         let mut todo = Vec::new();
         for (i, account) in accounts.iter().enumerate() {
             if let Some(run_id) = self
@@ -182,10 +147,9 @@ impl Daemon {
                 todo.push(i);
                 answers.push(None);
             } else {
-                answers.push(Some(Err(anyhow::anyhow!(
-                    "no active version of connector `{}` (account `{}`)",
-                    account.connector,
-                    account.id
+                answers.push(Some(Err(connector_not_installed(
+                    &account.connector,
+                    &account.id,
                 ))));
             }
         }
@@ -226,10 +190,10 @@ impl Daemon {
             });
             answers[i] = Some(match submitted {
                 Ok(s) => Ok(s),
-                Err(closed) => {
+                Err(_closed) => {
                     self.cancel_queued(run_id, "the daemon stopped before this run started")
                         .await;
-                    Err(closed.into())
+                    Err(ServiceError::ShuttingDown)
                 }
             });
         }
@@ -239,34 +203,22 @@ impl Daemon {
             .collect())
     }
 
-    /// "Sync now" for a practice (all its accounts, or one).
+    /// "Sync now" for a practice (all its accounts, or one): a queued or running run of
+    /// an account is returned (coalescing); a new one is refused inside the account's
+    /// minimum interval between manual runs.
     pub async fn sync_now(
         &self,
         practice_id: &str,
-        account_id: Option<&str>,
-        full: bool,
-    ) -> Result<Vec<Requested>, SyncNowError> {
+        request: &SyncRequest,
+    ) -> ServiceResult<Vec<Requested>> {
         if self.is_stopping() {
-            return Err(SyncNowError::ShuttingDown);
+            return Err(ServiceError::ShuttingDown);
         }
-        let store = &self.app.store;
-        if store.practice(practice_id).await?.is_none() {
-            return Err(SyncNowError::NoPractice(practice_id.into()));
-        }
-        let mut accounts = store.list_accounts(Some(practice_id)).await?;
-        if let Some(id) = account_id {
-            accounts.retain(|a| a.id == id);
-            if accounts.is_empty() {
-                return Err(SyncNowError::NoAccount {
-                    practice: practice_id.into(),
-                    account: id.into(),
-                });
-            }
-        }
-        if accounts.is_empty() {
-            return Err(SyncNowError::NoAccounts(practice_id.into()));
-        }
-        let mode = if full { Mode::Full } else { Mode::Incremental };
+        let accounts = self
+            .app
+            .accounts_to_sync(practice_id, request.account.as_deref())
+            .await?;
+        let mode = request.mode();
         let min = Duration::from_secs(self.app.config.daemon.manual_min_interval_secs);
         // Refuse the whole request if an account that would get a new run is inside
         // its minimum interval (a queued or running one is simply returned).
@@ -279,10 +231,14 @@ impl Daemon {
                 if let Some(at) = last.get(&a.id) {
                     let elapsed = at.elapsed();
                     if elapsed < min {
-                        return Err(SyncNowError::TooSoon {
-                            account: a.id.clone(),
-                            min_interval_secs: min.as_secs(),
-                            retry_after_secs: (min - elapsed).as_secs_f64().ceil() as u64,
+                        let retry_after_secs = (min - elapsed).as_secs_f64().ceil() as u64;
+                        return Err(ServiceError::TooSoon {
+                            message: format!(
+                                "a manual sync of account `{}` was requested less than {} s ago; retry in {retry_after_secs} s",
+                                a.id,
+                                min.as_secs()
+                            ),
+                            retry_after_secs,
                         });
                     }
                 }
@@ -290,16 +246,7 @@ impl Daemon {
         }
         let mut out = Vec::new();
         for a in &accounts {
-            let submitted = self
-                .request_run(a, Trigger::Manual, mode, 1, None)
-                .await
-                .map_err(|e| {
-                    if self.is_stopping() {
-                        SyncNowError::ShuttingDown
-                    } else {
-                        SyncNowError::Other(e)
-                    }
-                })?;
+            let submitted = self.request_run(a, Trigger::Manual, mode, 1, None).await?;
             let (run_id, coalesced) = match submitted {
                 Submitted::Queued(id) => {
                     self.last_manual
@@ -374,7 +321,7 @@ impl Daemon {
                                     mode: Mode::Incremental,
                                     cursor_before: None,
                                 },
-                                "missed",
+                                ErrorKind::Missed,
                                 &format!(
                                     "the daemon was not running at the scheduled time {}",
                                     time_text(*slot)
@@ -434,7 +381,7 @@ impl Daemon {
                         match answer {
                             Ok(Submitted::Queued(_)) => n += 1,
                             Ok(Submitted::Coalesced(_)) => {}
-                            Err(e) if self.is_stopping() => return Err(e),
+                            Err(e) if self.is_stopping() => return Err(e.into()),
                             Err(e) => tracing::error!(
                                 practice = %account.practice_id,
                                 account = %account.id,
@@ -457,6 +404,7 @@ impl Daemon {
         let mut stopping = self.stopping.subscribe();
         let config = &self.app.config.schedule;
         let mut planner = planner::Planner::new(&config.default_cron, config.spread());
+        let mut plan_changed = self.app.practices_changed.subscribe();
         let mut reload = true;
         loop {
             let now = self.now();
@@ -495,7 +443,8 @@ impl Daemon {
                 .min(Duration::from_secs(60));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = self.plan_changed.notified() => {
+                changed = plan_changed.changed() => {
+                    if changed.is_err() { return; }
                     // Queue what is due before the reload moves the plan past it.
                     let due = planner.take_due(self.now());
                     if self.queue_scheduled(&due).await.is_err() { return; }
@@ -508,7 +457,7 @@ impl Daemon {
 
     /// Marks a queued run cancelled (shutdown, account gone).
     async fn cancel_queued(&self, run_id: i64, reason: &str) {
-        let end = RunEnd::without_work(Status::Cancelled, "cancelled", reason.into());
+        let end = RunEnd::without_work(Status::Cancelled, ErrorKind::Cancelled, reason.into());
         if let Err(e) = self.app.store.finish_run(run_id, &end).await {
             tracing::error!(run = run_id, "cannot record the cancelled run: {e:#}");
         }

@@ -24,8 +24,9 @@ use notify_debouncer_mini::notify::RecursiveMode;
 use notify_debouncer_mini::{new_debouncer, DebounceEventResult};
 
 use super::{until_true, Daemon};
-use crate::plugins::{Candidate, Outcome, Rejected};
-use crate::runtime::sha256_hex;
+use crate::model::sha256_hex;
+use crate::plugins::{Candidate, Outcome};
+use crate::service::ServiceError;
 
 /// The directory a daemon watches.
 pub fn watch_dir(config: &crate::config::Config, data_dir: &Path) -> PathBuf {
@@ -127,7 +128,7 @@ impl Daemon {
                         "watched file already installed"
                     ),
                 },
-                Err(e) if e.downcast_ref::<Rejected>().is_some() => {} // logged and recorded
+                Err(ServiceError::Rejected(_)) => {} // logged and recorded
                 Err(e) => tracing::error!(file = %path.display(), "cannot install: {e:#}"),
             }
         }

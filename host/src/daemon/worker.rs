@@ -6,9 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::model::run::{ErrorKind, Run, RunEnd, Status};
 use crate::queue::Lease;
-use crate::retry::is_transient;
-use crate::store::runs::{Run, RunEnd, Status};
 use crate::sync::SyncOptions;
 
 use super::Daemon;
@@ -51,7 +50,7 @@ impl Daemon {
             Some(Ok(run)) => run,
             Some(Err(e)) => {
                 // The host's own failure (database, connector not installed).
-                let end = RunEnd::without_work(Status::Failed, "host", format!("{e:#}"));
+                let end = RunEnd::without_work(Status::Failed, ErrorKind::Host, format!("{e:#}"));
                 if let Err(e2) = self.app.store.finish_run(run_id, &end).await {
                     tracing::error!(run = run_id, "cannot record the failed run: {e2:#}");
                 }
@@ -83,10 +82,10 @@ impl Daemon {
         if run.status != Status::Failed || self.is_stopping() {
             return;
         }
-        let Some(kind) = run.error_kind.as_deref() else {
+        let Some(kind) = run.error_kind else {
             return;
         };
-        if !is_transient(kind) {
+        if !kind.is_transient() {
             return;
         }
         let attempt = u32::try_from(run.attempt).unwrap_or(1);

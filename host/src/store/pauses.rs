@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::runs::DriftReport;
 use super::{now_text, Store};
+use crate::model::run::DriftReport;
 
 /// One paused account.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

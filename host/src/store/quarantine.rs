@@ -6,9 +6,9 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::records::{QuarantineRecord, Scope};
-use super::runs::DriftReport;
 use super::Store;
+use crate::model::records::{QuarantineRecord, Scope};
+use crate::model::run::DriftReport;
 
 /// One item set aside. `item` may hold patient data: it is returned only on request.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -48,7 +48,7 @@ pub(super) async fn upsert(
     q: &QuarantineRecord,
     now: &str,
 ) -> Result<()> {
-    let sha = crate::runtime::sha256_hex(q.item.as_bytes());
+    let sha = crate::model::sha256_hex(q.item.as_bytes());
     sqlx::query(
         "INSERT INTO quarantined_items (connector, practice_id, account_id, endpoint, path,
             expected, found, item, item_sha256, version_sha256, first_run_id, last_run_id,

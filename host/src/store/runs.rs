@@ -1,186 +1,12 @@
 //! The sync log (one row per run) and each account's sync state (its committed cursor).
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{now_text, Store};
-
-macro_rules! text_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-        #[serde(rename_all = "kebab-case")]
-        pub enum $name { $($variant),+ }
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $text),+ }
-            }
-        }
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl $name {
-            /// Parses the text form; the error lists the valid values.
-            pub fn parse(s: &str) -> Result<Self> {
-                match s {
-                    $($text => Ok(Self::$variant),)+
-                    _ => anyhow::bail!(concat!("unknown ", stringify!($name), " `{}` (one of: ", $($text, " ",)+ ")"), s),
-                }
-            }
-        }
-    };
-}
-
-text_enum!(
-    /// What started a run.
-    Trigger { Schedule = "schedule", Manual = "manual", CatchUp = "catch-up", Redrive = "redrive" }
-);
-text_enum!(
-    /// Incremental (from the cursor) or full (the whole window, with tombstoning).
-    Mode { Incremental = "incremental", Full = "full" }
-);
-text_enum!(
-    /// Where a run is or how it ended.
-    Status {
-        Queued = "queued",
-        Running = "running",
-        Succeeded = "succeeded",
-        Failed = "failed",
-        Drift = "drift",
-        Skipped = "skipped",
-        Cancelled = "cancelled",
-    }
-);
-
-/// One row of the sync log.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Run {
-    pub id: i64,
-    pub practice_id: String,
-    pub account_id: String,
-    pub connector: String,
-    pub connector_version: String,
-    pub connector_sha256: String,
-    pub trigger: Trigger,
-    pub mode: Mode,
-    pub status: Status,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    pub duration_ms: Option<i64>,
-    pub counts: RunCounts,
-    pub error_kind: Option<String>,
-    pub error_detail: Option<String>,
-    pub cursor_before: Option<String>,
-    pub cursor_after: Option<String>,
-    /// The connector's PII-free summary note.
-    pub message: Option<String>,
-    /// 1 for a first attempt; retries of a transient failure count up.
-    pub attempt: i64,
-    /// The platform's Retry-After, when it answered "slow down".
-    pub retry_after_secs: Option<i64>,
-    /// The connector's report, when the run ended `drift`.
-    #[serde(default)]
-    pub drift: Option<DriftReport>,
-}
-
-/// Where a platform's response stopped matching what the connector expects. PII-free:
-/// the connector names kinds, never values, and the host scrubs it like any error.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct DriftReport {
-    /// Method and path of the endpoint (`GET /booking/{centre}.json`).
-    pub endpoint: String,
-    /// JSON path of the offending item.
-    pub path: String,
-    pub expected: String,
-    pub found: String,
-}
-
-impl std::fmt::Display for DriftReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}: at {} expected {}, found {}",
-            self.endpoint, self.path, self.expected, self.found
-        )
-    }
-}
-
-/// What a run did. Accumulated by the runner, written when the run ends.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RunCounts {
-    pub appointments_added: i64,
-    pub appointments_changed: i64,
-    pub appointments_deleted: i64,
-    pub appointments_tombstoned: i64,
-    pub slots_written: i64,
-    pub slots_removed: i64,
-    pub http_requests: i64,
-    pub bytes_received: i64,
-    pub checkpoints: i64,
-    /// Items set aside under the `quarantine` drift policy.
-    #[serde(default)]
-    pub quarantined: i64,
-}
-
-/// The identity of a run being started.
-#[derive(Debug, Clone)]
-pub struct NewRun<'a> {
-    pub practice_id: &'a str,
-    pub account_id: &'a str,
-    pub connector: &'a str,
-    pub connector_version: &'a str,
-    pub connector_sha256: &'a str,
-    pub trigger: Trigger,
-    pub mode: Mode,
-    pub cursor_before: Option<&'a str>,
-}
-
-/// How a run ended. `error_detail` must already be free of patient data.
-#[derive(Debug, Clone)]
-pub struct RunEnd {
-    pub status: Status,
-    pub counts: RunCounts,
-    pub error_kind: Option<String>,
-    pub error_detail: Option<String>,
-    pub cursor_after: Option<String>,
-    pub message: Option<String>,
-    pub duration_ms: i64,
-    /// The platform's Retry-After (rate-limited runs).
-    pub retry_after_secs: Option<i64>,
-    /// The drift report (runs that end `drift`).
-    pub drift: Option<DriftReport>,
-}
-
-impl RunEnd {
-    /// A run that ended before doing anything, for `reason`.
-    pub fn without_work(status: Status, error_kind: &str, reason: String) -> RunEnd {
-        RunEnd {
-            status,
-            counts: RunCounts::default(),
-            error_kind: Some(error_kind.into()),
-            error_detail: Some(reason),
-            cursor_after: None,
-            message: None,
-            duration_ms: 0,
-            retry_after_secs: None,
-            drift: None,
-        }
-    }
-}
-
-/// Filters for [`Store::list_runs`].
-#[derive(Debug, Clone, Default)]
-pub struct RunFilter {
-    pub practice_id: Option<String>,
-    pub account_id: Option<String>,
-    pub status: Option<Status>,
-    /// Runs started (or queued) at or after this instant.
-    pub since: Option<chrono::DateTime<chrono::Utc>>,
-    pub limit: Option<i64>,
-}
+use crate::model::run::{
+    ErrorKind, Mode, NewRun, Run, RunCounts, RunEnd, RunFilter, Status, Trigger,
+};
 
 const RUN_COLUMNS: &str =
     "id, practice_id, account_id, connector, connector_version, connector_sha256,
@@ -190,27 +16,95 @@ const RUN_COLUMNS: &str =
     cursor_before, cursor_after, message, attempt, retry_after_secs, drift, quarantined";
 
 impl Store {
-    /// Opens a run in the sync log with status `running`; returns its id.
-    pub async fn start_run(&self, run: &NewRun<'_>) -> Result<i64> {
-        let row = sqlx::query(
-            "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
-                trigger, mode, status, started_at, cursor_before)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+    /// Opens a run in the sync log with status `running`, owned by this process;
+    /// returns its id. The database refuses a second running run of an account
+    /// ([`StartError::Busy`]); a running run whose process is gone is closed first.
+    pub async fn start_run(&self, run: &NewRun<'_>) -> Result<i64, StartError> {
+        for _ in 0..2 {
+            let inserted = sqlx::query(
+                "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
+                    trigger, mode, status, started_at, cursor_before, owner)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+            )
+            .bind(run.practice_id)
+            .bind(run.account_id)
+            .bind(run.connector)
+            .bind(run.connector_version)
+            .bind(run.connector_sha256)
+            .bind(run.trigger.as_str())
+            .bind(run.mode.as_str())
+            .bind(Status::Running.as_str())
+            .bind(now_text())
+            .bind(run.cursor_before)
+            .bind(process_owner())
+            .fetch_one(&self.pool)
+            .await;
+            match inserted {
+                Ok(row) => return Ok(row.get::<i64, _>("id")),
+                Err(e) if is_unique_violation(&e) => self.clear_running(run.account_id).await?,
+                Err(e) => {
+                    return Err(StartError::Database(
+                        anyhow::Error::new(e).context("recording run start"),
+                    ))
+                }
+            }
+        }
+        Err(self.busy(run.account_id).await)
+    }
+
+    /// Closes the account's running run if its process is gone; else says who runs it.
+    async fn clear_running(&self, account_id: &str) -> Result<(), StartError> {
+        let Some(holder) = self.running_run(account_id).await? else {
+            return Ok(());
+        };
+        if !owner_is_gone(holder.owner.as_deref()) {
+            return Err(holder.into_busy(account_id));
+        }
+        sqlx::query(
+            "UPDATE runs SET status = $2, finished_at = $3, error_kind = $4, error_detail = $5
+             WHERE id = $1 AND status = $6",
         )
-        .bind(run.practice_id)
-        .bind(run.account_id)
-        .bind(run.connector)
-        .bind(run.connector_version)
-        .bind(run.connector_sha256)
-        .bind(run.trigger.as_str())
-        .bind(run.mode.as_str())
-        .bind(Status::Running.as_str())
+        .bind(holder.run_id)
+        .bind(Status::Cancelled.as_str())
         .bind(now_text())
-        .bind(run.cursor_before)
-        .fetch_one(&self.pool)
+        .bind(ErrorKind::Interrupted.as_str())
+        .bind(format!(
+            "interrupted: its process ({}) is gone",
+            holder.owner.as_deref().unwrap_or("unknown")
+        ))
+        .bind(Status::Running.as_str())
+        .execute(&self.pool)
         .await
-        .context("recording run start")?;
-        Ok(row.get::<i64, _>("id"))
+        .context("closing a run whose process is gone")?;
+        tracing::warn!(run = holder.run_id, account = %account_id, "a run left running by a process that is gone is recorded as cancelled");
+        Ok(())
+    }
+
+    async fn busy(&self, account_id: &str) -> StartError {
+        match self.running_run(account_id).await {
+            Ok(Some(holder)) => holder.into_busy(account_id),
+            Ok(None) => StartError::Database(anyhow::anyhow!(
+                "the account's run could not start; try again"
+            )),
+            Err(e) => StartError::Database(e),
+        }
+    }
+
+    /// The account's running run, if any: id, owner and start.
+    async fn running_run(&self, account_id: &str) -> Result<Option<Holder>> {
+        let row = sqlx::query(
+            "SELECT id, owner, started_at FROM runs WHERE account_id = $1 AND status = $2",
+        )
+        .bind(account_id)
+        .bind(Status::Running.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .context("reading the account's running run")?;
+        Ok(row.map(|r| Holder {
+            run_id: r.get("id"),
+            owner: r.get("owner"),
+            started_at: r.get("started_at"),
+        }))
     }
 
     /// Closes a run with its outcome and counts.
@@ -238,7 +132,7 @@ impl Store {
         .bind(c.http_requests)
         .bind(c.bytes_received)
         .bind(c.checkpoints)
-        .bind(end.error_kind.as_deref())
+        .bind(end.error_kind.map(ErrorKind::as_str))
         .bind(end.error_detail.as_deref())
         .bind(end.cursor_after.as_deref())
         .bind(end.message.as_deref())
@@ -293,50 +187,78 @@ impl Store {
         Ok(ids)
     }
 
-    /// Starts a queued run: `running`, with the version it runs on (the active one now,
-    /// which may differ from the one active when it was queued) and its final trigger
-    /// and mode (a queued run can be lifted to manual or full by a later request).
-    pub async fn begin_queued_run(&self, id: i64, run: &NewRun<'_>) -> Result<()> {
-        let res = sqlx::query(
-            "UPDATE runs SET status = $2, started_at = $3, connector_version = $4,
-                connector_sha256 = $5, trigger = $6, mode = $7, cursor_before = $8
-             WHERE id = $1 AND status = $9",
-        )
-        .bind(id)
-        .bind(Status::Running.as_str())
-        .bind(now_text())
-        .bind(run.connector_version)
-        .bind(run.connector_sha256)
-        .bind(run.trigger.as_str())
-        .bind(run.mode.as_str())
-        .bind(run.cursor_before)
-        .bind(Status::Queued.as_str())
-        .execute(&self.pool)
-        .await
-        .context("recording run start")?;
-        if res.rows_affected() != 1 {
-            anyhow::bail!("run {id} is not queued any more");
+    /// Starts a queued run: `running`, owned by this process, with the version it runs
+    /// on (the active one now, which may differ from the one active when it was queued)
+    /// and its final trigger and mode (a queued run can be lifted to manual or full by a
+    /// later request). Refused like [`Self::start_run`] when the account is running.
+    pub async fn begin_queued_run(&self, id: i64, run: &NewRun<'_>) -> Result<(), StartError> {
+        for _ in 0..2 {
+            let updated = sqlx::query(
+                "UPDATE runs SET status = $2, started_at = $3, connector_version = $4,
+                    connector_sha256 = $5, trigger = $6, mode = $7, cursor_before = $8, owner = $10
+                 WHERE id = $1 AND status = $9",
+            )
+            .bind(id)
+            .bind(Status::Running.as_str())
+            .bind(now_text())
+            .bind(run.connector_version)
+            .bind(run.connector_sha256)
+            .bind(run.trigger.as_str())
+            .bind(run.mode.as_str())
+            .bind(run.cursor_before)
+            .bind(Status::Queued.as_str())
+            .bind(process_owner())
+            .execute(&self.pool)
+            .await;
+            match updated {
+                Ok(res) if res.rows_affected() == 1 => return Ok(()),
+                Ok(_) => {
+                    return Err(StartError::Database(anyhow::anyhow!(
+                        "run {id} is not queued any more"
+                    )))
+                }
+                Err(e) if is_unique_violation(&e) => self.clear_running(run.account_id).await?,
+                Err(e) => {
+                    return Err(StartError::Database(
+                        anyhow::Error::new(e).context("recording run start"),
+                    ))
+                }
+            }
         }
-        Ok(())
+        Err(self.busy(run.account_id).await)
     }
 
     /// Records a run that did not happen (a missed slot, a paused account): status
     /// `skipped` with the reason.
-    pub async fn skip_run(&self, run: &NewRun<'_>, kind: &str, reason: &str) -> Result<i64> {
-        let id = self.start_run(run).await?;
-        self.finish_run(
-            id,
-            &RunEnd::without_work(Status::Skipped, kind, reason.to_string()),
+    pub async fn skip_run(&self, run: &NewRun<'_>, kind: ErrorKind, reason: &str) -> Result<i64> {
+        let now = now_text();
+        let row = sqlx::query(
+            "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
+                trigger, mode, status, started_at, finished_at, duration_ms, error_kind, error_detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 0, $10, $11) RETURNING id",
         )
-        .await?;
-        Ok(id)
+        .bind(run.practice_id)
+        .bind(run.account_id)
+        .bind(run.connector)
+        .bind(run.connector_version)
+        .bind(run.connector_sha256)
+        .bind(run.trigger.as_str())
+        .bind(run.mode.as_str())
+        .bind(Status::Skipped.as_str())
+        .bind(&now)
+        .bind(kind.as_str())
+        .bind(reason)
+        .fetch_one(&self.pool)
+        .await
+        .context("recording a skipped run")?;
+        Ok(row.get::<i64, _>("id"))
     }
 
     /// Marks every run still `queued` or `running` as `cancelled`: after a crash or a
     /// kill, at the daemon's next start. Returns how many there were.
     pub async fn cancel_unfinished_runs(&self, reason: &str) -> Result<u64> {
         let res = sqlx::query(
-            "UPDATE runs SET status = $1, finished_at = $2, error_kind = 'interrupted',
+            "UPDATE runs SET status = $1, finished_at = $2, error_kind = $6,
                 error_detail = $3
              WHERE status IN ($4, $5)",
         )
@@ -345,6 +267,7 @@ impl Store {
         .bind(reason)
         .bind(Status::Queued.as_str())
         .bind(Status::Running.as_str())
+        .bind(ErrorKind::Interrupted.as_str())
         .execute(&self.pool)
         .await
         .context("closing unfinished runs")?;
@@ -410,6 +333,85 @@ impl Store {
     }
 }
 
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The account has a running run (the database allows one).
+    #[error(
+        "account `{account}` is already running: run {run_id}, started {started_at} by {owner}"
+    )]
+    Busy {
+        account: String,
+        run_id: i64,
+        owner: String,
+        started_at: String,
+    },
+    #[error(transparent)]
+    Database(#[from] anyhow::Error),
+}
+
+/// The running run of an account.
+struct Holder {
+    run_id: i64,
+    owner: Option<String>,
+    started_at: String,
+}
+
+impl Holder {
+    fn into_busy(self, account: &str) -> StartError {
+        StartError::Busy {
+            account: account.to_string(),
+            run_id: self.run_id,
+            owner: self.owner.unwrap_or_else(|| "another process".into()),
+            started_at: self.started_at,
+        }
+    }
+}
+
+/// This process as the owner of the runs it executes: `host/pid`.
+pub fn process_owner() -> &'static str {
+    static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OWNER.get_or_init(|| {
+        format!(
+            "{}/{}",
+            gethostname::gethostname().to_string_lossy(),
+            std::process::id()
+        )
+    })
+}
+
+/// Whether the process that owns a run is known to be gone: it ran on this host and
+/// its pid no longer exists. Runs of other hosts are never judged from here.
+fn owner_is_gone(owner: Option<&str>) -> bool {
+    let Some((host, pid)) = owner.and_then(|o| o.rsplit_once('/')) else {
+        // Recorded before runs had owners: from an earlier version, not running now.
+        return true;
+    };
+    let this_host = gethostname::gethostname();
+    if host != this_host.to_string_lossy() {
+        return false;
+    }
+    match pid.parse::<u32>() {
+        Ok(pid) if pid == std::process::id() => false,
+        Ok(pid) => !process_exists(pid),
+        Err(_) => false,
+    }
+}
+
+/// Whether a process with this pid exists on this host (where that cannot be told,
+/// it is assumed to: a run is never taken from a live process).
+fn process_exists(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
 /// An instant as stored (see [`now_text`]).
 pub fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -441,7 +443,11 @@ fn run_from_row(row: &sqlx::any::AnyRow) -> Result<Run> {
             checkpoints: row.get("checkpoints"),
             quarantined: row.get("quarantined"),
         },
-        error_kind: row.get("error_kind"),
+        error_kind: row
+            .get::<Option<String>, _>("error_kind")
+            .as_deref()
+            .map(ErrorKind::parse)
+            .transpose()?,
         error_detail: row.get("error_detail"),
         cursor_before: row.get("cursor_before"),
         cursor_after: row.get("cursor_after"),

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::Passerelle;
 use crate::capabilities::http::{HttpPolicy, RateLimitOverride};
 use crate::config::Config;
-use crate::store::runs::{Mode, Run, Status, Trigger};
+use crate::model::run::{Mode, Run, Status, Trigger};
 use crate::sync::SyncOptions;
 
 /// The origins of each simulated platform's connector.
@@ -324,5 +324,5 @@ async fn sync_all(app: &Passerelle, sim: &Simulator, mode: Mode) -> Result<Vec<R
 
 fn print_summary(title: &str, runs: &[Run]) {
     println!("\n{title}");
-    print!("{}", crate::cli::run_table(runs));
+    print!("{}", crate::cli::render::run_table(runs));
 }

@@ -9,14 +9,8 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
-
-/// Hex SHA-256 of a component's bytes: its identity everywhere in passerelle.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
 
 /// The folder of artifacts compatible with `engine`.
 pub fn engine_dir(root: &Path, engine: &Engine) -> PathBuf {

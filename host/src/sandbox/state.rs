@@ -6,12 +6,12 @@ use wasmtime::ResourceLimiter;
 use wasmtime::Result;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::passerelle::connector::{http, log, records, types};
 use super::output::CapturedOutput;
-use super::LimitExceeded;
 use crate::capabilities::http::HttpSession;
 use crate::capabilities::log::LogBuffer;
 use crate::capabilities::records::RecordsSession;
+use crate::contract::bindings::passerelle::connector::{http, log, records, types};
+use crate::model::LimitExceeded;
 use crate::scrub::Scrubber;
 
 /// Memory and table limits of one store; hitting one traps with a clear reason.

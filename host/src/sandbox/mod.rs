@@ -7,7 +7,6 @@
 //! capability denied (no files, environment, arguments, sockets or name lookups; stdout
 //! and stderr captured into the scrubbed log). A trap or limit fails that run only.
 
-pub mod bindings;
 pub mod cache;
 mod output;
 pub mod state;
@@ -24,17 +23,19 @@ use wasmtime::{
 };
 use wasmtime_wasi::WasiCtxBuilder;
 
-use self::bindings::passerelle::connector::types as wit;
-use self::bindings::{Connector, ConnectorPre};
 use self::output::CapturedOutput;
 use self::state::{RunLimiter, RunState};
 use crate::capabilities::http::HttpSession;
 use crate::capabilities::log::LogBuffer;
 use crate::capabilities::records::RecordsSession;
+use crate::contract::wit;
+use crate::contract::{Connector, ConnectorPre};
 use crate::limits::Limits;
 use crate::scrub::Scrubber;
 
-pub use self::cache::{sha256_hex, Origin};
+pub use self::cache::Origin;
+use crate::model::run::ErrorKind;
+use crate::model::{sha256_hex, LimitExceeded};
 
 /// The contract version this host implements (`wit/v0.1.1`). Components built against
 /// it, or an earlier patch of the same minor version (0.1.0), load.
@@ -80,11 +81,6 @@ impl LoadError {
         }
     }
 }
-
-/// A run limit was hit; the run fails with this reason.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("limit exceeded: {0}")]
-pub struct LimitExceeded(pub String);
 
 /// How often the epoch advances: the granularity of deadlines and of yielding.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -155,11 +151,11 @@ pub enum Failure {
 }
 
 impl Failure {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Failure::Limit(_) => "limit-exceeded",
-            Failure::Trap(_) => "trap",
-            Failure::Host(_) => "host",
+            Failure::Limit(_) => ErrorKind::LimitExceeded,
+            Failure::Trap(_) => ErrorKind::Trap,
+            Failure::Host(_) => ErrorKind::Host,
         }
     }
     pub fn detail(&self) -> &str {

@@ -1,0 +1,256 @@
+//! The one interface the command line drives, with two implementations: [`Local`], over
+//! the service on this machine's database, and the admin-API [`Client`] of a running
+//! daemon (`--server`). Both return the service's types, so the renderer cannot tell
+//! them apart; where the daemon queues work (sync, resume), the client waits for it.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+
+use super::progress::Progress;
+use crate::app::Passerelle;
+use crate::client::Client;
+use crate::model::run::{Run, Status, Trigger};
+use crate::plugins::Activation;
+use crate::service::connectors::{ConnectorView, InstallAnswer};
+use crate::service::practices::{
+    AccountCreated, NewAccount, NewPractice, PracticeUpdate, PracticeView,
+};
+use crate::service::runs::{RunQuery, SyncRequest};
+use crate::service::ServiceError;
+use crate::store::connectors::{Canary, Rejection};
+use crate::store::pauses::Pause;
+use crate::store::practices::Account;
+use crate::store::quarantine::{QuarantineFilter, QuarantinedItem};
+
+/// What the command line can ask, locally or of a daemon.
+#[allow(async_fn_in_trait)]
+pub trait Admin {
+    async fn practices(&self) -> Result<Vec<PracticeView>>;
+    async fn create_practice(&self, new: NewPractice) -> Result<PracticeView>;
+    async fn update_practice(&self, id: &str, update: PracticeUpdate) -> Result<PracticeView>;
+    async fn accounts(&self, practice: Option<&str>) -> Result<Vec<Account>>;
+    async fn create_account(&self, practice: &str, new: NewAccount) -> Result<AccountCreated>;
+    async fn set_secret(&self, account: &str, name: &str, value: &str) -> Result<()>;
+    async fn paused(&self, connector: Option<&str>) -> Result<Vec<Pause>>;
+    async fn quarantined(&self, filter: QuarantineFilter) -> Result<Vec<QuarantinedItem>>;
+    /// Lifts a drift pause and re-drives the account; the run, finished.
+    async fn resume(&self, account: &str, progress: &Progress) -> Result<Run>;
+    async fn connectors(&self) -> Result<Vec<ConnectorView>>;
+    async fn rejections(&self, limit: Option<i64>) -> Result<Vec<Rejection>>;
+    /// Installs one component file; a refusal is an error with the reason.
+    async fn install(&self, file: &Path) -> Result<InstallAnswer>;
+    async fn approve(&self, name: &str, version: &str) -> Result<Activation>;
+    async fn rollback(&self, name: &str, version: Option<&str>) -> Result<Activation>;
+    async fn start_canary(&self, name: &str, version: &str, practices: &[String])
+        -> Result<Canary>;
+    async fn promote(&self, name: &str) -> Result<Activation>;
+    async fn stop_canary(&self, name: &str) -> Result<()>;
+    /// Syncs a practice's accounts (or one); the runs, finished.
+    async fn sync(
+        &self,
+        practice: &str,
+        request: SyncRequest,
+        progress: &Progress,
+    ) -> Result<Vec<Run>>;
+    async fn runs(&self, query: RunQuery) -> Result<Vec<Run>>;
+}
+
+/// The service on this machine's database.
+pub struct Local(pub Arc<Passerelle>);
+
+fn local<T>(r: Result<T, ServiceError>) -> Result<T> {
+    r.map_err(anyhow::Error::from)
+}
+
+impl Admin for Local {
+    async fn practices(&self) -> Result<Vec<PracticeView>> {
+        local(self.0.practices(Utc::now()).await)
+    }
+    async fn create_practice(&self, new: NewPractice) -> Result<PracticeView> {
+        local(self.0.create_practice(new, Utc::now()).await)
+    }
+    async fn update_practice(&self, id: &str, update: PracticeUpdate) -> Result<PracticeView> {
+        local(self.0.update_practice(id, update, Utc::now()).await)
+    }
+    async fn accounts(&self, practice: Option<&str>) -> Result<Vec<Account>> {
+        local(self.0.accounts(practice).await)
+    }
+    async fn create_account(&self, practice: &str, new: NewAccount) -> Result<AccountCreated> {
+        local(self.0.create_account(practice, new).await)
+    }
+    async fn set_secret(&self, account: &str, name: &str, value: &str) -> Result<()> {
+        local(self.0.set_secret(account, name, value).await)
+    }
+    async fn paused(&self, connector: Option<&str>) -> Result<Vec<Pause>> {
+        local(self.0.paused(connector).await)
+    }
+    async fn quarantined(&self, filter: QuarantineFilter) -> Result<Vec<QuarantinedItem>> {
+        local(self.0.quarantined(filter).await)
+    }
+    async fn resume(&self, account: &str, progress: &Progress) -> Result<Run> {
+        progress.message(&format!("re-driving {account}"));
+        local(self.0.resume_here(account).await)
+    }
+    async fn connectors(&self) -> Result<Vec<ConnectorView>> {
+        local(self.0.connector_views().await)
+    }
+    async fn rejections(&self, limit: Option<i64>) -> Result<Vec<Rejection>> {
+        local(self.0.rejections(limit).await)
+    }
+    async fn install(&self, file: &Path) -> Result<InstallAnswer> {
+        local(self.0.install_plugin(file).await.map(InstallAnswer::from))
+    }
+    async fn approve(&self, name: &str, version: &str) -> Result<Activation> {
+        local(self.0.approve(name, version).await)
+    }
+    async fn rollback(&self, name: &str, version: Option<&str>) -> Result<Activation> {
+        local(self.0.rollback(name, version).await)
+    }
+    async fn start_canary(
+        &self,
+        name: &str,
+        version: &str,
+        practices: &[String],
+    ) -> Result<Canary> {
+        local(self.0.start_canary(name, version, practices).await)
+    }
+    async fn promote(&self, name: &str) -> Result<Activation> {
+        local(self.0.promote(name).await)
+    }
+    async fn stop_canary(&self, name: &str) -> Result<()> {
+        local(self.0.stop_canary(name).await)
+    }
+    async fn sync(
+        &self,
+        practice: &str,
+        request: SyncRequest,
+        progress: &Progress,
+    ) -> Result<Vec<Run>> {
+        let accounts = local(
+            self.0
+                .accounts_to_sync(practice, request.account.as_deref())
+                .await,
+        )?;
+        let options = crate::sync::SyncOptions {
+            trigger: Trigger::Manual,
+            mode: request.mode(),
+        };
+        let mut runs = Vec::new();
+        for (i, account) in accounts.iter().enumerate() {
+            progress.message(&format!(
+                "syncing {} ({}/{})",
+                account.id,
+                i + 1,
+                accounts.len()
+            ));
+            runs.push(local(self.0.sync_account(account, options).await)?);
+        }
+        Ok(runs)
+    }
+    async fn runs(&self, query: RunQuery) -> Result<Vec<Run>> {
+        local(self.0.runs(&query).await)
+    }
+}
+
+impl Admin for Client {
+    async fn practices(&self) -> Result<Vec<PracticeView>> {
+        Ok(Client::practices(self).await?)
+    }
+    async fn create_practice(&self, new: NewPractice) -> Result<PracticeView> {
+        Ok(Client::create_practice(self, &new).await?)
+    }
+    async fn update_practice(&self, id: &str, update: PracticeUpdate) -> Result<PracticeView> {
+        Ok(Client::update_practice(self, id, &update).await?)
+    }
+    async fn accounts(&self, practice: Option<&str>) -> Result<Vec<Account>> {
+        Ok(Client::accounts(self, practice).await?)
+    }
+    async fn create_account(&self, practice: &str, new: NewAccount) -> Result<AccountCreated> {
+        Ok(Client::create_account(self, practice, &new).await?)
+    }
+    async fn set_secret(&self, account: &str, name: &str, value: &str) -> Result<()> {
+        Ok(Client::set_secret(self, account, name, value).await?)
+    }
+    async fn paused(&self, connector: Option<&str>) -> Result<Vec<Pause>> {
+        Ok(Client::paused(self, connector).await?)
+    }
+    async fn quarantined(&self, filter: QuarantineFilter) -> Result<Vec<QuarantinedItem>> {
+        Ok(Client::quarantined(self, &filter).await?)
+    }
+    async fn resume(&self, account: &str, progress: &Progress) -> Result<Run> {
+        let resumed = Client::resume(self, account).await?;
+        progress.message(&format!("re-driving {account} (run {})", resumed.run_id));
+        let mut runs = wait_for_runs(self, &[resumed.run_id], progress).await?;
+        Ok(runs.remove(0))
+    }
+    async fn connectors(&self) -> Result<Vec<ConnectorView>> {
+        Ok(Client::connectors(self).await?)
+    }
+    async fn rejections(&self, limit: Option<i64>) -> Result<Vec<Rejection>> {
+        Ok(Client::rejections(self, limit).await?)
+    }
+    async fn install(&self, file: &Path) -> Result<InstallAnswer> {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        Ok(Client::install(self, bytes).await?)
+    }
+    async fn approve(&self, name: &str, version: &str) -> Result<Activation> {
+        Ok(Client::approve(self, name, version).await?)
+    }
+    async fn rollback(&self, name: &str, version: Option<&str>) -> Result<Activation> {
+        Ok(Client::rollback(self, name, version).await?)
+    }
+    async fn start_canary(
+        &self,
+        name: &str,
+        version: &str,
+        practices: &[String],
+    ) -> Result<Canary> {
+        Ok(Client::start_canary(self, name, version, practices).await?)
+    }
+    async fn promote(&self, name: &str) -> Result<Activation> {
+        Ok(Client::promote(self, name).await?)
+    }
+    async fn stop_canary(&self, name: &str) -> Result<()> {
+        Ok(Client::stop_canary(self, name).await?)
+    }
+    async fn sync(
+        &self,
+        practice: &str,
+        request: SyncRequest,
+        progress: &Progress,
+    ) -> Result<Vec<Run>> {
+        let accepted = Client::sync(self, practice, &request).await?;
+        let ids: Vec<i64> = accepted.runs.iter().map(|r| r.run_id).collect();
+        wait_for_runs(self, &ids, progress).await
+    }
+    async fn runs(&self, query: RunQuery) -> Result<Vec<Run>> {
+        Ok(Client::runs(self, &query).await?)
+    }
+}
+
+/// Polls the runs until none is queued or running, showing how many are done.
+async fn wait_for_runs(client: &Client, ids: &[i64], progress: &Progress) -> Result<Vec<Run>> {
+    loop {
+        let mut runs = Vec::with_capacity(ids.len());
+        for id in ids {
+            runs.push(client.run(*id).await?);
+        }
+        let open = runs
+            .iter()
+            .filter(|r| matches!(r.status, Status::Queued | Status::Running))
+            .count();
+        if open == 0 {
+            return Ok(runs);
+        }
+        progress.message(&format!(
+            "waiting for the daemon: {} of {} run(s) done",
+            runs.len() - open,
+            runs.len()
+        ));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

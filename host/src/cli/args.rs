@@ -1,0 +1,304 @@
+//! The command line's arguments (clap): global options, commands and their flags, as
+//! typed values. Nothing here acts; [`super::run`] turns them into one request.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::model::run::Status;
+
+/// passerelle: sync medical practices' appointments from booking platforms, through
+/// sandboxed WebAssembly connectors.
+#[derive(Parser, Debug)]
+#[command(name = "passerelle", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug)]
+pub struct Global {
+    /// Data directory: database, installed connectors, compile cache.
+    /// Default: $XDG_DATA_HOME/passerelle.
+    #[arg(long, global = true, env = "PASSERELLE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL (sqlite://PATH or postgres://USER@HOST/DB).
+    /// Default: SQLite in the data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "PASSERELLE_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Configuration file (TOML); see docs/configuration.md.
+    #[arg(long, global = true, env = "PASSERELLE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// Send the command to a running daemon's admin API (e.g. http://127.0.0.1:8787)
+    /// instead of opening the database.
+    #[arg(long, global = true, env = "PASSERELLE_SERVER")]
+    pub server: Option<String>,
+    /// The daemon's admin token with --server. Default: the admin-token file in the
+    /// data directory.
+    #[arg(long, global = true, env = "PASSERELLE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print results as JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More logs (default: warnings for one-shot commands, info for `serve` and `sim`;
+    /// -v: info, -vv: debug, -vvv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Medical practices (every sync is scoped to one).
+    #[command(subcommand)]
+    Practices(PracticesCmd),
+    /// A practice's accounts on booking platforms.
+    #[command(subcommand)]
+    Accounts(AccountsCmd),
+    /// Installed connectors (wasm components).
+    #[command(subcommand)]
+    Plugins(PluginsCmd),
+    /// Sync a practice now (all its accounts, or one) and print one line per run.
+    Sync {
+        /// Practice id.
+        practice: String,
+        /// Only this account.
+        #[arg(long)]
+        account: Option<String>,
+        /// Re-read the whole window and tombstone what the platform no longer returns.
+        #[arg(long)]
+        full: bool,
+    },
+    /// A practice's (or one account's) stored appointments. Patients are shown as
+    /// initials unless --show-patients is given.
+    Appointments {
+        #[arg(long, required_unless_present = "account")]
+        practice: Option<String>,
+        #[arg(long)]
+        account: Option<String>,
+        /// Include deleted and tombstoned appointments.
+        #[arg(long)]
+        all: bool,
+        /// Print patients' names, birth dates, phones and e-mails.
+        #[arg(long)]
+        show_patients: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// An account's stored public availability (bookable slots).
+    Slots {
+        #[arg(long)]
+        account: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    #[cfg(feature = "dev")]
+    /// Run the demo: the simulator in-process, the bundled connectors, a few practices;
+    /// a full sync, simulated changes, an incremental sync, and a summary. Run it again
+    /// for the next changes. Default data directory: $XDG_DATA_HOME/passerelle-demo.
+    Demo {
+        /// Where the built connectors are (doctolib.wasm…).
+        #[arg(long, env = "PASSERELLE_PLUGINS_DIR", default_value = "target/plugins")]
+        plugins_dir: PathBuf,
+        /// Practices to simulate (every other one also has a dentist profile).
+        #[arg(long, default_value_t = 3)]
+        practices: usize,
+        /// Seed of the simulated data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// On a later demo, sync fully (tombstoning deleted appointments).
+        #[arg(long)]
+        full: bool,
+        /// Forget earlier demos: delete the demo's data directory first.
+        #[arg(long)]
+        reset: bool,
+    },
+    #[cfg(feature = "dev")]
+    /// Serve the platform simulator standalone and print how to point passerelle at it.
+    Sim {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8900")]
+        listen: std::net::SocketAddr,
+        #[arg(long, default_value_t = 3)]
+        practices: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Appointments generated per account.
+        #[arg(long, default_value_t = 120)]
+        appointments: usize,
+        /// Move the simulated world one step on every N seconds (0: only on
+        /// `POST /_sim/advance`).
+        #[arg(long, default_value_t = 0)]
+        advance_every: u64,
+    },
+    /// Run the daemon: syncs every practice on its schedule, runs manual syncs, answers
+    /// the admin API (default http://127.0.0.1:8787, bearer token in
+    /// <data dir>/admin-token). Stops gracefully on SIGTERM or SIGINT.
+    Serve {
+        /// Validate the configuration (file and PASSERELLE_* environment), print the
+        /// effective settings, and exit.
+        #[arg(long)]
+        check_config: bool,
+    },
+    /// The sync log, newest first.
+    Runs {
+        #[arg(long)]
+        practice: Option<String>,
+        #[arg(long)]
+        account: Option<String>,
+        /// succeeded, failed, drift, skipped, cancelled or running.
+        #[arg(long)]
+        status: Option<Status>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PracticesCmd {
+    /// Add a practice.
+    Add {
+        /// Stable id (a-z A-Z 0-9 - _ .), used in every other command.
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// IANA time zone of the practice.
+        #[arg(long, default_value = "Europe/Paris")]
+        timezone: String,
+        /// Its own sync schedule: a five-field cron expression in its time zone
+        /// (default: daily at 03:00, spread over an hour by practice).
+        #[arg(long)]
+        schedule: Option<String>,
+    },
+    /// List practices, with their schedules and next scheduled sync.
+    List,
+    /// Set a practice's sync schedule (cron in its time zone), or reset it to the default.
+    SetSchedule {
+        id: String,
+        /// Five fields: minute hour day-of-month month day-of-week, e.g. "30 2 * * 1-5".
+        #[arg(required_unless_present = "default")]
+        cron: Option<String>,
+        /// Back to the default schedule.
+        #[arg(long, conflicts_with = "cron")]
+        default: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountsCmd {
+    /// Add an account of a practice on a platform.
+    Add {
+        /// Stable account id.
+        id: String,
+        #[arg(long)]
+        practice: String,
+        /// Connector name (see `passerelle plugins list`).
+        #[arg(long)]
+        connector: String,
+        #[arg(long)]
+        label: Option<String>,
+        /// A non-secret setting, KEY=VALUE (repeatable).
+        #[arg(long = "setting", value_parser = parse_key_value)]
+        settings: Vec<(String, String)>,
+    },
+    /// List accounts (secret names shown, never values).
+    List {
+        #[arg(long)]
+        practice: Option<String>,
+    },
+    /// Accounts paused by schema drift, with the drift report.
+    Paused {
+        #[arg(long)]
+        connector: Option<String>,
+    },
+    /// Items set aside under the `quarantine` drift policy (the items themselves, which
+    /// may hold patient data, only with --show-items).
+    Quarantined {
+        #[arg(long)]
+        connector: Option<String>,
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        show_items: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Lift an account's drift pause and sync it from its last checkpoint (trigger
+    /// `redrive`). With --server the daemon queues the run; without, it runs here.
+    Resume { id: String },
+    /// Set a secret of an account. The value is read from standard input (or from the
+    /// environment variable named by --from-env), never from the command line.
+    SetSecret {
+        account: String,
+        name: String,
+        #[arg(long)]
+        from_env: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginsCmd {
+    /// List installed connector versions (`*` active, `?` waiting for approval) and the
+    /// latest refused candidates.
+    List,
+    /// Install connector components (.wasm): compile, check the contract and describe(),
+    /// keep a copy, and activate when newer than the active version. A version asking for
+    /// more hosts or secrets than the active one waits for `plugins approve`.
+    Install {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Check components without installing them: the same checks as `install` (contract,
+    /// world, describe(), manifest, version against what is installed here), and what
+    /// installing would do.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Activate a version that waits for approval (it asks for more than the active one).
+    Approve { name: String, version: String },
+    /// Activate an earlier kept version: the one named, or the one active before.
+    Rollback {
+        name: String,
+        version: Option<String>,
+    },
+    /// Run a kept version for some practices only (a canary), before promoting it.
+    Canary {
+        name: String,
+        version: String,
+        /// A practice whose accounts run this version (repeatable).
+        #[arg(long = "practice", required = true)]
+        practices: Vec<String>,
+    },
+    /// Make the canary's version active for every practice.
+    Promote { name: String },
+    /// Stop the canary: its practices go back to the active version.
+    StopCanary { name: String },
+    /// Refused candidates, newest first, with the reason.
+    Rejections {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
+}

@@ -1,0 +1,486 @@
+//! The `passerelle` command line. Arguments ([`args`]) become one request, run against
+//! one [`admin::Admin`] — the service on this machine's database, or a daemon's admin API
+//! with `--server` — and the result is printed by one renderer ([`render`]). Long
+//! commands show [`progress`] on a terminal. `serve` starts the daemon; `demo` and `sim`
+//! come with the `dev` feature.
+
+pub mod admin;
+pub mod args;
+pub mod progress;
+pub mod render;
+
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+
+use self::admin::{Admin, Local};
+pub use self::args::{AccountsCmd, Cli, Command, Global, LogFormat, PluginsCmd, PracticesCmd};
+use self::progress::Progress;
+use self::render::Output;
+use crate::app::Passerelle;
+use crate::client::Client;
+use crate::config::{default_data_dir, Config};
+use crate::service::practices::{NewAccount, NewPractice, PracticeUpdate};
+use crate::service::runs::{RunQuery, SyncRequest};
+use crate::store::quarantine::QuarantineFilter;
+
+/// Sets up logging to stderr. One-shot commands log warnings only (their output is the
+/// point); the daemon and the simulator log what they do. `-v` adds a level each time.
+pub fn init_logging(format: LogFormat, verbose: u8, long_running: bool) {
+    let level = verbose + u8::from(long_running);
+    let default = match level {
+        0 => "warn",
+        1 => "info,sqlx=warn",
+        2 => "debug,sqlx=warn,wasmtime=info,cranelift=info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+impl Command {
+    /// Whether the command keeps running (and so logs what it does at INFO).
+    pub fn is_long_running(&self) -> bool {
+        match self {
+            Command::Serve { check_config } => !check_config,
+            #[cfg(feature = "dev")]
+            Command::Sim { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Commands that read or change this machine's files or database directly, and so
+    /// cannot go through a daemon.
+    fn local_only(&self) -> Option<&'static str> {
+        Some(match self {
+            Command::Plugins(PluginsCmd::Validate { .. }) => "plugins validate",
+            Command::Appointments { .. } => "appointments",
+            Command::Slots { .. } => "slots",
+            Command::Serve { .. } => "serve",
+            #[cfg(feature = "dev")]
+            Command::Demo { .. } => "demo",
+            #[cfg(feature = "dev")]
+            Command::Sim { .. } => "sim",
+            _ => return None,
+        })
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let mut config = Config::load(cli.global.config.as_deref())?;
+    if let Some(url) = &cli.global.database_url {
+        config.database_url = Some(url.clone());
+    }
+    let json = cli.global.json;
+    match cli.command {
+        #[cfg(feature = "dev")]
+        Command::Demo {
+            plugins_dir,
+            practices,
+            seed,
+            full,
+            reset,
+        } => {
+            return crate::dev::demo::run(crate::dev::demo::DemoOptions {
+                data_dir: cli
+                    .global
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(|| default_data_dir().with_file_name("passerelle-demo")),
+                database_url: cli.global.database_url.clone(),
+                plugins_dir,
+                practices,
+                seed,
+                full,
+                reset,
+            })
+            .await;
+        }
+        #[cfg(feature = "dev")]
+        Command::Sim {
+            listen,
+            practices,
+            seed,
+            appointments,
+            advance_every,
+        } => {
+            let config = passerelle_sim::SimConfig {
+                seed,
+                practices,
+                appointments_per_account: appointments,
+                ..passerelle_sim::SimConfig::default()
+            };
+            return crate::dev::sim::serve_simulator(config, listen, advance_every).await;
+        }
+        Command::Serve { check_config: true } => {
+            return self::check_config(&config, cli.global.config.as_deref());
+        }
+        _ => {}
+    }
+    let data_dir = cli
+        .global
+        .data_dir
+        .clone()
+        .or_else(|| config.data_dir.clone())
+        .unwrap_or_else(default_data_dir);
+    if let Some(server) = &cli.global.server {
+        if let Some(name) = cli.command.local_only() {
+            bail!("`{name}` reads or changes files on the daemon's machine: run it there, without --server");
+        }
+        let token = match &cli.global.token {
+            Some(t) => t.clone(),
+            None => {
+                let path = crate::daemon::token::token_path(&data_dir);
+                std::fs::read_to_string(&path)
+                    .map(|t| t.trim().to_string())
+                    .with_context(|| {
+                        format!(
+                            "no --token given and {} cannot be read (PASSERELLE_TOKEN works too)",
+                            path.display()
+                        )
+                    })?
+            }
+        };
+        let client = Client::new(server, &token)?;
+        return finish(execute(&client, cli.command).await?, json);
+    }
+    if let Command::Serve { .. } = cli.command {
+        let app = Passerelle::open(&data_dir, config).await?;
+        return crate::daemon::serve(app, crate::daemon::ServeOptions::default()).await;
+    }
+    let app = Arc::new(Passerelle::open(&data_dir, config).await?);
+    let result = match local_command(&app, &cli.command).await {
+        Some(r) => r,
+        None => execute(&Local(app.clone()), cli.command).await,
+    };
+    // A drift during a foreground sync: let its webhook alert go out.
+    app.alerts.flush(std::time::Duration::from_secs(10)).await;
+    app.store.close().await;
+    finish(result?, json)
+}
+
+/// Prints the output; an error (non-zero exit) if the command did not fully succeed.
+fn finish(output: Output, json: bool) -> Result<()> {
+    output.print(json)?;
+    match output.failure() {
+        Some(why) => bail!(why),
+        None => Ok(()),
+    }
+}
+
+/// Runs one command against `admin`: the same code locally and with `--server`.
+pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
+    Ok(match command {
+        Command::Practices(PracticesCmd::Add {
+            id,
+            name,
+            timezone,
+            schedule,
+        }) => Output::PracticeAdded(
+            admin
+                .create_practice(NewPractice {
+                    id,
+                    name,
+                    timezone,
+                    schedule,
+                })
+                .await?,
+        ),
+        Command::Practices(PracticesCmd::List) => Output::Practices(admin.practices().await?),
+        Command::Practices(PracticesCmd::SetSchedule { id, cron, default }) => {
+            let update = PracticeUpdate {
+                schedule: Some(if default { None } else { cron }),
+                ..PracticeUpdate::default()
+            };
+            Output::Schedule(admin.update_practice(&id, update).await?)
+        }
+        Command::Accounts(AccountsCmd::Add {
+            id,
+            practice,
+            connector,
+            label,
+            settings,
+        }) => Output::AccountAdded(
+            admin
+                .create_account(
+                    &practice,
+                    NewAccount {
+                        id,
+                        connector,
+                        label,
+                        settings: settings.into_iter().collect(),
+                    },
+                )
+                .await?,
+        ),
+        Command::Accounts(AccountsCmd::List { practice }) => {
+            Output::Accounts(admin.accounts(practice.as_deref()).await?)
+        }
+        Command::Accounts(AccountsCmd::SetSecret {
+            account,
+            name,
+            from_env,
+        }) => {
+            let value = read_secret_value(&name, from_env.as_deref())?;
+            admin.set_secret(&account, &name, &value).await?;
+            Output::SecretStored { account, name }
+        }
+        Command::Accounts(AccountsCmd::Paused { connector }) => {
+            Output::Paused(admin.paused(connector.as_deref()).await?)
+        }
+        Command::Accounts(AccountsCmd::Quarantined {
+            connector,
+            account,
+            show_items,
+            limit,
+        }) => Output::Quarantined(
+            admin
+                .quarantined(QuarantineFilter {
+                    connector,
+                    account_id: account,
+                    with_items: show_items,
+                    limit: Some(limit),
+                })
+                .await?,
+        ),
+        Command::Accounts(AccountsCmd::Resume { id }) => {
+            let run = admin.resume(&id, &Progress::new()).await?;
+            Output::Resumed {
+                account: id,
+                runs: vec![run],
+            }
+        }
+        Command::Plugins(PluginsCmd::List) => Output::Connectors {
+            versions: admin.connectors().await?,
+            rejections: admin.rejections(Some(5)).await?,
+        },
+        Command::Plugins(PluginsCmd::Install { files }) => {
+            let progress = Progress::new();
+            let mut answers = Vec::new();
+            for file in files {
+                progress.message(&format!("installing {}", file.display()));
+                let answer = admin.install(&file).await.map_err(|e| format!("{e:#}"));
+                answers.push((file.display().to_string(), answer));
+            }
+            Output::Installed(answers)
+        }
+        Command::Plugins(PluginsCmd::Approve { name, version }) => {
+            Output::Activated(admin.approve(&name, &version).await?)
+        }
+        Command::Plugins(PluginsCmd::Rollback { name, version }) => {
+            Output::Activated(admin.rollback(&name, version.as_deref()).await?)
+        }
+        Command::Plugins(PluginsCmd::Canary {
+            name,
+            version,
+            practices,
+        }) => Output::CanaryStarted(admin.start_canary(&name, &version, &practices).await?),
+        Command::Plugins(PluginsCmd::Promote { name }) => {
+            Output::Activated(admin.promote(&name).await?)
+        }
+        Command::Plugins(PluginsCmd::StopCanary { name }) => {
+            admin.stop_canary(&name).await?;
+            Output::CanaryStopped(name)
+        }
+        Command::Plugins(PluginsCmd::Rejections { limit }) => {
+            Output::Rejections(admin.rejections(Some(limit)).await?)
+        }
+        Command::Sync {
+            practice,
+            account,
+            full,
+        } => {
+            let runs = admin
+                .sync(&practice, SyncRequest { account, full }, &Progress::new())
+                .await?;
+            Output::Synced { practice, runs }
+        }
+        Command::Runs {
+            practice,
+            account,
+            status,
+            limit,
+        } => Output::Runs(
+            admin
+                .runs(RunQuery {
+                    practice,
+                    account,
+                    status,
+                    since: None,
+                    limit: Some(limit),
+                })
+                .await?,
+        ),
+        other => bail!(
+            "`{}` cannot be run this way",
+            other.local_only().unwrap_or("this command")
+        ),
+    })
+}
+
+/// The commands that only exist on this machine (they read its files or database).
+async fn local_command(app: &Passerelle, command: &Command) -> Option<Result<Output>> {
+    Some(match command {
+        Command::Plugins(PluginsCmd::Validate { files }) => validate(app, files).await,
+        Command::Appointments {
+            practice,
+            account,
+            all,
+            show_patients,
+            limit,
+        } => {
+            appointments(
+                app,
+                practice.as_deref(),
+                account.as_deref(),
+                *all,
+                *show_patients,
+                *limit,
+            )
+            .await
+        }
+        Command::Slots { account, limit } => slots(app, account, *limit).await,
+        _ => return None,
+    })
+}
+
+async fn validate(app: &Passerelle, files: &[std::path::PathBuf]) -> Result<Output> {
+    let mut found = Vec::new();
+    for file in files {
+        let candidate = crate::plugins::Candidate::from_file(file, "validate")?;
+        let sha = crate::model::sha256_hex(&candidate.bytes);
+        let answer = match app.examine(&candidate, &sha).await? {
+            Ok(examined) => Ok(examined_line(&examined, &sha)),
+            Err(r) => Err(format!("invalid ({}): {}", r.kind, r.reason)),
+        };
+        found.push((file.display().to_string(), answer));
+    }
+    Ok(Output::Validated(found))
+}
+
+async fn appointments(
+    app: &Passerelle,
+    practice: Option<&str>,
+    account: Option<&str>,
+    all: bool,
+    show_patients: bool,
+    limit: usize,
+) -> Result<Output> {
+    let accounts = match account {
+        Some(a) => vec![app.account(a).await?],
+        None => {
+            let p = practice.context("name a practice or an account")?;
+            app.accounts(Some(p)).await?
+        }
+    };
+    let mut items = Vec::new();
+    for a in &accounts {
+        let mut stored = app.store.appointments(&a.id).await?;
+        stored.retain(|s| all || s.deleted_reason.is_none());
+        stored.sort_by_key(|s| s.record.starts_at_ms);
+        items.extend(stored);
+    }
+    let total = items.len();
+    items.truncate(limit);
+    Ok(Output::Appointments {
+        items,
+        total,
+        show_patients,
+    })
+}
+
+async fn slots(app: &Passerelle, account: &str, limit: usize) -> Result<Output> {
+    app.account(account).await?;
+    let mut items = app.store.slots(account).await?;
+    let total = items.len();
+    items.truncate(limit);
+    Ok(Output::Slots {
+        account: account.to_string(),
+        items,
+        total,
+    })
+}
+
+fn examined_line(found: &crate::plugins::Examined, sha: &str) -> String {
+    use crate::plugins::Examined;
+    match found {
+        Examined::Installed(i) => format!(
+            "{} {} (sha256:{}) is installed already",
+            i.manifest.name,
+            i.manifest.version,
+            &sha[..16]
+        ),
+        Examined::New {
+            manifest,
+            previous,
+            escalation,
+            ..
+        } => format!(
+            "{} {} (sha256:{}) is valid; installing it would {}",
+            manifest.name,
+            manifest.version,
+            &sha[..16],
+            match (escalation, previous) {
+                (Some(e), _) => format!("wait for approval ({e})"),
+                (None, Some(p)) => format!("activate it in place of {p}"),
+                (None, None) => "activate it (the first version of this connector)".into(),
+            }
+        ),
+    }
+}
+
+/// `serve --check-config`: the effective configuration (secrets hidden), or the error.
+fn check_config(config: &Config, path: Option<&Path>) -> Result<()> {
+    let mut shown = config.clone();
+    if shown.daemon.token.is_some() {
+        shown.daemon.token = Some("(set)".into());
+    }
+    if let Some(url) = &shown.database_url {
+        shown.database_url = Some(crate::store::redact_url(url));
+    }
+    if let Some(url) = &shown.alerts.webhook_url {
+        // Webhook URLs often carry their credential in the path.
+        shown.alerts.webhook_url = Some(crate::alerts::redacted_webhook(url));
+    }
+    let text = toml::to_string_pretty(&shown).context("printing the configuration")?;
+    render::write_stdout(&format!(
+        "{text}\nconfiguration OK ({})\n",
+        match path {
+            Some(p) => format!("{} and the environment", p.display()),
+            None => "defaults and the environment".into(),
+        }
+    ))
+}
+
+/// A secret's value from the named environment variable or standard input; never
+/// from the command line (it would land in shell history and `ps`).
+fn read_secret_value(name: &str, from_env: Option<&str>) -> Result<String> {
+    let value = match from_env {
+        Some(var) => {
+            std::env::var(var).with_context(|| format!("environment variable {var} is not set"))?
+        }
+        None => {
+            if std::io::stdin().is_terminal() {
+                eprintln!("type the value of secret `{name}`, then Enter:");
+            }
+            let mut v = String::new();
+            std::io::stdin().read_to_string(&mut v)?;
+            v.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    if value.is_empty() {
+        bail!("empty secret value: nothing stored");
+    }
+    Ok(value)
+}

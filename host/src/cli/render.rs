@@ -1,0 +1,620 @@
+//! The command line's one renderer: every command's result is an [`Output`], printed
+//! as text (tables with a header row, one line per item) or, with `--json`, as JSON.
+//! Whether the result came from the database here or from a daemon does not change a
+//! byte. A closed pipe (`passerelle runs | head`) ends the output quietly.
+
+use std::io::Write;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::model::records::{SlotRecord, StoredAppointment};
+use crate::model::run::{Run, Status};
+use crate::plugins::{Activation, Outcome};
+use crate::service::connectors::{ConnectorView, InstallAnswer};
+use crate::service::practices::{AccountCreated, PracticeView};
+use crate::store::connectors::{Canary, Rejection};
+use crate::store::pauses::Pause;
+use crate::store::practices::Account;
+use crate::store::quarantine::QuarantinedItem;
+
+/// What a command produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    PracticeAdded(PracticeView),
+    Practices(Vec<PracticeView>),
+    Schedule(PracticeView),
+    AccountAdded(AccountCreated),
+    Accounts(Vec<Account>),
+    SecretStored {
+        account: String,
+        name: String,
+    },
+    Paused(Vec<Pause>),
+    Quarantined(Vec<QuarantinedItem>),
+    /// A drift pause lifted, and the re-drive run (finished).
+    Resumed {
+        account: String,
+        runs: Vec<Run>,
+    },
+    Connectors {
+        versions: Vec<ConnectorView>,
+        rejections: Vec<Rejection>,
+    },
+    /// Per file: what installing it did, or why it was refused.
+    Installed(Vec<(String, Result<InstallAnswer, String>)>),
+    /// Per file: what installing it would do, or why it would be refused.
+    Validated(Vec<(String, Result<String, String>)>),
+    Activated(Activation),
+    CanaryStarted(Canary),
+    CanaryStopped(String),
+    Rejections(Vec<Rejection>),
+    Runs(Vec<Run>),
+    /// The runs of a sync, finished.
+    Synced {
+        practice: String,
+        runs: Vec<Run>,
+    },
+    Appointments {
+        items: Vec<StoredAppointment>,
+        total: usize,
+        show_patients: bool,
+    },
+    Slots {
+        account: String,
+        items: Vec<SlotRecord>,
+        total: usize,
+    },
+}
+
+impl Output {
+    /// Prints the output to stdout (text or JSON). A closed pipe is not an error.
+    pub fn print(&self, json: bool) -> anyhow::Result<()> {
+        let text = if json {
+            let mut t = serde_json::to_string_pretty(&self.json())?;
+            t.push('\n');
+            t
+        } else {
+            self.text()
+        };
+        write_stdout(&text)
+    }
+
+    /// Why the command failed although it produced this output (runs that did not
+    /// succeed, components refused): the exit code is then non-zero.
+    pub fn failure(&self) -> Option<String> {
+        match self {
+            Output::Synced { practice, runs }
+            | Output::Resumed {
+                account: practice,
+                runs,
+            } => {
+                let failed = runs
+                    .iter()
+                    .filter(|r| r.status != Status::Succeeded)
+                    .count();
+                (failed > 0).then(|| {
+                    let scope = runs.first().map(|r| r.practice_id.as_str()).unwrap_or(practice);
+                    format!(
+                        "{failed} of {} run(s) did not succeed (details: passerelle runs --practice {scope})",
+                        runs.len()
+                    )
+                })
+            }
+            Output::Installed(files) => {
+                let failed = files.iter().filter(|(_, r)| r.is_err()).count();
+                (failed > 0).then(|| format!("{failed} component(s) rejected"))
+            }
+            Output::Validated(files) => {
+                let failed = files.iter().filter(|(_, r)| r.is_err()).count();
+                (failed > 0).then(|| format!("{failed} component(s) would be rejected"))
+            }
+            _ => None,
+        }
+    }
+
+    /// The output as JSON: the result's own shape (patients as initials unless shown).
+    pub fn json(&self) -> Value {
+        fn v<T: Serialize>(t: &T) -> Value {
+            serde_json::to_value(t).expect("outputs serialise")
+        }
+        match self {
+            Output::PracticeAdded(p) | Output::Schedule(p) => v(p),
+            Output::Practices(p) => v(p),
+            Output::AccountAdded(a) => v(a),
+            Output::Accounts(a) => v(a),
+            Output::SecretStored { account, name } => json!({"account": account, "secret": name}),
+            Output::Paused(p) => v(p),
+            Output::Quarantined(q) => v(q),
+            Output::Resumed { runs, .. } | Output::Runs(runs) | Output::Synced { runs, .. } => {
+                v(runs)
+            }
+            Output::Connectors {
+                versions,
+                rejections,
+            } => json!({"versions": versions, "rejections": rejections}),
+            Output::Installed(files) => Value::Array(
+                files
+                    .iter()
+                    .map(|(file, r)| match r {
+                        Ok(i) => json!({"file": file, "installed": i}),
+                        Err(e) => json!({"file": file, "error": e}),
+                    })
+                    .collect(),
+            ),
+            Output::Validated(files) => Value::Array(
+                files
+                    .iter()
+                    .map(|(file, r)| match r {
+                        Ok(found) => json!({"file": file, "valid": true, "found": found}),
+                        Err(e) => json!({"file": file, "valid": false, "error": e}),
+                    })
+                    .collect(),
+            ),
+            Output::Activated(a) => v(a),
+            Output::CanaryStarted(c) => v(c),
+            Output::CanaryStopped(name) => json!({"connector": name, "canary": null}),
+            Output::Rejections(r) => v(r),
+            Output::Appointments {
+                items,
+                show_patients,
+                ..
+            } => Value::Array(
+                items
+                    .iter()
+                    .map(|s| {
+                        let mut value = v(s);
+                        if let (false, Some(p)) = (*show_patients, &s.record.patient) {
+                            value["record"]["patient"] = json!({"initials": initials(
+                                &p.first_name,
+                                &p.last_name
+                            )});
+                        }
+                        value
+                    })
+                    .collect(),
+            ),
+            Output::Slots { items, .. } => v(items),
+        }
+    }
+
+    /// The output as text.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let mut line = |s: String| {
+            out.push_str(&s);
+            out.push('\n');
+        };
+        match self {
+            Output::PracticeAdded(p) => {
+                line(format!(
+                    "added practice {} ({}, {})",
+                    p.practice.id, p.practice.name, p.practice.timezone
+                ));
+                line(schedule_line(p));
+            }
+            Output::Practices(practices) => {
+                if practices.is_empty() {
+                    line("no practices yet: add one with `passerelle practices add ID --name NAME`".into());
+                }
+                for p in practices {
+                    line(format!(
+                        "{:<20} {:<16} {}",
+                        p.practice.id, p.practice.timezone, p.practice.name
+                    ));
+                    line(format!("  {}", schedule_line(p)));
+                }
+            }
+            Output::Schedule(p) => line(schedule_line(p)),
+            Output::AccountAdded(a) => {
+                line(format!(
+                    "added account {} of practice {} on {}",
+                    a.account.id, a.account.practice_id, a.account.connector
+                ));
+                if !a.connector_installed {
+                    line(format!(
+                        "note: connector `{}` is not installed yet (passerelle plugins install FILE.wasm)",
+                        a.account.connector
+                    ));
+                }
+            }
+            Output::Accounts(accounts) => {
+                if accounts.is_empty() {
+                    line("no accounts: add one with `passerelle accounts add`".into());
+                }
+                for a in accounts {
+                    line(account_line(a));
+                }
+            }
+            Output::SecretStored { account, name } => {
+                line(format!("stored secret `{name}` of account {account}"))
+            }
+            Output::Paused(pauses) => {
+                if pauses.is_empty() {
+                    line("no account is paused".into());
+                }
+                for p in pauses {
+                    line(format!(
+                        "{:<20} {:<12} paused {} by run {} on {} {}",
+                        p.account_id, p.connector, p.paused_at, p.run_id, p.connector, p.version
+                    ));
+                    line(format!("    {}", p.drift));
+                }
+            }
+            Output::Quarantined(items) => {
+                if items.is_empty() {
+                    line("no item is quarantined".into());
+                }
+                for q in items {
+                    line(format!(
+                        "{:<20} {:<12} run {} (seen {}×, last {}): {} [{} bytes]",
+                        q.account_id,
+                        q.connector,
+                        q.last_run_id,
+                        q.times_seen,
+                        q.last_seen,
+                        q.drift,
+                        q.item_bytes
+                    ));
+                    if let Some(item) = &q.item {
+                        line(format!("    {}", printable(item)));
+                    }
+                }
+            }
+            Output::Resumed { account, runs } => {
+                line(format!(
+                    "pause lifted; {account} re-driven from its last checkpoint:"
+                ));
+                out.push_str(&run_table(runs));
+            }
+            Output::Connectors {
+                versions,
+                rejections,
+            } => {
+                out.push_str(&versions_text(versions));
+                if !rejections.is_empty() {
+                    out.push_str("latest refused candidates (passerelle plugins rejections):\n");
+                    out.push_str(&rejections_text(rejections));
+                }
+            }
+            Output::Installed(files) => {
+                for (file, r) in files {
+                    match r {
+                        Ok(i) => line(install_line(i)),
+                        Err(e) => line(format!("{file}: refused: {}", printable(e))),
+                    }
+                }
+            }
+            Output::Validated(files) => {
+                for (file, r) in files {
+                    match r {
+                        Ok(found) => line(format!("{file}: {found}")),
+                        Err(e) => line(format!("{file}: {}", printable(e))),
+                    }
+                }
+            }
+            Output::Activated(a) => line(format!(
+                "{} {} is active (was {}); runs already started finish on the version they started with",
+                a.name,
+                a.to,
+                a.from.as_deref().unwrap_or("none")
+            )),
+            Output::CanaryStarted(c) => line(format!(
+                "{} {} runs as a canary for {}; promote with `passerelle plugins promote {}`, stop with `passerelle plugins stop-canary {}`",
+                c.name,
+                c.version,
+                c.practices.join(", "),
+                c.name,
+                c.name
+            )),
+            Output::CanaryStopped(name) => line(format!(
+                "canary of {name} stopped: its practices run the active version"
+            )),
+            Output::Rejections(r) => out.push_str(&rejections_text(r)),
+            Output::Runs(runs) | Output::Synced { runs, .. } => out.push_str(&run_table(runs)),
+            Output::Appointments {
+                items,
+                total,
+                show_patients,
+            } => {
+                if *total == 0 {
+                    line("no appointments stored yet: run `passerelle sync PRACTICE`".into());
+                } else {
+                    line(format!(
+                        "{:<16} {:<14} {:<26} {:<10} {:<24} {:<30} patient",
+                        "account", "id", "starts", "status", "practitioner", "motive"
+                    ));
+                }
+                for s in items {
+                    line(appointment_line(s, *show_patients));
+                }
+                if *total > items.len() {
+                    line(format!("… {} more (--limit)", total - items.len()));
+                }
+            }
+            Output::Slots {
+                account,
+                items,
+                total,
+            } => {
+                if *total == 0 {
+                    line(format!("no slots stored for {account}"));
+                } else {
+                    line(format!(
+                        "{:<26} {:<26} {:<24} place",
+                        "starts", "practitioner", "motive"
+                    ));
+                }
+                for s in items {
+                    line(format!(
+                        "{:<26} {:<26} {:<24} {}",
+                        s.starts_at,
+                        printable(s.practitioner.as_deref().unwrap_or("-")),
+                        printable(s.visit_motive.as_deref().unwrap_or("-")),
+                        printable(s.place.as_deref().unwrap_or("-"))
+                    ));
+                }
+                if *total > items.len() {
+                    line(format!("… {} more (--limit)", total - items.len()));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Writes to stdout; a reader that went away (`| head`) ends the output quietly.
+pub fn write_stdout(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Text from outside (a platform, a connector) made safe for a terminal: control
+/// characters (escape sequences included) shown as `\u{..}`.
+pub fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn initials(first: &str, last: &str) -> String {
+    format!(
+        "{}. {}.",
+        first.chars().next().unwrap_or('?'),
+        last.chars().next().unwrap_or('?')
+    )
+}
+
+/// "schedule `0 3 * * *` (Europe/Paris, default), next sync …".
+fn schedule_line(p: &PracticeView) -> String {
+    format!(
+        "schedule `{}` ({}{}), next sync {}",
+        p.effective_schedule,
+        p.practice.timezone,
+        if p.practice.schedule.is_none() {
+            ", default"
+        } else {
+            ""
+        },
+        p.next_sync.as_deref().unwrap_or("never")
+    )
+}
+
+/// One account (secret names, never values).
+fn account_line(a: &Account) -> String {
+    let settings: Vec<String> = a.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(
+        "{:<20} practice={:<16} connector={:<10} settings=[{}] secrets=[{}]",
+        a.id,
+        a.practice_id,
+        a.connector,
+        settings.join(" "),
+        a.secrets.join(" ")
+    )
+}
+
+/// One stored appointment; the patient as initials unless `show_patients`.
+fn appointment_line(s: &StoredAppointment, show_patients: bool) -> String {
+    let r = &s.record;
+    let patient = match &r.patient {
+        None => "-".to_string(),
+        Some(p) if show_patients => format!(
+            "{} {} ({}) {} {}",
+            p.first_name,
+            p.last_name,
+            p.birth_date.as_deref().unwrap_or("?"),
+            p.phone.as_deref().unwrap_or("-"),
+            p.email.as_deref().unwrap_or("-")
+        ),
+        Some(p) => initials(&p.first_name, &p.last_name),
+    };
+    printable(&format!(
+        "{:<16} {:<14} {:<26} {:<10} {:<24} {:<30} {}{}",
+        s.account_id,
+        r.external_id,
+        r.starts_at,
+        r.status,
+        r.practitioner.as_deref().unwrap_or("-"),
+        r.visit_motive.as_deref().unwrap_or("-"),
+        patient,
+        match &s.deleted_reason {
+            Some(why) => format!("  [{why}]"),
+            None => String::new(),
+        }
+    ))
+}
+
+/// Installed versions, one line each (`*` active, `?` waiting for approval, with what
+/// it asks for).
+fn versions_text(versions: &[ConnectorView]) -> String {
+    let mut out = String::new();
+    if versions.is_empty() {
+        out.push_str("no connectors installed: passerelle plugins install FILE.wasm\n");
+    }
+    for v in versions {
+        let mark = if v.active {
+            "*"
+        } else if v.pending_approval.is_some() {
+            "?"
+        } else {
+            " "
+        };
+        out.push_str(&format!(
+            "{mark} {:<12} {:<10} sha256:{}  installed {}\n",
+            v.name,
+            v.version,
+            &v.sha256[..v.sha256.len().min(16)],
+            v.installed_at
+        ));
+        if let Some(p) = &v.canary {
+            out.push_str(&format!(
+                "    canary for {}  (passerelle plugins promote {} | stop-canary {})\n",
+                p.join(", "),
+                v.name,
+                v.name
+            ));
+        }
+        if let Some(e) = &v.pending_approval {
+            out.push_str(&format!(
+                "    waits for approval: {e}  (passerelle plugins approve {} {})\n",
+                v.name, v.version
+            ));
+        }
+    }
+    out
+}
+
+fn rejections_text(rejections: &[Rejection]) -> String {
+    if rejections.is_empty() {
+        return "no refused candidates\n".into();
+    }
+    rejections
+        .iter()
+        .map(|r| {
+            format!(
+                "  {} {} [{}] {}: {}\n",
+                r.at,
+                printable(&r.source),
+                r.kind,
+                &r.sha256[..r.sha256.len().min(12)],
+                printable(&r.reason)
+            )
+        })
+        .collect()
+}
+
+/// What an installation did, in one line.
+fn install_line(i: &InstallAnswer) -> String {
+    let what = match i.outcome {
+        Outcome::Activated => format!(
+            "installed and activated{}",
+            i.previous
+                .as_deref()
+                .map(|p| format!(" (was {p})"))
+                .unwrap_or_default()
+        ),
+        Outcome::AlreadyInstalled => "already installed".into(),
+        Outcome::PendingApproval => format!(
+            "installed, NOT activated: it asks for more than the active {}: {}; approve with `passerelle plugins approve {} {}`",
+            i.previous.as_deref().unwrap_or("version"),
+            i.escalation.clone().unwrap_or_default(),
+            i.name,
+            i.version
+        ),
+    };
+    format!(
+        "{} {} (sha256:{}): {what}",
+        i.name,
+        i.version,
+        &i.sha256[..i.sha256.len().min(16)]
+    )
+}
+
+/// The runs as a table with a header: what `sync`, `runs` and the demo print.
+pub fn run_table(runs: &[Run]) -> String {
+    let row = |cells: [&str; 13]| {
+        format!(
+            "  {:<6} {:<10} {:<21} {:<16} {:<11} {:<9} {:>6} {:>8} {:>8} {:>10} {:>6} {:>5} {:>7}\n",
+            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6], cells[7],
+            cells[8], cells[9], cells[10], cells[11], cells[12]
+        )
+    };
+    let mut out = row([
+        "run",
+        "status",
+        "account",
+        "connector",
+        "mode",
+        "trigger",
+        "added",
+        "changed",
+        "deleted",
+        "tombstoned",
+        "slots",
+        "http",
+        "ms",
+    ]);
+    for r in runs {
+        let c = &r.counts;
+        let numbers = [
+            c.appointments_added,
+            c.appointments_changed,
+            c.appointments_deleted,
+            c.appointments_tombstoned,
+            c.slots_written,
+            c.http_requests,
+            r.duration_ms.unwrap_or(0),
+        ]
+        .map(|n| n.to_string());
+        let connector = format!("{} {}", r.connector, r.connector_version);
+        let id = r.id.to_string();
+        out.push_str(&row([
+            &id,
+            r.status.as_str(),
+            &format!("{}/{}", r.practice_id, r.account_id),
+            &connector,
+            r.mode.as_str(),
+            r.trigger.as_str(),
+            &numbers[0],
+            &numbers[1],
+            &numbers[2],
+            &numbers[3],
+            &numbers[4],
+            &numbers[5],
+            &numbers[6],
+        ]));
+        if let (Some(kind), Some(detail)) = (&r.error_kind, &r.error_detail) {
+            out.push_str(&format!("         {kind}: {}\n", printable(detail)));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("plain text é"), "plain text é");
+        let shown = printable("internal(\"\u{1b}]0;pwned\u{7}\")");
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert!(shown.contains("\\u{1b}"), "{shown}");
+    }
+}

@@ -1,0 +1,313 @@
+//! A typed client of the admin API: one method per endpoint, taking and returning the
+//! service's own types, with query strings encoded by `reqwest` (never formatted by
+//! hand). The command line's `--server` mode is built on it; so can other tools.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::api::connectors::{CanaryRequest, VersionChoice};
+use crate::api::practices::SecretValue;
+use crate::model::run::Run;
+use crate::plugins::Activation;
+use crate::service::connectors::{ConnectorView, InstallAnswer};
+use crate::service::practices::{
+    AccountCreated, NewAccount, NewPractice, PracticeUpdate, PracticeView,
+};
+use crate::service::runs::{Resumed, RunQuery, SyncAccepted, SyncRequest};
+use crate::store::connectors::{Canary, Rejection};
+use crate::store::pauses::Pause;
+use crate::store::practices::Account;
+use crate::store::quarantine::{QuarantineFilter, QuarantinedItem};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("--server must be an http:// or https:// URL, such as http://127.0.0.1:8787")]
+    BadUrl,
+    #[error("cannot reach the daemon at {base}: {source}")]
+    Unreachable {
+        base: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the daemon refused the token ({message}); give it with --token or PASSERELLE_TOKEN")]
+    Unauthorized { message: String },
+    /// The daemon answered with an error: its status, code and message.
+    #[error("{message}")]
+    Refused {
+        status: StatusCode,
+        code: String,
+        message: String,
+    },
+    #[error("unexpected answer from the daemon ({what}): {source}")]
+    Unexpected {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// A client of one daemon's admin API.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+type Answer<T> = Result<T, ClientError>;
+
+impl Client {
+    pub fn new(base: &str, token: &str) -> Answer<Client> {
+        let base = base.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ClientError::BadUrl);
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|source| ClientError::Unreachable {
+                base: base.clone(),
+                source,
+            })?;
+        Ok(Client {
+            base,
+            token: token.to_string(),
+            http,
+        })
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Answer<T> {
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                base: self.base.clone(),
+                source,
+            })?;
+        let status = response.status();
+        let url = response.url().path().to_string();
+        let text = response
+            .text()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                base: self.base.clone(),
+                source,
+            })?;
+        if !status.is_success() {
+            let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
+            let message = body["error"]["message"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or(text);
+            if status == StatusCode::UNAUTHORIZED {
+                return Err(ClientError::Unauthorized { message });
+            }
+            return Err(ClientError::Refused {
+                status,
+                code: body["error"]["code"].as_str().unwrap_or("").to_string(),
+                message,
+            });
+        }
+        let text = if text.is_empty() { "null" } else { &text };
+        serde_json::from_str(text).map_err(|source| ClientError::Unexpected { what: url, source })
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str, query: &impl Serialize) -> Answer<T> {
+        self.send(self.request(Method::GET, path).query(query))
+            .await
+    }
+
+    async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Answer<T> {
+        self.send(self.request(Method::POST, path).json(body)).await
+    }
+
+    /// `GET /v1/practices`.
+    pub async fn practices(&self) -> Answer<Vec<PracticeView>> {
+        self.get("/v1/practices", &()).await
+    }
+
+    /// `POST /v1/practices`.
+    pub async fn create_practice(&self, new: &NewPractice) -> Answer<PracticeView> {
+        self.post("/v1/practices", new).await
+    }
+
+    /// `PATCH /v1/practices/{id}`.
+    pub async fn update_practice(&self, id: &str, update: &PracticeUpdate) -> Answer<PracticeView> {
+        self.send(
+            self.request(Method::PATCH, &format!("/v1/practices/{}", seg(id)))
+                .json(update),
+        )
+        .await
+    }
+
+    /// `GET /v1/accounts?practice=`.
+    pub async fn accounts(&self, practice: Option<&str>) -> Answer<Vec<Account>> {
+        self.get("/v1/accounts", &[("practice", practice)]).await
+    }
+
+    /// `POST /v1/practices/{id}/accounts`.
+    pub async fn create_account(&self, practice: &str, new: &NewAccount) -> Answer<AccountCreated> {
+        self.post(&format!("/v1/practices/{}/accounts", seg(practice)), new)
+            .await
+    }
+
+    /// `PUT /v1/accounts/{id}/secrets/{name}`.
+    pub async fn set_secret(&self, account: &str, name: &str, value: &str) -> Answer<()> {
+        let _: Value = self
+            .send(
+                self.request(
+                    Method::PUT,
+                    &format!("/v1/accounts/{}/secrets/{}", seg(account), seg(name)),
+                )
+                .json(&SecretValue {
+                    value: value.to_string(),
+                }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `GET /v1/paused`.
+    pub async fn paused(&self, connector: Option<&str>) -> Answer<Vec<Pause>> {
+        self.get("/v1/paused", &[("connector", connector)]).await
+    }
+
+    /// `GET /v1/quarantine`.
+    pub async fn quarantined(&self, filter: &QuarantineFilter) -> Answer<Vec<QuarantinedItem>> {
+        #[derive(Serialize)]
+        struct Query<'a> {
+            connector: Option<&'a str>,
+            account: Option<&'a str>,
+            with_items: bool,
+            limit: Option<i64>,
+        }
+        self.get(
+            "/v1/quarantine",
+            &Query {
+                connector: filter.connector.as_deref(),
+                account: filter.account_id.as_deref(),
+                with_items: filter.with_items,
+                limit: filter.limit,
+            },
+        )
+        .await
+    }
+
+    /// `POST /v1/accounts/{id}/resume`.
+    pub async fn resume(&self, account: &str) -> Answer<Resumed> {
+        self.send(self.request(
+            Method::POST,
+            &format!("/v1/accounts/{}/resume", seg(account)),
+        ))
+        .await
+    }
+
+    /// `GET /v1/connectors`.
+    pub async fn connectors(&self) -> Answer<Vec<ConnectorView>> {
+        self.get("/v1/connectors", &()).await
+    }
+
+    /// `GET /v1/connectors/rejections`.
+    pub async fn rejections(&self, limit: Option<i64>) -> Answer<Vec<Rejection>> {
+        self.get("/v1/connectors/rejections", &[("limit", limit)])
+            .await
+    }
+
+    /// `POST /v1/connectors` with a component's bytes.
+    pub async fn install(&self, bytes: Vec<u8>) -> Answer<InstallAnswer> {
+        self.send(
+            self.request(Method::POST, "/v1/connectors")
+                .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+                .timeout(Duration::from_secs(300))
+                .body(bytes),
+        )
+        .await
+    }
+
+    /// `POST /v1/connectors/{name}/approve`.
+    pub async fn approve(&self, name: &str, version: &str) -> Answer<Activation> {
+        let body = VersionChoice {
+            version: Some(version.to_string()),
+        };
+        self.post(&format!("/v1/connectors/{}/approve", seg(name)), &body)
+            .await
+    }
+
+    /// `POST /v1/connectors/{name}/rollback`.
+    pub async fn rollback(&self, name: &str, version: Option<&str>) -> Answer<Activation> {
+        let body = VersionChoice {
+            version: version.map(str::to_string),
+        };
+        self.post(&format!("/v1/connectors/{}/rollback", seg(name)), &body)
+            .await
+    }
+
+    /// `POST /v1/connectors/{name}/canary`.
+    pub async fn start_canary(
+        &self,
+        name: &str,
+        version: &str,
+        practices: &[String],
+    ) -> Answer<Canary> {
+        let body = CanaryRequest {
+            version: version.to_string(),
+            practices: practices.to_vec(),
+        };
+        self.post(&format!("/v1/connectors/{}/canary", seg(name)), &body)
+            .await
+    }
+
+    /// `POST /v1/connectors/{name}/promote`.
+    pub async fn promote(&self, name: &str) -> Answer<Activation> {
+        self.send(self.request(
+            Method::POST,
+            &format!("/v1/connectors/{}/promote", seg(name)),
+        ))
+        .await
+    }
+
+    /// `DELETE /v1/connectors/{name}/canary`.
+    pub async fn stop_canary(&self, name: &str) -> Answer<()> {
+        let _: Value = self
+            .send(self.request(
+                Method::DELETE,
+                &format!("/v1/connectors/{}/canary", seg(name)),
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /v1/practices/{id}/sync`.
+    pub async fn sync(&self, practice: &str, request: &SyncRequest) -> Answer<SyncAccepted> {
+        self.post(&format!("/v1/practices/{}/sync", seg(practice)), request)
+            .await
+    }
+
+    /// `GET /v1/runs`.
+    pub async fn runs(&self, query: &RunQuery) -> Answer<Vec<Run>> {
+        self.get("/v1/runs", query).await
+    }
+
+    /// `GET /v1/runs/{id}`.
+    pub async fn run(&self, id: i64) -> Answer<Run> {
+        self.get(&format!("/v1/runs/{id}"), &()).await
+    }
+}
+
+/// A path segment, percent-encoded.
+fn seg(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}

@@ -1,0 +1,20 @@
+//! The vocabulary every layer shares, with no I/O: ids and their validation ([`ids`]),
+//! the run vocabulary ([`run`]), the records connectors emit ([`records`]), a run limit
+//! hit ([`LimitExceeded`]) and content hashes ([`sha256_hex`]).
+
+pub mod ids;
+pub mod records;
+pub mod run;
+
+use sha2::{Digest, Sha256};
+
+/// A run limit was hit; the run fails with this reason.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("limit exceeded: {0}")]
+pub struct LimitExceeded(pub String);
+
+/// The SHA-256 of `bytes`, lower-case hex: how components and quarantined items are
+/// identified.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}

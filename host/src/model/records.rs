@@ -1,0 +1,105 @@
+//! What connectors emit, as the host validated it and the store keeps it: appointments
+//! (with their patients), slots, quarantined items, the scope the host stamps on them, and
+//! what a commit changed.
+
+use serde::Serialize;
+
+/// A validated patient, as stored.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct PatientRecord {
+    pub external_id: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+    pub birth_date: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+}
+
+/// A validated appointment, as stored.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AppointmentRecord {
+    pub external_id: String,
+    pub starts_at: String,
+    #[serde(skip)]
+    pub starts_at_ms: i64,
+    pub ends_at: Option<String>,
+    pub status: String,
+    pub practitioner: Option<String>,
+    pub visit_motive: Option<String>,
+    pub patient: Option<PatientRecord>,
+    pub platform_updated_at: Option<String>,
+}
+
+/// A validated slot, as stored.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SlotRecord {
+    pub external_id: String,
+    pub starts_at: String,
+    #[serde(skip)]
+    pub starts_at_ms: i64,
+    pub ends_at: Option<String>,
+    pub practitioner: Option<String>,
+    pub visit_motive: Option<String>,
+    pub place: Option<String>,
+}
+
+/// One buffered write, in emission order.
+#[derive(Debug, Clone)]
+pub enum Pending {
+    Appointment(AppointmentRecord),
+    DeleteAppointment(String),
+    Slot(SlotRecord),
+    /// An item the connector set aside (policy `quarantine`).
+    Quarantine(QuarantineRecord),
+}
+
+/// An item set aside: where it failed, and the item as received.
+#[derive(Debug, Clone)]
+pub struct QuarantineRecord {
+    pub drift: crate::model::run::DriftReport,
+    pub item: String,
+}
+
+/// Whose records these are. Stamped by the host, never by the connector.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub connector: String,
+    pub practice_id: String,
+    pub account_id: String,
+    pub run_id: i64,
+    /// The content hash of the connector version running.
+    pub version_sha256: String,
+}
+
+/// What the last commit of a successful run does besides writing.
+#[derive(Debug, Clone, Copy)]
+pub struct Finish {
+    /// The run's window, Unix milliseconds, start inclusive, end exclusive.
+    pub window_ms: (i64, i64),
+    /// Full sync: tombstone the window's appointments this run did not emit.
+    pub tombstone: bool,
+}
+
+/// What one commit changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitCounts {
+    pub appointments_added: i64,
+    pub appointments_changed: i64,
+    pub appointments_deleted: i64,
+    pub appointments_tombstoned: i64,
+    pub slots_written: i64,
+    pub slots_removed: i64,
+    /// Items set aside (policy `quarantine`).
+    pub quarantined: i64,
+}
+
+/// A stored appointment, for reading back (CLI, export, tests).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StoredAppointment {
+    pub practice_id: String,
+    pub account_id: String,
+    pub record: AppointmentRecord,
+    pub deleted_reason: Option<String>,
+    pub first_seen_run: i64,
+    pub last_seen_run: i64,
+}

@@ -1,0 +1,93 @@
+//! The service layer: every rule about practices, accounts, connectors and runs, once.
+//! The command line (locally), the admin API and any later console call these methods
+//! on [`Passerelle`](crate::Passerelle) and only translate their input and output; a
+//! refusal is a [`ServiceError`], which each front end maps in one place (the API to a
+//! status code, the CLI to a message and an exit code).
+//!
+//! - [`practices`]: practices (with their schedule and next sync), accounts, secrets;
+//! - [`connectors`]: installed versions as shown, installation, approval, rollback,
+//!   canaries, drift pauses and quarantined items;
+//! - [`runs`]: the sync log, and a foreground sync (the daemon queues runs instead:
+//!   [`crate::daemon`]).
+
+pub mod connectors;
+pub mod practices;
+pub mod runs;
+
+use crate::model::ids::InvalidId;
+
+/// Why the service refused or failed a request. Everything but [`ServiceError::Internal`]
+/// is the caller's to fix, with a message that says how; `Internal` (the database, the
+/// file system) is logged and shown without its details.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request is malformed or breaks a rule (empty name, bad id, bad schedule).
+    #[error("{0}")]
+    Invalid(String),
+    /// What the request names does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with what exists (a duplicate id, a version that does not
+    /// wait for approval, a practice without accounts); `code` says which conflict.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// A manual run asked for inside the account's minimum interval.
+    #[error("{message}")]
+    TooSoon {
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// A component refused by the installation checks ([`Rejected::kind`] names the
+    /// check); the active version keeps serving.
+    #[error("{0}")]
+    Rejected(Box<crate::plugins::Rejected>),
+    /// The daemon is stopping and takes no new work.
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+    /// The host's own failure (database, files): not the caller's fault.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// What service methods return.
+pub type ServiceResult<T> = std::result::Result<T, ServiceError>;
+
+impl ServiceError {
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> ServiceError {
+        ServiceError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ServiceError {
+        ServiceError::NotFound(message.into())
+    }
+
+    pub fn invalid(message: impl Into<String>) -> ServiceError {
+        ServiceError::Invalid(message.into())
+    }
+}
+
+impl From<InvalidId> for ServiceError {
+    fn from(e: InvalidId) -> Self {
+        ServiceError::Invalid(e.to_string())
+    }
+}
+
+impl From<sqlx::Error> for ServiceError {
+    fn from(e: sqlx::Error) -> Self {
+        ServiceError::Internal(e.into())
+    }
+}
+
+/// A limit parameter within `1..=max`, or the default.
+pub(crate) fn limit(value: Option<i64>, default: i64, max: i64) -> ServiceResult<i64> {
+    let limit = value.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ServiceError::invalid(format!(
+            "`limit` must be between 1 and {max}"
+        )));
+    }
+    Ok(limit)
+}

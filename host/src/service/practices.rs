@@ -1,0 +1,372 @@
+//! Practices, their accounts and the accounts' secrets: what may be created, changed and
+//! deleted, and how a practice is shown (its effective schedule and next sync). A secret's
+//! value is write-only: only its name is ever returned.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{ServiceError, ServiceResult};
+use crate::app::Passerelle;
+use crate::model::ids::validate_id;
+use crate::store::practices::{Account, Practice};
+
+/// A practice as shown: with its effective schedule, next sync and (on its own page)
+/// its accounts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PracticeView {
+    #[serde(flatten)]
+    pub practice: Practice,
+    /// The cron expression in force (its own or the default).
+    pub effective_schedule: String,
+    /// The next scheduled sync, RFC 3339 in the practice's time zone.
+    pub next_sync: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub accounts: Option<Vec<Account>>,
+}
+
+impl PracticeView {
+    /// The practice with its effective schedule and next sync after `now`.
+    pub fn new(
+        practice: Practice,
+        config: &crate::config::ScheduleConfig,
+        now: DateTime<Utc>,
+        accounts: Option<Vec<Account>>,
+    ) -> PracticeView {
+        let (effective_schedule, next_sync) = match practice.schedule(config) {
+            Ok(s) => (
+                s.expression().to_string(),
+                s.next_after(now)
+                    .map(|t| t.with_timezone(&s.timezone()).to_rfc3339()),
+            ),
+            Err(_) => (practice.schedule.clone().unwrap_or_default(), None),
+        };
+        PracticeView {
+            practice,
+            effective_schedule,
+            next_sync,
+            accounts,
+        }
+    }
+}
+
+/// A practice to create.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPractice {
+    pub id: String,
+    pub name: String,
+    /// IANA time zone; default Europe/Paris.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// Its own cron expression; absent: the default schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+}
+
+fn default_timezone() -> String {
+    crate::schedule::DEFAULT_TIMEZONE.into()
+}
+
+/// Changes to a practice; an absent field is unchanged. `schedule`: a cron expression,
+/// or null for the default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PracticeUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub schedule: Option<Option<String>>,
+}
+
+/// An account to create.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccount {
+    pub id: String,
+    pub connector: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+}
+
+/// Changes to an account: `settings` replaces all settings; `label` null clears it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountUpdate {
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub label: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<BTreeMap<String, String>>,
+}
+
+/// A new account, and whether its connector is installed yet (it cannot run before).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountCreated {
+    #[serde(flatten)]
+    pub account: Account,
+    pub connector_installed: bool,
+}
+
+/// Tells "absent" (unchanged) from `null` (cleared or reset).
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<Option<String>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+fn not_empty(field: &str, value: &str) -> ServiceResult<()> {
+    if value.trim().is_empty() {
+        return Err(ServiceError::invalid(format!(
+            "`{field}` must not be empty"
+        )));
+    }
+    Ok(())
+}
+
+impl Passerelle {
+    fn practice_view(
+        &self,
+        practice: Practice,
+        now: DateTime<Utc>,
+        accounts: Option<Vec<Account>>,
+    ) -> PracticeView {
+        PracticeView::new(practice, &self.config.schedule, now, accounts)
+    }
+
+    /// A practice, or `NotFound`.
+    pub async fn practice(&self, id: &str) -> ServiceResult<Practice> {
+        self.store.practice(id).await?.ok_or_else(|| {
+            ServiceError::not_found(format!(
+                "no practice `{id}` (see `passerelle practices list`)"
+            ))
+        })
+    }
+
+    /// An account, or `NotFound`.
+    pub async fn account(&self, id: &str) -> ServiceResult<Account> {
+        self.store.account(id).await?.ok_or_else(|| {
+            ServiceError::not_found(format!(
+                "no account `{id}` (see `passerelle accounts list`)"
+            ))
+        })
+    }
+
+    /// Every practice, with its schedule and next sync after `now`.
+    pub async fn practices(&self, now: DateTime<Utc>) -> ServiceResult<Vec<PracticeView>> {
+        Ok(self
+            .store
+            .list_practices()
+            .await?
+            .into_iter()
+            .map(|p| self.practice_view(p, now, None))
+            .collect())
+    }
+
+    /// One practice with its accounts.
+    pub async fn show_practice(&self, id: &str, now: DateTime<Utc>) -> ServiceResult<PracticeView> {
+        let practice = self.practice(id).await?;
+        let accounts = self.store.list_accounts(Some(id)).await?;
+        Ok(self.practice_view(practice, now, Some(accounts)))
+    }
+
+    /// Creates a practice: a valid id not taken, a name, a known time zone and a valid
+    /// schedule, all checked before anything is written.
+    pub async fn create_practice(
+        &self,
+        new: NewPractice,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<PracticeView> {
+        validate_id("practice", &new.id)?;
+        not_empty("name", &new.name)?;
+        let candidate = Practice {
+            id: new.id.clone(),
+            name: new.name.clone(),
+            timezone: new.timezone.clone(),
+            schedule: new.schedule.clone(),
+        };
+        candidate
+            .schedule(&self.config.schedule)
+            .map_err(|e| ServiceError::invalid(format!("{e:#}")))?;
+        if self.store.practice(&new.id).await?.is_some() {
+            return Err(ServiceError::conflict(
+                "conflict",
+                format!("practice `{}` already exists", new.id),
+            ));
+        }
+        self.store
+            .add_practice(&new.id, &new.name, &new.timezone)
+            .await?;
+        if let Some(cron) = &new.schedule {
+            self.store
+                .set_practice_schedule(&new.id, Some(cron))
+                .await?;
+        }
+        self.practices_changed.send_modify(|n| *n += 1);
+        Ok(self.practice_view(candidate, now, Some(vec![])))
+    }
+
+    /// Changes a practice's name, time zone or schedule, all validated first.
+    pub async fn update_practice(
+        &self,
+        id: &str,
+        update: PracticeUpdate,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<PracticeView> {
+        let mut practice = self.practice(id).await?;
+        if let Some(name) = &update.name {
+            not_empty("name", name)?;
+            practice.name = name.clone();
+        }
+        if let Some(tz) = &update.timezone {
+            practice.timezone = tz.clone();
+        }
+        if let Some(schedule) = &update.schedule {
+            practice.schedule = schedule.clone();
+        }
+        practice
+            .schedule(&self.config.schedule)
+            .map_err(|e| ServiceError::invalid(format!("{e:#}")))?;
+        self.store
+            .update_practice(id, update.name.as_deref(), update.timezone.as_deref())
+            .await?;
+        if let Some(schedule) = &update.schedule {
+            self.store
+                .set_practice_schedule(id, schedule.as_deref())
+                .await?;
+        }
+        self.practices_changed.send_modify(|n| *n += 1);
+        self.show_practice(id, now).await
+    }
+
+    /// Deletes a practice with everything it owns; `with_data` must say so.
+    pub async fn delete_practice(&self, id: &str, with_data: bool) -> ServiceResult<()> {
+        self.practice(id).await?;
+        if !with_data {
+            return Err(ServiceError::invalid(
+                "deleting a practice deletes its accounts, secrets, appointments, slots and runs: repeat with ?with_data=true",
+            ));
+        }
+        self.store.delete_practice(id).await?;
+        self.practices_changed.send_modify(|n| *n += 1);
+        tracing::info!(practice = %id, "practice deleted with its data");
+        Ok(())
+    }
+
+    /// The accounts of one practice (which must exist), or of all.
+    pub async fn accounts(&self, practice: Option<&str>) -> ServiceResult<Vec<Account>> {
+        if let Some(p) = practice {
+            self.practice(p).await?;
+        }
+        Ok(self.store.list_accounts(practice).await?)
+    }
+
+    /// Creates an account of a practice on a connector (which may be installed later).
+    pub async fn create_account(
+        &self,
+        practice_id: &str,
+        new: NewAccount,
+    ) -> ServiceResult<AccountCreated> {
+        self.practice(practice_id).await?;
+        validate_id("account", &new.id)?;
+        validate_id("connector", &new.connector)?;
+        if let Some(label) = &new.label {
+            not_empty("label", label)?;
+        }
+        if self.store.account(&new.id).await?.is_some() {
+            return Err(ServiceError::conflict(
+                "conflict",
+                format!("account `{}` already exists", new.id),
+            ));
+        }
+        let account = self
+            .store
+            .add_account(
+                &new.id,
+                practice_id,
+                &new.connector,
+                new.label.as_deref(),
+                &new.settings,
+            )
+            .await?;
+        let connector_installed = self.store.active_connector(&new.connector).await?.is_some();
+        Ok(AccountCreated {
+            account,
+            connector_installed,
+        })
+    }
+
+    /// Replaces an account's settings and/or sets or clears its label.
+    pub async fn update_account(&self, id: &str, update: AccountUpdate) -> ServiceResult<Account> {
+        self.account(id).await?;
+        if let Some(Some(label)) = &update.label {
+            not_empty("label", label)?;
+        }
+        if let Some(settings) = &update.settings {
+            self.store.update_account_settings(id, settings).await?;
+        }
+        if let Some(label) = &update.label {
+            self.store.set_account_label(id, label.as_deref()).await?;
+        }
+        self.account(id).await
+    }
+
+    /// Deletes an account with everything it owns; `with_data` must say so.
+    pub async fn delete_account(&self, id: &str, with_data: bool) -> ServiceResult<()> {
+        self.account(id).await?;
+        if !with_data {
+            return Err(ServiceError::invalid(
+                "deleting an account deletes its secrets, appointments, slots and runs: repeat with ?with_data=true",
+            ));
+        }
+        self.store.delete_account(id).await?;
+        tracing::info!(account = %id, "account deleted with its data");
+        Ok(())
+    }
+
+    /// Stores a secret's value (never returned; only its name is listed).
+    pub async fn set_secret(&self, account: &str, name: &str, value: &str) -> ServiceResult<()> {
+        self.account(account).await?;
+        validate_id("secret", name)?;
+        if value.is_empty() {
+            return Err(ServiceError::invalid(
+                "a secret's value must not be empty: nothing stored",
+            ));
+        }
+        Ok(self.store.set_secret(account, name, value).await?)
+    }
+
+    /// Forgets a secret.
+    pub async fn delete_secret(&self, account: &str, name: &str) -> ServiceResult<()> {
+        self.account(account).await?;
+        if !self.store.delete_secret(account, name).await? {
+            return Err(ServiceError::not_found(format!(
+                "account `{account}` has no secret `{name}`"
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,450 @@
+//! The command line, locally and against a daemon (`--server`): every command both ways
+//! on the same data gives the same output; one-shot commands print no INFO logs and end
+//! quietly on a closed pipe; two `passerelle sync` of one account at once (two processes
+//! on one database) — the second is refused, on SQLite and PostgreSQL.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use passerelle::daemon::ServeOptions;
+use passerelle::model::run::{Run, Status};
+use passerelle_sim::Faults;
+use passerelle_tests::daemon::{binary, daemon_config, daemon_env, TOKEN};
+use passerelle_tests::{databases, sim_config, sim_env, variant};
+
+/// What a command printed.
+#[derive(Debug)]
+struct Printed {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+async fn run(cmd: std::process::Command) -> Printed {
+    let mut cmd = cmd;
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run passerelle"))
+        .await
+        .unwrap();
+    Printed {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The configuration a local command needs to reach the same database and simulator.
+fn write_config(dir: &Path, config: &passerelle::config::Config) -> PathBuf {
+    let path = dir.join("cli-config.toml");
+    std::fs::write(&path, toml::to_string(config).unwrap()).unwrap();
+    path
+}
+
+fn local_command(data_dir: &Path, config: &Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(binary());
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("PASSERELLE_TEST_SECRET", "s3cret-value")
+        .env_remove("RUST_LOG")
+        .env_remove("PASSERELLE_SERVER");
+    cmd
+}
+
+/// A run table reduced to what both ways must agree on (run ids and durations differ).
+fn run_rows(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .map(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            if cells.len() >= 13 && cells[0].parse::<i64>().is_ok() {
+                // status, account, connector and version, mode, trigger
+                cells[1..7].join(" ")
+            } else {
+                l.trim().to_string()
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_command_gives_the_same_output_locally_and_with_server() {
+    let db = &databases().await[0];
+    let d = daemon_env(
+        db,
+        sim_config(2, 15),
+        daemon_config(),
+        ServeOptions::default(),
+    )
+    .await;
+    let data_dir = d.sim.env.data_dir();
+    let config = write_config(&data_dir, &d.sim.env.app.config);
+    let practices = d.practice_ids();
+    let (p1, p2) = (practices[0].clone(), practices[1].clone());
+    let account = d.sim.sim.world().practices[0].accounts[0].id.clone();
+    let local = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(local_command(&data_dir, &config, &args))
+    };
+    let remote = |args: Vec<String>| {
+        let mut cmd = std::process::Command::new(binary());
+        cmd.args(["--server", &d.base, "--token", TOKEN])
+            .args(&args)
+            .env("PASSERELLE_TEST_SECRET", "s3cret-value")
+            .env_remove("RUST_LOG");
+        run(cmd)
+    };
+    // Words, with 'quoted words' kept together (cron expressions).
+    let args = |s: &str| -> Vec<String> {
+        s.split('\'')
+            .enumerate()
+            .flat_map(|(i, part)| {
+                if i % 2 == 1 {
+                    vec![part.to_string()]
+                } else {
+                    part.split_whitespace().map(str::to_string).collect()
+                }
+            })
+            .collect()
+    };
+
+    // The same command both ways: the same exit status, stdout and error message.
+    let mut compared = 0;
+    for cmd in [
+        "practices list",
+        "practices list --json",
+        &format!("accounts list --practice {p1}"),
+        "accounts list",
+        "accounts list --json",
+        "accounts paused",
+        "accounts quarantined",
+        &format!("accounts resume {account}"),
+        "accounts resume nobody",
+        "plugins list",
+        "plugins rejections",
+        "plugins approve doctolib 0.1.0",
+        "plugins rollback doctolib",
+        "plugins promote doctolib",
+        "plugins stop-canary doctolib",
+        "plugins canary doctolib 9.9.9 --practice nowhere",
+        &format!("runs --practice {p1}"),
+        "runs --json --limit 3",
+        "runs --status great",
+        "sync nowhere",
+        &format!("sync {p1} --account nobody"),
+        &format!("practices set-schedule {p1} 61"),
+        &format!("practices add {p1} --name again"),
+        "practices add bad! --name x",
+    ] {
+        let (l, r) = (local(args(cmd)).await, remote(args(cmd)).await);
+        assert_eq!(l.ok, r.ok, "`{cmd}`: local {l:?}, remote {r:?}");
+        assert_eq!(l.stdout, r.stdout, "`{cmd}`");
+        if !l.ok {
+            assert!(l.stderr.starts_with("error: "), "`{cmd}`: {}", l.stderr);
+            assert_eq!(l.stderr, r.stderr, "`{cmd}`");
+        }
+        compared += 1;
+    }
+    assert_eq!(compared, 24);
+
+    // Commands that change something: done once each way, on different ids; the
+    // outputs are equal once the ids are swapped.
+    for (template, ids) in [
+        (
+            "practices add {} --name Cabinet --schedule '15 4 * * 1-5'",
+            ["c-local", "c-remote"],
+        ),
+        (
+            "practices set-schedule {} '30 2 * * *'",
+            ["c-local", "c-remote"],
+        ),
+        (
+            "practices set-schedule {} --default",
+            ["c-local", "c-remote"],
+        ),
+        (
+            "accounts add {} --practice {p} --connector doctolib --setting centre=x",
+            ["a-local", "a-remote"],
+        ),
+        (
+            "accounts add {}-x --practice {p} --connector not-installed",
+            ["a-local", "a-remote"],
+        ),
+        (
+            "accounts set-secret {} api-token --from-env PASSERELLE_TEST_SECRET",
+            ["a-local", "a-remote"],
+        ),
+    ] {
+        let practice = |id: &str| {
+            if id.ends_with("local") {
+                "c-local"
+            } else {
+                "c-remote"
+            }
+        };
+        let fill = |id: &str| template.replace("{p}", practice(id)).replace("{}", id);
+        let l = local(args(&fill(ids[0]))).await;
+        let r = remote(args(&fill(ids[1]))).await;
+        assert!(l.ok && r.ok, "{template}: {l:?} {r:?}");
+        // Each practice has its own offset in the spread window: its next sync differs.
+        let same = |out: &str, id: &str, p: &str| {
+            out.replace(id, "ID")
+                .replace(p, "P")
+                .lines()
+                .map(|l| l.split(", next sync").next().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            same(&l.stdout, ids[0], "c-local"),
+            same(&r.stdout, ids[1], "c-remote"),
+            "{template}"
+        );
+    }
+    for (what, list) in [("practice", "practices list"), ("account", "accounts list")] {
+        let (l, r) = (local(args(list)).await, remote(args(list)).await);
+        assert_eq!(l.stdout, r.stdout, "{what}s both ways");
+        assert!(l.stdout.contains("-local") && l.stdout.contains("-remote"));
+    }
+
+    // Syncs: the same runs, finished, both ways (ids and durations aside).
+    let sync = format!("sync {p2} --full");
+    let (l, r) = (local(args(&sync)).await, remote(args(&sync)).await);
+    assert!(l.ok && r.ok, "{l:?} {r:?}");
+    assert_eq!(run_rows(&l.stdout), run_rows(&r.stdout));
+    assert!(l.stdout.contains("succeeded"), "{}", l.stdout);
+
+    // Connector versions: install, canary, stop, promote, rollback, both ways.
+    let fixed = variant("doctolib-0.2.0-start-date-v2.wasm");
+    let install = vec![
+        "plugins".into(),
+        "install".into(),
+        fixed.display().to_string(),
+    ];
+    let l = local(install.clone()).await;
+    assert!(
+        l.ok && l.stdout.contains("installed and activated (was 0.1.0)"),
+        "{l:?}"
+    );
+    let r = remote(install).await;
+    assert!(r.ok && r.stdout.contains("already installed"), "{r:?}");
+    let l = local(args("plugins rollback doctolib")).await;
+    let r = remote(args("plugins rollback doctolib 0.2.0")).await;
+    assert!(l.ok && r.ok, "{l:?} {r:?}");
+    assert_eq!(
+        (
+            l.stdout.contains("0.1.0 is active (was 0.2.0)"),
+            r.stdout.contains("0.2.0 is active (was 0.1.0)")
+        ),
+        (true, true)
+    );
+    local(args("plugins rollback doctolib")).await;
+    let canary = format!("plugins canary doctolib 0.2.0 --practice {p1}");
+    let (l, r) = (local(args(&canary)).await, remote(args(&canary)).await);
+    assert!(l.ok && l.stdout.contains("runs as a canary for"), "{l:?}");
+    assert_eq!(l.stdout, r.stdout);
+    let stop = "plugins stop-canary doctolib";
+    let (l, r) = (local(args(stop)).await, remote(args(stop)).await);
+    assert!(
+        l.ok && l.stdout.contains("canary of doctolib stopped"),
+        "{l:?}"
+    );
+    assert!(!r.ok && r.stderr.contains("has no canary running"), "{r:?}");
+    let l = local(args(&canary)).await;
+    let promoted = remote(args("plugins promote doctolib")).await;
+    assert!(l.ok && promoted.ok, "{l:?} {promoted:?}");
+    assert!(promoted
+        .stdout
+        .contains("doctolib 0.2.0 is active (was 0.1.0)"));
+
+    // The log level of one-shot commands: warnings only.
+    let l = local(args("runs")).await;
+    assert!(!l.stderr.contains("INFO"), "{}", l.stderr);
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_closed_pipe_ends_the_output_quietly() {
+    let db = &databases().await[0];
+    let e = sim_env(db, sim_config(1, 200)).await;
+    let account = e.sim.world().practices[0].accounts[0].id.clone();
+    e.sync(&account, passerelle::model::run::Mode::Full).await;
+    let config = write_config(&e.env.data_dir(), &e.env.app.config);
+    let practice = e.sim.world().practices[0].id.clone();
+    let mut cmd = local_command(
+        &e.env.data_dir(),
+        &config,
+        &["appointments", "--practice", &practice, "--limit", "100000"],
+    );
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // Read one line, then close the pipe: the command must not panic.
+    {
+        use std::io::BufRead;
+        let stdout = child.stdout.take().unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.starts_with("account"), "{first}");
+    }
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_second_sync_of_a_running_account_is_refused() {
+    for db in databases().await {
+        let e = sim_env(&db, sim_config(1, 40)).await;
+        let practice = e.sim.world().practices[0].id.clone();
+        let account = e.sim.world().practices[0].accounts[0].id.clone();
+        // Every platform answer takes a while: the first sync is still running when the
+        // second starts.
+        e.sim.set_faults(
+            "doctolib",
+            Faults {
+                latency_ms: 700,
+                ..Faults::default()
+            },
+        );
+        let config = write_config(&e.env.data_dir(), &e.env.app.config);
+        let data_dir = e.env.data_dir();
+        let sync = [
+            "sync",
+            practice.as_str(),
+            "--account",
+            account.as_str(),
+            "--full",
+        ];
+        let first = tokio::spawn(run(local_command(&data_dir, &config, &sync)));
+        // Wait for the first run to be recorded running (an event, not a delay).
+        let store = &e.env.app.store;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let running: Run = loop {
+            let runs = store
+                .list_runs(&passerelle::model::run::RunFilter {
+                    account_id: Some(account.clone()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            if let Some(r) = runs.into_iter().find(|r| r.status == Status::Running) {
+                break r;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{}: the first sync never ran",
+                db.name
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let second = run(local_command(&data_dir, &config, &sync)).await;
+        assert!(!second.ok, "{}: {second:?}", db.name);
+        assert!(
+            second.stderr.contains(&format!(
+                "account `{account}` is already running: run {}",
+                running.id
+            )),
+            "{}: {}",
+            db.name,
+            second.stderr
+        );
+        let first = first.await.unwrap();
+        assert!(first.ok, "{}: {first:?}", db.name);
+        // The refused sync recorded nothing; the first one succeeded.
+        let runs = store
+            .list_runs(&passerelle::model::run::RunFilter {
+                account_id: Some(account.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(runs.len(), 1, "{}: {runs:?}", db.name);
+        assert_eq!(runs[0].status, Status::Succeeded);
+    }
+}
+
+/// Records a `running` run of `account` owned by `owner`, as a process would.
+async fn running_row(
+    store: &passerelle::store::Store,
+    practice: &str,
+    account: &str,
+    owner: &str,
+) -> i64 {
+    sqlx::query_scalar::<_, i64>(
+        "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
+            trigger, mode, status, started_at, owner)
+         VALUES ($1, $2, 'doctolib', '0.1.0', 'x', 'manual', 'full', 'running', '2026-01-01T00:00:00.000Z', $3)
+         RETURNING id",
+    )
+    .bind(practice)
+    .bind(account)
+    .bind(owner)
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_run_left_running_by_a_process_that_is_gone_does_not_block_its_account() {
+    use passerelle::store::runs::process_owner;
+    for db in databases().await {
+        let e = sim_env(&db, sim_config(1, 5)).await;
+        let practice = e.sim.world().practices[0].id.clone();
+        let account = e.sim.world().practices[0].accounts[0].id.clone();
+        let store = &e.env.app.store;
+        let host = process_owner().rsplit_once('/').unwrap().0.to_string();
+        let synced = |mode| {
+            let app = &e.env.app;
+            let account = account.clone();
+            async move {
+                let a = app.account(&account).await.unwrap();
+                app.sync_account(
+                    &a,
+                    passerelle::sync::SyncOptions {
+                        trigger: passerelle::model::run::Trigger::Manual,
+                        mode,
+                    },
+                )
+                .await
+            }
+        };
+        // Owned by this process (alive): the account is busy.
+        let live = running_row(store, &practice, &account, process_owner()).await;
+        let refused = synced(passerelle::model::run::Mode::Full)
+            .await
+            .unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains(&format!("is already running: run {live}")),
+            "{refused}"
+        );
+        sqlx::query("UPDATE runs SET status = 'cancelled' WHERE id = $1")
+            .bind(live)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        // Owned by another host: never judged from here.
+        let elsewhere = running_row(store, &practice, &account, "another-host/1").await;
+        assert!(synced(passerelle::model::run::Mode::Full).await.is_err());
+        sqlx::query("UPDATE runs SET status = 'cancelled' WHERE id = $1")
+            .bind(elsewhere)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        // Owned by a pid that cannot exist on this host (beyond Linux's pid_max): the
+        // run is closed as interrupted, and the new one runs.
+        let gone = running_row(store, &practice, &account, &format!("{host}/4194304")).await;
+        let run = synced(passerelle::model::run::Mode::Full).await.unwrap();
+        assert_eq!(run.status, Status::Succeeded, "{}", db.name);
+        let old = store.run(gone).await.unwrap().unwrap();
+        assert_eq!(old.status, Status::Cancelled);
+        assert!(old.error_detail.unwrap().contains("is gone"));
+    }
+}
