@@ -1,19 +1,27 @@
 //! passerelle: hosts booking-platform connectors as sandboxed WebAssembly components and
 //! syncs each practice's appointments and public availability into its own database.
 //!
-//! Map of the crate (see `docs/architecture.md`):
-//! - [`runtime`]: the wasmtime sandbox (engine, compile cache, per-run stores, limits);
+//! Map of the crate (see `docs/architecture.md`), from the bottom up:
+//! - [`model`]: the shared vocabulary, no I/O (ids, the run vocabulary with
+//!   [`model::run::ErrorKind`], records, limits hit, content hashes);
+//! - [`contract`]: the WIT bindings of `passerelle:connector`;
+//! - [`sandbox`]: the wasmtime engine, compile cache, per-run stores and limits;
 //! - [`capabilities`]: what a connector can reach (HTTP, records, log);
-//! - [`store`]: the database (SQLite or PostgreSQL);
-//! - [`plugins`]: installed connector versions;
-//! - [`sync`]: one run of one account, end to end;
-//! - [`schedule`]: when a practice syncs (cron in its time zone, spread, DST);
-//! - [`retry`]: whether and when a failed run is tried again;
-//! - [`queue`]: which run starts next (caps, one per account, manual first, coalescing);
 //! - [`scrub`]: keeping patient data and secrets out of logs and errors;
-//! - [`config`], [`limits`], [`app`]: configuration and the shared process state;
-//! - [`demo`]: `passerelle demo`, and wiring a host to the platform simulator;
-//! - [`cli`]: the `passerelle` command.
+//! - [`store`]: the database (SQLite or PostgreSQL), SQL only;
+//! - [`plugins`]: the installation path of connector versions and their checks;
+//! - [`sync`]: one run of one account, end to end;
+//! - [`service`]: every rule about practices, accounts, connectors and runs, once, with
+//!   one error type; the CLI, the API and the daemon call it;
+//! - [`schedule`], [`retry`], [`queue`], [`daemon`]: when runs happen and which starts
+//!   next; `passerelle serve`;
+//! - [`api`]: the admin API (routes, auth, one mapping of service errors to statuses);
+//! - [`client`]: a typed client of that API;
+//! - [`cli`]: the `passerelle` command (arguments → one request → local service or
+//!   client → one renderer);
+//! - `dev` (cargo feature, on by default): `passerelle demo` and `passerelle sim`;
+//! - [`alerts`], [`metrics`], [`config`], [`limits`], [`app`]: drift alerts, Prometheus
+//!   metrics, configuration, per-run limits, the shared process state.
 
 pub mod alerts;
 pub mod api;

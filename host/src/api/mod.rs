@@ -292,8 +292,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Body(v)),
+        let invalid =
+            |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid-body", message);
+        match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            // Every body is an object: a struct must not be read from an array.
+            Ok(axum::Json(v)) if v.is_object() => serde_json::from_value(v)
+                .map(Body)
+                .map_err(|e| invalid(format!("invalid JSON body: {e}"))),
+            Ok(_) => Err(invalid("the body must be a JSON object".into())),
             Err(rejection) => Err(ApiError::new(
                 if rejection.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
                     StatusCode::UNSUPPORTED_MEDIA_TYPE
@@ -304,6 +310,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
                 rejection.body_text(),
             )),
         }
+    }
+}
+
+/// An optional JSON object body: empty means `T::default()`.
+pub fn optional_body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let invalid = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid-body", message);
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(v) if v.is_object() => {
+            serde_json::from_value(v).map_err(|e| invalid(format!("invalid JSON body: {e}")))
+        }
+        Ok(_) => Err(invalid("the body must be a JSON object".into())),
+        Err(e) => Err(invalid(format!("invalid JSON body: {e}"))),
     }
 }
 

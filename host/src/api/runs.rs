@@ -5,7 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::{ApiError, ApiState, Params, PathParams};
+use super::{optional_body, ApiError, ApiState, Params, PathParams};
 use crate::model::run::Run;
 use crate::service::runs::{RunQuery, SyncAccepted, SyncRequest};
 
@@ -15,17 +15,7 @@ pub async fn sync_now(
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<SyncAccepted>), ApiError> {
     // The body is optional: none means every account, incremental.
-    let request: SyncRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        SyncRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-body",
-                format!("invalid JSON body: {e}"),
-            )
-        })?
-    };
+    let request: SyncRequest = optional_body(&body)?;
     let runs = state.daemon.sync_now(&practice_id, &request).await?;
     Ok((StatusCode::ACCEPTED, Json(SyncAccepted { runs })))
 }
