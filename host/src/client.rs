@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::api::connectors::{CanaryRequest, VersionChoice};
 use crate::api::practices::SecretValue;
+use crate::model::connector::Activation;
 use crate::model::run::Run;
-use crate::plugins::Activation;
 use crate::service::connectors::{ConnectorView, InstallAnswer};
 use crate::service::practices::{
     AccountCreated, NewAccount, NewPractice, PracticeUpdate, PracticeView,

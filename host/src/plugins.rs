@@ -15,12 +15,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::app::Passerelle;
 use crate::capabilities::allowlist::Allowlist;
-use crate::contract::wit;
 use crate::limits::Limits;
+use crate::model::connector::{Escalation, Manifest, Outcome, Rejected};
 use crate::model::sha256_hex;
 use crate::sandbox::{Call, CallOutput, LoadedConnector, RunParts};
 use crate::scrub::Scrubber;
@@ -28,84 +28,31 @@ use crate::service::{ServiceError, ServiceResult};
 use crate::store::connectors::{ConnectorVersion, Rejection};
 use crate::store::now_text;
 
-/// A connector's manifest as the host keeps it (what `describe()` returned).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub name: String,
-    pub version: String,
-    pub platform: String,
-    pub allowed_hosts: Vec<String>,
-    pub rate_limit: RateLimit,
-    pub settings: Vec<Parameter>,
-    pub secrets: Vec<Parameter>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RateLimit {
-    pub requests_per_second: u32,
-    pub burst: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Parameter {
-    pub name: String,
-    pub description: String,
-    pub required: bool,
-}
-
-impl From<wit::Manifest> for Manifest {
-    fn from(m: wit::Manifest) -> Self {
-        let params = |ps: Vec<wit::Parameter>| {
-            ps.into_iter()
-                .map(|p| Parameter {
-                    name: p.name,
-                    description: p.description,
-                    required: p.required,
-                })
-                .collect()
-        };
-        Manifest {
-            name: m.name,
-            version: m.version,
-            platform: m.platform,
-            allowed_hosts: m.allowed_hosts,
-            rate_limit: RateLimit {
-                requests_per_second: m.rate_limit.requests_per_second,
-                burst: m.rate_limit.burst,
-            },
-            settings: params(m.settings),
-            secrets: params(m.secrets),
-        }
+/// Checks what the host relies on in a manifest; the error says what is wrong.
+pub fn validate_manifest(manifest: &Manifest) -> Result<()> {
+    let name_ok = !manifest.name.is_empty()
+        && manifest.name.len() <= 64
+        && manifest
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !name_ok {
+        bail!(
+            "connector name `{}` must be 1-64 characters among a-z 0-9 -",
+            manifest.name
+        );
     }
-}
-
-impl Manifest {
-    /// Checks what the host relies on; the error says what is wrong.
-    pub fn validate(&self) -> Result<()> {
-        let name_ok = !self.name.is_empty()
-            && self.name.len() <= 64
-            && self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !name_ok {
-            bail!(
-                "connector name `{}` must be 1-64 characters among a-z 0-9 -",
-                self.name
-            );
-        }
-        semver::Version::parse(&self.version).with_context(|| {
-            format!(
-                "connector version `{}` is not a semantic version (1.2.3)",
-                self.version
-            )
-        })?;
-        Allowlist::parse(&self.allowed_hosts)?;
-        if self.rate_limit.requests_per_second == 0 {
-            bail!("rate-limit.requests-per-second must be at least 1");
-        }
-        Ok(())
+    semver::Version::parse(&manifest.version).with_context(|| {
+        format!(
+            "connector version `{}` is not a semantic version (1.2.3)",
+            manifest.version
+        )
+    })?;
+    Allowlist::parse(&manifest.allowed_hosts)?;
+    if manifest.rate_limit.requests_per_second == 0 {
+        bail!("rate-limit.requests-per-second must be at least 1");
     }
+    Ok(())
 }
 
 /// A component offered for installation.
@@ -130,21 +77,6 @@ impl Candidate {
     }
 }
 
-/// A candidate refused, with the reason; the active version is untouched.
-#[derive(Debug, Clone, Serialize, thiserror::Error)]
-#[error("rejected {origin}: {reason}")]
-pub struct Rejected {
-    /// `not-a-component`, `unsupported-contract`, `wrong-world`, `describe-failed`,
-    /// `invalid-manifest`, `name-mismatch`, `duplicate-version`, `not-newer`.
-    pub kind: &'static str,
-    pub reason: String,
-    /// Where the candidate came from (as [`Candidate::source`]).
-    pub origin: String,
-    pub sha256: String,
-    pub name: Option<String>,
-    pub version: Option<String>,
-}
-
 /// What the checks found about a candidate.
 pub enum Examined {
     /// These exact bytes are installed already.
@@ -160,64 +92,6 @@ pub enum Examined {
     },
 }
 
-/// What an installation did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    /// Kept and made active.
-    Activated,
-    /// Kept, not active: it asks for more than the active version.
-    PendingApproval,
-    /// These exact bytes were installed already; nothing changed.
-    AlreadyInstalled,
-}
-
-/// What a candidate asks for beyond the active version.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Escalation {
-    pub new_hosts: Vec<String>,
-    pub new_secrets: Vec<String>,
-}
-
-impl Escalation {
-    /// What `candidate` asks for that `active` does not.
-    pub fn between(active: &Manifest, candidate: &Manifest) -> Escalation {
-        let new = |now: Vec<&String>, before: Vec<&String>| -> Vec<String> {
-            now.into_iter()
-                .filter(|x| !before.contains(x))
-                .cloned()
-                .collect()
-        };
-        Escalation {
-            new_hosts: new(
-                candidate.allowed_hosts.iter().collect(),
-                active.allowed_hosts.iter().collect(),
-            ),
-            new_secrets: new(
-                candidate.secrets.iter().map(|p| &p.name).collect(),
-                active.secrets.iter().map(|p| &p.name).collect(),
-            ),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.new_hosts.is_empty() && self.new_secrets.is_empty()
-    }
-}
-
-impl std::fmt::Display for Escalation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut parts = Vec::new();
-        for h in &self.new_hosts {
-            parts.push(format!("+ allowed host {h}"));
-        }
-        for s in &self.new_secrets {
-            parts.push(format!("+ secret {s}"));
-        }
-        f.write_str(&parts.join("; "))
-    }
-}
-
 /// What `install` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Installed {
@@ -229,15 +103,6 @@ pub struct Installed {
     pub previous: Option<String>,
     /// Set when the candidate waits for approval.
     pub escalation: Option<Escalation>,
-}
-
-/// One activation: from which version to which.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Activation {
-    pub name: String,
-    pub from: Option<String>,
-    pub to: String,
-    pub sha256: String,
 }
 
 impl Passerelle {
@@ -406,7 +271,7 @@ impl Passerelle {
             Ok(m) => m,
             Err(e) => return Ok(Err(reject("describe-failed", format!("{e:#}"), None))),
         };
-        if let Err(e) = manifest.validate() {
+        if let Err(e) = validate_manifest(&manifest) {
             return Ok(Err(reject(
                 "invalid-manifest",
                 format!("{e:#}"),

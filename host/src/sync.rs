@@ -14,11 +14,11 @@ use crate::capabilities::allowlist::Allowlist;
 use crate::capabilities::http::{HttpSession, SessionSpec};
 use crate::capabilities::records::RecordsSession;
 use crate::contract::wit;
+use crate::model::connector::Manifest;
 use crate::model::records::{Finish, Scope};
 use crate::model::run::{
     DriftReport, ErrorKind, Mode, NewRun, Run, RunCounts, RunEnd, Status, Trigger,
 };
-use crate::plugins::Manifest;
 use crate::sandbox::{Call, CallOutput, RunParts};
 use crate::scrub::Scrubber;
 use crate::service::{ServiceError, ServiceResult};

@@ -19,8 +19,9 @@ use common::daemon::{
 };
 use common::{component, databases, sim_config, variant};
 use passerelle::daemon::ServeOptions;
+use passerelle::model::connector::Outcome;
 use passerelle::model::run::{Mode, Run, Status, Trigger};
-use passerelle::plugins::{Candidate, Outcome};
+use passerelle::plugins::Candidate;
 use passerelle::service::ServiceError;
 use passerelle_sim::{Change, Drift, Faults};
 use reqwest::{Method, StatusCode};

@@ -9,7 +9,8 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::{ApiError, ApiState, Body, Params, PathParams};
-use crate::plugins::{Activation, Candidate, Outcome};
+use crate::model::connector::{Activation, Outcome};
+use crate::plugins::Candidate;
 use crate::service::connectors::{ConnectorView, InstallAnswer};
 use crate::service::runs::Resumed;
 use crate::store::connectors::{Canary, Rejection};

@@ -13,8 +13,8 @@ use chrono::Utc;
 use super::progress::Progress;
 use crate::app::Passerelle;
 use crate::client::Client;
+use crate::model::connector::Activation;
 use crate::model::run::{Run, Status, Trigger};
-use crate::plugins::Activation;
 use crate::service::connectors::{ConnectorView, InstallAnswer};
 use crate::service::practices::{
     AccountCreated, NewAccount, NewPractice, PracticeUpdate, PracticeView,

@@ -8,9 +8,9 @@ use std::io::Write;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::model::connector::{Activation, Outcome};
 use crate::model::records::{SlotRecord, StoredAppointment};
 use crate::model::run::{Run, Status};
-use crate::plugins::{Activation, Outcome};
 use crate::service::connectors::{ConnectorView, InstallAnswer};
 use crate::service::practices::{AccountCreated, PracticeView};
 use crate::store::connectors::{Canary, Rejection};
@@ -608,7 +608,7 @@ pub fn run_table(runs: &[Run]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::cli::render::printable;
 
     #[test]
     fn control_characters_are_escaped() {

@@ -24,8 +24,9 @@ use notify_debouncer_mini::notify::RecursiveMode;
 use notify_debouncer_mini::{new_debouncer, DebounceEventResult};
 
 use super::{until_true, Daemon};
+use crate::model::connector::Outcome;
 use crate::model::sha256_hex;
-use crate::plugins::{Candidate, Outcome};
+use crate::plugins::Candidate;
 use crate::service::ServiceError;
 
 /// The directory a daemon watches.

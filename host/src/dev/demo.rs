@@ -273,7 +273,7 @@ async fn install_bundled(app: &Passerelle, dir: &Path) -> Result<()> {
             installed.manifest.name,
             installed.manifest.version,
             &installed.sha256[..12],
-            if installed.outcome == crate::plugins::Outcome::AlreadyInstalled {
+            if installed.outcome == crate::model::connector::Outcome::AlreadyInstalled {
                 ""
             } else {
                 ", installed"

@@ -1,7 +1,9 @@
 //! The vocabulary every layer shares, with no I/O: ids and their validation ([`ids`]),
-//! the run vocabulary ([`run`]), the records connectors emit ([`records`]), a run limit
+//! connectors' manifests and what installing them does ([`connector`]), the run
+//! vocabulary ([`run`]), the records connectors emit ([`records`]), a run limit
 //! hit ([`LimitExceeded`]) and content hashes ([`sha256_hex`]).
 
+pub mod connector;
 pub mod ids;
 pub mod records;
 pub mod run;

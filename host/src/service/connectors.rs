@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{ServiceError, ServiceResult};
 use crate::app::Passerelle;
-use crate::plugins::{Activation, Escalation, Installed, Outcome};
+use crate::model::connector::{Activation, Escalation, Outcome};
+use crate::plugins::Installed;
 use crate::store::connectors::{Canary, ConnectorVersion, Rejection};
 use crate::store::pauses::Pause;
 use crate::store::quarantine::{QuarantineFilter, QuarantinedItem};

@@ -40,7 +40,7 @@ pub enum ServiceError {
     /// A component refused by the installation checks ([`Rejected::kind`] names the
     /// check); the active version keeps serving.
     #[error("{0}")]
-    Rejected(Box<crate::plugins::Rejected>),
+    Rejected(Box<crate::model::connector::Rejected>),
     /// The daemon is stopping and takes no new work.
     #[error("the daemon is shutting down")]
     ShuttingDown,

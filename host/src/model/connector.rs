@@ -1,0 +1,112 @@
+//! Connectors as the host knows them: the manifest a version declares, what a candidate
+//! asks for beyond the active version ([`Escalation`]), what an installation did
+//! ([`Outcome`]), why a candidate was refused ([`Rejected`]), and an activation.
+
+use serde::{Deserialize, Serialize};
+
+/// A connector's manifest as the host keeps it (what `describe()` returned).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub platform: String,
+    pub allowed_hosts: Vec<String>,
+    pub rate_limit: RateLimit,
+    pub settings: Vec<Parameter>,
+    pub secrets: Vec<Parameter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateLimit {
+    pub requests_per_second: u32,
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Parameter {
+    pub name: String,
+    pub description: String,
+    pub required: bool,
+}
+
+/// A candidate refused, with the reason; the active version is untouched.
+#[derive(Debug, Clone, Serialize, thiserror::Error)]
+#[error("rejected {origin}: {reason}")]
+pub struct Rejected {
+    /// `not-a-component`, `unsupported-contract`, `wrong-world`, `describe-failed`,
+    /// `invalid-manifest`, `name-mismatch`, `duplicate-version`, `not-newer`.
+    pub kind: &'static str,
+    pub reason: String,
+    /// Where the candidate came from (as [`Candidate::source`]).
+    pub origin: String,
+    pub sha256: String,
+    pub name: Option<String>,
+    pub version: Option<String>,
+}
+
+/// What an installation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Kept and made active.
+    Activated,
+    /// Kept, not active: it asks for more than the active version.
+    PendingApproval,
+    /// These exact bytes were installed already; nothing changed.
+    AlreadyInstalled,
+}
+
+/// What a candidate asks for beyond the active version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Escalation {
+    pub new_hosts: Vec<String>,
+    pub new_secrets: Vec<String>,
+}
+
+impl Escalation {
+    /// What `candidate` asks for that `active` does not.
+    pub fn between(active: &Manifest, candidate: &Manifest) -> Escalation {
+        let new = |now: Vec<&String>, before: Vec<&String>| -> Vec<String> {
+            now.into_iter()
+                .filter(|x| !before.contains(x))
+                .cloned()
+                .collect()
+        };
+        Escalation {
+            new_hosts: new(
+                candidate.allowed_hosts.iter().collect(),
+                active.allowed_hosts.iter().collect(),
+            ),
+            new_secrets: new(
+                candidate.secrets.iter().map(|p| &p.name).collect(),
+                active.secrets.iter().map(|p| &p.name).collect(),
+            ),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.new_hosts.is_empty() && self.new_secrets.is_empty()
+    }
+}
+
+impl std::fmt::Display for Escalation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        for h in &self.new_hosts {
+            parts.push(format!("+ allowed host {h}"));
+        }
+        for s in &self.new_secrets {
+            parts.push(format!("+ secret {s}"));
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// One activation: from which version to which.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Activation {
+    pub name: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub sha256: String,
+}
