@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::allowlist::Allowlist;
-use super::netguard::{check_destination, GuardedResolver};
+use super::netguard::{check_destination, GuardedResolver, PrivateAddress};
 use super::ratelimit::{parse_retry_after, PlatformLimiter, RateLimiters};
 use crate::contract::wit;
 use crate::model::LimitExceeded;
@@ -448,8 +448,42 @@ fn transport_error(e: &reqwest::Error) -> wit::HttpError {
         return wit::HttpError::Timeout;
     }
     let chain = error_chain(e);
-    if chain.contains("resolves only to private addresses") {
-        return wit::HttpError::Denied(chain);
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<PrivateAddress>() {
+            return wit::HttpError::Denied(chain);
+        }
+        source = s.source();
     }
     wit::HttpError::Connection(chain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name that resolves to loopback at connect time (the rebinding case, past the
+    /// pre-flight check) is `denied`, recognised by the resolver's typed error.
+    #[tokio::test]
+    async fn a_private_address_at_connect_time_is_denied() {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver {
+                allow_private: false,
+                trusted_hosts: Arc::default(),
+            }))
+            .build()
+            .unwrap();
+        let err = client
+            .get("http://localhost:9/")
+            .send()
+            .await
+            .expect_err("refused");
+        match transport_error(&err) {
+            wit::HttpError::Denied(reason) => {
+                assert!(reason.contains("private addresses"), "{reason}")
+            }
+            other => panic!("not denied: {other:?}"),
+        }
+    }
 }

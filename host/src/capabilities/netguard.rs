@@ -40,6 +40,14 @@ pub fn is_private(ip: IpAddr) -> bool {
     }
 }
 
+/// A name that resolves only to addresses the operator has not allowed; travels through
+/// the HTTP client as a typed error, recognised by type (never by its text).
+#[derive(Debug, thiserror::Error)]
+#[error("{host} resolves only to private addresses")]
+pub struct PrivateAddress {
+    pub host: String,
+}
+
 /// The HTTP client's resolver: drops private addresses unless allowed or the name is one
 /// the operator configured as an override target.
 #[derive(Clone)]
@@ -58,7 +66,7 @@ impl Resolve for GuardedResolver {
                 .filter(|a| allow || !is_private(a.ip()))
                 .collect();
             if addrs.is_empty() {
-                return Err(format!("{host} resolves only to private addresses").into());
+                return Err(Box::new(PrivateAddress { host }) as Box<_>);
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
