@@ -16,11 +16,10 @@ use crate::capabilities::records::RecordsSession;
 use crate::contract::wit;
 use crate::model::connector::Manifest;
 use crate::model::records::{Finish, Scope};
-use crate::model::run::{
-    DriftReport, ErrorKind, Mode, NewRun, Run, RunCounts, RunEnd, Status, Trigger,
-};
+use crate::model::run::{DriftReport, ErrorKind, Mode, Run, RunCounts, RunEnd, Status, Trigger};
 use crate::sandbox::{Call, CallOutput, RunParts};
 use crate::scrub::Scrubber;
+use crate::service::recorder::RunOf;
 use crate::service::{ServiceError, ServiceResult};
 use crate::store::pauses::Pause;
 use crate::store::practices::Account;
@@ -57,39 +56,31 @@ impl Passerelle {
             Mode::Incremental => self.store.cursor(&account.id).await?,
             Mode::Full => None,
         };
-        let new_run = NewRun {
-            practice_id: &account.practice_id,
-            account_id: &account.id,
-            connector: &version.name,
-            connector_version: &version.version,
-            connector_sha256: &version.sha256,
+        let recorder = self.recorder();
+        let run_of = RunOf {
+            account,
+            version: (&version).into(),
             trigger: options.trigger,
             mode: options.mode,
-            cursor_before: cursor_before.as_deref(),
         };
-        let started = match queued_run {
-            Some(id) => self.store.begin_queued_run(id, &new_run).await.map(|()| id),
-            None => self.store.start_run(&new_run).await,
-        };
-        let run_id = match (started, queued_run) {
-            (Ok(id), _) => id,
-            (Err(busy @ StartError::Busy { .. }), Some(id)) => {
+        let run_id = match recorder
+            .start(run_of, cursor_before.as_deref(), queued_run)
+            .await
+        {
+            Ok(id) => id,
+            Err(busy @ StartError::Busy { .. }) => match queued_run {
                 // The daemon's queued run meets a run of another process: it does not
                 // happen, and says why.
-                let end = RunEnd::without_work(Status::Skipped, ErrorKind::Busy, busy.to_string());
-                self.store.finish_run(id, &end).await?;
-                let run = self
-                    .store
-                    .run(id)
-                    .await?
-                    .context("the run just recorded is missing")?;
-                self.metrics.run_ended(&run);
-                return Ok(run);
-            }
-            (Err(busy @ StartError::Busy { .. }), None) => {
-                return Err(ServiceError::conflict("already-running", busy.to_string()));
-            }
-            (Err(StartError::Database(e)), _) => return Err(e.into()),
+                Some(id) => {
+                    return recorder
+                        .end_without_work(id, Status::Skipped, ErrorKind::Busy, busy.to_string())
+                        .await
+                        .context("recording a busy run")
+                        .map_err(Into::into);
+                }
+                None => return Err(ServiceError::conflict("already-running", busy.to_string())),
+            },
+            Err(StartError::Database(e)) => return Err(e.into()),
         };
         let span = tracing::info_span!(
             "run",
@@ -121,7 +112,7 @@ impl Passerelle {
             duration_ms: started.elapsed().as_millis() as i64,
             ..end
         };
-        self.store.finish_run(run_id, &end).await?;
+        let run = recorder.finish(run_id, &end).await?;
         self.pause_or_resume(account, &version, run_id, &end)
             .await?;
         {
@@ -136,12 +127,6 @@ impl Passerelle {
                 "run finished"
             );
         }
-        let run = self
-            .store
-            .run(run_id)
-            .await?
-            .context("the run just recorded is missing")?;
-        self.metrics.run_ended(&run);
         Ok(run)
     }
 

@@ -12,8 +12,9 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::{until_true, Daemon};
-use crate::model::run::{ErrorKind, Mode, NewRun, Trigger};
+use crate::model::run::{ErrorKind, Mode, Trigger};
 use crate::queue::Submitted;
+use crate::service::recorder::RunOf;
 use crate::service::runs::{not_paused, Resumed};
 use crate::service::{ServiceError, ServiceResult};
 use crate::store::pauses::Pause;
@@ -47,24 +48,19 @@ impl Daemon {
                 kept.push(account);
                 continue;
             };
-            store
-                .skip_run(
-                    &NewRun {
-                        practice_id: &account.practice_id,
-                        account_id: &account.id,
-                        connector: &pause.connector,
-                        connector_version: &pause.version,
-                        connector_sha256: &pause.sha256,
-                        trigger,
-                        mode: Mode::Incremental,
-                        cursor_before: None,
-                    },
-                    ErrorKind::Paused,
-                    &format!(
-                        "paused for drift since run {} ({} {}: {}); a new version of the connector re-drives it, or `passerelle accounts resume {}`",
-                        pause.run_id, pause.connector, pause.version, pause.drift, account.id
-                    ),
-                )
+            let run = RunOf {
+                account: &account,
+                version: pause.into(),
+                trigger,
+                mode: Mode::Incremental,
+            };
+            let reason = format!(
+                "paused for drift since run {} ({} {}: {}); a new version of the connector re-drives it, or `passerelle accounts resume {}`",
+                pause.run_id, pause.connector, pause.version, pause.drift, account.id
+            );
+            self.app
+                .recorder()
+                .skip(run, ErrorKind::Paused, &reason)
                 .await?;
             skipped += 1;
         }

@@ -31,9 +31,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use crate::app::Passerelle;
-use crate::model::run::{ErrorKind, Mode, NewRun, RunEnd, Status, Trigger};
+use crate::model::run::{ErrorKind, Mode, Status, Trigger};
 use crate::plugins::connector_not_installed;
 use crate::queue::{QueueLimits, Request, RunQueue, Submitted};
+use crate::service::recorder::RunOf;
 use crate::service::runs::{Requested, SyncRequest};
 use crate::service::{ServiceError, ServiceResult};
 use crate::store::practices::Account;
@@ -154,28 +155,20 @@ impl Daemon {
             }
         }
         // The row names the version active now; the run records the one it starts on.
-        let rows: Vec<NewRun> = todo
+        let rows: Vec<RunOf> = todo
             .iter()
             .map(|&i| {
                 let account = &accounts[i];
                 let version = versions[&account.connector].as_ref().expect("kept");
-                NewRun {
-                    practice_id: &account.practice_id,
-                    account_id: &account.id,
-                    connector: &version.name,
-                    connector_version: &version.version,
-                    connector_sha256: &version.sha256,
+                RunOf {
+                    account,
+                    version: version.into(),
                     trigger,
                     mode,
-                    cursor_before: None,
                 }
             })
             .collect();
-        let ids = if rows.is_empty() {
-            Vec::new()
-        } else {
-            self.app.store.queue_runs(&rows, attempt).await?
-        };
+        let ids = self.app.recorder().queue(&rows, attempt).await?;
         for (&i, run_id) in todo.iter().zip(ids) {
             let account = &accounts[i];
             let submitted = self.queue.submit(Request {
@@ -270,8 +263,8 @@ impl Daemon {
     pub async fn recover(&self) -> Result<u64> {
         let n = self
             .app
-            .store
-            .cancel_unfinished_runs("interrupted: the daemon stopped before this run ended")
+            .recorder()
+            .cancel_unfinished("interrupted: the daemon stopped before this run ended")
             .await?;
         if n > 0 {
             tracing::warn!(
@@ -309,24 +302,19 @@ impl Daemon {
                         continue;
                     };
                     for slot in &slots {
-                        store
-                            .skip_run(
-                                &NewRun {
-                                    practice_id: &account.practice_id,
-                                    account_id: &account.id,
-                                    connector: &version.name,
-                                    connector_version: &version.version,
-                                    connector_sha256: &version.sha256,
-                                    trigger: Trigger::Schedule,
-                                    mode: Mode::Incremental,
-                                    cursor_before: None,
-                                },
-                                ErrorKind::Missed,
-                                &format!(
-                                    "the daemon was not running at the scheduled time {}",
-                                    time_text(*slot)
-                                ),
-                            )
+                        let run = RunOf {
+                            account: &account,
+                            version: (&version).into(),
+                            trigger: Trigger::Schedule,
+                            mode: Mode::Incremental,
+                        };
+                        let reason = format!(
+                            "the daemon was not running at the scheduled time {}",
+                            time_text(*slot)
+                        );
+                        self.app
+                            .recorder()
+                            .skip(run, ErrorKind::Missed, &reason)
                             .await?;
                         skipped += 1;
                     }
@@ -457,13 +445,15 @@ impl Daemon {
 
     /// Marks a queued run cancelled (shutdown, account gone).
     async fn cancel_queued(&self, run_id: i64, reason: &str) {
-        let end = RunEnd::without_work(Status::Cancelled, ErrorKind::Cancelled, reason.into());
-        if let Err(e) = self.app.store.finish_run(run_id, &end).await {
-            tracing::error!(run = run_id, "cannot record the cancelled run: {e:#}");
-        }
-        if let Ok(Some(run)) = self.app.store.run(run_id).await {
-            self.app.metrics.run_ended(&run);
-        }
+        self.app
+            .recorder()
+            .end_without_work(
+                run_id,
+                Status::Cancelled,
+                ErrorKind::Cancelled,
+                reason.into(),
+            )
+            .await;
     }
 
     /// Begins shutdown: the scheduler stops, the queue takes nothing more and what

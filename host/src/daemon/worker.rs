@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::model::run::{ErrorKind, Run, RunEnd, Status};
+use crate::model::run::{ErrorKind, Run, Status};
 use crate::queue::Lease;
 use crate::sync::SyncOptions;
 
@@ -50,17 +50,15 @@ impl Daemon {
             Some(Ok(run)) => run,
             Some(Err(e)) => {
                 // The host's own failure (database, connector not installed).
-                let end = RunEnd::without_work(Status::Failed, ErrorKind::Host, format!("{e:#}"));
-                if let Err(e2) = self.app.store.finish_run(run_id, &end).await {
-                    tracing::error!(run = run_id, "cannot record the failed run: {e2:#}");
-                }
                 tracing::error!(run = run_id, account = %account.id, "run failed in the host: {e:#}");
-                match self.app.store.run(run_id).await {
-                    Ok(Some(run)) => {
-                        self.app.metrics.run_ended(&run);
-                        run
-                    }
-                    _ => return,
+                match self
+                    .app
+                    .recorder()
+                    .end_without_work(run_id, Status::Failed, ErrorKind::Host, format!("{e:#}"))
+                    .await
+                {
+                    Some(run) => run,
+                    None => return,
                 }
             }
             None => {

@@ -7,11 +7,13 @@
 //! - [`practices`]: practices (with their schedule and next sync), accounts, secrets;
 //! - [`connectors`]: installed versions as shown, installation, approval, rollback,
 //!   canaries, drift pauses and quarantined items;
+//! - [`recorder`]: the one writer of the sync log's rows, from queued to finished;
 //! - [`runs`]: the sync log, and a foreground sync (the daemon queues runs instead:
 //!   [`crate::daemon`]).
 
 pub mod connectors;
 pub mod practices;
+pub mod recorder;
 pub mod runs;
 
 use crate::model::ids::InvalidId;

@@ -149,15 +149,9 @@ impl Store {
         Ok(())
     }
 
-    /// Records a run the daemon has queued (status `queued`); returns its id, which the
-    /// run keeps when it starts.
-    pub async fn queue_run(&self, run: &NewRun<'_>, attempt: u32) -> Result<i64> {
-        let ids = self.queue_runs(std::slice::from_ref(run), attempt).await?;
-        Ok(ids[0])
-    }
-
-    /// [`Self::queue_run`] for many runs in one transaction (a slot shared by many
-    /// practices); their ids, in order.
+    /// Records runs the daemon has queued (status `queued`) in one transaction (a slot
+    /// shared by many practices); their ids, in order, which the runs keep when they
+    /// start.
     pub async fn queue_runs(&self, runs: &[NewRun<'_>], attempt: u32) -> Result<Vec<i64>> {
         let now = now_text();
         let mut tx = self.begin_write().await?;

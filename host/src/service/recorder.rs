@@ -1,0 +1,151 @@
+//! The sync log's rows, one place for a run's whole life: queued (by the daemon), started
+//! (the account must not be running elsewhere: the database refuses it), finished with
+//! its outcome and counted in the metrics; or recorded as a run that did not happen
+//! (a missed slot, a paused account) or ended without doing its work (cancelled, the
+//! host failing). Whatever starts a run — the CLI, the scheduler, "Sync now", a retry, a
+//! re-drive — goes through [`RunRecorder`].
+
+use anyhow::{Context, Result};
+
+use crate::app::Passerelle;
+use crate::model::run::{ErrorKind, Mode, NewRun, Run, RunEnd, Status, Trigger};
+use crate::store::connectors::ConnectorVersion;
+use crate::store::pauses::Pause;
+use crate::store::practices::Account;
+use crate::store::runs::StartError;
+
+/// The connector version a run is recorded against.
+#[derive(Debug, Clone, Copy)]
+pub struct VersionRef<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub sha256: &'a str,
+}
+
+impl<'a> From<&'a ConnectorVersion> for VersionRef<'a> {
+    fn from(v: &'a ConnectorVersion) -> Self {
+        VersionRef {
+            name: &v.name,
+            version: &v.version,
+            sha256: &v.sha256,
+        }
+    }
+}
+
+impl<'a> From<&'a Pause> for VersionRef<'a> {
+    fn from(p: &'a Pause) -> Self {
+        VersionRef {
+            name: &p.connector,
+            version: &p.version,
+            sha256: &p.sha256,
+        }
+    }
+}
+
+/// What a run is: whose, on which version, why and how.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOf<'a> {
+    pub account: &'a Account,
+    pub version: VersionRef<'a>,
+    pub trigger: Trigger,
+    pub mode: Mode,
+}
+
+impl<'a> RunOf<'a> {
+    fn row(&self, cursor_before: Option<&'a str>) -> NewRun<'a> {
+        NewRun {
+            practice_id: &self.account.practice_id,
+            account_id: &self.account.id,
+            connector: self.version.name,
+            connector_version: self.version.version,
+            connector_sha256: self.version.sha256,
+            trigger: self.trigger,
+            mode: self.mode,
+            cursor_before,
+        }
+    }
+}
+
+/// Writes the sync log's rows.
+pub struct RunRecorder<'a> {
+    app: &'a Passerelle,
+}
+
+impl Passerelle {
+    /// The one writer of the sync log.
+    pub fn recorder(&self) -> RunRecorder<'_> {
+        RunRecorder { app: self }
+    }
+}
+
+impl RunRecorder<'_> {
+    /// Records runs the daemon queues, in one transaction; their ids, in order.
+    pub async fn queue(&self, runs: &[RunOf<'_>], attempt: u32) -> Result<Vec<i64>> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<NewRun> = runs.iter().map(|r| r.row(None)).collect();
+        self.app.store.queue_runs(&rows, attempt).await
+    }
+
+    /// Starts a run — the queued one, or a new one — owned by this process.
+    /// [`StartError::Busy`] when the account is running elsewhere.
+    pub async fn start(
+        &self,
+        run: RunOf<'_>,
+        cursor_before: Option<&str>,
+        queued: Option<i64>,
+    ) -> Result<i64, StartError> {
+        let row = run.row(cursor_before);
+        match queued {
+            Some(id) => self.app.store.begin_queued_run(id, &row).await.map(|()| id),
+            None => self.app.store.start_run(&row).await,
+        }
+    }
+
+    /// Ends a run with its outcome and counts it in the metrics; the run as recorded.
+    pub async fn finish(&self, id: i64, end: &RunEnd) -> Result<Run> {
+        self.app.store.finish_run(id, end).await?;
+        let run = self
+            .app
+            .store
+            .run(id)
+            .await?
+            .context("the run just recorded is missing")?;
+        self.app.metrics.run_ended(&run);
+        Ok(run)
+    }
+
+    /// Ends a run that did not do its work (cancelled, busy, the host failing). A
+    /// database that cannot record it is logged, not returned: the caller is already
+    /// handling a failure.
+    pub async fn end_without_work(
+        &self,
+        id: i64,
+        status: Status,
+        kind: ErrorKind,
+        reason: String,
+    ) -> Option<Run> {
+        match self
+            .finish(id, &RunEnd::without_work(status, kind, reason))
+            .await
+        {
+            Ok(run) => Some(run),
+            Err(e) => {
+                tracing::error!(run = id, "cannot record the end of the run: {e:#}");
+                None
+            }
+        }
+    }
+
+    /// Records a run that does not happen (a missed slot, a paused account), with why.
+    pub async fn skip(&self, run: RunOf<'_>, kind: ErrorKind, reason: &str) -> Result<i64> {
+        self.app.store.skip_run(&run.row(None), kind, reason).await
+    }
+
+    /// At a daemon's start: runs a crash or a kill left queued or running become
+    /// `cancelled`. Returns how many there were.
+    pub async fn cancel_unfinished(&self, reason: &str) -> Result<u64> {
+        self.app.store.cancel_unfinished_runs(reason).await
+    }
+}
