@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::api::connectors::{CanaryRequest, VersionChoice};
+use crate::api::connectors::{ApproveRequest, CanaryRequest, VersionChoice};
 use crate::api::practices::SecretValue;
 use crate::model::connector::Activation;
 use crate::model::run::Run;
@@ -237,8 +237,8 @@ impl Client {
 
     /// `POST /v1/connectors/{name}/approve`.
     pub async fn approve(&self, name: &str, version: &str) -> Answer<Activation> {
-        let body = VersionChoice {
-            version: Some(version.to_string()),
+        let body = ApproveRequest {
+            version: version.to_string(),
         };
         self.post(&format!("/v1/connectors/{}/approve", seg(name)), &body)
             .await

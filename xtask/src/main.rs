@@ -2,7 +2,8 @@
 //!
 //! - `doctor`: which guest toolchain (wasm32-wasip2) and PostgreSQL will be used;
 //! - `build-plugins`: every connector in plugins/ → `target/plugins/<name>.wasm`;
-//! - `test`: lint, build what is needed, run every test (SQLite and PostgreSQL);
+//! - `test`: lint, build what is needed, run every test (SQLite and PostgreSQL), then
+//!   the admin API against its OpenAPI document (schemathesis, [`conformance`]);
 //! - `demo`: `passerelle demo` with the built connectors, on target/demo;
 //! - `bench`: the benchmarks (sandbox overhead, end-to-end sync rate, the daemon at scale,
 //!   hot swap).
@@ -11,6 +12,7 @@
 //! packaged rustc-web route (installed with apt-get when running as root on Debian),
 //! else an error saying exactly what to install. Never a silent fallback.
 
+mod conformance;
 mod guest;
 mod postgres;
 
@@ -46,6 +48,9 @@ enum Cmd {
         #[arg(last = true)]
         cargo_args: Vec<String>,
     },
+    /// Check the admin API against its OpenAPI document (schemathesis against a live
+    /// daemon); `test` runs it too.
+    Conformance,
     /// Build what is needed and run `passerelle demo` on target/demo (run it again for
     /// an incremental sync; `cargo xtask demo -- --reset` starts over).
     Demo {
@@ -83,6 +88,21 @@ fn run(cli: Cli) -> Result<()> {
             no_lint,
             cargo_args,
         } => test(&root, no_postgres, no_lint, &cargo_args)?,
+        Cmd::Conformance => {
+            let plugins = guest::build_all(&root)?;
+            cargo(
+                &root,
+                &[
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "passerelle",
+                    "--bin",
+                    "passerelle",
+                ],
+            )?;
+            conformance::run(&root, &root.join("target/debug/passerelle"), &plugins)?;
+        }
         Cmd::Demo { args } => {
             let plugins = guest::build_all(&root)?;
             cargo(&root, &["build", "--quiet", "-p", "passerelle"])?;
@@ -196,6 +216,7 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
         }
     }
     status(cmd, "cargo test")?;
+    conformance::run(root, &root.join("target/debug/passerelle"), &plugins)?;
     println!(
         "xtask: all tests passed in {:.0} s",
         started.elapsed().as_secs_f64()

@@ -9,6 +9,7 @@
 //! `docs/openapi.json`, served at `/openapi.json`; a test checks the two agree.
 
 pub mod connectors;
+pub mod doc;
 pub mod practices;
 pub mod runs;
 
@@ -27,9 +28,6 @@ use subtle::ConstantTimeEq;
 
 use crate::daemon::Daemon;
 use crate::service::ServiceError;
-
-/// The OpenAPI document, kept in the repository.
-pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 
 /// What handlers share.
 #[derive(Clone)]
@@ -175,6 +173,25 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
     next.run(request).await
 }
 
+/// Liveness.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok` while serving, `stopping` during shutdown.
+    pub status: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    summary = "Liveness: 200 while serving, 503 while stopping (no token needed)",
+    security(()),
+    responses(
+        (status = 200, description = "Serving", body = Health),
+        (status = 503, description = "Stopping", body = Health),
+    ),
+)]
 async fn healthz(State(state): State<ApiState>) -> Response {
     if state.daemon.is_stopping() {
         return (
@@ -186,8 +203,23 @@ async fn healthz(State(state): State<ApiState>) -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "operations",
+    summary = "This document",
+    responses(
+        (status = 200, description = "The OpenAPI document", content_type = "application/json"),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
+    ),
+)]
 async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc::document(),
+    )
+        .into_response()
 }
 
 async fn no_route() -> ApiError {
@@ -204,6 +236,21 @@ async fn method_not_allowed() -> ApiError {
         "method-not-allowed",
         "this endpoint does not answer that method (see /openapi.json)",
     )
+}
+
+/// The body of every error answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a stable code and a message for people.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// e.g. `not-found`, `invalid-request`, `invalid-body`, `conflict`, `too-soon`, or a
+    /// refusal kind.
+    pub code: String,
+    pub message: String,
 }
 
 /// A JSON error answer.
@@ -320,6 +367,7 @@ pub fn optional_body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, A
     }
     let invalid = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid-body", message);
     match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(serde_json::Value::Null) => Ok(T::default()),
         Ok(v) if v.is_object() => {
             serde_json::from_value(v).map_err(|e| invalid(format!("invalid JSON body: {e}")))
         }

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
-use super::{ApiError, ApiState, Body, Params, PathParams};
+use super::{ApiError, ApiState, Body, ErrorBody, Params, PathParams};
 use crate::service::practices::{
     AccountCreated, AccountUpdate, NewAccount, NewPractice, PracticeUpdate, PracticeView,
 };
@@ -15,10 +15,36 @@ use crate::store::practices::Account;
 
 type Answer<T> = Result<Json<T>, ApiError>;
 
+#[utoipa::path(
+    get,
+    path = "/v1/practices",
+    operation_id = "listPractices",
+    tag = "practices",
+    summary = "List practices, with their schedules and next sync",
+    responses(
+        (status = 200, description = "Practices", body = [PracticeView]),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer")))
+    ),
+)]
 pub async fn list(State(state): State<ApiState>) -> Answer<Vec<PracticeView>> {
     Ok(Json(state.daemon.app.practices(state.daemon.now()).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/practices",
+    operation_id = "createPractice",
+    tag = "practices",
+    summary = "Create a practice",
+    request_body = NewPractice,
+    responses(
+        (status = 201, description = "Created", body = PracticeView),
+        (status = 400, description = "Invalid request or body", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 409, description = "Conflicts with what exists", body = ErrorBody),
+        (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody)
+    ),
+)]
 pub async fn create(
     State(state): State<ApiState>,
     Body(body): Body<NewPractice>,
@@ -31,6 +57,19 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/practices/{id}",
+    operation_id = "showPractice",
+    tag = "practices",
+    summary = "Show a practice with its accounts",
+    params(("id" = String, Path, description = "Practice id")),
+    responses(
+        (status = 200, description = "The practice", body = PracticeView),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not found", body = ErrorBody)
+    ),
+)]
 pub async fn show(
     State(state): State<ApiState>,
     PathParams(id): PathParams<String>,
@@ -44,6 +83,22 @@ pub async fn show(
     ))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/practices/{id}",
+    operation_id = "updatePractice",
+    tag = "practices",
+    summary = "Update a practice (absent fields unchanged; schedule null resets to the default)",
+    params(("id" = String, Path, description = "Practice id")),
+    request_body = PracticeUpdate,
+    responses(
+        (status = 200, description = "The practice", body = PracticeView),
+        (status = 400, description = "Invalid request or body", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody)
+    ),
+)]
 pub async fn update(
     State(state): State<ApiState>,
     PathParams(id): PathParams<String>,
@@ -58,13 +113,36 @@ pub async fn update(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteParams {
-    #[serde(default)]
-    with_data: bool,
+    /// Must be true: deleting takes every record of it with it.
+    #[param(required = true, value_type = super::doc::Confirmed)]
+    with_data: Option<bool>,
 }
 
+impl DeleteParams {
+    /// Missing is refused by the service with a message that says what to add.
+    fn confirmed(&self) -> bool {
+        self.with_data == Some(true)
+    }
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/practices/{id}",
+    operation_id = "deletePractice",
+    tag = "practices",
+    summary = "Delete a practice with all its data (accounts, secrets, appointments, slots, runs); needs with_data=true",
+    params(("id" = String, Path, description = "Practice id"), DeleteParams),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Invalid query parameter", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not found", body = ErrorBody)
+    ),
+)]
 pub async fn delete(
     State(state): State<ApiState>,
     PathParams(id): PathParams<String>,
@@ -73,11 +151,24 @@ pub async fn delete(
     state
         .daemon
         .app
-        .delete_practice(&id, params.with_data)
+        .delete_practice(&id, params.confirmed())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/practices/{id}/accounts",
+    operation_id = "listAccounts",
+    tag = "accounts",
+    summary = "List a practice's accounts",
+    params(("id" = String, Path, description = "Practice id")),
+    responses(
+        (status = 200, description = "Accounts", body = [Account]),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not found", body = ErrorBody)
+    ),
+)]
 pub async fn list_accounts(
     State(state): State<ApiState>,
     PathParams(id): PathParams<String>,
@@ -85,13 +176,29 @@ pub async fn list_accounts(
     Ok(Json(state.daemon.app.accounts(Some(&id)).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AccountFilter {
+    /// Only this practice's accounts.
     practice: Option<String>,
 }
 
 /// `GET /v1/accounts?practice=`: every account, or one practice's.
+#[utoipa::path(
+    get,
+    path = "/v1/accounts",
+    operation_id = "listAllAccounts",
+    tag = "accounts",
+    summary = "List accounts (all, or one practice's)",
+    params(AccountFilter),
+    responses(
+        (status = 200, description = "Accounts", body = [Account]),
+        (status = 400, description = "Invalid query parameter", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not found", body = ErrorBody)
+    ),
+)]
 pub async fn all_accounts(
     State(state): State<ApiState>,
     Params(filter): Params<AccountFilter>,
@@ -105,6 +212,23 @@ pub async fn all_accounts(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/practices/{id}/accounts",
+    operation_id = "createAccount",
+    tag = "accounts",
+    summary = "Add an account to a practice",
+    params(("id" = String, Path, description = "Practice id")),
+    request_body = NewAccount,
+    responses(
+        (status = 201, description = "Created", body = AccountCreated),
+        (status = 400, description = "Invalid request or body", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "Conflicts with what exists", body = ErrorBody),
+        (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody)
+    ),
+)]
 pub async fn create_account(
     State(state): State<ApiState>,
     PathParams(practice_id): PathParams<String>,
@@ -114,6 +238,19 @@ pub async fn create_account(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{id}",
+    operation_id = "showAccount",
+    tag = "accounts",
+    summary = "Show an account (secret names, never values)",
+    params(("id" = String, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "The account", body = Account),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not found", body = ErrorBody)
+    ),
+)]
 pub async fn show_account(
     State(state): State<ApiState>,
     PathParams(id): PathParams<String>,
@@ -121,6 +258,22 @@ pub async fn show_account(
     Ok(Json(state.daemon.app.account(&id).await?))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/accounts/{id}",
+    operation_id = "updateAccount",
+    tag = "accounts",
+    summary = "Update an account's label or settings (settings replace the old ones)",
+    params(("id" = String, Path, description = "Account id")),
+    request_body = AccountUpdate,
+    responses(
+        (status = 200, description = "The account", body = Account),
+        (status = 400, description = "Invalid request or body", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody)
+    ),
+)]
 pub async fn update_account(
     State(state): State<ApiState>,
     PathParams(id): PathParams<String>,
@@ -129,6 +282,20 @@ pub async fn update_account(
     Ok(Json(state.daemon.app.update_account(&id, body).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/accounts/{id}",
+    operation_id = "deleteAccount",
+    tag = "accounts",
+    summary = "Delete an account with its data; needs with_data=true",
+    params(("id" = String, Path, description = "Account id"), DeleteParams),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Invalid query parameter", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not found", body = ErrorBody)
+    ),
+)]
 pub async fn delete_account(
     State(state): State<ApiState>,
     PathParams(id): PathParams<String>,
@@ -137,18 +304,36 @@ pub async fn delete_account(
     state
         .daemon
         .app
-        .delete_account(&id, params.with_data)
+        .delete_account(&id, params.confirmed())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// A secret's value. No Debug: the value must not reach a log by accident.
-#[derive(Deserialize, serde::Serialize)]
+#[derive(Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretValue {
+    /// The secret's value (not empty).
+    #[schema(min_length = 1)]
     pub value: String,
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/accounts/{id}/secrets/{name}",
+    operation_id = "setSecret",
+    tag = "accounts",
+    summary = "Set a secret (write-only: never returned)",
+    params(("id" = String, Path, description = "Account id"), ("name" = String, Path, description = "Secret name", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    request_body = SecretValue,
+    responses(
+        (status = 204, description = "Stored"),
+        (status = 400, description = "Invalid request or body", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody)
+    ),
+)]
 pub async fn set_secret(
     State(state): State<ApiState>,
     PathParams((id, name)): PathParams<(String, String)>,
@@ -158,6 +343,19 @@ pub async fn set_secret(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/accounts/{id}/secrets/{name}",
+    operation_id = "deleteSecret",
+    tag = "accounts",
+    summary = "Remove a secret",
+    params(("id" = String, Path, description = "Account id"), ("name" = String, Path, description = "Secret name", pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not found", body = ErrorBody)
+    ),
+)]
 pub async fn delete_secret(
     State(state): State<ApiState>,
     PathParams((id, name)): PathParams<(String, String)>,

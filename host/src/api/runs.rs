@@ -5,10 +5,28 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::{optional_body, ApiError, ApiState, Params, PathParams};
+use super::{optional_body, ApiError, ApiState, ErrorBody, Params, PathParams};
 use crate::model::run::Run;
 use crate::service::runs::{RunQuery, SyncAccepted, SyncRequest};
 
+#[utoipa::path(
+    post,
+    path = "/v1/practices/{id}/sync",
+    operation_id = "syncNow",
+    tag = "runs",
+    summary = "Sync now: queue a manual run for every account of the practice (or one). An account with a run queued or running gets that run back (coalesced: true).",
+    params(("id" = String, Path, description = "Practice id")),
+    request_body = Option<SyncRequest>,
+    responses(
+        (status = 202, description = "Runs queued or coalesced", body = SyncAccepted),
+        (status = 400, description = "Invalid request or body", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "Conflicts with what exists", body = ErrorBody),
+        (status = 429, description = "A manual run was requested too soon", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The daemon is shutting down", body = ErrorBody)
+    ),
+)]
 pub async fn sync_now(
     State(state): State<ApiState>,
     PathParams(practice_id): PathParams<String>,
@@ -20,6 +38,19 @@ pub async fn sync_now(
     Ok((StatusCode::ACCEPTED, Json(SyncAccepted { runs })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/runs",
+    operation_id = "listRuns",
+    tag = "runs",
+    summary = "The sync log, newest first",
+    params(RunQuery),
+    responses(
+        (status = 200, description = "Runs", body = [Run]),
+        (status = 400, description = "Invalid query parameter", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer")))
+    ),
+)]
 pub async fn list(
     State(state): State<ApiState>,
     Params(query): Params<RunQuery>,
@@ -27,6 +58,20 @@ pub async fn list(
     Ok(Json(state.daemon.app.runs(&query).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{id}",
+    operation_id = "showRun",
+    tag = "runs",
+    summary = "Show a run",
+    params(("id" = i64, Path, description = "Run id")),
+    responses(
+        (status = 200, description = "The run", body = Run),
+        (status = 400, description = "Invalid path parameter", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not found", body = ErrorBody)
+    ),
+)]
 pub async fn show(
     State(state): State<ApiState>,
     PathParams(id): PathParams<i64>,
@@ -34,6 +79,17 @@ pub async fn show(
     Ok(Json(state.daemon.app.run(id).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    summary = "Metrics in the Prometheus/OpenMetrics text format",
+    responses(
+        (status = 200, description = "Metrics", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer")))
+    ),
+)]
 pub async fn metrics(State(state): State<ApiState>) -> Response {
     let daemon = &state.daemon;
     let metrics = &daemon.app.metrics;

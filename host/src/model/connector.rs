@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A connector's manifest as the host keeps it (what `describe()` returned).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Manifest {
     pub name: String,
     pub version: String,
@@ -16,13 +16,13 @@ pub struct Manifest {
     pub secrets: Vec<Parameter>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RateLimit {
     pub requests_per_second: u32,
     pub burst: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Parameter {
     pub name: String,
     pub description: String,
@@ -45,7 +45,7 @@ pub struct Rejected {
 }
 
 /// What an installation did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// Kept and made active.
@@ -57,7 +57,7 @@ pub enum Outcome {
 }
 
 /// What a candidate asks for beyond the active version.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Escalation {
     pub new_hosts: Vec<String>,
     pub new_secrets: Vec<String>,
@@ -103,7 +103,7 @@ impl std::fmt::Display for Escalation {
 }
 
 /// One activation: from which version to which.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Activation {
     pub name: String,
     pub from: Option<String>,

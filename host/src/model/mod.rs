@@ -7,6 +7,7 @@ pub mod connector;
 pub mod ids;
 pub mod records;
 pub mod run;
+pub mod schema;
 
 use sha2::{Digest, Sha256};
 

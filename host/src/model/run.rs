@@ -17,7 +17,7 @@ pub struct UnknownValue {
 macro_rules! text_enum {
     ($(#[$m:meta])* $name:ident ($what:literal) { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "kebab-case")]
         pub enum $name { $($variant),+ }
         impl $name {
@@ -107,7 +107,7 @@ impl ErrorKind {
 }
 
 /// One row of the sync log.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Run {
     pub id: i64,
     pub practice_id: String,
@@ -139,7 +139,7 @@ pub struct Run {
 
 /// Where a platform's response stopped matching what the connector expects. PII-free:
 /// the connector names kinds, never values, and the host scrubs it like any error.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct DriftReport {
     /// Method and path of the endpoint (`GET /booking/{centre}.json`).
     pub endpoint: String,
@@ -160,7 +160,7 @@ impl std::fmt::Display for DriftReport {
 }
 
 /// What a run did. Accumulated by the runner, written when the run ends.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RunCounts {
     pub appointments_added: i64,
     pub appointments_changed: i64,

@@ -16,7 +16,7 @@ use crate::store::pauses::Pause;
 use crate::store::quarantine::{QuarantineFilter, QuarantinedItem};
 
 /// An installed connector version, as listed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConnectorView {
     pub name: String,
     pub version: String,
@@ -55,7 +55,7 @@ impl ConnectorView {
 }
 
 /// What an installation did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InstallAnswer {
     pub name: String,
     pub version: String,

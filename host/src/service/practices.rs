@@ -10,11 +10,12 @@ use serde::{Deserialize, Serialize};
 use super::{ServiceError, ServiceResult};
 use crate::app::Passerelle;
 use crate::model::ids::validate_id;
+use crate::model::schema::{cron_or_null, TimeZone};
 use crate::store::practices::{Account, Practice};
 
 /// A practice as shown: with its effective schedule, next sync and (on its own page)
 /// its accounts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PracticeView {
     #[serde(flatten)]
     pub practice: Practice,
@@ -52,15 +53,22 @@ impl PracticeView {
 }
 
 /// A practice to create.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPractice {
+    /// Stable id, used in every other request.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub id: String,
+    /// The practice's name (not blank).
+    #[schema(pattern = "\\S")]
     pub name: String,
     /// IANA time zone; default Europe/Paris.
     #[serde(default = "default_timezone")]
+    #[schema(value_type = TimeZone, default = "Europe/Paris")]
     pub timezone: String,
-    /// Its own cron expression; absent: the default schedule.
+    /// Its own cron expression (five fields, in its time zone); absent or null: the
+    /// default schedule.
+    #[schema(schema_with = cron_or_null)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
 }
@@ -71,49 +79,62 @@ fn default_timezone() -> String {
 
 /// Changes to a practice; an absent field is unchanged. `schedule`: a cron expression,
 /// or null for the default.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PracticeUpdate {
+    /// A new name (not blank).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "\\S")]
     pub name: Option<String>,
+    /// IANA time zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TimeZone>)]
     pub timezone: Option<String>,
     #[serde(
         default,
         with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(schema_with = cron_or_null)]
     pub schedule: Option<Option<String>>,
 }
 
 /// An account to create.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
+    /// Stable account id.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub id: String,
+    /// The connector's name (it may be installed later).
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub connector: String,
+    /// A label (not blank).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "\\S")]
     pub label: Option<String>,
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
 }
 
 /// Changes to an account: `settings` replaces all settings; `label` null clears it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountUpdate {
+    /// A label (not blank), or null to clear it.
     #[serde(
         default,
         with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<String>, nullable, pattern = "\\S")]
     pub label: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<BTreeMap<String, String>>,
 }
 
 /// A new account, and whether its connector is installed yet (it cannot run before).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AccountCreated {
     #[serde(flatten)]
     pub account: Account,

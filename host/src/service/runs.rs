@@ -12,8 +12,9 @@ use crate::store::practices::Account;
 use crate::sync::SyncOptions;
 
 /// Filters of the sync log, as the CLI and the API take them.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RunQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub practice: Option<String>,
@@ -23,14 +24,16 @@ pub struct RunQuery {
     pub status: Option<Status>,
     /// Runs started (or queued) at or after this RFC 3339 instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// 1 to 10,000; default 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<i64>,
 }
 
 /// What "sync" asks for: a practice's accounts (or one), incremental or full.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncRequest {
     /// Only this account of the practice.
@@ -42,7 +45,7 @@ pub struct SyncRequest {
 }
 
 /// One account's answer to "Sync now".
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Requested {
     pub account_id: String,
     pub run_id: i64,
@@ -51,13 +54,13 @@ pub struct Requested {
 }
 
 /// The answer to "Sync now": one run per account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SyncAccepted {
     pub runs: Vec<Requested>,
 }
 
 /// The answer to a resume: the `redrive` run queued (or already queued).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Resumed {
     pub account_id: String,
     pub run_id: i64,

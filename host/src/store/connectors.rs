@@ -26,7 +26,7 @@ pub struct ConnectorVersion {
 }
 
 /// A candidate component that was refused, and why.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Rejection {
     pub at: String,
     /// Where it came from: `api`, `cli`, or the watched file's path.
@@ -183,7 +183,7 @@ fn version_from_row(row: &sqlx::any::AnyRow) -> Result<ConnectorVersion> {
 }
 
 /// A version running for some practices only, before promotion.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Canary {
     pub name: String,
     pub version: String,

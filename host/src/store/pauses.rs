@@ -10,7 +10,7 @@ use super::{now_text, Store};
 use crate::model::run::DriftReport;
 
 /// One paused account.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Pause {
     pub account_id: String,
     pub connector: String,

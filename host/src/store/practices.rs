@@ -11,7 +11,7 @@ use sqlx::Row;
 
 use super::{now_text, Store};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Practice {
     pub id: String,
     pub name: String,
@@ -45,7 +45,7 @@ impl Practice {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Account {
     pub id: String,
     pub practice_id: String,

@@ -11,7 +11,7 @@ use crate::model::records::{QuarantineRecord, Scope};
 use crate::model::run::DriftReport;
 
 /// One item set aside. `item` may hold patient data: it is returned only on request.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct QuarantinedItem {
     pub id: i64,
     pub connector: String,
