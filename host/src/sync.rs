@@ -80,7 +80,7 @@ impl Passerelle {
                 }
                 None => return Err(ServiceError::conflict("already-running", busy.to_string())),
             },
-            Err(StartError::Database(e)) => return Err(e.into()),
+            Err(StartError::Store(e)) => return Err(e.into()),
         };
         let span = tracing::info_span!(
             "run",

@@ -41,6 +41,14 @@ pub use world::{Changes, ExpectedSlot, SimConfig, World};
 /// The platforms the simulator serves.
 pub const PLATFORMS: &[&str] = &["doctolib"];
 
+/// The real origins the simulator stands in for, by platform: a host pointed at the
+/// simulator redirects these (`http.overrides`) to it. The simulator is the one place
+/// that knows which platform hosts it impersonates; the host names none.
+pub const ORIGINS: &[(&str, &str)] = &[
+    ("doctolib", "https://www.doctolib.fr"),
+    ("doctolib", "https://partners.doctolib.fr"),
+];
+
 /// How many requests [`Simulator::requests`] remembers.
 const REQUEST_LOG: usize = 20_000;
 

@@ -311,8 +311,14 @@ async fn a_practice_schedule_is_validated_and_kept() {
             .unwrap();
         let err = e
             .app
-            .store
-            .set_practice_schedule("p9", Some("99 * * * *"))
+            .update_practice(
+                "p9",
+                passerelle::service::practices::PracticeUpdate {
+                    schedule: Some(Some("99 * * * *".into())),
+                    ..Default::default()
+                },
+                chrono::Utc::now(),
+            )
             .await
             .unwrap_err();
         assert!(

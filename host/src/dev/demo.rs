@@ -25,17 +25,12 @@ use crate::config::Config;
 use crate::model::run::{Mode, Run, Status, Trigger};
 use crate::sync::SyncOptions;
 
-/// The origins of each simulated platform's connector.
-pub const SIMULATED_ORIGINS: &[(&str, &str)] = &[
-    ("doctolib", "https://www.doctolib.fr"),
-    ("doctolib", "https://partners.doctolib.fr"),
-];
-
-/// HTTP policy pointing the bundled connectors at a simulator at `base_url`, with rate
+/// HTTP policy pointing the origins the simulator stands in for
+/// ([`passerelle_sim::ORIGINS`]) at a simulator at `base_url`, with the platforms' rate
 /// limits lifted (the simulator is not the real platform).
 pub fn simulator_policy(base_url: &str) -> HttpPolicy {
     let mut policy = HttpPolicy::default();
-    for (connector, origin) in SIMULATED_ORIGINS {
+    for (connector, origin) in passerelle_sim::ORIGINS {
         policy
             .overrides
             .insert((*origin).to_string(), base_url.to_string());

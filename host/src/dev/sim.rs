@@ -18,7 +18,7 @@ pub async fn serve_simulator(
     );
     println!("\npoint passerelle at it with this in its config file:\n");
     println!("[http.overrides]");
-    for (_, origin) in super::demo::SIMULATED_ORIGINS {
+    for (_, origin) in passerelle_sim::ORIGINS {
         println!("\"{origin}\" = \"{base}\"");
     }
     println!("\nsimulated practices (accounts: connector doctolib, settings centre and profile-id, secret api-token):");

@@ -17,6 +17,7 @@ pub mod recorder;
 pub mod runs;
 
 use crate::model::ids::InvalidId;
+use crate::store::error::StoreError;
 
 /// Why the service refused or failed a request. Everything but [`ServiceError::Internal`]
 /// is the caller's to fix, with a message that says how; `Internal` (the database, the
@@ -77,9 +78,14 @@ impl From<InvalidId> for ServiceError {
     }
 }
 
-impl From<sqlx::Error> for ServiceError {
-    fn from(e: sqlx::Error) -> Self {
-        ServiceError::Internal(e.into())
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => ServiceError::NotFound(m),
+            StoreError::Conflict(m) => ServiceError::conflict("conflict", m),
+            StoreError::Invalid(m) => ServiceError::Invalid(m),
+            other => ServiceError::Internal(other.into()),
+        }
     }
 }
 

@@ -85,7 +85,7 @@ impl RunRecorder<'_> {
             return Ok(Vec::new());
         }
         let rows: Vec<NewRun> = runs.iter().map(|r| r.row(None)).collect();
-        self.app.store.queue_runs(&rows, attempt).await
+        Ok(self.app.store.queue_runs(&rows, attempt).await?)
     }
 
     /// Starts a run — the queued one, or a new one — owned by this process.
@@ -140,12 +140,16 @@ impl RunRecorder<'_> {
 
     /// Records a run that does not happen (a missed slot, a paused account), with why.
     pub async fn skip(&self, run: RunOf<'_>, kind: ErrorKind, reason: &str) -> Result<i64> {
-        self.app.store.skip_run(&run.row(None), kind, reason).await
+        Ok(self
+            .app
+            .store
+            .skip_run(&run.row(None), kind, reason)
+            .await?)
     }
 
     /// At a daemon's start: runs a crash or a kill left queued or running become
     /// `cancelled`. Returns how many there were.
     pub async fn cancel_unfinished(&self, reason: &str) -> Result<u64> {
-        self.app.store.cancel_unfinished_runs(reason).await
+        Ok(self.app.store.cancel_unfinished_runs(reason).await?)
     }
 }

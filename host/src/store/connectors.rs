@@ -2,7 +2,7 @@
 //! is kept, its manifest, which version of each connector is active (and since when),
 //! which wait for the operator's approval; and the candidates that were refused.
 
-use anyhow::{Context, Result};
+use super::error::{DbContext, StoreError, StoreResult};
 use serde::Serialize;
 use sqlx::Row;
 
@@ -51,7 +51,7 @@ impl Store {
         path: &str,
         manifest: &serde_json::Value,
         pending_approval: Option<&str>,
-    ) -> Result<bool> {
+    ) -> StoreResult<bool> {
         let res = sqlx::query(
             "INSERT INTO connector_versions (name, version, sha256, path, manifest, installed_at, active, pending_approval)
              VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
@@ -67,7 +67,7 @@ impl Store {
         .await;
         match res {
             Ok(_) => Ok(true),
-            Err(e) if super::practices::is_unique_violation(&e) => Ok(false),
+            Err(e) if super::error::is_unique_violation(&e) => Ok(false),
             Err(e) => Err(e).context("recording connector version"),
         }
     }
@@ -75,7 +75,7 @@ impl Store {
     /// Makes `version` the one active version of `name`, atomically (one transaction:
     /// a run starting at any instant sees exactly one active version). Clears a pending
     /// approval: activating is approving.
-    pub async fn activate_connector_version(&self, name: &str, version: &str) -> Result<()> {
+    pub async fn activate_connector_version(&self, name: &str, version: &str) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE connector_versions SET active = 0 WHERE name = $1")
             .bind(name)
@@ -91,15 +91,19 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        anyhow::ensure!(
-            n == 1,
-            "connector `{name}` has no installed version `{version}`"
-        );
+        if n != 1 {
+            return Err(StoreError::NotFound(format!(
+                "connector `{name}` has no installed version `{version}`"
+            )));
+        }
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn connector_versions(&self, name: Option<&str>) -> Result<Vec<ConnectorVersion>> {
+    pub async fn connector_versions(
+        &self,
+        name: Option<&str>,
+    ) -> StoreResult<Vec<ConnectorVersion>> {
         let rows = sqlx::query(&format!(
             "SELECT {VERSION_COLUMNS} FROM connector_versions
              WHERE ($1 IS NULL OR name = $1) ORDER BY name, installed_at"
@@ -110,7 +114,7 @@ impl Store {
         rows.iter().map(version_from_row).collect()
     }
 
-    pub async fn active_connector(&self, name: &str) -> Result<Option<ConnectorVersion>> {
+    pub async fn active_connector(&self, name: &str) -> StoreResult<Option<ConnectorVersion>> {
         let row = sqlx::query(&format!(
             "SELECT {VERSION_COLUMNS} FROM connector_versions
              WHERE name = $1 AND active = 1"
@@ -122,7 +126,7 @@ impl Store {
     }
 
     /// Records a refused candidate.
-    pub async fn add_rejection(&self, r: &Rejection) -> Result<()> {
+    pub async fn add_rejection(&self, r: &Rejection) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO connector_rejections (at, source, sha256, name, version, kind, reason)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -141,7 +145,7 @@ impl Store {
     }
 
     /// The latest refused candidates, newest first.
-    pub async fn rejections(&self, limit: i64) -> Result<Vec<Rejection>> {
+    pub async fn rejections(&self, limit: i64) -> StoreResult<Vec<Rejection>> {
         let rows = sqlx::query(
             "SELECT at, source, sha256, name, version, kind, reason FROM connector_rejections
              ORDER BY id DESC LIMIT $1",
@@ -167,7 +171,7 @@ impl Store {
 const VERSION_COLUMNS: &str =
     "name, version, sha256, path, manifest, installed_at, active, pending_approval, activated_at";
 
-fn version_from_row(row: &sqlx::any::AnyRow) -> Result<ConnectorVersion> {
+fn version_from_row(row: &sqlx::any::AnyRow) -> StoreResult<ConnectorVersion> {
     let manifest: String = row.get("manifest");
     Ok(ConnectorVersion {
         name: row.get("name"),
@@ -193,7 +197,12 @@ pub struct Canary {
 
 impl Store {
     /// Starts (or replaces) the canary of connector `name`.
-    pub async fn set_canary(&self, name: &str, version: &str, practices: &[String]) -> Result<()> {
+    pub async fn set_canary(
+        &self,
+        name: &str,
+        version: &str,
+        practices: &[String],
+    ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM connector_canaries WHERE name = $1")
             .bind(name)
@@ -214,7 +223,7 @@ impl Store {
     }
 
     /// Stops the canary of `name`; false if there was none.
-    pub async fn clear_canary(&self, name: &str) -> Result<bool> {
+    pub async fn clear_canary(&self, name: &str) -> StoreResult<bool> {
         let n = sqlx::query("DELETE FROM connector_canaries WHERE name = $1")
             .bind(name)
             .execute(&self.pool)
@@ -224,7 +233,7 @@ impl Store {
     }
 
     /// Every running canary.
-    pub async fn canaries(&self) -> Result<Vec<Canary>> {
+    pub async fn canaries(&self) -> StoreResult<Vec<Canary>> {
         let rows = sqlx::query(
             "SELECT name, version, practices, started_at FROM connector_canaries ORDER BY name",
         )
@@ -249,7 +258,7 @@ impl Store {
         &self,
         name: &str,
         practice_id: &str,
-    ) -> Result<Option<ConnectorVersion>> {
+    ) -> StoreResult<Option<ConnectorVersion>> {
         let canary =
             sqlx::query("SELECT version, practices FROM connector_canaries WHERE name = $1")
                 .bind(name)

@@ -7,6 +7,7 @@
 //! [`records`] (appointments and slots, committed per checkpoint).
 
 pub mod connectors;
+pub mod error;
 pub mod pauses;
 pub mod practices;
 pub mod quarantine;
@@ -16,7 +17,7 @@ pub mod runs;
 use std::path::Path;
 use std::str::FromStr;
 
-use anyhow::{Context, Result};
+use self::error::{DbContext, StoreError, StoreResult};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
@@ -42,7 +43,7 @@ pub fn now_text() -> String {
 impl Store {
     /// The default embedded database: `passerelle.db` in `data_dir`, created on first
     /// use with owner-only permissions.
-    pub async fn open_in_data_dir(data_dir: &Path) -> Result<Store> {
+    pub async fn open_in_data_dir(data_dir: &Path) -> StoreResult<Store> {
         let path = data_dir.join("passerelle.db");
         let store = Store::open(&format!("sqlite://{}?mode=rwc", path.display())).await?;
         restrict_permissions(&path);
@@ -50,20 +51,22 @@ impl Store {
     }
 
     /// Opens `url` (`sqlite://…` or `postgres://…`) and applies pending migrations.
-    pub async fn open(url: &str) -> Result<Store> {
+    pub async fn open(url: &str) -> StoreResult<Store> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
         } else {
-            anyhow::bail!(
+            return Err(StoreError::Invalid(format!(
                 "unsupported database URL `{}`: use sqlite://PATH or postgres://USER@HOST/DB",
                 redact_url(url)
-            );
+            )));
         };
         let options = AnyConnectOptions::from_str(url)
-            .with_context(|| format!("invalid database URL `{}`", redact_url(url)))?
+            .map_err(|e| {
+                StoreError::Invalid(format!("invalid database URL `{}`: {e}", redact_url(url)))
+            })?
             .log_statements(tracing::log::LevelFilter::Trace);
         let mut pool_options = AnyPoolOptions::new();
         if backend == Backend::Sqlite {
@@ -80,10 +83,14 @@ impl Store {
         } else {
             pool_options = pool_options.max_connections(16);
         }
-        let pool = pool_options
-            .connect_with(options)
-            .await
-            .with_context(|| format!("cannot connect to `{}`", redact_url(url)))?;
+        let pool =
+            pool_options
+                .connect_with(options)
+                .await
+                .map_err(|source| StoreError::Connect {
+                    url: redact_url(url),
+                    source,
+                })?;
         let store = Store { pool, backend };
         store.migrate().await?;
         Ok(store)
@@ -92,7 +99,7 @@ impl Store {
     /// A transaction that writes. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`), so concurrent runs queue on the busy timeout instead of
     /// failing when a reading transaction tries to become a writing one.
-    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+    pub(crate) async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.pool.begin().await,
@@ -100,15 +107,12 @@ impl Store {
         tx.context("starting a write transaction")
     }
 
-    async fn migrate(&self) -> Result<()> {
+    async fn migrate(&self) -> StoreResult<()> {
         let migrator = match self.backend {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("migrations/postgres"),
         };
-        migrator
-            .run(&self.pool)
-            .await
-            .context("applying database migrations")
+        migrator.run(&self.pool).await.map_err(StoreError::from)
     }
 
     pub fn backend(&self) -> Backend {

@@ -2,7 +2,7 @@
 //! are skipped (not sent to a platform whose responses the connector no longer reads)
 //! until a run succeeds (a new version re-drives it) or the operator resumes it.
 
-use anyhow::{Context, Result};
+use super::error::{DbContext, StoreResult};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -27,7 +27,7 @@ const COLUMNS: &str = "account_id, connector, run_id, version, sha256, drift, pa
 
 impl Store {
     /// Pauses an account (or updates its pause with a later drift).
-    pub async fn pause_account(&self, pause: &Pause) -> Result<()> {
+    pub async fn pause_account(&self, pause: &Pause) -> StoreResult<()> {
         let drift = serde_json::to_string(&pause.drift).expect("serialisable");
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM account_pauses WHERE account_id = $1")
@@ -52,7 +52,7 @@ impl Store {
     }
 
     /// Lifts an account's pause; false if it was not paused.
-    pub async fn resume_account(&self, account_id: &str) -> Result<bool> {
+    pub async fn resume_account(&self, account_id: &str) -> StoreResult<bool> {
         let n = sqlx::query("DELETE FROM account_pauses WHERE account_id = $1")
             .bind(account_id)
             .execute(&self.pool)
@@ -63,7 +63,7 @@ impl Store {
     }
 
     /// Paused accounts, of one connector or all, oldest pause first.
-    pub async fn pauses(&self, connector: Option<&str>) -> Result<Vec<Pause>> {
+    pub async fn pauses(&self, connector: Option<&str>) -> StoreResult<Vec<Pause>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM account_pauses WHERE ($1 IS NULL OR connector = $1)
              ORDER BY paused_at, account_id"
@@ -75,7 +75,7 @@ impl Store {
     }
 
     /// The pause of one account, if it is paused.
-    pub async fn pause(&self, account_id: &str) -> Result<Option<Pause>> {
+    pub async fn pause(&self, account_id: &str) -> StoreResult<Option<Pause>> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM account_pauses WHERE account_id = $1"
         ))
@@ -86,7 +86,7 @@ impl Store {
     }
 }
 
-fn pause_from_row(row: &sqlx::any::AnyRow) -> Result<Pause> {
+fn pause_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Pause> {
     let drift: String = row.get("drift");
     Ok(Pause {
         account_id: row.get("account_id"),

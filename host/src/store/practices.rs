@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Context, Result};
+use super::error::{is_unique_violation, DbContext, StoreError, StoreResult};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -26,7 +26,7 @@ impl Practice {
     pub fn schedule(
         &self,
         config: &crate::config::ScheduleConfig,
-    ) -> Result<crate::schedule::Schedule> {
+    ) -> anyhow::Result<crate::schedule::Schedule> {
         self.schedule_with(&config.default_cron, config.spread())
     }
 
@@ -35,7 +35,7 @@ impl Practice {
         &self,
         default_cron: &str,
         spread: std::time::Duration,
-    ) -> Result<crate::schedule::Schedule> {
+    ) -> anyhow::Result<crate::schedule::Schedule> {
         crate::schedule::Schedule::new(
             self.schedule.as_deref().unwrap_or(default_cron),
             &self.timezone,
@@ -56,25 +56,13 @@ pub struct Account {
     pub secrets: Vec<String>,
 }
 
-/// Ids are chosen by operators and appear in URLs and logs: keep them plain.
-pub fn validate_id(kind: &str, id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !ok {
-        bail!("invalid {kind} id `{id}`: use 1-64 characters among a-z A-Z 0-9 - _ .");
-    }
-    Ok(())
-}
-
 impl Store {
-    pub async fn add_practice(&self, id: &str, name: &str, timezone: &str) -> Result<Practice> {
-        validate_id("practice", id)?;
-        if timezone.parse::<chrono_tz::Tz>().is_err() {
-            bail!("unknown time zone `{timezone}` (use an IANA name such as Europe/Paris)");
-        }
+    pub async fn add_practice(
+        &self,
+        id: &str,
+        name: &str,
+        timezone: &str,
+    ) -> StoreResult<Practice> {
         let res = sqlx::query(
             "INSERT INTO practices (id, name, timezone, created_at) VALUES ($1, $2, $3, $4)",
         )
@@ -86,7 +74,9 @@ impl Store {
         .await;
         if let Err(e) = res {
             if is_unique_violation(&e) {
-                bail!("practice `{id}` already exists");
+                return Err(StoreError::Conflict(format!(
+                    "practice `{id}` already exists"
+                )));
             }
             return Err(e).context("adding practice");
         }
@@ -98,14 +88,14 @@ impl Store {
         })
     }
 
-    pub async fn list_practices(&self) -> Result<Vec<Practice>> {
+    pub async fn list_practices(&self) -> StoreResult<Vec<Practice>> {
         let rows = sqlx::query("SELECT id, name, timezone, schedule FROM practices ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(practice_from_row).collect())
     }
 
-    pub async fn practice(&self, id: &str) -> Result<Option<Practice>> {
+    pub async fn practice(&self, id: &str) -> StoreResult<Option<Practice>> {
         let row = sqlx::query("SELECT id, name, timezone, schedule FROM practices WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -113,22 +103,19 @@ impl Store {
         Ok(row.as_ref().map(practice_from_row))
     }
 
-    /// Sets (or with None resets to the default) a practice's schedule. An invalid cron
-    /// expression is refused and nothing changes.
+    /// Sets (or with None resets to the default) a practice's schedule (validated by the
+    /// service).
     pub async fn set_practice_schedule(
         &self,
         id: &str,
         schedule: Option<&str>,
-    ) -> Result<Practice> {
-        let mut practice = self
-            .practice(id)
-            .await?
-            .with_context(|| format!("no practice `{id}` (see `passerelle practices list`)"))?;
+    ) -> StoreResult<Practice> {
+        let mut practice = self.practice(id).await?.ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "no practice `{id}` (see `passerelle practices list`)"
+            ))
+        })?;
         practice.schedule = schedule.map(|s| s.trim().to_string());
-        practice.schedule_with(
-            crate::schedule::DEFAULT_CRON,
-            crate::schedule::DEFAULT_SPREAD,
-        )?;
         sqlx::query("UPDATE practices SET schedule = $2 WHERE id = $1")
             .bind(id)
             .bind(practice.schedule.as_deref())
@@ -145,10 +132,11 @@ impl Store {
         connector: &str,
         label: Option<&str>,
         settings: &BTreeMap<String, String>,
-    ) -> Result<Account> {
-        validate_id("account", id)?;
+    ) -> StoreResult<Account> {
         if self.practice(practice_id).await?.is_none() {
-            bail!("no practice `{practice_id}`: add it first with `passerelle practices add`");
+            return Err(StoreError::NotFound(format!(
+                "no practice `{practice_id}`: add it first with `passerelle practices add`"
+            )));
         }
         let res = sqlx::query(
             "INSERT INTO accounts (id, practice_id, connector, label, settings, created_at)
@@ -158,13 +146,15 @@ impl Store {
         .bind(practice_id)
         .bind(connector)
         .bind(label)
-        .bind(serde_json::to_string(settings)?)
+        .bind(serde_json::to_string(settings).expect("settings serialise"))
         .bind(now_text())
         .execute(&self.pool)
         .await;
         if let Err(e) = res {
             if is_unique_violation(&e) {
-                bail!("account `{id}` already exists");
+                return Err(StoreError::Conflict(format!(
+                    "account `{id}` already exists"
+                )));
             }
             return Err(e).context("adding account");
         }
@@ -179,7 +169,7 @@ impl Store {
     }
 
     /// Accounts, optionally of one practice, with their secret names.
-    pub async fn list_accounts(&self, practice_id: Option<&str>) -> Result<Vec<Account>> {
+    pub async fn list_accounts(&self, practice_id: Option<&str>) -> StoreResult<Vec<Account>> {
         let rows = sqlx::query(
             "SELECT id, practice_id, connector, label, settings FROM accounts
              WHERE ($1 IS NULL OR practice_id = $1) ORDER BY practice_id, id",
@@ -218,12 +208,7 @@ impl Store {
         id: &str,
         name: Option<&str>,
         timezone: Option<&str>,
-    ) -> Result<Practice> {
-        if let Some(tz) = timezone {
-            if tz.parse::<chrono_tz::Tz>().is_err() {
-                bail!("unknown time zone `{tz}` (use an IANA name such as Europe/Paris)");
-            }
-        }
+    ) -> StoreResult<Practice> {
         let n = sqlx::query(
             "UPDATE practices SET name = COALESCE($2, name), timezone = COALESCE($3, timezone)
              WHERE id = $1",
@@ -236,23 +221,23 @@ impl Store {
         .context("updating the practice")?
         .rows_affected();
         if n == 0 {
-            bail!("no practice `{id}`");
+            return Err(StoreError::NotFound(format!("no practice `{id}`")));
         }
         self.practice(id)
             .await?
-            .with_context(|| format!("no practice `{id}`"))
+            .ok_or_else(|| StoreError::NotFound(format!("no practice `{id}`")))
     }
 
     /// Deletes a practice with everything stored for it: accounts, secrets, sync state,
     /// appointments, slots and runs. Returns false if there was no such practice.
-    pub async fn delete_practice(&self, id: &str) -> Result<bool> {
+    pub async fn delete_practice(&self, id: &str) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
         for table in ["appointments", "slots", "runs"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE practice_id = $1"))
                 .bind(id)
                 .execute(&mut *tx)
                 .await
-                .with_context(|| format!("deleting the practice's {table}"))?;
+                .context("deleting the practice's records")?;
         }
         for table in [
             "account_secrets",
@@ -266,7 +251,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await
-            .with_context(|| format!("deleting the practice's {table}"))?;
+            .context("deleting the practice's records")?;
         }
         sqlx::query("DELETE FROM accounts WHERE practice_id = $1")
             .bind(id)
@@ -285,7 +270,7 @@ impl Store {
 
     /// Deletes an account with its secrets, sync state, appointments, slots and runs.
     /// Returns false if there was no such account.
-    pub async fn delete_account(&self, id: &str) -> Result<bool> {
+    pub async fn delete_account(&self, id: &str) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
         for table in [
             "appointments",
@@ -300,7 +285,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await
-                .with_context(|| format!("deleting the account's {table}"))?;
+                .context("deleting the account's records")?;
         }
         let n = sqlx::query("DELETE FROM accounts WHERE id = $1")
             .bind(id)
@@ -313,7 +298,7 @@ impl Store {
     }
 
     /// Removes one secret; false if the account had no such secret.
-    pub async fn delete_secret(&self, account_id: &str, name: &str) -> Result<bool> {
+    pub async fn delete_secret(&self, account_id: &str, name: &str) -> StoreResult<bool> {
         let n = sqlx::query("DELETE FROM account_secrets WHERE account_id = $1 AND name = $2")
             .bind(account_id)
             .bind(name)
@@ -325,7 +310,7 @@ impl Store {
     }
 
     /// Sets or clears an account's label.
-    pub async fn set_account_label(&self, id: &str, label: Option<&str>) -> Result<()> {
+    pub async fn set_account_label(&self, id: &str, label: Option<&str>) -> StoreResult<()> {
         sqlx::query("UPDATE accounts SET label = $2 WHERE id = $1")
             .bind(id)
             .bind(label)
@@ -335,7 +320,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn account(&self, id: &str) -> Result<Option<Account>> {
+    pub async fn account(&self, id: &str) -> StoreResult<Option<Account>> {
         let row = sqlx::query(
             "SELECT id, practice_id, connector, label, settings FROM accounts WHERE id = $1",
         )
@@ -357,25 +342,24 @@ impl Store {
         &self,
         account_id: &str,
         settings: &BTreeMap<String, String>,
-    ) -> Result<()> {
+    ) -> StoreResult<()> {
         let n = sqlx::query("UPDATE accounts SET settings = $2 WHERE id = $1")
             .bind(account_id)
-            .bind(serde_json::to_string(settings)?)
+            .bind(serde_json::to_string(settings).expect("settings serialise"))
             .execute(&self.pool)
             .await?
             .rows_affected();
         if n == 0 {
-            bail!("no account `{account_id}`");
+            return Err(StoreError::NotFound(format!("no account `{account_id}`")));
         }
         Ok(())
     }
 
     /// Sets (or replaces) one secret of an account.
-    pub async fn set_secret(&self, account_id: &str, name: &str, value: &str) -> Result<()> {
+    pub async fn set_secret(&self, account_id: &str, name: &str, value: &str) -> StoreResult<()> {
         if self.account(account_id).await?.is_none() {
-            bail!("no account `{account_id}`");
+            return Err(StoreError::NotFound(format!("no account `{account_id}`")));
         }
-        validate_id("secret", name)?;
         sqlx::query(
             "INSERT INTO account_secrets (account_id, name, value, updated_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (account_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
@@ -390,7 +374,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn secret_names(&self, account_id: &str) -> Result<Vec<String>> {
+    pub async fn secret_names(&self, account_id: &str) -> StoreResult<Vec<String>> {
         let rows =
             sqlx::query("SELECT name FROM account_secrets WHERE account_id = $1 ORDER BY name")
                 .bind(account_id)
@@ -400,7 +384,7 @@ impl Store {
     }
 
     /// Secret values, for the runner's substitution only. Never print the result.
-    pub async fn secret_values(&self, account_id: &str) -> Result<BTreeMap<String, String>> {
+    pub async fn secret_values(&self, account_id: &str) -> StoreResult<BTreeMap<String, String>> {
         let rows = sqlx::query("SELECT name, value FROM account_secrets WHERE account_id = $1")
             .bind(account_id)
             .fetch_all(&self.pool)
@@ -421,7 +405,7 @@ fn practice_from_row(row: &sqlx::any::AnyRow) -> Practice {
     }
 }
 
-fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account> {
+fn account_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Account> {
     let settings: String = row.get("settings");
     Ok(Account {
         id: row.get("id"),
@@ -431,8 +415,4 @@ fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account> {
         settings: serde_json::from_str(&settings).context("corrupt account settings")?,
         secrets: vec![],
     })
-}
-
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }

@@ -2,7 +2,7 @@
 //! (one row per account and item content, updated when seen again), listed for review,
 //! cleared when a full run of the account no longer sets them aside.
 
-use anyhow::{Context, Result};
+use super::error::{DbContext, StoreResult};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -47,7 +47,7 @@ pub(super) async fn upsert(
     scope: &Scope,
     q: &QuarantineRecord,
     now: &str,
-) -> Result<()> {
+) -> StoreResult<()> {
     let sha = crate::model::sha256_hex(q.item.as_bytes());
     sqlx::query(
         "INSERT INTO quarantined_items (connector, practice_id, account_id, endpoint, path,
@@ -83,7 +83,7 @@ pub(super) async fn upsert(
 pub(super) async fn clear_resolved(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     scope: &Scope,
-) -> Result<u64> {
+) -> StoreResult<u64> {
     let n =
         sqlx::query("DELETE FROM quarantined_items WHERE account_id = $1 AND last_run_id <> $2")
             .bind(&scope.account_id)
@@ -97,7 +97,7 @@ pub(super) async fn clear_resolved(
 
 impl Store {
     /// Items set aside, newest first.
-    pub async fn quarantined(&self, f: &QuarantineFilter) -> Result<Vec<QuarantinedItem>> {
+    pub async fn quarantined(&self, f: &QuarantineFilter) -> StoreResult<Vec<QuarantinedItem>> {
         let rows = sqlx::query(
             "SELECT id, connector, practice_id, account_id, endpoint, path, expected, found,
                 item, item_sha256, version_sha256, first_run_id, last_run_id, first_seen,
@@ -142,7 +142,7 @@ impl Store {
 
     /// (account, version hash) pairs that have items set aside: an account whose
     /// connector now runs another version is re-read in full.
-    pub async fn quarantined_versions(&self) -> Result<Vec<(String, String)>> {
+    pub async fn quarantined_versions(&self) -> StoreResult<Vec<(String, String)>> {
         let rows = sqlx::query(
             "SELECT DISTINCT account_id, version_sha256 FROM quarantined_items ORDER BY account_id",
         )

@@ -6,7 +6,7 @@
 //! tombstones the window's appointments the run did not see; every successful run
 //! replaces the account's slots in its window (availability is a snapshot).
 
-use anyhow::{Context, Result};
+use super::error::{DbContext, StoreResult};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
@@ -35,7 +35,7 @@ async fn upsert_slots(
     scope: &Scope,
     slots: &[&SlotRecord],
     now: &str,
-) -> Result<()> {
+) -> StoreResult<()> {
     let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for (i, s) in slots.iter().enumerate() {
         last.insert(s.external_id.as_str(), i);
@@ -101,8 +101,8 @@ impl Store {
         items: &[Pending],
         cursor: Option<&str>,
         finish: Option<Finish>,
-    ) -> Result<CommitCounts> {
-        let mut tx = self.begin_write().await.context("starting commit")?;
+    ) -> StoreResult<CommitCounts> {
+        let mut tx = self.begin_write().await?;
         let mut counts = CommitCounts::default();
         let now = now_text();
         // Slots go in multi-row statements (one per SLOTS_PER_STATEMENT).
@@ -195,7 +195,7 @@ impl Store {
     }
 
     /// An account's appointments (tombstoned and deleted ones included), by external id.
-    pub async fn appointments(&self, account_id: &str) -> Result<Vec<StoredAppointment>> {
+    pub async fn appointments(&self, account_id: &str) -> StoreResult<Vec<StoredAppointment>> {
         let rows =
             sqlx::query("SELECT * FROM appointments WHERE account_id = $1 ORDER BY external_id")
                 .bind(account_id)
@@ -205,7 +205,7 @@ impl Store {
     }
 
     /// An account's current slots, by start.
-    pub async fn slots(&self, account_id: &str) -> Result<Vec<SlotRecord>> {
+    pub async fn slots(&self, account_id: &str) -> StoreResult<Vec<SlotRecord>> {
         let rows = sqlx::query(
             "SELECT * FROM slots WHERE account_id = $1 ORDER BY starts_at_ms, external_id",
         )
@@ -233,7 +233,7 @@ async fn upsert_appointment(
     a: &AppointmentRecord,
     now: &str,
     counts: &mut CommitCounts,
-) -> Result<()> {
+) -> StoreResult<()> {
     let hash = content_hash(a);
     let existing = sqlx::query(
         "SELECT content_hash, deleted_at FROM appointments

@@ -1,6 +1,6 @@
 //! The sync log (one row per run) and each account's sync state (its committed cursor).
 
-use anyhow::{Context, Result};
+use super::error::{is_unique_violation, DbContext, StoreError, StoreResult};
 use sqlx::Row;
 
 use super::{now_text, Store};
@@ -43,9 +43,10 @@ impl Store {
                 Ok(row) => return Ok(row.get::<i64, _>("id")),
                 Err(e) if is_unique_violation(&e) => self.clear_running(run.account_id).await?,
                 Err(e) => {
-                    return Err(StartError::Database(
-                        anyhow::Error::new(e).context("recording run start"),
-                    ))
+                    return Err(Err::<(), _>(e)
+                        .context("recording run start")
+                        .unwrap_err()
+                        .into())
                 }
             }
         }
@@ -83,15 +84,16 @@ impl Store {
     async fn busy(&self, account_id: &str) -> StartError {
         match self.running_run(account_id).await {
             Ok(Some(holder)) => holder.into_busy(account_id),
-            Ok(None) => StartError::Database(anyhow::anyhow!(
-                "the account's run could not start; try again"
+            // The running run ended between the refusal and this look: say so.
+            Ok(None) => StartError::Store(StoreError::Conflict(
+                "the account's previous run ended just now; try again".into(),
             )),
-            Err(e) => StartError::Database(e),
+            Err(e) => StartError::Store(e),
         }
     }
 
     /// The account's running run, if any: id, owner and start.
-    async fn running_run(&self, account_id: &str) -> Result<Option<Holder>> {
+    async fn running_run(&self, account_id: &str) -> StoreResult<Option<Holder>> {
         let row = sqlx::query(
             "SELECT id, owner, started_at FROM runs WHERE account_id = $1 AND status = $2",
         )
@@ -108,7 +110,7 @@ impl Store {
     }
 
     /// Closes a run with its outcome and counts.
-    pub async fn finish_run(&self, id: i64, end: &RunEnd) -> Result<()> {
+    pub async fn finish_run(&self, id: i64, end: &RunEnd) -> StoreResult<()> {
         let c = &end.counts;
         sqlx::query(
             "UPDATE runs SET status = $2, finished_at = $3, duration_ms = $4,
@@ -152,7 +154,7 @@ impl Store {
     /// Records runs the daemon has queued (status `queued`) in one transaction (a slot
     /// shared by many practices); their ids, in order, which the runs keep when they
     /// start.
-    pub async fn queue_runs(&self, runs: &[NewRun<'_>], attempt: u32) -> Result<Vec<i64>> {
+    pub async fn queue_runs(&self, runs: &[NewRun<'_>], attempt: u32) -> StoreResult<Vec<i64>> {
         let now = now_text();
         let mut tx = self.begin_write().await?;
         let mut ids = Vec::with_capacity(runs.len());
@@ -207,15 +209,16 @@ impl Store {
             match updated {
                 Ok(res) if res.rows_affected() == 1 => return Ok(()),
                 Ok(_) => {
-                    return Err(StartError::Database(anyhow::anyhow!(
+                    return Err(StartError::Store(StoreError::NotFound(format!(
                         "run {id} is not queued any more"
-                    )))
+                    ))))
                 }
                 Err(e) if is_unique_violation(&e) => self.clear_running(run.account_id).await?,
                 Err(e) => {
-                    return Err(StartError::Database(
-                        anyhow::Error::new(e).context("recording run start"),
-                    ))
+                    return Err(Err::<(), _>(e)
+                        .context("recording run start")
+                        .unwrap_err()
+                        .into())
                 }
             }
         }
@@ -224,7 +227,12 @@ impl Store {
 
     /// Records a run that did not happen (a missed slot, a paused account): status
     /// `skipped` with the reason.
-    pub async fn skip_run(&self, run: &NewRun<'_>, kind: ErrorKind, reason: &str) -> Result<i64> {
+    pub async fn skip_run(
+        &self,
+        run: &NewRun<'_>,
+        kind: ErrorKind,
+        reason: &str,
+    ) -> StoreResult<i64> {
         let now = now_text();
         let row = sqlx::query(
             "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
@@ -250,7 +258,7 @@ impl Store {
 
     /// Marks every run still `queued` or `running` as `cancelled`: after a crash or a
     /// kill, at the daemon's next start. Returns how many there were.
-    pub async fn cancel_unfinished_runs(&self, reason: &str) -> Result<u64> {
+    pub async fn cancel_unfinished_runs(&self, reason: &str) -> StoreResult<u64> {
         let res = sqlx::query(
             "UPDATE runs SET status = $1, finished_at = $2, error_kind = $6,
                 error_detail = $3
@@ -269,7 +277,7 @@ impl Store {
     }
 
     /// A value the daemon keeps across restarts.
-    pub async fn daemon_state(&self, key: &str) -> Result<Option<String>> {
+    pub async fn daemon_state(&self, key: &str) -> StoreResult<Option<String>> {
         let row = sqlx::query("SELECT value FROM daemon_state WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pool)
@@ -277,7 +285,7 @@ impl Store {
         Ok(row.map(|r| r.get::<String, _>("value")))
     }
 
-    pub async fn set_daemon_state(&self, key: &str, value: &str) -> Result<()> {
+    pub async fn set_daemon_state(&self, key: &str, value: &str) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO daemon_state (key, value, updated_at) VALUES ($1, $2, $3)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
@@ -291,7 +299,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn run(&self, id: i64) -> Result<Option<Run>> {
+    pub async fn run(&self, id: i64) -> StoreResult<Option<Run>> {
         let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
@@ -300,7 +308,7 @@ impl Store {
     }
 
     /// The sync log, newest first.
-    pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
+    pub async fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<Run>> {
         let rows = sqlx::query(&format!(
             "SELECT {RUN_COLUMNS} FROM runs
              WHERE ($1 IS NULL OR practice_id = $1) AND ($2 IS NULL OR account_id = $2)
@@ -318,7 +326,7 @@ impl Store {
     }
 
     /// The account's committed cursor, if any.
-    pub async fn cursor(&self, account_id: &str) -> Result<Option<String>> {
+    pub async fn cursor(&self, account_id: &str) -> StoreResult<Option<String>> {
         let row = sqlx::query("SELECT cursor FROM sync_state WHERE account_id = $1")
             .bind(account_id)
             .fetch_optional(&self.pool)
@@ -341,7 +349,7 @@ pub enum StartError {
         started_at: String,
     },
     #[error(transparent)]
-    Database(#[from] anyhow::Error),
+    Store(#[from] StoreError),
 }
 
 /// The running run of an account.
@@ -402,16 +410,12 @@ fn process_exists(pid: u32) -> bool {
     }
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
 /// An instant as stored (see [`now_text`]).
 pub fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn run_from_row(row: &sqlx::any::AnyRow) -> Result<Run> {
+fn run_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Run> {
     Ok(Run {
         id: row.get("id"),
         practice_id: row.get("practice_id"),
