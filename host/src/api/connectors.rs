@@ -44,7 +44,7 @@ pub async fn list(State(state): State<ApiState>) -> Answer<Vec<ConnectorView>> {
     tag = "connectors",
     summary = "Upload a new version of a named connector",
     params(("name" = String, Path, description = "Connector name")),
-    request_body(content = super::doc::ComponentBytes, content_type = "application/wasm", description = "The component's bytes"),
+    request_body(content = crate::model::schema::ComponentBytes, content_type = "application/wasm", description = "The component's bytes"),
     responses(
         (status = 201, description = "Installed: activated or waiting for approval", body = InstallAnswer),
         (status = 200, description = "Already installed", body = InstallAnswer),
@@ -69,7 +69,7 @@ pub async fn upload(
     operation_id = "uploadConnector",
     tag = "connectors",
     summary = "Upload a connector component (any connector)",
-    request_body(content = super::doc::ComponentBytes, content_type = "application/wasm", description = "The component's bytes"),
+    request_body(content = crate::model::schema::ComponentBytes, content_type = "application/wasm", description = "The component's bytes"),
     responses(
         (status = 201, description = "Installed: activated or waiting for approval", body = InstallAnswer),
         (status = 200, description = "Already installed", body = InstallAnswer),

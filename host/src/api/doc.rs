@@ -50,42 +50,11 @@ use super::{connectors, practices, runs};
         connectors::quarantine,
         connectors::resume,
     ),
-    components(schemas(crate::model::schema::TimeZone, Confirmed)),
+    components(schemas(crate::model::schema::TimeZone, crate::model::schema::Confirmed)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
-
-/// A component's bytes, as uploaded.
-pub struct ComponentBytes;
-
-impl utoipa::PartialSchema for ComponentBytes {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::schema::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::String)
-            .content_media_type("application/wasm")
-            .description(Some(
-                "A WebAssembly component (wasm32-wasip2) implementing the connector world",
-            ))
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for ComponentBytes {}
-
-/// `true`, and nothing else: a destructive request says that it means it.
-pub struct Confirmed;
-
-impl utoipa::PartialSchema for Confirmed {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::schema::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::Boolean)
-            .enum_values(Some([true]))
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for Confirmed {}
 
 /// The `bearer` security scheme every endpoint but `/healthz` uses.
 struct BearerAuth;

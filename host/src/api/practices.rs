@@ -118,7 +118,7 @@ pub async fn update(
 #[into_params(parameter_in = Query)]
 pub struct DeleteParams {
     /// Must be true: deleting takes every record of it with it.
-    #[param(required = true, value_type = super::doc::Confirmed)]
+    #[param(required = true, value_type = crate::model::schema::Confirmed)]
     with_data: Option<bool>,
 }
 

@@ -1,6 +1,7 @@
 //! OpenAPI schemas of values whose rules a plain type cannot say: an IANA time zone (the
-//! exact list the host accepts) and a cron expression (a custom `cron` format). Used by
-//! the `utoipa` derives of the service's request types.
+//! exact list the host accepts), a cron expression (a custom `cron` format), a
+//! confirmation (`true` only) and a component's bytes. Used by the `utoipa` derives and
+//! annotations of the service's request types and the API.
 
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::RefOr;
@@ -35,3 +36,34 @@ pub fn cron_or_null() -> ObjectBuilder {
         ))
         .examples([serde_json::json!("30 2 * * 1-5")])
 }
+
+/// A component's bytes, as uploaded.
+pub struct ComponentBytes;
+
+impl utoipa::PartialSchema for ComponentBytes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .content_media_type("application/wasm")
+            .description(Some(
+                "A WebAssembly component (wasm32-wasip2) implementing the connector world",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ComponentBytes {}
+
+/// `true`, and nothing else: a destructive request says that it means it.
+pub struct Confirmed;
+
+impl utoipa::PartialSchema for Confirmed {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Boolean)
+            .enum_values(Some([true]))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Confirmed {}
