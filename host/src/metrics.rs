@@ -28,6 +28,13 @@ struct ConnectorLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotRetriedLabels {
+    connector: String,
+    /// `permanent` (the same run would fail the same way) or `exhausted`.
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: String,
 }
@@ -56,6 +63,7 @@ pub struct Metrics {
     rate_limit_wait_seconds: Family<ConnectorLabel, Counter<f64, std::sync::atomic::AtomicU64>>,
     drift_events: Family<ConnectorLabel, Counter>,
     retries: Family<ConnectorLabel, Counter>,
+    not_retried: Family<NotRetriedLabels, Counter>,
     scheduler_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     activations: Family<ConnectorLabel, Counter>,
     rejections: Family<KindLabel, Counter>,
@@ -127,6 +135,12 @@ impl Metrics {
             "Runs queued again after a transient failure",
             retries.clone(),
         );
+        let not_retried = Family::<NotRetriedLabels, Counter>::default();
+        registry.register(
+            "runs_not_retried",
+            "Failed runs not tried again: permanent failures (drift, unauthorized, invalid configuration, connector bugs, limits) and transient ones whose attempts are used up",
+            not_retried.clone(),
+        );
         let scheduler_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
             "scheduler_seconds",
@@ -171,6 +185,7 @@ impl Metrics {
             rate_limit_wait_seconds,
             drift_events,
             retries,
+            not_retried,
             scheduler_seconds,
             activations,
             rejections,
@@ -279,6 +294,16 @@ impl Metrics {
         self.rate_limit_wait_seconds
             .get_or_create(&label)
             .inc_by(waited.as_secs_f64());
+    }
+
+    /// A failed run is not tried again: `permanent` or `exhausted`.
+    pub fn not_retried(&self, connector: &str, reason: &'static str) {
+        self.not_retried
+            .get_or_create(&NotRetriedLabels {
+                connector: connector.into(),
+                reason,
+            })
+            .inc();
     }
 
     /// A failed run was queued again.

@@ -37,6 +37,22 @@ async fn wait_until_ended(store: &passerelle::store::Store, expected: usize) -> 
     }
 }
 
+/// Waits until the daemon's metrics show `line`.
+async fn wait_for_metric(d: &passerelle_tests::daemon::DaemonEnv, line: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let metrics = d.call(Method::GET, "/metrics", None).await.text;
+        if metrics.contains(line) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never saw {line}: {metrics}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_slot_queues_one_incremental_run_per_account() {
     for db in databases().await {
@@ -176,7 +192,18 @@ async fn missed_slots_are_skipped_and_caught_up_once() {
         )
         .await
         .unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Catch-up was decided during start; wait for the scheduler's first pass over
+        // the plan (it records how far it has planned), then nothing may have been added.
+        let key = "scheduler.scheduled_until";
+        let at_start = store.daemon_state(key).await.unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        while store.daemon_state(key).await.unwrap() == at_start {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the scheduler never ran"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         assert_eq!(runs_in_order(store).await.len(), all.len(), "no new runs");
         running.shutdown().await.unwrap();
         for a in &accounts {
@@ -253,7 +280,12 @@ async fn transient_failures_retry_and_drift_does_not() {
         assert_eq!(p1.len(), 3, "{p1:?}");
         assert_eq!(p1.iter().map(|r| r.attempt).collect::<Vec<_>>(), [1, 2, 3]);
         assert!(p1.iter().all(|r| r.status == Status::Failed));
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        // The worker's decision after the third attempt, then the sync log.
+        wait_for_metric(
+            &d,
+            r#"passerelle_runs_not_retried_total{connector="doctolib",reason="exhausted"} 1"#,
+        )
+        .await;
         assert_eq!(runs_in_order(store).await.len(), 5, "no fourth attempt");
 
         // Drift never retries.
@@ -279,7 +311,11 @@ async fn transient_failures_retry_and_drift_does_not() {
         assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
         let drift = d.wait_for(&run_ids(&a)).await;
         assert_eq!(drift[0].status, Status::Drift);
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        wait_for_metric(
+            &d,
+            r#"passerelle_runs_not_retried_total{connector="doctolib",reason="permanent"} 1"#,
+        )
+        .await;
         assert_eq!(runs_in_order(store).await.len(), 6, "drift is not retried");
         let metrics = d.call(Method::GET, "/metrics", None).await.text;
         assert!(
@@ -319,8 +355,16 @@ async fn shutdown_cancels_what_is_queued_and_interrupts_what_outlives_the_grace(
                 .await;
             ids.extend(run_ids(&a));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        // Shut down once the first run is under way (an event, not a delay).
         let store = d.sim.env.app.store.clone();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        while store.run(ids[0]).await.unwrap().unwrap().status != Status::Running {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the first run never started"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         let (stopped, sim) = d.shutdown().await;
         assert_eq!(stopped.interrupted, 1);
         assert_eq!(stopped.dropped, ids.len() - 1);

@@ -77,13 +77,14 @@ impl Daemon {
 
     /// Queues the next attempt of a run that failed transiently.
     async fn maybe_retry(&self, account: &crate::store::practices::Account, run: &Run) {
-        if run.status != Status::Failed || self.is_stopping() {
+        if !matches!(run.status, Status::Failed | Status::Drift) || self.is_stopping() {
             return;
         }
         let Some(kind) = run.error_kind else {
             return;
         };
         if !kind.is_transient() {
+            self.app.metrics.not_retried(&run.connector, "permanent");
             return;
         }
         let attempt = u32::try_from(run.attempt).unwrap_or(1);
@@ -97,6 +98,7 @@ impl Daemon {
             .next_delay(attempt, kind, retry_after, &mut rand::rng());
         let Some(delay) = delay else {
             tracing::warn!(run = run.id, account = %account.id, attempts = attempt, "giving up after {attempt} attempts ({kind})");
+            self.app.metrics.not_retried(&run.connector, "exhausted");
             return;
         };
         match self
