@@ -356,7 +356,7 @@ impl RunQueue {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::queue::*;
     use std::time::Duration;
 
     fn req(account: &str, connector: &str, trigger: Trigger) -> Request {

@@ -68,7 +68,7 @@ impl RetryPolicy {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::retry::*;
     use rand::SeedableRng;
 
     #[test]

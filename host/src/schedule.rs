@@ -152,7 +152,7 @@ impl Schedule {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::schedule::*;
     use chrono::{Datelike, Timelike};
     use chrono_tz::Europe::Paris;
 

@@ -139,7 +139,7 @@ impl Scrubber {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::scrub::*;
 
     #[test]
     fn removes_known_values_case_insensitively_and_patterns() {

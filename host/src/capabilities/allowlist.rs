@@ -114,7 +114,7 @@ fn parse_pattern(raw: &str) -> Result<Pattern> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::capabilities::allowlist::*;
 
     fn allows(patterns: &[&str], url: &str) -> bool {
         Allowlist::parse(patterns)

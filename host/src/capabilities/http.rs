@@ -428,6 +428,23 @@ fn method(m: wit::Method) -> reqwest::Method {
     }
 }
 
+/// The `http` import's view of a run: its session, or none (while describing).
+pub struct HttpView<'a>(pub &'a mut Option<HttpSession>);
+
+impl crate::contract::bindings::passerelle::connector::http::Host for HttpView<'_> {
+    async fn send(
+        &mut self,
+        request: wit::Request,
+    ) -> wasmtime::Result<Result<wit::Response, wit::HttpError>> {
+        match self.0 {
+            Some(session) => session.send(request).await,
+            None => Ok(Err(wit::HttpError::Denied(
+                "HTTP is not available while describing a connector".into(),
+            ))),
+        }
+    }
+}
+
 fn origin_text(url: &Url) -> String {
     url.origin().ascii_serialization()
 }
@@ -460,7 +477,7 @@ fn transport_error(e: &reqwest::Error) -> wit::HttpError {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::capabilities::http::*;
 
     /// A name that resolves to loopback at connect time (the rebinding case, past the
     /// pre-flight check) is `denied`, recognised by the resolver's typed error.

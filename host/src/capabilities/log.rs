@@ -5,8 +5,13 @@
 //! whichever comes first, so that a line written just before the records it talks about
 //! are emitted is still scrubbed of their patient values.
 
+use super::output::CapturedOutput;
+use crate::contract::bindings::passerelle::connector::log;
 use crate::contract::wit::Level;
 use crate::scrub::Scrubber;
+
+/// Captured stdout/stderr per stream and run.
+const OUTPUT_CAP: usize = 64 * 1024;
 
 const MAX_BUFFERED: usize = 256;
 const MAX_LINE_BYTES: usize = 8192;
@@ -86,6 +91,75 @@ impl LogBuffer {
                 );
             }
         }
+    }
+}
+
+/// What a run's guest logs: its `log` lines and its stdout/stderr, written inside the
+/// run's span.
+pub struct GuestLog {
+    buffer: LogBuffer,
+    stdout: CapturedOutput,
+    stderr: CapturedOutput,
+    span: tracing::Span,
+}
+
+impl GuestLog {
+    pub fn new(span: tracing::Span) -> GuestLog {
+        GuestLog {
+            buffer: LogBuffer::default(),
+            stdout: CapturedOutput::new(OUTPUT_CAP),
+            stderr: CapturedOutput::new(OUTPUT_CAP),
+            span,
+        }
+    }
+
+    /// The guest's stdout, for its WASI context.
+    pub fn stdout(&self) -> CapturedOutput {
+        self.stdout.clone()
+    }
+
+    /// The guest's stderr, for its WASI context.
+    pub fn stderr(&self) -> CapturedOutput {
+        self.stderr.clone()
+    }
+
+    /// The run's span.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// Moves captured stdout/stderr into the buffer and writes it all out, scrubbed.
+    pub fn flush(&mut self, scrubber: &mut Scrubber) {
+        for (name, stream) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let (text, dropped) = stream.take();
+            self.buffer.push_output(name, &text);
+            if dropped > 0 {
+                self.buffer
+                    .push_output(name, &format!("({dropped} bytes of {name} dropped)"));
+            }
+        }
+        let _enter = self.span.enter();
+        self.buffer.flush(scrubber);
+    }
+}
+
+/// The `log` import's view of a run: its log and its scrubber.
+pub struct LogView<'a> {
+    pub log: &'a mut GuestLog,
+    pub scrubber: &'a mut Scrubber,
+}
+
+impl log::Host for LogView<'_> {
+    async fn log(
+        &mut self,
+        level: Level,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) -> wasmtime::Result<()> {
+        if self.log.buffer.push(level, message, fields) {
+            self.log.flush(self.scrubber);
+        }
+        Ok(())
     }
 }
 

@@ -104,7 +104,7 @@ pub async fn check_destination(host: &str, port: u16, allow_private: bool) -> Re
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::capabilities::netguard::*;
 
     #[test]
     fn classifies_addresses() {

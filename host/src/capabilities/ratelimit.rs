@@ -93,7 +93,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::capabilities::ratelimit::*;
 
     #[tokio::test]
     async fn a_429_blocks_every_user_of_the_platform() {

@@ -336,6 +336,76 @@ fn slot(s: wit::Slot) -> Result<SlotRecord, String> {
     })
 }
 
+/// The `records` import's view of a run: its session (none outside `sync`), the scrubber
+/// that learns every patient value emitted, and the log a checkpoint flushes.
+pub struct RecordsView<'a> {
+    pub records: &'a mut Option<RecordsSession>,
+    pub scrubber: &'a mut Scrubber,
+    pub log: &'a mut super::log::GuestLog,
+}
+
+fn no_records<T>() -> wasmtime::Result<Result<T, String>> {
+    Ok(Err("records can only be written during sync".into()))
+}
+
+impl crate::contract::bindings::passerelle::connector::records::Host for RecordsView<'_> {
+    async fn upsert_appointments(
+        &mut self,
+        items: Vec<wit::Appointment>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        match self.records {
+            Some(r) => r.upsert_appointments(items, self.scrubber),
+            None => no_records(),
+        }
+    }
+
+    async fn delete_appointments(
+        &mut self,
+        ids: Vec<String>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        match self.records {
+            Some(r) => r.delete_appointments(ids),
+            None => no_records(),
+        }
+    }
+
+    async fn upsert_slots(
+        &mut self,
+        items: Vec<wit::Slot>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        match self.records {
+            Some(r) => r.upsert_slots(items),
+            None => no_records(),
+        }
+    }
+
+    async fn checkpoint(&mut self, cursor: String) -> wasmtime::Result<Result<(), String>> {
+        let result = match self.records {
+            Some(r) => r.checkpoint(cursor, self.scrubber).await,
+            None => no_records(),
+        };
+        self.log.flush(self.scrubber);
+        result
+    }
+
+    async fn on_drift(&mut self) -> wasmtime::Result<wit::DriftPolicy> {
+        Ok(match self.records {
+            Some(r) => r.drift_policy(),
+            None => wit::DriftPolicy::Fail,
+        })
+    }
+
+    async fn quarantine(
+        &mut self,
+        item: wit::QuarantinedItem,
+    ) -> wasmtime::Result<Result<(), String>> {
+        match self.records {
+            Some(r) => r.quarantine(item),
+            None => no_records(),
+        }
+    }
+}
+
 pub fn status_text(s: wit::AppointmentStatus) -> &'static str {
     match s {
         wit::AppointmentStatus::Booked => "booked",

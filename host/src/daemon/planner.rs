@@ -114,7 +114,7 @@ impl Planner {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::daemon::planner::*;
     use chrono::TimeZone;
 
     fn practice(id: &str, cron: Option<&str>, tz: &str) -> Practice {

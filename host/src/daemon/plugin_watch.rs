@@ -180,7 +180,7 @@ async fn read_settled(path: &Path) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::daemon::plugin_watch::*;
 
     #[test]
     fn candidates() {

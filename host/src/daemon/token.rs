@@ -50,7 +50,7 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::daemon::token::*;
 
     #[test]
     fn generated_once_owner_only_then_reused() {

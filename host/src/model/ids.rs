@@ -31,7 +31,7 @@ pub fn validate_id(kind: &'static str, id: &str) -> Result<(), InvalidId> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::model::ids::*;
 
     #[test]
     fn plain_ids_pass_and_others_are_refused() {

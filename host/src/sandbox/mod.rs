@@ -8,7 +8,6 @@
 //! and stderr captured into the scrubbed log). A trap or limit fails that run only.
 
 pub mod cache;
-mod output;
 pub mod state;
 
 use std::path::{Path, PathBuf};
@@ -17,19 +16,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
 };
 use wasmtime_wasi::WasiCtxBuilder;
 
-use self::output::CapturedOutput;
 use self::state::{RunLimiter, RunState};
 use crate::capabilities::http::HttpSession;
-use crate::capabilities::log::LogBuffer;
 use crate::capabilities::records::RecordsSession;
+use crate::capabilities::Capabilities;
 use crate::contract::wit;
-use crate::contract::{Connector, ConnectorPre};
+use crate::contract::ConnectorPre;
 use crate::limits::Limits;
 use crate::scrub::Scrubber;
 
@@ -84,8 +82,6 @@ impl LoadError {
 
 /// How often the epoch advances: the granularity of deadlines and of yielding.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
-/// Captured stdout/stderr per stream and run.
-const OUTPUT_CAP: usize = 64 * 1024;
 
 /// Engine-wide settings.
 #[derive(Debug, Clone)]
@@ -211,9 +207,7 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking WASI")?;
-        Connector::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)
-            .map_err(anyhow::Error::from)
-            .context("linking passerelle imports")?;
+        crate::capabilities::add_to_linker(&mut linker).context("linking passerelle imports")?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
@@ -286,11 +280,10 @@ impl Runtime {
     /// A fresh store for one run, with its limits, deadline and capabilities. Most
     /// callers want [`Runtime::execute`]; this is public for benchmarks.
     pub fn new_store(&self, parts: RunParts) -> Store<RunState> {
-        let stdout = CapturedOutput::new(OUTPUT_CAP);
-        let stderr = CapturedOutput::new(OUTPUT_CAP);
+        let capabilities = Capabilities::new(parts.http, parts.records, parts.scrubber, parts.span);
         let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
+            .stdout(capabilities.log.stdout())
+            .stderr(capabilities.log.stderr())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -303,13 +296,7 @@ impl Runtime {
                 memory_bytes: limits.memory_bytes().min(self.config.limits.memory_bytes()),
                 table_elements: limits.table_elements.min(self.config.limits.table_elements),
             },
-            http: parts.http,
-            records: parts.records,
-            log: LogBuffer::default(),
-            scrubber: parts.scrubber,
-            span: parts.span,
-            stdout,
-            stderr,
+            capabilities,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -365,14 +352,14 @@ impl Runtime {
                 Ok(r) => r,
                 Err(_) => Err(Failure::Limit(deadline_text(&limits))),
             };
-        let mut state = store.into_data();
-        state.flush_logs();
-        let output = output.map_err(|f| scrub_failure(f, &mut state.scrubber));
+        let mut caps = store.into_data().capabilities;
+        caps.flush_logs();
+        let output = output.map_err(|f| scrub_failure(f, &mut caps.scrubber));
         Finished {
             output,
-            http: state.http,
-            records: state.records,
-            scrubber: state.scrubber,
+            http: caps.http,
+            records: caps.records,
+            scrubber: caps.scrubber,
             elapsed: started.elapsed(),
         }
     }
