@@ -321,10 +321,18 @@ async fn a_429_slows_every_run_of_the_platform() {
     )
     .await;
     // `first` gets the 429; the SDK resends after the platform's Retry-After (1 s).
-    // `second` starts while the platform is blocked and waits for it too.
+    // `second` starts once the platform is blocked (an event, not a delay) and waits
+    // for it too.
     let started = Instant::now();
     let (first, (second, second_took)) = tokio::join!(e.sync("first", Mode::Incremental), async {
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while e.app.http.limiters().blocked_for("testing").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the 429 never blocked the platform"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let t = Instant::now();
         (e.sync("second", Mode::Incremental).await, t.elapsed())
     });

@@ -80,6 +80,20 @@ impl RateLimiters {
     }
 }
 
+impl RateLimiters {
+    /// How long `platform` is still held back by a Retry-After, if it is.
+    pub fn blocked_for(&self, platform: &str) -> Option<Duration> {
+        let limiter = self
+            .inner
+            .lock()
+            .expect("not poisoned")
+            .get(platform)?
+            .clone();
+        let until = (*limiter.blocked_until.lock().expect("not poisoned"))?;
+        until.checked_duration_since(Instant::now())
+    }
+}
+
 /// Parses a Retry-After value (seconds or an HTTP date).
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
