@@ -20,8 +20,8 @@ impl Store {
     /// returns its id. The database refuses a second running run of an account
     /// ([`StartError::Busy`]); a running run whose process is gone is closed first.
     pub async fn start_run(&self, run: &NewRun<'_>) -> Result<i64, StartError> {
-        for _ in 0..2 {
-            let inserted = sqlx::query(
+        self.claim_running(run.account_id, || async {
+            let row = sqlx::query(
                 "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
                     trigger, mode, status, started_at, cursor_before, owner)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
@@ -38,19 +38,34 @@ impl Store {
             .bind(run.cursor_before)
             .bind(process_owner())
             .fetch_one(&self.pool)
-            .await;
-            match inserted {
-                Ok(row) => return Ok(row.get::<i64, _>("id")),
-                Err(e) if is_unique_violation(&e) => self.clear_running(run.account_id).await?,
-                Err(e) => {
-                    return Err(Err::<(), _>(e)
-                        .context("recording run start")
-                        .unwrap_err()
-                        .into())
+            .await?;
+            Ok(row.get::<i64, _>("id"))
+        })
+        .await
+    }
+
+    /// Makes a run of `account_id` running with `write`: when the database refuses it
+    /// because the account has a running run, that run is closed if its process is gone
+    /// and `write` tried once more; else [`StartError::Busy`] says who runs it.
+    async fn claim_running<T, F, Fut>(&self, account_id: &str, write: F) -> Result<T, StartError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+    {
+        for _ in 0..2 {
+            match write().await {
+                Ok(v) => return Ok(v),
+                Err(e) if is_unique_violation(&e) => self.clear_running(account_id).await?,
+                Err(source) => {
+                    return Err(StoreError::Database {
+                        context: "recording run start",
+                        source,
+                    }
+                    .into())
                 }
             }
         }
-        Err(self.busy(run.account_id).await)
+        Err(self.busy(account_id).await)
     }
 
     /// Closes the account's running run if its process is gone; else says who runs it.
@@ -188,41 +203,34 @@ impl Store {
     /// and its final trigger and mode (a queued run can be lifted to manual or full by a
     /// later request). Refused like [`Self::start_run`] when the account is running.
     pub async fn begin_queued_run(&self, id: i64, run: &NewRun<'_>) -> Result<(), StartError> {
-        for _ in 0..2 {
-            let updated = sqlx::query(
-                "UPDATE runs SET status = $2, started_at = $3, connector_version = $4,
-                    connector_sha256 = $5, trigger = $6, mode = $7, cursor_before = $8, owner = $10
-                 WHERE id = $1 AND status = $9",
-            )
-            .bind(id)
-            .bind(Status::Running.as_str())
-            .bind(now_text())
-            .bind(run.connector_version)
-            .bind(run.connector_sha256)
-            .bind(run.trigger.as_str())
-            .bind(run.mode.as_str())
-            .bind(run.cursor_before)
-            .bind(Status::Queued.as_str())
-            .bind(process_owner())
-            .execute(&self.pool)
-            .await;
-            match updated {
-                Ok(res) if res.rows_affected() == 1 => return Ok(()),
-                Ok(_) => {
-                    return Err(StartError::Store(StoreError::NotFound(format!(
-                        "run {id} is not queued any more"
-                    ))))
-                }
-                Err(e) if is_unique_violation(&e) => self.clear_running(run.account_id).await?,
-                Err(e) => {
-                    return Err(Err::<(), _>(e)
-                        .context("recording run start")
-                        .unwrap_err()
-                        .into())
-                }
-            }
+        let updated = self
+            .claim_running(run.account_id, || async {
+                let res = sqlx::query(
+                    "UPDATE runs SET status = $2, started_at = $3, connector_version = $4,
+                        connector_sha256 = $5, trigger = $6, mode = $7, cursor_before = $8, owner = $10
+                     WHERE id = $1 AND status = $9",
+                )
+                .bind(id)
+                .bind(Status::Running.as_str())
+                .bind(now_text())
+                .bind(run.connector_version)
+                .bind(run.connector_sha256)
+                .bind(run.trigger.as_str())
+                .bind(run.mode.as_str())
+                .bind(run.cursor_before)
+                .bind(Status::Queued.as_str())
+                .bind(process_owner())
+                .execute(&self.pool)
+                .await?;
+                Ok(res.rows_affected())
+            })
+            .await?;
+        if updated != 1 {
+            return Err(StartError::Store(StoreError::NotFound(format!(
+                "run {id} is not queued any more"
+            ))));
         }
-        Err(self.busy(run.account_id).await)
+        Ok(())
     }
 
     /// Records a run that did not happen (a missed slot, a paused account): status
