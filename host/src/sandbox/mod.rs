@@ -254,7 +254,7 @@ impl Runtime {
             &sha256,
             self.config.cache_dir.as_deref(),
         )
-        .map_err(|e| LoadError::NotComponent(format!("{e:#}")))?;
+        .map_err(|e| LoadError::NotComponent(one_line(&format!("{e:#}"))))?;
         let ty = component.component_type();
         for (name, _) in ty.imports(&self.engine).chain(ty.exports(&self.engine)) {
             if let Some(found) = contract_version(name) {
@@ -268,8 +268,9 @@ impl Runtime {
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-        let pre = ConnectorPre::new(pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+            .map_err(|e| LoadError::WrongWorld(one_line(&format!("{e:#}"))))?;
+        let pre = ConnectorPre::new(pre)
+            .map_err(|e| LoadError::WrongWorld(one_line(&format!("{e:#}"))))?;
         Ok(LoadedConnector {
             sha256,
             pre,
@@ -369,6 +370,11 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         self.stop_ticker.store(true, Ordering::Relaxed);
     }
+}
+
+/// A compiler's or linker's message on one line (some spread a byte list over many).
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn deadline_text(limits: &Limits) -> String {
