@@ -15,8 +15,9 @@ use crate::model::connector::Activation;
 use crate::model::run::Run;
 use crate::service::connectors::{ConnectorView, InstallAnswer};
 use crate::service::practices::{
-    AccountCreated, NewAccount, NewPractice, PracticeUpdate, PracticeView,
+    CheckedAccount, NewAccount, NewPractice, PracticeUpdate, PracticeView,
 };
+use crate::service::check::AccountCheck;
 use crate::service::runs::{Resumed, RunQuery, SyncAccepted, SyncRequest};
 use crate::store::connectors::{Canary, Rejection};
 use crate::store::pauses::Pause;
@@ -157,8 +158,14 @@ impl Client {
     }
 
     /// `POST /v1/practices/{id}/accounts`.
-    pub async fn create_account(&self, practice: &str, new: &NewAccount) -> Answer<AccountCreated> {
+    pub async fn create_account(&self, practice: &str, new: &NewAccount) -> Answer<CheckedAccount> {
         self.post(&format!("/v1/practices/{}/accounts", seg(practice)), new)
+            .await
+    }
+
+    /// `POST /v1/accounts/{id}/check`.
+    pub async fn check_account(&self, account: &str) -> Answer<AccountCheck> {
+        self.send(self.request(Method::POST, &format!("/v1/accounts/{}/check", seg(account))))
             .await
     }
 

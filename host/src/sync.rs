@@ -182,18 +182,14 @@ impl Passerelle {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn execute_sync(
+    /// The HTTP session of a run of `account` (its connector's allowlist and rate limit,
+    /// its secrets), and a scrubber that knows the secrets.
+    pub(crate) async fn http_session(
         &self,
         account: &Account,
         manifest: &Manifest,
-        loaded: &crate::sandbox::LoadedConnector,
-        run_id: i64,
-        cursor_before: Option<String>,
-        options: SyncOptions,
-        span: tracing::Span,
-    ) -> Result<RunEnd> {
-        let limits = self.config.limits.clone();
+        limits: &crate::limits::Limits,
+    ) -> Result<(HttpSession, Scrubber)> {
         let secrets = self.store.secret_values(&account.id).await?;
         let mut scrubber = Scrubber::new();
         for value in secrets.values() {
@@ -212,9 +208,25 @@ impl Passerelle {
                     ),
                 },
                 secrets,
-                limits: &limits,
+                limits,
             },
         );
+        Ok((http, scrubber))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn execute_sync(
+        &self,
+        account: &Account,
+        manifest: &Manifest,
+        loaded: &crate::sandbox::LoadedConnector,
+        run_id: i64,
+        cursor_before: Option<String>,
+        options: SyncOptions,
+        span: tracing::Span,
+    ) -> Result<RunEnd> {
+        let limits = self.config.limits.clone();
+        let (http, scrubber) = self.http_session(account, manifest, &limits).await?;
         let scope = Scope {
             connector: manifest.name.clone(),
             practice_id: account.practice_id.clone(),
@@ -374,7 +386,7 @@ pub fn wit_account(account: &Account) -> wit::Account {
 }
 
 /// Required settings or secrets the manifest declares and the account lacks.
-fn missing_configuration(account: &Account, manifest: &Manifest) -> Option<String> {
+pub(crate) fn missing_configuration(account: &Account, manifest: &Manifest) -> Option<String> {
     let mut missing = Vec::new();
     for p in manifest.settings.iter().filter(|p| p.required) {
         if !account.settings.contains_key(&p.name) {

@@ -121,6 +121,9 @@ async fn every_command_gives_the_same_output_locally_and_with_server() {
         "accounts quarantined",
         &format!("accounts resume {account}"),
         "accounts resume nobody",
+        &format!("accounts check {account}"),
+        "accounts check nobody",
+        &format!("accounts add z9 --practice {p1} --connector doctolib --setting colour=blue"),
         "plugins list",
         "plugins rejections",
         "plugins approve doctolib 0.1.0",
@@ -146,7 +149,20 @@ async fn every_command_gives_the_same_output_locally_and_with_server() {
         }
         compared += 1;
     }
-    assert_eq!(compared, 24);
+    assert_eq!(compared, 27);
+
+    // An account of the simulator is complete: its check passes (the connector's own
+    // check() included); a setting the connector does not declare is refused.
+    let l = local(args(&format!("accounts check {account}"))).await;
+    assert!(l.ok && l.stdout.contains(": ok (connector 0.1.0)"), "{l:?}");
+    let l = local(args(&format!(
+        "accounts add z9 --practice {p1} --connector doctolib --setting colour=blue"
+    )))
+    .await;
+    assert!(
+        l.stderr.contains("declares no setting `colour`; its settings are: centre, profile-id"),
+        "{l:?}"
+    );
 
     // Commands that change something: done once each way, on different ids; the
     // outputs are equal once the ids are swapped.

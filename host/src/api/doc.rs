@@ -33,6 +33,7 @@ use super::{connectors, practices, runs};
         practices::show_account,
         practices::update_account,
         practices::delete_account,
+        practices::check_account,
         practices::set_secret,
         practices::delete_secret,
         runs::list,

@@ -118,6 +118,11 @@ pub fn routes() -> Vec<(
         ("/v1/paused", &["get"], get(connectors::paused)),
         ("/v1/quarantine", &["get"], get(connectors::quarantine)),
         (
+            "/v1/accounts/{id}/check",
+            &["post"],
+            post(practices::check_account),
+        ),
+        (
             "/v1/accounts/{id}/resume",
             &["post"],
             post(connectors::resume),

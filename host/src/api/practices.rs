@@ -9,8 +9,9 @@ use serde::Deserialize;
 
 use super::{ApiError, ApiState, Body, ErrorBody, Params, PathParams};
 use crate::service::practices::{
-    AccountCreated, AccountUpdate, NewAccount, NewPractice, PracticeUpdate, PracticeView,
+    CheckedAccount, AccountUpdate, NewAccount, NewPractice, PracticeUpdate, PracticeView,
 };
+use crate::service::check::AccountCheck;
 use crate::store::practices::Account;
 
 type Answer<T> = Result<Json<T>, ApiError>;
@@ -221,7 +222,7 @@ pub async fn all_accounts(
     params(("id" = String, Path, description = "Practice id")),
     request_body = NewAccount,
     responses(
-        (status = 201, description = "Created", body = AccountCreated),
+        (status = 201, description = "Created", body = CheckedAccount),
         (status = 400, description = "Invalid request or body", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
         (status = 404, description = "Not found", body = ErrorBody),
@@ -233,7 +234,7 @@ pub async fn create_account(
     State(state): State<ApiState>,
     PathParams(practice_id): PathParams<String>,
     Body(body): Body<NewAccount>,
-) -> Result<(StatusCode, Json<AccountCreated>), ApiError> {
+) -> Result<(StatusCode, Json<CheckedAccount>), ApiError> {
     let created = state.daemon.app.create_account(&practice_id, body).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -263,11 +264,11 @@ pub async fn show_account(
     path = "/v1/accounts/{id}",
     operation_id = "updateAccount",
     tag = "accounts",
-    summary = "Update an account's label or settings (settings replace the old ones)",
+    summary = "Update an account's label or settings (settings replace the old ones; settings its connector does not declare are refused), then check it",
     params(("id" = String, Path, description = "Account id")),
     request_body = AccountUpdate,
     responses(
-        (status = 200, description = "The account", body = Account),
+        (status = 200, description = "The account, checked", body = CheckedAccount),
         (status = 400, description = "Invalid request or body", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
         (status = 404, description = "Not found", body = ErrorBody),
@@ -278,8 +279,28 @@ pub async fn update_account(
     State(state): State<ApiState>,
     PathParams(id): PathParams<String>,
     Body(body): Body<AccountUpdate>,
-) -> Answer<Account> {
+) -> Answer<CheckedAccount> {
     Ok(Json(state.daemon.app.update_account(&id, body).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{id}/check",
+    operation_id = "checkAccount",
+    tag = "accounts",
+    summary = "Check an account: its settings against its connector's manifest, then the connector's check() (network and secrets, no records)",
+    params(("id" = String, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "What the check found (ok or why not)", body = AccountCheck),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not found", body = ErrorBody),
+    ),
+)]
+pub async fn check_account(
+    State(state): State<ApiState>,
+    PathParams(id): PathParams<String>,
+) -> Answer<AccountCheck> {
+    Ok(Json(state.daemon.app.check_account(&id).await?))
 }
 
 #[utoipa::path(

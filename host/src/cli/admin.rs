@@ -17,8 +17,9 @@ use crate::model::connector::Activation;
 use crate::model::run::{Run, Status, Trigger};
 use crate::service::connectors::{ConnectorView, InstallAnswer};
 use crate::service::practices::{
-    AccountCreated, NewAccount, NewPractice, PracticeUpdate, PracticeView,
+    CheckedAccount, NewAccount, NewPractice, PracticeUpdate, PracticeView,
 };
+use crate::service::check::AccountCheck;
 use crate::service::runs::{RunQuery, SyncRequest};
 use crate::service::ServiceError;
 use crate::store::connectors::{Canary, Rejection};
@@ -33,8 +34,9 @@ pub trait Admin {
     async fn create_practice(&self, new: NewPractice) -> Result<PracticeView>;
     async fn update_practice(&self, id: &str, update: PracticeUpdate) -> Result<PracticeView>;
     async fn accounts(&self, practice: Option<&str>) -> Result<Vec<Account>>;
-    async fn create_account(&self, practice: &str, new: NewAccount) -> Result<AccountCreated>;
+    async fn create_account(&self, practice: &str, new: NewAccount) -> Result<CheckedAccount>;
     async fn set_secret(&self, account: &str, name: &str, value: &str) -> Result<()>;
+    async fn check_account(&self, account: &str) -> Result<AccountCheck>;
     async fn paused(&self, connector: Option<&str>) -> Result<Vec<Pause>>;
     async fn quarantined(&self, filter: QuarantineFilter) -> Result<Vec<QuarantinedItem>>;
     /// Lifts a drift pause and re-drives the account; the run, finished.
@@ -79,11 +81,14 @@ impl Admin for Local {
     async fn accounts(&self, practice: Option<&str>) -> Result<Vec<Account>> {
         local(self.0.accounts(practice).await)
     }
-    async fn create_account(&self, practice: &str, new: NewAccount) -> Result<AccountCreated> {
+    async fn create_account(&self, practice: &str, new: NewAccount) -> Result<CheckedAccount> {
         local(self.0.create_account(practice, new).await)
     }
     async fn set_secret(&self, account: &str, name: &str, value: &str) -> Result<()> {
         local(self.0.set_secret(account, name, value).await)
+    }
+    async fn check_account(&self, account: &str) -> Result<AccountCheck> {
+        local(self.0.check_account(account).await)
     }
     async fn paused(&self, connector: Option<&str>) -> Result<Vec<Pause>> {
         local(self.0.paused(connector).await)
@@ -169,11 +174,14 @@ impl Admin for Client {
     async fn accounts(&self, practice: Option<&str>) -> Result<Vec<Account>> {
         Ok(Client::accounts(self, practice).await?)
     }
-    async fn create_account(&self, practice: &str, new: NewAccount) -> Result<AccountCreated> {
+    async fn create_account(&self, practice: &str, new: NewAccount) -> Result<CheckedAccount> {
         Ok(Client::create_account(self, practice, &new).await?)
     }
     async fn set_secret(&self, account: &str, name: &str, value: &str) -> Result<()> {
         Ok(Client::set_secret(self, account, name, value).await?)
+    }
+    async fn check_account(&self, account: &str) -> Result<AccountCheck> {
+        Ok(Client::check_account(self, account).await?)
     }
     async fn paused(&self, connector: Option<&str>) -> Result<Vec<Pause>> {
         Ok(Client::paused(self, connector).await?)

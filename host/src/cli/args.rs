@@ -241,6 +241,10 @@ pub enum AccountsCmd {
     /// Lift an account's drift pause and sync it from its last checkpoint (trigger
     /// `redrive`). With --server the daemon queues the run; without, it runs here.
     Resume { id: String },
+    /// Check an account: its settings against its connector's manifest, then the
+    /// connector's own check() (which may call the platform with the account's secrets).
+    /// Exits non-zero when the account cannot work yet, saying why.
+    Check { id: String },
     /// Set a secret of an account. The value is read from standard input (or from the
     /// environment variable named by --from-env), never from the command line.
     SetSecret {

@@ -236,6 +236,9 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
             admin.set_secret(&account, &name, &value).await?;
             Output::SecretStored { account, name }
         }
+        Command::Accounts(AccountsCmd::Check { id }) => {
+            Output::AccountChecked(admin.check_account(&id).await?)
+        }
         Command::Accounts(AccountsCmd::Paused { connector }) => {
             Output::Paused(admin.paused(connector.as_deref()).await?)
         }

@@ -11,8 +11,9 @@ use serde_json::{json, Value};
 use crate::model::connector::{Activation, Outcome};
 use crate::model::records::{SlotRecord, StoredAppointment};
 use crate::model::run::{Run, Status};
+use crate::service::check::AccountCheck;
 use crate::service::connectors::{ConnectorView, InstallAnswer};
-use crate::service::practices::{AccountCreated, PracticeView};
+use crate::service::practices::{CheckedAccount, PracticeView};
 use crate::store::connectors::{Canary, Rejection};
 use crate::store::pauses::Pause;
 use crate::store::practices::Account;
@@ -24,8 +25,9 @@ pub enum Output {
     PracticeAdded(PracticeView),
     Practices(Vec<PracticeView>),
     Schedule(PracticeView),
-    AccountAdded(AccountCreated),
+    AccountAdded(CheckedAccount),
     Accounts(Vec<Account>),
+    AccountChecked(AccountCheck),
     SecretStored {
         account: String,
         name: String,
@@ -105,6 +107,9 @@ impl Output {
                 let failed = files.iter().filter(|(_, r)| r.is_err()).count();
                 (failed > 0).then(|| format!("{failed} component(s) rejected"))
             }
+            Output::AccountChecked(c) => {
+                (!c.ok).then(|| format!("account `{}` cannot work yet", c.account_id))
+            }
             Output::Validated(files) => {
                 let failed = files.iter().filter(|(_, r)| r.is_err()).count();
                 (failed > 0).then(|| format!("{failed} component(s) would be rejected"))
@@ -123,6 +128,7 @@ impl Output {
             Output::Practices(p) => v(p),
             Output::AccountAdded(a) => v(a),
             Output::Accounts(a) => v(a),
+            Output::AccountChecked(c) => v(c),
             Output::SecretStored { account, name } => json!({"account": account, "secret": name}),
             Output::Paused(p) => v(p),
             Output::Quarantined(q) => v(q),
@@ -217,6 +223,9 @@ impl Output {
                         a.account.connector
                     ));
                 }
+                if let Some(c) = &a.check {
+                    line(check_line(c));
+                }
             }
             Output::Accounts(accounts) => {
                 if accounts.is_empty() {
@@ -226,6 +235,7 @@ impl Output {
                     line(account_line(a));
                 }
             }
+            Output::AccountChecked(c) => line(check_line(c)),
             Output::SecretStored { account, name } => {
                 line(format!("stored secret `{name}` of account {account}"))
             }
@@ -414,6 +424,22 @@ fn schedule_line(p: &PracticeView) -> String {
         },
         p.next_sync.as_deref().unwrap_or("never")
     )
+}
+
+/// What checking an account found.
+fn check_line(c: &AccountCheck) -> String {
+    let by = c
+        .connector_version
+        .as_deref()
+        .map(|v| format!(" (connector {v})"))
+        .unwrap_or_default();
+    match (&c.error_kind, &c.detail) {
+        _ if c.ok => format!("check of {}: ok{by}", c.account_id),
+        (Some(kind), Some(detail)) => {
+            format!("check of {}: {kind}{by}: {}", c.account_id, printable(detail))
+        }
+        _ => format!("check of {}: failed{by}", c.account_id),
+    }
 }
 
 /// One account (secret names, never values).

@@ -5,12 +5,15 @@
 //! status code, the CLI to a message and an exit code).
 //!
 //! - [`practices`]: practices (with their schedule and next sync), accounts, secrets;
+//! - [`check`]: whether an account can work (declared settings, the connector's
+//!   `check()`);
 //! - [`connectors`]: installed versions as shown, installation, approval, rollback,
 //!   canaries, drift pauses and quarantined items;
 //! - [`recorder`]: the one writer of the sync log's rows, from queued to finished;
 //! - [`runs`]: the sync log, and a foreground sync (the daemon queues runs instead:
 //!   [`crate::daemon`]).
 
+pub mod check;
 pub mod connectors;
 pub mod practices;
 pub mod recorder;

@@ -11,6 +11,7 @@ use super::{ServiceError, ServiceResult};
 use crate::app::Passerelle;
 use crate::model::ids::validate_id;
 use crate::model::schema::{cron_or_null, TimeZone};
+use crate::service::check::{refuse_undeclared, AccountCheck};
 use crate::store::practices::{Account, Practice};
 
 /// A practice as shown: with its effective schedule, next sync and (on its own page)
@@ -133,12 +134,16 @@ pub struct AccountUpdate {
     pub settings: Option<BTreeMap<String, String>>,
 }
 
-/// A new account, and whether its connector is installed yet (it cannot run before).
+/// An account as added or changed: whether its connector is installed yet (it cannot
+/// run before), and what checking it found (see [`super::check`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AccountCreated {
+pub struct CheckedAccount {
     #[serde(flatten)]
     pub account: Account,
     pub connector_installed: bool,
+    /// The settings against the connector's manifest and its `check()`; none when the
+    /// connector is not installed.
+    pub check: Option<AccountCheck>,
 }
 
 /// Tells "absent" (unchanged) from `null` (cleared or reset).
@@ -310,7 +315,7 @@ impl Passerelle {
         &self,
         practice_id: &str,
         new: NewAccount,
-    ) -> ServiceResult<AccountCreated> {
+    ) -> ServiceResult<CheckedAccount> {
         self.practice(practice_id).await?;
         validate_id("account", &new.id)?;
         validate_id("connector", &new.connector)?;
@@ -323,8 +328,10 @@ impl Passerelle {
                 format!("account `{}` already exists", new.id),
             ));
         }
-        let account = self
-            .store
+        if let Some(manifest) = self.manifest_for(&new.connector, practice_id).await? {
+            refuse_undeclared(&new.settings, &manifest)?;
+        }
+        self.store
             .add_account(
                 &new.id,
                 practice_id,
@@ -333,18 +340,45 @@ impl Passerelle {
                 &new.settings,
             )
             .await?;
-        let connector_installed = self.store.active_connector(&new.connector).await?.is_some();
-        Ok(AccountCreated {
+        self.checked(&new.id).await
+    }
+
+    /// The account with its connector's state and what checking it finds.
+    async fn checked(&self, id: &str) -> ServiceResult<CheckedAccount> {
+        let account = self.account(id).await?;
+        let connector_installed = self
+            .store
+            .connector_for(&account.connector, &account.practice_id)
+            .await?
+            .is_some();
+        let check = if connector_installed {
+            Some(self.check_account(id).await?)
+        } else {
+            None
+        };
+        Ok(CheckedAccount {
             account,
             connector_installed,
+            check,
         })
     }
 
-    /// Replaces an account's settings and/or sets or clears its label.
-    pub async fn update_account(&self, id: &str, update: AccountUpdate) -> ServiceResult<Account> {
-        self.account(id).await?;
+    /// Replaces an account's settings and/or sets or clears its label, then checks it.
+    pub async fn update_account(
+        &self,
+        id: &str,
+        update: AccountUpdate,
+    ) -> ServiceResult<CheckedAccount> {
+        let account = self.account(id).await?;
         if let Some(Some(label)) = &update.label {
             not_empty("label", label)?;
+        }
+        if let (Some(settings), Some(manifest)) = (
+            &update.settings,
+            self.manifest_for(&account.connector, &account.practice_id)
+                .await?,
+        ) {
+            refuse_undeclared(settings, &manifest)?;
         }
         if let Some(settings) = &update.settings {
             self.store.update_account_settings(id, settings).await?;
@@ -352,7 +386,7 @@ impl Passerelle {
         if let Some(label) = &update.label {
             self.store.set_account_label(id, label.as_deref()).await?;
         }
-        self.account(id).await
+        self.checked(id).await
     }
 
     /// Deletes an account with everything it owns; `with_data` must say so.

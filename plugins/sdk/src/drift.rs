@@ -112,15 +112,19 @@ fn render_path(path: &serde_path_to_error::Path) -> String {
     out
 }
 
+/// `base.key` when the key is an identifier (a letter or `_`, then letters, digits or
+/// `_`), else `base['key']` (dates, numbers, dashes, spaces: `$.slots[0]['2021-06-16']`).
 fn join(base: &str, key: &str) -> String {
-    let simple = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if simple {
+    let mut chars = key.chars();
+    let identifier = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if identifier {
         format!("{base}.{key}")
     } else {
-        format!("{base}[{}]", serde_json::Value::String(key.to_string()))
+        let quoted = key.replace('\\', "\\\\").replace('\'', "\\'");
+        format!("{base}['{quoted}']")
     }
 }
 
@@ -212,6 +216,28 @@ mod tests {
         let d = drift_of(r#"{"data":{"agendas":[{"id":1}]}}"#);
         assert_eq!(d.path, "$.data.agendas[0].practice_id");
         assert_eq!(d.found, "missing");
+    }
+
+    #[test]
+    fn keys_that_are_not_identifiers_use_brackets() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Day {
+            start: String,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Page {
+            slots: Vec<std::collections::BTreeMap<String, Vec<Day>>>,
+        }
+        let body = br#"{"slots":[{"2021-06-16":[{"start":7}]}]}"#;
+        let SyncError::SchemaDrift(d) = parse::<Page>("GET /x", body).unwrap_err() else {
+            panic!("not drift")
+        };
+        assert_eq!(d.path, "$.slots[0]['2021-06-16'][0].start");
+        assert_eq!(join("$", "it's"), "$['it\\'s']");
+        assert_eq!(join("$", "visit_motive_ids"), "$.visit_motive_ids");
+        assert_eq!(join("$", "7"), "$['7']");
     }
 
     #[test]
