@@ -13,11 +13,11 @@ use crate::api::connectors::{ApproveRequest, CanaryRequest, VersionChoice};
 use crate::api::practices::SecretValue;
 use crate::model::connector::Activation;
 use crate::model::run::Run;
+use crate::service::check::AccountCheck;
 use crate::service::connectors::{ConnectorView, InstallAnswer};
 use crate::service::practices::{
     CheckedAccount, NewAccount, NewPractice, PracticeUpdate, PracticeView,
 };
-use crate::service::check::AccountCheck;
 use crate::service::runs::{Resumed, RunQuery, SyncAccepted, SyncRequest};
 use crate::store::connectors::{Canary, Rejection};
 use crate::store::pauses::Pause;
@@ -165,8 +165,11 @@ impl Client {
 
     /// `POST /v1/accounts/{id}/check`.
     pub async fn check_account(&self, account: &str) -> Answer<AccountCheck> {
-        self.send(self.request(Method::POST, &format!("/v1/accounts/{}/check", seg(account))))
-            .await
+        self.send(self.request(
+            Method::POST,
+            &format!("/v1/accounts/{}/check", seg(account)),
+        ))
+        .await
     }
 
     /// `PUT /v1/accounts/{id}/secrets/{name}`.

@@ -160,7 +160,8 @@ async fn every_command_gives_the_same_output_locally_and_with_server() {
     )))
     .await;
     assert!(
-        l.stderr.contains("declares no setting `colour`; its settings are: centre, profile-id"),
+        l.stderr
+            .contains("declares no setting `colour`; its settings are: centre, profile-id"),
         "{l:?}"
     );
 

@@ -8,10 +8,10 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::{ApiError, ApiState, Body, ErrorBody, Params, PathParams};
-use crate::service::practices::{
-    CheckedAccount, AccountUpdate, NewAccount, NewPractice, PracticeUpdate, PracticeView,
-};
 use crate::service::check::AccountCheck;
+use crate::service::practices::{
+    AccountUpdate, CheckedAccount, NewAccount, NewPractice, PracticeUpdate, PracticeView,
+};
 use crate::store::practices::Account;
 
 type Answer<T> = Result<Json<T>, ApiError>;

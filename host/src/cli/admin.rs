@@ -15,11 +15,11 @@ use crate::app::Passerelle;
 use crate::client::Client;
 use crate::model::connector::Activation;
 use crate::model::run::{Run, Status, Trigger};
+use crate::service::check::AccountCheck;
 use crate::service::connectors::{ConnectorView, InstallAnswer};
 use crate::service::practices::{
     CheckedAccount, NewAccount, NewPractice, PracticeUpdate, PracticeView,
 };
-use crate::service::check::AccountCheck;
 use crate::service::runs::{RunQuery, SyncRequest};
 use crate::service::ServiceError;
 use crate::store::connectors::{Canary, Rejection};

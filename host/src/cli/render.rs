@@ -436,7 +436,11 @@ fn check_line(c: &AccountCheck) -> String {
     match (&c.error_kind, &c.detail) {
         _ if c.ok => format!("check of {}: ok{by}", c.account_id),
         (Some(kind), Some(detail)) => {
-            format!("check of {}: {kind}{by}: {}", c.account_id, printable(detail))
+            format!(
+                "check of {}: {kind}{by}: {}",
+                c.account_id,
+                printable(detail)
+            )
         }
         _ => format!("check of {}: failed{by}", c.account_id),
     }
