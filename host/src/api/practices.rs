@@ -272,6 +272,7 @@ pub async fn show_account(
         (status = 400, description = "Invalid request or body", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
         (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "A setting the account's connector does not declare (code undeclared-setting)", body = ErrorBody),
         (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody)
     ),
 )]

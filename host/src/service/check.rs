@@ -30,7 +30,8 @@ pub struct AccountCheck {
     pub detail: Option<String>,
 }
 
-/// Refuses settings the manifest does not declare, naming the ones it does.
+/// Refuses settings the manifest does not declare (409 `undeclared-setting`), naming the
+/// ones it does.
 pub(crate) fn refuse_undeclared(
     settings: &BTreeMap<String, String>,
     manifest: &Manifest,
@@ -44,20 +45,25 @@ pub(crate) fn refuse_undeclared(
         return Ok(());
     }
     let declared: Vec<&str> = manifest.settings.iter().map(|p| p.name.as_str()).collect();
-    Err(ServiceError::invalid(format!(
-        "connector `{}` declares no setting {}; its settings are: {}",
-        manifest.name,
-        unknown
-            .iter()
-            .map(|k| format!("`{k}`"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        if declared.is_empty() {
-            "none".to_string()
-        } else {
-            declared.join(", ")
-        }
-    )))
+    // A conflict with the connector installed now (another version may declare it), not
+    // a malformed request.
+    Err(ServiceError::conflict(
+        "undeclared-setting",
+        format!(
+            "connector `{}` declares no setting {}; its settings are: {}",
+            manifest.name,
+            unknown
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if declared.is_empty() {
+                "none".to_string()
+            } else {
+                declared.join(", ")
+            }
+        ),
+    ))
 }
 
 impl Passerelle {
