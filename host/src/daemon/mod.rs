@@ -125,7 +125,7 @@ impl Daemon {
         mode: Mode,
         attempt: u32,
         delay: Option<Duration>,
-    ) -> Result<Vec<ServiceResult<Submitted>>> {
+    ) -> ServiceResult<Vec<ServiceResult<Submitted>>> {
         let _one_at_a_time = self.submit_lock.lock().await;
         let mut versions: HashMap<String, Option<crate::store::connectors::ConnectorVersion>> =
             HashMap::new();
@@ -135,7 +135,7 @@ impl Daemon {
             if let Some(run_id) = self
                 .queue
                 .coalesce(&account.id, trigger, mode)
-                .map_err(anyhow::Error::from)?
+                .map_err(|_closed| ServiceError::ShuttingDown)?
             {
                 answers.push(Some(Ok(Submitted::Coalesced(run_id))));
                 continue;
@@ -378,7 +378,7 @@ impl Daemon {
                         }
                     }
                 }
-                Err(e) if self.is_stopping() => return Err(e),
+                Err(e) if self.is_stopping() => return Err(e.into()),
                 Err(e) => tracing::error!("cannot queue {} scheduled runs: {e:#}", chunk.len()),
             }
         }
