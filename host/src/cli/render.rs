@@ -202,6 +202,8 @@ impl Output {
             Output::Practices(practices) => {
                 if practices.is_empty() {
                     line("no practices yet: add one with `passerelle practices add ID --name NAME`".into());
+                } else {
+                    line(format!("{:<20} {:<16} name", "practice", "time zone"));
                 }
                 for p in practices {
                     line(format!(
@@ -242,6 +244,11 @@ impl Output {
             Output::Paused(pauses) => {
                 if pauses.is_empty() {
                     line("no account is paused".into());
+                } else {
+                    line(format!(
+                        "{:<20} {:<12} paused since, by run, on version / drift report",
+                        "account", "connector"
+                    ));
                 }
                 for p in pauses {
                     line(format!(
@@ -496,6 +503,11 @@ fn versions_text(versions: &[ConnectorView]) -> String {
     let mut out = String::new();
     if versions.is_empty() {
         out.push_str("no connectors installed: passerelle plugins install FILE.wasm\n");
+    } else {
+        out.push_str(&format!(
+            "  {:<12} {:<10} {:<23}  installed   (* active, ? waits for approval)\n",
+            "connector", "version", "sha256"
+        ));
     }
     for v in versions {
         let mark = if v.active {
