@@ -90,18 +90,8 @@ fn run(cli: Cli) -> Result<()> {
         } => test(&root, no_postgres, no_lint, &cargo_args)?,
         Cmd::Conformance => {
             let plugins = guest::build_all(&root)?;
-            cargo(
-                &root,
-                &[
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "passerelle",
-                    "--bin",
-                    "passerelle",
-                ],
-            )?;
-            conformance::run(&root, &root.join("target/debug/passerelle"), &plugins)?;
+            let binary = build_binary(&root)?;
+            conformance::run(&root, &binary, &plugins)?;
         }
         Cmd::Demo { args } => {
             let plugins = guest::build_all(&root)?;
@@ -188,19 +178,8 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
         &root.join("plugins"),
         &["test", "--quiet", "-p", "passerelle-sdk", "-p", "doctolib"],
     )?;
-    // The daemon-as-a-process tests run this binary.
-    println!("xtask: building the passerelle binary");
-    cargo(
-        root,
-        &[
-            "build",
-            "--quiet",
-            "-p",
-            "passerelle",
-            "--bin",
-            "passerelle",
-        ],
-    )?;
+    // The daemon-as-a-process tests and the conformance run use this binary.
+    let binary = build_binary(root)?;
     println!("xtask: host and end-to-end tests");
     let mut cmd = Command::new(cargo_bin());
     cmd.current_dir(root)
@@ -216,7 +195,7 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
         }
     }
     status(cmd, "cargo test")?;
-    conformance::run(root, &root.join("target/debug/passerelle"), &plugins)?;
+    conformance::run(root, &binary, &plugins)?;
     println!(
         "xtask: all tests passed in {:.0} s",
         started.elapsed().as_secs_f64()
@@ -241,6 +220,23 @@ fn demo(root: &Path, plugins: &Path, args: &[String]) -> Result<()> {
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
         );
     status(cmd, "passerelle demo")
+}
+
+/// Builds the `passerelle` binary (debug); its path.
+fn build_binary(root: &Path) -> Result<PathBuf> {
+    println!("xtask: building the passerelle binary");
+    cargo(
+        root,
+        &[
+            "build",
+            "--quiet",
+            "-p",
+            "passerelle",
+            "--bin",
+            "passerelle",
+        ],
+    )?;
+    Ok(root.join("target/debug/passerelle"))
 }
 
 pub(crate) fn workspace_root() -> PathBuf {
