@@ -21,7 +21,7 @@ use crate::sandbox::{Call, CallOutput, RunParts};
 use crate::scrub::Scrubber;
 use crate::service::recorder::RunOf;
 use crate::service::{ServiceError, ServiceResult};
-use crate::store::pauses::Pause;
+use crate::store::pauses::{Pause, PauseEffect};
 use crate::store::practices::Account;
 use crate::store::runs::StartError;
 
@@ -112,9 +112,37 @@ impl Passerelle {
             duration_ms: started.elapsed().as_millis() as i64,
             ..end
         };
-        let run = recorder.finish(run_id, &end).await?;
-        self.pause_or_resume(account, &version, run_id, &end)
-            .await?;
+        // A drifted run pauses its account; a successful run lifts a pause. Written with
+        // the run's end, so nobody sees one without the other.
+        let pause = match (&end.status, &end.drift) {
+            (Status::Drift, Some(drift)) => Some(Pause {
+                account_id: account.id.clone(),
+                connector: version.name.clone(),
+                run_id,
+                version: version.version.clone(),
+                sha256: version.sha256.clone(),
+                drift: drift.clone(),
+                paused_at: String::new(),
+            }),
+            _ => None,
+        };
+        let effect = match (&pause, end.status) {
+            (Some(p), _) => PauseEffect::Pause(p),
+            (None, Status::Succeeded) => PauseEffect::Lift(&account.id),
+            _ => PauseEffect::Keep,
+        };
+        let (run, lifted) = recorder.finish(run_id, &end, effect).await?;
+        if let Some(pause) = pause {
+            self.alert_drift(account, pause);
+        } else if lifted {
+            tracing::info!(
+                account = %account.id,
+                connector = %version.name,
+                version = %version.version,
+                run = run_id,
+                "drift pause lifted: the run succeeded"
+            );
+        }
         {
             let _e = span.enter();
             tracing::info!(
@@ -130,56 +158,20 @@ impl Passerelle {
         Ok(run)
     }
 
-    /// A drifted run pauses its account (and raises the alert); a successful run of a
-    /// paused account lifts the pause.
-    async fn pause_or_resume(
-        &self,
-        account: &Account,
-        version: &crate::store::connectors::ConnectorVersion,
-        run_id: i64,
-        end: &RunEnd,
-    ) -> Result<()> {
-        match (&end.status, &end.drift) {
-            (Status::Drift, Some(drift)) => {
-                self.store
-                    .pause_account(&Pause {
-                        account_id: account.id.clone(),
-                        connector: version.name.clone(),
-                        run_id,
-                        version: version.version.clone(),
-                        sha256: version.sha256.clone(),
-                        drift: drift.clone(),
-                        paused_at: String::new(),
-                    })
-                    .await?;
-                self.alerts.drift(DriftAlert {
-                    event: "connector.drift".into(),
-                    connector: version.name.clone(),
-                    version: version.version.clone(),
-                    sha256: version.sha256.clone(),
-                    practice_id: account.practice_id.clone(),
-                    account_id: account.id.clone(),
-                    run_id,
-                    drift: drift.clone(),
-                    paused: true,
-                    at: crate::store::now_text(),
-                });
-            }
-            (Status::Succeeded, _) => {
-                let lifted = self.store.resume_account(&account.id).await?;
-                if lifted {
-                    tracing::info!(
-                        account = %account.id,
-                        connector = %version.name,
-                        version = %version.version,
-                        run = run_id,
-                        "drift pause lifted: the run succeeded"
-                    );
-                }
-            }
-            _ => {}
-        }
-        Ok(())
+    /// Raises the drift alert of a run that paused its account.
+    fn alert_drift(&self, account: &Account, pause: Pause) {
+        self.alerts.drift(DriftAlert {
+            event: "connector.drift".into(),
+            connector: pause.connector,
+            version: pause.version,
+            sha256: pause.sha256,
+            practice_id: account.practice_id.clone(),
+            account_id: account.id.clone(),
+            run_id: pause.run_id,
+            drift: pause.drift,
+            paused: true,
+            at: crate::store::now_text(),
+        });
     }
 
     /// The HTTP session of a run of `account` (its connector's allowlist and rate limit,

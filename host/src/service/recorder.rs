@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use crate::app::Passerelle;
 use crate::model::run::{ErrorKind, Mode, NewRun, Run, RunEnd, Status, Trigger};
 use crate::store::connectors::ConnectorVersion;
-use crate::store::pauses::Pause;
+use crate::store::pauses::{Pause, PauseEffect};
 use crate::store::practices::Account;
 use crate::store::runs::StartError;
 
@@ -103,9 +103,16 @@ impl RunRecorder<'_> {
         }
     }
 
-    /// Ends a run with its outcome and counts it in the metrics; the run as recorded.
-    pub async fn finish(&self, id: i64, end: &RunEnd) -> Result<Run> {
-        self.app.store.finish_run(id, end).await?;
+    /// Ends a run with its outcome, and what that does to its account's pause, in one
+    /// transaction; counts it in the metrics. The run as recorded, and whether a pause
+    /// was lifted.
+    pub async fn finish(
+        &self,
+        id: i64,
+        end: &RunEnd,
+        pause: PauseEffect<'_>,
+    ) -> Result<(Run, bool)> {
+        let lifted = self.app.store.finish_run(id, end, pause).await?;
         let run = self
             .app
             .store
@@ -113,7 +120,7 @@ impl RunRecorder<'_> {
             .await?
             .context("the run just recorded is missing")?;
         self.app.metrics.run_ended(&run);
-        Ok(run)
+        Ok((run, lifted))
     }
 
     /// Ends a run that did not do its work (cancelled, busy, the host failing). A
@@ -127,10 +134,14 @@ impl RunRecorder<'_> {
         reason: String,
     ) -> Option<Run> {
         match self
-            .finish(id, &RunEnd::without_work(status, kind, reason))
+            .finish(
+                id,
+                &RunEnd::without_work(status, kind, reason),
+                PauseEffect::Keep,
+            )
             .await
         {
-            Ok(run) => Some(run),
+            Ok((run, _)) => Some(run),
             Err(e) => {
                 tracing::error!(run = id, "cannot record the end of the run: {e:#}");
                 None

@@ -28,38 +28,16 @@ const COLUMNS: &str = "account_id, connector, run_id, version, sha256, drift, pa
 impl Store {
     /// Pauses an account (or updates its pause with a later drift).
     pub async fn pause_account(&self, pause: &Pause) -> StoreResult<()> {
-        let drift = serde_json::to_string(&pause.drift).expect("serialisable");
         let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM account_pauses WHERE account_id = $1")
-            .bind(&pause.account_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(&format!(
-            "INSERT INTO account_pauses ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        ))
-        .bind(&pause.account_id)
-        .bind(&pause.connector)
-        .bind(pause.run_id)
-        .bind(&pause.version)
-        .bind(&pause.sha256)
-        .bind(drift)
-        .bind(now_text())
-        .execute(&mut *tx)
-        .await
-        .context("pausing the account")?;
+        write_pause(&mut tx, pause).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Lifts an account's pause; false if it was not paused.
     pub async fn resume_account(&self, account_id: &str) -> StoreResult<bool> {
-        let n = sqlx::query("DELETE FROM account_pauses WHERE account_id = $1")
-            .bind(account_id)
-            .execute(&self.pool)
-            .await
-            .context("resuming the account")?
-            .rows_affected();
-        Ok(n > 0)
+        let mut conn = self.pool.acquire().await?;
+        lift_pause(&mut conn, account_id).await
     }
 
     /// Paused accounts, of one connector or all, oldest pause first.
@@ -84,6 +62,63 @@ impl Store {
         .await?;
         row.as_ref().map(pause_from_row).transpose()
     }
+}
+
+/// What the end of a run does to its account's pause, written in the same transaction
+/// as the run's end so that nobody sees a finished run and a stale pause.
+#[derive(Debug, Clone, Copy)]
+pub enum PauseEffect<'a> {
+    /// Leaves the pause (or its absence) as it is.
+    Keep,
+    /// Pauses the account (or replaces its pause).
+    Pause(&'a Pause),
+    /// Lifts this account's pause, if it has one.
+    Lift(&'a str),
+}
+
+/// Applies a [`PauseEffect`] on a connection (inside the caller's transaction); true if a
+/// pause was lifted.
+pub(super) async fn apply(
+    conn: &mut sqlx::AnyConnection,
+    effect: PauseEffect<'_>,
+) -> StoreResult<bool> {
+    match effect {
+        PauseEffect::Keep => Ok(false),
+        PauseEffect::Pause(pause) => write_pause(conn, pause).await.map(|()| false),
+        PauseEffect::Lift(account_id) => lift_pause(conn, account_id).await,
+    }
+}
+
+async fn write_pause(conn: &mut sqlx::AnyConnection, pause: &Pause) -> StoreResult<()> {
+    let drift = serde_json::to_string(&pause.drift).expect("serialisable");
+    sqlx::query("DELETE FROM account_pauses WHERE account_id = $1")
+        .bind(&pause.account_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(&format!(
+        "INSERT INTO account_pauses ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    ))
+    .bind(&pause.account_id)
+    .bind(&pause.connector)
+    .bind(pause.run_id)
+    .bind(&pause.version)
+    .bind(&pause.sha256)
+    .bind(drift)
+    .bind(now_text())
+    .execute(&mut *conn)
+    .await
+    .context("pausing the account")?;
+    Ok(())
+}
+
+async fn lift_pause(conn: &mut sqlx::AnyConnection, account_id: &str) -> StoreResult<bool> {
+    let n = sqlx::query("DELETE FROM account_pauses WHERE account_id = $1")
+        .bind(account_id)
+        .execute(&mut *conn)
+        .await
+        .context("resuming the account")?
+        .rows_affected();
+    Ok(n > 0)
 }
 
 fn pause_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Pause> {

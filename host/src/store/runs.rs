@@ -3,6 +3,7 @@
 use super::error::{is_unique_violation, DbContext, StoreError, StoreResult};
 use sqlx::Row;
 
+use super::pauses::PauseEffect;
 use super::{now_text, Store};
 use crate::model::run::{
     ErrorKind, Mode, NewRun, Run, RunCounts, RunEnd, RunFilter, Status, Trigger,
@@ -124,9 +125,16 @@ impl Store {
         }))
     }
 
-    /// Closes a run with its outcome and counts.
-    pub async fn finish_run(&self, id: i64, end: &RunEnd) -> StoreResult<()> {
+    /// Closes a run with its outcome and counts, and applies what that does to its
+    /// account's pause in the same transaction; true if a pause was lifted.
+    pub async fn finish_run(
+        &self,
+        id: i64,
+        end: &RunEnd,
+        pause: PauseEffect<'_>,
+    ) -> StoreResult<bool> {
         let c = &end.counts;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE runs SET status = $2, finished_at = $3, duration_ms = $4,
                 appointments_added = $5, appointments_changed = $6, appointments_deleted = $7,
@@ -160,10 +168,12 @@ impl Store {
                 .map(|d| serde_json::to_string(d).expect("serialisable")),
         )
         .bind(c.quarantined)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .context("recording run end")?;
-        Ok(())
+        let lifted = super::pauses::apply(&mut tx, pause).await?;
+        tx.commit().await?;
+        Ok(lifted)
     }
 
     /// Records runs the daemon has queued (status `queued`) in one transaction (a slot
