@@ -17,6 +17,8 @@
 //!   next; `passerelle serve`;
 //! - [`api`]: the admin API (routes, auth, one mapping of service errors to statuses);
 //! - [`client`]: a typed client of that API;
+//! - [`kit`]: the connector kit (`passerelle connector test`: cassettes replayed through
+//!   the real sandbox, golden files, contract checks and drift probes);
 //! - [`cli`]: the `passerelle` command (arguments → one request → local service or
 //!   client → one renderer);
 //! - `dev` (cargo feature, on by default): `passerelle demo` and `passerelle sim`;
@@ -64,6 +66,7 @@ pub mod contract;
 pub mod daemon;
 #[cfg(feature = "dev")]
 pub mod dev;
+pub mod kit;
 pub mod limits;
 pub mod metrics;
 pub mod model;

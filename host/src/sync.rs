@@ -6,7 +6,7 @@
 //! failed run keeps its earlier checkpoints and discards the rest.
 
 use anyhow::{Context, Result};
-use chrono::{Duration as ChronoDuration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
 
 use crate::alerts::DriftAlert;
 use crate::app::Passerelle;
@@ -30,6 +30,10 @@ use crate::store::runs::StartError;
 pub struct SyncOptions {
     pub trigger: Trigger,
     pub mode: Mode,
+    /// The run's clock: its window is computed around it and availability before it is
+    /// not stored. None is the wall clock; `connector test --now` replays recorded
+    /// responses at the time they were recorded.
+    pub now: Option<DateTime<Utc>>,
 }
 
 impl Passerelle {
@@ -230,8 +234,9 @@ impl Passerelle {
             Some(crate::config::DriftPolicy::Quarantine) => wit::DriftPolicy::Quarantine,
             _ => wit::DriftPolicy::Fail,
         };
-        let records = RecordsSession::new(self.store.clone(), scope, limits.records, policy);
-        let now = Utc::now();
+        let now = options.now.unwrap_or_else(Utc::now);
+        let records = RecordsSession::new(self.store.clone(), scope, limits.records, policy)
+            .slots_from(now.timestamp_millis());
         let window_start = now - ChronoDuration::days(self.config.sync.window_past_days.into());
         let window_end = now + ChronoDuration::days(self.config.sync.window_future_days.into());
         let request = wit::SyncRequest {

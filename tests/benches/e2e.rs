@@ -32,6 +32,7 @@ async fn sync_all(
                     SyncOptions {
                         trigger: Trigger::Manual,
                         mode,
+                        now: None,
                     },
                 )
                 .await

@@ -195,6 +195,7 @@ impl Env {
                 SyncOptions {
                     trigger: Trigger::Manual,
                     mode,
+                    now: None,
                 },
             )
             .await

@@ -39,6 +39,11 @@ pub struct HttpPolicy {
     /// Connector name → rate limit replacing the one its manifest declares (e.g. a
     /// platform that granted this installation more, or a simulator).
     pub rate_limits: BTreeMap<String, RateLimitOverride>,
+    /// Every request, whatever its origin, goes to this base URL as
+    /// `{base}/{scheme}/{host}/{port}{path}?{query}`: how `connector test` replays a
+    /// cassette without ever reaching the network. Not settable in the config file.
+    #[serde(skip)]
+    pub replay_to: Option<Url>,
 }
 
 /// An operator's rate limit for one platform.
@@ -62,6 +67,7 @@ pub struct HttpService {
     limiters: RateLimiters,
     allow_private: bool,
     overrides: Arc<Vec<Override>>,
+    replay_to: Option<Url>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -86,6 +92,11 @@ impl HttpService {
                 base: base_url,
             });
         }
+        if let Some(base) = &policy.replay_to {
+            if let Some(h) = base.host_str() {
+                trusted.insert(h.to_string());
+            }
+        }
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(GuardedResolver {
@@ -101,6 +112,7 @@ impl HttpService {
             limiters: RateLimiters::default(),
             allow_private: policy.allow_private_addresses,
             overrides: Arc::new(overrides),
+            replay_to: policy.replay_to.clone(),
             metrics,
         })
     }
@@ -111,6 +123,19 @@ impl HttpService {
 
     /// Where a request for `url` actually goes, and whether that is an override.
     fn route(&self, url: &Url) -> (Url, bool) {
+        if let Some(base) = &self.replay_to {
+            let mut target = base.clone();
+            let base_path = base.path().trim_end_matches('/');
+            target.set_path(&format!(
+                "{base_path}/{}/{}/{}{}",
+                url.scheme(),
+                url.host_str().unwrap_or_default(),
+                url.port_or_known_default().unwrap_or_default(),
+                url.path()
+            ));
+            target.set_query(url.query());
+            return (target, true);
+        }
         let origin = url.origin();
         for o in self.overrides.iter() {
             if o.origin == origin {

@@ -39,6 +39,9 @@ pub struct RecordsSession {
     pub last_cursor: Option<String>,
     /// The operator's policy for items the connector cannot read.
     policy: wit::DriftPolicy,
+    /// Slots starting before this (Unix ms, the run's "now") are not bookable any more:
+    /// they are not stored.
+    slots_from_ms: i64,
 }
 
 impl RecordsSession {
@@ -53,6 +56,16 @@ impl RecordsSession {
             committed: CommitCounts::default(),
             checkpoints: 0,
             last_cursor: None,
+            slots_from_ms: i64::MIN,
+        }
+    }
+
+    /// Leaves out slots that start before `now_ms`: public availability in the past is
+    /// not a bookable slot, whatever the platform sent.
+    pub fn slots_from(self, now_ms: i64) -> Self {
+        RecordsSession {
+            slots_from_ms: now_ms,
+            ..self
         }
     }
 
@@ -113,6 +126,7 @@ impl RecordsSession {
         let mut valid = Vec::with_capacity(items.len());
         for (i, s) in items.into_iter().enumerate() {
             match slot(s) {
+                Ok(r) if r.starts_at_ms < self.slots_from_ms => {}
                 Ok(r) => valid.push(Pending::Slot(r)),
                 Err(field) => return Ok(Err(format!("slots[{i}].{field}"))),
             }

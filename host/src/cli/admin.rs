@@ -143,6 +143,7 @@ impl Admin for Local {
         let options = crate::sync::SyncOptions {
             trigger: Trigger::Manual,
             mode: request.mode(),
+            now: None,
         };
         let mut runs = Vec::new();
         for (i, account) in accounts.iter().enumerate() {

@@ -73,6 +73,9 @@ pub enum Command {
     /// Installed connectors (wasm components).
     #[command(subcommand)]
     Plugins(PluginsCmd),
+    /// For connector authors: test a connector on recorded HTTP exchanges.
+    #[command(subcommand)]
+    Connector(ConnectorCmd),
     /// Sync a practice now (all its accounts, or one) and print one line per run.
     Sync {
         /// Practice id.
@@ -305,4 +308,80 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
         .map(|(k, v)| (k.trim().to_string(), v.to_string()))
         .filter(|(k, _)| !k.is_empty())
         .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConnectorCmd {
+    /// Run a connector component in the real sandbox against a cassette (recorded HTTP
+    /// exchanges, see docs/connector-guide.md) with a temporary store; print what it
+    /// stored, the requests it made and the result; run the contract checks. Exit code
+    /// 0 only if the run succeeded, every request was answered, the records are as
+    /// expected and every check passed.
+    Test {
+        /// The connector component (.wasm).
+        component: PathBuf,
+        /// The cassette folder (with cassette.toml).
+        #[arg(long)]
+        cassette: PathBuf,
+        /// An account setting, KEY=VALUE (repeatable; added to the cassette's
+        /// `[replay] settings`).
+        #[arg(long = "setting", value_parser = parse_key_value)]
+        settings: Vec<(String, String)>,
+        /// An account secret, NAME=VALUE (repeatable). Use made-up values: the checks
+        /// look for them where they must not be.
+        #[arg(long = "secret", value_parser = parse_secret)]
+        secrets: Vec<(String, String)>,
+        /// The run's clock, RFC 3339 (e.g. 2021-04-03T09:00:00+02:00) or a date
+        /// (midnight UTC): recorded responses are replayed at the time they were
+        /// recorded. Default: the cassette's `[replay] now`, else now.
+        #[arg(long, value_parser = parse_now)]
+        now: Option<chrono::DateTime<chrono::Utc>>,
+        /// The sync window in days before and after --now, PAST:FUTURE. Default: the
+        /// cassette's `[replay] window`, else 30:90 (the daemon's).
+        #[arg(long, value_parser = parse_window)]
+        window: Option<(u32, u32)>,
+        /// A full sync (default: incremental, which on a first run has no cursor).
+        #[arg(long)]
+        full: bool,
+        /// Compare the stored records with this JSON file.
+        #[arg(long)]
+        expect: Option<PathBuf>,
+        /// Write the stored records to the --expect file instead of comparing.
+        #[arg(long, requires = "expect")]
+        bless: bool,
+        /// The contract checks to run, comma-separated (default: all); `none` for none.
+        #[arg(long, value_delimiter = ',', value_parser = parse_check)]
+        checks: Option<Vec<Option<crate::kit::checks::Check>>>,
+    },
+}
+
+/// NAME=VALUE, without echoing what was given (it may be a secret).
+fn parse_secret(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| "expected NAME=VALUE".to_string())
+}
+
+fn parse_now(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    crate::kit::cassette::parse_now(s)
+}
+
+fn parse_window(s: &str) -> Result<(u32, u32), String> {
+    crate::kit::cassette::parse_window(s)
+}
+
+fn parse_check(s: &str) -> Result<Option<crate::kit::checks::Check>, String> {
+    if s == "none" {
+        return Ok(None);
+    }
+    <crate::kit::checks::Check as ValueEnum>::from_str(s, false)
+        .map(Some)
+        .map_err(|_| {
+            let names: Vec<&str> = crate::kit::checks::Check::ALL
+                .iter()
+                .map(|c| c.name())
+                .collect();
+            format!("`{s}` is not a check: {} or none", names.join(", "))
+        })
 }

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod args;
+pub mod connector;
 pub mod progress;
 pub mod render;
 
@@ -126,6 +127,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve { check_config: true } => {
             return self::check_config(&config, cli.global.config.as_deref());
         }
+        Command::Connector(command) => return connector::run(command, json).await,
         _ => {}
     }
     let data_dir = cli

@@ -40,6 +40,7 @@ impl Daemon {
         let options = SyncOptions {
             trigger: request.trigger,
             mode: request.mode,
+            now: None,
         };
         let mut abort = self.abort.subscribe();
         let outcome = tokio::select! {

@@ -303,6 +303,7 @@ async fn sync_all(app: &Passerelle, sim: &Simulator, mode: Mode) -> Result<Vec<R
                 SyncOptions {
                     trigger: Trigger::Manual,
                     mode,
+                    now: None,
                 },
             )
             .await?;

@@ -152,6 +152,7 @@ impl Passerelle {
         let options = SyncOptions {
             trigger,
             mode: request.mode(),
+            now: None,
         };
         let mut runs = Vec::new();
         for account in &accounts {
@@ -170,6 +171,7 @@ impl Passerelle {
         let options = SyncOptions {
             trigger: Trigger::Redrive,
             mode: Mode::Incremental,
+            now: None,
         };
         self.sync_account(&account, options).await
     }

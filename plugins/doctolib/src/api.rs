@@ -16,23 +16,17 @@ pub struct Booking {
     pub data: BookingData,
 }
 
+/// What availability needs from a booking document. `visit_motive_categories` (a
+/// grouping of motives for display) and `profile` (the centre's identity) are not read:
+/// category-only and profile-less documents are fine. The three lists are required:
+/// a document without one of them is a changed shape, not a centre with nothing to
+/// book (an empty list is that).
 #[derive(Debug, Deserialize)]
 #[serde(crate = "passerelle_sdk::serde")]
 pub struct BookingData {
-    pub profile: Profile,
-    #[serde(default)]
     pub visit_motives: Vec<VisitMotive>,
-    #[serde(default)]
     pub agendas: Vec<Agenda>,
-    #[serde(default)]
     pub places: Vec<Place>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(crate = "passerelle_sdk::serde")]
-pub struct Profile {
-    /// Sent as a string by some centres and as a number by others.
-    pub id: IdText,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,22 +60,26 @@ pub struct Agenda {
 #[derive(Debug, Deserialize)]
 #[serde(crate = "passerelle_sdk::serde")]
 pub struct Place {
+    /// `practice-<practice id>`.
     pub id: String,
-    pub practice_ids: Vec<u64>,
+    /// Absent from some documents: then the practice id is the one in `id`.
+    #[serde(default)]
+    pub practice_ids: Option<Vec<u64>>,
     #[serde(default)]
     pub name: Option<String>,
 }
 
-/// An id Doctolib sends as a string or as a number; kept as text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdText(pub String);
-
-impl<'de> Deserialize<'de> for IdText {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match Value::deserialize(d)? {
-            Value::String(s) => Ok(IdText(s)),
-            Value::Number(n) if n.is_u64() => Ok(IdText(n.to_string())),
-            _ => Err(de::Error::custom("an id (string or integer)")),
+impl Place {
+    /// The practices of this place: `practice_ids`, or the id in `practice-<id>`.
+    /// None when neither says.
+    pub fn practices(&self) -> Option<Vec<u64>> {
+        match &self.practice_ids {
+            Some(ids) => Some(ids.clone()),
+            None => self
+                .id
+                .strip_prefix("practice-")
+                .and_then(|n| n.parse().ok())
+                .map(|n| vec![n]),
         }
     }
 }

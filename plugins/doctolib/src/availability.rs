@@ -3,7 +3,14 @@
 //! following `next_slot` jumps, as ViteMaDose did.
 //!
 //! Not bookable, so not emitted: agendas with `booking_disabled`, motives closed to new
-//! patients (`allow_new_patients: false`), and slots outside the window.
+//! patients (`allow_new_patients: false`), and slots outside the window (the host also
+//! drops slots that start before the run's "now").
+//!
+//! What the recorded responses mean: a slot given as a bare date (`"2021-04-10"`) is
+//! bookable some time that day, so it spans the day (midnight to midnight, Paris); an
+//! empty page with `next_slot` jumps there if it is inside the window, else the
+//! combination has nothing to offer; a place without `practice_ids` is the practice in
+//! its id (`practice-<id>`).
 
 use std::collections::BTreeSet;
 
@@ -11,7 +18,7 @@ use passerelle_sdk::http::{encode, get};
 use passerelle_sdk::time::chrono::Duration;
 use passerelle_sdk::time::chrono_tz::Europe::Paris;
 use passerelle_sdk::time::{Timestamp, Window};
-use passerelle_sdk::{emit, Slot, SyncError};
+use passerelle_sdk::{emit, Drift, Slot, SyncError};
 
 use crate::api::{Availabilities, Booking, SlotStart};
 use crate::WWW;
@@ -38,8 +45,16 @@ pub fn sync(centre: &str, window: &Window) -> Result<Found, SyncError> {
         requests: 1,
         ..Found::default()
     };
-    for place in &data.places {
-        for practice_id in &place.practice_ids {
+    for (i, place) in data.places.iter().enumerate() {
+        let Some(practice_ids) = place.practices() else {
+            return Err(SyncError::SchemaDrift(Drift {
+                endpoint: "GET /booking/{centre}.json".into(),
+                path: format!("$.data.places[{i}].practice_ids"),
+                expected: "practice ids, or a place id `practice-<id>`".into(),
+                found: "missing".into(),
+            }));
+        };
+        for practice_id in &practice_ids {
             for agenda in data.agendas.iter().filter(|a| !a.booking_disabled) {
                 let Some(motive_ids) = agenda
                     .visit_motive_ids_by_practice_id
@@ -101,9 +116,13 @@ impl Combo {
             let mut any = false;
             for slot in page.availabilities.iter().flat_map(|d| d.slots.iter()) {
                 any = true;
-                let start = match slot.start {
-                    SlotStart::At(t) => t,
-                    SlotStart::Day(d) => Timestamp::midnight(d, Paris),
+                // A bare date says "bookable that day", not when: the slot is the day.
+                let (start, end) = match slot.start {
+                    SlotStart::At(t) => (t, slot.end),
+                    SlotStart::Day(d) => (
+                        Timestamp::midnight(d, Paris),
+                        Some(Timestamp::midnight(d + Duration::days(1), Paris)),
+                    ),
                 };
                 if !window.contains(&start) || !seen.insert(start.timestamp_millis()) {
                     continue;
@@ -117,7 +136,7 @@ impl Combo {
                         start.timestamp_millis()
                     ),
                     starts_at: start.to_rfc3339(),
-                    ends_at: slot.end.map(|e| e.to_rfc3339()),
+                    ends_at: end.map(|e| e.to_rfc3339()),
                     practitioner: self.practitioner.clone(),
                     visit_motive: Some(self.motive.clone()),
                     place: self.place.clone(),

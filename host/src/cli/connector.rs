@@ -1,0 +1,167 @@
+//! `passerelle connector …`: the connector kit's commands. Arguments become a
+//! [`crate::kit::TestOptions`]; the report is rendered here as text or JSON.
+
+use std::fmt::Write as _;
+
+use anyhow::{bail, Result};
+
+use super::args::ConnectorCmd;
+use super::render::{printable, write_stdout};
+use crate::kit::checks::Check;
+use crate::kit::harness::BenchOptions;
+use crate::kit::probes::Verdict as ProbeVerdict;
+use crate::kit::{TestOptions, TestReport};
+
+/// Runs a `connector` command; an error (non-zero exit) when the test did not pass.
+pub async fn run(command: ConnectorCmd, json: bool) -> Result<()> {
+    match command {
+        ConnectorCmd::Test {
+            component,
+            cassette,
+            settings,
+            secrets,
+            now,
+            window,
+            full,
+            expect,
+            bless,
+            checks,
+        } => {
+            let checks = match checks {
+                None => Check::ALL.to_vec(),
+                Some(list) => list.into_iter().flatten().collect(),
+            };
+            let options = TestOptions {
+                component,
+                cassette,
+                bench: BenchOptions {
+                    settings: settings.into_iter().collect(),
+                    secrets: secrets.into_iter().collect(),
+                    now,
+                    window,
+                },
+                full,
+                expect,
+                bless,
+                checks,
+            };
+            let report = crate::kit::test(options).await?;
+            if json {
+                write_stdout(&(serde_json::to_string_pretty(&report)? + "\n"))?;
+            } else {
+                write_stdout(&text(&report))?;
+            }
+            if !report.passed() {
+                bail!("connector test failed");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn text(r: &TestReport) -> String {
+    let mut out = String::new();
+    let run = &r.run;
+    let _ = writeln!(out, "{} {}: run {}", r.connector, r.version, run.status);
+    if let Some(kind) = &run.error_kind {
+        let detail = run.error_detail.as_deref().unwrap_or("");
+        let _ = writeln!(out, "  error: {kind}: {}", printable(detail));
+    }
+    if let Some(m) = &run.message {
+        let _ = writeln!(out, "  message: {}", printable(m));
+    }
+    if let Some(c) = &run.cursor {
+        let _ = writeln!(out, "  cursor: {}", printable(c));
+    }
+    let _ = writeln!(out, "\nrequests ({}):", r.requests.len());
+    for q in &r.requests {
+        match q.exchange {
+            Some(i) => {
+                let _ = writeln!(out, "  [{i}] {}", printable(&q.request));
+            }
+            None => {
+                let _ = writeln!(out, "  UNMATCHED {}", printable(&q.request));
+                for c in &q.closest {
+                    let _ = writeln!(out, "      closest {}", printable(c));
+                }
+            }
+        }
+    }
+    let _ = writeln!(out, "\nslots ({}):", r.records.slots.len());
+    for s in &r.records.slots {
+        let field = |k: &str| s.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_string();
+        let _ = writeln!(
+            out,
+            "  {}  {} → {}  {} / {} / {}",
+            printable(&field("external_id")),
+            field("starts_at"),
+            field("ends_at"),
+            printable(&field("practitioner")),
+            printable(&field("visit_motive")),
+            printable(&field("place"))
+        );
+    }
+    let _ = writeln!(out, "\nappointments ({}):", r.records.appointments.len());
+    for a in &r.records.appointments {
+        let field = |k: &str| a.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_string();
+        // Patients are not printed: the golden file holds them.
+        let _ = writeln!(
+            out,
+            "  {}  {}  {}",
+            printable(&field("external_id")),
+            field("starts_at"),
+            field("status")
+        );
+    }
+    if !r.logs.is_empty() {
+        let _ = writeln!(out, "\nlog ({} lines):", r.logs.len());
+        for l in &r.logs {
+            let _ = writeln!(out, "  {}", printable(l));
+        }
+    }
+    if let Some(e) = &r.expected {
+        let _ = writeln!(out);
+        if e.blessed {
+            let _ = writeln!(out, "expected records written to {}", e.path.display());
+        } else if e.matches {
+            let _ = writeln!(out, "records match {}", e.path.display());
+        } else {
+            let _ = writeln!(out, "records differ from {}:", e.path.display());
+            for d in &e.differences {
+                let _ = writeln!(out, "  {}", printable(d));
+            }
+        }
+    }
+    if !r.checks.is_empty() {
+        let _ = writeln!(out, "\nchecks:");
+        for c in &r.checks {
+            let mark = if c.passed { "ok  " } else { "FAIL" };
+            let _ = writeln!(
+                out,
+                "  {mark} {:<13} {}",
+                c.check.name(),
+                printable(&c.detail)
+            );
+        }
+    }
+    if !r.probes.is_empty() {
+        let _ = writeln!(out, "\nprobes:");
+        for p in &r.probes {
+            let verdict = match &p.verdict {
+                ProbeVerdict::Drift { endpoint, path } => format!("drift at {endpoint} {path}"),
+                ProbeVerdict::NotNeeded => "not needed (same records)".into(),
+                ProbeVerdict::Violation { what } => format!("VIOLATION: {what}"),
+            };
+            let _ = writeln!(
+                out,
+                "  {:<8} {} in {}: {}",
+                format!("{:?}", p.mutation).to_lowercase(),
+                printable(&p.path),
+                printable(&p.request),
+                printable(&verdict)
+            );
+        }
+    }
+    let _ = writeln!(out, "\n{}", if r.passed() { "PASSED" } else { "FAILED" });
+    out
+}
