@@ -1,0 +1,392 @@
+//! `passerelle connector test`, as an author runs it: the Doctolib connector on every
+//! cassette of ViteMaDose's recorded Doctolib responses (they must lie in
+//! ../shared/fixtures beside the checkout), with the slots those responses mean; the
+//! contract checks and drift probes, passing and failing; and clear errors, with a
+//! non-zero exit, for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use passerelle_tests::component;
+use passerelle_tests::daemon::binary;
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn cassette(name: &str) -> PathBuf {
+    let fixtures = repo().join("../shared/fixtures/vitemadose/fixtures/doctolib");
+    assert!(
+        fixtures.is_dir(),
+        "{} is missing: the Doctolib cassettes replay ViteMaDose's recorded responses, \
+         which CI keeps in ../shared beside the checkout",
+        fixtures.display()
+    );
+    repo().join("plugins/doctolib/cassettes").join(name)
+}
+
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}\n{}", self.stdout, self.stderr))
+    }
+}
+
+fn passerelle(args: &[&str]) -> Ran {
+    let out = Command::new(binary())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run passerelle");
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn connector_test(component: &Path, cassette: &Path, extra: &[&str]) -> Ran {
+    let mut args = vec![
+        "--json",
+        "connector",
+        "test",
+        component.to_str().unwrap(),
+        "--cassette",
+        cassette.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    passerelle(&args)
+}
+
+fn doctolib(name: &str) -> Value {
+    let dir = cassette(name);
+    let expected = dir.join("expected.json");
+    let ran = connector_test(
+        &component("doctolib"),
+        &dir,
+        &["--expect", expected.to_str().unwrap()],
+    );
+    assert_eq!(ran.code, 0, "{name}: {}\n{}", ran.stdout, ran.stderr);
+    let report = ran.json();
+    assert_eq!(report["expected"]["matches"], true, "{name}");
+    assert!(
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["passed"] == true),
+        "{name}: {:#}",
+        report["checks"]
+    );
+    report
+}
+
+fn slot_times(report: &Value) -> Vec<(String, Option<String>)> {
+    report["records"]["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["starts_at"].as_str().unwrap().to_string(),
+                s["ends_at"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+fn requests(report: &Value) -> Vec<String> {
+    report["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["request"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Paths the probes found the connector reads (a removed or retyped field ended the run
+/// in schema-drift naming it).
+fn drift_paths(report: &Value) -> Vec<String> {
+    report["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["verdict"].get("drift").is_some())
+        .map(|p| p["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_slot_before_the_clock_is_not_bookable() {
+    let report = doctolib("basic");
+    // 2021-03-25T21:45+02:00 is in the recording too, before the run's clock.
+    assert_eq!(
+        slot_times(&report),
+        [("2021-04-10T21:45:00+02:00".to_string(), None)]
+    );
+    assert_eq!(report["run"]["status"], "succeeded");
+    // With a window reaching 30 days back the connector emits the 03-25 slot too: the
+    // host does not store availability that starts before the run's clock.
+    let wide = connector_test(
+        &component("doctolib"),
+        &cassette("basic"),
+        &["--window", "30:14", "--checks", "none"],
+    );
+    assert_eq!(wide.code, 0, "{}\n{}", wide.stdout, wide.stderr);
+    assert_eq!(slot_times(&wide.json()), slot_times(&report));
+    assert_eq!(
+        wide.json()["run"]["message"],
+        "2 bookable slots in 5 availability requests"
+    );
+    assert!(requests(&wide.json())[1].contains("start_date=2021-03-04"));
+    // Every field the connector reads is probed and named by its drift report.
+    let read = drift_paths(&report);
+    for path in [
+        "$.data",
+        "$.data.agendas",
+        "$.data.agendas[0].id",
+        "$.data.agendas[0].booking_disabled",
+        "$.data.agendas[0].visit_motive_ids_by_practice_id",
+        "$.data.places",
+        "$.data.places[0].id",
+        "$.data.visit_motives",
+        "$.data.visit_motives[0].id",
+        "$.data.visit_motives[0].name",
+        "$.availabilities",
+        "$.availabilities[0].slots",
+        "$.availabilities[0].slots[0].start_date",
+    ] {
+        assert!(
+            read.contains(&path.to_string()),
+            "{path} not probed: {read:?}"
+        );
+    }
+    let probes = report["probes"].as_array().unwrap();
+    assert!(probes
+        .iter()
+        .all(|p| p["verdict"].get("violation").is_none()));
+    // The profile is not read: the documents without one are fine.
+    assert!(probes
+        .iter()
+        .filter(|p| p["path"].as_str().unwrap().starts_with("$.data.profile"))
+        .all(|p| p["verdict"] == "not-needed"));
+}
+
+#[test]
+fn a_date_only_slot_spans_its_day_and_categories_are_fine() {
+    let report = doctolib("category");
+    assert_eq!(
+        slot_times(&report),
+        [(
+            "2021-04-10T00:00:00+02:00".to_string(),
+            Some("2021-04-11T00:00:00+02:00".to_string())
+        )]
+    );
+}
+
+#[test]
+fn a_next_slot_outside_the_window_ends_the_search() {
+    let report = doctolib("next-slot");
+    assert!(slot_times(&report).is_empty());
+    let asked = requests(&report);
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(asked[1].contains("start_date=2021-03-20"), "{asked:?}");
+}
+
+#[test]
+fn a_next_slot_inside_the_window_is_followed_once() {
+    let report = doctolib("next-slot-in-window");
+    assert!(slot_times(&report).is_empty());
+    let asked = requests(&report);
+    assert_eq!(asked.len(), 3, "{asked:?}");
+    assert!(asked[2].contains("start_date=2021-04-10"), "{asked:?}");
+    assert_eq!(report["requests"][2]["exchange"], 2);
+}
+
+/// A cassette of one exchange, written by the test.
+fn own_cassette(dir: &Path, index: &str, body: &str) -> PathBuf {
+    let c = dir.join("cassette");
+    std::fs::create_dir_all(&c).unwrap();
+    std::fs::write(c.join("cassette.toml"), index).unwrap();
+    std::fs::write(c.join("body.json"), body).unwrap();
+    c
+}
+
+#[test]
+fn the_checks_see_patients_secrets_and_cursors() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = own_cassette(
+        dir.path(),
+        "[replay]\nsettings = { scenario = \"emit\", count = \"4\" }\n\n\
+         [[exchange]]\nurl = \"https://api.testing.example/unused\"\nbody = \"body.json\"\n",
+        "{}",
+    );
+    let ran = connector_test(
+        &component("testing"),
+        &c,
+        &["--secret", "api-token=tok-Zq81-unguessable", "--full"],
+    );
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let report = ran.json();
+    assert_eq!(
+        report["records"]["appointments"].as_array().unwrap().len(),
+        4
+    );
+    let check = |name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .unwrap_or_else(|| panic!("no {name} check"))
+            .clone()
+    };
+    // The connector logs its first patient; the host scrubbed it before the log.
+    let patients = check("patient-logs");
+    assert_eq!(patients["passed"], true, "{patients}");
+    // 4 appointments × 5 patient fields, in each of the three runs (first, idempotent,
+    // cursor).
+    assert_eq!(patients["detail"], "60 patient values, none in the log");
+    assert!(report["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l.as_str().unwrap().contains("first patient")));
+    assert_eq!(
+        check("cursor")["detail"],
+        "the cursor went from `done-4` to `done-4`"
+    );
+    assert_eq!(check("secrets")["passed"], true);
+    // The text report never prints patients.
+    let text = passerelle(&[
+        "connector",
+        "test",
+        component("testing").to_str().unwrap(),
+        "--cassette",
+        c.to_str().unwrap(),
+    ]);
+    assert_eq!(text.code, 0, "{}\n{}", text.stdout, text.stderr);
+    assert!(!text.stdout.contains("Zoéline") && !text.stdout.contains("Quintardeau"));
+    assert!(text.stdout.contains("PASSED"));
+}
+
+#[test]
+fn a_connector_that_stores_what_it_does_not_check_fails_the_probes() {
+    // `fetch` stores the body it got as a slot's place: any change to the response
+    // changes the records without a drift.
+    let dir = tempfile::tempdir().unwrap();
+    let c = own_cassette(
+        dir.path(),
+        "[replay]\nsettings = { scenario = \"fetch\", url = \"https://api.testing.example/echo\" }\n\n\
+         [[exchange]]\nurl = \"https://api.testing.example/echo\"\nbody = \"body.json\"\n",
+        r#"{"centre": {"name": "A"}}"#,
+    );
+    let ran = connector_test(&component("testing"), &c, &["--checks", "probes"]);
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    let report = ran.json();
+    assert_eq!(report["run"]["status"], "succeeded");
+    let probes = report["probes"].as_array().unwrap();
+    assert_eq!(probes.len(), 4, "{probes:#?}");
+    assert!(probes
+        .iter()
+        .all(|p| p["verdict"].get("violation").is_some()));
+    assert_eq!(report["checks"].as_array().unwrap().len(), 1);
+    assert!(
+        ran.stderr.contains("connector test failed"),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
+fn an_unmatched_request_names_the_closest_exchanges() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = own_cassette(
+        dir.path(),
+        "[replay]\nsettings = { scenario = \"fetch\", url = \"https://api.testing.example/echo?page=2\" }\n\n\
+         [[exchange]]\nurl = \"https://api.testing.example/echo?page=1\"\nbody = \"body.json\"\n",
+        "{}",
+    );
+    let ran = connector_test(&component("testing"), &c, &["--checks", "none"]);
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    let report = ran.json();
+    let request = &report["requests"][0];
+    assert_eq!(request["exchange"], Value::Null);
+    assert_eq!(
+        request["request"],
+        "GET https://api.testing.example/echo?page=2"
+    );
+    assert_eq!(request["closest"][0], "exchange 1: query page=1 ≠ 2");
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let doctolib = component("doctolib");
+    let basic = cassette("basic");
+
+    let missing = connector_test(&doctolib, &dir.path().join("nowhere"), &[]);
+    assert_ne!(missing.code, 0);
+    assert!(
+        missing.stderr.contains("no such cassette folder"),
+        "{}",
+        missing.stderr
+    );
+
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("cassette.toml"), "[[exchange]]\nuri = \"x\"\n").unwrap();
+    let malformed = connector_test(&doctolib, &bad, &[]);
+    assert_ne!(malformed.code, 0);
+    assert!(
+        malformed.stderr.contains("not a cassette index") && malformed.stderr.contains("uri"),
+        "{}",
+        malformed.stderr
+    );
+
+    let not_wasm = dir.path().join("not-a-component.wasm");
+    std::fs::write(&not_wasm, b"\0asm but not really").unwrap();
+    let refused = connector_test(&not_wasm, &basic, &[]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("not a"), "{}", refused.stderr);
+
+    let bad_now = connector_test(&doctolib, &basic, &["--now", "yesterday"]);
+    assert_eq!(bad_now.code, 2);
+    assert!(
+        bad_now.stderr.contains("is not an RFC 3339 time"),
+        "{}",
+        bad_now.stderr
+    );
+
+    let no_component = connector_test(&dir.path().join("gone.wasm"), &basic, &[]);
+    assert_ne!(no_component.code, 0);
+    assert!(
+        no_component.stderr.contains("no such component file"),
+        "{}",
+        no_component.stderr
+    );
+
+    let no_expect = connector_test(
+        &doctolib,
+        &basic,
+        &[
+            "--checks",
+            "none",
+            "--expect",
+            dir.path().join("none.json").to_str().unwrap(),
+        ],
+    );
+    assert_ne!(no_expect.code, 0);
+    assert!(
+        no_expect.stderr.contains("--bless writes them"),
+        "{}",
+        no_expect.stderr
+    );
+}
