@@ -263,14 +263,24 @@ mod tests {
     }
 
     #[test]
-    fn profile_id_string_or_number() {
-        for body in [
-            &br#"{"data":{"profile":{"id":"123456789"}}}"#[..],
-            br#"{"data":{"profile":{"id":1}}}"#,
-        ] {
-            let b: Booking = drift::parse("GET /booking", body).unwrap();
-            assert!(!b.data.profile.id.0.is_empty());
+    fn the_lists_are_required_and_the_profile_is_not_read() {
+        let body = br#"{"data":{"visit_motives":[],"agendas":[],"places":[]}}"#;
+        let b: Booking = drift::parse("GET /booking", body).unwrap();
+        assert!(b.data.agendas.is_empty());
+        let body = br#"{"data":{"profile":{"id":1},"visit_motives":[],"places":[]}}"#;
+        match drift::parse::<Booking>("GET /booking", body) {
+            Err(SyncError::SchemaDrift(d)) => assert_eq!(d.path, "$.data.agendas"),
+            other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_place_without_practice_ids_is_the_practice_in_its_id() {
+        let body = br#"{"data":{"visit_motives":[],"agendas":[],"places":[
+            {"id":"practice-37157"},{"id":"practice-1","practice_ids":[2,3]},{"id":"elsewhere"}]}}"#;
+        let b: Booking = drift::parse("GET /booking", body).unwrap();
+        let ids: Vec<Option<Vec<u64>>> = b.data.places.iter().map(Place::practices).collect();
+        assert_eq!(ids, [Some(vec![37157]), Some(vec![2, 3]), None]);
     }
 
     #[test]
