@@ -390,3 +390,92 @@ fn bad_input_is_a_clear_error_and_a_failure() {
         no_expect.stderr
     );
 }
+
+/// The guide's walk-through, as an author outside the repository does it: `connector
+/// new`, `connector build` out of tree, `connector test` on the template's cassette,
+/// `plugins install`.
+#[test]
+fn a_new_connector_builds_out_of_tree_passes_its_cassette_and_installs() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = passerelle(&[
+        "connector",
+        "new",
+        "acme-booking",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(made.code, 0, "{}\n{}", made.stdout, made.stderr);
+    let crate_dir = dir.path().join("acme-booking");
+    assert!(made.stdout.contains("passerelle connector build"));
+    // Nothing in the crate points back into this repository.
+    let cargo_toml = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    assert!(!cargo_toml.contains("workspace = true") && !cargo_toml.contains(".."));
+    let sdk_toml = std::fs::read_to_string(crate_dir.join("passerelle-sdk/Cargo.toml")).unwrap();
+    assert!(!sdk_toml.contains(".workspace"), "{sdk_toml}");
+
+    // Build it where it is; reuse the plugins' target folder (and its standard library
+    // build) to keep the test short.
+    let out = Command::new(binary())
+        .args(["connector", "build", crate_dir.to_str().unwrap()])
+        .env("CARGO_TARGET_DIR", repo().join("plugins/target"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let component = PathBuf::from(stdout.trim());
+    assert!(
+        component.ends_with("wasm32-wasip2/release/acme_booking.wasm"),
+        "{stdout}"
+    );
+
+    let cassette = crate_dir.join("cassettes/example");
+    let expected = cassette.join("expected.json");
+    let tested = connector_test(
+        &component,
+        &cassette,
+        &[
+            "--secret",
+            "api-key=made-up-key",
+            "--expect",
+            expected.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(tested.code, 0, "{}\n{}", tested.stdout, tested.stderr);
+    let report = tested.json();
+    assert_eq!(report["connector"], "acme-booking");
+    assert_eq!(report["records"]["slots"].as_array().unwrap().len(), 2);
+    // The cassette matches the request only with the secret in its header.
+    let wrong_key = connector_test(
+        &component,
+        &cassette,
+        &["--secret", "api-key=another-key", "--checks", "none"],
+    );
+    assert_eq!(wrong_key.code, 1);
+    assert_eq!(
+        wrong_key.json()["requests"][0]["closest"][0],
+        "exchange 1: header `x-api-key` differs"
+    );
+
+    let data = dir.path().join("data");
+    let installed = passerelle(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "plugins",
+        "install",
+        component.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        installed.code, 0,
+        "{}\n{}",
+        installed.stdout, installed.stderr
+    );
+    assert!(
+        installed.stdout.contains("acme-booking"),
+        "{}",
+        installed.stdout
+    );
+}

@@ -73,7 +73,7 @@ fn run(cli: Cli) -> Result<()> {
     let root = workspace_root();
     match cli.command {
         Cmd::Doctor => {
-            let tc = guest::Toolchain::detect(false)?;
+            let tc = guest::Toolchain::detect()?;
             println!("guest toolchain: {}", tc.describe());
             match postgres::find(false)? {
                 Some(url) => println!("postgresql: {}", postgres::redact(&url)),

@@ -21,7 +21,10 @@ pub fn find(install: bool) -> Result<Option<String>> {
     if reachable() {
         return Ok(Some(DEFAULT_URL.into()));
     }
-    if install && std::path::Path::new("/etc/debian_version").exists() && crate::guest::is_root() {
+    if install
+        && std::path::Path::new("/etc/debian_version").exists()
+        && passerelle_guest_toolchain::is_root()
+    {
         println!(
             "xtask: no PostgreSQL on 127.0.0.1:5432; installing Debian's postgresql for the tests"
         );

@@ -312,6 +312,24 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 
 #[derive(Subcommand, Debug)]
 pub enum ConnectorCmd {
+    /// Write a new connector crate, NAME/, that builds outside this repository: a copy
+    /// of the SDK with its WIT contract, a manifest, one stream (public availability),
+    /// a unit test and a cassette. Then: `passerelle connector build NAME`.
+    New {
+        /// The connector's name (lower-case letters, digits, dashes): the manifest's
+        /// name and the crate's.
+        name: String,
+        /// Where to create NAME/ (default: the current directory).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Build a connector crate for wasm32-wasip2 (rustup's target, or Debian's packaged
+    /// toolchain; says what is missing) and print the component's path.
+    Build {
+        /// The crate's folder.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// Run a connector component in the real sandbox against a cassette (recorded HTTP
     /// exchanges, see docs/connector-guide.md) with a temporary store; print what it
     /// stored, the requests it made and the result; run the contract checks. Exit code

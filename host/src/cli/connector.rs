@@ -15,6 +15,26 @@ use crate::kit::{TestOptions, TestReport};
 /// Runs a `connector` command; an error (non-zero exit) when the test did not pass.
 pub async fn run(command: ConnectorCmd, json: bool) -> Result<()> {
     match command {
+        ConnectorCmd::New { name, dir } => {
+            let made = crate::kit::scaffold::new_connector(&name, &dir)?;
+            let shown = made.display();
+            write_stdout(&format!(
+                "wrote the connector crate {shown}\n\
+                 next:\n  \
+                 cd {shown} && cargo test            # its unit test\n  \
+                 passerelle connector build {shown}\n  \
+                 passerelle connector test {shown}/target/wasm32-wasip2/release/{wasm}.wasm \\\n      \
+                 --cassette {shown}/cassettes/example --secret api-key=made-up-key \\\n      \
+                 --expect {shown}/cassettes/example/expected.json\n",
+                wasm = name.replace('-', "_")
+            ))?;
+            Ok(())
+        }
+        ConnectorCmd::Build { dir } => {
+            let component = crate::kit::scaffold::build_connector(&dir)?;
+            write_stdout(&format!("{}\n", component.display()))?;
+            Ok(())
+        }
         ConnectorCmd::Test {
             component,
             cassette,

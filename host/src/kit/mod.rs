@@ -1,4 +1,5 @@
-//! The connector kit: `passerelle connector test` replays a cassette of recorded HTTP
+//! The connector kit: `passerelle connector new` writes a connector crate that builds
+//! out of tree and `connector build` builds it ([`scaffold`]); `connector test` replays a cassette of recorded HTTP
 //! exchanges ([`cassette`], [`replay`]) through the real sandbox on a temporary store
 //! ([`harness`]), compares what was stored with a golden file, and runs the contract
 //! checks ([`checks`], [`probes`]). The CLI only parses arguments and renders the
@@ -9,6 +10,7 @@ pub mod checks;
 pub mod harness;
 pub mod probes;
 pub mod replay;
+pub mod scaffold;
 
 use std::path::PathBuf;
 
@@ -37,6 +39,9 @@ pub enum KitError {
     Service(#[from] ServiceError),
     #[error(transparent)]
     Store(#[from] crate::store::error::StoreError),
+    /// `connector new` or `connector build` cannot do what was asked.
+    #[error("{0}")]
+    Scaffold(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }

@@ -17,14 +17,14 @@
 //! passerelle_sdk::export_connector!(MyPlatform);
 //! ```
 
-/// Raw bindings generated from the WIT contract (`wit/v0.1.1`; with the
+/// Raw bindings generated from the WIT contract inside this crate (`wit/v0.1.1`; with the
 /// `contract-0-1-0` feature, `wit/v0.1.0`, for components that must load on hosts that
 /// predate 0.1.1: no drift policy, no quarantine).
 #[allow(clippy::too_many_arguments)]
 pub mod bindings {
     #[cfg(not(feature = "contract-0-1-0"))]
     wit_bindgen::generate!({
-        path: "../../wit/v0.1.1",
+        path: "wit/v0.1.1",
         world: "connector",
         pub_export_macro: true,
         export_macro_name: "export_connector",
@@ -33,7 +33,7 @@ pub mod bindings {
     });
     #[cfg(feature = "contract-0-1-0")]
     wit_bindgen::generate!({
-        path: "../../wit/v0.1.0",
+        path: "wit/v0.1.0",
         world: "connector",
         pub_export_macro: true,
         export_macro_name: "export_connector",
