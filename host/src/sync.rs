@@ -26,7 +26,7 @@ use crate::store::practices::Account;
 use crate::store::runs::StartError;
 
 /// How to run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SyncOptions {
     pub trigger: Trigger,
     pub mode: Mode,
@@ -34,6 +34,8 @@ pub struct SyncOptions {
     /// not stored. None is the wall clock; `connector test --now` replays recorded
     /// responses at the time they were recorded.
     pub now: Option<DateTime<Utc>>,
+    /// Keep every HTTP exchange of the run here (`passerelle sync --record`).
+    pub record: Option<crate::kit::record::Recording>,
 }
 
 impl Passerelle {
@@ -222,7 +224,8 @@ impl Passerelle {
         span: tracing::Span,
     ) -> Result<RunEnd> {
         let limits = self.config.limits.clone();
-        let (http, scrubber) = self.http_session(account, manifest, &limits).await?;
+        let (mut http, scrubber) = self.http_session(account, manifest, &limits).await?;
+        http.recording = options.record.clone();
         let scope = Scope {
             connector: manifest.name.clone(),
             practice_id: account.practice_id.clone(),

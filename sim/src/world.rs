@@ -353,7 +353,10 @@ impl World {
     }
 
     /// Free slots of one agenda for one motive on `day` (none outside the published range,
-    /// before the epoch, for a disabled agenda or for a motive the agenda does not offer).
+    /// before the hour after the epoch, for a disabled agenda or for a motive the agenda
+    /// does not offer). Publishing from the next hour keeps every published time after
+    /// the clock of a host that syncs within the hour: passerelle does not store
+    /// availability that has already started.
     pub fn slots_on(
         &self,
         account: &Account,
@@ -376,7 +379,8 @@ impl World {
             while t + Duration::minutes(i64::from(motive.duration_min)) <= close {
                 let key =
                     mix(self.config.seed ^ mix(agenda.id ^ mix(motive.id ^ t.timestamp() as u64)));
-                if key.is_multiple_of(4) && t.with_timezone(&Utc) >= self.epoch {
+                if key.is_multiple_of(4) && t.with_timezone(&Utc) >= self.epoch + Duration::hours(1)
+                {
                     out.push(t);
                 }
                 t += Duration::minutes(i64::from(motive.duration_min));
@@ -394,11 +398,13 @@ impl World {
                 let mut day = first;
                 while day < end {
                     let slots = self.slots_on(account, agenda, motive, day);
+                    // A bare date spans its day; the epoch's day began before any
+                    // host's clock, so it is not stored.
                     if agenda.slot_format == SlotFormat::DateOnly {
-                        if !slots.is_empty() {
+                        if !slots.is_empty() && local(day, 0, 0).with_timezone(&Utc) >= self.epoch {
                             out.insert(ExpectedSlot {
                                 starts_at: normalised(&local(day, 0, 0)),
-                                ends_at: None,
+                                ends_at: Some(normalised(&local(day + Duration::days(1), 0, 0))),
                                 practitioner: agenda.practitioner.clone(),
                                 visit_motive: motive.name.clone(),
                                 place: account.place.name.clone(),

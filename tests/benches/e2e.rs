@@ -33,6 +33,7 @@ async fn sync_all(
                         trigger: Trigger::Manual,
                         mode,
                         now: None,
+                        record: None,
                     },
                 )
                 .await

@@ -196,6 +196,7 @@ impl Env {
                     trigger: Trigger::Manual,
                     mode,
                     now: None,
+                    record: None,
                 },
             )
             .await

@@ -427,6 +427,7 @@ async fn a_run_left_running_by_a_process_that_is_gone_does_not_block_its_account
                         trigger: passerelle::model::run::Trigger::Manual,
                         mode,
                         now: None,
+                        record: None,
                     },
                 )
                 .await

@@ -413,11 +413,12 @@ fn a_new_connector_builds_out_of_tree_passes_its_cassette_and_installs() {
     let sdk_toml = std::fs::read_to_string(crate_dir.join("passerelle-sdk/Cargo.toml")).unwrap();
     assert!(!sdk_toml.contains(".workspace"), "{sdk_toml}");
 
-    // Build it where it is; reuse the plugins' target folder (and its standard library
-    // build) to keep the test short.
+    // Build it where it is, into a target folder kept between test runs (the standard
+    // library built for the target is most of the time). Not plugins/target: every
+    // component there is one of the repository's connectors.
     let out = Command::new(binary())
         .args(["connector", "build", crate_dir.to_str().unwrap()])
-        .env("CARGO_TARGET_DIR", repo().join("plugins/target"))
+        .env("CARGO_TARGET_DIR", repo().join("target/connector-kit"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -478,4 +479,118 @@ fn a_new_connector_builds_out_of_tree_passes_its_cassette_and_installs() {
         "{}",
         installed.stdout
     );
+}
+
+/// `sync --record` against the simulator writes a cassette without secrets or patient
+/// values, and replaying it stores the same records (patients aside: stand-ins).
+#[tokio::test]
+async fn a_recorded_run_replays_to_the_same_records() {
+    let db = passerelle_tests::databases().await.remove(0);
+    let sim = passerelle_tests::sim_env(&db, passerelle_tests::sim_config(1, 12)).await;
+    let world = sim.sim.world().clone();
+    let account = world.accounts().next().unwrap().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let cassette = dir.path().join("recorded");
+    let (run, _) = passerelle::kit::record::record_sync(
+        &sim.env.app,
+        &account.id,
+        passerelle::model::run::Mode::Full,
+        &cassette,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        run.status,
+        passerelle::model::run::Status::Succeeded,
+        "{run:?}"
+    );
+    let slots = sim.env.app.store.slots(&account.id).await.unwrap();
+    let appointments = sim.env.app.store.appointments(&account.id).await.unwrap();
+    assert!(!slots.is_empty() && !appointments.is_empty());
+
+    // Nothing that must not be in it.
+    let mut text = String::new();
+    for entry in std::fs::read_dir(&cassette).unwrap() {
+        text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    assert!(
+        !text.contains(&account.token),
+        "the secret is in the cassette"
+    );
+    for a in &appointments {
+        let p = a.record.patient.as_ref().unwrap();
+        // A lone surname may be a practitioner's too: it must not be a whole value.
+        let whole_names = [
+            format!("\"{}\"", p.last_name),
+            format!("\"{}\"", p.first_name),
+        ];
+        let full_name = format!("{} {}", p.first_name, p.last_name);
+        for value in [Some(&full_name), p.phone.as_ref(), p.email.as_ref()]
+            .into_iter()
+            .flatten()
+            .chain(&whole_names)
+        {
+            assert!(
+                !text.contains(value.as_str()),
+                "a patient value is in the cassette"
+            );
+        }
+    }
+
+    // Replayed through the real sandbox: the same records.
+    let settings: Vec<(String, String)> = sim
+        .env
+        .app
+        .account(&account.id)
+        .await
+        .unwrap()
+        .settings
+        .into_iter()
+        .collect();
+    let report = passerelle::kit::test(passerelle::kit::TestOptions {
+        component: component("doctolib"),
+        cassette: cassette.clone(),
+        bench: passerelle::kit::harness::BenchOptions {
+            settings: settings.into_iter().collect(),
+            secrets: [("api-token".to_string(), "replayed-token".to_string())].into(),
+            now: None,
+            window: None,
+        },
+        full: true,
+        expect: None,
+        bless: false,
+        checks: vec![passerelle::kit::checks::Check::Idempotent],
+    })
+    .await
+    .unwrap();
+    assert!(report.passed(), "{:#?}", report.requests);
+    let replayed_slots: Vec<String> = report
+        .records
+        .slots
+        .iter()
+        .map(|s| format!("{} {}", s["external_id"], s["starts_at"]))
+        .collect();
+    let recorded_slots: Vec<String> = {
+        let mut v: Vec<String> = slots
+            .iter()
+            .map(|s| format!("\"{}\" \"{}\"", s.external_id, s.starts_at))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(replayed_slots, recorded_slots);
+    let mut replayed: Vec<Value> = report.records.appointments.clone();
+    let mut recorded: Vec<Value> = appointments
+        .iter()
+        .filter(|a| a.deleted_reason.is_none())
+        .map(|a| serde_json::to_value(&a.record).unwrap())
+        .collect();
+    recorded.sort_by(|a, b| a["external_id"].as_str().cmp(&b["external_id"].as_str()));
+    assert_eq!(replayed.len(), recorded.len());
+    for (r, o) in replayed.iter_mut().zip(recorded.iter_mut()) {
+        assert_ne!(r["patient"], o["patient"], "stand-ins, not the patients");
+        r.as_object_mut().unwrap().remove("patient");
+        o.as_object_mut().unwrap().remove("patient");
+    }
+    assert_eq!(replayed, recorded);
 }

@@ -168,6 +168,9 @@ pub struct HttpSession {
     pub bytes_received: u64,
     /// Time spent waiting for the platform's rate limit.
     pub rate_limit_wait: Duration,
+    /// Where every exchange is appended, when the run is recorded
+    /// (`passerelle sync --record`).
+    pub recording: Option<crate::kit::record::Recording>,
 }
 
 /// What a session needs to know about its run.
@@ -200,6 +203,7 @@ impl HttpSession {
             requests: 0,
             bytes_received: 0,
             rate_limit_wait: Duration::ZERO,
+            recording: None,
         }
     }
 
@@ -217,10 +221,27 @@ impl HttpSession {
             Ok(p) => p,
             Err(e) => return Ok(Err(e)),
         };
-        match tokio::time::timeout(timeout, self.exchange(prepared, request.body)).await {
-            Ok(result) => result,
-            Err(_) => Ok(Err(wit::HttpError::Timeout)),
+        let method = prepared.method.to_string();
+        let request_body = self.recording.as_ref().and(request.body.clone());
+        let result =
+            match tokio::time::timeout(timeout, self.exchange(prepared, request.body)).await {
+                Ok(result) => result,
+                Err(_) => Ok(Err(wit::HttpError::Timeout)),
+            };
+        if let (Some(recording), Ok(Ok(response))) = (&self.recording, &result) {
+            recording
+                .lock()
+                .expect("not poisoned")
+                .push(crate::kit::record::Recorded {
+                    method,
+                    url: request.url,
+                    request_body,
+                    status: response.status,
+                    headers: response.headers.clone(),
+                    body: response.body.clone(),
+                });
         }
+        result
     }
 
     fn prepare(&self, request: &wit::Request) -> Result<Prepared, wit::HttpError> {

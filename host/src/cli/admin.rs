@@ -144,6 +144,7 @@ impl Admin for Local {
             trigger: Trigger::Manual,
             mode: request.mode(),
             now: None,
+            record: None,
         };
         let mut runs = Vec::new();
         for (i, account) in accounts.iter().enumerate() {
@@ -153,7 +154,7 @@ impl Admin for Local {
                 i + 1,
                 accounts.len()
             ));
-            runs.push(local(self.0.sync_account(account, options).await)?);
+            runs.push(local(self.0.sync_account(account, options.clone()).await)?);
         }
         Ok(runs)
     }

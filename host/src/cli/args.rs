@@ -86,6 +86,12 @@ pub enum Command {
         /// Re-read the whole window and tombstone what the platform no longer returns.
         #[arg(long)]
         full: bool,
+        /// Record the run's HTTP exchanges as a cassette in this (new or empty) folder,
+        /// for `passerelle connector test`: secret values and the patient values the
+        /// run stored are not written (same-shaped stand-ins replace them). Needs
+        /// --account; runs here, not through --server.
+        #[arg(long, requires = "account")]
+        record: Option<PathBuf>,
     },
     /// A practice's (or one account's) stored appointments. Patients are shown as
     /// initials unless --show-patients is given.

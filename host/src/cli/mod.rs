@@ -23,6 +23,7 @@ use self::render::Output;
 use crate::app::Passerelle;
 use crate::client::Client;
 use crate::config::{default_data_dir, Config};
+use crate::model::run::Mode;
 use crate::service::practices::{NewAccount, NewPractice, PracticeUpdate};
 use crate::service::runs::{RunQuery, SyncRequest};
 use crate::store::quarantine::QuarantineFilter;
@@ -67,6 +68,9 @@ impl Command {
             Command::Plugins(PluginsCmd::Validate { .. }) => "plugins validate",
             Command::Appointments { .. } => "appointments",
             Command::Slots { .. } => "slots",
+            Command::Sync {
+                record: Some(_), ..
+            } => "sync --record",
             Command::Serve { .. } => "serve",
             #[cfg(feature = "dev")]
             Command::Demo { .. } => "demo",
@@ -305,6 +309,7 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
             practice,
             account,
             full,
+            record: _,
         } => {
             let runs = admin
                 .sync(&practice, SyncRequest { account, full }, &Progress::new())
@@ -356,7 +361,38 @@ async fn local_command(app: &Passerelle, command: &Command) -> Option<Result<Out
             .await
         }
         Command::Slots { account, limit } => slots(app, account, *limit).await,
+        Command::Sync {
+            practice,
+            account: Some(account),
+            full,
+            record: Some(dir),
+        } => record(app, practice, account, *full, dir).await,
         _ => return None,
+    })
+}
+
+/// `sync --record`: one account's run, recorded as a cassette.
+async fn record(
+    app: &Passerelle,
+    practice: &str,
+    account: &str,
+    full: bool,
+    dir: &Path,
+) -> Result<Output> {
+    let found = app.account(account).await?;
+    if found.practice_id != practice {
+        bail!("account `{account}` is not an account of practice `{practice}`");
+    }
+    let mode = if full { Mode::Full } else { Mode::Incremental };
+    let (run, cassette) = crate::kit::record::record_sync(app, account, mode, dir).await?;
+    eprintln!(
+        "recorded the run's exchanges into {} (replay: passerelle connector test COMPONENT --cassette {})",
+        cassette.display(),
+        cassette.display()
+    );
+    Ok(Output::Synced {
+        practice: practice.to_string(),
+        runs: vec![run],
     })
 }
 

@@ -41,6 +41,7 @@ impl Daemon {
             trigger: request.trigger,
             mode: request.mode,
             now: None,
+            record: None,
         };
         let mut abort = self.abort.subscribe();
         let outcome = tokio::select! {

@@ -304,6 +304,7 @@ async fn sync_all(app: &Passerelle, sim: &Simulator, mode: Mode) -> Result<Vec<R
                     trigger: Trigger::Manual,
                     mode,
                     now: None,
+                    record: None,
                 },
             )
             .await?;

@@ -198,6 +198,7 @@ impl Bench {
                     trigger: Trigger::Manual,
                     mode,
                     now: self.options.now,
+                    record: None,
                 },
             )
             .with_subscriber(subscriber)

@@ -3,12 +3,14 @@
 //! exchanges ([`cassette`], [`replay`]) through the real sandbox on a temporary store
 //! ([`harness`]), compares what was stored with a golden file, and runs the contract
 //! checks ([`checks`], [`probes`]). The CLI only parses arguments and renders the
-//! [`TestReport`].
+//! [`TestReport`]. `passerelle sync --record` writes a cassette of a live run
+//! ([`record`]).
 
 pub mod cassette;
 pub mod checks;
 pub mod harness;
 pub mod probes;
+pub mod record;
 pub mod replay;
 pub mod scaffold;
 

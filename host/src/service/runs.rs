@@ -153,10 +153,11 @@ impl Passerelle {
             trigger,
             mode: request.mode(),
             now: None,
+            record: None,
         };
         let mut runs = Vec::new();
         for account in &accounts {
-            runs.push(self.sync_account(account, options).await?);
+            runs.push(self.sync_account(account, options.clone()).await?);
         }
         Ok(runs)
     }
@@ -172,6 +173,7 @@ impl Passerelle {
             trigger: Trigger::Redrive,
             mode: Mode::Incremental,
             now: None,
+            record: None,
         };
         self.sync_account(&account, options).await
     }
