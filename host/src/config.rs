@@ -50,7 +50,7 @@ pub struct PluginsConfig {
     pub max_upload_bytes: usize,
     /// Per connector, what happens to an item it cannot read: `fail` (default: the run
     /// ends `drift` and the account pauses) or `quarantine` (the item is set aside for
-    /// review and the run goes on; needs a connector built against contract 0.1.1).
+    /// review and the run goes on; needs a connector built against contract 0.1.1 or later).
     pub drift_policy: std::collections::BTreeMap<String, DriftPolicy>,
 }
 

@@ -345,7 +345,7 @@ async fn broken_candidates_are_refused_and_the_active_version_keeps_serving() {
                 "wrong-world",
                 wat_component("(component)"),
                 None,
-                "does not implement the passerelle:connector@0.1.1 world: no export `check`",
+                "does not implement the passerelle:connector@0.1.2 world: no export `check`",
             ),
             (
                 "unsupported-contract",
@@ -870,15 +870,20 @@ async fn quarantine_sets_unreadable_items_aside_and_a_new_version_resolves_them(
 }
 
 #[tokio::test]
-async fn a_component_built_against_contract_0_1_0_still_runs() {
-    for db in databases().await {
-        let e = common::env(&db, passerelle::config::Config::default()).await;
-        let installed = e
-            .app
-            .install_plugin(&variant("testing-contract-0.1.0.wasm"))
-            .await
-            .unwrap();
-        assert_eq!(installed.outcome, Outcome::Activated);
+async fn components_built_against_contracts_0_1_0_and_0_1_1_still_run() {
+    // Fresh databases for each file: both builds say version 0.1.0.
+    for file in ["testing-contract-0.1.0.wasm", "testing-contract-0.1.1.wasm"] {
+        for db in databases().await {
+            ran_on(&db, file).await;
+        }
+    }
+}
+
+async fn ran_on(db: &passerelle_tests::Db, file: &str) {
+    {
+        let e = common::env(db, passerelle::config::Config::default()).await;
+        let installed = e.app.install_plugin(&variant(file)).await.unwrap();
+        assert_eq!(installed.outcome, Outcome::Activated, "{file}");
         e.app
             .store
             .add_practice("p1", "Practice", "Europe/Paris")

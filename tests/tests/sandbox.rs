@@ -209,6 +209,61 @@ async fn the_connector_never_obtains_a_secret_value() {
 }
 
 #[tokio::test]
+async fn a_secret_inside_a_template_is_sent_and_never_seen() {
+    // Contract 0.1.2: `Authorization: Platform apikey="<key>"`, the author's case.
+    const KEY: &str = "pk-T3mpl4te-77aa";
+    let (base, seen) = server().await;
+    let e = testing_env(Limits::default(), allow_private()).await;
+    let url = format!("{base}/echo");
+    e.account(
+        "templated",
+        &[
+            ("scenario", "fetch"),
+            ("url", &url),
+            ("template_secret", "platform-key"),
+        ],
+    )
+    .await;
+    e.app
+        .store
+        .set_secret("templated", "platform-key", KEY)
+        .await
+        .unwrap();
+    let run = e.sync("templated", Mode::Incremental).await;
+    assert_eq!(run.status, Status::Succeeded, "{run:?}");
+    let sent = seen.header_values();
+    assert!(
+        sent.contains(&format!("Platform apikey=\"{KEY}\"")),
+        "{sent:?}"
+    );
+    let place = e.app.store.slots("templated").await.unwrap()[0]
+        .place
+        .clone()
+        .unwrap();
+    assert!(place.contains("Platform apikey=\"[secret]\""), "{place}");
+    assert!(!place.contains(KEY), "{place}");
+    // A template naming a secret the account lacks is refused by name.
+    e.account(
+        "missing",
+        &[
+            ("scenario", "fetch"),
+            ("url", &url),
+            ("template_secret", "nope"),
+        ],
+    )
+    .await;
+    let run = e.sync("missing", Mode::Incremental).await;
+    assert_ne!(run.status, Status::Succeeded);
+    assert!(
+        run.error_detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("no secret named `nope`"),
+        "{run:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_secret_the_account_lacks_is_denied_by_name() {
     let (base, seen) = server().await;
     let e = testing_env(Limits::default(), allow_private()).await;

@@ -20,6 +20,7 @@ const VARIANTS: &[(&str, &str, &str)] = &[
     ("testing", "escalate", "testing-0.2.0-escalate.wasm"),
     ("testing", "describe-panic", "testing-describe-panic.wasm"),
     ("testing", "contract-0-1-0", "testing-contract-0.1.0.wasm"),
+    ("testing", "contract-0-1-1", "testing-contract-0.1.1.wasm"),
 ];
 
 /// Builds every connector crate of plugins/ and copies the components to

@@ -212,12 +212,13 @@ impl HttpSession {
     pub async fn send(
         &mut self,
         request: wit::Request,
+        templated: &[wit::SecretTemplate],
     ) -> wasmtime::Result<Result<wit::Response, wit::HttpError>> {
         let timeout = request
             .timeout_ms
             .map(|ms| Duration::from_millis(ms.into()).min(self.timeout))
             .unwrap_or(self.timeout);
-        let prepared = match self.prepare(&request) {
+        let prepared = match self.prepare(&request, templated) {
             Ok(p) => p,
             Err(e) => return Ok(Err(e)),
         };
@@ -244,7 +245,11 @@ impl HttpSession {
         result
     }
 
-    fn prepare(&self, request: &wit::Request) -> Result<Prepared, wit::HttpError> {
+    fn prepare(
+        &self,
+        request: &wit::Request,
+        templated: &[wit::SecretTemplate],
+    ) -> Result<Prepared, wit::HttpError> {
         let url = Url::parse(&request.url)
             .map_err(|e| wit::HttpError::InvalidRequest(format!("invalid URL: {e}")))?;
         if !self.allowlist.allows(&url) {
@@ -275,6 +280,17 @@ impl HttpSession {
             } else {
                 plain.append(name, value);
             }
+        }
+        for t in templated {
+            let name = HeaderName::from_bytes(t.header.as_bytes()).map_err(|_| {
+                wit::HttpError::InvalidRequest(format!("invalid header name `{}`", t.header))
+            })?;
+            let text = format!("{}{}{}", t.before, self.secret(&t.secret)?, t.after);
+            let mut value = ReqHeaderValue::from_str(&text).map_err(|_| {
+                wit::HttpError::InvalidRequest(format!("invalid value for header `{}`", t.header))
+            })?;
+            value.set_sensitive(true);
+            secret.append(name, value);
         }
         Ok(Prepared {
             method: method(request.method),
@@ -482,8 +498,16 @@ impl crate::contract::bindings::passerelle::connector::http::Host for HttpView<'
         &mut self,
         request: wit::Request,
     ) -> wasmtime::Result<Result<wit::Response, wit::HttpError>> {
+        self.send_templated(request, Vec::new()).await
+    }
+
+    async fn send_templated(
+        &mut self,
+        request: wit::Request,
+        templated: Vec<wit::SecretTemplate>,
+    ) -> wasmtime::Result<Result<wit::Response, wit::HttpError>> {
         match self.0 {
-            Some(session) => session.send(request).await,
+            Some(session) => session.send(request, &templated).await,
             None => Ok(Err(wit::HttpError::Denied(
                 "HTTP is not available while describing a connector".into(),
             ))),

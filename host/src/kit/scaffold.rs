@@ -52,6 +52,10 @@ const SDK: &[(&str, &str)] = &[
         "wit/v0.1.1/connector.wit",
         include_str!("../../../plugins/sdk/wit/v0.1.1/connector.wit"),
     ),
+    (
+        "wit/v0.1.2/connector.wit",
+        include_str!("../../../plugins/sdk/wit/v0.1.2/connector.wit"),
+    ),
 ];
 
 /// The template, `{{name}}` and `{{crate}}` filled in.
@@ -196,7 +200,7 @@ mod tests {
         let cargo = std::fs::read_to_string(made.join("Cargo.toml")).unwrap();
         assert!(cargo.contains("name = \"my-platform\""));
         assert!(made
-            .join("passerelle-sdk/wit/v0.1.1/connector.wit")
+            .join("passerelle-sdk/wit/v0.1.2/connector.wit")
             .is_file());
         let again = new_connector("my-platform", dir.path()).unwrap_err();
         assert!(again.to_string().contains("already exists"), "{again}");

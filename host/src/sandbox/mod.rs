@@ -35,9 +35,9 @@ pub use self::cache::Origin;
 use crate::model::run::ErrorKind;
 use crate::model::{sha256_hex, LimitExceeded};
 
-/// The contract version this host implements (`wit/v0.1.1`). Components built against
-/// it, or an earlier patch of the same minor version (0.1.0), load.
-pub const CONTRACT_VERSION: &str = "0.1.1";
+/// The contract version this host implements (`wit/v0.1.2`). Components built against
+/// it, or an earlier patch of the same minor version (0.1.0, 0.1.1), load.
+pub const CONTRACT_VERSION: &str = "0.1.2";
 
 /// The version in an import or export name of the passerelle contract
 /// (`passerelle:connector/http@0.1.0` gives `0.1.0`).

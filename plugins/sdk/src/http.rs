@@ -31,6 +31,9 @@ pub struct Request {
     body: Option<Vec<u8>>,
     timeout_ms: Option<u32>,
     endpoint: Option<String>,
+    /// Headers with a secret inside a template (contract 0.1.2).
+    #[cfg(not(any(feature = "contract-0-1-0", feature = "contract-0-1-1")))]
+    templated: Vec<crate::SecretTemplate>,
 }
 
 /// `GET url`.
@@ -69,6 +72,8 @@ impl Request {
             body: None,
             timeout_ms: None,
             endpoint: None,
+            #[cfg(not(any(feature = "contract-0-1-0", feature = "contract-0-1-1")))]
+            templated: Vec::new(),
         }
     }
 
@@ -105,6 +110,20 @@ impl Request {
                 prefix: "Bearer ".into(),
                 name: secret.into(),
             }),
+        });
+        self
+    }
+
+    /// A header whose value is the account's secret `secret` inside literal text:
+    /// `secret_template("authorization", "Platform apikey=\"", "api-key", "\"")` sends
+    /// `Authorization: Platform apikey="<the key>"`. Needs a 0.1.2 host (contract 0.1.2).
+    #[cfg(not(any(feature = "contract-0-1-0", feature = "contract-0-1-1")))]
+    pub fn secret_template(mut self, header: &str, before: &str, secret: &str, after: &str) -> Self {
+        self.templated.push(crate::SecretTemplate {
+            header: header.into(),
+            before: before.into(),
+            secret: secret.into(),
+            after: after.into(),
         });
         self
     }
@@ -147,6 +166,8 @@ impl Request {
     /// Sends the request; any status but 2xx becomes the matching [`SyncError`].
     pub fn send(self) -> Result<Response, SyncError> {
         let endpoint = self.endpoint_name();
+        #[cfg(not(any(feature = "contract-0-1-0", feature = "contract-0-1-1")))]
+        let templated = self.templated;
         let request = crate::bindings::passerelle::connector::types::Request {
             method: self.method,
             url: self.url,
@@ -156,7 +177,15 @@ impl Request {
         };
         let mut retries = 0;
         loop {
-            let response = host::send(&request).map_err(|e| transport_error(&endpoint, e))?;
+            #[cfg(not(any(feature = "contract-0-1-0", feature = "contract-0-1-1")))]
+            let sent = if templated.is_empty() {
+                host::send(&request)
+            } else {
+                host::send_templated(&request, &templated)
+            };
+            #[cfg(any(feature = "contract-0-1-0", feature = "contract-0-1-1"))]
+            let sent = host::send(&request);
+            let response = sent.map_err(|e| transport_error(&endpoint, e))?;
             if response.status == 429 && retries < RATE_LIMIT_RETRIES {
                 let after =
                     header(&response, "retry-after").and_then(|v| v.trim().parse::<u32>().ok());

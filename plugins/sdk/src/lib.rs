@@ -17,12 +17,22 @@
 //! passerelle_sdk::export_connector!(MyPlatform);
 //! ```
 
-/// Raw bindings generated from the WIT contract inside this crate (`wit/v0.1.1`; with the
-/// `contract-0-1-0` feature, `wit/v0.1.0`, for components that must load on hosts that
-/// predate 0.1.1: no drift policy, no quarantine).
+/// Raw bindings generated from the WIT contract inside this crate (`wit/v0.1.2`; with
+/// the `contract-0-1-1` or `contract-0-1-0` feature, that earlier version, for
+/// components that must load on hosts that predate 0.1.2: no secret templates, and
+/// before 0.1.1 no drift policy or quarantine either).
 #[allow(clippy::too_many_arguments)]
 pub mod bindings {
-    #[cfg(not(feature = "contract-0-1-0"))]
+    #[cfg(not(any(feature = "contract-0-1-0", feature = "contract-0-1-1")))]
+    wit_bindgen::generate!({
+        path: "wit/v0.1.2",
+        world: "connector",
+        pub_export_macro: true,
+        export_macro_name: "export_connector",
+        default_bindings_module: "passerelle_sdk::bindings",
+        generate_all,
+    });
+    #[cfg(feature = "contract-0-1-1")]
     wit_bindgen::generate!({
         path: "wit/v0.1.1",
         world: "connector",
@@ -56,6 +66,9 @@ pub use bindings::passerelle::connector::types::{
     Manifest, Method, Parameter, Patient, RateLimit, SecretRef, Setting, Slot, Summary, SyncError,
     SyncMode, SyncRequest, TimeWindow,
 };
+/// A header with a secret inside a template (contract 0.1.2).
+#[cfg(not(any(feature = "contract-0-1-0", feature = "contract-0-1-1")))]
+pub use bindings::passerelle::connector::types::SecretTemplate;
 /// What to do with an item that does not parse (contract 0.1.1).
 #[cfg(not(feature = "contract-0-1-0"))]
 pub use bindings::passerelle::connector::types::{DriftPolicy, QuarantinedItem};

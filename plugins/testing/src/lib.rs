@@ -40,6 +40,11 @@ impl Connector for Testing {
                 parameter("scenario", "what the run does (see the crate docs)", true),
                 parameter("count", "how many records or requests", false),
                 parameter("url", "URL the HTTP scenarios call", false),
+                parameter(
+                    "template_secret",
+                    "fetch: send this secret as Authorization: Platform apikey=\"…\"",
+                    false,
+                ),
             ],
             secrets: vec![parameter(
                 "api-token",
@@ -236,6 +241,11 @@ fn fetch(account: &Account) -> Result<Summary, SyncError> {
     // A secret the account may not have: the host must refuse to send the request.
     if let Some(name) = account.setting_opt("use_secret") {
         req = req.secret_header("x-other", name);
+    }
+    // The secret inside a template (contract 0.1.2): `Platform apikey="<secret>"`.
+    #[cfg(not(any(feature = "contract-0-1-0", feature = "contract-0-1-1")))]
+    if let Some(name) = account.setting_opt("template_secret") {
+        req = req.secret_template("authorization", "Platform apikey=\"", name, "\"");
     }
     let response = req.send()?;
     let body = String::from_utf8_lossy(&response.body).to_string();
