@@ -35,7 +35,7 @@ pub struct SyncOptions {
     /// responses at the time they were recorded.
     pub now: Option<DateTime<Utc>>,
     /// Keep every HTTP exchange of the run here (`passerelle sync --record`).
-    pub record: Option<crate::kit::record::Recording>,
+    pub record: Option<crate::capabilities::http::Recording>,
 }
 
 impl Passerelle {

@@ -150,6 +150,21 @@ impl HttpService {
     }
 }
 
+/// One exchange as the connector saw it: its request (URL and body, which never hold a
+/// secret) and the final response (secrets already removed).
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub url: String,
+    pub request_body: Option<Vec<u8>>,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Where a run's HTTP session appends what it exchanged.
+pub type Recording = Arc<std::sync::Mutex<Vec<Recorded>>>;
+
 /// One run's HTTP budget and identity.
 pub struct HttpSession {
     service: HttpService,
@@ -170,7 +185,7 @@ pub struct HttpSession {
     pub rate_limit_wait: Duration,
     /// Where every exchange is appended, when the run is recorded
     /// (`passerelle sync --record`).
-    pub recording: Option<crate::kit::record::Recording>,
+    pub recording: Option<Recording>,
 }
 
 /// What a session needs to know about its run.
@@ -230,17 +245,14 @@ impl HttpSession {
                 Err(_) => Ok(Err(wit::HttpError::Timeout)),
             };
         if let (Some(recording), Ok(Ok(response))) = (&self.recording, &result) {
-            recording
-                .lock()
-                .expect("not poisoned")
-                .push(crate::kit::record::Recorded {
-                    method,
-                    url: request.url,
-                    request_body,
-                    status: response.status,
-                    headers: response.headers.clone(),
-                    body: response.body.clone(),
-                });
+            recording.lock().expect("not poisoned").push(Recorded {
+                method,
+                url: request.url,
+                request_body,
+                status: response.status,
+                headers: response.headers.clone(),
+                body: response.body.clone(),
+            });
         }
         result
     }

@@ -109,7 +109,7 @@ fn text(r: &TestReport) -> String {
     }
     let _ = writeln!(out, "\nslots ({}):", r.records.slots.len());
     for s in &r.records.slots {
-        let field = |k: &str| s.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_string();
+        let field = |k: &str| text_of(s, k);
         let _ = writeln!(
             out,
             "  {}  {} → {}  {} / {} / {}",
@@ -123,7 +123,7 @@ fn text(r: &TestReport) -> String {
     }
     let _ = writeln!(out, "\nappointments ({}):", r.records.appointments.len());
     for a in &r.records.appointments {
-        let field = |k: &str| a.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_string();
+        let field = |k: &str| text_of(a, k);
         // Patients are not printed: the golden file holds them.
         let _ = writeln!(
             out,
@@ -184,4 +184,13 @@ fn text(r: &TestReport) -> String {
     }
     let _ = writeln!(out, "\n{}", if r.passed() { "PASSED" } else { "FAILED" });
     out
+}
+
+/// A record's text field, `-` when absent or null.
+fn text_of(record: &serde_json::Value, key: &str) -> String {
+    record
+        .get(key)
+        .and_then(|v| v.as_str())
+        .unwrap_or("-")
+        .to_string()
 }

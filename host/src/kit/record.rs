@@ -8,31 +8,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
 use super::cassette::{CassetteFile, ExchangeFile, ReplayDefaults, INDEX};
 use super::KitError;
 use crate::app::Passerelle;
+use crate::capabilities::http::{Recorded, Recording};
 use crate::model::records::PatientRecord;
 use crate::model::run::{Mode, Run, Trigger};
 use crate::sync::SyncOptions;
-
-/// One exchange as the connector saw it: its request (URL and body, which never hold a
-/// secret) and the final response (secrets already removed).
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub method: String,
-    pub url: String,
-    pub request_body: Option<Vec<u8>>,
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-/// Where a run's HTTP session appends what it exchanged.
-pub type Recording = Arc<Mutex<Vec<Recorded>>>;
 
 /// Response headers kept in a cassette: what a connector may read, not transport details.
 const KEPT_HEADERS: &[&str] = &["content-type", "retry-after", "location", "link"];

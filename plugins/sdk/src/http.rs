@@ -118,7 +118,13 @@ impl Request {
     /// `secret_template("authorization", "Platform apikey=\"", "api-key", "\"")` sends
     /// `Authorization: Platform apikey="<the key>"`. Needs a 0.1.2 host (contract 0.1.2).
     #[cfg(not(any(feature = "contract-0-1-0", feature = "contract-0-1-1")))]
-    pub fn secret_template(mut self, header: &str, before: &str, secret: &str, after: &str) -> Self {
+    pub fn secret_template(
+        mut self,
+        header: &str,
+        before: &str,
+        secret: &str,
+        after: &str,
+    ) -> Self {
         self.templated.push(crate::SecretTemplate {
             header: header.into(),
             before: before.into(),

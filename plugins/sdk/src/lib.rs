@@ -61,14 +61,14 @@ pub mod time;
 
 /// `export_connector!(MyType)`: exports `MyType` as the component's `connector` world.
 pub use bindings::export_connector;
+/// A header with a secret inside a template (contract 0.1.2).
+#[cfg(not(any(feature = "contract-0-1-0", feature = "contract-0-1-1")))]
+pub use bindings::passerelle::connector::types::SecretTemplate;
 pub use bindings::passerelle::connector::types::{
     Account, Appointment, AppointmentStatus, Drift, Header, HeaderValue, HttpError, Level,
     Manifest, Method, Parameter, Patient, RateLimit, SecretRef, Setting, Slot, Summary, SyncError,
     SyncMode, SyncRequest, TimeWindow,
 };
-/// A header with a secret inside a template (contract 0.1.2).
-#[cfg(not(any(feature = "contract-0-1-0", feature = "contract-0-1-1")))]
-pub use bindings::passerelle::connector::types::SecretTemplate;
 /// What to do with an item that does not parse (contract 0.1.1).
 #[cfg(not(feature = "contract-0-1-0"))]
 pub use bindings::passerelle::connector::types::{DriftPolicy, QuarantinedItem};
