@@ -550,6 +550,7 @@ async fn a_recorded_run_replays_to_the_same_records() {
     let report = passerelle::kit::test(passerelle::kit::TestOptions {
         component: component("doctolib"),
         cassette: cassette.clone(),
+        live: None,
         bench: passerelle::kit::harness::BenchOptions {
             settings: settings.into_iter().collect(),
             secrets: [("api-token".to_string(), "replayed-token".to_string())].into(),
@@ -593,4 +594,81 @@ async fn a_recorded_run_replays_to_the_same_records() {
         o.as_object_mut().unwrap().remove("patient");
     }
     assert_eq!(replayed, recorded);
+}
+
+/// `connector test --record DIR` against a live origin (the simulator, reached through
+/// the configuration's HTTP overrides): the run is recorded, then tested on the
+/// recording.
+#[tokio::test]
+async fn connector_test_records_a_live_origin_then_replays_it() {
+    let sim = passerelle_sim::Simulator::new(passerelle_tests::sim_config(1, 8));
+    let running = sim.serve(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let account = sim.world().accounts().next().unwrap().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let config = passerelle::config::Config {
+        http: passerelle::dev::demo::simulator_policy(&running.base_url),
+        ..passerelle::config::Config::default()
+    };
+    let config_file = dir.path().join("config.toml");
+    std::fs::write(&config_file, toml::to_string(&config).unwrap()).unwrap();
+    let recorded = dir.path().join("recorded");
+    let centre = format!("centre={}", account.centre);
+    let profile = format!("profile-id={}", account.profile_id);
+    let token = format!("api-token={}", account.token);
+    let args: Vec<String> = [
+        "--json",
+        "--config",
+        config_file.to_str().unwrap(),
+        "connector",
+        "test",
+        component("doctolib").to_str().unwrap(),
+        "--record",
+        recorded.to_str().unwrap(),
+        "--setting",
+        &centre,
+        "--setting",
+        &profile,
+        "--secret",
+        &token,
+        "--full",
+        "--checks",
+        "idempotent,secrets,patient-logs",
+    ]
+    .map(String::from)
+    .into();
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            passerelle(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+    };
+    let ran = run(args.clone()).await.unwrap();
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let report = ran.json();
+    assert!(!report["records"]["slots"].as_array().unwrap().is_empty());
+    assert!(!report["records"]["appointments"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let index = std::fs::read_to_string(recorded.join("cassette.toml")).unwrap();
+    assert!(
+        index.contains("https://partners.doctolib.fr/api/v1/profiles/"),
+        "{index}"
+    );
+    for entry in std::fs::read_dir(&recorded).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(
+            !text.contains(&account.token),
+            "the secret is in the cassette"
+        );
+    }
+    // The recording replays on its own; a folder that holds one is not overwritten.
+    let replayed = connector_test(&component("doctolib"), &recorded, &["--checks", "none"]);
+    assert_eq!(replayed.code, 0, "{}", replayed.stderr);
+    let refused = run(args).await.unwrap();
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("not an empty folder"),
+        "{}",
+        refused.stderr
+    );
 }

@@ -345,8 +345,14 @@ pub enum ConnectorCmd {
         /// The connector component (.wasm).
         component: PathBuf,
         /// The cassette folder (with cassette.toml).
+        #[arg(long, required_unless_present = "record", conflicts_with = "record")]
+        cassette: Option<PathBuf>,
+        /// Instead of a cassette: run once against the platform itself (the HTTP policy
+        /// of --config applies: overrides, private addresses), record that run into
+        /// this new or empty folder as a cassette (no secret, no patient value), then
+        /// test on it.
         #[arg(long)]
-        cassette: PathBuf,
+        record: Option<PathBuf>,
         /// An account setting, KEY=VALUE (repeatable; added to the cassette's
         /// `[replay] settings`).
         #[arg(long = "setting", value_parser = parse_key_value)]

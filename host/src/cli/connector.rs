@@ -7,13 +7,14 @@ use anyhow::{bail, Result};
 
 use super::args::ConnectorCmd;
 use super::render::{printable, write_stdout};
+use crate::config::Config;
 use crate::kit::checks::Check;
 use crate::kit::harness::BenchOptions;
 use crate::kit::probes::Verdict as ProbeVerdict;
 use crate::kit::{TestOptions, TestReport};
 
 /// Runs a `connector` command; an error (non-zero exit) when the test did not pass.
-pub async fn run(command: ConnectorCmd, json: bool) -> Result<()> {
+pub async fn run(command: ConnectorCmd, config: &Config, json: bool) -> Result<()> {
     match command {
         ConnectorCmd::New { name, dir } => {
             let made = crate::kit::scaffold::new_connector(&name, &dir)?;
@@ -38,6 +39,7 @@ pub async fn run(command: ConnectorCmd, json: bool) -> Result<()> {
         ConnectorCmd::Test {
             component,
             cassette,
+            record,
             settings,
             secrets,
             now,
@@ -51,9 +53,15 @@ pub async fn run(command: ConnectorCmd, json: bool) -> Result<()> {
                 None => Check::ALL.to_vec(),
                 Some(list) => list.into_iter().flatten().collect(),
             };
+            let (cassette, live) = match (cassette, record) {
+                (_, Some(dir)) => (dir, Some(config.http.clone())),
+                (Some(dir), None) => (dir, None),
+                (None, None) => bail!("give --cassette DIR, or --record DIR to record one"),
+            };
             let options = TestOptions {
                 component,
                 cassette,
+                live,
                 bench: BenchOptions {
                     settings: settings.into_iter().collect(),
                     secrets: secrets.into_iter().collect(),

@@ -131,7 +131,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve { check_config: true } => {
             return self::check_config(&config, cli.global.config.as_deref());
         }
-        Command::Connector(command) => return connector::run(command, json).await,
+        Command::Connector(command) => return connector::run(command, &config, json).await,
         _ => {}
     }
     let data_dir = cli

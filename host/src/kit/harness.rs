@@ -17,7 +17,7 @@ use super::cassette::{parse_now, parse_window, Cassette, ReplayDefaults};
 use super::replay::{ReplayServer, Seen};
 use super::KitError;
 use crate::app::Passerelle;
-use crate::capabilities::http::RateLimitOverride;
+use crate::capabilities::http::{HttpPolicy, RateLimitOverride};
 use crate::config::Config;
 use crate::model::connector::Manifest;
 use crate::model::records::{AppointmentRecord, SlotRecord};
@@ -59,10 +59,19 @@ pub struct Outcome {
     pub appointments: Vec<AppointmentRecord>,
 }
 
+/// Where a bench's requests go.
+pub enum Target {
+    /// A cassette's replay server: nothing reaches the network.
+    Replay(Cassette),
+    /// The platform itself, under this HTTP policy (`connector test --record`).
+    Live(HttpPolicy),
+}
+
 /// A component installed in a temporary passerelle, and its replay server.
 pub struct Bench {
     app: Passerelle,
-    pub server: ReplayServer,
+    /// None for a live bench.
+    server: Option<ReplayServer>,
     pub manifest: Manifest,
     pub options: BenchOptions,
     accounts: Mutex<u32>,
@@ -89,10 +98,10 @@ impl BenchOptions {
 }
 
 impl Bench {
-    /// Starts the cassette's replay server, installs the component.
+    /// Starts the cassette's replay server (for a replay), installs the component.
     pub async fn open(
         component: &Path,
-        cassette: Cassette,
+        target: Target,
         options: BenchOptions,
     ) -> Result<Bench, KitError> {
         if !component.is_file() {
@@ -101,13 +110,22 @@ impl Bench {
                 component.display()
             )));
         }
-        let server = ReplayServer::start(cassette)
-            .await
-            .map_err(|e| KitError::Internal(anyhow::anyhow!("starting the replay server: {e}")))?;
+        let mut config = Config::default();
+        let server = match target {
+            Target::Replay(cassette) => {
+                let server = ReplayServer::start(cassette).await.map_err(|e| {
+                    KitError::Internal(anyhow::anyhow!("starting the replay server: {e}"))
+                })?;
+                config.http.replay_to = Some(server.base().clone());
+                Some(server)
+            }
+            Target::Live(policy) => {
+                config.http = policy;
+                None
+            }
+        };
         let dir = tempfile::tempdir()
             .map_err(|e| KitError::Internal(anyhow::anyhow!("a temporary directory: {e}")))?;
-        let mut config = Config::default();
-        config.http.replay_to = Some(server.base().clone());
         if let Some((past, future)) = options.window {
             config.sync.window_past_days = past;
             config.sync.window_future_days = future;
@@ -121,13 +139,15 @@ impl Bench {
             .map_err(|e| KitError::Component(e.to_string()))?;
         let manifest = installed.manifest.clone();
         // A replay has no platform to be polite to.
-        app.config.http.rate_limits.insert(
-            manifest.name.clone(),
-            RateLimitOverride {
-                requests_per_second: 10_000,
-                burst: 10_000,
-            },
-        );
+        if server.is_some() {
+            app.config.http.rate_limits.insert(
+                manifest.name.clone(),
+                RateLimitOverride {
+                    requests_per_second: 10_000,
+                    burst: 10_000,
+                },
+            );
+        }
         app.create_practice(
             NewPractice {
                 id: PRACTICE.into(),
@@ -146,6 +166,16 @@ impl Bench {
             accounts: Mutex::new(0),
             _dir: dir,
         })
+    }
+
+    /// The replay server (a replay bench's).
+    pub fn replay(&self) -> &ReplayServer {
+        self.server.as_ref().expect("a replay bench")
+    }
+
+    /// The temporary passerelle.
+    pub fn app(&self) -> &Passerelle {
+        &self.app
     }
 
     /// A new account with the bench's settings and secrets (checked by the connector's
@@ -187,7 +217,9 @@ impl Bench {
 
     /// One run of `account`, with what it stored, asked and logged.
     pub async fn run(&self, account: &Account, mode: Mode) -> Result<Outcome, KitError> {
-        self.server.take_seen();
+        if let Some(server) = &self.server {
+            server.take_seen();
+        }
         let lines = Arc::new(Mutex::new(Vec::new()));
         let subscriber = tracing_subscriber::registry().with(Capture(lines.clone()));
         let run = self
@@ -203,7 +235,11 @@ impl Bench {
             )
             .with_subscriber(subscriber)
             .await?;
-        let seen = self.server.take_seen();
+        let seen = self
+            .server
+            .as_ref()
+            .map(|s| s.take_seen())
+            .unwrap_or_default();
         let logs = std::mem::take(&mut *lines.lock().expect("not poisoned"));
         let slots = self.app.store.slots(&account.id).await?;
         let stored = self.app.store.appointments(&account.id).await?;

@@ -22,7 +22,7 @@ use crate::model::run::{DriftReport, Mode, RunCounts, Status};
 use crate::service::ServiceError;
 use cassette::CassetteError;
 use checks::{Check, Verdict};
-use harness::{Bench, BenchOptions, Records};
+use harness::{Bench, BenchOptions, Records, Target};
 
 /// Why a connector test could not run (a test that ran and failed is a [`TestReport`]).
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +52,11 @@ pub enum KitError {
 #[derive(Debug, Clone)]
 pub struct TestOptions {
     pub component: PathBuf,
+    /// The cassette replayed; with `live`, where the live run is recorded first.
     pub cassette: PathBuf,
+    /// Record a run against the platform itself, under this HTTP policy, into
+    /// `cassette` (a new or empty folder), then test on that recording.
+    pub live: Option<crate::capabilities::http::HttpPolicy>,
     pub bench: BenchOptions,
     /// Full sync (default: incremental, which on a first run has no cursor).
     pub full: bool,
@@ -123,17 +127,27 @@ impl TestReport {
 
 /// Runs a connector test.
 pub async fn test(options: TestOptions) -> Result<TestReport, KitError> {
-    let cassette = cassette::Cassette::load(&options.cassette)?;
-    let bench_options = options.bench.clone().over(&cassette.replay);
-    let bench = Bench::open(&options.component, cassette, bench_options).await?;
     let mode = if options.full {
         Mode::Full
     } else {
         Mode::Incremental
     };
+    if let Some(policy) = &options.live {
+        let live = Bench::open(
+            &options.component,
+            Target::Live(policy.clone()),
+            options.bench.clone(),
+        )
+        .await?;
+        let account = live.new_account().await?;
+        record::record_sync(live.app(), &account.id, mode, &options.cassette).await?;
+    }
+    let cassette = cassette::Cassette::load(&options.cassette)?;
+    let bench_options = options.bench.clone().over(&cassette.replay);
+    let bench = Bench::open(&options.component, Target::Replay(cassette), bench_options).await?;
     let account = bench.new_account().await?;
     let first = bench.run(&account, mode).await?;
-    let cassette = bench.server.cassette();
+    let cassette = bench.replay().cassette();
     let requests = first
         .seen
         .iter()

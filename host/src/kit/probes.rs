@@ -62,7 +62,7 @@ pub async fn run(bench: &Bench, baseline: &Outcome, mode: Mode) -> Result<Vec<Pr
     }
     let mut probes = Vec::new();
     for (index, request) in exchanges {
-        let exchange = &bench.server.cassette().exchanges[index];
+        let exchange = &bench.replay().cassette().exchanges[index];
         let Ok(body) = serde_json::from_slice::<Value>(&exchange.body) else {
             continue;
         };
@@ -76,14 +76,14 @@ pub async fn run(bench: &Bench, baseline: &Outcome, mode: Mode) -> Result<Vec<Pr
                 let mut changed = body.clone();
                 mutate(&mut changed, &pointer, mutation);
                 bench
-                    .server
+                    .replay()
                     .substitute(index, serde_json::to_vec(&changed).expect("serialisable"));
                 let account = bench.new_account().await;
                 let outcome = match account {
                     Ok(account) => bench.run(&account, mode).await,
                     Err(e) => Err(e),
                 };
-                bench.server.restore();
+                bench.replay().restore();
                 let verdict = judge(baseline, &outcome?, &path, &exchange.method);
                 probes.push(Probe {
                     request: request.clone(),
