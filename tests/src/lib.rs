@@ -20,6 +20,7 @@ use passerelle::Passerelle;
 use tempfile::TempDir;
 
 pub mod daemon;
+pub mod kit;
 
 /// Where `cargo xtask build-plugins` put the components.
 pub fn plugins_dir() -> PathBuf {

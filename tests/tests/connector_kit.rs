@@ -9,118 +9,18 @@ use std::process::Command;
 
 use passerelle_tests::component;
 use passerelle_tests::daemon::binary;
+use passerelle_tests::kit::{
+    connector_test, drift_paths, passerelle, passes_recorded, recorded_cassette, repo, requests,
+    slot_times,
+};
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn cassette(name: &str) -> PathBuf {
-    let fixtures = repo().join("../shared/fixtures/vitemadose/fixtures/doctolib");
-    assert!(
-        fixtures.is_dir(),
-        "{} is missing: the Doctolib cassettes replay ViteMaDose's recorded responses, \
-         which CI keeps in ../shared beside the checkout",
-        fixtures.display()
-    );
-    repo().join("plugins/doctolib/cassettes").join(name)
-}
-
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}\n{}", self.stdout, self.stderr))
-    }
-}
-
-fn passerelle(args: &[&str]) -> Ran {
-    let out = Command::new(binary())
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run passerelle");
-    Ran {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn connector_test(component: &Path, cassette: &Path, extra: &[&str]) -> Ran {
-    let mut args = vec![
-        "--json",
-        "connector",
-        "test",
-        component.to_str().unwrap(),
-        "--cassette",
-        cassette.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    passerelle(&args)
+    recorded_cassette("doctolib", name)
 }
 
 fn doctolib(name: &str) -> Value {
-    let dir = cassette(name);
-    let expected = dir.join("expected.json");
-    let ran = connector_test(
-        &component("doctolib"),
-        &dir,
-        &["--expect", expected.to_str().unwrap()],
-    );
-    assert_eq!(ran.code, 0, "{name}: {}\n{}", ran.stdout, ran.stderr);
-    let report = ran.json();
-    assert_eq!(report["expected"]["matches"], true, "{name}");
-    assert!(
-        report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["passed"] == true),
-        "{name}: {:#}",
-        report["checks"]
-    );
-    report
-}
-
-fn slot_times(report: &Value) -> Vec<(String, Option<String>)> {
-    report["records"]["slots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["starts_at"].as_str().unwrap().to_string(),
-                s["ends_at"].as_str().map(str::to_string),
-            )
-        })
-        .collect()
-}
-
-fn requests(report: &Value) -> Vec<String> {
-    report["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["request"].as_str().unwrap().to_string())
-        .collect()
-}
-
-/// Paths the probes found the connector reads (a removed or retyped field ended the run
-/// in schema-drift naming it).
-fn drift_paths(report: &Value) -> Vec<String> {
-    report["probes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["verdict"].get("drift").is_some())
-        .map(|p| p["path"].as_str().unwrap().to_string())
-        .collect()
+    passes_recorded("doctolib", name)
 }
 
 #[test]
