@@ -173,6 +173,22 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
             ],
         )?;
     }
+    if !no_lint {
+        // The guests' code, linted natively (the same sources the wasm build compiles).
+        println!("xtask: clippy on the connectors");
+        cargo(
+            &root.join("plugins"),
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--quiet",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )?;
+    }
     println!("xtask: SDK and connector unit tests (native)");
     cargo(
         &root.join("plugins"),
