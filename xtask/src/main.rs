@@ -142,52 +142,29 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
     }
     let plugins = guest::build_all(root)?;
     if !no_lint {
-        println!("xtask: clippy");
-        cargo(
-            root,
-            &[
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--quiet",
-                "--",
-                "-D",
-                "warnings",
-            ],
-        )?;
-    }
-    if !no_lint {
-        // A production build without the `dev` feature links no simulator: keep it building.
-        println!("xtask: checking the host without the dev feature");
-        cargo(
-            root,
-            &[
-                "clippy",
-                "-p",
-                "passerelle",
-                "--no-default-features",
-                "--quiet",
-                "--",
-                "-D",
-                "warnings",
-            ],
-        )?;
-    }
-    if !no_lint {
-        // The guests' code, linted natively (the same sources the wasm build compiles).
-        println!("xtask: clippy on the connectors");
-        cargo(
-            &root.join("plugins"),
-            &[
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--quiet",
-                "--",
-                "-D",
-                "warnings",
-            ],
-        )?;
+        // `-D warnings` everywhere: the host workspace; the host without its `dev`
+        // feature (a production build links no simulator: keep it building); the
+        // connectors, linted natively (the same sources the wasm build compiles).
+        let lints: [(&str, &Path, &[&str]); 3] = [
+            ("clippy", root, &["--workspace", "--all-targets"]),
+            (
+                "checking the host without the dev feature",
+                root,
+                &["-p", "passerelle", "--no-default-features"],
+            ),
+            (
+                "clippy on the connectors",
+                &root.join("plugins"),
+                &["--workspace", "--all-targets"],
+            ),
+        ];
+        for (what, dir, args) in lints {
+            println!("xtask: {what}");
+            let mut all = vec!["clippy", "--quiet"];
+            all.extend_from_slice(args);
+            all.extend_from_slice(&["--", "-D", "warnings"]);
+            cargo(dir, &all)?;
+        }
     }
     println!("xtask: SDK and connector unit tests (native)");
     cargo(
