@@ -3,7 +3,8 @@
 //! A cassette is a folder with a `cassette.toml` listing exchanges in order. Each has a
 //! request matcher — `method` (default `GET`), `url` (origin and path must be equal; the
 //! query parameters it carries must all be present with those values, others may be
-//! added), optional `headers` (names case-insensitive, values equal) — and the response:
+//! added), optional `headers` (names case-insensitive, values equal), optional
+//! `body_json` (a table the request's JSON body must hold) — and the response:
 //! `status` (default 200), `headers`, and its body as `body` (a file, relative to the
 //! cassette folder, which may lie outside it, e.g. under `../shared/fixtures`) or
 //! `body_text` (inline). A request is answered by the first exchange that matches, as
@@ -87,6 +88,10 @@ pub struct ExchangeFile {
     /// Request headers that must be present with these values.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// What the request's JSON body must hold: every key given, with that value
+    /// (objects compared member by member, anything else as a whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_json: Option<toml::Table>,
     #[serde(default = "ok", skip_serializing_if = "is_ok")]
     pub status: u16,
     /// Response headers.
@@ -131,6 +136,8 @@ pub struct Exchange {
     pub query: Vec<(String, String)>,
     /// Lower-case names.
     pub headers: Vec<(String, String)>,
+    /// A subset the request's JSON body must hold.
+    pub body_json: Option<serde_json::Value>,
     pub status: u16,
     pub headers_out: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -277,6 +284,12 @@ impl Exchange {
                 .into_iter()
                 .map(|(k, v)| (k.to_ascii_lowercase(), v))
                 .collect(),
+            body_json: match e.body_json {
+                None => None,
+                Some(t) => {
+                    Some(serde_json::to_value(t).map_err(|err| format!("body_json: {err}"))?)
+                }
+            },
             status: e.status,
             headers_out: e.headers_out.into_iter().collect(),
             body,
@@ -311,7 +324,36 @@ impl Exchange {
                 Some(_) => out.push(format!("header `{k}` differs")),
             }
         }
+        if let Some(wanted) = &self.body_json {
+            match serde_json::from_slice::<serde_json::Value>(&r.body) {
+                Err(_) => out.push("body is not JSON".into()),
+                Ok(got) => subset_mismatches(wanted, &got, "body", &mut out),
+            }
+        }
         out
+    }
+}
+
+/// Where `got` lacks what `wanted` holds (objects member by member), named by path; the
+/// values themselves are not shown (a body may carry patient data).
+fn subset_mismatches(
+    wanted: &serde_json::Value,
+    got: &serde_json::Value,
+    at: &str,
+    out: &mut Vec<String>,
+) {
+    match (wanted, got) {
+        (serde_json::Value::Object(w), serde_json::Value::Object(g)) => {
+            for (k, wv) in w {
+                let path = format!("{at}.{k}");
+                match g.get(k) {
+                    None => out.push(format!("{path} missing")),
+                    Some(gv) => subset_mismatches(wv, gv, &path, out),
+                }
+            }
+        }
+        (w, g) if w == g => {}
+        _ => out.push(format!("{at} differs")),
     }
 }
 
@@ -410,6 +452,28 @@ status = 404
         let mut r = request("https://x.example/");
         r.headers.clear();
         assert_eq!(c.closest(&r)[0].1, vec!["header `accept` missing"]);
+    }
+
+    #[test]
+    fn a_json_body_matches_by_subset() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "[[exchange]]\nmethod = \"POST\"\nurl = \"https://x.example/slots\"\n\
+             body_json = { reason = \"r1\", range = { start = \"2021-05-12\" } }\n",
+        );
+        let c = Cassette::load(dir.path()).unwrap();
+        let mut r = request("https://x.example/slots");
+        r.method = "POST".into();
+        r.body = br#"{"reason":"r1","range":{"start":"2021-05-12","end":"x"},"n":1}"#.to_vec();
+        assert_eq!(c.find(&r), Some(0));
+        r.body = br#"{"reason":"r2","range":{}}"#.to_vec();
+        assert_eq!(
+            c.closest(&r)[0].1,
+            ["body.range.start missing", "body.reason differs"]
+        );
+        r.body = b"reason=r1".to_vec();
+        assert_eq!(c.closest(&r)[0].1, ["body is not JSON"]);
     }
 
     #[test]

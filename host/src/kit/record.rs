@@ -107,6 +107,7 @@ fn write(
             method: e.method.clone(),
             url: e.url.clone(),
             headers: BTreeMap::new(),
+            body_json: None,
             status: e.status,
             headers_out: e
                 .headers
