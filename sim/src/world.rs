@@ -352,11 +352,18 @@ impl World {
         )
     }
 
-    /// Free slots of one agenda for one motive on `day` (none outside the published range,
-    /// before the hour after the epoch, for a disabled agenda or for a motive the agenda
-    /// does not offer). Publishing from the next hour keeps every published time after
-    /// the clock of a host that syncs within the hour: passerelle does not store
-    /// availability that has already started.
+    /// The first instant availability is published for: two hours after the epoch. A
+    /// host syncing within the hour of the simulator's start then never holds a
+    /// published slot in its past (passerelle does not store availability that has
+    /// started), whatever minute it syncs at.
+    pub fn published_from(&self) -> DateTime<Utc> {
+        self.epoch + Duration::hours(2)
+    }
+
+    /// Free slots of one agenda for one motive on `day`: none outside the published range,
+    /// before [`Self::published_from`], on a day that begins between the epoch and then
+    /// (its bare date would start before or after a host's clock depending on the
+    /// minute), for a disabled agenda or for a motive the agenda does not offer.
     pub fn slots_on(
         &self,
         account: &Account,
@@ -366,6 +373,10 @@ impl World {
     ) -> Vec<DateTime<Tz>> {
         let (first, end) = self.availability_days();
         if day < first || day >= end || !agenda.motive_ids.contains(&motive.id) {
+            return Vec::new();
+        }
+        let midnight = local(day, 0, 0).with_timezone(&Utc);
+        if midnight >= self.epoch && midnight < self.published_from() {
             return Vec::new();
         }
         let (open_days, ranges) = opening(account.kind);
@@ -379,8 +390,7 @@ impl World {
             while t + Duration::minutes(i64::from(motive.duration_min)) <= close {
                 let key =
                     mix(self.config.seed ^ mix(agenda.id ^ mix(motive.id ^ t.timestamp() as u64)));
-                if key.is_multiple_of(4) && t.with_timezone(&Utc) >= self.epoch + Duration::hours(1)
-                {
+                if key.is_multiple_of(4) && t.with_timezone(&Utc) >= self.published_from() {
                     out.push(t);
                 }
                 t += Duration::minutes(i64::from(motive.duration_min));
