@@ -190,7 +190,7 @@ fn llvm_with_wasm_ld() -> Option<PathBuf> {
 }
 
 /// What the Debian route lacks here.
-pub fn debian_missing() -> Vec<String> {
+fn debian_missing() -> Vec<String> {
     let mut missing = Vec::new();
     let checks: [(&str, &str); 4] = [
         ("/usr/bin/cargo", "cargo-web (/usr/bin/cargo)"),

@@ -26,14 +26,6 @@ pub struct Pause {
 const COLUMNS: &str = "account_id, connector, run_id, version, sha256, drift, paused_at";
 
 impl Store {
-    /// Pauses an account (or updates its pause with a later drift).
-    pub async fn pause_account(&self, pause: &Pause) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        write_pause(&mut tx, pause).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Lifts an account's pause; false if it was not paused.
     pub async fn resume_account(&self, account_id: &str) -> StoreResult<bool> {
         let mut conn = self.pool.acquire().await?;
