@@ -169,16 +169,7 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
     println!("xtask: SDK and connector unit tests (native)");
     cargo(
         &root.join("plugins"),
-        &[
-            "test",
-            "--quiet",
-            "-p",
-            "passerelle-sdk",
-            "-p",
-            "doctolib",
-            "-p",
-            "mapharma",
-        ],
+        &["test", "--quiet", "--workspace", "--exclude", "testing"],
     )?;
     // The daemon-as-a-process tests and the conformance run use this binary.
     let binary = build_binary(root)?;

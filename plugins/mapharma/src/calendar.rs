@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use passerelle_sdk::http::{encode, get};
 use passerelle_sdk::serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use passerelle_sdk::serde::{Deserialize, Deserializer};
-use passerelle_sdk::time::chrono::{Duration, NaiveDate, NaiveTime, TimeZone};
+use passerelle_sdk::time::chrono::{Duration, NaiveDate, NaiveTime};
 use passerelle_sdk::time::chrono_tz::Europe::Paris;
 use passerelle_sdk::time::{Timestamp, Window};
-use passerelle_sdk::{emit, Drift, Slot, SyncError};
+use passerelle_sdk::{emit, Slot, SyncError};
 
 use crate::SITE;
 
@@ -119,10 +119,9 @@ pub fn slots(
             let time = NaiveTime::parse_from_str(&t.time, "%H:%M")
                 .map_err(|_| drift(&format!("$['{day_text}'][{i}].time"), "a time HH:MM"))?;
             // A local time that falls in the spring DST gap does not exist: skip it.
-            let Some(local) = Paris.from_local_datetime(&day.and_time(time)).earliest() else {
+            let Some(start) = Timestamp::local(day, time, Paris) else {
                 continue;
             };
-            let start = Timestamp::parse(&local.to_rfc3339()).expect("chrono writes RFC 3339");
             out.push((
                 start,
                 Slot {
@@ -145,12 +144,7 @@ fn parse_day(text: &str) -> Result<NaiveDate, SyncError> {
 }
 
 fn drift(path: &str, expected: &str) -> SyncError {
-    SyncError::SchemaDrift(Drift {
-        endpoint: ENDPOINT.into(),
-        path: path.into(),
-        expected: expected.into(),
-        found: "string".into(),
-    })
+    passerelle_sdk::drift::report(ENDPOINT, path, expected, "string")
 }
 
 #[cfg(test)]

@@ -90,6 +90,13 @@ pub fn items_with<T: DeserializeOwned>(
     Ok(out)
 }
 
+/// A `schema-drift` report for a value the connector checked itself (a date that is
+/// not one, a union with none of its shapes): `found` names the JSON kind seen there
+/// (`string`, `missing`…), never the value.
+pub fn report(endpoint: &str, path: &str, expected: &str, found: &str) -> SyncError {
+    drift(endpoint, path.into(), expected.into(), found.into())
+}
+
 fn drift(endpoint: &str, path: String, expected: String, found: String) -> SyncError {
     SyncError::SchemaDrift(Drift {
         endpoint: endpoint.to_string(),

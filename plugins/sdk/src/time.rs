@@ -5,7 +5,7 @@
 //! A value that is not one becomes `schema-drift` at its JSON path like any other type
 //! mismatch. [`Window`] is a sync request's time window, parsed once.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone};
 use serde::{Deserialize, Deserializer};
 
 use crate::{SyncError, TimeWindow};
@@ -37,6 +37,22 @@ impl Timestamp {
             })
             .expect("an hour past midnight exists");
         Timestamp(local.fixed_offset())
+    }
+
+    /// A local time of `date` in `tz` (platforms that send `HH:MM` in the practice's
+    /// zone), with that zone's offset then; `None` for a time the spring-forward gap
+    /// skips, which no clock shows.
+    pub fn local(date: NaiveDate, time: NaiveTime, tz: chrono_tz::Tz) -> Option<Timestamp> {
+        tz.from_local_datetime(&date.and_time(time))
+            .earliest()
+            .map(|t| Timestamp(t.fixed_offset()))
+    }
+
+    /// The same instant shown at `minutes` east of UTC (platforms that send a UTC time
+    /// and the local offset beside it); `None` for an offset no zone has (beyond ±24 h).
+    pub fn at_offset_minutes(&self, minutes: i32) -> Option<Timestamp> {
+        let offset = FixedOffset::east_opt(minutes.checked_mul(60)?)?;
+        Some(Timestamp(self.0.with_timezone(&offset)))
     }
 
     /// The RFC 3339 text the contract carries (offset kept).
@@ -106,6 +122,28 @@ mod tests {
             Timestamp::midnight(d, chrono_tz::Europe::Paris).to_rfc3339(),
             "2026-07-01T00:00:00+02:00"
         );
+    }
+
+    #[test]
+    fn local_times_and_offsets_sent_beside_utc() {
+        let d = NaiveDate::from_ymd_opt(2021, 3, 28).unwrap();
+        let t = |h| NaiveTime::from_hms_opt(h, 30, 0).unwrap();
+        let paris = chrono_tz::Europe::Paris;
+        assert_eq!(
+            Timestamp::local(d, t(1), paris).unwrap().to_rfc3339(),
+            "2021-03-28T01:30:00+01:00"
+        );
+        assert!(Timestamp::local(d, t(2), paris).is_none(), "in the DST gap");
+        assert_eq!(
+            Timestamp::local(d, t(3), paris).unwrap().to_rfc3339(),
+            "2021-03-28T03:30:00+02:00"
+        );
+        let utc = Timestamp::parse("2021-05-12T14:30:00Z").unwrap();
+        assert_eq!(
+            utc.at_offset_minutes(120).unwrap().to_rfc3339(),
+            "2021-05-12T16:30:00+02:00"
+        );
+        assert!(utc.at_offset_minutes(100_000).is_none());
     }
 
     #[test]
