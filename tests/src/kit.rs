@@ -134,3 +134,16 @@ pub fn drift_paths(report: &Value) -> Vec<String> {
         .map(|p| p["path"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// The stored slot that starts first (by instant, not by text: offsets differ).
+pub fn first_slot(report: &Value) -> Value {
+    report["records"]["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .min_by_key(|s| {
+            chrono::DateTime::parse_from_rfc3339(s["starts_at"].as_str().unwrap()).unwrap()
+        })
+        .expect("at least one slot")
+        .clone()
+}

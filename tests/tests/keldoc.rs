@@ -1,0 +1,77 @@
+//! The Keldoc connector on ViteMaDose's recorded Keldoc centre (`../shared`, referenced
+//! by the cassettes in plugins/keldoc/cassettes), through `passerelle connector test`:
+//! the slots the recording means, every contract check and drift probe.
+
+use passerelle_tests::kit::{drift_paths, first_slot, passes_recorded, requests, slot_times};
+
+/// The recording is cabinet 16913 (Le Faouët) of clinic 2563, specialty 144. Its four
+/// motives each sit in their own category. Motives 81484 and 82874 answer "Prochain RDV
+/// disponible le 20 Avril 2021 à 16h55" with `date` 2021-04-20T16:55+02:00: no free time
+/// in the asked days, the next one then. Motives 81486 and 81488 answer a phone number:
+/// bookable by phone only. On 13 April with a seven-day window (to 20 April 08:00) the
+/// next free time is after the window: nothing is stored, the run succeeds, and each
+/// motive costs one timetable request (five days from the 13th).
+#[test]
+fn next_availability_after_the_window_and_phone_only_motives_store_nothing() {
+    let report = passes_recorded("keldoc", "center1");
+    assert!(slot_times(&report).is_empty());
+    assert_eq!(report["run"]["status"], "succeeded");
+    let asked = requests(&report);
+    assert_eq!(asked.len(), 6, "{asked:#?}");
+    assert!(asked[0].ends_with("/clinics/2563/specialties/144/cabinets"));
+    assert!(asked[1].ends_with("/cabinets/16913/motive_categories"));
+    for motive in [81484, 81486, 81488, 82874] {
+        assert!(
+            asked.iter().any(|r| r.contains(&format!(
+                "/timetables/{motive}?from=2021-04-13&to=2021-04-17"
+            ))),
+            "{motive}: {asked:#?}"
+        );
+    }
+    // The shape is told by its fields: a next date, a phone number; both probed.
+    let read = drift_paths(&report);
+    for path in [
+        "$.date",
+        "$.phone_number",
+        "$[0].motives[0].agendas",
+        "$[0].name",
+    ] {
+        assert!(read.contains(&path.to_string()), "{path}: {read:?}");
+    }
+}
+
+/// With a fourteen-day window the recorded next availability (20 April 16:55) is in it,
+/// so the connector asks motive 81484 again from the 20th. That answer was not
+/// recorded; the cassette gives it in Keldoc's times shape (our own data): three times
+/// on the 20th, on agendas 49335 and 51414, each named by the motive list's agenda
+/// names. Motive 82874's jump answers no time. The cabinet's name comes from the
+/// clinic's list of cabinets.
+#[test]
+fn a_next_availability_in_the_window_is_followed() {
+    let report = passes_recorded("keldoc", "jump");
+    let slots = slot_times(&report);
+    assert_eq!(slots.len(), 3);
+    let first = first_slot(&report);
+    assert_eq!(first["starts_at"], "2021-04-20T16:55:00+02:00");
+    assert_eq!(first["ends_at"], "2021-04-20T17:00:00+02:00");
+    assert_eq!(
+        first["practitioner"],
+        "Equipe de vaccination  LE FAOUET - Maison de santé"
+    );
+    assert_eq!(
+        first["visit_motive"],
+        "1ère injection Vaccin COVID +70 ANS  (PF)"
+    );
+    assert_eq!(
+        first["place"],
+        "Centre de vaccination - LE FAOUET - Maison de santé"
+    );
+    let asked = requests(&report);
+    assert!(asked
+        .iter()
+        .any(|r| r.contains("/timetables/81484?from=2021-04-20&to=2021-04-24")));
+    assert!(asked
+        .iter()
+        .any(|r| r.contains("/timetables/81484?from=2021-04-25&to=2021-04-29")));
+    assert_eq!(asked.len(), 9, "{asked:#?}");
+}
