@@ -1,6 +1,6 @@
 //! The simulator's own API, under `/_sim`:
-//! - `GET /_sim/practices`: the practices, their accounts, centres, profile ids and
-//!   (simulated) tokens: what an operator needs to configure passerelle against it;
+//! - `GET /_sim/practices`: the practices and their accounts, each with its platform
+//!   and the connector settings and (simulated) secrets that point passerelle at it;
 //! - `GET|PUT|DELETE /_sim/faults/{platform}`: read, set or clear a platform's faults;
 //! - `POST /_sim/advance`: move the world one step on; answers what changed;
 //! - `GET /_sim/requests`: the requests answered so far.
@@ -35,15 +35,21 @@ async fn practices(State(sim): State<Simulator>) -> Response {
             json!({
                 "id": p.id,
                 "name": p.name,
-                "accounts": p.accounts.iter().map(|a| json!({
-                    "id": a.id,
-                    "platform": "doctolib",
-                    "label": a.label,
-                    "centre": a.centre,
-                    "profile_id": a.profile_id.to_string(),
-                    "token": a.token,
-                    "appointments": a.appointments.len(),
-                })).collect::<Vec<_>>(),
+                "accounts": p.accounts.iter().map(|a| {
+                    let (settings, secrets) = crate::settings(a);
+                    let map = |pairs: Vec<(&str, String)>| {
+                        pairs.into_iter().map(|(k, v)| (k.to_string(), json!(v)))
+                            .collect::<serde_json::Map<_, _>>()
+                    };
+                    json!({
+                        "id": a.id,
+                        "platform": a.platform,
+                        "label": a.label,
+                        "settings": map(settings),
+                        "secrets": map(secrets),
+                        "appointments": a.appointments.len(),
+                    })
+                }).collect::<Vec<_>>(),
             })
         })
         .collect();

@@ -23,8 +23,9 @@ use axum::Router;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{json, Value};
 
-use crate::world::{normalised, Account, SlotFormat, World};
+use crate::world::{normalised, Account, Agenda, Motive, Platform, SlotFormat, World};
 use crate::Simulator;
+use crate::{failure, path_and_query, ExpectedSlot, Failure};
 
 const PLATFORM: &str = "doctolib";
 /// Most days one availabilities request may cover.
@@ -42,24 +43,13 @@ pub fn routes() -> Router<Simulator> {
         )
 }
 
-type Failure = (StatusCode, Value);
-
-fn failure(status: StatusCode, message: impl Into<String>) -> Failure {
-    (status, json!({ "error": message.into() }))
-}
-
-fn path_and_query(uri: &Uri) -> String {
-    uri.path_and_query()
-        .map_or_else(|| uri.path().to_string(), |p| p.to_string())
-}
-
 async fn booking(State(sim): State<Simulator>, Path(file): Path<String>, uri: Uri) -> Response {
     sim.respond(PLATFORM, "booking", path_and_query(&uri), |world| {
         let centre = file
             .strip_suffix(".json")
             .ok_or_else(|| failure(StatusCode::NOT_FOUND, "not found"))?;
         let account = world
-            .account_by_centre(centre)
+            .account_by_centre(Platform::Doctolib, centre)
             .ok_or_else(|| failure(StatusCode::NOT_FOUND, "unknown centre"))?;
         Ok(booking_doc(account))
     })
@@ -72,7 +62,7 @@ pub fn booking_doc(account: &Account) -> Value {
     // Doctolib has sent the profile id both as a string and as a number.
     let profile_id = match account.kind {
         crate::world::Kind::General => json!(account.profile_id.to_string()),
-        crate::world::Kind::Dental => json!(account.profile_id),
+        _ => json!(account.profile_id),
     };
     let categories: Vec<Value> = account
         .motives
@@ -121,6 +111,53 @@ pub fn booking_doc(account: &Account) -> Value {
                 "longitude": 4.85 + (pid % 37) as f64 / 1000.0,
             }],
         }
+    })
+}
+
+/// The account's settings and secrets for the `doctolib` connector.
+pub fn settings(account: &Account) -> (crate::Settings, crate::Settings) {
+    (
+        vec![
+            ("centre", account.centre.clone()),
+            ("profile-id", account.profile_id.to_string()),
+        ],
+        vec![("api-token", account.token.clone())],
+    )
+}
+
+/// A bookable free time as Doctolib publishes it: a bare-date agenda shows the day
+/// (a slot spanning it); an object agenda shows the end too.
+pub fn publish(
+    world: &World,
+    account: &Account,
+    agenda: &Agenda,
+    motive: &Motive,
+    t: &DateTime<chrono_tz::Tz>,
+) -> Option<ExpectedSlot> {
+    let (starts_at, ends_at) = match agenda.slot_format {
+        SlotFormat::DateOnly => {
+            let day = crate::world::midnight(t.date_naive());
+            // The day began before any host's clock: a host does not store it.
+            if day.with_timezone(&Utc) < world.epoch {
+                return None;
+            }
+            let next = crate::world::midnight(t.date_naive() + Duration::days(1));
+            (normalised(&day), Some(normalised(&next)))
+        }
+        SlotFormat::IsoString => (normalised(t), None),
+        SlotFormat::Object => (
+            normalised(t),
+            Some(normalised(
+                &(*t + Duration::minutes(i64::from(motive.duration_min))),
+            )),
+        ),
+    };
+    Some(ExpectedSlot {
+        starts_at,
+        ends_at,
+        practitioner: agenda.practitioner.clone(),
+        visit_motive: motive.name.clone(),
+        place: account.place.name.clone(),
     })
 }
 
@@ -194,7 +231,7 @@ fn availabilities_doc(world: &World, q: &BTreeMap<String, String>) -> Result<Val
         ));
     }
     let account = world
-        .accounts()
+        .on(Platform::Doctolib)
         .find(|a| a.agendas.iter().any(|g| g.id == agenda_ids[0]))
         .ok_or_else(|| failure(StatusCode::NOT_FOUND, "unknown agenda"))?;
     let here = practice_ids.is_empty() || practice_ids.contains(&account.place.practice_id);
@@ -295,13 +332,13 @@ fn appointments_doc(
 ) -> Result<Value, Failure> {
     let token = token.ok_or_else(|| failure(StatusCode::UNAUTHORIZED, "bearer token required"))?;
     let owner = world
-        .accounts()
+        .on(Platform::Doctolib)
         .find(|a| a.token == token)
         .ok_or_else(|| failure(StatusCode::UNAUTHORIZED, "invalid token"))?;
     let account = profile_id
         .parse::<u64>()
         .ok()
-        .and_then(|id| world.account_by_profile(id))
+        .and_then(|id| world.account_by_profile(Platform::Doctolib, id))
         .ok_or_else(|| failure(StatusCode::NOT_FOUND, "unknown profile"))?;
     if owner.profile_id != account.profile_id {
         return Err(failure(

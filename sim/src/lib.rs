@@ -3,9 +3,10 @@
 //!
 //! - [`world`] owns the data (deterministic from a seed) and how it changes over time;
 //! - [`faults`] owns the switchable faults;
-//! - one module per platform renders its API ([`doctolib`]; Keldoc, Maiia, Ordoclic and
-//!   Mapharma are added the same way: a module with a `routes()` and its name in
-//!   [`PLATFORMS`]);
+//! - one module per platform renders its API in the shapes ViteMaDose recorded
+//!   ([`doctolib`], [`keldoc`], [`maiia`], [`ordoclic`], [`mapharma`]): each has its
+//!   `routes()`, the connector settings of an account (`settings`) and how the platform
+//!   publishes a bookable free time (`publish`, which the ground truth uses);
 //! - [`control`] is the simulator's own API under `/_sim` (faults, advancing time, the
 //!   practices and their tokens).
 //!
@@ -20,7 +21,11 @@
 pub mod control;
 pub mod doctolib;
 pub mod faults;
+pub mod keldoc;
+pub mod maiia;
+pub mod mapharma;
 mod names;
+pub mod ordoclic;
 pub mod world;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -29,17 +34,17 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{header, StatusCode};
+use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde::Serialize;
 use serde_json::Value;
 
 pub use faults::{Change, Drift, Faults};
-pub use world::{Changes, ExpectedSlot, SimConfig, World};
+pub use world::{Changes, ExpectedSlot, Platform, SimConfig, World};
 
 /// The platforms the simulator serves.
-pub const PLATFORMS: &[&str] = &["doctolib"];
+pub const PLATFORMS: &[&str] = &["doctolib", "keldoc", "maiia", "ordoclic", "mapharma"];
 
 /// The real origins the simulator stands in for, by platform: a host pointed at the
 /// simulator redirects these (`http.overrides`) to it. The simulator is the one place
@@ -47,7 +52,62 @@ pub const PLATFORMS: &[&str] = &["doctolib"];
 pub const ORIGINS: &[(&str, &str)] = &[
     ("doctolib", "https://www.doctolib.fr"),
     ("doctolib", "https://partners.doctolib.fr"),
+    ("keldoc", "https://booking.keldoc.com"),
+    ("keldoc", "https://www.keldoc.com"),
+    ("maiia", "https://www.maiia.com"),
+    ("ordoclic", "https://api.ordoclic.fr"),
+    ("mapharma", "https://mapharma.net"),
 ];
+
+/// A bookable free time as `account`'s platform publishes it (`None`: not at all).
+pub fn publish(
+    world: &World,
+    account: &world::Account,
+    agenda: &world::Agenda,
+    motive: &world::Motive,
+    t: &chrono::DateTime<chrono_tz::Tz>,
+) -> Option<ExpectedSlot> {
+    match account.platform {
+        Platform::Doctolib => doctolib::publish(world, account, agenda, motive, t),
+        Platform::Keldoc => Some(keldoc::publish(account, agenda, motive, t)),
+        Platform::Maiia => Some(maiia::publish(account, agenda, motive, t)),
+        Platform::Ordoclic => Some(ordoclic::publish(account, agenda, motive, t)),
+        Platform::Mapharma => Some(mapharma::publish(t)),
+    }
+}
+
+/// An account's connector settings and secrets: how passerelle points at it.
+pub type Settings = Vec<(&'static str, String)>;
+
+/// The settings and secrets of `account` for its platform's connector.
+pub fn settings(account: &world::Account) -> (Settings, Settings) {
+    match account.platform {
+        Platform::Doctolib => doctolib::settings(account),
+        Platform::Keldoc => keldoc::settings(account),
+        Platform::Maiia => maiia::settings(account),
+        Platform::Ordoclic => ordoclic::settings(account),
+        Platform::Mapharma => mapharma::settings(account),
+    }
+}
+
+/// An error answer of a platform: its status and JSON body.
+pub(crate) type Failure = (StatusCode, Value);
+
+pub(crate) fn failure(status: StatusCode, message: impl Into<String>) -> Failure {
+    (status, serde_json::json!({ "error": message.into() }))
+}
+
+pub(crate) fn path_and_query(uri: &Uri) -> String {
+    uri.path_and_query()
+        .map_or_else(|| uri.path().to_string(), |p| p.to_string())
+}
+
+/// A stable id for a free time (or anything else) from numbers that name it.
+pub(crate) fn stable_id(parts: &[u64]) -> u64 {
+    parts
+        .iter()
+        .fold(0x5EED_u64, |acc, p| world::mix(acc ^ world::mix(*p)))
+}
 
 /// How many requests [`Simulator::requests`] remembers.
 const REQUEST_LOG: usize = 20_000;
@@ -154,6 +214,10 @@ impl Simulator {
     pub fn router(&self) -> Router {
         Router::new()
             .merge(doctolib::routes())
+            .merge(keldoc::routes())
+            .merge(maiia::routes())
+            .merge(ordoclic::routes())
+            .merge(mapharma::routes())
             .merge(control::routes())
             .with_state(self.clone())
     }

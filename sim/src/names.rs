@@ -185,3 +185,10 @@ pub const DENTAL_MOTIVES: &[(&str, u32)] = &[
     ("Détartrage", 30),
     ("Urgence dentaire", 20),
 ];
+
+/// A pharmacy's services (Ordoclic, Mapharma): name, minutes.
+pub const PHARMACY_MOTIVES: &[(&str, u32)] = &[
+    ("Vaccination grippe saisonnière", 10),
+    ("Test antigénique", 15),
+    ("Entretien pharmaceutique", 20),
+];

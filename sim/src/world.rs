@@ -1,6 +1,14 @@
-//! The simulated platforms' data and its evolution: practices, their Doctolib accounts
-//! (centre, place, visit motives, agendas), appointments with patients, and the
-//! availability grid.
+//! The simulated platforms' data and its evolution: practices, their accounts on the
+//! five platforms (place, motives, agendas; on Doctolib, appointments with patients),
+//! and the availability grid.
+//!
+//! The grid ([`World::times_on`]) is the world's free times, each with its free places;
+//! whether one is bookable online is the world's decision too ([`World::bookable`]: an
+//! open agenda, a motive open to new patients, a place left). The ground truth
+//! ([`World::expected_slots`]) is those bookable times, as the platform publishes them
+//! ([`crate::publish`]); the platform modules then render the grid, bookable or not, in
+//! their own shapes — a connector that reads a platform's "not bookable" signal wrongly
+//! stores times the truth does not hold.
 //!
 //! Everything is deterministic from [`SimConfig`]: the same seed, size and epoch give
 //! the same world, and [`World::advance`] applies the same changes at the same step.
@@ -17,6 +25,38 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::names;
+
+/// A booking platform the simulator serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Doctolib,
+    Keldoc,
+    Maiia,
+    Ordoclic,
+    Mapharma,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 5] = [
+        Platform::Doctolib,
+        Platform::Keldoc,
+        Platform::Maiia,
+        Platform::Ordoclic,
+        Platform::Mapharma,
+    ];
+
+    /// Its name, which is also its connector's.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Doctolib => "doctolib",
+            Platform::Keldoc => "keldoc",
+            Platform::Maiia => "maiia",
+            Platform::Ordoclic => "ordoclic",
+            Platform::Mapharma => "mapharma",
+        }
+    }
+}
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +75,10 @@ pub struct SimConfig {
     pub availability_days: u32,
     /// The simulator's "now" at generation; default: the current hour.
     pub epoch: Option<DateTime<Utc>>,
+    /// The platforms practices have accounts on (default: all five). Every practice is
+    /// on Doctolib; the first of each three also on Keldoc and Maiia, the second on
+    /// Ordoclic, the third on Mapharma.
+    pub platforms: Vec<Platform>,
 }
 
 impl Default for SimConfig {
@@ -46,16 +90,18 @@ impl Default for SimConfig {
             appointments_per_account: 120,
             availability_days: 21,
             epoch: None,
+            platforms: Platform::ALL.to_vec(),
         }
     }
 }
 
-/// The kind of a Doctolib profile.
+/// The kind of a profile: its opening hours and motives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     General,
     Dental,
+    Pharmacy,
 }
 
 /// How an agenda's availabilities render their slots (Doctolib used all three).
@@ -77,19 +123,22 @@ pub struct Practice {
     pub accounts: Vec<Account>,
 }
 
-/// One practice's profile on Doctolib: what a passerelle account points at.
+/// One practice's profile on a platform: what a passerelle account points at.
 #[derive(Debug, Clone, Serialize)]
 pub struct Account {
     /// The passerelle account id the demo and tests use for it.
     pub id: String,
     pub practice_id: String,
+    pub platform: Platform,
     pub label: String,
     pub kind: Kind,
     pub profile_id: u64,
-    /// Booking slug: `GET /booking/{centre}.json`.
+    /// Booking slug (Doctolib's `GET /booking/{centre}.json`, Ordoclic's profile).
     pub centre: String,
-    /// Bearer token of the practice API.
+    /// Bearer token of the practice API (Doctolib only).
     pub token: String,
+    /// Ordoclic: the profile takes bookings by phone only (`booking_settings: any`).
+    pub phone_only: bool,
     pub place: Place,
     pub motives: Vec<Motive>,
     pub agendas: Vec<Agenda>,
@@ -221,7 +270,7 @@ pub struct World {
 }
 
 /// SplitMix64: a stable hash for the availability grid.
-fn mix(mut x: u64) -> u64 {
+pub(crate) fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -258,6 +307,7 @@ fn opening(kind: Kind) -> (u32, &'static [(u32, u32, u32, u32)]) {
     match kind {
         Kind::General => (5, &[(8, 30, 12, 0), (14, 0, 18, 30)]),
         Kind::Dental => (6, &[(9, 0, 12, 30), (13, 30, 17, 0)]),
+        Kind::Pharmacy => (6, &[(9, 0, 12, 30), (14, 0, 19, 0)]),
     }
 }
 
@@ -267,6 +317,11 @@ fn local(day: NaiveDate, h: u32, m: u32) -> DateTime<Tz> {
         .from_local_datetime(&naive)
         .earliest()
         .expect("opening hours are never in a DST gap")
+}
+
+/// Local midnight of `day` in Paris.
+pub fn midnight(day: NaiveDate) -> DateTime<Tz> {
+    local(day, 0, 0)
 }
 
 /// The start of the current hour: the default epoch.
@@ -300,14 +355,28 @@ impl World {
                 kinds.push(Kind::Dental);
             }
             let mut accounts = Vec::new();
-            for kind in kinds {
+            let on = |platform| config.platforms.contains(&platform);
+            let mut platforms: Vec<(Platform, Kind)> = Vec::new();
+            if on(Platform::Doctolib) {
+                platforms.extend(kinds.iter().map(|k| (Platform::Doctolib, *k)));
+            }
+            let others: &[(Platform, Kind)] = match p % 3 {
+                0 => &[
+                    (Platform::Keldoc, Kind::General),
+                    (Platform::Maiia, Kind::General),
+                ],
+                1 => &[(Platform::Ordoclic, Kind::Pharmacy)],
+                _ => &[(Platform::Mapharma, Kind::Pharmacy)],
+            };
+            platforms.extend(others.iter().filter(|(pl, _)| on(*pl)));
+            for (platform, kind) in platforms {
                 serial += 1;
                 accounts.push(generate_account(
                     &config,
                     epoch,
                     &practice_id,
                     p,
-                    kind,
+                    (platform, kind),
                     serial,
                     (town, zipcode),
                 ));
@@ -335,12 +404,17 @@ impl World {
         self.accounts().find(|a| a.id == id)
     }
 
-    pub fn account_by_centre(&self, centre: &str) -> Option<&Account> {
-        self.accounts().find(|a| a.centre == centre)
+    /// The accounts on one platform.
+    pub fn on(&self, platform: Platform) -> impl Iterator<Item = &Account> {
+        self.accounts().filter(move |a| a.platform == platform)
     }
 
-    pub fn account_by_profile(&self, profile_id: u64) -> Option<&Account> {
-        self.accounts().find(|a| a.profile_id == profile_id)
+    pub fn account_by_centre(&self, platform: Platform, centre: &str) -> Option<&Account> {
+        self.on(platform).find(|a| a.centre == centre)
+    }
+
+    pub fn account_by_profile(&self, platform: Platform, profile_id: u64) -> Option<&Account> {
+        self.on(platform).find(|a| a.profile_id == profile_id)
     }
 
     /// The first day of published availability and the day after the last.
@@ -360,17 +434,19 @@ impl World {
         self.epoch + Duration::hours(2)
     }
 
-    /// Free slots of one agenda for one motive on `day`: none outside the published range,
-    /// before [`Self::published_from`], on a day that begins between the epoch and then
-    /// (its bare date would start before or after a host's clock depending on the
-    /// minute), for a disabled agenda or for a motive the agenda does not offer.
-    pub fn slots_on(
+    /// The grid: free times of one agenda for one motive on `day`, each with its free
+    /// places (0: full). None outside the published range, before
+    /// [`Self::published_from`], on a day that begins between the epoch and then (its
+    /// bare date would start before or after a host's clock depending on the minute),
+    /// or for a motive the agenda does not take. Whether a time is bookable is
+    /// [`Self::bookable`]'s call, not the grid's.
+    pub fn times_on(
         &self,
         account: &Account,
         agenda: &Agenda,
         motive: &Motive,
         day: NaiveDate,
-    ) -> Vec<DateTime<Tz>> {
+    ) -> Vec<(DateTime<Tz>, u32)> {
         let (first, end) = self.availability_days();
         if day < first || day >= end || !agenda.motive_ids.contains(&motive.id) {
             return Vec::new();
@@ -391,7 +467,7 @@ impl World {
                 let key =
                     mix(self.config.seed ^ mix(agenda.id ^ mix(motive.id ^ t.timestamp() as u64)));
                 if key.is_multiple_of(4) && t.with_timezone(&Utc) >= self.published_from() {
-                    out.push(t);
+                    out.push((t, ((key >> 8) % 4) as u32));
                 }
                 t += Duration::minutes(i64::from(motive.duration_min));
             }
@@ -399,40 +475,40 @@ impl World {
         out
     }
 
-    /// Every slot passerelle should hold for an account after a successful run.
+    /// The grid's times with a place left on `day` (what most platforms show).
+    pub fn slots_on(
+        &self,
+        account: &Account,
+        agenda: &Agenda,
+        motive: &Motive,
+        day: NaiveDate,
+    ) -> Vec<DateTime<Tz>> {
+        self.times_on(account, agenda, motive, day)
+            .into_iter()
+            .filter(|(_, places)| *places > 0)
+            .map(|(t, _)| t)
+            .collect()
+    }
+
+    /// Whether the public can book a free time online: the agenda takes online
+    /// bookings, the motive is open to new patients, the profile books online, and a
+    /// place is left.
+    pub fn bookable(account: &Account, agenda: &Agenda, motive: &Motive, places: u32) -> bool {
+        !agenda.booking_disabled && motive.allow_new_patients && !account.phone_only && places > 0
+    }
+
+    /// Every slot passerelle should hold for an account after a successful run: the
+    /// bookable free times, as the platform publishes them ([`crate::publish`]).
     pub fn expected_slots(&self, account: &Account) -> Vec<ExpectedSlot> {
         let (first, end) = self.availability_days();
         let mut out = BTreeSet::new();
-        for agenda in account.agendas.iter().filter(|a| !a.booking_disabled) {
-            for motive in account.motives.iter().filter(|m| m.allow_new_patients) {
+        for agenda in &account.agendas {
+            for motive in &account.motives {
                 let mut day = first;
                 while day < end {
-                    let slots = self.slots_on(account, agenda, motive, day);
-                    // A bare date spans its day; the epoch's day began before any
-                    // host's clock, so it is not stored.
-                    if agenda.slot_format == SlotFormat::DateOnly {
-                        if !slots.is_empty() && local(day, 0, 0).with_timezone(&Utc) >= self.epoch {
-                            out.insert(ExpectedSlot {
-                                starts_at: normalised(&local(day, 0, 0)),
-                                ends_at: Some(normalised(&local(day + Duration::days(1), 0, 0))),
-                                practitioner: agenda.practitioner.clone(),
-                                visit_motive: motive.name.clone(),
-                                place: account.place.name.clone(),
-                            });
-                        }
-                    } else {
-                        for t in slots {
-                            out.insert(ExpectedSlot {
-                                starts_at: normalised(&t),
-                                ends_at: (agenda.slot_format == SlotFormat::Object).then(|| {
-                                    normalised(
-                                        &(t + Duration::minutes(i64::from(motive.duration_min))),
-                                    )
-                                }),
-                                practitioner: agenda.practitioner.clone(),
-                                visit_motive: motive.name.clone(),
-                                place: account.place.name.clone(),
-                            });
+                    for (t, places) in self.times_on(account, agenda, motive, day) {
+                        if Self::bookable(account, agenda, motive, places) {
+                            out.extend(crate::publish(self, account, agenda, motive, &t));
                         }
                     }
                     day += Duration::days(1);
@@ -456,6 +532,9 @@ impl World {
         };
         for (pi, practice) in self.practices.iter_mut().enumerate() {
             for (ai, account) in practice.accounts.iter_mut().enumerate() {
+                if account.platform != Platform::Doctolib {
+                    continue;
+                }
                 let mut rng = rng_for(seed, 1000 + u64::from(step), (pi * 8 + ai) as u64);
                 let future: Vec<String> = account
                     .appointments
@@ -644,23 +723,34 @@ fn generate_account(
     epoch: DateTime<Utc>,
     practice_id: &str,
     p: usize,
-    kind: Kind,
+    (platform, kind): (Platform, Kind),
     serial: u64,
     (town, zipcode): (&str, &str),
 ) -> Account {
-    let mut rng = rng_for(config.seed, p as u64, 1 + kind as u64);
-    let (suffix, label, motive_list, category) = match kind {
-        Kind::General => (
+    let mut rng = rng_for(
+        config.seed,
+        p as u64,
+        1 + kind as u64 + 10 * platform as u64,
+    );
+    let (suffix, label, motive_list, category) = match (platform, kind) {
+        (Platform::Doctolib, Kind::General) => (
             "cabinet",
             "Cabinet (médecine générale)",
             names::GENERAL_MOTIVES,
             None,
         ),
-        Kind::Dental => (
+        (Platform::Doctolib, _) => (
             "dentaire",
             "Cabinet dentaire",
             names::DENTAL_MOTIVES,
             Some(1),
+        ),
+        (other, Kind::Pharmacy) => (other.as_str(), "Pharmacie", names::PHARMACY_MOTIVES, None),
+        (other, _) => (
+            other.as_str(),
+            "Centre de soins",
+            names::GENERAL_MOTIVES,
+            None,
         ),
     };
     let profile_id = 100_000 + serial;
@@ -717,7 +807,7 @@ fn generate_account(
                 slot_format: SlotFormat::IsoString,
             },
         ],
-        Kind::Dental => vec![
+        Kind::Dental | Kind::Pharmacy => vec![
             Agenda {
                 id: serial * 10 + 1,
                 practitioner: doctor(&mut rng),
@@ -734,9 +824,26 @@ fn generate_account(
             },
         ],
     };
+    // Only Doctolib has agendas closed to online booking and bare-date agendas; Mapharma
+    // publishes one campaign: one agenda, one motive, open to all.
+    let mut agendas = agendas;
+    let mut motives = motives;
+    if platform != Platform::Doctolib {
+        agendas.retain(|a| !a.booking_disabled);
+        for a in &mut agendas {
+            a.slot_format = SlotFormat::IsoString;
+        }
+    }
+    if platform == Platform::Mapharma {
+        agendas.truncate(1);
+        motives.truncate(1);
+        agendas[0].motive_ids = vec![motives[0].id];
+    }
     let mut account = Account {
         id: format!("{practice_id}-{suffix}"),
         practice_id: practice_id.into(),
+        platform,
+        phone_only: false,
         label: label.into(),
         kind,
         profile_id,
@@ -749,7 +856,12 @@ fn generate_account(
         removed: BTreeSet::new(),
         next_seq: 0,
     };
-    for _ in 0..config.appointments_per_account {
+    let appointments = if platform == Platform::Doctolib {
+        config.appointments_per_account
+    } else {
+        0
+    };
+    for _ in 0..appointments {
         let a = new_appointment(&mut rng, &mut account, epoch, -25..55, false);
         account.appointments.insert(a.id.clone(), a);
     }
@@ -814,16 +926,66 @@ mod tests {
     fn shape() {
         let w = World::generate(config());
         assert_eq!(w.practices.len(), 3);
-        assert_eq!(w.practices[0].accounts.len(), 2);
-        assert_eq!(w.practices[1].accounts.len(), 1);
+        let ids = |p: usize| -> Vec<&str> {
+            w.practices[p]
+                .accounts
+                .iter()
+                .map(|a| a.id.as_str())
+                .collect()
+        };
+        assert_eq!(
+            ids(0),
+            ["p001-cabinet", "p001-dentaire", "p001-keldoc", "p001-maiia"]
+        );
+        assert_eq!(ids(1), ["p002-cabinet", "p002-ordoclic"]);
+        assert_eq!(ids(2), ["p003-cabinet", "p003-dentaire", "p003-mapharma"]);
         for a in w.accounts() {
-            assert_eq!(a.appointments.len(), 120);
+            let appointments = if a.platform == Platform::Doctolib {
+                120
+            } else {
+                0
+            };
+            assert_eq!(a.appointments.len(), appointments, "{}", a.id);
             assert!(!w.expected_slots(a).is_empty(), "{} has no slots", a.id);
         }
+        let doctolib_only = World::generate(SimConfig {
+            platforms: vec![Platform::Doctolib],
+            ..config()
+        });
+        assert_eq!(doctolib_only.accounts().count(), 5);
         // The window crosses the switch to summer time: both offsets occur.
         let slots = w.expected_slots(&w.practices[1].accounts[0]);
         assert!(slots.iter().any(|s| s.starts_at.ends_with("+01:00")));
         assert!(slots.iter().any(|s| s.starts_at.ends_with("+02:00")));
+    }
+
+    #[test]
+    fn the_truth_is_the_bookable_times_only() {
+        let w = World::generate(config());
+        let mut closed = 0;
+        let mut full = 0;
+        for a in w.accounts() {
+            let (first, end) = w.availability_days();
+            for agenda in &a.agendas {
+                for motive in &a.motives {
+                    let mut day = first;
+                    while day < end {
+                        for (_, places) in w.times_on(a, agenda, motive, day) {
+                            if !World::bookable(a, agenda, motive, places) {
+                                if places == 0 {
+                                    full += 1;
+                                } else {
+                                    closed += 1;
+                                }
+                            }
+                        }
+                        day += Duration::days(1);
+                    }
+                }
+            }
+        }
+        // The grid holds times a connector must leave out, of both kinds.
+        assert!(closed > 100 && full > 100, "closed {closed}, full {full}");
     }
 
     #[test]

@@ -309,20 +309,22 @@ pub async fn server() -> (String, Seen) {
     (format!("http://{addr}"), seen)
 }
 
-/// A host wired to an in-process platform simulator, with the doctolib connector
-/// installed and the simulator's practices and accounts provisioned.
+/// A host wired to an in-process platform simulator, with the connectors of the
+/// simulator's platforms installed and its practices and accounts provisioned.
 pub struct SimEnv {
     pub env: Env,
     pub sim: passerelle_sim::Simulator,
     pub running: passerelle_sim::RunningSim,
 }
 
-/// A simulator with a fixed seed at the current hour (so the host's window covers it).
+/// A simulator with a fixed seed at the current hour (so the host's window covers it),
+/// its practices on Doctolib only.
 pub fn sim_config(practices: usize, appointments: usize) -> passerelle_sim::SimConfig {
     passerelle_sim::SimConfig {
         seed: 7,
         practices,
         appointments_per_account: appointments,
+        platforms: vec![passerelle_sim::Platform::Doctolib],
         ..passerelle_sim::SimConfig::default()
     }
 }
@@ -347,11 +349,15 @@ pub async fn sim_env_with(
         ..config
     };
     let env = env(db, config).await;
-    env.app
-        .install_plugin(&component("doctolib"))
-        .await
-        .expect("install doctolib");
     let world = sim.world().clone();
+    let platforms: std::collections::BTreeSet<&str> =
+        world.accounts().map(|a| a.platform.as_str()).collect();
+    for connector in platforms {
+        env.app
+            .install_plugin(&component(connector))
+            .await
+            .unwrap_or_else(|e| panic!("install {connector}: {e}"));
+    }
     passerelle::dev::demo::provision(&env.app, &world)
         .await
         .expect("provision");

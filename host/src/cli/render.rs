@@ -589,6 +589,32 @@ fn install_line(i: &InstallAnswer) -> String {
 }
 
 /// The runs as a table with a header: what `sync`, `runs` and the demo print.
+/// Runs summed by connector (platform): how many, how many succeeded, what they
+/// stored and how long they took.
+pub fn platform_table(runs: &[Run]) -> String {
+    let mut by: std::collections::BTreeMap<&str, [i64; 6]> = Default::default();
+    for r in runs {
+        let e = by.entry(r.connector.as_str()).or_default();
+        e[0] += 1;
+        e[1] += i64::from(r.status == crate::model::run::Status::Succeeded);
+        e[2] += r.counts.appointments_added + r.counts.appointments_changed;
+        e[3] += r.counts.slots_written;
+        e[4] += r.counts.http_requests;
+        e[5] += r.duration_ms.unwrap_or(0);
+    }
+    let mut out = format!(
+        "  {:<10} {:>5} {:>10} {:>13} {:>7} {:>6} {:>8}\n",
+        "platform", "runs", "succeeded", "appointments", "slots", "http", "ms"
+    );
+    for (connector, n) in by {
+        out.push_str(&format!(
+            "  {:<10} {:>5} {:>10} {:>13} {:>7} {:>6} {:>8}\n",
+            connector, n[0], n[1], n[2], n[3], n[4], n[5]
+        ));
+    }
+    out
+}
+
 pub fn run_table(runs: &[Run]) -> String {
     let row = |cells: [&str; 13]| {
         format!(

@@ -56,25 +56,25 @@ pub async fn provision(app: &Passerelle, world: &World) -> Result<usize> {
                 .await?;
         }
         for account in &practice.accounts {
-            let settings: BTreeMap<String, String> = [
-                ("centre".to_string(), account.centre.clone()),
-                ("profile-id".to_string(), account.profile_id.to_string()),
-            ]
-            .into();
+            let (settings, secrets) = passerelle_sim::settings(account);
+            let settings: BTreeMap<String, String> = settings
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
             if app.store.account(&account.id).await?.is_none() {
                 app.store
                     .add_account(
                         &account.id,
                         &practice.id,
-                        "doctolib",
+                        account.platform.as_str(),
                         Some(&account.label),
                         &settings,
                     )
                     .await?;
             }
-            app.store
-                .set_secret(&account.id, "api-token", &account.token)
-                .await?;
+            for (name, value) in secrets {
+                app.store.set_secret(&account.id, name, &value).await?;
+            }
             accounts += 1;
         }
     }
@@ -144,8 +144,11 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     let sim = Simulator::from_world(world);
     let running = sim.serve(([127, 0, 0, 1], 0).into()).await?;
     println!(
-        "passerelle demo: simulator (Doctolib) at {}, seed {}, step {}",
-        running.base_url, state.sim.seed, state.steps
+        "passerelle demo: simulator ({}) at {}, seed {}, step {}",
+        passerelle_sim::PLATFORMS.join(", "),
+        running.base_url,
+        state.sim.seed,
+        state.steps
     );
 
     let config = Config {
@@ -170,9 +173,18 @@ async fn demo_with(
     install_bundled(app, &options.plugins_dir).await?;
     let world = sim.world().clone();
     let accounts = provision(app, &world).await?;
+    let mut per_platform: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in world.accounts() {
+        *per_platform.entry(a.platform.as_str()).or_default() += 1;
+    }
+    let platforms: Vec<String> = per_platform
+        .iter()
+        .map(|(p, n)| format!("{n} {p}"))
+        .collect();
     println!(
-        "{} practices, {accounts} Doctolib accounts, data in {}",
+        "{} practices, {accounts} accounts ({}), data in {}",
         world.practices.len(),
+        platforms.join(", "),
         options.data_dir.display()
     );
 
@@ -322,4 +334,5 @@ async fn sync_all(app: &Passerelle, sim: &Simulator, mode: Mode) -> Result<Vec<R
 fn print_summary(title: &str, runs: &[Run]) {
     println!("\n{title}");
     print!("{}", crate::cli::render::run_table(runs));
+    print!("{}", crate::cli::render::platform_table(runs));
 }

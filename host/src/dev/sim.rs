@@ -21,18 +21,26 @@ pub async fn serve_simulator(
     for (_, origin) in passerelle_sim::ORIGINS {
         println!("\"{origin}\" = \"{base}\"");
     }
-    println!("\nsimulated practices (accounts: connector doctolib, settings centre and profile-id, secret api-token):");
+    println!("\nsimulated practices (account, connector, settings, secrets):");
     for p in &sim.world().practices {
         println!("  {}  {}", p.id, p.name);
         for a in &p.accounts {
+            let (settings, secrets) = passerelle_sim::settings(a);
+            let pairs: Vec<String> = settings
+                .iter()
+                .chain(&secrets)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             println!(
-                "    {:<16} centre={} profile-id={} api-token={}",
-                a.id, a.centre, a.profile_id, a.token
+                "    {:<16} {:<9} {}",
+                a.id,
+                a.platform.as_str(),
+                pairs.join(" ")
             );
         }
     }
     println!(
-        "\ncontrol: GET {base}/_sim/practices, PUT {base}/_sim/faults/doctolib, POST {base}/_sim/advance (see docs/simulator.md)"
+        "\ncontrol: GET {base}/_sim/practices, PUT {base}/_sim/faults/{{platform}}, POST {base}/_sim/advance (see docs/simulator.md)"
     );
     if advance_every > 0 {
         let sim = sim.clone();
