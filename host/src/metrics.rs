@@ -65,6 +65,8 @@ pub struct Metrics {
     retries: Family<ConnectorLabel, Counter>,
     not_retried: Family<NotRetriedLabels, Counter>,
     scheduler_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    guest_seconds: Family<ConnectorLabel, Counter<f64, std::sync::atomic::AtomicU64>>,
+    platform_wait_seconds: Family<ConnectorLabel, Counter<f64, std::sync::atomic::AtomicU64>>,
     activations: Family<ConnectorLabel, Counter>,
     rejections: Family<KindLabel, Counter>,
     alerts: Family<KindLabel, Counter>,
@@ -122,6 +124,18 @@ impl Metrics {
             "rate_limit_wait_seconds",
             "Time requests spent waiting for the platform's rate limit",
             rate_limit_wait_seconds.clone(),
+        );
+        let guest_seconds = Family::default();
+        registry.register(
+            "guest_seconds",
+            "Time runs spent in the connector's sandbox (instantiation and its sync call, host calls included), by connector",
+            guest_seconds.clone(),
+        );
+        let platform_wait_seconds = Family::default();
+        registry.register(
+            "platform_wait_seconds",
+            "Time connectors waited for platforms' HTTP answers, by connector",
+            platform_wait_seconds.clone(),
         );
         let drift_events = Family::<ConnectorLabel, Counter>::default();
         registry.register(
@@ -187,6 +201,8 @@ impl Metrics {
             retries,
             not_retried,
             scheduler_seconds,
+            guest_seconds,
+            platform_wait_seconds,
             activations,
             rejections,
             alerts,
@@ -283,6 +299,31 @@ impl Metrics {
                 status: status.map_or_else(|| "error".into(), |s| s.to_string()),
             })
             .inc();
+    }
+
+    /// A run's time in the sandbox and, within it, waiting on the platform.
+    pub fn sandbox_time(&self, connector: &str, in_sandbox: Duration, platform_wait: Duration) {
+        let label = ConnectorLabel {
+            connector: connector.into(),
+        };
+        self.guest_seconds
+            .get_or_create(&label)
+            .inc_by(in_sandbox.as_secs_f64());
+        self.platform_wait_seconds
+            .get_or_create(&label)
+            .inc_by(platform_wait.as_secs_f64());
+    }
+
+    /// Seconds `connector`'s runs spent in the sandbox, and of those waiting on the
+    /// platform, since start.
+    pub fn sandbox_seconds(&self, connector: &str) -> (f64, f64) {
+        let label = ConnectorLabel {
+            connector: connector.into(),
+        };
+        (
+            self.guest_seconds.get_or_create(&label).get(),
+            self.platform_wait_seconds.get_or_create(&label).get(),
+        )
     }
 
     /// A request waited `waited` for the platform's rate limit.

@@ -271,6 +271,8 @@ impl Passerelle {
         let mut scrubber = finished.scrubber;
         let mut records = finished.records.expect("sync runs have records");
         let http = finished.http.expect("sync runs have http");
+        self.metrics
+            .sandbox_time(&manifest.name, finished.elapsed, http.platform_wait);
         let mut end = RunEnd {
             status: Status::Failed,
             counts: RunCounts::default(),

@@ -129,6 +129,8 @@ struct Inner {
     /// Drifted-field occurrences seen per platform (for `Drift::nth`).
     drift_seen: Mutex<BTreeMap<String, usize>>,
     log: Mutex<VecDeque<RequestRecord>>,
+    /// Time spent building answers, per platform (injected latency excluded).
+    busy: Mutex<BTreeMap<String, Duration>>,
 }
 
 /// The simulator: its world, faults and request log. Cheap to clone (shared state).
@@ -150,6 +152,7 @@ impl Simulator {
                 counters: Mutex::default(),
                 drift_seen: Mutex::default(),
                 log: Mutex::default(),
+                busy: Mutex::default(),
             }),
         }
     }
@@ -204,6 +207,12 @@ impl Simulator {
             .iter()
             .cloned()
             .collect()
+    }
+
+    /// Time spent building answers so far, per platform (injected latency excluded):
+    /// what benchmarks subtract to tell the host's share from the simulator's.
+    pub fn busy(&self) -> BTreeMap<String, Duration> {
+        self.inner.busy.lock().expect("busy").clone()
     }
 
     pub fn clear_requests(&self) {
@@ -270,6 +279,7 @@ impl Simulator {
         if affected && faults.latency_ms > 0 {
             tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
         }
+        let building = std::time::Instant::now();
         let (status, response) = match verdict {
             faults::Verdict::Error(code) => {
                 let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
@@ -308,6 +318,13 @@ impl Simulator {
                 }
             }
         };
+        *self
+            .inner
+            .busy
+            .lock()
+            .expect("busy")
+            .entry(platform.to_string())
+            .or_default() += building.elapsed();
         let mut log = self.inner.log.lock().expect("log");
         if log.len() >= REQUEST_LOG {
             log.pop_front();

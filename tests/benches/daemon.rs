@@ -1,11 +1,16 @@
-//! The daemon at scale: N practices (default 10,000) with two accounts each, all due at
-//! the same scheduled slot (no spread), against the in-process simulator with no
-//! artificial latency, on SQLite. The daemon runs as `passerelle serve` does (scheduler,
-//! queue, workers), with a clock set just before the slot.
+//! The daemon at scale: N practices (default 10,000) on the five platforms — every
+//! practice on Doctolib with two profiles; one in three also on Keldoc and Maiia, one on
+//! Ordoclic, one on Mapharma — all due at the same scheduled slot (no spread), against
+//! the in-process simulator with no artificial latency, on SQLite. The daemon runs as
+//! `passerelle serve` does (scheduler, queue, workers), with a clock set just before the
+//! slot.
 //!
 //! Prints: time from the slot to the last run's end, runs/s, the scheduler's time per
-//! run, and resident memory (the process's peak, which includes the simulator, and the
-//! simulator's share measured before the host starts).
+//! run, resident memory (the process's peak, which includes the simulator, and the
+//! simulator's share measured before the host starts), and per platform: runs, runs/s
+//! over its runs' span, mean run time, and where run time went — in the guest (its
+//! sandbox time less its wait on the platform), in the simulator (building answers),
+//! and in the host (the rest: store, HTTP client and server, scheduling).
 //!
 //! `cargo xtask bench` (or, with the components built, `cargo bench -p passerelle-tests
 //! --bench daemon`). PASSERELLE_BENCH_DAEMON_PRACTICES sizes it; PASSERELLE_BENCH_WORKERS
@@ -77,15 +82,21 @@ async fn main() {
     let provisioning = Instant::now();
     {
         let app = Passerelle::open(dir.path(), config.clone()).await.unwrap();
-        app.install_plugin(&component("doctolib")).await.unwrap();
+        for platform in passerelle_sim::PLATFORMS {
+            app.install_plugin(&component(platform)).await.unwrap();
+        }
         let world = sim.world().clone();
         passerelle::dev::demo::provision(&app, &world)
             .await
             .unwrap();
         app.store.close().await;
     }
+    let mut per_platform = std::collections::BTreeMap::<&str, usize>::new();
+    for a in sim.world().accounts() {
+        *per_platform.entry(a.platform.as_str()).or_default() += 1;
+    }
     println!(
-        "daemon bench: {practices} practices, {accounts} accounts (doctolib), SQLite, {workers} runs at once; provisioned in {:.1} s",
+        "daemon bench: {practices} practices, {accounts} accounts ({per_platform:?}), SQLite, {workers} runs at once; provisioned in {:.1} s",
         provisioning.elapsed().as_secs_f64()
     );
     let rss_before = rss_kib("VmRSS:");
@@ -152,6 +163,16 @@ async fn main() {
     .unwrap();
     let rss_peak = rss_kib("VmHWM:");
     let scheduler = metrics_app.scheduler_seconds();
+    // Per platform: runs, their span (first start to last end), mean and total time.
+    let rows = sqlx::query(
+        "SELECT connector, COUNT(*), SUM(duration_ms) * 1.0,
+                (julianday(MAX(finished_at)) - julianday(MIN(started_at))) * 86400.0
+         FROM runs GROUP BY connector ORDER BY connector",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let busy = sim.busy();
     running.shutdown().await.unwrap();
     assert_eq!(succeeded, accounts as i64, "every run must succeed");
     println!(
@@ -177,5 +198,27 @@ async fn main() {
         (rss_sim.saturating_sub(rss_start)) as f64 / 1024.0,
         (rss_peak.saturating_sub(rss_sim)) as f64 / 1024.0,
     );
+    println!(
+        "  per platform: runs, runs/s over its runs' span, mean run ms; share of run time in the guest / simulator / host"
+    );
+    for row in rows {
+        let connector: String = row.get(0);
+        let runs: i64 = row.get(1);
+        let total_s = row.get::<f64, _>(2) / 1000.0;
+        let span_s: f64 = row.get(3);
+        let (sandbox_s, wait_s) = metrics_app.sandbox_seconds(&connector);
+        let sim_s = busy.get(&connector).map_or(0.0, Duration::as_secs_f64);
+        let guest_s = (sandbox_s - wait_s).max(0.0);
+        let host_s = (total_s - guest_s - sim_s).max(0.0);
+        let pct = |x: f64| 100.0 * x / total_s.max(f64::EPSILON);
+        println!(
+            "    {connector:<9} {runs:>6} runs  {:>7.0} runs/s  {:>6.1} ms/run  guest {:>4.1}%  simulator {:>4.1}%  host {:>4.1}%",
+            runs as f64 / span_s.max(f64::EPSILON),
+            1000.0 * total_s / runs as f64,
+            pct(guest_s),
+            pct(sim_s),
+            pct(host_s),
+        );
+    }
     let _ = rss_before;
 }

@@ -183,6 +183,8 @@ pub struct HttpSession {
     pub bytes_received: u64,
     /// Time spent waiting for the platform's rate limit.
     pub rate_limit_wait: Duration,
+    /// Time spent waiting for the platform's answers (sending, then reading the body).
+    pub platform_wait: Duration,
     /// Where every exchange is appended, when the run is recorded
     /// (`passerelle sync --record`).
     pub recording: Option<Recording>,
@@ -218,6 +220,7 @@ impl HttpSession {
             requests: 0,
             bytes_received: 0,
             rate_limit_wait: Duration::ZERO,
+            platform_wait: Duration::ZERO,
             recording: None,
         }
     }
@@ -360,9 +363,11 @@ impl HttpSession {
             if let Some(b) = &body {
                 builder = builder.body(b.clone());
             }
+            let asked = std::time::Instant::now();
             let response = match builder.send().await {
                 Ok(r) => r,
                 Err(e) => {
+                    self.platform_wait += asked.elapsed();
                     self.service.metrics.http_request(&self.platform, None);
                     return Ok(Err(transport_error(&e)));
                 }
@@ -405,10 +410,13 @@ impl HttpSession {
                         body = None;
                     }
                     p.url = next;
+                    self.platform_wait += asked.elapsed();
                     continue;
                 }
             }
-            return self.read(p.url, response).await;
+            let answer = self.read(p.url, response).await;
+            self.platform_wait += asked.elapsed();
+            return answer;
         }
         Ok(Err(wit::HttpError::Connection(format!(
             "more than {MAX_REDIRECTS} redirects"

@@ -112,16 +112,8 @@ pub fn fetch(ids: &Ids) -> Result<Cabinet, SyncError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recorded;
     use passerelle_sdk::drift;
-
-    /// ViteMaDose's recorded answers, where they lie beside the checkout.
-    fn recorded(name: &str) -> Option<Vec<u8>> {
-        std::fs::read(format!(
-            "{}/../../../shared/fixtures/vitemadose/fixtures/keldoc/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .ok()
-    }
 
     #[test]
     fn every_recorded_list_of_motives_reads() {

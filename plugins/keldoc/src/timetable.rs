@@ -192,15 +192,8 @@ fn day(d: NaiveDate) -> String {
 mod tests {
     use super::*;
     use crate::cabinet::{Agenda, Category};
+    use crate::recorded;
     use passerelle_sdk::drift;
-
-    fn recorded(name: &str) -> Option<Vec<u8>> {
-        std::fs::read(format!(
-            "{}/../../../shared/fixtures/vitemadose/fixtures/keldoc/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .ok()
-    }
 
     #[test]
     fn the_recorded_answers_are_a_next_date_or_phone_only() {

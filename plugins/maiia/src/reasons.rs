@@ -57,11 +57,7 @@ mod tests {
 
     #[test]
     fn the_recorded_reasons_read_and_are_all_public() {
-        let path = format!(
-            "{}/../../../shared/fixtures/vitemadose/fixtures/maiia/consultation-reason-hcd.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let Ok(body) = std::fs::read(path) else {
+        let Some(body) = crate::recorded("consultation-reason-hcd.json") else {
             eprintln!("../shared not beside the checkout: skipped");
             return;
         };

@@ -95,4 +95,15 @@ impl Connector for Ordoclic {
     }
 }
 
+/// ViteMaDose's recorded answers for this platform, where they lie beside the checkout
+/// (`None` elsewhere: the tests that need them say so and skip).
+#[cfg(test)]
+pub(crate) fn recorded(name: &str) -> Option<Vec<u8>> {
+    std::fs::read(format!(
+        "{}/../../../shared/fixtures/vitemadose/fixtures/ordoclic/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .ok()
+}
+
 passerelle_sdk::export_connector!(Ordoclic);

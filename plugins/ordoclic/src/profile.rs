@@ -90,15 +90,8 @@ pub fn reasons(entity_id: &str) -> Result<Vec<Reason>, SyncError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recorded;
     use passerelle_sdk::drift;
-
-    fn recorded(name: &str) -> Option<Vec<u8>> {
-        std::fs::read(format!(
-            "{}/../../../shared/fixtures/vitemadose/fixtures/ordoclic/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .ok()
-    }
 
     #[test]
     fn the_recorded_profiles_read_with_their_booking_settings() {

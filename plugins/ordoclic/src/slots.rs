@@ -6,7 +6,6 @@
 
 use passerelle_sdk::http::post;
 use passerelle_sdk::serde::{Deserialize, Serialize};
-use passerelle_sdk::time::chrono::SecondsFormat;
 use passerelle_sdk::time::{Timestamp, Window};
 use passerelle_sdk::{emit, Slot, SyncError};
 
@@ -70,8 +69,8 @@ pub fn sync(
                 entity_id: &profile.entity_id,
                 medical_staff_id: &professional.id,
                 reason_id: &reason.id,
-                date_start: utc(&start),
-                date_end: utc(&window.end),
+                date_start: start.to_utc_millis(),
+                date_end: window.end.to_utc_millis(),
             })?
             .json()?;
         found.requests += 1;
@@ -133,24 +132,11 @@ fn offset_drift(path: &str) -> SyncError {
     )
 }
 
-fn utc(t: &Timestamp) -> String {
-    t.0.naive_utc()
-        .and_utc()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recorded;
     use passerelle_sdk::drift;
-
-    fn recorded(name: &str) -> Option<Vec<u8>> {
-        std::fs::read(format!(
-            "{}/../../../shared/fixtures/vitemadose/fixtures/ordoclic/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .ok()
-    }
 
     fn profile() -> Profile {
         Profile {

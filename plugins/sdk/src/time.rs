@@ -64,6 +64,15 @@ impl Timestamp {
         self.0.timestamp_millis()
     }
 
+    /// The instant in UTC with milliseconds (`2021-04-16T12:00:00.000Z`), as platforms
+    /// that take UTC query bounds want it.
+    pub fn to_utc_millis(&self) -> String {
+        self.0
+            .naive_utc()
+            .and_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    }
+
     /// The calendar date at this instant in `tz`.
     pub fn date_in(&self, tz: chrono_tz::Tz) -> NaiveDate {
         self.0.with_timezone(&tz).date_naive()
@@ -144,6 +153,8 @@ mod tests {
             "2021-05-12T16:30:00+02:00"
         );
         assert!(utc.at_offset_minutes(100_000).is_none());
+        let paris = Timestamp::parse("2021-04-16T14:00:00+02:00").unwrap();
+        assert_eq!(paris.to_utc_millis(), "2021-04-16T12:00:00.000Z");
     }
 
     #[test]
