@@ -22,7 +22,7 @@ use chrono::{DateTime, Duration, NaiveDate};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
 
-use crate::world::{normalised, Account, Agenda, Motive, Platform, World};
+use crate::world::{Account, Agenda, Motive, Platform, World};
 use crate::{failure, path_and_query, ExpectedSlot, Failure, Simulator};
 
 const PLATFORM: &str = "keldoc";
@@ -64,13 +64,12 @@ pub fn publish(
     motive: &Motive,
     t: &DateTime<Tz>,
 ) -> ExpectedSlot {
-    ExpectedSlot {
-        starts_at: normalised(t),
-        ends_at: Some(normalised(&end(t, motive))),
-        practitioner: agenda.practitioner.clone(),
-        visit_motive: motive.name.clone(),
-        place: account.place.name.clone(),
-    }
+    ExpectedSlot::timed(
+        t,
+        motive,
+        agenda.practitioner.clone(),
+        account.place.name.clone(),
+    )
 }
 
 fn end(t: &DateTime<Tz>, motive: &Motive) -> DateTime<Tz> {

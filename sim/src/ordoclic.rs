@@ -21,7 +21,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::world::{normalised, Account, Agenda, Motive, Platform, World};
+use crate::world::{Account, Agenda, Motive, Platform, World};
 use crate::{failure, path_and_query, stable_id, ExpectedSlot, Failure, Simulator};
 
 const PLATFORM: &str = "ordoclic";
@@ -62,15 +62,7 @@ pub fn publish(
     motive: &Motive,
     t: &DateTime<Tz>,
 ) -> ExpectedSlot {
-    ExpectedSlot {
-        starts_at: normalised(t),
-        ends_at: Some(normalised(
-            &(*t + Duration::minutes(i64::from(motive.duration_min))),
-        )),
-        practitioner: agenda.practitioner.clone(),
-        visit_motive: motive.name.clone(),
-        place: place(account),
-    }
+    ExpectedSlot::timed(t, motive, agenda.practitioner.clone(), place(account))
 }
 
 fn utc(t: &DateTime<Tz>) -> String {

@@ -258,6 +258,22 @@ pub struct ExpectedSlot {
     pub place: String,
 }
 
+impl ExpectedSlot {
+    /// A time published with its end (start plus the motive's length) at the Paris
+    /// offset, and who, what and where as the platform names them.
+    pub fn timed(t: &DateTime<Tz>, motive: &Motive, practitioner: String, place: String) -> Self {
+        ExpectedSlot {
+            starts_at: normalised(t),
+            ends_at: Some(normalised(
+                &(*t + Duration::minutes(i64::from(motive.duration_min))),
+            )),
+            practitioner,
+            visit_motive: motive.name.clone(),
+            place,
+        }
+    }
+}
+
 /// The whole simulated world.
 #[derive(Debug, Clone, Serialize)]
 pub struct World {

@@ -17,7 +17,7 @@ pub mod timetable;
 use passerelle_sdk::account::AccountExt;
 use passerelle_sdk::time::Window;
 use passerelle_sdk::{
-    info, parameter, Account, Connector, Manifest, RateLimit, Summary, SyncError, SyncRequest,
+    parameter, Account, Connector, Manifest, RateLimit, Summary, SyncError, SyncRequest,
 };
 
 /// Keldoc's booking API (clinics, cabinets, motives).
@@ -88,11 +88,7 @@ impl Connector for Keldoc {
             "{} bookable times for {} motives ({} by phone only) in {} timetable requests",
             found.slots, found.motives, found.phone_only, found.requests
         );
-        info!("{message}");
-        Ok(Summary {
-            cursor: None,
-            message: Some(message),
-        })
+        Ok(passerelle_sdk::summary(message))
     }
 }
 

@@ -16,7 +16,7 @@ pub mod reasons;
 use passerelle_sdk::account::AccountExt;
 use passerelle_sdk::time::Window;
 use passerelle_sdk::{
-    info, parameter, Account, Connector, Manifest, RateLimit, Summary, SyncError, SyncRequest,
+    parameter, Account, Connector, Manifest, RateLimit, Summary, SyncError, SyncRequest,
 };
 
 /// Maiia's site and public API.
@@ -71,11 +71,7 @@ impl Connector for Maiia {
             reasons.len(),
             found.requests
         );
-        info!("{message}");
-        Ok(Summary {
-            cursor: None,
-            message: Some(message),
-        })
+        Ok(passerelle_sdk::summary(message))
     }
 }
 

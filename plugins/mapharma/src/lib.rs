@@ -16,7 +16,7 @@ pub mod calendar;
 use passerelle_sdk::account::AccountExt;
 use passerelle_sdk::time::Window;
 use passerelle_sdk::{
-    info, parameter, Account, Connector, Manifest, RateLimit, Summary, SyncError, SyncRequest,
+    parameter, Account, Connector, Manifest, RateLimit, Summary, SyncError, SyncRequest,
 };
 
 /// Mapharma's site and API.
@@ -70,17 +70,10 @@ impl Connector for Mapharma {
         let campaign = req.account.setting("campaign")?;
         let option = req.account.setting("option")?;
         let found = calendar::sync(campaign, option, &window)?;
-        info!(
+        Ok(passerelle_sdk::summary(format!(
             "{} bookable times in {} calendar requests",
             found.slots, found.requests
-        );
-        Ok(Summary {
-            cursor: None,
-            message: Some(format!(
-                "{} bookable times in {} calendar requests",
-                found.slots, found.requests
-            )),
-        })
+        )))
     }
 }
 

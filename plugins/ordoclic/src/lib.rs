@@ -17,7 +17,7 @@ pub mod slots;
 use passerelle_sdk::account::AccountExt;
 use passerelle_sdk::time::Window;
 use passerelle_sdk::{
-    info, parameter, Account, Connector, Manifest, RateLimit, Summary, SyncError, SyncRequest,
+    parameter, Account, Connector, Manifest, RateLimit, Summary, SyncError, SyncRequest,
 };
 
 /// Ordoclic's API.
@@ -66,11 +66,7 @@ impl Connector for Ordoclic {
         let profile = profile::fetch(req.account.setting("profile")?)?;
         if profile.phone_only() {
             let message = "bookable by phone only: no online availability".to_string();
-            info!("{message}");
-            return Ok(Summary {
-                cursor: None,
-                message: Some(message),
-            });
+            return Ok(passerelle_sdk::summary(message));
         }
         let reasons = profile::reasons(&profile.entity_id)?;
         let online: Vec<&profile::Reason> = reasons.iter().filter(|r| r.can_book_online).collect();
@@ -87,11 +83,7 @@ impl Connector for Ordoclic {
             reasons.len(),
             found.requests
         );
-        info!("{message}");
-        Ok(Summary {
-            cursor: None,
-            message: Some(message),
-        })
+        Ok(passerelle_sdk::summary(message))
     }
 }
 

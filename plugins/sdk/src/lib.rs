@@ -86,6 +86,16 @@ pub use bindings::Guest as Connector;
 pub use serde;
 pub use serde_json;
 
+/// The end of a run that keeps no cursor: logs `message` (PII-free: counts, not
+/// values) and returns it as the run's summary note.
+pub fn summary(message: String) -> Summary {
+    info!("{message}");
+    Summary {
+        cursor: None,
+        message: Some(message),
+    }
+}
+
 /// Declares a manifest parameter (setting or secret).
 pub fn parameter(name: &str, description: &str, required: bool) -> Parameter {
     Parameter {
