@@ -75,3 +75,17 @@ fn a_next_availability_in_the_window_is_followed() {
         .any(|r| r.contains("/timetables/81484?from=2021-04-25&to=2021-04-29")));
     assert_eq!(asked.len(), 9, "{asked:#?}");
 }
+
+/// Cabinet 16910 of the same clinic (K2 Lorient La Base): its recorded motive list has
+/// two motives, 81484 and 82874, each taken by nineteen agendas; the connector asks
+/// each motive's timetable once with all nineteen (`agenda_ids[]`), and the recorded
+/// answers (next availability on 20 April, after the window) store nothing. The
+/// cabinet is found by id among the clinic's five.
+#[test]
+fn every_agenda_of_a_motive_is_asked_at_once() {
+    let report = passes_recorded("keldoc", "k2");
+    assert!(slot_times(&report).is_empty());
+    let asked = requests(&report);
+    assert_eq!(asked.len(), 4, "{asked:#?}");
+    assert_eq!(asked[2].matches("agenda_ids[]=").count(), 19, "{}", asked[2]);
+}
