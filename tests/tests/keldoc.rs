@@ -87,5 +87,10 @@ fn every_agenda_of_a_motive_is_asked_at_once() {
     assert!(slot_times(&report).is_empty());
     let asked = requests(&report);
     assert_eq!(asked.len(), 4, "{asked:#?}");
-    assert_eq!(asked[2].matches("agenda_ids[]=").count(), 19, "{}", asked[2]);
+    assert_eq!(
+        asked[2].matches("agenda_ids[]=").count(),
+        19,
+        "{}",
+        asked[2]
+    );
 }

@@ -72,3 +72,28 @@ fn a_next_date_in_the_window_is_followed() {
     assert!(slot_times(&report).is_empty());
     assert_eq!(requests(&report).len(), 2 + 3);
 }
+
+/// ViteMaDose's `lancelot_reasons.json` holds a profile, not reasons (the index notes
+/// it). Served as the reasons answer it is a shape the connector does not know: the run
+/// ends `drift` at `$.reasons` (missing) on the reasons endpoint, stores nothing, and
+/// `connector test` fails, as it must for a run that did not succeed.
+#[test]
+fn a_profile_served_as_reasons_is_drift_at_reasons() {
+    let dir = passerelle_tests::kit::recorded_cassette("ordoclic", "wrong-reasons");
+    let ran = passerelle_tests::kit::connector_test(
+        &passerelle_tests::component("ordoclic"),
+        &dir,
+        &["--checks", "none"],
+    );
+    assert_ne!(ran.code, 0, "{}", ran.stdout);
+    let report = ran.json();
+    assert_eq!(report["run"]["status"], "drift");
+    let drift = &report["run"]["drift"];
+    assert_eq!(
+        drift["endpoint"],
+        "GET /v1/solar/entities/{entityId}/reasons"
+    );
+    assert_eq!(drift["path"], "$.reasons");
+    assert_eq!(drift["found"], "missing");
+    assert!(slot_times(&report).is_empty());
+}
