@@ -1,7 +1,8 @@
 //! passerelle's platform simulator: HTTP servers that behave like the booking platforms,
 //! over real sockets, for tests, the demo and connector authors.
 //!
-//! - [`world`] owns the data (deterministic from a seed) and how it changes over time;
+//! - [`world`] owns the data, the availability grid and the ground truth; `generate`
+//!   builds it (deterministic from a seed), [`life`] moves its appointments on;
 //! - [`faults`] owns the switchable faults;
 //! - one module per platform renders its API in the shapes ViteMaDose recorded
 //!   ([`doctolib`], [`keldoc`], [`maiia`], [`ordoclic`], [`mapharma`]): each has its
@@ -21,7 +22,9 @@
 pub mod control;
 pub mod doctolib;
 pub mod faults;
+mod generate;
 pub mod keldoc;
+pub mod life;
 pub mod maiia;
 pub mod mapharma;
 mod names;
@@ -41,7 +44,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use faults::{Change, Drift, Faults};
-pub use world::{Changes, ExpectedSlot, Platform, SimConfig, World};
+pub use life::Changes;
+pub use world::{ExpectedSlot, Platform, SimConfig, World};
 
 /// The platforms the simulator serves.
 pub const PLATFORMS: &[&str] = &["doctolib", "keldoc", "maiia", "ordoclic", "mapharma"];

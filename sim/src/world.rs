@@ -1,6 +1,7 @@
-//! The simulated platforms' data and its evolution: practices, their accounts on the
-//! five platforms (place, motives, agendas; on Doctolib, appointments with patients),
-//! and the availability grid.
+//! The simulated platforms' data: practices, their accounts on the five platforms
+//! (place, motives, agendas; on Doctolib, appointments with patients), and the
+//! availability grid with its ground truth. Generating a world is [`crate::generate`]'s
+//! job; how its appointments change step by step, [`crate::life`]'s.
 //!
 //! The grid ([`World::times_on`]) is the world's free times, each with its free places;
 //! whether one is bookable online is the world's decision too ([`World::bookable`]: an
@@ -23,8 +24,6 @@ use chrono_tz::Tz;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-
-use crate::names;
 
 /// A booking platform the simulator serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -148,7 +147,7 @@ pub struct Account {
     #[serde(skip)]
     pub removed: BTreeSet<String>,
     #[serde(skip)]
-    next_seq: u32,
+    pub(crate) next_seq: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -226,28 +225,6 @@ pub struct Appointment {
     pub updated_at: DateTime<Utc>,
 }
 
-/// What one [`World::advance`] step changed, by account.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Changes {
-    pub step: u32,
-    pub added: Vec<(String, String)>,
-    pub rescheduled: Vec<(String, String)>,
-    pub cancelled: Vec<(String, String)>,
-    pub deleted: Vec<(String, String)>,
-}
-
-impl Changes {
-    /// Appointment ids of one account that this step added, changed or deleted.
-    pub fn for_account(&self, account: &str) -> (usize, usize, usize) {
-        let n = |v: &Vec<(String, String)>| v.iter().filter(|(a, _)| a == account).count();
-        (
-            n(&self.added),
-            n(&self.rescheduled) + n(&self.cancelled),
-            n(&self.deleted),
-        )
-    }
-}
-
 /// A slot as passerelle should store it (starts-at normalised like the host does).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct ExpectedSlot {
@@ -293,16 +270,16 @@ pub(crate) fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-fn rng_for(seed: u64, a: u64, b: u64) -> ChaCha8Rng {
+pub(crate) fn rng_for(seed: u64, a: u64, b: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(mix(seed ^ mix(a ^ mix(b))))
 }
 
-fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
+pub(crate) fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
     &items[rng.random_range(0..items.len())]
 }
 
 /// ASCII lower-case form of a name for e-mail addresses.
-fn fold(name: &str) -> String {
+pub(crate) fn fold(name: &str) -> String {
     name.chars()
         .filter_map(|c| match c {
             'à' | 'â' | 'ä' => Some('a'),
@@ -319,7 +296,7 @@ fn fold(name: &str) -> String {
 }
 
 /// Opening hours per kind: (weekdays open, ranges of local time).
-fn opening(kind: Kind) -> (u32, &'static [(u32, u32, u32, u32)]) {
+pub(crate) fn opening(kind: Kind) -> (u32, &'static [(u32, u32, u32, u32)]) {
     match kind {
         Kind::General => (5, &[(8, 30, 12, 0), (14, 0, 18, 30)]),
         Kind::Dental => (6, &[(9, 0, 12, 30), (13, 30, 17, 0)]),
@@ -327,7 +304,7 @@ fn opening(kind: Kind) -> (u32, &'static [(u32, u32, u32, u32)]) {
     }
 }
 
-fn local(day: NaiveDate, h: u32, m: u32) -> DateTime<Tz> {
+pub(crate) fn local(day: NaiveDate, h: u32, m: u32) -> DateTime<Tz> {
     let naive = day.and_time(NaiveTime::from_hms_opt(h, m, 0).expect("valid time"));
     Paris
         .from_local_datetime(&naive)
@@ -355,63 +332,6 @@ pub fn normalised(t: &DateTime<Tz>) -> String {
 }
 
 impl World {
-    /// Generates the world `config` describes.
-    pub fn generate(config: SimConfig) -> World {
-        let epoch = config.epoch.unwrap_or_else(current_hour);
-        let mut practices = Vec::new();
-        let mut serial: u64 = 0;
-        for p in 0..config.practices {
-            let practice_id = format!("p{:03}", p + 1);
-            let mut rng = rng_for(config.seed, p as u64, 0);
-            let (town, zipcode) = *pick(&mut rng, names::TOWNS);
-            let doctor = *pick(&mut rng, names::LAST_NAMES);
-            let name = format!("Cabinet médical {doctor} ({town})");
-            let mut kinds = vec![Kind::General];
-            if config.dentist_every > 0 && p % config.dentist_every == 0 {
-                kinds.push(Kind::Dental);
-            }
-            let mut accounts = Vec::new();
-            let on = |platform| config.platforms.contains(&platform);
-            let mut platforms: Vec<(Platform, Kind)> = Vec::new();
-            if on(Platform::Doctolib) {
-                platforms.extend(kinds.iter().map(|k| (Platform::Doctolib, *k)));
-            }
-            let others: &[(Platform, Kind)] = match p % 3 {
-                0 => &[
-                    (Platform::Keldoc, Kind::General),
-                    (Platform::Maiia, Kind::General),
-                ],
-                1 => &[(Platform::Ordoclic, Kind::Pharmacy)],
-                _ => &[(Platform::Mapharma, Kind::Pharmacy)],
-            };
-            platforms.extend(others.iter().filter(|(pl, _)| on(*pl)));
-            for (platform, kind) in platforms {
-                serial += 1;
-                accounts.push(generate_account(
-                    &config,
-                    epoch,
-                    &practice_id,
-                    p,
-                    (platform, kind),
-                    serial,
-                    (town, zipcode),
-                ));
-            }
-            practices.push(Practice {
-                id: practice_id,
-                name,
-                accounts,
-            });
-        }
-        World {
-            config,
-            epoch,
-            clock: epoch,
-            step: 0,
-            practices,
-        }
-    }
-
     pub fn accounts(&self) -> impl Iterator<Item = &Account> {
         self.practices.iter().flat_map(|p| p.accounts.iter())
     }
@@ -533,355 +453,6 @@ impl World {
         }
         out.into_iter().collect()
     }
-
-    /// One step of life at the practices: the clock moves one hour; every account gets
-    /// new bookings, reschedulings, cancellations and an outright deletion.
-    pub fn advance(&mut self) -> Changes {
-        self.step += 1;
-        self.clock = self.epoch + Duration::hours(i64::from(self.step));
-        let clock = self.clock;
-        let step = self.step;
-        let seed = self.config.seed;
-        let mut changes = Changes {
-            step,
-            ..Changes::default()
-        };
-        for (pi, practice) in self.practices.iter_mut().enumerate() {
-            for (ai, account) in practice.accounts.iter_mut().enumerate() {
-                if account.platform != Platform::Doctolib {
-                    continue;
-                }
-                let mut rng = rng_for(seed, 1000 + u64::from(step), (pi * 8 + ai) as u64);
-                let future: Vec<String> = account
-                    .appointments
-                    .values()
-                    .filter(|a| {
-                        a.start > clock && matches!(a.status, Status::Booked | Status::Confirmed)
-                    })
-                    .map(|a| a.id.clone())
-                    .collect();
-                for _ in 0..rng.random_range(2..5) {
-                    let a = new_appointment(&mut rng, account, clock, 1..40, true);
-                    changes.added.push((account.id.clone(), a.id.clone()));
-                    account.appointments.insert(a.id.clone(), a);
-                }
-                if future.len() < 4 {
-                    continue;
-                }
-                let mut touched = BTreeSet::new();
-                for _ in 0..rng.random_range(1..3) {
-                    let id = pick(&mut rng, &future).clone();
-                    if !touched.insert(id.clone()) {
-                        continue;
-                    }
-                    let (start, end) = random_time(
-                        &mut rng,
-                        account,
-                        clock,
-                        2..45,
-                        account_motive_duration(account, &id),
-                    );
-                    let a = account
-                        .appointments
-                        .get_mut(&id)
-                        .expect("picked from the map");
-                    a.start = start;
-                    a.end = end;
-                    a.updated_at = clock;
-                    changes.rescheduled.push((account.id.clone(), id));
-                }
-                let id = pick(&mut rng, &future).clone();
-                if touched.insert(id.clone()) {
-                    let a = account
-                        .appointments
-                        .get_mut(&id)
-                        .expect("picked from the map");
-                    a.status = Status::Cancelled;
-                    a.updated_at = clock;
-                    changes.cancelled.push((account.id.clone(), id));
-                }
-                let id = pick(&mut rng, &future).clone();
-                if touched.insert(id.clone()) {
-                    account.appointments.remove(&id);
-                    account.removed.insert(id.clone());
-                    changes.deleted.push((account.id.clone(), id));
-                }
-            }
-        }
-        changes
-    }
-}
-
-fn account_motive_duration(account: &Account, appointment_id: &str) -> u32 {
-    let motive = account.appointments[appointment_id].motive_id;
-    account
-        .motives
-        .iter()
-        .find(|m| m.id == motive)
-        .map_or(20, |m| m.duration_min)
-}
-
-/// A start on an open day within `days` of `clock`, on the opening grid.
-fn random_time(
-    rng: &mut ChaCha8Rng,
-    account: &Account,
-    clock: DateTime<Utc>,
-    days: std::ops::Range<i64>,
-    duration_min: u32,
-) -> (DateTime<Tz>, DateTime<Tz>) {
-    let (open_days, ranges) = opening(account.kind);
-    loop {
-        let day = clock.with_timezone(&Paris).date_naive()
-            + Duration::days(rng.random_range(days.clone()));
-        if day.weekday().num_days_from_monday() >= open_days {
-            continue;
-        }
-        let &(h0, m0, h1, m1) = pick(rng, ranges);
-        let open = local(day, h0, m0);
-        let close = local(day, h1, m1);
-        let quarters = ((close - open).num_minutes() - i64::from(duration_min)) / 15;
-        let start = open + Duration::minutes(15 * rng.random_range(0..=quarters.max(0)));
-        return (start, start + Duration::minutes(i64::from(duration_min)));
-    }
-}
-
-fn new_patient(rng: &mut ChaCha8Rng, id: String) -> Patient {
-    let first = *pick(rng, names::FIRST_NAMES);
-    let last = *pick(rng, names::LAST_NAMES);
-    let birth = NaiveDate::from_ymd_opt(1935, 1, 1).expect("valid date")
-        + Duration::days(rng.random_range(0..(87 * 365)));
-    let mobile = if rng.random_bool(0.8) { 6 } else { 7 };
-    let phone = format!(
-        "0{mobile} {:02} {:02} {:02} {:02}",
-        rng.random_range(0..100),
-        rng.random_range(0..100),
-        rng.random_range(0..100),
-        rng.random_range(0..100)
-    );
-    let domain = *pick(rng, &["example.com", "example.org", "example.net"]);
-    let email = format!(
-        "{}.{}{}@{domain}",
-        fold(first),
-        fold(last),
-        rng.random_range(1..99)
-    );
-    Patient {
-        id,
-        first_name: first.into(),
-        last_name: last.into(),
-        birth_date: birth,
-        phone,
-        email,
-    }
-}
-
-fn new_appointment(
-    rng: &mut ChaCha8Rng,
-    account: &mut Account,
-    clock: DateTime<Utc>,
-    days: std::ops::Range<i64>,
-    fresh: bool,
-) -> Appointment {
-    account.next_seq += 1;
-    let id = format!("{}-{:05}", account.profile_id, account.next_seq);
-    let agendas: Vec<&Agenda> = account
-        .agendas
-        .iter()
-        .filter(|a| !a.booking_disabled)
-        .collect();
-    let agenda = *pick(rng, &agendas);
-    let motive_id = *pick(rng, &agenda.motive_ids);
-    let agenda_id = agenda.id;
-    let duration = account
-        .motives
-        .iter()
-        .find(|m| m.id == motive_id)
-        .map_or(20, |m| m.duration_min);
-    let (start, end) = random_time(rng, account, clock, days, duration);
-    let status = if fresh {
-        Status::Booked
-    } else if start.with_timezone(&Utc) < clock {
-        match rng.random_range(0..100) {
-            0..85 => Status::Completed,
-            85..92 => Status::NoShow,
-            _ => Status::Cancelled,
-        }
-    } else {
-        match rng.random_range(0..100) {
-            0..70 => Status::Booked,
-            70..90 => Status::Confirmed,
-            _ => Status::Cancelled,
-        }
-    };
-    let updated_at = if fresh {
-        clock
-    } else {
-        clock - Duration::minutes(rng.random_range(60..(20 * 24 * 60)))
-    };
-    let patient = new_patient(
-        rng,
-        format!("pat-{}-{:05}", account.profile_id, account.next_seq),
-    );
-    Appointment {
-        id,
-        start,
-        end,
-        status,
-        agenda_id,
-        motive_id,
-        patient,
-        updated_at,
-    }
-}
-
-fn generate_account(
-    config: &SimConfig,
-    epoch: DateTime<Utc>,
-    practice_id: &str,
-    p: usize,
-    (platform, kind): (Platform, Kind),
-    serial: u64,
-    (town, zipcode): (&str, &str),
-) -> Account {
-    let mut rng = rng_for(
-        config.seed,
-        p as u64,
-        1 + kind as u64 + 10 * platform as u64,
-    );
-    let (suffix, label, motive_list, category) = match (platform, kind) {
-        (Platform::Doctolib, Kind::General) => (
-            "cabinet",
-            "Cabinet (médecine générale)",
-            names::GENERAL_MOTIVES,
-            None,
-        ),
-        (Platform::Doctolib, _) => (
-            "dentaire",
-            "Cabinet dentaire",
-            names::DENTAL_MOTIVES,
-            Some(1),
-        ),
-        (other, Kind::Pharmacy) => (other.as_str(), "Pharmacie", names::PHARMACY_MOTIVES, None),
-        (other, _) => (
-            other.as_str(),
-            "Centre de soins",
-            names::GENERAL_MOTIVES,
-            None,
-        ),
-    };
-    let profile_id = 100_000 + serial;
-    let street = *pick(&mut rng, names::STREETS);
-    let place = Place {
-        id: format!("practice-{}", 200_000 + serial),
-        practice_id: 200_000 + serial,
-        name: format!("{label} — {town}"),
-        address: format!("{} {street}, {zipcode} {town}", rng.random_range(1..120)),
-        city: town.into(),
-        zipcode: zipcode.into(),
-    };
-    let motives: Vec<Motive> = motive_list
-        .iter()
-        .enumerate()
-        .map(|(i, (name, duration))| Motive {
-            id: serial * 100 + i as u64 + 1,
-            name: (*name).into(),
-            ref_visit_motive_id: 6000 + i as u64,
-            category_id: category,
-            allow_new_patients: i != 2,
-            duration_min: *duration,
-        })
-        .collect();
-    let all: Vec<u64> = motives.iter().map(|m| m.id).collect();
-    let doctor = |rng: &mut ChaCha8Rng| {
-        format!(
-            "Dr {} {}",
-            pick(rng, names::FIRST_NAMES),
-            pick(rng, names::LAST_NAMES)
-        )
-    };
-    let agendas = match kind {
-        Kind::General => vec![
-            Agenda {
-                id: serial * 10 + 1,
-                practitioner: doctor(&mut rng),
-                booking_disabled: false,
-                motive_ids: all.clone(),
-                slot_format: SlotFormat::IsoString,
-            },
-            Agenda {
-                id: serial * 10 + 2,
-                practitioner: doctor(&mut rng),
-                booking_disabled: false,
-                motive_ids: all[..2].to_vec(),
-                slot_format: SlotFormat::Object,
-            },
-            Agenda {
-                id: serial * 10 + 3,
-                practitioner: doctor(&mut rng),
-                booking_disabled: true,
-                motive_ids: all.clone(),
-                slot_format: SlotFormat::IsoString,
-            },
-        ],
-        Kind::Dental | Kind::Pharmacy => vec![
-            Agenda {
-                id: serial * 10 + 1,
-                practitioner: doctor(&mut rng),
-                booking_disabled: false,
-                motive_ids: all.clone(),
-                slot_format: SlotFormat::DateOnly,
-            },
-            Agenda {
-                id: serial * 10 + 2,
-                practitioner: doctor(&mut rng),
-                booking_disabled: false,
-                motive_ids: all[1..].to_vec(),
-                slot_format: SlotFormat::Object,
-            },
-        ],
-    };
-    // Only Doctolib has agendas closed to online booking and bare-date agendas; Mapharma
-    // publishes one campaign: one agenda, one motive, open to all.
-    let mut agendas = agendas;
-    let mut motives = motives;
-    if platform != Platform::Doctolib {
-        agendas.retain(|a| !a.booking_disabled);
-        for a in &mut agendas {
-            a.slot_format = SlotFormat::IsoString;
-        }
-    }
-    if platform == Platform::Mapharma {
-        agendas.truncate(1);
-        motives.truncate(1);
-        agendas[0].motive_ids = vec![motives[0].id];
-    }
-    let mut account = Account {
-        id: format!("{practice_id}-{suffix}"),
-        practice_id: practice_id.into(),
-        platform,
-        phone_only: false,
-        label: label.into(),
-        kind,
-        profile_id,
-        centre: format!("{}-{}-{}", suffix, fold(town), profile_id),
-        token: format!("sim-token-{:016x}", mix(config.seed ^ profile_id)),
-        place,
-        motives,
-        agendas,
-        appointments: BTreeMap::new(),
-        removed: BTreeSet::new(),
-        next_seq: 0,
-    };
-    let appointments = if platform == Platform::Doctolib {
-        config.appointments_per_account
-    } else {
-        0
-    };
-    for _ in 0..appointments {
-        let a = new_appointment(&mut rng, &mut account, epoch, -25..55, false);
-        account.appointments.insert(a.id.clone(), a);
-    }
-    account
 }
 
 #[cfg(test)]
