@@ -1,6 +1,6 @@
 //! The simulated platforms' data: practices, their accounts on the five platforms
 //! (place, motives, agendas; on Doctolib, appointments with patients), and the
-//! availability grid with its ground truth. Generating a world is [`crate::generate`]'s
+//! availability grid with its ground truth. Generating a world is `generate`'s
 //! job; how its appointments change step by step, [`crate::life`]'s.
 //!
 //! The grid ([`World::times_on`]) is the world's free times, each with its free places;
