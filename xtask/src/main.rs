@@ -215,19 +215,16 @@ fn demo(root: &Path, plugins: &Path, args: &[String]) -> Result<()> {
     status(cmd, "passerelle demo")
 }
 
-/// Builds the `passerelle` binary (debug); its path.
+/// Builds the `passerelle` binary (debug); its path. Built with the test targets of the
+/// whole workspace, so its dependencies are resolved with the same features as `cargo
+/// test --workspace`'s and compiled once for both (`-p passerelle --bin passerelle`
+/// alone resolves tokio's features differently and rebuilt wasmtime and the host: minutes
+/// on two cores).
 fn build_binary(root: &Path) -> Result<PathBuf> {
-    println!("xtask: building the passerelle binary");
+    println!("xtask: building the passerelle binary and the tests");
     cargo(
         root,
-        &[
-            "build",
-            "--quiet",
-            "-p",
-            "passerelle",
-            "--bin",
-            "passerelle",
-        ],
+        &["build", "--quiet", "--workspace", "--bins", "--tests"],
     )?;
     Ok(root.join("target/debug/passerelle"))
 }
