@@ -12,7 +12,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use chrono::{DateTime, Duration, NaiveDate};
+use chrono::{DateTime, Datelike, Duration, NaiveDate};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
 
@@ -81,7 +81,7 @@ async fn calendar(
                 days.entry(today.format("%Y-%m-%d").to_string()).or_default().push(json!({
                     "id": id,
                     "time": t.format("%H:%M").to_string(),
-                    "textDay": format!("{} {}", WEEKDAYS[t.format("%u").to_string().parse::<usize>().unwrap_or(1) - 1], t.format("%d/%m")),
+                    "textDay": format!("{} {}", WEEKDAYS[t.weekday().num_days_from_monday() as usize], t.format("%d/%m")),
                     "places_dispo": places,
                 }));
             }
