@@ -12,6 +12,7 @@ use crate::capabilities::http::HttpService;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::sandbox::{LoadedConnector, Runtime, RuntimeConfig};
+use crate::store::notify::Change;
 use crate::store::Store;
 
 pub struct Passerelle {
@@ -66,6 +67,22 @@ impl Passerelle {
             practices_changed: tokio::sync::watch::channel(0).0,
             alerts,
         })
+    }
+
+    /// Something other daemons must hear of at once: signalled in this process and
+    /// sent to the others (PostgreSQL `NOTIFY`).
+    pub async fn announce(&self, change: Change) {
+        self.signal(change);
+        self.store.notify(change).await;
+    }
+
+    /// Signals a change in this process only (what another daemon announced).
+    pub fn signal(&self, change: Change) {
+        match change {
+            Change::Activation => self.activations.send_modify(|n| *n += 1),
+            Change::Practices => self.practices_changed.send_modify(|n| *n += 1),
+            Change::Queued => {}
+        }
     }
 
     /// Where installed component files are kept.

@@ -101,8 +101,18 @@ pub struct DaemonConfig {
     pub max_concurrent_per_connector: usize,
     /// On SIGTERM, how long running runs may go on before they are cancelled.
     pub shutdown_grace_secs: u64,
-    /// Shortest time between two manual syncs of an account ("Sync now").
+    /// Shortest time between two manual syncs of an account ("Sync now"), across every
+    /// daemon on the database.
     pub manual_min_interval_secs: u64,
+    /// This daemon's name in the sync log, logs, metrics and `passerelle daemons`.
+    /// Default: `<host name>/<pid>`. Two live daemons must not share one.
+    pub id: Option<String>,
+    /// How long a daemon's claim on a running run lasts unless renewed (it renews every
+    /// third of it). A daemon that dies loses its runs to the others after this long.
+    pub lease_secs: u64,
+    /// How often a daemon looks for runs queued by others when nothing woke it (on
+    /// PostgreSQL, `LISTEN/NOTIFY` wakes it at once; this is the fallback).
+    pub poll_secs: u64,
 }
 
 impl Default for DaemonConfig {
@@ -114,6 +124,9 @@ impl Default for DaemonConfig {
             max_concurrent_per_connector: 4,
             shutdown_grace_secs: 30,
             manual_min_interval_secs: 60,
+            id: None,
+            lease_secs: 30,
+            poll_secs: 5,
         }
     }
 }
@@ -236,6 +249,17 @@ impl Config {
             anyhow::bail!(
                 "daemon.max_concurrent_runs and daemon.max_concurrent_per_connector must be at least 1"
             );
+        }
+        if self.daemon.lease_secs < 3 || self.daemon.poll_secs == 0 {
+            anyhow::bail!("daemon.lease_secs must be at least 3 and daemon.poll_secs at least 1");
+        }
+        if self
+            .daemon
+            .id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty() || id.len() > 200)
+        {
+            anyhow::bail!("daemon.id must be 1 to 200 characters");
         }
         if !(self.retry.min_delay_secs >= 0.0
             && self.retry.min_delay_secs <= self.retry.max_delay_secs)

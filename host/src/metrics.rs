@@ -72,10 +72,17 @@ pub struct Metrics {
     alerts: Family<KindLabel, Counter>,
     /// Accounts paused by drift, per connector.
     paused_accounts: Family<ConnectorLabel, Gauge>,
-    /// Runs waiting in the daemon's queue.
+    /// This daemon (its id as a label, 1).
+    daemon_info: Family<DaemonLabel, Gauge>,
+    /// Runs waiting in the queue (all daemons on the database).
     pub queue_depth: Gauge,
-    /// Runs executing.
+    /// Runs this daemon is executing.
     pub runs_in_flight: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DaemonLabel {
+    daemon: String,
 }
 
 impl Default for Metrics {
@@ -185,10 +192,24 @@ impl Metrics {
             "Accounts paused by schema drift",
             paused_accounts.clone(),
         );
+        let daemon_info = Family::<DaemonLabel, Gauge>::default();
+        registry.register(
+            "daemon_info",
+            "This daemon, by its id (several can share a database)",
+            daemon_info.clone(),
+        );
         let queue_depth = Gauge::default();
-        registry.register("queue_depth", "Runs waiting to start", queue_depth.clone());
+        registry.register(
+            "queue_depth",
+            "Runs waiting to start, all daemons",
+            queue_depth.clone(),
+        );
         let runs_in_flight = Gauge::default();
-        registry.register("runs_in_flight", "Runs executing", runs_in_flight.clone());
+        registry.register(
+            "runs_in_flight",
+            "Runs this daemon is executing",
+            runs_in_flight.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             runs,
@@ -207,6 +228,7 @@ impl Metrics {
             rejections,
             alerts,
             paused_accounts,
+            daemon_info,
             queue_depth,
             runs_in_flight,
         }
@@ -354,6 +376,13 @@ impl Metrics {
                 connector: connector.into(),
             })
             .inc();
+    }
+
+    /// Names this process's daemon in the metrics.
+    pub fn daemon_info(&self, id: &str) {
+        self.daemon_info
+            .get_or_create(&DaemonLabel { daemon: id.into() })
+            .set(1);
     }
 
     /// The scheduler spent `spent` queueing runs.

@@ -24,9 +24,21 @@ pub const DEFAULT_CRON: &str = "0 3 * * *";
 pub const DEFAULT_TIMEZONE: &str = "Europe/Paris";
 /// Default spread of a schedule's runs: one hour.
 pub const DEFAULT_SPREAD: Duration = Duration::from_secs(3600);
-/// Most slots [`Schedule::slots_between`] lists (a daemon down for years is still one
-/// catch-up run).
+/// Most slots [`Schedule::slots_between`] lists.
 pub const MAX_SLOTS: usize = 1000;
+/// Most slots [`Schedule::missed_between`] counts one by one (beyond, the count is a
+/// lower bound; the first and last slots stay exact).
+pub const MAX_COUNTED: usize = 10_000;
+
+/// The slots a practice missed in a gap: how many, the first and the last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Missed {
+    pub count: usize,
+    /// The gap held more than [`MAX_COUNTED`] slots: `count` is a lower bound.
+    pub at_least: bool,
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
+}
 
 /// One practice's schedule.
 #[derive(Debug, Clone)]
@@ -131,6 +143,41 @@ impl Schedule {
             }
         }
         out
+    }
+
+    /// The slots in `(after, until]` summed up (None if there is none): what a gap of
+    /// any length — an outage, a clock jump of years — costs to describe is bounded.
+    pub fn missed_between(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Option<Missed> {
+        let first = self.next_after(after).filter(|t| *t <= until)?;
+        let (mut count, mut last) = (1, first);
+        while count < MAX_COUNTED {
+            match self.next_after(last) {
+                Some(slot) if slot <= until => {
+                    count += 1;
+                    last = slot;
+                }
+                _ => {
+                    return Some(Missed {
+                        count,
+                        at_least: false,
+                        first,
+                        last,
+                    })
+                }
+            }
+        }
+        // Too many to count: the last slot is found from shortly before `until`.
+        let mut t = (until - ChronoDuration::days(40)).max(last);
+        while let Some(slot) = self.next_after(t).filter(|s| *s <= until) {
+            last = slot;
+            t = slot;
+        }
+        Some(Missed {
+            count,
+            at_least: true,
+            first,
+            last,
+        })
     }
 
     /// A wall-clock time as an instant: the first of two in a fall-back overlap; shifted
@@ -239,6 +286,29 @@ mod tests {
         assert!(slots.windows(2).all(|w| w[0] < w[1]));
         let years = s.slots_between(from, paris(2030, 1, 1, 0, 0));
         assert_eq!(years.len(), MAX_SLOTS);
+    }
+
+    /// A gap of years is described by its count and ends, exactly while countable.
+    #[test]
+    fn a_gap_is_summed_up_however_long() {
+        let s = unspread("0 3 * * *");
+        let m = s
+            .missed_between(paris(2021, 1, 1, 12, 0), paris(2026, 11, 29, 12, 0))
+            .unwrap();
+        assert_eq!(m.first, paris(2021, 1, 2, 3, 0));
+        assert_eq!(m.last, paris(2026, 11, 29, 3, 0));
+        // 2021-01-02 ..= 2026-11-29: every day once.
+        let days = (m.last.date_naive() - m.first.date_naive()).num_days() as usize + 1;
+        assert_eq!((m.count, m.at_least), (days, false));
+        let hourly = unspread("0 * * * *");
+        let m = hourly
+            .missed_between(paris(2021, 1, 1, 12, 0), paris(2026, 11, 29, 12, 30))
+            .unwrap();
+        assert_eq!((m.count, m.at_least), (MAX_COUNTED, true));
+        assert_eq!(m.last, paris(2026, 11, 29, 12, 0));
+        assert!(s
+            .missed_between(paris(2026, 11, 29, 3, 0), paris(2026, 11, 29, 12, 0))
+            .is_none());
     }
 
     #[test]

@@ -93,7 +93,9 @@ pub async fn show(
 pub async fn metrics(State(state): State<ApiState>) -> Response {
     let daemon = &state.daemon;
     let metrics = &daemon.app.metrics;
-    metrics.queue_depth.set(daemon.queue.depth() as i64);
+    if let Ok(depth) = daemon.app.store.queue_depth().await {
+        metrics.queue_depth.set(depth);
+    }
     metrics.runs_in_flight.set(daemon.queue.running() as i64);
     daemon.refresh_pause_gauge().await;
     (

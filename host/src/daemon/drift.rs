@@ -24,32 +24,41 @@ use crate::store::practices::Account;
 const RECHECK: Duration = Duration::from_secs(60);
 
 impl Daemon {
-    /// Removes paused accounts from `accounts`, recording a `skipped` run for each
-    /// ("paused for drift"). Returns how many were skipped.
-    pub(crate) async fn skip_paused(
+    /// Separates the paused accounts (each with its pause) from the others.
+    pub(crate) async fn take_paused(
         &self,
-        accounts: &mut Vec<Account>,
-        trigger: Trigger,
-    ) -> Result<usize> {
-        let store = &self.app.store;
-        let pauses: HashMap<String, Pause> = store
+        accounts: Vec<Account>,
+    ) -> Result<(Vec<Account>, Vec<(Account, Pause)>)> {
+        let pauses: HashMap<String, Pause> = self
+            .app
+            .store
             .pauses(None)
             .await?
             .into_iter()
             .map(|p| (p.account_id.clone(), p))
             .collect();
         if pauses.is_empty() {
-            return Ok(0);
+            return Ok((accounts, Vec::new()));
         }
-        let mut skipped = 0;
-        let mut kept = Vec::with_capacity(accounts.len());
-        for account in accounts.drain(..) {
-            let Some(pause) = pauses.get(&account.id) else {
-                kept.push(account);
-                continue;
-            };
+        let (mut kept, mut paused) = (Vec::with_capacity(accounts.len()), Vec::new());
+        for account in accounts {
+            match pauses.get(&account.id) {
+                Some(p) => paused.push((account, p.clone())),
+                None => kept.push(account),
+            }
+        }
+        Ok((kept, paused))
+    }
+
+    /// Records a `skipped` run for each paused account, with its pause and how to lift it.
+    pub(crate) async fn record_paused(
+        &self,
+        paused: &[(Account, Pause)],
+        trigger: Trigger,
+    ) -> Result<usize> {
+        for (account, pause) in paused {
             let run = RunOf {
-                account: &account,
+                account,
                 version: pause.into(),
                 trigger,
                 mode: Mode::Incremental,
@@ -62,10 +71,8 @@ impl Daemon {
                 .recorder()
                 .skip(run, ErrorKind::Paused, &reason)
                 .await?;
-            skipped += 1;
         }
-        *accounts = kept;
-        Ok(skipped)
+        Ok(paused.len())
     }
 
     /// Queues a `redrive` run for every drift-paused account whose pause was recorded

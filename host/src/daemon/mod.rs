@@ -1,29 +1,33 @@
 //! `passerelle serve`: the long-running service. It owns the daemon's moving parts and
 //! their life cycle:
 //!
-//! - the scheduler ([`planner`]), which queues each practice's accounts at its slots and,
-//!   at start, records the slots missed while the daemon was down as `skipped` runs with
-//!   one catch-up run per account;
-//! - the workers, which take runs from the [`crate::queue::RunQueue`] within its caps and
-//!   retry transient failures with backoff ([`crate::retry`]);
-//! - "Sync now" (coalescing, minimum interval between manual runs);
+//! - the scheduler ([`planner`]), which queues each practice's accounts at its slots
+//!   (a slot is taken once across daemons) and, at start, records the slots missed while
+//!   no daemon ran as one `skipped` run per account with one catch-up run each;
+//! - the workers, which claim runs from the queue in the database
+//!   ([`crate::queue::RunQueue`]) within this daemon's caps and retry transient failures
+//!   with backoff ([`crate::retry`]);
+//! - the lease keeper ([`lease`]): heartbeats, run leases, runs of dead daemons;
+//! - "Sync now" (coalescing, minimum interval between manual runs, both in the database);
 //! - the drift loop ([`drift`]): paused accounts skip their slots, a new connector
 //!   version re-drives them;
 //! - the watched plugins directory ([`plugin_watch`]);
-//! - graceful shutdown: stop taking runs, give running ones a grace period, record what
-//!   was interrupted as `cancelled`.
+//! - graceful shutdown: stop claiming runs (queued ones stay queued, for another daemon
+//!   or the next start), give running ones a grace period, record what was interrupted
+//!   as `cancelled`.
 //!
 //! The admin API ([`crate::api`]) and the command line drive it.
 
 mod drift;
+mod lease;
 pub mod planner;
 mod plugin_watch;
 mod serve;
 pub mod token;
 mod worker;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -33,11 +37,13 @@ use tokio::sync::watch;
 use crate::app::Passerelle;
 use crate::model::run::{ErrorKind, Mode, Status, Trigger};
 use crate::plugins::connector_not_installed;
-use crate::queue::{QueueLimits, Request, RunQueue, Submitted};
-use crate::service::recorder::RunOf;
+use crate::queue::{lease_end, QueueLimits, QueueOptions, RunQueue, Submitted};
+use crate::service::recorder::{self, RunOf};
 use crate::service::runs::{Requested, SyncRequest};
 use crate::service::{ServiceError, ServiceResult};
+use crate::store::notify::Change;
 use crate::store::practices::Account;
+use crate::store::queue::{Queued, ReapScope, SlotClaim};
 use crate::store::runs::time_text;
 
 pub use serve::{serve, start, Running, ServeOptions, Stopped};
@@ -62,11 +68,9 @@ const SCHEDULED_UNTIL: &str = "scheduler.scheduled_until";
 pub struct Daemon {
     pub app: Arc<Passerelle>,
     pub queue: Arc<RunQueue>,
+    /// This daemon's id: the owner of its runs, in logs, metrics and `passerelle daemons`.
+    pub id: String,
     clock: Clock,
-    /// Makes "is the account queued? if not, record and queue a run" one step.
-    submit_lock: tokio::sync::Mutex<()>,
-    /// When each account's last manual run was requested.
-    last_manual: Mutex<HashMap<String, std::time::Instant>>,
     /// True once shutdown has begun.
     stopping: watch::Sender<bool>,
     /// True once the grace period is over: running runs are cancelled.
@@ -76,16 +80,26 @@ pub struct Daemon {
 impl Daemon {
     pub fn new(app: Arc<Passerelle>, clock: Clock) -> Arc<Daemon> {
         let d = &app.config.daemon;
-        let queue = RunQueue::new(QueueLimits {
-            global: d.max_concurrent_runs,
-            per_connector: d.max_concurrent_per_connector,
-        });
+        let id =
+            d.id.clone()
+                .unwrap_or_else(crate::store::runs::default_owner);
+        let queue = RunQueue::new(
+            app.store.clone(),
+            QueueOptions {
+                limits: QueueLimits {
+                    global: d.max_concurrent_runs,
+                    per_connector: d.max_concurrent_per_connector,
+                },
+                daemon: id.clone(),
+                lease: Duration::from_secs(d.lease_secs),
+                poll: Duration::from_secs(d.poll_secs),
+            },
+        );
         Arc::new(Daemon {
             app,
             queue,
+            id,
             clock,
-            submit_lock: tokio::sync::Mutex::new(()),
-            last_manual: Mutex::default(),
             stopping: watch::channel(false).0,
             abort: watch::channel(false).0,
         })
@@ -126,20 +140,41 @@ impl Daemon {
         attempt: u32,
         delay: Option<Duration>,
     ) -> ServiceResult<Vec<ServiceResult<Submitted>>> {
-        let _one_at_a_time = self.submit_lock.lock().await;
+        let (answers, _) = self
+            .queue_runs(accounts, trigger, mode, attempt, delay, &[])
+            .await?;
+        Ok(answers
+            .into_iter()
+            .map(|a| {
+                a.map(|q| match q {
+                    Queued::New(id) => Submitted::Queued(id),
+                    Queued::Coalesced(id) => Submitted::Coalesced(id),
+                    Queued::SlotTaken => unreachable!("no slot was claimed"),
+                })
+            })
+            .collect())
+    }
+
+    /// Queues runs of `accounts` in the database (taking `slots` first), waking this
+    /// daemon's workers and, through the database, the other daemons'. An answer per
+    /// account, and the practices whose slot another daemon took.
+    async fn queue_runs(
+        &self,
+        accounts: &[Account],
+        trigger: Trigger,
+        mode: Mode,
+        attempt: u32,
+        delay: Option<Duration>,
+        slots: &[SlotClaim<'_>],
+    ) -> ServiceResult<(Vec<ServiceResult<Queued>>, HashSet<String>)> {
+        if self.is_stopping() {
+            return Err(ServiceError::ShuttingDown);
+        }
         let mut versions: HashMap<String, Option<crate::store::connectors::ConnectorVersion>> =
             HashMap::new();
-        let mut answers: Vec<Option<ServiceResult<Submitted>>> = Vec::with_capacity(accounts.len());
+        let mut answers: Vec<Option<ServiceResult<Queued>>> = Vec::with_capacity(accounts.len());
         let mut todo = Vec::new();
         for (i, account) in accounts.iter().enumerate() {
-            if let Some(run_id) = self
-                .queue
-                .coalesce(&account.id, trigger, mode)
-                .map_err(|_closed| ServiceError::ShuttingDown)?
-            {
-                answers.push(Some(Ok(Submitted::Coalesced(run_id))));
-                continue;
-            }
             if !versions.contains_key(&account.connector) {
                 let v = self.app.store.active_connector(&account.connector).await?;
                 versions.insert(account.connector.clone(), v);
@@ -168,32 +203,28 @@ impl Daemon {
                 }
             })
             .collect();
-        let ids = self.app.recorder().queue(&rows, attempt).await?;
-        for (&i, run_id) in todo.iter().zip(ids) {
-            let account = &accounts[i];
-            let submitted = self.queue.submit(Request {
-                run_id,
-                practice_id: account.practice_id.clone(),
-                account_id: account.id.clone(),
-                connector: account.connector.clone(),
-                trigger,
-                mode,
-                not_before: delay.map(|d| tokio::time::Instant::now() + d),
-                attempt,
-            });
-            answers[i] = Some(match submitted {
-                Ok(s) => Ok(s),
-                Err(_closed) => {
-                    self.cancel_queued(run_id, "the daemon stopped before this run started")
-                        .await;
-                    Err(ServiceError::ShuttingDown)
-                }
-            });
+        let options = recorder::QueueOptions {
+            attempt,
+            not_before: delay.map(|d| lease_end(Utc::now(), d)),
+            slots,
+            daemon: &self.id,
+        };
+        let outcome = self.app.recorder().queue(&rows, &options).await?;
+        let any_new = outcome.runs.iter().any(|q| matches!(q, Queued::New(_)));
+        for (&i, q) in todo.iter().zip(outcome.runs) {
+            answers[i] = Some(Ok(q));
         }
-        Ok(answers
-            .into_iter()
-            .map(|a| a.expect("every account answered"))
-            .collect())
+        if any_new {
+            self.queue.poke();
+            self.app.store.notify(Change::Queued).await;
+        }
+        Ok((
+            answers
+                .into_iter()
+                .map(|a| a.expect("every account answered"))
+                .collect(),
+            outcome.slots_taken_elsewhere,
+        ))
     }
 
     /// "Sync now" for a practice (all its accounts, or one): a queued or running run of
@@ -214,40 +245,39 @@ impl Daemon {
         let mode = request.mode();
         let min = Duration::from_secs(self.app.config.daemon.manual_min_interval_secs);
         // Refuse the whole request if an account that would get a new run is inside
-        // its minimum interval (a queued or running one is simply returned).
-        {
-            let last = self.last_manual.lock().expect("lock");
-            for a in &accounts {
-                if self.queue.run_of(&a.id).is_some() {
-                    continue;
-                }
-                if let Some(at) = last.get(&a.id) {
-                    let elapsed = at.elapsed();
-                    if elapsed < min {
-                        let retry_after_secs = (min - elapsed).as_secs_f64().ceil() as u64;
-                        return Err(ServiceError::TooSoon {
-                            message: format!(
-                                "a manual sync of account `{}` was requested less than {} s ago; retry in {retry_after_secs} s",
-                                a.id,
-                                min.as_secs()
-                            ),
-                            retry_after_secs,
-                        });
-                    }
-                }
+        // its minimum interval (a queued or running one is simply returned). The last
+        // manual request is read from the database: every daemon sees the same.
+        let now = Utc::now();
+        for a in &accounts {
+            if self.app.store.active_run(&a.id).await?.is_some() {
+                continue;
+            }
+            let Some(last) = self.app.store.last_manual_request(&a.id).await? else {
+                continue;
+            };
+            let Ok(last) = DateTime::parse_from_rfc3339(&last) else {
+                continue;
+            };
+            let elapsed = (now - last.with_timezone(&Utc))
+                .to_std()
+                .unwrap_or_default();
+            if elapsed < min {
+                let retry_after_secs = (min - elapsed).as_secs_f64().ceil().max(1.0) as u64;
+                return Err(ServiceError::TooSoon {
+                    message: format!(
+                        "a manual sync of account `{}` was requested less than {} s ago; retry in {retry_after_secs} s",
+                        a.id,
+                        min.as_secs()
+                    ),
+                    retry_after_secs,
+                });
             }
         }
         let mut out = Vec::new();
         for a in &accounts {
             let submitted = self.request_run(a, Trigger::Manual, mode, 1, None).await?;
             let (run_id, coalesced) = match submitted {
-                Submitted::Queued(id) => {
-                    self.last_manual
-                        .lock()
-                        .expect("lock")
-                        .insert(a.id.clone(), std::time::Instant::now());
-                    (id, false)
-                }
+                Submitted::Queued(id) => (id, false),
                 Submitted::Coalesced(id) => (id, true),
             };
             out.push(Requested {
@@ -259,25 +289,52 @@ impl Daemon {
         Ok(out)
     }
 
-    /// At start: runs a crash or a kill left `queued` or `running` become `cancelled`.
-    pub async fn recover(&self) -> Result<u64> {
-        let n = self
-            .app
-            .recorder()
-            .cancel_unfinished("interrupted: the daemon stopped before this run ended")
-            .await?;
-        if n > 0 {
-            tracing::warn!(
-                runs = n,
-                "runs left unfinished by the previous daemon are recorded as cancelled"
-            );
-        }
-        Ok(n)
+    /// At start: runs left `running` by a daemon that is gone are closed as interrupted
+    /// and queued again. On PostgreSQL only leases that expired (a live daemon's runs are
+    /// never touched); on SQLite, which holds one daemon (this one has the lock), every
+    /// leased run. Runs a local `passerelle sync` left running are closed if their
+    /// process is gone. Queued runs stay queued.
+    pub async fn recover(&self) -> Result<usize> {
+        let store = &self.app.store;
+        let scope = match store.backend() {
+            crate::store::Backend::Sqlite => ReapScope::AllLeased,
+            crate::store::Backend::Postgres => ReapScope::Expired,
+        };
+        let closed = store.close_orphaned_runs().await?;
+        let reaped = self.reap(scope).await?;
+        Ok(closed as usize + reaped)
     }
 
-    /// The slots missed between the scheduler's last recorded instant and `now`: one
-    /// `skipped` run per account and slot, then one catch-up run per account. Returns
-    /// (skipped, catch-up runs queued). The first start ever has nothing to catch up.
+    /// Closes the runs of daemons that stopped renewing their leases and queues their
+    /// work again; how many.
+    pub(crate) async fn reap(&self, scope: ReapScope) -> Result<usize> {
+        let reaped = self
+            .app
+            .store
+            .reap(scope, self.app.config.retry.max_attempts)
+            .await?;
+        for r in &reaped {
+            tracing::warn!(
+                run = r.run_id,
+                account = %r.account_id,
+                owner = %r.owner,
+                requeued = ?r.requeued,
+                "a run whose daemon stopped renewing its lease is recorded as interrupted"
+            );
+        }
+        if reaped.iter().any(|r| r.requeued.is_some()) {
+            self.queue.poke();
+            self.app.store.notify(Change::Queued).await;
+        }
+        Ok(reaped.len())
+    }
+
+    /// The slots missed between the scheduler's last recorded instant and `now` (an
+    /// outage, a clock jump): per account, one `skipped` run for the whole gap (how many
+    /// slots, the first and the last) and one catch-up run — however long the gap.
+    /// Decided once across daemons: the catch-up takes a slot keyed by the gap's start.
+    /// Returns (skipped, catch-up runs queued). The first start ever has nothing to
+    /// catch up.
     pub async fn catch_up(&self, now: DateTime<Utc>) -> Result<(usize, usize)> {
         let store = &self.app.store;
         let last = store.daemon_state(SCHEDULED_UNTIL).await?;
@@ -294,51 +351,64 @@ impl Daemon {
                 self.app.config.schedule.spread(),
             );
             planner.load(&practices, now);
-            for (practice_id, slots) in planner.missed(last, now) {
-                let mut accounts = store.list_accounts(Some(&practice_id)).await?;
-                self.skip_paused(&mut accounts, Trigger::CatchUp).await?;
-                for account in accounts {
-                    let Some(version) = store.active_connector(&account.connector).await? else {
-                        continue;
-                    };
-                    for slot in &slots {
-                        let run = RunOf {
-                            account: &account,
-                            version: (&version).into(),
-                            trigger: Trigger::Schedule,
-                            mode: Mode::Incremental,
-                        };
-                        let reason = format!(
-                            "the daemon was not running at the scheduled time {}",
-                            time_text(*slot)
-                        );
-                        self.app
-                            .recorder()
-                            .skip(run, ErrorKind::Missed, &reason)
-                            .await?;
-                        skipped += 1;
-                    }
-                    self.request_run(&account, Trigger::CatchUp, Mode::Incremental, 1, None)
-                        .await?;
-                    queued += 1;
-                }
+            let missed: HashMap<String, crate::schedule::Missed> =
+                planner.missed(last, now).into_iter().collect();
+            if !missed.is_empty() {
+                let key = format!("{}/catch-up", time_text(last));
+                let due: Vec<(String, String)> =
+                    missed.keys().map(|p| (p.clone(), key.clone())).collect();
+                let (q, s) = self
+                    .queue_slots(&due, Trigger::CatchUp, |account| {
+                        let m = &missed[&account.practice_id];
+                        Some(format!(
+                            "the daemon was not running at {}{} scheduled time{} from {} to {}",
+                            if m.at_least { "at least " } else { "" },
+                            m.count,
+                            if m.count == 1 { "" } else { "s" },
+                            time_text(m.first),
+                            time_text(m.last)
+                        ))
+                    })
+                    .await?;
+                queued += q;
+                skipped += s;
             }
         }
         store
             .set_daemon_state(SCHEDULED_UNTIL, &time_text(now))
             .await?;
         if skipped > 0 {
-            tracing::info!(skipped, catch_up = queued, "slots missed while the daemon was down: recorded as skipped, one catch-up run per account queued");
+            tracing::info!(skipped, catch_up = queued, "slots missed while no daemon ran: one skipped run per account for the gap, one catch-up run per account queued");
         }
         Ok((skipped, queued))
     }
 
-    /// Queues the scheduled runs of practices whose slot has come.
+    /// Queues the scheduled runs of practices whose slot has come (each slot taken once
+    /// across daemons).
     pub(crate) async fn queue_scheduled(&self, due: &[(String, DateTime<Utc>)]) -> Result<usize> {
         if due.is_empty() {
             return Ok(0);
         }
         let started = std::time::Instant::now();
+        let due: Vec<(String, String)> = due
+            .iter()
+            .map(|(p, slot)| (p.clone(), time_text(*slot)))
+            .collect();
+        let (n, _) = self.queue_slots(&due, Trigger::Schedule, |_| None).await?;
+        self.app.metrics.scheduler_busy(started.elapsed());
+        Ok(n)
+    }
+
+    /// Takes each practice's slot (practice, slot key) and queues a `trigger` run of its
+    /// accounts, paused ones recorded as skipped; for `skip`'s accounts a `missed` run
+    /// is recorded too, with the reason it gives. Practices whose slot another daemon
+    /// took are left to it. Returns (runs queued, missed runs recorded).
+    async fn queue_slots(
+        &self,
+        due: &[(String, String)],
+        trigger: Trigger,
+        skip: impl Fn(&Account) -> Option<String>,
+    ) -> Result<(usize, usize)> {
         // Many practices at once (a shared slot): read all accounts in one query.
         let mut by_practice: HashMap<String, Vec<Account>> = HashMap::new();
         if due.len() > 16 {
@@ -348,42 +418,90 @@ impl Daemon {
                     .or_default()
                     .push(a);
             }
-        }
-        let mut accounts = Vec::new();
-        for (practice_id, _slot) in due {
-            match by_practice.remove(practice_id) {
-                Some(a) => accounts.extend(a),
-                None if due.len() > 16 => {}
-                None => accounts.extend(self.app.store.list_accounts(Some(practice_id)).await?),
+        } else {
+            for (p, _) in due {
+                by_practice.insert(p.clone(), self.app.store.list_accounts(Some(p)).await?);
             }
         }
-        self.skip_paused(&mut accounts, Trigger::Schedule).await?;
-        let mut n = 0;
-        for chunk in accounts.chunks(500) {
-            match self
-                .request_runs(chunk, Trigger::Schedule, Mode::Incremental, 1, None)
+        let (mut queued, mut missed) = (0, 0);
+        // Chunks of whole practices (a slot is taken with all its practice's runs).
+        let mut chunk: Vec<&(String, String)> = Vec::new();
+        let mut size = 0;
+        for (i, entry) in due.iter().enumerate() {
+            chunk.push(entry);
+            size += by_practice.get(&entry.0).map_or(0, Vec::len);
+            if size < 500 && i + 1 < due.len() {
+                continue;
+            }
+            let claims: Vec<SlotClaim> = chunk
+                .iter()
+                .map(|(p, slot)| SlotClaim {
+                    practice_id: p,
+                    slot: slot.clone(),
+                })
+                .collect();
+            let accounts: Vec<Account> = chunk
+                .iter()
+                .flat_map(|(p, _)| by_practice.get(p).cloned().unwrap_or_default())
+                .collect();
+            let (accounts, paused) = self.take_paused(accounts).await?;
+            let (answers, lost) = match self
+                .queue_runs(&accounts, trigger, Mode::Incremental, 1, None, &claims)
                 .await
             {
-                Ok(answers) => {
-                    for (account, answer) in chunk.iter().zip(answers) {
-                        match answer {
-                            Ok(Submitted::Queued(_)) => n += 1,
-                            Ok(Submitted::Coalesced(_)) => {}
-                            Err(e) if self.is_stopping() => return Err(e.into()),
-                            Err(e) => tracing::error!(
-                                practice = %account.practice_id,
-                                account = %account.id,
-                                "cannot queue the scheduled run: {e:#}"
-                            ),
-                        }
-                    }
-                }
+                Ok(a) => a,
                 Err(e) if self.is_stopping() => return Err(e.into()),
-                Err(e) => tracing::error!("cannot queue {} scheduled runs: {e:#}", chunk.len()),
+                Err(e) => {
+                    tracing::error!("cannot queue {} {trigger} runs: {e:#}", accounts.len());
+                    chunk.clear();
+                    size = 0;
+                    continue;
+                }
+            };
+            for (account, answer) in accounts.iter().zip(answers) {
+                match answer {
+                    Ok(Queued::SlotTaken) => continue,
+                    Ok(Queued::New(_)) => queued += 1,
+                    Ok(Queued::Coalesced(_)) => {}
+                    Err(e) => tracing::error!(
+                        practice = %account.practice_id,
+                        account = %account.id,
+                        "cannot queue the {trigger} run: {e:#}"
+                    ),
+                }
+                if let Some(reason) = skip(account) {
+                    self.record_missed(account, &reason).await?;
+                    missed += 1;
+                }
             }
+            // Paused accounts of practices whose slot this daemon took.
+            let paused: Vec<_> = paused
+                .into_iter()
+                .filter(|(a, _)| !lost.contains(&a.practice_id))
+                .collect();
+            self.record_paused(&paused, trigger).await?;
+            chunk.clear();
+            size = 0;
         }
-        self.app.metrics.scheduler_busy(started.elapsed());
-        Ok(n)
+        Ok((queued, missed))
+    }
+
+    /// Records the `skipped` run of an account that missed slots.
+    async fn record_missed(&self, account: &Account, reason: &str) -> Result<()> {
+        let Some(version) = self.app.store.active_connector(&account.connector).await? else {
+            return Ok(());
+        };
+        let run = RunOf {
+            account,
+            version: (&version).into(),
+            trigger: Trigger::Schedule,
+            mode: Mode::Incremental,
+        };
+        self.app
+            .recorder()
+            .skip(run, ErrorKind::Missed, reason)
+            .await?;
+        Ok(())
     }
 
     /// The scheduler: sleeps until the next slot (or a change of practices, or a
@@ -443,8 +561,8 @@ impl Daemon {
         }
     }
 
-    /// Marks a queued run cancelled (shutdown, account gone).
-    async fn cancel_queued(&self, run_id: i64, reason: &str) {
+    /// Ends a claimed run that did not do its work (account gone, database failing).
+    async fn cancel_claimed(&self, run_id: i64, reason: &str) {
         self.app
             .recorder()
             .end_without_work(
@@ -456,16 +574,17 @@ impl Daemon {
             .await;
     }
 
-    /// Begins shutdown: the scheduler stops, the queue takes nothing more and what
-    /// was queued is recorded as cancelled. Returns how many queued runs were dropped.
+    /// Begins shutdown: the scheduler stops and this daemon claims nothing more (queued
+    /// runs stay queued, for another daemon or the next start). Returns how many runs
+    /// are left queued.
     pub async fn begin_shutdown(&self) -> usize {
         self.stopping.send_replace(true);
-        let left = self.queue.close();
-        for r in &left {
-            self.cancel_queued(r.run_id, "the daemon stopped before this run started")
-                .await;
-        }
-        left.len()
+        self.queue.close();
+        self.app
+            .store
+            .queue_depth()
+            .await
+            .map_or(0, |n| usize::try_from(n).unwrap_or(0))
     }
 
     /// Ends the grace period: running runs are cancelled.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::schedule::Schedule;
+use crate::schedule::{Missed, Schedule};
 use crate::store::practices::Practice;
 
 /// Practices' schedules and their next slots.
@@ -95,19 +95,12 @@ impl Planner {
         due
     }
 
-    /// Every practice's slots in `(after, until]`: what a daemon that was down then
-    /// missed. Per practice, oldest first, at most [`crate::schedule::MAX_SLOTS`].
-    pub fn missed(
-        &self,
-        after: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Vec<(String, Vec<DateTime<Utc>>)> {
+    /// Every practice's slots in `(after, until]`, summed up: what a daemon that was
+    /// down then missed.
+    pub fn missed(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<(String, Missed)> {
         self.schedules
             .iter()
-            .filter_map(|(id, s)| {
-                let slots = s.slots_between(after, until);
-                (!slots.is_empty()).then(|| (id.clone(), slots))
-            })
+            .filter_map(|(id, s)| s.missed_between(after, until).map(|m| (id.clone(), m)))
             .collect()
     }
 }
@@ -202,9 +195,10 @@ mod tests {
         // Down from 1 June 12:00 to 4 June 12:00 UTC.
         let missed = planner.missed(utc(2026, 6, 1, 12, 0), utc(2026, 6, 4, 12, 0));
         let missed: BTreeMap<_, _> = missed.into_iter().collect();
-        assert_eq!(missed["daily"].len(), 3);
-        assert_eq!(missed["daily"][0], utc(2026, 6, 2, 1, 0));
-        assert_eq!(missed["hourly"].len(), 72);
+        assert_eq!(missed["daily"].count, 3);
+        assert_eq!(missed["daily"].first, utc(2026, 6, 2, 1, 0));
+        assert_eq!(missed["daily"].last, utc(2026, 6, 4, 1, 0));
+        assert_eq!(missed["hourly"].count, 72);
         assert_eq!(planner.next_due(), Some(utc(2026, 6, 4, 13, 0)));
     }
 

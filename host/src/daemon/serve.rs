@@ -1,5 +1,7 @@
-//! Starting and stopping the daemon: recovery, catch-up, the scheduler, the workers, the
-//! re-driver, the plugins directory watch and the admin API; on SIGTERM or SIGINT, the graceful shutdown.
+//! Starting and stopping the daemon: the SQLite lock or the registration among the
+//! daemons of a PostgreSQL database, recovery, catch-up, the scheduler, the workers, the
+//! lease keeper, the listener, the re-driver, the plugins directory watch and the admin
+//! API; on SIGTERM or SIGINT, the graceful shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,19 +42,23 @@ pub struct Running {
     workers: Vec<JoinHandle<()>>,
     api: JoinHandle<()>,
     api_stop: tokio::sync::oneshot::Sender<()>,
+    /// On SQLite: the lock that makes this its only daemon.
+    _sqlite_lock: Option<std::fs::File>,
 }
 
 /// What a shutdown did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stopped {
-    /// Queued runs that never started.
-    pub dropped: usize,
+    /// Runs left queued (for another daemon, or this one's next start).
+    pub left_queued: usize,
     /// Running runs that were still going when the grace period ended.
     pub interrupted: usize,
 }
 
-/// Starts the daemon: runs left unfinished by a previous process become `cancelled`,
-/// missed slots `skipped` with catch-up runs, then the scheduler, the workers and the API.
+/// Starts the daemon: on SQLite, takes the database's lock (one daemon); registers
+/// among the live daemons; closes the runs of daemons that are gone (queued again);
+/// records missed slots with one catch-up run per account; then the scheduler, the
+/// workers, the lease keeper and the API.
 pub async fn start(app: Passerelle, options: ServeOptions) -> Result<Running> {
     let app = Arc::new(app);
     let token = token::load_or_create(&app.data_dir, app.config.daemon.token.as_deref())?;
@@ -64,14 +70,23 @@ pub async fn start(app: Passerelle, options: ServeOptions) -> Result<Running> {
     if !api_address.ip().is_loopback() {
         tracing::warn!(%api_address, "the admin API listens beyond loopback: keep the token secret and put TLS in front");
     }
+    let sqlite_lock = match app.store.sqlite_path() {
+        Some(db) => Some(super::lease::lock_sqlite(&db)?),
+        None => None,
+    };
     let daemon = Daemon::new(app.clone(), options.clock);
+    daemon.register().await?;
     daemon.recover().await?;
     let workers = (0..app.config.daemon.max_concurrent_runs)
         .map(|_| tokio::spawn(daemon.clone().run_worker()))
         .collect();
     daemon.catch_up(daemon.now()).await?;
     let scheduler = tokio::spawn(daemon.clone().run_scheduler());
-    let mut helpers = vec![tokio::spawn(daemon.clone().run_redriver())];
+    let mut helpers = vec![
+        tokio::spawn(daemon.clone().run_redriver()),
+        tokio::spawn(daemon.clone().run_lease_keeper()),
+        tokio::spawn(daemon.clone().run_listener()),
+    ];
     helpers.extend(daemon.start_watching()?);
     let router = crate::api::router(daemon.clone(), token.clone());
     let (api_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -91,6 +106,7 @@ pub async fn start(app: Passerelle, options: ServeOptions) -> Result<Running> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     tracing::info!(
+        daemon = %daemon.id,
         api = %format!("http://{api_address}"),
         workers = app.config.daemon.max_concurrent_runs,
         per_connector = app.config.daemon.max_concurrent_per_connector,
@@ -105,18 +121,20 @@ pub async fn start(app: Passerelle, options: ServeOptions) -> Result<Running> {
         workers,
         api,
         api_stop,
+        _sqlite_lock: sqlite_lock,
     })
 }
 
 impl Running {
-    /// Graceful shutdown: no new runs; queued ones cancelled; running ones get
-    /// `daemon.shutdown_grace_secs` to finish, then are cancelled; the API closes last.
+    /// Graceful shutdown: no new claims (queued runs stay queued); running ones get
+    /// `daemon.shutdown_grace_secs` to finish, then are cancelled; the daemon leaves the
+    /// live list; the API closes last.
     pub async fn shutdown(self) -> Result<Stopped> {
         let daemon = self.daemon;
-        let dropped = daemon.begin_shutdown().await;
+        let left_queued = daemon.begin_shutdown().await;
         let running = daemon.queue.running();
         tracing::info!(
-            queued_cancelled = dropped,
+            left_queued,
             running,
             "shutting down: no new runs; waiting for running ones"
         );
@@ -136,13 +154,14 @@ impl Running {
             daemon.abort_running();
             workers.await;
         }
+        daemon.unregister().await;
         let _ = self.api_stop.send(());
         let _ = self.api.await;
         daemon.app.alerts.flush(Duration::from_secs(5)).await;
         daemon.app.store.close().await;
         tracing::info!("passerelle daemon stopped");
         Ok(Stopped {
-            dropped,
+            left_queued,
             interrupted,
         })
     }

@@ -1,4 +1,4 @@
-//! The daemon's workers: each takes the next run the queue allows, executes it, and
+//! The daemon's workers: each claims the next run the queue allows, executes it, and
 //! queues a retry after a transient failure. At shutdown a worker gives its run the
 //! grace period, then drops it (every commit is one transaction: what its checkpoints
 //! committed stays, the rest was never written) and records it `cancelled`.
@@ -23,16 +23,20 @@ impl Daemon {
     async fn execute(&self, lease: Lease) {
         let request = lease.request.clone();
         let run_id = request.run_id;
+        self.app
+            .metrics
+            .runs_in_flight
+            .set(self.queue.running() as i64);
         let account = match self.app.store.account(&request.account_id).await {
             Ok(Some(a)) => a,
             Ok(None) => {
-                self.cancel_queued(run_id, "the account was deleted before this run started")
+                self.cancel_claimed(run_id, "the account was deleted before this run started")
                     .await;
                 return;
             }
             Err(e) => {
                 tracing::error!(run = run_id, "cannot read the account: {e:#}");
-                self.cancel_queued(run_id, "the database could not be read")
+                self.cancel_claimed(run_id, "the database could not be read")
                     .await;
                 return;
             }
@@ -65,7 +69,7 @@ impl Daemon {
             }
             None => {
                 let grace = self.app.config.daemon.shutdown_grace_secs;
-                self.cancel_queued(
+                self.cancel_claimed(
                     run_id,
                     &format!("interrupted by shutdown after the {grace} s grace period; what its checkpoints committed is kept"),
                 )

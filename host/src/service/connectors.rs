@@ -12,6 +12,7 @@ use crate::app::Passerelle;
 use crate::model::connector::{Activation, Escalation, Outcome};
 use crate::plugins::Installed;
 use crate::store::connectors::{Canary, ConnectorVersion, Rejection};
+use crate::store::notify::Change;
 use crate::store::pauses::Pause;
 use crate::store::quarantine::{QuarantineFilter, QuarantinedItem};
 
@@ -177,7 +178,7 @@ impl Passerelle {
             self.store.clear_canary(name).await?;
         }
         self.metrics.activated(name);
-        self.activations.send_modify(|n| *n += 1);
+        self.announce(Change::Activation).await;
         tracing::info!(
             connector = name,
             version,
@@ -278,7 +279,7 @@ impl Passerelle {
         }
         self.link(Path::new(&target.path), &target.sha256).await?;
         self.store.set_canary(name, version, practices).await?;
-        self.activations.send_modify(|n| *n += 1);
+        self.announce(Change::Activation).await;
         tracing::info!(
             connector = name,
             version,
@@ -313,7 +314,7 @@ impl Passerelle {
         if !self.store.clear_canary(name).await? {
             return Err(no_canary(name));
         }
-        self.activations.send_modify(|n| *n += 1);
+        self.announce(Change::Activation).await;
         tracing::info!(connector = name, "canary stopped");
         Ok(())
     }

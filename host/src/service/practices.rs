@@ -12,6 +12,7 @@ use crate::app::Passerelle;
 use crate::model::ids::validate_id;
 use crate::model::schema::{cron_or_null, TimeZone};
 use crate::service::check::{refuse_undeclared, AccountCheck};
+use crate::store::notify::Change;
 use crate::store::practices::{Account, Practice};
 
 /// A practice as shown: with its effective schedule, next sync and (on its own page)
@@ -251,7 +252,7 @@ impl Passerelle {
                 .set_practice_schedule(&new.id, Some(cron))
                 .await?;
         }
-        self.practices_changed.send_modify(|n| *n += 1);
+        self.announce(Change::Practices).await;
         Ok(self.practice_view(candidate, now, Some(vec![])))
     }
 
@@ -284,7 +285,7 @@ impl Passerelle {
                 .set_practice_schedule(id, schedule.as_deref())
                 .await?;
         }
-        self.practices_changed.send_modify(|n| *n += 1);
+        self.announce(Change::Practices).await;
         self.show_practice(id, now).await
     }
 
@@ -297,7 +298,7 @@ impl Passerelle {
             ));
         }
         self.store.delete_practice(id).await?;
-        self.practices_changed.send_modify(|n| *n += 1);
+        self.announce(Change::Practices).await;
         tracing::info!(practice = %id, "practice deleted with its data");
         Ok(())
     }

@@ -12,6 +12,7 @@ use crate::model::run::{ErrorKind, Mode, NewRun, Run, RunEnd, Status, Trigger};
 use crate::store::connectors::ConnectorVersion;
 use crate::store::pauses::{Pause, PauseEffect};
 use crate::store::practices::Account;
+use crate::store::queue::{QueueOutcome, SlotClaim};
 use crate::store::runs::StartError;
 
 /// The connector version a run is recorded against.
@@ -66,6 +67,17 @@ impl<'a> RunOf<'a> {
     }
 }
 
+/// How runs are queued: attempt, backoff, the scheduled slots they come from, and the
+/// daemon queuing them.
+#[derive(Debug, Clone)]
+pub struct QueueOptions<'a> {
+    pub attempt: u32,
+    /// A retry's backoff: not claimed before this instant (stored text).
+    pub not_before: Option<String>,
+    pub slots: &'a [SlotClaim<'a>],
+    pub daemon: &'a str,
+}
+
 /// Writes the sync log's rows.
 pub struct RunRecorder<'a> {
     app: &'a Passerelle,
@@ -79,16 +91,32 @@ impl Passerelle {
 }
 
 impl RunRecorder<'_> {
-    /// Records runs the daemon queues, in one transaction; their ids, in order.
-    pub async fn queue(&self, runs: &[RunOf<'_>], attempt: u32) -> Result<Vec<i64>> {
-        if runs.is_empty() {
-            return Ok(Vec::new());
+    /// Records runs a daemon queues, in one transaction, each coalesced with its
+    /// account's queued or running run; runs of practices whose slot another daemon took
+    /// are left out. One answer per run, in order.
+    pub async fn queue(
+        &self,
+        runs: &[RunOf<'_>],
+        queue: &QueueOptions<'_>,
+    ) -> Result<QueueOutcome> {
+        if runs.is_empty() && queue.slots.is_empty() {
+            return Ok(QueueOutcome::default());
         }
         let rows: Vec<NewRun> = runs.iter().map(|r| r.row(None)).collect();
-        Ok(self.app.store.queue_runs(&rows, attempt).await?)
+        Ok(self
+            .app
+            .store
+            .queue_runs(
+                &rows,
+                queue.attempt,
+                queue.not_before.as_deref(),
+                queue.slots,
+                queue.daemon,
+            )
+            .await?)
     }
 
-    /// Starts a run — the queued one, or a new one — owned by this process.
+    /// Starts a run — one a daemon claimed, or a new one owned by this process.
     /// [`StartError::Busy`] when the account is running elsewhere.
     pub async fn start(
         &self,
@@ -98,7 +126,12 @@ impl RunRecorder<'_> {
     ) -> Result<i64, StartError> {
         let row = run.row(cursor_before);
         match queued {
-            Some(id) => self.app.store.begin_queued_run(id, &row).await.map(|()| id),
+            Some(id) => self
+                .app
+                .store
+                .begin_claimed_run(id, &row)
+                .await
+                .map(|()| id),
             None => self.app.store.start_run(&row).await,
         }
     }
@@ -156,11 +189,5 @@ impl RunRecorder<'_> {
             .store
             .skip_run(&run.row(None), kind, reason)
             .await?)
-    }
-
-    /// At a daemon's start: runs a crash or a kill left queued or running become
-    /// `cancelled`. Returns how many there were.
-    pub async fn cancel_unfinished(&self, reason: &str) -> Result<u64> {
-        Ok(self.app.store.cancel_unfinished_runs(reason).await?)
     }
 }

@@ -4,13 +4,17 @@
 //! backends differ only in their embedded migrations (`host/migrations/{sqlite,postgres}`).
 //! Submodules own one table family each: [`practices`] (practices, accounts, secrets),
 //! [`connectors`] (installed versions), [`runs`] (the sync log and sync state) and
-//! [`records`] (appointments and slots, committed per checkpoint).
+//! [`records`] (appointments and slots, committed per checkpoint), [`queue`] (the run
+//! queue several daemons share) and [`daemons`] (the live ones).
 
 pub mod connectors;
+pub mod daemons;
 pub mod error;
+pub mod notify;
 pub mod pauses;
 pub mod practices;
 pub mod quarantine;
+pub mod queue;
 pub mod records;
 pub mod runs;
 
@@ -33,6 +37,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The URL it was opened with (for a `LISTEN` connection); never shown unredacted.
+    url: String,
 }
 
 /// Current time as stored: RFC 3339, UTC, milliseconds.
@@ -91,7 +97,11 @@ impl Store {
                     url: redact_url(url),
                     source,
                 })?;
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            url: url.to_string(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -113,6 +123,19 @@ impl Store {
             Backend::Postgres => sqlx::migrate!("migrations/postgres"),
         };
         migrator.run(&self.pool).await.map_err(StoreError::from)
+    }
+
+    /// The SQLite database file, if that is the backend.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        if self.backend != Backend::Sqlite {
+            return None;
+        }
+        let rest = self
+            .url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
     }
 
     pub fn backend(&self) -> Backend {

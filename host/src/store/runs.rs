@@ -176,68 +176,26 @@ impl Store {
         Ok(lifted)
     }
 
-    /// Records runs the daemon has queued (status `queued`) in one transaction (a slot
-    /// shared by many practices); their ids, in order, which the runs keep when they
-    /// start.
-    pub async fn queue_runs(&self, runs: &[NewRun<'_>], attempt: u32) -> StoreResult<Vec<i64>> {
-        let now = now_text();
-        let mut tx = self.begin_write().await?;
-        let mut ids = Vec::with_capacity(runs.len());
-        for run in runs {
-            let row = sqlx::query(
-                "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
-                    trigger, mode, status, started_at, queued_at, cursor_before, attempt)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, NULL, $10) RETURNING id",
-            )
-            .bind(run.practice_id)
-            .bind(run.account_id)
-            .bind(run.connector)
-            .bind(run.connector_version)
-            .bind(run.connector_sha256)
-            .bind(run.trigger.as_str())
-            .bind(run.mode.as_str())
-            .bind(Status::Queued.as_str())
-            .bind(&now)
-            .bind(i64::from(attempt))
-            .fetch_one(&mut *tx)
-            .await
-            .context("recording queued runs")?;
-            ids.push(row.get::<i64, _>("id"));
-        }
-        tx.commit().await.context("recording queued runs")?;
-        Ok(ids)
-    }
-
-    /// Starts a queued run: `running`, owned by this process, with the version it runs
+    /// Starts a run this daemon claimed ([`Store::claim_run`]) with the version it runs
     /// on (the active one now, which may differ from the one active when it was queued)
-    /// and its final trigger and mode (a queued run can be lifted to manual or full by a
-    /// later request). Refused like [`Self::start_run`] when the account is running.
-    pub async fn begin_queued_run(&self, id: i64, run: &NewRun<'_>) -> Result<(), StartError> {
-        let updated = self
-            .claim_running(run.account_id, || async {
-                let res = sqlx::query(
-                    "UPDATE runs SET status = $2, started_at = $3, connector_version = $4,
-                        connector_sha256 = $5, trigger = $6, mode = $7, cursor_before = $8, owner = $10
-                     WHERE id = $1 AND status = $9",
-                )
-                .bind(id)
-                .bind(Status::Running.as_str())
-                .bind(now_text())
-                .bind(run.connector_version)
-                .bind(run.connector_sha256)
-                .bind(run.trigger.as_str())
-                .bind(run.mode.as_str())
-                .bind(run.cursor_before)
-                .bind(Status::Queued.as_str())
-                .bind(process_owner())
-                .execute(&self.pool)
-                .await?;
-                Ok(res.rows_affected())
-            })
-            .await?;
-        if updated != 1 {
+    /// and the cursor it starts from. [`StoreError::NotFound`] if the claim was lost (its
+    /// lease expired and another daemon closed it).
+    pub async fn begin_claimed_run(&self, id: i64, run: &NewRun<'_>) -> Result<(), StartError> {
+        let res = sqlx::query(
+            "UPDATE runs SET connector_version = $2, connector_sha256 = $3, cursor_before = $4
+             WHERE id = $1 AND status = $5",
+        )
+        .bind(id)
+        .bind(run.connector_version)
+        .bind(run.connector_sha256)
+        .bind(run.cursor_before)
+        .bind(Status::Running.as_str())
+        .execute(&self.pool)
+        .await
+        .context("recording run start")?;
+        if res.rows_affected() != 1 {
             return Err(StartError::Store(StoreError::NotFound(format!(
-                "run {id} is not queued any more"
+                "run {id} is not held by this daemon any more"
             ))));
         }
         Ok(())
@@ -274,24 +232,25 @@ impl Store {
         Ok(row.get::<i64, _>("id"))
     }
 
-    /// Marks every run still `queued` or `running` as `cancelled`: after a crash or a
-    /// kill, at the daemon's next start. Returns how many there were.
-    pub async fn cancel_unfinished_runs(&self, reason: &str) -> StoreResult<u64> {
-        let res = sqlx::query(
-            "UPDATE runs SET status = $1, finished_at = $2, error_kind = $6,
-                error_detail = $3
-             WHERE status IN ($4, $5)",
-        )
-        .bind(Status::Cancelled.as_str())
-        .bind(now_text())
-        .bind(reason)
-        .bind(Status::Queued.as_str())
-        .bind(Status::Running.as_str())
-        .bind(ErrorKind::Interrupted.as_str())
-        .execute(&self.pool)
-        .await
-        .context("closing unfinished runs")?;
-        Ok(res.rows_affected())
+    /// Closes runs left `running` without a lease (started by `passerelle sync`, or by
+    /// a version before leases) whose process is gone from this host; how many.
+    pub async fn close_orphaned_runs(&self) -> StoreResult<u64> {
+        let rows =
+            sqlx::query("SELECT account_id FROM runs WHERE status = $1 AND lease_until IS NULL")
+                .bind(Status::Running.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .context("reading running runs")?;
+        let mut closed = 0;
+        for row in rows {
+            let account: String = row.get("account_id");
+            match self.clear_running(&account).await {
+                Ok(()) => closed += 1,
+                Err(StartError::Busy { .. }) => {}
+                Err(StartError::Store(e)) => return Err(e),
+            }
+        }
+        Ok(closed)
     }
 
     /// A value the daemon keeps across restarts.
@@ -388,16 +347,21 @@ impl Holder {
     }
 }
 
-/// This process as the owner of the runs it executes: `host/pid`.
+static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// This process as the owner of the runs it starts itself (`passerelle sync`):
+/// `host/pid`. A daemon's runs are owned by its id.
 pub fn process_owner() -> &'static str {
-    static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    OWNER.get_or_init(|| {
-        format!(
-            "{}/{}",
-            gethostname::gethostname().to_string_lossy(),
-            std::process::id()
-        )
-    })
+    OWNER.get_or_init(default_owner)
+}
+
+/// `host/pid`: also a daemon's id unless configured.
+pub fn default_owner() -> String {
+    format!(
+        "{}/{}",
+        gethostname::gethostname().to_string_lossy(),
+        std::process::id()
+    )
 }
 
 /// Whether the process that owns a run is known to be gone: it ran on this host and
