@@ -15,7 +15,7 @@ use passerelle_tests as common;
 
 use common::daemon::{binary, daemon_config, wait_for_runs, TOKEN};
 use common::{databases, sim_config, sim_env_with};
-use passerelle::model::run::{Run, RunFilter, Status};
+use passerelle::model::run::{Mode, Run, RunFilter, Status};
 use passerelle_sim::Faults;
 use serde_json::{json, Value};
 
@@ -161,6 +161,8 @@ async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
         config.daemon.max_concurrent_runs = 2;
         config.daemon.shutdown_grace_secs = 1;
         config.daemon.manual_min_interval_secs = 0;
+        // A killed daemon's runs are taken over once their lease ends.
+        config.daemon.lease_secs = 3;
         let sim = sim_env_with(&db, sim_config(3, 40), config).await;
         let data_dir = sim.env.data_dir();
         let config_path = write_config(&data_dir, &sim.env.app.config);
@@ -179,7 +181,8 @@ async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
             ..Faults::default()
         };
 
-        // 1. SIGTERM while two runs are going and three are queued.
+        // 1. SIGTERM while two runs are going and three are queued: the two get the
+        //    grace period, then are cancelled; the three stay queued.
         sim.sim.set_faults("doctolib", slow.clone());
         let d = Daemon::start(&config_path, &data_dir, &log).await;
         let ids = d.sync_all(&practices, false).await;
@@ -188,32 +191,33 @@ async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
         d.signal(Signal::SIGTERM);
         let status = d.exit().await;
         assert!(status.success(), "SIGTERM is a clean exit: {status}");
-        let runs = wait_for_runs(&store, &ids).await;
+        let mut runs = Vec::new();
+        for id in &ids {
+            runs.push(store.run(*id).await.unwrap().unwrap());
+        }
         let interrupted: Vec<&Run> = runs
             .iter()
             .filter(|r| {
-                r.error_detail
-                    .as_deref()
-                    .is_some_and(|d| d.contains("grace period"))
+                r.status == Status::Cancelled
+                    && r.error_detail
+                        .as_deref()
+                        .is_some_and(|d| d.contains("grace period"))
             })
             .collect();
-        let never_started: Vec<&Run> = runs
+        let queued: Vec<i64> = runs
             .iter()
-            .filter(|r| {
-                r.error_detail
-                    .as_deref()
-                    .is_some_and(|d| d.contains("before this run started"))
-            })
+            .filter(|r| r.status == Status::Queued)
+            .map(|r| r.id)
             .collect();
-        assert!(
-            runs.iter().all(|r| r.status == Status::Cancelled),
-            "{runs:?}"
-        );
-        assert_eq!((interrupted.len(), never_started.len()), (2, 3), "{runs:?}");
+        assert_eq!((interrupted.len(), queued.len()), (2, 3), "{runs:?}");
 
-        // 2. Restart; a run killed outright (SIGKILL) is recorded as cancelled at the
-        //    next start.
+        // 2. Restart: what was left queued runs. A run killed outright (SIGKILL) is
+        //    recorded as interrupted (at the next start on SQLite, once its lease ends on
+        //    PostgreSQL) and its work queued again, which the next daemon runs.
         let d = Daemon::start(&config_path, &data_dir, &log).await;
+        for run in wait_for_runs(&store, &queued).await {
+            assert_eq!(run.status, Status::Succeeded, "{run:?}");
+        }
         let killed = d.sync_all(&practices[..1], true).await;
         d.wait_running(1).await;
         d.signal(Signal::SIGKILL);
@@ -221,14 +225,35 @@ async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
         assert!(!status.success());
         sim.sim.clear_faults();
         let d = Daemon::start(&config_path, &data_dir, &log).await;
-        for id in &killed {
-            let run = store.run(*id).await.unwrap().unwrap();
-            assert_eq!(run.status, Status::Cancelled, "{run:?}");
-            assert_eq!(
-                run.error_kind
-                    .map(passerelle::model::run::ErrorKind::as_str),
-                Some("interrupted")
-            );
+        let killed_runs = wait_for_runs(&store, &killed).await;
+        let mut interrupted_accounts = Vec::new();
+        for run in &killed_runs {
+            match run.status {
+                Status::Cancelled => {
+                    assert_eq!(
+                        run.error_kind
+                            .map(passerelle::model::run::ErrorKind::as_str),
+                        Some("interrupted"),
+                        "{run:?}"
+                    );
+                    interrupted_accounts.push(run.account_id.clone());
+                }
+                // Queued when the daemon was killed: the next one ran it.
+                status => assert_eq!(status, Status::Succeeded, "{run:?}"),
+            }
+        }
+        assert!(!interrupted_accounts.is_empty(), "{killed_runs:?}");
+        // Each interrupted run's work was queued again (next attempt) and done.
+        let all = all_runs(&store).await;
+        for account in &interrupted_accounts {
+            let again: Vec<i64> = all
+                .iter()
+                .filter(|r| &r.account_id == account && r.attempt == 2 && r.mode == Mode::Full)
+                .map(|r| r.id)
+                .collect();
+            assert_eq!(again.len(), 1, "{account}: {all:?}");
+            let again = wait_for_runs(&store, &again).await;
+            assert_eq!(again[0].status, Status::Succeeded, "{:?}", again[0]);
         }
 
         // 3. A full sync of everything: exactly the simulator's data.
