@@ -551,8 +551,9 @@ impl SimEnv {
 }
 
 /// Everything `tracing` writes, captured in memory at TRACE (but for the compiler's
-/// internals, which never see run data). Installs the process's global subscriber, so
-/// call it once per test binary.
+/// internals, which never see run data). The process's global subscriber: installed by
+/// the first call, shared by the later ones (so a test also sees the logs of tests
+/// running beside it — none of which may hold patient data either).
 #[derive(Clone, Default)]
 pub struct Capture(Arc<Mutex<Vec<u8>>>);
 
@@ -568,14 +569,19 @@ impl std::io::Write for Capture {
 
 impl Capture {
     pub fn install() -> Capture {
-        let capture = Capture::default();
-        let writer = capture.clone();
-        tracing_subscriber::fmt()
-            .with_env_filter("trace,cranelift_codegen=info,cranelift_frontend=info,regalloc2=info,wasmtime_cranelift=info,wasmtime_environ=info")
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .init();
-        capture
+        static GLOBAL: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+        GLOBAL
+            .get_or_init(|| {
+                let capture = Capture::default();
+                let writer = capture.clone();
+                tracing_subscriber::fmt()
+                    .with_env_filter("trace,cranelift_codegen=info,cranelift_frontend=info,regalloc2=info,wasmtime_cranelift=info,wasmtime_environ=info")
+                    .with_writer(move || writer.clone())
+                    .with_ansi(false)
+                    .init();
+                capture
+            })
+            .clone()
     }
 
     /// What was written so far.

@@ -90,8 +90,8 @@ fn run(cli: Cli) -> Result<()> {
         } => test(&root, no_postgres, no_lint, &cargo_args)?,
         Cmd::Conformance => {
             let plugins = guest::build_all(&root)?;
-            let binary = build_binary(&root)?;
-            conformance::run(&root, &binary, &plugins)?;
+            cargo(&root, &["build", "--quiet", "-p", "passerelle", "--bins"])?;
+            conformance::run(&root, &root.join("target/debug/passerelle"), &plugins)?;
         }
         Cmd::Demo { args } => {
             let plugins = guest::build_all(&root)?;
@@ -141,44 +141,48 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
         cargo(&root.join("plugins"), &["fmt", "--all", "--check"])?;
     }
     let plugins = guest::build_all(root)?;
-    if !no_lint {
-        // `-D warnings` everywhere: the host workspace; the host without its `dev`
-        // feature (a production build links no simulator: keep it building); the
-        // connectors, linted natively (the same sources the wasm build compiles).
-        let lints: [(&str, &Path, &[&str]); 3] = [
-            ("clippy", root, &["--workspace", "--all-targets"]),
-            (
-                "checking the host without the dev feature",
-                root,
-                &["-p", "passerelle", "--no-default-features"],
-            ),
-            (
-                "clippy on the connectors",
-                &root.join("plugins"),
-                &["--workspace", "--all-targets"],
-            ),
-        ];
-        for (what, dir, args) in lints {
-            println!("xtask: {what}");
-            let mut all = vec!["clippy", "--quiet"];
-            all.extend_from_slice(args);
-            all.extend_from_slice(&["--", "-D", "warnings"]);
-            cargo(dir, &all)?;
+    // Clippy lints while building: its driver compiles the workspace's crates (lints
+    // then code), so the dependencies are compiled once, for the tests, instead of once
+    // more in `cargo clippy`'s check mode. `-D warnings` everywhere.
+    let lint = if no_lint { None } else { Some(clippy_env()?) };
+    let with_lint = |cmd: &mut Command| {
+        if let Some(env) = &lint {
+            cmd.envs(env.iter().map(|(k, v)| (k, v)));
         }
+    };
+    println!(
+        "xtask: connectors' unit tests (native){}",
+        if no_lint { "" } else { ", with clippy" }
+    );
+    let mut cmd = Command::new(cargo_bin());
+    cmd.current_dir(root.join("plugins"))
+        .args(["test", "--quiet", "--workspace", "--all-targets", "--exclude", "testing"]);
+    with_lint(&mut cmd);
+    status(cmd, "connectors' unit tests")?;
+    if !no_lint {
+        // `testing` (the hostile connector) has no tests but is linted like the others.
+        let mut cmd = Command::new(cargo_bin());
+        cmd.current_dir(root.join("plugins"))
+            .args(["build", "--quiet", "-p", "testing", "--all-targets"]);
+        with_lint(&mut cmd);
+        status(cmd, "clippy on the testing connector")?;
     }
-    println!("xtask: SDK and connector unit tests (native)");
-    cargo(
-        &root.join("plugins"),
-        &["test", "--quiet", "--workspace", "--exclude", "testing"],
-    )?;
-    // The daemon-as-a-process tests and the conformance run use this binary.
-    let binary = build_binary(root)?;
+    println!(
+        "xtask: building the host, the simulator and the tests{}",
+        if no_lint { "" } else { ", with clippy" }
+    );
+    let mut cmd = Command::new(cargo_bin());
+    cmd.current_dir(root)
+        .args(["build", "--quiet", "--workspace", "--all-targets"]);
+    with_lint(&mut cmd);
+    status(cmd, "building the workspace")?;
     println!("xtask: host and end-to-end tests");
     let mut cmd = Command::new(cargo_bin());
     cmd.current_dir(root)
         .args(["test", "--workspace"])
         .args(cargo_args)
         .env("PASSERELLE_PLUGINS_DIR", &plugins);
+    with_lint(&mut cmd);
     match &pg {
         Some(url) => {
             cmd.env("PASSERELLE_TEST_POSTGRES_URL", url);
@@ -188,6 +192,21 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
         }
     }
     status(cmd, "cargo test")?;
+    // The production build: the host without its `dev` feature (no simulator linked).
+    // The API conformance run serves with this binary.
+    println!("xtask: building the production binary (no dev feature)");
+    let mut cmd = Command::new(cargo_bin());
+    cmd.current_dir(root).args([
+        "build",
+        "--quiet",
+        "-p",
+        "passerelle",
+        "--no-default-features",
+        "--bins",
+    ]);
+    with_lint(&mut cmd);
+    status(cmd, "building the production binary")?;
+    let binary = root.join("target/debug/passerelle");
     conformance::run(root, &binary, &plugins)?;
     println!(
         "xtask: all tests passed in {:.0} s",
@@ -215,18 +234,26 @@ fn demo(root: &Path, plugins: &Path, args: &[String]) -> Result<()> {
     status(cmd, "passerelle demo")
 }
 
-/// Builds the `passerelle` binary (debug); its path. Built with the test targets of the
-/// whole workspace, so its dependencies are resolved with the same features as `cargo
-/// test --workspace`'s and compiled once for both (`-p passerelle --bin passerelle`
-/// alone resolves tokio's features differently and rebuilt wasmtime and the host: minutes
-/// on two cores).
-fn build_binary(root: &Path) -> Result<PathBuf> {
-    println!("xtask: building the passerelle binary and the tests");
-    cargo(
-        root,
-        &["build", "--quiet", "--workspace", "--bins", "--tests"],
-    )?;
-    Ok(root.join("target/debug/passerelle"))
+/// The environment that makes cargo compile the workspace's crates with clippy's
+/// driver and `-D warnings` (what `cargo clippy` sets, for a build instead of a check).
+/// The driver is the one beside `cargo`/`rustc` on PATH (rustup's proxy picks the
+/// toolchain).
+fn clippy_env() -> Result<Vec<(&'static str, String)>> {
+    let ok = Command::new("clippy-driver")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        bail!(
+            "clippy-driver not found: install clippy (`rustup component add clippy`), \
+             or run `cargo xtask test --no-lint`"
+        );
+    }
+    Ok(vec![
+        ("RUSTC_WORKSPACE_WRAPPER", "clippy-driver".into()),
+        // cargo-clippy's own way of passing lint flags to the driver.
+        ("CLIPPY_ARGS", "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__".into()),
+    ])
 }
 
 pub(crate) fn workspace_root() -> PathBuf {

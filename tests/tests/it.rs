@@ -1,0 +1,19 @@
+//! The integration and end-to-end tests, one module per area, linked as one test
+//! binary (one link of the host, the simulator and wasmtime instead of one per file).
+//! The tests that capture every log line of the process are apart, in `logs.rs`.
+
+mod cli;
+mod connector_kit;
+mod daemon_api;
+mod daemon_process;
+mod daemon_runs;
+mod doctolib;
+mod doctolib_faults;
+mod hot_swap;
+mod keldoc;
+mod maiia;
+mod mapharma;
+mod ordoclic;
+mod platforms;
+mod sandbox;
+mod storage;
