@@ -7,6 +7,7 @@ mod connector_kit;
 mod daemon_api;
 mod daemon_process;
 mod daemon_runs;
+mod daemons;
 mod doctolib;
 mod doctolib_faults;
 mod hot_swap;

@@ -155,15 +155,26 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
         if no_lint { "" } else { ", with clippy" }
     );
     let mut cmd = Command::new(cargo_bin());
-    cmd.current_dir(root.join("plugins"))
-        .args(["test", "--quiet", "--workspace", "--all-targets", "--exclude", "testing"]);
+    cmd.current_dir(root.join("plugins")).args([
+        "test",
+        "--quiet",
+        "--workspace",
+        "--all-targets",
+        "--exclude",
+        "testing",
+    ]);
     with_lint(&mut cmd);
     status(cmd, "connectors' unit tests")?;
     if !no_lint {
         // `testing` (the hostile connector) has no tests but is linted like the others.
         let mut cmd = Command::new(cargo_bin());
-        cmd.current_dir(root.join("plugins"))
-            .args(["build", "--quiet", "-p", "testing", "--all-targets"]);
+        cmd.current_dir(root.join("plugins")).args([
+            "build",
+            "--quiet",
+            "-p",
+            "testing",
+            "--all-targets",
+        ]);
         with_lint(&mut cmd);
         status(cmd, "clippy on the testing connector")?;
     }
@@ -252,7 +263,10 @@ fn clippy_env() -> Result<Vec<(&'static str, String)>> {
     Ok(vec![
         ("RUSTC_WORKSPACE_WRAPPER", "clippy-driver".into()),
         // cargo-clippy's own way of passing lint flags to the driver.
-        ("CLIPPY_ARGS", "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__".into()),
+        (
+            "CLIPPY_ARGS",
+            "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__".into(),
+        ),
     ])
 }
 

@@ -135,6 +135,9 @@ pub struct Run {
     /// The connector's report, when the run ended `drift`.
     #[serde(default)]
     pub drift: Option<DriftReport>,
+    /// Who ran it: the daemon's id, or `host/pid` of a local `passerelle sync`.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// Where a platform's response stopped matching what the connector expects. PII-free:

@@ -14,7 +14,7 @@ const RUN_COLUMNS: &str =
     trigger, mode, status, started_at, finished_at, duration_ms, appointments_added,
     appointments_changed, appointments_deleted, appointments_tombstoned, slots_written,
     slots_removed, http_requests, bytes_received, checkpoints, error_kind, error_detail,
-    cursor_before, cursor_after, message, attempt, retry_after_secs, drift, quarantined";
+    cursor_before, cursor_after, message, attempt, retry_after_secs, drift, quarantined, owner";
 
 impl Store {
     /// Opens a run in the sync log with status `running`, owned by this process;
@@ -74,7 +74,9 @@ impl Store {
         let Some(holder) = self.running_run(account_id).await? else {
             return Ok(());
         };
-        if !owner_is_gone(holder.owner.as_deref()) {
+        // A daemon's run is its daemon's until the lease ends (the daemons close those
+        // themselves); a local run's, while its process lives on this host.
+        if holder.lease_until.is_some() || !owner_is_gone(holder.owner.as_deref()) {
             return Err(holder.into_busy(account_id));
         }
         sqlx::query(
@@ -111,7 +113,7 @@ impl Store {
     /// The account's running run, if any: id, owner and start.
     async fn running_run(&self, account_id: &str) -> StoreResult<Option<Holder>> {
         let row = sqlx::query(
-            "SELECT id, owner, started_at FROM runs WHERE account_id = $1 AND status = $2",
+            "SELECT id, owner, started_at, lease_until FROM runs WHERE account_id = $1 AND status = $2",
         )
         .bind(account_id)
         .bind(Status::Running.as_str())
@@ -122,6 +124,7 @@ impl Store {
             run_id: r.get("id"),
             owner: r.get("owner"),
             started_at: r.get("started_at"),
+            lease_until: r.get("lease_until"),
         }))
     }
 
@@ -334,6 +337,8 @@ struct Holder {
     run_id: i64,
     owner: Option<String>,
     started_at: String,
+    /// A daemon's run: its lease (renewed while the daemon lives).
+    lease_until: Option<String>,
 }
 
 impl Holder {
@@ -439,5 +444,6 @@ fn run_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Run> {
             .map(|d| serde_json::from_str(&d))
             .transpose()
             .context("corrupt drift report")?,
+        owner: row.get("owner"),
     })
 }
