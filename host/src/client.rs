@@ -309,6 +309,11 @@ impl Client {
         self.get("/v1/runs", query).await
     }
 
+    /// `GET /v1/daemons`.
+    pub async fn daemons(&self) -> Answer<Vec<crate::store::daemons::DaemonRow>> {
+        self.get("/v1/daemons", &()).await
+    }
+
     /// `GET /v1/runs/{id}`.
     pub async fn run(&self, id: i64) -> Answer<Run> {
         self.get(&format!("/v1/runs/{id}"), &()).await

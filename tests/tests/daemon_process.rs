@@ -324,6 +324,27 @@ async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
             .await
             .unwrap();
         assert_eq!(healthz["status"], "ok");
+        // The daemon's id (host/pid by default), live, in /healthz and `passerelle
+        // daemons` (through the API, and read from the database here).
+        let id = healthz["daemon"].as_str().unwrap().to_string();
+        assert!(id.ends_with(&format!("/{}", d.child.id())), "{healthz}");
+        assert_eq!(healthz["daemons"][0]["id"], id.as_str(), "{healthz}");
+        let (ok, out, err) = cli(&["daemons"]).await;
+        assert!(
+            ok && out.contains(&id) && out.contains("running"),
+            "{out}{err}"
+        );
+        let local = Command::new(binary())
+            .args(["--data-dir"])
+            .arg(&data_dir)
+            .arg("--config")
+            .arg(&config_path)
+            .args(["--json", "daemons"])
+            .output()
+            .unwrap();
+        let listed: Value = serde_json::from_slice(&local.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&local.stderr)));
+        assert_eq!(listed[0]["id"], id.as_str(), "{listed}");
         d.signal(Signal::SIGTERM);
         assert!(d.exit().await.success());
 

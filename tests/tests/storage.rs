@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use common::{databases, env, Env};
 use passerelle::config::Config;
 use passerelle::model::records::{AppointmentRecord, Finish, PatientRecord, Pending, Scope};
-use passerelle::model::run::{Mode, Status};
+use passerelle::model::run::{ErrorKind, Mode, NewRun, RunEnd, RunFilter, Status, Trigger};
+use passerelle::store::pauses::PauseEffect;
 
 fn appointment(id: &str, starts_at_ms: i64, status: &str) -> Pending {
     Pending::Appointment(AppointmentRecord {
@@ -43,13 +44,48 @@ async fn setup(e: &Env) {
     }
 }
 
-fn scope(account: &str, run_id: i64) -> Scope {
+/// The scope of a new run of `account` (its previous run, if still running, ended): a
+/// checkpoint commits only for a run recorded as running.
+async fn scope(e: &Env, account: &str) -> Scope {
+    let store = &e.app.store;
+    let running = store
+        .list_runs(&RunFilter {
+            account_id: Some(account.into()),
+            status: Some(Status::Running),
+            ..RunFilter::default()
+        })
+        .await
+        .unwrap();
+    for r in running {
+        store
+            .finish_run(
+                r.id,
+                &RunEnd::without_work(Status::Cancelled, ErrorKind::Cancelled, "next".into()),
+                PauseEffect::Keep,
+            )
+            .await
+            .unwrap();
+    }
+    let sha = "0".repeat(64);
+    let run_id = store
+        .start_run(&NewRun {
+            practice_id: "p1",
+            account_id: account,
+            connector: "testing",
+            connector_version: "0.1.0",
+            connector_sha256: &sha,
+            trigger: Trigger::Manual,
+            mode: Mode::Full,
+            cursor_before: None,
+        })
+        .await
+        .unwrap();
     Scope {
         connector: "testing".into(),
         practice_id: "p1".into(),
         account_id: account.into(),
         run_id,
-        version_sha256: "0".repeat(64),
+        version_sha256: sha,
     }
 }
 
@@ -64,7 +100,7 @@ async fn upserts_are_idempotent_and_changes_are_counted() {
             appointment("x2", 2000, "booked"),
         ];
         let c = store
-            .commit(&scope("a1", 1), &batch, Some("c1"), None)
+            .commit(&scope(&e, "a1").await, &batch, Some("c1"), None)
             .await
             .unwrap();
         assert_eq!(
@@ -74,7 +110,7 @@ async fn upserts_are_idempotent_and_changes_are_counted() {
             db.name
         );
         let c = store
-            .commit(&scope("a1", 2), &batch, Some("c2"), None)
+            .commit(&scope(&e, "a1").await, &batch, Some("c2"), None)
             .await
             .unwrap();
         assert_eq!(
@@ -85,7 +121,7 @@ async fn upserts_are_idempotent_and_changes_are_counted() {
         );
         let changed = vec![appointment("x1", 1000, "cancelled")];
         let c = store
-            .commit(&scope("a1", 3), &changed, Some("c3"), None)
+            .commit(&scope(&e, "a1").await, &changed, Some("c3"), None)
             .await
             .unwrap();
         assert_eq!(
@@ -114,7 +150,7 @@ async fn a_commit_is_all_or_nothing() {
         let store = &e.app.store;
         store
             .commit(
-                &scope("a1", 1),
+                &scope(&e, "a1").await,
                 &[appointment("kept", 1, "booked")],
                 Some("ok"),
                 None,
@@ -129,7 +165,7 @@ async fn a_commit_is_all_or_nothing() {
             appointment("lost2", 3, "booked"),
         ];
         let err = store
-            .commit(&scope("a1", 2), &batch, Some(&too_long), None)
+            .commit(&scope(&e, "a1").await, &batch, Some(&too_long), None)
             .await;
         assert!(err.is_err(), "{}", db.name);
         let ids: Vec<String> = store
@@ -141,6 +177,73 @@ async fn a_commit_is_all_or_nothing() {
             .collect();
         assert_eq!(ids, vec!["kept"], "{}", db.name);
         assert_eq!(store.cursor("a1").await.unwrap().as_deref(), Some("ok"));
+    }
+}
+
+/// What a checkpoint commits is in the run's record in the same transaction (a run
+/// killed afterwards tells the truth), and a run closed meanwhile (its daemon's lease
+/// ended, another daemon took over) commits nothing more.
+#[tokio::test]
+async fn a_checkpoint_is_recorded_in_its_run_and_a_closed_run_commits_nothing() {
+    for db in databases().await {
+        let e = env(&db, Config::default()).await;
+        setup(&e).await;
+        let store = &e.app.store;
+        let run = scope(&e, "a1").await;
+        for (batch, cursor) in [
+            (vec![appointment("x1", 1, "booked")], "c1"),
+            (
+                vec![
+                    appointment("x2", 2, "booked"),
+                    appointment("x1", 1, "cancelled"),
+                ],
+                "c2",
+            ),
+        ] {
+            store
+                .commit(&run, &batch, Some(cursor), None)
+                .await
+                .unwrap();
+        }
+        let recorded = store.run(run.run_id).await.unwrap().unwrap();
+        assert_eq!(recorded.status, Status::Running, "{}", db.name);
+        assert_eq!(
+            (
+                recorded.counts.checkpoints,
+                recorded.counts.appointments_added,
+                recorded.counts.appointments_changed,
+                recorded.cursor_after.as_deref()
+            ),
+            (2, 2, 1, Some("c2")),
+            "{}: {recorded:?}",
+            db.name
+        );
+        assert_eq!(store.cursor("a1").await.unwrap().as_deref(), Some("c2"));
+        // Closed by someone else: the next checkpoint is refused, nothing of it stored.
+        store
+            .finish_run(
+                run.run_id,
+                &RunEnd::without_work(Status::Cancelled, ErrorKind::Interrupted, "gone".into()),
+                PauseEffect::Keep,
+            )
+            .await
+            .unwrap();
+        let refused = store
+            .commit(&run, &[appointment("x3", 3, "booked")], Some("c3"), None)
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("is not running any more"),
+            "{refused}"
+        );
+        assert_eq!(store.cursor("a1").await.unwrap().as_deref(), Some("c2"));
+        assert_eq!(store.appointments("a1").await.unwrap().len(), 2);
+        let closed = store.run(run.run_id).await.unwrap().unwrap();
+        assert_eq!(
+            (closed.status, closed.counts.checkpoints),
+            (Status::Cancelled, 2),
+            "the closing record stands, with what the checkpoints committed"
+        );
     }
 }
 
@@ -156,12 +259,12 @@ async fn a_full_sync_tombstones_only_unseen_appointments_in_its_window() {
             appointment("outside", 10_000, "booked"),
         ];
         store
-            .commit(&scope("a1", 1), &first, None, None)
+            .commit(&scope(&e, "a1").await, &first, None, None)
             .await
             .unwrap();
         store
             .commit(
-                &scope("a2", 1),
+                &scope(&e, "a2").await,
                 &[appointment("other-account", 150, "booked")],
                 None,
                 None,
@@ -170,7 +273,7 @@ async fn a_full_sync_tombstones_only_unseen_appointments_in_its_window() {
             .unwrap();
         let c = store
             .commit(
-                &scope("a1", 2),
+                &scope(&e, "a1").await,
                 &[appointment("stay", 100, "booked")],
                 Some("full"),
                 Some(Finish {
@@ -199,7 +302,7 @@ async fn a_full_sync_tombstones_only_unseen_appointments_in_its_window() {
         // Seen again later: revived, counted as a change.
         let c = store
             .commit(
-                &scope("a1", 3),
+                &scope(&e, "a1").await,
                 &[appointment("gone", 200, "booked")],
                 None,
                 None,

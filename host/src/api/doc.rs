@@ -37,6 +37,7 @@ use super::{connectors, practices, runs};
         practices::set_secret,
         practices::delete_secret,
         runs::list,
+        runs::daemons,
         runs::show,
         connectors::list,
         connectors::upload_any,

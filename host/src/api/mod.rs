@@ -79,6 +79,7 @@ pub fn routes() -> Vec<(
             put(practices::set_secret).delete(practices::delete_secret),
         ),
         ("/v1/runs", &["get"], get(runs::list)),
+        ("/v1/daemons", &["get"], get(runs::daemons)),
         ("/v1/runs/{id}", &["get"], get(runs::show)),
         (
             "/v1/connectors",
@@ -183,6 +184,19 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
 pub struct Health {
     /// `ok` while serving, `stopping` during shutdown.
     pub status: String,
+    /// This daemon's id.
+    pub daemon: String,
+    /// The live daemons on its database (ids and the runs each holds); empty if the
+    /// database cannot be read.
+    pub daemons: Vec<HealthDaemon>,
+}
+
+/// A live daemon, as `/healthz` shows it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct HealthDaemon {
+    pub id: String,
+    /// Runs it holds (leases).
+    pub running: i64,
 }
 
 #[utoipa::path(
@@ -198,14 +212,30 @@ pub struct Health {
     ),
 )]
 async fn healthz(State(state): State<ApiState>) -> Response {
-    if state.daemon.is_stopping() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "stopping"})),
-        )
-            .into_response();
-    }
-    axum::Json(json!({"status": "ok"})).into_response()
+    let daemon = &state.daemon;
+    let daemons = daemon
+        .app
+        .daemons()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| HealthDaemon {
+            id: d.id,
+            running: d.running,
+        })
+        .collect();
+    let stopping = daemon.is_stopping();
+    let health = Health {
+        status: if stopping { "stopping" } else { "ok" }.into(),
+        daemon: daemon.id.clone(),
+        daemons,
+    };
+    let status = if stopping {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (status, axum::Json(health)).into_response()
 }
 
 #[utoipa::path(

@@ -1,5 +1,6 @@
 //! Admin API: "Sync now", the sync log, and the metrics.
 
+use crate::store::daemons::DaemonRow;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -56,6 +57,21 @@ pub async fn list(
     Params(query): Params<RunQuery>,
 ) -> Result<Json<Vec<Run>>, ApiError> {
     Ok(Json(state.daemon.app.runs(&query).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/daemons",
+    operation_id = "listDaemons",
+    tag = "operations",
+    summary = "The live daemons on this database, with the runs each holds",
+    responses(
+        (status = 200, description = "Daemons", body = [DaemonRow]),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer")))
+    ),
+)]
+pub async fn daemons(State(state): State<ApiState>) -> Result<Json<Vec<DaemonRow>>, ApiError> {
+    Ok(Json(state.daemon.app.daemons().await?))
 }
 
 #[utoipa::path(

@@ -3,6 +3,7 @@
 //! daemon (`--server`). Both return the service's types, so the renderer cannot tell
 //! them apart; where the daemon queues work (sync, resume), the client waits for it.
 
+use crate::store::daemons::DaemonRow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +60,7 @@ pub trait Admin {
         progress: &Progress,
     ) -> Result<Vec<Run>>;
     async fn runs(&self, query: RunQuery) -> Result<Vec<Run>>;
+    async fn daemons(&self) -> Result<Vec<DaemonRow>>;
 }
 
 /// The service on this machine's database.
@@ -161,6 +163,9 @@ impl Admin for Local {
     async fn runs(&self, query: RunQuery) -> Result<Vec<Run>> {
         local(self.0.runs(&query).await)
     }
+    async fn daemons(&self) -> Result<Vec<DaemonRow>> {
+        local(self.0.daemons().await)
+    }
 }
 
 impl Admin for Client {
@@ -239,6 +244,9 @@ impl Admin for Client {
     }
     async fn runs(&self, query: RunQuery) -> Result<Vec<Run>> {
         Ok(Client::runs(self, &query).await?)
+    }
+    async fn daemons(&self) -> Result<Vec<DaemonRow>> {
+        Ok(Client::daemons(self).await?)
     }
 }
 

@@ -164,6 +164,9 @@ pub enum Command {
         #[arg(long)]
         check_config: bool,
     },
+    /// The daemons running on this database (several can share a PostgreSQL), with the
+    /// runs each holds now.
+    Daemons,
     /// The sync log, newest first.
     Runs {
         #[arg(long)]

@@ -332,6 +332,7 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
                 })
                 .await?,
         ),
+        Command::Daemons => Output::Daemons(admin.daemons().await?),
         other => bail!(
             "`{}` cannot be run this way",
             other.local_only().unwrap_or("this command")

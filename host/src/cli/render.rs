@@ -3,6 +3,7 @@
 //! Whether the result came from the database here or from a daemon does not change a
 //! byte. A closed pipe (`passerelle runs | head`) ends the output quietly.
 
+use crate::store::daemons::DaemonRow;
 use std::io::Write;
 
 use serde::Serialize;
@@ -52,6 +53,8 @@ pub enum Output {
     CanaryStopped(String),
     Rejections(Vec<Rejection>),
     Runs(Vec<Run>),
+    /// The live daemons on the database.
+    Daemons(Vec<DaemonRow>),
     /// The runs of a sync, finished.
     Synced {
         practice: String,
@@ -135,6 +138,7 @@ impl Output {
             Output::Resumed { runs, .. } | Output::Runs(runs) | Output::Synced { runs, .. } => {
                 v(runs)
             }
+            Output::Daemons(d) => v(d),
             Output::Connectors {
                 versions,
                 rejections,
@@ -329,6 +333,7 @@ impl Output {
             )),
             Output::Rejections(r) => out.push_str(&rejections_text(r)),
             Output::Runs(runs) | Output::Synced { runs, .. } => out.push_str(&run_table(runs)),
+            Output::Daemons(daemons) => out.push_str(&daemon_table(daemons)),
             Output::Appointments {
                 items,
                 total,
@@ -610,6 +615,25 @@ pub fn platform_table(runs: &[Run]) -> String {
         out.push_str(&format!(
             "  {:<10} {:>5} {:>10} {:>13} {:>7} {:>6} {:>8}\n",
             connector, n[0], n[1], n[2], n[3], n[4], n[5]
+        ));
+    }
+    out
+}
+
+/// The live daemons: id, where, since when, last heartbeat, runs held.
+pub fn daemon_table(daemons: &[DaemonRow]) -> String {
+    if daemons.is_empty() {
+        return "no daemon is running on this database (start one with `passerelle serve`)\n"
+            .into();
+    }
+    let mut out = format!(
+        "  {:<28} {:<20} {:>8} {:<9} {:<24} {:<24} {:>7}\n",
+        "daemon", "host", "pid", "version", "started", "heartbeat", "running"
+    );
+    for d in daemons {
+        out.push_str(&format!(
+            "  {:<28} {:<20} {:>8} {:<9} {:<24} {:<24} {:>7}\n",
+            d.id, d.host, d.pid, d.version, d.started_at, d.heartbeat_at, d.running
         ));
     }
     out

@@ -9,12 +9,14 @@
 //!   `check()`);
 //! - [`connectors`]: installed versions as shown, installation, approval, rollback,
 //!   canaries, drift pauses and quarantined items;
+//! - [`daemons`]: the daemons sharing the database;
 //! - [`recorder`]: the one writer of the sync log's rows, from queued to finished;
 //! - [`runs`]: the sync log, and a foreground sync (the daemon queues runs instead:
 //!   [`crate::daemon`]).
 
 pub mod check;
 pub mod connectors;
+pub mod daemons;
 pub mod practices;
 pub mod recorder;
 pub mod runs;

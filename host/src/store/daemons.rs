@@ -2,7 +2,7 @@
 //! (with its runs' leases) and leaves at shutdown; one that stops renewing is gone once
 //! its lease ends. What `passerelle daemons` and `/healthz` list.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::error::{DbContext, StoreResult};
@@ -10,7 +10,7 @@ use super::Store;
 use crate::model::run::Status;
 
 /// A daemon as the database knows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DaemonRow {
     pub id: String,
     pub host: String,

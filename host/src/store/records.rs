@@ -6,7 +6,7 @@
 //! tombstones the window's appointments the run did not see; every successful run
 //! replaces the account's slots in its window (availability is a snapshot).
 
-use super::error::{DbContext, StoreResult};
+use super::error::{DbContext, StoreError, StoreResult};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
@@ -176,6 +176,40 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected() as i64;
+        }
+        // The run's record says what its checkpoints committed, in the same transaction
+        // (a run killed later tells the truth). A run that is not running any more — its
+        // daemon's lease ended and another daemon closed it — commits nothing.
+        let held = sqlx::query(
+            "UPDATE runs SET appointments_added = appointments_added + $2,
+                appointments_changed = appointments_changed + $3,
+                appointments_deleted = appointments_deleted + $4,
+                appointments_tombstoned = appointments_tombstoned + $5,
+                slots_written = slots_written + $6, slots_removed = slots_removed + $7,
+                quarantined = quarantined + $8, checkpoints = checkpoints + 1,
+                cursor_after = COALESCE($9, cursor_after)
+             WHERE id = $1 AND status = $10",
+        )
+        .bind(scope.run_id)
+        .bind(counts.appointments_added)
+        .bind(counts.appointments_changed)
+        .bind(counts.appointments_deleted)
+        .bind(counts.appointments_tombstoned)
+        .bind(counts.slots_written)
+        .bind(counts.slots_removed)
+        .bind(counts.quarantined)
+        .bind(cursor)
+        .bind(crate::model::run::Status::Running.as_str())
+        .execute(&mut *tx)
+        .await
+        .context("recording the checkpoint in the run")?;
+        if held.rows_affected() != 1 {
+            tx.rollback().await.context("discarding a checkpoint")?;
+            return Err(StoreError::Conflict(format!(
+                "run {} is not running any more (its daemon's lease ended and another daemon \
+                 closed it): this checkpoint was not committed",
+                scope.run_id
+            )));
         }
         if let Some(cursor) = cursor {
             sqlx::query(

@@ -138,14 +138,23 @@ impl Store {
     ) -> StoreResult<bool> {
         let c = &end.counts;
         let mut tx = self.begin_write().await?;
-        sqlx::query(
+        let ended = sqlx::query(
+            // Counts never go below what the checkpoints recorded (a run ended without
+            // its work — cancelled, interrupted — keeps them), nor the cursor.
             "UPDATE runs SET status = $2, finished_at = $3, duration_ms = $4,
-                appointments_added = $5, appointments_changed = $6, appointments_deleted = $7,
-                appointments_tombstoned = $8, slots_written = $9, slots_removed = $10,
-                http_requests = $11, bytes_received = $12, checkpoints = $13,
-                error_kind = $14, error_detail = $15, cursor_after = $16, message = $17,
-                retry_after_secs = $18, drift = $19, quarantined = $20
-             WHERE id = $1",
+                appointments_added = CASE WHEN $5 > appointments_added THEN $5 ELSE appointments_added END,
+                appointments_changed = CASE WHEN $6 > appointments_changed THEN $6 ELSE appointments_changed END,
+                appointments_deleted = CASE WHEN $7 > appointments_deleted THEN $7 ELSE appointments_deleted END,
+                appointments_tombstoned = CASE WHEN $8 > appointments_tombstoned THEN $8 ELSE appointments_tombstoned END,
+                slots_written = CASE WHEN $9 > slots_written THEN $9 ELSE slots_written END,
+                slots_removed = CASE WHEN $10 > slots_removed THEN $10 ELSE slots_removed END,
+                http_requests = CASE WHEN $11 > http_requests THEN $11 ELSE http_requests END,
+                bytes_received = CASE WHEN $12 > bytes_received THEN $12 ELSE bytes_received END,
+                checkpoints = CASE WHEN $13 > checkpoints THEN $13 ELSE checkpoints END,
+                quarantined = CASE WHEN $20 > quarantined THEN $20 ELSE quarantined END,
+                error_kind = $14, error_detail = $15, cursor_after = COALESCE($16, cursor_after),
+                message = $17, retry_after_secs = $18, drift = $19
+             WHERE id = $1 AND status IN ($21, $22)",
         )
         .bind(id)
         .bind(end.status.as_str())
@@ -171,9 +180,20 @@ impl Store {
                 .map(|d| serde_json::to_string(d).expect("serialisable")),
         )
         .bind(c.quarantined)
+        .bind(Status::Queued.as_str())
+        .bind(Status::Running.as_str())
         .execute(&mut *tx)
         .await
         .context("recording run end")?;
+        if ended.rows_affected() == 0 {
+            // Closed elsewhere (its daemon's lease ended): that record stands.
+            tracing::warn!(
+                run = id,
+                "the run was closed by another daemon (its lease ended); its end here is not recorded"
+            );
+            tx.rollback().await.context("recording run end")?;
+            return Ok(false);
+        }
         let lifted = super::pauses::apply(&mut tx, pause).await?;
         tx.commit().await?;
         Ok(lifted)
