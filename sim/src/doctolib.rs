@@ -9,9 +9,10 @@
 //!
 //! The practice API (Doctolib's partner API is not public; this one is passerelle's own,
 //! documented in docs/simulator.md):
-//! - `GET /api/v1/profiles/{profile_id}/appointments?start=&end=&updated_since=&page=&per_page=`
-//!   with `Authorization: Bearer <token>`: the profile's appointments with their
-//!   patients, ordered by `updated_at` then id, paginated.
+//! - `GET /api/v1/profiles/{profile_id}/appointments?start=&end=&updated_since=&per_page=`
+//!   and `page=` or `after_updated_at=&after_id=` with `Authorization: Bearer <token>`:
+//!   the profile's appointments with their patients, ordered by `updated_at` (to the
+//!   second, as sent) then id, paginated by number or by key (the page after an item).
 
 use std::collections::BTreeMap;
 
@@ -309,6 +310,11 @@ async fn appointments(
     .await
 }
 
+/// An instant to the second (as the practice API shows `updated_at`).
+fn seconds(t: DateTime<Utc>) -> DateTime<Utc> {
+    t - Duration::nanoseconds(i64::from(t.timestamp_subsec_nanos()))
+}
+
 fn instant(q: &BTreeMap<String, String>, key: &str) -> Result<Option<DateTime<Utc>>, Failure> {
     q.get(key)
         .map(|v| {
@@ -359,14 +365,30 @@ fn appointments_doc(
         .and_then(|p| p.parse().ok())
         .unwrap_or(50)
         .clamp(1, MAX_PER_PAGE);
+    // Paging by key: the items after (updated_at, id), both as sent.
+    let after = match (instant(q, "after_updated_at")?, q.get("after_id")) {
+        (Some(t), Some(id)) => Some((t, id.clone())),
+        (None, None) => None,
+        _ => {
+            return Err(failure(
+                StatusCode::BAD_REQUEST,
+                "after_updated_at and after_id go together",
+            ))
+        }
+    };
+    // The order is the one the answer shows: `updated_at` to the second, then id.
+    let key = |a: &crate::world::Appointment| (seconds(a.updated_at), a.id.clone());
     let mut matching: Vec<_> = account
         .appointments
         .values()
         .filter(|a| start.is_none_or(|s| a.start >= s))
         .filter(|a| end.is_none_or(|e| a.start < e))
         .filter(|a| since.is_none_or(|s| a.updated_at >= s))
+        .filter(|a| after.as_ref().is_none_or(|k| key(a) > *k))
         .collect();
-    matching.sort_by(|a, b| (a.updated_at, &a.id).cmp(&(b.updated_at, &b.id)));
+    matching.sort_by_key(|a| key(a));
+    // By key, the answer is the first page of what follows the key.
+    let page = if after.is_some() { 1 } else { page };
     let total = matching.len();
     let total_pages = total.div_ceil(per_page).max(1);
     let motive_name = |id: u64| {

@@ -190,3 +190,92 @@ async fn concurrent_runs_of_different_accounts_all_commit() {
         }
     }
 }
+
+/// The platform keeps changing while a run reads many pages: a page-by-number reader
+/// skips the item at a page boundary whenever an item already read moves to the end of
+/// the order (its `updated_at` changes), and its cursor moves past the skipped one for
+/// good. Read by key, nothing is lost: one more incremental run with the platform at
+/// rest leaves the store equal to the platform (the deletions, which only a full run
+/// sees, apart). 300 ms per response, the world moving on every 250 ms during the runs.
+#[tokio::test]
+async fn changes_during_a_many_page_run_are_not_lost() {
+    for db in databases().await {
+        let e = sim_env(&db, sim_config(1, 1500)).await;
+        let account = "p001-cabinet";
+        e.sim.set_faults(
+            "doctolib",
+            passerelle_sim::Faults {
+                latency_ms: 300,
+                ..passerelle_sim::Faults::default()
+            },
+        );
+        let mut deleted: BTreeSet<String> = BTreeSet::new();
+        for mode in [Mode::Full, Mode::Incremental] {
+            let sim = e.sim.clone();
+            let (stop, mut stopped) = tokio::sync::watch::channel(false);
+            let life = tokio::spawn(async move {
+                let mut deleted = Vec::new();
+                let mut steps = 0;
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+                        _ = stopped.wait_for(|s| *s) => return (steps, deleted),
+                    }
+                    let changes = sim.advance();
+                    steps += 1;
+                    deleted.extend(
+                        changes
+                            .deleted
+                            .into_iter()
+                            .filter(|(a, _)| a == account)
+                            .map(|(_, id)| id),
+                    );
+                }
+            });
+            let run = e.sync(account, mode).await;
+            stop.send_replace(true);
+            let (steps, gone) = life.await.unwrap();
+            deleted.extend(gone);
+            assert_eq!(run.status, Status::Succeeded, "{:?}", run.error_detail);
+            let pages = e
+                .sim
+                .requests()
+                .into_iter()
+                .filter(|r| r.endpoint == "appointments")
+                .count();
+            // The full run reads the window in many pages; the incremental one the
+            // changes made during the full run (more than a page of them).
+            let least = if mode == Mode::Full { 4 } else { 2 };
+            assert!(
+                steps >= 3 && pages >= least,
+                "{mode:?}: the world moved {steps} times over {pages} pages"
+            );
+            e.sim.clear_requests();
+        }
+        e.sim.clear_faults();
+        let run = e.sync(account, Mode::Incremental).await;
+        assert_eq!(run.status, Status::Succeeded, "{:?}", run.error_detail);
+        let stored: Vec<common::Fact> = e
+            .stored(account)
+            .await
+            .into_iter()
+            .filter(|f| !deleted.contains(&f.id))
+            .collect();
+        let truth = e.truth(account);
+        let missing = truth
+            .iter()
+            .filter(|t| !stored.iter().any(|s| s.id == t.id))
+            .count();
+        let stale = truth
+            .iter()
+            .filter(|t| stored.iter().any(|s| s.id == t.id && s != *t))
+            .count();
+        assert_eq!(
+            (missing, stale),
+            (0, 0),
+            "{}: appointments missing and stale after the platform changed during the runs",
+            db.name
+        );
+        assert_eq!(stored, truth, "{}", db.name);
+    }
+}

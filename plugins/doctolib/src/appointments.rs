@@ -3,8 +3,13 @@
 //!
 //! Incremental runs ask for what changed since the cursor minus [`OVERLAP_MINUTES`]
 //! (late writes land a little in the past); full runs re-read the whole window so the
-//! host can tombstone what vanished. Pages come ordered by `updated_at`, so after each
-//! page the connector checkpoints the newest `updated_at` seen: a failed run resumes from
+//! host can tombstone what vanished. Pages come ordered by `(updated_at, id)` and are
+//! read by key, not by number: each next page starts after the last item of the one
+//! before (`after_updated_at`, `after_id`). An appointment changed on the platform
+//! during the run moves to the end of the order; by page number the items behind it
+//! would shift down one and the one at the page boundary would be skipped for good,
+//! while by key nothing is skipped and the changed one is read again. After each page
+//! the connector checkpoints the newest `updated_at` seen: a failed run resumes from
 //! there and re-reads nothing it already committed but the overlap.
 
 use passerelle_sdk::http::{encode, get};
@@ -70,7 +75,8 @@ pub fn sync(req: &SyncRequest, profile_id: &str, window: &Window) -> Result<Foun
         cursor: newest.as_ref().map(encode_cursor),
         ..Found::default()
     };
-    let mut page = 1;
+    // The key of the last item read: the next page starts after it.
+    let mut after: Option<(String, String)> = None;
     loop {
         let mut request = get(format!(
             "{PARTNERS}/api/v1/profiles/{}/appointments",
@@ -78,13 +84,20 @@ pub fn sync(req: &SyncRequest, profile_id: &str, window: &Window) -> Result<Foun
         ))
         .query("start", &window.start.to_rfc3339())
         .query("end", &window.end.to_rfc3339())
-        .query("page", &page.to_string())
         .query("per_page", &PER_PAGE.to_string());
         if let Some(since) = &since {
             request = request.query("updated_since", &since.to_rfc3339());
         }
+        if let Some((updated_at, id)) = &after {
+            request = request
+                .query("after_updated_at", updated_at)
+                .query("after_id", id);
+        }
         let body: AppointmentPage = request.bearer("api-token").endpoint(ENDPOINT).json()?;
         let page_items = body.appointments.len();
+        if let Some(last) = body.appointments.last() {
+            after = Some(page_key(last, page_items - 1)?);
+        }
         let items: Vec<api::Appointment> =
             drift::items(ENDPOINT, "$.appointments", body.appointments)?;
         found.pages += 1;
@@ -105,7 +118,6 @@ pub fn sync(req: &SyncRequest, profile_id: &str, window: &Window) -> Result<Foun
         if body.pagination.page >= body.pagination.total_pages || page_items == 0 {
             break;
         }
-        page += 1;
     }
     if found.quarantined > 0 {
         warn!(
@@ -124,6 +136,28 @@ pub fn sync(req: &SyncRequest, profile_id: &str, window: &Window) -> Result<Foun
         }
     );
     Ok(found)
+}
+
+/// The `(updated_at, id)` key of a page's last item, as sent (read from the raw item: an
+/// item set aside as unreadable still orders the pages). Without it the next page cannot
+/// be asked for: drift.
+fn page_key(
+    item: &passerelle_sdk::serde_json::Value,
+    index: usize,
+) -> Result<(String, String), SyncError> {
+    let field = |name: &str| -> Result<String, SyncError> {
+        match item.get(name) {
+            Some(passerelle_sdk::serde_json::Value::String(s)) => Ok(s.clone()),
+            Some(passerelle_sdk::serde_json::Value::Number(n)) => Ok(n.to_string()),
+            other => Err(drift::report(
+                ENDPOINT,
+                &format!("$.appointments[{index}].{name}"),
+                "a string or a number",
+                &drift::kind(other),
+            )),
+        }
+    };
+    Ok((field("updated_at")?, field("id")?))
 }
 
 fn appointment(a: &api::Appointment) -> Appointment {

@@ -43,7 +43,7 @@ pub fn from_value<T: DeserializeOwned>(endpoint: &str, value: &Value) -> Result<
             json_path = join(&json_path, field);
             ("a value".to_string(), "missing".to_string())
         } else {
-            (expected_of(&message), kind_of(at))
+            (expected_of(&message), kind(at))
         };
         drift(endpoint, json_path, expected, found)
     })
@@ -148,8 +148,9 @@ fn lookup<'a>(value: &'a Value, path: &serde_path_to_error::Path) -> Option<&'a 
     Some(at)
 }
 
-/// The JSON kind of a value, never the value.
-fn kind_of(value: Option<&Value>) -> String {
+/// The JSON kind of a value, never the value: what a drift report's `found` says
+/// (`missing`, `null`, `boolean`, `integer`, `number`, `string`, `array`, `object`).
+pub fn kind(value: Option<&Value>) -> String {
     match value {
         None => "missing",
         Some(Value::Null) => "null",
