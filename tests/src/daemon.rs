@@ -2,14 +2,17 @@
 //! directory (admin API on a loopback port, the in-process simulator behind it), an API
 //! client, and the `passerelle` binary for tests that run the daemon as a process.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use passerelle::config::Config;
 use passerelle::daemon::{Running, ServeOptions};
 use passerelle::model::run::{Run, Status};
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::{sim_env_with, Db, Env, SimEnv};
 
@@ -288,4 +291,133 @@ impl Env {
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }
+}
+
+/// `passerelle serve` as a process (JSON logs appended to a file), with an API client.
+pub struct ServeProcess {
+    pub child: Child,
+    pub base: String,
+    http: reqwest::Client,
+}
+
+impl ServeProcess {
+    /// Starts it on `data_dir` with the configuration file `config`; returns once its
+    /// API answers.
+    pub async fn start(config: &Path, data_dir: &Path, log: &Path) -> ServeProcess {
+        let address_file = data_dir.join("api-address");
+        let _ = std::fs::remove_file(&address_file);
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(binary())
+            .args(["--log-format", "json", "serve"])
+            .env("PASSERELLE_CONFIG", config)
+            .env("PASSERELLE_DATA_DIR", data_dir)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start passerelle serve");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let base = loop {
+            if let Ok(text) = std::fs::read_to_string(&address_file) {
+                if text.ends_with('\n') {
+                    break text.trim().to_string();
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the daemon did not start: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        ServeProcess {
+            child,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// Sync now for every practice; the run ids.
+    pub async fn sync_all(&self, practices: &[String], full: bool) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for p in practices {
+            let (status, body) = self
+                .post(&format!("/v1/practices/{p}/sync"), json!({"full": full}))
+                .await;
+            assert_eq!(status, 202, "{body}");
+            for r in body["runs"].as_array().unwrap() {
+                ids.push(r["run_id"].as_i64().unwrap());
+            }
+        }
+        ids
+    }
+
+    pub async fn wait_running(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self
+            .get("/v1/runs?status=running")
+            .await
+            .as_array()
+            .unwrap()
+            .len()
+            < n
+        {
+            assert!(tokio::time::Instant::now() < deadline, "runs did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    }
+
+    /// Waits for the process to exit (at most 30 s); its exit status.
+    pub async fn exit(mut self) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the daemon did not exit");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Writes `config` as `passerelle.toml` in `dir`; its path.
+pub fn write_config(dir: &Path, config: &passerelle::config::Config) -> PathBuf {
+    let path = dir.join("passerelle.toml");
+    std::fs::write(&path, toml::to_string(config).unwrap()).unwrap();
+    path
 }

@@ -3,13 +3,13 @@
 //! quietly on a closed pipe; two `passerelle sync` of one account at once (two processes
 //! on one database) — the second is refused, on SQLite and PostgreSQL.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use passerelle::daemon::ServeOptions;
 use passerelle::model::run::{Run, Status};
 use passerelle_sim::Faults;
-use passerelle_tests::daemon::{binary, daemon_config, daemon_env, TOKEN};
+use passerelle_tests::daemon::{binary, daemon_config, daemon_env, write_config, TOKEN};
 use passerelle_tests::{databases, sim_config, sim_env, variant};
 
 /// What a command printed.
@@ -33,12 +33,6 @@ async fn run(cmd: std::process::Command) -> Printed {
 }
 
 /// The configuration a local command needs to reach the same database and simulator.
-fn write_config(dir: &Path, config: &passerelle::config::Config) -> PathBuf {
-    let path = dir.join("cli-config.toml");
-    std::fs::write(&path, toml::to_string(config).unwrap()).unwrap();
-    path
-}
-
 fn local_command(data_dir: &Path, config: &Path, args: &[&str]) -> std::process::Command {
     let mut cmd = std::process::Command::new(binary());
     cmd.arg("--data-dir")

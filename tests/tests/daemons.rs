@@ -265,7 +265,14 @@ async fn a_dead_daemons_run_is_taken_over_and_a_live_ones_is_not() {
             &future,
         ),
     ] {
-        store.queue_runs(&[r], 1, None, &[], owner).await.unwrap();
+        let options = passerelle::store::queue::QueueRequest {
+            attempt: 1,
+            not_before: None,
+            slots: &[],
+            daemon: owner,
+            manual_since: None,
+        };
+        store.queue_runs(&[r], &options).await.unwrap();
         let c = store.claim_run(owner, lease, &[]).await.unwrap().unwrap();
         claimed.push(c.run_id);
     }

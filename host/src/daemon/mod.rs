@@ -38,12 +38,12 @@ use crate::app::Passerelle;
 use crate::model::run::{ErrorKind, Mode, Status, Trigger};
 use crate::plugins::connector_not_installed;
 use crate::queue::{lease_end, QueueLimits, QueueOptions, RunQueue, Submitted};
-use crate::service::recorder::{self, RunOf};
+use crate::service::recorder::RunOf;
 use crate::service::runs::{Requested, SyncRequest};
 use crate::service::{ServiceError, ServiceResult};
 use crate::store::notify::Change;
 use crate::store::practices::Account;
-use crate::store::queue::{Queued, ReapScope, SlotClaim};
+use crate::store::queue::{QueueRequest, Queued, ReapScope, SlotClaim};
 use crate::store::runs::time_text;
 
 pub use serve::{serve, start, Running, ServeOptions, Stopped};
@@ -63,6 +63,35 @@ pub(crate) async fn until_true(rx: &mut watch::Receiver<bool>) {
 
 /// The key under which the scheduler keeps the instant it has planned up to.
 const SCHEDULED_UNTIL: &str = "scheduler.scheduled_until";
+
+/// What to queue: the run's trigger, mode and attempt, a retry's backoff, the scheduled
+/// slots it comes from, and for "Sync now" the minimum interval between manual runs.
+#[derive(Debug, Clone, Copy)]
+struct Ask<'a> {
+    trigger: Trigger,
+    mode: Mode,
+    attempt: u32,
+    delay: Option<Duration>,
+    slots: &'a [SlotClaim<'a>],
+    manual_interval: Option<Duration>,
+}
+
+/// "Sync now" refused: the account's last manual run was queued at `last`, less than
+/// `min` ago.
+fn too_soon(account_id: &str, last: &str, min: Duration) -> ServiceError {
+    let elapsed = DateTime::parse_from_rfc3339(last)
+        .ok()
+        .and_then(|t| (Utc::now() - t.with_timezone(&Utc)).to_std().ok())
+        .unwrap_or_default();
+    let retry_after_secs = min.saturating_sub(elapsed).as_secs_f64().ceil().max(1.0) as u64;
+    ServiceError::TooSoon {
+        message: format!(
+            "a manual sync of account `{account_id}` was requested less than {} s ago; retry in {retry_after_secs} s",
+            min.as_secs()
+        ),
+        retry_after_secs,
+    }
+}
 
 /// The daemon's shared state.
 pub struct Daemon {
@@ -140,19 +169,36 @@ impl Daemon {
         attempt: u32,
         delay: Option<Duration>,
     ) -> ServiceResult<Vec<ServiceResult<Submitted>>> {
-        let (answers, _) = self
-            .queue_runs(accounts, trigger, mode, attempt, delay, &[])
-            .await?;
+        let ask = Ask {
+            trigger,
+            mode,
+            attempt,
+            delay,
+            slots: &[],
+            manual_interval: None,
+        };
+        let (answers, _) = self.queue_runs(accounts, &ask).await?;
         Ok(answers
             .into_iter()
-            .map(|a| {
-                a.map(|q| match q {
-                    Queued::New(id) => Submitted::Queued(id),
-                    Queued::Coalesced(id) => Submitted::Coalesced(id),
-                    Queued::SlotTaken => unreachable!("no slot was claimed"),
-                })
-            })
+            .zip(accounts)
+            .map(|(a, account)| a.and_then(|q| self.submitted(&account.id, q)))
             .collect())
+    }
+
+    /// A queue answer as the caller sees it (no slot was taken).
+    fn submitted(&self, account_id: &str, queued: Queued) -> ServiceResult<Submitted> {
+        match queued {
+            Queued::New(id) => Ok(Submitted::Queued(id)),
+            Queued::Coalesced(id) => Ok(Submitted::Coalesced(id)),
+            Queued::SlotTaken => Err(ServiceError::Conflict {
+                code: "slot_taken",
+                message: "another daemon took this scheduled slot".into(),
+            }),
+            Queued::TooSoon { last } => {
+                let min = Duration::from_secs(self.app.config.daemon.manual_min_interval_secs);
+                Err(too_soon(account_id, &last, min))
+            }
+        }
     }
 
     /// Queues runs of `accounts` in the database (taking `slots` first), waking this
@@ -161,12 +207,9 @@ impl Daemon {
     async fn queue_runs(
         &self,
         accounts: &[Account],
-        trigger: Trigger,
-        mode: Mode,
-        attempt: u32,
-        delay: Option<Duration>,
-        slots: &[SlotClaim<'_>],
+        ask: &Ask<'_>,
     ) -> ServiceResult<(Vec<ServiceResult<Queued>>, HashSet<String>)> {
+        let (trigger, mode) = (ask.trigger, ask.mode);
         if self.is_stopping() {
             return Err(ServiceError::ShuttingDown);
         }
@@ -203,11 +246,15 @@ impl Daemon {
                 }
             })
             .collect();
-        let options = recorder::QueueOptions {
-            attempt,
-            not_before: delay.map(|d| lease_end(Utc::now(), d)),
-            slots,
+        let now = Utc::now();
+        let options = QueueRequest {
+            attempt: ask.attempt,
+            not_before: ask.delay.map(|d| lease_end(now, d)),
+            slots: ask.slots,
             daemon: &self.id,
+            manual_since: ask
+                .manual_interval
+                .map(|min| time_text(now - chrono::Duration::from_std(min).unwrap_or_default())),
         };
         let outcome = self.app.recorder().queue(&rows, &options).await?;
         let any_new = outcome.runs.iter().any(|q| matches!(q, Queued::New(_)));
@@ -262,20 +309,26 @@ impl Daemon {
                 .to_std()
                 .unwrap_or_default();
             if elapsed < min {
-                let retry_after_secs = (min - elapsed).as_secs_f64().ceil().max(1.0) as u64;
-                return Err(ServiceError::TooSoon {
-                    message: format!(
-                        "a manual sync of account `{}` was requested less than {} s ago; retry in {retry_after_secs} s",
-                        a.id,
-                        min.as_secs()
-                    ),
-                    retry_after_secs,
-                });
+                return Err(too_soon(&a.id, &time_text(last.with_timezone(&Utc)), min));
             }
         }
         let mut out = Vec::new();
         for a in &accounts {
-            let submitted = self.request_run(a, Trigger::Manual, mode, 1, None).await?;
+            // The interval is checked again in the insert itself: two daemons answering
+            // at once cannot both pass it.
+            let ask = Ask {
+                trigger: Trigger::Manual,
+                mode,
+                attempt: 1,
+                delay: None,
+                slots: &[],
+                manual_interval: Some(min),
+            };
+            let (mut answers, _) = self.queue_runs(std::slice::from_ref(a), &ask).await?;
+            let submitted = answers
+                .pop()
+                .expect("one answer per account")
+                .and_then(|q| self.submitted(&a.id, q))?;
             let (run_id, coalesced) = match submitted {
                 Submitted::Queued(id) => (id, false),
                 Submitted::Coalesced(id) => (id, true),
@@ -351,8 +404,15 @@ impl Daemon {
                 self.app.config.schedule.spread(),
             );
             planner.load(&practices, now);
-            let missed: HashMap<String, crate::schedule::Missed> =
-                planner.missed(last, now).into_iter().collect();
+            // A slot another daemon took was not missed: daemons were running (this one
+            // restarted among them). A practice counts as missed when its latest slot
+            // in the gap was not taken.
+            let taken = store.slots_taken_since(&time_text(last)).await?;
+            let missed: HashMap<String, crate::schedule::Missed> = planner
+                .missed(last, now)
+                .into_iter()
+                .filter(|(p, m)| !taken.contains(&(p.clone(), time_text(m.last))))
+                .collect();
             if !missed.is_empty() {
                 let key = format!("{}/catch-up", time_text(last));
                 let due: Vec<(String, String)> =
@@ -375,7 +435,7 @@ impl Daemon {
             }
         }
         store
-            .set_daemon_state(SCHEDULED_UNTIL, &time_text(now))
+            .advance_daemon_state(SCHEDULED_UNTIL, &time_text(now))
             .await?;
         if skipped > 0 {
             tracing::info!(skipped, catch_up = queued, "slots missed while no daemon ran: one skipped run per account for the gap, one catch-up run per account queued");
@@ -445,10 +505,15 @@ impl Daemon {
                 .flat_map(|(p, _)| by_practice.get(p).cloned().unwrap_or_default())
                 .collect();
             let (accounts, paused) = self.take_paused(accounts).await?;
-            let (answers, lost) = match self
-                .queue_runs(&accounts, trigger, Mode::Incremental, 1, None, &claims)
-                .await
-            {
+            let ask = Ask {
+                trigger,
+                mode: Mode::Incremental,
+                attempt: 1,
+                delay: None,
+                slots: &claims,
+                manual_interval: None,
+            };
+            let (answers, lost) = match self.queue_runs(&accounts, &ask).await {
                 Ok(a) => a,
                 Err(e) if self.is_stopping() => return Err(e.into()),
                 Err(e) => {
@@ -461,6 +526,7 @@ impl Daemon {
             for (account, answer) in accounts.iter().zip(answers) {
                 match answer {
                     Ok(Queued::SlotTaken) => continue,
+                    Ok(Queued::TooSoon { .. }) => {}
                     Ok(Queued::New(_)) => queued += 1,
                     Ok(Queued::Coalesced(_)) => {}
                     Err(e) => tracing::error!(
@@ -537,7 +603,7 @@ impl Daemon {
             if let Err(e) = self
                 .app
                 .store
-                .set_daemon_state(SCHEDULED_UNTIL, &time_text(now))
+                .advance_daemon_state(SCHEDULED_UNTIL, &time_text(now))
                 .await
             {
                 tracing::error!("cannot record the scheduler's progress: {e:#}");

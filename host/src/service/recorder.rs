@@ -12,7 +12,7 @@ use crate::model::run::{ErrorKind, Mode, NewRun, Run, RunEnd, Status, Trigger};
 use crate::store::connectors::ConnectorVersion;
 use crate::store::pauses::{Pause, PauseEffect};
 use crate::store::practices::Account;
-use crate::store::queue::{QueueOutcome, SlotClaim};
+use crate::store::queue::{QueueOutcome, QueueRequest};
 use crate::store::runs::StartError;
 
 /// The connector version a run is recorded against.
@@ -67,17 +67,6 @@ impl<'a> RunOf<'a> {
     }
 }
 
-/// How runs are queued: attempt, backoff, the scheduled slots they come from, and the
-/// daemon queuing them.
-#[derive(Debug, Clone)]
-pub struct QueueOptions<'a> {
-    pub attempt: u32,
-    /// A retry's backoff: not claimed before this instant (stored text).
-    pub not_before: Option<String>,
-    pub slots: &'a [SlotClaim<'a>],
-    pub daemon: &'a str,
-}
-
 /// Writes the sync log's rows.
 pub struct RunRecorder<'a> {
     app: &'a Passerelle,
@@ -97,23 +86,13 @@ impl RunRecorder<'_> {
     pub async fn queue(
         &self,
         runs: &[RunOf<'_>],
-        queue: &QueueOptions<'_>,
+        queue: &QueueRequest<'_>,
     ) -> Result<QueueOutcome> {
         if runs.is_empty() && queue.slots.is_empty() {
             return Ok(QueueOutcome::default());
         }
         let rows: Vec<NewRun> = runs.iter().map(|r| r.row(None)).collect();
-        Ok(self
-            .app
-            .store
-            .queue_runs(
-                &rows,
-                queue.attempt,
-                queue.not_before.as_deref(),
-                queue.slots,
-                queue.daemon,
-            )
-            .await?)
+        Ok(self.app.store.queue_runs(&rows, queue).await?)
     }
 
     /// Starts a run — one a daemon claimed, or a new one owned by this process.

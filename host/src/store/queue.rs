@@ -25,8 +25,23 @@ pub struct SlotClaim<'a> {
     pub slot: String,
 }
 
+/// How runs are queued: attempt, backoff, the scheduled slots they come from, the daemon
+/// queuing them, and for "Sync now" the minimum interval between manual runs.
+#[derive(Debug, Clone)]
+pub struct QueueRequest<'a> {
+    pub attempt: u32,
+    /// A retry's backoff: not claimed before this instant (stored text).
+    pub not_before: Option<String>,
+    pub slots: &'a [SlotClaim<'a>],
+    pub daemon: &'a str,
+    /// "Sync now": refused ([`Queued::TooSoon`]) if the account had a manual run queued
+    /// at or after this instant (stored text) — checked in the insert itself, so two
+    /// daemons answering at once cannot both pass it.
+    pub manual_since: Option<String>,
+}
+
 /// What became of one queue request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Queued {
     /// Queued, as this run.
     New(i64),
@@ -34,6 +49,9 @@ pub enum Queued {
     Coalesced(i64),
     /// Another daemon took this practice's slot: nothing to do.
     SlotTaken,
+    /// A manual run was asked for inside the minimum interval (its last one was queued
+    /// at this instant).
+    TooSoon { last: String },
 }
 
 /// What [`Store::queue_runs`] did: an answer per run, and the practices whose slot
@@ -85,22 +103,26 @@ impl Store {
     pub async fn queue_runs(
         &self,
         runs: &[NewRun<'_>],
-        attempt: u32,
-        not_before: Option<&str>,
-        slots: &[SlotClaim<'_>],
-        daemon: &str,
+        options: &QueueRequest<'_>,
     ) -> StoreResult<QueueOutcome> {
+        let QueueRequest {
+            attempt,
+            not_before,
+            slots,
+            daemon,
+            manual_since,
+        } = options;
         let now = now_text();
         let mut tx = self.begin_write().await?;
         let mut lost = std::collections::HashSet::new();
-        for s in slots {
+        for s in slots.iter() {
             let taken = sqlx::query(
                 "INSERT INTO scheduled_slots (practice_id, slot, daemon, taken_at)
                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             )
             .bind(s.practice_id)
             .bind(&s.slot)
-            .bind(daemon)
+            .bind(*daemon)
             .bind(&now)
             .execute(&mut *tx)
             .await
@@ -120,6 +142,8 @@ impl Store {
                     trigger, mode, status, started_at, queued_at, attempt, not_before)
                  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11
                  WHERE NOT EXISTS (SELECT 1 FROM runs WHERE account_id = $2 AND status = $12)
+                   AND NOT EXISTS (SELECT 1 FROM runs WHERE account_id = $2 AND trigger = $13
+                                   AND queued_at >= $14)
                  ON CONFLICT DO NOTHING RETURNING id",
             )
             .bind(run.practice_id)
@@ -131,9 +155,12 @@ impl Store {
             .bind(run.mode.as_str())
             .bind(Status::Queued.as_str())
             .bind(&now)
-            .bind(i64::from(attempt))
-            .bind(not_before)
+            .bind(i64::from(*attempt))
+            .bind(not_before.as_deref())
             .bind(Status::Running.as_str())
+            .bind(Trigger::Manual.as_str())
+            // No interval: a bound no stored instant reaches.
+            .bind(manual_since.as_deref().unwrap_or("~"))
             .fetch_optional(&mut *tx)
             .await
             .context("recording queued runs")?;
@@ -153,11 +180,20 @@ impl Store {
             .await
             .context("reading the account's queued run")?;
             let Some(holder) = holder else {
-                // Neither inserted nor found: cannot happen inside the transaction.
-                return Err(super::error::StoreError::Conflict(format!(
-                    "account `{}` could not be queued; try again",
-                    run.account_id
-                )));
+                // Neither queued nor running: refused by the manual interval.
+                let last = sqlx::query(
+                    "SELECT MAX(queued_at) AS at FROM runs WHERE account_id = $1 AND trigger = $2",
+                )
+                .bind(run.account_id)
+                .bind(Trigger::Manual.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .context("reading the account's last manual run")?;
+                let last: Option<String> = last.get("at");
+                answers.push(Queued::TooSoon {
+                    last: last.unwrap_or_default(),
+                });
+                continue;
             };
             let id: i64 = holder.get("id");
             if holder.get::<String, _>("status") == Status::Queued.as_str() {
@@ -378,6 +414,22 @@ impl Store {
         .await
         .context("reading queued backoffs")?;
         Ok(row.get::<Option<String>, _>("t"))
+    }
+
+    /// The (practice, slot) pairs taken at or after `since` (stored text).
+    pub async fn slots_taken_since(
+        &self,
+        since: &str,
+    ) -> StoreResult<std::collections::HashSet<(String, String)>> {
+        let rows = sqlx::query("SELECT practice_id, slot FROM scheduled_slots WHERE slot >= $1")
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await
+            .context("reading taken slots")?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("practice_id"), r.get("slot")))
+            .collect())
     }
 
     /// Forgets taken slots older than `before` (they can never come again).

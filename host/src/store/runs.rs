@@ -285,6 +285,23 @@ impl Store {
         Ok(row.map(|r| r.get::<String, _>("value")))
     }
 
+    /// Moves a value the daemons keep forward only (an instant as stored text): a
+    /// daemon that lags behind another cannot move it back.
+    pub async fn advance_daemon_state(&self, key: &str, value: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO daemon_state (key, value, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+             WHERE daemon_state.value < excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(now_text())
+        .execute(&self.pool)
+        .await
+        .context("saving daemon state")?;
+        Ok(())
+    }
+
     pub async fn set_daemon_state(&self, key: &str, value: &str) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO daemon_state (key, value, updated_at) VALUES ($1, $2, $3)
