@@ -14,22 +14,12 @@ use sqlx::Row;
 
 use common::daemon::{daemon_config, write_config, ServeProcess};
 use common::{databases, sim_config, sim_env_with};
-use passerelle::model::run::{Run, RunFilter, Status, Trigger};
+use passerelle::model::run::{Run, Status, Trigger};
 use passerelle_sim::Faults;
 
 /// The seed of the kill schedule (`PASSERELLE_CHAOS_SEED` for another).
 const SEED: u64 = 14;
 const DAEMONS: usize = 3;
-
-async fn all_runs(store: &passerelle::store::Store) -> Vec<Run> {
-    store
-        .list_runs(&RunFilter {
-            limit: Some(100_000),
-            ..RunFilter::default()
-        })
-        .await
-        .unwrap()
-}
 
 #[tokio::test]
 async fn three_daemons_killed_at_random_lose_and_duplicate_nothing() {
@@ -91,7 +81,7 @@ async fn three_daemons_killed_at_random_lose_and_duplicate_nothing() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         tokio::time::sleep(Duration::from_secs(4)).await;
-        let open = all_runs(&store)
+        let open = common::all_runs(&sim.env.app)
             .await
             .into_iter()
             .filter(|r| matches!(r.status, Status::Queued | Status::Running))
@@ -111,7 +101,7 @@ async fn three_daemons_killed_at_random_lose_and_duplicate_nothing() {
     eprintln!("chaos: seed {seed}, {kills} kills");
     assert!(kills >= 50, "{kills} kills");
 
-    let runs = all_runs(&store).await;
+    let runs = common::all_runs(&sim.env.app).await;
     // Each practice's slots taken once (the primary key), and each account has at most
     // one first-attempt scheduled run per slot its practice took.
     let rows =

@@ -14,19 +14,9 @@ use common::daemon::{
     binary, daemon_config, wait_for_runs, write_config, ServeProcess as Daemon, TOKEN,
 };
 use common::{databases, sim_config, sim_env_with};
-use passerelle::model::run::{Mode, Run, RunFilter, Status};
+use passerelle::model::run::{Mode, Run, Status};
 use passerelle_sim::Faults;
 use serde_json::Value;
-
-async fn all_runs(store: &passerelle::store::Store) -> Vec<Run> {
-    store
-        .list_runs(&RunFilter {
-            limit: Some(10_000),
-            ..RunFilter::default()
-        })
-        .await
-        .unwrap()
-}
 
 #[tokio::test]
 async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
@@ -118,7 +108,7 @@ async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
         }
         assert!(!interrupted_accounts.is_empty(), "{killed_runs:?}");
         // Each interrupted run's work was queued again (next attempt) and done.
-        let all = all_runs(&store).await;
+        let all = common::all_runs(&sim.env.app).await;
         for account in &interrupted_accounts {
             let again: Vec<i64> = all
                 .iter()
@@ -140,7 +130,7 @@ async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
         for a in &accounts {
             sim.assert_matches_truth(a, db.name).await;
         }
-        let runs = all_runs(&store).await;
+        let runs = common::all_runs(&sim.env.app).await;
         assert!(
             runs.iter()
                 .all(|r| !matches!(r.status, Status::Queued | Status::Running)),

@@ -137,22 +137,18 @@ impl Store {
                 answers.push(Queued::SlotTaken);
                 continue;
             }
-            let row = sqlx::query(
-                "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
-                    trigger, mode, status, started_at, queued_at, attempt, not_before)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11
-                 WHERE NOT EXISTS (SELECT 1 FROM runs WHERE account_id = $2 AND status = $12)
-                   AND NOT EXISTS (SELECT 1 FROM runs WHERE account_id = $2 AND trigger = $13
-                                   AND queued_at >= $14)
-                 ON CONFLICT DO NOTHING RETURNING id",
+            let row = super::runs::bind_run(
+                sqlx::query(
+                    "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
+                        trigger, mode, status, started_at, queued_at, attempt, not_before)
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11
+                     WHERE NOT EXISTS (SELECT 1 FROM runs WHERE account_id = $2 AND status = $12)
+                       AND NOT EXISTS (SELECT 1 FROM runs WHERE account_id = $2 AND trigger = $13
+                                       AND queued_at >= $14)
+                     ON CONFLICT DO NOTHING RETURNING id",
+                ),
+                run,
             )
-            .bind(run.practice_id)
-            .bind(run.account_id)
-            .bind(run.connector)
-            .bind(run.connector_version)
-            .bind(run.connector_sha256)
-            .bind(run.trigger.as_str())
-            .bind(run.mode.as_str())
             .bind(Status::Queued.as_str())
             .bind(&now)
             .bind(i64::from(*attempt))

@@ -22,18 +22,14 @@ impl Store {
     /// ([`StartError::Busy`]); a running run whose process is gone is closed first.
     pub async fn start_run(&self, run: &NewRun<'_>) -> Result<i64, StartError> {
         self.claim_running(run.account_id, || async {
-            let row = sqlx::query(
-                "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
-                    trigger, mode, status, started_at, cursor_before, owner)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+            let row = bind_run(
+                sqlx::query(
+                    "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
+                        trigger, mode, status, started_at, cursor_before, owner)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                ),
+                run,
             )
-            .bind(run.practice_id)
-            .bind(run.account_id)
-            .bind(run.connector)
-            .bind(run.connector_version)
-            .bind(run.connector_sha256)
-            .bind(run.trigger.as_str())
-            .bind(run.mode.as_str())
             .bind(Status::Running.as_str())
             .bind(now_text())
             .bind(run.cursor_before)
@@ -233,18 +229,14 @@ impl Store {
         reason: &str,
     ) -> StoreResult<i64> {
         let now = now_text();
-        let row = sqlx::query(
-            "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
-                trigger, mode, status, started_at, finished_at, duration_ms, error_kind, error_detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 0, $10, $11) RETURNING id",
+        let row = bind_run(
+            sqlx::query(
+                "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
+                    trigger, mode, status, started_at, finished_at, duration_ms, error_kind, error_detail)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 0, $10, $11) RETURNING id",
+            ),
+            run,
         )
-        .bind(run.practice_id)
-        .bind(run.account_id)
-        .bind(run.connector)
-        .bind(run.connector_version)
-        .bind(run.connector_sha256)
-        .bind(run.trigger.as_str())
-        .bind(run.mode.as_str())
         .bind(Status::Skipped.as_str())
         .bind(&now)
         .bind(kind.as_str())
@@ -288,28 +280,23 @@ impl Store {
     /// Moves a value the daemons keep forward only (an instant as stored text): a
     /// daemon that lags behind another cannot move it back.
     pub async fn advance_daemon_state(&self, key: &str, value: &str) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO daemon_state (key, value, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
-             WHERE daemon_state.value < excluded.value",
-        )
-        .bind(key)
-        .bind(value)
-        .bind(now_text())
-        .execute(&self.pool)
-        .await
-        .context("saving daemon state")?;
-        Ok(())
+        self.save_daemon_state(key, value, true).await
     }
 
     pub async fn set_daemon_state(&self, key: &str, value: &str) -> StoreResult<()> {
+        self.save_daemon_state(key, value, false).await
+    }
+
+    async fn save_daemon_state(&self, key: &str, value: &str, forward: bool) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO daemon_state (key, value, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+             WHERE $4 = 0 OR daemon_state.value < excluded.value",
         )
         .bind(key)
         .bind(value)
         .bind(now_text())
+        .bind(i64::from(forward))
         .execute(&self.pool)
         .await
         .context("saving daemon state")?;
@@ -432,6 +419,22 @@ fn process_exists(pid: u32) -> bool {
     } else {
         true
     }
+}
+
+/// Binds a new run's first seven columns (practice, account, connector, version,
+/// hash, trigger, mode) as `$1`..`$7`.
+pub(super) fn bind_run<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    run: &NewRun<'q>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(run.practice_id)
+        .bind(run.account_id)
+        .bind(run.connector)
+        .bind(run.connector_version)
+        .bind(run.connector_sha256)
+        .bind(run.trigger.as_str())
+        .bind(run.mode.as_str())
 }
 
 /// An instant as stored (see [`now_text`]).
