@@ -6,6 +6,7 @@
 //! SQLite and PostgreSQL.
 
 use std::process::Command;
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use passerelle_tests as common;
@@ -227,7 +228,8 @@ async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
         d.signal(Signal::SIGTERM);
         assert!(d.exit().await.success());
 
-        // The process logged JSON, one span per run with ids, and no patient data.
+        // The process logged JSON, one span per run with ids inside the daemon's span (its
+        // id), and no patient data.
         let text = std::fs::read_to_string(&log).unwrap();
         let mut run_lines = 0;
         for line in text.lines() {
@@ -237,6 +239,11 @@ async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
                 run_lines += 1;
                 assert!(v["span"]["account"].is_string() && v["span"]["practice"].is_string());
                 assert_eq!(v["span"]["connector"], "doctolib");
+                // Inside the daemon's span, with its id.
+                assert_eq!(v["spans"][0]["name"], "daemon", "{line}");
+                assert!(v["spans"][0]["id"]
+                    .as_str()
+                    .is_some_and(|id| id.contains('/')));
             }
         }
         assert!(run_lines > 0, "run spans are logged");
@@ -314,4 +321,96 @@ fn check_config_validates_the_file_and_the_environment() {
     std::fs::write(&path, "[daemon]\nlisten = 8787\n").unwrap();
     let (ok, out) = check(&[]);
     assert!(!ok && out.contains("passerelle.toml"), "{out}");
+}
+
+/// One daemon, one account, a full run SIGKILLed at seeded random moments (between HTTP
+/// calls, inside a checkpoint's transaction, between the last commit and the run's end —
+/// wherever the moment falls), restarted each time: the killed run's record says exactly
+/// what its committed checkpoints promised (its cursor is the account's, its counts are
+/// what was stored), its work is done again, and at the end the data is the simulator's.
+#[tokio::test]
+async fn a_run_killed_at_random_moments_is_recorded_as_committed() {
+    use rand::{Rng, SeedableRng};
+    for db in databases().await {
+        let mut config = daemon_config();
+        config.daemon.manual_min_interval_secs = 0;
+        config.daemon.lease_secs = 3;
+        config.retry.max_attempts = 10;
+        let sim = sim_env_with(&db, sim_config(1, 400), config).await;
+        let data_dir = sim.env.data_dir();
+        let config_path = write_config(&data_dir, &sim.env.app.config);
+        let log = data_dir.join("serve.log");
+        let store = sim.env.app.store.clone();
+        let practice = sim.sim.world().practices[0].id.clone();
+        let account = sim.sim.world().practices[0].accounts[0].id.clone();
+        sim.sim.set_faults(
+            "doctolib",
+            Faults {
+                latency_ms: 60,
+                ..Faults::default()
+            },
+        );
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut with_checkpoints = 0;
+        for _ in 0..6 {
+            let d = Daemon::start(&config_path, &data_dir, &log).await;
+            let (status, body) = d
+                .post(
+                    &format!("/v1/practices/{practice}/sync"),
+                    serde_json::json!({"account": account, "full": true}),
+                )
+                .await;
+            assert_eq!(status, 202, "{body}");
+            d.wait_running(1).await;
+            tokio::time::sleep(Duration::from_millis(rng.random_range(0..2500))).await;
+            d.signal(Signal::SIGKILL);
+            assert!(!d.exit().await.success());
+            // Nothing runs now: the killed run's record against what is stored.
+            let runs = common::all_runs(&sim.env.app).await;
+            let killed = runs
+                .iter()
+                .filter(|r| r.account_id == account)
+                .find(|r| r.status == Status::Running);
+            let cursor = store.cursor(&account).await.unwrap();
+            if let Some(killed) = killed {
+                if killed.counts.checkpoints > 0 {
+                    with_checkpoints += 1;
+                    assert_eq!(
+                        killed.cursor_after, cursor,
+                        "{}: the killed run's cursor is the account's: {killed:?}",
+                        db.name
+                    );
+                }
+            }
+        }
+        // The last daemon does what was interrupted, and the data is the simulator's.
+        let d = Daemon::start(&config_path, &data_dir, &log).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let open = common::all_runs(&sim.env.app)
+                .await
+                .into_iter()
+                .filter(|r| matches!(r.status, Status::Queued | Status::Running))
+                .count();
+            if open == 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{open} runs never ended"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        d.signal(Signal::SIGTERM);
+        assert!(d.exit().await.success());
+        let runs = common::all_runs(&sim.env.app).await;
+        assert_eq!(runs[0].status, Status::Succeeded, "{:?}", runs[0]);
+        assert!(
+            with_checkpoints >= 2,
+            "{}: only {with_checkpoints} kills fell after a checkpoint",
+            db.name
+        );
+        sim.sim.clear_faults();
+        sim.assert_matches_truth(&account, db.name).await;
+    }
 }

@@ -100,11 +100,25 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Bench => {
             let plugins = guest::build_all(&root)?;
+            // The scale-out bench runs `passerelle sim` and `passerelle serve` processes.
+            cargo(
+                &root,
+                &[
+                    "build",
+                    "--quiet",
+                    "--release",
+                    "-p",
+                    "passerelle",
+                    "--bin",
+                    "passerelle",
+                ],
+            )?;
             for (package, bench) in [
                 ("passerelle", "sandbox"),
                 ("passerelle-tests", "e2e"),
                 ("passerelle-tests", "daemon"),
                 ("passerelle-tests", "hot_swap"),
+                ("passerelle-tests", "scale_out"),
             ] {
                 let mut cmd = Command::new(cargo_bin());
                 cmd.current_dir(&root)

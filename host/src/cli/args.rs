@@ -154,6 +154,21 @@ pub enum Command {
         /// `POST /_sim/advance`).
         #[arg(long, default_value_t = 0)]
         advance_every: u64,
+        /// Every N-th practice also has a dentist profile on Doctolib (1: every one, 0:
+        /// none).
+        #[arg(long, default_value_t = 2)]
+        dentist_every: usize,
+        /// The platforms practices have accounts on (comma-separated; every practice is
+        /// on Doctolib).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "doctolib,keldoc,maiia,ordoclic,mapharma"
+        )]
+        platforms: Vec<String>,
+        /// Days of availability published.
+        #[arg(long, default_value_t = 21)]
+        availability_days: u32,
     },
     /// Run the daemon: syncs every practice on its schedule, runs manual syncs, answers
     /// the admin API (default http://127.0.0.1:8787, bearer token in

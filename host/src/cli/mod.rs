@@ -119,11 +119,28 @@ pub async fn run(cli: Cli) -> Result<()> {
             seed,
             appointments,
             advance_every,
+            dentist_every,
+            platforms,
+            availability_days,
         } => {
+            let platforms = platforms
+                .iter()
+                .map(|name| {
+                    passerelle_sim::Platform::ALL
+                        .into_iter()
+                        .find(|p| p.as_str() == name.trim())
+                        .with_context(|| {
+                            format!("unknown platform `{name}` (doctolib, keldoc, maiia, ordoclic, mapharma)")
+                        })
+                })
+                .collect::<Result<Vec<_>>>()?;
             let config = passerelle_sim::SimConfig {
                 seed,
                 practices,
                 appointments_per_account: appointments,
+                dentist_every,
+                availability_days,
+                platforms,
                 ..passerelle_sim::SimConfig::default()
             };
             return crate::dev::sim::serve_simulator(config, listen, advance_every).await;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use super::{token, Clock, Daemon};
 use crate::app::Passerelle;
@@ -77,15 +78,18 @@ pub async fn start(app: Passerelle, options: ServeOptions) -> Result<Running> {
     let daemon = Daemon::new(app.clone(), options.clock);
     daemon.register().await?;
     daemon.recover().await?;
+    // Everything the daemon's tasks log carries its id (a span; in JSON logs, each
+    // line's `spans`).
+    let span = tracing::info_span!("daemon", id = %daemon.id);
     let workers = (0..app.config.daemon.max_concurrent_runs)
-        .map(|_| tokio::spawn(daemon.clone().run_worker()))
+        .map(|_| tokio::spawn(daemon.clone().run_worker().instrument(span.clone())))
         .collect();
     daemon.catch_up(daemon.now()).await?;
-    let scheduler = tokio::spawn(daemon.clone().run_scheduler());
+    let scheduler = tokio::spawn(daemon.clone().run_scheduler().instrument(span.clone()));
     let mut helpers = vec![
-        tokio::spawn(daemon.clone().run_redriver()),
-        tokio::spawn(daemon.clone().run_lease_keeper()),
-        tokio::spawn(daemon.clone().run_listener()),
+        tokio::spawn(daemon.clone().run_redriver().instrument(span.clone())),
+        tokio::spawn(daemon.clone().run_lease_keeper().instrument(span.clone())),
+        tokio::spawn(daemon.clone().run_listener().instrument(span.clone())),
     ];
     helpers.extend(daemon.start_watching()?);
     let router = crate::api::router(daemon.clone(), token.clone());
