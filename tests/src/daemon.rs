@@ -188,6 +188,32 @@ pub async fn runs_in_order(store: &passerelle::store::Store) -> Vec<Run> {
     runs
 }
 
+/// Polls the sync log until at least `at_least` runs are recorded and none is queued or
+/// running (at most `secs`); every run, oldest first.
+pub async fn wait_until_settled(
+    store: &passerelle::store::Store,
+    at_least: usize,
+    secs: u64,
+) -> Vec<Run> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let all = runs_in_order(store).await;
+        let open = all
+            .iter()
+            .filter(|r| matches!(r.status, Status::Queued | Status::Running))
+            .count();
+        if all.len() >= at_least && open == 0 {
+            return all;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} runs, {open} still queued or running",
+            all.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Continuous "Sync now" of every practice until `stop` is set; returns the run ids the
 /// daemon answered (queued or coalesced).
 pub fn sync_load(

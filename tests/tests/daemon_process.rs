@@ -385,22 +385,7 @@ async fn a_run_killed_at_random_moments_is_recorded_as_committed() {
         }
         // The last daemon does what was interrupted, and the data is the simulator's.
         let d = Daemon::start(&config_path, &data_dir, &log).await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            let open = common::all_runs(&sim.env.app)
-                .await
-                .into_iter()
-                .filter(|r| matches!(r.status, Status::Queued | Status::Running))
-                .count();
-            if open == 0 {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{open} runs never ended"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        common::daemon::wait_until_settled(&store, 1, 120).await;
         d.signal(Signal::SIGTERM);
         assert!(d.exit().await.success());
         let runs = common::all_runs(&sim.env.app).await;

@@ -18,23 +18,7 @@ use passerelle_sim::{Change, Drift, Faults};
 use reqwest::{Method, StatusCode};
 
 async fn wait_until_ended(store: &passerelle::store::Store, expected: usize) -> Vec<Run> {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let all = runs_in_order(store).await;
-        let ended = all
-            .iter()
-            .filter(|r| !matches!(r.status, Status::Queued | Status::Running))
-            .count();
-        if all.len() >= expected && ended == all.len() {
-            return all;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} runs, {ended} ended",
-            all.len()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    common::daemon::wait_until_settled(store, expected, 60).await
 }
 
 /// Waits until the daemon's metrics show `line`.

@@ -48,23 +48,7 @@ async fn start(sim: &SimEnv, id: &str, options: ServeOptions) -> Running {
 
 /// Waits until `n` runs are recorded and none is queued or running.
 async fn wait_until_ended(store: &passerelle::store::Store, n: usize) -> Vec<Run> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let all = runs_in_order(store).await;
-        let open = all
-            .iter()
-            .filter(|r| matches!(r.status, Status::Queued | Status::Running))
-            .count();
-        if all.len() >= n && open == 0 {
-            return all;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} runs, {open} open",
-            all.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::daemon::wait_until_settled(store, n, 120).await
 }
 
 /// No account's runs overlap in time (recorded start and end).
