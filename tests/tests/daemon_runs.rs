@@ -169,6 +169,60 @@ async fn missed_slots_are_skipped_and_caught_up_once() {
     }
 }
 
+/// A data directory last run with its clock in 2021, started on today's clock: one
+/// skipped run per account for the whole gap (with the number of slots and the range) and
+/// one catch-up each — not a row per missed slot.
+#[tokio::test]
+async fn a_years_long_gap_is_one_skipped_run_and_one_catch_up_per_account() {
+    for db in databases().await {
+        let sim = common::sim_env_with(&db, sim_config(2, 10), daemon_config()).await;
+        let store = sim.env.app.store.clone();
+        store
+            .set_daemon_state(
+                "scheduler.scheduled_until",
+                &passerelle::store::runs::time_text(
+                    Utc.with_ymd_and_hms(2021, 1, 1, 12, 0, 0).unwrap(),
+                ),
+            )
+            .await
+            .unwrap();
+        let app = passerelle::Passerelle::open(sim.env.dir.path(), sim.env.app.config.clone())
+            .await
+            .unwrap();
+        let running = passerelle::daemon::start(
+            app,
+            ServeOptions {
+                write_address_file: false,
+                ..ServeOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let accounts = sim.sim.world().accounts().count();
+        let all = wait_until_ended(&store, accounts * 2).await;
+        assert_eq!(all.len(), accounts * 2, "{all:?}");
+        let skipped: Vec<&Run> = all.iter().filter(|r| r.status == Status::Skipped).collect();
+        assert_eq!(skipped.len(), accounts);
+        for r in skipped {
+            let detail = r.error_detail.as_deref().unwrap();
+            let count: usize = detail
+                .split(" scheduled times")
+                .next()
+                .and_then(|head| head.rsplit(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{detail}"));
+            // Daily since 2 January 2021: over two thousand slots, in one row.
+            assert!(count > 2000, "{detail}");
+            assert!(detail.contains("from 2021-01-02T"), "{detail}");
+        }
+        assert_eq!(
+            all.iter().filter(|r| r.trigger == Trigger::CatchUp).count(),
+            accounts
+        );
+        running.shutdown().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn transient_failures_retry_and_drift_does_not() {
     for db in databases().await {
