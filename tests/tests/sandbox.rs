@@ -524,6 +524,59 @@ async fn a_restart_loads_the_precompiled_component_from_the_cache() {
     );
 }
 
+/// Several runs of one daemon loading a new version at once all get it: each compiles
+/// it and the cache keeps one artifact (the benchmark of several daemons once saw all
+/// but one of them fail on the cache file's temporary name).
+#[tokio::test]
+async fn a_component_loaded_by_several_runs_at_once_is_cached_once() {
+    use passerelle::sandbox::{Origin, Runtime, RuntimeConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let config = RuntimeConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..RuntimeConfig::default()
+    };
+    let runtime = std::sync::Arc::new(Runtime::new(config.clone()).unwrap());
+    let loads: Vec<_> = (0..4)
+        .map(|_| {
+            let runtime = runtime.clone();
+            std::thread::spawn(move || runtime.load_file(&component("testing")).map(|l| l.origin))
+        })
+        .collect();
+    for load in loads {
+        let origin = load.join().unwrap().unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(matches!(origin, Origin::Compiled | Origin::Cache));
+    }
+    let artifacts: Vec<_> = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+    let leftovers: Vec<_> = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.extension().is_none_or(|e| e != "cwasm"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    let again = Runtime::new(config).unwrap();
+    assert_eq!(
+        again.load_file(&component("testing")).unwrap().origin,
+        Origin::Cache
+    );
+}
+
+/// Every file below `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
 #[tokio::test]
 async fn the_record_budget_is_enforced() {
     let limits = Limits {

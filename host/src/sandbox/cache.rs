@@ -54,14 +54,28 @@ pub fn load(
     let serialized = engine
         .precompile_component(bytes)
         .map_err(anyhow::Error::from)?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(".{sha256}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, &serialized).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &file).with_context(|| format!("renaming to {}", file.display()))?;
+    // The cache only saves time: a component that cannot be cached still runs.
+    if let Err(e) = write_artifact(&dir, &file, &serialized) {
+        tracing::warn!(file = %file.display(), "cannot cache the compiled component: {e:#}");
+    }
     // SAFETY: just produced by this engine.
     let component =
         unsafe { Component::deserialize(engine, &serialized).map_err(anyhow::Error::from)? };
     Ok((component, Origin::Compiled))
+}
+
+/// Writes an artifact under a temporary name of its own (several runs of one process
+/// may compile the same component at once) and renames it into place.
+fn write_artifact(dir: &Path, file: &Path, serialized: &[u8]) -> Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(serialized)
+        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    tmp.persist(file)
+        .with_context(|| format!("renaming to {}", file.display()))?;
+    Ok(())
 }
 
 fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component> {
