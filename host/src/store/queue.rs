@@ -240,10 +240,19 @@ impl Store {
         manual_only: bool,
     ) -> Result<Option<Claimed>, sqlx::Error> {
         let now = now_text();
-        // $1..$7 fixed; the full connectors follow.
-        let mut filter = String::from(" AND (q.trigger = $6 OR $7 = 0)");
+        // $1..$5 fixed, then the full connectors. Manual runs only: a partial index of
+        // queued manual runs finds them without reading the other queued runs; its
+        // condition is written as literals so the planners can match it.
+        let mut filter = String::new();
+        if manual_only {
+            filter.push_str(&format!(
+                " AND q.status = '{}' AND q.trigger = '{}'",
+                Status::Queued.as_str(),
+                Trigger::Manual.as_str()
+            ));
+        }
         if !full.is_empty() {
-            let marks: Vec<String> = (0..full.len()).map(|i| format!("${}", i + 8)).collect();
+            let marks: Vec<String> = (0..full.len()).map(|i| format!("${}", i + 6)).collect();
             filter.push_str(&format!(" AND q.connector NOT IN ({})", marks.join(", ")));
         }
         let lock = match self.backend {
@@ -263,9 +272,7 @@ impl Store {
             .bind(owner)
             .bind(lease_until)
             .bind(&now)
-            .bind(Status::Queued.as_str())
-            .bind(Trigger::Manual.as_str())
-            .bind(i64::from(manual_only));
+            .bind(Status::Queued.as_str());
         for c in full {
             query = query.bind(c.as_str());
         }
