@@ -421,6 +421,40 @@ impl ServeProcess {
         }
     }
 
+    /// The daemon's id, as `/healthz` says it.
+    pub async fn id(&self) -> String {
+        let r = self
+            .http
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = r.json().await.unwrap();
+        body["daemon"].as_str().unwrap().to_string()
+    }
+
+    /// Waits (at most 60 s) until this daemon runs a run (it holds the lease) whose
+    /// committed checkpoints are at least `checkpoints`; that run's id.
+    pub async fn wait_own_run(&self, checkpoints: u64) -> i64 {
+        let me = self.id().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let runs = self.get("/v1/runs?status=running").await;
+            let mine = runs.as_array().unwrap().iter().find(|r| {
+                r["owner"].as_str() == Some(me.as_str())
+                    && r["counts"]["checkpoints"].as_u64().unwrap_or(0) >= checkpoints
+            });
+            if let Some(run) = mine {
+                return run["id"].as_i64().unwrap();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{me} ran no run with {checkpoints} checkpoints: {runs}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn signal(&self, signal: Signal) {
         kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
     }
