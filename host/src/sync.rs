@@ -12,7 +12,7 @@ use crate::alerts::DriftAlert;
 use crate::app::Passerelle;
 use crate::capabilities::allowlist::Allowlist;
 use crate::capabilities::http::{HttpSession, SessionSpec};
-use crate::capabilities::records::RecordsSession;
+use crate::capabilities::records::{LastCommitOf, RecordsSession};
 use crate::contract::wit;
 use crate::model::connector::Manifest;
 use crate::model::records::{Finish, Scope};
@@ -97,10 +97,11 @@ impl Passerelle {
             version = %version.version,
         );
         let started = std::time::Instant::now();
-        let end = match missing_configuration(account, &manifest) {
-            Some(problem) => {
-                RunEnd::without_work(Status::Failed, ErrorKind::InvalidConfig, problem)
-            }
+        let Executed { end, last } = match missing_configuration(account, &manifest) {
+            Some(problem) => Executed {
+                end: RunEnd::without_work(Status::Failed, ErrorKind::InvalidConfig, problem),
+                last: None,
+            },
             None => {
                 self.execute_sync(
                     account,
@@ -137,7 +138,27 @@ impl Passerelle {
             (None, Status::Succeeded) => PauseEffect::Lift(&account.id),
             _ => PauseEffect::Keep,
         };
-        let (run, lifted) = recorder.finish(run_id, &end, effect).await?;
+        let (run, lifted) = match last {
+            // A successful run's last commit and its end are one transaction.
+            Some(mut last) => match recorder
+                .finish_with_records(&mut last.records, last.commit, &end, effect)
+                .await
+            {
+                Ok(ended) => ended,
+                Err(e) => {
+                    // Nothing of it was written: the run failed to store its records.
+                    let failed = RunEnd {
+                        status: Status::Failed,
+                        error_kind: Some(ErrorKind::Storage),
+                        error_detail: Some(last.scrubber.scrub(&format!("{e:#}"))),
+                        message: None,
+                        ..end.clone()
+                    };
+                    recorder.finish(run_id, &failed, PauseEffect::Keep).await?
+                }
+            },
+            None => recorder.finish(run_id, &end, effect).await?,
+        };
         if let Some(pause) = pause {
             self.alert_drift(account, pause);
         } else if lifted {
@@ -188,7 +209,12 @@ impl Passerelle {
         manifest: &Manifest,
         limits: &crate::limits::Limits,
     ) -> Result<(HttpSession, Scrubber)> {
-        let secrets = self.store.secret_values(&account.id).await?;
+        // An account without secrets (public availability only) has none to read.
+        let secrets = if account.secrets.is_empty() {
+            Default::default()
+        } else {
+            self.store.secret_values(&account.id).await?
+        };
         let mut scrubber = Scrubber::new();
         for value in secrets.values() {
             scrubber.add_secret(value);
@@ -222,7 +248,7 @@ impl Passerelle {
         cursor_before: Option<String>,
         options: SyncOptions,
         span: tracing::Span,
-    ) -> Result<RunEnd> {
+    ) -> Result<Executed> {
         let limits = self.config.limits.clone();
         let (mut http, scrubber) = self.http_session(account, manifest, &limits).await?;
         http.recording = options.record.clone();
@@ -269,7 +295,7 @@ impl Passerelle {
             )
             .await;
         let mut scrubber = finished.scrubber;
-        let mut records = finished.records.expect("sync runs have records");
+        let records = finished.records.expect("sync runs have records");
         let http = finished.http.expect("sync runs have http");
         self.metrics
             .sandbox_time(&manifest.name, finished.elapsed, http.platform_wait);
@@ -284,25 +310,22 @@ impl Passerelle {
             retry_after_secs: None,
             drift: None,
         };
+        let mut last_commit = None;
         match finished.output {
             Ok(CallOutput::Synced(Ok(summary))) => {
-                let finish = Finish {
-                    window_ms: (
-                        window_start.timestamp_millis(),
-                        window_end.timestamp_millis(),
-                    ),
-                    tombstone: options.mode == Mode::Full,
-                };
-                match records.finish(summary.cursor, finish).await {
-                    Ok(()) => {
-                        end.status = Status::Succeeded;
-                        end.message = summary.message.map(|m| scrubber.scrub(&truncate(m)));
-                    }
-                    Err(e) => {
-                        end.error_kind = Some(ErrorKind::Storage);
-                        end.error_detail = Some(scrubber.scrub(&format!("{e:#}")));
-                    }
-                }
+                // Committed with the run's end (sync_account_as).
+                last_commit = Some(LastCommitOf {
+                    cursor: summary.cursor,
+                    finish: Finish {
+                        window_ms: (
+                            window_start.timestamp_millis(),
+                            window_end.timestamp_millis(),
+                        ),
+                        tombstone: options.mode == Mode::Full,
+                    },
+                });
+                end.status = Status::Succeeded;
+                end.message = summary.message.map(|m| scrubber.scrub(&truncate(m)));
             }
             Ok(CallOutput::Synced(Err(error))) => {
                 if let wit::SyncError::RateLimited(Some(after)) = &error {
@@ -346,8 +369,30 @@ impl Passerelle {
             quarantined: committed.quarantined,
         };
         end.cursor_after = records.last_cursor.clone();
-        Ok(end)
+        Ok(Executed {
+            end,
+            last: last_commit.map(|commit| LastCommit {
+                records,
+                commit,
+                scrubber,
+            }),
+        })
     }
+}
+
+/// What a run's execution leaves to record: its end and, for a successful run, the last
+/// commit that goes in with it.
+struct Executed {
+    end: RunEnd,
+    last: Option<LastCommit>,
+}
+
+/// A successful run's last commit, not made yet.
+struct LastCommit {
+    records: RecordsSession,
+    commit: LastCommitOf,
+    /// Knows the run's secrets and patient values, for an error of that commit.
+    scrubber: Scrubber,
 }
 
 fn kind_of(output: &CallOutput) -> &'static str {

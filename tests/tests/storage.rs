@@ -247,6 +247,107 @@ async fn a_checkpoint_is_recorded_in_its_run_and_a_closed_run_commits_nothing() 
     }
 }
 
+/// A successful run's last commit and its end are one transaction: the run is recorded
+/// with the counts and cursor of every commit, the last included; a run closed meanwhile
+/// writes nothing of its last commit and its closing record stands.
+#[tokio::test]
+async fn a_successful_runs_last_commit_and_its_end_are_one_transaction() {
+    use passerelle::model::run::RunCounts;
+    use passerelle::store::records::LastCommit;
+    let succeeded = |counts: RunCounts| RunEnd {
+        status: Status::Succeeded,
+        counts,
+        error_kind: None,
+        error_detail: None,
+        cursor_after: Some("c1".into()),
+        message: None,
+        duration_ms: 5,
+        retry_after_secs: None,
+        drift: None,
+    };
+    let finish = Finish {
+        window_ms: (0, 1_000),
+        tombstone: false,
+    };
+    for db in databases().await {
+        let e = env(&db, Config::default()).await;
+        setup(&e).await;
+        let store = &e.app.store;
+        let run = scope(&e, "a1").await;
+        let first = store
+            .commit(&run, &[appointment("x1", 1, "booked")], Some("c1"), None)
+            .await
+            .unwrap();
+        let (recorded, lifted) = store
+            .commit_and_finish_run(
+                &run,
+                LastCommit {
+                    items: &[appointment("x2", 2, "booked")],
+                    cursor: Some("c2"),
+                    finish,
+                },
+                &succeeded(RunCounts {
+                    appointments_added: first.appointments_added,
+                    http_requests: 3,
+                    checkpoints: 1,
+                    ..RunCounts::default()
+                }),
+                PauseEffect::Lift("a1"),
+            )
+            .await
+            .unwrap();
+        assert!(!lifted, "{}: no pause to lift", db.name);
+        assert_eq!(
+            (
+                recorded.status,
+                recorded.counts.checkpoints,
+                recorded.counts.appointments_added,
+                recorded.counts.http_requests,
+                recorded.cursor_after.as_deref()
+            ),
+            (Status::Succeeded, 2, 2, 3, Some("c2")),
+            "{}: {recorded:?}",
+            db.name
+        );
+        assert_eq!(store.run(run.run_id).await.unwrap().unwrap(), recorded);
+        assert_eq!(store.cursor("a1").await.unwrap().as_deref(), Some("c2"));
+        // The next run is closed by another daemon before its last commit.
+        let next = scope(&e, "a1").await;
+        store
+            .finish_run(
+                next.run_id,
+                &RunEnd::without_work(Status::Cancelled, ErrorKind::Interrupted, "gone".into()),
+                PauseEffect::Keep,
+            )
+            .await
+            .unwrap();
+        store
+            .commit_and_finish_run(
+                &next,
+                LastCommit {
+                    items: &[appointment("x3", 3, "booked")],
+                    cursor: Some("c3"),
+                    finish,
+                },
+                &succeeded(RunCounts::default()),
+                PauseEffect::Keep,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(store.cursor("a1").await.unwrap().as_deref(), Some("c2"));
+        assert_eq!(
+            store.appointments("a1").await.unwrap().len(),
+            2,
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            store.run(next.run_id).await.unwrap().unwrap().status,
+            Status::Cancelled
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_full_sync_tombstones_only_unseen_appointments_in_its_window() {
     for db in databases().await {

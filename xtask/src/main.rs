@@ -5,8 +5,8 @@
 //! - `test`: lint, build what is needed, run every test (SQLite and PostgreSQL), then
 //!   the admin API against its OpenAPI document (schemathesis, [`conformance`]);
 //! - `demo`: `passerelle demo` with the built connectors, on target/demo;
-//! - `bench`: the benchmarks (sandbox overhead, end-to-end sync rate, the daemon at scale,
-//!   hot swap).
+//! - `bench`: the benchmarks (sandbox overhead, a run's fixed cost on one centre,
+//!   end-to-end sync rate, the daemon at scale, hot swap, several daemons).
 //!
 //! Guest toolchain: rustup with the wasm32-wasip2 target if present, else Debian's
 //! packaged rustc-web route (installed with apt-get when running as root on Debian),
@@ -58,7 +58,7 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Run the benchmarks (sandbox overhead; end-to-end sync rate; the daemon at scale; hot swap) and print their figures.
+    /// Run the benchmarks (sandbox overhead; one centre's fixed cost; end-to-end sync rate; the daemon at scale; hot swap; several daemons) and print their figures.
     Bench,
 }
 
@@ -113,8 +113,15 @@ fn run(cli: Cli) -> Result<()> {
                     "passerelle",
                 ],
             )?;
+            // The PostgreSQL parts need a server: the tests' one, or they say they are
+            // left out.
+            let postgres = postgres::find(false)?;
+            if postgres.is_none() {
+                println!("xtask: no PostgreSQL found: the benches' PostgreSQL parts are left out");
+            }
             for (package, bench) in [
                 ("passerelle", "sandbox"),
+                ("passerelle-tests", "centre"),
                 ("passerelle-tests", "e2e"),
                 ("passerelle-tests", "daemon"),
                 ("passerelle-tests", "hot_swap"),
@@ -124,6 +131,9 @@ fn run(cli: Cli) -> Result<()> {
                 cmd.current_dir(&root)
                     .args(["bench", "-p", package, "--bench", bench])
                     .env("PASSERELLE_PLUGINS_DIR", &plugins);
+                if let Some(url) = &postgres {
+                    cmd.env("PASSERELLE_TEST_POSTGRES_URL", url);
+                }
                 status(cmd, "cargo bench")?;
             }
         }

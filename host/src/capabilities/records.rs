@@ -14,8 +14,11 @@ use crate::model::records::{
     AppointmentRecord, CommitCounts, Finish, PatientRecord, Pending, QuarantineRecord, Scope,
     SlotRecord,
 };
+use crate::model::run::{Run, RunEnd};
 use crate::model::LimitExceeded;
 use crate::scrub::Scrubber;
+use crate::store::pauses::PauseEffect;
+use crate::store::records::LastCommit;
 use crate::store::Store;
 
 /// Longest cursor a connector may checkpoint.
@@ -26,6 +29,14 @@ const MAX_TEXT_BYTES: usize = 2048;
 const MAX_QUARANTINED_ITEM_BYTES: usize = 64 * 1024;
 
 /// One run's record buffer and what it committed.
+/// What a successful run commits last ([`RecordsSession::finish_run`]): its final
+/// cursor and the window it tombstones (full sync) and prunes.
+#[derive(Debug, Clone)]
+pub struct LastCommitOf {
+    pub cursor: Option<String>,
+    pub finish: Finish,
+}
+
 pub struct RecordsSession {
     store: Store,
     scope: Scope,
@@ -202,17 +213,42 @@ impl RecordsSession {
         }
     }
 
-    /// The last commit of a successful run: the rest of the buffer, the final cursor,
-    /// tombstones (full sync) and slot pruning.
-    pub async fn finish(&mut self, cursor: Option<String>, finish: Finish) -> Result<()> {
-        if let Some(c) = &cursor {
+    /// The last commit of a successful run — the rest of the buffer, the final cursor,
+    /// tombstones (full sync) and slot pruning — and the run's end with its pause
+    /// effect, in one transaction: the run as recorded, and whether a pause was lifted.
+    /// On failure nothing of it is written and the buffer is kept.
+    pub async fn finish_run(
+        &mut self,
+        last: LastCommitOf,
+        end: &RunEnd,
+        pause: PauseEffect<'_>,
+    ) -> Result<(Run, bool)> {
+        if let Some(c) = &last.cursor {
             anyhow::ensure!(
                 c.len() <= MAX_CURSOR_BYTES,
                 "the final cursor is {} bytes; at most {MAX_CURSOR_BYTES}",
                 c.len()
             );
         }
-        self.commit(cursor, Some(finish)).await
+        let ended = self
+            .store
+            .commit_and_finish_run(
+                &self.scope,
+                LastCommit {
+                    items: &self.buffer,
+                    cursor: last.cursor.as_deref(),
+                    finish: last.finish,
+                },
+                end,
+                pause,
+            )
+            .await?;
+        self.buffer.clear();
+        self.checkpoints += 1;
+        if last.cursor.is_some() {
+            self.last_cursor = last.cursor;
+        }
+        Ok(ended)
     }
 
     async fn commit(&mut self, cursor: Option<String>, finish: Option<Finish>) -> Result<()> {

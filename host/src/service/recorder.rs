@@ -8,6 +8,7 @@
 use anyhow::{Context, Result};
 
 use crate::app::Passerelle;
+use crate::capabilities::records::{LastCommitOf, RecordsSession};
 use crate::model::run::{ErrorKind, Mode, NewRun, Run, RunEnd, Status, Trigger};
 use crate::store::connectors::ConnectorVersion;
 use crate::store::pauses::{Pause, PauseEffect};
@@ -124,13 +125,35 @@ impl RunRecorder<'_> {
         end: &RunEnd,
         pause: PauseEffect<'_>,
     ) -> Result<(Run, bool)> {
-        let lifted = self.app.store.finish_run(id, end, pause).await?;
-        let run = self
-            .app
-            .store
-            .run(id)
-            .await?
-            .context("the run just recorded is missing")?;
+        match self.app.store.finish_run(id, end, pause).await? {
+            Some((run, lifted)) => {
+                self.app.metrics.run_ended(&run);
+                Ok((run, lifted))
+            }
+            // Closed by another daemon: its record stands.
+            None => Ok((
+                self.app
+                    .store
+                    .run(id)
+                    .await?
+                    .context("the run just recorded is missing")?,
+                false,
+            )),
+        }
+    }
+
+    /// Ends a successful run with its last commit ([`RecordsSession::finish_run`]) in
+    /// one transaction; counts it in the metrics.
+    ///
+    /// [`RecordsSession::finish_run`]: crate::capabilities::records::RecordsSession::finish_run
+    pub async fn finish_with_records(
+        &self,
+        records: &mut RecordsSession,
+        last: LastCommitOf,
+        end: &RunEnd,
+        pause: PauseEffect<'_>,
+    ) -> Result<(Run, bool)> {
+        let (run, lifted) = records.finish_run(last, end, pause).await?;
         self.app.metrics.run_ended(&run);
         Ok((run, lifted))
     }

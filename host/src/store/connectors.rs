@@ -259,34 +259,34 @@ impl Store {
         name: &str,
         practice_id: &str,
     ) -> StoreResult<Option<ConnectorVersion>> {
-        let canary =
-            sqlx::query("SELECT version, practices FROM connector_canaries WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
-        let version = canary.and_then(|row| {
-            let practices: Vec<String> =
-                serde_json::from_str(&row.get::<String, _>("practices")).ok()?;
-            practices
-                .iter()
-                .any(|p| p == practice_id)
-                .then(|| row.get::<String, _>("version"))
-        });
-        let row = match version {
-            Some(version) => {
-                sqlx::query(&format!(
-                "SELECT {VERSION_COLUMNS} FROM connector_versions WHERE name = $1 AND version = $2"
-            ))
-                .bind(name)
-                .bind(version)
-                .fetch_optional(&self.pool)
-                .await?
-            }
-            None => None,
+        // The active version and the canary's, with the canary's practices, in one
+        // statement (this runs before every run).
+        let columns = VERSION_COLUMNS
+            .split(", ")
+            .map(|c| format!("v.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT {columns}, c.practices AS canary_practices,
+                    CAST(CASE WHEN v.version = c.version THEN 1 ELSE 0 END AS BIGINT) AS is_canary
+             FROM connector_versions v
+             LEFT JOIN connector_canaries c ON c.name = v.name
+             WHERE v.name = $1 AND (v.active = 1 OR v.version = c.version)"
+        ))
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        let in_canary = |row: &&sqlx::any::AnyRow| {
+            row.get::<i64, _>("is_canary") == 1
+                && row
+                    .get::<Option<String>, _>("canary_practices")
+                    .and_then(|p| serde_json::from_str::<Vec<String>>(&p).ok())
+                    .is_some_and(|practices| practices.iter().any(|p| p == practice_id))
         };
-        match row {
-            Some(row) => version_from_row(&row).map(Some),
-            None => self.active_connector(name).await,
-        }
+        let row = rows
+            .iter()
+            .find(in_canary)
+            .or_else(|| rows.iter().find(|r| r.get::<i64, _>("active") != 0));
+        row.map(version_from_row).transpose()
     }
 }

@@ -74,7 +74,10 @@ impl Store {
                 StoreError::Invalid(format!("invalid database URL `{}`: {e}", redact_url(url)))
             })?
             .log_statements(tracing::log::LevelFilter::Trace);
-        let mut pool_options = AnyPoolOptions::new();
+        // No ping before each use (it doubled every statement's round trips): a
+        // connection that died with its server fails its statement, and a run that meets
+        // it ends with a retryable storage error.
+        let mut pool_options = AnyPoolOptions::new().test_before_acquire(false);
         if backend == Backend::Sqlite {
             // One writer at a time; WAL lets readers proceed meanwhile.
             pool_options = pool_options

@@ -11,11 +11,13 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
 
+use super::pauses::PauseEffect;
 use super::{now_text, Store};
 use crate::model::records::{
     AppointmentRecord, CommitCounts, Finish, PatientRecord, Pending, Scope, SlotRecord,
     StoredAppointment,
 };
+use crate::model::run::{Run, RunEnd};
 
 fn content_hash<T: Serialize>(value: &T) -> String {
     let json = serde_json::to_vec(value).expect("records serialise");
@@ -103,6 +105,69 @@ impl Store {
         finish: Option<Finish>,
     ) -> StoreResult<CommitCounts> {
         let mut tx = self.begin_write().await?;
+        let counts = commit_in(&mut tx, scope, items, cursor, finish).await?;
+        tx.commit().await.context("committing records")?;
+        Ok(counts)
+    }
+
+    /// A successful run's last commit and its end, in one transaction: `items`, the
+    /// final cursor, tombstones and slot pruning ([`Store::commit`] with `finish`), then
+    /// the run closed with `end` — its counts raised by what this commit wrote — and
+    /// its account's pause effect ([`Store::finish_run`]). The run as recorded, and
+    /// whether a pause was lifted. Nothing is written if any of it fails.
+    pub async fn commit_and_finish_run(
+        &self,
+        scope: &Scope,
+        last: LastCommit<'_>,
+        end: &RunEnd,
+        pause: PauseEffect<'_>,
+    ) -> StoreResult<(Run, bool)> {
+        let mut tx = self.begin_write().await?;
+        let counts = commit_in(&mut tx, scope, last.items, last.cursor, Some(last.finish)).await?;
+        let mut end = end.clone();
+        let c = &mut end.counts;
+        c.appointments_added += counts.appointments_added;
+        c.appointments_changed += counts.appointments_changed;
+        c.appointments_deleted += counts.appointments_deleted;
+        c.appointments_tombstoned += counts.appointments_tombstoned;
+        c.slots_written += counts.slots_written;
+        c.slots_removed += counts.slots_removed;
+        c.quarantined += counts.quarantined;
+        c.checkpoints += 1;
+        if let Some(cursor) = last.cursor {
+            end.cursor_after = Some(cursor.to_string());
+        }
+        // The commit above held the run (it is running, so this closes it).
+        let ended = super::runs::finish_run_in(&mut tx, scope.run_id, &end, pause)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Conflict(format!("run {} was closed meanwhile", scope.run_id))
+            })?;
+        tx.commit()
+            .await
+            .context("committing records and the run's end")?;
+        Ok(ended)
+    }
+}
+
+/// What a successful run commits last, with its end ([`Store::commit_and_finish_run`]).
+pub struct LastCommit<'a> {
+    pub items: &'a [Pending],
+    pub cursor: Option<&'a str>,
+    pub finish: Finish,
+}
+
+/// [`Store::commit`] inside `tx`: writes `items` and the cursor, with `finish` the
+/// run's last commit's tombstones and pruning, and records the checkpoint in the run —
+/// refused ([`StoreError::Conflict`], `tx` rolled back) if the run is not running.
+async fn commit_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    scope: &Scope,
+    items: &[Pending],
+    cursor: Option<&str>,
+    finish: Option<Finish>,
+) -> StoreResult<CommitCounts> {
+    {
         let mut counts = CommitCounts::default();
         let now = now_text();
         // Slots go in multi-row statements (one per SLOTS_PER_STATEMENT).
@@ -110,7 +175,7 @@ impl Store {
         for item in items {
             match item {
                 Pending::Appointment(a) => {
-                    upsert_appointment(&mut tx, scope, a, &now, &mut counts).await?
+                    upsert_appointment(tx, scope, a, &now, &mut counts).await?
                 }
                 Pending::DeleteAppointment(id) => {
                     let n = sqlx::query(
@@ -124,26 +189,26 @@ impl Store {
                     .bind(id)
                     .bind(&now)
                     .bind(scope.run_id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?
                     .rows_affected();
                     counts.appointments_deleted += n as i64;
                 }
                 Pending::Quarantine(q) => {
-                    super::quarantine::upsert(&mut tx, scope, q, &now).await?;
+                    super::quarantine::upsert(tx, scope, q, &now).await?;
                     counts.quarantined += 1;
                 }
                 Pending::Slot(s) => {
                     slots.push(s);
                     counts.slots_written += 1;
                     if slots.len() >= SLOTS_PER_STATEMENT {
-                        upsert_slots(&mut tx, scope, &std::mem::take(&mut slots), &now).await?;
+                        upsert_slots(tx, scope, &std::mem::take(&mut slots), &now).await?;
                     }
                 }
             }
         }
         if !slots.is_empty() {
-            upsert_slots(&mut tx, scope, &slots, &now).await?;
+            upsert_slots(tx, scope, &slots, &now).await?;
         }
         if let Some(finish) = finish {
             let (start, end) = finish.window_ms;
@@ -159,10 +224,10 @@ impl Store {
                 .bind(start)
                 .bind(end)
                 .bind(&now)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?
                 .rows_affected() as i64;
-                super::quarantine::clear_resolved(&mut tx, scope).await?;
+                super::quarantine::clear_resolved(tx, scope).await?;
             }
             counts.slots_removed = sqlx::query(
                 "DELETE FROM slots WHERE connector = $1 AND account_id = $2 AND last_seen_run <> $3
@@ -173,7 +238,7 @@ impl Store {
             .bind(scope.run_id)
             .bind(start)
             .bind(end)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected() as i64;
         }
@@ -200,11 +265,11 @@ impl Store {
         .bind(counts.quarantined)
         .bind(cursor)
         .bind(crate::model::run::Status::Running.as_str())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .context("recording the checkpoint in the run")?;
         if held.rows_affected() != 1 {
-            tx.rollback().await.context("discarding a checkpoint")?;
+            // The caller's transaction is dropped, so rolled back.
             return Err(StoreError::Conflict(format!(
                 "run {} is not running any more (its daemon's lease ended and another daemon \
                  closed it): this checkpoint was not committed",
@@ -221,13 +286,14 @@ impl Store {
             .bind(cursor)
             .bind(scope.run_id)
             .bind(&now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        tx.commit().await.context("committing records")?;
         Ok(counts)
     }
+}
 
+impl Store {
     /// An account's appointments (tombstoned and deleted ones included), by external id.
     pub async fn appointments(&self, account_id: &str) -> StoreResult<Vec<StoredAppointment>> {
         let rows =

@@ -125,74 +125,26 @@ impl Store {
     }
 
     /// Closes a run with its outcome and counts, and applies what that does to its
-    /// account's pause in the same transaction; true if a pause was lifted.
+    /// account's pause in the same transaction: the run as recorded and whether a pause
+    /// was lifted. None if another daemon closed it already (its lease ended): that
+    /// record stands and nothing is written.
     pub async fn finish_run(
         &self,
         id: i64,
         end: &RunEnd,
         pause: PauseEffect<'_>,
-    ) -> StoreResult<bool> {
-        let c = &end.counts;
+    ) -> StoreResult<Option<(Run, bool)>> {
         let mut tx = self.begin_write().await?;
-        let ended = sqlx::query(
-            // Counts never go below what the checkpoints recorded (a run ended without
-            // its work — cancelled, interrupted — keeps them), nor the cursor.
-            "UPDATE runs SET status = $2, finished_at = $3, duration_ms = $4,
-                appointments_added = CASE WHEN $5 > appointments_added THEN $5 ELSE appointments_added END,
-                appointments_changed = CASE WHEN $6 > appointments_changed THEN $6 ELSE appointments_changed END,
-                appointments_deleted = CASE WHEN $7 > appointments_deleted THEN $7 ELSE appointments_deleted END,
-                appointments_tombstoned = CASE WHEN $8 > appointments_tombstoned THEN $8 ELSE appointments_tombstoned END,
-                slots_written = CASE WHEN $9 > slots_written THEN $9 ELSE slots_written END,
-                slots_removed = CASE WHEN $10 > slots_removed THEN $10 ELSE slots_removed END,
-                http_requests = CASE WHEN $11 > http_requests THEN $11 ELSE http_requests END,
-                bytes_received = CASE WHEN $12 > bytes_received THEN $12 ELSE bytes_received END,
-                checkpoints = CASE WHEN $13 > checkpoints THEN $13 ELSE checkpoints END,
-                quarantined = CASE WHEN $20 > quarantined THEN $20 ELSE quarantined END,
-                error_kind = $14, error_detail = $15, cursor_after = COALESCE($16, cursor_after),
-                message = $17, retry_after_secs = $18, drift = $19
-             WHERE id = $1 AND status IN ($21, $22)",
-        )
-        .bind(id)
-        .bind(end.status.as_str())
-        .bind(now_text())
-        .bind(end.duration_ms)
-        .bind(c.appointments_added)
-        .bind(c.appointments_changed)
-        .bind(c.appointments_deleted)
-        .bind(c.appointments_tombstoned)
-        .bind(c.slots_written)
-        .bind(c.slots_removed)
-        .bind(c.http_requests)
-        .bind(c.bytes_received)
-        .bind(c.checkpoints)
-        .bind(end.error_kind.map(ErrorKind::as_str))
-        .bind(end.error_detail.as_deref())
-        .bind(end.cursor_after.as_deref())
-        .bind(end.message.as_deref())
-        .bind(end.retry_after_secs)
-        .bind(
-            end.drift
-                .as_ref()
-                .map(|d| serde_json::to_string(d).expect("serialisable")),
-        )
-        .bind(c.quarantined)
-        .bind(Status::Queued.as_str())
-        .bind(Status::Running.as_str())
-        .execute(&mut *tx)
-        .await
-        .context("recording run end")?;
-        if ended.rows_affected() == 0 {
-            // Closed elsewhere (its daemon's lease ended): that record stands.
+        let ended = finish_run_in(&mut tx, id, end, pause).await?;
+        if ended.is_some() {
+            tx.commit().await.context("recording run end")?;
+        } else {
             tracing::warn!(
                 run = id,
                 "the run was closed by another daemon (its lease ended); its end here is not recorded"
             );
-            tx.rollback().await.context("recording run end")?;
-            return Ok(false);
         }
-        let lifted = super::pauses::apply(&mut tx, pause).await?;
-        tx.commit().await?;
-        Ok(lifted)
+        Ok(ended)
     }
 
     /// Starts a run this daemon claimed ([`Store::claim_run`]) with the version it runs
@@ -440,6 +392,70 @@ pub(super) fn bind_run<'q>(
 /// An instant as stored (see [`now_text`]).
 pub fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// [`Store::finish_run`] inside `tx` (not committed).
+pub(super) async fn finish_run_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: i64,
+    end: &RunEnd,
+    pause: PauseEffect<'_>,
+) -> StoreResult<Option<(Run, bool)>> {
+    let c = &end.counts;
+    let ended = sqlx::query(&format!(
+            // Counts never go below what the checkpoints recorded (a run ended without
+            // its work — cancelled, interrupted — keeps them), nor the cursor.
+            "UPDATE runs SET status = $2, finished_at = $3, duration_ms = $4,
+                appointments_added = CASE WHEN $5 > appointments_added THEN $5 ELSE appointments_added END,
+                appointments_changed = CASE WHEN $6 > appointments_changed THEN $6 ELSE appointments_changed END,
+                appointments_deleted = CASE WHEN $7 > appointments_deleted THEN $7 ELSE appointments_deleted END,
+                appointments_tombstoned = CASE WHEN $8 > appointments_tombstoned THEN $8 ELSE appointments_tombstoned END,
+                slots_written = CASE WHEN $9 > slots_written THEN $9 ELSE slots_written END,
+                slots_removed = CASE WHEN $10 > slots_removed THEN $10 ELSE slots_removed END,
+                http_requests = CASE WHEN $11 > http_requests THEN $11 ELSE http_requests END,
+                bytes_received = CASE WHEN $12 > bytes_received THEN $12 ELSE bytes_received END,
+                checkpoints = CASE WHEN $13 > checkpoints THEN $13 ELSE checkpoints END,
+                quarantined = CASE WHEN $20 > quarantined THEN $20 ELSE quarantined END,
+                error_kind = $14, error_detail = $15, cursor_after = COALESCE($16, cursor_after),
+                message = $17, retry_after_secs = $18, drift = $19
+             WHERE id = $1 AND status IN ($21, $22)
+             RETURNING {RUN_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(end.status.as_str())
+        .bind(now_text())
+        .bind(end.duration_ms)
+        .bind(c.appointments_added)
+        .bind(c.appointments_changed)
+        .bind(c.appointments_deleted)
+        .bind(c.appointments_tombstoned)
+        .bind(c.slots_written)
+        .bind(c.slots_removed)
+        .bind(c.http_requests)
+        .bind(c.bytes_received)
+        .bind(c.checkpoints)
+        .bind(end.error_kind.map(ErrorKind::as_str))
+        .bind(end.error_detail.as_deref())
+        .bind(end.cursor_after.as_deref())
+        .bind(end.message.as_deref())
+        .bind(end.retry_after_secs)
+        .bind(
+            end.drift
+                .as_ref()
+                .map(|d| serde_json::to_string(d).expect("serialisable")),
+        )
+        .bind(c.quarantined)
+        .bind(Status::Queued.as_str())
+        .bind(Status::Running.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .context("recording run end")?;
+    let Some(row) = ended else {
+        return Ok(None);
+    };
+    let run = run_from_row(&row)?;
+    let lifted = super::pauses::apply(tx, pause).await?;
+    Ok(Some((run, lifted)))
 }
 
 fn run_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Run> {

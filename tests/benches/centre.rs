@@ -1,0 +1,222 @@
+//! The fixed cost of a run: one Doctolib centre at a time (its booking document and one
+//! availabilities page, ViteMaDose's recorded "basic" centre), served by a static local
+//! server in its own process, synced by the host with doctolib.wasm and its durable
+//! writes (the run's bookkeeping, the slot snapshot) on SQLite and on PostgreSQL.
+//!
+//! Prints per database: wall time and CPU time of this process per centre (the server's
+//! CPU is its own process's, not counted), and the runs' p50/p95. The yardstick is
+//! ViteMaDose's Python scraper on the same recording, measured by the issue that asked
+//! for this bench (it stores nothing): about 1.6–1.9 ms wall per centre.
+//!
+//! `cargo xtask bench` (or `cargo bench -p passerelle-tests --bench centre` with the
+//! components built). PASSERELLE_BENCH_CENTRES sizes it (default 2,000 runs);
+//! PASSERELLE_TEST_POSTGRES_URL names the database (left out without it).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use nix::sys::resource::{getrusage, UsageWho};
+use passerelle::model::run::{Mode, Status, Trigger};
+use passerelle::sync::SyncOptions;
+use passerelle::Passerelle;
+use passerelle_tests::component;
+
+/// Set in the child that serves the recorded files: the port file to write.
+const SERVE_ENV: &str = "PASSERELLE_BENCH_CENTRE_SERVE";
+
+/// The recorded "basic" centre.
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures/vitemadose/fixtures/doctolib")
+        .join(name)
+}
+
+/// The static server: every booking document is the recorded one, every availabilities
+/// page too. Runs in the child process until killed.
+fn serve(port_file: &str) {
+    use axum::routing::get;
+    let booking = std::fs::read(fixture("basic-booking.json")).expect("the recorded booking");
+    let availabilities =
+        std::fs::read(fixture("basic-availabilities.json")).expect("the recorded availabilities");
+    let json = |body: Vec<u8>| {
+        move || {
+            let body = body.clone();
+            async move { ([("content-type", "application/json")], body) }
+        }
+    };
+    let app = axum::Router::new()
+        .route("/booking/{centre}", get(json(booking)))
+        .route("/availabilities.json", get(json(availabilities)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::fs::write(port_file, format!("{port}\n")).unwrap();
+        axum::serve(listener, app).await.unwrap();
+    });
+}
+
+struct Server {
+    child: Child,
+    base_url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(dir: &std::path::Path) -> Server {
+    let port_file = dir.join("port");
+    let child = Command::new(std::env::current_exe().unwrap())
+        .env(SERVE_ENV, &port_file)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the static server");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let port = loop {
+        if let Ok(text) = std::fs::read_to_string(&port_file) {
+            if text.ends_with('\n') {
+                break text.trim().to_string();
+            }
+        }
+        assert!(Instant::now() < deadline, "the static server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Server {
+        child,
+        base_url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+fn cpu_now() -> Duration {
+    let usage = getrusage(UsageWho::RUSAGE_SELF).unwrap();
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+    };
+    tv(usage.user_time()) + tv(usage.system_time())
+}
+
+async fn bench(label: &str, runs: usize, database_url: Option<String>, server: &Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = passerelle::config::Config {
+        http: passerelle::dev::demo::simulator_policy(&server.base_url),
+        database_url,
+        ..Default::default()
+    };
+    // ViteMaDose's window: one availabilities page (14 days from today) per motive.
+    config.sync.window_past_days = 0;
+    config.sync.window_future_days = 13;
+    let app = Passerelle::open(dir.path(), config).await.unwrap();
+    app.install_plugin(&component("doctolib")).await.unwrap();
+    app.store
+        .add_practice("centre-practice", "Centre", "Europe/Paris")
+        .await
+        .unwrap();
+    let settings = [("centre".to_string(), "centre-basic".to_string())].into();
+    app.store
+        .add_account(
+            "centre-account",
+            "centre-practice",
+            "doctolib",
+            None,
+            &settings,
+        )
+        .await
+        .unwrap();
+    let account = app.store.account("centre-account").await.unwrap().unwrap();
+    // The recording's clock, so that its slots are still bookable.
+    let now: DateTime<Utc> = "2021-04-03T07:00:00Z".parse().unwrap();
+    let one = || async {
+        let run = app
+            .sync_account(
+                &account,
+                SyncOptions {
+                    trigger: Trigger::Schedule,
+                    mode: Mode::Incremental,
+                    now: Some(now),
+                    record: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(run.status, Status::Succeeded, "{run:?}");
+        assert_eq!(run.counts.http_requests, 2, "{run:?}");
+        run
+    };
+    // Warm: the component compiled and cached, connections open.
+    for _ in 0..50 {
+        one().await;
+    }
+    let cpu = cpu_now();
+    let started = Instant::now();
+    let mut durations = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        one().await;
+        durations.push(t.elapsed());
+    }
+    let wall = started.elapsed();
+    let cpu = cpu_now() - cpu;
+    durations.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{label:<28} {runs} runs, one at a time: {:.3} ms wall, {:.3} ms CPU per centre; run p50 {:.3} ms, p95 {:.3} ms",
+        ms(wall) / runs as f64,
+        ms(cpu) / runs as f64,
+        ms(durations[runs / 2]),
+        ms(durations[runs * 95 / 100]),
+    );
+    app.store.close().await;
+}
+
+fn main() {
+    if let Ok(port_file) = std::env::var(SERVE_ENV) {
+        serve(&port_file);
+        return;
+    }
+    if std::env::var("RUST_LOG").is_ok() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
+    }
+    let runs: usize = std::env::var("PASSERELLE_BENCH_CENTRES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path());
+    println!(
+        "centre: ViteMaDose's recorded Doctolib \"basic\" centre (2 requests) from a static local server, doctolib.wasm, durable writes"
+    );
+    let postgres = passerelle_tests::postgres_url();
+    if postgres.is_none() {
+        println!("postgres skipped: PASSERELLE_TEST_POSTGRES_URL is not set");
+    }
+    // The daemon's runtime (multi-thread), and a current-thread one: the difference is
+    // what waking tasks across threads costs when one run at a time keeps it idle.
+    for (runtime, multi) in [("multi-thread", true), ("current-thread", false)] {
+        let rt = if multi {
+            tokio::runtime::Builder::new_multi_thread()
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+        }
+        .enable_all()
+        .build()
+        .unwrap();
+        rt.block_on(async {
+            bench(&format!("sqlite, {runtime}"), runs, None, &server).await;
+            if let Some(base) = &postgres {
+                let url = passerelle_tests::postgres_schema_url(base).await;
+                bench(&format!("postgres, {runtime}"), runs, Some(url), &server).await;
+            }
+        });
+    }
+}
