@@ -322,6 +322,8 @@ impl Passerelle {
                             window_end.timestamp_millis(),
                         ),
                         tombstone: options.mode == Mode::Full,
+                        // The records session adds the slots it saw.
+                        seen_slots: Default::default(),
                     },
                 });
                 end.status = Status::Succeeded;

@@ -267,7 +267,7 @@ async fn a_successful_runs_last_commit_and_its_end_are_one_transaction() {
     };
     let finish = Finish {
         window_ms: (0, 1_000),
-        tombstone: false,
+        ..Finish::default()
     };
     for db in databases().await {
         let e = env(&db, Config::default()).await;
@@ -284,7 +284,7 @@ async fn a_successful_runs_last_commit_and_its_end_are_one_transaction() {
                 LastCommit {
                     items: &[appointment("x2", 2, "booked")],
                     cursor: Some("c2"),
-                    finish,
+                    finish: finish.clone(),
                 },
                 &succeeded(RunCounts {
                     appointments_added: first.appointments_added,
@@ -327,7 +327,7 @@ async fn a_successful_runs_last_commit_and_its_end_are_one_transaction() {
                 LastCommit {
                     items: &[appointment("x3", 3, "booked")],
                     cursor: Some("c3"),
-                    finish,
+                    finish: finish.clone(),
                 },
                 &succeeded(RunCounts::default()),
                 PauseEffect::Keep,
@@ -344,6 +344,92 @@ async fn a_successful_runs_last_commit_and_its_end_are_one_transaction() {
         assert_eq!(
             store.run(next.run_id).await.unwrap().unwrap().status,
             Status::Cancelled
+        );
+    }
+}
+
+fn slot(id: &str, starts_at_ms: i64, place: &str) -> Pending {
+    Pending::Slot(passerelle::model::records::SlotRecord {
+        external_id: id.into(),
+        starts_at: "2030-03-30T09:00:00+02:00".into(),
+        starts_at_ms,
+        ends_at: None,
+        practitioner: Some("dr-a".into()),
+        visit_motive: None,
+        place: Some(place.into()),
+    })
+}
+
+/// Slots are written as a diff: a slot stored as the platform has it is not written
+/// again; a changed one is; the window's stored slots the run did not see (at any of
+/// its commits) are removed, those outside the window kept.
+#[tokio::test]
+async fn slots_are_written_as_a_diff_of_the_window() {
+    let last = |seen: &[&str]| Finish {
+        window_ms: (0, 5_000),
+        seen_slots: seen.iter().map(|s| s.to_string()).collect(),
+        ..Finish::default()
+    };
+    for db in databases().await {
+        let e = env(&db, Config::default()).await;
+        setup(&e).await;
+        let store = &e.app.store;
+        let first = [
+            slot("s1", 100, "room 1"),
+            slot("s2", 200, "room 1"),
+            slot("s3", 300, "room 1"),
+            slot("later", 10_000, "room 1"),
+        ];
+        let c = store
+            .commit(
+                &scope(&e, "a1").await,
+                &first,
+                None,
+                Some(last(&["s1", "s2", "s3", "later"])),
+            )
+            .await
+            .unwrap();
+        assert_eq!((c.slots_written, c.slots_removed), (4, 0), "{}", db.name);
+        // The same availability again: nothing to write, nothing to remove.
+        let c = store
+            .commit(
+                &scope(&e, "a1").await,
+                &first[..3],
+                None,
+                Some(last(&["s1", "s2", "s3"])),
+            )
+            .await
+            .unwrap();
+        assert_eq!((c.slots_written, c.slots_removed), (0, 0), "{}", db.name);
+        // s2 moved rooms, s3 is gone; s1 was committed at an earlier checkpoint of the
+        // run (seen, not in this commit): kept.
+        let c = store
+            .commit(
+                &scope(&e, "a1").await,
+                &[slot("s2", 200, "room 2"), slot("s4", 400, "room 1")],
+                None,
+                Some(last(&["s1", "s2", "s4"])),
+            )
+            .await
+            .unwrap();
+        assert_eq!((c.slots_written, c.slots_removed), (2, 1), "{}", db.name);
+        let stored: BTreeMap<String, Option<String>> = store
+            .slots("a1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.external_id, s.place))
+            .collect();
+        assert_eq!(
+            stored,
+            BTreeMap::from([
+                ("later".to_string(), Some("room 1".to_string())),
+                ("s1".to_string(), Some("room 1".to_string())),
+                ("s2".to_string(), Some("room 2".to_string())),
+                ("s4".to_string(), Some("room 1".to_string())),
+            ]),
+            "{}",
+            db.name
         );
     }
 }
@@ -380,6 +466,7 @@ async fn a_full_sync_tombstones_only_unseen_appointments_in_its_window() {
                 Some(Finish {
                     window_ms: (0, 5_000),
                     tombstone: true,
+                    ..Finish::default()
                 }),
             )
             .await

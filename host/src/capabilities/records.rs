@@ -53,6 +53,9 @@ pub struct RecordsSession {
     /// Slots starting before this (Unix ms, the run's "now") are not bookable any more:
     /// they are not stored.
     slots_from_ms: i64,
+    /// Every slot emitted so far (external ids): the last commit keeps these and removes
+    /// the window's other stored slots.
+    seen_slots: std::collections::HashSet<String>,
 }
 
 impl RecordsSession {
@@ -68,6 +71,7 @@ impl RecordsSession {
             checkpoints: 0,
             last_cursor: None,
             slots_from_ms: i64::MIN,
+            seen_slots: Default::default(),
         }
     }
 
@@ -140,6 +144,11 @@ impl RecordsSession {
                 Ok(r) if r.starts_at_ms < self.slots_from_ms => {}
                 Ok(r) => valid.push(Pending::Slot(r)),
                 Err(field) => return Ok(Err(format!("slots[{i}].{field}"))),
+            }
+        }
+        for item in &valid {
+            if let Pending::Slot(r) = item {
+                self.seen_slots.insert(r.external_id.clone());
             }
         }
         self.buffer.extend(valid);
@@ -237,7 +246,10 @@ impl RecordsSession {
                 LastCommit {
                     items: &self.buffer,
                     cursor: last.cursor.as_deref(),
-                    finish: last.finish,
+                    finish: Finish {
+                        seen_slots: std::mem::take(&mut self.seen_slots),
+                        ..last.finish
+                    },
                 },
                 end,
                 pause,

@@ -72,12 +72,15 @@ pub struct Scope {
 }
 
 /// What the last commit of a successful run does besides writing.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct Finish {
     /// The run's window, Unix milliseconds, start inclusive, end exclusive.
     pub window_ms: (i64, i64),
     /// Full sync: tombstone the window's appointments this run did not emit.
     pub tombstone: bool,
+    /// Every slot the run emitted (external ids), at every checkpoint: the stored slots
+    /// of the window not among them are removed (availability is a snapshot).
+    pub seen_slots: std::collections::HashSet<String>,
 }
 
 /// What one commit changed.

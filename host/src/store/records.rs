@@ -4,7 +4,8 @@
 //! A run's records reach the database only through [`Store::commit`]: at each
 //! checkpoint and once when the run succeeds. The final commit of a full sync also
 //! tombstones the window's appointments the run did not see; every successful run
-//! replaces the account's slots in its window (availability is a snapshot).
+//! replaces the account's slots in its window (availability is a snapshot), as a diff:
+//! unchanged slots are not written, the window's slots the run did not see are removed.
 
 use super::error::{DbContext, StoreError, StoreResult};
 use serde::Serialize;
@@ -29,15 +30,16 @@ fn content_hash<T: Serialize>(value: &T) -> String {
 /// (100 rows per statement profiled slower than 20).
 const SLOTS_PER_STATEMENT: usize = 20;
 
-/// Upserts slots in one statement. A slot listed twice keeps its last version (as
-/// one statement per slot did); PostgreSQL refuses to update one row twice in a
-/// statement, so duplicates are dropped first.
+/// Upserts slots in one statement; how many rows it wrote (new or changed slots). A
+/// slot listed twice keeps its last version (as one statement per slot did);
+/// PostgreSQL refuses to update one row twice in a statement, so duplicates are dropped
+/// first.
 async fn upsert_slots(
     tx: &mut Transaction<'_, Any>,
     scope: &Scope,
     slots: &[&SlotRecord],
     now: &str,
-) -> StoreResult<()> {
+) -> StoreResult<i64> {
     let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for (i, s) in slots.iter().enumerate() {
         last.insert(s.external_id.as_str(), i);
@@ -67,12 +69,20 @@ async fn upsert_slots(
         }
         sql.push(')');
     }
+    // A diff: a slot stored as it is now is not written again (its row, and the
+    // database page it is on, stay untouched).
     sql.push_str(
         " ON CONFLICT (connector, account_id, external_id) DO UPDATE SET
             starts_at = excluded.starts_at, starts_at_ms = excluded.starts_at_ms,
             ends_at = excluded.ends_at, practitioner = excluded.practitioner,
             visit_motive = excluded.visit_motive, place = excluded.place,
-            last_seen_run = excluded.last_seen_run, updated_at = excluded.updated_at",
+            last_seen_run = excluded.last_seen_run, updated_at = excluded.updated_at
+         WHERE NOT (slots.starts_at = excluded.starts_at
+            AND slots.starts_at_ms = excluded.starts_at_ms
+            AND (slots.ends_at = excluded.ends_at OR (slots.ends_at IS NULL AND excluded.ends_at IS NULL))
+            AND (slots.practitioner = excluded.practitioner OR (slots.practitioner IS NULL AND excluded.practitioner IS NULL))
+            AND (slots.visit_motive = excluded.visit_motive OR (slots.visit_motive IS NULL AND excluded.visit_motive IS NULL))
+            AND (slots.place = excluded.place OR (slots.place IS NULL AND excluded.place IS NULL)))",
     );
     let mut query = sqlx::query(&sql);
     for s in &unique {
@@ -90,8 +100,58 @@ async fn upsert_slots(
             .bind(scope.run_id)
             .bind(now);
     }
-    query.execute(&mut **tx).await.context("writing slots")?;
-    Ok(())
+    let written = query
+        .execute(&mut **tx)
+        .await
+        .context("writing slots")?
+        .rows_affected();
+    Ok(written as i64)
+}
+
+/// Slots per `DELETE … IN (…)` of slots gone from the platform.
+const GONE_PER_STATEMENT: usize = 200;
+
+/// Removes the stored slots of `window_ms` that are not in `seen`; how many.
+async fn prune_slots(
+    tx: &mut Transaction<'_, Any>,
+    scope: &Scope,
+    window_ms: (i64, i64),
+    seen: &std::collections::HashSet<String>,
+) -> StoreResult<i64> {
+    let stored = sqlx::query(
+        "SELECT external_id FROM slots WHERE connector = $1 AND account_id = $2
+           AND starts_at_ms >= $3 AND starts_at_ms < $4",
+    )
+    .bind(&scope.connector)
+    .bind(&scope.account_id)
+    .bind(window_ms.0)
+    .bind(window_ms.1)
+    .fetch_all(&mut **tx)
+    .await
+    .context("reading the window's slots")?;
+    let gone: Vec<String> = stored
+        .iter()
+        .map(|r| r.get::<String, _>("external_id"))
+        .filter(|id| !seen.contains(id))
+        .collect();
+    for chunk in gone.chunks(GONE_PER_STATEMENT) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "DELETE FROM slots WHERE connector = $1 AND account_id = $2 AND external_id IN ({})",
+            list.join(", ")
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(&scope.connector)
+            .bind(&scope.account_id);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        query
+            .execute(&mut **tx)
+            .await
+            .context("removing slots gone from the platform")?;
+    }
+    Ok(gone.len() as i64)
 }
 
 impl Store {
@@ -172,12 +232,26 @@ async fn commit_in(
         let now = now_text();
         // Slots go in multi-row statements (one per SLOTS_PER_STATEMENT).
         let mut slots: Vec<&SlotRecord> = Vec::new();
+        let mut appointments: Vec<&AppointmentRecord> = Vec::new();
         for item in items {
             match item {
                 Pending::Appointment(a) => {
-                    upsert_appointment(tx, scope, a, &now, &mut counts).await?
+                    // A batch holds an id once: a repeated one is compared with its
+                    // earlier version, as when each was written on its own.
+                    if appointments.len() >= APPOINTMENTS_PER_STATEMENT
+                        || appointments
+                            .iter()
+                            .any(|b: &&AppointmentRecord| b.external_id == a.external_id)
+                    {
+                        let batch = std::mem::take(&mut appointments);
+                        upsert_appointments(tx, scope, &batch, &now, &mut counts).await?;
+                    }
+                    appointments.push(a);
                 }
                 Pending::DeleteAppointment(id) => {
+                    // In emission order: the upserts before this deletion first.
+                    let batch = std::mem::take(&mut appointments);
+                    upsert_appointments(tx, scope, &batch, &now, &mut counts).await?;
                     let n = sqlx::query(
                         "UPDATE appointments SET deleted_at = $4, deleted_reason = 'deleted', updated_at = $4,
                             last_seen_run = $5
@@ -200,15 +274,16 @@ async fn commit_in(
                 }
                 Pending::Slot(s) => {
                     slots.push(s);
-                    counts.slots_written += 1;
                     if slots.len() >= SLOTS_PER_STATEMENT {
-                        upsert_slots(tx, scope, &std::mem::take(&mut slots), &now).await?;
+                        counts.slots_written +=
+                            upsert_slots(tx, scope, &std::mem::take(&mut slots), &now).await?;
                     }
                 }
             }
         }
+        upsert_appointments(tx, scope, &appointments, &now, &mut counts).await?;
         if !slots.is_empty() {
-            upsert_slots(tx, scope, &slots, &now).await?;
+            counts.slots_written += upsert_slots(tx, scope, &slots, &now).await?;
         }
         if let Some(finish) = finish {
             let (start, end) = finish.window_ms;
@@ -229,18 +304,8 @@ async fn commit_in(
                 .rows_affected() as i64;
                 super::quarantine::clear_resolved(tx, scope).await?;
             }
-            counts.slots_removed = sqlx::query(
-                "DELETE FROM slots WHERE connector = $1 AND account_id = $2 AND last_seen_run <> $3
-                   AND starts_at_ms >= $4 AND starts_at_ms < $5",
-            )
-            .bind(&scope.connector)
-            .bind(&scope.account_id)
-            .bind(scope.run_id)
-            .bind(start)
-            .bind(end)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected() as i64;
+            counts.slots_removed =
+                prune_slots(tx, scope, finish.window_ms, &finish.seen_slots).await?;
         }
         // The run's record says what its checkpoints committed, in the same transaction
         // (a run killed later tells the truth). A run that is not running any more — its
@@ -327,68 +392,118 @@ impl Store {
     }
 }
 
-async fn upsert_appointment(
+/// Appointments per batch (20 parameters each; see [`SLOTS_PER_STATEMENT`]).
+const APPOINTMENTS_PER_STATEMENT: usize = 20;
+
+/// Upserts a batch of appointments (distinct external ids) in at most three
+/// statements: reads the stored versions' content hashes, marks the unchanged ones as
+/// seen by this run, writes the new and changed ones (a tombstoned or deleted one seen
+/// again is revived, counted as a change).
+async fn upsert_appointments(
     tx: &mut Transaction<'_, Any>,
     scope: &Scope,
-    a: &AppointmentRecord,
+    batch: &[&AppointmentRecord],
     now: &str,
     counts: &mut CommitCounts,
 ) -> StoreResult<()> {
-    let hash = content_hash(a);
-    let existing = sqlx::query(
-        "SELECT content_hash, deleted_at FROM appointments
-         WHERE connector = $1 AND account_id = $2 AND external_id = $3",
-    )
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT external_id, content_hash, deleted_at FROM appointments
+         WHERE connector = $1 AND account_id = $2 AND external_id IN ({})",
+        placeholders(3, batch.len())
+    );
+    let mut query = sqlx::query_as::<_, (String, String, Option<String>)>(&sql)
     .bind(&scope.connector)
-    .bind(&scope.account_id)
-    .bind(&a.external_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let p = a.patient.clone().unwrap_or_default();
-    let has_patient = a.patient.is_some();
-    match existing {
-        Some(row)
-            if row.get::<String, _>("content_hash") == hash
-                && row.get::<Option<String>, _>("deleted_at").is_none() =>
-        {
-            sqlx::query(
-                "UPDATE appointments SET last_seen_run = $4
-                 WHERE connector = $1 AND account_id = $2 AND external_id = $3",
-            )
-            .bind(&scope.connector)
-            .bind(&scope.account_id)
-            .bind(&a.external_id)
-            .bind(scope.run_id)
-            .execute(&mut **tx)
-            .await?;
-        }
-        existing => {
-            if existing.is_some() {
+    .bind(&scope.account_id);
+    for a in batch {
+        query = query.bind(&a.external_id);
+    }
+    let existing: std::collections::HashMap<String, (String, bool)> = query
+        .fetch_all(&mut **tx)
+        .await
+        .context("reading stored appointments")?
+        .into_iter()
+        .map(|(id, hash, deleted_at)| (id, (hash, deleted_at.is_some())))
+        .collect();
+    let mut unchanged: Vec<&str> = Vec::new();
+    let mut write: Vec<(&AppointmentRecord, String)> = Vec::new();
+    for a in batch {
+        let hash = content_hash(a);
+        match existing.get(&a.external_id) {
+            Some((stored, false)) if *stored == hash => unchanged.push(&a.external_id),
+            Some(_) => {
                 counts.appointments_changed += 1;
-            } else {
-                counts.appointments_added += 1;
+                write.push((a, hash));
             }
-            sqlx::query(
-                "INSERT INTO appointments (connector, account_id, external_id, practice_id, starts_at,
-                    starts_at_ms, ends_at, status, practitioner, visit_motive, patient_external_id,
-                    patient_first_name, patient_last_name, patient_birth_date, patient_phone,
-                    patient_email, platform_updated_at, content_hash, first_seen_run, last_seen_run,
-                    deleted_at, deleted_reason, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                    $18, $19, $19, NULL, NULL, $20)
-                 ON CONFLICT (connector, account_id, external_id) DO UPDATE SET
-                    starts_at = excluded.starts_at, starts_at_ms = excluded.starts_at_ms,
-                    ends_at = excluded.ends_at, status = excluded.status,
-                    practitioner = excluded.practitioner, visit_motive = excluded.visit_motive,
-                    patient_external_id = excluded.patient_external_id,
-                    patient_first_name = excluded.patient_first_name,
-                    patient_last_name = excluded.patient_last_name,
-                    patient_birth_date = excluded.patient_birth_date,
-                    patient_phone = excluded.patient_phone, patient_email = excluded.patient_email,
-                    platform_updated_at = excluded.platform_updated_at,
-                    content_hash = excluded.content_hash, last_seen_run = excluded.last_seen_run,
-                    deleted_at = NULL, deleted_reason = NULL, updated_at = excluded.updated_at",
-            )
+            None => {
+                counts.appointments_added += 1;
+                write.push((a, hash));
+            }
+        }
+    }
+    if !unchanged.is_empty() {
+        let sql = format!(
+            "UPDATE appointments SET last_seen_run = $3
+             WHERE connector = $1 AND account_id = $2 AND external_id IN ({})",
+            placeholders(4, unchanged.len())
+        );
+        let mut query = sqlx::query(&sql)
+        .bind(&scope.connector)
+        .bind(&scope.account_id)
+        .bind(scope.run_id);
+        for id in &unchanged {
+            query = query.bind(*id);
+        }
+        query
+            .execute(&mut **tx)
+            .await
+            .context("marking unchanged appointments as seen")?;
+    }
+    if write.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "INSERT INTO appointments (connector, account_id, external_id, practice_id, starts_at,
+            starts_at_ms, ends_at, status, practitioner, visit_motive, patient_external_id,
+            patient_first_name, patient_last_name, patient_birth_date, patient_phone,
+            patient_email, platform_updated_at, content_hash, first_seen_run, last_seen_run,
+            deleted_at, deleted_reason, updated_at)
+         VALUES ",
+    );
+    for i in 0..write.len() {
+        let b = i * 20;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        let p: Vec<String> = (1..=20).map(|k| format!("${}", b + k)).collect();
+        sql.push_str(&format!(
+            "({}, {}, NULL, NULL, {})",
+            p[..19].join(", "),
+            p[18],
+            p[19]
+        ));
+    }
+    sql.push_str(
+        " ON CONFLICT (connector, account_id, external_id) DO UPDATE SET
+            starts_at = excluded.starts_at, starts_at_ms = excluded.starts_at_ms,
+            ends_at = excluded.ends_at, status = excluded.status,
+            practitioner = excluded.practitioner, visit_motive = excluded.visit_motive,
+            patient_external_id = excluded.patient_external_id,
+            patient_first_name = excluded.patient_first_name,
+            patient_last_name = excluded.patient_last_name,
+            patient_birth_date = excluded.patient_birth_date,
+            patient_phone = excluded.patient_phone, patient_email = excluded.patient_email,
+            platform_updated_at = excluded.platform_updated_at,
+            content_hash = excluded.content_hash, last_seen_run = excluded.last_seen_run,
+            deleted_at = NULL, deleted_reason = NULL, updated_at = excluded.updated_at",
+    );
+    let mut query = sqlx::query(&sql);
+    for (a, hash) in &write {
+        let has_patient = a.patient.is_some();
+        let p = a.patient.as_ref();
+        query = query
             .bind(&scope.connector)
             .bind(&scope.account_id)
             .bind(&a.external_id)
@@ -399,21 +514,30 @@ async fn upsert_appointment(
             .bind(&a.status)
             .bind(a.practitioner.as_deref())
             .bind(a.visit_motive.as_deref())
-            .bind(p.external_id.as_deref())
-            .bind(has_patient.then_some(p.first_name.as_str()))
-            .bind(has_patient.then_some(p.last_name.as_str()))
-            .bind(p.birth_date.as_deref())
-            .bind(p.phone.as_deref())
-            .bind(p.email.as_deref())
+            .bind(p.and_then(|p| p.external_id.as_deref()))
+            .bind(p.filter(|_| has_patient).map(|p| p.first_name.as_str()))
+            .bind(p.filter(|_| has_patient).map(|p| p.last_name.as_str()))
+            .bind(p.and_then(|p| p.birth_date.as_deref()))
+            .bind(p.and_then(|p| p.phone.as_deref()))
+            .bind(p.and_then(|p| p.email.as_deref()))
             .bind(a.platform_updated_at.as_deref())
-            .bind(&hash)
+            .bind(hash.as_str())
             .bind(scope.run_id)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-        }
+            .bind(now);
     }
+    query
+        .execute(&mut **tx)
+        .await
+        .context("writing appointments")?;
     Ok(())
+}
+
+/// `$first, $first+1, …` for `n` parameters.
+fn placeholders(first: usize, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("${}", first + i))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn appointment_from_row(r: &sqlx::any::AnyRow) -> StoredAppointment {
