@@ -357,19 +357,13 @@ impl Passerelle {
                 end.error_detail = Some(failure.detail().to_string());
             }
         }
-        let committed = &records.committed;
         end.counts = RunCounts {
-            appointments_added: committed.appointments_added,
-            appointments_changed: committed.appointments_changed,
-            appointments_deleted: committed.appointments_deleted,
-            appointments_tombstoned: committed.appointments_tombstoned,
-            slots_written: committed.slots_written,
-            slots_removed: committed.slots_removed,
             http_requests: http.requests.into(),
             bytes_received: http.bytes_received as i64,
             checkpoints: records.checkpoints,
-            quarantined: committed.quarantined,
+            ..RunCounts::default()
         };
+        end.counts.add_commit(&records.committed);
         end.cursor_after = records.last_cursor.clone();
         Ok(Executed {
             end,

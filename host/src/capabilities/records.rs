@@ -270,14 +270,7 @@ impl RecordsSession {
             .await?;
         self.buffer.clear();
         self.checkpoints += 1;
-        let c = &mut self.committed;
-        c.appointments_added += counts.appointments_added;
-        c.appointments_changed += counts.appointments_changed;
-        c.appointments_deleted += counts.appointments_deleted;
-        c.appointments_tombstoned += counts.appointments_tombstoned;
-        c.slots_written += counts.slots_written;
-        c.slots_removed += counts.slots_removed;
-        c.quarantined += counts.quarantined;
+        self.committed += &counts;
         if cursor.is_some() {
             self.last_cursor = cursor;
         }

@@ -185,15 +185,8 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let counts = commit_in(&mut tx, scope, last.items, last.cursor, Some(last.finish)).await?;
         let mut end = end.clone();
-        let c = &mut end.counts;
-        c.appointments_added += counts.appointments_added;
-        c.appointments_changed += counts.appointments_changed;
-        c.appointments_deleted += counts.appointments_deleted;
-        c.appointments_tombstoned += counts.appointments_tombstoned;
-        c.slots_written += counts.slots_written;
-        c.slots_removed += counts.slots_removed;
-        c.quarantined += counts.quarantined;
-        c.checkpoints += 1;
+        end.counts.add_commit(&counts);
+        end.counts.checkpoints += 1;
         if let Some(cursor) = last.cursor {
             end.cursor_after = Some(cursor.to_string());
         }
@@ -415,8 +408,8 @@ async fn upsert_appointments(
         placeholders(3, batch.len())
     );
     let mut query = sqlx::query_as::<_, (String, String, Option<String>)>(&sql)
-    .bind(&scope.connector)
-    .bind(&scope.account_id);
+        .bind(&scope.connector)
+        .bind(&scope.account_id);
     for a in batch {
         query = query.bind(&a.external_id);
     }
@@ -450,9 +443,9 @@ async fn upsert_appointments(
             placeholders(4, unchanged.len())
         );
         let mut query = sqlx::query(&sql)
-        .bind(&scope.connector)
-        .bind(&scope.account_id)
-        .bind(scope.run_id);
+            .bind(&scope.connector)
+            .bind(&scope.account_id)
+            .bind(scope.run_id);
         for id in &unchanged {
             query = query.bind(*id);
         }
