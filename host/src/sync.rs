@@ -361,9 +361,8 @@ impl Passerelle {
             http_requests: http.requests.into(),
             bytes_received: http.bytes_received as i64,
             checkpoints: records.checkpoints,
-            ..RunCounts::default()
+            ..records.committed.clone()
         };
-        end.counts.add_commit(&records.committed);
         end.cursor_after = records.last_cursor.clone();
         Ok(Executed {
             end,

@@ -11,8 +11,7 @@ use chrono::{DateTime, NaiveDate};
 
 use crate::contract::wit;
 use crate::model::records::{
-    AppointmentRecord, CommitCounts, Finish, PatientRecord, Pending, QuarantineRecord, Scope,
-    SlotRecord,
+    AppointmentRecord, Finish, PatientRecord, Pending, QuarantineRecord, Scope, SlotRecord,
 };
 use crate::model::run::{Run, RunEnd};
 use crate::model::LimitExceeded;
@@ -44,7 +43,8 @@ pub struct RecordsSession {
     emitted: u64,
     max_records: u64,
     /// Totals of everything committed so far.
-    pub committed: CommitCounts,
+    /// (In the run's counts' shape: the HTTP counts stay zero here.)
+    pub committed: crate::model::run::RunCounts,
     pub checkpoints: i64,
     /// The cursor of the last successful commit.
     pub last_cursor: Option<String>,
@@ -67,7 +67,7 @@ impl RecordsSession {
             buffer: Vec::new(),
             emitted: 0,
             max_records,
-            committed: CommitCounts::default(),
+            committed: Default::default(),
             checkpoints: 0,
             last_cursor: None,
             slots_from_ms: i64::MIN,
@@ -270,7 +270,7 @@ impl RecordsSession {
             .await?;
         self.buffer.clear();
         self.checkpoints += 1;
-        self.committed += &counts;
+        self.committed.add_commit(&counts);
         if cursor.is_some() {
             self.last_cursor = cursor;
         }

@@ -96,18 +96,6 @@ pub struct CommitCounts {
     pub quarantined: i64,
 }
 
-impl std::ops::AddAssign<&CommitCounts> for CommitCounts {
-    fn add_assign(&mut self, c: &CommitCounts) {
-        self.appointments_added += c.appointments_added;
-        self.appointments_changed += c.appointments_changed;
-        self.appointments_deleted += c.appointments_deleted;
-        self.appointments_tombstoned += c.appointments_tombstoned;
-        self.slots_written += c.slots_written;
-        self.slots_removed += c.slots_removed;
-        self.quarantined += c.quarantined;
-    }
-}
-
 /// A stored appointment, for reading back (CLI, export, tests).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct StoredAppointment {
