@@ -270,7 +270,7 @@ impl RecordsSession {
             .await?;
         self.buffer.clear();
         self.checkpoints += 1;
-        self.committed.add_commit(&counts);
+        counts.add_to(&mut self.committed);
         if cursor.is_some() {
             self.last_cursor = cursor;
         }

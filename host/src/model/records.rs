@@ -96,6 +96,19 @@ pub struct CommitCounts {
     pub quarantined: i64,
 }
 
+impl CommitCounts {
+    /// Adds what this commit wrote to a run's counts.
+    pub fn add_to(&self, run: &mut crate::model::run::RunCounts) {
+        run.appointments_added += self.appointments_added;
+        run.appointments_changed += self.appointments_changed;
+        run.appointments_deleted += self.appointments_deleted;
+        run.appointments_tombstoned += self.appointments_tombstoned;
+        run.slots_written += self.slots_written;
+        run.slots_removed += self.slots_removed;
+        run.quarantined += self.quarantined;
+    }
+}
+
 /// A stored appointment, for reading back (CLI, export, tests).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct StoredAppointment {

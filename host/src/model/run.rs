@@ -179,19 +179,6 @@ pub struct RunCounts {
     pub quarantined: i64,
 }
 
-impl RunCounts {
-    /// Adds what a commit wrote.
-    pub fn add_commit(&mut self, c: &crate::model::records::CommitCounts) {
-        self.appointments_added += c.appointments_added;
-        self.appointments_changed += c.appointments_changed;
-        self.appointments_deleted += c.appointments_deleted;
-        self.appointments_tombstoned += c.appointments_tombstoned;
-        self.slots_written += c.slots_written;
-        self.slots_removed += c.slots_removed;
-        self.quarantined += c.quarantined;
-    }
-}
-
 /// The identity of a run being started.
 #[derive(Debug, Clone)]
 pub struct NewRun<'a> {

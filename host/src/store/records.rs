@@ -185,7 +185,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let counts = commit_in(&mut tx, scope, last.items, last.cursor, Some(last.finish)).await?;
         let mut end = end.clone();
-        end.counts.add_commit(&counts);
+        counts.add_to(&mut end.counts);
         end.counts.checkpoints += 1;
         if let Some(cursor) = last.cursor {
             end.cursor_after = Some(cursor.to_string());
