@@ -4,6 +4,9 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // `FAILPOINTS` is read only in a build with the `failpoints` feature (the tests').
+    #[cfg(feature = "failpoints")]
+    let _fail_points = fail::FailScenario::setup();
     let cli = passerelle::cli::Cli::parse();
     passerelle::cli::init_logging(
         cli.global.log_format,

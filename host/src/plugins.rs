@@ -106,8 +106,11 @@ pub struct Installed {
 }
 
 impl Passerelle {
-    /// Links a component, reusing this process's copy for the same content. Compiling
-    /// (when the version is not linked yet) runs on a blocking thread.
+    /// Links a component, reusing this process's copy for the same content. Its bytes
+    /// are this daemon's file at `path` when that file holds them (and they are then
+    /// kept in the database if a daemon from before components were stored there
+    /// installed it), else the database's copy — a daemon on another machine has no
+    /// file. Compiling (when the version is not linked yet) runs on a blocking thread.
     pub async fn link(&self, path: &Path, expected_sha256: &str) -> Result<LoadedConnector> {
         if let Some(l) = self
             .loaded
@@ -117,15 +120,35 @@ impl Passerelle {
         {
             return Ok(l.clone());
         }
+        let file = tokio::fs::read(path).await;
+        let bytes = match file {
+            Ok(bytes) if crate::model::sha256_hex(&bytes) == expected_sha256 => {
+                self.store.keep_component(expected_sha256, &bytes).await?;
+                bytes
+            }
+            file => match self.store.component(expected_sha256).await? {
+                Some(bytes) => bytes,
+                None => match file {
+                    Ok(_) => bail!(
+                        "{} changed on disk (it is not the installed component {expected_sha256}) and the database has no copy; reinstall the connector",
+                        path.display()
+                    ),
+                    Err(e) => bail!(
+                        "the installed component {expected_sha256} is neither in the database nor readable at {}: {e}; reinstall the connector",
+                        path.display()
+                    ),
+                },
+            },
+        };
         let runtime = self.runtime.clone();
-        let owned = path.to_path_buf();
-        let loaded = tokio::task::spawn_blocking(move || runtime.load_file(&owned))
+        let loaded = tokio::task::spawn_blocking(move || runtime.load_bytes(&bytes))
             .await
-            .context("compiling a component")??;
+            .context("compiling a component")?
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("loading component {expected_sha256}"))?;
         if loaded.sha256 != expected_sha256 {
             bail!(
-                "{} changed on disk (sha256 {} instead of {expected_sha256}); reinstall the connector",
-                path.display(),
+                "component {expected_sha256} is stored with other content (sha256 {}); reinstall the connector",
                 loaded.sha256
             );
         }
@@ -356,11 +379,14 @@ impl Passerelle {
             .map(|e| serde_json::to_string(e).expect("serialisable"));
         self.store
             .add_connector_version(
-                &manifest.name,
-                &manifest.version,
-                sha256,
-                &path.to_string_lossy(),
-                &serde_json::to_value(&manifest)?,
+                &crate::store::connectors::NewVersion {
+                    name: &manifest.name,
+                    version: &manifest.version,
+                    sha256,
+                    path: &path.to_string_lossy(),
+                    manifest: &serde_json::to_value(&manifest)?,
+                    component: &candidate.bytes,
+                },
                 pending.as_deref(),
             )
             .await?;

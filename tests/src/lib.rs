@@ -594,7 +594,7 @@ impl Capture {
 pub async fn all_runs(app: &Passerelle) -> Vec<Run> {
     app.store
         .list_runs(&passerelle::model::run::RunFilter {
-            limit: Some(10_000),
+            limit: Some(1_000_000),
             ..Default::default()
         })
         .await

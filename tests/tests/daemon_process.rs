@@ -403,3 +403,110 @@ async fn a_run_killed_at_random_moments_is_recorded_as_committed() {
         sim.assert_matches_truth(&account, db.name).await;
     }
 }
+
+/// One daemon, one account's first full run, the process SIGKILLed (by itself, through a
+/// fail point) at exact places — inside the second checkpoint's
+/// transaction, and inside the transaction that makes the run's last commit and closes
+/// it. After each: the store holds exactly what the committed checkpoints promised (the
+/// run's record says so: its checkpoints, counts and cursor are what is stored, nothing
+/// of the open transaction is), and a restarted daemon does the work again, after which
+/// the data is the simulator's. On SQLite and PostgreSQL.
+#[tokio::test]
+async fn a_run_ended_inside_a_transaction_keeps_only_what_was_committed() {
+    // (fail point, its action: `off` for the hits before the one that ends the process)
+    let cases = [
+        ("checkpoint-transaction", "1*off->return", Some(1)),
+        ("last-transaction", "return", None),
+    ];
+    for (point, action, checkpoints) in cases {
+        // A new database each time (a PostgreSQL schema is one per call).
+        for db in databases().await {
+            let mut config = daemon_config();
+            config.daemon.lease_secs = 3;
+            let sim = sim_env_with(&db, sim_config(1, 400), config).await;
+            let data_dir = sim.env.data_dir();
+            let config_path = write_config(&data_dir, &sim.env.app.config);
+            let log = data_dir.join("serve.log");
+            let store = sim.env.app.store.clone();
+            let practice = sim.sim.world().practices[0].id.clone();
+            let account = sim.sim.world().practices[0].accounts[0].id.clone();
+            let failpoints = format!("{point}={action}");
+            let d = Daemon::start_with_env(
+                &config_path,
+                &data_dir,
+                &log,
+                &[("FAILPOINTS", &failpoints)],
+            )
+            .await;
+            let (status, body) = d
+                .post(
+                    &format!("/v1/practices/{practice}/sync"),
+                    serde_json::json!({"account": account, "full": true}),
+                )
+                .await;
+            assert_eq!(status, 202, "{body}");
+            let exit = d.exit().await;
+            assert_eq!(
+                std::os::unix::process::ExitStatusExt::signal(&exit),
+                Some(9),
+                "{}/{point}: the fail point kills the daemon",
+                db.name
+            );
+
+            let what = format!("{}/{point}", db.name);
+            let runs = common::all_runs(&sim.env.app).await;
+            let killed = runs
+                .iter()
+                .find(|r| r.account_id == account)
+                .unwrap_or_else(|| panic!("{what}: no run"));
+            assert_eq!(killed.status, Status::Running, "{what}: {killed:?}");
+            let committed = killed.counts.checkpoints;
+            match checkpoints {
+                Some(n) => assert_eq!(committed, n, "{what}: {killed:?}"),
+                // The last transaction: every page's checkpoint before it committed.
+                None => assert!(committed >= 2, "{what}: {killed:?}"),
+            }
+            assert_eq!(
+                killed.cursor_after,
+                store.cursor(&account).await.unwrap(),
+                "{what}: the run's cursor is the account's"
+            );
+            assert!(killed.cursor_after.is_some(), "{what}: {killed:?}");
+            // What is stored is what the record says was committed, and is the truth.
+            let stored = sim.stored(&account).await;
+            assert_eq!(
+                stored.len() as i64,
+                killed.counts.appointments_added,
+                "{what}: stored appointments against the run's record: {killed:?}"
+            );
+            assert!(
+                !stored.is_empty(),
+                "{what}: a checkpoint had committed appointments"
+            );
+            let truth = sim.truth(&account);
+            for s in &stored {
+                let t = truth.iter().find(|t| t.id == s.id);
+                assert!(
+                    t == Some(s),
+                    "{what}: appointment {} is not the simulator's",
+                    s.id
+                );
+            }
+            let (_, slots) = sim.slots(&account).await;
+            assert_eq!(
+                slots.len() as i64,
+                killed.counts.slots_written,
+                "{what}: stored slots against the run's record"
+            );
+
+            // A daemon without the fail point ends the interrupted run and does its work.
+            let d = Daemon::start(&config_path, &data_dir, &log).await;
+            common::daemon::wait_until_settled(&store, 1, 60).await;
+            d.signal(Signal::SIGTERM);
+            assert!(d.exit().await.success());
+            let runs = common::all_runs(&sim.env.app).await;
+            assert_eq!(runs[0].status, Status::Succeeded, "{what}: {:?}", runs[0]);
+            sim.assert_matches_truth(&account, db.name).await;
+        }
+    }
+}

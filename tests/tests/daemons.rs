@@ -1,8 +1,9 @@
 //! Several daemons on one PostgreSQL, in this process (each its own host, id and admin
 //! API on one database): one shared queue, each scheduled slot run once, catch-up decided
 //! once, "Sync now" coalescing and its minimum interval across daemons, a dead daemon's
-//! runs interrupted and done by another while a live one's are left alone; and SQLite
-//! holding one daemon.
+//! runs interrupted and done by another while a live one's are left alone; a daemon on
+//! another machine (its own data directory) running the versions installed elsewhere,
+//! from the database; and SQLite holding one daemon.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -393,4 +394,87 @@ async fn a_sqlite_database_holds_one_daemon() {
     // Once the first has stopped, a daemon starts again.
     let again = start(&sim, "daemon-b", ServeOptions::default()).await;
     again.shutdown().await.unwrap();
+}
+
+/// A version installed by one daemon runs on a daemon with another data directory (on
+/// PostgreSQL: another machine) or whose file is gone (SQLite), from the component's
+/// bytes in the database; a version installed before components were stored there has
+/// them added the first time a daemon links it from its own file.
+#[tokio::test]
+async fn a_daemon_without_the_file_runs_the_version_from_the_database() {
+    use sqlx::Row;
+    for db in databases().await {
+        let sim = sim_env_with(&db, sim_config(1, 40), daemon_config()).await;
+        let store = sim.env.app.store.clone();
+        let account_id = sim.sim.world().practices[0].accounts[0].id.clone();
+        let account = store.account(&account_id).await.unwrap().unwrap();
+        let active = store.active_connector("doctolib").await.unwrap().unwrap();
+        let sync = |app: passerelle::Passerelle| {
+            let account = account.clone();
+            async move {
+                app.sync_account(
+                    &account,
+                    passerelle::sync::SyncOptions {
+                        trigger: Trigger::Manual,
+                        mode: Mode::Full,
+                        now: None,
+                        record: None,
+                    },
+                )
+                .await
+            }
+        };
+        let stored = |sha: String| {
+            let store = store.clone();
+            async move {
+                sqlx::query("SELECT COUNT(*) AS n FROM components WHERE sha256 = $1")
+                    .bind(sha)
+                    .fetch_one(store.pool())
+                    .await
+                    .unwrap()
+                    .get::<i64, _>("n")
+            }
+        };
+        assert_eq!(
+            stored(active.sha256.clone()).await,
+            1,
+            "{}: stored at install",
+            db.name
+        );
+
+        // As if installed before components were stored: linked from the file, kept.
+        sqlx::query("DELETE FROM components")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let same_dir = passerelle::Passerelle::open(sim.env.dir.path(), sim.env.app.config.clone())
+            .await
+            .unwrap();
+        let run = sync(same_dir).await.expect("sync from the file");
+        assert_eq!(run.status, Status::Succeeded, "{}: {run:?}", db.name);
+        assert_eq!(
+            stored(active.sha256.clone()).await,
+            1,
+            "{}: kept from the file",
+            db.name
+        );
+
+        // A daemon with no file: on PostgreSQL another data directory, on SQLite the
+        // same one with its plugins folder gone.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let dir = if db.url.is_some() {
+            elsewhere.path().to_path_buf()
+        } else {
+            std::fs::remove_dir_all(sim.env.app.plugins_dir()).unwrap();
+            sim.env.dir.path().to_path_buf()
+        };
+        let other = passerelle::Passerelle::open(&dir, sim.env.app.config.clone())
+            .await
+            .unwrap();
+        assert!(!other.plugins_dir().join("doctolib").exists());
+        let run = sync(other).await.expect("sync from the database");
+        assert_eq!(run.status, Status::Succeeded, "{}: {run:?}", db.name);
+        assert_eq!(run.connector_sha256, active.sha256);
+        sim.assert_matches_truth(&account_id, db.name).await;
+    }
 }

@@ -35,9 +35,28 @@ impl Daemon {
                 return;
             }
             Err(e) => {
+                // A transient failure like any other (the pool exhausted, the database
+                // restarting): the run is recorded failed and retried, not dropped.
                 tracing::error!(run = run_id, "cannot read the account: {e:#}");
-                self.cancel_claimed(run_id, "the database could not be read")
-                    .await;
+                let Some(run) = self
+                    .app
+                    .recorder()
+                    .end_without_work(
+                        run_id,
+                        Status::Failed,
+                        ErrorKind::Storage,
+                        format!("the account could not be read from the database: {e:#}"),
+                    )
+                    .await
+                else {
+                    return; // not recorded either: its lease ends and it is retried then
+                };
+                drop(lease);
+                match self.app.store.account(&request.account_id).await {
+                    Ok(Some(account)) => self.maybe_retry(&account, &run).await,
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(run = run_id, "retry not queued: {e:#}"),
+                }
                 return;
             }
         };

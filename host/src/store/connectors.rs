@@ -1,5 +1,5 @@
 //! Installed connector versions: name, version, content hash, where the component file
-//! is kept, its manifest, which version of each connector is active (and since when),
+//! is kept (and the component's bytes, by content, for daemons elsewhere), its manifest, which version of each connector is active (and since when),
 //! which wait for the operator's approval; and the candidates that were refused.
 
 use super::error::{DbContext, StoreError, StoreResult};
@@ -41,35 +41,94 @@ pub struct Rejection {
     pub reason: String,
 }
 
+/// A version being recorded ([`Store::add_connector_version`]).
+pub struct NewVersion<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub sha256: &'a str,
+    /// This daemon's copy of the file.
+    pub path: &'a str,
+    pub manifest: &'a serde_json::Value,
+    /// The component's bytes (their hash is `sha256`).
+    pub component: &'a [u8],
+}
+
+async fn insert_component(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    sha256: &str,
+    bytes: &[u8],
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO components (sha256, bytes, stored_at) VALUES ($1, $2, $3)
+         ON CONFLICT (sha256) DO NOTHING",
+    )
+    .bind(sha256)
+    .bind(bytes)
+    .bind(now_text())
+    .execute(&mut **tx)
+    .await
+    .context("storing a component")?;
+    Ok(())
+}
+
 impl Store {
-    /// Records an installed version. Returns false if this exact name+version exists.
+    /// Records an installed version and its component's bytes, in one transaction.
+    /// Returns false if this exact name+version exists.
     pub async fn add_connector_version(
         &self,
-        name: &str,
-        version: &str,
-        sha256: &str,
-        path: &str,
-        manifest: &serde_json::Value,
+        new: &NewVersion<'_>,
         pending_approval: Option<&str>,
     ) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        insert_component(&mut tx, new.sha256, new.component).await?;
         let res = sqlx::query(
             "INSERT INTO connector_versions (name, version, sha256, path, manifest, installed_at, active, pending_approval)
              VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
         )
-        .bind(name)
-        .bind(version)
-        .bind(sha256)
-        .bind(path)
-        .bind(manifest.to_string())
+        .bind(new.name)
+        .bind(new.version)
+        .bind(new.sha256)
+        .bind(new.path)
+        .bind(new.manifest.to_string())
         .bind(now_text())
         .bind(pending_approval)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await;
         match res {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                tx.commit().await.context("recording connector version")?;
+                Ok(true)
+            }
             Err(e) if super::error::is_unique_violation(&e) => Ok(false),
             Err(e) => Err(e).context("recording connector version"),
         }
+    }
+
+    /// The bytes of the component whose content hash is `sha256`, if stored.
+    pub async fn component(&self, sha256: &str) -> StoreResult<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT bytes FROM components WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await
+            .context("reading a component")?;
+        Ok(row.map(|r| r.get::<Vec<u8>, _>("bytes")))
+    }
+
+    /// Stores a component's bytes under their content hash, unless they are there.
+    pub async fn keep_component(&self, sha256: &str, bytes: &[u8]) -> StoreResult<()> {
+        // Most often they are: a read, not a write of a megabyte.
+        let there = sqlx::query("SELECT 1 AS one FROM components WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await
+            .context("reading a component")?;
+        if there.is_some() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        insert_component(&mut tx, sha256, bytes).await?;
+        tx.commit().await.context("storing a component")?;
+        Ok(())
     }
 
     /// Makes `version` the one active version of `name`, atomically (one transaction:

@@ -166,6 +166,10 @@ impl Store {
     ) -> StoreResult<CommitCounts> {
         let mut tx = self.begin_write().await?;
         let counts = commit_in(&mut tx, scope, items, cursor, finish).await?;
+        // The crash tests kill the process here, the checkpoint's transaction open.
+        fail::fail_point!("checkpoint-transaction", |_| -> StoreResult<CommitCounts> {
+            killed_by_fail_point()
+        });
         tx.commit().await.context("committing records")?;
         Ok(counts)
     }
@@ -196,11 +200,23 @@ impl Store {
             .ok_or_else(|| {
                 StoreError::Conflict(format!("run {} was closed meanwhile", scope.run_id))
             })?;
+        // The crash tests kill the process here, the run's last transaction open.
+        fail::fail_point!("last-transaction", |_| -> StoreResult<(Run, bool)> {
+            killed_by_fail_point()
+        });
         tx.commit()
             .await
             .context("committing records and the run's end")?;
         Ok(ended)
     }
+}
+
+/// A fail point's `return`: the process SIGKILLs itself (as sudden as an operator's
+/// `kill -9`, and no core dump).
+#[cfg(feature = "failpoints")]
+fn killed_by_fail_point() -> ! {
+    let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    unreachable!("SIGKILL cannot be caught")
 }
 
 /// What a successful run commits last, with its end ([`Store::commit_and_finish_run`]).
