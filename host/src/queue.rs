@@ -227,3 +227,12 @@ pub enum Submitted {
     /// The account already had this run queued or running.
     Coalesced(i64),
 }
+
+impl Submitted {
+    /// The run that answers: the new one, or the one joined.
+    pub fn run_id(&self) -> i64 {
+        match self {
+            Submitted::Queued(id) | Submitted::Coalesced(id) => *id,
+        }
+    }
+}

@@ -2,7 +2,8 @@
 //!
 //! Transient failures (the platform unavailable or rate-limiting, the database
 //! momentarily unreachable) retry with exponential backoff and full jitter, never sooner
-//! than the platform's Retry-After, up to a number of attempts. Schema drift,
+//! than the platform's Retry-After — itself never later than `max_delay_secs`, whatever
+//! a connector says — up to a number of attempts. Schema drift,
 //! unauthorized, invalid configuration, connector bugs (internal, trap) and limits hit
 //! never retry: the same run would fail the same way.
 
@@ -59,8 +60,11 @@ impl RetryPolicy {
             rng.random_range(0.0..=ceiling)
                 .max(self.min_delay_secs.min(ceiling).max(0.0)),
         );
+        // A Retry-After comes from the connector (rate-limited(u32::MAX) is 136 years):
+        // the operator's longest backoff bounds it.
+        let longest = Duration::from_secs_f64(self.max_delay_secs.max(0.0));
         Some(match retry_after {
-            Some(after) => jittered.max(after),
+            Some(after) => jittered.max(after.min(longest)),
             None => jittered,
         })
     }
@@ -98,6 +102,19 @@ mod tests {
                 .is_none(),
             "attempts are capped"
         );
+    }
+
+    #[test]
+    fn a_retry_after_is_bounded_by_the_longest_backoff() {
+        let p = RetryPolicy::default();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let forever = Duration::from_secs(u64::from(u32::MAX));
+        for attempt in 1..5 {
+            let d = p
+                .next_delay(attempt, ErrorKind::RateLimited, Some(forever), &mut rng)
+                .unwrap();
+            assert_eq!(d, Duration::from_secs(1800), "attempt {attempt}");
+        }
     }
 
     #[test]

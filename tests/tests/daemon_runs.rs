@@ -418,3 +418,93 @@ async fn shutdown_leaves_what_is_queued_and_interrupts_what_outlives_the_grace()
         sim.assert_matches_truth("p001-cabinet", db.name).await;
     }
 }
+
+/// A connector's `rate-limited(u32::MAX)` (136 years) queues the retry no later than
+/// `retry.max_delay_secs`; and the account's next slot, asked for while that retry
+/// waits, runs it now instead of waiting with it.
+#[tokio::test]
+async fn a_huge_retry_after_is_bounded_and_the_next_slot_still_runs() {
+    use sqlx::Row;
+    for db in databases().await {
+        let mut config = daemon_config();
+        config.retry.max_delay_secs = 600.0;
+        let e = common::env(&db, config.clone()).await.with_testing().await;
+        e.account("limited", &[("scenario", "rate-limited")]).await;
+        let app = passerelle::Passerelle::open(e.dir.path(), e.app.config.clone())
+            .await
+            .unwrap();
+        let d = passerelle::daemon::start(
+            app,
+            ServeOptions {
+                write_address_file: false,
+                ..ServeOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let store = &e.app.store;
+        let account = store.account("limited").await.unwrap().unwrap();
+        let submitted = d
+            .daemon
+            .request_run(&account, Trigger::Manual, Mode::Incremental, 1, None)
+            .await
+            .unwrap();
+        let first = common::daemon::wait_for_runs(store, &[submitted.run_id()]).await;
+        assert_eq!(
+            (
+                first[0].error_kind.map(|k| k.as_str()),
+                first[0].retry_after_secs
+            ),
+            (Some("rate-limited"), Some(i64::from(u32::MAX))),
+            "{}: {:?}",
+            db.name,
+            first[0]
+        );
+        // The retry, queued by the worker after it recorded the run.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        let (retry, not_before) = loop {
+            let row = sqlx::query(
+                "SELECT id, not_before FROM runs WHERE account_id = 'limited' AND status = 'queued'",
+            )
+            .fetch_optional(store.pool())
+            .await
+            .unwrap();
+            if let Some(row) = row {
+                break (
+                    row.get::<i64, _>("id"),
+                    row.get::<Option<String>, _>("not_before")
+                        .expect("a backoff"),
+                );
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no retry queued");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        let not_before = chrono::DateTime::parse_from_rfc3339(&not_before).unwrap();
+        assert!(
+            not_before <= Utc::now() + chrono::Duration::seconds(600),
+            "{}: retry at {not_before}, later than max_delay_secs",
+            db.name
+        );
+        // The account's next slot comes while the retry waits: it runs now.
+        let submitted = d
+            .daemon
+            .request_run(&account, Trigger::Schedule, Mode::Incremental, 1, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            submitted.run_id(),
+            retry,
+            "{}: the slot joins the waiting retry",
+            db.name
+        );
+        let ran = common::daemon::wait_for_runs(store, &[retry]).await;
+        assert_eq!(
+            (ran[0].attempt, ran[0].status),
+            (2, Status::Failed),
+            "{}: {:?}",
+            db.name,
+            ran[0]
+        );
+        d.shutdown().await.unwrap();
+    }
+}

@@ -193,7 +193,7 @@ impl Store {
             };
             let id: i64 = holder.get("id");
             if holder.get::<String, _>("status") == Status::Queued.as_str() {
-                lift(&mut tx, id, run.trigger, run.mode).await?;
+                lift(&mut tx, id, run.trigger, run.mode, *attempt == 1).await?;
             }
             answers.push(Queued::Coalesced(id));
         }
@@ -451,16 +451,26 @@ fn decode<T>(v: Result<T, crate::model::run::UnknownValue>) -> Result<T, sqlx::E
     v.map_err(|e| sqlx::Error::Decode(e.to_string().into()))
 }
 
-/// A queued run asked for again: a manual request makes it manual (and lifts its
-/// backoff), a full one makes it full.
+/// A queued run asked for again: a first attempt (a slot, a catch-up, "Sync now"; not
+/// another retry) lifts its backoff — the work is due now, whatever Retry-After a
+/// connector gave the retry waiting there; a manual request also makes it manual; a full
+/// one makes it full.
 async fn lift(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     id: i64,
     trigger: Trigger,
     mode: Mode,
+    first_attempt: bool,
 ) -> StoreResult<()> {
+    if first_attempt {
+        sqlx::query("UPDATE runs SET not_before = NULL WHERE id = $1 AND not_before IS NOT NULL")
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .context("lifting a queued run's backoff")?;
+    }
     if trigger == Trigger::Manual {
-        sqlx::query("UPDATE runs SET trigger = $2, not_before = NULL WHERE id = $1")
+        sqlx::query("UPDATE runs SET trigger = $2 WHERE id = $1")
             .bind(id)
             .bind(Trigger::Manual.as_str())
             .execute(&mut **tx)

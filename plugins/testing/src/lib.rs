@@ -92,6 +92,13 @@ impl Connector for Testing {
                 }
             }
             "panic" => panic!("testing connector panicked on purpose"),
+            // Asks to be left alone for `retry_after` seconds (default u32::MAX: 136 years).
+            "rate-limited" => Err(SyncError::RateLimited(Some(
+                account
+                    .setting_opt("retry_after")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(u32::MAX),
+            ))),
             "fetch" => fetch(account),
             "drift" => {
                 #[derive(passerelle_sdk::serde::Deserialize)]
