@@ -386,7 +386,8 @@ impl Daemon {
     /// outage, a clock jump): per account, one `skipped` run for the whole gap (how many
     /// slots, the first and the last) and one catch-up run — however long the gap.
     /// Decided once across daemons: the catch-up takes a slot keyed by the gap's start.
-    /// Returns (skipped, catch-up runs queued). The first start ever has nothing to
+    /// Slots younger than `daemon.lease_secs` are late, not missed: queued as their
+    /// slot. Returns (skipped, catch-up runs queued). The first start ever has nothing to
     /// catch up.
     pub async fn catch_up(&self, now: DateTime<Utc>) -> Result<(usize, usize)> {
         let store = &self.app.store;
@@ -404,12 +405,28 @@ impl Daemon {
                 self.app.config.schedule.spread(),
             );
             planner.load(&practices, now);
+            // A slot younger than a lease is not missed but late: another daemon may be
+            // taking it this very moment (its transaction not committed yet, so not
+            // seen as taken below). It is queued as its slot, as the scheduler does:
+            // the slot's key takes it once, whichever daemon gets there.
+            let recent = (now
+                - chrono::Duration::seconds(self.app.config.daemon.lease_secs as i64))
+            .max(last);
+            let late: Vec<(String, DateTime<Utc>)> = planner
+                .missed(recent, now)
+                .into_iter()
+                .map(|(p, m)| (p, m.last))
+                .collect();
+            let late = self.queue_scheduled(&late).await?;
+            if late > 0 {
+                tracing::info!(runs = late, "slots of the last lease period queued late");
+            }
             // A slot another daemon took was not missed: daemons were running (this one
             // restarted among them). A practice counts as missed when its latest slot
             // in the gap was not taken.
             let taken = store.slots_taken_since(&time_text(last)).await?;
             let missed: HashMap<String, crate::schedule::Missed> = planner
-                .missed(last, now)
+                .missed(last, recent)
                 .into_iter()
                 .filter(|(p, m)| !taken.contains(&(p.clone(), time_text(m.last))))
                 .collect();

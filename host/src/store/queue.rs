@@ -131,6 +131,36 @@ impl Store {
                 lost.insert(s.practice_id);
             }
         }
+        if self.backend == Backend::Postgres {
+            // Queuing for an account is serialised across daemons: the checks below then
+            // see a run another daemon queued (and maybe already claimed) a moment ago,
+            // instead of racing past it. Locked in one order, so two daemons queuing
+            // overlapping accounts cannot deadlock. (SQLite has one writer.)
+            let mut ids: Vec<&str> = runs
+                .iter()
+                .filter(|r| !lost.contains(r.practice_id))
+                .map(|r| r.account_id)
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            for chunk in ids.chunks(500) {
+                let sql = format!(
+                    "SELECT id FROM accounts WHERE id IN ({}) ORDER BY id FOR UPDATE",
+                    (1..=chunk.len())
+                        .map(|i| format!("${i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let mut query = sqlx::query(&sql);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query
+                    .fetch_all(&mut *tx)
+                    .await
+                    .context("locking the accounts to queue their runs")?;
+            }
+        }
         let mut answers = Vec::with_capacity(runs.len());
         for run in runs {
             if lost.contains(run.practice_id) {
