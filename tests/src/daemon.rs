@@ -62,15 +62,26 @@ pub async fn daemon_env(
     options: ServeOptions,
 ) -> DaemonEnv {
     let sim = sim_env_with(db, sim_config, config.clone()).await;
-    let dir = sim.env.dir.path().to_path_buf();
-    let config = sim.env.app.config.clone();
-    let app = passerelle::Passerelle::open(&dir, config)
+    let running = start_daemon(sim.env.dir.path(), sim.env.app.config.clone(), options).await;
+    DaemonEnv::attach(running, sim)
+}
+
+/// A daemon in this process on `dir` (its own host on that data directory).
+pub async fn start_daemon(dir: &Path, config: Config, options: ServeOptions) -> Running {
+    let app = passerelle::Passerelle::open(dir, config)
         .await
         .expect("open the daemon's host");
-    let running = passerelle::daemon::start(app, options)
+    passerelle::daemon::start(app, options)
         .await
-        .expect("start the daemon");
-    DaemonEnv::attach(running, sim)
+        .expect("start the daemon")
+}
+
+/// [`ServeOptions`] for a test's own daemon: the system clock, no address file.
+pub fn quiet_options() -> ServeOptions {
+    ServeOptions {
+        write_address_file: false,
+        ..ServeOptions::default()
+    }
 }
 
 /// An API answer.

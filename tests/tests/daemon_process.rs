@@ -336,13 +336,15 @@ async fn a_run_killed_at_random_moments_is_recorded_as_committed() {
         config.daemon.manual_min_interval_secs = 0;
         config.daemon.lease_secs = 3;
         config.retry.max_attempts = 10;
-        let sim = sim_env_with(&db, sim_config(1, 400), config).await;
-        let data_dir = sim.env.data_dir();
-        let config_path = write_config(&data_dir, &sim.env.app.config);
-        let log = data_dir.join("serve.log");
-        let store = sim.env.app.store.clone();
-        let practice = sim.sim.world().practices[0].id.clone();
-        let account = sim.sim.world().practices[0].accounts[0].id.clone();
+        let OneAccount {
+            sim,
+            data_dir,
+            config_path,
+            log,
+            store,
+            practice,
+            account,
+        } = OneAccount::new(&db, config).await;
         sim.sim.set_faults(
             "doctolib",
             Faults {
@@ -423,13 +425,15 @@ async fn a_run_ended_inside_a_transaction_keeps_only_what_was_committed() {
         for db in databases().await {
             let mut config = daemon_config();
             config.daemon.lease_secs = 3;
-            let sim = sim_env_with(&db, sim_config(1, 400), config).await;
-            let data_dir = sim.env.data_dir();
-            let config_path = write_config(&data_dir, &sim.env.app.config);
-            let log = data_dir.join("serve.log");
-            let store = sim.env.app.store.clone();
-            let practice = sim.sim.world().practices[0].id.clone();
-            let account = sim.sim.world().practices[0].accounts[0].id.clone();
+            let OneAccount {
+                sim,
+                data_dir,
+                config_path,
+                log,
+                store,
+                practice,
+                account,
+            } = OneAccount::new(&db, config).await;
             let failpoints = format!("{point}={action}");
             let d = Daemon::start_with_env(
                 &config_path,
@@ -507,6 +511,39 @@ async fn a_run_ended_inside_a_transaction_keeps_only_what_was_committed() {
             let runs = common::all_runs(&sim.env.app).await;
             assert_eq!(runs[0].status, Status::Succeeded, "{what}: {:?}", runs[0]);
             sim.assert_matches_truth(&account, db.name).await;
+        }
+    }
+}
+
+/// One practice with one Doctolib account of 400 appointments, and what a `passerelle
+/// serve` process on its data directory needs.
+struct OneAccount {
+    sim: common::SimEnv,
+    data_dir: std::path::PathBuf,
+    config_path: std::path::PathBuf,
+    log: std::path::PathBuf,
+    store: passerelle::store::Store,
+    practice: String,
+    account: String,
+}
+
+impl OneAccount {
+    async fn new(db: &common::Db, config: passerelle::config::Config) -> OneAccount {
+        let sim = sim_env_with(db, sim_config(1, 400), config).await;
+        let data_dir = sim.env.data_dir();
+        let config_path = write_config(&data_dir, &sim.env.app.config);
+        let log = data_dir.join("serve.log");
+        let store = sim.env.app.store.clone();
+        let practice = sim.sim.world().practices[0].id.clone();
+        let account = sim.sim.world().practices[0].accounts[0].id.clone();
+        OneAccount {
+            sim,
+            data_dir,
+            config_path,
+            log,
+            store,
+            practice,
+            account,
         }
     }
 }

@@ -186,18 +186,12 @@ async fn a_years_long_gap_is_one_skipped_run_and_one_catch_up_per_account() {
             )
             .await
             .unwrap();
-        let app = passerelle::Passerelle::open(sim.env.dir.path(), sim.env.app.config.clone())
-            .await
-            .unwrap();
-        let running = passerelle::daemon::start(
-            app,
-            ServeOptions {
-                write_address_file: false,
-                ..ServeOptions::default()
-            },
+        let running = common::daemon::start_daemon(
+            sim.env.dir.path(),
+            sim.env.app.config.clone(),
+            common::daemon::quiet_options(),
         )
-        .await
-        .unwrap();
+        .await;
         let accounts = sim.sim.world().accounts().count();
         let all = wait_until_ended(&store, accounts * 2).await;
         assert_eq!(all.len(), accounts * 2, "{all:?}");
@@ -430,18 +424,12 @@ async fn a_huge_retry_after_is_bounded_and_the_next_slot_still_runs() {
         config.retry.max_delay_secs = 600.0;
         let e = common::env(&db, config.clone()).await.with_testing().await;
         e.account("limited", &[("scenario", "rate-limited")]).await;
-        let app = passerelle::Passerelle::open(e.dir.path(), e.app.config.clone())
-            .await
-            .unwrap();
-        let d = passerelle::daemon::start(
-            app,
-            ServeOptions {
-                write_address_file: false,
-                ..ServeOptions::default()
-            },
+        let d = common::daemon::start_daemon(
+            e.dir.path(),
+            e.app.config.clone(),
+            common::daemon::quiet_options(),
         )
-        .await
-        .unwrap();
+        .await;
         let store = &e.app.store;
         let account = store.account("limited").await.unwrap().unwrap();
         let submitted = d
