@@ -16,7 +16,12 @@ async fn main() -> std::process::ExitCode {
     match passerelle::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The message may carry text from outside (an id typed, an answer of a
+            // remote daemon): no control character reaches the terminal.
+            eprintln!(
+                "error: {}",
+                passerelle::cli::render::printable(&format!("{e:#}"))
+            );
             std::process::ExitCode::FAILURE
         }
     }

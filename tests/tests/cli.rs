@@ -461,3 +461,25 @@ async fn a_run_left_running_by_a_process_that_is_gone_does_not_block_its_account
         assert!(old.error_detail.unwrap().contains("is gone"));
     }
 }
+
+/// An error that quotes outside text (here an id with a terminal escape sequence) prints
+/// it escaped: nothing the operator's terminal would act on.
+#[tokio::test]
+async fn an_error_quoting_outside_text_prints_no_control_character() {
+    let db = &databases().await[0];
+    let e = sim_env(db, sim_config(1, 10)).await;
+    let config = write_config(&e.env.data_dir(), &e.env.app.config);
+    let hostile = "p\u{1b}]0;pwned\u{7}";
+    let out = run(local_command(
+        &e.env.data_dir(),
+        &config,
+        &["practices", "set-schedule", hostile, "--default"],
+    ))
+    .await;
+    assert!(!out.ok, "{out:?}");
+    assert!(
+        !out.stderr.chars().any(|c| c.is_control() && c != '\n'),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("\\u{1b}]0;pwned\\u{7}"), "{out:?}");
+}
