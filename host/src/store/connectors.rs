@@ -1,6 +1,7 @@
 //! Installed connector versions: name, version, content hash, where the component file
-//! is kept (and the component's bytes, by content, for daemons elsewhere), its manifest, which version of each connector is active (and since when),
-//! which wait for the operator's approval; and the candidates that were refused.
+//! is kept (and the component's bytes, by content, for daemons elsewhere), its manifest,
+//! which version of each connector is active (and since when), which wait for the
+//! operator's approval; and the candidates that were refused.
 
 use super::error::{DbContext, StoreError, StoreResult};
 use serde::Serialize;

@@ -42,6 +42,14 @@ pub struct Store {
 }
 
 /// Current time as stored: RFC 3339, UTC, milliseconds.
+/// `$first, $first+1, …` for `n` parameters (an `IN (…)` list).
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("${}", first + i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -14,7 +14,7 @@
 use sqlx::Row;
 
 use super::error::{is_unique_violation, DbContext, StoreResult};
-use super::{now_text, Backend, Store};
+use super::{now_text, placeholders, Backend, Store};
 use crate::model::run::{ErrorKind, Mode, NewRun, Status, Trigger};
 
 /// A practice's scheduled slot, to be taken before its runs are queued.
@@ -146,10 +146,7 @@ impl Store {
             for chunk in ids.chunks(500) {
                 let sql = format!(
                     "SELECT id FROM accounts WHERE id IN ({}) ORDER BY id FOR UPDATE",
-                    (1..=chunk.len())
-                        .map(|i| format!("${i}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    placeholders(1, chunk.len())
                 );
                 let mut query = sqlx::query(&sql);
                 for id in chunk {
@@ -282,8 +279,10 @@ impl Store {
             ));
         }
         if !full.is_empty() {
-            let marks: Vec<String> = (0..full.len()).map(|i| format!("${}", i + 6)).collect();
-            filter.push_str(&format!(" AND q.connector NOT IN ({})", marks.join(", ")));
+            filter.push_str(&format!(
+                " AND q.connector NOT IN ({})",
+                placeholders(6, full.len())
+            ));
         }
         let lock = match self.backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
 
 use super::pauses::PauseEffect;
-use super::{now_text, Store};
+use super::{now_text, placeholders, Store};
 use crate::model::records::{
     AppointmentRecord, CommitCounts, Finish, PatientRecord, Pending, Scope, SlotRecord,
     StoredAppointment,
@@ -135,10 +135,9 @@ async fn prune_slots(
         .filter(|id| !seen.contains(id))
         .collect();
     for chunk in gone.chunks(GONE_PER_STATEMENT) {
-        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
         let sql = format!(
             "DELETE FROM slots WHERE connector = $1 AND account_id = $2 AND external_id IN ({})",
-            list.join(", ")
+            placeholders(3, chunk.len())
         );
         let mut query = sqlx::query(&sql)
             .bind(&scope.connector)
@@ -539,14 +538,6 @@ async fn upsert_appointments(
         .await
         .context("writing appointments")?;
     Ok(())
-}
-
-/// `$first, $first+1, …` for `n` parameters.
-fn placeholders(first: usize, n: usize) -> String {
-    (0..n)
-        .map(|i| format!("${}", first + i))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn appointment_from_row(r: &sqlx::any::AnyRow) -> StoredAppointment {
