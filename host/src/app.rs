@@ -50,6 +50,7 @@ impl Passerelle {
             limits: config.limits.clone(),
             cache_dir: config.runtime.compile_cache.then(|| data_dir.join("cache")),
             max_instances: config.runtime.max_instances,
+            max_component_bytes: config.runtime.max_component_bytes,
         })?;
         let metrics = Arc::new(Metrics::new());
         let http = HttpService::new(&config.http, metrics.clone())?;

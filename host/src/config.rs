@@ -85,6 +85,10 @@ pub struct AlertsConfig {
     pub webhook_attempts: Option<u32>,
 }
 
+/// What a daemon takes besides its runs (engine, compiled code, pools, connections),
+/// in MiB, for [`Config::worst_case_memory_mib`]; measured idle at about 60 MiB.
+const BASE_MEMORY_MIB: u64 = 128;
+
 /// The daemon's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -113,6 +117,11 @@ pub struct DaemonConfig {
     /// How often a daemon looks for runs queued by others when nothing woke it (on
     /// PostgreSQL, `LISTEN/NOTIFY` wakes it at once; this is the fallback).
     pub poll_secs: u64,
+    /// The memory the daemon may need at worst, in MiB (set it to the service's
+    /// memory limit, e.g. systemd's `MemoryMax`): the daemon refuses to start when
+    /// `max_concurrent_runs` runs at their limits plus its own base could exceed it.
+    /// Unset: the worst case is only reported at start.
+    pub memory_ceiling_mib: Option<u64>,
 }
 
 impl Default for DaemonConfig {
@@ -127,6 +136,7 @@ impl Default for DaemonConfig {
             id: None,
             lease_secs: 30,
             poll_secs: 5,
+            memory_ceiling_mib: None,
         }
     }
 }
@@ -183,6 +193,8 @@ pub struct RuntimeSection {
     pub max_instances: u32,
     /// Keep precompiled components on disk so restarts do not recompile.
     pub compile_cache: bool,
+    /// The largest component file installed or compiled, in bytes.
+    pub max_component_bytes: u64,
 }
 
 impl Default for RuntimeSection {
@@ -190,6 +202,7 @@ impl Default for RuntimeSection {
         RuntimeSection {
             max_instances: 256,
             compile_cache: true,
+            max_component_bytes: crate::sandbox::MAX_COMPONENT_BYTES,
         }
     }
 }
@@ -235,6 +248,14 @@ impl Config {
         Ok(config)
     }
 
+    /// The memory a daemon may need at worst, in MiB: every run at its limits at once,
+    /// plus the daemon's own base.
+    pub fn worst_case_memory_mib(&self) -> u64 {
+        BASE_MEMORY_MIB
+            + (self.daemon.max_concurrent_runs as u64)
+                .saturating_mul(self.limits.run_worst_case_mib())
+    }
+
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<()> {
         self.limits.validate()?;
@@ -248,6 +269,22 @@ impl Config {
         if self.daemon.max_concurrent_runs == 0 || self.daemon.max_concurrent_per_connector == 0 {
             anyhow::bail!(
                 "daemon.max_concurrent_runs and daemon.max_concurrent_per_connector must be at least 1"
+            );
+        }
+        if let Some(ceiling) = self.daemon.memory_ceiling_mib {
+            let worst = self.worst_case_memory_mib();
+            anyhow::ensure!(
+                worst <= ceiling,
+                "the daemon could need {worst} MiB at worst, over daemon.memory_ceiling_mib = {ceiling}: \
+                 {} runs × {} MiB (limits: memory_mib {}, pending_records_mib {}, 2 × response_mib {}, log_kib {}, scrub_patterns {}) + {BASE_MEMORY_MIB} MiB base; \
+                 lower daemon.max_concurrent_runs or those limits, or raise the ceiling",
+                self.daemon.max_concurrent_runs,
+                self.limits.run_worst_case_mib(),
+                self.limits.memory_mib,
+                self.limits.pending_records_mib,
+                self.limits.response_mib,
+                self.limits.log_kib,
+                self.limits.scrub_patterns,
             );
         }
         if self.daemon.lease_secs < 3 || self.daemon.poll_secs == 0 {
@@ -293,4 +330,32 @@ pub fn default_data_dir() -> PathBuf {
     dirs::data_dir()
         .unwrap_or_else(|| PathBuf::from("."))
         .join("passerelle")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::*;
+
+    #[test]
+    fn a_worst_case_over_the_memory_ceiling_is_refused() {
+        let mut config = Config::default();
+        let worst = config.worst_case_memory_mib();
+        assert_eq!(
+            worst,
+            BASE_MEMORY_MIB + 8 * config.limits.run_worst_case_mib()
+        );
+        config.daemon.memory_ceiling_mib = Some(worst);
+        config.validate().unwrap();
+        config.daemon.memory_ceiling_mib = Some(1024);
+        let err = format!("{:#}", config.validate().unwrap_err());
+        assert!(
+            err.contains(&format!(
+                "could need {worst} MiB at worst, over daemon.memory_ceiling_mib = 1024"
+            )),
+            "{err}"
+        );
+        // Fewer runs fit.
+        config.daemon.max_concurrent_runs = 2;
+        config.validate().unwrap();
+    }
 }

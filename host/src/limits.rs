@@ -25,6 +25,18 @@ pub struct Limits {
     pub http_timeout_secs: f64,
     /// Records (appointments, deletions, slots) one run may emit.
     pub records: u64,
+    /// Records one checkpoint may commit (what the connector emits between two
+    /// checkpoints): bounds how long one transaction holds the database's write lock.
+    pub checkpoint_records: u64,
+    /// Host memory the records emitted between two checkpoints may take, in MiB.
+    pub pending_records_mib: u64,
+    /// Log lines one run may write (the `log` import; stdout/stderr count by bytes).
+    pub log_lines: u64,
+    /// Bytes of log one run may write (`log` lines and stdout/stderr), in KiB.
+    pub log_kib: u64,
+    /// Patient values the run's scrubber may learn (each name, date spelling, phone and
+    /// e-mail of each patient counts once).
+    pub scrub_patterns: u64,
 }
 
 impl Default for Limits {
@@ -38,6 +50,11 @@ impl Default for Limits {
             response_mib: 16,
             http_timeout_secs: 30.0,
             records: 500_000,
+            checkpoint_records: 50_000,
+            pending_records_mib: 64,
+            log_lines: 20_000,
+            log_kib: 8 * 1024,
+            scrub_patterns: 300_000,
         }
     }
 }
@@ -52,11 +69,29 @@ impl Limits {
     pub fn response_bytes(&self) -> u64 {
         self.response_mib.saturating_mul(1 << 20)
     }
+    pub fn pending_records_bytes(&self) -> u64 {
+        self.pending_records_mib.saturating_mul(1 << 20)
+    }
+    pub fn log_bytes(&self) -> u64 {
+        self.log_kib.saturating_mul(1 << 10)
+    }
     pub fn deadline(&self) -> Duration {
         Duration::from_secs_f64(self.deadline_secs.max(0.001))
     }
     pub fn http_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.http_timeout_secs.max(0.001))
+    }
+
+    /// The most host memory one run can take within these limits, in MiB: its linear
+    /// memory, its records between two checkpoints, a response body being read and its
+    /// copy handed to the guest, its buffered log, and its scrubber's patterns (about
+    /// 256 bytes each with the matcher).
+    pub fn run_worst_case_mib(&self) -> u64 {
+        self.memory_mib
+            + self.pending_records_mib
+            + 2 * self.response_mib
+            + self.log_kib.div_ceil(1024)
+            + (self.scrub_patterns.saturating_mul(256) >> 20)
     }
 
     /// Refuses values that would make every run fail or disable a defence.
@@ -74,6 +109,14 @@ impl Limits {
             self.http_timeout_secs > 0.0,
             "limits.http_timeout_secs must be positive"
         );
+        for (name, value) in [
+            ("checkpoint_records", self.checkpoint_records),
+            ("pending_records_mib", self.pending_records_mib),
+            ("log_lines", self.log_lines),
+            ("log_kib", self.log_kib),
+        ] {
+            anyhow::ensure!(value >= 1, "limits.{name} must be at least 1");
+        }
         Ok(())
     }
 }

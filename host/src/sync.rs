@@ -215,10 +215,17 @@ impl Passerelle {
         } else {
             self.store.secret_values(&account.id).await?
         };
-        let mut scrubber = Scrubber::new();
+        let mut scrubber = Scrubber::new().limit_patterns(limits.scrub_patterns);
         for value in secrets.values() {
             scrubber.add_secret(value);
         }
+        // Only the secrets the manifest declares reach the session: a version cannot
+        // use a secret the operator never approved it for.
+        let declared: Vec<String> = manifest.secrets.iter().map(|s| s.name.clone()).collect();
+        let secrets = secrets
+            .into_iter()
+            .filter(|(name, _)| declared.contains(name))
+            .collect();
         let http = HttpSession::new(
             &self.http,
             SessionSpec {
@@ -232,6 +239,7 @@ impl Passerelle {
                     ),
                 },
                 secrets,
+                declared_secrets: declared,
                 limits,
             },
         );
@@ -264,7 +272,7 @@ impl Passerelle {
             _ => wit::DriftPolicy::Fail,
         };
         let now = options.now.unwrap_or_else(Utc::now);
-        let records = RecordsSession::new(self.store.clone(), scope, limits.records, policy)
+        let records = RecordsSession::new(self.store.clone(), scope, &limits, policy)
             .slots_from(now.timestamp_millis());
         let window_start = now - ChronoDuration::days(self.config.sync.window_past_days.into());
         let window_end = now + ChronoDuration::days(self.config.sync.window_future_days.into());

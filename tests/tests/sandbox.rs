@@ -176,6 +176,107 @@ async fn an_operator_override_routes_an_allowed_origin_to_another_base_url() {
     assert_eq!(seen.paths(), vec!["/echo"]);
 }
 
+/// A fully-qualified name (`api.testing.example.`) is the same origin as the plain one:
+/// the operator's override applies to it (before, it skipped the override and went to the
+/// network).
+#[tokio::test]
+async fn a_trailing_dot_does_not_skip_the_operator_override() {
+    let (base, seen) = server().await;
+    let mut http = HttpPolicy::default();
+    http.overrides
+        .insert("https://api.testing.example".into(), base.clone());
+    let e = testing_env(Limits::default(), http).await;
+    e.account(
+        "dotted",
+        &[
+            ("scenario", "fetch"),
+            ("url", "https://api.testing.example./echo"),
+        ],
+    )
+    .await;
+    let run = e.sync("dotted", Mode::Incremental).await;
+    assert_eq!(run.status, Status::Succeeded, "{run:?}");
+    assert_eq!(seen.paths(), vec!["/echo"]);
+}
+
+/// A transport error tells the connector about the URL it wrote, never where the
+/// operator's override really sends it.
+#[tokio::test]
+async fn a_transport_error_does_not_show_the_override_target() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut http = HttpPolicy::default();
+    http.overrides.insert(
+        "https://api.testing.example".into(),
+        format!("http://127.0.0.1:{port}/hidden-base"),
+    );
+    let e = testing_env(Limits::default(), http).await;
+    e.account(
+        "refused",
+        &[
+            ("scenario", "fetch"),
+            ("url", "https://api.testing.example/echo"),
+        ],
+    )
+    .await;
+    let run = e.sync("refused", Mode::Incremental).await;
+    assert_ne!(run.status, Status::Succeeded, "{run:?}");
+    let detail = run.error_detail.clone().unwrap_or_default();
+    assert!(detail.contains("https://api.testing.example"), "{detail}");
+    for hidden in ["127.0.0.1", &port.to_string(), "hidden-base"] {
+        assert!(!detail.contains(hidden), "`{hidden}` shows in: {detail}");
+    }
+}
+
+/// Headers the host owns (the connection, the response's encoding and extent, proxies)
+/// are refused by name; nothing is sent.
+#[tokio::test]
+async fn a_connector_cannot_set_the_headers_the_host_owns() {
+    let (base, seen) = server().await;
+    let e = testing_env(Limits::default(), allow_private()).await;
+    let url = format!("{base}/echo");
+    for (i, header) in [
+        "Host: api.testing.example",
+        "Accept-Encoding: gzip",
+        "Range: bytes=0-3",
+        "Transfer-Encoding: chunked",
+        "Connection: close",
+        "Proxy-Authorization: Basic eA==",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let id = format!("owned{i}");
+        e.account(
+            &id,
+            &[("scenario", "fetch"), ("url", &url), ("header", header)],
+        )
+        .await;
+        let run = e.sync(&id, Mode::Incremental).await;
+        assert_eq!(run.status, Status::Failed, "{header}: {run:?}");
+        let name = header.split(':').next().unwrap();
+        let detail = run.error_detail.unwrap_or_default();
+        assert!(
+            detail.contains(&format!("header `{name}` is set by the host")),
+            "{header}: {detail}"
+        );
+    }
+    assert!(seen.paths().is_empty(), "{:?}", seen.paths());
+    // An ordinary header still goes through.
+    e.account(
+        "plain",
+        &[
+            ("scenario", "fetch"),
+            ("url", &url),
+            ("header", "Accept: application/json"),
+        ],
+    )
+    .await;
+    let run = e.sync("plain", Mode::Incremental).await;
+    assert_eq!(run.status, Status::Succeeded, "{run:?}");
+}
+
 #[tokio::test]
 async fn the_connector_never_obtains_a_secret_value() {
     const SECRET: &str = "tok-S3CRET-9f8e7d6c5b";
@@ -242,7 +343,7 @@ async fn a_secret_inside_a_template_is_sent_and_never_seen() {
         .unwrap();
     assert!(place.contains("Platform apikey=\"[secret]\""), "{place}");
     assert!(!place.contains(KEY), "{place}");
-    // A template naming a secret the account lacks is refused by name.
+    // A template naming a secret the manifest does not declare is refused by name.
     e.account(
         "missing",
         &[
@@ -258,7 +359,7 @@ async fn a_secret_inside_a_template_is_sent_and_never_seen() {
         run.error_detail
             .as_deref()
             .unwrap_or("")
-            .contains("no secret named `nope`"),
+            .contains("`nope` is not a secret the connector's manifest declares"),
         "{run:?}"
     );
 }
@@ -273,7 +374,7 @@ async fn a_secret_the_account_lacks_is_denied_by_name() {
         &[
             ("scenario", "fetch"),
             ("url", &url),
-            ("use_secret", "other-token"),
+            ("use_secret", "platform-key"),
         ],
     )
     .await;
@@ -282,8 +383,161 @@ async fn a_secret_the_account_lacks_is_denied_by_name() {
     assert!(run
         .error_detail
         .unwrap()
-        .contains("the account has no secret named `other-token`"),);
+        .contains("the account has no secret named `platform-key`"),);
     assert!(seen.paths().is_empty());
+}
+
+/// Only the secrets the manifest declares resolve: an account's other secret (set by an
+/// operator for another connector, or before this one existed) is refused by name and
+/// never sent (before, any name the account had resolved).
+#[tokio::test]
+async fn a_secret_the_manifest_does_not_declare_is_denied() {
+    const OTHER: &str = "other-V4lue-never-sent";
+    let (base, seen) = server().await;
+    let e = testing_env(Limits::default(), allow_private()).await;
+    let url = format!("{base}/echo");
+    e.account(
+        "undeclared",
+        &[
+            ("scenario", "fetch"),
+            ("url", &url),
+            ("use_secret", "other-token"),
+        ],
+    )
+    .await;
+    e.app
+        .store
+        .set_secret("undeclared", "other-token", OTHER)
+        .await
+        .unwrap();
+    let run = e.sync("undeclared", Mode::Incremental).await;
+    assert_eq!(run.status, Status::Failed, "{run:?}");
+    let detail = run.error_detail.unwrap_or_default();
+    assert!(
+        detail.contains("`other-token` is not a secret the connector's manifest declares"),
+        "{detail}"
+    );
+    assert!(seen.paths().is_empty());
+    assert!(!seen.header_values().iter().any(|v| v.contains(OTHER)));
+}
+
+/// One budget hit by a hostile scenario: the run ends as `limit-exceeded` naming the
+/// budget, nothing of its uncommitted records is stored, and another account's run
+/// afterwards succeeds.
+async fn ends_on_budget(limits: Limits, settings: &[(&str, &str)], budget: &str) {
+    let e = testing_env(limits, HttpPolicy::default()).await;
+    e.account("attacker", settings).await;
+    e.account("bystander", &[("scenario", "emit"), ("count", "3")])
+        .await;
+    let run = e.sync("attacker", Mode::Incremental).await;
+    assert_eq!(run.status, Status::Failed, "{run:?}");
+    assert_eq!(
+        run.error_kind
+            .map(passerelle::model::run::ErrorKind::as_str),
+        Some("limit-exceeded"),
+        "{run:?}"
+    );
+    let detail = run.error_detail.clone().unwrap_or_default();
+    assert!(detail.contains(budget), "{budget} not in: {detail}");
+    assert!(e
+        .app
+        .store
+        .appointments("attacker")
+        .await
+        .unwrap()
+        .is_empty());
+    let other = e.sync("bystander", Mode::Incremental).await;
+    assert_eq!(other.status, Status::Succeeded, "{other:?}");
+}
+
+/// Before: log lines had no cap per run (a 600 s loop filled the disk).
+#[tokio::test]
+async fn a_log_flood_ends_at_the_log_line_budget() {
+    let limits = Limits {
+        log_lines: 2_000,
+        ..Limits::default()
+    };
+    ends_on_budget(limits, &[("scenario", "log-flood")], "limits.log_lines").await;
+}
+
+/// Before: the 64 KiB stdout cap reset at every flush, so a loop printing went on until
+/// the deadline.
+#[tokio::test]
+async fn a_stdout_flood_ends_at_the_log_byte_budget() {
+    let limits = Limits {
+        log_kib: 256,
+        ..Limits::default()
+    };
+    ends_on_budget(limits, &[("scenario", "stdout-flood")], "limits.log_kib").await;
+}
+
+/// Before: one checkpoint could hold 500k records, and SQLite's write lock with them.
+#[tokio::test]
+async fn records_between_two_checkpoints_are_bounded() {
+    let limits = Limits {
+        checkpoint_records: 5_000,
+        ..Limits::default()
+    };
+    ends_on_budget(
+        limits,
+        &[("scenario", "hoard")],
+        "limits.checkpoint_records",
+    )
+    .await;
+}
+
+/// Before: records were counted but not sized between checkpoints.
+#[tokio::test]
+async fn host_memory_of_pending_records_is_bounded() {
+    let limits = Limits {
+        pending_records_mib: 1,
+        checkpoint_records: 1_000_000,
+        ..Limits::default()
+    };
+    ends_on_budget(
+        limits,
+        &[("scenario", "hoard")],
+        "limits.pending_records_mib",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_values_a_run_teaches_the_scrubber_are_bounded() {
+    let limits = Limits {
+        scrub_patterns: 5_000,
+        ..Limits::default()
+    };
+    ends_on_budget(limits, &[("scenario", "hoard")], "limits.scrub_patterns").await;
+}
+
+/// The hoarding attack with the default limits: the run ends on the first budget it
+/// reaches, and the host's resident memory grows by a bounded amount (printed for the
+/// record; before, ~40k appointments passed 1 GiB).
+#[tokio::test]
+async fn a_hoarding_connector_stops_within_the_default_budgets() {
+    fn rss_mib() -> f64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+        let pages: f64 = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0.0);
+        pages * 4096.0 / (1 << 20) as f64
+    }
+    let e = testing_env(Limits::default(), HttpPolicy::default()).await;
+    e.account("hoarder", &[("scenario", "hoard")]).await;
+    let before = rss_mib();
+    let run = e.sync("hoarder", Mode::Incremental).await;
+    let after = rss_mib();
+    assert_eq!(run.status, Status::Failed, "{run:?}");
+    let detail = run.error_detail.clone().unwrap_or_default();
+    assert!(detail.contains("limits."), "{detail}");
+    println!(
+        "hoarding attack: {detail}; resident memory {before:.0} MiB -> {after:.0} MiB (+{:.0} MiB)",
+        after - before
+    );
+    assert!(after - before < 256.0, "grew {:.0} MiB", after - before);
 }
 
 #[tokio::test]
@@ -628,4 +882,67 @@ async fn an_oversized_response_is_refused() {
         .error_detail
         .unwrap()
         .contains("larger than 1048576 bytes"));
+}
+
+/// A component with two linear memories is refused: the memory limit is per memory, so
+/// several would multiply it (before, four were allowed per run).
+#[test]
+fn a_component_with_two_memories_is_refused() {
+    use passerelle::sandbox::{Runtime, RuntimeConfig};
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let two = wat::parse_str(
+        r#"(component
+            (core module $a (memory 1))
+            (core module $b (memory 1))
+            (core instance (instantiate $a))
+            (core instance (instantiate $b)))"#,
+    )
+    .unwrap();
+    let err = runtime.load_bytes(&two).map(|_| ()).unwrap_err();
+    println!("two memories: {err}");
+    assert!(err.to_string().contains("2 Wasm linear memories"), "{err}");
+}
+
+/// A candidate that compiles but is not a connector leaves no compiled artifact in the
+/// cache (before, every rejected candidate left one behind).
+#[test]
+fn nothing_is_cached_for_a_rejected_candidate() {
+    use passerelle::sandbox::{Runtime, RuntimeConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let empty =
+        wat::parse_str("(component (core module $m) (core instance (instantiate $m)))").unwrap();
+    let err = runtime.load_bytes(&empty).map(|_| ()).unwrap_err();
+    assert_eq!(err.kind(), "wrong-world", "{err}");
+    assert!(walk(dir.path()).is_empty(), "{:?}", walk(dir.path()));
+    // An accepted one is cached.
+    runtime.load_file(&component("testing")).unwrap();
+    assert_eq!(walk(dir.path()).len(), 1, "{:?}", walk(dir.path()));
+}
+
+/// A component over `runtime.max_component_bytes` is refused from its size, before it
+/// is read or compiled.
+#[test]
+fn an_oversized_component_is_refused_before_compiling() {
+    use passerelle::sandbox::{Runtime, RuntimeConfig};
+    let runtime = Runtime::new(RuntimeConfig {
+        max_component_bytes: 64 * 1024,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let err = format!(
+        "{:#}",
+        runtime
+            .load_file(&component("testing"))
+            .map(|_| ())
+            .unwrap_err()
+    );
+    assert!(
+        err.contains("components may be at most 65536 bytes"),
+        "{err}"
+    );
 }

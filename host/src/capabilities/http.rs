@@ -99,6 +99,8 @@ impl HttpService {
         }
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve names itself, past the private-address guard.
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver {
                 allow_private: policy.allow_private_addresses,
                 trusted_hosts: Arc::new(trusted),
@@ -172,6 +174,7 @@ pub struct HttpSession {
     allowlist: Allowlist,
     limiter: Arc<PlatformLimiter>,
     secrets: BTreeMap<String, String>,
+    declared_secrets: Vec<String>,
     secret_matcher: Option<AhoCorasick>,
     max_requests: u32,
     max_received: u64,
@@ -195,7 +198,10 @@ pub struct SessionSpec<'a> {
     pub platform: &'a str,
     pub allowlist: Allowlist,
     pub rate_limit: (u32, u32),
+    /// The account's values of the secrets the manifest declares.
     pub secrets: BTreeMap<String, String>,
+    /// The secret names the manifest declares: any other name is refused.
+    pub declared_secrets: Vec<String>,
     pub limits: &'a crate::limits::Limits,
 }
 
@@ -212,6 +218,7 @@ impl HttpSession {
             platform: spec.platform.to_string(),
             allowlist: spec.allowlist,
             secrets: spec.secrets,
+            declared_secrets: spec.declared_secrets,
             secret_matcher,
             max_requests: spec.limits.http_requests,
             max_received: spec.limits.received_bytes(),
@@ -267,6 +274,7 @@ impl HttpSession {
     ) -> Result<Prepared, wit::HttpError> {
         let url = Url::parse(&request.url)
             .map_err(|e| wit::HttpError::InvalidRequest(format!("invalid URL: {e}")))?;
+        let url = canonical(url);
         if !self.allowlist.allows(&url) {
             return Err(wit::HttpError::Denied(format!(
                 "{} is not on the connector's allowlist",
@@ -276,9 +284,7 @@ impl HttpSession {
         let mut plain = HeaderMap::new();
         let mut secret = HeaderMap::new();
         for h in &request.headers {
-            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| {
-                wit::HttpError::InvalidRequest(format!("invalid header name `{}`", h.name))
-            })?;
+            let name = guest_header(&h.name)?;
             let (text, is_secret) = match &h.value {
                 wit::HeaderValue::Text(t) => (t.clone(), false),
                 wit::HeaderValue::Secret(name) => (self.secret(name)?.to_string(), true),
@@ -297,9 +303,7 @@ impl HttpSession {
             }
         }
         for t in templated {
-            let name = HeaderName::from_bytes(t.header.as_bytes()).map_err(|_| {
-                wit::HttpError::InvalidRequest(format!("invalid header name `{}`", t.header))
-            })?;
+            let name = guest_header(&t.header)?;
             let text = format!("{}{}{}", t.before, self.secret(&t.secret)?, t.after);
             let mut value = ReqHeaderValue::from_str(&text).map_err(|_| {
                 wit::HttpError::InvalidRequest(format!("invalid value for header `{}`", t.header))
@@ -316,6 +320,11 @@ impl HttpSession {
     }
 
     fn secret(&self, name: &str) -> Result<&str, wit::HttpError> {
+        if !self.declared_secrets.iter().any(|d| d == name) {
+            return Err(wit::HttpError::Denied(format!(
+                "`{name}` is not a secret the connector's manifest declares"
+            )));
+        }
         self.secrets.get(name).map(String::as_str).ok_or_else(|| {
             wit::HttpError::Denied(format!("the account has no secret named `{name}`"))
         })
@@ -369,7 +378,7 @@ impl HttpSession {
                 Err(e) => {
                     self.platform_wait += asked.elapsed();
                     self.service.metrics.http_request(&self.platform, None);
-                    return Ok(Err(transport_error(&e)));
+                    return Ok(Err(transport_error(e, &p.url)));
                 }
             };
             let status = response.status();
@@ -391,6 +400,7 @@ impl HttpSession {
                         .to_str()
                         .ok()
                         .and_then(|l| p.url.join(l).ok())
+                        .map(canonical)
                         .ok_or_else(|| wit::HttpError::Connection("invalid redirect".into()));
                     let next = match next {
                         Ok(n) => n,
@@ -452,7 +462,7 @@ impl HttpSession {
                 Err(e) => {
                     return Ok(Err(wit::HttpError::Connection(format!(
                         "response body truncated: {}",
-                        error_chain(&e)
+                        error_chain(&e.without_url())
                     ))))
                 }
             };
@@ -535,6 +545,54 @@ impl crate::contract::bindings::passerelle::connector::http::Host for HttpView<'
     }
 }
 
+/// Headers the host owns: what the connection, the proxy guard, the response's encoding
+/// and length, and secret redaction rely on. A connector setting one gets
+/// `invalid-request`.
+const HOST_OWNED_HEADERS: &[&str] = &[
+    "host",
+    "accept-encoding",
+    "range",
+    "if-range",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "content-length",
+    "expect",
+    "forwarded",
+    "via",
+];
+
+/// A header name the connector may set, or why not.
+fn guest_header(name: &str) -> Result<HeaderName, wit::HttpError> {
+    let parsed = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| wit::HttpError::InvalidRequest(format!("invalid header name `{name}`")))?;
+    let lower = parsed.as_str();
+    if HOST_OWNED_HEADERS.contains(&lower)
+        || lower.starts_with("proxy-")
+        || lower.starts_with("x-forwarded-")
+    {
+        return Err(wit::HttpError::InvalidRequest(format!(
+            "header `{name}` is set by the host, not by a connector"
+        )));
+    }
+    Ok(parsed)
+}
+
+/// `url` with a fully-qualified host's trailing dot removed, so `www.doctolib.fr.` is the
+/// same origin as `www.doctolib.fr` for the allowlist, the operator's overrides and the
+/// rate limiter.
+fn canonical(mut url: Url) -> Url {
+    if let Some(host) = url.host_str().filter(|h| h.len() > 1 && h.ends_with('.')) {
+        let host = host.trim_end_matches('.').to_string();
+        // Only a domain can end with a dot; setting its shorter form cannot fail.
+        let _ = url.set_host(Some(&host));
+    }
+    url
+}
+
 fn origin_text(url: &Url) -> String {
     url.origin().ascii_serialization()
 }
@@ -550,12 +608,15 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-fn transport_error(e: &reqwest::Error) -> wit::HttpError {
+/// What the connector is told about a failed exchange with `asked` (the URL it wrote,
+/// never where an operator override sent it: reqwest's own text names the real target).
+fn transport_error(e: reqwest::Error, asked: &Url) -> wit::HttpError {
     if e.is_timeout() {
         return wit::HttpError::Timeout;
     }
-    let chain = error_chain(e);
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let e = e.without_url();
+    let chain = format!("{}: {}", origin_text(asked), error_chain(&e));
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(s) = source {
         if s.is::<PrivateAddress>() {
             return wit::HttpError::Denied(chain);
@@ -586,9 +647,11 @@ mod tests {
             .send()
             .await
             .expect_err("refused");
-        match transport_error(&err) {
+        match transport_error(err, &Url::parse("https://platform.example/x").unwrap()) {
             wit::HttpError::Denied(reason) => {
-                assert!(reason.contains("private addresses"), "{reason}")
+                assert!(reason.contains("private addresses"), "{reason}");
+                assert!(reason.starts_with("https://platform.example: "), "{reason}");
+                assert!(!reason.contains(":9"), "the real target shows: {reason}");
             }
             other => panic!("not denied: {other:?}"),
         }

@@ -1,20 +1,65 @@
 //! The `log` import and guest stdout/stderr: held back briefly, scrubbed, then written
 //! through `tracing` inside the run's span.
 //!
-//! Lines are buffered until the next checkpoint, the end of the run, or 256 lines,
-//! whichever comes first, so that a line written just before the records it talks about
-//! are emitted is still scrubbed of their patient values.
+//! Lines are buffered until the next checkpoint or the end of the run, so that a line
+//! written just before the records it talks about are emitted is still scrubbed of their
+//! patient values. What a run may log is bounded by its [`LogBudget`] (`limits.log_lines`,
+//! `limits.log_kib`), which also bounds the buffer: past it the run ends as
+//! `limit-exceeded`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::output::CapturedOutput;
 use crate::contract::bindings::passerelle::connector::log;
 use crate::contract::wit::Level;
+use crate::limits::Limits;
+use crate::model::LimitExceeded;
 use crate::scrub::Scrubber;
 
-/// Captured stdout/stderr per stream and run.
+/// Captured stdout/stderr per stream between two flushes.
 const OUTPUT_CAP: usize = 64 * 1024;
 
-const MAX_BUFFERED: usize = 256;
 const MAX_LINE_BYTES: usize = 8192;
+
+/// What one run may still log, shared by its `log` import and its stdout/stderr.
+#[derive(Debug)]
+pub struct LogBudget {
+    max_lines: u64,
+    max_bytes: u64,
+    lines: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl LogBudget {
+    pub fn new(limits: &Limits) -> Arc<LogBudget> {
+        Arc::new(LogBudget {
+            max_lines: limits.log_lines,
+            max_bytes: limits.log_bytes(),
+            lines: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        })
+    }
+
+    /// Counts `lines` lines of `bytes` bytes; Err once the run is past either cap.
+    pub fn charge(&self, lines: u64, bytes: u64) -> Result<(), LimitExceeded> {
+        let total_lines = self.lines.fetch_add(lines, Ordering::Relaxed) + lines;
+        let total_bytes = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if total_lines > self.max_lines {
+            return Err(LimitExceeded(format!(
+                "log lines: the run may write {} (limits.log_lines)",
+                self.max_lines
+            )));
+        }
+        if total_bytes > self.max_bytes {
+            return Err(LimitExceeded(format!(
+                "log bytes: the run may write {} KiB (limits.log_kib)",
+                self.max_bytes >> 10
+            )));
+        }
+        Ok(())
+    }
+}
 
 struct Line {
     level: Level,
@@ -31,13 +76,8 @@ pub struct LogBuffer {
 }
 
 impl LogBuffer {
-    /// Queues a line; returns true when the buffer should be flushed now.
-    pub fn push(
-        &mut self,
-        level: Level,
-        mut message: String,
-        fields: Vec<(String, String)>,
-    ) -> bool {
+    /// Queues a line until the next flush.
+    pub fn push(&mut self, level: Level, mut message: String, fields: Vec<(String, String)>) {
         truncate(&mut message, MAX_LINE_BYTES);
         let fields = fields
             .into_iter()
@@ -53,7 +93,6 @@ impl LogBuffer {
             message,
             fields,
         });
-        self.lines.len() >= MAX_BUFFERED
     }
 
     /// Queues guest stdout/stderr text, one line each.
@@ -98,17 +137,20 @@ impl LogBuffer {
 /// run's span.
 pub struct GuestLog {
     buffer: LogBuffer,
+    budget: Arc<LogBudget>,
     stdout: CapturedOutput,
     stderr: CapturedOutput,
     span: tracing::Span,
 }
 
 impl GuestLog {
-    pub fn new(span: tracing::Span) -> GuestLog {
+    pub fn new(span: tracing::Span, limits: &Limits) -> GuestLog {
+        let budget = LogBudget::new(limits);
         GuestLog {
             buffer: LogBuffer::default(),
-            stdout: CapturedOutput::new(OUTPUT_CAP),
-            stderr: CapturedOutput::new(OUTPUT_CAP),
+            stdout: CapturedOutput::new(OUTPUT_CAP, budget.clone()),
+            stderr: CapturedOutput::new(OUTPUT_CAP, budget.clone()),
+            budget,
             span,
         }
     }
@@ -156,9 +198,9 @@ impl log::Host for LogView<'_> {
         message: String,
         fields: Vec<(String, String)>,
     ) -> wasmtime::Result<()> {
-        if self.log.buffer.push(level, message, fields) {
-            self.log.flush(self.scrubber);
-        }
+        let bytes = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        self.log.budget.charge(1, bytes as u64)?;
+        self.log.buffer.push(level, message, fields);
         Ok(())
     }
 }

@@ -40,11 +40,12 @@ impl Capabilities {
         records: Option<RecordsSession>,
         scrubber: Scrubber,
         span: tracing::Span,
+        limits: &crate::limits::Limits,
     ) -> Capabilities {
         Capabilities {
             http,
             records,
-            log: GuestLog::new(span),
+            log: GuestLog::new(span, limits),
             scrubber,
         }
     }

@@ -1,6 +1,7 @@
 //! Guest stdout/stderr capture: bounded in memory, handed to the run's log buffer (and
-//! so to the scrubber) when the run ends. Output past the cap is counted and dropped;
-//! the guest never sees an error for it.
+//! so to the scrubber) at each flush. Output past the in-memory cap is counted and
+//! dropped; output past the run's log budget ([`LogBudget`]) ends the run as
+//! `limit-exceeded`.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -9,13 +10,16 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
+
+use super::log::LogBudget;
 
 /// A capped, shared byte buffer that WASI stdout or stderr writes into.
 #[derive(Clone)]
 pub struct CapturedOutput {
     inner: Arc<Mutex<Captured>>,
     cap: usize,
+    budget: Arc<LogBudget>,
 }
 
 #[derive(Default)]
@@ -25,10 +29,11 @@ struct Captured {
 }
 
 impl CapturedOutput {
-    pub fn new(cap: usize) -> Self {
+    pub fn new(cap: usize, budget: Arc<LogBudget>) -> Self {
         CapturedOutput {
             inner: Arc::default(),
             cap,
+            budget,
         }
     }
 
@@ -71,6 +76,9 @@ impl StdoutStream for CapturedOutput {
 
 impl OutputStream for CapturedOutput {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.budget
+            .charge(0, bytes.len() as u64)
+            .map_err(|e| StreamError::Trap(e.into()))?;
         self.append(&bytes);
         Ok(())
     }
@@ -95,6 +103,9 @@ impl AsyncWrite for CapturedOutput {
         _: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        if let Err(e) = self.budget.charge(0, buf.len() as u64) {
+            return Poll::Ready(Err(std::io::Error::other(e.0)));
+        }
         self.append(buf);
         Poll::Ready(Ok(buf.len()))
     }

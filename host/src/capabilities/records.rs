@@ -40,8 +40,12 @@ pub struct RecordsSession {
     store: Store,
     scope: Scope,
     buffer: Vec<Pending>,
+    /// Host memory the buffer takes (about).
+    buffer_bytes: u64,
     emitted: u64,
     max_records: u64,
+    max_checkpoint_records: u64,
+    max_pending_bytes: u64,
     /// Totals of everything committed so far.
     /// (In the run's counts' shape: the HTTP counts stay zero here.)
     pub committed: crate::model::run::RunCounts,
@@ -59,14 +63,22 @@ pub struct RecordsSession {
 }
 
 impl RecordsSession {
-    pub fn new(store: Store, scope: Scope, max_records: u64, policy: wit::DriftPolicy) -> Self {
+    pub fn new(
+        store: Store,
+        scope: Scope,
+        limits: &crate::limits::Limits,
+        policy: wit::DriftPolicy,
+    ) -> Self {
         RecordsSession {
             policy,
             store,
             scope,
             buffer: Vec::new(),
+            buffer_bytes: 0,
             emitted: 0,
-            max_records,
+            max_records: limits.records,
+            max_checkpoint_records: limits.checkpoint_records,
+            max_pending_bytes: limits.pending_records_bytes(),
             committed: Default::default(),
             checkpoints: 0,
             last_cursor: None,
@@ -92,11 +104,39 @@ impl RecordsSession {
     fn count(&mut self, n: usize) -> wasmtime::Result<()> {
         self.emitted += n as u64;
         if self.emitted > self.max_records {
-            return Err(
-                LimitExceeded(format!("records: the run may emit {}", self.max_records)).into(),
-            );
+            return Err(LimitExceeded(format!(
+                "records: the run may emit {} (limits.records)",
+                self.max_records
+            ))
+            .into());
+        }
+        if (self.buffer.len() + n) as u64 > self.max_checkpoint_records {
+            return Err(LimitExceeded(format!(
+                "records per checkpoint: at most {} between two checkpoints (limits.checkpoint_records)",
+                self.max_checkpoint_records
+            ))
+            .into());
         }
         Ok(())
+    }
+
+    /// Adds validated records to the buffer, within the pending-memory budget.
+    fn buffer(&mut self, items: Vec<Pending>) -> wasmtime::Result<()> {
+        self.buffer_bytes += items.iter().map(Pending::approx_bytes).sum::<u64>();
+        if self.buffer_bytes > self.max_pending_bytes {
+            return Err(LimitExceeded(format!(
+                "pending records: at most {} MiB between two checkpoints (limits.pending_records_mib)",
+                self.max_pending_bytes >> 20
+            ))
+            .into());
+        }
+        self.buffer.extend(items);
+        Ok(())
+    }
+
+    fn cleared(&mut self) {
+        self.buffer.clear();
+        self.buffer_bytes = 0;
     }
 
     pub fn upsert_appointments(
@@ -110,6 +150,7 @@ impl RecordsSession {
                 learn_patient(p, scrubber);
             }
         }
+        scrubber.within_budget()?;
         let mut valid = Vec::with_capacity(items.len());
         for (i, a) in items.into_iter().enumerate() {
             match appointment(a) {
@@ -117,7 +158,7 @@ impl RecordsSession {
                 Err(field) => return Ok(Err(format!("appointments[{i}].{field}"))),
             }
         }
-        self.buffer.extend(valid);
+        self.buffer(valid)?;
         Ok(Ok(()))
     }
 
@@ -131,8 +172,7 @@ impl RecordsSession {
                 return Ok(Err(format!("external-ids[{i}] {e}")));
             }
         }
-        self.buffer
-            .extend(ids.into_iter().map(Pending::DeleteAppointment));
+        self.buffer(ids.into_iter().map(Pending::DeleteAppointment).collect())?;
         Ok(Ok(()))
     }
 
@@ -151,7 +191,7 @@ impl RecordsSession {
                 self.seen_slots.insert(r.external_id.clone());
             }
         }
-        self.buffer.extend(valid);
+        self.buffer(valid)?;
         Ok(Ok(()))
     }
 
@@ -160,7 +200,11 @@ impl RecordsSession {
     }
 
     /// Buffers an item set aside (policy `quarantine` only).
-    pub fn quarantine(&mut self, q: wit::QuarantinedItem) -> wasmtime::Result<Result<(), String>> {
+    pub fn quarantine(
+        &mut self,
+        q: wit::QuarantinedItem,
+        scrubber: &mut Scrubber,
+    ) -> wasmtime::Result<Result<(), String>> {
         if self.policy != wit::DriftPolicy::Quarantine {
             return Ok(Err(
                 "the drift policy of this connector is `fail`: return schema-drift instead".into(),
@@ -186,7 +230,11 @@ impl RecordsSession {
                 )));
             }
         }
-        self.buffer.push(Pending::Quarantine(QuarantineRecord {
+        // The item may hold patient values the connector could not read: whatever text
+        // it carries is removed from the run's logs too.
+        scrubber.add_quarantined_item(&q.item);
+        scrubber.within_budget()?;
+        self.buffer(vec![Pending::Quarantine(QuarantineRecord {
             drift: crate::model::run::DriftReport {
                 endpoint: d.endpoint,
                 path: d.path,
@@ -194,7 +242,7 @@ impl RecordsSession {
                 found: d.found,
             },
             item: q.item,
-        }));
+        })])?;
         Ok(Ok(()))
     }
 
@@ -255,7 +303,7 @@ impl RecordsSession {
                 pause,
             )
             .await?;
-        self.buffer.clear();
+        self.cleared();
         self.checkpoints += 1;
         if last.cursor.is_some() {
             self.last_cursor = last.cursor;
@@ -268,7 +316,7 @@ impl RecordsSession {
             .store
             .commit(&self.scope, &self.buffer, cursor.as_deref(), finish)
             .await?;
-        self.buffer.clear();
+        self.cleared();
         self.checkpoints += 1;
         counts.add_to(&mut self.committed);
         if cursor.is_some() {
@@ -455,7 +503,7 @@ impl crate::contract::bindings::passerelle::connector::records::Host for Records
         item: wit::QuarantinedItem,
     ) -> wasmtime::Result<Result<(), String>> {
         match self.records {
-            Some(r) => r.quarantine(item),
+            Some(r) => r.quarantine(item, self.scrubber),
             None => no_records(),
         }
     }

@@ -10,6 +10,9 @@
 //!   `.name.part` and rename for an atomic drop.
 //! - `incoming/<connector>/<file>.wasm` must describe itself as `<connector>`;
 //!   `incoming/<file>.wasm` may be any connector.
+//! - Symbolic links are not followed (neither files nor directories: a link loop or a
+//!   link to a device must not hang or exhaust the daemon), and a file larger than
+//!   `runtime.max_component_bytes` is refused from its size, before it is read.
 //! - Files stay where they are (the directory can be the operator's plugins folder). The
 //!   same content is considered once per process; at start every file is looked at once,
 //!   and content already installed changes nothing.
@@ -20,8 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use notify_debouncer_mini::notify::RecursiveMode;
-use notify_debouncer_mini::{new_debouncer, DebounceEventResult};
+use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
+use notify_debouncer_mini::{new_debouncer_opt, DebounceEventResult};
 
 use super::{until_true, Daemon};
 use crate::model::connector::Outcome;
@@ -50,8 +53,13 @@ impl Daemon {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the watched plugins directory {}", dir.display()))?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
-        let mut debouncer = new_debouncer(
-            Duration::from_millis(config.settle_ms),
+        let settings = notify_debouncer_mini::Config::default()
+            .with_timeout(Duration::from_millis(config.settle_ms))
+            .with_notify_config(
+                notify_debouncer_mini::notify::Config::default().with_follow_symlinks(false),
+            );
+        let mut debouncer = new_debouncer_opt::<_, RecommendedWatcher>(
+            settings,
             move |res: DebounceEventResult| match res {
                 Ok(events) => {
                     let _ = tx.send(events.into_iter().map(|e| e.path).collect());
@@ -96,9 +104,24 @@ impl Daemon {
             .collect();
         paths.sort();
         paths.dedup();
+        let max = self.app.config.runtime.max_component_bytes;
         for path in paths {
-            let Some(bytes) = read_settled(&path).await else {
-                continue;
+            let bytes = match read_settled(&path, max).await {
+                Settled::Bytes(b) => b,
+                Settled::Unreadable => continue,
+                Settled::TooLarge(size) => {
+                    let key = format!("too-large:{size}");
+                    if seen.get(&path) != Some(&key) {
+                        seen.insert(path.clone(), key);
+                        tracing::error!(
+                            file = %path.display(),
+                            size,
+                            max,
+                            "watched file is larger than runtime.max_component_bytes: not read"
+                        );
+                    }
+                    continue;
+                }
             };
             let sha = sha256_hex(&bytes);
             if seen.get(&path) == Some(&sha) {
@@ -136,18 +159,27 @@ impl Daemon {
     }
 }
 
-/// Files under `dir` (the caller filters them).
+/// Regular files directly under `dir` and in its subdirectories (one level, the most
+/// a candidate may be below the root), without following symbolic links. The caller
+/// filters them.
 fn wasm_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
+    let entries = |d: &Path| -> Vec<std::fs::DirEntry> {
+        std::fs::read_dir(d)
+            .map(|e| e.flatten().collect())
+            .unwrap_or_default()
     };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(wasm_files(&p));
-        } else {
-            out.push(p);
+    let mut out = Vec::new();
+    for e in entries(dir) {
+        // `DirEntry::file_type` does not follow a symbolic link.
+        match e.file_type() {
+            Ok(t) if t.is_dir() => out.extend(
+                entries(&e.path())
+                    .into_iter()
+                    .filter(|f| f.file_type().is_ok_and(|t| t.is_file()))
+                    .map(|f| f.path()),
+            ),
+            Ok(t) if t.is_file() => out.push(e.path()),
+            _ => {}
         }
     }
     out
@@ -165,17 +197,41 @@ fn is_candidate(root: &Path, path: &Path) -> bool {
     visible && (1..=2).contains(&parts.len()) && path.extension().is_some_and(|e| e == "wasm")
 }
 
-/// The file's bytes if it exists and did not change while being read.
-async fn read_settled(path: &Path) -> Option<Vec<u8>> {
-    let stamp = |m: std::fs::Metadata| (m.len(), m.modified().ok());
-    let before = tokio::fs::metadata(path)
+/// What reading a watched file gave.
+enum Settled {
+    Bytes(Vec<u8>),
+    /// Gone, not a regular file (a symbolic link is not followed), or changing.
+    Unreadable,
+    /// Over the size cap: not read.
+    TooLarge(u64),
+}
+
+/// The file's bytes if it is a regular file (not a link to one), at most `max` bytes,
+/// and did not change while being read.
+async fn read_settled(path: &Path, max: u64) -> Settled {
+    let stamp = |m: &std::fs::Metadata| (m.len(), m.modified().ok());
+    let Some(before) = tokio::fs::symlink_metadata(path)
         .await
         .ok()
-        .filter(|m| m.is_file())?;
-    let bytes = tokio::fs::read(path).await.ok()?;
-    let after = tokio::fs::metadata(path).await.ok()?;
-    let (b, a) = (stamp(before), stamp(after));
-    (b == a && b.0 == bytes.len() as u64).then_some(bytes)
+        .filter(|m| m.file_type().is_file())
+    else {
+        return Settled::Unreadable;
+    };
+    if before.len() > max {
+        return Settled::TooLarge(before.len());
+    }
+    let Ok(bytes) = tokio::fs::read(path).await else {
+        return Settled::Unreadable;
+    };
+    let Ok(after) = tokio::fs::symlink_metadata(path).await else {
+        return Settled::Unreadable;
+    };
+    let (b, a) = (stamp(&before), stamp(&after));
+    if b == a && b.0 == bytes.len() as u64 && after.file_type().is_file() {
+        Settled::Bytes(bytes)
+    } else {
+        Settled::Unreadable
+    }
 }
 
 #[cfg(test)]
@@ -192,5 +248,47 @@ mod tests {
         assert!(!is_candidate(root, Path::new("/in/.tmp/x.wasm")));
         assert!(!is_candidate(root, Path::new("/in/a/b/x.wasm")));
         assert!(!is_candidate(root, Path::new("/elsewhere/x.wasm")));
+    }
+
+    /// A link loop (a directory linking to its parent) and a linked file are not
+    /// followed; before, listing recursed through the loop until the stack overflowed.
+    #[cfg(unix)]
+    #[test]
+    fn links_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("doctolib")).unwrap();
+        std::fs::write(root.join("doctolib/1.wasm"), b"x").unwrap();
+        std::fs::write(root.join("top.wasm"), b"x").unwrap();
+        std::os::unix::fs::symlink(root, root.join("doctolib/loop")).unwrap();
+        std::os::unix::fs::symlink(root, root.join("loop")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("linked.wasm")).unwrap();
+        let mut found = wasm_files(root);
+        found.sort();
+        assert_eq!(
+            found,
+            vec![root.join("doctolib/1.wasm"), root.join("top.wasm")]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_over_the_size_cap_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("big.wasm");
+        std::fs::write(&file, vec![0u8; 2048]).unwrap();
+        assert!(matches!(
+            read_settled(&file, 1024).await,
+            Settled::TooLarge(2048)
+        ));
+        assert!(matches!(read_settled(&file, 4096).await, Settled::Bytes(b) if b.len() == 2048));
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link.wasm");
+            std::os::unix::fs::symlink(&file, &link).unwrap();
+            assert!(matches!(
+                read_settled(&link, 4096).await,
+                Settled::Unreadable
+            ));
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! The admin API's bearer token: given by the configuration, or generated at first start
-//! into `<data dir>/admin-token` (owner-only, 0600) and read from there afterwards.
+//! into `<data dir>/admin-token` (owner-only, 0600) and read from there afterwards. An
+//! existing file that others could read, or that is not a regular file (a symbolic
+//! link), is refused at start: the daemon would otherwise accept a token that leaked.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +19,7 @@ pub fn load_or_create(data_dir: &Path, configured: Option<&str>) -> Result<Strin
         return Ok(token.to_string());
     }
     let path = token_path(data_dir);
+    check_private(&path)?;
     match std::fs::read_to_string(&path) {
         Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_string()),
         Ok(_) => {}
@@ -29,6 +32,31 @@ pub fn load_or_create(data_dir: &Path, configured: Option<&str>) -> Result<Strin
     write_private(&path, &token)?;
     tracing::info!(path = %path.display(), "admin API token generated");
     Ok(token)
+}
+
+/// Refuses an existing token file that is a link or that group or others may access.
+fn check_private(path: &Path) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    anyhow::ensure!(
+        meta.file_type().is_file(),
+        "{} is not a regular file (a symbolic link is not followed): replace it with the token, mode 0600, or remove it to have one generated",
+        path.display()
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        anyhow::ensure!(
+            mode & 0o077 == 0,
+            "{} is readable by other users (mode {mode:04o}): the admin token may have leaked; `chmod 600` it if it has not, or remove it to have a new one generated",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 fn write_private(path: &Path, text: &str) -> Result<()> {
@@ -71,5 +99,25 @@ mod tests {
             load_or_create(dir.path(), Some("configured-token-123")).unwrap(),
             "configured-token-123"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_token_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        load_or_create(dir.path(), None).unwrap();
+        let path = token_path(dir.path());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = format!("{:#}", load_or_create(dir.path(), None).unwrap_err());
+        assert!(err.contains("readable by other users (mode 0644)"), "{err}");
+        assert!(
+            !err.contains(&std::fs::read_to_string(&path).unwrap()),
+            "{err}"
+        );
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", &path).unwrap();
+        let err = format!("{:#}", load_or_create(dir.path(), None).unwrap_err());
+        assert!(err.contains("not a regular file"), "{err}");
     }
 }

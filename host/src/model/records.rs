@@ -53,6 +53,51 @@ pub enum Pending {
     Quarantine(QuarantineRecord),
 }
 
+impl Pending {
+    /// About how much host memory this record takes while it waits for a checkpoint
+    /// (its own size and its text), for the run's `pending_records_mib` budget.
+    pub fn approx_bytes(&self) -> u64 {
+        let opt = |o: &Option<String>| o.as_ref().map_or(0, String::len);
+        let text = match self {
+            Pending::Appointment(a) => {
+                a.external_id.len()
+                    + a.starts_at.len()
+                    + opt(&a.ends_at)
+                    + a.status.len()
+                    + opt(&a.practitioner)
+                    + opt(&a.visit_motive)
+                    + opt(&a.platform_updated_at)
+                    + a.patient.as_ref().map_or(0, |p| {
+                        std::mem::size_of::<PatientRecord>()
+                            + opt(&p.external_id)
+                            + p.first_name.len()
+                            + p.last_name.len()
+                            + opt(&p.birth_date)
+                            + opt(&p.phone)
+                            + opt(&p.email)
+                    })
+            }
+            Pending::DeleteAppointment(id) => id.len(),
+            Pending::Slot(s) => {
+                s.external_id.len()
+                    + s.starts_at.len()
+                    + opt(&s.ends_at)
+                    + opt(&s.practitioner)
+                    + opt(&s.visit_motive)
+                    + opt(&s.place)
+            }
+            Pending::Quarantine(q) => {
+                q.item.len()
+                    + q.drift.endpoint.len()
+                    + q.drift.path.len()
+                    + q.drift.expected.len()
+                    + q.drift.found.len()
+            }
+        };
+        (std::mem::size_of::<Pending>() + text) as u64
+    }
+}
+
 /// An item set aside: where it failed, and the item as received.
 #[derive(Debug, Clone)]
 pub struct QuarantineRecord {

@@ -29,15 +29,34 @@ pub enum Origin {
     Compiled,
 }
 
-/// Compiles `bytes` or loads its cached artifact.
+/// A freshly compiled artifact not yet on disk: kept only once the candidate proved to
+/// be a connector, so a rejected one leaves nothing behind.
+pub struct Artifact {
+    dir: PathBuf,
+    file: PathBuf,
+    serialized: Vec<u8>,
+}
+
+impl Artifact {
+    /// Writes the artifact to the cache. Failing only costs a later compile, so it is
+    /// logged, not returned.
+    pub fn keep(self) {
+        if let Err(e) = write_artifact(&self.dir, &self.file, &self.serialized) {
+            tracing::warn!(file = %self.file.display(), "cannot cache the compiled component: {e:#}");
+        }
+    }
+}
+
+/// Compiles `bytes` or loads its cached artifact; a fresh compile comes with the
+/// artifact to [`Artifact::keep`] when the component is accepted.
 pub fn load(
     engine: &Engine,
     bytes: &[u8],
     sha256: &str,
     cache: Option<&Path>,
-) -> Result<(Component, Origin)> {
+) -> Result<(Component, Origin, Option<Artifact>)> {
     let Some(root) = cache else {
-        return Ok((compile(engine, bytes)?, Origin::Compiled));
+        return Ok((compile(engine, bytes)?, Origin::Compiled, None));
     };
     let dir = engine_dir(root, engine);
     let file = dir.join(format!("{sha256}.cwasm"));
@@ -45,7 +64,7 @@ pub fn load(
         // SAFETY: the artifact was produced by `precompile_component` of an engine with
         // the same compatibility key, and lives in the operator's private data dir.
         match unsafe { Component::deserialize_file(engine, &file) } {
-            Ok(c) => return Ok((c, Origin::Cache)),
+            Ok(c) => return Ok((c, Origin::Cache, None)),
             Err(e) => {
                 tracing::warn!(file = %file.display(), error = %e, "discarding unusable cached artifact")
             }
@@ -54,14 +73,15 @@ pub fn load(
     let serialized = engine
         .precompile_component(bytes)
         .map_err(anyhow::Error::from)?;
-    // The cache only saves time: a component that cannot be cached still runs.
-    if let Err(e) = write_artifact(&dir, &file, &serialized) {
-        tracing::warn!(file = %file.display(), "cannot cache the compiled component: {e:#}");
-    }
     // SAFETY: just produced by this engine.
     let component =
         unsafe { Component::deserialize(engine, &serialized).map_err(anyhow::Error::from)? };
-    Ok((component, Origin::Compiled))
+    let artifact = Artifact {
+        dir,
+        file,
+        serialized,
+    };
+    Ok((component, Origin::Compiled, Some(artifact)))
 }
 
 /// Writes an artifact under a temporary name of its own (several runs of one process

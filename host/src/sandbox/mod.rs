@@ -67,6 +67,8 @@ pub enum LoadError {
     UnsupportedContract { found: String },
     #[error("does not implement the passerelle:connector@{CONTRACT_VERSION} world: {0}")]
     WrongWorld(String),
+    #[error("is {size} bytes; components may be at most {max} bytes (`max_component_bytes`)")]
+    TooLarge { size: u64, max: u64 },
 }
 
 impl LoadError {
@@ -76,6 +78,7 @@ impl LoadError {
             LoadError::NotComponent(_) => "not-a-component",
             LoadError::UnsupportedContract { .. } => "unsupported-contract",
             LoadError::WrongWorld(_) => "wrong-world",
+            LoadError::TooLarge { .. } => "too-large",
         }
     }
 }
@@ -92,7 +95,13 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Instances that may be alive at once (the pool's size).
     pub max_instances: u32,
+    /// The largest component file compiled (compile time and memory grow with it).
+    pub max_component_bytes: u64,
 }
+
+/// Default [`RuntimeConfig::max_component_bytes`]: 64 MiB, several times the largest
+/// interpreter-carrying component (Python, JavaScript) seen.
+pub const MAX_COMPONENT_BYTES: u64 = 64 << 20;
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
@@ -100,6 +109,7 @@ impl Default for RuntimeConfig {
             limits: Limits::default(),
             cache_dir: None,
             max_instances: 256,
+            max_component_bytes: MAX_COMPONENT_BYTES,
         }
     }
 }
@@ -190,11 +200,14 @@ impl Runtime {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(n)
             .total_core_instances(n * 8)
-            .total_memories(n * 2)
+            .total_memories(n)
             .total_tables(n * 8)
             .total_stacks(n)
             .max_core_instances_per_component(16)
-            .max_memories_per_component(4)
+            // One linear memory per run: the memory limit is then the run's limit
+            // (several memories would each get it). No GC heap: the engine is built
+            // without the `gc` feature, and no contract version needs one.
+            .max_memories_per_component(1)
             .max_tables_per_component(16)
             .max_memory_size(config.limits.memory_bytes())
             .table_elements(config.limits.table_elements);
@@ -238,6 +251,11 @@ impl Runtime {
 
     /// Compiles (or loads from cache) and links a component file.
     pub fn load_file(&self, path: &Path) -> Result<LoadedConnector> {
+        let size = std::fs::metadata(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
+        self.check_size(size)
+            .with_context(|| format!("loading {}", path.display()))?;
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         self.load_bytes(&bytes)
             .map_err(anyhow::Error::from)
@@ -247,8 +265,9 @@ impl Runtime {
     /// Compiles (or loads from cache) and links component bytes. The error says which
     /// of the three ways a candidate can fail to be a connector it is ([`LoadError`]).
     pub fn load_bytes(&self, bytes: &[u8]) -> Result<LoadedConnector, LoadError> {
+        self.check_size(bytes.len() as u64)?;
         let sha256 = sha256_hex(bytes);
-        let (component, origin) = cache::load(
+        let (component, origin, artifact) = cache::load(
             &self.engine,
             bytes,
             &sha256,
@@ -271,6 +290,9 @@ impl Runtime {
             .map_err(|e| LoadError::WrongWorld(one_line(&format!("{e:#}"))))?;
         let pre = ConnectorPre::new(pre)
             .map_err(|e| LoadError::WrongWorld(one_line(&format!("{e:#}"))))?;
+        if let Some(artifact) = artifact {
+            artifact.keep();
+        }
         Ok(LoadedConnector {
             sha256,
             pre,
@@ -278,10 +300,26 @@ impl Runtime {
         })
     }
 
+    /// Refuses a component over [`RuntimeConfig::max_component_bytes`] before reading or
+    /// compiling it.
+    pub fn check_size(&self, size: u64) -> Result<(), LoadError> {
+        let max = self.config.max_component_bytes;
+        if size > max {
+            return Err(LoadError::TooLarge { size, max });
+        }
+        Ok(())
+    }
+
     /// A fresh store for one run, with its limits, deadline and capabilities. Most
     /// callers want [`Runtime::execute`]; this is public for benchmarks.
     pub fn new_store(&self, parts: RunParts) -> Store<RunState> {
-        let capabilities = Capabilities::new(parts.http, parts.records, parts.scrubber, parts.span);
+        let capabilities = Capabilities::new(
+            parts.http,
+            parts.records,
+            parts.scrubber,
+            parts.span,
+            &parts.limits,
+        );
         let wasi = WasiCtxBuilder::new()
             .stdout(capabilities.log.stdout())
             .stderr(capabilities.log.stderr())

@@ -46,11 +46,14 @@ impl Connector for Testing {
                     false,
                 ),
             ],
-            secrets: vec![parameter(
-                "api-token",
-                "token sent by the fetch scenario",
-                false,
-            )],
+            secrets: vec![
+                parameter("api-token", "token sent by the fetch scenario", false),
+                parameter(
+                    "platform-key",
+                    "a secret the fetch scenario can send in a template",
+                    false,
+                ),
+            ],
         };
         if cfg!(feature = "escalate") {
             manifest
@@ -92,6 +95,38 @@ impl Connector for Testing {
                 }
             }
             "panic" => panic!("testing connector panicked on purpose"),
+            // Emits appointments in batches of `batch` and never checkpoints: what a
+            // connector hoarding records on the host looks like.
+            "hoard" => {
+                let batch: u32 = account
+                    .setting_opt("batch")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1000);
+                let total: u32 = account
+                    .setting_opt("count")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(u32::MAX);
+                let mut i = 0;
+                while i < total {
+                    let n = batch.min(total - i);
+                    emit::appointments(&(i..i + n).map(appointment).collect::<Vec<_>>())?;
+                    i += n;
+                }
+                Ok(summary(None, Some(format!("hoarded {total}"))))
+            }
+            // Logs without end, through the `log` import or stdout.
+            "log-flood" => loop {
+                info!(
+                    "flooding the host's log with a line of some length: {}",
+                    "x".repeat(160)
+                );
+            },
+            "stdout-flood" => loop {
+                println!(
+                    "flooding stdout with a line of some length: {}",
+                    "y".repeat(160)
+                );
+            },
             // Asks to be left alone for `retry_after` seconds (default u32::MAX: 136 years).
             "rate-limited" => Err(SyncError::RateLimited(Some(
                 account
@@ -244,6 +279,13 @@ fn fetch(account: &Account) -> Result<Summary, SyncError> {
         req = req
             .bearer("api-token")
             .secret_header("x-api-key", "api-token");
+    }
+    // A header the connector sets itself (`Name: value`), such as one the host owns.
+    if let Some((name, value)) = account
+        .setting_opt("header")
+        .and_then(|h| h.split_once(':'))
+    {
+        req = req.header(name.trim(), value.trim());
     }
     // A secret the account may not have: the host must refuse to send the request.
     if let Some(name) = account.setting_opt("use_secret") {
