@@ -18,7 +18,8 @@ use crate::model::run::DriftReport;
 /// What a drift alert says (the webhook's JSON body).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DriftAlert {
-    /// Always `connector.drift`.
+    /// `connector.drift`, or `connector.security` (a platform's answer carried a secret
+    /// back: `drift.found` says where).
     pub event: String,
     pub connector: String,
     pub version: String,
@@ -68,19 +69,32 @@ impl Alerts {
     /// Raises an alert: logged and counted now, delivered to the webhook in the
     /// background (needs a Tokio runtime).
     pub fn drift(&self, alert: DriftAlert) {
-        tracing::error!(
-            connector = %alert.connector,
-            version = %alert.version,
-            practice = %alert.practice_id,
-            account = %alert.account_id,
-            run = alert.run_id,
-            endpoint = %alert.drift.endpoint,
-            path = %alert.drift.path,
-            expected = %alert.drift.expected,
-            found = %alert.drift.found,
-            "schema drift: account paused until a new connector version re-drives it (or `passerelle accounts resume {}`)",
-            alert.account_id
-        );
+        if alert.event == "connector.security" {
+            tracing::error!(
+                connector = %alert.connector,
+                version = %alert.version,
+                practice = %alert.practice_id,
+                account = %alert.account_id,
+                run = alert.run_id,
+                detail = %alert.drift.found,
+                "security event: a platform's answer carried a secret back to the connector; account paused until `passerelle accounts resume {}`",
+                alert.account_id
+            );
+        } else {
+            tracing::error!(
+                connector = %alert.connector,
+                version = %alert.version,
+                practice = %alert.practice_id,
+                account = %alert.account_id,
+                run = alert.run_id,
+                endpoint = %alert.drift.endpoint,
+                path = %alert.drift.path,
+                expected = %alert.drift.expected,
+                found = %alert.drift.found,
+                "schema drift: account paused until a new connector version re-drives it (or `passerelle accounts resume {}`)",
+                alert.account_id
+            );
+        }
         self.metrics.alert("raised");
         let Some((client, url)) = self.webhook.clone() else {
             return;

@@ -52,6 +52,16 @@ pub struct PluginsConfig {
     /// ends `drift` and the account pauses) or `quarantine` (the item is set aside for
     /// review and the run goes on; needs a connector built against contract 0.1.1 or later).
     pub drift_policy: std::collections::BTreeMap<String, DriftPolicy>,
+    /// Allowed-host patterns the operator accepts without approving each version that
+    /// asks for them, though they need consent (plain `http://`, IP addresses, wildcards
+    /// over a public suffix), exactly as the manifest writes them. Any other such
+    /// pattern makes the version wait for `passerelle plugins approve`, first install
+    /// included.
+    pub trusted_hosts: Vec<String>,
+    /// The connector kit's own temporary host, where the author tests a component they
+    /// built: every pattern is trusted there. Not settable in the config file.
+    #[serde(skip)]
+    pub trust_every_host: bool,
 }
 
 /// What happens to an item a connector cannot read.
@@ -71,6 +81,8 @@ impl Default for PluginsConfig {
             settle_ms: 500,
             max_upload_bytes: 32 << 20,
             drift_policy: Default::default(),
+            trusted_hosts: Vec::new(),
+            trust_every_host: false,
         }
     }
 }

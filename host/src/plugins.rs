@@ -159,10 +159,11 @@ impl Passerelle {
         Ok(loaded)
     }
 
-    /// Calls `describe()` in a sandbox with no network and a short deadline.
+    /// Calls `describe()` in a sandbox with no network and a short deadline (10 s, or
+    /// the runs' deadline if shorter); the runs' other limits apply.
     pub async fn describe(&self, loaded: &LoadedConnector) -> Result<Manifest> {
         let limits = Limits {
-            deadline_secs: 10.0,
+            deadline_secs: self.runtime.default_limits().deadline_secs.min(10.0),
             ..self.runtime.default_limits().clone()
         };
         let finished = self
@@ -342,7 +343,31 @@ impl Passerelle {
             }
             let active_manifest: Manifest = serde_json::from_value(a.manifest.clone())
                 .context("stored manifest is unreadable")?;
-            let e = Escalation::between(&active_manifest, &manifest);
+            let mut e = Escalation::between(&active_manifest, &manifest);
+            e.risky_hosts = self.risky_hosts(&e.new_hosts)?;
+            if !e.is_empty() {
+                escalation = Some(e);
+            }
+        } else {
+            // A first install: hosts needing consent wait for approval, and so does
+            // everything it asks for when accounts (with their secrets) already wait
+            // for it — whoever installs a name must not simply inherit them.
+            let mut e = Escalation {
+                risky_hosts: self.risky_hosts(&manifest.allowed_hosts)?,
+                ..Escalation::default()
+            };
+            let waiting = self
+                .store
+                .list_accounts(None)
+                .await?
+                .iter()
+                .filter(|a| a.connector == manifest.name)
+                .count() as u64;
+            if waiting > 0 {
+                e.accounts_waiting = waiting;
+                e.new_hosts = manifest.allowed_hosts.clone();
+                e.new_secrets = manifest.secrets.iter().map(|s| s.name.clone()).collect();
+            }
             if !e.is_empty() {
                 escalation = Some(e);
             }
@@ -353,6 +378,20 @@ impl Passerelle {
             previous: active.map(|a| a.version.clone()),
             escalation,
         }))
+    }
+
+    /// The patterns among `hosts` that need consent and the operator has not trusted in
+    /// the configuration (`plugins.trusted_hosts`), each with why.
+    fn risky_hosts(&self, hosts: &[String]) -> Result<Vec<String>> {
+        let plugins = &self.config.plugins;
+        if plugins.trust_every_host {
+            return Ok(Vec::new());
+        }
+        Ok(crate::capabilities::allowlist::Allowlist::risky(hosts)?
+            .into_iter()
+            .filter(|(p, _)| !plugins.trusted_hosts.contains(p))
+            .map(|(p, why)| format!("{p} ({why})"))
+            .collect())
     }
 
     /// Keeps a new version that passed [`Self::examine`]: the file, the record, and the

@@ -16,7 +16,9 @@ use crate::capabilities::records::{LastCommitOf, RecordsSession};
 use crate::contract::wit;
 use crate::model::connector::Manifest;
 use crate::model::records::{Finish, Scope};
-use crate::model::run::{DriftReport, ErrorKind, Mode, Run, RunCounts, RunEnd, Status, Trigger};
+use crate::model::run::{
+    DriftReport, ErrorKind, Mode, PauseReason, Run, RunCounts, RunEnd, Status, Trigger,
+};
 use crate::sandbox::{Call, CallOutput, RunParts};
 use crate::scrub::Scrubber;
 use crate::service::recorder::RunOf;
@@ -121,16 +123,28 @@ impl Passerelle {
         };
         // A drifted run pauses its account; a successful run lifts a pause. Written with
         // the run's end, so nobody sees one without the other.
-        let pause = match (&end.status, &end.drift) {
-            (Status::Drift, Some(drift)) => Some(Pause {
-                account_id: account.id.clone(),
-                connector: version.name.clone(),
-                run_id,
-                version: version.version.clone(),
-                sha256: version.sha256.clone(),
-                drift: drift.clone(),
-                paused_at: String::new(),
-            }),
+        // A security event (a secret came back) pauses it until the operator resumes it.
+        let paused = |reason, drift: DriftReport| Pause {
+            account_id: account.id.clone(),
+            reason,
+            connector: version.name.clone(),
+            run_id,
+            version: version.version.clone(),
+            sha256: version.sha256.clone(),
+            drift,
+            paused_at: String::new(),
+        };
+        let pause = match (&end.status, &end.drift, end.error_kind) {
+            (Status::Drift, Some(drift), _) => Some(paused(PauseReason::Drift, drift.clone())),
+            (_, _, Some(ErrorKind::Security)) => Some(paused(
+                PauseReason::Security,
+                DriftReport {
+                    endpoint: String::new(),
+                    path: String::new(),
+                    expected: "no secret value in a platform's answer".into(),
+                    found: end.error_detail.clone().unwrap_or_default(),
+                },
+            )),
             _ => None,
         };
         let effect = match (&pause, end.status) {
@@ -185,10 +199,14 @@ impl Passerelle {
         Ok(run)
     }
 
-    /// Raises the drift alert of a run that paused its account.
+    /// Raises the alert of a run that paused its account (drift or security event).
     fn alert_drift(&self, account: &Account, pause: Pause) {
         self.alerts.drift(DriftAlert {
-            event: "connector.drift".into(),
+            event: match pause.reason {
+                PauseReason::Drift => "connector.drift",
+                PauseReason::Security => "connector.security",
+            }
+            .into(),
             connector: pause.connector,
             version: pause.version,
             sha256: pause.sha256,

@@ -154,6 +154,11 @@ pub struct Env {
 
 pub async fn env(db: &Db, mut config: Config) -> Env {
     let dir = tempfile::tempdir().unwrap();
+    // The testing connector calls loopback test servers over plain http.
+    config
+        .plugins
+        .trusted_hosts
+        .extend(TESTING_HOSTS.map(String::from));
     config.database_url = db.url.clone();
     let app = Passerelle::open(dir.path(), config)
         .await
@@ -242,9 +247,31 @@ fn record(seen: &Seen, path: &str, headers: &HeaderMap) {
         .push((path.to_string(), headers.clone()));
 }
 
+fn header_lines(headers: &HeaderMap) -> String {
+    headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v.as_bytes())))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn authorization(headers: &HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default()
+}
+
+/// The testing connector's allowed hosts that need the operator's consent.
+pub const TESTING_HOSTS: [&str; 2] = ["http://127.0.0.1:*", "http://localhost:*"];
+
 /// Starts the test server on 127.0.0.1; returns its base URL.
 ///
 /// - `/echo`: answers with every request header, as a hostile platform would;
+/// - `/echo-upper`, `/echo-base64`: the same, upper-cased or in base64;
+/// - `/header-echo`: the request's `authorization` back in a response header;
+/// - `/redirect-echo`: 302 to `/ok?token=<the request's authorization>`;
+/// - `/ok`: `ok`;
 /// - `/redirect-out`: 302 to a host off the allowlist;
 /// - `/slow`: answers after 10 s;
 /// - `/limited`: 429 with Retry-After: 1 the first time, then 200;
@@ -256,11 +283,52 @@ pub async fn server() -> (String, Seen) {
             "/echo",
             get(|State(seen): State<Seen>, headers: HeaderMap| async move {
                 record(&seen, "/echo", &headers);
-                let text: Vec<String> = headers
+                header_lines(&headers)
+            }),
+        )
+        .route(
+            "/echo-upper",
+            get(|State(seen): State<Seen>, headers: HeaderMap| async move {
+                record(&seen, "/echo-upper", &headers);
+                header_lines(&headers).to_uppercase()
+            }),
+        )
+        .route(
+            "/echo-base64",
+            get(|State(seen): State<Seen>, headers: HeaderMap| async move {
+                use base64::Engine;
+                record(&seen, "/echo-base64", &headers);
+                headers
                     .iter()
-                    .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v.as_bytes())))
-                    .collect();
-                text.join("\n")
+                    .map(|(_, v)| base64::engine::general_purpose::STANDARD.encode(v.as_bytes()))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }),
+        )
+        .route(
+            "/header-echo",
+            get(|State(seen): State<Seen>, headers: HeaderMap| async move {
+                record(&seen, "/header-echo", &headers);
+                let auth = authorization(&headers);
+                ([("x-seen-authorization", auth)], "ok")
+            }),
+        )
+        .route(
+            "/redirect-echo",
+            get(|State(seen): State<Seen>, headers: HeaderMap| async move {
+                record(&seen, "/redirect-echo", &headers);
+                let token = authorization(&headers).replace("Bearer ", "");
+                (
+                    StatusCode::FOUND,
+                    [("location", format!("/ok?token={token}"))],
+                )
+            }),
+        )
+        .route(
+            "/ok",
+            get(|State(seen): State<Seen>, headers: HeaderMap| async move {
+                record(&seen, "/ok", &headers);
+                "ok"
             }),
         )
         .route(

@@ -200,11 +200,15 @@ async fn drift_pauses_and_a_new_version_redrives_to_the_truth_without_restart() 
         assert_eq!(installed.json()["outcome"], "activated");
         assert_eq!(installed.json()["previous"], "0.1.0");
         let fixed_sha = installed.json()["sha256"].as_str().unwrap().to_string();
+        // Each account re-driven to success on 0.2.0 (an account whose pause was read
+        // just before a re-drive lifted it may get a second, harmless one).
         let all = wait_until(&store, "re-drives", |runs| {
             runs.iter()
                 .filter(|r| r.trigger == Trigger::Redrive && r.connector_version == "0.2.0")
                 .filter(|r| r.status == Status::Succeeded)
-                .count()
+                .map(|r| r.account_id.as_str())
+                .collect::<std::collections::HashSet<_>>()
+                .len()
                 == accounts.len()
         })
         .await;
@@ -436,6 +440,88 @@ fn wat_component(text: &str) -> Vec<u8> {
     wat::parse_str(text).expect("valid component text")
 }
 
+/// A first install whose allowed hosts need consent (plain http, IP addresses) waits
+/// for approval unless the operator trusted them in the configuration (before, a new
+/// connector name activated with any allowlist).
+#[tokio::test]
+async fn a_first_install_needing_consent_waits_for_approval() {
+    use passerelle::config::Config;
+    let dir = tempfile::tempdir().unwrap();
+    let app = passerelle::Passerelle::open(dir.path(), Config::default())
+        .await
+        .unwrap();
+    let installed = app.install_plugin(&component("testing")).await.unwrap();
+    assert_eq!(installed.outcome, Outcome::PendingApproval);
+    let e = installed.escalation.expect("an escalation");
+    assert_eq!(
+        e.risky_hosts,
+        vec![
+            "http://127.0.0.1:* (plain http)".to_string(),
+            "http://localhost:* (plain http)".to_string()
+        ]
+    );
+    assert!(app
+        .store
+        .active_connector("testing")
+        .await
+        .unwrap()
+        .is_none());
+    app.approve("testing", "0.1.0").await.unwrap();
+    assert!(app
+        .store
+        .active_connector("testing")
+        .await
+        .unwrap()
+        .is_some());
+
+    // Trusted in the configuration: activated at once.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.plugins.trusted_hosts = common::TESTING_HOSTS.map(String::from).to_vec();
+    let app = passerelle::Passerelle::open(dir.path(), config)
+        .await
+        .unwrap();
+    let installed = app.install_plugin(&component("testing")).await.unwrap();
+    assert_eq!(installed.outcome, Outcome::Activated, "{installed:?}");
+}
+
+/// Accounts (with their settings and secrets) configured before their connector exists
+/// are not simply inherited by whoever installs a component of that name: the first
+/// install waits for approval, showing everything it asks for.
+#[tokio::test]
+async fn a_first_install_that_accounts_wait_for_needs_approval() {
+    let e = common::env(&databases().await[0], passerelle::config::Config::default()).await;
+    e.app
+        .store
+        .add_practice("p1", "Cabinet", "Europe/Paris")
+        .await
+        .unwrap();
+    e.account("early", &[("scenario", "nop")]).await;
+    e.app
+        .store
+        .set_secret("early", "api-token", "tok-waiting-for-its-connector")
+        .await
+        .unwrap();
+    let installed = e.app.install_plugin(&component("testing")).await.unwrap();
+    assert_eq!(installed.outcome, Outcome::PendingApproval);
+    let esc = installed.escalation.expect("an escalation");
+    assert_eq!(esc.accounts_waiting, 1);
+    assert_eq!(esc.new_secrets, vec!["api-token", "platform-key"]);
+    assert!(esc.risky_hosts.is_empty(), "trusted by the test config");
+    assert!(e
+        .app
+        .store
+        .active_connector("testing")
+        .await
+        .unwrap()
+        .is_none());
+    e.app.approve("testing", "0.1.0").await.unwrap();
+    assert_eq!(
+        e.sync("early", Mode::Incremental).await.status,
+        Status::Succeeded
+    );
+}
+
 #[tokio::test]
 async fn a_version_asking_for_more_waits_for_approval_and_rollback_works() {
     let db = &databases().await[0];
@@ -462,6 +548,12 @@ async fn a_version_asking_for_more_waits_for_approval_and_rollback_works() {
         json!(["https://extra.testing.example"])
     );
     assert_eq!(body["escalation"]["new_secrets"], json!(["extra-key"]));
+    // A higher rate limit is gated too (before, it activated with any rate limit).
+    assert_eq!(
+        body["escalation"]["rate_limit"],
+        json!({"from": {"requests_per_second": 1000, "burst": 1000},
+               "to": {"requests_per_second": 2000, "burst": 1000}})
+    );
     let active = app
         .store
         .active_connector("testing")

@@ -277,33 +277,61 @@ async fn a_connector_cannot_set_the_headers_the_host_owns() {
     assert_eq!(run.status, Status::Succeeded, "{run:?}");
 }
 
+/// The platform gets the secret, substituted by the host; the connector never sees it.
+/// A platform answer that carries it back — in the body (as is, upper-cased, in base64),
+/// a response header, or a redirect's `Location` — ends the run as a `security` event:
+/// nothing of the answer reaches the connector (before, it got the echo with the value
+/// replaced by `[secret]`, which told it the value was there), nothing is stored, the
+/// account is paused until the operator resumes it.
 #[tokio::test]
-async fn the_connector_never_obtains_a_secret_value() {
+async fn a_platform_echoing_a_secret_ends_the_run_as_a_security_event() {
+    use passerelle::model::run::PauseReason;
     const SECRET: &str = "tok-S3CRET-9f8e7d6c5b";
     let (base, seen) = server().await;
     let e = testing_env(Limits::default(), allow_private()).await;
-    let url = format!("{base}/echo");
-    e.account("leaky", &[("scenario", "fetch"), ("url", &url)])
-        .await;
-    e.app
-        .store
-        .set_secret("leaky", "api-token", SECRET)
-        .await
-        .unwrap();
-    let run = e.sync("leaky", Mode::Incremental).await;
-    assert_eq!(run.status, Status::Succeeded, "{run:?}");
-    // The platform did get it, substituted by the host…
+    for (i, (path, place)) in [
+        ("/echo", "response body"),
+        ("/echo-upper", "response body"),
+        ("/echo-base64", "response body"),
+        ("/header-echo", "response header `x-seen-authorization`"),
+        ("/redirect-echo", "redirect location"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("leaky{i}");
+        let url = format!("{base}{path}");
+        e.account(&id, &[("scenario", "fetch"), ("url", &url)])
+            .await;
+        e.app
+            .store
+            .set_secret(&id, "api-token", SECRET)
+            .await
+            .unwrap();
+        let run = e.sync(&id, Mode::Incremental).await;
+        assert_eq!(run.status, Status::Failed, "{path}: {run:?}");
+        assert_eq!(
+            run.error_kind
+                .map(passerelle::model::run::ErrorKind::as_str),
+            Some("security"),
+            "{path}: {run:?}"
+        );
+        let detail = run.error_detail.clone().unwrap_or_default();
+        assert!(
+            detail.contains(&format!("secret `api-token` came back in the {place}")),
+            "{path}: {detail}"
+        );
+        let everything = format!("{run:?}");
+        assert!(!everything.contains(SECRET), "{path}: {everything}");
+        assert!(!everything.to_uppercase().contains(&SECRET.to_uppercase()));
+        assert!(e.app.store.slots(&id).await.unwrap().is_empty(), "{path}");
+        let pause = e.app.store.pause(&id).await.unwrap().expect("paused");
+        assert_eq!(pause.reason, PauseReason::Security, "{path}");
+        assert!(!format!("{pause:?}").contains(SECRET));
+    }
+    // The platform did get it, substituted by the host.
     let sent = seen.header_values();
     assert!(sent.contains(&format!("Bearer {SECRET}")), "{sent:?}");
-    assert!(sent.contains(&SECRET.to_string()), "{sent:?}");
-    // …but the echo the connector tried to smuggle out holds no trace of it.
-    let message = run.message.clone().unwrap();
-    assert!(message.contains("[secret]"), "{message}");
-    assert!(!message.contains(SECRET), "{message}");
-    let slots = e.app.store.slots("leaky").await.unwrap();
-    let place = slots[0].place.clone().unwrap();
-    assert!(place.contains("Bearer [secret]"), "{place}");
-    assert!(!place.contains(SECRET), "{place}");
     // Accounts list names, never values.
     let listed = format!("{:?}", e.app.store.list_accounts(None).await.unwrap());
     assert!(listed.contains("api-token") && !listed.contains(SECRET));
@@ -315,7 +343,7 @@ async fn a_secret_inside_a_template_is_sent_and_never_seen() {
     const KEY: &str = "pk-T3mpl4te-77aa";
     let (base, seen) = server().await;
     let e = testing_env(Limits::default(), allow_private()).await;
-    let url = format!("{base}/echo");
+    let url = format!("{base}/ok");
     e.account(
         "templated",
         &[
@@ -341,7 +369,6 @@ async fn a_secret_inside_a_template_is_sent_and_never_seen() {
         .place
         .clone()
         .unwrap();
-    assert!(place.contains("Platform apikey=\"[secret]\""), "{place}");
     assert!(!place.contains(KEY), "{place}");
     // A template naming a secret the manifest does not declare is refused by name.
     e.account(
@@ -538,6 +565,86 @@ async fn a_hoarding_connector_stops_within_the_default_budgets() {
         after - before
     );
     assert!(after - before < 256.0, "grew {:.0} MiB", after - before);
+}
+
+/// A guest blocked in `wasi:io/poll` (sleeping an hour) runs no code the epoch could
+/// interrupt: the run's timer ends it at the deadline all the same.
+#[tokio::test]
+async fn a_guest_blocked_in_poll_ends_at_the_deadline() {
+    let limits = Limits {
+        deadline_secs: 0.5,
+        ..Limits::default()
+    };
+    let started = Instant::now();
+    ends_on_budget(limits, &[("scenario", "sleep")], "deadline").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Recursion without end overflows the guest's stack: a trap, not the host's stack.
+#[tokio::test]
+async fn deep_recursion_is_a_trap() {
+    let e = testing_env(Limits::default(), HttpPolicy::default()).await;
+    e.account("deep", &[("scenario", "recurse")]).await;
+    e.account("calm", &[("scenario", "emit"), ("count", "2")])
+        .await;
+    let run = e.sync("deep", Mode::Incremental).await;
+    assert_eq!(run.status, Status::Failed, "{run:?}");
+    assert_eq!(
+        run.error_kind
+            .map(passerelle::model::run::ErrorKind::as_str),
+        Some("trap"),
+        "{run:?}"
+    );
+    assert_eq!(
+        e.sync("calm", Mode::Incremental).await.status,
+        Status::Succeeded
+    );
+}
+
+/// A hostile `describe()` (endless loop, memory hoarding, log flood) is rejected at
+/// install within the run limits, and the active version keeps serving.
+#[tokio::test]
+async fn a_hostile_describe_is_rejected_within_bounds() {
+    let limits = Limits {
+        deadline_secs: 1.0,
+        log_lines: 1_000,
+        ..Limits::default()
+    };
+    let e = testing_env(limits, HttpPolicy::default()).await;
+    for (file, reason) in [
+        ("testing-describe-loop.wasm", "deadline"),
+        ("testing-describe-membomb.wasm", "describe() failed"),
+        ("testing-describe-log-flood.wasm", "limits.log_lines"),
+    ] {
+        let started = Instant::now();
+        let err = format!(
+            "{:#}",
+            e.app
+                .install_plugin(&common::variant(file))
+                .await
+                .map(|_| ())
+                .unwrap_err()
+        );
+        assert!(err.contains("describe() failed"), "{file}: {err}");
+        assert!(err.contains(reason), "{file}: {err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{file}: {:?}",
+            started.elapsed()
+        );
+    }
+    let active = e
+        .app
+        .store
+        .active_connector("testing")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(active.version, "0.1.0");
 }
 
 #[tokio::test]

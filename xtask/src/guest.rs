@@ -19,6 +19,17 @@ const VARIANTS: &[(&str, &str, &str)] = &[
     ),
     ("testing", "escalate", "testing-0.2.0-escalate.wasm"),
     ("testing", "describe-panic", "testing-describe-panic.wasm"),
+    ("testing", "describe-loop", "testing-describe-loop.wasm"),
+    (
+        "testing",
+        "describe-membomb",
+        "testing-describe-membomb.wasm",
+    ),
+    (
+        "testing",
+        "describe-log-flood",
+        "testing-describe-log-flood.wasm",
+    ),
     ("testing", "contract-0-1-0", "testing-contract-0.1.0.wasm"),
     ("testing", "contract-0-1-1", "testing-contract-0.1.1.wasm"),
 ];

@@ -3,6 +3,14 @@
 //! A pattern is `[scheme://]host[:port]`: the scheme defaults to https, the port to the
 //! scheme's default, `*` as the port allows any, and a host starting with `*.` matches
 //! any subdomain of the rest (not the bare domain). Paths are not part of a pattern.
+//! A host is kept in the URL parser's canonical form (`2130706433` and `0x7f.1` are
+//! `127.0.0.1`), so a pattern means what a URL with that host means.
+//!
+//! Some patterns need the operator's explicit consent before a version asking for them
+//! runs ([`Allowlist::risky`]): plain `http://` (no TLS: anyone on the path reads and
+//! changes the traffic), IP literals (no name for TLS to vouch for, and the way to a
+//! private address), and wildcards over a public suffix (`*.ngrok.io`, `*.github.io`:
+//! any stranger can own a name under it).
 
 use anyhow::{bail, Result};
 use url::Url;
@@ -56,6 +64,29 @@ impl Allowlist {
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
+
+    /// The patterns among `patterns` that need the operator's explicit consent, each
+    /// with why. An invalid pattern is an error naming it.
+    pub fn risky<S: AsRef<str>>(patterns: &[S]) -> Result<Vec<(String, &'static str)>> {
+        let mut out = Vec::new();
+        for raw in patterns {
+            let raw = raw.as_ref();
+            let p = parse_pattern(raw)?;
+            let why = if p.scheme == "http" {
+                Some("plain http")
+            } else if p.host.starts_with('[') || p.host.parse::<std::net::Ipv4Addr>().is_ok() {
+                Some("an IP address")
+            } else if p.wildcard && psl::suffix_str(&p.host) == Some(p.host.as_str()) {
+                Some("a wildcard over a public suffix")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                out.push((raw.trim().to_string(), why));
+            }
+        }
+        Ok(out)
+    }
 }
 
 fn parse_pattern(raw: &str) -> Result<Pattern> {
@@ -98,9 +129,10 @@ fn parse_pattern(raw: &str) -> Result<Pattern> {
     if host.is_empty() || host.contains('*') {
         bail!("allowed host `{raw}`: `*.` is only allowed at the start of the host");
     }
-    // Let the URL parser judge the host's syntax.
-    Url::parse(&format!("{scheme}://{host}/"))
+    // Let the URL parser judge the host's syntax, and keep its canonical form.
+    let parsed = Url::parse(&format!("{scheme}://{host}/"))
         .map_err(|e| anyhow::anyhow!("allowed host `{raw}`: {e}"))?;
+    let host = parsed.host_str().unwrap_or_default().to_string();
     if wildcard && !host.contains('.') {
         bail!("allowed host `{raw}`: a wildcard must cover a domain with a dot (`*.example.com`)");
     }
@@ -144,6 +176,73 @@ mod tests {
         assert!(!allows(&p, "https://evilkeldoc.com/x"));
         assert!(allows(&p, "http://localhost:1234/x"));
         assert!(!allows(&p, "https://localhost:1234/x"));
+    }
+
+    #[test]
+    fn risky_patterns_are_named() {
+        let risky = |p: &str| Allowlist::risky(&[p]).unwrap().first().map(|r| r.1);
+        assert_eq!(risky("http://platform.example"), Some("plain http"));
+        for ip in [
+            "127.0.0.1",
+            "2130706433",
+            "0x7f.1",
+            "[::ffff:127.0.0.1]",
+            "[::]",
+            "0.0.0.0",
+            "8.8.8.8:*",
+        ] {
+            assert_eq!(risky(ip), Some("an IP address"), "{ip}");
+        }
+        for wild in ["*.ngrok.io", "*.github.io", "*.co.uk"] {
+            assert_eq!(
+                risky(wild),
+                Some("a wildcard over a public suffix"),
+                "{wild}"
+            );
+        }
+        for fine in ["www.doctolib.fr", "*.keldoc.com", "api.example.co.uk"] {
+            assert_eq!(risky(fine), None, "{fine}");
+        }
+        // A numeric host means the address it is, for matching too.
+        assert!(allows(&["http://2130706433:*"], "http://127.0.0.1:80/x"));
+        // Punycode and Unicode spellings are one host.
+        assert!(allows(
+            &["bücher.example"],
+            "https://xn--bcher-kva.example/x"
+        ));
+        // Credentials before the host do not change the origin.
+        assert!(!allows(
+            &["allowed.example"],
+            "https://allowed.example@evil.example/x"
+        ));
+    }
+
+    proptest::proptest! {
+        /// A URL is allowed by an exact pattern only if its host is that host, whatever
+        /// the case, a trailing dot, credentials or path.
+        #[test]
+        fn an_exact_pattern_allows_its_host_only(
+            label in "[a-z][a-z0-9-]{0,10}",
+            other in "[a-z][a-z0-9-]{0,10}",
+            path in "[a-zA-Z0-9/._-]{0,20}",
+            upper in proptest::bool::ANY,
+            dot in proptest::bool::ANY,
+        ) {
+            let pattern = format!("{label}.example.com");
+            let mut host = pattern.clone();
+            if upper { host = host.to_uppercase(); }
+            if dot { host.push('.'); }
+            let url = format!("https://{host}/{path}");
+            proptest::prop_assert!(allows(&[&pattern], &url), "{}", url);
+            let evil = format!("https://{pattern}@{other}.evil.example/{path}");
+            proptest::prop_assert!(!allows(&[&pattern], &evil), "{}", evil);
+            let suffix = format!("https://{label}.example.com.{other}.example/{path}");
+            proptest::prop_assert!(!allows(&[&pattern], &suffix), "{}", suffix);
+            if other != label {
+                let sibling = format!("https://{other}.example.com/{path}");
+                proptest::prop_assert!(!allows(&[&pattern], &sibling), "{}", sibling);
+            }
+        }
     }
 
     #[test]

@@ -4,8 +4,11 @@
 //! an [`HttpSession`] is one run's view of it (the connector's allowlist, the account's
 //! secrets, the run's budgets). Every request: allowlist check on the URL the connector
 //! asked for, operator base-URL override, private-address check, secret substitution,
-//! platform rate limit, timeout, size caps, redirects followed by hand and re-checked,
-//! secret values removed from what comes back.
+//! platform rate limit, timeout, size caps, redirects followed by hand and re-checked.
+//! An answer that carries a secret value back (in a header, the body, a redirect's
+//! `Location` or the final URL; literally, in any letter case, percent-encoded or in
+//! base64) ends the run as a security event ([`SecretEchoed`]): it is never handed to
+//! the connector, not even redacted (a redacted echo would tell it the guess was right).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -22,7 +25,11 @@ use super::allowlist::Allowlist;
 use super::netguard::{check_destination, GuardedResolver, PrivateAddress};
 use super::ratelimit::{parse_retry_after, PlatformLimiter, RateLimiters};
 use crate::contract::wit;
-use crate::model::LimitExceeded;
+use crate::model::{LimitExceeded, SecretEchoed};
+
+/// Secrets shorter than this are too likely to occur by chance in a response to treat
+/// their appearance as an echo; they are replaced by `[secret]` instead.
+const MIN_ECHO_SECRET: usize = 8;
 
 const MAX_REDIRECTS: usize = 5;
 
@@ -176,6 +183,8 @@ pub struct HttpSession {
     secrets: BTreeMap<String, String>,
     declared_secrets: Vec<String>,
     secret_matcher: Option<AhoCorasick>,
+    /// Every form of every (long enough) secret value, and the secret's name per pattern.
+    echo_matcher: Option<(AhoCorasick, Vec<String>)>,
     max_requests: u32,
     max_received: u64,
     max_response: u64,
@@ -210,6 +219,7 @@ impl HttpSession {
         let values: Vec<&String> = spec.secrets.values().filter(|v| !v.is_empty()).collect();
         let secret_matcher = (!values.is_empty())
             .then(|| AhoCorasick::new(values).expect("literal patterns always build"));
+        let echo_matcher = echo_matcher(&spec.secrets);
         HttpSession {
             limiter: service
                 .limiters
@@ -220,6 +230,7 @@ impl HttpSession {
             secrets: spec.secrets,
             declared_secrets: spec.declared_secrets,
             secret_matcher,
+            echo_matcher,
             max_requests: spec.limits.http_requests,
             max_received: spec.limits.received_bytes(),
             max_response: spec.limits.response_bytes(),
@@ -396,6 +407,7 @@ impl HttpSession {
             }
             if status.is_redirection() {
                 if let Some(location) = response.headers().get("location") {
+                    self.refuse_echo(location.as_bytes(), "redirect location", &p.url)?;
                     let next = location
                         .to_str()
                         .ok()
@@ -439,6 +451,10 @@ impl HttpSession {
         response: reqwest::Response,
     ) -> wasmtime::Result<Result<wit::Response, wit::HttpError>> {
         let status = response.status().as_u16();
+        self.refuse_echo(url.as_str().as_bytes(), "final URL", &url)?;
+        for (name, value) in response.headers() {
+            self.refuse_echo(value.as_bytes(), &format!("response header `{name}`"), &url)?;
+        }
         let headers: Vec<(String, String)> = response
             .headers()
             .iter()
@@ -479,6 +495,7 @@ impl HttpSession {
             }
             body.extend_from_slice(&chunk);
         }
+        self.refuse_echo(&body, "response body", &url)?;
         let body = match &self.secret_matcher {
             Some(m) => m.replace_all_bytes(
                 &body,
@@ -492,6 +509,22 @@ impl HttpSession {
             body,
             url: url.to_string(),
         }))
+    }
+
+    /// Ends the run if `bytes` (part of an answer from `url`) carries a secret back.
+    fn refuse_echo(&self, bytes: &[u8], place: &str, url: &Url) -> wasmtime::Result<()> {
+        let Some((matcher, names)) = &self.echo_matcher else {
+            return Ok(());
+        };
+        match matcher.find(bytes) {
+            Some(m) => Err(SecretEchoed {
+                secret: names[m.pattern().as_usize()].clone(),
+                place: place.to_string(),
+                origin: origin_text(url),
+            }
+            .into()),
+            None => Ok(()),
+        }
     }
 
     fn redact(&self, text: &str) -> String {
@@ -543,6 +576,38 @@ impl crate::contract::bindings::passerelle::connector::http::Host for HttpView<'
             ))),
         }
     }
+}
+
+/// The forms of each secret value an echo could take: as is (any letter case),
+/// percent-encoded byte by byte, and in base64 (standard and URL-safe, padded or not).
+fn echo_matcher(secrets: &BTreeMap<String, String>) -> Option<(AhoCorasick, Vec<String>)> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    let mut patterns = Vec::new();
+    let mut names = Vec::new();
+    for (name, value) in secrets {
+        if value.len() < MIN_ECHO_SECRET {
+            continue;
+        }
+        let percent: String = value.bytes().map(|b| format!("%{b:02X}")).collect();
+        let mut forms = vec![value.clone(), percent];
+        for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+            forms.push(engine.encode(value));
+        }
+        forms.dedup();
+        for form in forms {
+            patterns.push(form);
+            names.push(name.clone());
+        }
+    }
+    if patterns.is_empty() {
+        return None;
+    }
+    let matcher = aho_corasick::AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .build(&patterns)
+        .expect("literal patterns always build");
+    Some((matcher, names))
 }
 
 /// Headers the host owns: what the connection, the proxy guard, the response's encoding

@@ -250,7 +250,7 @@ impl Output {
                     line("no account is paused".into());
                 } else {
                     line(format!(
-                        "{:<20} {:<12} paused since, by run, on version / drift report",
+                        "{:<20} {:<12} paused since, by run, on version / why",
                         "account", "connector"
                     ));
                 }
@@ -259,7 +259,12 @@ impl Output {
                         "{:<20} {:<12} paused {} by run {} on {} {}",
                         p.account_id, p.connector, p.paused_at, p.run_id, p.connector, p.version
                     ));
-                    line(format!("    {}", p.drift));
+                    line(match p.reason {
+                        crate::model::run::PauseReason::Drift => format!("    drift: {}", p.drift),
+                        crate::model::run::PauseReason::Security => {
+                            format!("    security event: {}", p.drift.found)
+                        }
+                    });
                 }
             }
             Output::Quarantined(items) => {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::{until_true, Daemon};
-use crate::model::run::{ErrorKind, Mode, Trigger};
+use crate::model::run::{ErrorKind, Mode, PauseReason, Trigger};
 use crate::queue::Submitted;
 use crate::service::recorder::RunOf;
 use crate::service::runs::{not_paused, Resumed};
@@ -63,10 +63,16 @@ impl Daemon {
                 trigger,
                 mode: Mode::Incremental,
             };
-            let reason = format!(
-                "paused for drift since run {} ({} {}: {}); a new version of the connector re-drives it, or `passerelle accounts resume {}`",
-                pause.run_id, pause.connector, pause.version, pause.drift, account.id
-            );
+            let reason = match pause.reason {
+                PauseReason::Drift => format!(
+                    "paused for drift since run {} ({} {}: {}); a new version of the connector re-drives it, or `passerelle accounts resume {}`",
+                    pause.run_id, pause.connector, pause.version, pause.drift, account.id
+                ),
+                PauseReason::Security => format!(
+                    "paused by a security event in run {} ({} {}: {}); only `passerelle accounts resume {}` lifts it",
+                    pause.run_id, pause.connector, pause.version, pause.drift.found, account.id
+                ),
+            };
             self.app
                 .recorder()
                 .skip(run, ErrorKind::Paused, &reason)
@@ -83,7 +89,13 @@ impl Daemon {
     pub async fn redrive(&self) -> Result<Vec<(String, Submitted)>> {
         let store = &self.app.store;
         let mut paused = Vec::new();
-        for p in store.pauses(None).await? {
+        // A security pause waits for the operator, whatever version runs now.
+        for p in store
+            .pauses(None)
+            .await?
+            .into_iter()
+            .filter(|p| p.reason == PauseReason::Drift)
+        {
             if let Some(a) = self.moved_on(&p.account_id, &p.sha256).await? {
                 paused.push(a);
             }

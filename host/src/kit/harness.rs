@@ -111,6 +111,8 @@ impl Bench {
             )));
         }
         let mut config = Config::default();
+        // The author tests their own component: no approval to wait for.
+        config.plugins.trust_every_host = true;
         let server = match target {
             Target::Replay(cassette) => {
                 let server = ReplayServer::start(cassette).await.map_err(|e| {

@@ -16,7 +16,7 @@ pub struct Manifest {
     pub secrets: Vec<Parameter>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RateLimit {
     pub requests_per_second: u32,
     pub burst: u32,
@@ -56,11 +56,35 @@ pub enum Outcome {
     AlreadyInstalled,
 }
 
-/// What a candidate asks for beyond the active version.
+/// What a candidate asks for that needs the operator's approval: beyond the active
+/// version, or, for a first install, what accounts configured before it would hand it
+/// and the hosts that need consent in any version.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Escalation {
     pub new_hosts: Vec<String>,
     pub new_secrets: Vec<String>,
+    /// Allowed hosts that need consent (plain http, IP address, wildcard over a public
+    /// suffix) and are not in `plugins.trusted_hosts`, each with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub risky_hosts: Vec<String>,
+    /// A higher rate limit than the active version's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitRaise>,
+    /// A first install of a name that accounts already reference (with their settings
+    /// and secrets): how many.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub accounts_waiting: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A rate limit raised from one version to the next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RateLimitRaise {
+    pub from: RateLimit,
+    pub to: RateLimit,
 }
 
 impl Escalation {
@@ -72,7 +96,17 @@ impl Escalation {
                 .cloned()
                 .collect()
         };
+        let (from, to) = (&active.rate_limit, &candidate.rate_limit);
+        let rate_limit = (to.requests_per_second > from.requests_per_second
+            || to.burst > from.burst)
+            .then(|| RateLimitRaise {
+                from: from.clone(),
+                to: to.clone(),
+            });
         Escalation {
+            rate_limit,
+            risky_hosts: Vec::new(),
+            accounts_waiting: 0,
             new_hosts: new(
                 candidate.allowed_hosts.iter().collect(),
                 active.allowed_hosts.iter().collect(),
@@ -85,7 +119,11 @@ impl Escalation {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.new_hosts.is_empty() && self.new_secrets.is_empty()
+        self.new_hosts.is_empty()
+            && self.new_secrets.is_empty()
+            && self.risky_hosts.is_empty()
+            && self.rate_limit.is_none()
+            && self.accounts_waiting == 0
     }
 }
 
@@ -97,6 +135,21 @@ impl std::fmt::Display for Escalation {
         }
         for s in &self.new_secrets {
             parts.push(format!("+ secret {s}"));
+        }
+        for h in &self.risky_hosts {
+            parts.push(format!("! host needing consent {h}"));
+        }
+        if let Some(r) = &self.rate_limit {
+            parts.push(format!(
+                "+ rate limit {}/s burst {} (was {}/s burst {})",
+                r.to.requests_per_second, r.to.burst, r.from.requests_per_second, r.from.burst
+            ));
+        }
+        if self.accounts_waiting > 0 {
+            parts.push(format!(
+                "first install, {} account(s) already configured for it",
+                self.accounts_waiting
+            ));
         }
         f.write_str(&parts.join("; "))
     }

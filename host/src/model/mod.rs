@@ -16,6 +16,17 @@ use sha2::{Digest, Sha256};
 #[error("limit exceeded: {0}")]
 pub struct LimitExceeded(pub String);
 
+/// A platform's answer carried a secret value back to the connector (a response header
+/// or body, a redirect, the final URL): the run ends as a security event, the account is
+/// paused and an alert raised. Says where, never the value.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("security: the value of secret `{secret}` came back in the {place} from {origin}")]
+pub struct SecretEchoed {
+    pub secret: String,
+    pub place: String,
+    pub origin: String,
+}
+
 /// The SHA-256 of `bytes`, lower-case hex: how components and quarantined items are
 /// identified.
 pub fn sha256_hex(bytes: &[u8]) -> String {

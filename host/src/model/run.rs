@@ -83,6 +83,7 @@ text_enum!(
         InvalidConfig = "invalid-config",
         Internal = "internal",
         LimitExceeded = "limit-exceeded",
+        Security = "security",
         Trap = "trap",
         Host = "host",
         Storage = "storage",
@@ -91,6 +92,15 @@ text_enum!(
         Missed = "missed",
         Paused = "paused",
         Busy = "busy",
+    }
+);
+
+text_enum!(
+    /// Why an account is paused: drift (lifted by a successful run or the operator) or
+    /// a security event (lifted by the operator only).
+    PauseReason ("pause reason") {
+        Drift = "drift",
+        Security = "security",
     }
 );
 

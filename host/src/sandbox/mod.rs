@@ -33,7 +33,7 @@ use crate::scrub::Scrubber;
 
 pub use self::cache::Origin;
 use crate::model::run::ErrorKind;
-use crate::model::{sha256_hex, LimitExceeded};
+use crate::model::{sha256_hex, LimitExceeded, SecretEchoed};
 
 /// The contract version this host implements (`wit/v0.1.2`). Components built against
 /// it, or an earlier patch of the same minor version (0.1.0, 0.1.1), load.
@@ -154,19 +154,22 @@ pub enum Failure {
     Trap(String),
     /// The host failed to set the run up (instantiation).
     Host(String),
+    /// A platform's answer carried a secret back ([`SecretEchoed`]).
+    Security(String),
 }
 
 impl Failure {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Failure::Limit(_) => ErrorKind::LimitExceeded,
+            Failure::Security(_) => ErrorKind::Security,
             Failure::Trap(_) => ErrorKind::Trap,
             Failure::Host(_) => ErrorKind::Host,
         }
     }
     pub fn detail(&self) -> &str {
         match self {
-            Failure::Limit(d) | Failure::Trap(d) | Failure::Host(d) => d,
+            Failure::Limit(d) | Failure::Trap(d) | Failure::Host(d) | Failure::Security(d) => d,
         }
     }
 }
@@ -424,6 +427,9 @@ fn classify(err: wasmtime::Error) -> Failure {
     if let Some(limit) = err.downcast_ref::<LimitExceeded>() {
         return Failure::Limit(limit.0.clone());
     }
+    if let Some(echo) = err.downcast_ref::<SecretEchoed>() {
+        return Failure::Security(echo.to_string());
+    }
     if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
         let hint = match trap {
             wasmtime::Trap::UnreachableCodeReached => " (a panic or abort in the connector)",
@@ -440,5 +446,6 @@ fn scrub_failure(f: Failure, scrubber: &mut Scrubber) -> Failure {
         Failure::Limit(d) => Failure::Limit(scrubber.scrub(&d)),
         Failure::Trap(d) => Failure::Trap(scrubber.scrub(&d)),
         Failure::Host(d) => Failure::Host(scrubber.scrub(&d)),
+        Failure::Security(d) => Failure::Security(scrubber.scrub(&d)),
     }
 }

@@ -1,29 +1,33 @@
-//! Accounts paused by drift: a run of the account ended `drift`, so its scheduled runs
-//! are skipped (not sent to a platform whose responses the connector no longer reads)
-//! until a run succeeds (a new version re-drives it) or the operator resumes it.
+//! Paused accounts: a run of the account ended `drift` (its scheduled runs are skipped,
+//! not sent to a platform whose responses the connector no longer reads, until a run
+//! succeeds — a new version re-drives it — or the operator resumes it), or ended as a
+//! `security` event (a platform's answer carried a secret back: only the operator
+//! resumes it).
 
 use super::error::{DbContext, StoreResult};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{now_text, Store};
-use crate::model::run::DriftReport;
+use crate::model::run::{DriftReport, PauseReason};
 
 /// One paused account.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Pause {
     pub account_id: String,
+    pub reason: PauseReason,
     pub connector: String,
-    /// The run that drifted.
+    /// The run that paused it.
     pub run_id: i64,
     /// The connector version and hash that run used.
     pub version: String,
     pub sha256: String,
+    /// What drifted; for a security event, where the secret came back (`found`).
     pub drift: DriftReport,
     pub paused_at: String,
 }
 
-const COLUMNS: &str = "account_id, connector, run_id, version, sha256, drift, paused_at";
+const COLUMNS: &str = "account_id, connector, run_id, version, sha256, drift, paused_at, reason";
 
 impl Store {
     /// Lifts an account's pause; false if it was not paused.
@@ -88,7 +92,7 @@ async fn write_pause(conn: &mut sqlx::AnyConnection, pause: &Pause) -> StoreResu
         .execute(&mut *conn)
         .await?;
     sqlx::query(&format!(
-        "INSERT INTO account_pauses ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        "INSERT INTO account_pauses ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     ))
     .bind(&pause.account_id)
     .bind(&pause.connector)
@@ -97,6 +101,7 @@ async fn write_pause(conn: &mut sqlx::AnyConnection, pause: &Pause) -> StoreResu
     .bind(&pause.sha256)
     .bind(drift)
     .bind(now_text())
+    .bind(pause.reason.as_str())
     .execute(&mut *conn)
     .await
     .context("pausing the account")?;
@@ -115,8 +120,10 @@ async fn lift_pause(conn: &mut sqlx::AnyConnection, account_id: &str) -> StoreRe
 
 fn pause_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Pause> {
     let drift: String = row.get("drift");
+    let reason: String = row.get("reason");
     Ok(Pause {
         account_id: row.get("account_id"),
+        reason: PauseReason::parse(&reason)?,
         connector: row.get("connector"),
         run_id: row.get("run_id"),
         version: row.get("version"),

@@ -18,6 +18,17 @@ impl Connector for Testing {
         if cfg!(feature = "describe-panic") {
             panic!("testing connector: describe() panics in this build");
         }
+        if cfg!(feature = "describe-loop") {
+            spin();
+        }
+        if cfg!(feature = "describe-membomb") {
+            hoard_memory();
+        }
+        if cfg!(feature = "describe-log-flood") {
+            loop {
+                info!("describe() floods the log: {}", "z".repeat(160));
+            }
+        }
         let mut manifest = Manifest {
             name: "testing".into(),
             version: if cfg!(feature = "escalate") {
@@ -59,6 +70,7 @@ impl Connector for Testing {
             manifest
                 .allowed_hosts
                 .push("https://extra.testing.example".into());
+            manifest.rate_limit.requests_per_second = 2000;
             manifest.secrets.push(parameter(
                 "extra-key",
                 "a secret the 0.2.0 build adds",
@@ -81,18 +93,18 @@ impl Connector for Testing {
         match account.setting("scenario")? {
             "nop" => Ok(summary(None, None)),
             "emit" => emit_records(&req, count),
-            "loop" => {
-                let mut x: u64 = 0;
-                loop {
-                    x = std::hint::black_box(x.wrapping_add(1));
-                }
+            "loop" => spin(),
+            "membomb" => hoard_memory(),
+            // Blocks in `wasi:io/poll` (a monotonic-clock subscription) for an hour: no
+            // guest code runs for the epoch deadline to interrupt.
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(summary(None, Some("woke up".into())))
             }
-            "membomb" => {
-                let mut hoard: Vec<Vec<u8>> = Vec::new();
-                loop {
-                    hoard.push(vec![7u8; 1 << 20]);
-                    std::hint::black_box(&hoard);
-                }
+            // Recursion without end: the guest's stack overflows.
+            "recurse" => {
+                let depth = recurse(std::hint::black_box(1));
+                Ok(summary(None, Some(format!("depth {depth}"))))
             }
             "panic" => panic!("testing connector panicked on purpose"),
             // Emits appointments in batches of `batch` and never checkpoints: what a
@@ -174,6 +186,27 @@ impl Connector for Testing {
             ))),
         }
     }
+}
+
+fn spin() -> ! {
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+fn hoard_memory() -> ! {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![7u8; 1 << 20]);
+        std::hint::black_box(&hoard);
+    }
+}
+
+#[allow(unconditional_recursion)]
+fn recurse(n: u64) -> u64 {
+    let frame = std::hint::black_box([n; 16]);
+    recurse(frame[n as usize % 16] + 1) + 1
 }
 
 fn summary(cursor: Option<String>, message: Option<String>) -> Summary {
