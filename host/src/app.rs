@@ -22,6 +22,8 @@ pub struct Passerelle {
     pub config: Config,
     pub data_dir: PathBuf,
     pub metrics: Arc<Metrics>,
+    /// The key that seals account secrets in the store (and the ones that still open).
+    pub keyring: Arc<crate::store::sealed::Keyring>,
     /// Linked components by content hash, so a version is compiled once per process.
     pub(crate) loaded: Mutex<HashMap<String, LoadedConnector>>,
     /// Installations happen one at a time (the "newer than active" check and the
@@ -46,6 +48,12 @@ impl Passerelle {
             Some(url) => Store::open(url).await?,
             None => Store::open_in_data_dir(data_dir).await?,
         };
+        let keyring = Arc::new(crate::store::sealed::Keyring::load(data_dir)?);
+        let store = store.with_keyring(keyring.clone());
+        if store.has_plain_secrets().await? {
+            let n = store.reseal_secrets(&keyring).await?;
+            tracing::info!(secrets = n, key = keyring.key_id(), "plain-text secrets sealed");
+        }
         let runtime = Runtime::new(RuntimeConfig {
             limits: config.limits.clone(),
             cache_dir: config.runtime.compile_cache.then(|| data_dir.join("cache")),
@@ -62,6 +70,7 @@ impl Passerelle {
             config,
             data_dir: data_dir.to_path_buf(),
             metrics,
+            keyring,
             loaded: Mutex::default(),
             install_lock: tokio::sync::Mutex::new(()),
             activations: tokio::sync::watch::channel(0).0,

@@ -194,6 +194,8 @@ async fn night(practices: usize, setup: Setup) {
     for i in 0..setup.daemons {
         let data = dir.path().join(format!("daemon-{i}"));
         std::fs::create_dir_all(&data).unwrap();
+        // Daemons on one database share the secrets key.
+        std::fs::copy(dir.path().join("secrets.key"), data.join("secrets.key")).unwrap();
         let data = if setup.database_url.is_none() {
             dir.path().to_path_buf() // SQLite: the provisioned database's data dir
         } else {

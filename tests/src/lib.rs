@@ -262,6 +262,13 @@ fn authorization(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
+/// Gives the data directory `to` the secrets key of `from`: daemons on one database
+/// must share it (an operator does it with `PASSERELLE_SECRETS_KEY` or a systemd
+/// credential). The copy keeps the file's 0600 mode.
+pub fn share_secrets_key(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::copy(from.join("secrets.key"), to.join("secrets.key")).expect("copy the secrets key");
+}
+
 /// The testing connector's allowed hosts that need the operator's consent.
 pub const TESTING_HOSTS: [&str; 2] = ["http://127.0.0.1:*", "http://localhost:*"];
 

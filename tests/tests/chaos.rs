@@ -64,6 +64,9 @@ async fn three_daemons_killed_at_random_lose_and_duplicate_nothing() {
     );
     let store = sim.env.app.store.clone();
     let dirs: Vec<tempfile::TempDir> = (0..DAEMONS).map(|_| tempfile::tempdir().unwrap()).collect();
+    for dir in &dirs {
+        common::share_secrets_key(sim.env.dir.path(), dir.path());
+    }
     let config_path = write_config(sim.env.dir.path(), &sim.env.app.config);
     let start = |i: usize| {
         let dir: PathBuf = dirs[i].path().to_path_buf();

@@ -483,3 +483,30 @@ async fn an_error_quoting_outside_text_prints_no_control_character() {
     );
     assert!(out.stderr.contains("\\u{1b}]0;pwned\\u{7}"), "{out:?}");
 }
+
+/// `secrets rotate-key` runs on the daemon's machine only, and says what it did.
+#[tokio::test]
+async fn the_secrets_key_rotates_from_the_command_line() {
+    let db = &databases().await[0];
+    let e = sim_env(db, sim_config(1, 10)).await;
+    let config = write_config(&e.env.data_dir(), &e.env.app.config);
+    let out = run(local_command(
+        &e.env.data_dir(),
+        &config,
+        &["--server", "http://127.0.0.1:9", "secrets", "rotate-key"],
+    ))
+    .await;
+    assert!(!out.ok, "{out:?}");
+    assert!(out.stderr.contains("`secrets` reads or changes files"), "{out:?}");
+    let before = e.env.app.keyring.key_id().to_string();
+    let out = run(local_command(
+        &e.env.data_dir(),
+        &config,
+        &["secrets", "rotate-key"],
+    ))
+    .await;
+    assert!(out.ok, "{out:?}");
+    assert!(out.stdout.contains("secret(s) sealed under key"), "{out:?}");
+    assert!(!out.stdout.contains(&before), "{out:?}");
+    assert!(e.env.data_dir().join("secrets.key.previous").exists());
+}

@@ -462,6 +462,7 @@ async fn a_daemon_without_the_file_runs_the_version_from_the_database() {
         // A daemon with no file: on PostgreSQL another data directory, on SQLite the
         // same one with its plugins folder gone.
         let elsewhere = tempfile::tempdir().unwrap();
+        common::share_secrets_key(sim.env.dir.path(), elsewhere.path());
         let dir = if db.url.is_some() {
             elsewhere.path().to_path_buf()
         } else {

@@ -182,6 +182,9 @@ pub enum Command {
     /// The daemons running on this database (several can share a PostgreSQL), with the
     /// runs each holds now.
     Daemons,
+    /// Account secrets at rest (sealed with a key kept apart from the database).
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
     /// The sync log, newest first.
     Runs {
         #[arg(long)]
@@ -280,6 +283,17 @@ pub enum AccountsCmd {
         #[arg(long)]
         from_env: Option<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCmd {
+    /// Seal every account secret under a new key, in one transaction. With the data
+    /// directory's key (`secrets.key`): a new one is generated, the old one kept as
+    /// `secrets.key.previous` (delete it once no backup needs it). With a key from
+    /// PASSERELLE_SECRETS_KEY or a systemd credential: install the new key there first,
+    /// the old one as PASSERELLE_SECRETS_KEY_PREVIOUS, then run this. Stop the daemons
+    /// first: they hold the old key.
+    RotateKey,
 }
 
 #[derive(Subcommand, Debug)]

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 
 use self::admin::{Admin, Local};
-pub use self::args::{AccountsCmd, Cli, Command, Global, LogFormat, PluginsCmd, PracticesCmd};
+pub use self::args::{
+    AccountsCmd, Cli, Command, Global, LogFormat, PluginsCmd, PracticesCmd, SecretsCmd,
+};
 use self::progress::Progress;
 use self::render::Output;
 use crate::app::Passerelle;
@@ -72,6 +74,7 @@ impl Command {
                 record: Some(_), ..
             } => "sync --record",
             Command::Serve { .. } => "serve",
+            Command::Secrets(_) => "secrets",
             #[cfg(feature = "dev")]
             Command::Demo { .. } => "demo",
             #[cfg(feature = "dev")]
@@ -379,6 +382,11 @@ async fn local_command(app: &Passerelle, command: &Command) -> Option<Result<Out
             .await
         }
         Command::Slots { account, limit } => slots(app, account, *limit).await,
+        Command::Secrets(SecretsCmd::RotateKey) => app
+            .rotate_secrets_key()
+            .await
+            .map(Output::KeyRotated)
+            .map_err(Into::into),
         Command::Sync {
             practice,
             account: Some(account),

@@ -55,6 +55,7 @@ pub enum Output {
     Runs(Vec<Run>),
     /// The live daemons on the database.
     Daemons(Vec<DaemonRow>),
+    KeyRotated(crate::service::practices::KeyRotation),
     /// The runs of a sync, finished.
     Synced {
         practice: String,
@@ -139,6 +140,7 @@ impl Output {
                 v(runs)
             }
             Output::Daemons(d) => v(d),
+            Output::KeyRotated(k) => v(k),
             Output::Connectors {
                 versions,
                 rejections,
@@ -339,6 +341,10 @@ impl Output {
             Output::Rejections(r) => out.push_str(&rejections_text(r)),
             Output::Runs(runs) | Output::Synced { runs, .. } => out.push_str(&run_table(runs)),
             Output::Daemons(daemons) => out.push_str(&daemon_table(daemons)),
+            Output::KeyRotated(k) => out.push_str(&format!(
+                "{} secret(s) sealed under key {} ({})\n",
+                k.sealed, k.key_id, k.key
+            )),
             Output::Appointments {
                 items,
                 total,

@@ -426,3 +426,60 @@ impl Passerelle {
         Ok(())
     }
 }
+
+/// What `passerelle secrets rotate-key` did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyRotation {
+    /// Secrets sealed again.
+    pub sealed: u64,
+    /// The key that seals from now on (its id, not the key).
+    pub key_id: String,
+    /// Where that key is.
+    pub key: String,
+}
+
+impl Passerelle {
+    /// Seals every account secret under a new key, in one transaction. With the data
+    /// directory's key: a new `secrets.key` is generated and the old one kept as
+    /// `secrets.key.previous`. With a key from the environment or a systemd credential
+    /// (several daemons share it): the operator installs the new key there first, with
+    /// the old one as `PASSERELLE_SECRETS_KEY_PREVIOUS`, and this seals everything under
+    /// it. Refused while daemons run on the database: they hold the old key.
+    pub async fn rotate_secrets_key(&self) -> ServiceResult<KeyRotation> {
+        use crate::store::sealed::KeySource;
+        let live = self.daemons().await?;
+        if !live.is_empty() {
+            return Err(ServiceError::Conflict {
+                code: "daemons-running",
+                message: format!(
+                    "{} daemon(s) run on this database ({}): stop them first, they hold the current key",
+                    live.len(),
+                    live.iter().map(|d| d.id.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        match self.keyring.source() {
+            KeySource::DataDir(path) => {
+                let next = self.keyring.start_rotation()?;
+                let sealed = self.store.reseal_secrets(&next).await?;
+                next.finish_rotation()?;
+                Ok(KeyRotation {
+                    sealed,
+                    key_id: next.key_id().to_string(),
+                    key: path.display().to_string(),
+                })
+            }
+            other => {
+                let sealed = self.store.reseal_secrets(&self.keyring).await?;
+                Ok(KeyRotation {
+                    sealed,
+                    key_id: self.keyring.key_id().to_string(),
+                    key: match other {
+                        KeySource::Credential(p) => p.display().to_string(),
+                        _ => "PASSERELLE_SECRETS_KEY".into(),
+                    },
+                })
+            }
+        }
+    }
+}

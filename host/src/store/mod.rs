@@ -5,7 +5,8 @@
 //! Submodules own one table family each: [`practices`] (practices, accounts, secrets),
 //! [`connectors`] (installed versions), [`runs`] (the sync log and sync state) and
 //! [`records`] (appointments and slots, committed per checkpoint), [`queue`] (the run
-//! queue several daemons share) and [`daemons`] (the live ones).
+//! queue several daemons share) and [`daemons`] (the live ones). Secrets are sealed at
+//! rest with the store's [`sealed::Keyring`].
 
 pub mod connectors;
 pub mod daemons;
@@ -17,6 +18,7 @@ pub mod quarantine;
 pub mod queue;
 pub mod records;
 pub mod runs;
+pub mod sealed;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -39,6 +41,9 @@ pub struct Store {
     backend: Backend,
     /// The URL it was opened with (for a `LISTEN` connection); never shown unredacted.
     url: String,
+    /// Seals and opens account secrets; none until [`Store::with_keyring`] (secrets can
+    /// then be neither written nor read).
+    keyring: Option<std::sync::Arc<sealed::Keyring>>,
 }
 
 /// Current time as stored: RFC 3339, UTC, milliseconds.
@@ -112,6 +117,7 @@ impl Store {
             pool,
             backend,
             url: url.to_string(),
+            keyring: None,
         };
         store.migrate().await?;
         Ok(store)

@@ -355,18 +355,31 @@ impl Store {
         Ok(())
     }
 
-    /// Sets (or replaces) one secret of an account.
+    /// Seals and opens secrets with `keyring` from now on.
+    pub fn with_keyring(mut self, keyring: std::sync::Arc<super::sealed::Keyring>) -> Store {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    fn keyring(&self) -> StoreResult<&super::sealed::Keyring> {
+        self.keyring
+            .as_deref()
+            .ok_or_else(|| StoreError::Invalid("this store has no secrets key".into()))
+    }
+
+    /// Sets (or replaces) one secret of an account, sealed.
     pub async fn set_secret(&self, account_id: &str, name: &str, value: &str) -> StoreResult<()> {
         if self.account(account_id).await?.is_none() {
             return Err(StoreError::NotFound(format!("no account `{account_id}`")));
         }
+        let value = self.keyring()?.seal(account_id, name, value);
         sqlx::query(
             "INSERT INTO account_secrets (account_id, name, value, updated_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (account_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
         )
         .bind(account_id)
         .bind(name)
-        .bind(value)
+        .bind(&value)
         .bind(now_text())
         .execute(&self.pool)
         .await
@@ -383,16 +396,72 @@ impl Store {
         Ok(rows.iter().map(|r| r.get::<String, _>("name")).collect())
     }
 
-    /// Secret values, for the runner's substitution only. Never print the result.
+    /// Secret values, opened, for the runner's substitution only. Never print the result.
     pub async fn secret_values(&self, account_id: &str) -> StoreResult<BTreeMap<String, String>> {
+        let keyring = self.keyring()?;
         let rows = sqlx::query("SELECT name, value FROM account_secrets WHERE account_id = $1")
             .bind(account_id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<String, _>("name"), r.get::<String, _>("value")))
-            .collect())
+        rows.iter()
+            .map(|r| {
+                let name: String = r.get("name");
+                let value = keyring
+                    .open(account_id, &name, &r.get::<String, _>("value"))
+                    .map_err(|e| StoreError::Corrupt {
+                        what: "account secret",
+                        detail: e.to_string(),
+                    })?;
+                Ok((name, value))
+            })
+            .collect()
+    }
+
+    /// Seals every secret that is not sealed under `keyring`'s current key (plain rows
+    /// from before sealing; rows of a previous key after a rotation), in one
+    /// transaction: all or none. Returns how many.
+    pub async fn reseal_secrets(&self, keyring: &super::sealed::Keyring) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query("SELECT account_id, name, value FROM account_secrets")
+            .fetch_all(&mut *tx)
+            .await
+            .context("reading secrets")?;
+        let mut n = 0;
+        for r in &rows {
+            let stored: String = r.get("value");
+            if keyring.is_current(&stored) {
+                continue;
+            }
+            let (account, name): (String, String) = (r.get("account_id"), r.get("name"));
+            let value =
+                keyring
+                    .open(&account, &name, &stored)
+                    .map_err(|e| StoreError::Corrupt {
+                        what: "account secret",
+                        detail: e.to_string(),
+                    })?;
+            sqlx::query("UPDATE account_secrets SET value = $1 WHERE account_id = $2 AND name = $3")
+                .bind(keyring.seal(&account, &name, &value))
+                .bind(&account)
+                .bind(&name)
+                .execute(&mut *tx)
+                .await
+                .context("sealing a secret")?;
+            n += 1;
+        }
+        tx.commit().await.context("sealing secrets")?;
+        Ok(n)
+    }
+
+    /// Whether any stored secret is still plain text (from before sealing).
+    pub async fn has_plain_secrets(&self) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM account_secrets WHERE value NOT LIKE 'sealed1:%'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .context("counting plain secrets")?;
+        Ok(n > 0)
     }
 }
 
