@@ -52,7 +52,11 @@ impl Passerelle {
         let store = store.with_keyring(keyring.clone());
         if store.has_plain_secrets().await? {
             let n = store.reseal_secrets(&keyring).await?;
-            tracing::info!(secrets = n, key = keyring.key_id(), "plain-text secrets sealed");
+            tracing::info!(
+                secrets = n,
+                key = keyring.key_id(),
+                "plain-text secrets sealed"
+            );
         }
         let runtime = Runtime::new(RuntimeConfig {
             limits: config.limits.clone(),

@@ -200,7 +200,23 @@ impl Passerelle {
         let _one_at_a_time = self.install_lock.lock().await;
         let sha256 = sha256_hex(&candidate.bytes);
         match self.install_checked(&candidate, &sha256).await? {
-            Ok(installed) => Ok(installed),
+            Ok(installed) => {
+                if installed.outcome != Outcome::AlreadyInstalled {
+                    self.audit(
+                        "connector.install",
+                        &installed.manifest.name,
+                        serde_json::json!({
+                            "version": installed.manifest.version,
+                            "sha256": sha256,
+                            "source": candidate.source,
+                            "outcome": installed.outcome,
+                            "escalation": installed.escalation,
+                        }),
+                    )
+                    .await?;
+                }
+                Ok(installed)
+            }
             Err(rejected) => {
                 tracing::warn!(
                     source = %rejected.origin,

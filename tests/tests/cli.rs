@@ -497,7 +497,10 @@ async fn the_secrets_key_rotates_from_the_command_line() {
     ))
     .await;
     assert!(!out.ok, "{out:?}");
-    assert!(out.stderr.contains("`secrets` reads or changes files"), "{out:?}");
+    assert!(
+        out.stderr.contains("`secrets` reads or changes files"),
+        "{out:?}"
+    );
     let before = e.env.app.keyring.key_id().to_string();
     let out = run(local_command(
         &e.env.data_dir(),
@@ -509,4 +512,45 @@ async fn the_secrets_key_rotates_from_the_command_line() {
     assert!(out.stdout.contains("secret(s) sealed under key"), "{out:?}");
     assert!(!out.stdout.contains(&before), "{out:?}");
     assert!(e.env.data_dir().join("secrets.key.previous").exists());
+
+    // The rotation is in the audit trail, as this machine's user's; `audit verify`
+    // passes, then fails once an entry is edited.
+    let out = run(local_command(
+        &e.env.data_dir(),
+        &config,
+        &["audit", "list"],
+    ))
+    .await;
+    assert!(out.ok, "{out:?}");
+    assert!(
+        out.stdout.contains("local:") && out.stdout.contains("secrets.rotate-key"),
+        "{out:?}"
+    );
+    let out = run(local_command(
+        &e.env.data_dir(),
+        &config,
+        &["audit", "verify"],
+    ))
+    .await;
+    assert!(out.ok && out.stdout.contains("chain intact"), "{out:?}");
+    sqlx::query("UPDATE audit_log SET detail = '{}' WHERE seq = 1")
+        .execute(e.env.app.store.pool())
+        .await
+        .unwrap();
+    let out = run(local_command(
+        &e.env.data_dir(),
+        &config,
+        &["audit", "verify"],
+    ))
+    .await;
+    assert!(!out.ok, "{out:?}");
+    assert!(
+        out.stdout.contains("broken: entry 1 was altered"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("the audit trail is broken in 1 place(s)"),
+        "{out:?}"
+    );
 }

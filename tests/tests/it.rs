@@ -2,6 +2,7 @@
 //! binary (one link of the host, the simulator and wasmtime instead of one per file).
 //! The tests that capture every log line of the process are apart, in `logs.rs`.
 
+mod audit;
 mod chaos;
 mod cli;
 mod connector_kit;

@@ -648,7 +648,11 @@ async fn secrets_are_sealed_at_rest_and_the_key_rotates() {
         let e = env(&db, Config::default()).await.with_testing().await;
         e.account("a1", &[("scenario", "nop")]).await;
         e.account("a2", &[("scenario", "nop")]).await;
-        e.app.store.set_secret("a1", "api-token", TOKEN).await.unwrap();
+        e.app
+            .store
+            .set_secret("a1", "api-token", TOKEN)
+            .await
+            .unwrap();
         let raw = |account: &'static str| {
             let store = e.app.store.clone();
             async move {
@@ -664,33 +668,53 @@ async fn secrets_are_sealed_at_rest_and_the_key_rotates() {
         let sealed = raw("a1").await;
         assert!(sealed.starts_with("sealed1:"), "{}: {sealed}", db.name);
         assert!(!sealed.contains(TOKEN));
-        assert_eq!(e.app.store.secret_values("a1").await.unwrap()["api-token"], TOKEN);
+        assert_eq!(
+            e.app.store.secret_values("a1").await.unwrap()["api-token"],
+            TOKEN
+        );
 
         // Moved to another account: refused, without the value.
-        e.app.store.set_secret("a2", "api-token", "other-value-123").await.unwrap();
+        e.app
+            .store
+            .set_secret("a2", "api-token", "other-value-123")
+            .await
+            .unwrap();
         sqlx::query("UPDATE account_secrets SET value = $1 WHERE account_id = 'a2'")
             .bind(&sealed)
             .execute(e.app.store.pool())
             .await
             .unwrap();
-        let err = e.app.store.secret_values("a2").await.unwrap_err().to_string();
+        let err = e
+            .app
+            .store
+            .secret_values("a2")
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("altered or moved"), "{err}");
         assert!(!err.contains(TOKEN));
 
         // A plain value from before sealing is sealed when the store opens.
-        sqlx::query("UPDATE account_secrets SET value = 'plain-legacy-token' WHERE account_id = 'a2'")
-            .execute(e.app.store.pool())
+        sqlx::query(
+            "UPDATE account_secrets SET value = 'plain-legacy-token' WHERE account_id = 'a2'",
+        )
+        .execute(e.app.store.pool())
+        .await
+        .unwrap();
+        let config = e.app.config.clone();
+        let reopened = passerelle::Passerelle::open(e.dir.path(), config.clone())
             .await
             .unwrap();
-        let config = e.app.config.clone();
-        let reopened = passerelle::Passerelle::open(e.dir.path(), config.clone()).await.unwrap();
         let a2 = sqlx::query_scalar::<_, String>(
             "SELECT value FROM account_secrets WHERE account_id = 'a2'",
         )
         .fetch_one(reopened.store.pool())
         .await
         .unwrap();
-        assert!(a2.starts_with("sealed1:") && !a2.contains("plain-legacy"), "{a2}");
+        assert!(
+            a2.starts_with("sealed1:") && !a2.contains("plain-legacy"),
+            "{a2}"
+        );
 
         // Rotation: every secret sealed under a new key, read back after a restart.
         let before = reopened.keyring.key_id().to_string();
@@ -699,14 +723,22 @@ async fn secrets_are_sealed_at_rest_and_the_key_rotates() {
         assert_ne!(rotated.key_id, before);
         assert!(e.dir.path().join("secrets.key.previous").exists());
         drop(reopened);
-        let after = passerelle::Passerelle::open(e.dir.path(), config).await.unwrap();
+        let after = passerelle::Passerelle::open(e.dir.path(), config)
+            .await
+            .unwrap();
         assert_eq!(after.keyring.key_id(), rotated.key_id);
-        assert_eq!(after.store.secret_values("a1").await.unwrap()["api-token"], TOKEN);
+        assert_eq!(
+            after.store.secret_values("a1").await.unwrap()["api-token"],
+            TOKEN
+        );
         assert_eq!(
             after.store.secret_values("a2").await.unwrap()["api-token"],
             "plain-legacy-token"
         );
         let now = raw("a1").await;
-        assert!(now.contains(&format!("sealed1:{}:", rotated.key_id)), "{now}");
+        assert!(
+            now.contains(&format!("sealed1:{}:", rotated.key_id)),
+            "{now}"
+        );
     }
 }

@@ -182,6 +182,10 @@ pub enum Command {
     /// The daemons running on this database (several can share a PostgreSQL), with the
     /// runs each holds now.
     Daemons,
+    /// The audit trail: every admin action and every read of patient data, with who
+    /// (`token:<name>` through the API, `local:<user>` here), what and when, hash-chained.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// Account secrets at rest (sealed with a key kept apart from the database).
     #[command(subcommand)]
     Secrets(SecretsCmd),
@@ -283,6 +287,18 @@ pub enum AccountsCmd {
         #[arg(long)]
         from_env: Option<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// The newest entries, newest first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Walk the whole chain; exits non-zero naming every edited, deleted or reordered
+    /// entry, and prints the head (sequence and hash) to compare with one kept elsewhere.
+    Verify,
 }
 
 #[derive(Subcommand, Debug)]

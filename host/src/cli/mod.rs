@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 
 use self::admin::{Admin, Local};
 pub use self::args::{
-    AccountsCmd, Cli, Command, Global, LogFormat, PluginsCmd, PracticesCmd, SecretsCmd,
+    AccountsCmd, AuditCmd, Cli, Command, Global, LogFormat, PluginsCmd, PracticesCmd, SecretsCmd,
 };
 use self::progress::Progress;
 use self::render::Output;
@@ -75,6 +75,7 @@ impl Command {
             } => "sync --record",
             Command::Serve { .. } => "serve",
             Command::Secrets(_) => "secrets",
+            Command::Audit(_) => "audit",
             #[cfg(feature = "dev")]
             Command::Demo { .. } => "demo",
             #[cfg(feature = "dev")]
@@ -186,10 +187,14 @@ pub async fn run(cli: Cli) -> Result<()> {
         return crate::daemon::serve(app, crate::daemon::ServeOptions::default()).await;
     }
     let app = Arc::new(Passerelle::open(&data_dir, config).await?);
-    let result = match local_command(&app, &cli.command).await {
-        Some(r) => r,
-        None => execute(&Local(app.clone()), cli.command).await,
-    };
+    // What the command does is recorded in the audit trail as this machine's user's.
+    let result = crate::service::audit::as_actor(crate::service::audit::local_actor(), async {
+        match local_command(&app, &cli.command).await {
+            Some(r) => r,
+            None => execute(&Local(app.clone()), cli.command).await,
+        }
+    })
+    .await;
     // A drift during a foreground sync: let its webhook alert go out.
     app.alerts.flush(std::time::Duration::from_secs(10)).await;
     app.store.close().await;
@@ -382,6 +387,16 @@ async fn local_command(app: &Passerelle, command: &Command) -> Option<Result<Out
             .await
         }
         Command::Slots { account, limit } => slots(app, account, *limit).await,
+        Command::Audit(AuditCmd::List { limit }) => app
+            .audit_entries(Some(*limit))
+            .await
+            .map(Output::Audit)
+            .map_err(Into::into),
+        Command::Audit(AuditCmd::Verify) => app
+            .verify_audit()
+            .await
+            .map(Output::AuditVerified)
+            .map_err(Into::into),
         Command::Secrets(SecretsCmd::RotateKey) => app
             .rotate_secrets_key()
             .await
@@ -451,13 +466,7 @@ async fn appointments(
             app.accounts(Some(p)).await?
         }
     };
-    let mut items = Vec::new();
-    for a in &accounts {
-        let mut stored = app.store.appointments(&a.id).await?;
-        stored.retain(|s| all || s.deleted_reason.is_none());
-        stored.sort_by_key(|s| s.record.starts_at_ms);
-        items.extend(stored);
-    }
+    let mut items = app.appointments_of(&accounts, all, show_patients).await?;
     let total = items.len();
     items.truncate(limit);
     Ok(Output::Appointments {

@@ -56,6 +56,8 @@ pub enum Output {
     /// The live daemons on the database.
     Daemons(Vec<DaemonRow>),
     KeyRotated(crate::service::practices::KeyRotation),
+    Audit(Vec<crate::store::audit::AuditEntry>),
+    AuditVerified(crate::store::audit::AuditReport),
     /// The runs of a sync, finished.
     Synced {
         practice: String,
@@ -118,6 +120,8 @@ impl Output {
                 let failed = files.iter().filter(|(_, r)| r.is_err()).count();
                 (failed > 0).then(|| format!("{failed} component(s) would be rejected"))
             }
+            Output::AuditVerified(r) => (!r.problems.is_empty())
+                .then(|| format!("the audit trail is broken in {} place(s)", r.problems.len())),
             _ => None,
         }
     }
@@ -141,6 +145,8 @@ impl Output {
             }
             Output::Daemons(d) => v(d),
             Output::KeyRotated(k) => v(k),
+            Output::Audit(a) => v(a),
+            Output::AuditVerified(r) => v(r),
             Output::Connectors {
                 versions,
                 rejections,
@@ -341,6 +347,29 @@ impl Output {
             Output::Rejections(r) => out.push_str(&rejections_text(r)),
             Output::Runs(runs) | Output::Synced { runs, .. } => out.push_str(&run_table(runs)),
             Output::Daemons(daemons) => out.push_str(&daemon_table(daemons)),
+            Output::Audit(entries) => {
+                if entries.is_empty() {
+                    out.push_str("the audit trail is empty\n");
+                }
+                for e in entries {
+                    out.push_str(&format!(
+                        "{:>6} {} {:<24} {:<24} {:<20} {}\n",
+                        e.seq, e.at, e.actor, e.action, e.target, e.detail
+                    ));
+                }
+            }
+            Output::AuditVerified(r) => {
+                for p in &r.problems {
+                    out.push_str(&format!("broken: {p}\n"));
+                }
+                out.push_str(&format!(
+                    "{} entries, head {} {}{}\n",
+                    r.entries,
+                    r.head_seq,
+                    r.head_hash,
+                    if r.problems.is_empty() { ", chain intact" } else { "" }
+                ));
+            }
             Output::KeyRotated(k) => out.push_str(&format!(
                 "{} secret(s) sealed under key {} ({})\n",
                 k.sealed, k.key_id, k.key

@@ -15,7 +15,7 @@ use super::{until_true, Daemon};
 use crate::model::run::{ErrorKind, Mode, PauseReason, Trigger};
 use crate::queue::Submitted;
 use crate::service::recorder::RunOf;
-use crate::service::runs::{not_paused, Resumed};
+use crate::service::runs::Resumed;
 use crate::service::{ServiceError, ServiceResult};
 use crate::store::pauses::Pause;
 use crate::store::practices::Account;
@@ -163,14 +163,10 @@ impl Daemon {
     /// Lifts an account's pause by hand and queues a `redrive` run from its last
     /// checkpoint.
     pub async fn resume(&self, id: &str) -> ServiceResult<Resumed> {
-        let account = self.app.account(id).await?;
         if self.is_stopping() {
             return Err(ServiceError::ShuttingDown);
         }
-        if !self.app.store.resume_account(id).await? {
-            return Err(not_paused(id));
-        }
-        tracing::info!(account = %id, connector = %account.connector, "drift pause lifted by the operator");
+        let account = self.app.lift_pause(id).await?;
         let (run_id, coalesced) = match self
             .request_run(&account, Trigger::Redrive, Mode::Incremental, 1, None)
             .await?

@@ -339,6 +339,14 @@ impl Daemon {
                 coalesced,
             });
         }
+        self.app
+            .audit(
+                "sync.request",
+                practice_id,
+                serde_json::json!({"account": request.account, "full": request.full,
+                    "runs": out.iter().map(|r| r.run_id).collect::<Vec<_>>()}),
+            )
+            .await?;
         Ok(out)
     }
 

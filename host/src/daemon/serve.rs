@@ -109,6 +109,11 @@ pub async fn start(app: Passerelle, options: ServeOptions) -> Result<Running> {
         std::fs::write(&path, format!("http://{api_address}\n"))
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    // The audit trail's head, in the log at every start: a copy kept outside the
+    // database, against which a trail cut short shows.
+    if let Some(head) = app.store.audit_entries(1).await?.first() {
+        tracing::info!(seq = head.seq, hash = %head.hash, "audit trail head");
+    }
     tracing::info!(
         daemon = %daemon.id,
         api = %format!("http://{api_address}"),

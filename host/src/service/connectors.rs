@@ -139,13 +139,26 @@ impl Passerelle {
         filter: QuarantineFilter,
     ) -> ServiceResult<Vec<QuarantinedItem>> {
         let limit = super::limit(filter.limit, 100, 10_000)?;
-        Ok(self
+        let items = self
             .store
             .quarantined(&QuarantineFilter {
                 limit: Some(limit),
-                ..filter
+                ..filter.clone()
             })
-            .await?)
+            .await?;
+        if filter.with_items && !items.is_empty() {
+            // The items may hold patient data: who read which is recorded.
+            self.audit(
+                "read.quarantined-items",
+                filter.account_id.as_deref().unwrap_or("*"),
+                serde_json::json!({
+                    "items": items.iter().map(|q| &q.item_sha256).collect::<Vec<_>>(),
+                    "connector": filter.connector,
+                }),
+            )
+            .await?;
+        }
+        Ok(items)
     }
 
     /// Makes a kept version the active one: links it first (so the switch itself is one
@@ -187,6 +200,12 @@ impl Passerelle {
             activation_ms = took.as_secs_f64() * 1000.0,
             "connector version activated ({why})"
         );
+        self.audit(
+            "connector.activate",
+            name,
+            serde_json::json!({"version": version, "sha256": target.sha256, "from": from, "why": why}),
+        )
+        .await?;
         Ok(Activation {
             name: name.to_string(),
             from,
@@ -286,6 +305,12 @@ impl Passerelle {
             practices = %practices.join(","),
             "canary started: these practices' runs use this version"
         );
+        self.audit(
+            "connector.canary-start",
+            name,
+            serde_json::json!({"version": version, "practices": practices}),
+        )
+        .await?;
         self.store
             .canaries()
             .await?
@@ -316,6 +341,7 @@ impl Passerelle {
         }
         self.announce(Change::Activation).await;
         tracing::info!(connector = name, "canary stopped");
-        Ok(())
+        self.audit("connector.canary-stop", name, serde_json::json!({}))
+            .await
     }
 }

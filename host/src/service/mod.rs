@@ -4,6 +4,7 @@
 //! refusal is a [`ServiceError`], which each front end maps in one place (the API to a
 //! status code, the CLI to a message and an exit code).
 //!
+//! - [`audit`]: the audit trail (who did what, and who read patient data);
 //! - [`practices`]: practices (with their schedule and next sync), accounts, secrets;
 //! - [`check`]: whether an account can work (declared settings, the connector's
 //!   `check()`);
@@ -14,6 +15,7 @@
 //! - [`runs`]: the sync log, and a foreground sync (the daemon queues runs instead:
 //!   [`crate::daemon`]).
 
+pub mod audit;
 pub mod check;
 pub mod connectors;
 pub mod daemons;

@@ -253,6 +253,12 @@ impl Passerelle {
                 .await?;
         }
         self.announce(Change::Practices).await;
+        self.audit(
+            "practice.create",
+            &new.id,
+            serde_json::json!({"timezone": new.timezone, "schedule": new.schedule}),
+        )
+        .await?;
         Ok(self.practice_view(candidate, now, Some(vec![])))
     }
 
@@ -286,6 +292,12 @@ impl Passerelle {
                 .await?;
         }
         self.announce(Change::Practices).await;
+        self.audit(
+            "practice.update",
+            id,
+            serde_json::json!({"name": update.name.is_some(), "timezone": update.timezone, "schedule": update.schedule}),
+        )
+        .await?;
         self.show_practice(id, now).await
     }
 
@@ -299,6 +311,12 @@ impl Passerelle {
         }
         self.store.delete_practice(id).await?;
         self.announce(Change::Practices).await;
+        self.audit(
+            "practice.delete",
+            id,
+            serde_json::json!({"with_data": true}),
+        )
+        .await?;
         tracing::info!(practice = %id, "practice deleted with its data");
         Ok(())
     }
@@ -341,6 +359,13 @@ impl Passerelle {
                 &new.settings,
             )
             .await?;
+        self.audit(
+            "account.create",
+            &new.id,
+            serde_json::json!({"practice": practice_id, "connector": new.connector,
+                "settings": new.settings.keys().collect::<Vec<_>>()}),
+        )
+        .await?;
         self.checked(&new.id).await
     }
 
@@ -387,6 +412,13 @@ impl Passerelle {
         if let Some(label) = &update.label {
             self.store.set_account_label(id, label.as_deref()).await?;
         }
+        self.audit(
+            "account.update",
+            id,
+            serde_json::json!({"settings": update.settings.as_ref().map(|s| s.keys().collect::<Vec<_>>()),
+                "label": update.label.is_some()}),
+        )
+        .await?;
         self.checked(id).await
     }
 
@@ -399,6 +431,8 @@ impl Passerelle {
             ));
         }
         self.store.delete_account(id).await?;
+        self.audit("account.delete", id, serde_json::json!({"with_data": true}))
+            .await?;
         tracing::info!(account = %id, "account deleted with its data");
         Ok(())
     }
@@ -412,7 +446,10 @@ impl Passerelle {
                 "a secret's value must not be empty: nothing stored",
             ));
         }
-        Ok(self.store.set_secret(account, name, value).await?)
+        self.store.set_secret(account, name, value).await?;
+        // The name only: a secret's value never reaches the trail.
+        self.audit("secret.set", account, serde_json::json!({"secret": name}))
+            .await
     }
 
     /// Forgets a secret.
@@ -423,7 +460,12 @@ impl Passerelle {
                 "account `{account}` has no secret `{name}`"
             )));
         }
-        Ok(())
+        self.audit(
+            "secret.delete",
+            account,
+            serde_json::json!({"secret": name}),
+        )
+        .await
     }
 }
 
@@ -463,6 +505,12 @@ impl Passerelle {
                 let next = self.keyring.start_rotation()?;
                 let sealed = self.store.reseal_secrets(&next).await?;
                 next.finish_rotation()?;
+                self.audit(
+                    "secrets.rotate-key",
+                    "secrets",
+                    serde_json::json!({"sealed": sealed, "key_id": next.key_id()}),
+                )
+                .await?;
                 Ok(KeyRotation {
                     sealed,
                     key_id: next.key_id().to_string(),
@@ -471,6 +519,12 @@ impl Passerelle {
             }
             other => {
                 let sealed = self.store.reseal_secrets(&self.keyring).await?;
+                self.audit(
+                    "secrets.rotate-key",
+                    "secrets",
+                    serde_json::json!({"sealed": sealed, "key_id": self.keyring.key_id()}),
+                )
+                .await?;
                 Ok(KeyRotation {
                     sealed,
                     key_id: self.keyring.key_id().to_string(),
@@ -481,5 +535,38 @@ impl Passerelle {
                 })
             }
         }
+    }
+}
+
+impl Passerelle {
+    /// The stored appointments of `accounts` (tombstoned ones too with `all`), by start.
+    /// With `show_patients` the caller will show patient fields: the read is recorded
+    /// in the audit trail (who, which accounts, how many appointments).
+    pub async fn appointments_of(
+        &self,
+        accounts: &[Account],
+        all: bool,
+        show_patients: bool,
+    ) -> ServiceResult<Vec<crate::model::records::StoredAppointment>> {
+        let mut items = Vec::new();
+        for a in accounts {
+            let mut stored = self.store.appointments(&a.id).await?;
+            stored.retain(|s| all || s.deleted_reason.is_none());
+            items.extend(stored);
+        }
+        items.sort_by_key(|s| s.record.starts_at_ms);
+        if show_patients {
+            self.audit(
+                "read.patients",
+                &accounts
+                    .iter()
+                    .map(|a| a.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                serde_json::json!({"appointments": items.len()}),
+            )
+            .await?;
+        }
+        Ok(items)
     }
 }

@@ -155,6 +155,12 @@ impl Passerelle {
             now: None,
             record: None,
         };
+        self.audit(
+            "sync.run",
+            practice_id,
+            serde_json::json!({"account": request.account, "full": request.full}),
+        )
+        .await?;
         let mut runs = Vec::new();
         for account in &accounts {
             runs.push(self.sync_account(account, options.clone()).await?);
@@ -162,13 +168,27 @@ impl Passerelle {
         Ok(runs)
     }
 
-    /// Lifts an account's drift pause and re-drives it here from its last checkpoint.
-    pub async fn resume_here(&self, id: &str) -> ServiceResult<Run> {
+    /// Lifts an account's pause (drift or security) by the operator's hand, recorded in
+    /// the audit trail; the caller re-drives it (here, or queued by the daemon).
+    pub async fn lift_pause(&self, id: &str) -> ServiceResult<Account> {
         let account = self.account(id).await?;
+        let pause = self.store.pause(id).await?.ok_or_else(|| not_paused(id))?;
         if !self.store.resume_account(id).await? {
             return Err(not_paused(id));
         }
-        tracing::info!(account = %id, connector = %account.connector, "drift pause lifted by the operator");
+        tracing::info!(account = %id, connector = %account.connector, reason = %pause.reason, "pause lifted by the operator");
+        self.audit(
+            "account.resume",
+            id,
+            serde_json::json!({"reason": pause.reason, "paused_by_run": pause.run_id}),
+        )
+        .await?;
+        Ok(account)
+    }
+
+    /// Lifts an account's pause and re-drives it here from its last checkpoint.
+    pub async fn resume_here(&self, id: &str) -> ServiceResult<Run> {
+        let account = self.lift_pause(id).await?;
         let options = SyncOptions {
             trigger: Trigger::Redrive,
             mode: Mode::Incremental,

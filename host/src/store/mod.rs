@@ -8,6 +8,7 @@
 //! queue several daemons share) and [`daemons`] (the live ones). Secrets are sealed at
 //! rest with the store's [`sealed::Keyring`].
 
+pub mod audit;
 pub mod connectors;
 pub mod daemons;
 pub mod error;

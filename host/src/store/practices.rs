@@ -440,13 +440,15 @@ impl Store {
                         what: "account secret",
                         detail: e.to_string(),
                     })?;
-            sqlx::query("UPDATE account_secrets SET value = $1 WHERE account_id = $2 AND name = $3")
-                .bind(keyring.seal(&account, &name, &value))
-                .bind(&account)
-                .bind(&name)
-                .execute(&mut *tx)
-                .await
-                .context("sealing a secret")?;
+            sqlx::query(
+                "UPDATE account_secrets SET value = $1 WHERE account_id = $2 AND name = $3",
+            )
+            .bind(keyring.seal(&account, &name, &value))
+            .bind(&account)
+            .bind(&name)
+            .execute(&mut *tx)
+            .await
+            .context("sealing a secret")?;
             n += 1;
         }
         tx.commit().await.context("sealing secrets")?;

@@ -88,7 +88,12 @@ pub struct Keyring {
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Keyring(current {}, {} previous)", self.current.id, self.previous.len())
+        write!(
+            f,
+            "Keyring(current {}, {} previous)",
+            self.current.id,
+            self.previous.len()
+        )
     }
 }
 
@@ -322,9 +327,18 @@ mod tests {
         let sealed = k.seal("acc", "api-token", "tok-123456789");
         assert!(sealed.starts_with("sealed1:"));
         assert!(!sealed.contains("tok-123456789"));
-        assert_eq!(k.open("acc", "api-token", &sealed).unwrap(), "tok-123456789");
-        assert!(matches!(k.open("other", "api-token", &sealed), Err(SealError::Tampered)));
-        assert!(matches!(k.open("acc", "x", &sealed), Err(SealError::Tampered)));
+        assert_eq!(
+            k.open("acc", "api-token", &sealed).unwrap(),
+            "tok-123456789"
+        );
+        assert!(matches!(
+            k.open("other", "api-token", &sealed),
+            Err(SealError::Tampered)
+        ));
+        assert!(matches!(
+            k.open("acc", "x", &sealed),
+            Err(SealError::Tampered)
+        ));
         let mut altered = sealed.clone();
         altered.pop();
         altered.push('A');
@@ -360,7 +374,10 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             let key = dir.path().join(KEY_FILE);
-            assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
             std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
             let err = format!("{:#}", Keyring::load(dir.path()).unwrap_err());
             assert!(err.contains("readable by other users"), "{err}");
