@@ -560,3 +560,162 @@ async fn the_openapi_document_matches_the_routes() {
     assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
     d.shutdown().await;
 }
+
+/// Random JSON: scalars (with values the API knows), arrays and objects keyed by the
+/// API's field names and others.
+fn any_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        (-1e12f64..1e12).prop_map(|f| json!(f)),
+        "\\PC{0,24}".prop_map(Value::String),
+        prop_oneof![
+            Just("p001"),
+            Just("Europe/Paris"),
+            Just("Mars/Olympus"),
+            Just("0 3 * * *"),
+            Just("not a cron"),
+            Just("doctolib"),
+            Just("x".repeat(300).leak() as &str),
+            Just(""),
+            Just("../../etc"),
+        ]
+        .prop_map(|s| Value::String(s.to_string())),
+    ];
+    let keys = prop_oneof![
+        Just("id".to_string()),
+        Just("name".to_string()),
+        Just("timezone".to_string()),
+        Just("schedule".to_string()),
+        Just("connector".to_string()),
+        Just("settings".to_string()),
+        Just("label".to_string()),
+        Just("value".to_string()),
+        Just("account".to_string()),
+        Just("mode".to_string()),
+        Just("version".to_string()),
+        Just("practices".to_string()),
+        "[a-z_]{1,8}",
+    ];
+    leaf.prop_recursive(3, 24, 6, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+            proptest::collection::btree_map(keys.clone(), inner, 0..5)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Property: whatever JSON a client sends to an endpoint that takes a body, the API
+/// answers without a 500, and a refusal stores nothing (practices, accounts, secret
+/// names and the audit trail are as before).
+#[tokio::test]
+async fn any_json_body_gets_a_clear_answer_and_a_refusal_stores_nothing() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let db = &databases().await[0];
+    let d = daemon(db, 1).await;
+    let store = d.sim.env.app.store.clone();
+    let snapshot = || {
+        let store = store.clone();
+        async move {
+            let practices = serde_json::to_string(&store.list_practices().await.unwrap()).unwrap();
+            let accounts =
+                serde_json::to_string(&store.list_accounts(None).await.unwrap()).unwrap();
+            let audit = store.audit_entries(1).await.unwrap().first().map(|e| e.seq);
+            (practices, accounts, audit)
+        }
+    };
+    let cases: u32 = std::env::var("PASSERELLE_PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(40);
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = any_json();
+    // Each endpoint with a valid body: half the cases send it with one field replaced
+    // by random JSON (past deserialisation, into the service's rules), half send
+    // random JSON.
+    let endpoints = [
+        (
+            Method::POST,
+            "/v1/practices",
+            json!({"id": "c9", "name": "C", "timezone": "Europe/Paris"}),
+        ),
+        (
+            Method::PATCH,
+            "/v1/practices/p001",
+            json!({"name": "N", "schedule": "0 4 * * *"}),
+        ),
+        (
+            Method::POST,
+            "/v1/practices/p001/accounts",
+            json!({"id": "acc9", "connector": "doctolib", "settings": {}}),
+        ),
+        (
+            Method::PATCH,
+            "/v1/accounts/p001-cabinet",
+            json!({"label": "L"}),
+        ),
+        (
+            Method::PUT,
+            "/v1/accounts/p001-cabinet/secrets/api-token",
+            json!({"value": "v"}),
+        ),
+        (
+            Method::POST,
+            "/v1/connectors/doctolib/approve",
+            json!({"version": "0.1.0"}),
+        ),
+        (
+            Method::POST,
+            "/v1/connectors/doctolib/rollback",
+            json!({"version": "0.1.0"}),
+        ),
+        (
+            Method::POST,
+            "/v1/connectors/doctolib/canary",
+            json!({"version": "0.1.0", "practices": ["p001"]}),
+        ),
+    ];
+    let mut answered = std::collections::BTreeMap::new();
+    for case in 0..cases {
+        for (method, path, valid) in &endpoints {
+            let random = strategy.new_tree(&mut runner).unwrap().current();
+            let body = if case % 2 == 0 {
+                let mut body = valid.clone();
+                let fields: Vec<String> = body.as_object().unwrap().keys().cloned().collect();
+                let field = &fields[(case as usize / 2) % fields.len()];
+                body[field.as_str()] = random;
+                body
+            } else {
+                random
+            };
+            let before = snapshot().await;
+            let answer = d.call(method.clone(), path, Some(body.clone())).await;
+            assert!(
+                answer.status.as_u16() < 500,
+                "{method} {path} {body}: {} {}",
+                answer.status,
+                answer.text
+            );
+            *answered.entry(answer.status.as_u16()).or_insert(0) += 1;
+            if !answer.status.is_success() {
+                assert_eq!(
+                    snapshot().await,
+                    before,
+                    "{method} {path} {body}: {}",
+                    answer.text
+                );
+                assert!(
+                    answer.json()["error"]["code"].is_string(),
+                    "{}",
+                    answer.text
+                );
+            }
+        }
+    }
+    println!("random bodies answered: {answered:?}");
+    d.shutdown().await;
+}

@@ -156,6 +156,41 @@ async fn loopback_is_refused_unless_the_operator_allows_it() {
     assert_eq!(seen.paths(), vec!["/echo"]);
 }
 
+/// Every spelling of a loopback or unspecified address is refused like `127.0.0.1`:
+/// decimal and hexadecimal forms, IPv4-mapped IPv6, `[::]`, `0.0.0.0`, NAT64 and 6to4
+/// forms of loopback; nothing reaches the test server.
+#[tokio::test]
+async fn ip_literal_spellings_of_private_addresses_are_refused() {
+    let (base, seen) = server().await;
+    let port = base.rsplit(':').next().unwrap().to_string();
+    let e = env(&sqlite(), Config::default()).await.with_testing().await;
+    for (i, host) in [
+        "2130706433",
+        "0x7f.1",
+        "0x7f000001",
+        "127.1",
+        "[::ffff:127.0.0.1]",
+        "[::]",
+        "0.0.0.0",
+        "[64:ff9b::7f00:1]",
+        "[2002:7f00:1::1]",
+        "[::127.0.0.1]",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let id = format!("ip{i}");
+        let url = format!("http://{host}:{port}/echo");
+        e.account(&id, &[("scenario", "fetch"), ("url", &url)])
+            .await;
+        let run = e.sync(&id, Mode::Incremental).await;
+        assert_eq!(run.status, Status::Failed, "{host}: {run:?}");
+        let detail = run.error_detail.unwrap_or_default();
+        assert!(detail.contains("denied"), "{host}: {detail}");
+    }
+    assert!(seen.paths().is_empty(), "{:?}", seen.paths());
+}
+
 #[tokio::test]
 async fn an_operator_override_routes_an_allowed_origin_to_another_base_url() {
     let (base, seen) = server().await;
