@@ -71,6 +71,7 @@ pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod plugins;
+pub mod private_file;
 pub mod queue;
 pub mod retry;
 pub mod sandbox;

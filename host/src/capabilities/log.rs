@@ -7,59 +7,19 @@
 //! `limits.log_kib`), which also bounds the buffer: past it the run ends as
 //! `limit-exceeded`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::log_budget::LogBudget;
 use super::output::CapturedOutput;
 use crate::contract::bindings::passerelle::connector::log;
 use crate::contract::wit::Level;
 use crate::limits::Limits;
-use crate::model::LimitExceeded;
 use crate::scrub::Scrubber;
 
 /// Captured stdout/stderr per stream between two flushes.
 const OUTPUT_CAP: usize = 64 * 1024;
 
 const MAX_LINE_BYTES: usize = 8192;
-
-/// What one run may still log, shared by its `log` import and its stdout/stderr.
-#[derive(Debug)]
-pub struct LogBudget {
-    max_lines: u64,
-    max_bytes: u64,
-    lines: AtomicU64,
-    bytes: AtomicU64,
-}
-
-impl LogBudget {
-    pub fn new(limits: &Limits) -> Arc<LogBudget> {
-        Arc::new(LogBudget {
-            max_lines: limits.log_lines,
-            max_bytes: limits.log_bytes(),
-            lines: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-        })
-    }
-
-    /// Counts `lines` lines of `bytes` bytes; Err once the run is past either cap.
-    pub fn charge(&self, lines: u64, bytes: u64) -> Result<(), LimitExceeded> {
-        let total_lines = self.lines.fetch_add(lines, Ordering::Relaxed) + lines;
-        let total_bytes = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        if total_lines > self.max_lines {
-            return Err(LimitExceeded(format!(
-                "log lines: the run may write {} (limits.log_lines)",
-                self.max_lines
-            )));
-        }
-        if total_bytes > self.max_bytes {
-            return Err(LimitExceeded(format!(
-                "log bytes: the run may write {} KiB (limits.log_kib)",
-                self.max_bytes >> 10
-            )));
-        }
-        Ok(())
-    }
-}
 
 struct Line {
     level: Level,

@@ -1,6 +1,7 @@
 //! What the host gives a connector, one module per capability, each owning its state and
 //! its WIT `Host` implementation: [`http`] (with [`allowlist`], [`netguard`] and
-//! [`ratelimit`]), [`records`] and [`log`] (with the guest's stdout/stderr, [`output`]).
+//! [`ratelimit`]), [`records`] and [`log`] (with the guest's stdout/stderr, [`output`],
+//! both within the run's [`log_budget`]).
 //!
 //! A run's capabilities travel together as [`Capabilities`]; [`add_to_linker`] links each
 //! interface to its own part of them by projection (as wasmtime's WASI host does), so the
@@ -9,6 +10,7 @@
 pub mod allowlist;
 pub mod http;
 pub mod log;
+pub mod log_budget;
 pub mod netguard;
 pub mod output;
 pub mod ratelimit;

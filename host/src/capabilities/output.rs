@@ -12,7 +12,7 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
-use super::log::LogBudget;
+use super::log_budget::LogBudget;
 
 /// A capped, shared byte buffer that WASI stdout or stderr writes into.
 #[derive(Clone)]

@@ -19,61 +19,19 @@ pub fn load_or_create(data_dir: &Path, configured: Option<&str>) -> Result<Strin
         return Ok(token.to_string());
     }
     let path = token_path(data_dir);
-    check_private(&path)?;
-    match std::fs::read_to_string(&path) {
-        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_string()),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    const FIX: &str = "or remove it to have a new one generated";
+    if let Some(text) = crate::private_file::read(&path, "the admin token", FIX)? {
+        if !text.trim().is_empty() {
+            return Ok(text.trim().to_string());
+        }
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
     }
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let token = hex::encode(bytes);
-    write_private(&path, &token)?;
+    crate::private_file::create(&path, &token)?;
     tracing::info!(path = %path.display(), "admin API token generated");
     Ok(token)
-}
-
-/// Refuses an existing token file that is a link or that group or others may access.
-fn check_private(path: &Path) -> Result<()> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    anyhow::ensure!(
-        meta.file_type().is_file(),
-        "{} is not a regular file (a symbolic link is not followed): replace it with the token, mode 0600, or remove it to have one generated",
-        path.display()
-    );
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        anyhow::ensure!(
-            mode & 0o077 == 0,
-            "{} is readable by other users (mode {mode:04o}): the admin token may have leaked; `chmod 600` it if it has not, or remove it to have a new one generated",
-            path.display()
-        );
-    }
-    Ok(())
-}
-
-fn write_private(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -273,48 +273,17 @@ fn binding(account: &str, name: &str) -> String {
     format!("passerelle secret\0{account}\0{name}")
 }
 
-/// A key file's text, refusing one that others may read or that is a link.
+/// A key file's text (owner-only, not a link), if there is one.
 fn read_private(path: &Path) -> anyhow::Result<Option<String>> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => anyhow::bail!("reading {}: {e}", path.display()),
-    };
-    anyhow::ensure!(
-        meta.file_type().is_file(),
-        "{} is not a regular file (a symbolic link is not followed)",
-        path.display()
-    );
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        anyhow::ensure!(
-            mode & 0o077 == 0,
-            "{} is readable by other users (mode {mode:04o}): the secrets key may have leaked; `chmod 600` it if it has not",
-            path.display()
-        );
-    }
-    std::fs::read_to_string(path)
-        .map(Some)
-        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))
+    crate::private_file::read(
+        path,
+        "the secrets key",
+        "and keep it: without it the sealed secrets cannot be opened",
+    )
 }
 
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+    crate::private_file::create(path, text)
 }
 
 #[cfg(test)]
