@@ -207,6 +207,8 @@ pub struct RuntimeSection {
     pub compile_cache: bool,
     /// The largest component file installed or compiled, in bytes.
     pub max_component_bytes: u64,
+    /// The longest a new component may take to compile at install, in seconds.
+    pub max_compile_secs: f64,
 }
 
 impl Default for RuntimeSection {
@@ -215,6 +217,7 @@ impl Default for RuntimeSection {
             max_instances: 256,
             compile_cache: true,
             max_component_bytes: crate::sandbox::MAX_COMPONENT_BYTES,
+            max_compile_secs: 120.0,
         }
     }
 }

@@ -300,10 +300,18 @@ impl Passerelle {
 
         let runtime = self.runtime.clone();
         let bytes = candidate.bytes.clone();
-        let loaded = match tokio::task::spawn_blocking(move || runtime.load_bytes(&bytes))
-            .await
-            .context("compiling a component")?
-        {
+        // Compiling cannot be interrupted: past the cap the install stops waiting and
+        // the compiling thread, when done, keeps nothing.
+        let secs = self.config.runtime.max_compile_secs.max(0.0);
+        let cap = std::time::Duration::from_secs_f64(secs);
+        let deadline = Some((std::time::Instant::now() + cap, secs));
+        let compiling =
+            tokio::task::spawn_blocking(move || runtime.load_bytes_within(&bytes, deadline));
+        let compiled = match tokio::time::timeout(cap, compiling).await {
+            Ok(joined) => joined.context("compiling a component")?,
+            Err(_) => Err(crate::sandbox::LoadError::TooSlow { secs }),
+        };
+        let loaded = match compiled {
             Ok(l) => l,
             Err(e) => return Ok(Err(reject(e.kind(), e.to_string(), None))),
         };

@@ -554,3 +554,23 @@ async fn the_secrets_key_rotates_from_the_command_line() {
         "{out:?}"
     );
 }
+
+/// Connectors' requests never go through a proxy from the environment: a proxy would
+/// resolve names itself, past the private-address and rebinding guard. With
+/// `HTTP(S)_PROXY`/`ALL_PROXY` pointing at a closed port, a sync still reaches the
+/// platform directly (before, it went to the proxy and failed).
+#[tokio::test]
+async fn a_proxy_in_the_environment_is_not_used_by_connectors() {
+    let db = &databases().await[0];
+    let e = sim_env(db, sim_config(1, 10)).await;
+    let config = write_config(&e.env.data_dir(), &e.env.app.config);
+    let practice = e.sim.world().practices[0].id.clone();
+    let mut cmd = local_command(&e.env.data_dir(), &config, &["sync", &practice]);
+    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+        cmd.env(var, "http://127.0.0.1:9");
+    }
+    cmd.env_remove("NO_PROXY").env_remove("no_proxy");
+    let out = run(cmd).await;
+    assert!(out.ok, "{out:?}");
+    assert!(out.stdout.contains("succeeded"), "{out:?}");
+}

@@ -1066,3 +1066,34 @@ fn an_oversized_component_is_refused_before_compiling() {
         "{err}"
     );
 }
+
+/// A component slower to compile than `runtime.max_compile_secs` is refused at install;
+/// the compile that finishes late keeps nothing in the cache.
+#[tokio::test]
+async fn a_component_slow_to_compile_is_refused_and_not_cached() {
+    let mut config = Config::default();
+    config.runtime.max_compile_secs = 0.000_001;
+    let e = env(&sqlite(), config).await;
+    let err = e
+        .app
+        .install_plugin(&component("doctolib"))
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("took more than"), "{text}");
+    assert!(text.contains("runtime.max_compile_secs"), "{text}");
+
+    use passerelle::sandbox::{Runtime, RuntimeConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let bytes = std::fs::read(component("testing")).unwrap();
+    let past = Some((Instant::now(), 0.0));
+    let err = runtime.load_bytes_within(&bytes, past).map(|_| ()).unwrap_err();
+    assert_eq!(err.kind(), "too-slow-to-compile");
+    assert!(walk(dir.path()).is_empty(), "{:?}", walk(dir.path()));
+}

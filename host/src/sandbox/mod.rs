@@ -69,6 +69,8 @@ pub enum LoadError {
     WrongWorld(String),
     #[error("is {size} bytes; components may be at most {max} bytes (`max_component_bytes`)")]
     TooLarge { size: u64, max: u64 },
+    #[error("took more than {secs} s to compile (`runtime.max_compile_secs`)")]
+    TooSlow { secs: f64 },
 }
 
 impl LoadError {
@@ -79,6 +81,7 @@ impl LoadError {
             LoadError::UnsupportedContract { .. } => "unsupported-contract",
             LoadError::WrongWorld(_) => "wrong-world",
             LoadError::TooLarge { .. } => "too-large",
+            LoadError::TooSlow { .. } => "too-slow-to-compile",
         }
     }
 }
@@ -268,6 +271,16 @@ impl Runtime {
     /// Compiles (or loads from cache) and links component bytes. The error says which
     /// of the three ways a candidate can fail to be a connector it is ([`LoadError`]).
     pub fn load_bytes(&self, bytes: &[u8]) -> Result<LoadedConnector, LoadError> {
+        self.load_bytes_within(bytes, None)
+    }
+
+    /// [`Runtime::load_bytes`], refused if compiling ends after `deadline` (the caller
+    /// stops waiting then; this thread finishes the compile, keeps nothing, and says so).
+    pub fn load_bytes_within(
+        &self,
+        bytes: &[u8],
+        deadline: Option<(Instant, f64)>,
+    ) -> Result<LoadedConnector, LoadError> {
         self.check_size(bytes.len() as u64)?;
         let sha256 = sha256_hex(bytes);
         let (component, origin, artifact) = cache::load(
@@ -277,6 +290,11 @@ impl Runtime {
             self.config.cache_dir.as_deref(),
         )
         .map_err(|e| LoadError::NotComponent(one_line(&format!("{e:#}"))))?;
+        if let Some((at, secs)) = deadline {
+            if Instant::now() > at {
+                return Err(LoadError::TooSlow { secs });
+            }
+        }
         let ty = component.component_type();
         for (name, _) in ty.imports(&self.engine).chain(ty.exports(&self.engine)) {
             if let Some(found) = contract_version(name) {
