@@ -566,7 +566,14 @@ async fn a_proxy_in_the_environment_is_not_used_by_connectors() {
     let config = write_config(&e.env.data_dir(), &e.env.app.config);
     let practice = e.sim.world().practices[0].id.clone();
     let mut cmd = local_command(&e.env.data_dir(), &config, &["sync", &practice]);
-    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
         cmd.env(var, "http://127.0.0.1:9");
     }
     cmd.env_remove("NO_PROXY").env_remove("no_proxy");

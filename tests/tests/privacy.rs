@@ -44,9 +44,16 @@ async fn patient_data_and_secrets_never_reach_logs_errors_or_runs() {
             .set_secret("echo", "api-token", SECRET)
             .await
             .unwrap();
+        // Logs a patient's values, then 300 more lines, before emitting the patient
+        // (before: a forced flush at 256 lines wrote the first line unscrubbed).
+        e.account(
+            "chatty",
+            &[("scenario", "emit"), ("count", "5"), ("chatter", "300")],
+        )
+        .await;
         e.account("cp", &[("scenario", "checkpoint-fail")]).await;
         e.account("boom", &[("scenario", "panic")]).await;
-        for account in ["careless", "echo", "cp", "boom"] {
+        for account in ["careless", "chatty", "echo", "cp", "boom"] {
             e.sync(account, Mode::Full).await;
             e.sync(account, Mode::Incremental).await;
         }
@@ -67,7 +74,7 @@ async fn check(e: &common::Env, db: &Db, capture: &common::Capture) {
     );
 
     let mut values = vec![SECRET.to_string()];
-    for account in ["careless", "cp"] {
+    for account in ["careless", "chatty", "cp"] {
         for a in e.app.store.appointments(account).await.unwrap() {
             let p = a.record.patient.unwrap();
             values.extend([p.first_name, p.last_name]);

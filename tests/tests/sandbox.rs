@@ -1093,7 +1093,10 @@ async fn a_component_slow_to_compile_is_refused_and_not_cached() {
     .unwrap();
     let bytes = std::fs::read(component("testing")).unwrap();
     let past = Some((Instant::now(), 0.0));
-    let err = runtime.load_bytes_within(&bytes, past).map(|_| ()).unwrap_err();
+    let err = runtime
+        .load_bytes_within(&bytes, past)
+        .map(|_| ())
+        .unwrap_err();
     assert_eq!(err.kind(), "too-slow-to-compile");
     assert!(walk(dir.path()).is_empty(), "{:?}", walk(dir.path()));
 }

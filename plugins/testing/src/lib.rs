@@ -271,6 +271,15 @@ fn emit_records(req: &SyncRequest, count: u32) -> Result<Summary, SyncError> {
                 p.email.clone().unwrap_or_default()
             );
             eprintln!("stderr also sees {}", p.last_name);
+            // Then chatter before the patient is emitted: the host must hold the line
+            // above until it has learned the patient's values, however many follow.
+            let chatter: u32 = account
+                .setting_opt("chatter")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            for n in 0..chatter {
+                info!("chatter line {n}");
+            }
         }
         batch.push(apt);
         if batch.len() as u32 >= every {
