@@ -318,6 +318,27 @@ impl Client {
     pub async fn run(&self, id: i64) -> Answer<Run> {
         self.get(&format!("/v1/runs/{id}"), &()).await
     }
+
+    /// `GET /v1/practices/{id}/appointments`.
+    pub async fn appointments(
+        &self,
+        practice: &str,
+        query: &crate::service::records::AppointmentQuery,
+    ) -> Answer<crate::service::records::AppointmentPage> {
+        self.get(
+            &format!("/v1/practices/{}/appointments", seg(practice)),
+            query,
+        )
+        .await
+    }
+
+    /// `GET /v1/slots`.
+    pub async fn slots(
+        &self,
+        query: &crate::service::records::SlotQuery,
+    ) -> Answer<crate::service::records::SlotPage> {
+        self.get("/v1/slots", query).await
+    }
 }
 
 /// A path segment, percent-encoded.

@@ -6,8 +6,9 @@ use passerelle_tests as common;
 
 use common::{component, databases, env};
 use passerelle::config::Config;
-use passerelle::service::audit::as_actor;
 use passerelle::service::practices::NewPractice;
+use passerelle::service::principal::as_actor;
+use passerelle::service::records::AppointmentQuery;
 
 #[tokio::test]
 async fn admin_actions_and_patient_reads_are_chained_and_tampering_shows() {
@@ -34,12 +35,15 @@ async fn admin_actions_and_patient_reads_are_chained_and_tampering_shows() {
             .await;
         as_actor("local:bob".into(), async {
             app.set_secret("a1", "api-token", SECRET).await.unwrap();
-            let account = app.account("a1").await.unwrap();
-            app.appointments_of(std::slice::from_ref(&account), false, true)
+            let shown = AppointmentQuery {
+                patients: true,
+                ..AppointmentQuery::default()
+            };
+            app.appointments_page("p1", &shown).await.unwrap();
+            // Without patients shown, a read is not a patient read.
+            app.appointments_page("p1", &AppointmentQuery::default())
                 .await
                 .unwrap();
-            // Without patients shown, a read is not a patient read.
-            app.appointments_of(&[account], false, false).await.unwrap();
         })
         .await;
         // Outside any request: the daemon's own.
@@ -56,7 +60,7 @@ async fn admin_actions_and_patient_reads_are_chained_and_tampering_shows() {
             ("token:alice", "connector.install", "testing"),
             ("token:alice", "practice.create", "p1"),
             ("local:bob", "secret.set", "a1"),
-            ("local:bob", "read.patients", "a1"),
+            ("local:bob", "read.patients", "p1"),
         ];
         assert_eq!(
             seen,

@@ -225,6 +225,26 @@ async fn every_command_gives_the_same_output_locally_and_with_server() {
     assert_eq!(run_rows(&l.stdout), run_rows(&r.stdout));
     assert!(l.stdout.contains("succeeded"), "{}", l.stdout);
 
+    // What the sync stored: appointments (initials) and slots, the same both ways, a
+    // page at a time.
+    let synced = d.sim.sim.world().practices[1].accounts[0].id.clone();
+    for read in [
+        format!("appointments --practice {p2} --limit 3"),
+        format!("appointments --account {synced} --limit 100"),
+        format!("slots --account {synced} --limit 4"),
+    ] {
+        let (l, r) = (local(args(&read)).await, remote(args(&read)).await);
+        assert!(l.ok && r.ok, "{read}: {l:?} {r:?}");
+        assert_eq!(l.stdout, r.stdout, "{read}");
+        assert!(l.stdout.lines().count() > 1, "{read}: {}", l.stdout);
+    }
+    let paged = local(args(&format!("appointments --practice {p2} --limit 3"))).await;
+    assert!(
+        paged.stdout.contains("… more: --after "),
+        "{}",
+        paged.stdout
+    );
+
     // Connector versions: install, canary, stop, promote, rollback, both ways.
     let fixed = variant("doctolib-0.2.0-start-date-v2.wasm");
     let install = vec![

@@ -719,3 +719,211 @@ async fn any_json_body_gets_a_clear_answer_and_a_refusal_stores_nothing() {
     println!("random bodies answered: {answered:?}");
     d.shutdown().await;
 }
+
+/// Named tokens get what their scopes allow, on SQLite and PostgreSQL: `read` reads but
+/// changes nothing and sees no patient data, `patients:read` sees quarantined items,
+/// `admin` does everything; a revoked token is refused at once; what a token does is in
+/// the audit trail under its name.
+#[tokio::test]
+async fn scoped_tokens_get_what_their_scopes_allow() {
+    for db in databases().await {
+        let d = daemon(&db, 1).await;
+        let app = &d.sim.env.app;
+        let token = |name: &'static str, scopes: &'static [&'static str]| async move {
+            let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+            app.create_token(name, &scopes).await.unwrap().secret
+        };
+        let reader = token("reader", &["read"]).await;
+        let doctor = token("doctor", &["patients:read"]).await;
+        let ops = token("ops", &["admin"]).await;
+        assert!(reader.starts_with("pst_") && reader.len() > 60);
+        for t in [&reader, &doctor, &ops] {
+            assert_eq!(
+                call(&d, t, Method::GET, "/v1/practices", None).await.status,
+                StatusCode::OK
+            );
+            assert_eq!(
+                call(&d, t, Method::GET, "/v1/quarantine", None)
+                    .await
+                    .status,
+                StatusCode::OK
+            );
+        }
+        let new = |id: &str| Some(json!({"id": id, "name": "C", "timezone": "Europe/Paris"}));
+        for (t, id) in [(&reader, "r1"), (&doctor, "d1")] {
+            let refused = call(&d, t, Method::POST, "/v1/practices", new(id)).await;
+            assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+            assert_eq!(refused.code(), "forbidden");
+            assert!(refused.text.contains("`admin` scope"), "{}", refused.text);
+        }
+        assert!(app.store.practice("r1").await.unwrap().is_none());
+        let made = call(&d, &ops, Method::POST, "/v1/practices", new("o1")).await;
+        assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+        let items = "/v1/quarantine?with_items=true";
+        let refused = call(&d, &reader, Method::GET, items, None).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+        assert!(
+            refused.text.contains("`patients:read` scope"),
+            "{}",
+            refused.text
+        );
+        assert_eq!(
+            call(&d, &doctor, Method::GET, items, None).await.status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(&d, &ops, Method::GET, items, None).await.status,
+            StatusCode::OK
+        );
+
+        let trail = app.audit_entries(Some(20)).await.unwrap();
+        assert!(
+            trail.iter().any(|e| e.actor == "token:ops"
+                && e.action == "practice.create"
+                && e.target == "o1"),
+            "{trail:?}"
+        );
+        assert!(!format!("{trail:?}").contains(&ops));
+
+        // The read API: appointments with initials for `read`, patient fields only with
+        // `patients:read` and patients=true; a stable order paged by cursor; slots.
+        d.sim.sync_all(passerelle::model::run::Mode::Full).await;
+        let stored: usize = {
+            let mut n = 0;
+            for a in app.store.list_accounts(Some("p001")).await.unwrap() {
+                n += app
+                    .store
+                    .appointments(&a.id)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .filter(|s| s.deleted_reason.is_none())
+                    .count();
+            }
+            n
+        };
+        assert!(stored > 4, "{}: the sync stored appointments", db.name);
+        let path = "/v1/practices/p001/appointments";
+        let page = call(
+            &d,
+            &reader,
+            Method::GET,
+            &format!("{path}?limit=1000"),
+            None,
+        )
+        .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let items = page.json()["items"].as_array().unwrap().clone();
+        assert_eq!(items.len(), stored);
+        for a in &items {
+            let p = &a["patient"];
+            assert!(p["initials"].is_string(), "{a}");
+            for field in ["first_name", "last_name", "birth_date", "phone", "email"] {
+                assert!(p.get(field).is_none(), "{field} shown to `read`: {a}");
+            }
+        }
+        let refused = call(
+            &d,
+            &reader,
+            Method::GET,
+            &format!("{path}?patients=true"),
+            None,
+        )
+        .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+        let shown = call(
+            &d,
+            &doctor,
+            Method::GET,
+            &format!("{path}?patients=true&limit=1000"),
+            None,
+        )
+        .await;
+        assert_eq!(shown.status, StatusCode::OK, "{}", shown.text);
+        assert!(
+            shown.json()["items"][0]["patient"]["last_name"].is_string(),
+            "{}",
+            shown.text
+        );
+        assert!(trail_has(app, "token:doctor", "read.patients").await);
+        // Pages of 2 walk the same list, in the same order, once each.
+        let mut walked = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let url = match &after {
+                Some(c) => format!("{path}?limit=2&after={c}"),
+                None => format!("{path}?limit=2"),
+            };
+            let page = call(&d, &reader, Method::GET, &url, None).await.json();
+            walked.extend(
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a["external_id"].clone()),
+            );
+            match page["next"].as_str() {
+                Some(c) => after = Some(c.to_string()),
+                None => break,
+            }
+        }
+        let all: Vec<_> = items.iter().map(|a| a["external_id"].clone()).collect();
+        assert_eq!(walked, all);
+        let bad = call(
+            &d,
+            &reader,
+            Method::GET,
+            &format!("{path}?after=nonsense"),
+            None,
+        )
+        .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+        let slots = call(
+            &d,
+            &reader,
+            Method::GET,
+            "/v1/slots?practice=p001&limit=5",
+            None,
+        )
+        .await;
+        assert_eq!(slots.status, StatusCode::OK, "{}", slots.text);
+        assert!(
+            !slots.json()["items"].as_array().unwrap().is_empty(),
+            "{}",
+            slots.text
+        );
+
+        app.revoke_token("reader").await.unwrap();
+        let gone = call(&d, &reader, Method::GET, "/v1/practices", None).await;
+        assert_eq!(gone.status, StatusCode::UNAUTHORIZED, "{}", gone.text);
+        let forged = call(&d, "pst_0000", Method::GET, "/v1/practices", None).await;
+        assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+        let listed = app.tokens().await.unwrap();
+        assert_eq!(listed.len(), 3);
+        assert!(listed
+            .iter()
+            .find(|t| t.name == "reader")
+            .unwrap()
+            .revoked_at
+            .is_some());
+        d.shutdown().await;
+    }
+}
+
+async fn trail_has(app: &passerelle::Passerelle, actor: &str, action: &str) -> bool {
+    app.audit_entries(Some(100))
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.actor == actor && e.action == action)
+}
+
+async fn call(
+    d: &DaemonEnv,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> common::daemon::Answer {
+    d.call_as(Some(token), method, path, body).await
+}

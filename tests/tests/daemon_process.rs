@@ -166,7 +166,10 @@ async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
         let (ok, out, _) =
             cli(&["runs", "--practice", &practices[0], "--status", "succeeded"]).await;
         assert!(ok && out.contains(&format!("{}/", practices[0])), "{out}");
-        let (ok, _, err) = cli(&["appointments", "--practice", &practices[0]]).await;
+        let (ok, out, err) = cli(&["appointments", "--practice", &practices[0]]).await;
+        assert!(ok, "{err}");
+        assert!(out.contains("patient"), "{out}");
+        let (ok, _, err) = cli(&["plugins", "validate", "x.wasm"]).await;
         assert!(!ok && err.contains("without --server"), "{err}");
         let out = Command::new(binary())
             .args([

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{connectors, practices, runs};
+use super::{connectors, practices, records, runs};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,6 +29,8 @@ use super::{connectors, practices, runs};
         practices::list_accounts,
         practices::create_account,
         runs::sync_now,
+        records::appointments,
+        records::slots,
         practices::all_accounts,
         practices::show_account,
         practices::update_account,

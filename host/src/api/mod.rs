@@ -1,16 +1,20 @@
 //! The admin API (axum, JSON) that `passerelle serve` answers: the route table, bearer
 //! authentication, JSON errors and input extractors. Handlers live in [`practices`]
-//! (practices, accounts, secrets), [`runs`] ("Sync now", the sync log, metrics) and
+//! (practices, accounts, secrets), [`records`] (appointments and slots read back),
+//! [`runs`] ("Sync now", the sync log, metrics) and
 //! [`connectors`] (versions, uploads, approval, rollback, drift pauses).
 //!
-//! Every endpoint but `/healthz` needs `Authorization: Bearer <token>`, compared in
-//! constant time. Errors are `{"error": {"code", "message"}}` with a 4xx/5xx status;
+//! Every endpoint but `/healthz` needs `Authorization: Bearer <token>`: the daemon's
+//! admin token (compared in constant time, every scope) or a named token
+//! ([`crate::service::tokens`]); a `GET` needs its `read` scope, any other method
+//! `admin`, patient fields `patients:read`. Errors are `{"error": {"code", "message"}}` with a 4xx/5xx status;
 //! nothing a client sends can make a handler panic. The API is described by
 //! `docs/openapi.json`, served at `/openapi.json`; a test checks the two agree.
 
 pub mod connectors;
 pub mod doc;
 pub mod practices;
+pub mod records;
 pub mod runs;
 
 use std::sync::Arc;
@@ -24,9 +28,9 @@ use axum::routing::{get, post, put, MethodRouter};
 use axum::Router;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
 use crate::daemon::Daemon;
+use crate::service::principal::{as_principal, Scope};
 use crate::service::ServiceError;
 
 /// What handlers share.
@@ -65,6 +69,12 @@ pub fn routes() -> Vec<(
             get(practices::list_accounts).post(practices::create_account),
         ),
         ("/v1/practices/{id}/sync", &["post"], post(runs::sync_now)),
+        (
+            "/v1/practices/{id}/appointments",
+            &["get"],
+            get(records::appointments),
+        ),
+        ("/v1/slots", &["get"], get(records::slots)),
         ("/v1/accounts", &["get"], get(practices::all_accounts)),
         (
             "/v1/accounts/{id}",
@@ -163,8 +173,16 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let ok: bool = presented.as_bytes().ct_eq(state.token.as_bytes()).into();
-    if !ok {
+    let principal = match state
+        .daemon
+        .app
+        .principal_for(&state.token, presented)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let Some(principal) = principal else {
         let mut response = ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -175,9 +193,26 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return response;
+    };
+    // Reading needs `read`, anything else `admin`; what needs `patients:read` (patient
+    // fields) the service decides.
+    let needed = match *request.method() {
+        axum::http::Method::GET | axum::http::Method::HEAD => Scope::Read,
+        _ => Scope::Admin,
+    };
+    if !principal.allows(needed) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "this request needs the `{needed}` scope, which `{}` does not hold",
+                principal.name
+            ),
+        )
+        .into_response();
     }
-    // What the request does is recorded in the audit trail as the token's.
-    crate::service::audit::as_actor("token:admin".into(), next.run(request)).await
+    // What the request does runs, and is recorded in the audit trail, as the token's.
+    as_principal(principal, next.run(request)).await
 }
 
 /// Liveness.
@@ -336,6 +371,9 @@ impl From<ServiceError> for ApiError {
             },
             ServiceError::Rejected(r) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, r.kind, r.reason)
+            }
+            ServiceError::Forbidden(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
             }
             ServiceError::ShuttingDown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting-down", message)

@@ -21,6 +21,7 @@ use crate::service::connectors::{ConnectorView, InstallAnswer};
 use crate::service::practices::{
     CheckedAccount, NewAccount, NewPractice, PracticeUpdate, PracticeView,
 };
+use crate::service::records::{AppointmentPage, AppointmentQuery, SlotPage, SlotQuery};
 use crate::service::runs::{RunQuery, SyncRequest};
 use crate::service::ServiceError;
 use crate::store::connectors::{Canary, Rejection};
@@ -61,6 +62,12 @@ pub trait Admin {
     ) -> Result<Vec<Run>>;
     async fn runs(&self, query: RunQuery) -> Result<Vec<Run>>;
     async fn daemons(&self) -> Result<Vec<DaemonRow>>;
+    async fn appointments(
+        &self,
+        practice: &str,
+        query: AppointmentQuery,
+    ) -> Result<AppointmentPage>;
+    async fn slots(&self, query: SlotQuery) -> Result<SlotPage>;
 }
 
 /// The service on this machine's database.
@@ -166,6 +173,16 @@ impl Admin for Local {
     async fn daemons(&self) -> Result<Vec<DaemonRow>> {
         local(self.0.daemons().await)
     }
+    async fn appointments(
+        &self,
+        practice: &str,
+        query: AppointmentQuery,
+    ) -> Result<AppointmentPage> {
+        local(self.0.appointments_page(practice, &query).await)
+    }
+    async fn slots(&self, query: SlotQuery) -> Result<SlotPage> {
+        local(self.0.slots_page(&query).await)
+    }
 }
 
 impl Admin for Client {
@@ -247,6 +264,16 @@ impl Admin for Client {
     }
     async fn daemons(&self) -> Result<Vec<DaemonRow>> {
         Ok(Client::daemons(self).await?)
+    }
+    async fn appointments(
+        &self,
+        practice: &str,
+        query: AppointmentQuery,
+    ) -> Result<AppointmentPage> {
+        Ok(Client::appointments(self, practice, &query).await?)
+    }
+    async fn slots(&self, query: SlotQuery) -> Result<SlotPage> {
+        Ok(Client::slots(self, &query).await?)
     }
 }
 

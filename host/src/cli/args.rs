@@ -103,18 +103,25 @@ pub enum Command {
         /// Include deleted and tombstoned appointments.
         #[arg(long)]
         all: bool,
-        /// Print patients' names, birth dates, phones and e-mails.
+        /// Print patients' names, birth dates, phones and e-mails (recorded in the audit
+        /// trail; through --server, the token needs the patients:read scope).
         #[arg(long)]
         show_patients: bool,
         #[arg(long, default_value_t = 50)]
-        limit: usize,
+        limit: i64,
+        /// Continue after the page that ended with this cursor.
+        #[arg(long)]
+        after: Option<String>,
     },
     /// An account's stored public availability (bookable slots).
     Slots {
         #[arg(long)]
         account: String,
         #[arg(long, default_value_t = 50)]
-        limit: usize,
+        limit: i64,
+        /// Continue after the page that ended with this cursor.
+        #[arg(long)]
+        after: Option<String>,
     },
     #[cfg(feature = "dev")]
     /// Run the demo: the simulator in-process, the bundled connectors, a few practices;
@@ -186,6 +193,10 @@ pub enum Command {
     /// (`token:<name>` through the API, `local:<user>` here), what and when, hash-chained.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Named admin-API tokens with scopes: `admin` (everything), `read` (practices,
+    /// accounts, runs, slots, connectors), `patients:read` (patient fields; implies read).
+    #[command(subcommand)]
+    Tokens(TokensCmd),
     /// Account secrets at rest (sealed with a key kept apart from the database).
     #[command(subcommand)]
     Secrets(SecretsCmd),
@@ -299,6 +310,21 @@ pub enum AuditCmd {
     /// Walk the whole chain; exits non-zero naming every edited, deleted or reordered
     /// entry, and prints the head (sequence and hash) to compare with one kept elsewhere.
     Verify,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokensCmd {
+    /// Create a token; its value is printed once (only its SHA-256 is kept).
+    Create {
+        name: String,
+        /// A scope it holds (repeat for several): admin, read, patients:read.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+    },
+    /// The named tokens, revoked ones included (never their values).
+    List,
+    /// Revoke a token at once.
+    Revoke { name: String },
 }
 
 #[derive(Subcommand, Debug)]

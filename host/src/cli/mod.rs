@@ -19,6 +19,7 @@ use anyhow::{bail, Context, Result};
 use self::admin::{Admin, Local};
 pub use self::args::{
     AccountsCmd, AuditCmd, Cli, Command, Global, LogFormat, PluginsCmd, PracticesCmd, SecretsCmd,
+    TokensCmd,
 };
 use self::progress::Progress;
 use self::render::Output;
@@ -27,6 +28,7 @@ use crate::client::Client;
 use crate::config::{default_data_dir, Config};
 use crate::model::run::Mode;
 use crate::service::practices::{NewAccount, NewPractice, PracticeUpdate};
+use crate::service::records::{AppointmentQuery, SlotQuery};
 use crate::service::runs::{RunQuery, SyncRequest};
 use crate::store::quarantine::QuarantineFilter;
 
@@ -68,14 +70,13 @@ impl Command {
     fn local_only(&self) -> Option<&'static str> {
         Some(match self {
             Command::Plugins(PluginsCmd::Validate { .. }) => "plugins validate",
-            Command::Appointments { .. } => "appointments",
-            Command::Slots { .. } => "slots",
             Command::Sync {
                 record: Some(_), ..
             } => "sync --record",
             Command::Serve { .. } => "serve",
             Command::Secrets(_) => "secrets",
             Command::Audit(_) => "audit",
+            Command::Tokens(_) => "tokens",
             #[cfg(feature = "dev")]
             Command::Demo { .. } => "demo",
             #[cfg(feature = "dev")]
@@ -188,13 +189,14 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
     let app = Arc::new(Passerelle::open(&data_dir, config).await?);
     // What the command does is recorded in the audit trail as this machine's user's.
-    let result = crate::service::audit::as_actor(crate::service::audit::local_actor(), async {
-        match local_command(&app, &cli.command).await {
-            Some(r) => r,
-            None => execute(&Local(app.clone()), cli.command).await,
-        }
-    })
-    .await;
+    let result =
+        crate::service::principal::as_principal(crate::service::principal::local(), async {
+            match local_command(&app, &cli.command).await {
+                Some(r) => r,
+                None => execute(&Local(app.clone()), cli.command).await,
+            }
+        })
+        .await;
     // A drift during a foreground sync: let its webhook alert go out.
     app.alerts.flush(std::time::Duration::from_secs(10)).await;
     app.store.close().await;
@@ -358,6 +360,50 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
                 .await?,
         ),
         Command::Daemons => Output::Daemons(admin.daemons().await?),
+        Command::Appointments {
+            practice,
+            account,
+            all,
+            show_patients,
+            limit,
+            after,
+        } => {
+            let practice = match (practice, &account) {
+                (Some(p), _) => p,
+                (None, Some(a)) => admin
+                    .accounts(None)
+                    .await?
+                    .into_iter()
+                    .find(|x| &x.id == a)
+                    .map(|x| x.practice_id)
+                    .with_context(|| format!("no account `{a}`"))?,
+                (None, None) => bail!("name a practice or an account"),
+            };
+            let query = AppointmentQuery {
+                account,
+                all,
+                patients: show_patients,
+                after,
+                limit: Some(limit),
+                ..AppointmentQuery::default()
+            };
+            Output::Appointments(admin.appointments(&practice, query).await?)
+        }
+        Command::Slots {
+            account,
+            limit,
+            after,
+        } => Output::Slots {
+            page: admin
+                .slots(SlotQuery {
+                    account: Some(account.clone()),
+                    after,
+                    limit: Some(limit),
+                    ..SlotQuery::default()
+                })
+                .await?,
+            account,
+        },
         other => bail!(
             "`{}` cannot be run this way",
             other.local_only().unwrap_or("this command")
@@ -369,24 +415,19 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
 async fn local_command(app: &Passerelle, command: &Command) -> Option<Result<Output>> {
     Some(match command {
         Command::Plugins(PluginsCmd::Validate { files }) => validate(app, files).await,
-        Command::Appointments {
-            practice,
-            account,
-            all,
-            show_patients,
-            limit,
-        } => {
-            appointments(
-                app,
-                practice.as_deref(),
-                account.as_deref(),
-                *all,
-                *show_patients,
-                *limit,
-            )
+        Command::Tokens(TokensCmd::Create { name, scopes }) => app
+            .create_token(name, scopes)
             .await
+            .map(Output::TokenCreated)
+            .map_err(Into::into),
+        Command::Tokens(TokensCmd::List) => {
+            app.tokens().await.map(Output::Tokens).map_err(Into::into)
         }
-        Command::Slots { account, limit } => slots(app, account, *limit).await,
+        Command::Tokens(TokensCmd::Revoke { name }) => app
+            .revoke_token(name)
+            .await
+            .map(|()| Output::TokenRevoked(name.clone()))
+            .map_err(Into::into),
         Command::Audit(AuditCmd::List { limit }) => app
             .audit_entries(Some(*limit))
             .await
@@ -449,43 +490,6 @@ async fn validate(app: &Passerelle, files: &[std::path::PathBuf]) -> Result<Outp
         found.push((file.display().to_string(), answer));
     }
     Ok(Output::Validated(found))
-}
-
-async fn appointments(
-    app: &Passerelle,
-    practice: Option<&str>,
-    account: Option<&str>,
-    all: bool,
-    show_patients: bool,
-    limit: usize,
-) -> Result<Output> {
-    let accounts = match account {
-        Some(a) => vec![app.account(a).await?],
-        None => {
-            let p = practice.context("name a practice or an account")?;
-            app.accounts(Some(p)).await?
-        }
-    };
-    let mut items = app.appointments_of(&accounts, all, show_patients).await?;
-    let total = items.len();
-    items.truncate(limit);
-    Ok(Output::Appointments {
-        items,
-        total,
-        show_patients,
-    })
-}
-
-async fn slots(app: &Passerelle, account: &str, limit: usize) -> Result<Output> {
-    app.account(account).await?;
-    let mut items = app.store.slots(account).await?;
-    let total = items.len();
-    items.truncate(limit);
-    Ok(Output::Slots {
-        account: account.to_string(),
-        items,
-        total,
-    })
 }
 
 fn examined_line(found: &crate::plugins::Examined, sha: &str) -> String {

@@ -10,11 +10,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::model::connector::{Activation, Outcome};
-use crate::model::records::{SlotRecord, StoredAppointment};
 use crate::model::run::{Run, Status};
 use crate::service::check::AccountCheck;
 use crate::service::connectors::{ConnectorView, InstallAnswer};
 use crate::service::practices::{CheckedAccount, PracticeView};
+use crate::service::records::{AppointmentPage, AppointmentView, SlotPage};
 use crate::store::connectors::{Canary, Rejection};
 use crate::store::pauses::Pause;
 use crate::store::practices::Account;
@@ -57,21 +57,20 @@ pub enum Output {
     Daemons(Vec<DaemonRow>),
     KeyRotated(crate::service::practices::KeyRotation),
     Audit(Vec<crate::store::audit::AuditEntry>),
+    TokenCreated(crate::service::tokens::CreatedToken),
+    Tokens(Vec<crate::store::tokens::ApiToken>),
+    TokenRevoked(String),
     AuditVerified(crate::store::audit::AuditReport),
     /// The runs of a sync, finished.
     Synced {
         practice: String,
         runs: Vec<Run>,
     },
-    Appointments {
-        items: Vec<StoredAppointment>,
-        total: usize,
-        show_patients: bool,
-    },
+    /// Patients as initials unless the page carries their fields (`--show-patients`).
+    Appointments(AppointmentPage),
     Slots {
         account: String,
-        items: Vec<SlotRecord>,
-        total: usize,
+        page: SlotPage,
     },
 }
 
@@ -146,6 +145,9 @@ impl Output {
             Output::Daemons(d) => v(d),
             Output::KeyRotated(k) => v(k),
             Output::Audit(a) => v(a),
+            Output::TokenCreated(t) => v(t),
+            Output::Tokens(t) => v(t),
+            Output::TokenRevoked(name) => json!({"revoked": name}),
             Output::AuditVerified(r) => v(r),
             Output::Connectors {
                 versions,
@@ -173,26 +175,8 @@ impl Output {
             Output::CanaryStarted(c) => v(c),
             Output::CanaryStopped(name) => json!({"connector": name, "canary": null}),
             Output::Rejections(r) => v(r),
-            Output::Appointments {
-                items,
-                show_patients,
-                ..
-            } => Value::Array(
-                items
-                    .iter()
-                    .map(|s| {
-                        let mut value = v(s);
-                        if let (false, Some(p)) = (*show_patients, &s.record.patient) {
-                            value["record"]["patient"] = json!({"initials": initials(
-                                &p.first_name,
-                                &p.last_name
-                            )});
-                        }
-                        value
-                    })
-                    .collect(),
-            ),
-            Output::Slots { items, .. } => v(items),
+            Output::Appointments(page) => v(page),
+            Output::Slots { page, .. } => v(page),
         }
     }
 
@@ -347,6 +331,30 @@ impl Output {
             Output::Rejections(r) => out.push_str(&rejections_text(r)),
             Output::Runs(runs) | Output::Synced { runs, .. } => out.push_str(&run_table(runs)),
             Output::Daemons(daemons) => out.push_str(&daemon_table(daemons)),
+            Output::TokenCreated(t) => out.push_str(&format!(
+                "token `{}` created with scopes {}; its value, shown this once:\n{}\n",
+                t.token.name,
+                t.token.scopes.join(", "),
+                t.secret
+            )),
+            Output::Tokens(tokens) => {
+                if tokens.is_empty() {
+                    out.push_str("no named token (the daemon's admin token is not listed)\n");
+                }
+                for t in tokens {
+                    out.push_str(&format!(
+                        "{:<20} {:<28} created {}{}\n",
+                        t.name,
+                        t.scopes.join(","),
+                        t.created_at,
+                        t.revoked_at
+                            .as_deref()
+                            .map(|r| format!(", revoked {r}"))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
+            Output::TokenRevoked(name) => out.push_str(&format!("token `{name}` revoked\n")),
             Output::Audit(entries) => {
                 if entries.is_empty() {
                     out.push_str("the audit trail is empty\n");
@@ -374,32 +382,24 @@ impl Output {
                 "{} secret(s) sealed under key {} ({})\n",
                 k.sealed, k.key_id, k.key
             )),
-            Output::Appointments {
-                items,
-                total,
-                show_patients,
-            } => {
-                if *total == 0 {
-                    line("no appointments stored yet: run `passerelle sync PRACTICE`".into());
+            Output::Appointments(page) => {
+                if page.items.is_empty() {
+                    line("no appointments stored here (yet): run `passerelle sync PRACTICE`".into());
                 } else {
                     line(format!(
                         "{:<16} {:<14} {:<26} {:<10} {:<24} {:<30} patient",
                         "account", "id", "starts", "status", "practitioner", "motive"
                     ));
                 }
-                for s in items {
-                    line(appointment_line(s, *show_patients));
+                for a in &page.items {
+                    line(appointment_line(a));
                 }
-                if *total > items.len() {
-                    line(format!("… {} more (--limit)", total - items.len()));
+                if let Some(next) = &page.next {
+                    line(format!("… more: --after {next}"));
                 }
             }
-            Output::Slots {
-                account,
-                items,
-                total,
-            } => {
-                if *total == 0 {
+            Output::Slots { account, page } => {
+                if page.items.is_empty() {
                     line(format!("no slots stored for {account}"));
                 } else {
                     line(format!(
@@ -407,7 +407,7 @@ impl Output {
                         "starts", "practitioner", "motive"
                     ));
                 }
-                for s in items {
+                for s in &page.items {
                     line(format!(
                         "{:<26} {:<26} {:<24} {}",
                         s.starts_at,
@@ -416,8 +416,8 @@ impl Output {
                         printable(s.place.as_deref().unwrap_or("-"))
                     ));
                 }
-                if *total > items.len() {
-                    line(format!("… {} more (--limit)", total - items.len()));
+                if let Some(next) = &page.next {
+                    line(format!("… more: --after {next}"));
                 }
             }
         }
@@ -453,14 +453,6 @@ pub fn printable(s: &str) -> String {
             }
         })
         .collect()
-}
-
-fn initials(first: &str, last: &str) -> String {
-    format!(
-        "{}. {}.",
-        first.chars().next().unwrap_or('?'),
-        last.chars().next().unwrap_or('?')
-    )
 }
 
 /// "schedule `0 3 * * *` (Europe/Paris, default), next sync …".
@@ -511,31 +503,30 @@ fn account_line(a: &Account) -> String {
     )
 }
 
-/// One stored appointment; the patient as initials unless `show_patients`.
-fn appointment_line(s: &StoredAppointment, show_patients: bool) -> String {
-    let r = &s.record;
-    let patient = match &r.patient {
+/// One stored appointment; the patient in full if the page carries it, else initials.
+fn appointment_line(a: &AppointmentView) -> String {
+    let patient = match &a.patient {
         None => "-".to_string(),
-        Some(p) if show_patients => format!(
-            "{} {} ({}) {} {}",
-            p.first_name,
-            p.last_name,
-            p.birth_date.as_deref().unwrap_or("?"),
-            p.phone.as_deref().unwrap_or("-"),
-            p.email.as_deref().unwrap_or("-")
-        ),
-        Some(p) => initials(&p.first_name, &p.last_name),
+        Some(p) => match (&p.first_name, &p.last_name) {
+            (Some(first), Some(last)) => format!(
+                "{first} {last} ({}) {} {}",
+                p.birth_date.as_deref().unwrap_or("?"),
+                p.phone.as_deref().unwrap_or("-"),
+                p.email.as_deref().unwrap_or("-")
+            ),
+            _ => p.initials.clone(),
+        },
     };
     printable(&format!(
         "{:<16} {:<14} {:<26} {:<10} {:<24} {:<30} {}{}",
-        s.account_id,
-        r.external_id,
-        r.starts_at,
-        r.status,
-        r.practitioner.as_deref().unwrap_or("-"),
-        r.visit_motive.as_deref().unwrap_or("-"),
+        a.account_id,
+        a.external_id,
+        a.starts_at,
+        a.status,
+        a.practitioner.as_deref().unwrap_or("-"),
+        a.visit_motive.as_deref().unwrap_or("-"),
         patient,
-        match &s.deleted_reason {
+        match &a.deleted_reason {
             Some(why) => format!("  [{why}]"),
             None => String::new(),
         }

@@ -1,38 +1,11 @@
 //! The audit trail as the service keeps it: every admin action and every read of patient
 //! data is recorded by the service method that does it (never by a front end), with the
-//! actor the front end named for the request ([`as_actor`]: the admin API's token, the
-//! CLI's local user), and verified with [`Passerelle::verify_audit`].
-
-use std::future::Future;
+//! request's principal ([`super::principal`]: the admin API's token, the CLI's local
+//! user, or the daemon), and verified with [`Passerelle::verify_audit`].
 
 use super::ServiceResult;
 use crate::app::Passerelle;
 use crate::store::audit::{AuditEntry, AuditReport};
-
-tokio::task_local! {
-    static ACTOR: String;
-}
-
-/// Runs `work` on behalf of `actor` (`token:<name>`, `local:<user>`): what it records in
-/// the audit trail names them. Outside any such scope the actor is `daemon`.
-pub async fn as_actor<F: Future>(actor: String, work: F) -> F::Output {
-    ACTOR.scope(actor, work).await
-}
-
-/// The actor of the current request.
-pub fn current_actor() -> String {
-    ACTOR
-        .try_with(Clone::clone)
-        .unwrap_or_else(|_| "daemon".to_string())
-}
-
-/// The CLI's actor on this machine: `local:<login name>`.
-pub fn local_actor() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    format!("local:{user}")
-}
 
 impl Passerelle {
     /// Records `action` on `target` by the current actor. `detail` is JSON and never
@@ -44,7 +17,12 @@ impl Passerelle {
         detail: serde_json::Value,
     ) -> ServiceResult<()> {
         self.store
-            .append_audit(&current_actor(), action, target, &detail.to_string())
+            .append_audit(
+                &super::principal::current().name,
+                action,
+                target,
+                &detail.to_string(),
+            )
             .await?;
         Ok(())
     }

@@ -139,6 +139,12 @@ impl Passerelle {
         filter: QuarantineFilter,
     ) -> ServiceResult<Vec<QuarantinedItem>> {
         let limit = super::limit(filter.limit, 100, 10_000)?;
+        if filter.with_items {
+            super::principal::require(
+                super::principal::Scope::PatientsRead,
+                "reading quarantined items (they may hold patient data)",
+            )?;
+        }
         let items = self
             .store
             .quarantined(&QuarantineFilter {

@@ -5,12 +5,15 @@
 //! status code, the CLI to a message and an exit code).
 //!
 //! - [`audit`]: the audit trail (who did what, and who read patient data);
+//! - [`principal`]: who a request is for, and the scopes it holds;
+//! - [`tokens`]: named admin-API tokens with scopes;
 //! - [`practices`]: practices (with their schedule and next sync), accounts, secrets;
 //! - [`check`]: whether an account can work (declared settings, the connector's
 //!   `check()`);
 //! - [`connectors`]: installed versions as shown, installation, approval, rollback,
 //!   canaries, drift pauses and quarantined items;
 //! - [`daemons`]: the daemons sharing the database;
+//! - [`records`]: appointments and slots read back, a page at a time;
 //! - [`recorder`]: the one writer of the sync log's rows, from queued to finished;
 //! - [`runs`]: the sync log, and a foreground sync (the daemon queues runs instead:
 //!   [`crate::daemon`]).
@@ -20,8 +23,11 @@ pub mod check;
 pub mod connectors;
 pub mod daemons;
 pub mod practices;
+pub mod principal;
 pub mod recorder;
+pub mod records;
 pub mod runs;
+pub mod tokens;
 
 use crate::model::ids::InvalidId;
 use crate::store::error::StoreError;
@@ -51,6 +57,9 @@ pub enum ServiceError {
     /// check); the active version keeps serving.
     #[error("{0}")]
     Rejected(Box<crate::model::connector::Rejected>),
+    /// The request's token lacks the scope this needs.
+    #[error("{0}")]
+    Forbidden(String),
     /// The daemon is stopping and takes no new work.
     #[error("the daemon is shutting down")]
     ShuttingDown,

@@ -537,36 +537,3 @@ impl Passerelle {
         }
     }
 }
-
-impl Passerelle {
-    /// The stored appointments of `accounts` (tombstoned ones too with `all`), by start.
-    /// With `show_patients` the caller will show patient fields: the read is recorded
-    /// in the audit trail (who, which accounts, how many appointments).
-    pub async fn appointments_of(
-        &self,
-        accounts: &[Account],
-        all: bool,
-        show_patients: bool,
-    ) -> ServiceResult<Vec<crate::model::records::StoredAppointment>> {
-        let mut items = Vec::new();
-        for a in accounts {
-            let mut stored = self.store.appointments(&a.id).await?;
-            stored.retain(|s| all || s.deleted_reason.is_none());
-            items.extend(stored);
-        }
-        items.sort_by_key(|s| s.record.starts_at_ms);
-        if show_patients {
-            self.audit(
-                "read.patients",
-                &accounts
-                    .iter()
-                    .map(|a| a.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
-                serde_json::json!({"appointments": items.len()}),
-            )
-            .await?;
-        }
-        Ok(items)
-    }
-}

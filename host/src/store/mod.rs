@@ -20,6 +20,7 @@ pub mod queue;
 pub mod records;
 pub mod runs;
 pub mod sealed;
+pub mod tokens;
 
 use std::path::Path;
 use std::str::FromStr;

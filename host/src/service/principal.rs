@@ -1,0 +1,119 @@
+//! Who a request is for: its [`Principal`] (a name for the audit trail and the scopes it
+//! holds), set by the front end for the request's duration ([`as_principal`]: the admin
+//! API from the token presented, the CLI as the machine's user with every scope) and
+//! read by the service where a rule depends on it ([`require`]: patient data needs
+//! `patients:read`). Outside any request — the daemon's own work — it is `daemon`, with
+//! every scope.
+
+use std::future::Future;
+
+use super::{ServiceError, ServiceResult};
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub enum Scope {
+    /// Everything, changes included.
+    #[serde(rename = "admin")]
+    Admin,
+    /// Practices, accounts, runs, slots, connectors: no patient fields.
+    #[serde(rename = "read")]
+    Read,
+    /// Patient fields (appointments with patients, quarantined items); implies `read`.
+    #[serde(rename = "patients:read")]
+    PatientsRead,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::Admin, Scope::Read, Scope::PatientsRead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Admin => "admin",
+            Scope::Read => "read",
+            Scope::PatientsRead => "patients:read",
+        }
+    }
+
+    pub fn parse(text: &str) -> ServiceResult<Scope> {
+        Scope::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| {
+                ServiceError::invalid(format!(
+                    "unknown scope `{text}` (one of: admin, read, patients:read)"
+                ))
+            })
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who a request is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// As the audit trail names them: `token:<name>`, `local:<user>`, `daemon`.
+    pub name: String,
+    pub scopes: Vec<Scope>,
+}
+
+impl Principal {
+    /// A principal with every scope (the CLI on the machine, the daemon, tests).
+    pub fn trusted(name: impl Into<String>) -> Principal {
+        Principal {
+            name: name.into(),
+            scopes: vec![Scope::Admin],
+        }
+    }
+
+    /// Whether it holds `needed` (`admin` holds all; `patients:read` holds `read`).
+    pub fn allows(&self, needed: Scope) -> bool {
+        self.scopes.contains(&Scope::Admin)
+            || self.scopes.contains(&needed)
+            || (needed == Scope::Read && self.scopes.contains(&Scope::PatientsRead))
+    }
+}
+
+tokio::task_local! {
+    static PRINCIPAL: Principal;
+}
+
+/// Runs `work` on behalf of `principal`.
+pub async fn as_principal<F: Future>(principal: Principal, work: F) -> F::Output {
+    PRINCIPAL.scope(principal, work).await
+}
+
+/// Runs `work` on behalf of a principal named `name` with every scope.
+pub async fn as_actor<F: Future>(name: String, work: F) -> F::Output {
+    as_principal(Principal::trusted(name), work).await
+}
+
+/// The current request's principal.
+pub fn current() -> Principal {
+    PRINCIPAL
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| Principal::trusted("daemon"))
+}
+
+/// Refuses the current request unless its principal holds `needed`.
+pub fn require(needed: Scope, what: &str) -> ServiceResult<()> {
+    let p = current();
+    if p.allows(needed) {
+        return Ok(());
+    }
+    Err(ServiceError::Forbidden(format!(
+        "{what} needs the `{needed}` scope, which `{}` does not hold",
+        p.name
+    )))
+}
+
+/// The CLI's principal on this machine: `local:<login name>`, every scope.
+pub fn local() -> Principal {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    Principal::trusted(format!("local:{user}"))
+}
