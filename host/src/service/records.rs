@@ -162,8 +162,21 @@ fn instant(field: &str, text: &Option<String>) -> ServiceResult<Option<i64>> {
         .transpose()
 }
 
-fn cursor(ms: i64, account: &str, external: &str) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&(ms, account, external)).expect("serialisable"))
+/// Cuts `rows` (fetched one past `limit`) to the page; the cursor after its last row if
+/// there is more.
+fn next_page<T>(
+    rows: &mut Vec<T>,
+    limit: i64,
+    key: impl Fn(&T) -> (i64, &String, &String),
+) -> Option<String> {
+    if rows.len() as i64 <= limit {
+        return None;
+    }
+    rows.truncate(limit as usize);
+    let (ms, account, external) = key(rows.last().expect("a full page"));
+    Some(
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&(ms, account, external)).expect("serialisable")),
+    )
 }
 
 fn after(text: &Option<String>) -> ServiceResult<Option<(i64, String, String)>> {
@@ -210,14 +223,8 @@ impl Passerelle {
             ..RecordFilter::default()
         };
         let mut rows = self.store.appointments_page(&filter).await?;
-        let next = (rows.len() as i64 > limit).then(|| {
-            rows.truncate(limit as usize);
-            let last = rows.last().expect("a full page");
-            cursor(
-                last.record.starts_at_ms,
-                &last.account_id,
-                &last.record.external_id,
-            )
+        let next = next_page(&mut rows, limit, |r| {
+            (r.record.starts_at_ms, &r.account_id, &r.record.external_id)
         });
         if q.patients {
             self.audit(
@@ -253,14 +260,8 @@ impl Passerelle {
             ..RecordFilter::default()
         };
         let mut rows = self.store.slots_page(&filter).await?;
-        let next = (rows.len() as i64 > limit).then(|| {
-            rows.truncate(limit as usize);
-            let last = rows.last().expect("a full page");
-            cursor(
-                last.record.starts_at_ms,
-                &last.account_id,
-                &last.record.external_id,
-            )
+        let next = next_page(&mut rows, limit, |r| {
+            (r.record.starts_at_ms, &r.account_id, &r.record.external_id)
         });
         Ok(SlotPage {
             items: rows.into_iter().map(slot_view).collect(),

@@ -643,11 +643,12 @@ impl RecordFilter {
 }
 
 impl Store {
-    /// One page of appointments, by (start, account, external id).
-    pub async fn appointments_page(&self, f: &RecordFilter) -> StoreResult<Vec<StoredAppointment>> {
-        let (clause, texts, ints) = f.clause(true);
+    /// One page of `table` (appointments or slots) under `f`, by (start, account,
+    /// external id).
+    async fn page(&self, table: &str, f: &RecordFilter) -> StoreResult<Vec<sqlx::any::AnyRow>> {
+        let (clause, texts, ints) = f.clause(table == "appointments");
         let sql = format!(
-            "SELECT * FROM appointments WHERE {clause}
+            "SELECT * FROM {table} WHERE {clause}
              ORDER BY starts_at_ms, account_id, external_id LIMIT {}",
             f.limit.max(0)
         );
@@ -658,29 +659,21 @@ impl Store {
         for i in &ints {
             query = query.bind(i);
         }
-        let rows = query
+        query
             .fetch_all(&self.pool)
             .await
-            .context("reading appointments")?;
+            .context("reading a page of records")
+    }
+
+    /// One page of appointments, by (start, account, external id).
+    pub async fn appointments_page(&self, f: &RecordFilter) -> StoreResult<Vec<StoredAppointment>> {
+        let rows = self.page("appointments", f).await?;
         Ok(rows.iter().map(appointment_from_row).collect())
     }
 
     /// One page of slots, by (start, account, external id), with whose they are.
     pub async fn slots_page(&self, f: &RecordFilter) -> StoreResult<Vec<StoredSlot>> {
-        let (clause, texts, ints) = f.clause(false);
-        let sql = format!(
-            "SELECT * FROM slots WHERE {clause}
-             ORDER BY starts_at_ms, account_id, external_id LIMIT {}",
-            f.limit.max(0)
-        );
-        let mut query = sqlx::query(&sql);
-        for t in &texts {
-            query = query.bind(t);
-        }
-        for i in &ints {
-            query = query.bind(i);
-        }
-        let rows = query.fetch_all(&self.pool).await.context("reading slots")?;
+        let rows = self.page("slots", f).await?;
         Ok(rows
             .iter()
             .map(|r| StoredSlot {
