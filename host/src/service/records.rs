@@ -1,10 +1,8 @@
 //! Reading back what was synced, as the CLI and the API show it: appointments (patient
 //! fields only for a principal holding `patients:read` who asks for them, recorded in
 //! the audit trail; initials otherwise) and slots, filtered, in a stable order
-//! (start, account, external id), a page at a time with an opaque cursor.
+//! (start, account, external id), a page at a time from a position (`after`).
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 
@@ -40,8 +38,10 @@ pub struct AppointmentQuery {
     /// scope; recorded in the audit trail). Otherwise initials only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub patients: bool,
-    /// The `next` cursor of the previous page.
+    /// Start after this position: the `next` of the previous page,
+    /// `{start in Unix ms}:{account id}:{external id}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(pattern = r"^-?[0-9]{1,18}:[^:]*:.*$")]
     pub after: Option<String>,
     /// 1 to 100,000; default 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,8 +69,10 @@ pub struct SlotQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[param(format = DateTime)]
     pub to: Option<String>,
-    /// The `next` cursor of the previous page.
+    /// Start after this position: the `next` of the previous page,
+    /// `{start in Unix ms}:{account id}:{external id}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(pattern = r"^-?[0-9]{1,18}:[^:]*:.*$")]
     pub after: Option<String>,
     /// 1 to 100,000; default 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,7 +119,8 @@ pub struct AppointmentView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AppointmentPage {
     pub items: Vec<AppointmentView>,
-    /// Pass as `after` for the next page; absent on the last one.
+    /// Pass as `after` for the next page (the last item's position); absent on the
+    /// last page.
     pub next: Option<String>,
 }
 
@@ -139,7 +142,8 @@ pub struct SlotView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SlotPage {
     pub items: Vec<SlotView>,
-    /// Pass as `after` for the next page; absent on the last one.
+    /// Pass as `after` for the next page (the last item's position); absent on the
+    /// last page.
     pub next: Option<String>,
 }
 
@@ -162,8 +166,8 @@ fn instant(field: &str, text: &Option<String>) -> ServiceResult<Option<i64>> {
         .transpose()
 }
 
-/// Cuts `rows` (fetched one past `limit`) to the page; the cursor after its last row if
-/// there is more.
+/// Cuts `rows` (fetched one past `limit`) to the page; the position after its last row
+/// if there is more.
 fn next_page<T>(
     rows: &mut Vec<T>,
     limit: i64,
@@ -174,19 +178,24 @@ fn next_page<T>(
     }
     rows.truncate(limit as usize);
     let (ms, account, external) = key(rows.last().expect("a full page"));
-    Some(
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&(ms, account, external)).expect("serialisable")),
-    )
+    Some(format!("{ms}:{account}:{external}"))
 }
 
+/// A position `{start ms}:{account id}:{external id}` (account ids hold no `:`; an
+/// external id may).
 fn after(text: &Option<String>) -> ServiceResult<Option<(i64, String, String)>> {
     text.as_deref()
         .map(|t| {
-            URL_SAFE_NO_PAD
-                .decode(t)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .ok_or_else(|| ServiceError::invalid("`after` is not a cursor this API gave"))
+            let mut parts = t.splitn(3, ':');
+            let ms = parts.next().and_then(|m| m.parse::<i64>().ok());
+            match (ms, parts.next(), parts.next()) {
+                (Some(ms), Some(account), Some(external)) => {
+                    Ok((ms, account.to_string(), external.to_string()))
+                }
+                _ => Err(ServiceError::invalid(
+                    "`after` is a position `{start ms}:{account id}:{external id}` (a page's `next`)",
+                )),
+            }
         })
         .transpose()
 }
