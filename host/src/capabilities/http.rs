@@ -17,19 +17,16 @@ use std::time::Duration;
 use aho_corasick::AhoCorasick;
 use anyhow::{Context, Result};
 use futures::StreamExt;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue as ReqHeaderValue};
+use reqwest::header::{HeaderMap, HeaderValue as ReqHeaderValue};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::allowlist::Allowlist;
+use super::guard::{canonical, echo_matcher, guest_header};
 use super::netguard::{check_destination, GuardedResolver, PrivateAddress};
 use super::ratelimit::{parse_retry_after, PlatformLimiter, RateLimiters};
 use crate::contract::wit;
 use crate::model::{LimitExceeded, SecretEchoed};
-
-/// Secrets shorter than this are too likely to occur by chance in a response to treat
-/// their appearance as an echo; they are replaced by `[secret]` instead.
-const MIN_ECHO_SECRET: usize = 8;
 
 const MAX_REDIRECTS: usize = 5;
 
@@ -576,86 +573,6 @@ impl crate::contract::bindings::passerelle::connector::http::Host for HttpView<'
             ))),
         }
     }
-}
-
-/// The forms of each secret value an echo could take: as is (any letter case),
-/// percent-encoded byte by byte, and in base64 (standard and URL-safe, padded or not).
-fn echo_matcher(secrets: &BTreeMap<String, String>) -> Option<(AhoCorasick, Vec<String>)> {
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    use base64::Engine;
-    let mut patterns = Vec::new();
-    let mut names = Vec::new();
-    for (name, value) in secrets {
-        if value.len() < MIN_ECHO_SECRET {
-            continue;
-        }
-        let percent: String = value.bytes().map(|b| format!("%{b:02X}")).collect();
-        let mut forms = vec![value.clone(), percent];
-        for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
-            forms.push(engine.encode(value));
-        }
-        forms.dedup();
-        for form in forms {
-            patterns.push(form);
-            names.push(name.clone());
-        }
-    }
-    if patterns.is_empty() {
-        return None;
-    }
-    let matcher = aho_corasick::AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .build(&patterns)
-        .expect("literal patterns always build");
-    Some((matcher, names))
-}
-
-/// Headers the host owns: what the connection, the proxy guard, the response's encoding
-/// and length, and secret redaction rely on. A connector setting one gets
-/// `invalid-request`.
-const HOST_OWNED_HEADERS: &[&str] = &[
-    "host",
-    "accept-encoding",
-    "range",
-    "if-range",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "connection",
-    "keep-alive",
-    "upgrade",
-    "content-length",
-    "expect",
-    "forwarded",
-    "via",
-];
-
-/// A header name the connector may set, or why not.
-fn guest_header(name: &str) -> Result<HeaderName, wit::HttpError> {
-    let parsed = HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| wit::HttpError::InvalidRequest(format!("invalid header name `{name}`")))?;
-    let lower = parsed.as_str();
-    if HOST_OWNED_HEADERS.contains(&lower)
-        || lower.starts_with("proxy-")
-        || lower.starts_with("x-forwarded-")
-    {
-        return Err(wit::HttpError::InvalidRequest(format!(
-            "header `{name}` is set by the host, not by a connector"
-        )));
-    }
-    Ok(parsed)
-}
-
-/// `url` with a fully-qualified host's trailing dot removed, so `www.doctolib.fr.` is the
-/// same origin as `www.doctolib.fr` for the allowlist, the operator's overrides and the
-/// rate limiter.
-fn canonical(mut url: Url) -> Url {
-    if let Some(host) = url.host_str().filter(|h| h.len() > 1 && h.ends_with('.')) {
-        let host = host.trim_end_matches('.').to_string();
-        // Only a domain can end with a dot; setting its shorter form cannot fail.
-        let _ = url.set_host(Some(&host));
-    }
-    url
 }
 
 fn origin_text(url: &Url) -> String {

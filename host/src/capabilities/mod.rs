@@ -1,6 +1,6 @@
 //! What the host gives a connector, one module per capability, each owning its state and
-//! its WIT `Host` implementation: [`http`] (with [`allowlist`], [`netguard`] and
-//! [`ratelimit`]), [`records`] and [`log`] (with the guest's stdout/stderr, [`output`],
+//! its WIT `Host` implementation: [`http`] (with [`allowlist`], [`guard`], [`netguard`]
+//! and [`ratelimit`]), [`records`] and [`log`] (with the guest's stdout/stderr, [`output`],
 //! both within the run's [`log_budget`]).
 //!
 //! A run's capabilities travel together as [`Capabilities`]; [`add_to_linker`] links each
@@ -8,6 +8,7 @@
 //! sandbox links the bundle without knowing what is in it.
 
 pub mod allowlist;
+pub mod guard;
 pub mod http;
 pub mod log;
 pub mod log_budget;

@@ -10,7 +10,7 @@ use super::principal::{require, Scope};
 use super::{ServiceError, ServiceResult};
 use crate::app::Passerelle;
 use crate::model::records::StoredAppointment;
-use crate::store::records::{RecordFilter, StoredSlot};
+use crate::store::pages::{RecordFilter, StoredSlot};
 
 /// Filters of `GET /v1/practices/{id}/appointments` and `passerelle appointments`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]

@@ -4,8 +4,9 @@
 //! backends differ only in their embedded migrations (`host/migrations/{sqlite,postgres}`).
 //! Submodules own one table family each: [`practices`] (practices, accounts, secrets),
 //! [`connectors`] (installed versions), [`runs`] (the sync log and sync state) and
-//! [`records`] (appointments and slots, committed per checkpoint), [`queue`] (the run
-//! queue several daemons share) and [`daemons`] (the live ones). Secrets are sealed at
+//! [`records`] (appointments and slots, committed per checkpoint; [`pages`] reads them
+//! back a page at a time), [`queue`] (the run queue several daemons share) and
+//! [`daemons`] (the live ones). Secrets are sealed at
 //! rest with the store's [`sealed::Keyring`].
 
 pub mod audit;
@@ -13,6 +14,7 @@ pub mod connectors;
 pub mod daemons;
 pub mod error;
 pub mod notify;
+pub mod pages;
 pub mod pauses;
 pub mod practices;
 pub mod quarantine;
