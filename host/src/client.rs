@@ -19,6 +19,7 @@ use crate::service::practices::{
     CheckedAccount, NewAccount, NewPractice, PracticeUpdate, PracticeView,
 };
 use crate::service::runs::{Resumed, RunQuery, SyncAccepted, SyncRequest};
+use crate::service::subscriptions::{AddSubscription, CreatedSubscription, SubscriptionView};
 use crate::store::connectors::{Canary, Rejection};
 use crate::store::pauses::Pause;
 use crate::store::practices::Account;
@@ -338,6 +339,41 @@ impl Client {
         query: &crate::service::records::SlotQuery,
     ) -> Answer<crate::service::records::SlotPage> {
         self.get("/v1/slots", query).await
+    }
+
+    /// `GET /v1/changes`.
+    pub async fn changes(
+        &self,
+        query: &crate::service::feed::ChangeQuery,
+    ) -> Answer<crate::service::feed::ChangePage> {
+        self.get("/v1/changes", query).await
+    }
+
+    /// `GET /v1/subscriptions`.
+    pub async fn subscriptions(&self) -> Answer<Vec<SubscriptionView>> {
+        self.get("/v1/subscriptions", &()).await
+    }
+
+    /// `POST /v1/subscriptions`.
+    pub async fn add_subscription(&self, add: &AddSubscription) -> Answer<CreatedSubscription> {
+        self.post("/v1/subscriptions", add).await
+    }
+
+    /// `DELETE /v1/subscriptions/{id}`.
+    pub async fn remove_subscription(&self, id: &str) -> Answer<()> {
+        let _: Value = self
+            .send(self.request(Method::DELETE, &format!("/v1/subscriptions/{}", seg(id))))
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /v1/subscriptions/{id}/replay`.
+    pub async fn replay_subscription(&self, id: &str, after: i64) -> Answer<SubscriptionView> {
+        self.post(
+            &format!("/v1/subscriptions/{}/replay", seg(id)),
+            &crate::api::feed::Replay { after },
+        )
+        .await
     }
 }
 

@@ -34,6 +34,71 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// Where drift alerts go besides the log and the metrics.
     pub alerts: AlertsConfig,
+    /// The change feed's retention.
+    pub feed: FeedConfig,
+    /// Webhook delivery of the change feed to subscriptions.
+    pub delivery: DeliveryConfig,
+    /// The open-data export a daemon refreshes.
+    pub export: ExportConfig,
+}
+
+/// The change feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedConfig {
+    /// Changes older than this are removed, except those an active subscription has
+    /// yet to deliver. A reader behind what was removed is told so (HTTP 410).
+    pub retention_days: u32,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        FeedConfig { retention_days: 7 }
+    }
+}
+
+/// Webhook delivery (`passerelle subscriptions`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Changes per POST at most.
+    pub batch_size: u32,
+    /// Attempts of one batch before the subscription is dead (`subscriptions replay`
+    /// brings it back).
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles with each failed attempt.
+    pub backoff_base_ms: u64,
+    /// The longest delay between two attempts.
+    pub backoff_max_secs: u64,
+    /// How long a receiver has to answer one POST.
+    pub timeout_secs: u64,
+    /// How often a daemon looks for changes to deliver.
+    pub poll_ms: u64,
+    /// Let every subscription's URL be a private or loopback address (one subscription
+    /// can be allowed with `subscriptions add --allow-private`).
+    pub allow_private: bool,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            batch_size: 100,
+            max_attempts: 12,
+            backoff_base_ms: 1000,
+            backoff_max_secs: 3600,
+            timeout_secs: 10,
+            poll_ms: 1000,
+            allow_private: false,
+        }
+    }
+}
+
+/// The ViteMaDose-format open-data export (`passerelle export vitemadose`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExportConfig {
+    /// A daemon rewrites the export here after each night's runs (unset: only on demand).
+    pub vitemadose_dir: Option<PathBuf>,
 }
 
 /// How new connector versions arrive.
@@ -235,6 +300,9 @@ const SECTIONS: &[&str] = &[
     "retry",
     "plugins",
     "alerts",
+    "feed",
+    "delivery",
+    "export",
 ];
 
 impl Config {
@@ -301,6 +369,15 @@ impl Config {
                 self.limits.log_kib,
                 self.limits.scrub_patterns,
             );
+        }
+        let d = &self.delivery;
+        if d.batch_size == 0 || d.max_attempts == 0 || d.timeout_secs == 0 || d.poll_ms == 0 {
+            anyhow::bail!(
+                "delivery.batch_size, delivery.max_attempts, delivery.timeout_secs and delivery.poll_ms must be at least 1"
+            );
+        }
+        if self.feed.retention_days == 0 {
+            anyhow::bail!("feed.retention_days must be at least 1");
         }
         if self.daemon.lease_secs < 3 || self.daemon.poll_secs == 0 {
             anyhow::bail!("daemon.lease_secs must be at least 3 and daemon.poll_secs at least 1");

@@ -78,6 +78,8 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     /// Runs this daemon is executing.
     pub runs_in_flight: Gauge,
+    /// Changes delivered to subscriptions, and failed delivery attempts.
+    deliveries: Family<KindLabel, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -210,7 +212,14 @@ impl Metrics {
             "Runs this daemon is executing",
             runs_in_flight.clone(),
         );
+        let deliveries = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "deliveries",
+            "Webhook deliveries: `changes` delivered, `failed` attempts",
+            deliveries.clone(),
+        );
         Metrics {
+            deliveries,
             registry: Mutex::new(registry),
             runs,
             run_duration,
@@ -297,6 +306,24 @@ impl Metrics {
                 })
                 .set(*n);
         }
+    }
+
+    /// `n` changes reached a subscription's receiver.
+    pub fn delivered(&self, n: u64) {
+        self.deliveries
+            .get_or_create(&KindLabel {
+                kind: "changes".into(),
+            })
+            .inc_by(n);
+    }
+
+    /// A delivery attempt failed.
+    pub fn delivery_failed(&self) {
+        self.deliveries
+            .get_or_create(&KindLabel {
+                kind: "failed".into(),
+            })
+            .inc();
     }
 
     /// A candidate component was refused.

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{connectors, practices, records, runs};
+use super::{connectors, feed, practices, records, runs};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -53,6 +53,12 @@ use super::{connectors, practices, records, runs};
         connectors::paused,
         connectors::quarantine,
         connectors::resume,
+        feed::changes,
+        feed::list,
+        feed::add,
+        feed::show,
+        feed::remove,
+        feed::replay,
     ),
     components(schemas(crate::model::schema::TimeZone, crate::model::schema::Confirmed)),
     modifiers(&BearerAuth),

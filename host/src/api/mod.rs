@@ -13,6 +13,7 @@
 
 pub mod connectors;
 pub mod doc;
+pub mod feed;
 pub mod practices;
 pub mod records;
 pub mod runs;
@@ -137,6 +138,22 @@ pub fn routes() -> Vec<(
             "/v1/accounts/{id}/resume",
             &["post"],
             post(connectors::resume),
+        ),
+        ("/v1/changes", &["get"], get(feed::changes)),
+        (
+            "/v1/subscriptions",
+            &["get", "post"],
+            get(feed::list).post(feed::add),
+        ),
+        (
+            "/v1/subscriptions/{id}",
+            &["get", "delete"],
+            get(feed::show).delete(feed::remove),
+        ),
+        (
+            "/v1/subscriptions/{id}/replay",
+            &["post"],
+            post(feed::replay),
         ),
     ]
 }
@@ -372,6 +389,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Rejected(r) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, r.kind, r.reason)
             }
+            ServiceError::Gone(_) => ApiError::new(StatusCode::GONE, "gone", message),
             ServiceError::Forbidden(_) => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
             }

@@ -18,11 +18,13 @@ use crate::model::connector::Activation;
 use crate::model::run::{Run, Status, Trigger};
 use crate::service::check::AccountCheck;
 use crate::service::connectors::{ConnectorView, InstallAnswer};
+use crate::service::feed::{ChangePage, ChangeQuery};
 use crate::service::practices::{
     CheckedAccount, NewAccount, NewPractice, PracticeUpdate, PracticeView,
 };
 use crate::service::records::{AppointmentPage, AppointmentQuery, SlotPage, SlotQuery};
 use crate::service::runs::{RunQuery, SyncRequest};
+use crate::service::subscriptions::{AddSubscription, CreatedSubscription, SubscriptionView};
 use crate::service::ServiceError;
 use crate::store::connectors::{Canary, Rejection};
 use crate::store::pauses::Pause;
@@ -68,6 +70,11 @@ pub trait Admin {
         query: AppointmentQuery,
     ) -> Result<AppointmentPage>;
     async fn slots(&self, query: SlotQuery) -> Result<SlotPage>;
+    async fn changes(&self, query: ChangeQuery) -> Result<ChangePage>;
+    async fn subscriptions(&self) -> Result<Vec<SubscriptionView>>;
+    async fn add_subscription(&self, add: AddSubscription) -> Result<CreatedSubscription>;
+    async fn remove_subscription(&self, id: &str) -> Result<()>;
+    async fn replay_subscription(&self, id: &str, after: i64) -> Result<SubscriptionView>;
 }
 
 /// The service on this machine's database.
@@ -183,6 +190,21 @@ impl Admin for Local {
     async fn slots(&self, query: SlotQuery) -> Result<SlotPage> {
         local(self.0.slots_page(&query).await)
     }
+    async fn changes(&self, query: ChangeQuery) -> Result<ChangePage> {
+        local(self.0.changes(&query).await)
+    }
+    async fn subscriptions(&self) -> Result<Vec<SubscriptionView>> {
+        local(self.0.subscriptions().await)
+    }
+    async fn add_subscription(&self, add: AddSubscription) -> Result<CreatedSubscription> {
+        local(self.0.add_subscription(&add).await)
+    }
+    async fn remove_subscription(&self, id: &str) -> Result<()> {
+        local(self.0.remove_subscription(id).await)
+    }
+    async fn replay_subscription(&self, id: &str, after: i64) -> Result<SubscriptionView> {
+        local(self.0.replay_subscription(id, after).await)
+    }
 }
 
 impl Admin for Client {
@@ -274,6 +296,21 @@ impl Admin for Client {
     }
     async fn slots(&self, query: SlotQuery) -> Result<SlotPage> {
         Ok(Client::slots(self, &query).await?)
+    }
+    async fn changes(&self, query: ChangeQuery) -> Result<ChangePage> {
+        Ok(Client::changes(self, &query).await?)
+    }
+    async fn subscriptions(&self) -> Result<Vec<SubscriptionView>> {
+        Ok(Client::subscriptions(self).await?)
+    }
+    async fn add_subscription(&self, add: AddSubscription) -> Result<CreatedSubscription> {
+        Ok(Client::add_subscription(self, &add).await?)
+    }
+    async fn remove_subscription(&self, id: &str) -> Result<()> {
+        Ok(Client::remove_subscription(self, id).await?)
+    }
+    async fn replay_subscription(&self, id: &str, after: i64) -> Result<SubscriptionView> {
+        Ok(Client::replay_subscription(self, id, after).await?)
     }
 }
 

@@ -200,6 +200,28 @@ pub enum Command {
     /// Account secrets at rest (sealed with a key kept apart from the database).
     #[command(subcommand)]
     Secrets(SecretsCmd),
+    /// The change feed: every appointment and slot change after a sequence number, in
+    /// commit order (a consumer keeps the last number it handled and asks from there).
+    Changes {
+        /// The last sequence number already handled (0: from the start of the feed).
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long)]
+        practice: Option<String>,
+        /// appointment or slot.
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Print patients' names, birth dates, phones and e-mails (recorded in the audit
+        /// trail; through --server, the token needs the patients:read scope).
+        #[arg(long)]
+        show_patients: bool,
+    },
+    /// Webhook subscriptions: the change feed POSTed to a URL, in order, at least once,
+    /// signed with the Standard Webhooks scheme (a daemon delivers).
+    #[command(subcommand)]
+    Subscriptions(SubscriptionsCmd),
     /// The sync log, newest first.
     Runs {
         #[arg(long)]
@@ -325,6 +347,44 @@ pub enum TokensCmd {
     List,
     /// Revoke a token at once.
     Revoke { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SubscriptionsCmd {
+    /// Add a subscription; its signing secret (`whsec_…`) is printed once: give it to
+    /// the receiver to verify `webhook-signature`.
+    Add {
+        url: String,
+        /// Only this practice's changes (repeat for several; default: every practice).
+        #[arg(long = "practice")]
+        practices: Vec<String>,
+        /// Only these kinds, comma-separated: appointment, slot (default: both).
+        #[arg(long, value_delimiter = ',')]
+        kinds: Vec<String>,
+        /// Deliver patients' names, birth dates, phones and e-mails (initials otherwise).
+        #[arg(long)]
+        patients: bool,
+        /// The URL may be a private or loopback address.
+        #[arg(long)]
+        allow_private: bool,
+        /// Deliver the changes after this sequence number too (default: only changes
+        /// from now on; 0: everything the feed keeps).
+        #[arg(long)]
+        after: Option<i64>,
+    },
+    /// The subscriptions: position, attempts, last error, state (`dead` when its
+    /// attempts ran out).
+    List,
+    /// Remove a subscription.
+    Remove { id: String },
+    /// Deliver again every change after a sequence number (a dead subscription comes
+    /// back).
+    Replay {
+        id: String,
+        /// The last sequence number the receiver keeps.
+        #[arg(long)]
+        after: i64,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -9,6 +9,7 @@ pub mod args;
 pub mod connector;
 pub mod progress;
 pub mod render;
+pub mod render_feed;
 
 use std::io::{IsTerminal, Read};
 use std::path::Path;
@@ -19,17 +20,20 @@ use anyhow::{bail, Context, Result};
 use self::admin::{Admin, Local};
 pub use self::args::{
     AccountsCmd, AuditCmd, Cli, Command, Global, LogFormat, PluginsCmd, PracticesCmd, SecretsCmd,
-    TokensCmd,
+    SubscriptionsCmd, TokensCmd,
 };
 use self::progress::Progress;
 use self::render::Output;
 use crate::app::Passerelle;
 use crate::client::Client;
 use crate::config::{default_data_dir, Config};
+use crate::model::feed::ChangeKind;
 use crate::model::run::Mode;
+use crate::service::feed::ChangeQuery;
 use crate::service::practices::{NewAccount, NewPractice, PracticeUpdate};
 use crate::service::records::{AppointmentQuery, SlotQuery};
 use crate::service::runs::{RunQuery, SyncRequest};
+use crate::service::subscriptions::AddSubscription;
 use crate::store::quarantine::QuarantineFilter;
 
 /// Sets up logging to stderr. One-shot commands log warnings only (their output is the
@@ -404,6 +408,69 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
                 .await?,
             account,
         },
+        Command::Changes {
+            after,
+            practice,
+            kind,
+            limit,
+            show_patients,
+        } => {
+            let kind = kind
+                .map(|k| {
+                    ChangeKind::parse(&k)
+                        .with_context(|| format!("`{k}` is not a kind: appointment or slot"))
+                })
+                .transpose()?;
+            Output::Changes(
+                admin
+                    .changes(ChangeQuery {
+                        after,
+                        limit: Some(limit),
+                        practice,
+                        kind,
+                        patients: show_patients,
+                    })
+                    .await?,
+            )
+        }
+        Command::Subscriptions(SubscriptionsCmd::Add {
+            url,
+            practices,
+            kinds,
+            patients,
+            allow_private,
+            after,
+        }) => {
+            let kinds = kinds
+                .iter()
+                .map(|k| {
+                    ChangeKind::parse(k)
+                        .with_context(|| format!("`{k}` is not a kind: appointment or slot"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Output::SubscriptionAdded(
+                admin
+                    .add_subscription(AddSubscription {
+                        url,
+                        practices,
+                        kinds,
+                        patients,
+                        allow_private,
+                        after,
+                    })
+                    .await?,
+            )
+        }
+        Command::Subscriptions(SubscriptionsCmd::List) => {
+            Output::Subscriptions(admin.subscriptions().await?)
+        }
+        Command::Subscriptions(SubscriptionsCmd::Remove { id }) => {
+            admin.remove_subscription(&id).await?;
+            Output::SubscriptionRemoved(id)
+        }
+        Command::Subscriptions(SubscriptionsCmd::Replay { id, after }) => {
+            Output::SubscriptionReplayed(admin.replay_subscription(&id, after).await?)
+        }
         other => bail!(
             "`{}` cannot be run this way",
             other.local_only().unwrap_or("this command")

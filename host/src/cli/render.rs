@@ -72,6 +72,12 @@ pub enum Output {
         account: String,
         page: SlotPage,
     },
+    /// A page of the change feed (text: [`super::render_feed`]).
+    Changes(crate::service::feed::ChangePage),
+    SubscriptionAdded(crate::service::subscriptions::CreatedSubscription),
+    Subscriptions(Vec<crate::service::subscriptions::SubscriptionView>),
+    SubscriptionRemoved(String),
+    SubscriptionReplayed(crate::service::subscriptions::SubscriptionView),
 }
 
 impl Output {
@@ -177,6 +183,11 @@ impl Output {
             Output::Rejections(r) => v(r),
             Output::Appointments(page) => v(page),
             Output::Slots { page, .. } => v(page),
+            Output::Changes(page) => v(page),
+            Output::SubscriptionAdded(s) => v(s),
+            Output::Subscriptions(s) => v(s),
+            Output::SubscriptionRemoved(id) => json!({"removed": id}),
+            Output::SubscriptionReplayed(s) => v(s),
         }
     }
 
@@ -420,6 +431,16 @@ impl Output {
                     line(format!("… more: --after {next}"));
                 }
             }
+            Output::Changes(page) => super::render_feed::changes(page, line),
+            Output::SubscriptionAdded(s) => super::render_feed::added(s, line),
+            Output::Subscriptions(s) => super::render_feed::subscriptions(s, line),
+            Output::SubscriptionRemoved(id) => line(format!("removed subscription {id}")),
+            Output::SubscriptionReplayed(s) => line(format!(
+                "subscription {} delivers again from after {} ({})",
+                s.id,
+                s.delivered_through,
+                s.state.as_str()
+            )),
         }
         out
     }

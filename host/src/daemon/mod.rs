@@ -12,12 +12,15 @@
 //! - the drift loop ([`drift`]): paused accounts skip their slots, a new connector
 //!   version re-drives them;
 //! - the watched plugins directory ([`plugin_watch`]);
+//! - the delivery of the change feed to webhook subscriptions, and its retention
+//!   ([`delivery`]);
 //! - graceful shutdown: stop claiming runs (queued ones stay queued, for another daemon
 //!   or the next start), give running ones a grace period, record what was interrupted
 //!   as `cancelled`.
 //!
 //! The admin API ([`crate::api`]) and the command line drive it.
 
+mod delivery;
 mod drift;
 mod lease;
 pub mod planner;

@@ -2,10 +2,10 @@
 //! (with their patients), slots, quarantined items, the scope the host stamps on them, and
 //! what a commit changed.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A validated patient, as stored.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct PatientRecord {
     pub external_id: Option<String>,
     pub first_name: String,
@@ -16,7 +16,7 @@ pub struct PatientRecord {
 }
 
 /// A validated appointment, as stored.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AppointmentRecord {
     pub external_id: String,
     pub starts_at: String,
@@ -31,7 +31,7 @@ pub struct AppointmentRecord {
 }
 
 /// A validated slot, as stored.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SlotRecord {
     pub external_id: String,
     pub starts_at: String,

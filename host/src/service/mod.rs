@@ -14,6 +14,8 @@
 //!   canaries, drift pauses and quarantined items;
 //! - [`daemons`]: the daemons sharing the database;
 //! - [`records`]: appointments and slots read back, a page at a time;
+//! - [`feed`]: the change feed, read after a sequence number, and its retention;
+//! - [`subscriptions`]: webhook subscriptions and the delivery of the feed to them;
 //! - [`recorder`]: the one writer of the sync log's rows, from queued to finished;
 //! - [`runs`]: the sync log, and a foreground sync (the daemon queues runs instead:
 //!   [`crate::daemon`]).
@@ -22,11 +24,13 @@ pub mod audit;
 pub mod check;
 pub mod connectors;
 pub mod daemons;
+pub mod feed;
 pub mod practices;
 pub mod principal;
 pub mod recorder;
 pub mod records;
 pub mod runs;
+pub mod subscriptions;
 pub mod tokens;
 
 use crate::model::ids::InvalidId;
@@ -57,6 +61,9 @@ pub enum ServiceError {
     /// check); the active version keeps serving.
     #[error("{0}")]
     Rejected(Box<crate::model::connector::Rejected>),
+    /// What the request asks for is no longer kept (a feed position behind retention).
+    #[error("{0}")]
+    Gone(String),
     /// The request's token lacks the scope this needs.
     #[error("{0}")]
     Forbidden(String),

@@ -279,7 +279,7 @@ impl Passerelle {
     }
 }
 
-fn view(s: StoredAppointment, patients: bool) -> AppointmentView {
+pub fn view(s: StoredAppointment, patients: bool) -> AppointmentView {
     let r = s.record;
     AppointmentView {
         practice_id: s.practice_id,
@@ -319,7 +319,7 @@ fn view(s: StoredAppointment, patients: bool) -> AppointmentView {
     }
 }
 
-fn slot_view(s: StoredSlot) -> SlotView {
+pub fn slot_view(s: StoredSlot) -> SlotView {
     let r = s.record;
     SlotView {
         practice_id: s.practice_id,

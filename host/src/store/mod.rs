@@ -5,14 +5,15 @@
 //! Submodules own one table family each: [`practices`] (practices, accounts, secrets),
 //! [`connectors`] (installed versions), [`runs`] (the sync log and sync state) and
 //! [`records`] (appointments and slots, committed per checkpoint; [`pages`] reads them
-//! back a page at a time), [`queue`] (the run queue several daemons share) and
-//! [`daemons`] (the live ones). Secrets are sealed at
+//! back a page at a time; [`feed`] numbers their changes), [`queue`] (the run queue several daemons share) and
+//! [`daemons`] (the live ones), [`subscriptions`] (where the feed is delivered). Secrets are sealed at
 //! rest with the store's [`sealed::Keyring`].
 
 pub mod audit;
 pub mod connectors;
 pub mod daemons;
 pub mod error;
+pub mod feed;
 pub mod notify;
 pub mod pages;
 pub mod pauses;
@@ -22,6 +23,7 @@ pub mod queue;
 pub mod records;
 pub mod runs;
 pub mod sealed;
+pub mod subscriptions;
 pub mod tokens;
 
 use std::path::Path;

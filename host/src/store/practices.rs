@@ -361,7 +361,7 @@ impl Store {
         self
     }
 
-    fn keyring(&self) -> StoreResult<&super::sealed::Keyring> {
+    pub(super) fn keyring(&self) -> StoreResult<&super::sealed::Keyring> {
         self.keyring
             .as_deref()
             .ok_or_else(|| StoreError::Invalid("this store has no secrets key".into()))
@@ -451,6 +451,7 @@ impl Store {
             .context("sealing a secret")?;
             n += 1;
         }
+        n += Store::reseal_subscription_secrets(&mut tx, keyring).await?;
         tx.commit().await.context("sealing secrets")?;
         Ok(n)
     }
@@ -458,7 +459,8 @@ impl Store {
     /// Whether any stored secret is still plain text (from before sealing).
     pub async fn has_plain_secrets(&self) -> StoreResult<bool> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM account_secrets WHERE value NOT LIKE 'sealed1:%'",
+            "SELECT (SELECT COUNT(*) FROM account_secrets WHERE value NOT LIKE 'sealed1:%')
+                  + (SELECT COUNT(*) FROM subscriptions WHERE secret NOT LIKE 'sealed1:%')",
         )
         .fetch_one(&self.pool)
         .await

@@ -12,8 +12,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
 
+use super::feed::Change;
 use super::pauses::PauseEffect;
 use super::{now_text, placeholders, Store};
+use crate::model::feed::{ChangeKind, ChangeOp};
 use crate::model::records::{
     AppointmentRecord, CommitCounts, Finish, PatientRecord, Pending, Scope, SlotRecord,
     StoredAppointment,
@@ -39,6 +41,7 @@ async fn upsert_slots(
     scope: &Scope,
     slots: &[&SlotRecord],
     now: &str,
+    changes: &mut Vec<Change>,
 ) -> StoreResult<i64> {
     let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for (i, s) in slots.iter().enumerate() {
@@ -76,13 +79,15 @@ async fn upsert_slots(
             starts_at = excluded.starts_at, starts_at_ms = excluded.starts_at_ms,
             ends_at = excluded.ends_at, practitioner = excluded.practitioner,
             visit_motive = excluded.visit_motive, place = excluded.place,
-            last_seen_run = excluded.last_seen_run, updated_at = excluded.updated_at
+            last_seen_run = excluded.last_seen_run, updated_at = excluded.updated_at,
+            version = slots.version + 1
          WHERE NOT (slots.starts_at = excluded.starts_at
             AND slots.starts_at_ms = excluded.starts_at_ms
             AND (slots.ends_at = excluded.ends_at OR (slots.ends_at IS NULL AND excluded.ends_at IS NULL))
             AND (slots.practitioner = excluded.practitioner OR (slots.practitioner IS NULL AND excluded.practitioner IS NULL))
             AND (slots.visit_motive = excluded.visit_motive OR (slots.visit_motive IS NULL AND excluded.visit_motive IS NULL))
-            AND (slots.place = excluded.place OR (slots.place IS NULL AND excluded.place IS NULL)))",
+            AND (slots.place = excluded.place OR (slots.place IS NULL AND excluded.place IS NULL)))
+         RETURNING external_id, version",
     );
     let mut query = sqlx::query(&sql);
     for s in &unique {
@@ -100,12 +105,26 @@ async fn upsert_slots(
             .bind(scope.run_id)
             .bind(now);
     }
-    let written = query
-        .execute(&mut **tx)
+    let written: Vec<(String, i64)> = query
+        .try_map(|r: sqlx::any::AnyRow| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .fetch_all(&mut **tx)
         .await
-        .context("writing slots")?
-        .rows_affected();
-    Ok(written as i64)
+        .context("writing slots")?;
+    let by_id: std::collections::HashMap<&str, &SlotRecord> = unique
+        .iter()
+        .map(|s| (s.external_id.as_str(), *s))
+        .collect();
+    for (id, version) in &written {
+        let op = if *version == 1 {
+            ChangeOp::Added
+        } else {
+            ChangeOp::Changed
+        };
+        if let Some(slot) = by_id.get(id.as_str()) {
+            changes.push(Change::with_record(ChangeKind::Slot, op, id, slot));
+        }
+    }
+    Ok(written.len() as i64)
 }
 
 /// Slots per `DELETE … IN (…)` of slots gone from the platform.
@@ -117,6 +136,7 @@ async fn prune_slots(
     scope: &Scope,
     window_ms: (i64, i64),
     seen: &std::collections::HashSet<String>,
+    changes: &mut Vec<Change>,
 ) -> StoreResult<i64> {
     let stored = sqlx::query(
         "SELECT external_id FROM slots WHERE connector = $1 AND account_id = $2
@@ -150,6 +170,10 @@ async fn prune_slots(
             .await
             .context("removing slots gone from the platform")?;
     }
+    changes.extend(
+        gone.iter()
+            .map(|id| Change::key_only(ChangeKind::Slot, ChangeOp::Removed, id)),
+    );
     Ok(gone.len() as i64)
 }
 
@@ -237,6 +261,8 @@ async fn commit_in(
 ) -> StoreResult<CommitCounts> {
     {
         let mut counts = CommitCounts::default();
+        // What this commit changes, appended to the feed as its transaction's last write.
+        let mut changes: Vec<Change> = Vec::new();
         let now = now_text();
         // Slots go in multi-row statements (one per SLOTS_PER_STATEMENT).
         let mut slots: Vec<&SlotRecord> = Vec::new();
@@ -252,29 +278,33 @@ async fn commit_in(
                             .any(|b: &&AppointmentRecord| b.external_id == a.external_id)
                     {
                         let batch = std::mem::take(&mut appointments);
-                        upsert_appointments(tx, scope, &batch, &now, &mut counts).await?;
+                        upsert_appointments(tx, scope, &batch, &now, &mut counts, &mut changes)
+                            .await?;
                     }
                     appointments.push(a);
                 }
                 Pending::DeleteAppointment(id) => {
                     // In emission order: the upserts before this deletion first.
                     let batch = std::mem::take(&mut appointments);
-                    upsert_appointments(tx, scope, &batch, &now, &mut counts).await?;
-                    let n = sqlx::query(
+                    upsert_appointments(tx, scope, &batch, &now, &mut counts, &mut changes).await?;
+                    let deleted: Vec<String> = sqlx::query_scalar(
                         "UPDATE appointments SET deleted_at = $4, deleted_reason = 'deleted', updated_at = $4,
                             last_seen_run = $5
                          WHERE connector = $1 AND account_id = $2 AND external_id = $3
-                           AND deleted_at IS NULL",
+                           AND deleted_at IS NULL
+                         RETURNING external_id",
                     )
                     .bind(&scope.connector)
                     .bind(&scope.account_id)
                     .bind(id)
                     .bind(&now)
                     .bind(scope.run_id)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected();
-                    counts.appointments_deleted += n as i64;
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    counts.appointments_deleted += deleted.len() as i64;
+                    changes.extend(deleted.iter().map(|id| {
+                        Change::key_only(ChangeKind::Appointment, ChangeOp::Deleted, id)
+                    }));
                 }
                 Pending::Quarantine(q) => {
                     super::quarantine::upsert(tx, scope, q, &now).await?;
@@ -283,23 +313,30 @@ async fn commit_in(
                 Pending::Slot(s) => {
                     slots.push(s);
                     if slots.len() >= SLOTS_PER_STATEMENT {
-                        counts.slots_written +=
-                            upsert_slots(tx, scope, &std::mem::take(&mut slots), &now).await?;
+                        counts.slots_written += upsert_slots(
+                            tx,
+                            scope,
+                            &std::mem::take(&mut slots),
+                            &now,
+                            &mut changes,
+                        )
+                        .await?;
                     }
                 }
             }
         }
-        upsert_appointments(tx, scope, &appointments, &now, &mut counts).await?;
+        upsert_appointments(tx, scope, &appointments, &now, &mut counts, &mut changes).await?;
         if !slots.is_empty() {
-            counts.slots_written += upsert_slots(tx, scope, &slots, &now).await?;
+            counts.slots_written += upsert_slots(tx, scope, &slots, &now, &mut changes).await?;
         }
         if let Some(finish) = finish {
             let (start, end) = finish.window_ms;
             if finish.tombstone {
-                counts.appointments_tombstoned = sqlx::query(
+                let tombstoned: Vec<String> = sqlx::query_scalar(
                     "UPDATE appointments SET deleted_at = $6, deleted_reason = 'tombstoned', updated_at = $6
                      WHERE connector = $1 AND account_id = $2 AND last_seen_run <> $3
-                       AND starts_at_ms >= $4 AND starts_at_ms < $5 AND deleted_at IS NULL",
+                       AND starts_at_ms >= $4 AND starts_at_ms < $5 AND deleted_at IS NULL
+                     RETURNING external_id",
                 )
                 .bind(&scope.connector)
                 .bind(&scope.account_id)
@@ -307,13 +344,24 @@ async fn commit_in(
                 .bind(start)
                 .bind(end)
                 .bind(&now)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected() as i64;
+                .fetch_all(&mut **tx)
+                .await?;
+                counts.appointments_tombstoned = tombstoned.len() as i64;
+                changes.extend(
+                    tombstoned.iter().map(|id| {
+                        Change::key_only(ChangeKind::Appointment, ChangeOp::Tombstoned, id)
+                    }),
+                );
                 super::quarantine::clear_resolved(tx, scope).await?;
             }
-            counts.slots_removed =
-                prune_slots(tx, scope, finish.window_ms, &finish.seen_slots).await?;
+            counts.slots_removed = prune_slots(
+                tx,
+                scope,
+                finish.window_ms,
+                &finish.seen_slots,
+                &mut changes,
+            )
+            .await?;
         }
         // The run's record says what its checkpoints committed, in the same transaction
         // (a run killed later tells the truth). A run that is not running any more — its
@@ -362,6 +410,7 @@ async fn commit_in(
             .execute(&mut **tx)
             .await?;
         }
+        super::feed::append(tx, scope, &changes, &now).await?;
         Ok(counts)
     }
 }
@@ -413,6 +462,7 @@ async fn upsert_appointments(
     batch: &[&AppointmentRecord],
     now: &str,
     counts: &mut CommitCounts,
+    changes: &mut Vec<Change>,
 ) -> StoreResult<()> {
     if batch.is_empty() {
         return Ok(());
@@ -443,10 +493,22 @@ async fn upsert_appointments(
             Some((stored, false)) if *stored == hash => unchanged.push(&a.external_id),
             Some(_) => {
                 counts.appointments_changed += 1;
+                changes.push(Change::with_record(
+                    ChangeKind::Appointment,
+                    ChangeOp::Changed,
+                    &a.external_id,
+                    *a,
+                ));
                 write.push((a, hash));
             }
             None => {
                 counts.appointments_added += 1;
+                changes.push(Change::with_record(
+                    ChangeKind::Appointment,
+                    ChangeOp::Added,
+                    &a.external_id,
+                    *a,
+                ));
                 write.push((a, hash));
             }
         }

@@ -1,0 +1,97 @@
+//! How the change feed and webhook subscriptions read as text (the rest of the
+//! command line's output is in [`super::render`]).
+
+use super::render::printable;
+use crate::model::feed::ChangeKind;
+use crate::service::feed::ChangePage;
+use crate::service::subscriptions::{CreatedSubscription, SubscriptionView};
+
+/// One line per change, then where to go on from.
+pub fn changes(page: &ChangePage, mut line: impl FnMut(String)) {
+    if page.changes.is_empty() {
+        line(format!("no changes after this point (head {})", page.head));
+    }
+    for c in &page.changes {
+        let what = match (c.kind, &c.appointment, &c.slot) {
+            (ChangeKind::Appointment, Some(a), _) => format!(
+                "{} {} {}",
+                a.starts_at,
+                a.status,
+                a.patient
+                    .as_ref()
+                    .map(|p| match (&p.first_name, &p.last_name) {
+                        (Some(f), Some(l)) => printable(&format!("{f} {l}")),
+                        _ => p.initials.clone(),
+                    })
+                    .unwrap_or_default()
+            ),
+            (ChangeKind::Slot, _, Some(s)) => format!(
+                "{} {}",
+                s.starts_at,
+                printable(s.visit_motive.as_deref().unwrap_or("-"))
+            ),
+            _ => String::new(),
+        };
+        line(format!(
+            "{:>8} {:<11} {:<10} {:<16} {:<20} {} {}",
+            c.seq,
+            c.kind.as_str(),
+            c.op.as_str(),
+            c.practice_id,
+            c.account_id,
+            printable(&c.external_id),
+            what
+        ));
+    }
+    if page.more {
+        line(format!("… more: --after {}", page.next_after));
+    } else {
+        line(format!(
+            "up to date: next time, --after {}",
+            page.next_after
+        ));
+    }
+}
+
+pub fn added(s: &CreatedSubscription, mut line: impl FnMut(String)) {
+    line(format!(
+        "added subscription {} → {} (delivers changes after {})",
+        s.subscription.id, s.subscription.url, s.subscription.delivered_through
+    ));
+    line(format!("signing secret (shown once): {}", s.secret));
+    line("the receiver verifies webhook-id, webhook-timestamp and webhook-signature with it (Standard Webhooks)".into());
+}
+
+pub fn subscriptions(subs: &[SubscriptionView], mut line: impl FnMut(String)) {
+    if subs.is_empty() {
+        line("no subscriptions: add one with `passerelle subscriptions add URL`".into());
+        return;
+    }
+    for s in subs {
+        let scope = if s.practices.is_empty() {
+            "every practice".to_string()
+        } else {
+            s.practices.join(", ")
+        };
+        line(format!(
+            "{} {} [{}] {} — delivered through {} ({} changes)",
+            s.id,
+            s.url,
+            s.state.as_str(),
+            scope,
+            s.delivered_through,
+            s.delivered_changes
+        ));
+        if let Some(error) = &s.last_error {
+            line(format!(
+                "  {} failed attempt(s), last: {}{}",
+                s.attempts,
+                error,
+                s.next_attempt_at
+                    .as_deref()
+                    .map(|t| format!("; next at {t}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+}

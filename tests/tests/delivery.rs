@@ -1,0 +1,269 @@
+//! Webhook delivery of the change feed: a receiver that is down, answers 500s, times
+//! out, then recovers — with a daemon restart in between — gets every change, in order
+//! per practice, each delivery signed (Standard Webhooks), duplicates only as
+//! at-least-once allows and under the same `webhook-id`; a receiver gone for good ends
+//! in dead-letter, and `replay` delivers again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use passerelle::model::run::Mode;
+use passerelle::service::subscriptions::{AddSubscription, SubscriptionView};
+use passerelle::service::ServiceError;
+use passerelle::store::subscriptions::SubscriptionState;
+use passerelle_tests::daemon::{daemon_config, daemon_env, quiet_options, start_daemon, DaemonEnv};
+use passerelle_tests::{databases, sim_config, SimEnv};
+use serde_json::Value;
+
+const OK: u8 = 0;
+const FAIL_500: u8 = 1;
+const SLOW: u8 = 2;
+
+/// One POST as the receiver saw it.
+#[derive(Debug, Clone)]
+struct Got {
+    webhook_id: String,
+    verified: bool,
+    body: Value,
+}
+
+/// A webhook receiver on a port chosen now, listening only once started.
+struct Receiver {
+    port: u16,
+    mode: Arc<AtomicU8>,
+    got: Arc<Mutex<Vec<Got>>>,
+    secret: Arc<Mutex<String>>,
+}
+
+impl Receiver {
+    fn new() -> Receiver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Receiver {
+            port,
+            mode: Arc::new(AtomicU8::new(OK)),
+            got: Arc::default(),
+            secret: Arc::default(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    async fn start(&self) {
+        let (mode, got, secret) = (self.mode.clone(), self.got.clone(), self.secret.clone());
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let (mode, got, secret) = (mode.clone(), got.clone(), secret.clone());
+                async move {
+                    let verified = standardwebhooks::Webhook::new(&secret.lock().unwrap())
+                        .unwrap()
+                        .verify(&body, &headers)
+                        .is_ok();
+                    let m = mode.load(Ordering::SeqCst);
+                    if m == FAIL_500 {
+                        return StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    // Received (and kept) even when the answer comes too late.
+                    got.lock().unwrap().push(Got {
+                        webhook_id: headers["webhook-id"].to_str().unwrap().to_string(),
+                        verified,
+                        body: serde_json::from_slice(&body).unwrap(),
+                    });
+                    if m == SLOW {
+                        tokio::time::sleep(Duration::from_secs(3)).await;
+                    }
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+}
+
+async fn wait_for_subscription(
+    s: &SimEnv,
+    id: &str,
+    what: &str,
+    done: impl Fn(&SubscriptionView) -> bool,
+) -> SubscriptionView {
+    let started = Instant::now();
+    loop {
+        let sub = s.env.app.subscription(id).await.unwrap();
+        if done(&sub) {
+            return sub;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "waited too long for {what}: {sub:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Checks what `receiver` got against the whole feed: every change, first arrivals in
+/// order per practice, every delivery verified, a change delivered twice only under one
+/// `webhook-id`. Returns how many deliveries were duplicates.
+async fn check_received(s: &SimEnv, receiver: &Receiver, db: &str) -> usize {
+    let head = s.env.app.store.feed_state().await.unwrap().head;
+    let got = receiver.got.lock().unwrap().clone();
+    let mut ids_of: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+    let mut last_per_practice: BTreeMap<String, i64> = BTreeMap::new();
+    let mut duplicates = 0;
+    for g in &got {
+        assert!(g.verified, "{db}: a delivery's signature did not verify");
+        assert_eq!(g.body["type"], "passerelle.changes");
+        for c in g.body["data"]["changes"].as_array().unwrap() {
+            let seq = c["seq"].as_i64().unwrap();
+            let ids = ids_of.entry(seq).or_default();
+            if !ids.is_empty() {
+                duplicates += 1;
+                ids.insert(g.webhook_id.clone());
+                continue;
+            }
+            ids.insert(g.webhook_id.clone());
+            let practice = c["practice_id"].as_str().unwrap().to_string();
+            let last = last_per_practice.entry(practice).or_insert(0);
+            assert!(seq > *last, "{db}: change {seq} arrived after {last}");
+            *last = seq;
+        }
+    }
+    let all: Vec<i64> = (1..=head).collect();
+    assert_eq!(
+        ids_of.keys().copied().collect::<Vec<_>>(),
+        all,
+        "{db}: every change arrived"
+    );
+    for (seq, ids) in &ids_of {
+        assert_eq!(
+            ids.len(),
+            1,
+            "{db}: change {seq} came under several ids {ids:?}"
+        );
+    }
+    duplicates
+}
+
+#[tokio::test]
+async fn every_change_reaches_a_receiver_that_fails_for_a_while_and_a_dead_one_is_replayed() {
+    for db in databases().await {
+        let mut config = daemon_config();
+        config.delivery.backoff_base_ms = 100;
+        config.delivery.backoff_max_secs = 1;
+        config.delivery.timeout_secs = 1;
+        config.delivery.poll_ms = 50;
+        config.delivery.max_attempts = 10;
+        config.delivery.batch_size = 40;
+        let d = daemon_env(&db, sim_config(2, 25), config, quiet_options()).await;
+        let app = &d.sim.env.app;
+
+        let flaky = Receiver::new();
+        let gone = Receiver::new();
+        // A loopback URL needs the operator's leave.
+        let refused = app
+            .add_subscription(&AddSubscription {
+                url: flaky.url(),
+                ..AddSubscription::default()
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&refused, ServiceError::Invalid(m) if m.contains("private")),
+            "{refused}"
+        );
+        let add = |url: String| AddSubscription {
+            url,
+            allow_private: true,
+            after: Some(0),
+            ..AddSubscription::default()
+        };
+        let a = app.add_subscription(&add(flaky.url())).await.unwrap();
+        *flaky.secret.lock().unwrap() = a.secret.clone();
+        let b = app.add_subscription(&add(gone.url())).await.unwrap();
+        *gone.secret.lock().unwrap() = b.secret.clone();
+        assert!(a.secret.starts_with("whsec_"));
+        let a = a.subscription.id;
+        let b = b.subscription.id;
+
+        d.sim.sync_all(Mode::Full).await;
+        // Down: nothing listens.
+        wait_for_subscription(&d.sim, &a, "failures while down", |s| {
+            s.attempts >= 2 && s.last_error.as_deref() == Some("cannot connect")
+        })
+        .await;
+        // Up, but answering 500.
+        flaky.set(FAIL_500);
+        flaky.start().await;
+        wait_for_subscription(&d.sim, &a, "a 500", |s| {
+            s.last_error.as_deref() == Some("the receiver answered HTTP 500")
+        })
+        .await;
+        // Too slow: the receiver has the batch, the daemon does not know.
+        flaky.set(SLOW);
+        wait_for_subscription(&d.sim, &a, "a timeout", |s| {
+            s.last_error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("no answer"))
+        })
+        .await;
+        assert!(!flaky.got.lock().unwrap().is_empty());
+
+        // A restart; more changes while no daemon runs; the receiver recovers.
+        let DaemonEnv { running, sim, .. } = d;
+        running.shutdown().await.unwrap();
+        sim.sim.advance();
+        sim.sync_all(Mode::Incremental).await;
+        flaky.set(OK);
+        let running = start_daemon(
+            sim.env.dir.path(),
+            sim.env.app.config.clone(),
+            quiet_options(),
+        )
+        .await;
+        let d = DaemonEnv::attach(running, sim);
+        let app = &d.sim.env.app;
+        let head = app.store.feed_state().await.unwrap().head;
+        let done = wait_for_subscription(&d.sim, &a, "everything delivered", |s| {
+            s.delivered_through == head && s.attempts == 0
+        })
+        .await;
+        assert_eq!(done.state, SubscriptionState::Active);
+        let duplicates = check_received(&d.sim, &flaky, &db.name).await;
+        assert!(
+            duplicates > 0,
+            "{}: the timed-out batch came twice",
+            db.name
+        );
+
+        // The receiver that never came: dead after its attempts; replay delivers it all.
+        let dead = wait_for_subscription(&d.sim, &b, "dead-letter", |s| {
+            s.state == SubscriptionState::Dead
+        })
+        .await;
+        assert_eq!(dead.attempts, 10);
+        assert_eq!(dead.delivered_through, 0);
+        gone.start().await;
+        app.replay_subscription(&b, 0).await.unwrap();
+        wait_for_subscription(&d.sim, &b, "replayed", |s| {
+            s.delivered_through == head && s.state == SubscriptionState::Active
+        })
+        .await;
+        check_received(&d.sim, &gone, &db.name).await;
+        d.shutdown().await;
+    }
+}
