@@ -893,6 +893,46 @@ async fn scoped_tokens_get_what_their_scopes_allow() {
             slots.text
         );
 
+        // The change feed: the same rule for patient fields; subscriptions need admin.
+        let feed = "/v1/changes?kind=appointment&limit=10000";
+        let plain = call(&d, &reader, Method::GET, feed, None).await;
+        assert_eq!(plain.status, StatusCode::OK, "{}", plain.text);
+        let changes = plain.json()["changes"].as_array().unwrap().clone();
+        assert!(changes.len() >= stored, "{}", db.name);
+        for c in &changes {
+            let p = &c["appointment"]["patient"];
+            assert!(p["initials"].is_string(), "{c}");
+            for field in ["first_name", "last_name", "birth_date", "phone", "email"] {
+                assert!(
+                    p.get(field).is_none(),
+                    "{field} shown to `read` in the feed: {c}"
+                );
+            }
+        }
+        let with = format!("{feed}&patients=true");
+        let refused = call(&d, &reader, Method::GET, &with, None).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+        let shown = call(&d, &doctor, Method::GET, &with, None).await;
+        assert_eq!(shown.status, StatusCode::OK, "{}", shown.text);
+        assert!(
+            shown.json()["changes"][0]["appointment"]["patient"]["phone"].is_string(),
+            "{}",
+            shown.text
+        );
+        let hook = Some(json!({"url": "https://receiver.example/hook"}));
+        for t in [&reader, &doctor] {
+            let refused = call(&d, t, Method::POST, "/v1/subscriptions", hook.clone()).await;
+            assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+        }
+        let added = call(&d, &ops, Method::POST, "/v1/subscriptions", hook.clone()).await;
+        assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+        assert!(added.json()["secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("whsec_"));
+        let listed = call(&d, &reader, Method::GET, "/v1/subscriptions", None).await;
+        assert!(!listed.text.contains("whsec_"), "{}", listed.text);
+
         app.revoke_token("reader").await.unwrap();
         let gone = call(&d, &reader, Method::GET, "/v1/practices", None).await;
         assert_eq!(gone.status, StatusCode::UNAUTHORIZED, "{}", gone.text);

@@ -183,7 +183,7 @@ async fn every_change_reaches_a_receiver_that_fails_for_a_while_and_a_dead_one_i
             .await
             .unwrap_err();
         assert!(
-            matches!(&refused, ServiceError::Invalid(m) if m.contains("private")),
+            matches!(&refused, ServiceError::Conflict { code: "private-destination", message } if message.contains("private")),
             "{refused}"
         );
         let add = |url: String| AddSubscription {

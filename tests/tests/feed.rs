@@ -218,6 +218,15 @@ async fn a_reader_behind_retention_is_told_so() {
             })
             .await
             .unwrap_err();
-        assert!(matches!(ahead, ServiceError::Invalid(_)), "{ahead}");
+        assert!(
+            matches!(
+                ahead,
+                ServiceError::Conflict {
+                    code: "ahead-of-feed",
+                    ..
+                }
+            ),
+            "{ahead}"
+        );
     }
 }

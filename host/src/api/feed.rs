@@ -26,6 +26,7 @@ type Answer<T> = Result<Json<T>, ApiError>;
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
         (status = 403, description = "The token lacks the scope", body = ErrorBody),
         (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "`after` is past the feed's head (code ahead-of-feed)", body = ErrorBody),
         (status = 410, description = "Changes after `after` were removed by retention: read the current state, then follow from the head", body = ErrorBody)
     ),
 )]
@@ -63,7 +64,10 @@ pub async fn list(State(state): State<ApiState>) -> Answer<Vec<SubscriptionView>
         (status = 400, description = "Invalid request or body", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
         (status = 403, description = "The token lacks the scope", body = ErrorBody),
-        (status = 404, description = "Not found", body = ErrorBody)
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "A private destination not allowed (code private-destination) or `after` past the feed's head (ahead-of-feed)", body = ErrorBody),
+        (status = 410, description = "Retention removed changes after `after`", body = ErrorBody),
+        (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody)
     ),
 )]
 pub async fn add(
@@ -124,6 +128,7 @@ pub async fn remove(
 pub struct Replay {
     /// Deliver every change after this sequence number again.
     #[schema(minimum = 0)]
+    #[serde(deserialize_with = "crate::model::schema::whole_number")]
     pub after: i64,
 }
 
@@ -141,7 +146,9 @@ pub struct Replay {
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
         (status = 403, description = "The token lacks the scope", body = ErrorBody),
         (status = 404, description = "Not found", body = ErrorBody),
-        (status = 410, description = "Retention removed changes after that number", body = ErrorBody)
+        (status = 409, description = "`after` is past the feed's head (code ahead-of-feed)", body = ErrorBody),
+        (status = 410, description = "Retention removed changes after that number", body = ErrorBody),
+        (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody)
     ),
 )]
 pub async fn replay(

@@ -1,8 +1,10 @@
 //! OpenAPI schemas of values whose rules a plain type cannot say: an IANA time zone (the
 //! exact list the host accepts), a cron expression (a custom `cron` format), a
-//! confirmation (`true` only) and a component's bytes. Used by the `utoipa` derives and
+//! confirmation (`true` only) and a component's bytes; and whole numbers as JSON Schema
+//! counts them ([`whole_number`]). Used by the `utoipa` derives and
 //! annotations of the service's request types and the API.
 
+use serde::Deserialize;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
@@ -67,3 +69,25 @@ impl utoipa::PartialSchema for Confirmed {
 }
 
 impl utoipa::ToSchema for Confirmed {}
+
+/// Deserialises a whole number written either way JSON allows (`12` or `12.0`: JSON
+/// Schema's `integer` admits both), refusing fractions.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
+        _ => Err(serde::de::Error::custom(format!(
+            "{n} is not a whole number"
+        ))),
+    }
+}
+
+/// [`whole_number`] for an optional field.
+pub fn whole_number_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole_number")] i64);
+    Ok(Option::<Whole>::deserialize(d)?.map(|w| w.0))
+}

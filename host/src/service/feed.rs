@@ -22,7 +22,7 @@ use crate::store::pages::StoredSlot;
 pub struct ChangeQuery {
     /// The last sequence number the reader has (0 for the start of the feed).
     #[serde(default)]
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 9007199254740991i64)]
     pub after: i64,
     /// 1 to 10,000; default 500.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -118,22 +118,7 @@ impl Passerelle {
         mut filter: ChangeFilter,
     ) -> ServiceResult<(Vec<StoredChange>, i64, i64, bool)> {
         let state = self.store.feed_state().await?;
-        if after < state.pruned_through {
-            return Err(ServiceError::Gone(format!(
-                "changes {} to {} were removed by retention (`feed.retention_days`) before \
-                 this reader got them: read the current state (appointments, slots), then \
-                 follow the feed from its head ({})",
-                after + 1,
-                state.pruned_through,
-                state.head
-            )));
-        }
-        if after > state.head {
-            return Err(ServiceError::invalid(format!(
-                "`after` ({after}) is past the feed's head ({}): is this the same database?",
-                state.head
-            )));
-        }
+        super::subscriptions::position_within(after, state)?;
         filter.through = Some(state.head);
         let mut rows = self.store.changes_after(after, limit + 1, &filter).await?;
         let more = rows.len() as i64 > limit;

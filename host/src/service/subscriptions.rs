@@ -19,7 +19,7 @@ use crate::app::Passerelle;
 use crate::capabilities::netguard::{check_destination, GuardedResolver};
 use crate::config::DeliveryConfig;
 use crate::model::feed::ChangeKind;
-use crate::store::feed::ChangeFilter;
+use crate::store::feed::{ChangeFilter, FeedState};
 use crate::store::subscriptions::{NewSubscription, Subscription, SubscriptionState};
 
 /// What `subscriptions add` and `POST /v1/subscriptions` ask for.
@@ -27,6 +27,9 @@ use crate::store::subscriptions::{NewSubscription, Subscription, SubscriptionSta
 #[serde(deny_unknown_fields)]
 pub struct AddSubscription {
     /// Where changes are POSTed (`https://…`; `http://` is allowed too).
+    #[schema(
+        pattern = r"^https?://(((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])|([a-z0-9]+(-[a-z0-9]+)*\.)*[a-z][a-z0-9]*(-[a-z0-9]+)*)(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(/[A-Za-z0-9._~/-]*)?$"
+    )]
     pub url: String,
     /// Only these practices' changes (all when empty).
     #[serde(default)]
@@ -42,7 +45,8 @@ pub struct AddSubscription {
     pub allow_private: bool,
     /// Deliver from after this sequence number (default: the feed's head, i.e. only
     /// changes made from now on; 0 for everything the feed keeps).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::model::schema::whole_number_opt")]
+    #[schema(minimum = 0)]
     pub after: Option<i64>,
 }
 
@@ -119,7 +123,52 @@ pub struct DeliveryData {
     pub changes: Vec<ChangeView>,
 }
 
+/// Whether a reader may start after `after`: not negative, not behind what retention
+/// removed ([`ServiceError::Gone`]), not past the head (a conflict: another database?).
+pub(crate) fn position_within(after: i64, state: FeedState) -> ServiceResult<()> {
+    if after < 0 {
+        return Err(ServiceError::invalid(
+            "`after` is a sequence number, 0 or more",
+        ));
+    }
+    if after < state.pruned_through {
+        return Err(ServiceError::Gone(format!(
+            "changes {} to {} were removed by retention (`feed.retention_days`) before this \
+             reader got them: read the current state (appointments, slots), then follow the \
+             feed from its head ({})",
+            after + 1,
+            state.pruned_through,
+            state.head
+        )));
+    }
+    if after > state.head {
+        return Err(ServiceError::conflict(
+            "ahead-of-feed",
+            format!(
+                "`after` ({after}) is past the feed's head ({}): is this the same database?",
+                state.head
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn validate_url(url: &str) -> ServiceResult<url::Url> {
+    // The pattern the OpenAPI document gives (`AddSubscription::url`), so the two agree.
+    static PATTERN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let pattern = PATTERN.get_or_init(|| {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(AddSubscription::schema()).expect("a schema");
+        let text = schema["properties"]["url"]["pattern"]
+            .as_str()
+            .expect("the url's pattern");
+        regex::Regex::new(text).expect("a valid pattern")
+    });
+    if !pattern.is_match(url) {
+        return Err(ServiceError::invalid(format!(
+            "`{url}`: a subscription's URL is http:// or https://, a lower-case host name or an IPv4 address, an optional port and a plain path (letters, digits, . _ ~ / -)"
+        )));
+    }
     let parsed = url::Url::parse(url)
         .map_err(|e| ServiceError::invalid(format!("`{url}` is not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
@@ -153,18 +202,15 @@ impl Passerelle {
         )
         .await
         .map_err(|reason| {
-            ServiceError::invalid(format!(
+            ServiceError::conflict(
+                "private-destination",
+                format!(
                 "{reason}: add the subscription with --allow-private (`allow_private`), or set delivery.allow_private"
             ))
         })?;
         let state = self.store.feed_state().await?;
         let after = add.after.unwrap_or(state.head);
-        if after < state.pruned_through || after > state.head {
-            return Err(ServiceError::invalid(format!(
-                "`after` must be between {} (what retention keeps) and the feed's head {}",
-                state.pruned_through, state.head
-            )));
-        }
+        position_within(after, state)?;
         let mut kinds = add.kinds.clone();
         kinds.sort_by_key(|k| k.as_str());
         kinds.dedup();
@@ -238,21 +284,7 @@ impl Passerelle {
         after: i64,
     ) -> ServiceResult<SubscriptionView> {
         self.subscription(id).await?;
-        let state = self.store.feed_state().await?;
-        if after < state.pruned_through {
-            return Err(ServiceError::Gone(format!(
-                "changes {} to {} were removed by retention (`feed.retention_days`): replay from {} or later",
-                after + 1,
-                state.pruned_through,
-                state.pruned_through
-            )));
-        }
-        if after > state.head {
-            return Err(ServiceError::invalid(format!(
-                "`after` ({after}) is past the feed's head ({})",
-                state.head
-            )));
-        }
+        position_within(after, self.store.feed_state().await?)?;
         self.store.replay_subscription(id, after).await?;
         self.audit(
             "subscription.replay",
