@@ -82,6 +82,12 @@ async fn replaying_the_feed_from_zero_rebuilds_what_is_stored() {
         s.sim.advance();
         s.sim.advance();
         s.sync_all(Mode::Full).await;
+        // An operator deletes an account: its records leave the feed's replay too.
+        let gone = s.env.app.store.list_accounts(None).await.unwrap()[1]
+            .id
+            .clone();
+        assert!(!s.env.app.store.slots(&gone).await.unwrap().is_empty());
+        assert!(s.env.app.store.delete_account(&gone).await.unwrap());
 
         let feed = read_feed(&s, 0, 97).await;
         assert!(feed.len() > 100, "{}: {} changes", db.name, feed.len());
@@ -124,6 +130,9 @@ async fn replaying_the_feed_from_zero_rebuilds_what_is_stored() {
                 }
                 (ChangeKind::Slot, ChangeOp::Removed) => {
                     assert!(slots.remove(&key).is_some(), "only a known slot is removed");
+                }
+                (ChangeKind::Appointment, ChangeOp::Removed) => {
+                    assert!(appointments.remove(&key).is_some(), "a known one");
                 }
                 other => panic!("unexpected change {other:?}"),
             }

@@ -39,8 +39,10 @@ impl ChangeKind {
 }
 
 /// What happened to the record. `added` and `changed` carry the record as written;
-/// `deleted` (the platform said so), `tombstoned` (a full sync no longer saw it) and
-/// `removed` (a slot gone from the platform) carry only its key.
+/// `deleted` (the platform said so) and `tombstoned` (a full sync no longer saw it)
+/// mark an appointment that stays stored; `removed`: the record is no longer stored (a
+/// slot gone from the platform; the account or practice deleted, with run 0). The last
+/// three carry only the key.
 #[derive(
     Debug,
     Clone,

@@ -107,6 +107,53 @@ pub(super) async fn append(
     Ok(())
 }
 
+/// Appends a `removed` change for every appointment and slot of the accounts matching
+/// `accounts_where` (an SQL condition on `accounts`, `$1` bound to `id`), inside the
+/// transaction that deletes them, so a consumer replaying the feed drops them too.
+/// Such changes carry run 0 (no run made them: an operator's deletion).
+pub(super) async fn append_removal(
+    tx: &mut Transaction<'_, Any>,
+    accounts_where: &str,
+    id: &str,
+    now: &str,
+) -> StoreResult<()> {
+    let accounts = sqlx::query(&format!(
+        "SELECT id, practice_id, connector FROM accounts WHERE {accounts_where}"
+    ))
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await
+    .context("reading the accounts to delete")?;
+    for a in &accounts {
+        let scope = Scope {
+            connector: a.get("connector"),
+            practice_id: a.get("practice_id"),
+            account_id: a.get("id"),
+            run_id: 0,
+            version_sha256: String::new(),
+        };
+        let mut changes = Vec::new();
+        for (kind, table) in [
+            (ChangeKind::Appointment, "appointments"),
+            (ChangeKind::Slot, "slots"),
+        ] {
+            let ids: Vec<String> = sqlx::query_scalar(&format!(
+                "SELECT external_id FROM {table} WHERE account_id = $1 ORDER BY external_id"
+            ))
+            .bind(&scope.account_id)
+            .fetch_all(&mut **tx)
+            .await
+            .context("reading the records to delete")?;
+            changes.extend(
+                ids.iter()
+                    .map(|id| Change::key_only(kind, ChangeOp::Removed, id)),
+            );
+        }
+        append(tx, &scope, &changes, now).await?;
+    }
+    Ok(())
+}
+
 /// Where the feed stands: the last number given, and the last one retention removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FeedState {

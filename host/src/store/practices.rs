@@ -232,6 +232,7 @@ impl Store {
     /// appointments, slots and runs. Returns false if there was no such practice.
     pub async fn delete_practice(&self, id: &str) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
+        super::feed::append_removal(&mut tx, "practice_id = $1", id, &now_text()).await?;
         for table in ["appointments", "slots", "runs"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE practice_id = $1"))
                 .bind(id)
@@ -272,6 +273,7 @@ impl Store {
     /// Returns false if there was no such account.
     pub async fn delete_account(&self, id: &str) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
+        super::feed::append_removal(&mut tx, "id = $1", id, &now_text()).await?;
         for table in [
             "appointments",
             "slots",
