@@ -133,6 +133,14 @@ async fn every_command_gives_the_same_output_locally_and_with_server() {
         &format!("practices set-schedule {p1} 61"),
         &format!("practices add {p1} --name again"),
         "practices add bad! --name x",
+        "changes --limit 5",
+        "changes --kind slot --limit 3 --json",
+        "changes --kind nothing",
+        "changes --after 999999999",
+        "subscriptions list",
+        "subscriptions replay nosuch --after 0",
+        "subscriptions add ftp://example.org/hook",
+        &format!("practices set-public {p1} --department 999"),
     ] {
         let (l, r) = (local(args(cmd)).await, remote(args(cmd)).await);
         assert_eq!(l.ok, r.ok, "`{cmd}`: local {l:?}, remote {r:?}");
@@ -143,7 +151,7 @@ async fn every_command_gives_the_same_output_locally_and_with_server() {
         }
         compared += 1;
     }
-    assert_eq!(compared, 27);
+    assert_eq!(compared, 35);
 
     // An account of the simulator is complete: its check passes (the connector's own
     // check() included); a setting the connector does not declare is refused.
@@ -172,6 +180,10 @@ async fn every_command_gives_the_same_output_locally_and_with_server() {
         ),
         (
             "practices set-schedule {} --default",
+            ["c-local", "c-remote"],
+        ),
+        (
+            "practices set-public {} --department 2A --city Ajaccio --latitude -41.9 --type drugstore",
             ["c-local", "c-remote"],
         ),
         (

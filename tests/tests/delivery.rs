@@ -243,7 +243,7 @@ async fn every_change_reaches_a_receiver_that_fails_for_a_while_and_a_dead_one_i
         })
         .await;
         assert_eq!(done.state, SubscriptionState::Active);
-        let duplicates = check_received(&d.sim, &flaky, &db.name).await;
+        let duplicates = check_received(&d.sim, &flaky, db.name).await;
         assert!(
             duplicates > 0,
             "{}: the timed-out batch came twice",
@@ -263,7 +263,7 @@ async fn every_change_reaches_a_receiver_that_fails_for_a_while_and_a_dead_one_i
             s.delivered_through == head && s.state == SubscriptionState::Active
         })
         .await;
-        check_received(&d.sim, &gone, &db.name).await;
+        check_received(&d.sim, &gone, db.name).await;
         d.shutdown().await;
     }
 }

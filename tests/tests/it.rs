@@ -13,6 +13,7 @@ mod daemons;
 mod delivery;
 mod doctolib;
 mod doctolib_faults;
+mod export;
 mod feed;
 mod hot_swap;
 mod keldoc;

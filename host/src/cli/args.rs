@@ -218,6 +218,10 @@ pub enum Command {
         #[arg(long)]
         show_patients: bool,
     },
+    /// Open data: write ViteMaDose's files (info_centres.json, one {department}.json per
+    /// department, stats.json) for the practices with public metadata, atomically.
+    #[command(subcommand)]
+    Export(ExportCmd),
     /// Webhook subscriptions: the change feed POSTed to a URL, in order, at least once,
     /// signed with the Standard Webhooks scheme (a daemon delivers).
     #[command(subcommand)]
@@ -263,6 +267,33 @@ pub enum PracticesCmd {
         /// Back to the default schedule.
         #[arg(long, conflicts_with = "cron")]
         default: bool,
+    },
+    /// Set what the open-data export publishes about a practice (`passerelle export
+    /// vitemadose`), or stop publishing it (--clear).
+    SetPublic {
+        id: String,
+        /// French department code: 75, 2A, 971…
+        #[arg(long, required_unless_present = "clear")]
+        department: Option<String>,
+        #[arg(long)]
+        address: Option<String>,
+        #[arg(long)]
+        city: Option<String>,
+        #[arg(long)]
+        postcode: Option<String>,
+        #[arg(long, allow_hyphen_values = true)]
+        latitude: Option<f64>,
+        #[arg(long, allow_hyphen_values = true)]
+        longitude: Option<f64>,
+        /// Where the public books (the platform's page for this practice).
+        #[arg(long)]
+        booking_url: Option<String>,
+        /// vaccination-center, drugstore or general-practitioner.
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Stop publishing this practice.
+        #[arg(long, conflicts_with = "department")]
+        clear: bool,
     },
 }
 
@@ -347,6 +378,18 @@ pub enum TokensCmd {
     List,
     /// Revoke a token at once.
     Revoke { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportCmd {
+    /// ViteMaDose's format, from the stored slots and practices' public metadata (set
+    /// with `practices set-public`). A daemon rewrites it after each night when
+    /// export.vitemadose_dir is set.
+    Vitemadose {
+        /// The directory to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

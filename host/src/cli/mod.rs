@@ -19,8 +19,8 @@ use anyhow::{bail, Context, Result};
 
 use self::admin::{Admin, Local};
 pub use self::args::{
-    AccountsCmd, AuditCmd, Cli, Command, Global, LogFormat, PluginsCmd, PracticesCmd, SecretsCmd,
-    SubscriptionsCmd, TokensCmd,
+    AccountsCmd, AuditCmd, Cli, Command, ExportCmd, Global, LogFormat, PluginsCmd, PracticesCmd,
+    SecretsCmd, SubscriptionsCmd, TokensCmd,
 };
 use self::progress::Progress;
 use self::render::Output;
@@ -28,6 +28,7 @@ use crate::app::Passerelle;
 use crate::client::Client;
 use crate::config::{default_data_dir, Config};
 use crate::model::feed::ChangeKind;
+use crate::model::public::PublicInfo;
 use crate::model::run::Mode;
 use crate::service::feed::ChangeQuery;
 use crate::service::practices::{NewAccount, NewPractice, PracticeUpdate};
@@ -81,6 +82,7 @@ impl Command {
             Command::Secrets(_) => "secrets",
             Command::Audit(_) => "audit",
             Command::Tokens(_) => "tokens",
+            Command::Export(_) => "export",
             #[cfg(feature = "dev")]
             Command::Demo { .. } => "demo",
             #[cfg(feature = "dev")]
@@ -235,6 +237,37 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
                 .await?,
         ),
         Command::Practices(PracticesCmd::List) => Output::Practices(admin.practices().await?),
+        Command::Practices(PracticesCmd::SetPublic {
+            id,
+            department,
+            address,
+            city,
+            postcode,
+            latitude,
+            longitude,
+            booking_url,
+            kind,
+            clear,
+        }) => {
+            let public = match (clear, department) {
+                (true, _) | (false, None) => None,
+                (false, Some(department)) => Some(PublicInfo {
+                    department,
+                    address,
+                    city,
+                    postcode,
+                    latitude,
+                    longitude,
+                    booking_url,
+                    kind,
+                }),
+            };
+            let update = PracticeUpdate {
+                public: Some(public),
+                ..PracticeUpdate::default()
+            };
+            Output::Schedule(admin.update_practice(&id, update).await?)
+        }
         Command::Practices(PracticesCmd::SetSchedule { id, cron, default }) => {
             let update = PracticeUpdate {
                 schedule: Some(if default { None } else { cron }),
@@ -482,6 +515,11 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
 async fn local_command(app: &Passerelle, command: &Command) -> Option<Result<Output>> {
     Some(match command {
         Command::Plugins(PluginsCmd::Validate { files }) => validate(app, files).await,
+        Command::Export(ExportCmd::Vitemadose { out }) => app
+            .export_vitemadose(out, chrono::Utc::now())
+            .await
+            .map(Output::Exported)
+            .map_err(anyhow::Error::from),
         Command::Tokens(TokensCmd::Create { name, scopes }) => app
             .create_token(name, scopes)
             .await

@@ -78,6 +78,7 @@ pub enum Output {
     Subscriptions(Vec<crate::service::subscriptions::SubscriptionView>),
     SubscriptionRemoved(String),
     SubscriptionReplayed(crate::service::subscriptions::SubscriptionView),
+    Exported(crate::service::export::ExportReport),
 }
 
 impl Output {
@@ -188,6 +189,7 @@ impl Output {
             Output::Subscriptions(s) => v(s),
             Output::SubscriptionRemoved(id) => json!({"removed": id}),
             Output::SubscriptionReplayed(s) => v(s),
+            Output::Exported(r) => v(r),
         }
     }
 
@@ -435,6 +437,7 @@ impl Output {
             Output::SubscriptionAdded(s) => super::render_feed::added(s, line),
             Output::Subscriptions(s) => super::render_feed::subscriptions(s, line),
             Output::SubscriptionRemoved(id) => line(format!("removed subscription {id}")),
+            Output::Exported(r) => super::render_feed::exported(r, line),
             Output::SubscriptionReplayed(s) => line(format!(
                 "subscription {} delivers again from after {} ({})",
                 s.id,

@@ -1,4 +1,4 @@
-//! How the change feed and webhook subscriptions read as text (the rest of the
+//! How the change feed, webhook subscriptions and the open-data export read as text (the rest of the
 //! command line's output is in [`super::render`]).
 
 use super::render::printable;
@@ -93,5 +93,18 @@ pub fn subscriptions(subs: &[SubscriptionView], mut line: impl FnMut(String)) {
                     .unwrap_or_default()
             ));
         }
+    }
+}
+
+pub fn exported(r: &crate::service::export::ExportReport, mut line: impl FnMut(String)) {
+    line(format!(
+        "wrote {}: {} centres in {} departments, {} with availability",
+        r.dir, r.centres, r.departments, r.available
+    ));
+    if r.unpublished > 0 {
+        line(format!(
+            "{} practices have no public metadata and were left out (`passerelle practices set-public`)",
+            r.unpublished
+        ));
     }
 }

@@ -14,6 +14,7 @@
 //! - the watched plugins directory ([`plugin_watch`]);
 //! - the delivery of the change feed to webhook subscriptions, and its retention
 //!   ([`delivery`]);
+//! - the open-data export, rewritten once the night's runs are over ([`export`]);
 //! - graceful shutdown: stop claiming runs (queued ones stay queued, for another daemon
 //!   or the next start), give running ones a grace period, record what was interrupted
 //!   as `cancelled`.
@@ -22,6 +23,7 @@
 
 mod delivery;
 mod drift;
+mod export;
 mod lease;
 pub mod planner;
 mod plugin_watch;

@@ -116,6 +116,7 @@ mod tests {
             name: "Cabinet".into(),
             timezone: tz.into(),
             schedule: cron.map(str::to_string),
+            public: None,
         }
     }
 

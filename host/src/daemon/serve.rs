@@ -91,6 +91,7 @@ pub async fn start(app: Passerelle, options: ServeOptions) -> Result<Running> {
         tokio::spawn(daemon.clone().run_lease_keeper().instrument(span.clone())),
         tokio::spawn(daemon.clone().run_listener().instrument(span.clone())),
         tokio::spawn(daemon.clone().run_deliverer().instrument(span.clone())),
+        tokio::spawn(daemon.clone().run_exporter().instrument(span.clone())),
     ];
     helpers.extend(daemon.start_watching()?);
     let router = crate::api::router(daemon.clone(), token.clone());

@@ -1,11 +1,12 @@
 //! The vocabulary every layer shares, with no I/O: ids and their validation ([`ids`]),
 //! connectors' manifests and what installing them does ([`connector`]), the run
-//! vocabulary ([`run`]), the records connectors emit ([`records`]) and the feed of their changes ([`feed`]), a run limit
+//! vocabulary ([`run`]), the records connectors emit ([`records`]) and the feed of their changes ([`feed`]), a practice's public metadata ([`public`]), a run limit
 //! hit ([`LimitExceeded`]) and content hashes ([`sha256_hex`]).
 
 pub mod connector;
 pub mod feed;
 pub mod ids;
+pub mod public;
 pub mod records;
 pub mod run;
 pub mod schema;

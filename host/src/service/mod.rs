@@ -14,6 +14,7 @@
 //!   canaries, drift pauses and quarantined items;
 //! - [`daemons`]: the daemons sharing the database;
 //! - [`records`]: appointments and slots read back, a page at a time;
+//! - [`export`]: the open-data export in ViteMaDose's format;
 //! - [`feed`]: the change feed, read after a sequence number, and its retention;
 //! - [`subscriptions`]: webhook subscriptions and the delivery of the feed to them;
 //! - [`recorder`]: the one writer of the sync log's rows, from queued to finished;
@@ -24,6 +25,7 @@ pub mod audit;
 pub mod check;
 pub mod connectors;
 pub mod daemons;
+pub mod export;
 pub mod feed;
 pub mod practices;
 pub mod principal;

@@ -99,6 +99,14 @@ pub struct PracticeUpdate {
     )]
     #[schema(schema_with = cron_or_null)]
     pub schedule: Option<Option<String>>,
+    /// What the open-data export publishes about the practice; null: not published.
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<crate::model::public::PublicInfo>, nullable)]
+    pub public: Option<Option<crate::model::public::PublicInfo>>,
 }
 
 /// An account to create.
@@ -151,13 +159,16 @@ pub struct CheckedAccount {
 mod double_option {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
         d: D,
-    ) -> Result<Option<Option<String>>, D::Error> {
-        Option::<String>::deserialize(d).map(Some)
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
     }
 
-    pub fn serialize<S: Serializer>(v: &Option<Option<String>>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer, T: Serialize>(
+        v: &Option<Option<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match v {
             Some(inner) => inner.serialize(s),
             None => s.serialize_none(),
@@ -234,6 +245,7 @@ impl Passerelle {
             name: new.name.clone(),
             timezone: new.timezone.clone(),
             schedule: new.schedule.clone(),
+            public: None,
         };
         candidate
             .schedule(&self.config.schedule)
@@ -280,6 +292,9 @@ impl Passerelle {
         if let Some(schedule) = &update.schedule {
             practice.schedule = schedule.clone();
         }
+        if let Some(Some(public)) = &update.public {
+            public.validate().map_err(ServiceError::invalid)?;
+        }
         practice
             .schedule(&self.config.schedule)
             .map_err(|e| ServiceError::invalid(format!("{e:#}")))?;
@@ -291,11 +306,14 @@ impl Passerelle {
                 .set_practice_schedule(id, schedule.as_deref())
                 .await?;
         }
+        if let Some(public) = &update.public {
+            self.store.set_practice_public(id, public.as_ref()).await?;
+        }
         self.announce(Change::Practices).await;
         self.audit(
             "practice.update",
             id,
-            serde_json::json!({"name": update.name.is_some(), "timezone": update.timezone, "schedule": update.schedule}),
+            serde_json::json!({"name": update.name.is_some(), "timezone": update.timezone, "schedule": update.schedule, "public": update.public}),
         )
         .await?;
         self.show_practice(id, now).await

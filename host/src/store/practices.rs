@@ -18,6 +18,9 @@ pub struct Practice {
     pub timezone: String,
     /// Its own cron expression (in `timezone`); None: the default schedule.
     pub schedule: Option<String>,
+    /// What the open-data export publishes about it; None: not published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<crate::model::public::PublicInfo>,
 }
 
 impl Practice {
@@ -85,21 +88,26 @@ impl Store {
             name: name.into(),
             timezone: timezone.into(),
             schedule: None,
+            public: None,
         })
     }
 
     pub async fn list_practices(&self) -> StoreResult<Vec<Practice>> {
-        let rows = sqlx::query("SELECT id, name, timezone, schedule FROM practices ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, name, timezone, schedule, public_info FROM practices ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(practice_from_row).collect())
     }
 
     pub async fn practice(&self, id: &str) -> StoreResult<Option<Practice>> {
-        let row = sqlx::query("SELECT id, name, timezone, schedule FROM practices WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, name, timezone, schedule, public_info FROM practices WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(practice_from_row))
     }
 
@@ -123,6 +131,22 @@ impl Store {
             .await
             .context("setting the schedule")?;
         Ok(practice)
+    }
+
+    /// Sets (or, with None, clears) a practice's public metadata.
+    pub async fn set_practice_public(
+        &self,
+        id: &str,
+        public: Option<&crate::model::public::PublicInfo>,
+    ) -> StoreResult<()> {
+        let json = public.map(|p| serde_json::to_string(p).expect("public info serialises"));
+        sqlx::query("UPDATE practices SET public_info = $2 WHERE id = $1")
+            .bind(id)
+            .bind(json)
+            .execute(&self.pool)
+            .await
+            .context("setting the practice's public metadata")?;
+        Ok(())
     }
 
     pub async fn add_account(
@@ -477,6 +501,10 @@ fn practice_from_row(row: &sqlx::any::AnyRow) -> Practice {
         name: row.get("name"),
         timezone: row.get("timezone"),
         schedule: row.get("schedule"),
+        // Written by this code from a checked value; an unreadable one is not published.
+        public: row
+            .get::<Option<String>, _>("public_info")
+            .and_then(|j| serde_json::from_str(&j).ok()),
     }
 }
 
