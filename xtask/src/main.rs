@@ -58,7 +58,7 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Run the benchmarks (sandbox overhead; one centre's fixed cost; end-to-end sync rate; the daemon at scale; hot swap; several daemons) and print their figures.
+    /// Run the benchmarks (sandbox overhead; one centre's fixed cost; end-to-end sync rate; the daemon at scale; hot swap; several daemons; the change feed and webhook delivery) and print their figures.
     Bench,
 }
 
@@ -126,6 +126,7 @@ fn run(cli: Cli) -> Result<()> {
                 ("passerelle-tests", "daemon"),
                 ("passerelle-tests", "hot_swap"),
                 ("passerelle-tests", "scale_out"),
+                ("passerelle-tests", "feed"),
             ] {
                 let mut cmd = Command::new(cargo_bin());
                 cmd.current_dir(&root)
