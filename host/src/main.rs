@@ -20,7 +20,7 @@ async fn main() -> std::process::ExitCode {
             // remote daemon): no control character reaches the terminal.
             eprintln!(
                 "error: {}",
-                passerelle::cli::render::printable(&format!("{e:#}"))
+                passerelle::cli::printable::printable(&format!("{e:#}"))
             );
             std::process::ExitCode::FAILURE
         }

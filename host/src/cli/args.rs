@@ -210,7 +210,7 @@ pub enum Command {
         practice: Option<String>,
         /// appointment or slot.
         #[arg(long)]
-        kind: Option<String>,
+        kind: Option<crate::model::feed::ChangeKind>,
         #[arg(long, default_value_t = 100)]
         limit: i64,
         /// Print patients' names, birth dates, phones and e-mails (recorded in the audit
@@ -403,7 +403,7 @@ pub enum SubscriptionsCmd {
         practices: Vec<String>,
         /// Only these kinds, comma-separated: appointment, slot (default: both).
         #[arg(long, value_delimiter = ',')]
-        kinds: Vec<String>,
+        kinds: Vec<crate::model::feed::ChangeKind>,
         /// Deliver patients' names, birth dates, phones and e-mails (initials otherwise).
         #[arg(long)]
         patients: bool,

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use anyhow::{bail, Result};
 
 use super::args::ConnectorCmd;
-use super::render::{printable, write_stdout};
+use super::printable::printable;
+use super::render::write_stdout;
 use crate::config::Config;
 use crate::kit::checks::Check;
 use crate::kit::harness::BenchOptions;

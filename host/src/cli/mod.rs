@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod args;
 pub mod connector;
+pub mod printable;
 pub mod progress;
 pub mod render;
 pub mod render_feed;
@@ -27,7 +28,6 @@ use self::render::Output;
 use crate::app::Passerelle;
 use crate::client::Client;
 use crate::config::{default_data_dir, Config};
-use crate::model::feed::ChangeKind;
 use crate::model::public::PublicInfo;
 use crate::model::run::Mode;
 use crate::service::feed::ChangeQuery;
@@ -447,25 +447,17 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
             kind,
             limit,
             show_patients,
-        } => {
-            let kind = kind
-                .map(|k| {
-                    ChangeKind::parse(&k)
-                        .with_context(|| format!("`{k}` is not a kind: appointment or slot"))
+        } => Output::Changes(
+            admin
+                .changes(ChangeQuery {
+                    after,
+                    limit: Some(limit),
+                    practice,
+                    kind,
+                    patients: show_patients,
                 })
-                .transpose()?;
-            Output::Changes(
-                admin
-                    .changes(ChangeQuery {
-                        after,
-                        limit: Some(limit),
-                        practice,
-                        kind,
-                        patients: show_patients,
-                    })
-                    .await?,
-            )
-        }
+                .await?,
+        ),
         Command::Subscriptions(SubscriptionsCmd::Add {
             url,
             practices,
@@ -473,27 +465,18 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
             patients,
             allow_private,
             after,
-        }) => {
-            let kinds = kinds
-                .iter()
-                .map(|k| {
-                    ChangeKind::parse(k)
-                        .with_context(|| format!("`{k}` is not a kind: appointment or slot"))
+        }) => Output::SubscriptionAdded(
+            admin
+                .add_subscription(AddSubscription {
+                    url,
+                    practices,
+                    kinds,
+                    patients,
+                    allow_private,
+                    after,
                 })
-                .collect::<Result<Vec<_>>>()?;
-            Output::SubscriptionAdded(
-                admin
-                    .add_subscription(AddSubscription {
-                        url,
-                        practices,
-                        kinds,
-                        patients,
-                        allow_private,
-                        after,
-                    })
-                    .await?,
-            )
-        }
+                .await?,
+        ),
         Command::Subscriptions(SubscriptionsCmd::List) => {
             Output::Subscriptions(admin.subscriptions().await?)
         }

@@ -3,6 +3,7 @@
 //! Whether the result came from the database here or from a daemon does not change a
 //! byte. A closed pipe (`passerelle runs | head`) ends the output quietly.
 
+use super::printable::printable;
 use crate::store::daemons::DaemonRow;
 use std::io::Write;
 
@@ -460,23 +461,6 @@ pub fn write_stdout(text: &str) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(e.into()),
     }
-}
-
-/// Text from outside (a platform, a connector) made safe for a terminal: control
-/// characters (escape sequences included) shown as `\u{..}`.
-pub fn printable(s: &str) -> String {
-    if !s.chars().any(char::is_control) {
-        return s.to_string();
-    }
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 /// "schedule `0 3 * * *` (Europe/Paris, default), next sync …".

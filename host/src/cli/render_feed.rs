@@ -1,7 +1,7 @@
 //! How the change feed, webhook subscriptions and the open-data export read as text (the rest of the
 //! command line's output is in [`super::render`]).
 
-use super::render::printable;
+use super::printable::printable;
 use crate::model::feed::ChangeKind;
 use crate::service::feed::ChangePage;
 use crate::service::subscriptions::{CreatedSubscription, SubscriptionView};

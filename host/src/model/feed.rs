@@ -38,6 +38,15 @@ impl ChangeKind {
     }
 }
 
+impl std::str::FromStr for ChangeKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ChangeKind, String> {
+        ChangeKind::parse(text)
+            .ok_or_else(|| format!("`{text}` is not a kind: appointment or slot"))
+    }
+}
+
 /// What happened to the record. `added` and `changed` carry the record as written;
 /// `deleted` (the platform said so) and `tombstoned` (a full sync no longer saw it)
 /// mark an appointment that stays stored; `removed`: the record is no longer stored (a

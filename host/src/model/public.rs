@@ -37,24 +37,20 @@ pub struct PublicInfo {
 }
 
 impl PublicInfo {
-    /// Checks what the schema says, for callers that did not come through it.
+    /// Checks what the schema says (its patterns, its bounds), for callers that did not
+    /// come through it.
     pub fn validate(&self) -> Result<(), String> {
-        let dep = &self.department;
-        let ok_dep = (dep.len() == 2 && dep.chars().all(|c| c.is_ascii_digit()))
-            || dep == "2A"
-            || dep == "2B"
-            || (dep.len() == 3
-                && dep.starts_with("97")
-                && ('1'..='8').contains(&dep.chars().nth(2).unwrap_or('0')));
-        if !ok_dep {
-            return Err(format!(
-                "`{dep}` is not a French department code (75, 2A, 971…)"
-            ));
-        }
-        if let Some(pc) = &self.postcode {
-            if pc.len() != 5 || !pc.chars().all(|c| c.is_ascii_digit()) {
-                return Err(format!("`{pc}` is not a postal code (5 digits)"));
-            }
+        if let Some(field) = super::schema::pattern_breach(self) {
+            return Err(match field.as_str() {
+                "department" => format!(
+                    "`{}` is not a French department code (75, 2A, 971…)",
+                    self.department
+                ),
+                "postcode" => "a postal code is 5 digits".into(),
+                "type" => "the type is vaccination-center, drugstore or general-practitioner".into(),
+                "booking_url" => "the booking URL is http:// or https://, a lower-case host name or an IPv4 address, a plain path and query".into(),
+                other => format!("`{other}` is not valid"),
+            });
         }
         if self.latitude.is_some_and(|l| !(-90.0..=90.0).contains(&l))
             || self
@@ -63,30 +59,8 @@ impl PublicInfo {
         {
             return Err("latitude is -90 to 90, longitude -180 to 180".into());
         }
-        if let Some(kind) = &self.kind {
-            if !["vaccination-center", "drugstore", "general-practitioner"].contains(&kind.as_str())
-            {
-                return Err(format!(
-                    "`{kind}` is not a type: vaccination-center, drugstore, general-practitioner"
-                ));
-            }
-        }
         if let Some(url) = &self.booking_url {
-            // The pattern the OpenAPI document gives, so the two agree.
-            static PATTERN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-            let pattern = PATTERN.get_or_init(|| {
-                use utoipa::PartialSchema;
-                let schema = serde_json::to_value(PublicInfo::schema()).expect("a schema");
-                let text = schema["properties"]["booking_url"]["pattern"]
-                    .as_str()
-                    .expect("the booking URL's pattern");
-                regex::Regex::new(text).expect("a valid pattern")
-            });
-            if !pattern.is_match(url) || url::Url::parse(url).is_err() {
-                return Err(format!(
-                    "booking URL `{url}`: http:// or https://, a lower-case host name or an IPv4 address, a plain path and query"
-                ));
-            }
+            url::Url::parse(url).map_err(|e| format!("booking URL `{url}`: {e}"))?;
         }
         Ok(())
     }

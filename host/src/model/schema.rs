@@ -91,3 +91,44 @@ pub fn whole_number_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option
     struct Whole(#[serde(deserialize_with = "whole_number")] i64);
     Ok(Option::<Whole>::deserialize(d)?.map(|w| w.0))
 }
+
+/// The first field of `value` whose text breaks the `pattern` its schema gives, if any:
+/// the server enforces the very patterns the OpenAPI document publishes (compiled once
+/// per type).
+pub fn pattern_breach<T>(value: &T) -> Option<String>
+where
+    T: utoipa::PartialSchema + serde::Serialize + 'static,
+{
+    use std::any::TypeId;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    type Patterns = Arc<Vec<(String, regex::Regex)>>;
+    static COMPILED: OnceLock<Mutex<HashMap<TypeId, Patterns>>> = OnceLock::new();
+    let patterns = COMPILED
+        .get_or_init(Default::default)
+        .lock()
+        .expect("patterns lock")
+        .entry(TypeId::of::<T>())
+        .or_insert_with(|| {
+            let schema = serde_json::to_value(T::schema()).expect("a schema");
+            let fields = schema["properties"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            Arc::new(
+                fields
+                    .into_iter()
+                    .filter_map(|(name, field)| {
+                        let text = field["pattern"].as_str()?;
+                        Some((name, regex::Regex::new(text).expect("a valid pattern")))
+                    })
+                    .collect(),
+            )
+        })
+        .clone();
+    let json = serde_json::to_value(value).ok()?;
+    patterns.iter().find_map(|(name, pattern)| {
+        let text = json.get(name)?.as_str()?;
+        (!pattern.is_match(text)).then(|| name.clone())
+    })
+}

@@ -12,7 +12,7 @@ use super::{ServiceError, ServiceResult};
 use crate::app::Passerelle;
 use crate::model::feed::{ChangeKind, ChangeOp, StoredChange};
 use crate::model::records::{AppointmentRecord, SlotRecord, StoredAppointment};
-use crate::store::feed::ChangeFilter;
+use crate::store::feed::{ChangeFilter, FeedState};
 use crate::store::pages::StoredSlot;
 
 /// Query of `GET /v1/changes` and `passerelle changes`.
@@ -118,7 +118,7 @@ impl Passerelle {
         mut filter: ChangeFilter,
     ) -> ServiceResult<(Vec<StoredChange>, i64, i64, bool)> {
         let state = self.store.feed_state().await?;
-        super::subscriptions::position_within(after, state)?;
+        position_within(after, state)?;
         filter.through = Some(state.head);
         let mut rows = self.store.changes_after(after, limit + 1, &filter).await?;
         let more = rows.len() as i64 > limit;
@@ -138,6 +138,36 @@ impl Passerelle {
         let keep_after = self.store.lowest_undelivered().await?;
         Ok(self.store.prune_changes(cutoff, keep_after).await?)
     }
+}
+
+/// Whether a reader may start after `after`: not negative, not behind what retention
+/// removed ([`ServiceError::Gone`]), not past the head (a conflict: another database?).
+pub(crate) fn position_within(after: i64, state: FeedState) -> ServiceResult<()> {
+    if after < 0 {
+        return Err(ServiceError::invalid(
+            "`after` is a sequence number, 0 or more",
+        ));
+    }
+    if after < state.pruned_through {
+        return Err(ServiceError::Gone(format!(
+            "changes {} to {} were removed by retention (`feed.retention_days`) before this \
+             reader got them: read the current state (appointments, slots), then follow the \
+             feed from its head ({})",
+            after + 1,
+            state.pruned_through,
+            state.head
+        )));
+    }
+    if after > state.head {
+        return Err(ServiceError::conflict(
+            "ahead-of-feed",
+            format!(
+                "`after` ({after}) is past the feed's head ({}): is this the same database?",
+                state.head
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Changes as shown (patient fields only with `patients`).

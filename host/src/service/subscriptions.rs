@@ -13,13 +13,13 @@ use std::time::Duration;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use super::feed::{change_views, ChangeView};
+use super::feed::{change_views, position_within, ChangeView};
 use super::{ServiceError, ServiceResult};
 use crate::app::Passerelle;
 use crate::capabilities::netguard::{check_destination, GuardedResolver};
 use crate::config::DeliveryConfig;
 use crate::model::feed::ChangeKind;
-use crate::store::feed::{ChangeFilter, FeedState};
+use crate::store::feed::ChangeFilter;
 use crate::store::subscriptions::{NewSubscription, Subscription, SubscriptionState};
 
 /// What `subscriptions add` and `POST /v1/subscriptions` ask for.
@@ -123,48 +123,9 @@ pub struct DeliveryData {
     pub changes: Vec<ChangeView>,
 }
 
-/// Whether a reader may start after `after`: not negative, not behind what retention
-/// removed ([`ServiceError::Gone`]), not past the head (a conflict: another database?).
-pub(crate) fn position_within(after: i64, state: FeedState) -> ServiceResult<()> {
-    if after < 0 {
-        return Err(ServiceError::invalid(
-            "`after` is a sequence number, 0 or more",
-        ));
-    }
-    if after < state.pruned_through {
-        return Err(ServiceError::Gone(format!(
-            "changes {} to {} were removed by retention (`feed.retention_days`) before this \
-             reader got them: read the current state (appointments, slots), then follow the \
-             feed from its head ({})",
-            after + 1,
-            state.pruned_through,
-            state.head
-        )));
-    }
-    if after > state.head {
-        return Err(ServiceError::conflict(
-            "ahead-of-feed",
-            format!(
-                "`after` ({after}) is past the feed's head ({}): is this the same database?",
-                state.head
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn validate_url(url: &str) -> ServiceResult<url::Url> {
-    // The pattern the OpenAPI document gives (`AddSubscription::url`), so the two agree.
-    static PATTERN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let pattern = PATTERN.get_or_init(|| {
-        use utoipa::PartialSchema;
-        let schema = serde_json::to_value(AddSubscription::schema()).expect("a schema");
-        let text = schema["properties"]["url"]["pattern"]
-            .as_str()
-            .expect("the url's pattern");
-        regex::Regex::new(text).expect("a valid pattern")
-    });
-    if !pattern.is_match(url) {
+fn validate_url(add: &AddSubscription) -> ServiceResult<url::Url> {
+    let url = &add.url;
+    if crate::model::schema::pattern_breach(add).is_some() {
         return Err(ServiceError::invalid(format!(
             "`{url}`: a subscription's URL is http:// or https://, a lower-case host name or an IPv4 address, an optional port and a plain path (letters, digits, . _ ~ / -)"
         )));
@@ -190,7 +151,7 @@ impl Passerelle {
         &self,
         add: &AddSubscription,
     ) -> ServiceResult<CreatedSubscription> {
-        let url = validate_url(&add.url)?;
+        let url = validate_url(add)?;
         for p in &add.practices {
             self.practice(p).await?;
         }
