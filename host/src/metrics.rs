@@ -80,6 +80,8 @@ pub struct Metrics {
     pub runs_in_flight: Gauge,
     /// Changes delivered to subscriptions, and failed delivery attempts.
     deliveries: Family<KindLabel, Counter>,
+    /// The largest linear memory a run of each connector had, since start.
+    guest_memory_peak: Family<ConnectorLabel, Gauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -218,8 +220,15 @@ impl Metrics {
             "Webhook deliveries: `changes` delivered, `failed` attempts",
             deliveries.clone(),
         );
+        let guest_memory_peak = Family::<ConnectorLabel, Gauge>::default();
+        registry.register(
+            "guest_memory_peak_bytes",
+            "The largest linear memory one run of the connector had, since start (set limits.memory_mib above it)",
+            guest_memory_peak.clone(),
+        );
         Metrics {
             deliveries,
+            guest_memory_peak,
             registry: Mutex::new(registry),
             runs,
             run_duration,
@@ -361,6 +370,26 @@ impl Metrics {
         self.platform_wait_seconds
             .get_or_create(&label)
             .inc_by(platform_wait.as_secs_f64());
+    }
+
+    /// A run of `connector` had `bytes` of linear memory at most.
+    pub fn guest_memory(&self, connector: &str, bytes: usize) {
+        let gauge = self.guest_memory_peak.get_or_create(&ConnectorLabel {
+            connector: connector.into(),
+        });
+        let bytes = bytes as i64;
+        if gauge.get() < bytes {
+            gauge.set(bytes);
+        }
+    }
+
+    /// The largest linear memory a run of `connector` had since start, in bytes.
+    pub fn guest_memory_peak(&self, connector: &str) -> i64 {
+        self.guest_memory_peak
+            .get_or_create(&ConnectorLabel {
+                connector: connector.into(),
+            })
+            .get()
     }
 
     /// Seconds `connector`'s runs spent in the sandbox, and of those waiting on the

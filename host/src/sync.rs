@@ -325,6 +325,8 @@ impl Passerelle {
         let http = finished.http.expect("sync runs have http");
         self.metrics
             .sandbox_time(&manifest.name, finished.elapsed, http.platform_wait);
+        self.metrics
+            .guest_memory(&manifest.name, finished.peak_memory_bytes);
         let mut end = RunEnd {
             status: Status::Failed,
             counts: RunCounts::default(),

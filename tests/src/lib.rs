@@ -53,6 +53,18 @@ pub fn variant(file: &str) -> PathBuf {
     path
 }
 
+/// A connector written in another language (`target/plugins/examples/`, built by
+/// `cargo xtask build-plugins` from `plugins/examples/NAME`).
+pub fn example(name: &str) -> PathBuf {
+    let path = plugins_dir().join("examples").join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask build-plugins` (it installs componentize-py into target/toolchains/python)",
+        path.display()
+    );
+    path
+}
+
 /// A database to run a test against.
 pub struct Db {
     pub name: &'static str,
@@ -414,6 +426,17 @@ pub async fn sim_env_with(
     sim_config: passerelle_sim::SimConfig,
     config: Config,
 ) -> SimEnv {
+    sim_env_replacing(db, sim_config, config, &[]).await
+}
+
+/// [`sim_env_with`], installing `replace`'s component for a connector name instead of
+/// the bundled one (a port of a connector to another language).
+pub async fn sim_env_replacing(
+    db: &Db,
+    sim_config: passerelle_sim::SimConfig,
+    config: Config,
+    replace: &[(&str, PathBuf)],
+) -> SimEnv {
     let sim = passerelle_sim::Simulator::new(sim_config);
     let running = sim
         .serve(([127, 0, 0, 1], 0).into())
@@ -428,8 +451,12 @@ pub async fn sim_env_with(
     let platforms: std::collections::BTreeSet<&str> =
         world.accounts().map(|a| a.platform.as_str()).collect();
     for connector in platforms {
+        let file = replace
+            .iter()
+            .find(|(name, _)| *name == connector)
+            .map_or_else(|| component(connector), |(_, path)| path.clone());
         env.app
-            .install_plugin(&component(connector))
+            .install_plugin(&file)
             .await
             .unwrap_or_else(|e| panic!("install {connector}: {e}"));
     }

@@ -21,5 +21,6 @@ mod maiia;
 mod mapharma;
 mod ordoclic;
 mod platforms;
+mod python;
 mod sandbox;
 mod storage;

@@ -76,6 +76,7 @@ pub fn build_all(root: &Path) -> Result<PathBuf> {
     if names.len() == VARIANTS.len() {
         bail!("no components found in {}", built.display());
     }
+    names.extend(crate::python::build_all(root, &out)?);
     println!(
         "xtask: connectors in {}: {} [{:.1} s]",
         out.display(),

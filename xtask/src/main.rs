@@ -15,6 +15,7 @@
 mod conformance;
 mod guest;
 mod postgres;
+mod python;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -58,7 +59,7 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Run the benchmarks (sandbox overhead; one centre's fixed cost; end-to-end sync rate; the daemon at scale; hot swap; several daemons; the change feed and webhook delivery) and print their figures.
+    /// Run the benchmarks (sandbox overhead; one centre's fixed cost; end-to-end sync rate; the daemon at scale; hot swap; several daemons; the change feed and webhook delivery; one connector in Rust and in Python) and print their figures.
     Bench,
 }
 
@@ -127,6 +128,7 @@ fn run(cli: Cli) -> Result<()> {
                 ("passerelle-tests", "hot_swap"),
                 ("passerelle-tests", "scale_out"),
                 ("passerelle-tests", "feed"),
+                ("passerelle-tests", "languages"),
             ] {
                 let mut cmd = Command::new(cargo_bin());
                 cmd.current_dir(&root)

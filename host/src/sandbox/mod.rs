@@ -71,6 +71,8 @@ pub enum LoadError {
     TooLarge { size: u64, max: u64 },
     #[error("took more than {secs} s to compile (`runtime.max_compile_secs`)")]
     TooSlow { secs: f64 },
+    #[error("starts with {needs_mib:.1} MiB of linear memory; runs may have {limit_mib} MiB (`limits.memory_mib`)")]
+    MemoryLimit { needs_mib: f64, limit_mib: u64 },
 }
 
 impl LoadError {
@@ -82,6 +84,7 @@ impl LoadError {
             LoadError::WrongWorld(_) => "wrong-world",
             LoadError::TooLarge { .. } => "too-large",
             LoadError::TooSlow { .. } => "too-slow-to-compile",
+            LoadError::MemoryLimit { .. } => "memory-limit",
         }
     }
 }
@@ -194,6 +197,8 @@ pub struct Finished {
     pub records: Option<RecordsSession>,
     pub scrubber: Scrubber,
     pub elapsed: Duration,
+    /// The largest linear memory the guest had.
+    pub peak_memory_bytes: usize,
 }
 
 impl Runtime {
@@ -268,6 +273,30 @@ impl Runtime {
             .with_context(|| format!("loading {}", path.display()))
     }
 
+    /// Refuses a component whose memories start larger than a run may grow one (an
+    /// interpreter's preinitialised heap, say), naming both sizes; malformed bytes are
+    /// left to the compiler to describe.
+    fn check_initial_memory(&self, bytes: &[u8]) -> Result<(), LoadError> {
+        let mut largest: u64 = 0;
+        for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+            let Ok(wasmparser::Payload::MemorySection(memories)) = payload else {
+                continue;
+            };
+            for memory in memories.into_iter().flatten() {
+                let page = 1u64 << memory.page_size_log2.unwrap_or(16);
+                largest = largest.max(memory.initial.saturating_mul(page));
+            }
+        }
+        let limit = self.config.limits.memory_bytes() as u64;
+        if largest > limit {
+            return Err(LoadError::MemoryLimit {
+                needs_mib: largest as f64 / (1024.0 * 1024.0),
+                limit_mib: self.config.limits.memory_mib,
+            });
+        }
+        Ok(())
+    }
+
     /// Compiles (or loads from cache) and links component bytes. The error says which
     /// of the three ways a candidate can fail to be a connector it is ([`LoadError`]).
     pub fn load_bytes(&self, bytes: &[u8]) -> Result<LoadedConnector, LoadError> {
@@ -282,6 +311,7 @@ impl Runtime {
         deadline: Option<(Instant, f64)>,
     ) -> Result<LoadedConnector, LoadError> {
         self.check_size(bytes.len() as u64)?;
+        self.check_initial_memory(bytes)?;
         let sha256 = sha256_hex(bytes);
         let (component, origin, artifact) = cache::load(
             &self.engine,
@@ -355,6 +385,7 @@ impl Runtime {
             limiter: RunLimiter {
                 memory_bytes: limits.memory_bytes().min(self.config.limits.memory_bytes()),
                 table_elements: limits.table_elements.min(self.config.limits.table_elements),
+                peak_memory_bytes: 0,
             },
             capabilities,
         };
@@ -412,7 +443,9 @@ impl Runtime {
                 Ok(r) => r,
                 Err(_) => Err(Failure::Limit(deadline_text(&limits))),
             };
-        let mut caps = store.into_data().capabilities;
+        let state = store.into_data();
+        let peak_memory_bytes = state.limiter.peak_memory_bytes;
+        let mut caps = state.capabilities;
         caps.flush_logs();
         let output = output.map_err(|f| scrub_failure(f, &mut caps.scrubber));
         Finished {
@@ -421,6 +454,7 @@ impl Runtime {
             records: caps.records,
             scrubber: caps.scrubber,
             elapsed: started.elapsed(),
+            peak_memory_bytes,
         }
     }
 }

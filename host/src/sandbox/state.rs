@@ -13,6 +13,8 @@ use crate::model::LimitExceeded;
 pub struct RunLimiter {
     pub memory_bytes: usize,
     pub table_elements: usize,
+    /// The largest linear memory the run had (its initial size included).
+    pub peak_memory_bytes: usize,
 }
 
 impl ResourceLimiter for RunLimiter {
@@ -29,6 +31,7 @@ impl ResourceLimiter for RunLimiter {
             ))
             .into());
         }
+        self.peak_memory_bytes = self.peak_memory_bytes.max(desired);
         Ok(true)
     }
 

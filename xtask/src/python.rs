@@ -1,0 +1,101 @@
+//! Python connectors, built with componentize-py: the tool on PATH, or the pinned one
+//! this installs into `target/toolchains/python` (a virtual environment: needs only
+//! `python3` with `venv` and `pip`, and PyPI). Every `plugins/examples/*-python`
+//! (an `app.py` using `plugins/sdk-python`) becomes
+//! `target/plugins/examples/<name>.wasm`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// The componentize-py release the SDK and examples are built and tested with.
+const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+/// The contract the Python SDK targets.
+const WIT: &str = "wit/v0.1.2";
+
+fn works(program: &Path) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// componentize-py, found or installed.
+fn componentize_py(root: &Path) -> Result<PathBuf> {
+    let venv = root.join("target/toolchains/python");
+    let installed = venv.join("bin/componentize-py");
+    if works(&installed) {
+        return Ok(installed);
+    }
+    if works(Path::new("componentize-py")) {
+        return Ok(PathBuf::from("componentize-py"));
+    }
+    println!(
+        "xtask: installing {COMPONENTIZE_PY} into {}",
+        venv.display()
+    );
+    let python = ["python3", "python"]
+        .into_iter()
+        .find(|p| works(Path::new(p)))
+        .context(
+            "the Python connectors need componentize-py: install python3 (with venv and pip) \
+             or put componentize-py on PATH",
+        )?;
+    crate::status(
+        {
+            let mut c = Command::new(python);
+            c.args(["-m", "venv"]).arg(&venv);
+            c
+        },
+        "creating a Python virtual environment (Debian: apt-get install python3-venv)",
+    )?;
+    crate::status(
+        {
+            let mut c = Command::new(venv.join("bin/pip"));
+            c.args(["install", "--quiet", COMPONENTIZE_PY]);
+            c
+        },
+        &format!("pip install {COMPONENTIZE_PY}"),
+    )?;
+    if !works(&installed) {
+        bail!("{} does not run after installing it", installed.display());
+    }
+    Ok(installed)
+}
+
+/// Builds every Python example into `out/examples/`; their names and sizes.
+pub fn build_all(root: &Path, out: &Path) -> Result<Vec<String>> {
+    let tool = componentize_py(root)?;
+    let examples = root.join("plugins/examples");
+    let target = out.join("examples");
+    std::fs::create_dir_all(&target)?;
+    let mut built = Vec::new();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&examples)
+        .with_context(|| format!("reading {}", examples.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir() && p.join("app.py").is_file())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let name = dir
+            .file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .into_owned();
+        let wasm = target.join(format!("{name}.wasm"));
+        let mut cmd = Command::new(&tool);
+        cmd.current_dir(root)
+            .args(["-d", WIT, "-w", "connector", "componentize", "-p"])
+            .arg(root.join("plugins/sdk-python"))
+            .arg("-p")
+            .arg(&dir)
+            .arg("app")
+            .arg("-o")
+            .arg(&wasm);
+        crate::status(cmd, &format!("building {name} with componentize-py"))?;
+        let size = std::fs::metadata(&wasm)?.len();
+        built.push(format!("examples/{name}.wasm ({} KiB)", size / 1024));
+    }
+    Ok(built)
+}
