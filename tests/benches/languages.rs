@@ -1,5 +1,6 @@
-//! One connector in two languages, on equal work: Maiia in Rust (plugins/maiia) and in
-//! Python (plugins/examples/maiia-python, componentize-py). For each: component size,
+//! One connector in three languages, on equal work: Maiia in Rust (plugins/maiia), in
+//! Python (plugins/examples/maiia-python, componentize-py) and in JavaScript
+//! (plugins/examples/maiia-js, componentize-js). For each: component size,
 //! compile time, compile-cache load time, instantiate time (p50), one full sync of the
 //! simulator's Maiia account (wall time, in the sandbox) and the guest's peak linear
 //! memory.
@@ -96,8 +97,9 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        println!("\nMaiia, one connector in two languages (the simulator's p001-maiia, SQLite)");
+        println!("\nMaiia, one connector in three languages (the simulator's p001-maiia, SQLite)");
         measure("rust", &component("maiia")).await;
         measure("python", &example("maiia-python")).await;
+        measure("js", &example("maiia-js")).await;
     });
 }

@@ -21,6 +21,6 @@ mod maiia;
 mod mapharma;
 mod ordoclic;
 mod platforms;
-mod python;
+mod ports;
 mod sandbox;
 mod storage;

@@ -77,6 +77,7 @@ pub fn build_all(root: &Path) -> Result<PathBuf> {
         bail!("no components found in {}", built.display());
     }
     names.extend(crate::python::build_all(root, &out)?);
+    names.extend(crate::js::build_all(root, &out)?);
     println!(
         "xtask: connectors in {}: {} [{:.1} s]",
         out.display(),

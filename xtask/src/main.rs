@@ -14,6 +14,7 @@
 
 mod conformance;
 mod guest;
+mod js;
 mod postgres;
 mod python;
 
@@ -59,7 +60,7 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Run the benchmarks (sandbox overhead; one centre's fixed cost; end-to-end sync rate; the daemon at scale; hot swap; several daemons; the change feed and webhook delivery; one connector in Rust and in Python) and print their figures.
+    /// Run the benchmarks (sandbox overhead; one centre's fixed cost; end-to-end sync rate; the daemon at scale; hot swap; several daemons; the change feed and webhook delivery; one connector in Rust, Python and JavaScript) and print their figures.
     Bench,
 }
 

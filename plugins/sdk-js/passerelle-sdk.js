@@ -1,0 +1,307 @@
+/**
+ * The passerelle connector SDK for JavaScript (componentize-js, contract 0.1.2): what
+ * the Rust SDK gives Rust connectors.
+ *
+ * - `Failure` (thrown anywhere) ends the run with a `sync-error`; `connector({...})`
+ *   turns it, and any other exception (`internal`), into the export's error result.
+ * - `get(url)` / `post(url)`: a request builder naming the endpoint; `.send()` maps
+ *   statuses the host's way; `.json()` returns a `Reader`.
+ * - `Reader`: JSON read field by field; a wrong shape is `schema-drift` with the
+ *   endpoint and the JSON path (`$.items[0].startDateTime`), never the value.
+ * - `emit`: records and checkpoints; `log`: logging through the host.
+ * - `Timestamp`, `Window`: RFC 3339 timestamps (offset kept) and the sync window.
+ *
+ * @module passerelle-sdk
+ */
+
+import { send } from 'passerelle:connector/http@0.1.2';
+import * as records from 'passerelle:connector/records@0.1.2';
+import { log as hostLog } from 'passerelle:connector/log@0.1.2';
+
+/** A run's end: `error` is a WIT `sync-error` (`{tag, val}`). */
+export class Failure extends Error {
+  /** @param {{tag: string, val?: any}} error */
+  constructor(error) {
+    super(error.tag);
+    this.error = error;
+  }
+  static unauthorized(why) { return new Failure({ tag: 'unauthorized', val: why }); }
+  static rateLimited(secs) { return new Failure({ tag: 'rate-limited', val: secs }); }
+  static unavailable(why) { return new Failure({ tag: 'unavailable', val: why }); }
+  static invalidConfig(why) { return new Failure({ tag: 'invalid-config', val: why }); }
+  static internal(why) { return new Failure({ tag: 'internal', val: why }); }
+  /** A `schema-drift`: `found` names the JSON kind seen, never the value. */
+  static drift(endpoint, path, expected, found) {
+    return new Failure({ tag: 'schema-drift', val: { endpoint, path, expected, found } });
+  }
+}
+
+function guard(call) {
+  try {
+    return call();
+  } catch (e) {
+    if (e instanceof Failure) throw e.error;
+    // A bug in the connector: internal, with its kind, not its message.
+    throw { tag: 'internal', val: `${e && e.name ? e.name : 'exception'} in the connector` };
+  }
+}
+
+/**
+ * The component's exports from `{describe, check, sync}`, failures turned into the
+ * `sync-error` result.
+ */
+export function connector(impl) {
+  return {
+    describe: () => impl.describe(),
+    check: (account) => guard(() => impl.check(account)),
+    sync: (request) => guard(() => impl.sync(request)),
+  };
+}
+
+/** Logging through the host: ids and counts, never patient data. */
+export const log = {
+  write(level, message, fields = {}) {
+    hostLog(level, message, Object.entries(fields).map(([k, v]) => [k, String(v)]));
+  },
+  debug(message, fields) { log.write('debug', message, fields); },
+  info(message, fields) { log.write('info', message, fields); },
+  warn(message, fields) { log.write('warn', message, fields); },
+};
+
+const MISSING = Symbol('missing');
+
+/** The JSON kind of a value, as drift reports name it. */
+export function kind(value) {
+  if (value === MISSING) return 'missing';
+  if (value === null) return 'null';
+  if (typeof value === 'boolean') return 'boolean';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number';
+  if (typeof value === 'string') return 'string';
+  if (Array.isArray(value)) return 'array';
+  return 'object';
+}
+
+function join(base, key) {
+  if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) return `${base}.${key}`;
+  return `${base}['${key.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}']`;
+}
+
+/** RFC 3339 timestamps: parsed with their offset kept. */
+export class Timestamp {
+  constructor(millis, offsetMinutes) {
+    this.millis = millis;
+    this.offsetMinutes = offsetMinutes;
+  }
+
+  /** @returns {Timestamp|null} null unless RFC 3339 with an offset. */
+  static parse(text) {
+    if (typeof text !== 'string') return null;
+    const m = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.exec(text);
+    if (!m) return null;
+    const millis = Date.parse(text.toUpperCase());
+    if (Number.isNaN(millis)) return null;
+    let offset = 0;
+    if (m[8] !== 'Z' && m[8] !== 'z') {
+      const sign = m[8][0] === '-' ? -1 : 1;
+      offset = sign * (Number(m[8].slice(1, 3)) * 60 + Number(m[8].slice(4, 6)));
+    }
+    return new Timestamp(millis, offset);
+  }
+
+  /** At its own offset: `2021-05-13T13:40:00+00:00` (milliseconds only when not 0). */
+  toRfc3339() {
+    const local = new Date(this.millis + this.offsetMinutes * 60000).toISOString();
+    const ms = this.millis % 1000 === 0 ? '' : local.slice(19, 23);
+    const sign = this.offsetMinutes < 0 ? '-' : '+';
+    const abs = Math.abs(this.offsetMinutes);
+    const pad = (n) => String(n).padStart(2, '0');
+    return `${local.slice(0, 19)}${ms}${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
+  }
+
+  /** `2021-04-16T12:00:00.000Z`. */
+  toUtcMillis() { return new Date(this.millis).toISOString(); }
+}
+
+/** A sync request's window. */
+export class Window {
+  constructor(start, end) { this.start = start; this.end = end; }
+  static parse(window) {
+    const start = Timestamp.parse(window.start);
+    const end = Timestamp.parse(window.end);
+    if (!start || !end) throw Failure.internal('the host sent a window that is not RFC 3339');
+    return new Window(start, end);
+  }
+  contains(t) { return this.start.millis <= t.millis && t.millis < this.end.millis; }
+}
+
+/** A value of a JSON answer and where it is. */
+export class Reader {
+  constructor(endpoint, value, path = '$') {
+    this.endpoint = endpoint;
+    this.value = value;
+    this.path = path;
+  }
+  drift(expected) { return Failure.drift(this.endpoint, this.path, expected, kind(this.value)); }
+  get(key) {
+    if (this.value === null || typeof this.value !== 'object' || Array.isArray(this.value) || this.value === MISSING) {
+      throw this.drift('an object');
+    }
+    const v = Object.prototype.hasOwnProperty.call(this.value, key) ? this.value[key] : MISSING;
+    return new Reader(this.endpoint, v, join(this.path, key));
+  }
+  present() { return this.value !== MISSING && this.value !== null; }
+  items() {
+    if (!Array.isArray(this.value)) throw this.drift('an array');
+    return this.value.map((v, i) => new Reader(this.endpoint, v, `${this.path}[${i}]`));
+  }
+  str() {
+    if (typeof this.value !== 'string') throw this.drift('a string');
+    return this.value;
+  }
+  int() {
+    if (typeof this.value !== 'number' || !Number.isInteger(this.value)) throw this.drift('an integer');
+    return this.value;
+  }
+  bool() {
+    if (typeof this.value !== 'boolean') throw this.drift('a boolean');
+    return this.value;
+  }
+  timestamp() {
+    const t = Timestamp.parse(this.value);
+    if (!t) throw this.drift('an RFC 3339 date-time with an offset');
+    return t;
+  }
+  optStr() { return this.present() ? this.str() : undefined; }
+}
+
+/** The answer's JSON at `$`; a body that is not JSON is drift at `$`. */
+export function parse(endpoint, body) {
+  let value;
+  try {
+    value = JSON.parse(new TextDecoder().decode(body));
+  } catch {
+    throw Failure.drift(endpoint, '$', 'a JSON document', 'not JSON');
+  }
+  return new Reader(endpoint, value);
+}
+
+/** A 429 whose Retry-After is at most this is retried within the run (twice). */
+export const RETRY_WITHIN_RUN_SECS = 10;
+
+function header(response, name) {
+  const found = response.headers.find(([n]) => n.toLowerCase() === name);
+  return found ? found[1] : undefined;
+}
+
+function retryAfter(response) {
+  const v = header(response, 'retry-after');
+  const n = v === undefined ? NaN : Number.parseInt(v.trim(), 10);
+  return Number.isNaN(n) ? undefined : n;
+}
+
+/** The failure a non-2xx status stands for, if any. */
+export function statusError(endpoint, response) {
+  const s = response.status;
+  if (s >= 200 && s < 300) return null;
+  if (s === 401 || s === 403) return Failure.unauthorized(`${endpoint}: HTTP ${s}`);
+  if (s === 429) return Failure.rateLimited(retryAfter(response));
+  if (s === 404) return Failure.invalidConfig(`${endpoint}: HTTP 404 (check the settings)`);
+  if (s >= 500 && s < 600) return Failure.unavailable(`${endpoint}: HTTP ${s}`);
+  return Failure.internal(`${endpoint}: unexpected HTTP ${s}`);
+}
+
+function transport(endpoint, e) {
+  switch (e && e.tag) {
+    case 'denied': return Failure.invalidConfig(`${endpoint}: denied: ${e.val}`);
+    case 'invalid-request': return Failure.internal(`${endpoint}: invalid request: ${e.val}`);
+    case 'timeout': return Failure.unavailable(`${endpoint}: timed out`);
+    case 'too-large': return Failure.unavailable(`${endpoint}: response larger than ${e.val} bytes`);
+    default: return Failure.unavailable(`${endpoint}: ${e && e.val}`);
+  }
+}
+
+/** An HTTP request; secrets by reference only (the host substitutes them). */
+export class Request {
+  constructor(method, url) {
+    this.method = method;
+    this.url = url;
+    this.queryPairs = [];
+    this.headers = [];
+    this.body = undefined;
+    this.timeoutMs = undefined;
+    this.name = undefined;
+  }
+  /** The endpoint's name in drift reports and errors (`GET /api/x/{id}`). */
+  endpoint(name) { this.name = name; return this; }
+  query(key, value) { this.queryPairs.push([key, String(value)]); return this; }
+  header(name, value) { this.headers.push({ name, value: { tag: 'text', val: value } }); return this; }
+  secretHeader(name, secret) { this.headers.push({ name, value: { tag: 'secret', val: secret } }); return this; }
+  bearer(secret) {
+    this.headers.push({ name: 'authorization', value: { tag: 'secret-with-prefix', val: { prefix: 'Bearer ', name: secret } } });
+    return this;
+  }
+  jsonBody(value) {
+    this.body = new TextEncoder().encode(JSON.stringify(value));
+    return this.header('content-type', 'application/json');
+  }
+  timeout(ms) { this.timeoutMs = ms; return this; }
+  fullUrl() {
+    if (!this.queryPairs.length) return this.url;
+    const enc = (s) => encodeURIComponent(s).replace(/%20/g, '+').replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+    const q = this.queryPairs.map(([k, v]) => `${enc(k)}=${enc(v)}`).join('&');
+    return `${this.url}${this.url.includes('?') ? '&' : '?'}${q}`;
+  }
+  endpointName() {
+    if (this.name) return this.name;
+    const rest = this.url.split('://').pop();
+    const i = rest.indexOf('/');
+    const path = (i < 0 ? '/' : rest.slice(i)).split(/[?#]/)[0];
+    return `${this.method.toUpperCase()} ${path}`;
+  }
+  /** Sends it; any status but 2xx throws the matching `Failure`. */
+  send() {
+    const endpoint = this.endpointName();
+    const request = { method: this.method, url: this.fullUrl(), headers: this.headers, body: this.body, timeoutMs: this.timeoutMs };
+    for (let retries = 0; ; retries++) {
+      let response;
+      try {
+        response = send(request);
+      } catch (e) {
+        throw transport(endpoint, e && e.payload !== undefined ? e.payload : e);
+      }
+      const after = retryAfter(response);
+      if (response.status === 429 && retries < 2 && (after === undefined || after <= RETRY_WITHIN_RUN_SECS)) {
+        log.info('rate-limited by the platform; retrying after its delay', { endpoint, retry_after_s: after ?? 1 });
+        continue;
+      }
+      const failure = statusError(endpoint, response);
+      if (failure) throw failure;
+      return response;
+    }
+  }
+  /** Sends it and reads the 2xx JSON body. */
+  json() { return parse(this.endpointName(), this.send().body); }
+}
+
+export const get = (url) => new Request('get', url);
+export const post = (url) => new Request('post', url);
+
+function refused(what, f) {
+  try {
+    return f();
+  } catch (e) {
+    throw Failure.internal(`${what} refused: ${e && e.payload !== undefined ? e.payload : e}`);
+  }
+}
+
+/** Records and checkpoints; a host refusal ends the run `internal`. */
+export const emit = {
+  slot(externalId, startsAt, { endsAt, practitioner, visitMotive, place } = {}) {
+    return { externalId, startsAt, endsAt, practitioner, visitMotive, place };
+  },
+  slots(items) { if (items.length) refused('upsert-slots', () => records.upsertSlots(items)); },
+  appointments(items) { if (items.length) refused('upsert-appointments', () => records.upsertAppointments(items)); },
+  deletedAppointments(ids) { if (ids.length) refused('delete-appointments', () => records.deleteAppointments(ids)); },
+  /** Commits what was emitted so far with `cursor`, in one transaction. */
+  checkpoint(cursor) { refused('checkpoint', () => records.checkpoint(cursor)); },
+};

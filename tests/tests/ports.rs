@@ -1,0 +1,173 @@
+//! The Maiia connector ported to Python (plugins/examples/maiia-python, on
+//! plugins/sdk-python, built with componentize-py) and to JavaScript
+//! (plugins/examples/maiia-js, on plugins/sdk-js, built with componentize-js): the same
+//! cassettes and contract checks as the Rust connector, the simulator's ground truth on
+//! SQLite and PostgreSQL, drift named at the right endpoint and path, and the
+//! sandbox's limits ending their runs cleanly.
+
+use passerelle::config::Config;
+use passerelle::limits::Limits;
+use passerelle::model::run::{Mode, Status};
+use passerelle_sim::{Change, Drift, Faults, Platform, SimConfig};
+use passerelle_tests::kit::{connector_test, drift_paths, recorded_cassette};
+use passerelle_tests::{databases, example, sim_config, sim_env_replacing, Db, SimEnv};
+
+const MAIIA_ACCOUNT: &str = "p001-maiia";
+
+/// The ports: their build under target/plugins/examples/.
+const PORTS: [&str; 2] = ["maiia-python", "maiia-js"];
+
+fn world() -> SimConfig {
+    SimConfig {
+        platforms: vec![Platform::Doctolib, Platform::Maiia],
+        ..sim_config(3, 10)
+    }
+}
+
+async fn port_env(db: &Db, port: &str, config: Config) -> SimEnv {
+    sim_env_replacing(db, world(), config, &[("maiia", example(port))]).await
+}
+
+/// `connector test` of each port on the Rust connector's cassettes and expected
+/// records: the same records, every contract check and drift probe passed.
+#[test]
+fn the_ports_pass_the_rust_maiias_cassettes() {
+    for (port, name) in PORTS
+        .iter()
+        .flat_map(|p| ["availabilities", "window"].map(|n| (*p, n)))
+    {
+        let dir = recorded_cassette("maiia", name);
+        let expected = dir.join("expected.json");
+        let ran = connector_test(
+            &example(port),
+            &dir,
+            &["--expect", expected.to_str().unwrap()],
+        );
+        assert_eq!(ran.code, 0, "{port}/{name}: {}\n{}", ran.stdout, ran.stderr);
+        let report = ran.json();
+        assert_eq!(report["expected"]["matches"], true, "{port}/{name}");
+        for check in report["checks"].as_array().unwrap() {
+            assert_eq!(check["passed"], true, "{port}/{name}: {check}");
+        }
+        if name == "availabilities" {
+            // The fields it reads, found by the probes: the Rust connector's own.
+            let read = drift_paths(&report);
+            for path in [
+                "$.items[0].startDateTime",
+                "$.items[0].consultationReasonId",
+                "$.items[0].patientLimitation",
+                "$.total",
+            ] {
+                assert!(read.contains(&path.to_string()), "{port}: {path}: {read:?}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_ports_store_exactly_the_worlds_bookable_times_and_name_drift() {
+    for port in PORTS {
+        for db in databases().await {
+            let e = port_env(&db, port, Config::default()).await;
+            let installed = e.env.app.store.active_connector("maiia").await.unwrap();
+            assert!(installed.is_some(), "{}", db.name);
+            let run = e.sync(MAIIA_ACCOUNT, Mode::Full).await;
+            assert_eq!(run.status, Status::Succeeded, "{port} {}: {run:?}", db.name);
+            e.assert_matches_truth(MAIIA_ACCOUNT, db.name).await;
+            let stored = e.env.app.store.slots(MAIIA_ACCOUNT).await.unwrap().len();
+
+            e.sim.set_faults(
+                "maiia",
+                Faults {
+                    endpoint: Some("availabilities".into()),
+                    drift: Some(Drift {
+                        field: "startDateTime".into(),
+                        change: Change::Rename,
+                        nth: None,
+                    }),
+                    ..Faults::default()
+                },
+            );
+            let run = e.sync(MAIIA_ACCOUNT, Mode::Full).await;
+            assert_eq!(run.status, Status::Drift, "{port} {}: {run:?}", db.name);
+            let detail = run.error_detail.unwrap_or_default();
+            assert!(
+                detail.contains("GET /api/pat-public/availabilities")
+                    && detail.contains("startDateTime"),
+                "{port} {}: {detail}",
+                db.name
+            );
+            // Nothing stored before was lost.
+            assert_eq!(
+                e.env.app.store.slots(MAIIA_ACCOUNT).await.unwrap().len(),
+                stored
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_ports_end_cleanly_at_the_deadline() {
+    let db = &databases().await[0];
+    for port in PORTS {
+        let config = Config {
+            limits: Limits {
+                deadline_secs: 1.0,
+                ..Limits::default()
+            },
+            ..Config::default()
+        };
+        let e = port_env(db, port, config).await;
+        e.sim.set_faults(
+            "maiia",
+            Faults {
+                latency_ms: 3_000,
+                ..Faults::default()
+            },
+        );
+        let run = e.sync(MAIIA_ACCOUNT, Mode::Full).await;
+        assert_eq!(run.status, Status::Failed, "{run:?}");
+        assert_eq!(
+            run.error_kind.map(|k| k.as_str()),
+            Some("limit-exceeded"),
+            "{run:?}"
+        );
+        assert!(
+            run.error_detail
+                .as_deref()
+                .unwrap_or_default()
+                .contains("deadline"),
+            "{run:?}"
+        );
+        // The host goes on: the account syncs once the platform is quick again.
+        e.sim.clear_faults();
+        let run = e.sync(MAIIA_ACCOUNT, Mode::Full).await;
+        assert_eq!(run.status, Status::Succeeded, "{port}: {run:?}");
+    }
+}
+
+/// CPython and SpiderMonkey start with a preinitialised heap (about 12 and 9 MiB):
+/// under a smaller memory limit the component is refused at install, saying so, and
+/// the Rust build it would replace keeps serving.
+#[tokio::test]
+async fn under_their_starting_memory_the_ports_are_refused_at_install() {
+    let db = &databases().await[0];
+    let config = Config {
+        limits: Limits {
+            memory_mib: 8,
+            ..Limits::default()
+        },
+        ..Config::default()
+    };
+    let e = passerelle_tests::sim_env_with(db, world(), config).await;
+    for port in PORTS {
+        let refused = e.env.app.install_plugin(&example(port)).await.unwrap_err();
+        let text = format!("{refused:#}");
+        assert!(
+            text.contains("MiB of linear memory") && text.contains("limits.memory_mib"),
+            "{port}: {text}"
+        );
+    }
+    let run = e.sync(MAIIA_ACCOUNT, Mode::Full).await;
+    assert_eq!(run.status, Status::Succeeded, "{run:?}");
+}

@@ -1,0 +1,93 @@
+//! JavaScript connectors, built with componentize-js: the pinned package this installs
+//! with npm into `target/toolchains/js` (needs Node.js 20+ and npm), driven by a small
+//! build script. Every `plugins/examples/*-js` (an `app.js` importing
+//! `plugins/sdk-js/passerelle-sdk.js`) becomes `target/plugins/examples/<name>.wasm`.
+//! The guests get no WASI random, stdio, clocks or HTTP (`disableFeatures`): they reach
+//! the world only through passerelle's imports.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+/// The componentize-js release the SDK and examples are built and tested with.
+const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
+/// The contract the JavaScript SDK targets.
+const WIT: &str = "wit/v0.1.2";
+
+const BUILD_SCRIPT: &str = r#"// Written by `cargo xtask build-plugins`: builds one JavaScript connector.
+import { componentize } from '@bytecodealliance/componentize-js';
+import { writeFile } from 'node:fs/promises';
+const [source, wit, out] = process.argv.slice(2);
+const { component } = await componentize({
+  sourcePath: source, witPath: wit, worldName: 'connector',
+  disableFeatures: ['random', 'stdio', 'clocks', 'http', 'fetch-event'],
+});
+await writeFile(out, component);
+"#;
+
+fn runs(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The toolchain's folder, componentize-js installed in it.
+fn toolchain(root: &Path) -> Result<PathBuf> {
+    let dir = root.join("target/toolchains/js");
+    let package = dir.join("node_modules/@bytecodealliance/componentize-js/package.json");
+    let wanted = COMPONENTIZE_JS.rsplit('@').next().unwrap_or_default();
+    let installed = std::fs::read_to_string(&package)
+        .is_ok_and(|p| p.contains(&format!("\"version\": \"{wanted}\"")));
+    if !installed {
+        anyhow::ensure!(
+            runs("node") && runs("npm"),
+            "the JavaScript connectors need Node.js 20+ and npm (Debian: apt-get install nodejs npm)"
+        );
+        std::fs::create_dir_all(&dir)?;
+        println!("xtask: installing {COMPONENTIZE_JS} into {}", dir.display());
+        let mut npm = Command::new("npm");
+        npm.args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .arg(COMPONENTIZE_JS);
+        crate::status(npm, &format!("npm install {COMPONENTIZE_JS}"))?;
+    }
+    std::fs::write(dir.join("build.mjs"), BUILD_SCRIPT)?;
+    Ok(dir)
+}
+
+/// Builds every JavaScript example into `out/examples/`; their names and sizes.
+pub fn build_all(root: &Path, out: &Path) -> Result<Vec<String>> {
+    let tool = toolchain(root)?;
+    let examples = root.join("plugins/examples");
+    let target = out.join("examples");
+    std::fs::create_dir_all(&target)?;
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&examples)
+        .with_context(|| format!("reading {}", examples.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir() && p.join("app.js").is_file())
+        .collect();
+    dirs.sort();
+    let mut built = Vec::new();
+    for dir in dirs {
+        let name = dir
+            .file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .into_owned();
+        let wasm = target.join(format!("{name}.wasm"));
+        // From plugins/: the connector's relative import of ../../sdk-js resolves
+        // inside the folder componentize-js maps into the guest.
+        let mut cmd = Command::new("node");
+        cmd.current_dir(root.join("plugins"))
+            .arg(tool.join("build.mjs"))
+            .arg(dir.join("app.js"))
+            .arg(root.join(WIT))
+            .arg(&wasm);
+        crate::status(cmd, &format!("building {name} with componentize-js"))?;
+        let size = std::fs::metadata(&wasm)?.len();
+        built.push(format!("examples/{name}.wasm ({} KiB)", size / 1024));
+    }
+    Ok(built)
+}
