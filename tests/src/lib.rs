@@ -119,7 +119,7 @@ pub async fn postgres_schema_url(base: &str) -> String {
     format!("{base}{sep}options=-c%20search_path%3D{schema}")
 }
 
-/// Drops test schemas left by earlier test processes (test binaries run one at a time).
+/// Drops test schemas left by earlier test processes that are gone.
 async fn drop_stale_schemas(pool: &sqlx::AnyPool) {
     use sqlx::{Executor, Row};
     static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
@@ -133,7 +133,14 @@ async fn drop_stale_schemas(pool: &sqlx::AnyPool) {
         .unwrap_or_default();
         for row in rows {
             let name: String = row.get("nspname");
-            if !name.starts_with(&mine) {
+            // `t_{pid}_…`: a schema of a test process still running (another checkout's
+            // tests, a CI run beside this one) is left alone.
+            let alive = name
+                .split('_')
+                .nth(1)
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+            if !name.starts_with(&mine) && !alive {
                 let _ = pool
                     .execute(format!("DROP SCHEMA IF EXISTS {name} CASCADE").as_str())
                     .await;

@@ -572,3 +572,77 @@ async fn connector_test_records_a_live_origin_then_replays_it() {
         refused.stderr
     );
 }
+
+/// The same walk-through in Python and JavaScript: `connector new --lang`, `connector
+/// build` (componentize-py from target/toolchains/python on PATH, as an author's
+/// virtual environment would give it; componentize-js by `npm install` in the folder),
+/// and `connector test` on the template's cassette against the Rust template's
+/// expected records, every contract check and probe passing.
+#[test]
+fn new_python_and_javascript_connectors_build_and_pass_the_templates_cassette() {
+    let venv_bin = repo().join("target/toolchains/python/bin");
+    assert!(
+        venv_bin.join("componentize-py").is_file(),
+        "run `cargo xtask build-plugins` first: it installs componentize-py into {}",
+        venv_bin.display()
+    );
+    let path = format!(
+        "{}:{}",
+        venv_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for lang in ["python", "js"] {
+        let dir = tempfile::tempdir().unwrap();
+        let made = passerelle(&[
+            "connector",
+            "new",
+            "acme-booking",
+            "--lang",
+            lang,
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert_eq!(made.code, 0, "{lang}: {}\n{}", made.stdout, made.stderr);
+        let folder = dir.path().join("acme-booking");
+        assert!(folder.join("wit/connector.wit").is_file(), "{lang}");
+        let out = Command::new(binary())
+            .args(["connector", "build", folder.to_str().unwrap()])
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{lang}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let component = PathBuf::from(stdout.trim());
+        assert!(
+            component.ends_with("target/acme-booking.wasm"),
+            "{lang}: {stdout}"
+        );
+        let cassette = folder.join("cassettes/example");
+        let expected = cassette.join("expected.json");
+        let tested = connector_test(
+            &component,
+            &cassette,
+            &[
+                "--secret",
+                "api-key=made-up-key",
+                "--expect",
+                expected.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(
+            tested.code, 0,
+            "{lang}: {}\n{}",
+            tested.stdout, tested.stderr
+        );
+        let report = tested.json();
+        assert_eq!(report["connector"], "acme-booking", "{lang}");
+        assert_eq!(report["expected"]["matches"], true, "{lang}");
+        for check in report["checks"].as_array().unwrap() {
+            assert_eq!(check["passed"], true, "{lang}: {check}");
+        }
+    }
+}

@@ -505,9 +505,14 @@ pub enum ConnectorCmd {
         /// Where to create NAME/ (default: the current directory).
         #[arg(long, default_value = ".")]
         dir: PathBuf,
+        /// rust (a crate), python (componentize-py) or js (componentize-js).
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: crate::kit::languages::Lang,
     },
-    /// Build a connector crate for wasm32-wasip2 (rustup's target, or Debian's packaged
-    /// toolchain; says what is missing) and print the component's path.
+    /// Build a connector and print the component's path: a crate for wasm32-wasip2
+    /// (rustup's target, or Debian's packaged toolchain), a Python folder (componentize-py
+    /// on PATH) or a JavaScript one (componentize-js, installed by `npm install` there);
+    /// says what is missing.
     Build {
         /// The crate's folder.
         #[arg(default_value = ".")]

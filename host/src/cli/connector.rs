@@ -17,18 +17,26 @@ use crate::kit::{TestOptions, TestReport};
 /// Runs a `connector` command; an error (non-zero exit) when the test did not pass.
 pub async fn run(command: ConnectorCmd, config: &Config, json: bool) -> Result<()> {
     match command {
-        ConnectorCmd::New { name, dir } => {
-            let made = crate::kit::scaffold::new_connector(&name, &dir)?;
+        ConnectorCmd::New { name, dir, lang } => {
+            let made = crate::kit::scaffold::new_connector(&name, &dir, lang)?;
             let shown = made.display();
+            let (first, wasm) = match lang {
+                crate::kit::languages::Lang::Rust => (
+                    format!("cd {shown} && cargo test            # its unit test\n  "),
+                    format!(
+                        "{shown}/target/wasm32-wasip2/release/{}.wasm",
+                        name.replace('-', "_")
+                    ),
+                ),
+                _ => (String::new(), format!("{shown}/target/{name}.wasm")),
+            };
             write_stdout(&format!(
-                "wrote the connector crate {shown}\n\
+                "wrote the connector {shown}\n\
                  next:\n  \
-                 cd {shown} && cargo test            # its unit test\n  \
-                 passerelle connector build {shown}\n  \
-                 passerelle connector test {shown}/target/wasm32-wasip2/release/{wasm}.wasm \\\n      \
+                 {first}passerelle connector build {shown}\n  \
+                 passerelle connector test {wasm} \\\n      \
                  --cassette {shown}/cassettes/example --secret api-key=made-up-key \\\n      \
-                 --expect {shown}/cassettes/example/expected.json\n",
-                wasm = name.replace('-', "_")
+                 --expect {shown}/cassettes/example/expected.json\n"
             ))?;
             Ok(())
         }

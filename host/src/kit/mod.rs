@@ -9,6 +9,7 @@
 pub mod cassette;
 pub mod checks;
 pub mod harness;
+pub mod languages;
 pub mod probes;
 pub mod record;
 pub mod replay;

@@ -1,4 +1,5 @@
-//! `passerelle connector new`: writes a connector crate that builds anywhere — with a
+//! `passerelle connector new`: writes a connector crate that builds anywhere (or, with
+//! `--lang`, a Python or JavaScript folder: [`super::languages`]) — with a
 //! copy of the SDK and its WIT contract (both embedded in this binary, so the author
 //! needs nothing else), a manifest, one stream, a unit test and a cassette — and
 //! `passerelle connector build`: builds such a crate with the guest toolchain that is
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use passerelle_guest_toolchain::{release_dir, Toolchain};
 
+pub use super::languages::Lang;
 use super::KitError;
 
 /// The SDK crate as it ships: every file of `plugins/sdk`, WIT included.
@@ -78,8 +80,9 @@ const TEMPLATE: &[(&str, &str)] = &[
     ),
 ];
 
-/// Writes the crate of connector `name` in `parent/name`; its folder.
-pub fn new_connector(name: &str, parent: &Path) -> Result<PathBuf, KitError> {
+/// Writes connector `name` in `parent/name` (a crate, or a Python or JavaScript folder:
+/// [`super::languages`]); its folder.
+pub fn new_connector(name: &str, parent: &Path, lang: Lang) -> Result<PathBuf, KitError> {
     let valid = name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name
@@ -100,18 +103,22 @@ pub fn new_connector(name: &str, parent: &Path) -> Result<PathBuf, KitError> {
         )));
     }
     let crate_name = name.replace('-', "_");
-    let files = TEMPLATE
-        .iter()
-        .map(|(path, text)| {
-            let text = text
-                .replace("{{name}}", name)
-                .replace("{{crate}}", &crate_name);
-            (PathBuf::from(path), text)
-        })
-        .chain(
-            SDK.iter()
-                .map(|(path, text)| (Path::new("passerelle-sdk").join(path), text.to_string())),
-        );
+    let files: Vec<(PathBuf, String)> = match lang {
+        Lang::Rust => TEMPLATE
+            .iter()
+            .map(|(path, text)| {
+                let text = text
+                    .replace("{{name}}", name)
+                    .replace("{{crate}}", &crate_name);
+                (PathBuf::from(path), text)
+            })
+            .chain(
+                SDK.iter()
+                    .map(|(path, text)| (Path::new("passerelle-sdk").join(path), text.to_string())),
+            )
+            .collect(),
+        other => super::languages::files(other, name),
+    };
     for (path, text) in files {
         let target = dir.join(path);
         let parent = target.parent().expect("files are in the crate folder");
@@ -122,8 +129,19 @@ pub fn new_connector(name: &str, parent: &Path) -> Result<PathBuf, KitError> {
     Ok(dir)
 }
 
-/// Builds the connector crate in `dir` for wasm32-wasip2; the component's path.
+/// Builds the connector in `dir` (a crate for wasm32-wasip2, or a Python or JavaScript
+/// folder); the component's path.
 pub fn build_connector(dir: &Path) -> Result<PathBuf, KitError> {
+    match super::languages::detect(dir) {
+        Some(Lang::Rust) => {}
+        Some(other) => return super::languages::build(dir, other),
+        None => {
+            return Err(KitError::Scaffold(format!(
+            "{} holds no connector: a Cargo.toml (Rust), app.py (Python) or app.js (JavaScript)",
+            dir.display()
+        )))
+        }
+    }
     let manifest = dir.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest)
         .map_err(|e| KitError::Scaffold(format!("{}: {e}", manifest.display())))?;
@@ -193,16 +211,18 @@ mod tests {
     fn names_are_checked_and_folders_not_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         for bad in ["", "My", "a_b", "9lives", "x-", "a b"] {
-            let e = new_connector(bad, dir.path()).unwrap_err().to_string();
+            let e = new_connector(bad, dir.path(), Lang::Rust)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("is not a connector name"), "{bad}: {e}");
         }
-        let made = new_connector("my-platform", dir.path()).unwrap();
+        let made = new_connector("my-platform", dir.path(), Lang::Rust).unwrap();
         let cargo = std::fs::read_to_string(made.join("Cargo.toml")).unwrap();
         assert!(cargo.contains("name = \"my-platform\""));
         assert!(made
             .join("passerelle-sdk/wit/v0.1.2/connector.wit")
             .is_file());
-        let again = new_connector("my-platform", dir.path()).unwrap_err();
+        let again = new_connector("my-platform", dir.path(), Lang::Python).unwrap_err();
         assert!(again.to_string().contains("already exists"), "{again}");
     }
 }
