@@ -334,19 +334,7 @@ fn a_new_connector_builds_out_of_tree_passes_its_cassette_and_installs() {
     );
 
     let cassette = crate_dir.join("cassettes/example");
-    let expected = cassette.join("expected.json");
-    let tested = connector_test(
-        &component,
-        &cassette,
-        &[
-            "--secret",
-            "api-key=made-up-key",
-            "--expect",
-            expected.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(tested.code, 0, "{}\n{}", tested.stdout, tested.stderr);
-    let report = tested.json();
+    let report = passes_template_cassette(&crate_dir, &component);
     assert_eq!(report["connector"], "acme-booking");
     assert_eq!(report["records"]["slots"].as_array().unwrap().len(), 2);
     // The cassette matches the request only with the secret in its header.
@@ -621,28 +609,40 @@ fn new_python_and_javascript_connectors_build_and_pass_the_templates_cassette() 
             component.ends_with("target/acme-booking.wasm"),
             "{lang}: {stdout}"
         );
-        let cassette = folder.join("cassettes/example");
-        let expected = cassette.join("expected.json");
-        let tested = connector_test(
-            &component,
-            &cassette,
-            &[
-                "--secret",
-                "api-key=made-up-key",
-                "--expect",
-                expected.to_str().unwrap(),
-            ],
-        );
-        assert_eq!(
-            tested.code, 0,
-            "{lang}: {}\n{}",
-            tested.stdout, tested.stderr
-        );
-        let report = tested.json();
+        let report = passes_template_cassette(&folder, &component);
         assert_eq!(report["connector"], "acme-booking", "{lang}");
         assert_eq!(report["expected"]["matches"], true, "{lang}");
         for check in report["checks"].as_array().unwrap() {
             assert_eq!(check["passed"], true, "{lang}: {check}");
         }
     }
+}
+
+/// `connector test` of a component built from a template, on the template's cassette
+/// and expected records: it passes; the report.
+fn passes_template_cassette(
+    folder: &std::path::Path,
+    component: &std::path::Path,
+) -> serde_json::Value {
+    let cassette = folder.join("cassettes/example");
+    let expected = cassette.join("expected.json");
+    let tested = connector_test(
+        component,
+        &cassette,
+        &[
+            "--secret",
+            "api-key=made-up-key",
+            "--expect",
+            expected.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        tested.code,
+        0,
+        "{}: {}\n{}",
+        component.display(),
+        tested.stdout,
+        tested.stderr
+    );
+    tested.json()
 }

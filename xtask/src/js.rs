@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+
+use crate::ports::runs;
 
 /// The componentize-js release the SDK and examples are built and tested with.
 const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
@@ -25,13 +27,6 @@ const { component } = await componentize({
 });
 await writeFile(out, component);
 "#;
-
-fn runs(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// The toolchain's folder, componentize-js installed in it.
 fn toolchain(root: &Path) -> Result<PathBuf> {
@@ -60,16 +55,10 @@ fn toolchain(root: &Path) -> Result<PathBuf> {
 /// Builds every JavaScript example into `out/examples/`; their names and sizes.
 pub fn build_all(root: &Path, out: &Path) -> Result<Vec<String>> {
     let tool = toolchain(root)?;
-    let examples = root.join("plugins/examples");
     let target = out.join("examples");
     std::fs::create_dir_all(&target)?;
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&examples)
-        .with_context(|| format!("reading {}", examples.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir() && p.join("app.js").is_file())
-        .collect();
-    dirs.sort();
     let mut built = Vec::new();
+    let dirs = crate::ports::examples(root, "app.js")?;
     for dir in dirs {
         let name = dir
             .file_name()
@@ -86,8 +75,7 @@ pub fn build_all(root: &Path, out: &Path) -> Result<Vec<String>> {
             .arg(root.join(WIT))
             .arg(&wasm);
         crate::status(cmd, &format!("building {name} with componentize-js"))?;
-        let size = std::fs::metadata(&wasm)?.len();
-        built.push(format!("examples/{name}.wasm ({} KiB)", size / 1024));
+        built.push(crate::ports::built(&wasm)?);
     }
     Ok(built)
 }

@@ -15,6 +15,7 @@
 mod conformance;
 mod guest;
 mod js;
+mod ports;
 mod postgres;
 mod python;
 

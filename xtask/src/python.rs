@@ -9,26 +9,21 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use crate::ports::runs;
+
 /// The componentize-py release the SDK and examples are built and tested with.
 const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 /// The contract the Python SDK targets.
 const WIT: &str = "wit/v0.1.2";
 
-fn works(program: &Path) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// componentize-py, found or installed.
 fn componentize_py(root: &Path) -> Result<PathBuf> {
     let venv = root.join("target/toolchains/python");
     let installed = venv.join("bin/componentize-py");
-    if works(&installed) {
+    if runs(&installed) {
         return Ok(installed);
     }
-    if works(Path::new("componentize-py")) {
+    if runs("componentize-py") {
         return Ok(PathBuf::from("componentize-py"));
     }
     println!(
@@ -37,7 +32,7 @@ fn componentize_py(root: &Path) -> Result<PathBuf> {
     );
     let python = ["python3", "python"]
         .into_iter()
-        .find(|p| works(Path::new(p)))
+        .find(|p| runs(p))
         .context(
             "the Python connectors need componentize-py: install python3 (with venv and pip) \
              or put componentize-py on PATH",
@@ -58,7 +53,7 @@ fn componentize_py(root: &Path) -> Result<PathBuf> {
         },
         &format!("pip install {COMPONENTIZE_PY}"),
     )?;
-    if !works(&installed) {
+    if !runs(&installed) {
         bail!("{} does not run after installing it", installed.display());
     }
     Ok(installed)
@@ -67,16 +62,10 @@ fn componentize_py(root: &Path) -> Result<PathBuf> {
 /// Builds every Python example into `out/examples/`; their names and sizes.
 pub fn build_all(root: &Path, out: &Path) -> Result<Vec<String>> {
     let tool = componentize_py(root)?;
-    let examples = root.join("plugins/examples");
     let target = out.join("examples");
     std::fs::create_dir_all(&target)?;
     let mut built = Vec::new();
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&examples)
-        .with_context(|| format!("reading {}", examples.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir() && p.join("app.py").is_file())
-        .collect();
-    dirs.sort();
+    let dirs = crate::ports::examples(root, "app.py")?;
     for dir in dirs {
         let name = dir
             .file_name()
@@ -94,8 +83,7 @@ pub fn build_all(root: &Path, out: &Path) -> Result<Vec<String>> {
             .arg("-o")
             .arg(&wasm);
         crate::status(cmd, &format!("building {name} with componentize-py"))?;
-        let size = std::fs::metadata(&wasm)?.len();
-        built.push(format!("examples/{name}.wasm ({} KiB)", size / 1024));
+        built.push(crate::ports::built(&wasm)?);
     }
     Ok(built)
 }

@@ -66,6 +66,10 @@ const TEMPLATE: &[(&str, &str)] = &[
     (".gitignore", include_str!("template/gitignore.tmpl")),
     ("README.md", include_str!("template/README.md.tmpl")),
     ("src/lib.rs", include_str!("template/src.lib.rs.tmpl")),
+];
+
+/// The example cassette every template ships, whatever the language.
+pub(super) const CASSETTE: &[(&str, &str)] = &[
     (
         "cassettes/example/cassette.toml",
         include_str!("template/cassettes/example/cassette.toml.tmpl"),
@@ -106,6 +110,7 @@ pub fn new_connector(name: &str, parent: &Path, lang: Lang) -> Result<PathBuf, K
     let files: Vec<(PathBuf, String)> = match lang {
         Lang::Rust => TEMPLATE
             .iter()
+            .chain(CASSETTE)
             .map(|(path, text)| {
                 let text = text
                     .replace("{{name}}", name)
