@@ -42,10 +42,6 @@ async fn three_daemons_killed_at_random_lose_and_duplicate_nothing() {
     let seed = env_or("PASSERELLE_CHAOS_SEED", SEED);
     let practices = env_or("PASSERELLE_CHAOS_PRACTICES", PRACTICES);
     let mut config = daemon_config();
-    // Every practice is due at one slot: the next minute at least 6 s away (hourly, so
-    // no second slot comes during the test).
-    let slot = chrono::Utc::now() + chrono::Duration::seconds(66);
-    config.schedule.default_cron = format!("{} * * * *", chrono::Timelike::minute(&slot));
     config.schedule.spread_secs = 0;
     config.daemon.lease_secs = 3;
     config.daemon.poll_secs = 1;
@@ -67,7 +63,14 @@ async fn three_daemons_killed_at_random_lose_and_duplicate_nothing() {
     for dir in &dirs {
         common::share_secrets_key(sim.env.dir.path(), dir.path());
     }
-    let config_path = write_config(sim.env.dir.path(), &sim.env.app.config);
+    // Every practice is due at one slot: the next minute at least 6 s away once the
+    // practices are provisioned (hourly, so no second slot comes during the test). Set
+    // after provisioning, which takes a while on a busy machine: a slot that passed
+    // before the daemons started would be missed, with no earlier plan to catch up from.
+    let mut daemons_config = sim.env.app.config.clone();
+    let slot = chrono::Utc::now() + chrono::Duration::seconds(66);
+    daemons_config.schedule.default_cron = format!("{} * * * *", chrono::Timelike::minute(&slot));
+    let config_path = write_config(sim.env.dir.path(), &daemons_config);
     let start = |i: usize| {
         let dir: PathBuf = dirs[i].path().to_path_buf();
         let config_path = config_path.clone();
@@ -243,9 +246,11 @@ async fn three_daemons_killed_at_random_lose_and_duplicate_nothing() {
     }
 }
 
-/// Waits (at most 90 s: the slot is at most 66 s after the test began) until at least `n` runs exist.
+/// Waits until at least `n` runs exist: at most 180 s (the slot is at most 66 s after
+/// the test began; queueing 2,000 runs while the test beside this one compiles
+/// components on both cores took longer than the 90 s this allowed before).
 async fn wait_for_runs(store: &passerelle::store::Store, n: usize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
     loop {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM runs")
             .fetch_one(store.pool())
@@ -256,7 +261,8 @@ async fn wait_for_runs(store: &passerelle::store::Store, n: usize) {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no slot queued runs"
+            "no slot queued runs: {} of {n} after 180 s",
+            row.get::<i64, _>("n")
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
