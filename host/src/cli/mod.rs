@@ -10,7 +10,7 @@ pub mod connector;
 pub mod printable;
 pub mod progress;
 pub mod render;
-pub mod render_feed;
+pub mod render_records;
 
 use std::io::{IsTerminal, Read};
 use std::path::Path;

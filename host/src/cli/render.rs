@@ -15,7 +15,7 @@ use crate::model::run::{Run, Status};
 use crate::service::check::AccountCheck;
 use crate::service::connectors::{ConnectorView, InstallAnswer};
 use crate::service::practices::{CheckedAccount, PracticeView};
-use crate::service::records::{AppointmentPage, AppointmentView, SlotPage};
+use crate::service::records::{AppointmentPage, SlotPage};
 use crate::store::connectors::{Canary, Rejection};
 use crate::store::pauses::Pause;
 use crate::store::practices::Account;
@@ -73,7 +73,7 @@ pub enum Output {
         account: String,
         page: SlotPage,
     },
-    /// A page of the change feed (text: [`super::render_feed`]).
+    /// A page of the change feed (text: [`super::render_records`]).
     Changes(crate::service::feed::ChangePage),
     SubscriptionAdded(crate::service::subscriptions::CreatedSubscription),
     Subscriptions(Vec<crate::service::subscriptions::SubscriptionView>),
@@ -396,49 +396,13 @@ impl Output {
                 "{} secret(s) sealed under key {} ({})\n",
                 k.sealed, k.key_id, k.key
             )),
-            Output::Appointments(page) => {
-                if page.items.is_empty() {
-                    line("no appointments stored here (yet): run `passerelle sync PRACTICE`".into());
-                } else {
-                    line(format!(
-                        "{:<16} {:<14} {:<26} {:<10} {:<24} {:<30} patient",
-                        "account", "id", "starts", "status", "practitioner", "motive"
-                    ));
-                }
-                for a in &page.items {
-                    line(appointment_line(a));
-                }
-                if let Some(next) = &page.next {
-                    line(format!("… more: --after {next}"));
-                }
-            }
-            Output::Slots { account, page } => {
-                if page.items.is_empty() {
-                    line(format!("no slots stored for {account}"));
-                } else {
-                    line(format!(
-                        "{:<26} {:<26} {:<24} place",
-                        "starts", "practitioner", "motive"
-                    ));
-                }
-                for s in &page.items {
-                    line(format!(
-                        "{:<26} {:<26} {:<24} {}",
-                        s.starts_at,
-                        printable(s.practitioner.as_deref().unwrap_or("-")),
-                        printable(s.visit_motive.as_deref().unwrap_or("-")),
-                        printable(s.place.as_deref().unwrap_or("-"))
-                    ));
-                }
-                if let Some(next) = &page.next {
-                    line(format!("… more: --after {next}"));
-                }
-            }
-            Output::Changes(page) => super::render_feed::changes(page, line),
-            Output::SubscriptionAdded(s) => super::render_feed::added(s, line),
-            Output::Subscriptions(s) => super::render_feed::subscriptions(s, line),
+            Output::Appointments(page) => super::render_records::appointments(page, line),
+            Output::Slots { account, page } => super::render_records::slots(account, page, line),
+            Output::Changes(page) => super::render_records::changes(page, line),
+            Output::SubscriptionAdded(s) => super::render_records::added(s, line),
+            Output::Subscriptions(s) => super::render_records::subscriptions(s, line),
             Output::SubscriptionRemoved(id) => line(format!("removed subscription {id}")),
-            Output::Exported(r) => super::render_feed::exported(r, line),
+            Output::Exported(r) => super::render_records::exported(r, line),
             Output::SubscriptionReplayed(s) => line(format!(
                 "subscription {} delivers again from after {} ({})",
                 s.id,
@@ -509,36 +473,6 @@ fn account_line(a: &Account) -> String {
         settings.join(" "),
         a.secrets.join(" ")
     )
-}
-
-/// One stored appointment; the patient in full if the page carries it, else initials.
-fn appointment_line(a: &AppointmentView) -> String {
-    let patient = match &a.patient {
-        None => "-".to_string(),
-        Some(p) => match (&p.first_name, &p.last_name) {
-            (Some(first), Some(last)) => format!(
-                "{first} {last} ({}) {} {}",
-                p.birth_date.as_deref().unwrap_or("?"),
-                p.phone.as_deref().unwrap_or("-"),
-                p.email.as_deref().unwrap_or("-")
-            ),
-            _ => p.initials.clone(),
-        },
-    };
-    printable(&format!(
-        "{:<16} {:<14} {:<26} {:<10} {:<24} {:<30} {}{}",
-        a.account_id,
-        a.external_id,
-        a.starts_at,
-        a.status,
-        a.practitioner.as_deref().unwrap_or("-"),
-        a.visit_motive.as_deref().unwrap_or("-"),
-        patient,
-        match &a.deleted_reason {
-            Some(why) => format!("  [{why}]"),
-            None => String::new(),
-        }
-    ))
 }
 
 /// Installed versions, one line each (`*` active, `?` waiting for approval, with what

@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::scaffold::CASSETTE;
 use super::KitError;
 
 /// The contract the Python and JavaScript SDKs implement.
@@ -14,6 +13,22 @@ const WIT: (&str, &str) = (
     "wit/connector.wit",
     include_str!("../../../wit/v0.1.2/connector.wit"),
 );
+
+/// The example cassette every template ships, whatever the language.
+pub(super) const CASSETTE: &[(&str, &str)] = &[
+    (
+        "cassettes/example/cassette.toml",
+        include_str!("template/cassettes/example/cassette.toml.tmpl"),
+    ),
+    (
+        "cassettes/example/slots.json",
+        include_str!("template/cassettes/example/slots.json"),
+    ),
+    (
+        "cassettes/example/expected.json",
+        include_str!("template/cassettes/example/expected.json"),
+    ),
+];
 
 const PYTHON: &[(&str, &str)] = &[
     ("app.py", include_str!("template-python/app.py.tmpl")),

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use passerelle_guest_toolchain::{release_dir, Toolchain};
 
 pub use super::languages::Lang;
+use super::languages::CASSETTE;
 use super::KitError;
 
 /// The SDK crate as it ships: every file of `plugins/sdk`, WIT included.
@@ -66,22 +67,6 @@ const TEMPLATE: &[(&str, &str)] = &[
     (".gitignore", include_str!("template/gitignore.tmpl")),
     ("README.md", include_str!("template/README.md.tmpl")),
     ("src/lib.rs", include_str!("template/src.lib.rs.tmpl")),
-];
-
-/// The example cassette every template ships, whatever the language.
-pub(super) const CASSETTE: &[(&str, &str)] = &[
-    (
-        "cassettes/example/cassette.toml",
-        include_str!("template/cassettes/example/cassette.toml.tmpl"),
-    ),
-    (
-        "cassettes/example/slots.json",
-        include_str!("template/cassettes/example/slots.json"),
-    ),
-    (
-        "cassettes/example/expected.json",
-        include_str!("template/cassettes/example/expected.json"),
-    ),
 ];
 
 /// Writes connector `name` in `parent/name` (a crate, or a Python or JavaScript folder:

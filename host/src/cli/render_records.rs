@@ -1,10 +1,84 @@
-//! How the change feed, webhook subscriptions and the open-data export read as text (the rest of the
+//! How the records read back read as text: appointment and slot pages, the change
+//! feed, webhook subscriptions and the open-data export (the rest of the
 //! command line's output is in [`super::render`]).
 
 use super::printable::printable;
 use crate::model::feed::ChangeKind;
 use crate::service::feed::ChangePage;
+use crate::service::records::{AppointmentPage, AppointmentView, SlotPage};
 use crate::service::subscriptions::{CreatedSubscription, SubscriptionView};
+
+/// A page of appointments, a header row first.
+pub fn appointments(page: &AppointmentPage, mut line: impl FnMut(String)) {
+    if page.items.is_empty() {
+        line("no appointments stored here (yet): run `passerelle sync PRACTICE`".into());
+    } else {
+        line(format!(
+            "{:<16} {:<14} {:<26} {:<10} {:<24} {:<30} patient",
+            "account", "id", "starts", "status", "practitioner", "motive"
+        ));
+    }
+    for a in &page.items {
+        line(appointment_line(a));
+    }
+    if let Some(next) = &page.next {
+        line(format!("… more: --after {next}"));
+    }
+}
+
+/// A page of an account's slots, a header row first.
+pub fn slots(account: &str, page: &SlotPage, mut line: impl FnMut(String)) {
+    if page.items.is_empty() {
+        line(format!("no slots stored for {account}"));
+    } else {
+        line(format!(
+            "{:<26} {:<26} {:<24} place",
+            "starts", "practitioner", "motive"
+        ));
+    }
+    for s in &page.items {
+        line(format!(
+            "{:<26} {:<26} {:<24} {}",
+            s.starts_at,
+            printable(s.practitioner.as_deref().unwrap_or("-")),
+            printable(s.visit_motive.as_deref().unwrap_or("-")),
+            printable(s.place.as_deref().unwrap_or("-"))
+        ));
+    }
+    if let Some(next) = &page.next {
+        line(format!("… more: --after {next}"));
+    }
+}
+
+/// One stored appointment; the patient in full if the page carries it, else initials.
+fn appointment_line(a: &AppointmentView) -> String {
+    let patient = match &a.patient {
+        None => "-".to_string(),
+        Some(p) => match (&p.first_name, &p.last_name) {
+            (Some(first), Some(last)) => format!(
+                "{first} {last} ({}) {} {}",
+                p.birth_date.as_deref().unwrap_or("?"),
+                p.phone.as_deref().unwrap_or("-"),
+                p.email.as_deref().unwrap_or("-")
+            ),
+            _ => p.initials.clone(),
+        },
+    };
+    printable(&format!(
+        "{:<16} {:<14} {:<26} {:<10} {:<24} {:<30} {}{}",
+        a.account_id,
+        a.external_id,
+        a.starts_at,
+        a.status,
+        a.practitioner.as_deref().unwrap_or("-"),
+        a.visit_motive.as_deref().unwrap_or("-"),
+        patient,
+        match &a.deleted_reason {
+            Some(why) => format!("  [{why}]"),
+            None => String::new(),
+        }
+    ))
+}
 
 /// One line per change, then where to go on from.
 pub fn changes(page: &ChangePage, mut line: impl FnMut(String)) {
