@@ -62,6 +62,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod console;
 pub mod contract;
 pub mod daemon;
 #[cfg(feature = "dev")]

@@ -19,6 +19,7 @@ use passerelle::sync::SyncOptions;
 use passerelle::Passerelle;
 use tempfile::TempDir;
 
+pub mod console;
 pub mod daemon;
 pub mod kit;
 

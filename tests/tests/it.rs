@@ -3,9 +3,11 @@
 //! The tests that capture every log line of the process are apart, in `logs.rs`.
 
 mod audit;
+mod browser;
 mod chaos;
 mod cli;
 mod connector_kit;
+mod console;
 mod daemon_api;
 mod daemon_process;
 mod daemon_runs;

@@ -12,6 +12,7 @@
 //! packaged rustc-web route (installed with apt-get when running as root on Debian),
 //! else an error saying exactly what to install. Never a silent fallback.
 
+mod browser;
 mod conformance;
 mod guest;
 mod js;
@@ -164,6 +165,16 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
         println!("xtask: PostgreSQL for tests: {}", postgres::redact(&url));
         Some(url)
     };
+    let chromedriver = browser::find()?;
+    match &chromedriver {
+        Some(path) => println!("xtask: chromedriver for the browser test: {}", path.display()),
+        None if in_ci => bail!(
+            "no chromedriver: CI runs the console's browser test (Debian: apt-get install chromium chromium-driver, or set PASSERELLE_TEST_CHROMEDRIVER)"
+        ),
+        None => println!(
+            "xtask: no chromedriver: the console's browser test will be SKIPPED (apt-get install chromium chromium-driver)"
+        ),
+    }
     if !no_lint {
         println!("xtask: checking formatting");
         cargo(root, &["fmt", "--all", "--check"])?;
@@ -222,6 +233,9 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
         .args(["test", "--workspace"])
         .args(cargo_args)
         .env("PASSERELLE_PLUGINS_DIR", &plugins);
+    if let Some(path) = &chromedriver {
+        cmd.env("PASSERELLE_TEST_CHROMEDRIVER", path);
+    }
     with_lint(&mut cmd);
     match &pg {
         Some(url) => {

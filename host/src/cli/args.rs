@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::model::run::Status;
+use crate::model::run::{Status, Trigger};
 
 /// passerelle: sync medical practices' appointments from booking platforms, through
 /// sandboxed WebAssembly connectors.
@@ -235,6 +235,15 @@ pub enum Command {
         /// succeeded, failed, drift, skipped, cancelled or running.
         #[arg(long)]
         status: Option<Status>,
+        /// Only this connector's runs.
+        #[arg(long)]
+        connector: Option<String>,
+        /// schedule, manual, catch-up or redrive.
+        #[arg(long)]
+        trigger: Option<Trigger>,
+        /// Runs older than this run id (the next page).
+        #[arg(long)]
+        before: Option<i64>,
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },

@@ -384,6 +384,9 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
             practice,
             account,
             status,
+            connector,
+            trigger,
+            before,
             limit,
         } => Output::Runs(
             admin
@@ -391,6 +394,9 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
                     practice,
                     account,
                     status,
+                    connector,
+                    trigger,
+                    before,
                     since: None,
                     limit: Some(limit),
                 })

@@ -94,7 +94,9 @@ pub async fn start(app: Passerelle, options: ServeOptions) -> Result<Running> {
         tokio::spawn(daemon.clone().run_exporter().instrument(span.clone())),
     ];
     helpers.extend(daemon.start_watching()?);
-    let router = crate::api::router(daemon.clone(), token.clone());
+    // The admin API and the console on one listener (the console under /console).
+    let router = crate::api::router(daemon.clone(), token.clone())
+        .merge(crate::console::router(daemon.clone(), token.clone()));
     let (api_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let api = tokio::spawn(async move {
         let served = axum::serve(listener, router)

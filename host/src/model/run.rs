@@ -21,6 +21,9 @@ macro_rules! text_enum {
         #[serde(rename_all = "kebab-case")]
         pub enum $name { $($variant),+ }
         impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
             pub fn as_str(self) -> &'static str {
                 match self { $(Self::$variant => $text),+ }
             }
@@ -243,5 +246,10 @@ pub struct RunFilter {
     pub status: Option<Status>,
     /// Runs started (or queued) at or after this instant.
     pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only this connector's runs.
+    pub connector: Option<String>,
+    pub trigger: Option<Trigger>,
+    /// Runs older than this id (the next page of a list newest first).
+    pub before: Option<i64>,
     pub limit: Option<i64>,
 }

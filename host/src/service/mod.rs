@@ -13,6 +13,8 @@
 //! - [`connectors`]: installed versions as shown, installation, approval, rollback,
 //!   canaries, drift pauses and quarantined items;
 //! - [`daemons`]: the daemons sharing the database;
+//! - [`overview`]: the operator's overview (the last day's runs, durations, what needs
+//!   attention), a searchable page of practices, accounts with their last run;
 //! - [`records`]: appointments and slots read back, a page at a time;
 //! - [`export`]: the open-data export in ViteMaDose's format;
 //! - [`feed`]: the change feed, read after a sequence number, and its retention;
@@ -27,6 +29,7 @@ pub mod connectors;
 pub mod daemons;
 pub mod export;
 pub mod feed;
+pub mod overview;
 pub mod practices;
 pub mod principal;
 pub mod recorder;

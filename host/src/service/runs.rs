@@ -22,6 +22,15 @@ pub struct RunQuery {
     pub account: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
+    /// Only this connector's (platform's) runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+    /// Runs older than this run id: the next page after a page ending at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 1)]
+    pub before: Option<i64>,
     /// Runs started (or queued) at or after this RFC 3339 instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[param(format = DateTime)]
@@ -126,6 +135,9 @@ impl Passerelle {
                 account_id: query.account.clone(),
                 status: query.status,
                 since,
+                connector: query.connector.clone(),
+                trigger: query.trigger,
+                before: query.before,
                 limit: Some(limit),
             })
             .await?)

@@ -15,6 +15,7 @@ pub mod daemons;
 pub mod error;
 pub mod feed;
 pub mod notify;
+pub mod overview;
 pub mod pages;
 pub mod pauses;
 pub mod practices;

@@ -495,7 +495,7 @@ impl Store {
     }
 }
 
-fn practice_from_row(row: &sqlx::any::AnyRow) -> Practice {
+pub(super) fn practice_from_row(row: &sqlx::any::AnyRow) -> Practice {
     Practice {
         id: row.get("id"),
         name: row.get("name"),

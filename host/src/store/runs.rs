@@ -9,7 +9,7 @@ use crate::model::run::{
     ErrorKind, Mode, NewRun, Run, RunCounts, RunEnd, RunFilter, Status, Trigger,
 };
 
-const RUN_COLUMNS: &str =
+pub(super) const RUN_COLUMNS: &str =
     "id, practice_id, account_id, connector, connector_version, connector_sha256,
     trigger, mode, status, started_at, finished_at, duration_ms, appointments_added,
     appointments_changed, appointments_deleted, appointments_tombstoned, slots_written,
@@ -269,12 +269,17 @@ impl Store {
             "SELECT {RUN_COLUMNS} FROM runs
              WHERE ($1 IS NULL OR practice_id = $1) AND ($2 IS NULL OR account_id = $2)
                AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR started_at >= $4)
-             ORDER BY id DESC LIMIT $5"
+               AND ($5 IS NULL OR connector = $5) AND ($6 IS NULL OR trigger = $6)
+               AND ($7 IS NULL OR id < $7)
+             ORDER BY id DESC LIMIT $8"
         ))
         .bind(filter.practice_id.as_deref())
         .bind(filter.account_id.as_deref())
         .bind(filter.status.map(|s| s.as_str()))
         .bind(filter.since.map(time_text))
+        .bind(filter.connector.as_deref())
+        .bind(filter.trigger.map(|t| t.as_str()))
+        .bind(filter.before)
         .bind(filter.limit.unwrap_or(100))
         .fetch_all(&self.pool)
         .await?;
@@ -458,7 +463,7 @@ pub(super) async fn finish_run_in(
     Ok(Some((run, lifted)))
 }
 
-fn run_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Run> {
+pub(super) fn run_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Run> {
     Ok(Run {
         id: row.get("id"),
         practice_id: row.get("practice_id"),
