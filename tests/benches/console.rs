@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{Duration as Span, Utc};
 use passerelle::service::runs::RunQuery;
+use passerelle::store::durations::duration_bucket;
 use passerelle::Passerelle;
 use passerelle_tests::postgres_schema_url;
 use sqlx::any::AnyPoolOptions;
@@ -50,8 +51,10 @@ async fn seed(url: &str, practices: usize, runs_per_day: usize) {
         sqlx::query(&accounts).execute(&mut *tx).await.unwrap();
     }
     let runs = practices * runs_per_day * 14;
-    let step = Span::seconds((14 * 86_400 / runs_per_day as i64 / practices.max(1) as i64).max(1));
+    let step = Span::milliseconds((86_400_000 / (runs_per_day * practices.max(1)) as i64).max(1));
     let mut rows = Vec::with_capacity(500);
+    // What the host counts as each run ends, counted here for the seeded runs.
+    let mut durations: std::collections::BTreeMap<(String, String, i64), i64> = Default::default();
     for n in 0..runs {
         let i = n % practices;
         let at = now - step * (runs - n) as i32;
@@ -62,6 +65,13 @@ async fn seed(url: &str, practices: usize, runs_per_day: usize) {
         };
         let duration = 200 + (n * 7919 % 5000) as i64;
         let started = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        *durations
+            .entry((
+                CONNECTORS[i % CONNECTORS.len()].to_string(),
+                started[..10].to_string(),
+                duration_bucket(duration),
+            ))
+            .or_default() += 1;
         let finished = (at + Span::milliseconds(duration))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         rows.push(format!(
@@ -77,7 +87,31 @@ async fn seed(url: &str, practices: usize, runs_per_day: usize) {
             rows.clear();
         }
     }
+    let rows: Vec<String> = durations
+        .into_iter()
+        .map(|((c, day, bucket), n)| format!("('{c}', '{day}', {bucket}, {n})"))
+        .collect();
+    for chunk in rows.chunks(500) {
+        sqlx::query(&format!(
+            "INSERT INTO run_durations (connector, day, bucket, runs) VALUES {}",
+            chunk.join(",")
+        ))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
     tx.commit().await.unwrap();
+    if url.starts_with("postgres") {
+        // What autovacuum does soon after a bulk load (statistics, visibility map).
+        sqlx::query("VACUUM ANALYZE runs")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("VACUUM ANALYZE run_durations")
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
     pool.close().await;
 }
 
@@ -121,6 +155,13 @@ async fn bench(label: &str, database_url: Option<String>, practices: usize, runs
     let runs_day: i64 = overview.platforms.iter().map(|p| p.total).sum();
     let rounds = 9;
     let (o50, omax) = time(rounds, || app.overview(now)).await;
+    let day_ago = now - Span::hours(24);
+    let (c50, _) = time(rounds, || app.store.run_counts_since(day_ago)).await;
+    let (q50, _) = time(rounds, || app.store.runs_per_quarter(day_ago)).await;
+    let (d50, _) = time(rounds, || {
+        app.store.duration_percentiles(now - Span::days(14))
+    })
+    .await;
     let (s50, smax) = time(rounds, || {
         app.practice_page(Some("cabinet 99"), None, Some(50), now)
     })
@@ -146,6 +187,12 @@ async fn bench(label: &str, database_url: Option<String>, practices: usize, runs
         "  overview (all aggregates)      p50 {:7.1} ms  max {:7.1} ms",
         ms(o50),
         ms(omax)
+    );
+    println!(
+        "    of which: 24 h counts {:.1} ms, per quarter-hour {:.1} ms, 14-day durations {:.1} ms",
+        ms(c50),
+        ms(q50),
+        ms(d50)
     );
     println!(
         "  practices search 'cabinet 99'   p50 {:7.1} ms  max {:7.1} ms",

@@ -55,19 +55,22 @@ async fn start_driver(path: &PathBuf) -> Driver {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(path)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {}: {e}", path.display()));
-    let url = format!("http://127.0.0.1:{port}");
+    // Wrapped at once: dropping the driver kills the process on every path.
+    let driver = Driver {
+        child: Command::new(path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", path.display())),
+        url: format!("http://127.0.0.1:{port}"),
+    };
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
         {
-            return Driver { child, url };
+            return driver;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -184,6 +184,24 @@ async fn every_page_renders_synced_data_without_patient_data() {
         let paused_account = runs[0].account_id.clone();
         let run_id = runs[0].id;
 
+        // The overview's figures: every run of the last day counted, each finished
+        // run's duration in its platform's day.
+        let figures = app.overview(chrono::Utc::now()).await.unwrap();
+        let counted: i64 = figures.platforms.iter().map(|p| p.total).sum();
+        assert_eq!(counted as usize, ids.len() + runs.len());
+        let days = &figures.durations["doctolib"];
+        assert_eq!(
+            days.iter().map(|d| d.runs).sum::<i64>() as usize,
+            counted as usize
+        );
+        assert!(days.iter().all(|d| d.p50_ms <= d.p95_ms));
+        let quarters: i64 = figures
+            .quarter_hours
+            .iter()
+            .map(|q| q.succeeded + q.failed + q.other)
+            .sum();
+        assert_eq!(quarters, counted);
+
         let mut c = Console::new(&d.base);
         c.login(TOKEN).await;
         let overview = c.get("/console").await;

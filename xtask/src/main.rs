@@ -132,6 +132,7 @@ fn run(cli: Cli) -> Result<()> {
                 ("passerelle-tests", "scale_out"),
                 ("passerelle-tests", "feed"),
                 ("passerelle-tests", "languages"),
+                ("passerelle-tests", "console"),
             ] {
                 let mut cmd = Command::new(cargo_bin());
                 cmd.current_dir(&root)

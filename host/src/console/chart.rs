@@ -7,7 +7,7 @@ use maud::{html, Markup};
 use super::layout;
 use crate::model::run::{Run, Status};
 use crate::service::overview::QuarterHour;
-use crate::store::overview::DayDurations;
+use crate::store::durations::DayDurations;
 
 const OK: &str = "#2e7d32";
 const BAD: &str = "#c62828";

@@ -83,7 +83,7 @@ pub async fn log_in(
             Some("this token holds no `read` scope: the console needs at least that"),
         ),
         Ok(None) => login_form(StatusCode::UNAUTHORIZED, Some("unknown token")),
-        Err(e) => layout::failure(None, e.into()),
+        Err(e) => layout::failure(None, e),
     }
 }
 
@@ -168,7 +168,7 @@ pub async fn guard(
             state.sessions.close(&id);
             return Redirect::to("/console/login").into_response();
         }
-        Err(e) => return layout::failure(None, e.into()),
+        Err(e) => return layout::failure(None, e),
     };
     let needed = if is_get { Scope::Read } else { Scope::Admin };
     if !principal.allows(needed) {

@@ -14,7 +14,7 @@ use super::ServiceResult;
 use crate::app::Passerelle;
 use crate::model::connector::Escalation;
 use crate::model::run::{Run, Status};
-use crate::store::overview::DayDurations;
+use crate::store::durations::DayDurations;
 use crate::store::pauses::Pause;
 use crate::store::practices::Account;
 

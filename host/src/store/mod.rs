@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod connectors;
 pub mod daemons;
+pub mod durations;
 pub mod error;
 pub mod feed;
 pub mod notify;

@@ -1,8 +1,7 @@
-//! Aggregates over the sync log and the practices for the operator's overview: runs
-//! counted by platform and status, per quarter-hour, daily duration percentiles per
-//! platform, the quarantine's size; a searchable page of practices and each account's
-//! last run. Every aggregate is computed by the database (grouping, window functions),
-//! so a day of runs at 10,000 practices is never read row by row.
+//! Aggregates over the sync log and the practices for the operator's overview: the last
+//! day's runs counted by platform and status and per quarter-hour (grouped by the
+//! database from an index), the quarantine's size; a searchable page of practices and
+//! each account's last run. The fortnight's durations are in [`super::durations`].
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -30,18 +29,6 @@ pub struct QuarterCount {
     pub quarter: i64,
     pub status: Status,
     pub runs: i64,
-}
-
-/// One platform's finished runs of one UTC day: how many and their median and 95th
-/// percentile durations (nearest rank).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DayDurations {
-    pub connector: String,
-    /// `YYYY-MM-DD`.
-    pub day: String,
-    pub runs: i64,
-    pub p50_ms: i64,
-    pub p95_ms: i64,
 }
 
 fn status_of(text: &str) -> StoreResult<Status> {
@@ -106,44 +93,6 @@ impl Store {
             .collect()
     }
 
-    /// Per connector and UTC day since `since`: finished runs and their p50/p95
-    /// durations (nearest rank, by window functions in the database).
-    pub async fn duration_percentiles(
-        &self,
-        since: DateTime<Utc>,
-    ) -> StoreResult<Vec<DayDurations>> {
-        let rows = sqlx::query(
-            "SELECT connector, day, n,
-                    MIN(CASE WHEN rn = (n + 1) / 2 THEN duration_ms END) AS p50,
-                    MIN(CASE WHEN rn = (95 * n + 99) / 100 THEN duration_ms END) AS p95
-             FROM (
-                SELECT connector, substr(started_at, 1, 10) AS day, duration_ms,
-                       ROW_NUMBER() OVER (PARTITION BY connector, substr(started_at, 1, 10)
-                                          ORDER BY duration_ms) AS rn,
-                       COUNT(*) OVER (PARTITION BY connector, substr(started_at, 1, 10)) AS n
-                FROM runs
-                WHERE started_at >= $1 AND duration_ms IS NOT NULL
-                  AND status IN ('succeeded', 'failed', 'drift')
-             ) ranked
-             WHERE rn = (n + 1) / 2 OR rn = (95 * n + 99) / 100
-             GROUP BY connector, day, n
-             ORDER BY connector, day",
-        )
-        .bind(time_text(since))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| DayDurations {
-                connector: r.get("connector"),
-                day: r.get("day"),
-                runs: r.get("n"),
-                p50_ms: r.get::<Option<i64>, _>("p50").unwrap_or(0),
-                p95_ms: r.get::<Option<i64>, _>("p95").unwrap_or(0),
-            })
-            .collect())
-    }
-
     /// How many items are set aside in quarantine.
     pub async fn quarantine_count(&self) -> StoreResult<i64> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM quarantined_items")
@@ -203,7 +152,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::contains_pattern;
+    use super::*;
 
     #[test]
     fn a_search_matches_its_wildcards_literally() {

@@ -459,6 +459,7 @@ pub(super) async fn finish_run_in(
         return Ok(None);
     };
     let run = run_from_row(&row)?;
+    super::durations::count_duration_in(tx, &run).await?;
     let lifted = super::pauses::apply(tx, pause).await?;
     Ok(Some((run, lifted)))
 }
