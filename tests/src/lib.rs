@@ -710,3 +710,17 @@ pub async fn all_runs(app: &Passerelle) -> Vec<Run> {
         .await
         .unwrap()
 }
+
+/// Faults that rename Doctolib's `start_date` in the appointments' responses: every run
+/// of a Doctolib account ends `drift` (and the account is paused) while they are set.
+pub fn renamed_start_date() -> passerelle_sim::Faults {
+    passerelle_sim::Faults {
+        endpoint: Some("appointments".into()),
+        drift: Some(passerelle_sim::Drift {
+            field: "start_date".into(),
+            change: passerelle_sim::Change::Rename,
+            nth: None,
+        }),
+        ..passerelle_sim::Faults::default()
+    }
+}

@@ -21,7 +21,7 @@ use common::{databases, variant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use passerelle::daemon::ServeOptions;
 use passerelle::model::run::Status;
-use passerelle_sim::{Change, Drift, Faults, SimConfig};
+use passerelle_sim::{Faults, SimConfig};
 use reqwest::{Method, StatusCode};
 
 fn chromedriver() -> Option<PathBuf> {
@@ -191,18 +191,9 @@ async fn an_operator_uses_the_console_in_a_real_browser() {
         .expect("a Doctolib practice")
         .id
         .clone();
-    d.sim.sim.set_faults(
-        "doctolib",
-        Faults {
-            endpoint: Some("appointments".into()),
-            drift: Some(Drift {
-                field: "start_date".into(),
-                change: Change::Rename,
-                nth: None,
-            }),
-            ..Faults::default()
-        },
-    );
+    d.sim
+        .sim
+        .set_faults("doctolib", common::renamed_start_date());
     let drifted = d
         .call(
             Method::POST,

@@ -10,7 +10,7 @@ use common::daemon::{daemon_config, daemon_env, run_ids, DaemonEnv, TOKEN};
 use common::{databases, sim_config, variant, Db};
 use passerelle::daemon::ServeOptions;
 use passerelle::model::run::Status;
-use passerelle_sim::{Change, Drift, Faults};
+use passerelle_sim::Faults;
 use reqwest::{Method, StatusCode};
 
 /// A daemon on `practices` simulated practices; manual syncs as often as asked when
@@ -159,18 +159,9 @@ async fn every_page_renders_synced_data_without_patient_data() {
             ids.extend(run_ids(&a));
         }
         d.wait_for(&ids).await;
-        d.sim.sim.set_faults(
-            "doctolib",
-            Faults {
-                endpoint: Some("appointments".into()),
-                drift: Some(Drift {
-                    field: "start_date".into(),
-                    change: Change::Rename,
-                    nth: None,
-                }),
-                ..Faults::default()
-            },
-        );
+        d.sim
+            .sim
+            .set_faults("doctolib", common::renamed_start_date());
         let drifted = d
             .call(
                 Method::POST,

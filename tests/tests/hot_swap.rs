@@ -17,13 +17,12 @@ use common::daemon::{
     clock_from, daemon_config, daemon_env, output_of, run_ids, runs_in_order, sync_load,
     wait_for_runs, TOKEN,
 };
-use common::{component, databases, sim_config, variant};
+use common::{component, databases, renamed_start_date, sim_config, variant};
 use passerelle::daemon::ServeOptions;
 use passerelle::model::connector::Outcome;
 use passerelle::model::run::{Mode, Run, Status, Trigger};
 use passerelle::plugins::Candidate;
 use passerelle::service::ServiceError;
-use passerelle_sim::{Change, Drift, Faults};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -81,18 +80,6 @@ async fn wait_until(
                 .collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn renamed_start_date() -> Faults {
-    Faults {
-        endpoint: Some("appointments".into()),
-        drift: Some(Drift {
-            field: "start_date".into(),
-            change: Change::Rename,
-            nth: None,
-        }),
-        ..Faults::default()
     }
 }
 

@@ -134,6 +134,15 @@ pub async fn show(
     layout::page(&ctx, &format!("Practice {id}"), body)
 }
 
+/// How a queued (or coalesced) run is announced.
+fn queued(run_id: i64, coalesced: bool) -> String {
+    if coalesced {
+        format!("run {run_id} (already queued)")
+    } else {
+        format!("run {run_id} queued")
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct SyncForm {
     #[serde(default)]
@@ -157,18 +166,7 @@ pub async fn sync_now(
         Ok(runs) => {
             let described: Vec<String> = runs
                 .iter()
-                .map(|r| {
-                    format!(
-                        "{}: run {}{}",
-                        r.account_id,
-                        r.run_id,
-                        if r.coalesced {
-                            " (already queued)"
-                        } else {
-                            " queued"
-                        }
-                    )
-                })
+                .map(|r| format!("{}: {}", r.account_id, queued(r.run_id, r.coalesced)))
                 .collect();
             let notice = format!("Sync now — {}", described.join("; "));
             layout::done(&state, &ctx, notice, &format!("/console/practices/{id}"))
@@ -246,14 +244,9 @@ pub async fn resume(
             &state,
             &ctx,
             format!(
-                "{} resumed: run {}{}",
+                "{} resumed: {}",
                 r.account_id,
-                r.run_id,
-                if r.coalesced {
-                    " (already queued)"
-                } else {
-                    " queued"
-                }
+                queued(r.run_id, r.coalesced)
             ),
             &format!("/console/accounts/{id}"),
         ),
