@@ -445,15 +445,26 @@ pub async fn sim_env_replacing(
     config: Config,
     replace: &[(&str, PathBuf)],
 ) -> SimEnv {
+    sim_env_routed(db, sim_config, config, replace, |_| {}).await
+}
+
+/// [`sim_env_replacing`], with `route` changing the HTTP policy that points the
+/// platforms at the simulator (another override, private addresses allowed).
+pub async fn sim_env_routed(
+    db: &Db,
+    sim_config: passerelle_sim::SimConfig,
+    config: Config,
+    replace: &[(&str, PathBuf)],
+    route: impl FnOnce(&mut passerelle::capabilities::http::HttpPolicy),
+) -> SimEnv {
     let sim = passerelle_sim::Simulator::new(sim_config);
     let running = sim
         .serve(([127, 0, 0, 1], 0).into())
         .await
         .expect("start the simulator");
-    let config = Config {
-        http: passerelle::dev::demo::simulator_policy(&running.base_url),
-        ..config
-    };
+    let mut http = passerelle::dev::demo::simulator_policy(&running.base_url);
+    route(&mut http);
+    let config = Config { http, ..config };
     let env = env(db, config).await;
     let world = sim.world().clone();
     let platforms: std::collections::BTreeSet<&str> =

@@ -171,3 +171,92 @@ async fn under_their_starting_memory_the_ports_are_refused_at_install() {
     let run = e.sync(MAIIA_ACCOUNT, Mode::Full).await;
     assert_eq!(run.status, Status::Succeeded, "{run:?}");
 }
+
+/// A JavaScript guest built with componentize-js's `http` feature imports `wasi:http`:
+/// the host links it with every request denied, so the component installs and syncs
+/// through passerelle's own `http` import like the others.
+#[tokio::test]
+async fn a_guest_importing_wasi_http_loads_and_syncs() {
+    let file = passerelle_tests::variant("maiia-js-http.wasm");
+    // The variant does import wasi:http (else this test would prove nothing).
+    let bytes = std::fs::read(&file).unwrap();
+    let mut imports: Vec<String> = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+        if let Ok(wasmparser::Payload::ComponentImportSection(section)) = payload {
+            imports.extend(
+                section
+                    .into_iter()
+                    .flatten()
+                    .map(|i| i.name.name.to_string()),
+            );
+        }
+    }
+    assert!(
+        imports.iter().any(|i| i.starts_with("wasi:http/")),
+        "{imports:?}"
+    );
+    for db in databases().await {
+        let e =
+            sim_env_replacing(&db, world(), Config::default(), &[("maiia", file.clone())]).await;
+        let run = e.sync(MAIIA_ACCOUNT, Mode::Full).await;
+        assert_eq!(run.status, Status::Succeeded, "{}: {run:?}", db.name);
+        e.assert_matches_truth(MAIIA_ACCOUNT, db.name).await;
+    }
+}
+
+/// The allowlist holds for the ports as for Rust guests: a platform answering with a
+/// redirect off the connector's allowlist ends the run `failed`, the redirect not
+/// followed, and the port reports it as the host said.
+#[tokio::test]
+async fn a_redirect_off_the_allowlist_ends_a_ports_run() {
+    let db = &databases().await[0];
+    // A platform that sends every request elsewhere.
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async {
+            (
+                axum::http::StatusCode::FOUND,
+                [("location", "http://evil.example.org/steal")],
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    for port in PORTS {
+        let e = passerelle_tests::sim_env_routed(
+            db,
+            world(),
+            Config::default(),
+            &[("maiia", example(port))],
+            |http| {
+                let maiia = passerelle_sim::ORIGINS
+                    .iter()
+                    .find(|(name, _)| *name == "maiia")
+                    .map(|(_, origin)| origin.to_string())
+                    .expect("maiia's origin");
+                http.overrides.insert(maiia, base.clone());
+                http.allow_private_addresses = true;
+            },
+        )
+        .await;
+        let run = e.sync(MAIIA_ACCOUNT, Mode::Full).await;
+        assert_eq!(run.status, Status::Failed, "{port}: {run:?}");
+        let detail = run.error_detail.unwrap_or_default();
+        assert!(
+            detail.contains("http://evil.example.org is not on the connector's allowlist"),
+            "{port}: {detail}"
+        );
+        assert!(e
+            .env
+            .app
+            .store
+            .slots(MAIIA_ACCOUNT)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+    assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= PORTS.len());
+}

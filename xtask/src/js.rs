@@ -3,7 +3,9 @@
 //! build script. Every `plugins/examples/*-js` (an `app.js` importing
 //! `plugins/sdk-js/passerelle-sdk.js`) becomes `target/plugins/examples/<name>.wasm`.
 //! The guests get no WASI random, stdio, clocks or HTTP (`disableFeatures`): they reach
-//! the world only through passerelle's imports.
+//! the world only through passerelle's imports. One variant keeps `http`
+//! (`variants/maiia-js-http.wasm`): the tests load it to show that a guest importing
+//! `wasi:http` runs, its requests there denied.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,13 +22,19 @@ const WIT: &str = "wit/v0.1.2";
 const BUILD_SCRIPT: &str = r#"// Written by `cargo xtask build-plugins`: builds one JavaScript connector.
 import { componentize } from '@bytecodealliance/componentize-js';
 import { writeFile } from 'node:fs/promises';
-const [source, wit, out] = process.argv.slice(2);
+const [source, wit, out, disabled] = process.argv.slice(2);
 const { component } = await componentize({
   sourcePath: source, witPath: wit, worldName: 'connector',
-  disableFeatures: ['random', 'stdio', 'clocks', 'http', 'fetch-event'],
+  disableFeatures: disabled.split(','),
 });
 await writeFile(out, component);
 "#;
+
+/// What the guests go without: they reach the world only through passerelle's imports.
+const DISABLED: &str = "random,stdio,clocks,http,fetch-event";
+/// The variant that keeps componentize-js's `http` feature (it then imports
+/// `wasi:http`, which the host links with every request denied).
+const DISABLED_BUT_HTTP: &str = "random,stdio,clocks,fetch-event";
 
 /// The toolchain's folder, componentize-js installed in it.
 fn toolchain(root: &Path) -> Result<PathBuf> {
@@ -66,16 +74,32 @@ pub fn build_all(root: &Path, out: &Path) -> Result<Vec<String>> {
             .to_string_lossy()
             .into_owned();
         let wasm = target.join(format!("{name}.wasm"));
-        // From plugins/: the connector's relative import of ../../sdk-js resolves
-        // inside the folder componentize-js maps into the guest.
-        let mut cmd = Command::new("node");
-        cmd.current_dir(root.join("plugins"))
-            .arg(tool.join("build.mjs"))
-            .arg(dir.join("app.js"))
-            .arg(root.join(WIT))
-            .arg(&wasm);
-        crate::status(cmd, &format!("building {name} with componentize-js"))?;
+        build(root, &tool, &dir, &wasm, DISABLED)?;
         built.push(crate::ports::built(&wasm)?);
+        if name == "maiia-js" {
+            let variants = out.join("variants");
+            std::fs::create_dir_all(&variants)?;
+            let wasm = variants.join("maiia-js-http.wasm");
+            build(root, &tool, &dir, &wasm, DISABLED_BUT_HTTP)?;
+            built.push(crate::ports::built(&wasm)?);
+        }
     }
     Ok(built)
+}
+
+/// Builds the connector in `dir` into `wasm` without the `disabled` features.
+fn build(root: &Path, tool: &Path, dir: &Path, wasm: &Path, disabled: &str) -> Result<()> {
+    // From plugins/: the connector's relative import of ../../sdk-js resolves inside
+    // the folder componentize-js maps into the guest.
+    let mut cmd = Command::new("node");
+    cmd.current_dir(root.join("plugins"))
+        .arg(tool.join("build.mjs"))
+        .arg(dir.join("app.js"))
+        .arg(root.join(WIT))
+        .arg(wasm)
+        .arg(disabled);
+    crate::status(
+        cmd,
+        &format!("building {} with componentize-js", wasm.display()),
+    )
 }

@@ -30,5 +30,10 @@ pub fn examples(root: &Path, entry: &str) -> Result<Vec<PathBuf>> {
 pub fn built(wasm: &Path) -> Result<String> {
     let size = std::fs::metadata(wasm)?.len();
     let name = wasm.file_name().unwrap_or_default().to_string_lossy();
-    Ok(format!("examples/{name} ({} KiB)", size / 1024))
+    let folder = wasm
+        .parent()
+        .and_then(Path::file_name)
+        .unwrap_or_default()
+        .to_string_lossy();
+    Ok(format!("{folder}/{name} ({} KiB)", size / 1024))
 }

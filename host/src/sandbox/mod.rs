@@ -8,6 +8,7 @@
 //! and stderr captured into the scrubbed log). A trap or limit fails that run only.
 
 pub mod cache;
+pub mod denied_http;
 pub mod state;
 
 use std::path::{Path, PathBuf};
@@ -231,6 +232,9 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking WASI")?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking wasi:http (every request denied)")?;
         crate::capabilities::add_to_linker(&mut linker).context("linking passerelle imports")?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
@@ -387,6 +391,7 @@ impl Runtime {
                 table_elements: limits.table_elements.min(self.config.limits.table_elements),
                 peak_memory_bytes: 0,
             },
+            http: Default::default(),
             capabilities,
         };
         let mut store = Store::new(&self.engine, state);

@@ -59,6 +59,8 @@ pub struct RunState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: RunLimiter,
+    /// `wasi:http`, every request refused ([`super::denied_http`]).
+    pub(crate) http: super::denied_http::DeniedHttp,
     pub capabilities: Capabilities,
 }
 

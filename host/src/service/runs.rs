@@ -128,6 +128,11 @@ impl Passerelle {
             })
             .transpose()?;
         let limit = super::limit(query.limit, 100, 10_000)?;
+        if query.before.is_some_and(|b| b < 1) {
+            return Err(ServiceError::invalid(
+                "`before` must be a run id (1 or more)",
+            ));
+        }
         Ok(self
             .store
             .list_runs(&RunFilter {

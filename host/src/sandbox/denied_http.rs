@@ -1,0 +1,56 @@
+//! `wasi:http`, linked so that components whose toolchain imports it (componentize-js
+//! with its `http` feature, guests built for the `wasi:http` proxy world) load, with
+//! every outgoing request refused (`HTTP request denied`). A connector reaches a
+//! platform only through passerelle's own `http` import, where the allowlist, rate
+//! limits, secrets and size caps apply.
+
+use std::future::Future;
+
+use wasmtime_wasi_http::{
+    Error, RequestOptions, Result, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
+    WasiHttpView,
+};
+
+use super::state::RunState;
+
+/// What a run's state holds for `wasi:http`.
+#[derive(Default)]
+pub struct DeniedHttp {
+    ctx: WasiHttpCtx,
+    hooks: Refuse,
+}
+
+/// Hooks that refuse every request.
+#[derive(Default)]
+struct Refuse;
+
+/// A response future and its body's I/O future, as the hooks answer.
+type Sent = Box<
+    dyn Future<
+            Output = Result<(
+                http::Response<WasiBody>,
+                Box<dyn Future<Output = Result<()>> + Send>,
+            )>,
+        > + Send,
+>;
+
+impl WasiHttpHooks for Refuse {
+    fn send_request(
+        &mut self,
+        _request: http::Request<WasiBody>,
+        _options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<()>> + Send>,
+    ) -> Sent {
+        Box::new(async { Err(Error::HttpRequestDenied) })
+    }
+}
+
+impl WasiHttpView for RunState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            hooks: &mut self.http.hooks,
+            table: &mut self.table,
+            ctx: &mut self.http.ctx,
+        }
+    }
+}
