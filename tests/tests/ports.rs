@@ -5,6 +5,10 @@
 //! SQLite and PostgreSQL, drift named at the right endpoint and path, and the
 //! sandbox's limits ending their runs cleanly.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::response::IntoResponse;
 use passerelle::config::Config;
 use passerelle::limits::Limits;
 use passerelle::model::run::{Mode, Status};
@@ -211,35 +215,21 @@ async fn a_guest_importing_wasi_http_loads_and_syncs() {
 async fn a_redirect_off_the_allowlist_ends_a_ports_run() {
     let db = &databases().await[0];
     // A platform that sends every request elsewhere.
-    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = hits.clone();
-    let app = axum::Router::new().fallback(move || {
-        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        async {
-            (
-                axum::http::StatusCode::FOUND,
-                [("location", "http://evil.example.org/steal")],
-            )
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (base, hits) = platform_answering(|| {
+        (
+            axum::http::StatusCode::FOUND,
+            [("location", "http://evil.example.org/steal")],
+        )
+            .into_response()
+    })
+    .await;
     for port in PORTS {
         let e = passerelle_tests::sim_env_routed(
             db,
             world(),
             Config::default(),
             &[("maiia", example(port))],
-            |http| {
-                let maiia = passerelle_sim::ORIGINS
-                    .iter()
-                    .find(|(name, _)| *name == "maiia")
-                    .map(|(_, origin)| origin.to_string())
-                    .expect("maiia's origin");
-                http.overrides.insert(maiia, base.clone());
-                http.allow_private_addresses = true;
-            },
+            maiia_to(base.clone()),
         )
         .await;
         let run = e.sync(MAIIA_ACCOUNT, Mode::Full).await;
@@ -258,5 +248,90 @@ async fn a_redirect_off_the_allowlist_ends_a_ports_run() {
             .unwrap()
             .is_empty());
     }
-    assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= PORTS.len());
+    assert!(hits.load(Ordering::SeqCst) >= PORTS.len());
+}
+
+/// A platform on loopback answering every request with `answer()`; its base URL and
+/// how many requests it saw.
+async fn platform_answering(
+    answer: fn() -> axum::response::Response,
+) -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async move { answer() }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, hits)
+}
+
+/// The HTTP policy routing Maiia's origin to `base` (on loopback).
+fn maiia_to(base: String) -> impl FnOnce(&mut passerelle::capabilities::http::HttpPolicy) {
+    move |http| {
+        let maiia = passerelle_sim::ORIGINS
+            .iter()
+            .find(|(name, _)| *name == "maiia")
+            .map(|(_, origin)| origin.to_string())
+            .expect("maiia's origin");
+        http.overrides.insert(maiia, base);
+        http.allow_private_addresses = true;
+    }
+}
+
+/// At run time: under a memory limit 1 MiB above what each engine starts with (so the
+/// port installs), an answer of 4 MiB cannot be handed to the guest; the run ends
+/// `limit-exceeded` naming the memory limit, the platform's data is not half-read into
+/// the store, and the daemon goes on (the same port syncs the simulator afterwards).
+#[tokio::test]
+async fn a_port_over_its_memory_limit_at_run_time_fails_cleanly() {
+    let db = &databases().await[0];
+    let (base, _) = platform_answering(|| {
+        let mut body = String::from("[");
+        body.push_str(&"{\"a\":1},".repeat(450_000));
+        body.push_str("{}]");
+        ([("content-type", "application/json")], body).into_response()
+    })
+    .await;
+    for (port, mib) in [("maiia-python", 13), ("maiia-js", 10)] {
+        let config = Config {
+            limits: Limits {
+                memory_mib: mib,
+                ..Limits::default()
+            },
+            ..Config::default()
+        };
+        let e = passerelle_tests::sim_env_routed(
+            db,
+            world(),
+            config,
+            &[("maiia", example(port))],
+            maiia_to(base.clone()),
+        )
+        .await;
+        let run = e.sync(MAIIA_ACCOUNT, Mode::Full).await;
+        assert_eq!(run.status, Status::Failed, "{port}: {run:?}");
+        assert_eq!(
+            run.error_kind.map(|k| k.as_str()),
+            Some("limit-exceeded"),
+            "{port}: {run:?}"
+        );
+        assert!(
+            run.error_detail
+                .as_deref()
+                .unwrap_or_default()
+                .contains("memory"),
+            "{port}: {run:?}"
+        );
+        assert!(e
+            .env
+            .app
+            .store
+            .slots(MAIIA_ACCOUNT)
+            .await
+            .unwrap()
+            .is_empty());
+    }
 }

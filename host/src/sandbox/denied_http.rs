@@ -6,12 +6,10 @@
 
 use std::future::Future;
 
+use wasmtime::component::ResourceTable;
 use wasmtime_wasi_http::{
     Error, RequestOptions, Result, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
-    WasiHttpView,
 };
-
-use super::state::RunState;
 
 /// What a run's state holds for `wasi:http`.
 #[derive(Default)]
@@ -45,12 +43,13 @@ impl WasiHttpHooks for Refuse {
     }
 }
 
-impl WasiHttpView for RunState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
+impl DeniedHttp {
+    /// The view `wasi:http`'s host implementation works on (the run's resource table).
+    pub fn view<'a>(&'a mut self, table: &'a mut ResourceTable) -> WasiHttpCtxView<'a> {
         WasiHttpCtxView {
-            hooks: &mut self.http.hooks,
-            table: &mut self.table,
-            ctx: &mut self.http.ctx,
+            hooks: &mut self.hooks,
+            table,
+            ctx: &mut self.ctx,
         }
     }
 }
