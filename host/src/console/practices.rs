@@ -195,13 +195,14 @@ pub async fn account(
         limit: Some(PAGE),
         ..RunQuery::default()
     };
-    let (account, runs, pause) =
-        match tokio::try_join!(app.account(&id), app.runs(&run_query), async {
-            Ok(app.store.pause(&id).await?)
-        }) {
-            Ok(all) => all,
-            Err(e) => return layout::failure(Some(&ctx), e),
-        };
+    let (account, runs, pause) = match tokio::try_join!(
+        app.account(&id),
+        app.runs(&run_query),
+        app.account_pause(&id)
+    ) {
+        Ok(all) => all,
+        Err(e) => return layout::failure(Some(&ctx), e),
+    };
     let body = html! {
         dl.facts {
             dt { "Practice" } dd { a href={ "/console/practices/" (account.practice_id) } { (account.practice_id) } }

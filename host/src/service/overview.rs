@@ -193,6 +193,11 @@ impl Passerelle {
         })
     }
 
+    /// An account's pause, if it is paused.
+    pub async fn account_pause(&self, id: &str) -> ServiceResult<Option<Pause>> {
+        Ok(self.store.pause(id).await?)
+    }
+
     /// A practice's accounts with their last run and pause.
     pub async fn account_states(&self, practice_id: &str) -> ServiceResult<Vec<AccountState>> {
         self.practice(practice_id).await?;
