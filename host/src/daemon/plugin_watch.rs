@@ -98,7 +98,7 @@ impl Daemon {
         paths: Vec<PathBuf>,
         seen: &mut HashMap<PathBuf, String>,
     ) {
-        let mut paths: Vec<PathBuf> = paths
+        let mut paths: Vec<PathBuf> = with_new_directories_listed(root, paths)
             .into_iter()
             .filter(|p| is_candidate(root, p))
             .collect();
@@ -163,26 +163,48 @@ impl Daemon {
 /// a candidate may be below the root), without following symbolic links. The caller
 /// filters them.
 fn wasm_files(dir: &Path) -> Vec<PathBuf> {
-    let entries = |d: &Path| -> Vec<std::fs::DirEntry> {
-        std::fs::read_dir(d)
-            .map(|e| e.flatten().collect())
-            .unwrap_or_default()
-    };
     let mut out = Vec::new();
     for e in entries(dir) {
         // `DirEntry::file_type` does not follow a symbolic link.
         match e.file_type() {
-            Ok(t) if t.is_dir() => out.extend(
-                entries(&e.path())
-                    .into_iter()
-                    .filter(|f| f.file_type().is_ok_and(|t| t.is_file()))
-                    .map(|f| f.path()),
-            ),
+            Ok(t) if t.is_dir() => out.extend(files_in(&e.path())),
             Ok(t) if t.is_file() => out.push(e.path()),
             _ => {}
         }
     }
     out
+}
+
+/// The changed paths, with each directory created directly under the root replaced by
+/// the files it holds. A file written into a directory just made (`mkdir doctolib && cp
+/// … doctolib/`) can land before the watch on the new directory is in place, so its own
+/// events never come; the directory's event does, and listing it finds the file.
+fn with_new_directories_listed(root: &Path, paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut out = Vec::with_capacity(paths.len());
+    for path in paths {
+        let is_dir = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_dir());
+        if is_dir && path.parent() == Some(root) {
+            out.extend(files_in(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The directory's entries, none if it cannot be read.
+fn entries(dir: &Path) -> Vec<std::fs::DirEntry> {
+    std::fs::read_dir(dir)
+        .map(|e| e.flatten().collect())
+        .unwrap_or_default()
+}
+
+/// The regular files directly in `dir` (links not followed).
+fn files_in(dir: &Path) -> impl Iterator<Item = PathBuf> {
+    entries(dir)
+        .into_iter()
+        .filter(|f| f.file_type().is_ok_and(|t| t.is_file()))
+        .map(|f| f.path())
 }
 
 /// A visible `*.wasm` file at most one directory below the root.
@@ -268,6 +290,33 @@ mod tests {
         assert_eq!(
             found,
             vec![root.join("doctolib/1.wasm"), root.join("top.wasm")]
+        );
+    }
+
+    /// A directory's event stands for the files already in it (they may have been
+    /// written before the new directory was watched); deeper directories do not.
+    #[test]
+    fn a_new_directory_stands_for_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("doctolib/deeper")).unwrap();
+        std::fs::write(root.join("doctolib/next.wasm"), b"x").unwrap();
+        std::fs::write(root.join("doctolib/deeper/no.wasm"), b"x").unwrap();
+        let listed = with_new_directories_listed(
+            root,
+            vec![
+                root.join("doctolib"),
+                root.join("doctolib/deeper"),
+                root.join("top.wasm"),
+            ],
+        );
+        let candidates: Vec<_> = listed
+            .into_iter()
+            .filter(|p| is_candidate(root, p))
+            .collect();
+        assert_eq!(
+            candidates,
+            vec![root.join("doctolib/next.wasm"), root.join("top.wasm")]
         );
     }
 
