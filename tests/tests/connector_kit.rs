@@ -313,12 +313,14 @@ fn a_new_connector_builds_out_of_tree_passes_its_cassette_and_installs() {
     let sdk_toml = std::fs::read_to_string(crate_dir.join("passerelle-sdk/Cargo.toml")).unwrap();
     assert!(!sdk_toml.contains(".workspace"), "{sdk_toml}");
 
-    // Build it where it is, into a target folder kept between test runs (the standard
-    // library built for the target is most of the time). Not plugins/target: every
-    // component there is one of the repository's connectors.
+    // Build it where it is, with the repository's connectors' target folder as its build
+    // cache: the standard library and the dependencies built for wasm32-wasip2 are most
+    // of the time (minutes from nothing, seconds here). The crate is still its own
+    // workspace with its own lock file; `cargo xtask build-plugins` collects only the
+    // components of `plugins/`'s own crates from that folder.
     let out = Command::new(binary())
         .args(["connector", "build", crate_dir.to_str().unwrap()])
-        .env("CARGO_TARGET_DIR", repo().join("target/connector-kit"))
+        .env("CARGO_TARGET_DIR", repo().join("plugins/target"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -68,7 +68,7 @@ pub fn build_all(root: &Path) -> Result<PathBuf> {
         std::fs::read_dir(&built).with_context(|| format!("reading {}", built.display()))?
     {
         let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "wasm") {
+        if path.extension().is_some_and(|e| e == "wasm") && is_member(&plugins, &path) {
             let name = path.file_name().expect("file").to_owned();
             names.push(copy_if_changed(&path, &out.join(&name))?);
         }
@@ -85,6 +85,20 @@ pub fn build_all(root: &Path) -> Result<PathBuf> {
         started.elapsed().as_secs_f64()
     );
     Ok(out)
+}
+
+/// Whether a built component is one of `plugins/`'s crates (`plugins/<name>/Cargo.toml`
+/// for `<name>.wasm`, `-` written `_`). The target folder also caches other builds: the
+/// connector kit's test builds a freshly scaffolded connector there.
+fn is_member(plugins: &Path, component: &Path) -> bool {
+    let Some(stem) = component.file_stem().and_then(|s| s.to_str()) else {
+        return false;
+    };
+    plugins.join(stem).join("Cargo.toml").is_file()
+        || plugins
+            .join(stem.replace('_', "-"))
+            .join("Cargo.toml")
+            .is_file()
 }
 
 /// Copies a built component, keeping the destination's mtime when nothing changed.
