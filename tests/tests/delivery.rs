@@ -33,8 +33,9 @@ struct Got {
     body: Value,
 }
 
-/// A webhook receiver on a port chosen now, listening only once started.
+/// A webhook receiver on a port chosen (and held) now, listening only once started.
 struct Receiver {
+    socket: Mutex<Option<tokio::net::TcpSocket>>,
     port: u16,
     mode: Arc<AtomicU8>,
     got: Arc<Mutex<Vec<Got>>>,
@@ -43,13 +44,15 @@ struct Receiver {
 }
 
 impl Receiver {
+    /// The port is bound now and kept (nothing else can take it, not even another
+    /// receiver whose URL a daemon already has), but not listening: connections are
+    /// refused until [`Receiver::start`].
     fn new() -> Receiver {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        let port = socket.local_addr().unwrap().port();
         Receiver {
+            socket: Mutex::new(Some(socket)),
             port,
             mode: Arc::new(AtomicU8::new(OK)),
             got: Arc::default(),
@@ -95,9 +98,8 @@ impl Receiver {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .unwrap();
+        let socket = self.socket.lock().unwrap().take().expect("started once");
+        let listener = socket.listen(64).unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     }
 
@@ -142,7 +144,12 @@ async fn check_received(s: &SimEnv, receiver: &Receiver, db: &str) -> usize {
     let mut last_per_practice: BTreeMap<String, i64> = BTreeMap::new();
     let mut duplicates = 0;
     for g in &got {
-        assert!(g.verified, "{db}: a delivery's signature did not verify");
+        assert!(
+            g.verified,
+            "{db}: the signature of delivery {} (of {} for this receiver) did not verify",
+            g.webhook_id,
+            got.len()
+        );
         assert_eq!(g.body["type"], "passerelle.changes");
         for c in g.body["data"]["changes"].as_array().unwrap() {
             let seq = c["seq"].as_i64().unwrap();
