@@ -129,6 +129,19 @@ async fn text(client: &Client) -> String {
     panic!("the page could not be read: {last:?}");
 }
 
+/// The page's text once it shows `wanted` (polling up to 30 s: a click returns before
+/// the next page is there), or the last text read, for the assertion to show.
+async fn text_showing(client: &Client, wanted: &str) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let page = text(client).await;
+        if page.contains(wanted) || started.elapsed() > Duration::from_secs(30) {
+            return page;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits (polling, up to 60 s) until the page at `url` shows `wanted`, reloading it.
 async fn wait_for_text(client: &Client, url: &str, wanted: &str) -> String {
     for _ in 0..120 {
@@ -243,7 +256,7 @@ async fn an_operator_uses_the_console_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    let overview = text(&client).await;
+    let overview = text_showing(&client, "Runs by platform").await;
     assert!(overview.contains("Runs by platform"), "{overview}");
     for platform in ["doctolib", "keldoc", "maiia"] {
         assert!(overview.contains(platform), "overview lacks {platform}");
@@ -277,7 +290,7 @@ async fn an_operator_uses_the_console_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    let after = text(&client).await;
+    let after = text_showing(&client, "Sync now —").await;
     assert!(after.contains("Sync now —"), "{after}");
     shot(&client, "practice").await;
     let new_run = app
@@ -333,7 +346,7 @@ async fn an_operator_uses_the_console_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    let approved = text(&client).await;
+    let approved = text_showing(&client, "approved and active").await;
     assert!(approved.contains("approved and active"), "{approved}");
     shot(&client, "connector-approved").await;
     let active = app
