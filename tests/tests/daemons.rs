@@ -256,6 +256,7 @@ async fn a_dead_daemons_run_is_taken_over_and_a_live_ones_is_not() {
             slots: &[],
             daemon: owner,
             manual_since: None,
+            only_while: None,
         };
         store.queue_runs(&[r], &options).await.unwrap();
         let c = store.claim_run(owner, lease, &[]).await.unwrap().unwrap();

@@ -1093,3 +1093,69 @@ async fn a_canary_runs_for_its_practices_then_is_promoted() {
         }
     }
 }
+
+/// A re-drive is queued only while its account still needs it, checked in the insert:
+/// the daemon reads the pauses, then queues; a run that lifted a pause in between (the
+/// first re-drive, done) must not be followed by a second one.
+#[tokio::test]
+async fn a_redrive_is_queued_only_while_the_account_needs_it() {
+    use passerelle::store::queue::{Outstanding, QueueRequest, Queued};
+    for db in databases().await {
+        let sim = common::sim_env_with(&db, sim_config(1, 10), daemon_config()).await;
+        let world = sim.sim.world().clone();
+        let account = world.accounts().next().unwrap().clone();
+        let store = sim.env.app.store.clone();
+        let version = store.active_connector("doctolib").await.unwrap().unwrap();
+        let redrive = |only_while| {
+            let (store, account, version) = (store.clone(), account.clone(), version.clone());
+            async move {
+                let run = passerelle::model::run::NewRun {
+                    practice_id: &account.practice_id,
+                    account_id: &account.id,
+                    connector: "doctolib",
+                    connector_version: &version.version,
+                    connector_sha256: &version.sha256,
+                    trigger: Trigger::Redrive,
+                    mode: Mode::Incremental,
+                    cursor_before: None,
+                };
+                let options = QueueRequest {
+                    attempt: 1,
+                    not_before: None,
+                    slots: &[],
+                    daemon: "test",
+                    manual_since: None,
+                    only_while: Some(only_while),
+                };
+                let mut out = store.queue_runs(&[run], &options).await.unwrap();
+                out.runs.pop().unwrap()
+            }
+        };
+
+        sim.sim.set_faults("doctolib", renamed_start_date());
+        assert_eq!(
+            sim.sync(&account.id, Mode::Full).await.status,
+            Status::Drift
+        );
+        let ran = runs_in_order(&store).await.len();
+        // Lifted (as the re-drive's success lifts it) before the insert: nothing queued.
+        assert!(store.resume_account(&account.id).await.unwrap());
+        assert_eq!(redrive(Outstanding::DriftPause).await, Queued::Settled);
+        // No quarantined items either.
+        assert_eq!(redrive(Outstanding::Quarantine).await, Queued::Settled);
+        assert_eq!(runs_in_order(&store).await.len(), ran, "{}", db.name);
+
+        // Paused again: queued once, and a second request answers with that run.
+        assert_eq!(
+            sim.sync(&account.id, Mode::Full).await.status,
+            Status::Drift
+        );
+        let Queued::New(id) = redrive(Outstanding::DriftPause).await else {
+            panic!("{}: a paused account's re-drive was not queued", db.name)
+        };
+        assert_eq!(
+            redrive(Outstanding::DriftPause).await,
+            Queued::Coalesced(id)
+        );
+    }
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::{until_true, Daemon};
+use super::{until_true, Ask, Daemon};
 use crate::model::run::{ErrorKind, Mode, PauseReason, Trigger};
 use crate::queue::Submitted;
 use crate::service::recorder::RunOf;
@@ -19,6 +19,7 @@ use crate::service::runs::Resumed;
 use crate::service::{ServiceError, ServiceResult};
 use crate::store::pauses::Pause;
 use crate::store::practices::Account;
+use crate::store::queue::{Outstanding, Queued};
 
 /// How often the daemon looks for activations made by other processes.
 const RECHECK: Duration = Duration::from_secs(60);
@@ -109,9 +110,9 @@ impl Daemon {
             }
         }
         let mut out = Vec::new();
-        self.redrive_accounts(&paused, Mode::Incremental, &mut out)
+        self.redrive_accounts(&paused, Outstanding::DriftPause, &mut out)
             .await?;
-        self.redrive_accounts(&quarantined, Mode::Full, &mut out)
+        self.redrive_accounts(&quarantined, Outstanding::Quarantine, &mut out)
             .await?;
         Ok(out)
     }
@@ -128,25 +129,43 @@ impl Daemon {
         Ok(now.filter(|v| v.sha256 != sha256).map(|_| account))
     }
 
+    /// Queues the re-drives of `accounts` (from the last checkpoint for a drift pause, in
+    /// full for quarantined items), each only if the account still needs it when the run
+    /// is inserted: a run may have settled it since [`Daemon::redrive`] looked.
     async fn redrive_accounts(
         &self,
         accounts: &[Account],
-        mode: Mode,
+        outstanding: Outstanding,
         out: &mut Vec<(String, Submitted)>,
     ) -> Result<()> {
         if accounts.is_empty() {
             return Ok(());
         }
-        let answers = self
-            .request_runs(accounts, Trigger::Redrive, mode, 1, None)
-            .await?;
+        let mode = match outstanding {
+            Outstanding::DriftPause => Mode::Incremental,
+            Outstanding::Quarantine => Mode::Full,
+        };
+        let ask = Ask {
+            trigger: Trigger::Redrive,
+            mode,
+            attempt: 1,
+            delay: None,
+            slots: &[],
+            manual_interval: None,
+            only_while: Some(outstanding),
+        };
+        let (answers, _) = self.queue_runs(accounts, &ask).await?;
         let mut queued = 0;
         for (account, answer) in accounts.iter().zip(answers) {
             match answer {
-                Ok(s) => {
-                    queued += usize::from(matches!(s, Submitted::Queued(_)));
-                    out.push((account.id.clone(), s));
+                Ok(Queued::New(id)) => {
+                    queued += 1;
+                    out.push((account.id.clone(), Submitted::Queued(id)));
                 }
+                Ok(Queued::Coalesced(id)) => {
+                    out.push((account.id.clone(), Submitted::Coalesced(id)))
+                }
+                Ok(Queued::Settled | Queued::SlotTaken | Queued::TooSoon { .. }) => {}
                 Err(e) => tracing::error!(account = %account.id, "cannot re-drive: {e:#}"),
             }
         }

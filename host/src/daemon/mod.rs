@@ -48,7 +48,7 @@ use crate::service::runs::{Requested, SyncRequest};
 use crate::service::{ServiceError, ServiceResult};
 use crate::store::notify::Change;
 use crate::store::practices::Account;
-use crate::store::queue::{QueueRequest, Queued, ReapScope, SlotClaim};
+use crate::store::queue::{Outstanding, QueueRequest, Queued, ReapScope, SlotClaim};
 use crate::store::runs::time_text;
 
 pub use serve::{serve, start, Running, ServeOptions, Stopped};
@@ -79,6 +79,7 @@ struct Ask<'a> {
     delay: Option<Duration>,
     slots: &'a [SlotClaim<'a>],
     manual_interval: Option<Duration>,
+    only_while: Option<Outstanding>,
 }
 
 /// "Sync now" refused: the account's last manual run was queued at `last`, less than
@@ -181,6 +182,7 @@ impl Daemon {
             delay,
             slots: &[],
             manual_interval: None,
+            only_while: None,
         };
         let (answers, _) = self.queue_runs(accounts, &ask).await?;
         Ok(answers
@@ -198,6 +200,10 @@ impl Daemon {
             Queued::SlotTaken => Err(ServiceError::Conflict {
                 code: "slot_taken",
                 message: "another daemon took this scheduled slot".into(),
+            }),
+            Queued::Settled => Err(ServiceError::Conflict {
+                code: "settled",
+                message: format!("account `{account_id}` no longer needs a re-drive"),
             }),
             Queued::TooSoon { last } => {
                 let min = Duration::from_secs(self.app.config.daemon.manual_min_interval_secs);
@@ -260,6 +266,7 @@ impl Daemon {
             manual_since: ask
                 .manual_interval
                 .map(|min| time_text(now - chrono::Duration::from_std(min).unwrap_or_default())),
+            only_while: ask.only_while,
         };
         let outcome = self.app.recorder().queue(&rows, &options).await?;
         let any_new = outcome.runs.iter().any(|q| matches!(q, Queued::New(_)));
@@ -328,6 +335,7 @@ impl Daemon {
                 delay: None,
                 slots: &[],
                 manual_interval: Some(min),
+                only_while: None,
             };
             let (mut answers, _) = self.queue_runs(std::slice::from_ref(a), &ask).await?;
             let submitted = answers
@@ -542,6 +550,7 @@ impl Daemon {
                 delay: None,
                 slots: &claims,
                 manual_interval: None,
+                only_while: None,
             };
             let (answers, lost) = match self.queue_runs(&accounts, &ask).await {
                 Ok(a) => a,
@@ -556,7 +565,7 @@ impl Daemon {
             for (account, answer) in accounts.iter().zip(answers) {
                 match answer {
                     Ok(Queued::SlotTaken) => continue,
-                    Ok(Queued::TooSoon { .. }) => {}
+                    Ok(Queued::TooSoon { .. } | Queued::Settled) => {}
                     Ok(Queued::New(_)) => queued += 1,
                     Ok(Queued::Coalesced(_)) => {}
                     Err(e) => tracing::error!(

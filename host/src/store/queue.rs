@@ -15,7 +15,7 @@ use sqlx::Row;
 
 use super::error::{is_unique_violation, DbContext, StoreResult};
 use super::{now_text, placeholders, Backend, Store};
-use crate::model::run::{ErrorKind, Mode, NewRun, Status, Trigger};
+use crate::model::run::{ErrorKind, Mode, NewRun, PauseReason, Status, Trigger};
 
 /// A practice's scheduled slot, to be taken before its runs are queued.
 #[derive(Debug, Clone)]
@@ -38,6 +38,34 @@ pub struct QueueRequest<'a> {
     /// at or after this instant (stored text) — checked in the insert itself, so two
     /// daemons answering at once cannot both pass it.
     pub manual_since: Option<String>,
+    /// A re-drive: queued only while the account still needs it — checked in the insert
+    /// itself, so a run that settled the account after the caller looked (its pause
+    /// lifted, its quarantined items resolved) is not followed by a needless second one.
+    pub only_while: Option<Outstanding>,
+}
+
+/// What must still hold of an account for a re-drive to be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outstanding {
+    /// The account is paused for drift.
+    DriftPause,
+    /// The account has quarantined items.
+    Quarantine,
+}
+
+impl Outstanding {
+    /// The condition on account `$2`, for the insert's `WHERE`.
+    fn condition(self) -> String {
+        match self {
+            Outstanding::DriftPause => format!(
+                "EXISTS (SELECT 1 FROM account_pauses WHERE account_id = $2 AND reason = '{}')",
+                PauseReason::Drift.as_str()
+            ),
+            Outstanding::Quarantine => {
+                "EXISTS (SELECT 1 FROM quarantined_items WHERE account_id = $2)".into()
+            }
+        }
+    }
 }
 
 /// What became of one queue request.
@@ -52,6 +80,8 @@ pub enum Queued {
     /// A manual run was asked for inside the minimum interval (its last one was queued
     /// at this instant).
     TooSoon { last: String },
+    /// A re-drive whose account no longer needs it ([`QueueRequest::only_while`]).
+    Settled,
 }
 
 /// What [`Store::queue_runs`] did: an answer per run, and the practices whose slot
@@ -111,7 +141,19 @@ impl Store {
             slots,
             daemon,
             manual_since,
+            only_while,
         } = options;
+        let insert = format!(
+            "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
+                trigger, mode, status, started_at, queued_at, attempt, not_before)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11
+             WHERE NOT EXISTS (SELECT 1 FROM runs WHERE account_id = $2 AND status = $12)
+               AND NOT EXISTS (SELECT 1 FROM runs WHERE account_id = $2 AND trigger = $13
+                               AND queued_at >= $14)
+               AND {}
+             ON CONFLICT DO NOTHING RETURNING id",
+            only_while.map_or_else(|| "1 = 1".into(), Outstanding::condition)
+        );
         let now = now_text();
         let mut tx = self.begin_write().await?;
         let mut lost = std::collections::HashSet::new();
@@ -164,29 +206,18 @@ impl Store {
                 answers.push(Queued::SlotTaken);
                 continue;
             }
-            let row = super::runs::bind_run(
-                sqlx::query(
-                    "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
-                        trigger, mode, status, started_at, queued_at, attempt, not_before)
-                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11
-                     WHERE NOT EXISTS (SELECT 1 FROM runs WHERE account_id = $2 AND status = $12)
-                       AND NOT EXISTS (SELECT 1 FROM runs WHERE account_id = $2 AND trigger = $13
-                                       AND queued_at >= $14)
-                     ON CONFLICT DO NOTHING RETURNING id",
-                ),
-                run,
-            )
-            .bind(Status::Queued.as_str())
-            .bind(&now)
-            .bind(i64::from(*attempt))
-            .bind(not_before.as_deref())
-            .bind(Status::Running.as_str())
-            .bind(Trigger::Manual.as_str())
-            // No interval: a bound no stored instant reaches.
-            .bind(manual_since.as_deref().unwrap_or("~"))
-            .fetch_optional(&mut *tx)
-            .await
-            .context("recording queued runs")?;
+            let row = super::runs::bind_run(sqlx::query(&insert), run)
+                .bind(Status::Queued.as_str())
+                .bind(&now)
+                .bind(i64::from(*attempt))
+                .bind(not_before.as_deref())
+                .bind(Status::Running.as_str())
+                .bind(Trigger::Manual.as_str())
+                // No interval: a bound no stored instant reaches.
+                .bind(manual_since.as_deref().unwrap_or("~"))
+                .fetch_optional(&mut *tx)
+                .await
+                .context("recording queued runs")?;
             if let Some(row) = row {
                 answers.push(Queued::New(row.get("id")));
                 continue;
@@ -203,6 +234,10 @@ impl Store {
             .await
             .context("reading the account's queued run")?;
             let Some(holder) = holder else {
+                if only_while.is_some() {
+                    answers.push(Queued::Settled);
+                    continue;
+                }
                 // Neither queued nor running: refused by the manual interval.
                 let last = sqlx::query(
                     "SELECT MAX(queued_at) AS at FROM runs WHERE account_id = $1 AND trigger = $2",
