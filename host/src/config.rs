@@ -74,6 +74,9 @@ pub struct DeliveryConfig {
     pub timeout_secs: u64,
     /// How often a daemon looks for changes to deliver.
     pub poll_ms: u64,
+    /// Subscriptions one daemon delivers to at once: a receiver slow to answer holds
+    /// one of them for up to `timeout_secs`, not the others.
+    pub concurrency: u32,
     /// Let every subscription's URL be a private or loopback address (one subscription
     /// can be allowed with `subscriptions add --allow-private`).
     pub allow_private: bool,
@@ -88,6 +91,7 @@ impl Default for DeliveryConfig {
             backoff_max_secs: 3600,
             timeout_secs: 10,
             poll_ms: 1000,
+            concurrency: 4,
             allow_private: false,
         }
     }
@@ -376,6 +380,9 @@ impl Config {
                 "delivery.batch_size, delivery.max_attempts, delivery.timeout_secs and delivery.poll_ms must be at least 1"
             );
         }
+        if !(1..=64).contains(&d.concurrency) {
+            anyhow::bail!("delivery.concurrency must be between 1 and 64");
+        }
         if self.feed.retention_days == 0 {
             anyhow::bail!("feed.retention_days must be at least 1");
         }
@@ -448,6 +455,19 @@ mod tests {
         );
         // Fewer runs fit.
         config.daemon.max_concurrent_runs = 2;
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn delivery_workers_are_bounded() {
+        let mut config = Config::default();
+        assert_eq!(config.delivery.concurrency, 4);
+        for bad in [0, 65] {
+            config.delivery.concurrency = bad;
+            let err = format!("{:#}", config.validate().unwrap_err());
+            assert!(err.contains("delivery.concurrency"), "{bad}: {err}");
+        }
+        config.delivery.concurrency = 1;
         config.validate().unwrap();
     }
 }

@@ -2,7 +2,8 @@
 //! out, then recovers — with a daemon restart in between — gets every change, in order
 //! per practice, each delivery signed (Standard Webhooks), duplicates only as
 //! at-least-once allows and under the same `webhook-id`; a receiver gone for good ends
-//! in dead-letter, and `replay` delivers again.
+//! in dead-letter, and `replay` delivers again. A receiver that never answers holds up
+//! no other subscription.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -21,6 +22,8 @@ use serde_json::Value;
 const OK: u8 = 0;
 const FAIL_500: u8 = 1;
 const SLOW: u8 = 2;
+/// Keeps the POST open until the test releases it ([`Receiver::release`]).
+const HANG: u8 = 3;
 
 /// One POST as the receiver saw it.
 #[derive(Debug, Clone)]
@@ -37,6 +40,7 @@ struct Receiver {
     mode: Arc<AtomicU8>,
     got: Arc<Mutex<Vec<Got>>>,
     secret: Arc<Mutex<String>>,
+    released: tokio::sync::watch::Sender<bool>,
 }
 
 impl Receiver {
@@ -53,6 +57,7 @@ impl Receiver {
             mode: Arc::new(AtomicU8::new(OK)),
             got: Arc::default(),
             secret: Arc::default(),
+            released: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -62,10 +67,12 @@ impl Receiver {
 
     async fn start(&self) {
         let (mode, got, secret) = (self.mode.clone(), self.got.clone(), self.secret.clone());
+        let released = self.released.subscribe();
         let app = axum::Router::new().route(
             "/hook",
             axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
                 let (mode, got, secret) = (mode.clone(), got.clone(), secret.clone());
+                let released = released.clone();
                 async move {
                     let verified = standardwebhooks::Webhook::new(&secret.lock().unwrap())
                         .unwrap()
@@ -84,6 +91,9 @@ impl Receiver {
                     if m == SLOW {
                         tokio::time::sleep(Duration::from_secs(3)).await;
                     }
+                    if m == HANG {
+                        let _ = released.clone().wait_for(|r| *r).await;
+                    }
                     StatusCode::NO_CONTENT
                 }
             }),
@@ -95,6 +105,12 @@ impl Receiver {
 
     fn set(&self, mode: u8) {
         self.mode.store(mode, Ordering::SeqCst);
+    }
+
+    /// Answers the POSTs held open by [`HANG`], and the next ones at once.
+    fn release(&self) {
+        self.set(OK);
+        self.released.send_replace(true);
     }
 }
 
@@ -271,6 +287,74 @@ async fn every_change_reaches_a_receiver_that_fails_for_a_while_and_a_dead_one_i
         })
         .await;
         check_received(&d.sim, &gone, db.name).await;
+        d.shutdown().await;
+    }
+}
+
+/// Before: one daemon delivered to one subscription at a time, so a receiver that kept
+/// its POST open held every other subscription for `delivery.timeout_secs`.
+#[tokio::test]
+async fn a_receiver_that_never_answers_holds_up_no_other_subscription() {
+    for db in databases().await {
+        let mut config = daemon_config();
+        // Long enough that waiting on the stuck receiver would show: the test waits 90 s.
+        config.delivery.timeout_secs = 600;
+        config.delivery.poll_ms = 50;
+        config.delivery.batch_size = 40;
+        let d = daemon_env(&db, sim_config(2, 25), config, quiet_options()).await;
+        let app = &d.sim.env.app;
+        let stuck = Receiver::new();
+        let fine = Receiver::new();
+        stuck.set(HANG);
+        stuck.start().await;
+        fine.start().await;
+        let mut ids = Vec::new();
+        for receiver in [&stuck, &fine] {
+            let added = app
+                .add_subscription(&AddSubscription {
+                    url: receiver.url(),
+                    allow_private: true,
+                    after: Some(0),
+                    ..AddSubscription::default()
+                })
+                .await
+                .unwrap();
+            *receiver.secret.lock().unwrap() = added.secret;
+            ids.push(added.subscription.id);
+        }
+        let (stuck_id, fine_id) = (ids[0].clone(), ids[1].clone());
+
+        d.sim.sync_all(Mode::Full).await;
+        // The stuck receiver holds its first batch open.
+        wait_for_subscription(&d.sim, &stuck_id, "the stuck receiver's first POST", |_| {
+            !stuck.got.lock().unwrap().is_empty()
+        })
+        .await;
+        // More changes while it does: the other subscription still gets all of them.
+        let before = app.store.feed_state().await.unwrap().head;
+        d.sim.sim.advance();
+        d.sim.sync_all(Mode::Incremental).await;
+        let head = app.store.feed_state().await.unwrap().head;
+        assert!(
+            head > before,
+            "{}: the second sync changed nothing",
+            db.name
+        );
+        wait_for_subscription(&d.sim, &fine_id, "the other subscription's changes", |s| {
+            s.delivered_through == head
+        })
+        .await;
+        check_received(&d.sim, &fine, db.name).await;
+        let held = app.subscription(&stuck_id).await.unwrap();
+        assert_eq!(held.delivered_through, 0, "{}: {held:?}", db.name);
+        assert_eq!(stuck.got.lock().unwrap().len(), 1, "{}", db.name);
+
+        stuck.release();
+        wait_for_subscription(&d.sim, &stuck_id, "the stuck one, released", |s| {
+            s.delivered_through == head
+        })
+        .await;
+        check_received(&d.sim, &stuck, db.name).await;
         d.shutdown().await;
     }
 }

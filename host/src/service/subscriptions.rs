@@ -274,7 +274,7 @@ pub enum Delivered {
     Failed { subscription: String, dead: bool },
 }
 
-/// Sends batches to subscriptions; one per daemon.
+/// Sends batches to subscriptions; one per delivery worker, claiming under its own name.
 pub struct Deliverer {
     app: Arc<Passerelle>,
     daemon: String,
