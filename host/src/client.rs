@@ -9,21 +9,21 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::api::connectors::{ApproveRequest, CanaryRequest, VersionChoice};
-use crate::api::practices::SecretValue;
-use crate::model::connector::Activation;
-use crate::model::run::Run;
-use crate::service::check::AccountCheck;
-use crate::service::connectors::{ConnectorView, InstallAnswer};
-use crate::service::practices::{
+use passerelle_api::connectors::{ApproveRequest, CanaryRequest, VersionChoice};
+use passerelle_api::practices::SecretValue;
+use passerelle_model::connector::Activation;
+use passerelle_model::run::Run;
+use passerelle_service::check::AccountCheck;
+use passerelle_service::connectors::{ConnectorView, InstallAnswer};
+use passerelle_service::practices::{
     CheckedAccount, NewAccount, NewPractice, PracticeUpdate, PracticeView,
 };
-use crate::service::runs::{Resumed, RunQuery, SyncAccepted, SyncRequest};
-use crate::service::subscriptions::{AddSubscription, CreatedSubscription, SubscriptionView};
-use crate::store::connectors::{Canary, Rejection};
-use crate::store::pauses::Pause;
-use crate::store::practices::Account;
-use crate::store::quarantine::{QuarantineFilter, QuarantinedItem};
+use passerelle_service::runs::{Resumed, RunQuery, SyncAccepted, SyncRequest};
+use passerelle_service::subscriptions::{AddSubscription, CreatedSubscription, SubscriptionView};
+use passerelle_store::connectors::{Canary, Rejection};
+use passerelle_store::pauses::Pause;
+use passerelle_store::practices::Account;
+use passerelle_store::quarantine::{QuarantineFilter, QuarantinedItem};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -311,7 +311,7 @@ impl Client {
     }
 
     /// `GET /v1/daemons`.
-    pub async fn daemons(&self) -> Answer<Vec<crate::store::daemons::DaemonRow>> {
+    pub async fn daemons(&self) -> Answer<Vec<passerelle_store::daemons::DaemonRow>> {
         self.get("/v1/daemons", &()).await
     }
 
@@ -324,8 +324,8 @@ impl Client {
     pub async fn appointments(
         &self,
         practice: &str,
-        query: &crate::service::records::AppointmentQuery,
-    ) -> Answer<crate::service::records::AppointmentPage> {
+        query: &passerelle_service::records::AppointmentQuery,
+    ) -> Answer<passerelle_service::records::AppointmentPage> {
         self.get(
             &format!("/v1/practices/{}/appointments", seg(practice)),
             query,
@@ -336,16 +336,16 @@ impl Client {
     /// `GET /v1/slots`.
     pub async fn slots(
         &self,
-        query: &crate::service::records::SlotQuery,
-    ) -> Answer<crate::service::records::SlotPage> {
+        query: &passerelle_service::records::SlotQuery,
+    ) -> Answer<passerelle_service::records::SlotPage> {
         self.get("/v1/slots", query).await
     }
 
     /// `GET /v1/changes`.
     pub async fn changes(
         &self,
-        query: &crate::service::feed::ChangeQuery,
-    ) -> Answer<crate::service::feed::ChangePage> {
+        query: &passerelle_service::feed::ChangeQuery,
+    ) -> Answer<passerelle_service::feed::ChangePage> {
         self.get("/v1/changes", query).await
     }
 
@@ -371,7 +371,7 @@ impl Client {
     pub async fn replay_subscription(&self, id: &str, after: i64) -> Answer<SubscriptionView> {
         self.post(
             &format!("/v1/subscriptions/{}/replay", seg(id)),
-            &crate::api::feed::Replay { after },
+            &passerelle_api::feed::Replay { after },
         )
         .await
     }

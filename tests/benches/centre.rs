@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use nix::sys::resource::{getrusage, UsageWho};
 use passerelle::model::run::{Mode, Status, Trigger};
-use passerelle::sync::SyncOptions;
+use passerelle::service::sync::SyncOptions;
 use passerelle::Passerelle;
 use passerelle_tests::component;
 
@@ -106,7 +106,7 @@ fn cpu_now() -> Duration {
 
 async fn bench(label: &str, runs: usize, database_url: Option<String>, server: &Server) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = passerelle::config::Config {
+    let mut config = passerelle::service::config::Config {
         http: passerelle::dev::demo::simulator_policy(&server.base_url),
         database_url,
         ..Default::default()

@@ -137,7 +137,7 @@ fn ms(d: Duration) -> f64 {
 
 async fn bench(label: &str, database_url: Option<String>, practices: usize, runs_per_day: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let config = passerelle::config::Config {
+    let config = passerelle::service::config::Config {
         database_url: database_url.clone(),
         ..Default::default()
     };

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use passerelle::config::Config;
-use passerelle::daemon::ServeOptions;
+use passerelle::serve::ServeOptions;
+use passerelle::service::config::Config;
 use passerelle::Passerelle;
 use passerelle_tests::component;
 use sqlx::Row;
@@ -112,7 +112,7 @@ async fn main() {
     let store = app.store.clone();
     let metrics_app = app.metrics.clone();
     let started = Instant::now();
-    let running = passerelle::daemon::start(
+    let running = passerelle::serve::start(
         app,
         ServeOptions {
             clock,

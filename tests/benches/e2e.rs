@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use passerelle::model::run::{Mode, Run, Status, Trigger};
-use passerelle::sync::SyncOptions;
+use passerelle::service::sync::SyncOptions;
 use passerelle::Passerelle;
 use passerelle_tests::{component, sim_config};
 
@@ -94,7 +94,7 @@ fn main() {
             let sim = passerelle_sim::Simulator::new(sim_config(practices, 120));
             let running = sim.serve(([127, 0, 0, 1], 0).into()).await.unwrap();
             let dir = tempfile::tempdir().unwrap();
-            let config = passerelle::config::Config {
+            let config = passerelle::service::config::Config {
                 http: passerelle::dev::demo::simulator_policy(&running.base_url),
                 ..Default::default()
             };

@@ -14,7 +14,7 @@ use std::time::Instant;
 use passerelle::model::run::{Mode, Trigger};
 use passerelle::service::feed::ChangeQuery;
 use passerelle::service::subscriptions::{AddSubscription, Delivered, Deliverer};
-use passerelle::sync::SyncOptions;
+use passerelle::service::sync::SyncOptions;
 use passerelle::Passerelle;
 use passerelle_tests::{component, postgres_schema_url, sim_config};
 
@@ -22,7 +22,7 @@ async fn bench(label: &str, database_url: Option<String>, practices: usize) {
     let sim = passerelle_sim::Simulator::new(sim_config(practices, 120));
     let running = sim.serve(([127, 0, 0, 1], 0).into()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = passerelle::config::Config {
+    let config = passerelle::service::config::Config {
         http: passerelle::dev::demo::simulator_policy(&running.base_url),
         database_url,
         ..Default::default()

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use passerelle::daemon::ServeOptions;
 use passerelle::model::run::{RunFilter, Status};
+use passerelle::serve::ServeOptions;
 use passerelle_tests::daemon::{daemon_config, daemon_env, sync_load, DaemonEnv};
 use passerelle_tests::{databases, sim_config, variant};
 use serde_json::json;

@@ -11,11 +11,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use passerelle::config::Config;
-use passerelle::limits::Limits;
+use passerelle::model::limits::Limits;
 use passerelle::model::run::{Mode, Status};
-use passerelle::sandbox::{RunParts, Runtime, RuntimeConfig};
-use passerelle::scrub::Scrubber;
+use passerelle::runtime::sandbox::{RunParts, Runtime, RuntimeConfig};
+use passerelle::runtime::scrub::Scrubber;
+use passerelle::service::config::Config;
 use passerelle_sim::{Platform, SimConfig};
 use passerelle_tests::{component, example, sim_config, sim_env_replacing, Db};
 

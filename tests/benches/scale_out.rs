@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Timelike, Utc};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use passerelle::config::Config;
+use passerelle::service::config::Config;
 use passerelle::Passerelle;
 use passerelle_tests::component;
 use sqlx::Row;

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use passerelle::config::Config;
-use passerelle::daemon::{Running, ServeOptions};
 use passerelle::model::run::{Run, Status};
+use passerelle::serve::{Running, ServeOptions};
+use passerelle::service::config::Config;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -71,7 +71,7 @@ pub async fn start_daemon(dir: &Path, config: Config, options: ServeOptions) -> 
     let app = passerelle::Passerelle::open(dir, config)
         .await
         .expect("open the daemon's host");
-    passerelle::daemon::start(app, options)
+    passerelle::serve::start(app, options)
         .await
         .expect("start the daemon")
 }
@@ -180,7 +180,7 @@ impl DaemonEnv {
         wait_for_runs(&self.sim.env.app.store, ids).await
     }
 
-    pub async fn shutdown(self) -> (passerelle::daemon::Stopped, SimEnv) {
+    pub async fn shutdown(self) -> (passerelle::serve::Stopped, SimEnv) {
         let stopped = self.running.shutdown().await.expect("shutdown");
         (stopped, self.sim)
     }
@@ -515,7 +515,7 @@ impl ServeProcess {
 }
 
 /// Writes `config` as `passerelle.toml` in `dir`; its path.
-pub fn write_config(dir: &Path, config: &passerelle::config::Config) -> PathBuf {
+pub fn write_config(dir: &Path, config: &passerelle::service::config::Config) -> PathBuf {
     let path = dir.join("passerelle.toml");
     std::fs::write(&path, toml::to_string(config).unwrap()).unwrap();
     path

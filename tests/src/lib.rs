@@ -13,9 +13,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use passerelle::config::Config;
 use passerelle::model::run::{Mode, Run, Trigger};
-use passerelle::sync::SyncOptions;
+use passerelle::service::config::Config;
+use passerelle::service::sync::SyncOptions;
 use passerelle::Passerelle;
 use tempfile::TempDir;
 
@@ -455,7 +455,7 @@ pub async fn sim_env_routed(
     sim_config: passerelle_sim::SimConfig,
     config: Config,
     replace: &[(&str, PathBuf)],
-    route: impl FnOnce(&mut passerelle::capabilities::http::HttpPolicy),
+    route: impl FnOnce(&mut passerelle::runtime::capabilities::http::HttpPolicy),
 ) -> SimEnv {
     let sim = passerelle_sim::Simulator::new(sim_config);
     let running = sim

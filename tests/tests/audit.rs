@@ -5,7 +5,7 @@
 use passerelle_tests as common;
 
 use common::{component, databases, env};
-use passerelle::config::Config;
+use passerelle::service::config::Config;
 use passerelle::service::practices::NewPractice;
 use passerelle::service::principal::as_actor;
 use passerelle::service::records::AppointmentQuery;

@@ -19,8 +19,8 @@ use passerelle_tests as common;
 use common::daemon::{daemon_config, daemon_env, run_ids, TOKEN};
 use common::{databases, variant};
 use fantoccini::{Client, ClientBuilder, Locator};
-use passerelle::daemon::ServeOptions;
 use passerelle::model::run::Status;
+use passerelle::serve::ServeOptions;
 use passerelle_sim::{Faults, SimConfig};
 use reqwest::{Method, StatusCode};
 

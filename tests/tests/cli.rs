@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use passerelle::daemon::ServeOptions;
 use passerelle::model::run::{Run, Status};
+use passerelle::serve::ServeOptions;
 use passerelle_sim::Faults;
 use passerelle_tests::daemon::{binary, daemon_config, daemon_env, write_config, TOKEN};
 use passerelle_tests::{databases, sim_config, sim_env, variant};
@@ -449,7 +449,7 @@ async fn a_run_left_running_by_a_process_that_is_gone_does_not_block_its_account
                 let a = app.account(&account).await.unwrap();
                 app.sync_account(
                     &a,
-                    passerelle::sync::SyncOptions {
+                    passerelle::service::sync::SyncOptions {
                         trigger: passerelle::model::run::Trigger::Manual,
                         mode,
                         now: None,

@@ -495,9 +495,9 @@ async fn connector_test_records_a_live_origin_then_replays_it() {
     let running = sim.serve(([127, 0, 0, 1], 0).into()).await.unwrap();
     let account = sim.world().accounts().next().unwrap().clone();
     let dir = tempfile::tempdir().unwrap();
-    let config = passerelle::config::Config {
+    let config = passerelle::service::config::Config {
         http: passerelle::dev::demo::simulator_policy(&running.base_url),
-        ..passerelle::config::Config::default()
+        ..passerelle::service::config::Config::default()
     };
     let config_file = dir.path().join("config.toml");
     std::fs::write(&config_file, toml::to_string(&config).unwrap()).unwrap();

@@ -8,8 +8,8 @@ use passerelle_tests as common;
 use common::console::Console;
 use common::daemon::{daemon_config, daemon_env, run_ids, DaemonEnv, TOKEN};
 use common::{databases, sim_config, variant, Db};
-use passerelle::daemon::ServeOptions;
 use passerelle::model::run::Status;
+use passerelle::serve::ServeOptions;
 use passerelle_sim::Faults;
 use reqwest::{Method, StatusCode};
 

@@ -7,8 +7,8 @@ use passerelle_tests as common;
 
 use common::daemon::{daemon_config, daemon_env, run_ids, DaemonEnv, TOKEN};
 use common::{databases, sim_config, Db};
-use passerelle::daemon::ServeOptions;
 use passerelle::model::run::{Status, Trigger};
+use passerelle::serve::ServeOptions;
 use passerelle_sim::Faults;
 use reqwest::{Method, StatusCode};
 use serde_json::json;

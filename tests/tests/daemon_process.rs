@@ -531,7 +531,7 @@ struct OneAccount {
 }
 
 impl OneAccount {
-    async fn new(db: &common::Db, config: passerelle::config::Config) -> OneAccount {
+    async fn new(db: &common::Db, config: passerelle::service::config::Config) -> OneAccount {
         let sim = sim_env_with(db, sim_config(1, 400), config).await;
         let data_dir = sim.env.data_dir();
         let config_path = write_config(&data_dir, &sim.env.app.config);

@@ -12,8 +12,8 @@ use common::daemon::{
     clock_from, daemon_config, daemon_env, run_ids, runs_in_order, wait_for_runs,
 };
 use common::{databases, sim_config};
-use passerelle::daemon::ServeOptions;
 use passerelle::model::run::{Mode, Run, Status, Trigger};
+use passerelle::serve::ServeOptions;
 use passerelle_sim::{Change, Drift, Faults};
 use reqwest::{Method, StatusCode};
 
@@ -98,7 +98,7 @@ async fn missed_slots_are_skipped_and_caught_up_once() {
         let app = passerelle::Passerelle::open(&dir, sim.env.app.config.clone())
             .await
             .unwrap();
-        let running = passerelle::daemon::start(
+        let running = passerelle::serve::start(
             app,
             ServeOptions {
                 clock: clock_from(up),
@@ -150,7 +150,7 @@ async fn missed_slots_are_skipped_and_caught_up_once() {
         let app = passerelle::Passerelle::open(&dir, sim.env.app.config.clone())
             .await
             .unwrap();
-        let running = passerelle::daemon::start(
+        let running = passerelle::serve::start(
             app,
             ServeOptions {
                 clock: clock_from(up + chrono::Duration::hours(1)),
@@ -393,7 +393,7 @@ async fn shutdown_leaves_what_is_queued_and_interrupts_what_outlives_the_grace()
         let app = passerelle::Passerelle::open(sim.env.dir.path(), sim.env.app.config.clone())
             .await
             .unwrap();
-        let next = passerelle::daemon::start(
+        let next = passerelle::serve::start(
             app,
             ServeOptions {
                 write_address_file: false,

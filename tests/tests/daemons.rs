@@ -13,8 +13,8 @@ use passerelle_tests as common;
 
 use common::daemon::{clock_from, daemon_config, runs_in_order, wait_for_runs};
 use common::{databases, sim_config, sim_env_with, Db, SimEnv};
-use passerelle::daemon::{Running, ServeOptions};
 use passerelle::model::run::{Mode, NewRun, Run, Status, Trigger};
+use passerelle::serve::{Running, ServeOptions};
 use passerelle::service::runs::SyncRequest;
 use passerelle::service::ServiceError;
 use passerelle_sim::Faults;
@@ -36,7 +36,7 @@ async fn start(sim: &SimEnv, id: &str, options: ServeOptions) -> Running {
     let app = passerelle::Passerelle::open(sim.env.dir.path(), config)
         .await
         .expect("open a daemon's host");
-    passerelle::daemon::start(
+    passerelle::serve::start(
         app,
         ServeOptions {
             write_address_file: false,
@@ -346,7 +346,7 @@ async fn a_local_sync_of_an_account_a_daemon_runs_is_refused() {
             .app
             .sync_account(
                 &account,
-                passerelle::sync::SyncOptions {
+                passerelle::service::sync::SyncOptions {
                     trigger: Trigger::Manual,
                     mode: Mode::Incremental,
                     now: None,
@@ -381,7 +381,7 @@ async fn a_sqlite_database_holds_one_daemon() {
     let app = passerelle::Passerelle::open(sim.env.dir.path(), second_config)
         .await
         .unwrap();
-    let refused = passerelle::daemon::start(app, ServeOptions::default())
+    let refused = passerelle::serve::start(app, ServeOptions::default())
         .await
         .err()
         .expect("a second daemon on one SQLite file is refused");
@@ -415,7 +415,7 @@ async fn a_daemon_without_the_file_runs_the_version_from_the_database() {
             async move {
                 app.sync_account(
                     &account,
-                    passerelle::sync::SyncOptions {
+                    passerelle::service::sync::SyncOptions {
                         trigger: Trigger::Manual,
                         mode: Mode::Full,
                         now: None,

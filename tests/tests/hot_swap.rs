@@ -18,10 +18,10 @@ use common::daemon::{
     wait_for_runs, TOKEN,
 };
 use common::{component, databases, renamed_start_date, sim_config, variant};
-use passerelle::daemon::ServeOptions;
 use passerelle::model::connector::Outcome;
 use passerelle::model::run::{Mode, Run, Status, Trigger};
-use passerelle::plugins::Candidate;
+use passerelle::serve::ServeOptions;
+use passerelle::service::plugins::Candidate;
 use passerelle::service::ServiceError;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -112,7 +112,7 @@ async fn drift_pauses_and_a_new_version_redrives_to_the_truth_without_restart() 
         let app = passerelle::Passerelle::open(sim.env.dir.path(), sim.env.app.config.clone())
             .await
             .unwrap();
-        let running = passerelle::daemon::start(
+        let running = passerelle::serve::start(
             app,
             ServeOptions {
                 clock: clock_from(slot - chrono::Duration::seconds(1)),
@@ -312,7 +312,7 @@ fn with_custom_section(mut bytes: Vec<u8>) -> Vec<u8> {
 #[tokio::test]
 async fn broken_candidates_are_refused_and_the_active_version_keeps_serving() {
     for db in databases().await {
-        let e = common::env(&db, passerelle::config::Config::default())
+        let e = common::env(&db, passerelle::service::config::Config::default())
             .await
             .with_testing()
             .await;
@@ -408,7 +408,7 @@ async fn broken_candidates_are_refused_and_the_active_version_keeps_serving() {
         );
 
         // Not newer than the active version.
-        let e2 = common::env(&db, passerelle::config::Config::default()).await;
+        let e2 = common::env(&db, passerelle::service::config::Config::default()).await;
         e2.app.install_plugin(&variant(FIXED)).await.unwrap();
         let err = e2
             .app
@@ -432,7 +432,7 @@ fn wat_component(text: &str) -> Vec<u8> {
 /// connector name activated with any allowlist).
 #[tokio::test]
 async fn a_first_install_needing_consent_waits_for_approval() {
-    use passerelle::config::Config;
+    use passerelle::service::config::Config;
     let dir = tempfile::tempdir().unwrap();
     let app = passerelle::Passerelle::open(dir.path(), Config::default())
         .await
@@ -477,7 +477,11 @@ async fn a_first_install_needing_consent_waits_for_approval() {
 /// install waits for approval, showing everything it asks for.
 #[tokio::test]
 async fn a_first_install_that_accounts_wait_for_needs_approval() {
-    let e = common::env(&databases().await[0], passerelle::config::Config::default()).await;
+    let e = common::env(
+        &databases().await[0],
+        passerelle::service::config::Config::default(),
+    )
+    .await;
     e.app
         .store
         .add_practice("p1", "Cabinet", "Europe/Paris")
@@ -870,7 +874,7 @@ async fn quarantine_sets_unreadable_items_aside_and_a_new_version_resolves_them(
         let mut config = daemon_config();
         config.plugins.drift_policy.insert(
             "doctolib".into(),
-            passerelle::config::DriftPolicy::Quarantine,
+            passerelle::service::config::DriftPolicy::Quarantine,
         );
         let sim = common::sim_env_with(&db, sim_config(1, 30), config).await;
         let account = sim.sim.world().accounts().next().unwrap().id.clone();
@@ -914,7 +918,7 @@ async fn quarantine_sets_unreadable_items_aside_and_a_new_version_resolves_them(
         let app = passerelle::Passerelle::open(sim.env.dir.path(), sim.env.app.config.clone())
             .await
             .unwrap();
-        let running = passerelle::daemon::start(app, ServeOptions::default())
+        let running = passerelle::serve::start(app, ServeOptions::default())
             .await
             .unwrap();
         let d = common::daemon::DaemonEnv::attach(running, sim);
@@ -960,7 +964,7 @@ async fn components_built_against_contracts_0_1_0_and_0_1_1_still_run() {
 
 async fn ran_on(db: &passerelle_tests::Db, file: &str) {
     {
-        let e = common::env(db, passerelle::config::Config::default()).await;
+        let e = common::env(db, passerelle::service::config::Config::default()).await;
         let installed = e.app.install_plugin(&variant(file)).await.unwrap();
         assert_eq!(installed.outcome, Outcome::Activated, "{file}");
         e.app

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::response::IntoResponse;
-use passerelle::config::Config;
-use passerelle::limits::Limits;
+use passerelle::model::limits::Limits;
 use passerelle::model::run::{Mode, Status};
+use passerelle::service::config::Config;
 use passerelle_sim::{Change, Drift, Faults, Platform, SimConfig};
 use passerelle_tests::kit::{connector_test, drift_paths, recorded_cassette};
 use passerelle_tests::{databases, example, sim_config, sim_env_replacing, Db, SimEnv};
@@ -269,7 +269,7 @@ async fn platform_answering(
 }
 
 /// The HTTP policy routing Maiia's origin to `base` (on loopback).
-fn maiia_to(base: String) -> impl FnOnce(&mut passerelle::capabilities::http::HttpPolicy) {
+fn maiia_to(base: String) -> impl FnOnce(&mut passerelle::runtime::capabilities::http::HttpPolicy) {
     move |http| {
         let maiia = passerelle_sim::ORIGINS
             .iter()

@@ -4,9 +4,9 @@
 use passerelle_tests as common;
 
 use common::{env, server, Db};
-use passerelle::capabilities::http::HttpPolicy;
-use passerelle::config::Config;
 use passerelle::model::run::Mode;
+use passerelle::runtime::capabilities::http::HttpPolicy;
+use passerelle::service::config::Config;
 
 const SECRET: &str = "pk_live_Zy81-secret";
 

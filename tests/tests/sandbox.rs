@@ -6,10 +6,10 @@ use passerelle_tests as common;
 use std::time::{Duration, Instant};
 
 use common::{component, databases, env, server, Db};
-use passerelle::capabilities::http::HttpPolicy;
-use passerelle::config::Config;
-use passerelle::limits::Limits;
+use passerelle::model::limits::Limits;
 use passerelle::model::run::{Mode, Run, Status};
+use passerelle::runtime::capabilities::http::HttpPolicy;
+use passerelle::service::config::Config;
 
 fn sqlite() -> Db {
     Db {
@@ -876,7 +876,7 @@ fn wat_module() -> Vec<u8> {
 
 #[tokio::test]
 async fn a_restart_loads_the_precompiled_component_from_the_cache() {
-    use passerelle::sandbox::{Origin, Runtime, RuntimeConfig};
+    use passerelle::runtime::sandbox::{Origin, Runtime, RuntimeConfig};
     let dir = tempfile::tempdir().unwrap();
     let config = RuntimeConfig {
         cache_dir: Some(dir.path().to_path_buf()),
@@ -902,7 +902,7 @@ async fn a_restart_loads_the_precompiled_component_from_the_cache() {
 /// but one of them fail on the cache file's temporary name).
 #[tokio::test]
 async fn a_component_loaded_by_several_runs_at_once_is_cached_once() {
-    use passerelle::sandbox::{Origin, Runtime, RuntimeConfig};
+    use passerelle::runtime::sandbox::{Origin, Runtime, RuntimeConfig};
     let dir = tempfile::tempdir().unwrap();
     let config = RuntimeConfig {
         cache_dir: Some(dir.path().to_path_buf()),
@@ -1007,7 +1007,7 @@ async fn an_oversized_response_is_refused() {
 /// several would multiply it (before, four were allowed per run).
 #[test]
 fn a_component_with_two_memories_is_refused() {
-    use passerelle::sandbox::{Runtime, RuntimeConfig};
+    use passerelle::runtime::sandbox::{Runtime, RuntimeConfig};
     let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
     let two = wat::parse_str(
         r#"(component
@@ -1026,7 +1026,7 @@ fn a_component_with_two_memories_is_refused() {
 /// cache (before, every rejected candidate left one behind).
 #[test]
 fn nothing_is_cached_for_a_rejected_candidate() {
-    use passerelle::sandbox::{Runtime, RuntimeConfig};
+    use passerelle::runtime::sandbox::{Runtime, RuntimeConfig};
     let dir = tempfile::tempdir().unwrap();
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(dir.path().to_path_buf()),
@@ -1047,7 +1047,7 @@ fn nothing_is_cached_for_a_rejected_candidate() {
 /// is read or compiled.
 #[test]
 fn an_oversized_component_is_refused_before_compiling() {
-    use passerelle::sandbox::{Runtime, RuntimeConfig};
+    use passerelle::runtime::sandbox::{Runtime, RuntimeConfig};
     let runtime = Runtime::new(RuntimeConfig {
         max_component_bytes: 64 * 1024,
         ..RuntimeConfig::default()
@@ -1083,7 +1083,7 @@ async fn a_component_slow_to_compile_is_refused_and_not_cached() {
     assert!(text.contains("took more than"), "{text}");
     assert!(text.contains("runtime.max_compile_secs"), "{text}");
 
-    use passerelle::sandbox::{Runtime, RuntimeConfig};
+    use passerelle::runtime::sandbox::{Runtime, RuntimeConfig};
     let dir = tempfile::tempdir().unwrap();
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(dir.path().to_path_buf()),

@@ -6,9 +6,9 @@ use passerelle_tests as common;
 use std::collections::BTreeMap;
 
 use common::{databases, env, Env};
-use passerelle::config::Config;
 use passerelle::model::records::{AppointmentRecord, Finish, PatientRecord, Pending, Scope};
 use passerelle::model::run::{ErrorKind, Mode, NewRun, RunEnd, RunFilter, Status, Trigger};
+use passerelle::service::config::Config;
 use passerelle::store::pauses::PauseEffect;
 
 fn appointment(id: &str, starts_at_ms: i64, status: &str) -> Pending {
@@ -587,8 +587,9 @@ async fn a_practice_schedule_is_validated_and_kept() {
         let p = e.app.store.practice("p9").await.unwrap().unwrap();
         assert_eq!(p.schedule, None);
         assert_eq!(
-            p.schedule_with(
-                passerelle::schedule::DEFAULT_CRON,
+            passerelle::service::schedule::practice_schedule(
+                &p,
+                passerelle::service::schedule::DEFAULT_CRON,
                 std::time::Duration::ZERO
             )
             .unwrap()

@@ -3,7 +3,7 @@
 //! daemon (`--server`). Both return the service's types, so the renderer cannot tell
 //! them apart; where the daemon queues work (sync, resume), the client waits for it.
 
-use crate::store::daemons::DaemonRow;
+use passerelle_store::daemons::DaemonRow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,24 +12,24 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 
 use super::progress::Progress;
-use crate::app::Passerelle;
 use crate::client::Client;
-use crate::model::connector::Activation;
-use crate::model::run::{Run, Status, Trigger};
-use crate::service::check::AccountCheck;
-use crate::service::connectors::{ConnectorView, InstallAnswer};
-use crate::service::feed::{ChangePage, ChangeQuery};
-use crate::service::practices::{
+use passerelle_model::connector::Activation;
+use passerelle_model::run::{Run, Status, Trigger};
+use passerelle_service::app::Passerelle;
+use passerelle_service::check::AccountCheck;
+use passerelle_service::connectors::{ConnectorView, InstallAnswer};
+use passerelle_service::feed::{ChangePage, ChangeQuery};
+use passerelle_service::practices::{
     CheckedAccount, NewAccount, NewPractice, PracticeUpdate, PracticeView,
 };
-use crate::service::records::{AppointmentPage, AppointmentQuery, SlotPage, SlotQuery};
-use crate::service::runs::{RunQuery, SyncRequest};
-use crate::service::subscriptions::{AddSubscription, CreatedSubscription, SubscriptionView};
-use crate::service::ServiceError;
-use crate::store::connectors::{Canary, Rejection};
-use crate::store::pauses::Pause;
-use crate::store::practices::Account;
-use crate::store::quarantine::{QuarantineFilter, QuarantinedItem};
+use passerelle_service::records::{AppointmentPage, AppointmentQuery, SlotPage, SlotQuery};
+use passerelle_service::runs::{RunQuery, SyncRequest};
+use passerelle_service::subscriptions::{AddSubscription, CreatedSubscription, SubscriptionView};
+use passerelle_service::ServiceError;
+use passerelle_store::connectors::{Canary, Rejection};
+use passerelle_store::pauses::Pause;
+use passerelle_store::practices::Account;
+use passerelle_store::quarantine::{QuarantineFilter, QuarantinedItem};
 
 /// What the command line can ask, locally or of a daemon.
 #[allow(async_fn_in_trait)]
@@ -156,7 +156,7 @@ impl Admin for Local {
                 .accounts_to_sync(practice, request.account.as_deref())
                 .await,
         )?;
-        let options = crate::sync::SyncOptions {
+        let options = passerelle_service::sync::SyncOptions {
             trigger: Trigger::Manual,
             mode: request.mode(),
             now: None,

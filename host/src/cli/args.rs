@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::model::run::{Status, Trigger};
+use passerelle_model::run::{Status, Trigger};
 
 /// passerelle: sync medical practices' appointments from booking platforms, through
 /// sandboxed WebAssembly connectors.
@@ -210,7 +210,7 @@ pub enum Command {
         practice: Option<String>,
         /// appointment or slot.
         #[arg(long)]
-        kind: Option<crate::model::feed::ChangeKind>,
+        kind: Option<passerelle_model::feed::ChangeKind>,
         #[arg(long, default_value_t = 100)]
         limit: i64,
         /// Print patients' names, birth dates, phones and e-mails (recorded in the audit
@@ -412,7 +412,7 @@ pub enum SubscriptionsCmd {
         practices: Vec<String>,
         /// Only these kinds, comma-separated: appointment, slot (default: both).
         #[arg(long, value_delimiter = ',')]
-        kinds: Vec<crate::model::feed::ChangeKind>,
+        kinds: Vec<passerelle_model::feed::ChangeKind>,
         /// Deliver patients' names, birth dates, phones and e-mails (initials otherwise).
         #[arg(long)]
         patients: bool,
@@ -516,7 +516,7 @@ pub enum ConnectorCmd {
         dir: PathBuf,
         /// rust (a crate), python (componentize-py) or js (componentize-js).
         #[arg(long, value_enum, default_value = "rust")]
-        lang: crate::kit::languages::Lang,
+        lang: passerelle_kit::languages::Lang,
     },
     /// Build a connector and print the component's path: a crate for wasm32-wasip2
     /// (rustup's target, or Debian's packaged toolchain), a Python folder (componentize-py
@@ -572,7 +572,7 @@ pub enum ConnectorCmd {
         bless: bool,
         /// The contract checks to run, comma-separated (default: all); `none` for none.
         #[arg(long, value_delimiter = ',', value_parser = parse_check)]
-        checks: Option<Vec<Option<crate::kit::checks::Check>>>,
+        checks: Option<Vec<Option<passerelle_kit::checks::Check>>>,
     },
 }
 
@@ -585,21 +585,21 @@ fn parse_secret(s: &str) -> Result<(String, String), String> {
 }
 
 fn parse_now(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    crate::kit::cassette::parse_now(s)
+    passerelle_kit::cassette::parse_now(s)
 }
 
 fn parse_window(s: &str) -> Result<(u32, u32), String> {
-    crate::kit::cassette::parse_window(s)
+    passerelle_kit::cassette::parse_window(s)
 }
 
-fn parse_check(s: &str) -> Result<Option<crate::kit::checks::Check>, String> {
+fn parse_check(s: &str) -> Result<Option<passerelle_kit::checks::Check>, String> {
     if s == "none" {
         return Ok(None);
     }
-    <crate::kit::checks::Check as ValueEnum>::from_str(s, false)
+    <passerelle_kit::checks::Check as ValueEnum>::from_str(s, false)
         .map(Some)
         .map_err(|_| {
-            let names: Vec<&str> = crate::kit::checks::Check::ALL
+            let names: Vec<&str> = passerelle_kit::checks::Check::ALL
                 .iter()
                 .map(|c| c.name())
                 .collect();

@@ -1,5 +1,5 @@
 //! `passerelle connector …`: the connector kit's commands. Arguments become a
-//! [`crate::kit::TestOptions`]; the report is rendered here as text or JSON.
+//! [`passerelle_kit::TestOptions`]; the report is rendered here as text or JSON.
 
 use std::fmt::Write as _;
 
@@ -8,20 +8,20 @@ use anyhow::{bail, Result};
 use super::args::ConnectorCmd;
 use super::printable::printable;
 use super::render::write_stdout;
-use crate::config::Config;
-use crate::kit::checks::Check;
-use crate::kit::harness::BenchOptions;
-use crate::kit::probes::Verdict as ProbeVerdict;
-use crate::kit::{TestOptions, TestReport};
+use passerelle_kit::checks::Check;
+use passerelle_kit::harness::BenchOptions;
+use passerelle_kit::probes::Verdict as ProbeVerdict;
+use passerelle_kit::{TestOptions, TestReport};
+use passerelle_service::config::Config;
 
 /// Runs a `connector` command; an error (non-zero exit) when the test did not pass.
 pub async fn run(command: ConnectorCmd, config: &Config, json: bool) -> Result<()> {
     match command {
         ConnectorCmd::New { name, dir, lang } => {
-            let made = crate::kit::scaffold::new_connector(&name, &dir, lang)?;
+            let made = passerelle_kit::scaffold::new_connector(&name, &dir, lang)?;
             let shown = made.display();
             let (first, wasm) = match lang {
-                crate::kit::languages::Lang::Rust => (
+                passerelle_kit::languages::Lang::Rust => (
                     format!("cd {shown} && cargo test            # its unit test\n  "),
                     format!(
                         "{shown}/target/wasm32-wasip2/release/{}.wasm",
@@ -41,7 +41,7 @@ pub async fn run(command: ConnectorCmd, config: &Config, json: bool) -> Result<(
             Ok(())
         }
         ConnectorCmd::Build { dir } => {
-            let component = crate::kit::scaffold::build_connector(&dir)?;
+            let component = passerelle_kit::scaffold::build_connector(&dir)?;
             write_stdout(&format!("{}\n", component.display()))?;
             Ok(())
         }
@@ -82,7 +82,7 @@ pub async fn run(command: ConnectorCmd, config: &Config, json: bool) -> Result<(
                 bless,
                 checks,
             };
-            let report = crate::kit::test(options).await?;
+            let report = passerelle_kit::test(options).await?;
             if json {
                 write_stdout(&(serde_json::to_string_pretty(&report)? + "\n"))?;
             } else {

@@ -25,17 +25,17 @@ pub use self::args::{
 };
 use self::progress::Progress;
 use self::render::Output;
-use crate::app::Passerelle;
 use crate::client::Client;
-use crate::config::{default_data_dir, Config};
-use crate::model::public::PublicInfo;
-use crate::model::run::Mode;
-use crate::service::feed::ChangeQuery;
-use crate::service::practices::{NewAccount, NewPractice, PracticeUpdate};
-use crate::service::records::{AppointmentQuery, SlotQuery};
-use crate::service::runs::{RunQuery, SyncRequest};
-use crate::service::subscriptions::AddSubscription;
-use crate::store::quarantine::QuarantineFilter;
+use passerelle_model::public::PublicInfo;
+use passerelle_model::run::Mode;
+use passerelle_service::app::Passerelle;
+use passerelle_service::config::{default_data_dir, Config};
+use passerelle_service::feed::ChangeQuery;
+use passerelle_service::practices::{NewAccount, NewPractice, PracticeUpdate};
+use passerelle_service::records::{AppointmentQuery, SlotQuery};
+use passerelle_service::runs::{RunQuery, SyncRequest};
+use passerelle_service::subscriptions::AddSubscription;
+use passerelle_store::quarantine::QuarantineFilter;
 
 /// Sets up logging to stderr. One-shot commands log warnings only (their output is the
 /// point); the daemon and the simulator log what they do. `-v` adds a level each time.
@@ -108,7 +108,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             full,
             reset,
         } => {
-            return crate::dev::demo::run(crate::dev::demo::DemoOptions {
+            let report = passerelle_dev::demo::run(passerelle_dev::demo::DemoOptions {
                 data_dir: cli
                     .global
                     .data_dir
@@ -121,7 +121,19 @@ pub async fn run(cli: Cli) -> Result<()> {
                 full,
                 reset,
             })
-            .await;
+            .await?;
+            for (title, runs) in &report.phases {
+                render::write_stdout(&format!(
+                    "\n{title}\n{}{}",
+                    render::run_table(runs),
+                    render::platform_table(runs)
+                ))?;
+            }
+            render::write_stdout(&report.closing)?;
+            if report.failed > 0 {
+                bail!("{} run(s) did not succeed (see above)", report.failed);
+            }
+            return Ok(());
         }
         #[cfg(feature = "dev")]
         Command::Sim {
@@ -154,7 +166,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 platforms,
                 ..passerelle_sim::SimConfig::default()
             };
-            return crate::dev::sim::serve_simulator(config, listen, advance_every).await;
+            return passerelle_dev::sim::serve_simulator(config, listen, advance_every).await;
         }
         Command::Serve { check_config: true } => {
             return self::check_config(&config, cli.global.config.as_deref());
@@ -175,7 +187,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         let token = match &cli.global.token {
             Some(t) => t.clone(),
             None => {
-                let path = crate::daemon::token::token_path(&data_dir);
+                let path = passerelle_daemon::token::token_path(&data_dir);
                 std::fs::read_to_string(&path)
                     .map(|t| t.trim().to_string())
                     .with_context(|| {
@@ -191,18 +203,20 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
     if let Command::Serve { .. } = cli.command {
         let app = Passerelle::open(&data_dir, config).await?;
-        return crate::daemon::serve(app, crate::daemon::ServeOptions::default()).await;
+        return crate::serve::serve(app, crate::serve::ServeOptions::default()).await;
     }
     let app = Arc::new(Passerelle::open(&data_dir, config).await?);
     // What the command does is recorded in the audit trail as this machine's user's.
-    let result =
-        crate::service::principal::as_principal(crate::service::principal::local(), async {
+    let result = passerelle_service::principal::as_principal(
+        passerelle_service::principal::local(),
+        async {
             match local_command(&app, &cli.command).await {
                 Some(r) => r,
                 None => execute(&Local(app.clone()), cli.command).await,
             }
-        })
-        .await;
+        },
+    )
+    .await;
     // A drift during a foreground sync: let its webhook alert go out.
     app.alerts.flush(std::time::Duration::from_secs(10)).await;
     app.store.close().await;
@@ -560,7 +574,7 @@ async fn record(
         bail!("account `{account}` is not an account of practice `{practice}`");
     }
     let mode = if full { Mode::Full } else { Mode::Incremental };
-    let (run, cassette) = crate::kit::record::record_sync(app, account, mode, dir).await?;
+    let (run, cassette) = passerelle_kit::record::record_sync(app, account, mode, dir).await?;
     eprintln!(
         "recorded the run's exchanges into {} (replay: passerelle connector test COMPONENT --cassette {})",
         cassette.display(),
@@ -575,8 +589,8 @@ async fn record(
 async fn validate(app: &Passerelle, files: &[std::path::PathBuf]) -> Result<Output> {
     let mut found = Vec::new();
     for file in files {
-        let candidate = crate::plugins::Candidate::from_file(file, "validate")?;
-        let sha = crate::model::sha256_hex(&candidate.bytes);
+        let candidate = passerelle_service::plugins::Candidate::from_file(file, "validate")?;
+        let sha = passerelle_model::sha256_hex(&candidate.bytes);
         let answer = match app.examine(&candidate, &sha).await? {
             Ok(examined) => Ok(examined_line(&examined, &sha)),
             Err(r) => Err(format!("invalid ({}): {}", r.kind, r.reason)),
@@ -586,8 +600,8 @@ async fn validate(app: &Passerelle, files: &[std::path::PathBuf]) -> Result<Outp
     Ok(Output::Validated(found))
 }
 
-fn examined_line(found: &crate::plugins::Examined, sha: &str) -> String {
-    use crate::plugins::Examined;
+fn examined_line(found: &passerelle_service::plugins::Examined, sha: &str) -> String {
+    use passerelle_service::plugins::Examined;
     match found {
         Examined::Installed(i) => format!(
             "{} {} (sha256:{}) is installed already",
@@ -621,11 +635,11 @@ fn check_config(config: &Config, path: Option<&Path>) -> Result<()> {
         shown.daemon.token = Some("(set)".into());
     }
     if let Some(url) = &shown.database_url {
-        shown.database_url = Some(crate::store::redact_url(url));
+        shown.database_url = Some(passerelle_store::redact_url(url));
     }
     if let Some(url) = &shown.alerts.webhook_url {
         // Webhook URLs often carry their credential in the path.
-        shown.alerts.webhook_url = Some(crate::alerts::redacted_webhook(url));
+        shown.alerts.webhook_url = Some(passerelle_service::alerts::redacted_webhook(url));
     }
     let text = toml::to_string_pretty(&shown).context("printing the configuration")?;
     render::write_stdout(&format!(

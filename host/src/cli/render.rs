@@ -4,22 +4,22 @@
 //! byte. A closed pipe (`passerelle runs | head`) ends the output quietly.
 
 use super::printable::printable;
-use crate::store::daemons::DaemonRow;
+use passerelle_store::daemons::DaemonRow;
 use std::io::Write;
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::model::connector::{Activation, Outcome};
-use crate::model::run::{Run, Status};
-use crate::service::check::AccountCheck;
-use crate::service::connectors::{ConnectorView, InstallAnswer};
-use crate::service::practices::{CheckedAccount, PracticeView};
-use crate::service::records::{AppointmentPage, SlotPage};
-use crate::store::connectors::{Canary, Rejection};
-use crate::store::pauses::Pause;
-use crate::store::practices::Account;
-use crate::store::quarantine::QuarantinedItem;
+use passerelle_model::connector::{Activation, Outcome};
+use passerelle_model::run::{Run, Status};
+use passerelle_service::check::AccountCheck;
+use passerelle_service::connectors::{ConnectorView, InstallAnswer};
+use passerelle_service::practices::{CheckedAccount, PracticeView};
+use passerelle_service::records::{AppointmentPage, SlotPage};
+use passerelle_store::connectors::{Canary, Rejection};
+use passerelle_store::pauses::Pause;
+use passerelle_store::practices::Account;
+use passerelle_store::quarantine::QuarantinedItem;
 
 /// What a command produced.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,12 +56,12 @@ pub enum Output {
     Runs(Vec<Run>),
     /// The live daemons on the database.
     Daemons(Vec<DaemonRow>),
-    KeyRotated(crate::service::practices::KeyRotation),
-    Audit(Vec<crate::store::audit::AuditEntry>),
-    TokenCreated(crate::service::tokens::CreatedToken),
-    Tokens(Vec<crate::store::tokens::ApiToken>),
+    KeyRotated(passerelle_service::practices::KeyRotation),
+    Audit(Vec<passerelle_store::audit::AuditEntry>),
+    TokenCreated(passerelle_service::tokens::CreatedToken),
+    Tokens(Vec<passerelle_store::tokens::ApiToken>),
     TokenRevoked(String),
-    AuditVerified(crate::store::audit::AuditReport),
+    AuditVerified(passerelle_store::audit::AuditReport),
     /// The runs of a sync, finished.
     Synced {
         practice: String,
@@ -74,12 +74,12 @@ pub enum Output {
         page: SlotPage,
     },
     /// A page of the change feed (text: [`super::render_records`]).
-    Changes(crate::service::feed::ChangePage),
-    SubscriptionAdded(crate::service::subscriptions::CreatedSubscription),
-    Subscriptions(Vec<crate::service::subscriptions::SubscriptionView>),
+    Changes(passerelle_service::feed::ChangePage),
+    SubscriptionAdded(passerelle_service::subscriptions::CreatedSubscription),
+    Subscriptions(Vec<passerelle_service::subscriptions::SubscriptionView>),
     SubscriptionRemoved(String),
-    SubscriptionReplayed(crate::service::subscriptions::SubscriptionView),
-    Exported(crate::service::export::ExportReport),
+    SubscriptionReplayed(passerelle_service::subscriptions::SubscriptionView),
+    Exported(passerelle_service::export::ExportReport),
 }
 
 impl Output {
@@ -266,8 +266,8 @@ impl Output {
                         p.account_id, p.connector, p.paused_at, p.run_id, p.connector, p.version
                     ));
                     line(match p.reason {
-                        crate::model::run::PauseReason::Drift => format!("    drift: {}", p.drift),
-                        crate::model::run::PauseReason::Security => {
+                        passerelle_model::run::PauseReason::Drift => format!("    drift: {}", p.drift),
+                        passerelle_model::run::PauseReason::Security => {
                             format!("    security event: {}", p.drift.found)
                         }
                     });
@@ -574,7 +574,7 @@ pub fn platform_table(runs: &[Run]) -> String {
     for r in runs {
         let e = by.entry(r.connector.as_str()).or_default();
         e[0] += 1;
-        e[1] += i64::from(r.status == crate::model::run::Status::Succeeded);
+        e[1] += i64::from(r.status == passerelle_model::run::Status::Succeeded);
         e[2] += r.counts.appointments_added + r.counts.appointments_changed;
         e[3] += r.counts.slots_written;
         e[4] += r.counts.http_requests;

@@ -3,10 +3,10 @@
 //! command line's output is in [`super::render`]).
 
 use super::printable::printable;
-use crate::model::feed::ChangeKind;
-use crate::service::feed::ChangePage;
-use crate::service::records::{AppointmentPage, AppointmentView, SlotPage};
-use crate::service::subscriptions::{CreatedSubscription, SubscriptionView};
+use passerelle_model::feed::ChangeKind;
+use passerelle_service::feed::ChangePage;
+use passerelle_service::records::{AppointmentPage, AppointmentView, SlotPage};
+use passerelle_service::subscriptions::{CreatedSubscription, SubscriptionView};
 
 /// A page of appointments, a header row first.
 pub fn appointments(page: &AppointmentPage, mut line: impl FnMut(String)) {
@@ -170,7 +170,7 @@ pub fn subscriptions(subs: &[SubscriptionView], mut line: impl FnMut(String)) {
     }
 }
 
-pub fn exported(r: &crate::service::export::ExportReport, mut line: impl FnMut(String)) {
+pub fn exported(r: &passerelle_service::export::ExportReport, mut line: impl FnMut(String)) {
     line(format!(
         "wrote {}: {} centres in {} departments, {} with availability",
         r.dir, r.centres, r.departments, r.available

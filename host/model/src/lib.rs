@@ -1,0 +1,37 @@
+//! The vocabulary every layer shares, with no I/O: ids and their validation ([`ids`]),
+//! connectors' manifests and what installing them does ([`connector`]), the run
+//! vocabulary ([`run`]), the records connectors emit ([`records`]) and the feed of their changes ([`feed`]), a practice's public metadata ([`public`]), a run limit
+//! hit ([`LimitExceeded`]) and content hashes ([`sha256_hex`]).
+
+pub mod connector;
+pub mod feed;
+pub mod ids;
+pub mod limits;
+pub mod public;
+pub mod records;
+pub mod run;
+pub mod schema;
+
+use sha2::{Digest, Sha256};
+
+/// A run limit was hit; the run fails with this reason.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("limit exceeded: {0}")]
+pub struct LimitExceeded(pub String);
+
+/// A platform's answer carried a secret value back to the connector (a response header
+/// or body, a redirect, the final URL): the run ends as a security event, the account is
+/// paused and an alert raised. Says where, never the value.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("security: the value of secret `{secret}` came back in the {place} from {origin}")]
+pub struct SecretEchoed {
+    pub secret: String,
+    pub place: String,
+    pub origin: String,
+}
+
+/// The SHA-256 of `bytes`, lower-case hex: how components and quarantined items are
+/// identified.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}

@@ -1,0 +1,403 @@
+//! Privacy: removes patient values and secrets from text before it leaves the process.
+//!
+//! A [`Scrubber`] lives for one run. It learns every patient value the run emits (names,
+//! birth dates in the usual spellings, phones, e-mails), the text of the items it sets
+//! aside (quarantine) and the account's secret values, and replaces them in any text:
+//! connector log lines, guest stdout/stderr, error details, summaries. Matching folds
+//! both sides the same way (Unicode compatibility decomposition, accents dropped,
+//! Unicode lower case), so `ZOÉLINE`, `Zoéline` and `zoe\u{301}line` are one value.
+//! E-mail addresses and phone numbers are removed by pattern too, whether the run emitted
+//! them or not. How many values a run may teach it is bounded (`limits.scrub_patterns`):
+//! each is a pattern the matcher carries.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::Regex;
+use unicode_normalization::char::{decompose_compatible, is_combining_mark};
+
+use passerelle_model::LimitExceeded;
+
+pub const REDACTED: &str = "[redacted]";
+pub const SECRET: &str = "[secret]";
+
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+").unwrap()
+});
+/// French numbers (0X XX XX XX XX, +33 X XX XX XX XX, with spaces, dots, dashes or
+/// slashes) and other international numbers of 8+ digits.
+static PHONE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?:\+|00)\d{1,3}[\s./\-]?\(?\d\)?(?:[\s./\-]?\d{2,4}){3,5}|\b0[1-9](?:[\s./\-]?\d{2}){4}\b",
+    )
+    .unwrap()
+});
+
+/// Patterns past which rebuilding the matcher is moved off the async workers.
+const HEAVY_REBUILD: usize = 10_000;
+
+/// The sensitive values of one run and the matcher built from them.
+pub struct Scrubber {
+    /// Folded values, each once.
+    patient_values: HashSet<String>,
+    secret_values: Vec<String>,
+    max_patterns: u64,
+    /// Values refused because the budget was reached.
+    over_budget: bool,
+    matcher: Option<(AhoCorasick, usize)>,
+}
+
+impl Default for Scrubber {
+    fn default() -> Self {
+        Scrubber {
+            patient_values: HashSet::new(),
+            secret_values: Vec::new(),
+            max_patterns: u64::MAX,
+            over_budget: false,
+            matcher: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Scrubber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Scrubber({} patient values, {} secrets)",
+            self.patient_values.len(),
+            self.secret_values.len()
+        )
+    }
+}
+
+impl Scrubber {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// At most `max` patient values (`limits.scrub_patterns`).
+    pub fn limit_patterns(self, max: u64) -> Self {
+        Scrubber {
+            max_patterns: max,
+            ..self
+        }
+    }
+
+    /// Err once the run has taught more values than its budget allows (the values
+    /// past it were not kept: the run must end).
+    pub fn within_budget(&self) -> Result<(), LimitExceeded> {
+        if self.over_budget {
+            return Err(LimitExceeded(format!(
+                "scrubber patterns: the run's records may give at most {} values to remove from logs (limits.scrub_patterns)",
+                self.max_patterns
+            )));
+        }
+        Ok(())
+    }
+
+    /// Learns a secret value (replaced by `[secret]`).
+    pub fn add_secret(&mut self, value: &str) {
+        if !value.is_empty() {
+            self.secret_values.push(fold(value));
+            self.matcher = None;
+        }
+    }
+
+    /// Learns a patient value. Values under three characters are too common to remove.
+    pub fn add_patient_value(&mut self, value: &str) {
+        let value = value.trim();
+        if value.chars().count() < 3 {
+            return;
+        }
+        let folded = fold(value);
+        if self.patient_values.contains(&folded) {
+            return;
+        }
+        if self.patient_values.len() as u64 >= self.max_patterns {
+            self.over_budget = true;
+            return;
+        }
+        self.patient_values.insert(folded);
+        self.matcher = None;
+    }
+
+    /// Learns a birth date given as `YYYY-MM-DD`, with its usual other spellings.
+    pub fn add_birth_date(&mut self, iso: &str) {
+        self.add_patient_value(iso);
+        let parts: Vec<&str> = iso.trim().split('-').collect();
+        if let [y, m, d] = parts[..] {
+            self.add_patient_value(&format!("{d}/{m}/{y}"));
+            self.add_patient_value(&format!("{d}-{m}-{y}"));
+            self.add_patient_value(&format!("{d}.{m}.{y}"));
+            self.add_patient_value(&format!("{y}{m}{d}"));
+        }
+    }
+
+    /// Learns a phone number, also as bare digits.
+    pub fn add_phone(&mut self, phone: &str) {
+        self.add_patient_value(phone);
+        let digits: String = phone.chars().filter(|c| c.is_ascii_digit()).collect();
+        self.add_patient_value(&digits);
+    }
+
+    /// Learns the text of an item set aside: every string in it when it is JSON (names
+    /// and the like the connector could not read), else the whole text.
+    pub fn add_quarantined_item(&mut self, item: &str) {
+        fn strings(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::String(s) => out.push(s.clone()),
+                serde_json::Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
+                serde_json::Value::Object(o) => o.values().for_each(|v| strings(v, out)),
+                _ => {}
+            }
+        }
+        match serde_json::from_str::<serde_json::Value>(item) {
+            Ok(v) => {
+                let mut found = Vec::new();
+                strings(&v, &mut found);
+                for s in found {
+                    self.add_patient_value(&s);
+                }
+            }
+            Err(_) => self.add_patient_value(item),
+        }
+    }
+
+    /// How many values it knows.
+    pub fn len(&self) -> usize {
+        self.patient_values.len() + self.secret_values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `text` with every known value and every e-mail or phone pattern replaced.
+    pub fn scrub(&mut self, text: &str) -> String {
+        let mut out = if self.is_empty() {
+            text.to_string()
+        } else {
+            let (matcher, secrets) = self.matcher();
+            replace_folded(matcher, secrets, text)
+        };
+        if EMAIL.is_match(&out) {
+            out = EMAIL.replace_all(&out, REDACTED).into_owned();
+        }
+        if PHONE.is_match(&out) {
+            out = PHONE.replace_all(&out, REDACTED).into_owned();
+        }
+        out
+    }
+
+    fn matcher(&mut self) -> (&AhoCorasick, usize) {
+        if self.matcher.is_none() {
+            let build = || {
+                let patterns = self.secret_values.iter().chain(self.patient_values.iter());
+                AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .build(patterns)
+                    .expect("literal patterns always build")
+            };
+            let ac = if self.len() > HEAVY_REBUILD {
+                off_the_async_workers(build)
+            } else {
+                build()
+            };
+            self.matcher = Some((ac, self.secret_values.len()));
+        }
+        let (ac, n) = self.matcher.as_ref().expect("built above");
+        (ac, *n)
+    }
+}
+
+/// Runs CPU-heavy `f` without holding up the runtime's other tasks: on a multi-thread
+/// tokio runtime the worker hands its tasks over first (`block_in_place`).
+fn off_the_async_workers<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// The folded form of one character: its compatibility decomposition without combining
+/// marks, in lower case.
+fn fold_char(c: char, out: &mut String) {
+    if c.is_ascii() {
+        out.push(c.to_ascii_lowercase());
+        return;
+    }
+    decompose_compatible(c, |d| {
+        if !is_combining_mark(d) {
+            out.extend(d.to_lowercase());
+        }
+    });
+}
+
+/// `text` folded for matching.
+pub fn fold(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        fold_char(c, &mut out);
+    }
+    out
+}
+
+/// Replaces the matches of `matcher` (over folded text) in `text`: the first `secrets`
+/// patterns by [`SECRET`], the others by [`REDACTED`].
+fn replace_folded(matcher: &AhoCorasick, secrets: usize, text: &str) -> String {
+    let mark = |pattern: usize| if pattern < secrets { SECRET } else { REDACTED };
+    if text.is_ascii() {
+        // Folding ASCII keeps every offset: match the lower-cased copy, cut the original.
+        let lower = text.to_ascii_lowercase();
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for m in matcher.find_iter(&lower) {
+            out.push_str(&text[last..m.start()]);
+            out.push_str(mark(m.pattern().as_usize()));
+            last = m.end();
+        }
+        out.push_str(&text[last..]);
+        return out;
+    }
+    // For each byte of the folded text, the original character it came from.
+    let mut folded = String::with_capacity(text.len());
+    let mut origin: Vec<(usize, usize)> = Vec::with_capacity(text.len());
+    for (at, c) in text.char_indices() {
+        let before = folded.len();
+        fold_char(c, &mut folded);
+        origin.extend(std::iter::repeat_n(
+            (at, at + c.len_utf8()),
+            folded.len() - before,
+        ));
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for m in matcher.find_iter(&folded) {
+        let (start, end) = (origin[m.start()].0, origin[m.end() - 1].1);
+        if start < last {
+            continue; // inside a character the previous match already covered
+        }
+        out.push_str(&text[last..start]);
+        out.push_str(mark(m.pattern().as_usize()));
+        last = end;
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::scrub::*;
+
+    #[test]
+    fn removes_known_values_case_insensitively_and_patterns() {
+        let mut s = Scrubber::new();
+        s.add_patient_value("Quintardeau");
+        s.add_birth_date("1984-03-09");
+        s.add_secret("s3cr3t-token");
+        let out = s.scrub(
+            "QUINTARDEAU born 09/03/1984 mail a.b@x.example tel 06 12 34 56 78 or +33 6 12 34 56 78 token s3cr3t-token",
+        );
+        assert!(!out.to_lowercase().contains("quintardeau"), "{out}");
+        assert!(!out.contains("1984"), "{out}");
+        assert!(!out.contains("a.b@x.example"), "{out}");
+        assert!(!out.contains("12 34 56 78"), "{out}");
+        assert!(!out.contains("s3cr3t"), "{out}");
+        assert!(out.contains(SECRET));
+    }
+
+    #[test]
+    fn leaves_ordinary_text_alone() {
+        let mut s = Scrubber::new();
+        s.add_patient_value("Li");
+        let text = "fetched 12 slots for centre 4512 in 230 ms (Li)";
+        assert_eq!(s.scrub(text), text);
+        let accented = "créneaux trouvés à Besançon: 12";
+        assert_eq!(s.scrub(accented), accented);
+    }
+
+    /// Before: ASCII-only case folding let `ZOÉLINE` through, and a decomposed accent or
+    /// a compatibility form (full-width letters) too.
+    #[test]
+    fn unicode_case_accents_and_compatibility_forms_are_one_value() {
+        let mut s = Scrubber::new();
+        s.add_patient_value("Zoéline");
+        s.add_patient_value("Émeline Ørsted");
+        for text in [
+            "patient ZOÉLINE arrived",
+            "patient zoe\u{301}line arrived",
+            "patient Zoeline arrived",
+            "patient ＺＯＥＬＩＮＥ arrived",
+            "patient ÉMELINE ØRSTED arrived",
+        ] {
+            let out = s.scrub(text);
+            assert_eq!(out, "patient [redacted] arrived", "{text}");
+        }
+    }
+
+    /// Before: `06/55/00/00/42` passed.
+    #[test]
+    fn phone_numbers_with_any_separator() {
+        let mut s = Scrubber::new();
+        for text in [
+            "call 06/55/00/00/42 now",
+            "call 06.55.00.00.42 now",
+            "call +33/6/55/00/00/42 now",
+        ] {
+            assert_eq!(s.scrub(text), "call [redacted] now", "{text}");
+        }
+    }
+
+    #[test]
+    fn quarantined_items_teach_their_strings() {
+        let mut s = Scrubber::new();
+        s.add_quarantined_item(r#"{"patient":{"name":"Quillembeau","tags":["Aurélienne"]},"n":4}"#);
+        let out = s.scrub("could not read Quillembeau / AURELIENNE");
+        assert_eq!(out, "could not read [redacted] / [redacted]");
+    }
+
+    #[test]
+    fn the_pattern_budget_is_kept() {
+        let mut s = Scrubber::new().limit_patterns(3);
+        for v in ["aaa", "bbb", "aaa", "ccc"] {
+            s.add_patient_value(v);
+        }
+        assert!(s.within_budget().is_ok());
+        s.add_patient_value("ddd");
+        assert!(s.within_budget().is_err());
+        assert_eq!(s.len(), 3);
+    }
+
+    proptest::proptest! {
+        /// A learned value never survives scrubbing, whatever its case or surroundings.
+        #[test]
+        fn a_learned_value_never_survives(
+            value in "[a-zA-Zàéèïôüç ]{3,20}",
+            before in "\\PC{0,20}",
+            after in "\\PC{0,20}",
+        ) {
+            let mut s = Scrubber::new();
+            s.add_patient_value(&value);
+            let needle = fold(value.trim());
+            proptest::prop_assume!(needle.chars().count() >= 3);
+            for variant in [value.clone(), value.to_uppercase(), value.to_lowercase()] {
+                let out = s.scrub(&format!("{before}{variant}{after}"));
+                proptest::prop_assert!(!fold(&out).contains(&needle), "{:?} -> {:?}", variant, out);
+            }
+        }
+
+        /// Scrubbing never panics and leaves text without learned values unchanged
+        /// apart from e-mail and phone patterns.
+        #[test]
+        fn text_without_values_is_kept(text in "\\PC{0,80}") {
+            let mut s = Scrubber::new();
+            s.add_patient_value("Quintardeau");
+            let out = s.scrub(&text);
+            if !fold(&text).contains("quintardeau") && !EMAIL.is_match(&text) && !PHONE.is_match(&text) {
+                proptest::prop_assert_eq!(out, text);
+            }
+        }
+    }
+}

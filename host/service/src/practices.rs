@@ -1,0 +1,556 @@
+//! Practices, their accounts and the accounts' secrets: what may be created, changed and
+//! deleted, and how a practice is shown (its effective schedule and next sync). A secret's
+//! value is write-only: only its name is ever returned.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{ServiceError, ServiceResult};
+use crate::app::Passerelle;
+use crate::check::{refuse_undeclared, AccountCheck};
+use passerelle_model::ids::validate_id;
+use passerelle_model::schema::{cron_or_null, TimeZone};
+use passerelle_store::notify::Change;
+use passerelle_store::practices::{Account, Practice};
+
+/// A practice as shown: with its effective schedule, next sync and (on its own page)
+/// its accounts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PracticeView {
+    #[serde(flatten)]
+    pub practice: Practice,
+    /// The cron expression in force (its own or the default).
+    pub effective_schedule: String,
+    /// The next scheduled sync, RFC 3339 in the practice's time zone.
+    pub next_sync: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub accounts: Option<Vec<Account>>,
+}
+
+impl PracticeView {
+    /// The practice with its effective schedule and next sync after `now`.
+    pub fn new(
+        practice: Practice,
+        config: &crate::config::ScheduleConfig,
+        now: DateTime<Utc>,
+        accounts: Option<Vec<Account>>,
+    ) -> PracticeView {
+        let (effective_schedule, next_sync) =
+            match crate::schedule::configured_schedule(&practice, config) {
+                Ok(s) => (
+                    s.expression().to_string(),
+                    s.next_after(now)
+                        .map(|t| t.with_timezone(&s.timezone()).to_rfc3339()),
+                ),
+                Err(_) => (practice.schedule.clone().unwrap_or_default(), None),
+            };
+        PracticeView {
+            practice,
+            effective_schedule,
+            next_sync,
+            accounts,
+        }
+    }
+}
+
+/// A practice to create.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPractice {
+    /// Stable id, used in every other request.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub id: String,
+    /// The practice's name (not blank).
+    #[schema(pattern = "\\S")]
+    pub name: String,
+    /// IANA time zone; default Europe/Paris.
+    #[serde(default = "default_timezone")]
+    #[schema(value_type = TimeZone, default = "Europe/Paris")]
+    pub timezone: String,
+    /// Its own cron expression (five fields, in its time zone); absent or null: the
+    /// default schedule.
+    #[schema(schema_with = cron_or_null)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+}
+
+fn default_timezone() -> String {
+    crate::schedule::DEFAULT_TIMEZONE.into()
+}
+
+/// Changes to a practice; an absent field is unchanged. `schedule`: a cron expression,
+/// or null for the default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PracticeUpdate {
+    /// A new name (not blank).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "\\S")]
+    pub name: Option<String>,
+    /// IANA time zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TimeZone>)]
+    pub timezone: Option<String>,
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(schema_with = cron_or_null)]
+    pub schedule: Option<Option<String>>,
+    /// What the open-data export publishes about the practice; null: not published.
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<passerelle_model::public::PublicInfo>, nullable)]
+    pub public: Option<Option<passerelle_model::public::PublicInfo>>,
+}
+
+/// An account to create.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccount {
+    /// Stable account id.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub id: String,
+    /// The connector's name (it may be installed later).
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub connector: String,
+    /// A label (not blank).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "\\S")]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+}
+
+/// Changes to an account: `settings` replaces all settings; `label` null clears it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountUpdate {
+    /// A label (not blank), or null to clear it.
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, nullable, pattern = "\\S")]
+    pub label: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<BTreeMap<String, String>>,
+}
+
+/// An account as added or changed: whether its connector is installed yet (it cannot
+/// run before), and what checking it found (see [`super::check`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CheckedAccount {
+    #[serde(flatten)]
+    pub account: Account,
+    pub connector_installed: bool,
+    /// The settings against the connector's manifest and its `check()`; none when the
+    /// connector is not installed.
+    pub check: Option<AccountCheck>,
+}
+
+/// Tells "absent" (unchanged) from `null` (cleared or reset).
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+
+    pub fn serialize<S: Serializer, T: Serialize>(
+        v: &Option<Option<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+fn not_empty(field: &str, value: &str) -> ServiceResult<()> {
+    if value.trim().is_empty() {
+        return Err(ServiceError::invalid(format!(
+            "`{field}` must not be empty"
+        )));
+    }
+    Ok(())
+}
+
+impl Passerelle {
+    fn practice_view(
+        &self,
+        practice: Practice,
+        now: DateTime<Utc>,
+        accounts: Option<Vec<Account>>,
+    ) -> PracticeView {
+        PracticeView::new(practice, &self.config.schedule, now, accounts)
+    }
+
+    /// A practice, or `NotFound`.
+    pub async fn practice(&self, id: &str) -> ServiceResult<Practice> {
+        self.store.practice(id).await?.ok_or_else(|| {
+            ServiceError::not_found(format!(
+                "no practice `{id}` (see `passerelle practices list`)"
+            ))
+        })
+    }
+
+    /// An account, or `NotFound`.
+    pub async fn account(&self, id: &str) -> ServiceResult<Account> {
+        self.store.account(id).await?.ok_or_else(|| {
+            ServiceError::not_found(format!(
+                "no account `{id}` (see `passerelle accounts list`)"
+            ))
+        })
+    }
+
+    /// Every practice, with its schedule and next sync after `now`.
+    pub async fn practices(&self, now: DateTime<Utc>) -> ServiceResult<Vec<PracticeView>> {
+        Ok(self
+            .store
+            .list_practices()
+            .await?
+            .into_iter()
+            .map(|p| self.practice_view(p, now, None))
+            .collect())
+    }
+
+    /// One practice with its accounts.
+    pub async fn show_practice(&self, id: &str, now: DateTime<Utc>) -> ServiceResult<PracticeView> {
+        let practice = self.practice(id).await?;
+        let accounts = self.store.list_accounts(Some(id)).await?;
+        Ok(self.practice_view(practice, now, Some(accounts)))
+    }
+
+    /// Creates a practice: a valid id not taken, a name, a known time zone and a valid
+    /// schedule, all checked before anything is written.
+    pub async fn create_practice(
+        &self,
+        new: NewPractice,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<PracticeView> {
+        validate_id("practice", &new.id)?;
+        not_empty("name", &new.name)?;
+        let candidate = Practice {
+            id: new.id.clone(),
+            name: new.name.clone(),
+            timezone: new.timezone.clone(),
+            schedule: new.schedule.clone(),
+            public: None,
+        };
+        crate::schedule::configured_schedule(&candidate, &self.config.schedule)
+            .map_err(|e| ServiceError::invalid(format!("{e:#}")))?;
+        if self.store.practice(&new.id).await?.is_some() {
+            return Err(ServiceError::conflict(
+                "conflict",
+                format!("practice `{}` already exists", new.id),
+            ));
+        }
+        self.store
+            .add_practice(&new.id, &new.name, &new.timezone)
+            .await?;
+        if let Some(cron) = &new.schedule {
+            self.store
+                .set_practice_schedule(&new.id, Some(cron))
+                .await?;
+        }
+        self.announce(Change::Practices).await;
+        self.audit(
+            "practice.create",
+            &new.id,
+            serde_json::json!({"timezone": new.timezone, "schedule": new.schedule}),
+        )
+        .await?;
+        Ok(self.practice_view(candidate, now, Some(vec![])))
+    }
+
+    /// Changes a practice's name, time zone or schedule, all validated first.
+    pub async fn update_practice(
+        &self,
+        id: &str,
+        update: PracticeUpdate,
+        now: DateTime<Utc>,
+    ) -> ServiceResult<PracticeView> {
+        let mut practice = self.practice(id).await?;
+        if let Some(name) = &update.name {
+            not_empty("name", name)?;
+            practice.name = name.clone();
+        }
+        if let Some(tz) = &update.timezone {
+            practice.timezone = tz.clone();
+        }
+        if let Some(schedule) = &update.schedule {
+            practice.schedule = schedule.clone();
+        }
+        if let Some(Some(public)) = &update.public {
+            public.validate().map_err(ServiceError::invalid)?;
+        }
+        crate::schedule::configured_schedule(&practice, &self.config.schedule)
+            .map_err(|e| ServiceError::invalid(format!("{e:#}")))?;
+        self.store
+            .update_practice(id, update.name.as_deref(), update.timezone.as_deref())
+            .await?;
+        if let Some(schedule) = &update.schedule {
+            self.store
+                .set_practice_schedule(id, schedule.as_deref())
+                .await?;
+        }
+        if let Some(public) = &update.public {
+            self.store.set_practice_public(id, public.as_ref()).await?;
+        }
+        self.announce(Change::Practices).await;
+        self.audit(
+            "practice.update",
+            id,
+            serde_json::json!({"name": update.name.is_some(), "timezone": update.timezone, "schedule": update.schedule, "public": update.public}),
+        )
+        .await?;
+        self.show_practice(id, now).await
+    }
+
+    /// Deletes a practice with everything it owns; `with_data` must say so.
+    pub async fn delete_practice(&self, id: &str, with_data: bool) -> ServiceResult<()> {
+        self.practice(id).await?;
+        if !with_data {
+            return Err(ServiceError::invalid(
+                "deleting a practice deletes its accounts, secrets, appointments, slots and runs: repeat with ?with_data=true",
+            ));
+        }
+        self.store.delete_practice(id).await?;
+        self.announce(Change::Practices).await;
+        self.audit(
+            "practice.delete",
+            id,
+            serde_json::json!({"with_data": true}),
+        )
+        .await?;
+        tracing::info!(practice = %id, "practice deleted with its data");
+        Ok(())
+    }
+
+    /// The accounts of one practice (which must exist), or of all.
+    pub async fn accounts(&self, practice: Option<&str>) -> ServiceResult<Vec<Account>> {
+        if let Some(p) = practice {
+            self.practice(p).await?;
+        }
+        Ok(self.store.list_accounts(practice).await?)
+    }
+
+    /// Creates an account of a practice on a connector (which may be installed later).
+    pub async fn create_account(
+        &self,
+        practice_id: &str,
+        new: NewAccount,
+    ) -> ServiceResult<CheckedAccount> {
+        self.practice(practice_id).await?;
+        validate_id("account", &new.id)?;
+        validate_id("connector", &new.connector)?;
+        if let Some(label) = &new.label {
+            not_empty("label", label)?;
+        }
+        if self.store.account(&new.id).await?.is_some() {
+            return Err(ServiceError::conflict(
+                "conflict",
+                format!("account `{}` already exists", new.id),
+            ));
+        }
+        if let Some(manifest) = self.manifest_for(&new.connector, practice_id).await? {
+            refuse_undeclared(&new.settings, &manifest)?;
+        }
+        self.store
+            .add_account(
+                &new.id,
+                practice_id,
+                &new.connector,
+                new.label.as_deref(),
+                &new.settings,
+            )
+            .await?;
+        self.audit(
+            "account.create",
+            &new.id,
+            serde_json::json!({"practice": practice_id, "connector": new.connector,
+                "settings": new.settings.keys().collect::<Vec<_>>()}),
+        )
+        .await?;
+        self.checked(&new.id).await
+    }
+
+    /// The account with its connector's state and what checking it finds.
+    async fn checked(&self, id: &str) -> ServiceResult<CheckedAccount> {
+        let account = self.account(id).await?;
+        let connector_installed = self
+            .store
+            .connector_for(&account.connector, &account.practice_id)
+            .await?
+            .is_some();
+        let check = if connector_installed {
+            Some(self.check_account(id).await?)
+        } else {
+            None
+        };
+        Ok(CheckedAccount {
+            account,
+            connector_installed,
+            check,
+        })
+    }
+
+    /// Replaces an account's settings and/or sets or clears its label, then checks it.
+    pub async fn update_account(
+        &self,
+        id: &str,
+        update: AccountUpdate,
+    ) -> ServiceResult<CheckedAccount> {
+        let account = self.account(id).await?;
+        if let Some(Some(label)) = &update.label {
+            not_empty("label", label)?;
+        }
+        if let (Some(settings), Some(manifest)) = (
+            &update.settings,
+            self.manifest_for(&account.connector, &account.practice_id)
+                .await?,
+        ) {
+            refuse_undeclared(settings, &manifest)?;
+        }
+        if let Some(settings) = &update.settings {
+            self.store.update_account_settings(id, settings).await?;
+        }
+        if let Some(label) = &update.label {
+            self.store.set_account_label(id, label.as_deref()).await?;
+        }
+        self.audit(
+            "account.update",
+            id,
+            serde_json::json!({"settings": update.settings.as_ref().map(|s| s.keys().collect::<Vec<_>>()),
+                "label": update.label.is_some()}),
+        )
+        .await?;
+        self.checked(id).await
+    }
+
+    /// Deletes an account with everything it owns; `with_data` must say so.
+    pub async fn delete_account(&self, id: &str, with_data: bool) -> ServiceResult<()> {
+        self.account(id).await?;
+        if !with_data {
+            return Err(ServiceError::invalid(
+                "deleting an account deletes its secrets, appointments, slots and runs: repeat with ?with_data=true",
+            ));
+        }
+        self.store.delete_account(id).await?;
+        self.audit("account.delete", id, serde_json::json!({"with_data": true}))
+            .await?;
+        tracing::info!(account = %id, "account deleted with its data");
+        Ok(())
+    }
+
+    /// Stores a secret's value (never returned; only its name is listed).
+    pub async fn set_secret(&self, account: &str, name: &str, value: &str) -> ServiceResult<()> {
+        self.account(account).await?;
+        validate_id("secret", name)?;
+        if value.is_empty() {
+            return Err(ServiceError::invalid(
+                "a secret's value must not be empty: nothing stored",
+            ));
+        }
+        self.store.set_secret(account, name, value).await?;
+        // The name only: a secret's value never reaches the trail.
+        self.audit("secret.set", account, serde_json::json!({"secret": name}))
+            .await
+    }
+
+    /// Forgets a secret.
+    pub async fn delete_secret(&self, account: &str, name: &str) -> ServiceResult<()> {
+        self.account(account).await?;
+        if !self.store.delete_secret(account, name).await? {
+            return Err(ServiceError::not_found(format!(
+                "account `{account}` has no secret `{name}`"
+            )));
+        }
+        self.audit(
+            "secret.delete",
+            account,
+            serde_json::json!({"secret": name}),
+        )
+        .await
+    }
+}
+
+/// What `passerelle secrets rotate-key` did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyRotation {
+    /// Secrets sealed again.
+    pub sealed: u64,
+    /// The key that seals from now on (its id, not the key).
+    pub key_id: String,
+    /// Where that key is.
+    pub key: String,
+}
+
+impl Passerelle {
+    /// Seals every account secret under a new key, in one transaction. With the data
+    /// directory's key: a new `secrets.key` is generated and the old one kept as
+    /// `secrets.key.previous`. With a key from the environment or a systemd credential
+    /// (several daemons share it): the operator installs the new key there first, with
+    /// the old one as `PASSERELLE_SECRETS_KEY_PREVIOUS`, and this seals everything under
+    /// it. Refused while daemons run on the database: they hold the old key.
+    pub async fn rotate_secrets_key(&self) -> ServiceResult<KeyRotation> {
+        use passerelle_store::sealed::KeySource;
+        let live = self.daemons().await?;
+        if !live.is_empty() {
+            return Err(ServiceError::Conflict {
+                code: "daemons-running",
+                message: format!(
+                    "{} daemon(s) run on this database ({}): stop them first, they hold the current key",
+                    live.len(),
+                    live.iter().map(|d| d.id.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        match self.keyring.source() {
+            KeySource::DataDir(path) => {
+                let next = self.keyring.start_rotation()?;
+                let sealed = self.store.reseal_secrets(&next).await?;
+                next.finish_rotation()?;
+                self.audit(
+                    "secrets.rotate-key",
+                    "secrets",
+                    serde_json::json!({"sealed": sealed, "key_id": next.key_id()}),
+                )
+                .await?;
+                Ok(KeyRotation {
+                    sealed,
+                    key_id: next.key_id().to_string(),
+                    key: path.display().to_string(),
+                })
+            }
+            other => {
+                let sealed = self.store.reseal_secrets(&self.keyring).await?;
+                self.audit(
+                    "secrets.rotate-key",
+                    "secrets",
+                    serde_json::json!({"sealed": sealed, "key_id": self.keyring.key_id()}),
+                )
+                .await?;
+                Ok(KeyRotation {
+                    sealed,
+                    key_id: self.keyring.key_id().to_string(),
+                    key: match other {
+                        KeySource::Credential(p) => p.display().to_string(),
+                        _ => "PASSERELLE_SECRETS_KEY".into(),
+                    },
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,503 @@
+//! One run for one account, end to end: open the run in the sync log, give the
+//! connector its capabilities, call `sync`, commit or discard, close the run.
+//!
+//! What reaches the database: everything committed at the connector's checkpoints, and
+//! on success the rest with the final cursor (plus tombstones for a full sync). A
+//! failed run keeps its earlier checkpoints and discards the rest.
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
+
+use crate::alerts::DriftAlert;
+use crate::app::Passerelle;
+use crate::recorder::RunOf;
+use crate::{ServiceError, ServiceResult};
+use passerelle_model::connector::Manifest;
+use passerelle_model::records::{Finish, Scope};
+use passerelle_model::run::{
+    DriftReport, ErrorKind, Mode, PauseReason, Run, RunCounts, RunEnd, Status, Trigger,
+};
+use passerelle_runtime::capabilities::allowlist::Allowlist;
+use passerelle_runtime::capabilities::http::{HttpSession, SessionSpec};
+use passerelle_runtime::capabilities::records::{LastCommitOf, RecordsSession};
+use passerelle_runtime::contract::wit;
+use passerelle_runtime::sandbox::{Call, CallOutput, RunParts};
+use passerelle_runtime::scrub::Scrubber;
+use passerelle_store::pauses::{Pause, PauseEffect};
+use passerelle_store::practices::Account;
+use passerelle_store::runs::StartError;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    pub trigger: Trigger,
+    pub mode: Mode,
+    /// The run's clock: its window is computed around it and availability before it is
+    /// not stored. None is the wall clock; `connector test --now` replays recorded
+    /// responses at the time they were recorded.
+    pub now: Option<DateTime<Utc>>,
+    /// Keep every HTTP exchange of the run here (`passerelle sync --record`).
+    pub record: Option<passerelle_runtime::capabilities::http::Recording>,
+}
+
+impl Passerelle {
+    /// One run of one account. Errors are the host's own (database down, connector not
+    /// installed); everything the connector does wrong ends up in the returned run.
+    pub async fn sync_account(
+        &self,
+        account: &Account,
+        options: SyncOptions,
+    ) -> ServiceResult<Run> {
+        self.sync_account_as(account, options, None).await
+    }
+
+    /// [`Self::sync_account`] for a run already recorded as queued (the daemon's), or a
+    /// new one when `queued_run` is None.
+    pub async fn sync_account_as(
+        &self,
+        account: &Account,
+        options: SyncOptions,
+        queued_run: Option<i64>,
+    ) -> ServiceResult<Run> {
+        let (version, loaded, manifest) = self.connector_for(account).await?;
+        let cursor_before = match options.mode {
+            Mode::Incremental => self.store.cursor(&account.id).await?,
+            Mode::Full => None,
+        };
+        let recorder = self.recorder();
+        let run_of = RunOf {
+            account,
+            version: (&version).into(),
+            trigger: options.trigger,
+            mode: options.mode,
+        };
+        let run_id = match recorder
+            .start(run_of, cursor_before.as_deref(), queued_run)
+            .await
+        {
+            Ok(id) => id,
+            Err(busy @ StartError::Busy { .. }) => match queued_run {
+                // The daemon's queued run meets a run of another process: it does not
+                // happen, and says why.
+                Some(id) => {
+                    return recorder
+                        .end_without_work(id, Status::Skipped, ErrorKind::Busy, busy.to_string())
+                        .await
+                        .context("recording a busy run")
+                        .map_err(Into::into);
+                }
+                None => return Err(ServiceError::conflict("already-running", busy.to_string())),
+            },
+            Err(StartError::Store(e)) => return Err(e.into()),
+        };
+        let span = tracing::info_span!(
+            "run",
+            run = run_id,
+            practice = %account.practice_id,
+            account = %account.id,
+            connector = %version.name,
+            version = %version.version,
+        );
+        let started = std::time::Instant::now();
+        let Executed { end, last } = match missing_configuration(account, &manifest) {
+            Some(problem) => Executed {
+                end: RunEnd::without_work(Status::Failed, ErrorKind::InvalidConfig, problem),
+                last: None,
+            },
+            None => {
+                self.execute_sync(
+                    account,
+                    &manifest,
+                    &loaded,
+                    run_id,
+                    cursor_before,
+                    options,
+                    span.clone(),
+                )
+                .await?
+            }
+        };
+        let end = RunEnd {
+            duration_ms: started.elapsed().as_millis() as i64,
+            ..end
+        };
+        // A drifted run pauses its account; a successful run lifts a pause. Written with
+        // the run's end, so nobody sees one without the other.
+        // A security event (a secret came back) pauses it until the operator resumes it.
+        let paused = |reason, drift: DriftReport| Pause {
+            account_id: account.id.clone(),
+            reason,
+            connector: version.name.clone(),
+            run_id,
+            version: version.version.clone(),
+            sha256: version.sha256.clone(),
+            drift,
+            paused_at: String::new(),
+        };
+        let pause = match (&end.status, &end.drift, end.error_kind) {
+            (Status::Drift, Some(drift), _) => Some(paused(PauseReason::Drift, drift.clone())),
+            (_, _, Some(ErrorKind::Security)) => Some(paused(
+                PauseReason::Security,
+                DriftReport {
+                    endpoint: String::new(),
+                    path: String::new(),
+                    expected: "no secret value in a platform's answer".into(),
+                    found: end.error_detail.clone().unwrap_or_default(),
+                },
+            )),
+            _ => None,
+        };
+        let effect = match (&pause, end.status) {
+            (Some(p), _) => PauseEffect::Pause(p),
+            (None, Status::Succeeded) => PauseEffect::Lift(&account.id),
+            _ => PauseEffect::Keep,
+        };
+        let (run, lifted) = match last {
+            // A successful run's last commit and its end are one transaction.
+            Some(mut last) => match match last.records.last_commit(last.commit) {
+                Ok(commit) => {
+                    recorder
+                        .finish_with_records(last.records.scope(), commit, &end, effect)
+                        .await
+                }
+                Err(e) => Err(e),
+            } {
+                Ok(ended) => ended,
+                Err(e) => {
+                    // Nothing of it was written: the run failed to store its records.
+                    let failed = RunEnd {
+                        status: Status::Failed,
+                        error_kind: Some(ErrorKind::Storage),
+                        error_detail: Some(last.scrubber.scrub(&format!("{e:#}"))),
+                        message: None,
+                        ..end.clone()
+                    };
+                    recorder.finish(run_id, &failed, PauseEffect::Keep).await?
+                }
+            },
+            None => recorder.finish(run_id, &end, effect).await?,
+        };
+        if let Some(pause) = pause {
+            self.alert_drift(account, pause);
+        } else if lifted {
+            tracing::info!(
+                account = %account.id,
+                connector = %version.name,
+                version = %version.version,
+                run = run_id,
+                "drift pause lifted: the run succeeded"
+            );
+        }
+        {
+            let _e = span.enter();
+            tracing::info!(
+                status = %end.status,
+                error = end.error_kind.map(ErrorKind::as_str).unwrap_or(""),
+                added = end.counts.appointments_added,
+                changed = end.counts.appointments_changed,
+                tombstoned = end.counts.appointments_tombstoned,
+                duration_ms = end.duration_ms,
+                "run finished"
+            );
+        }
+        Ok(run)
+    }
+
+    /// Raises the alert of a run that paused its account (drift or security event).
+    fn alert_drift(&self, account: &Account, pause: Pause) {
+        self.alerts.drift(DriftAlert {
+            event: match pause.reason {
+                PauseReason::Drift => "connector.drift",
+                PauseReason::Security => "connector.security",
+            }
+            .into(),
+            connector: pause.connector,
+            version: pause.version,
+            sha256: pause.sha256,
+            practice_id: account.practice_id.clone(),
+            account_id: account.id.clone(),
+            run_id: pause.run_id,
+            drift: pause.drift,
+            paused: true,
+            at: passerelle_store::now_text(),
+        });
+    }
+
+    /// The HTTP session of a run of `account` (its connector's allowlist and rate limit,
+    /// its secrets), and a scrubber that knows the secrets.
+    pub(crate) async fn http_session(
+        &self,
+        account: &Account,
+        manifest: &Manifest,
+        limits: &passerelle_model::limits::Limits,
+    ) -> Result<(HttpSession, Scrubber)> {
+        // An account without secrets (public availability only) has none to read.
+        let secrets = if account.secrets.is_empty() {
+            Default::default()
+        } else {
+            self.store.secret_values(&account.id).await?
+        };
+        let mut scrubber = Scrubber::new().limit_patterns(limits.scrub_patterns);
+        for value in secrets.values() {
+            scrubber.add_secret(value);
+        }
+        // Only the secrets the manifest declares reach the session: a version cannot
+        // use a secret the operator never approved it for.
+        let declared: Vec<String> = manifest.secrets.iter().map(|s| s.name.clone()).collect();
+        let secrets = secrets
+            .into_iter()
+            .filter(|(name, _)| declared.contains(name))
+            .collect();
+        let http = HttpSession::new(
+            &self.http,
+            SessionSpec {
+                platform: &manifest.name,
+                allowlist: Allowlist::parse(&manifest.allowed_hosts)?,
+                rate_limit: match self.config.http.rate_limits.get(&manifest.name) {
+                    Some(o) => (o.requests_per_second, o.burst),
+                    None => (
+                        manifest.rate_limit.requests_per_second,
+                        manifest.rate_limit.burst,
+                    ),
+                },
+                secrets,
+                declared_secrets: declared,
+                limits,
+            },
+        );
+        Ok((http, scrubber))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn execute_sync(
+        &self,
+        account: &Account,
+        manifest: &Manifest,
+        loaded: &passerelle_runtime::sandbox::LoadedConnector,
+        run_id: i64,
+        cursor_before: Option<String>,
+        options: SyncOptions,
+        span: tracing::Span,
+    ) -> Result<Executed> {
+        let limits = self.config.limits.clone();
+        let (mut http, scrubber) = self.http_session(account, manifest, &limits).await?;
+        http.recording = options.record.clone();
+        let scope = Scope {
+            connector: manifest.name.clone(),
+            practice_id: account.practice_id.clone(),
+            account_id: account.id.clone(),
+            run_id,
+            version_sha256: loaded.sha256.clone(),
+        };
+        let policy = match self.config.plugins.drift_policy.get(&manifest.name) {
+            Some(crate::config::DriftPolicy::Quarantine) => wit::DriftPolicy::Quarantine,
+            _ => wit::DriftPolicy::Fail,
+        };
+        let now = options.now.unwrap_or_else(Utc::now);
+        let sink = std::sync::Arc::new(crate::recorder::StoreSink(self.store.clone()));
+        let records =
+            RecordsSession::new(sink, scope, &limits, policy).slots_from(now.timestamp_millis());
+        let window_start = now - ChronoDuration::days(self.config.sync.window_past_days.into());
+        let window_end = now + ChronoDuration::days(self.config.sync.window_future_days.into());
+        let request = wit::SyncRequest {
+            account: wit_account(account),
+            mode: match options.mode {
+                Mode::Incremental => wit::SyncMode::Incremental,
+                Mode::Full => wit::SyncMode::Full,
+            },
+            cursor: cursor_before,
+            window: wit::TimeWindow {
+                start: window_start.to_rfc3339_opts(SecondsFormat::Secs, true),
+                end: window_end.to_rfc3339_opts(SecondsFormat::Secs, true),
+            },
+        };
+        let finished = self
+            .runtime
+            .execute(
+                loaded,
+                RunParts {
+                    http: Some(http),
+                    records: Some(records),
+                    scrubber,
+                    span: span.clone(),
+                    limits,
+                },
+                Call::Sync(request),
+            )
+            .await;
+        let mut scrubber = finished.scrubber;
+        let records = finished.records.expect("sync runs have records");
+        let http = finished.http.expect("sync runs have http");
+        self.metrics
+            .sandbox_time(&manifest.name, finished.elapsed, http.platform_wait);
+        self.metrics
+            .guest_memory(&manifest.name, finished.peak_memory_bytes);
+        let mut end = RunEnd {
+            status: Status::Failed,
+            counts: RunCounts::default(),
+            error_kind: None,
+            error_detail: None,
+            cursor_after: None,
+            message: None,
+            duration_ms: 0,
+            retry_after_secs: None,
+            drift: None,
+        };
+        let mut last_commit = None;
+        match finished.output {
+            Ok(CallOutput::Synced(Ok(summary))) => {
+                // Committed with the run's end (sync_account_as).
+                last_commit = Some(LastCommitOf {
+                    cursor: summary.cursor,
+                    finish: Finish {
+                        window_ms: (
+                            window_start.timestamp_millis(),
+                            window_end.timestamp_millis(),
+                        ),
+                        tombstone: options.mode == Mode::Full,
+                        // The records session adds the slots it saw.
+                        seen_slots: Default::default(),
+                    },
+                });
+                end.status = Status::Succeeded;
+                end.message = summary.message.map(|m| scrubber.scrub(&truncate(m)));
+            }
+            Ok(CallOutput::Synced(Err(error))) => {
+                if let wit::SyncError::RateLimited(Some(after)) = &error {
+                    end.retry_after_secs = Some(i64::from(*after));
+                }
+                if let wit::SyncError::SchemaDrift(d) = &error {
+                    let mut clean = |s: &str| scrubber.scrub(&truncate(s.to_string()));
+                    end.drift = Some(DriftReport {
+                        endpoint: clean(&d.endpoint),
+                        path: clean(&d.path),
+                        expected: clean(&d.expected),
+                        found: clean(&d.found),
+                    });
+                }
+                let (status, kind, detail) = describe_error(&error);
+                end.status = status;
+                end.error_kind = Some(kind);
+                end.error_detail = Some(scrubber.scrub(&truncate(detail)));
+            }
+            Ok(other) => {
+                end.error_kind = Some(ErrorKind::Host);
+                end.error_detail =
+                    Some(format!("unexpected answer to sync(): {}", kind_of(&other)));
+            }
+            Err(failure) => {
+                end.error_kind = Some(failure.kind());
+                end.error_detail = Some(failure.detail().to_string());
+            }
+        }
+        end.counts = RunCounts {
+            http_requests: http.requests.into(),
+            bytes_received: http.bytes_received as i64,
+            checkpoints: records.checkpoints,
+            ..records.committed.clone()
+        };
+        end.cursor_after = records.last_cursor.clone();
+        Ok(Executed {
+            end,
+            last: last_commit.map(|commit| LastCommit {
+                records,
+                commit,
+                scrubber,
+            }),
+        })
+    }
+}
+
+/// What a run's execution leaves to record: its end and, for a successful run, the last
+/// commit that goes in with it.
+struct Executed {
+    end: RunEnd,
+    last: Option<LastCommit>,
+}
+
+/// A successful run's last commit, not made yet.
+struct LastCommit {
+    records: RecordsSession,
+    commit: LastCommitOf,
+    /// Knows the run's secrets and patient values, for an error of that commit.
+    scrubber: Scrubber,
+}
+
+fn kind_of(output: &CallOutput) -> &'static str {
+    match output {
+        CallOutput::Manifest(_) => "a manifest",
+        CallOutput::Checked(_) => "a check result",
+        CallOutput::Synced(_) => "a sync result",
+    }
+}
+
+fn truncate(mut s: String) -> String {
+    if s.len() > 2000 {
+        let mut cut = 2000;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// The account as the connector sees it (secret names, never values).
+pub fn wit_account(account: &Account) -> wit::Account {
+    wit::Account {
+        practice_id: account.practice_id.clone(),
+        account_id: account.id.clone(),
+        settings: account
+            .settings
+            .iter()
+            .map(|(k, v)| wit::Setting {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect(),
+        secrets: account.secrets.clone(),
+    }
+}
+
+/// Required settings or secrets the manifest declares and the account lacks.
+pub(crate) fn missing_configuration(account: &Account, manifest: &Manifest) -> Option<String> {
+    let mut missing = Vec::new();
+    for p in manifest.settings.iter().filter(|p| p.required) {
+        if !account.settings.contains_key(&p.name) {
+            missing.push(format!("setting `{}` ({})", p.name, p.description));
+        }
+    }
+    for p in manifest.secrets.iter().filter(|p| p.required) {
+        if !account.secrets.contains(&p.name) {
+            missing.push(format!("secret `{}` ({})", p.name, p.description));
+        }
+    }
+    (!missing.is_empty()).then(|| format!("the account lacks {}", missing.join(", ")))
+}
+
+/// Run status, error kind and a one-line detail for a connector's error.
+pub fn describe_error(e: &wit::SyncError) -> (Status, ErrorKind, String) {
+    match e {
+        wit::SyncError::SchemaDrift(d) => (
+            Status::Drift,
+            ErrorKind::SchemaDrift,
+            format!(
+                "{}: at {} expected {}, found {}",
+                d.endpoint, d.path, d.expected, d.found
+            ),
+        ),
+        wit::SyncError::Unauthorized(m) => (Status::Failed, ErrorKind::Unauthorized, m.clone()),
+        wit::SyncError::RateLimited(after) => (
+            Status::Failed,
+            ErrorKind::RateLimited,
+            match after {
+                Some(s) => format!("the platform asked to retry after {s} s"),
+                None => "the platform asked to slow down".into(),
+            },
+        ),
+        wit::SyncError::Unavailable(m) => (Status::Failed, ErrorKind::Unavailable, m.clone()),
+        wit::SyncError::InvalidConfig(m) => (Status::Failed, ErrorKind::InvalidConfig, m.clone()),
+        wit::SyncError::Internal(m) => (Status::Failed, ErrorKind::Internal, m.clone()),
+    }
+}

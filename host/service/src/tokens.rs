@@ -1,0 +1,116 @@
+//! Named admin-API tokens: created with scopes (the token shown once; only its SHA-256
+//! is kept), listed, revoked; and who a presented bearer token is. The daemon's own
+//! token (`daemon.token` or the data directory's `admin-token`) is the `admin` principal.
+
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::principal::{Principal, Scope};
+use super::{ServiceError, ServiceResult};
+use crate::app::Passerelle;
+use passerelle_model::ids::validate_id;
+use passerelle_store::tokens::ApiToken;
+
+/// Every named token starts so, to tell them from the admin token and to be found by
+/// secret scanners.
+const PREFIX: &str = "pst_";
+
+/// A token just created: the only time its value is shown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub token: ApiToken,
+    /// The bearer token. Not stored: keep it now.
+    pub secret: String,
+}
+
+fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl Passerelle {
+    /// Creates a token named `name` holding `scopes`.
+    pub async fn create_token(&self, name: &str, scopes: &[String]) -> ServiceResult<CreatedToken> {
+        validate_id("token", name)?;
+        if name == "admin" {
+            return Err(ServiceError::invalid(
+                "`admin` names the daemon's own token: choose another name",
+            ));
+        }
+        if scopes.is_empty() {
+            return Err(ServiceError::invalid(
+                "give the token at least one scope (admin, read, patients:read)",
+            ));
+        }
+        let mut parsed: Vec<Scope> = Vec::new();
+        for s in scopes {
+            let scope = Scope::parse(s)?;
+            if !parsed.contains(&scope) {
+                parsed.push(scope);
+            }
+        }
+        let names: Vec<String> = parsed.iter().map(|s| s.to_string()).collect();
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        let secret = format!("{PREFIX}{}", hex::encode(bytes));
+        self.store.add_token(name, &hash(&secret), &names).await?;
+        self.audit("token.create", name, serde_json::json!({"scopes": names}))
+            .await?;
+        let token = self
+            .store
+            .tokens()
+            .await?
+            .into_iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| anyhow::anyhow!("the token just stored is missing"))?;
+        Ok(CreatedToken { token, secret })
+    }
+
+    /// Every named token (revoked ones included), never their values.
+    pub async fn tokens(&self) -> ServiceResult<Vec<ApiToken>> {
+        Ok(self.store.tokens().await?)
+    }
+
+    /// Revokes a token at once.
+    pub async fn revoke_token(&self, name: &str) -> ServiceResult<()> {
+        if !self.store.revoke_token(name).await? {
+            return Err(ServiceError::not_found(format!(
+                "no live token named `{name}`"
+            )));
+        }
+        self.audit("token.revoke", name, serde_json::json!({}))
+            .await
+    }
+
+    /// Who `presented` is: the daemon's `admin_token` (compared in constant time), a
+    /// live named token, or nobody.
+    pub async fn principal_for(
+        &self,
+        admin_token: &str,
+        presented: &str,
+    ) -> ServiceResult<Option<Principal>> {
+        if presented.is_empty() {
+            return Ok(None);
+        }
+        if bool::from(presented.as_bytes().ct_eq(admin_token.as_bytes())) {
+            return Ok(Some(Principal::trusted("token:admin")));
+        }
+        if !presented.starts_with(PREFIX) {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .token_by_hash(&hash(presented))
+            .await?
+            .map(|t| Principal {
+                name: format!("token:{}", t.name),
+                scopes: t
+                    .scopes
+                    .iter()
+                    .filter_map(|s| Scope::parse(s).ok())
+                    .collect(),
+            }))
+    }
+}

@@ -1,0 +1,205 @@
+//! The database: SQLite by default (a file in the data dir), PostgreSQL by URL.
+//!
+//! One [`Store`] over sqlx's `Any` driver, so every query is written once; the two
+//! backends differ only in their embedded migrations (`host/migrations/{sqlite,postgres}`).
+//! Submodules own one table family each: [`practices`] (practices, accounts, secrets),
+//! [`connectors`] (installed versions), [`runs`] (the sync log and sync state) and
+//! [`records`] (appointments and slots, committed per checkpoint; [`pages`] reads them
+//! back a page at a time; [`feed`] numbers their changes), [`queue`] (the run queue several daemons share) and
+//! [`daemons`] (the live ones), [`subscriptions`] (where the feed is delivered). Secrets are sealed at
+//! rest with the store's [`sealed::Keyring`].
+
+pub mod audit;
+pub mod connectors;
+pub mod daemons;
+pub mod durations;
+pub mod error;
+pub mod feed;
+pub mod notify;
+pub mod overview;
+pub mod pages;
+pub mod pauses;
+pub mod practices;
+pub mod private_file;
+pub mod quarantine;
+pub mod queue;
+pub mod records;
+pub mod runs;
+pub mod sealed;
+pub mod subscriptions;
+pub mod tokens;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use self::error::{DbContext, StoreError, StoreResult};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// The URL it was opened with (for a `LISTEN` connection); never shown unredacted.
+    url: String,
+    /// Seals and opens account secrets; none until [`Store::with_keyring`] (secrets can
+    /// then be neither written nor read).
+    keyring: Option<std::sync::Arc<sealed::Keyring>>,
+}
+
+/// Current time as stored: RFC 3339, UTC, milliseconds.
+/// `$first, $first+1, …` for `n` parameters (an `IN (…)` list).
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("${}", first + i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Store {
+    /// The default embedded database: `passerelle.db` in `data_dir`, created on first
+    /// use with owner-only permissions.
+    pub async fn open_in_data_dir(data_dir: &Path) -> StoreResult<Store> {
+        let path = data_dir.join("passerelle.db");
+        let store = Store::open(&format!("sqlite://{}?mode=rwc", path.display())).await?;
+        restrict_permissions(&path);
+        Ok(store)
+    }
+
+    /// Opens `url` (`sqlite://…` or `postgres://…`) and applies pending migrations.
+    pub async fn open(url: &str) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Invalid(format!(
+                "unsupported database URL `{}`: use sqlite://PATH or postgres://USER@HOST/DB",
+                redact_url(url)
+            )));
+        };
+        let options = AnyConnectOptions::from_str(url)
+            .map_err(|e| {
+                StoreError::Invalid(format!("invalid database URL `{}`: {e}", redact_url(url)))
+            })?
+            .log_statements(tracing::log::LevelFilter::Trace);
+        // No ping before each use (it doubled every statement's round trips): a
+        // connection that died with its server fails its statement, and a run that meets
+        // it ends with a retryable storage error.
+        let mut pool_options = AnyPoolOptions::new().test_before_acquire(false);
+        if backend == Backend::Sqlite {
+            // One writer at a time; WAL lets readers proceed meanwhile.
+            pool_options = pool_options
+                .max_connections(4)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+                            .await?;
+                        Ok(())
+                    })
+                });
+        } else {
+            pool_options = pool_options.max_connections(16);
+        }
+        let pool =
+            pool_options
+                .connect_with(options)
+                .await
+                .map_err(|source| StoreError::Connect {
+                    url: redact_url(url),
+                    source,
+                })?;
+        let store = Store {
+            pool,
+            backend,
+            url: url.to_string(),
+            keyring: None,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A transaction that writes. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so concurrent runs queue on the busy timeout instead of
+    /// failing when a reading transaction tries to become a writing one.
+    pub(crate) async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        };
+        tx.context("starting a write transaction")
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        migrator.run(&self.pool).await.map_err(StoreError::from)
+    }
+
+    /// The SQLite database file, if that is the backend.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        if self.backend != Backend::Sqlite {
+            return None;
+        }
+        let rest = self
+            .url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A database URL with any password replaced, fit for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn restrict_permissions(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for p in [
+            path.to_path_buf(),
+            path.with_extension("db-wal"),
+            path.with_extension("db-shm"),
+        ] {
+            if p.exists() {
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
+}

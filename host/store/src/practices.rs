@@ -1,0 +1,496 @@
+//! Practices, their accounts on platforms, and the accounts' secrets.
+//!
+//! Secret values are stored apart from settings, are write-only through this API
+//! (listing returns names), and are read back only by the runner for substitution.
+
+use std::collections::BTreeMap;
+
+use super::error::{is_unique_violation, DbContext, StoreError, StoreResult};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use super::{now_text, Store};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Practice {
+    pub id: String,
+    pub name: String,
+    pub timezone: String,
+    /// Its own cron expression (in `timezone`); None: the default schedule.
+    pub schedule: Option<String>,
+    /// What the open-data export publishes about it; None: not published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<passerelle_model::public::PublicInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Account {
+    pub id: String,
+    pub practice_id: String,
+    pub connector: String,
+    pub label: Option<String>,
+    pub settings: BTreeMap<String, String>,
+    /// Names of the configured secrets (never values).
+    pub secrets: Vec<String>,
+}
+
+impl Store {
+    pub async fn add_practice(
+        &self,
+        id: &str,
+        name: &str,
+        timezone: &str,
+    ) -> StoreResult<Practice> {
+        let res = sqlx::query(
+            "INSERT INTO practices (id, name, timezone, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(timezone)
+        .bind(now_text())
+        .execute(&self.pool)
+        .await;
+        if let Err(e) = res {
+            if is_unique_violation(&e) {
+                return Err(StoreError::Conflict(format!(
+                    "practice `{id}` already exists"
+                )));
+            }
+            return Err(e).context("adding practice");
+        }
+        Ok(Practice {
+            id: id.into(),
+            name: name.into(),
+            timezone: timezone.into(),
+            schedule: None,
+            public: None,
+        })
+    }
+
+    pub async fn list_practices(&self) -> StoreResult<Vec<Practice>> {
+        let rows = sqlx::query(
+            "SELECT id, name, timezone, schedule, public_info FROM practices ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(practice_from_row).collect())
+    }
+
+    pub async fn practice(&self, id: &str) -> StoreResult<Option<Practice>> {
+        let row = sqlx::query(
+            "SELECT id, name, timezone, schedule, public_info FROM practices WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(practice_from_row))
+    }
+
+    /// Sets (or with None resets to the default) a practice's schedule (validated by the
+    /// service).
+    pub async fn set_practice_schedule(
+        &self,
+        id: &str,
+        schedule: Option<&str>,
+    ) -> StoreResult<Practice> {
+        let mut practice = self.practice(id).await?.ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "no practice `{id}` (see `passerelle practices list`)"
+            ))
+        })?;
+        practice.schedule = schedule.map(|s| s.trim().to_string());
+        sqlx::query("UPDATE practices SET schedule = $2 WHERE id = $1")
+            .bind(id)
+            .bind(practice.schedule.as_deref())
+            .execute(&self.pool)
+            .await
+            .context("setting the schedule")?;
+        Ok(practice)
+    }
+
+    /// Sets (or, with None, clears) a practice's public metadata.
+    pub async fn set_practice_public(
+        &self,
+        id: &str,
+        public: Option<&passerelle_model::public::PublicInfo>,
+    ) -> StoreResult<()> {
+        let json = public.map(|p| serde_json::to_string(p).expect("public info serialises"));
+        sqlx::query("UPDATE practices SET public_info = $2 WHERE id = $1")
+            .bind(id)
+            .bind(json)
+            .execute(&self.pool)
+            .await
+            .context("setting the practice's public metadata")?;
+        Ok(())
+    }
+
+    pub async fn add_account(
+        &self,
+        id: &str,
+        practice_id: &str,
+        connector: &str,
+        label: Option<&str>,
+        settings: &BTreeMap<String, String>,
+    ) -> StoreResult<Account> {
+        if self.practice(practice_id).await?.is_none() {
+            return Err(StoreError::NotFound(format!(
+                "no practice `{practice_id}`: add it first with `passerelle practices add`"
+            )));
+        }
+        let res = sqlx::query(
+            "INSERT INTO accounts (id, practice_id, connector, label, settings, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(practice_id)
+        .bind(connector)
+        .bind(label)
+        .bind(serde_json::to_string(settings).expect("settings serialise"))
+        .bind(now_text())
+        .execute(&self.pool)
+        .await;
+        if let Err(e) = res {
+            if is_unique_violation(&e) {
+                return Err(StoreError::Conflict(format!(
+                    "account `{id}` already exists"
+                )));
+            }
+            return Err(e).context("adding account");
+        }
+        Ok(Account {
+            id: id.into(),
+            practice_id: practice_id.into(),
+            connector: connector.into(),
+            label: label.map(str::to_string),
+            settings: settings.clone(),
+            secrets: vec![],
+        })
+    }
+
+    /// Accounts, optionally of one practice, with their secret names.
+    pub async fn list_accounts(&self, practice_id: Option<&str>) -> StoreResult<Vec<Account>> {
+        let rows = sqlx::query(
+            "SELECT id, practice_id, connector, label, settings FROM accounts
+             WHERE ($1 IS NULL OR practice_id = $1) ORDER BY practice_id, id",
+        )
+        .bind(practice_id)
+        .fetch_all(&self.pool)
+        .await?;
+        // Secret names in one query, not one per account.
+        let secret_rows = sqlx::query(
+            "SELECT account_id, name FROM account_secrets
+             WHERE ($1 IS NULL OR account_id IN (SELECT id FROM accounts WHERE practice_id = $1))
+             ORDER BY account_id, name",
+        )
+        .bind(practice_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut names: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for r in &secret_rows {
+            names
+                .entry(r.get::<String, _>("account_id"))
+                .or_default()
+                .push(r.get::<String, _>("name"));
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut account = account_from_row(row)?;
+            account.secrets = names.remove(&account.id).unwrap_or_default();
+            out.push(account);
+        }
+        Ok(out)
+    }
+
+    /// Renames a practice or changes its time zone (None: unchanged).
+    pub async fn update_practice(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        timezone: Option<&str>,
+    ) -> StoreResult<Practice> {
+        let n = sqlx::query(
+            "UPDATE practices SET name = COALESCE($2, name), timezone = COALESCE($3, timezone)
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(timezone)
+        .execute(&self.pool)
+        .await
+        .context("updating the practice")?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("no practice `{id}`")));
+        }
+        self.practice(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no practice `{id}`")))
+    }
+
+    /// Deletes a practice with everything stored for it: accounts, secrets, sync state,
+    /// appointments, slots and runs. Returns false if there was no such practice.
+    pub async fn delete_practice(&self, id: &str) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        super::feed::append_removal(&mut tx, "practice_id = $1", id, &now_text()).await?;
+        for table in ["appointments", "slots", "runs"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE practice_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .context("deleting the practice's records")?;
+        }
+        for table in [
+            "account_secrets",
+            "sync_state",
+            "account_pauses",
+            "quarantined_items",
+        ] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE account_id IN (SELECT id FROM accounts WHERE practice_id = $1)"
+            ))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .context("deleting the practice's records")?;
+        }
+        sqlx::query("DELETE FROM accounts WHERE practice_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .context("deleting the practice's accounts")?;
+        let n = sqlx::query("DELETE FROM practices WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .context("deleting the practice")?
+            .rows_affected();
+        tx.commit().await.context("committing the deletion")?;
+        Ok(n > 0)
+    }
+
+    /// Deletes an account with its secrets, sync state, appointments, slots and runs.
+    /// Returns false if there was no such account.
+    pub async fn delete_account(&self, id: &str) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        super::feed::append_removal(&mut tx, "id = $1", id, &now_text()).await?;
+        for table in [
+            "appointments",
+            "slots",
+            "runs",
+            "account_secrets",
+            "sync_state",
+            "account_pauses",
+            "quarantined_items",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .context("deleting the account's records")?;
+        }
+        let n = sqlx::query("DELETE FROM accounts WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .context("deleting the account")?
+            .rows_affected();
+        tx.commit().await.context("committing the deletion")?;
+        Ok(n > 0)
+    }
+
+    /// Removes one secret; false if the account had no such secret.
+    pub async fn delete_secret(&self, account_id: &str, name: &str) -> StoreResult<bool> {
+        let n = sqlx::query("DELETE FROM account_secrets WHERE account_id = $1 AND name = $2")
+            .bind(account_id)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .context("deleting the secret")?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// Sets or clears an account's label.
+    pub async fn set_account_label(&self, id: &str, label: Option<&str>) -> StoreResult<()> {
+        sqlx::query("UPDATE accounts SET label = $2 WHERE id = $1")
+            .bind(id)
+            .bind(label)
+            .execute(&self.pool)
+            .await
+            .context("setting the label")?;
+        Ok(())
+    }
+
+    pub async fn account(&self, id: &str) -> StoreResult<Option<Account>> {
+        let row = sqlx::query(
+            "SELECT id, practice_id, connector, label, settings FROM accounts WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let mut account = account_from_row(&row)?;
+                account.secrets = self.secret_names(&account.id).await?;
+                Ok(Some(account))
+            }
+        }
+    }
+
+    /// Replaces an account's settings.
+    pub async fn update_account_settings(
+        &self,
+        account_id: &str,
+        settings: &BTreeMap<String, String>,
+    ) -> StoreResult<()> {
+        let n = sqlx::query("UPDATE accounts SET settings = $2 WHERE id = $1")
+            .bind(account_id)
+            .bind(serde_json::to_string(settings).expect("settings serialise"))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("no account `{account_id}`")));
+        }
+        Ok(())
+    }
+
+    /// Seals and opens secrets with `keyring` from now on.
+    pub fn with_keyring(mut self, keyring: std::sync::Arc<super::sealed::Keyring>) -> Store {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    pub(super) fn keyring(&self) -> StoreResult<&super::sealed::Keyring> {
+        self.keyring
+            .as_deref()
+            .ok_or_else(|| StoreError::Invalid("this store has no secrets key".into()))
+    }
+
+    /// Sets (or replaces) one secret of an account, sealed.
+    pub async fn set_secret(&self, account_id: &str, name: &str, value: &str) -> StoreResult<()> {
+        if self.account(account_id).await?.is_none() {
+            return Err(StoreError::NotFound(format!("no account `{account_id}`")));
+        }
+        let value = self.keyring()?.seal(account_id, name, value);
+        sqlx::query(
+            "INSERT INTO account_secrets (account_id, name, value, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (account_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(account_id)
+        .bind(name)
+        .bind(&value)
+        .bind(now_text())
+        .execute(&self.pool)
+        .await
+        .context("storing secret")?;
+        Ok(())
+    }
+
+    pub async fn secret_names(&self, account_id: &str) -> StoreResult<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT name FROM account_secrets WHERE account_id = $1 ORDER BY name")
+                .bind(account_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(|r| r.get::<String, _>("name")).collect())
+    }
+
+    /// Secret values, opened, for the runner's substitution only. Never print the result.
+    pub async fn secret_values(&self, account_id: &str) -> StoreResult<BTreeMap<String, String>> {
+        let keyring = self.keyring()?;
+        let rows = sqlx::query("SELECT name, value FROM account_secrets WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let name: String = r.get("name");
+                let value = keyring
+                    .open(account_id, &name, &r.get::<String, _>("value"))
+                    .map_err(|e| StoreError::Corrupt {
+                        what: "account secret",
+                        detail: e.to_string(),
+                    })?;
+                Ok((name, value))
+            })
+            .collect()
+    }
+
+    /// Seals every secret that is not sealed under `keyring`'s current key (plain rows
+    /// from before sealing; rows of a previous key after a rotation), in one
+    /// transaction: all or none. Returns how many.
+    pub async fn reseal_secrets(&self, keyring: &super::sealed::Keyring) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query("SELECT account_id, name, value FROM account_secrets")
+            .fetch_all(&mut *tx)
+            .await
+            .context("reading secrets")?;
+        let mut n = 0;
+        for r in &rows {
+            let stored: String = r.get("value");
+            if keyring.is_current(&stored) {
+                continue;
+            }
+            let (account, name): (String, String) = (r.get("account_id"), r.get("name"));
+            let value =
+                keyring
+                    .open(&account, &name, &stored)
+                    .map_err(|e| StoreError::Corrupt {
+                        what: "account secret",
+                        detail: e.to_string(),
+                    })?;
+            sqlx::query(
+                "UPDATE account_secrets SET value = $1 WHERE account_id = $2 AND name = $3",
+            )
+            .bind(keyring.seal(&account, &name, &value))
+            .bind(&account)
+            .bind(&name)
+            .execute(&mut *tx)
+            .await
+            .context("sealing a secret")?;
+            n += 1;
+        }
+        n += Store::reseal_subscription_secrets(&mut tx, keyring).await?;
+        tx.commit().await.context("sealing secrets")?;
+        Ok(n)
+    }
+
+    /// Whether any stored secret is still plain text (from before sealing).
+    pub async fn has_plain_secrets(&self) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM account_secrets WHERE value NOT LIKE 'sealed1:%')
+                  + (SELECT COUNT(*) FROM subscriptions WHERE secret NOT LIKE 'sealed1:%')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .context("counting plain secrets")?;
+        Ok(n > 0)
+    }
+}
+
+pub(super) fn practice_from_row(row: &sqlx::any::AnyRow) -> Practice {
+    Practice {
+        id: row.get("id"),
+        name: row.get("name"),
+        timezone: row.get("timezone"),
+        schedule: row.get("schedule"),
+        // Written by this code from a checked value; an unreadable one is not published.
+        public: row
+            .get::<Option<String>, _>("public_info")
+            .and_then(|j| serde_json::from_str(&j).ok()),
+    }
+}
+
+fn account_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Account> {
+    let settings: String = row.get("settings");
+    Ok(Account {
+        id: row.get("id"),
+        practice_id: row.get("practice_id"),
+        connector: row.get("connector"),
+        label: row.get("label"),
+        settings: serde_json::from_str(&settings).context("corrupt account settings")?,
+        secrets: vec![],
+    })
+}

@@ -1,0 +1,635 @@
+//! Appointments and availability slots: idempotent upserts keyed by (connector, account,
+//! external id), committed together with the account's cursor in one transaction.
+//!
+//! A run's records reach the database only through [`Store::commit`]: at each
+//! checkpoint and once when the run succeeds. The final commit of a full sync also
+//! tombstones the window's appointments the run did not see; every successful run
+//! replaces the account's slots in its window (availability is a snapshot), as a diff:
+//! unchanged slots are not written, the window's slots the run did not see are removed.
+
+use super::error::{DbContext, StoreError, StoreResult};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{Any, Row, Transaction};
+
+use super::feed::Change;
+use super::pauses::PauseEffect;
+use super::{now_text, placeholders, Store};
+use passerelle_model::feed::{ChangeKind, ChangeOp};
+use passerelle_model::records::{
+    AppointmentRecord, CommitCounts, Finish, PatientRecord, Pending, Scope, SlotRecord,
+    StoredAppointment,
+};
+use passerelle_model::run::{Run, RunEnd};
+
+fn content_hash<T: Serialize>(value: &T) -> String {
+    let json = serde_json::to_vec(value).expect("records serialise");
+    hex::encode(Sha256::digest(json))
+}
+
+/// Slots per multi-row upsert (12 parameters each). Not more: sqlx's SQLite driver
+/// looks parameter names up per bind, so very wide statements cost more than they save
+/// (100 rows per statement profiled slower than 20).
+const SLOTS_PER_STATEMENT: usize = 20;
+
+/// Upserts slots in one statement; how many rows it wrote (new or changed slots). A
+/// slot listed twice keeps its last version (as one statement per slot did);
+/// PostgreSQL refuses to update one row twice in a statement, so duplicates are dropped
+/// first.
+async fn upsert_slots(
+    tx: &mut Transaction<'_, Any>,
+    scope: &Scope,
+    slots: &[&SlotRecord],
+    now: &str,
+    changes: &mut Vec<Change>,
+) -> StoreResult<i64> {
+    let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, s) in slots.iter().enumerate() {
+        last.insert(s.external_id.as_str(), i);
+    }
+    let unique: Vec<&SlotRecord> = slots
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| last[s.external_id.as_str()] == *i)
+        .map(|(_, s)| *s)
+        .collect();
+    let mut sql = String::from(
+        "INSERT INTO slots (connector, account_id, external_id, practice_id, starts_at,
+            starts_at_ms, ends_at, practitioner, visit_motive, place, last_seen_run, updated_at)
+         VALUES ",
+    );
+    for i in 0..unique.len() {
+        let b = i * 12;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for k in 1..=12 {
+            if k > 1 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", b + k));
+        }
+        sql.push(')');
+    }
+    // A diff: a slot stored as it is now is not written again (its row, and the
+    // database page it is on, stay untouched).
+    sql.push_str(
+        " ON CONFLICT (connector, account_id, external_id) DO UPDATE SET
+            starts_at = excluded.starts_at, starts_at_ms = excluded.starts_at_ms,
+            ends_at = excluded.ends_at, practitioner = excluded.practitioner,
+            visit_motive = excluded.visit_motive, place = excluded.place,
+            last_seen_run = excluded.last_seen_run, updated_at = excluded.updated_at,
+            version = slots.version + 1
+         WHERE NOT (slots.starts_at = excluded.starts_at
+            AND slots.starts_at_ms = excluded.starts_at_ms
+            AND (slots.ends_at = excluded.ends_at OR (slots.ends_at IS NULL AND excluded.ends_at IS NULL))
+            AND (slots.practitioner = excluded.practitioner OR (slots.practitioner IS NULL AND excluded.practitioner IS NULL))
+            AND (slots.visit_motive = excluded.visit_motive OR (slots.visit_motive IS NULL AND excluded.visit_motive IS NULL))
+            AND (slots.place = excluded.place OR (slots.place IS NULL AND excluded.place IS NULL)))
+         RETURNING external_id, version",
+    );
+    let mut query = sqlx::query(&sql);
+    for s in &unique {
+        query = query
+            .bind(&scope.connector)
+            .bind(&scope.account_id)
+            .bind(&s.external_id)
+            .bind(&scope.practice_id)
+            .bind(&s.starts_at)
+            .bind(s.starts_at_ms)
+            .bind(s.ends_at.as_deref())
+            .bind(s.practitioner.as_deref())
+            .bind(s.visit_motive.as_deref())
+            .bind(s.place.as_deref())
+            .bind(scope.run_id)
+            .bind(now);
+    }
+    let written: Vec<(String, i64)> = query
+        .try_map(|r: sqlx::any::AnyRow| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .fetch_all(&mut **tx)
+        .await
+        .context("writing slots")?;
+    let by_id: std::collections::HashMap<&str, &SlotRecord> = unique
+        .iter()
+        .map(|s| (s.external_id.as_str(), *s))
+        .collect();
+    for (id, version) in &written {
+        let op = if *version == 1 {
+            ChangeOp::Added
+        } else {
+            ChangeOp::Changed
+        };
+        if let Some(slot) = by_id.get(id.as_str()) {
+            changes.push(Change::with_record(ChangeKind::Slot, op, id, slot));
+        }
+    }
+    Ok(written.len() as i64)
+}
+
+/// Slots per `DELETE … IN (…)` of slots gone from the platform.
+const GONE_PER_STATEMENT: usize = 200;
+
+/// Removes the stored slots of `window_ms` that are not in `seen`; how many.
+async fn prune_slots(
+    tx: &mut Transaction<'_, Any>,
+    scope: &Scope,
+    window_ms: (i64, i64),
+    seen: &std::collections::HashSet<String>,
+    changes: &mut Vec<Change>,
+) -> StoreResult<i64> {
+    let stored = sqlx::query(
+        "SELECT external_id FROM slots WHERE connector = $1 AND account_id = $2
+           AND starts_at_ms >= $3 AND starts_at_ms < $4",
+    )
+    .bind(&scope.connector)
+    .bind(&scope.account_id)
+    .bind(window_ms.0)
+    .bind(window_ms.1)
+    .fetch_all(&mut **tx)
+    .await
+    .context("reading the window's slots")?;
+    let gone: Vec<String> = stored
+        .iter()
+        .map(|r| r.get::<String, _>("external_id"))
+        .filter(|id| !seen.contains(id))
+        .collect();
+    for chunk in gone.chunks(GONE_PER_STATEMENT) {
+        let sql = format!(
+            "DELETE FROM slots WHERE connector = $1 AND account_id = $2 AND external_id IN ({})",
+            placeholders(3, chunk.len())
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(&scope.connector)
+            .bind(&scope.account_id);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        query
+            .execute(&mut **tx)
+            .await
+            .context("removing slots gone from the platform")?;
+    }
+    changes.extend(
+        gone.iter()
+            .map(|id| Change::key_only(ChangeKind::Slot, ChangeOp::Removed, id)),
+    );
+    Ok(gone.len() as i64)
+}
+
+impl Store {
+    /// Writes `items` and, if given, the cursor, in one transaction; with `finish`, also
+    /// tombstones and prunes slots as the run's last commit.
+    pub async fn commit(
+        &self,
+        scope: &Scope,
+        items: &[Pending],
+        cursor: Option<&str>,
+        finish: Option<Finish>,
+    ) -> StoreResult<CommitCounts> {
+        let mut tx = self.begin_write().await?;
+        let counts = commit_in(&mut tx, scope, items, cursor, finish).await?;
+        // The crash tests kill the process here, the checkpoint's transaction open.
+        fail::fail_point!("checkpoint-transaction", |_| -> StoreResult<CommitCounts> {
+            killed_by_fail_point()
+        });
+        tx.commit().await.context("committing records")?;
+        Ok(counts)
+    }
+
+    /// A successful run's last commit and its end, in one transaction: `items`, the
+    /// final cursor, tombstones and slot pruning ([`Store::commit`] with `finish`), then
+    /// the run closed with `end` — its counts raised by what this commit wrote — and
+    /// its account's pause effect ([`Store::finish_run`]). The run as recorded, and
+    /// whether a pause was lifted. Nothing is written if any of it fails.
+    pub async fn commit_and_finish_run(
+        &self,
+        scope: &Scope,
+        last: LastCommit<'_>,
+        end: &RunEnd,
+        pause: PauseEffect<'_>,
+    ) -> StoreResult<(Run, bool)> {
+        let mut tx = self.begin_write().await?;
+        let counts = commit_in(&mut tx, scope, last.items, last.cursor, Some(last.finish)).await?;
+        let mut end = end.clone();
+        counts.add_to(&mut end.counts);
+        end.counts.checkpoints += 1;
+        if let Some(cursor) = last.cursor {
+            end.cursor_after = Some(cursor.to_string());
+        }
+        // The commit above held the run (it is running, so this closes it).
+        let ended = super::runs::finish_run_in(&mut tx, scope.run_id, &end, pause)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Conflict(format!("run {} was closed meanwhile", scope.run_id))
+            })?;
+        // The crash tests kill the process here, the run's last transaction open.
+        fail::fail_point!("last-transaction", |_| -> StoreResult<(Run, bool)> {
+            killed_by_fail_point()
+        });
+        tx.commit()
+            .await
+            .context("committing records and the run's end")?;
+        Ok(ended)
+    }
+}
+
+/// A fail point's `return`: the process SIGKILLs itself (as sudden as an operator's
+/// `kill -9`, and no core dump).
+#[cfg(feature = "failpoints")]
+fn killed_by_fail_point() -> ! {
+    let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    unreachable!("SIGKILL cannot be caught")
+}
+
+/// What a successful run commits last, with its end ([`Store::commit_and_finish_run`]).
+pub struct LastCommit<'a> {
+    pub items: &'a [Pending],
+    pub cursor: Option<&'a str>,
+    pub finish: Finish,
+}
+
+/// [`Store::commit`] inside `tx`: writes `items` and the cursor, with `finish` the
+/// run's last commit's tombstones and pruning, and records the checkpoint in the run —
+/// refused ([`StoreError::Conflict`], `tx` rolled back) if the run is not running.
+async fn commit_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    scope: &Scope,
+    items: &[Pending],
+    cursor: Option<&str>,
+    finish: Option<Finish>,
+) -> StoreResult<CommitCounts> {
+    {
+        let mut counts = CommitCounts::default();
+        // What this commit changes, appended to the feed as its transaction's last write.
+        let mut changes: Vec<Change> = Vec::new();
+        let now = now_text();
+        // Slots go in multi-row statements (one per SLOTS_PER_STATEMENT).
+        let mut slots: Vec<&SlotRecord> = Vec::new();
+        let mut appointments: Vec<&AppointmentRecord> = Vec::new();
+        for item in items {
+            match item {
+                Pending::Appointment(a) => {
+                    // A batch holds an id once: a repeated one is compared with its
+                    // earlier version, as when each was written on its own.
+                    if appointments.len() >= APPOINTMENTS_PER_STATEMENT
+                        || appointments
+                            .iter()
+                            .any(|b: &&AppointmentRecord| b.external_id == a.external_id)
+                    {
+                        let batch = std::mem::take(&mut appointments);
+                        upsert_appointments(tx, scope, &batch, &now, &mut counts, &mut changes)
+                            .await?;
+                    }
+                    appointments.push(a);
+                }
+                Pending::DeleteAppointment(id) => {
+                    // In emission order: the upserts before this deletion first.
+                    let batch = std::mem::take(&mut appointments);
+                    upsert_appointments(tx, scope, &batch, &now, &mut counts, &mut changes).await?;
+                    let deleted: Vec<String> = sqlx::query_scalar(
+                        "UPDATE appointments SET deleted_at = $4, deleted_reason = 'deleted', updated_at = $4,
+                            last_seen_run = $5
+                         WHERE connector = $1 AND account_id = $2 AND external_id = $3
+                           AND deleted_at IS NULL
+                         RETURNING external_id",
+                    )
+                    .bind(&scope.connector)
+                    .bind(&scope.account_id)
+                    .bind(id)
+                    .bind(&now)
+                    .bind(scope.run_id)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    counts.appointments_deleted += deleted.len() as i64;
+                    changes.extend(deleted.iter().map(|id| {
+                        Change::key_only(ChangeKind::Appointment, ChangeOp::Deleted, id)
+                    }));
+                }
+                Pending::Quarantine(q) => {
+                    super::quarantine::upsert(tx, scope, q, &now).await?;
+                    counts.quarantined += 1;
+                }
+                Pending::Slot(s) => {
+                    slots.push(s);
+                    if slots.len() >= SLOTS_PER_STATEMENT {
+                        counts.slots_written += upsert_slots(
+                            tx,
+                            scope,
+                            &std::mem::take(&mut slots),
+                            &now,
+                            &mut changes,
+                        )
+                        .await?;
+                    }
+                }
+            }
+        }
+        upsert_appointments(tx, scope, &appointments, &now, &mut counts, &mut changes).await?;
+        if !slots.is_empty() {
+            counts.slots_written += upsert_slots(tx, scope, &slots, &now, &mut changes).await?;
+        }
+        if let Some(finish) = finish {
+            let (start, end) = finish.window_ms;
+            if finish.tombstone {
+                let tombstoned: Vec<String> = sqlx::query_scalar(
+                    "UPDATE appointments SET deleted_at = $6, deleted_reason = 'tombstoned', updated_at = $6
+                     WHERE connector = $1 AND account_id = $2 AND last_seen_run <> $3
+                       AND starts_at_ms >= $4 AND starts_at_ms < $5 AND deleted_at IS NULL
+                     RETURNING external_id",
+                )
+                .bind(&scope.connector)
+                .bind(&scope.account_id)
+                .bind(scope.run_id)
+                .bind(start)
+                .bind(end)
+                .bind(&now)
+                .fetch_all(&mut **tx)
+                .await?;
+                counts.appointments_tombstoned = tombstoned.len() as i64;
+                changes.extend(
+                    tombstoned.iter().map(|id| {
+                        Change::key_only(ChangeKind::Appointment, ChangeOp::Tombstoned, id)
+                    }),
+                );
+                super::quarantine::clear_resolved(tx, scope).await?;
+            }
+            counts.slots_removed = prune_slots(
+                tx,
+                scope,
+                finish.window_ms,
+                &finish.seen_slots,
+                &mut changes,
+            )
+            .await?;
+        }
+        // The run's record says what its checkpoints committed, in the same transaction
+        // (a run killed later tells the truth). A run that is not running any more — its
+        // daemon's lease ended and another daemon closed it — commits nothing.
+        let held = sqlx::query(
+            "UPDATE runs SET appointments_added = appointments_added + $2,
+                appointments_changed = appointments_changed + $3,
+                appointments_deleted = appointments_deleted + $4,
+                appointments_tombstoned = appointments_tombstoned + $5,
+                slots_written = slots_written + $6, slots_removed = slots_removed + $7,
+                quarantined = quarantined + $8, checkpoints = checkpoints + 1,
+                cursor_after = COALESCE($9, cursor_after)
+             WHERE id = $1 AND status = $10",
+        )
+        .bind(scope.run_id)
+        .bind(counts.appointments_added)
+        .bind(counts.appointments_changed)
+        .bind(counts.appointments_deleted)
+        .bind(counts.appointments_tombstoned)
+        .bind(counts.slots_written)
+        .bind(counts.slots_removed)
+        .bind(counts.quarantined)
+        .bind(cursor)
+        .bind(passerelle_model::run::Status::Running.as_str())
+        .execute(&mut **tx)
+        .await
+        .context("recording the checkpoint in the run")?;
+        if held.rows_affected() != 1 {
+            // The caller's transaction is dropped, so rolled back.
+            return Err(StoreError::Conflict(format!(
+                "run {} is not running any more (its daemon's lease ended and another daemon \
+                 closed it): this checkpoint was not committed",
+                scope.run_id
+            )));
+        }
+        if let Some(cursor) = cursor {
+            sqlx::query(
+                "INSERT INTO sync_state (account_id, cursor, last_run_id, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (account_id) DO UPDATE SET cursor = excluded.cursor,
+                    last_run_id = excluded.last_run_id, updated_at = excluded.updated_at",
+            )
+            .bind(&scope.account_id)
+            .bind(cursor)
+            .bind(scope.run_id)
+            .bind(&now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        super::feed::append(tx, scope, &changes, &now).await?;
+        Ok(counts)
+    }
+}
+
+impl Store {
+    /// An account's appointments (tombstoned and deleted ones included), by external id.
+    pub async fn appointments(&self, account_id: &str) -> StoreResult<Vec<StoredAppointment>> {
+        let rows =
+            sqlx::query("SELECT * FROM appointments WHERE account_id = $1 ORDER BY external_id")
+                .bind(account_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(appointment_from_row).collect())
+    }
+
+    /// An account's current slots, by start.
+    pub async fn slots(&self, account_id: &str) -> StoreResult<Vec<SlotRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM slots WHERE account_id = $1 ORDER BY starts_at_ms, external_id",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| SlotRecord {
+                external_id: r.get("external_id"),
+                starts_at: r.get("starts_at"),
+                starts_at_ms: r.get("starts_at_ms"),
+                ends_at: r.get("ends_at"),
+                practitioner: r.get("practitioner"),
+                visit_motive: r.get("visit_motive"),
+                place: r.get("place"),
+            })
+            .collect())
+    }
+}
+
+/// Appointments per batch (20 parameters each; see [`SLOTS_PER_STATEMENT`]).
+const APPOINTMENTS_PER_STATEMENT: usize = 20;
+
+/// Upserts a batch of appointments (distinct external ids) in at most three
+/// statements: reads the stored versions' content hashes, marks the unchanged ones as
+/// seen by this run, writes the new and changed ones (a tombstoned or deleted one seen
+/// again is revived, counted as a change).
+async fn upsert_appointments(
+    tx: &mut Transaction<'_, Any>,
+    scope: &Scope,
+    batch: &[&AppointmentRecord],
+    now: &str,
+    counts: &mut CommitCounts,
+    changes: &mut Vec<Change>,
+) -> StoreResult<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT external_id, content_hash, deleted_at FROM appointments
+         WHERE connector = $1 AND account_id = $2 AND external_id IN ({})",
+        placeholders(3, batch.len())
+    );
+    let mut query = sqlx::query_as::<_, (String, String, Option<String>)>(&sql)
+        .bind(&scope.connector)
+        .bind(&scope.account_id);
+    for a in batch {
+        query = query.bind(&a.external_id);
+    }
+    let existing: std::collections::HashMap<String, (String, bool)> = query
+        .fetch_all(&mut **tx)
+        .await
+        .context("reading stored appointments")?
+        .into_iter()
+        .map(|(id, hash, deleted_at)| (id, (hash, deleted_at.is_some())))
+        .collect();
+    let mut unchanged: Vec<&str> = Vec::new();
+    let mut write: Vec<(&AppointmentRecord, String)> = Vec::new();
+    for a in batch {
+        let hash = content_hash(a);
+        match existing.get(&a.external_id) {
+            Some((stored, false)) if *stored == hash => unchanged.push(&a.external_id),
+            Some(_) => {
+                counts.appointments_changed += 1;
+                changes.push(Change::with_record(
+                    ChangeKind::Appointment,
+                    ChangeOp::Changed,
+                    &a.external_id,
+                    *a,
+                ));
+                write.push((a, hash));
+            }
+            None => {
+                counts.appointments_added += 1;
+                changes.push(Change::with_record(
+                    ChangeKind::Appointment,
+                    ChangeOp::Added,
+                    &a.external_id,
+                    *a,
+                ));
+                write.push((a, hash));
+            }
+        }
+    }
+    if !unchanged.is_empty() {
+        let sql = format!(
+            "UPDATE appointments SET last_seen_run = $3
+             WHERE connector = $1 AND account_id = $2 AND external_id IN ({})",
+            placeholders(4, unchanged.len())
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(&scope.connector)
+            .bind(&scope.account_id)
+            .bind(scope.run_id);
+        for id in &unchanged {
+            query = query.bind(*id);
+        }
+        query
+            .execute(&mut **tx)
+            .await
+            .context("marking unchanged appointments as seen")?;
+    }
+    if write.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "INSERT INTO appointments (connector, account_id, external_id, practice_id, starts_at,
+            starts_at_ms, ends_at, status, practitioner, visit_motive, patient_external_id,
+            patient_first_name, patient_last_name, patient_birth_date, patient_phone,
+            patient_email, platform_updated_at, content_hash, first_seen_run, last_seen_run,
+            deleted_at, deleted_reason, updated_at)
+         VALUES ",
+    );
+    for i in 0..write.len() {
+        let b = i * 20;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        let p: Vec<String> = (1..=20).map(|k| format!("${}", b + k)).collect();
+        sql.push_str(&format!(
+            "({}, {}, NULL, NULL, {})",
+            p[..19].join(", "),
+            p[18],
+            p[19]
+        ));
+    }
+    sql.push_str(
+        " ON CONFLICT (connector, account_id, external_id) DO UPDATE SET
+            starts_at = excluded.starts_at, starts_at_ms = excluded.starts_at_ms,
+            ends_at = excluded.ends_at, status = excluded.status,
+            practitioner = excluded.practitioner, visit_motive = excluded.visit_motive,
+            patient_external_id = excluded.patient_external_id,
+            patient_first_name = excluded.patient_first_name,
+            patient_last_name = excluded.patient_last_name,
+            patient_birth_date = excluded.patient_birth_date,
+            patient_phone = excluded.patient_phone, patient_email = excluded.patient_email,
+            platform_updated_at = excluded.platform_updated_at,
+            content_hash = excluded.content_hash, last_seen_run = excluded.last_seen_run,
+            deleted_at = NULL, deleted_reason = NULL, updated_at = excluded.updated_at",
+    );
+    let mut query = sqlx::query(&sql);
+    for (a, hash) in &write {
+        let has_patient = a.patient.is_some();
+        let p = a.patient.as_ref();
+        query = query
+            .bind(&scope.connector)
+            .bind(&scope.account_id)
+            .bind(&a.external_id)
+            .bind(&scope.practice_id)
+            .bind(&a.starts_at)
+            .bind(a.starts_at_ms)
+            .bind(a.ends_at.as_deref())
+            .bind(&a.status)
+            .bind(a.practitioner.as_deref())
+            .bind(a.visit_motive.as_deref())
+            .bind(p.and_then(|p| p.external_id.as_deref()))
+            .bind(p.filter(|_| has_patient).map(|p| p.first_name.as_str()))
+            .bind(p.filter(|_| has_patient).map(|p| p.last_name.as_str()))
+            .bind(p.and_then(|p| p.birth_date.as_deref()))
+            .bind(p.and_then(|p| p.phone.as_deref()))
+            .bind(p.and_then(|p| p.email.as_deref()))
+            .bind(a.platform_updated_at.as_deref())
+            .bind(hash.as_str())
+            .bind(scope.run_id)
+            .bind(now);
+    }
+    query
+        .execute(&mut **tx)
+        .await
+        .context("writing appointments")?;
+    Ok(())
+}
+
+pub(super) fn appointment_from_row(r: &sqlx::any::AnyRow) -> StoredAppointment {
+    let first: Option<String> = r.get("patient_first_name");
+    let patient = first.map(|first_name| PatientRecord {
+        external_id: r.get("patient_external_id"),
+        first_name,
+        last_name: r
+            .get::<Option<String>, _>("patient_last_name")
+            .unwrap_or_default(),
+        birth_date: r.get("patient_birth_date"),
+        phone: r.get("patient_phone"),
+        email: r.get("patient_email"),
+    });
+    StoredAppointment {
+        practice_id: r.get("practice_id"),
+        account_id: r.get("account_id"),
+        record: AppointmentRecord {
+            external_id: r.get("external_id"),
+            starts_at: r.get("starts_at"),
+            starts_at_ms: r.get("starts_at_ms"),
+            ends_at: r.get("ends_at"),
+            status: r.get("status"),
+            practitioner: r.get("practitioner"),
+            visit_motive: r.get("visit_motive"),
+            patient,
+            platform_updated_at: r.get("platform_updated_at"),
+        },
+        deleted_reason: r.get("deleted_reason"),
+        first_seen_run: r.get("first_seen_run"),
+        last_seen_run: r.get("last_seen_run"),
+    }
+}
