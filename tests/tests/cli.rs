@@ -65,13 +65,11 @@ fn run_rows(table: &str) -> Vec<String> {
 #[tokio::test]
 async fn every_command_gives_the_same_output_locally_and_with_server() {
     let db = &databases().await[0];
-    let d = daemon_env(
-        db,
-        sim_config(2, 15),
-        daemon_config(),
-        ServeOptions::default(),
-    )
-    .await;
+    // The same practice is synced both ways below: no minimum interval between manual
+    // syncs here (it holds both ways: `sync_now_is_one_rule_…`).
+    let mut config = daemon_config();
+    config.daemon.manual_min_interval_secs = 0;
+    let d = daemon_env(db, sim_config(2, 15), config, ServeOptions::default()).await;
     let data_dir = d.sim.env.data_dir();
     let config = write_config(&data_dir, &d.sim.env.app.config);
     let practices = d.practice_ids();
@@ -306,6 +304,104 @@ async fn every_command_gives_the_same_output_locally_and_with_server() {
     d.shutdown().await;
 }
 
+/// "Sync now" is one rule wherever it is asked — a local `passerelle sync`, a `--server`
+/// sync, the API's `POST /v1/practices/{id}/sync`: the same audit entry, and the same
+/// minimum interval between manual runs of an account whichever way came first.
+#[tokio::test]
+async fn sync_now_is_one_rule_locally_with_server_and_through_the_api() {
+    use reqwest::Method;
+    for db in databases().await {
+        let d = daemon_env(
+            &db,
+            sim_config(3, 5),
+            daemon_config(),
+            ServeOptions::default(),
+        )
+        .await;
+        let data_dir = d.sim.env.data_dir();
+        let config = write_config(&data_dir, &d.sim.env.app.config);
+        let local = |args: &[&str]| run(local_command(&data_dir, &config, args));
+        let remote = |args: &[&str]| {
+            let mut cmd = std::process::Command::new(binary());
+            cmd.args(["--server", &d.base, "--token", TOKEN])
+                .args(args)
+                .env_remove("RUST_LOG");
+            run(cmd)
+        };
+        let world = d.sim.sim.world().clone();
+        let (p, a): (Vec<String>, Vec<String>) = world
+            .practices
+            .iter()
+            .take(3)
+            .map(|p| (p.id.clone(), p.accounts[0].id.clone()))
+            .unzip();
+        let api_sync = |practice: &str, account: &str| {
+            let path = format!("/v1/practices/{practice}/sync");
+            let body = serde_json::json!({"account": account});
+            let d = &d;
+            async move { d.call(Method::POST, &path, Some(body)).await }
+        };
+        let too_soon = |account: &str| {
+            format!("a manual sync of account `{account}` was requested less than 60 s ago")
+        };
+
+        // First here, then through the daemon both ways: refused.
+        let first = local(&["sync", &p[0], "--account", &a[0]]).await;
+        assert!(first.ok, "{}: {first:?}", db.name);
+        let again = remote(&["sync", &p[0], "--account", &a[0]]).await;
+        assert!(
+            !again.ok && again.stderr.contains(&too_soon(&a[0])),
+            "{}: {again:?}",
+            db.name
+        );
+        let answer = api_sync(&p[0], &a[0]).await;
+        assert_eq!(answer.status.as_u16(), 429, "{}: {}", db.name, answer.text);
+        assert!(answer.headers.contains_key("retry-after"));
+
+        // First with --server, then here: refused.
+        let first = remote(&["sync", &p[1], "--account", &a[1]]).await;
+        assert!(first.ok, "{}: {first:?}", db.name);
+        let again = local(&["sync", &p[1], "--account", &a[1]]).await;
+        assert!(
+            !again.ok && again.stderr.contains(&too_soon(&a[1])),
+            "{}: {again:?}",
+            db.name
+        );
+
+        // First through the API, then here once its run is over: refused.
+        let answer = api_sync(&p[2], &a[2]).await;
+        assert_eq!(answer.status.as_u16(), 202, "{}: {}", db.name, answer.text);
+        let body: serde_json::Value = serde_json::from_str(&answer.text).unwrap();
+        let id = body["runs"][0]["run_id"].as_i64().unwrap();
+        d.wait_for(&[id]).await;
+        let again = local(&["sync", &p[2], "--account", &a[2]]).await;
+        assert!(
+            !again.ok && again.stderr.contains(&too_soon(&a[2])),
+            "{}: {again:?}",
+            db.name
+        );
+
+        // One audit entry per accepted request, the same whichever way it came.
+        let entries = d.sim.env.app.store.audit_entries(100).await.unwrap();
+        let syncs: Vec<_> = entries
+            .iter()
+            .filter(|e| e.action == "sync.request")
+            .collect();
+        assert_eq!(syncs.len(), 3, "{}: {syncs:?}", db.name);
+        for (practice, account) in p.iter().zip(&a) {
+            let entry = syncs
+                .iter()
+                .find(|e| &e.target == practice)
+                .unwrap_or_else(|| panic!("{}: no sync.request for {practice}", db.name));
+            let detail: serde_json::Value = serde_json::from_str(&entry.detail).unwrap();
+            assert_eq!(detail["account"], account.as_str(), "{}", db.name);
+            assert_eq!(detail["full"], false);
+            assert_eq!(detail["runs"].as_array().map(Vec::len), Some(1), "{detail}");
+        }
+        d.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn a_closed_pipe_ends_the_output_quietly() {
     let db = &databases().await[0];
@@ -491,6 +587,15 @@ async fn a_run_left_running_by_a_process_that_is_gone_does_not_block_its_account
         let old = store.run(gone).await.unwrap().unwrap();
         assert_eq!(old.status, Status::Cancelled);
         assert!(old.error_detail.unwrap().contains("is gone"));
+        // Ended by the run recorder, like every run: counted by the run-ended metric.
+        let metrics = e.env.app.metrics.render();
+        assert!(
+            metrics.contains(
+                r#"passerelle_runs_total{connector="doctolib",status="cancelled",trigger="manual"} 1"#
+            ),
+            "{}: {metrics}",
+            db.name
+        );
     }
 }
 

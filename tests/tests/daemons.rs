@@ -271,6 +271,14 @@ async fn a_dead_daemons_run_is_taken_over_and_a_live_ones_is_not() {
         detail.contains("ghost/1") && detail.contains("stopped renewing its lease"),
         "{detail}"
     );
+    // Ended by the run recorder, like every run: counted by the run-ended metric.
+    let metrics = d.daemon.app.metrics.render();
+    assert!(
+        metrics.contains(
+            r#"passerelle_runs_total{connector="doctolib",status="cancelled",trigger="schedule"} 1"#
+        ),
+        "{metrics}"
+    );
     let again: Vec<i64> = runs_in_order(&store)
         .await
         .iter()

@@ -11,12 +11,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::{until_true, Ask, Daemon};
-use crate::queue::Submitted;
+use super::{until_true, Daemon};
 use passerelle_model::run::{ErrorKind, Mode, PauseReason, Trigger};
 use passerelle_service::recorder::RunOf;
-use passerelle_service::runs::Resumed;
-use passerelle_service::{ServiceError, ServiceResult};
+use passerelle_service::requests::{QueueAsk, Submitted};
 use passerelle_store::pauses::Pause;
 use passerelle_store::practices::Account;
 use passerelle_store::queue::{Outstanding, Queued};
@@ -145,14 +143,9 @@ impl Daemon {
             Outstanding::DriftPause => Mode::Incremental,
             Outstanding::Quarantine => Mode::Full,
         };
-        let ask = Ask {
-            trigger: Trigger::Redrive,
-            mode,
-            attempt: 1,
-            delay: None,
-            slots: &[],
-            manual_interval: None,
+        let ask = QueueAsk {
             only_while: Some(outstanding),
+            ..QueueAsk::new(Trigger::Redrive, mode)
         };
         let (answers, _) = self.queue_runs(accounts, &ask).await?;
         let mut queued = 0;
@@ -177,27 +170,6 @@ impl Daemon {
             );
         }
         Ok(())
-    }
-
-    /// Lifts an account's pause by hand and queues a `redrive` run from its last
-    /// checkpoint.
-    pub async fn resume(&self, id: &str) -> ServiceResult<Resumed> {
-        if self.is_stopping() {
-            return Err(ServiceError::ShuttingDown);
-        }
-        let account = self.app.lift_pause(id).await?;
-        let (run_id, coalesced) = match self
-            .request_run(&account, Trigger::Redrive, Mode::Incremental, 1, None)
-            .await?
-        {
-            Submitted::Queued(r) => (r, false),
-            Submitted::Coalesced(r) => (r, true),
-        };
-        Ok(Resumed {
-            account_id: id.to_string(),
-            run_id,
-            coalesced,
-        })
     }
 
     /// Re-drives paused accounts at start, after every activation in this process, and

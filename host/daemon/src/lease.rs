@@ -108,7 +108,6 @@ impl Daemon {
             tokio::select! {
                 n = listener.recv() => match n {
                     Ok(n) => match Change::parse(n.payload()) {
-                        Some(Change::Queued) => self.queue.poke(),
                         Some(change) => self.app.signal(change),
                         None => tracing::debug!(payload = n.payload(), "unknown change notified"),
                     },

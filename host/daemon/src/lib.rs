@@ -32,7 +32,7 @@ pub mod queue;
 pub mod token;
 mod worker;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,16 +40,15 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use crate::queue::{lease_end, QueueLimits, QueueOptions, RunQueue, Submitted};
+use crate::queue::{QueueLimits, QueueOptions, RunQueue};
 use passerelle_model::run::{ErrorKind, Mode, Status, Trigger};
 use passerelle_service::app::Passerelle;
-use passerelle_service::plugins::connector_not_installed;
 use passerelle_service::recorder::RunOf;
-use passerelle_service::runs::{Requested, SyncRequest};
+use passerelle_service::requests::{QueueAnswers, QueueAsk, Submitted};
+use passerelle_service::runs::{Requested, Resumed, SyncRequest};
 use passerelle_service::{ServiceError, ServiceResult};
-use passerelle_store::notify::Change;
 use passerelle_store::practices::Account;
-use passerelle_store::queue::{Outstanding, QueueRequest, Queued, ReapScope, SlotClaim};
+use passerelle_store::queue::{Queued, ReapScope, SlotClaim};
 use passerelle_store::runs::time_text;
 
 /// The wall clock, replaceable in tests.
@@ -67,36 +66,6 @@ pub(crate) async fn until_true(rx: &mut watch::Receiver<bool>) {
 
 /// The key under which the scheduler keeps the instant it has planned up to.
 const SCHEDULED_UNTIL: &str = "scheduler.scheduled_until";
-
-/// What to queue: the run's trigger, mode and attempt, a retry's backoff, the scheduled
-/// slots it comes from, and for "Sync now" the minimum interval between manual runs.
-#[derive(Debug, Clone, Copy)]
-struct Ask<'a> {
-    trigger: Trigger,
-    mode: Mode,
-    attempt: u32,
-    delay: Option<Duration>,
-    slots: &'a [SlotClaim<'a>],
-    manual_interval: Option<Duration>,
-    only_while: Option<Outstanding>,
-}
-
-/// "Sync now" refused: the account's last manual run was queued at `last`, less than
-/// `min` ago.
-fn too_soon(account_id: &str, last: &str, min: Duration) -> ServiceError {
-    let elapsed = DateTime::parse_from_rfc3339(last)
-        .ok()
-        .and_then(|t| (Utc::now() - t.with_timezone(&Utc)).to_std().ok())
-        .unwrap_or_default();
-    let retry_after_secs = min.saturating_sub(elapsed).as_secs_f64().ceil().max(1.0) as u64;
-    ServiceError::TooSoon {
-        message: format!(
-            "a manual sync of account `{account_id}` was requested less than {} s ago; retry in {retry_after_secs} s",
-            min.as_secs()
-        ),
-        retry_after_secs,
-    }
-}
 
 /// The daemon's shared state.
 pub struct Daemon {
@@ -128,6 +97,7 @@ impl Daemon {
                 lease: Duration::from_secs(d.lease_secs),
                 poll: Duration::from_secs(d.poll_secs),
             },
+            app.queued.clone(),
         );
         Arc::new(Daemon {
             app,
@@ -147,8 +117,27 @@ impl Daemon {
         *self.stopping.borrow()
     }
 
-    /// Records and queues a run of `account`, or returns the account's queued or
-    /// running run (coalescing).
+    /// Refuses new work once shutdown has begun.
+    fn accepting(&self) -> ServiceResult<()> {
+        if self.is_stopping() {
+            return Err(ServiceError::ShuttingDown);
+        }
+        Ok(())
+    }
+
+    /// Queues runs through the service's queue rules (and its announcement, which wakes
+    /// the workers), unless the daemon is stopping.
+    async fn queue_runs(
+        &self,
+        accounts: &[Account],
+        ask: &QueueAsk<'_>,
+    ) -> ServiceResult<QueueAnswers> {
+        self.accepting()?;
+        self.app.queue_runs(accounts, ask).await
+    }
+
+    /// A run of `account` (a retry after `delay`, or a first attempt), or the account's
+    /// queued or running run.
     pub async fn request_run(
         &self,
         account: &Account,
@@ -157,209 +146,33 @@ impl Daemon {
         attempt: u32,
         delay: Option<Duration>,
     ) -> ServiceResult<Submitted> {
-        self.request_runs(std::slice::from_ref(account), trigger, mode, attempt, delay)
+        self.accepting()?;
+        let ask = QueueAsk {
+            attempt,
+            delay,
+            ..QueueAsk::new(trigger, mode)
+        };
+        self.app
+            .request_runs(std::slice::from_ref(account), &ask)
             .await?
             .pop()
             .expect("one answer per account")
     }
 
-    /// [`Self::request_run`] for many accounts at once, the new rows recorded in one
-    /// transaction. One answer per account, in order: queued, coalesced, or why not
-    /// (connector not installed, shutting down).
-    pub async fn request_runs(
-        &self,
-        accounts: &[Account],
-        trigger: Trigger,
-        mode: Mode,
-        attempt: u32,
-        delay: Option<Duration>,
-    ) -> ServiceResult<Vec<ServiceResult<Submitted>>> {
-        let ask = Ask {
-            trigger,
-            mode,
-            attempt,
-            delay,
-            slots: &[],
-            manual_interval: None,
-            only_while: None,
-        };
-        let (answers, _) = self.queue_runs(accounts, &ask).await?;
-        Ok(answers
-            .into_iter()
-            .zip(accounts)
-            .map(|(a, account)| a.and_then(|q| self.submitted(&account.id, q)))
-            .collect())
-    }
-
-    /// A queue answer as the caller sees it (no slot was taken).
-    fn submitted(&self, account_id: &str, queued: Queued) -> ServiceResult<Submitted> {
-        match queued {
-            Queued::New(id) => Ok(Submitted::Queued(id)),
-            Queued::Coalesced(id) => Ok(Submitted::Coalesced(id)),
-            Queued::SlotTaken => Err(ServiceError::Conflict {
-                code: "slot_taken",
-                message: "another daemon took this scheduled slot".into(),
-            }),
-            Queued::Settled => Err(ServiceError::Conflict {
-                code: "settled",
-                message: format!("account `{account_id}` no longer needs a re-drive"),
-            }),
-            Queued::TooSoon { last } => {
-                let min = Duration::from_secs(self.app.config.daemon.manual_min_interval_secs);
-                Err(too_soon(account_id, &last, min))
-            }
-        }
-    }
-
-    /// Queues runs of `accounts` in the database (taking `slots` first), waking this
-    /// daemon's workers and, through the database, the other daemons'. An answer per
-    /// account, and the practices whose slot another daemon took.
-    async fn queue_runs(
-        &self,
-        accounts: &[Account],
-        ask: &Ask<'_>,
-    ) -> ServiceResult<(Vec<ServiceResult<Queued>>, HashSet<String>)> {
-        let (trigger, mode) = (ask.trigger, ask.mode);
-        if self.is_stopping() {
-            return Err(ServiceError::ShuttingDown);
-        }
-        let mut versions: HashMap<String, Option<passerelle_store::connectors::ConnectorVersion>> =
-            HashMap::new();
-        let mut answers: Vec<Option<ServiceResult<Queued>>> = Vec::with_capacity(accounts.len());
-        let mut todo = Vec::new();
-        for (i, account) in accounts.iter().enumerate() {
-            if !versions.contains_key(&account.connector) {
-                let v = self.app.store.active_connector(&account.connector).await?;
-                versions.insert(account.connector.clone(), v);
-            }
-            if versions[&account.connector].is_some() {
-                todo.push(i);
-                answers.push(None);
-            } else {
-                answers.push(Some(Err(connector_not_installed(
-                    &account.connector,
-                    &account.id,
-                ))));
-            }
-        }
-        // The row names the version active now; the run records the one it starts on.
-        let rows: Vec<RunOf> = todo
-            .iter()
-            .map(|&i| {
-                let account = &accounts[i];
-                let version = versions[&account.connector].as_ref().expect("kept");
-                RunOf {
-                    account,
-                    version: version.into(),
-                    trigger,
-                    mode,
-                }
-            })
-            .collect();
-        let now = Utc::now();
-        let options = QueueRequest {
-            attempt: ask.attempt,
-            not_before: ask.delay.map(|d| lease_end(now, d)),
-            slots: ask.slots,
-            daemon: &self.id,
-            manual_since: ask
-                .manual_interval
-                .map(|min| time_text(now - chrono::Duration::from_std(min).unwrap_or_default())),
-            only_while: ask.only_while,
-        };
-        let outcome = self.app.recorder().queue(&rows, &options).await?;
-        let any_new = outcome.runs.iter().any(|q| matches!(q, Queued::New(_)));
-        for (&i, q) in todo.iter().zip(outcome.runs) {
-            answers[i] = Some(Ok(q));
-        }
-        if any_new {
-            self.queue.poke();
-            self.app.store.notify(Change::Queued).await;
-        }
-        Ok((
-            answers
-                .into_iter()
-                .map(|a| a.expect("every account answered"))
-                .collect(),
-            outcome.slots_taken_elsewhere,
-        ))
-    }
-
-    /// "Sync now" for a practice (all its accounts, or one): a queued or running run of
-    /// an account is returned (coalescing); a new one is refused inside the account's
-    /// minimum interval between manual runs.
+    /// "Sync now" ([`Passerelle::sync_now`]), unless the daemon is stopping.
     pub async fn sync_now(
         &self,
         practice_id: &str,
         request: &SyncRequest,
     ) -> ServiceResult<Vec<Requested>> {
-        if self.is_stopping() {
-            return Err(ServiceError::ShuttingDown);
-        }
-        let accounts = self
-            .app
-            .accounts_to_sync(practice_id, request.account.as_deref())
-            .await?;
-        let mode = request.mode();
-        let min = Duration::from_secs(self.app.config.daemon.manual_min_interval_secs);
-        // Refuse the whole request if an account that would get a new run is inside
-        // its minimum interval (a queued or running one is simply returned). The last
-        // manual request is read from the database: every daemon sees the same.
-        let now = Utc::now();
-        for a in &accounts {
-            if self.app.store.active_run(&a.id).await?.is_some() {
-                continue;
-            }
-            let Some(last) = self.app.store.last_manual_request(&a.id).await? else {
-                continue;
-            };
-            let Ok(last) = DateTime::parse_from_rfc3339(&last) else {
-                continue;
-            };
-            let elapsed = (now - last.with_timezone(&Utc))
-                .to_std()
-                .unwrap_or_default();
-            if elapsed < min {
-                return Err(too_soon(&a.id, &time_text(last.with_timezone(&Utc)), min));
-            }
-        }
-        let mut out = Vec::new();
-        for a in &accounts {
-            // The interval is checked again in the insert itself: two daemons answering
-            // at once cannot both pass it.
-            let ask = Ask {
-                trigger: Trigger::Manual,
-                mode,
-                attempt: 1,
-                delay: None,
-                slots: &[],
-                manual_interval: Some(min),
-                only_while: None,
-            };
-            let (mut answers, _) = self.queue_runs(std::slice::from_ref(a), &ask).await?;
-            let submitted = answers
-                .pop()
-                .expect("one answer per account")
-                .and_then(|q| self.submitted(&a.id, q))?;
-            let (run_id, coalesced) = match submitted {
-                Submitted::Queued(id) => (id, false),
-                Submitted::Coalesced(id) => (id, true),
-            };
-            out.push(Requested {
-                account_id: a.id.clone(),
-                run_id,
-                coalesced,
-            });
-        }
-        self.app
-            .audit(
-                "sync.request",
-                practice_id,
-                serde_json::json!({"account": request.account, "full": request.full,
-                    "runs": out.iter().map(|r| r.run_id).collect::<Vec<_>>()}),
-            )
-            .await?;
-        Ok(out)
+        self.accepting()?;
+        self.app.sync_now(practice_id, request).await
+    }
+
+    /// A resume ([`Passerelle::resume`]), unless the daemon is stopping.
+    pub async fn resume(&self, id: &str) -> ServiceResult<Resumed> {
+        self.accepting()?;
+        self.app.resume(id).await
     }
 
     /// At start: runs left `running` by a daemon that is gone are closed as interrupted
@@ -373,32 +186,19 @@ impl Daemon {
             passerelle_store::Backend::Sqlite => ReapScope::AllLeased,
             passerelle_store::Backend::Postgres => ReapScope::Expired,
         };
-        let closed = store.close_orphaned_runs().await?;
+        let closed = self.app.recorder().end_orphans().await?;
         let reaped = self.reap(scope).await?;
         Ok(closed as usize + reaped)
     }
 
     /// Closes the runs of daemons that stopped renewing their leases and queues their
-    /// work again; how many.
+    /// work again (through the run recorder); how many.
     pub(crate) async fn reap(&self, scope: ReapScope) -> Result<usize> {
         let reaped = self
             .app
-            .store
+            .recorder()
             .reap(scope, self.app.config.retry.max_attempts)
             .await?;
-        for r in &reaped {
-            tracing::warn!(
-                run = r.run_id,
-                account = %r.account_id,
-                owner = %r.owner,
-                requeued = ?r.requeued,
-                "a run whose daemon stopped renewing its lease is recorded as interrupted"
-            );
-        }
-        if reaped.iter().any(|r| r.requeued.is_some()) {
-            self.queue.poke();
-            self.app.store.notify(Change::Queued).await;
-        }
         Ok(reaped.len())
     }
 
@@ -542,14 +342,10 @@ impl Daemon {
                 .flat_map(|(p, _)| by_practice.get(p).cloned().unwrap_or_default())
                 .collect();
             let (accounts, paused) = self.take_paused(accounts).await?;
-            let ask = Ask {
-                trigger,
-                mode: Mode::Incremental,
-                attempt: 1,
-                delay: None,
+            let ask = QueueAsk {
                 slots: &claims,
-                manual_interval: None,
-                only_while: None,
+                owner: &self.id,
+                ..QueueAsk::new(trigger, Mode::Incremental)
             };
             let (answers, lost) = match self.queue_runs(&accounts, &ask).await {
                 Ok(a) => a,

@@ -56,7 +56,8 @@ pub struct RunQueue {
     store: Store,
     options: QueueOptions,
     state: Mutex<State>,
-    changed: Notify,
+    /// Woken by a change: shared with the service, which wakes it when it queues runs.
+    changed: Arc<Notify>,
     /// One claim at a time from this daemon.
     claiming: tokio::sync::Mutex<()>,
 }
@@ -88,7 +89,7 @@ enum Idle {
 }
 
 impl RunQueue {
-    pub fn new(store: Store, options: QueueOptions) -> Arc<RunQueue> {
+    pub fn new(store: Store, options: QueueOptions, changed: Arc<Notify>) -> Arc<RunQueue> {
         let mut options = options;
         options.limits.global = options.limits.global.max(1);
         options.limits.per_connector = options.limits.per_connector.max(1);
@@ -96,7 +97,7 @@ impl RunQueue {
             store,
             options,
             state: Mutex::default(),
-            changed: Notify::new(),
+            changed,
             claiming: tokio::sync::Mutex::new(()),
         })
     }
@@ -217,22 +218,4 @@ impl RunQueue {
 /// `now + lease`, as stored.
 pub fn lease_end(now: DateTime<Utc>, lease: Duration) -> String {
     time_text(now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(30)))
-}
-
-/// What became of a request for a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Submitted {
-    /// Queued, as this run.
-    Queued(i64),
-    /// The account already had this run queued or running.
-    Coalesced(i64),
-}
-
-impl Submitted {
-    /// The run that answers: the new one, or the one joined.
-    pub fn run_id(&self) -> i64 {
-        match self {
-            Submitted::Queued(id) | Submitted::Coalesced(id) => *id,
-        }
-    }
 }

@@ -16,6 +16,25 @@ pub struct Manifest {
     pub secrets: Vec<Parameter>,
 }
 
+impl Manifest {
+    /// Required settings or secrets this manifest declares and `account` lacks, said in
+    /// one sentence; None when nothing is missing.
+    pub fn missing_configuration(&self, account: &crate::practice::Account) -> Option<String> {
+        let mut missing = Vec::new();
+        for p in self.settings.iter().filter(|p| p.required) {
+            if !account.settings.contains_key(&p.name) {
+                missing.push(format!("setting `{}` ({})", p.name, p.description));
+            }
+        }
+        for p in self.secrets.iter().filter(|p| p.required) {
+            if !account.secrets.contains(&p.name) {
+                missing.push(format!("secret `{}` ({})", p.name, p.description));
+            }
+        }
+        (!missing.is_empty()).then(|| format!("the account lacks {}", missing.join(", ")))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RateLimit {
     pub requests_per_second: u32,

@@ -7,6 +7,7 @@ pub mod connector;
 pub mod feed;
 pub mod ids;
 pub mod limits;
+pub mod practice;
 pub mod public;
 pub mod records;
 pub mod run;

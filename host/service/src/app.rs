@@ -65,6 +65,10 @@ pub struct Passerelle {
     /// Counts changes to practices and schedules in this process; the daemon's
     /// scheduler watches it to reload its plan.
     pub practices_changed: tokio::sync::watch::Sender<u64>,
+    /// Woken when runs are queued in this process (or announced by another daemon):
+    /// the daemon's run queue waits on it ([`tokio::sync::Notify::notify_waiters`]: a
+    /// worker registers before it looks, so nothing is missed).
+    pub queued: Arc<tokio::sync::Notify>,
     /// Drift alerts (log, metric, webhook).
     pub alerts: crate::alerts::Alerts,
 }
@@ -109,6 +113,7 @@ impl Passerelle {
             install_lock: tokio::sync::Mutex::new(()),
             activations: tokio::sync::watch::channel(0).0,
             practices_changed: tokio::sync::watch::channel(0).0,
+            queued: Arc::new(tokio::sync::Notify::new()),
             alerts,
         })
     }
@@ -125,7 +130,7 @@ impl Passerelle {
         match change {
             Change::Activation => self.activations.send_modify(|n| *n += 1),
             Change::Practices => self.practices_changed.send_modify(|n| *n += 1),
-            Change::Queued => {}
+            Change::Queued => self.queued.notify_waiters(),
         }
     }
 

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{ServiceError, ServiceResult};
 use crate::app::Passerelle;
-use crate::sync::{describe_error, missing_configuration, wit_account};
 use passerelle_model::connector::Manifest;
 use passerelle_model::run::ErrorKind;
+use passerelle_runtime::contract::{describe_error, wit_account};
 use passerelle_runtime::sandbox::{Call, CallOutput, RunParts};
 use passerelle_store::practices::Account;
 
@@ -109,7 +109,7 @@ impl Passerelle {
             ));
         }
         let (version, loaded, manifest) = self.connector_for(&account).await?;
-        if let Some(problem) = missing_configuration(&account, &manifest) {
+        if let Some(problem) = manifest.missing_configuration(&account) {
             return Ok(outcome(
                 Some(&version.version),
                 Some((ErrorKind::InvalidConfig, problem)),
@@ -127,7 +127,7 @@ impl Passerelle {
         loaded: &passerelle_runtime::sandbox::LoadedConnector,
     ) -> ServiceResult<Option<(ErrorKind, String)>> {
         let limits = self.config.limits.clone();
-        let (http, scrubber) = self.http_session(account, manifest, &limits).await?;
+        let (http, scrubber) = self.prepare_http(account, manifest, &limits).await?;
         let span = tracing::info_span!(
             "check",
             practice = %account.practice_id,

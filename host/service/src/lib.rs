@@ -20,8 +20,9 @@
 //! - [`feed`]: the change feed, read after a sequence number, and its retention;
 //! - [`subscriptions`]: webhook subscriptions and the delivery of the feed to them;
 //! - [`recorder`]: the one writer of the sync log's rows, from queued to finished;
-//! - [`runs`]: the sync log, and a foreground sync (the daemon queues runs instead:
-//!   [`passerelle_daemon`]).
+//! - [`runs`]: the sync log, one run, lifting a pause;
+//! - [`requests`]: requests for runs — queued for the daemons (slots, retries,
+//!   re-drives), "Sync now" and resume, or done here in the foreground.
 
 pub mod alerts;
 pub mod app;
@@ -38,6 +39,7 @@ pub mod practices;
 pub mod principal;
 pub mod recorder;
 pub mod records;
+pub mod requests;
 pub mod retry;
 pub mod runs;
 pub mod schedule;

@@ -1,9 +1,10 @@
 //! The sync log's rows, one place for a run's whole life: queued (by the daemon), started
 //! (the account must not be running elsewhere: the database refuses it), finished with
-//! its outcome and counted in the metrics; or recorded as a run that did not happen
-//! (a missed slot, a paused account) or ended without doing its work (cancelled, the
-//! host failing). Whatever starts a run — the CLI, the scheduler, "Sync now", a retry, a
-//! re-drive — goes through [`RunRecorder`].
+//! its outcome; or recorded as a run that did not happen (a missed slot, a paused
+//! account) or ended without doing its work (cancelled, the host failing, its process
+//! gone, its daemon's lease ended). Whatever starts a run — the CLI, the scheduler, "Sync
+//! now", a retry, a re-drive — and whatever ends one goes through [`RunRecorder`], which
+//! counts every end in the metrics; nothing else writes a run's end.
 
 use anyhow::{Context, Result};
 
@@ -13,9 +14,10 @@ use passerelle_model::records::{CommitCounts, Pending, Scope};
 use passerelle_model::run::{ErrorKind, Mode, NewRun, Run, RunEnd, Status, Trigger};
 use passerelle_runtime::capabilities::records::{FinalCommit, RecordSink};
 use passerelle_store::connectors::ConnectorVersion;
+use passerelle_store::notify::Change;
 use passerelle_store::pauses::{Pause, PauseEffect};
 use passerelle_store::practices::Account;
-use passerelle_store::queue::{QueueOutcome, QueueRequest};
+use passerelle_store::queue::{QueueOutcome, QueueRequest, ReapScope, Reaped};
 use passerelle_store::records::LastCommit;
 use passerelle_store::runs::StartError;
 use passerelle_store::Store;
@@ -101,7 +103,8 @@ impl RunRecorder<'_> {
     }
 
     /// Starts a run — one a daemon claimed, or a new one owned by this process.
-    /// [`StartError::Busy`] when the account is running elsewhere.
+    /// [`StartError::Busy`] when the account is running elsewhere; a running run whose
+    /// process is gone is ended first ([`Self::end_orphan`]) and the start tried again.
     pub async fn start(
         &self,
         run: RunOf<'_>,
@@ -109,15 +112,69 @@ impl RunRecorder<'_> {
         queued: Option<i64>,
     ) -> Result<i64, StartError> {
         let row = run.row(cursor_before);
-        match queued {
-            Some(id) => self
+        if let Some(id) = queued {
+            return self
                 .app
                 .store
                 .begin_claimed_run(id, &row)
                 .await
-                .map(|()| id),
-            None => self.app.store.start_run(&row).await,
+                .map(|()| id);
         }
+        match self.app.store.start_run(&row).await {
+            Err(StartError::Busy {
+                run_id,
+                owner,
+                orphaned: true,
+                ..
+            }) => {
+                self.end_orphan(run_id, &owner).await?;
+                self.app.store.start_run(&row).await
+            }
+            other => other,
+        }
+    }
+
+    /// Ends a run whose process is gone from this host (`cancelled`, `interrupted`).
+    pub async fn end_orphan(&self, run_id: i64, owner: &str) -> Result<(), StartError> {
+        if let Some(run) = self.app.store.interrupt_orphan(run_id, owner).await? {
+            tracing::warn!(run = run_id, account = %run.account_id, "a run left running by a process that is gone is recorded as cancelled");
+            self.app.metrics.run_ended(&run);
+        }
+        Ok(())
+    }
+
+    /// Ends every run left running without a lease whose process is gone (at a
+    /// daemon's start); how many.
+    pub async fn end_orphans(&self) -> Result<usize> {
+        let orphans = self.app.store.orphaned_runs().await?;
+        for (run_id, owner) in &orphans {
+            self.end_orphan(*run_id, owner).await?;
+        }
+        Ok(orphans.len())
+    }
+
+    /// Ends the runs of daemons that stopped renewing their leases (`cancelled`,
+    /// `interrupted`, what their checkpoints committed kept) and queues their work again
+    /// (each close and its new run in one transaction); counts them, and announces the
+    /// runs queued again.
+    pub async fn reap(&self, scope: ReapScope, max_attempts: u32) -> Result<Vec<Reaped>> {
+        let reaped = self.app.store.reap(scope, max_attempts).await?;
+        for r in &reaped {
+            tracing::warn!(
+                run = r.run_id,
+                account = %r.account_id,
+                owner = %r.owner,
+                requeued = ?r.requeued,
+                "a run whose daemon stopped renewing its lease is recorded as interrupted"
+            );
+            if let Some(run) = &r.run {
+                self.app.metrics.run_ended(run);
+            }
+        }
+        if reaped.iter().any(|r| r.requeued.is_some()) {
+            self.app.announce(Change::Queued).await;
+        }
+        Ok(reaped)
     }
 
     /// Ends a run with its outcome, and what that does to its account's pause, in one

@@ -1,13 +1,12 @@
-//! Runs as operators ask for them: which accounts a sync of a practice covers, the sync
-//! log with its filters, one run, and a sync in the foreground (the command line without
-//! a daemon; the daemon queues runs instead, see [`passerelle_daemon`]).
+//! Runs as operators see them: which accounts a sync of a practice covers, the sync log
+//! with its filters, one run, and lifting a pause by hand (the requests for runs
+//! themselves are [`crate::requests`]).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{ServiceError, ServiceResult};
 use crate::app::Passerelle;
-use crate::sync::SyncOptions;
 use passerelle_model::run::{Mode, Run, RunFilter, Status, Trigger};
 use passerelle_store::practices::Account;
 
@@ -156,35 +155,6 @@ impl Passerelle {
             .ok_or_else(|| ServiceError::not_found(format!("no run {id}")))
     }
 
-    /// Syncs a practice's accounts (or one) here and now, one after the other.
-    pub async fn sync_here(
-        &self,
-        practice_id: &str,
-        request: &SyncRequest,
-        trigger: Trigger,
-    ) -> ServiceResult<Vec<Run>> {
-        let accounts = self
-            .accounts_to_sync(practice_id, request.account.as_deref())
-            .await?;
-        let options = SyncOptions {
-            trigger,
-            mode: request.mode(),
-            now: None,
-            record: None,
-        };
-        self.audit(
-            "sync.run",
-            practice_id,
-            serde_json::json!({"account": request.account, "full": request.full}),
-        )
-        .await?;
-        let mut runs = Vec::new();
-        for account in &accounts {
-            runs.push(self.sync_account(account, options.clone()).await?);
-        }
-        Ok(runs)
-    }
-
     /// Lifts an account's pause (drift or security) by the operator's hand, recorded in
     /// the audit trail; the caller re-drives it (here, or queued by the daemon).
     pub async fn lift_pause(&self, id: &str) -> ServiceResult<Account> {
@@ -201,18 +171,6 @@ impl Passerelle {
         )
         .await?;
         Ok(account)
-    }
-
-    /// Lifts an account's pause and re-drives it here from its last checkpoint.
-    pub async fn resume_here(&self, id: &str) -> ServiceResult<Run> {
-        let account = self.lift_pause(id).await?;
-        let options = SyncOptions {
-            trigger: Trigger::Redrive,
-            mode: Mode::Incremental,
-            now: None,
-            record: None,
-        };
-        self.sync_account(&account, options).await
     }
 }
 

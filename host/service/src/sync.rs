@@ -17,10 +17,9 @@ use passerelle_model::records::{Finish, Scope};
 use passerelle_model::run::{
     DriftReport, ErrorKind, Mode, PauseReason, Run, RunCounts, RunEnd, Status, Trigger,
 };
-use passerelle_runtime::capabilities::allowlist::Allowlist;
-use passerelle_runtime::capabilities::http::{HttpSession, SessionSpec};
-use passerelle_runtime::capabilities::records::{LastCommitOf, RecordsSession};
-use passerelle_runtime::contract::wit;
+use passerelle_runtime::capabilities::http::{self, HttpSession};
+use passerelle_runtime::capabilities::records::{self, LastCommitOf, RecordsSession};
+use passerelle_runtime::contract::{describe_error, wit, wit_account};
 use passerelle_runtime::sandbox::{Call, CallOutput, RunParts};
 use passerelle_runtime::scrub::Scrubber;
 use passerelle_store::pauses::{Pause, PauseEffect};
@@ -99,7 +98,7 @@ impl Passerelle {
             version = %version.version,
         );
         let started = std::time::Instant::now();
-        let Executed { end, last } = match missing_configuration(account, &manifest) {
+        let Executed { end, last } = match manifest.missing_configuration(account) {
             Some(problem) => Executed {
                 end: RunEnd::without_work(Status::Failed, ErrorKind::InvalidConfig, problem),
                 last: None,
@@ -223,9 +222,10 @@ impl Passerelle {
         });
     }
 
-    /// The HTTP session of a run of `account` (its connector's allowlist and rate limit,
-    /// its secrets), and a scrubber that knows the secrets.
-    pub(crate) async fn http_session(
+    /// The HTTP capability of a run of `account` ([`http::prepare`]) with its
+    /// secrets read from the store and the operator's rate limit for its platform, and
+    /// the run's scrubber that knows the secrets: the same for `check()` and `sync()`.
+    pub(crate) async fn prepare_http(
         &self,
         account: &Account,
         manifest: &Manifest,
@@ -237,35 +237,13 @@ impl Passerelle {
         } else {
             self.store.secret_values(&account.id).await?
         };
-        let mut scrubber = Scrubber::new().limit_patterns(limits.scrub_patterns);
-        for value in secrets.values() {
-            scrubber.add_secret(value);
-        }
-        // Only the secrets the manifest declares reach the session: a version cannot
-        // use a secret the operator never approved it for.
-        let declared: Vec<String> = manifest.secrets.iter().map(|s| s.name.clone()).collect();
-        let secrets = secrets
-            .into_iter()
-            .filter(|(name, _)| declared.contains(name))
-            .collect();
-        let http = HttpSession::new(
-            &self.http,
-            SessionSpec {
-                platform: &manifest.name,
-                allowlist: Allowlist::parse(&manifest.allowed_hosts)?,
-                rate_limit: match self.config.http.rate_limits.get(&manifest.name) {
-                    Some(o) => (o.requests_per_second, o.burst),
-                    None => (
-                        manifest.rate_limit.requests_per_second,
-                        manifest.rate_limit.burst,
-                    ),
-                },
-                secrets,
-                declared_secrets: declared,
-                limits,
-            },
-        );
-        Ok((http, scrubber))
+        let override_rate = self
+            .config
+            .http
+            .rate_limits
+            .get(&manifest.name)
+            .map(|o| (o.requests_per_second, o.burst));
+        http::prepare(&self.http, manifest, secrets, override_rate, limits)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -280,7 +258,7 @@ impl Passerelle {
         span: tracing::Span,
     ) -> Result<Executed> {
         let limits = self.config.limits.clone();
-        let (mut http, scrubber) = self.http_session(account, manifest, &limits).await?;
+        let (mut http, scrubber) = self.prepare_http(account, manifest, &limits).await?;
         http.recording = options.record.clone();
         let scope = Scope {
             connector: manifest.name.clone(),
@@ -295,8 +273,7 @@ impl Passerelle {
         };
         let now = options.now.unwrap_or_else(Utc::now);
         let sink = std::sync::Arc::new(crate::recorder::StoreSink(self.store.clone()));
-        let records =
-            RecordsSession::new(sink, scope, &limits, policy).slots_from(now.timestamp_millis());
+        let records = records::prepare(sink, scope, &limits, policy, now.timestamp_millis());
         let window_start = now - ChronoDuration::days(self.config.sync.window_past_days.into());
         let window_end = now + ChronoDuration::days(self.config.sync.window_future_days.into());
         let request = wit::SyncRequest {
@@ -441,63 +418,4 @@ fn truncate(mut s: String) -> String {
         s.push('…');
     }
     s
-}
-
-/// The account as the connector sees it (secret names, never values).
-pub fn wit_account(account: &Account) -> wit::Account {
-    wit::Account {
-        practice_id: account.practice_id.clone(),
-        account_id: account.id.clone(),
-        settings: account
-            .settings
-            .iter()
-            .map(|(k, v)| wit::Setting {
-                key: k.clone(),
-                value: v.clone(),
-            })
-            .collect(),
-        secrets: account.secrets.clone(),
-    }
-}
-
-/// Required settings or secrets the manifest declares and the account lacks.
-pub(crate) fn missing_configuration(account: &Account, manifest: &Manifest) -> Option<String> {
-    let mut missing = Vec::new();
-    for p in manifest.settings.iter().filter(|p| p.required) {
-        if !account.settings.contains_key(&p.name) {
-            missing.push(format!("setting `{}` ({})", p.name, p.description));
-        }
-    }
-    for p in manifest.secrets.iter().filter(|p| p.required) {
-        if !account.secrets.contains(&p.name) {
-            missing.push(format!("secret `{}` ({})", p.name, p.description));
-        }
-    }
-    (!missing.is_empty()).then(|| format!("the account lacks {}", missing.join(", ")))
-}
-
-/// Run status, error kind and a one-line detail for a connector's error.
-pub fn describe_error(e: &wit::SyncError) -> (Status, ErrorKind, String) {
-    match e {
-        wit::SyncError::SchemaDrift(d) => (
-            Status::Drift,
-            ErrorKind::SchemaDrift,
-            format!(
-                "{}: at {} expected {}, found {}",
-                d.endpoint, d.path, d.expected, d.found
-            ),
-        ),
-        wit::SyncError::Unauthorized(m) => (Status::Failed, ErrorKind::Unauthorized, m.clone()),
-        wit::SyncError::RateLimited(after) => (
-            Status::Failed,
-            ErrorKind::RateLimited,
-            match after {
-                Some(s) => format!("the platform asked to retry after {s} s"),
-                None => "the platform asked to slow down".into(),
-            },
-        ),
-        wit::SyncError::Unavailable(m) => (Status::Failed, ErrorKind::Unavailable, m.clone()),
-        wit::SyncError::InvalidConfig(m) => (Status::Failed, ErrorKind::InvalidConfig, m.clone()),
-        wit::SyncError::Internal(m) => (Status::Failed, ErrorKind::Internal, m.clone()),
-    }
 }

@@ -14,7 +14,7 @@ use chrono::Utc;
 use super::progress::Progress;
 use crate::client::Client;
 use passerelle_model::connector::Activation;
-use passerelle_model::run::{Run, Status, Trigger};
+use passerelle_model::run::{Run, Status};
 use passerelle_service::app::Passerelle;
 use passerelle_service::check::AccountCheck;
 use passerelle_service::connectors::{ConnectorView, InstallAnswer};
@@ -151,28 +151,13 @@ impl Admin for Local {
         request: SyncRequest,
         progress: &Progress,
     ) -> Result<Vec<Run>> {
-        let accounts = local(
+        local(
             self.0
-                .accounts_to_sync(practice, request.account.as_deref())
+                .sync_here(practice, &request, |i, n, account| {
+                    progress.message(&format!("syncing {} ({}/{n})", account.id, i + 1))
+                })
                 .await,
-        )?;
-        let options = passerelle_service::sync::SyncOptions {
-            trigger: Trigger::Manual,
-            mode: request.mode(),
-            now: None,
-            record: None,
-        };
-        let mut runs = Vec::new();
-        for (i, account) in accounts.iter().enumerate() {
-            progress.message(&format!(
-                "syncing {} ({}/{})",
-                account.id,
-                i + 1,
-                accounts.len()
-            ));
-            runs.push(local(self.0.sync_account(account, options.clone()).await)?);
-        }
-        Ok(runs)
+        )
     }
     async fn runs(&self, query: RunQuery) -> Result<Vec<Run>> {
         local(self.0.runs(&query).await)

@@ -6,33 +6,11 @@
 use std::collections::BTreeMap;
 
 use super::error::{is_unique_violation, DbContext, StoreError, StoreResult};
-use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{now_text, Store};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
-pub struct Practice {
-    pub id: String,
-    pub name: String,
-    pub timezone: String,
-    /// Its own cron expression (in `timezone`); None: the default schedule.
-    pub schedule: Option<String>,
-    /// What the open-data export publishes about it; None: not published.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public: Option<passerelle_model::public::PublicInfo>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
-pub struct Account {
-    pub id: String,
-    pub practice_id: String,
-    pub connector: String,
-    pub label: Option<String>,
-    pub settings: BTreeMap<String, String>,
-    /// Names of the configured secrets (never values).
-    pub secrets: Vec<String>,
-}
+pub use passerelle_model::practice::{Account, Practice};
 
 impl Store {
     pub async fn add_practice(

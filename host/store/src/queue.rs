@@ -15,7 +15,7 @@ use sqlx::Row;
 
 use super::error::{is_unique_violation, DbContext, StoreResult};
 use super::{now_text, placeholders, Backend, Store};
-use passerelle_model::run::{ErrorKind, Mode, NewRun, PauseReason, Status, Trigger};
+use passerelle_model::run::{ErrorKind, Mode, NewRun, PauseReason, Run, Status, Trigger};
 
 /// A practice's scheduled slot, to be taken before its runs are queued.
 #[derive(Debug, Clone)]
@@ -108,6 +108,8 @@ pub struct Claimed {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reaped {
     pub run_id: i64,
+    /// The run as recorded once closed.
+    pub run: Option<Run>,
     pub account_id: String,
     pub owner: String,
     /// The run queued to do its work again, if it was (not past the attempts allowed,
@@ -426,6 +428,7 @@ impl Store {
                 .context("closing a run whose lease expired")?;
             reaped.push(Reaped {
                 run_id: id,
+                run: self.run(id).await?,
                 account_id: row.get("account_id"),
                 owner,
                 requeued,

@@ -19,80 +19,56 @@ pub(super) const RUN_COLUMNS: &str =
 impl Store {
     /// Opens a run in the sync log with status `running`, owned by this process;
     /// returns its id. The database refuses a second running run of an account
-    /// ([`StartError::Busy`]); a running run whose process is gone is closed first.
+    /// ([`StartError::Busy`], which says whether that run's process is gone: the run
+    /// recorder then ends it, [`Store::interrupt_orphan`], and starts again).
     pub async fn start_run(&self, run: &NewRun<'_>) -> Result<i64, StartError> {
-        self.claim_running(run.account_id, || async {
-            let row = bind_run(
-                sqlx::query(
-                    "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
-                        trigger, mode, status, started_at, cursor_before, owner)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-                ),
-                run,
-            )
-            .bind(Status::Running.as_str())
-            .bind(now_text())
-            .bind(run.cursor_before)
-            .bind(process_owner())
-            .fetch_one(&self.pool)
-            .await?;
-            Ok(row.get::<i64, _>("id"))
-        })
-        .await
-    }
-
-    /// Makes a run of `account_id` running with `write`: when the database refuses it
-    /// because the account has a running run, that run is closed if its process is gone
-    /// and `write` tried once more; else [`StartError::Busy`] says who runs it.
-    async fn claim_running<T, F, Fut>(&self, account_id: &str, write: F) -> Result<T, StartError>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
-    {
-        for _ in 0..2 {
-            match write().await {
-                Ok(v) => return Ok(v),
-                Err(e) if is_unique_violation(&e) => self.clear_running(account_id).await?,
-                Err(source) => {
-                    return Err(StoreError::Database {
-                        context: "recording run start",
-                        source,
-                    }
-                    .into())
-                }
+        let now = now_text();
+        let inserted = bind_run(
+            sqlx::query(
+                "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
+                    trigger, mode, status, started_at, queued_at, cursor_before, owner)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11) RETURNING id",
+            ),
+            run,
+        )
+        .bind(Status::Running.as_str())
+        .bind(&now)
+        .bind(run.cursor_before)
+        .bind(process_owner())
+        .fetch_one(&self.pool)
+        .await;
+        match inserted {
+            Ok(row) => Ok(row.get::<i64, _>("id")),
+            Err(e) if is_unique_violation(&e) => Err(self.busy(run.account_id).await),
+            Err(source) => Err(StoreError::Database {
+                context: "recording run start",
+                source,
             }
+            .into()),
         }
-        Err(self.busy(account_id).await)
     }
 
-    /// Closes the account's running run if its process is gone; else says who runs it.
-    async fn clear_running(&self, account_id: &str) -> Result<(), StartError> {
-        let Some(holder) = self.running_run(account_id).await? else {
-            return Ok(());
-        };
-        // A daemon's run is its daemon's until the lease ends (the daemons close those
-        // themselves); a local run's, while its process lives on this host.
-        if holder.lease_until.is_some() || !owner_is_gone(holder.owner.as_deref()) {
-            return Err(holder.into_busy(account_id));
-        }
-        sqlx::query(
+    /// Ends a running run whose process is gone ([`StartError::Busy`] with `orphaned`,
+    /// [`Store::orphaned_runs`]) as `cancelled`/`interrupted`: the run as recorded, or
+    /// None if it ended meanwhile. The run recorder's to call.
+    pub async fn interrupt_orphan(&self, run_id: i64, owner: &str) -> StoreResult<Option<Run>> {
+        let closed = sqlx::query(
             "UPDATE runs SET status = $2, finished_at = $3, error_kind = $4, error_detail = $5
              WHERE id = $1 AND status = $6",
         )
-        .bind(holder.run_id)
+        .bind(run_id)
         .bind(Status::Cancelled.as_str())
         .bind(now_text())
         .bind(ErrorKind::Interrupted.as_str())
-        .bind(format!(
-            "interrupted: its process ({}) is gone",
-            holder.owner.as_deref().unwrap_or("unknown")
-        ))
+        .bind(format!("interrupted: its process ({owner}) is gone"))
         .bind(Status::Running.as_str())
         .execute(&self.pool)
         .await
         .context("closing a run whose process is gone")?;
-        tracing::warn!(run = holder.run_id, account = %account_id, "a run left running by a process that is gone is recorded as cancelled");
-        Ok(())
+        if closed.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.run(run_id).await
     }
 
     async fn busy(&self, account_id: &str) -> StartError {
@@ -199,25 +175,27 @@ impl Store {
         Ok(row.get::<i64, _>("id"))
     }
 
-    /// Closes runs left `running` without a lease (started by `passerelle sync`, or by
-    /// a version before leases) whose process is gone from this host; how many.
-    pub async fn close_orphaned_runs(&self) -> StoreResult<u64> {
+    /// Runs left `running` without a lease (started by `passerelle sync`, or by a
+    /// version before leases) whose process is gone from this host: (run id, owner).
+    pub async fn orphaned_runs(&self) -> StoreResult<Vec<(i64, String)>> {
         let rows =
-            sqlx::query("SELECT account_id FROM runs WHERE status = $1 AND lease_until IS NULL")
+            sqlx::query("SELECT id, owner FROM runs WHERE status = $1 AND lease_until IS NULL")
                 .bind(Status::Running.as_str())
                 .fetch_all(&self.pool)
                 .await
                 .context("reading running runs")?;
-        let mut closed = 0;
-        for row in rows {
-            let account: String = row.get("account_id");
-            match self.clear_running(&account).await {
-                Ok(()) => closed += 1,
-                Err(StartError::Busy { .. }) => {}
-                Err(StartError::Store(e)) => return Err(e),
-            }
-        }
-        Ok(closed)
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let owner: Option<String> = row.get("owner");
+                owner_is_gone(owner.as_deref()).then(|| {
+                    (
+                        row.get::<i64, _>("id"),
+                        owner.unwrap_or_else(|| "unknown".into()),
+                    )
+                })
+            })
+            .collect())
     }
 
     /// A value the daemon keeps across restarts.
@@ -308,6 +286,8 @@ pub enum StartError {
         run_id: i64,
         owner: String,
         started_at: String,
+        /// The run's process is gone from this host: nobody will end it.
+        orphaned: bool,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -324,11 +304,15 @@ struct Holder {
 
 impl Holder {
     fn into_busy(self, account: &str) -> StartError {
+        // A daemon's run is its daemon's until the lease ends (the daemons close those
+        // themselves); a local run's, while its process lives on this host.
+        let orphaned = self.lease_until.is_none() && owner_is_gone(self.owner.as_deref());
         StartError::Busy {
             account: account.to_string(),
             run_id: self.run_id,
             owner: self.owner.unwrap_or_else(|| "another process".into()),
             started_at: self.started_at,
+            orphaned,
         }
     }
 }

@@ -211,6 +211,45 @@ pub struct SessionSpec<'a> {
     pub limits: &'a passerelle_model::limits::Limits,
 }
 
+/// Prepares the HTTP capability of one run (as Spin's factors prepare an instance): the
+/// connector's allowlist, its rate limit (the operator's `override_rate`, else the
+/// manifest's), the values of the secrets the manifest declares (any other value is
+/// dropped: a version cannot use a secret the operator never approved it for), and the
+/// run's scrubber, taught every secret value. The same for `check()` and `sync()`;
+/// `describe()` gets no HTTP at all.
+pub fn prepare(
+    service: &HttpService,
+    manifest: &passerelle_model::connector::Manifest,
+    secrets: BTreeMap<String, String>,
+    override_rate: Option<(u32, u32)>,
+    limits: &passerelle_model::limits::Limits,
+) -> anyhow::Result<(HttpSession, crate::scrub::Scrubber)> {
+    let mut scrubber = crate::scrub::Scrubber::new().limit_patterns(limits.scrub_patterns);
+    for value in secrets.values() {
+        scrubber.add_secret(value);
+    }
+    let declared: Vec<String> = manifest.secrets.iter().map(|s| s.name.clone()).collect();
+    let secrets = secrets
+        .into_iter()
+        .filter(|(name, _)| declared.contains(name))
+        .collect();
+    let session = HttpSession::new(
+        service,
+        SessionSpec {
+            platform: &manifest.name,
+            allowlist: Allowlist::parse(&manifest.allowed_hosts)?,
+            rate_limit: override_rate.unwrap_or((
+                manifest.rate_limit.requests_per_second,
+                manifest.rate_limit.burst,
+            )),
+            secrets,
+            declared_secrets: declared,
+            limits,
+        },
+    );
+    Ok((session, scrubber))
+}
+
 impl HttpSession {
     pub fn new(service: &HttpService, spec: SessionSpec<'_>) -> Self {
         let values: Vec<&String> = spec.secrets.values().filter(|v| !v.is_empty()).collect();

@@ -34,6 +34,20 @@ pub trait RecordSink: Send + Sync {
     ) -> BoxFuture<'a, Result<CommitCounts>>;
 }
 
+/// Prepares the records capability of one `sync()` (as Spin's factors prepare an
+/// instance): checkpoints go to `sink` for `scope`'s run within `limits`, the operator's
+/// drift `policy` is what the connector hears, and slots starting before `now_ms` (the
+/// run's clock) are left out. `describe()` and `check()` get none: they write nothing.
+pub fn prepare(
+    sink: Arc<dyn RecordSink>,
+    scope: Scope,
+    limits: &passerelle_model::limits::Limits,
+    policy: wit::DriftPolicy,
+    now_ms: i64,
+) -> RecordsSession {
+    RecordsSession::new(sink, scope, limits, policy).slots_from(now_ms)
+}
+
 /// A successful run's last commit, handed to whoever ends the run: the records not
 /// committed yet, the final cursor, and the window to tombstone (full sync) and prune.
 #[derive(Debug)]

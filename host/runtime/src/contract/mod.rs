@@ -35,3 +35,53 @@ impl From<wit::Manifest> for Manifest {
         }
     }
 }
+
+/// The account as the connector sees it (secret names, never values).
+pub fn wit_account(account: &passerelle_model::practice::Account) -> wit::Account {
+    wit::Account {
+        practice_id: account.practice_id.clone(),
+        account_id: account.id.clone(),
+        settings: account
+            .settings
+            .iter()
+            .map(|(k, v)| wit::Setting {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect(),
+        secrets: account.secrets.clone(),
+    }
+}
+
+/// Run status, error kind and a one-line detail for a connector's error.
+pub fn describe_error(
+    e: &wit::SyncError,
+) -> (
+    passerelle_model::run::Status,
+    passerelle_model::run::ErrorKind,
+    String,
+) {
+    use passerelle_model::run::{ErrorKind, Status};
+    match e {
+        wit::SyncError::SchemaDrift(d) => (
+            Status::Drift,
+            ErrorKind::SchemaDrift,
+            format!(
+                "{}: at {} expected {}, found {}",
+                d.endpoint, d.path, d.expected, d.found
+            ),
+        ),
+        wit::SyncError::Unauthorized(m) => (Status::Failed, ErrorKind::Unauthorized, m.clone()),
+        wit::SyncError::RateLimited(after) => (
+            Status::Failed,
+            ErrorKind::RateLimited,
+            match after {
+                Some(s) => format!("the platform asked to retry after {s} s"),
+                None => "the platform asked to slow down".into(),
+            },
+        ),
+        wit::SyncError::Unavailable(m) => (Status::Failed, ErrorKind::Unavailable, m.clone()),
+        wit::SyncError::InvalidConfig(m) => (Status::Failed, ErrorKind::InvalidConfig, m.clone()),
+        wit::SyncError::Internal(m) => (Status::Failed, ErrorKind::Internal, m.clone()),
+    }
+}
