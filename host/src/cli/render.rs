@@ -22,7 +22,7 @@ use passerelle_store::practices::Account;
 use passerelle_store::quarantine::QuarantinedItem;
 
 /// What a command produced.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Output {
     PracticeAdded(PracticeView),
     Practices(Vec<PracticeView>),
@@ -80,12 +80,26 @@ pub enum Output {
     SubscriptionRemoved(String),
     SubscriptionReplayed(passerelle_service::subscriptions::SubscriptionView),
     Exported(passerelle_service::export::ExportReport),
+    /// Text made by the command itself (`connector new`, `connector build`, `serve
+    /// --check-config`), printed as it is in both modes.
+    Text(String),
+    /// A `connector test` report (text: [`super::render_kit`]).
+    ConnectorTest(Box<passerelle_kit::TestReport>),
+    /// What the demo did: each phase's runs, then its closing words.
+    #[cfg(feature = "dev")]
+    Demo(passerelle_dev::demo::DemoReport),
+    /// A command that printed nothing (the daemon and the simulator, once stopped).
+    Nothing,
 }
 
 impl Output {
     /// Prints the output to stdout (text or JSON). A closed pipe is not an error.
     pub fn print(&self, json: bool) -> anyhow::Result<()> {
-        let text = if json {
+        let text = if let Output::Text(text) = self {
+            text.clone()
+        } else if let Output::Nothing = self {
+            return Ok(());
+        } else if json {
             let mut t = serde_json::to_string_pretty(&self.json())?;
             t.push('\n');
             t
@@ -129,6 +143,12 @@ impl Output {
             }
             Output::AuditVerified(r) => (!r.problems.is_empty())
                 .then(|| format!("the audit trail is broken in {} place(s)", r.problems.len())),
+            Output::ConnectorTest(report) => {
+                (!report.passed()).then(|| "connector test failed".into())
+            }
+            #[cfg(feature = "dev")]
+            Output::Demo(report) => (report.failed > 0)
+                .then(|| format!("{} run(s) did not succeed (see above)", report.failed)),
             _ => None,
         }
     }
@@ -191,6 +211,14 @@ impl Output {
             Output::SubscriptionRemoved(id) => json!({"removed": id}),
             Output::SubscriptionReplayed(s) => v(s),
             Output::Exported(r) => v(r),
+            Output::Text(text) => Value::String(text.clone()),
+            Output::ConnectorTest(report) => v(report),
+            #[cfg(feature = "dev")]
+            Output::Demo(report) => serde_json::json!({
+                "phases": report.phases.iter().map(|(title, runs)| serde_json::json!({"title": title, "runs": v(runs)})).collect::<Vec<_>>(),
+                "failed": report.failed,
+            }),
+            Output::Nothing => Value::Null,
         }
     }
 
@@ -409,6 +437,22 @@ impl Output {
                 s.delivered_through,
                 s.state.as_str()
             )),
+            Output::Text(text) => line(text.trim_end_matches('\n').to_string()),
+            Output::ConnectorTest(report) => {
+                line(super::render_kit::text(report).trim_end_matches('\n').to_string())
+            }
+            #[cfg(feature = "dev")]
+            Output::Demo(report) => {
+                for (title, runs) in &report.phases {
+                    line(format!(
+                        "\n{title}\n{}{}",
+                        run_table(runs),
+                        platform_table(runs).trim_end_matches('\n')
+                    ));
+                }
+                line(report.closing.trim_end_matches('\n').to_string());
+            }
+            Output::Nothing => {}
         }
         out
     }
