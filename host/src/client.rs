@@ -9,9 +9,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use passerelle_api::connectors::{ApproveRequest, CanaryRequest, VersionChoice};
-use passerelle_api::practices::SecretValue;
 use passerelle_model::connector::Activation;
+use passerelle_model::connector::{Canary, Rejection};
+use passerelle_model::pause::Pause;
+use passerelle_model::quarantine::{QuarantineFilter, QuarantinedItem};
 use passerelle_model::run::Run;
 use passerelle_service::check::AccountCheck;
 use passerelle_service::connectors::{ConnectorView, InstallAnswer};
@@ -20,10 +21,8 @@ use passerelle_service::practices::{
 };
 use passerelle_service::runs::{Resumed, RunQuery, SyncAccepted, SyncRequest};
 use passerelle_service::subscriptions::{AddSubscription, CreatedSubscription, SubscriptionView};
-use passerelle_store::connectors::{Canary, Rejection};
-use passerelle_store::pauses::Pause;
 use passerelle_store::practices::Account;
-use passerelle_store::quarantine::{QuarantineFilter, QuarantinedItem};
+use passerelle_wire::{ApproveRequest, CanaryRequest, Replay, SecretValue, VersionChoice};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -311,7 +310,7 @@ impl Client {
     }
 
     /// `GET /v1/daemons`.
-    pub async fn daemons(&self) -> Answer<Vec<passerelle_store::daemons::DaemonRow>> {
+    pub async fn daemons(&self) -> Answer<Vec<passerelle_model::daemon::DaemonRow>> {
         self.get("/v1/daemons", &()).await
     }
 
@@ -371,7 +370,7 @@ impl Client {
     pub async fn replay_subscription(&self, id: &str, after: i64) -> Answer<SubscriptionView> {
         self.post(
             &format!("/v1/subscriptions/{}/replay", seg(id)),
-            &passerelle_api::feed::Replay { after },
+            &Replay { after },
         )
         .await
     }

@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
+use passerelle::model::feed::SubscriptionState;
 use passerelle::model::run::Mode;
 use passerelle::service::subscriptions::{AddSubscription, SubscriptionView};
 use passerelle::service::ServiceError;
-use passerelle::store::subscriptions::SubscriptionState;
 use passerelle_tests::daemon::{daemon_config, daemon_env, quiet_options, start_daemon, DaemonEnv};
 use passerelle_tests::{databases, sim_config, SimEnv};
 use serde_json::Value;

@@ -890,7 +890,7 @@ async fn quarantine_sets_unreadable_items_aside_and_a_new_version_resolves_them(
         assert_eq!(run.counts.appointments_added, 0);
         assert!(run.counts.slots_written > 0);
         assert!(store.pause(&account).await.unwrap().is_none(), "not paused");
-        let filter = |with_items| passerelle::store::quarantine::QuarantineFilter {
+        let filter = |with_items| passerelle::model::quarantine::QuarantineFilter {
             account_id: Some(account.clone()),
             with_items,
             limit: Some(1000),

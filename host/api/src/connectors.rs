@@ -6,16 +6,17 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use passerelle_wire::{ApproveRequest, CanaryRequest, VersionChoice};
 use serde::Deserialize;
 
 use super::{ApiError, ApiState, Body, ErrorBody, Params, PathParams};
 use passerelle_model::connector::{Activation, Outcome};
+use passerelle_model::connector::{Canary, Rejection};
+use passerelle_model::pause::Pause;
+use passerelle_model::quarantine::{QuarantineFilter, QuarantinedItem};
 use passerelle_service::connectors::{ConnectorView, InstallAnswer};
 use passerelle_service::plugins::Candidate;
 use passerelle_service::runs::Resumed;
-use passerelle_store::connectors::{Canary, Rejection};
-use passerelle_store::pauses::Pause;
-use passerelle_store::quarantine::{QuarantineFilter, QuarantinedItem};
 
 type Answer<T> = Result<Json<T>, ApiError>;
 
@@ -118,20 +119,6 @@ async fn install_upload(
     Ok((status, Json(InstallAnswer::from(installed))))
 }
 
-/// Which version to go back to; absent: the one active before the current one.
-#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct VersionChoice {
-    pub version: Option<String>,
-}
-
-/// The version to approve.
-#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ApproveRequest {
-    pub version: String,
-}
-
 /// `POST /v1/connectors/{name}/approve {"version"}`.
 #[utoipa::path(
     post,
@@ -189,16 +176,6 @@ pub async fn rollback(
             .rollback(&name, body.version.as_deref())
             .await?,
     ))
-}
-
-/// A kept version and the practices that run it.
-#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CanaryRequest {
-    pub version: String,
-    /// At least one practice.
-    #[schema(min_items = 1)]
-    pub practices: Vec<String>,
 }
 
 /// `POST /v1/connectors/{name}/canary {"version", "practices"}`: runs that version for

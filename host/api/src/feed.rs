@@ -5,7 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use passerelle_wire::Replay;
 
 use super::{ApiError, ApiState, Body, ErrorBody, Params, PathParams};
 use passerelle_service::feed::{ChangePage, ChangeQuery};
@@ -120,16 +120,6 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     state.daemon.app.remove_subscription(&id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// `POST /v1/subscriptions/{id}/replay`.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Replay {
-    /// Deliver every change after this sequence number again.
-    #[schema(minimum = 0)]
-    #[serde(deserialize_with = "passerelle_model::schema::whole_number")]
-    pub after: i64,
 }
 
 #[utoipa::path(

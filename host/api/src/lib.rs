@@ -18,6 +18,7 @@ pub mod practices;
 pub mod records;
 pub mod runs;
 
+pub use passerelle_wire::{ErrorBody, ErrorDetail};
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
@@ -324,21 +325,6 @@ async fn method_not_allowed() -> ApiError {
         "method-not-allowed",
         "this endpoint does not answer that method (see /openapi.json)",
     )
-}
-
-/// The body of every error answer.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-/// What went wrong: a stable code and a message for people.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// e.g. `not-found`, `invalid-request`, `invalid-body`, `conflict`, `too-soon`, or a
-    /// refusal kind.
-    pub code: String,
-    pub message: String,
 }
 
 /// A JSON error answer.

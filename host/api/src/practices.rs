@@ -5,6 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use passerelle_wire::SecretValue;
 use serde::Deserialize;
 
 use super::{ApiError, ApiState, Body, ErrorBody, Params, PathParams};
@@ -329,15 +330,6 @@ pub async fn delete_account(
         .delete_account(&id, params.confirmed())
         .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A secret's value. No Debug: the value must not reach a log by accident.
-#[derive(Deserialize, serde::Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SecretValue {
-    /// The secret's value (not empty).
-    #[schema(min_length = 1)]
-    pub value: String,
 }
 
 #[utoipa::path(

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use passerelle_store::daemons::DaemonRow;
+use passerelle_model::daemon::DaemonRow;
 
 use super::{optional_body, ApiError, ApiState, ErrorBody, Params, PathParams};
 use passerelle_model::run::Run;

@@ -58,7 +58,7 @@ pub async fn list(State(state): State<ConsoleState>, Extension(ctx): Extension<C
     layout::page(&ctx, "Connectors", body)
 }
 
-fn rejection_table(rejections: &[passerelle_store::connectors::Rejection]) -> Markup {
+fn rejection_table(rejections: &[passerelle_model::connector::Rejection]) -> Markup {
     html! {
         @if rejections.is_empty() { (layout::none("none")) } @else {
             table {

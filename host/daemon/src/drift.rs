@@ -12,10 +12,10 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::{until_true, Daemon};
+use passerelle_model::pause::Pause;
 use passerelle_model::run::{ErrorKind, Mode, PauseReason, Trigger};
 use passerelle_service::recorder::RunOf;
 use passerelle_service::requests::{QueueAsk, Submitted};
-use passerelle_store::pauses::Pause;
 use passerelle_store::practices::Account;
 use passerelle_store::queue::{Outstanding, Queued};
 

@@ -182,3 +182,28 @@ pub struct Activation {
     pub to: String,
     pub sha256: String,
 }
+
+/// A candidate component that was refused, and why.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Rejection {
+    pub at: String,
+    /// Where it came from: `api`, `cli`, or the watched file's path.
+    pub source: String,
+    pub sha256: String,
+    /// What `describe()` said, when it got that far.
+    pub name: Option<String>,
+    pub version: Option<String>,
+    /// `not-a-component`, `unsupported-contract`, `wrong-world`, `describe-failed`,
+    /// `invalid-manifest`, `name-mismatch`, `duplicate-version`, `not-newer`.
+    pub kind: String,
+    pub reason: String,
+}
+
+/// A version running for some practices only, before promotion.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Canary {
+    pub name: String,
+    pub version: String,
+    pub practices: Vec<String>,
+    pub started_at: String,
+}

@@ -112,3 +112,24 @@ pub struct StoredChange {
     pub run_id: i64,
     pub created_at: String,
 }
+
+/// Where a subscription stands.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum SubscriptionState {
+    /// Delivering (or waiting for its next attempt).
+    Active,
+    /// Its attempts ran out: nothing is delivered until `subscriptions replay`.
+    Dead,
+}
+
+impl SubscriptionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionState::Active => "active",
+            SubscriptionState::Dead => "dead",
+        }
+    }
+}

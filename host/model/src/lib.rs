@@ -3,15 +3,20 @@
 //! vocabulary ([`run`]), the records connectors emit ([`records`]) and the feed of their changes ([`feed`]), a practice's public metadata ([`public`]), a run limit
 //! hit ([`LimitExceeded`]) and content hashes ([`sha256_hex`]).
 
+pub mod audit;
 pub mod connector;
+pub mod daemon;
 pub mod feed;
 pub mod ids;
 pub mod limits;
+pub mod pause;
 pub mod practice;
 pub mod public;
+pub mod quarantine;
 pub mod records;
 pub mod run;
 pub mod schema;
+pub mod token;
 
 use sha2::{Digest, Sha256};
 

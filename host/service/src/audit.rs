@@ -5,7 +5,7 @@
 
 use super::ServiceResult;
 use crate::app::Passerelle;
-use passerelle_store::audit::{AuditEntry, AuditReport};
+use passerelle_model::audit::{AuditEntry, AuditReport};
 
 impl Passerelle {
     /// Records `action` on `target` by the current actor. `detail` is JSON and never

@@ -11,10 +11,11 @@ use super::{ServiceError, ServiceResult};
 use crate::app::Passerelle;
 use crate::plugins::Installed;
 use passerelle_model::connector::{Activation, Escalation, Outcome};
-use passerelle_store::connectors::{Canary, ConnectorVersion, Rejection};
+use passerelle_model::connector::{Canary, Rejection};
+use passerelle_model::pause::Pause;
+use passerelle_model::quarantine::{QuarantineFilter, QuarantinedItem};
+use passerelle_store::connectors::ConnectorVersion;
 use passerelle_store::notify::Change;
-use passerelle_store::pauses::Pause;
-use passerelle_store::quarantine::{QuarantineFilter, QuarantinedItem};
 
 /// An installed connector version, as listed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -5,7 +5,7 @@ use chrono::Utc;
 
 use super::ServiceResult;
 use crate::app::Passerelle;
-use passerelle_store::daemons::DaemonRow;
+use passerelle_model::daemon::DaemonRow;
 use passerelle_store::runs::time_text;
 
 /// Daemons gone for longer than this are forgotten.

@@ -13,9 +13,9 @@ use super::practices::PracticeView;
 use super::ServiceResult;
 use crate::app::Passerelle;
 use passerelle_model::connector::Escalation;
+use passerelle_model::pause::Pause;
 use passerelle_model::run::{Run, Status};
 use passerelle_store::durations::DayDurations;
-use passerelle_store::pauses::Pause;
 use passerelle_store::practices::Account;
 
 /// The overview's time spans.

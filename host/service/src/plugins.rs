@@ -19,13 +19,14 @@ use serde::Serialize;
 
 use crate::app::Passerelle;
 use crate::{ServiceError, ServiceResult};
+use passerelle_model::connector::Rejection;
 use passerelle_model::connector::{Escalation, Manifest, Outcome, Rejected};
 use passerelle_model::limits::Limits;
 use passerelle_model::sha256_hex;
 use passerelle_runtime::capabilities::allowlist::Allowlist;
 use passerelle_runtime::sandbox::{Call, CallOutput, LoadedConnector, RunParts};
 use passerelle_runtime::scrub::Scrubber;
-use passerelle_store::connectors::{ConnectorVersion, Rejection};
+use passerelle_store::connectors::ConnectorVersion;
 use passerelle_store::now_text;
 
 /// Checks what the host relies on in a manifest; the error says what is wrong.

@@ -10,12 +10,13 @@ use anyhow::{Context, Result};
 
 use crate::app::Passerelle;
 use futures::future::BoxFuture;
+use passerelle_model::pause::Pause;
 use passerelle_model::records::{CommitCounts, Pending, Scope};
 use passerelle_model::run::{ErrorKind, Mode, NewRun, Run, RunEnd, Status, Trigger};
 use passerelle_runtime::capabilities::records::{FinalCommit, RecordSink};
 use passerelle_store::connectors::ConnectorVersion;
 use passerelle_store::notify::Change;
-use passerelle_store::pauses::{Pause, PauseEffect};
+use passerelle_store::pauses::PauseEffect;
 use passerelle_store::practices::Account;
 use passerelle_store::queue::{QueueOutcome, QueueRequest, ReapScope, Reaped};
 use passerelle_store::records::LastCommit;

@@ -18,9 +18,10 @@ use super::{ServiceError, ServiceResult};
 use crate::app::Passerelle;
 use crate::config::DeliveryConfig;
 use passerelle_model::feed::ChangeKind;
+use passerelle_model::feed::SubscriptionState;
 use passerelle_runtime::capabilities::netguard::{check_destination, GuardedResolver};
 use passerelle_store::feed::ChangeFilter;
-use passerelle_store::subscriptions::{NewSubscription, Subscription, SubscriptionState};
+use passerelle_store::subscriptions::{NewSubscription, Subscription};
 
 /// What `subscriptions add` and `POST /v1/subscriptions` ask for.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]

@@ -13,6 +13,7 @@ use crate::app::Passerelle;
 use crate::recorder::RunOf;
 use crate::{ServiceError, ServiceResult};
 use passerelle_model::connector::Manifest;
+use passerelle_model::pause::Pause;
 use passerelle_model::records::{Finish, Scope};
 use passerelle_model::run::{
     DriftReport, ErrorKind, Mode, PauseReason, Run, RunCounts, RunEnd, Status, Trigger,
@@ -22,7 +23,7 @@ use passerelle_runtime::capabilities::records::{self, LastCommitOf, RecordsSessi
 use passerelle_runtime::contract::{describe_error, wit, wit_account};
 use passerelle_runtime::sandbox::{Call, CallOutput, RunParts};
 use passerelle_runtime::scrub::Scrubber;
-use passerelle_store::pauses::{Pause, PauseEffect};
+use passerelle_store::pauses::PauseEffect;
 use passerelle_store::practices::Account;
 use passerelle_store::runs::StartError;
 

@@ -11,7 +11,7 @@ use super::principal::{Principal, Scope};
 use super::{ServiceError, ServiceResult};
 use crate::app::Passerelle;
 use passerelle_model::ids::validate_id;
-use passerelle_store::tokens::ApiToken;
+use passerelle_model::token::ApiToken;
 
 /// Every named token starts so, to tell them from the admin token and to be found by
 /// secret scanners.

@@ -3,7 +3,7 @@
 //! daemon (`--server`). Both return the service's types, so the renderer cannot tell
 //! them apart; where the daemon queues work (sync, resume), the client waits for it.
 
-use passerelle_store::daemons::DaemonRow;
+use passerelle_model::daemon::DaemonRow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,9 @@ use chrono::Utc;
 use super::progress::Progress;
 use crate::client::Client;
 use passerelle_model::connector::Activation;
+use passerelle_model::connector::{Canary, Rejection};
+use passerelle_model::pause::Pause;
+use passerelle_model::quarantine::{QuarantineFilter, QuarantinedItem};
 use passerelle_model::run::{Run, Status};
 use passerelle_service::app::Passerelle;
 use passerelle_service::check::AccountCheck;
@@ -26,10 +29,7 @@ use passerelle_service::records::{AppointmentPage, AppointmentQuery, SlotPage, S
 use passerelle_service::runs::{RunQuery, SyncRequest};
 use passerelle_service::subscriptions::{AddSubscription, CreatedSubscription, SubscriptionView};
 use passerelle_service::ServiceError;
-use passerelle_store::connectors::{Canary, Rejection};
-use passerelle_store::pauses::Pause;
 use passerelle_store::practices::Account;
-use passerelle_store::quarantine::{QuarantineFilter, QuarantinedItem};
 
 /// What the command line can ask, locally or of a daemon.
 #[allow(async_fn_in_trait)]

@@ -18,6 +18,7 @@ use super::progress::Progress;
 use super::render::Output;
 use super::resolve::Invocation;
 use passerelle_model::public::PublicInfo;
+use passerelle_model::quarantine::QuarantineFilter;
 use passerelle_model::run::Mode;
 use passerelle_service::config::Config;
 use passerelle_service::feed::ChangeQuery;
@@ -26,7 +27,6 @@ use passerelle_service::records::{AppointmentQuery, SlotQuery};
 use passerelle_service::runs::{RunQuery, SyncRequest};
 use passerelle_service::subscriptions::AddSubscription;
 use passerelle_service::Passerelle;
-use passerelle_store::quarantine::QuarantineFilter;
 
 /// Runs a resolved invocation.
 pub async fn dispatch(invocation: Invocation) -> Result<Output> {

@@ -4,22 +4,22 @@
 //! byte. A closed pipe (`passerelle runs | head`) ends the output quietly.
 
 use super::printable::printable;
-use passerelle_store::daemons::DaemonRow;
+use passerelle_model::daemon::DaemonRow;
 use std::io::Write;
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use passerelle_model::connector::{Activation, Outcome};
+use passerelle_model::connector::{Canary, Rejection};
+use passerelle_model::pause::Pause;
+use passerelle_model::quarantine::QuarantinedItem;
 use passerelle_model::run::{Run, Status};
 use passerelle_service::check::AccountCheck;
 use passerelle_service::connectors::{ConnectorView, InstallAnswer};
 use passerelle_service::practices::{CheckedAccount, PracticeView};
 use passerelle_service::records::{AppointmentPage, SlotPage};
-use passerelle_store::connectors::{Canary, Rejection};
-use passerelle_store::pauses::Pause;
 use passerelle_store::practices::Account;
-use passerelle_store::quarantine::QuarantinedItem;
 
 /// What a command produced.
 #[derive(Debug)]
@@ -57,11 +57,11 @@ pub enum Output {
     /// The live daemons on the database.
     Daemons(Vec<DaemonRow>),
     KeyRotated(passerelle_service::practices::KeyRotation),
-    Audit(Vec<passerelle_store::audit::AuditEntry>),
+    Audit(Vec<passerelle_model::audit::AuditEntry>),
     TokenCreated(passerelle_service::tokens::CreatedToken),
-    Tokens(Vec<passerelle_store::tokens::ApiToken>),
+    Tokens(Vec<passerelle_model::token::ApiToken>),
     TokenRevoked(String),
-    AuditVerified(passerelle_store::audit::AuditReport),
+    AuditVerified(passerelle_model::audit::AuditReport),
     /// The runs of a sync, finished.
     Synced {
         practice: String,

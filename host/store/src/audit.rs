@@ -7,7 +7,7 @@
 //! number and hash) is logged at every daemon start and printed by `audit verify`, to
 //! compare with one kept elsewhere.
 
-use serde::Serialize;
+use passerelle_model::audit::{AuditEntry, AuditReport};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
@@ -18,33 +18,6 @@ use super::{now_text, Backend, Store};
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// An arbitrary key for PostgreSQL's transaction advisory lock on appends.
 const APPEND_LOCK: i64 = 0x7061_7373_6175_6474;
-
-/// One entry.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct AuditEntry {
-    pub seq: i64,
-    pub at: String,
-    /// `token:<name>` (the admin API), `local:<user>` (the CLI on the machine), `daemon`.
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    /// What else the action concerned, as JSON (never a secret or patient value).
-    pub detail: String,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
-/// What [`Store::verify_audit`] found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AuditReport {
-    pub entries: u64,
-    /// The newest entry's sequence number and hash (keep them elsewhere to detect a cut
-    /// tail).
-    pub head_seq: i64,
-    pub head_hash: String,
-    /// Each break in the chain, in order; empty when the trail is intact.
-    pub problems: Vec<String>,
-}
 
 fn entry_hash(
     prev: &str,

@@ -4,6 +4,7 @@
 //! operator's approval; and the candidates that were refused.
 
 use super::error::{DbContext, StoreError, StoreResult};
+use passerelle_model::connector::{Canary, Rejection};
 use serde::Serialize;
 use sqlx::Row;
 
@@ -24,22 +25,6 @@ pub struct ConnectorVersion {
     pub pending_approval: Option<String>,
     /// When it was last made active.
     pub activated_at: Option<String>,
-}
-
-/// A candidate component that was refused, and why.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
-pub struct Rejection {
-    pub at: String,
-    /// Where it came from: `api`, `cli`, or the watched file's path.
-    pub source: String,
-    pub sha256: String,
-    /// What `describe()` said, when it got that far.
-    pub name: Option<String>,
-    pub version: Option<String>,
-    /// `not-a-component`, `unsupported-contract`, `wrong-world`, `describe-failed`,
-    /// `invalid-manifest`, `name-mismatch`, `duplicate-version`, `not-newer`.
-    pub kind: String,
-    pub reason: String,
 }
 
 /// A version being recorded ([`Store::add_connector_version`]).
@@ -244,15 +229,6 @@ fn version_from_row(row: &sqlx::any::AnyRow) -> StoreResult<ConnectorVersion> {
         pending_approval: row.get("pending_approval"),
         activated_at: row.get("activated_at"),
     })
-}
-
-/// A version running for some practices only, before promotion.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
-pub struct Canary {
-    pub name: String,
-    pub version: String,
-    pub practices: Vec<String>,
-    pub started_at: String,
 }
 
 impl Store {

@@ -2,26 +2,12 @@
 //! (with its runs' leases) and leaves at shutdown; one that stops renewing is gone once
 //! its lease ends. What `passerelle daemons` and `/healthz` list.
 
-use serde::{Deserialize, Serialize};
+use passerelle_model::daemon::DaemonRow;
 use sqlx::Row;
 
 use super::error::{DbContext, StoreResult};
 use super::Store;
 use passerelle_model::run::Status;
-
-/// A daemon as the database knows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct DaemonRow {
-    pub id: String,
-    pub host: String,
-    pub pid: i64,
-    pub version: String,
-    pub started_at: String,
-    pub heartbeat_at: String,
-    pub lease_until: String,
-    /// Runs it holds now.
-    pub running: i64,
-}
 
 /// Who a daemon is, for [`Store::register_daemon`].
 #[derive(Debug, Clone)]

@@ -5,27 +5,11 @@
 //! resumes it).
 
 use super::error::{DbContext, StoreResult};
-use serde::{Deserialize, Serialize};
+use passerelle_model::pause::Pause;
 use sqlx::Row;
 
 use super::{now_text, Store};
-use passerelle_model::run::{DriftReport, PauseReason};
-
-/// One paused account.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
-pub struct Pause {
-    pub account_id: String,
-    pub reason: PauseReason,
-    pub connector: String,
-    /// The run that paused it.
-    pub run_id: i64,
-    /// The connector version and hash that run used.
-    pub version: String,
-    pub sha256: String,
-    /// What drifted; for a security event, where the secret came back (`found`).
-    pub drift: DriftReport,
-    pub paused_at: String,
-}
+use passerelle_model::run::PauseReason;
 
 const COLUMNS: &str = "account_id, connector, run_id, version, sha256, drift, paused_at, reason";
 

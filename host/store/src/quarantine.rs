@@ -3,43 +3,12 @@
 //! cleared when a full run of the account no longer sets them aside.
 
 use super::error::{DbContext, StoreResult};
-use serde::{Deserialize, Serialize};
+use passerelle_model::quarantine::{QuarantineFilter, QuarantinedItem};
 use sqlx::Row;
 
 use super::Store;
 use passerelle_model::records::{QuarantineRecord, Scope};
 use passerelle_model::run::DriftReport;
-
-/// One item set aside. `item` may hold patient data: it is returned only on request.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
-pub struct QuarantinedItem {
-    pub id: i64,
-    pub connector: String,
-    pub practice_id: String,
-    pub account_id: String,
-    pub drift: DriftReport,
-    pub item_sha256: String,
-    /// The item's size in bytes.
-    pub item_bytes: i64,
-    /// The item as received; None unless asked for.
-    pub item: Option<String>,
-    /// The connector version (content hash) that last set it aside.
-    pub version_sha256: String,
-    pub first_run_id: i64,
-    pub last_run_id: i64,
-    pub first_seen: String,
-    pub last_seen: String,
-    pub times_seen: i64,
-}
-
-/// Filters for [`Store::quarantined`].
-#[derive(Debug, Clone, Default)]
-pub struct QuarantineFilter {
-    pub connector: Option<String>,
-    pub account_id: Option<String>,
-    pub with_items: bool,
-    pub limit: Option<i64>,
-}
 
 /// Writes one item within a commit's transaction.
 pub(super) async fn upsert(

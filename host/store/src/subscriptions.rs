@@ -10,28 +10,7 @@ use sqlx::Row;
 
 use super::error::{DbContext, StoreError, StoreResult};
 use super::{now_text, Backend, Store};
-use passerelle_model::feed::ChangeKind;
-
-/// Where a subscription stands.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum SubscriptionState {
-    /// Delivering (or waiting for its next attempt).
-    Active,
-    /// Its attempts ran out: nothing is delivered until `subscriptions replay`.
-    Dead,
-}
-
-impl SubscriptionState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SubscriptionState::Active => "active",
-            SubscriptionState::Dead => "dead",
-        }
-    }
-}
+use passerelle_model::feed::{ChangeKind, SubscriptionState};
 
 /// A subscription as stored (without its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]

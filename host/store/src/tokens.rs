@@ -1,21 +1,11 @@
 //! Named admin-API tokens (`api_tokens`): name, the SHA-256 of the token (never the token),
 //! scopes, creation and revocation times.
 
-use serde::Serialize;
+use passerelle_model::token::ApiToken;
 use sqlx::Row;
 
 use super::error::{is_unique_violation, DbContext, StoreError, StoreResult};
 use super::{now_text, Store};
-
-/// One named token as stored (its hash is not shown).
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct ApiToken {
-    pub name: String,
-    /// `admin`, `read`, `patients:read`.
-    pub scopes: Vec<String>,
-    pub created_at: String,
-    pub revoked_at: Option<String>,
-}
 
 impl Store {
     /// Records a token by its hash; a name or hash in use is a conflict.

@@ -228,6 +228,9 @@ mod tests {
             upper in proptest::bool::ANY,
             dot in proptest::bool::ANY,
         ) {
+            // `xn--` starts a punycode label (an international name), which must decode:
+            // random letters after it are no host at all.
+            proptest::prop_assume!(!label.starts_with("xn--") && !other.starts_with("xn--"));
             let pattern = format!("{label}.example.com");
             let mut host = pattern.clone();
             if upper { host = host.to_uppercase(); }
