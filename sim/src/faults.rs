@@ -23,6 +23,9 @@ pub struct Faults {
     pub error_status: Option<u16>,
     /// Every Nth affected request answers 429 with `Retry-After: retry_after_secs`.
     pub rate_limit_every: u32,
+    /// The first N affected requests answer 429 with `Retry-After: retry_after_secs`
+    /// (whatever number of requests a run makes, it meets one).
+    pub rate_limit_first: u32,
     pub retry_after_secs: u32,
     /// Every Nth affected request gets only the first half of its body.
     pub truncate_every: u32,
@@ -70,7 +73,7 @@ impl Faults {
     /// The verdict for the `n`th affected request (1-based).
     pub fn verdict(&self, n: u64) -> Verdict {
         let every = |k: u32| k > 0 && n.is_multiple_of(u64::from(k));
-        if every(self.rate_limit_every) {
+        if n <= u64::from(self.rate_limit_first) || every(self.rate_limit_every) {
             Verdict::RateLimited(self.retry_after_secs)
         } else if every(self.error_every) {
             Verdict::Error(self.error_status.unwrap_or(503))

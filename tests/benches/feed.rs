@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use passerelle::model::run::{Mode, Trigger};
+use passerelle::service::delivery::{Delivered, Deliverer};
 use passerelle::service::feed::ChangeQuery;
-use passerelle::service::subscriptions::{AddSubscription, Delivered, Deliverer};
+use passerelle::service::subscriptions::AddSubscription;
 use passerelle::service::sync::SyncOptions;
 use passerelle::Passerelle;
 use passerelle_tests::{component, postgres_schema_url, sim_config};

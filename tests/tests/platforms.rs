@@ -204,14 +204,17 @@ async fn short_429s_are_honoured_on_every_platform() {
     for db in databases().await {
         let e = sim_env(&db, world()).await;
         for case in &CASES {
+            // The run's first request is answered 429 (whatever number of requests the
+            // platform's run makes): the run waits a second and goes on.
             e.sim.set_faults(
                 case.platform,
                 Faults {
-                    rate_limit_every: 3,
+                    rate_limit_first: 1,
                     retry_after_secs: 1,
                     ..Faults::default()
                 },
             );
+            let served_before = e.sim.requests().len();
             let run = e.sync(case.account, Mode::Full).await;
             assert_eq!(
                 run.status,
@@ -220,6 +223,11 @@ async fn short_429s_are_honoured_on_every_platform() {
                 case.platform,
                 detail(&run)
             );
+            let limited = e.sim.requests()[served_before..]
+                .iter()
+                .filter(|r| r.platform == case.platform && r.status == 429)
+                .count();
+            assert_eq!(limited, 1, "{}: one 429 served", case.platform);
             e.sim.clear_faults();
             e.assert_matches_truth(case.account, db.name).await;
         }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{until_true, Daemon};
-use passerelle_service::subscriptions::{Delivered, Deliverer};
+use passerelle_service::delivery::{Delivered, Deliverer};
 
 /// How often the feed is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);

@@ -18,7 +18,7 @@
 //! - [`records`]: appointments and slots read back, a page at a time;
 //! - [`export`]: the open-data export in ViteMaDose's format;
 //! - [`feed`]: the change feed, read after a sequence number, and its retention;
-//! - [`subscriptions`]: webhook subscriptions and the delivery of the feed to them;
+//! - [`subscriptions`]: webhook subscriptions; [`delivery`]: the feed sent to them;
 //! - [`recorder`]: the one writer of the sync log's rows, from queued to finished;
 //! - [`runs`]: the sync log, one run, lifting a pause;
 //! - [`requests`]: requests for runs — queued for the daemons (slots, retries,
@@ -31,6 +31,7 @@ pub mod check;
 pub mod config;
 pub mod connectors;
 pub mod daemons;
+pub mod delivery;
 pub mod export;
 pub mod feed;
 pub mod overview;

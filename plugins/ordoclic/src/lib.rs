@@ -87,15 +87,16 @@ impl Connector for Ordoclic {
     }
 }
 
-/// ViteMaDose's recorded answers for this platform, where they lie beside the checkout
-/// (`None` elsewhere: the tests that need them say so and skip).
+/// A recorded response of ViteMaDose's, read from `../shared` beside the checkout (a
+/// missing file fails the test with its path: never a silent skip).
 #[cfg(test)]
-pub(crate) fn recorded(name: &str) -> Option<Vec<u8>> {
-    std::fs::read(format!(
+pub(crate) fn recorded(name: &str) -> Vec<u8> {
+    let path = format!(
         "{}/../../../shared/fixtures/vitemadose/fixtures/ordoclic/{name}",
         env!("CARGO_MANIFEST_DIR")
-    ))
-    .ok()
+    );
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (../shared must be beside the checkout)"))
 }
 
 passerelle_sdk::export_connector!(Ordoclic);

@@ -150,10 +150,7 @@ mod tests {
 
     #[test]
     fn utc_times_are_kept_at_the_offset_sent_beside_them() {
-        let Some(body) = recorded("fetchslot-slots.json") else {
-            eprintln!("../shared not beside the checkout: skipped");
-            return;
-        };
+        let body = recorded("fetchslot-slots.json");
         let answer: Answer = drift::parse(ENDPOINT, &body).unwrap();
         let who = Professional {
             id: "p".into(),
@@ -178,17 +175,14 @@ mod tests {
 
     #[test]
     fn the_empty_answers_read() {
-        let Some(body) = recorded("nextavailable_slots.json") else {
-            return;
-        };
+        let body = recorded("nextavailable_slots.json");
         let answer: Answer = drift::parse(ENDPOINT, &body).unwrap();
         assert!(answer.slots.is_empty());
         assert_eq!(
             answer.next_available_slot_date.unwrap().to_rfc3339(),
             "2021-06-12T10:30:00+00:00"
         );
-        let answer: Answer =
-            drift::parse(ENDPOINT, &recorded("empty_slots.json").unwrap()).unwrap();
+        let answer: Answer = drift::parse(ENDPOINT, &recorded("empty_slots.json")).unwrap();
         assert!(answer.next_available_slot_date.is_none());
     }
 
