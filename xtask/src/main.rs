@@ -148,8 +148,42 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+/// Prints how long each phase of `cargo xtask test` took, as it ends, and the split at
+/// the end (where CI's time goes).
+struct Phases {
+    started: Instant,
+    last: Instant,
+    done: Vec<(&'static str, f64)>,
+}
+
+impl Phases {
+    fn new() -> Phases {
+        let now = Instant::now();
+        Phases {
+            started: now,
+            last: now,
+            done: Vec::new(),
+        }
+    }
+
+    fn end(&mut self, name: &'static str) {
+        let secs = self.last.elapsed().as_secs_f64();
+        self.last = Instant::now();
+        println!("xtask: {name}: {secs:.0} s");
+        self.done.push((name, secs));
+    }
+
+    fn summary(&self) {
+        let total = self.started.elapsed().as_secs_f64();
+        println!("xtask: all tests passed in {total:.0} s:");
+        for (name, secs) in &self.done {
+            println!("xtask:   {secs:>6.0} s  {name}");
+        }
+    }
+}
+
 fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) -> Result<()> {
-    let started = Instant::now();
+    let mut phases = Phases::new();
     let in_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
     if no_postgres && in_ci {
         bail!("--no-postgres is refused in CI: PostgreSQL tests must run there");
@@ -182,6 +216,7 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
         cargo(&root.join("plugins"), &["fmt", "--all", "--check"])?;
     }
     let plugins = guest::build_all(root)?;
+    phases.end("toolchains, formatting, connectors (wasm32)");
     // Clippy lints while building: its driver compiles the workspace's crates (lints
     // then code), so the dependencies are compiled once, for the tests, instead of once
     // more in `cargo clippy`'s check mode. `-D warnings` everywhere.
@@ -219,6 +254,7 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
         with_lint(&mut cmd);
         status(cmd, "clippy on the testing connector")?;
     }
+    phases.end("connectors' unit tests (native)");
     println!(
         "xtask: building the host, the simulator and the tests{}",
         if no_lint { "" } else { ", with clippy" }
@@ -228,6 +264,7 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
         .args(["build", "--quiet", "--workspace", "--all-targets"]);
     with_lint(&mut cmd);
     status(cmd, "building the workspace")?;
+    phases.end("building the host, simulator and tests");
     println!("xtask: host and end-to-end tests");
     let mut cmd = Command::new(cargo_bin());
     cmd.current_dir(root)
@@ -247,12 +284,12 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
         }
     }
     status(cmd, "cargo test")?;
+    phases.end("host and end-to-end tests");
     let binary = production_binary(root, &with_lint)?;
+    phases.end("production binary");
     conformance::run(root, &binary, &plugins)?;
-    println!(
-        "xtask: all tests passed in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
+    phases.end("API conformance");
+    phases.summary();
     Ok(())
 }
 
