@@ -14,9 +14,10 @@
  * @module passerelle-sdk
  */
 
-import { send } from 'passerelle:connector/http@0.1.2';
-import * as records from 'passerelle:connector/records@0.1.2';
-import { log as hostLog } from 'passerelle:connector/log@0.1.2';
+import { send } from 'passerelle:connector/http@0.1.3';
+import * as records from 'passerelle:connector/records@0.1.3';
+import { log as hostLog } from 'passerelle:connector/log@0.1.3';
+import { now as hostNow } from 'passerelle:connector/clock@0.1.3';
 
 /** A run's end: `error` is a WIT `sync-error` (`{tag, val}`). */
 export class Failure extends Error {
@@ -132,7 +133,24 @@ export class Window {
     return new Window(start, end);
   }
   contains(t) { return this.start.millis <= t.millis && t.millis < this.end.millis; }
+
+  /**
+   * The part asked for availability: from the run's clock (`now()`) to the end. Slots
+   * before now are not bookable; the window's past is for appointments.
+   * @param {Timestamp|null} [at] the instant (default: the run's clock)
+   */
+  fromNow(at = now()) {
+    if (!at || at.millis <= this.start.millis) return this;
+    return new Window(at.millis < this.end.millis ? at : this.end, this.end);
+  }
 }
+
+/**
+ * The run's "now" (contract 0.1.3): the real time in a daemon, the cassette's recorded
+ * instant in `passerelle connector test`.
+ * @returns {Timestamp}
+ */
+export function now() { return Timestamp.parse(hostNow()); }
 
 /** A value of a JSON answer and where it is. */
 export class Reader {

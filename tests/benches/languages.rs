@@ -14,19 +14,12 @@ use std::time::{Duration, Instant};
 use passerelle::model::limits::Limits;
 use passerelle::model::run::{Mode, Status};
 use passerelle::runtime::sandbox::{RunParts, Runtime, RuntimeConfig};
-use passerelle::runtime::scrub::Scrubber;
 use passerelle::service::config::Config;
 use passerelle_sim::{Platform, SimConfig};
 use passerelle_tests::{component, example, sim_config, sim_env_replacing, Db};
 
 fn parts() -> RunParts {
-    RunParts {
-        http: None,
-        records: None,
-        scrubber: Scrubber::new(),
-        span: tracing::Span::none(),
-        limits: Limits::default(),
-    }
+    RunParts::bare(tracing::Span::none(), Limits::default())
 }
 
 async fn measure(label: &str, wasm: &Path) {

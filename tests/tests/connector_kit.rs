@@ -32,8 +32,8 @@ fn a_slot_before_the_clock_is_not_bookable() {
         [("2021-04-10T21:45:00+02:00".to_string(), None)]
     );
     assert_eq!(report["run"]["status"], "succeeded");
-    // With a window reaching 30 days back the connector emits the 03-25 slot too: the
-    // host does not store availability that starts before the run's clock.
+    // With a window reaching 30 days back the connector still asks availability from the
+    // run's clock (contract 0.1.3): no request for March, the 03-25 slot not emitted.
     let wide = connector_test(
         &component("doctolib"),
         &cassette("basic"),
@@ -43,9 +43,11 @@ fn a_slot_before_the_clock_is_not_bookable() {
     assert_eq!(slot_times(&wide.json()), slot_times(&report));
     assert_eq!(
         wide.json()["run"]["message"],
-        "2 bookable slots in 5 availability requests"
+        "1 bookable slots in 3 availability requests"
     );
-    assert!(requests(&wide.json())[1].contains("start_date=2021-03-04"));
+    let asked = requests(&wide.json());
+    assert!(asked[1].contains("start_date=2021-04-03"), "{asked:?}");
+    assert!(!asked.iter().any(|r| r.contains("2021-03-")), "{asked:?}");
     // Every field the connector reads is probed and named by its drift report.
     let read = drift_paths(&report);
     for path in [

@@ -953,9 +953,13 @@ async fn quarantine_sets_unreadable_items_aside_and_a_new_version_resolves_them(
 }
 
 #[tokio::test]
-async fn components_built_against_contracts_0_1_0_and_0_1_1_still_run() {
+async fn components_built_against_contracts_0_1_0_to_0_1_2_still_run() {
     // Fresh databases for each file: both builds say version 0.1.0.
-    for file in ["testing-contract-0.1.0.wasm", "testing-contract-0.1.1.wasm"] {
+    for file in [
+        "testing-contract-0.1.0.wasm",
+        "testing-contract-0.1.1.wasm",
+        "testing-contract-0.1.2.wasm",
+    ] {
         for db in databases().await {
             ran_on(&db, file).await;
         }

@@ -32,6 +32,7 @@ const VARIANTS: &[(&str, &str, &str)] = &[
     ),
     ("testing", "contract-0-1-0", "testing-contract-0.1.0.wasm"),
     ("testing", "contract-0-1-1", "testing-contract-0.1.1.wasm"),
+    ("testing", "contract-0-1-2", "testing-contract-0.1.2.wasm"),
 ];
 
 /// Builds every connector crate of plugins/ and copies the components to

@@ -17,7 +17,7 @@ use crate::ports::runs;
 /// The componentize-js release the SDK and examples are built and tested with.
 const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
 /// The contract the JavaScript SDK targets.
-const WIT: &str = "wit/v0.1.2";
+const WIT: &str = "wit/v0.1.3";
 
 const BUILD_SCRIPT: &str = r#"// Written by `cargo xtask build-plugins`: builds one JavaScript connector.
 import { componentize } from '@bytecodealliance/componentize-js';

@@ -14,7 +14,7 @@ use crate::ports::runs;
 /// The componentize-py release the SDK and examples are built and tested with.
 const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 /// The contract the Python SDK targets.
-const WIT: &str = "wit/v0.1.2";
+const WIT: &str = "wit/v0.1.3";
 
 /// componentize-py, found or installed.
 fn componentize_py(root: &Path) -> Result<PathBuf> {

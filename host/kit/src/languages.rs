@@ -11,7 +11,7 @@ use super::KitError;
 /// The contract the Python and JavaScript SDKs implement.
 const WIT: (&str, &str) = (
     "wit/connector.wit",
-    include_str!("../../../wit/v0.1.2/connector.wit"),
+    include_str!("../../../wit/v0.1.3/connector.wit"),
 );
 
 /// The example cassette every template ships, whatever the language.

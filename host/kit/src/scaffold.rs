@@ -28,6 +28,10 @@ const SDK: &[(&str, &str)] = &[
         include_str!("../../../plugins/sdk/src/account.rs"),
     ),
     (
+        "src/clock.rs",
+        include_str!("../../../plugins/sdk/src/clock.rs"),
+    ),
+    (
         "src/drift.rs",
         include_str!("../../../plugins/sdk/src/drift.rs"),
     ),
@@ -58,6 +62,10 @@ const SDK: &[(&str, &str)] = &[
     (
         "wit/v0.1.2/connector.wit",
         include_str!("../../../plugins/sdk/wit/v0.1.2/connector.wit"),
+    ),
+    (
+        "wit/v0.1.3/connector.wit",
+        include_str!("../../../plugins/sdk/wit/v0.1.3/connector.wit"),
     ),
 ];
 
@@ -210,7 +218,7 @@ mod tests {
         let cargo = std::fs::read_to_string(made.join("Cargo.toml")).unwrap();
         assert!(cargo.contains("name = \"my-platform\""));
         assert!(made
-            .join("passerelle-sdk/wit/v0.1.2/connector.wit")
+            .join("passerelle-sdk/wit/v0.1.3/connector.wit")
             .is_file());
         let again = new_connector("my-platform", dir.path(), Lang::Python).unwrap_err();
         assert!(again.to_string().contains("already exists"), "{again}");

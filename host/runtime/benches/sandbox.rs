@@ -14,16 +14,9 @@ use std::time::{Duration, Instant};
 use passerelle_model::limits::Limits;
 use passerelle_runtime::contract::wit;
 use passerelle_runtime::sandbox::{Call, CallOutput, RunParts, Runtime, RuntimeConfig};
-use passerelle_runtime::scrub::Scrubber;
 
 fn parts() -> RunParts {
-    RunParts {
-        http: None,
-        records: None,
-        scrubber: Scrubber::new(),
-        span: tracing::Span::none(),
-        limits: Limits::default(),
-    }
+    RunParts::bare(tracing::Span::none(), Limits::default())
 }
 
 fn request() -> wit::SyncRequest {

@@ -135,20 +135,23 @@ impl Passerelle {
             connector = %manifest.name,
             version = %manifest.version,
         );
-        let finished = self
-            .runtime
-            .execute(
-                loaded,
-                RunParts {
-                    http: Some(http),
-                    records: None,
-                    scrubber,
-                    span,
-                    limits,
-                },
-                Call::Check(wit_account(account)),
-            )
-            .await;
+        let finished =
+            self.runtime
+                .execute(
+                    loaded,
+                    RunParts {
+                        http: Some(http),
+                        records: None,
+                        scrubber,
+                        clock: passerelle_runtime::capabilities::clock::RunClock::at(
+                            chrono::Utc::now(),
+                        ),
+                        span,
+                        limits,
+                    },
+                    Call::Check(wit_account(account)),
+                )
+                .await;
         let mut scrubber = finished.scrubber;
         Ok(match finished.output {
             Ok(CallOutput::Checked(Ok(()))) => None,

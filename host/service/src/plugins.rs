@@ -25,7 +25,6 @@ use passerelle_model::limits::Limits;
 use passerelle_model::sha256_hex;
 use passerelle_runtime::capabilities::allowlist::Allowlist;
 use passerelle_runtime::sandbox::{Call, CallOutput, LoadedConnector, RunParts};
-use passerelle_runtime::scrub::Scrubber;
 use passerelle_store::connectors::ConnectorVersion;
 use passerelle_store::now_text;
 
@@ -171,13 +170,10 @@ impl Passerelle {
             .runtime
             .execute(
                 loaded,
-                RunParts {
-                    http: None,
-                    records: None,
-                    scrubber: Scrubber::new(),
-                    span: tracing::info_span!("describe", sha256 = %&loaded.sha256[..12]),
+                RunParts::bare(
+                    tracing::info_span!("describe", sha256 = %&loaded.sha256[..12]),
                     limits,
-                },
+                ),
                 Call::Describe,
             )
             .await;

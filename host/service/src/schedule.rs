@@ -197,6 +197,30 @@ impl Schedule {
     }
 }
 
+/// When `practice` syncs: its own cron expression or `default_cron`, in its time zone,
+/// with runs spread over `spread`.
+pub fn practice_schedule(
+    practice: &passerelle_store::practices::Practice,
+    default_cron: &str,
+    spread: Duration,
+) -> anyhow::Result<Schedule> {
+    Schedule::new(
+        practice.schedule.as_deref().unwrap_or(default_cron),
+        &practice.timezone,
+        spread,
+        &practice.id,
+    )
+}
+
+/// [`practice_schedule`] with the configured default (`schedule.default_cron`,
+/// `schedule.spread_secs`).
+pub fn configured_schedule(
+    practice: &passerelle_store::practices::Practice,
+    config: &crate::config::ScheduleConfig,
+) -> anyhow::Result<Schedule> {
+    practice_schedule(practice, &config.default_cron, config.spread())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::schedule::*;
@@ -321,28 +345,4 @@ mod tests {
         assert!(e.to_string().contains("unknown time zone `Mars/Olympus`"));
         assert_eq!(unspread("*/30 * * * *").expression(), "*/30 * * * *");
     }
-}
-
-/// When `practice` syncs: its own cron expression or `default_cron`, in its time zone,
-/// with runs spread over `spread`.
-pub fn practice_schedule(
-    practice: &passerelle_store::practices::Practice,
-    default_cron: &str,
-    spread: Duration,
-) -> anyhow::Result<Schedule> {
-    Schedule::new(
-        practice.schedule.as_deref().unwrap_or(default_cron),
-        &practice.timezone,
-        spread,
-        &practice.id,
-    )
-}
-
-/// [`practice_schedule`] with the configured default (`schedule.default_cron`,
-/// `schedule.spread_secs`).
-pub fn configured_schedule(
-    practice: &passerelle_store::practices::Practice,
-    config: &crate::config::ScheduleConfig,
-) -> anyhow::Result<Schedule> {
-    practice_schedule(practice, &config.default_cron, config.spread())
 }

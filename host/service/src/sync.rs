@@ -297,6 +297,7 @@ impl Passerelle {
                     http: Some(http),
                     records: Some(records),
                     scrubber,
+                    clock: passerelle_runtime::capabilities::clock::RunClock::at(now),
                     span: span.clone(),
                     limits,
                 },

@@ -8,9 +8,11 @@
 //!
 //! What the recorded responses mean: a slot given as a bare date (`"2021-04-10"`) is
 //! bookable some time that day, so it spans the day (midnight to midnight, Paris); an
-//! empty page with `next_slot` jumps there if it is inside the window, else the
-//! combination has nothing to offer; a place without `practice_ids` is the practice in
-//! its id (`practice-<id>`).
+//! empty page — no slot in the days it was asked for — with `next_slot` jumps there if
+//! it is inside the window, else the combination has nothing more to offer; a place
+//! without `practice_ids` is the practice in its id (`practice-<id>`).
+//!
+//! Pages start at the run's clock (`Window::from_now`), never in the window's past.
 
 use std::collections::BTreeSet;
 
@@ -113,9 +115,12 @@ impl Combo {
                 .json()?;
             found.requests += 1;
             let mut batch = Vec::new();
+            // Whether the page holds a slot in the days it was asked for: a page of
+            // other days only (a platform that ignored `start_date`) is an empty page.
+            let page_start = Timestamp::midnight(day, Paris);
+            let page_end = Timestamp::midnight(day + Duration::days(DAYS_PER_PAGE), Paris);
             let mut any = false;
             for slot in page.availabilities.iter().flat_map(|d| d.slots.iter()) {
-                any = true;
                 // A bare date says "bookable that day", not when: the slot is the day.
                 let (start, end) = match slot.start {
                     SlotStart::At(t) => (t, slot.end),
@@ -124,6 +129,7 @@ impl Combo {
                         Some(Timestamp::midnight(d + Duration::days(1), Paris)),
                     ),
                 };
+                any |= start >= page_start && start < page_end;
                 if !window.contains(&start) || !seen.insert(start.timestamp_millis()) {
                     continue;
                 }

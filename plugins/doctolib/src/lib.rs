@@ -88,7 +88,8 @@ impl Connector for Doctolib {
         } else {
             info!("no api-token secret: public availability only");
         }
-        let found = availability::sync(account.setting("centre")?, &window)?;
+        // Availability from the run's clock: the window's past is for appointments.
+        let found = availability::sync(account.setting("centre")?, &window.from_now())?;
         parts.push(format!(
             "{} bookable slots in {} availability requests",
             found.slots, found.requests

@@ -59,7 +59,8 @@ const maiia = {
 
   sync(request) {
     maiia.check(request.account);
-    const window = Window.parse(request.window);
+    // Availability only: asked from the run's clock, never for days already past.
+    const window = Window.parse(request.window).fromNow();
     const center = setting(request.account, 'center');
     const reasons = [];
     pages((_) => get(`${SITE}/api/pat-public/consultation-reason-hcd`).endpoint(REASONS).query('rootCenterId', center),

@@ -65,7 +65,8 @@ class WitWorld(wit_world.WitWorld):
 
     def sync(self, request: types.SyncRequest) -> types.Summary:
         self.check(request.account)
-        window = Window.parse(request.window)
+        # Availability only: asked from the run's clock, never for days already past.
+        window = Window.parse(request.window).from_now()
         center = setting(request.account, "center")
 
         reasons = []

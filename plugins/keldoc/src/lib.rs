@@ -73,7 +73,8 @@ impl Connector for Keldoc {
 
     fn sync(req: SyncRequest) -> Result<Summary, SyncError> {
         Keldoc::check(req.account.clone())?;
-        let window = Window::parse(&req.window)?;
+        // Availability only: asked from the run's clock, never for days already past.
+        let window = Window::parse(&req.window)?.from_now();
         let ids = cabinet::Ids {
             clinic: req.account.setting("clinic")?,
             specialty: req.account.setting("specialty")?,

@@ -56,7 +56,8 @@ impl Connector for Maiia {
 
     fn sync(req: SyncRequest) -> Result<Summary, SyncError> {
         Maiia::check(req.account.clone())?;
-        let window = Window::parse(&req.window)?;
+        // Availability only: asked from the run's clock, never for days already past.
+        let window = Window::parse(&req.window)?.from_now();
         let center = req.account.setting("center")?;
         let reasons = reasons::fetch(center)?;
         let bookable: Vec<&reasons::Reason> = reasons.iter().filter(|r| r.bookable()).collect();

@@ -66,7 +66,8 @@ impl Connector for Mapharma {
 
     fn sync(req: SyncRequest) -> Result<Summary, SyncError> {
         Mapharma::check(req.account.clone())?;
-        let window = Window::parse(&req.window)?;
+        // Availability only: asked from the run's clock, never for days already past.
+        let window = Window::parse(&req.window)?.from_now();
         let campaign = req.account.setting("campaign")?;
         let option = req.account.setting("option")?;
         let found = calendar::sync(campaign, option, &window)?;

@@ -62,7 +62,8 @@ impl Connector for Ordoclic {
 
     fn sync(req: SyncRequest) -> Result<Summary, SyncError> {
         Ordoclic::check(req.account.clone())?;
-        let window = Window::parse(&req.window)?;
+        // Availability only: asked from the run's clock, never for days already past.
+        let window = Window::parse(&req.window)?.from_now();
         let profile = profile::fetch(req.account.setting("profile")?)?;
         if profile.phone_only() {
             let message = "bookable by phone only: no online availability".to_string();

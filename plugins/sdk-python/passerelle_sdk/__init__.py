@@ -1,4 +1,4 @@
-"""The passerelle connector SDK for Python (componentize-py, contract 0.1.2).
+"""The passerelle connector SDK for Python (componentize-py, contract 0.1.3).
 
 A connector is a class with ``describe``, ``check`` and ``sync`` (see
 ``examples/maiia-python``); this package gives it what the Rust SDK gives Rust
@@ -11,11 +11,12 @@ connectors:
 - :mod:`.reader`: JSON read field by field, a wrong shape reported as ``schema-drift``
   with the endpoint and the JSON path (``$.items[0].startDateTime``), never the value;
 - :mod:`.emit`: records and checkpoints; :mod:`.log`: logging through the host;
-- :mod:`.time`: RFC 3339 timestamps (offset kept) and the sync window.
+- :mod:`.time`: RFC 3339 timestamps (offset kept), the sync window, the run's clock
+  (:func:`now`; :meth:`Window.from_now` for availability).
 """
 
 from .errors import Failure, connector  # noqa: F401
 from .http import get, post, Request  # noqa: F401
 from .reader import Reader, parse  # noqa: F401
-from .time import Timestamp, Window  # noqa: F401
+from .time import Timestamp, Window, now  # noqa: F401
 from . import emit, log  # noqa: F401

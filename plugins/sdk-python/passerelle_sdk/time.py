@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Optional
 
+from wit_world.imports import clock as host_clock  # at import: nothing loads at run time
+
 from .errors import Failure
 
 
@@ -52,3 +54,18 @@ class Window:
 
     def contains(self, t: Timestamp) -> bool:
         return self.start.at <= t.at < self.end.at
+
+    def from_now(self, at: Optional[Timestamp] = None) -> "Window":
+        """The part asked for availability: from the run's clock (:func:`now`, or
+        ``at``) to the end. Slots before now are not bookable; the window's past is for
+        appointments."""
+        at = at if at is not None else now()
+        if at is None or at.at <= self.start.at:
+            return self
+        return Window(at if at.at < self.end.at else self.end, self.end)
+
+
+def now() -> Optional[Timestamp]:
+    """The run's "now" (contract 0.1.3): the real time in a daemon, the cassette's
+    recorded instant in ``passerelle connector test``."""
+    return Timestamp.parse(host_clock.now())

@@ -4,8 +4,8 @@
 //! plus one [`export_connector!`] line. The modules here own the shared plumbing:
 //! [`http`] (typed HTTP + JSON, status mapping), [`drift`] (deserialisation failures
 //! as precise `schema-drift` reports), [`emit`] (records and checkpoints), [`log`]
-//! (logging macros), [`account`] (settings access) and [`time`] (timestamps that keep
-//! their offset, the sync window).
+//! (logging macros), [`account`] (settings access), [`time`] (timestamps that keep
+//! their offset, the sync window) and [`clock`] (the run's "now", today in a zone).
 //!
 //! ```ignore
 //! struct MyPlatform;
@@ -17,13 +17,26 @@
 //! passerelle_sdk::export_connector!(MyPlatform);
 //! ```
 
-/// Raw bindings generated from the WIT contract inside this crate (`wit/v0.1.2`; with
-/// the `contract-0-1-1` or `contract-0-1-0` feature, that earlier version, for
-/// components that must load on hosts that predate 0.1.2: no secret templates, and
-/// before 0.1.1 no drift policy or quarantine either).
+/// Raw bindings generated from the WIT contract inside this crate (`wit/v0.1.3`; with
+/// the `contract-0-1-2`, `contract-0-1-1` or `contract-0-1-0` feature, that earlier
+/// version, for components that must load on hosts that predate it: no run clock before
+/// 0.1.3, no secret templates before 0.1.2, no drift policy or quarantine before 0.1.1).
 #[allow(clippy::too_many_arguments)]
 pub mod bindings {
-    #[cfg(not(any(feature = "contract-0-1-0", feature = "contract-0-1-1")))]
+    #[cfg(not(any(
+        feature = "contract-0-1-0",
+        feature = "contract-0-1-1",
+        feature = "contract-0-1-2"
+    )))]
+    wit_bindgen::generate!({
+        path: "wit/v0.1.3",
+        world: "connector",
+        pub_export_macro: true,
+        export_macro_name: "export_connector",
+        default_bindings_module: "passerelle_sdk::bindings",
+        generate_all,
+    });
+    #[cfg(feature = "contract-0-1-2")]
     wit_bindgen::generate!({
         path: "wit/v0.1.2",
         world: "connector",
@@ -53,6 +66,7 @@ pub mod bindings {
 }
 
 pub mod account;
+pub mod clock;
 pub mod drift;
 pub mod emit;
 pub mod http;

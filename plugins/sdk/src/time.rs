@@ -111,11 +111,49 @@ impl Window {
     pub fn contains(&self, t: &Timestamp) -> bool {
         t.0 >= self.start.0 && t.0 < self.end.0
     }
+
+    /// The part of the window availability is asked for: from the run's clock
+    /// ([`crate::clock::now`]) to the end — slots before now are not bookable (the host
+    /// would not store them), the window's past is for appointments. The whole window
+    /// when the host gives no clock (a component built against an earlier contract).
+    pub fn from_now(&self) -> Window {
+        self.from(crate::clock::now())
+    }
+
+    /// [`Self::from_now`] at a given instant (`None`: the whole window).
+    pub fn from(&self, now: Option<Timestamp>) -> Window {
+        match now {
+            Some(now) if now.0 > self.start.0 => Window {
+                start: if now.0 < self.end.0 { now } else { self.end },
+                end: self.end,
+            },
+            _ => *self,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn availability_starts_at_the_run_clock() {
+        let w = Window {
+            start: Timestamp::parse("2021-03-04T07:00:00Z").unwrap(),
+            end: Timestamp::parse("2021-08-01T07:00:00Z").unwrap(),
+        };
+        let now = Timestamp::parse("2021-04-03T07:00:00Z").unwrap();
+        assert_eq!(w.from(Some(now)).start, now);
+        assert_eq!(w.from(Some(now)).end, w.end);
+        // No clock (an earlier contract), or a clock before the window: the window.
+        assert_eq!(w.from(None).start, w.start);
+        let before = Timestamp::parse("2021-01-01T00:00:00Z").unwrap();
+        assert_eq!(w.from(Some(before)).start, w.start);
+        // A clock past the window: an empty one, nothing to ask.
+        let after = Timestamp::parse("2022-01-01T00:00:00Z").unwrap();
+        let empty = w.from(Some(after));
+        assert_eq!(empty.start, empty.end);
+    }
 
     #[test]
     fn offsets_are_kept() {

@@ -1,13 +1,15 @@
-//! What the host gives a connector, one module per capability, each owning its state and
-//! its WIT `Host` implementation: [`http`] (with [`allowlist`], [`guard`], [`netguard`]
-//! and [`ratelimit`]), [`records`] and [`log`] (with the guest's stdout/stderr, [`output`],
-//! both within the run's [`log_budget`]).
+//! What the host gives a connector, one module per capability, each owning its state,
+//! its WIT `Host` implementation and its per-run preparation: [`http`] (with
+//! [`allowlist`], [`guard`], [`netguard`] and [`ratelimit`]), [`records`], [`log`] (with
+//! the guest's stdout/stderr, [`output`], both within the run's [`log_budget`]) and
+//! [`clock`] (the run's "now").
 //!
 //! A run's capabilities travel together as [`Capabilities`]; [`add_to_linker`] links each
 //! interface to its own part of them by projection (as wasmtime's WASI host does), so the
 //! sandbox links the bundle without knowing what is in it.
 
 pub mod allowlist;
+pub mod clock;
 pub mod guard;
 pub mod http;
 pub mod log;
@@ -19,6 +21,7 @@ pub mod records;
 
 use wasmtime::component::{HasData, Linker};
 
+use self::clock::{ClockView, RunClock};
 use self::http::{HttpSession, HttpView};
 use self::log::{GuestLog, LogView};
 use self::records::{RecordsSession, RecordsView};
@@ -35,6 +38,8 @@ pub struct Capabilities {
     pub log: GuestLog,
     /// The run's scrubber: secrets, and every patient value the run has emitted.
     pub scrubber: Scrubber,
+    /// The run's "now".
+    pub clock: RunClock,
 }
 
 impl Capabilities {
@@ -42,6 +47,7 @@ impl Capabilities {
         http: Option<HttpSession>,
         records: Option<RecordsSession>,
         scrubber: Scrubber,
+        clock: RunClock,
         span: tracing::Span,
         limits: &passerelle_model::limits::Limits,
     ) -> Capabilities {
@@ -50,6 +56,7 @@ impl Capabilities {
             records,
             log: GuestLog::new(span, limits),
             scrubber,
+            clock,
         }
     }
 
@@ -74,6 +81,8 @@ pub fn add_to_linker<T: HasCapabilities>(linker: &mut Linker<T>) -> anyhow::Resu
         .map_err(anyhow::Error::from)?;
     wit_interfaces::log::add_to_linker::<T, LogCapability>(linker, log_view::<T>)
         .map_err(anyhow::Error::from)?;
+    wit_interfaces::clock::add_to_linker::<T, ClockCapability>(linker, clock_view::<T>)
+        .map_err(anyhow::Error::from)?;
     Ok(())
 }
 
@@ -96,6 +105,13 @@ struct LogCapability;
 
 impl HasData for LogCapability {
     type Data<'a> = LogView<'a>;
+}
+
+/// The `clock` import's part of a store's state.
+struct ClockCapability;
+
+impl HasData for ClockCapability {
+    type Data<'a> = ClockView<'a>;
 }
 
 /// The shared `types` interface has nothing to implement.
@@ -126,4 +142,8 @@ fn log_view<T: HasCapabilities>(t: &mut T) -> LogView<'_> {
         log: &mut c.log,
         scrubber: &mut c.scrubber,
     }
+}
+
+fn clock_view<T: HasCapabilities>(t: &mut T) -> ClockView<'_> {
+    ClockView(&t.capabilities().clock)
 }

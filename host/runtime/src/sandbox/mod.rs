@@ -36,9 +36,9 @@ pub use self::cache::Origin;
 use passerelle_model::run::ErrorKind;
 use passerelle_model::{sha256_hex, LimitExceeded, SecretEchoed};
 
-/// The contract version this host implements (`wit/v0.1.2`). Components built against
-/// it, or an earlier patch of the same minor version (0.1.0, 0.1.1), load.
-pub const CONTRACT_VERSION: &str = "0.1.2";
+/// The contract version this host implements (`wit/v0.1.3`). Components built against
+/// it, or an earlier patch of the same minor version (0.1.0, 0.1.1, 0.1.2), load.
+pub const CONTRACT_VERSION: &str = "0.1.3";
 
 /// The version in an import or export name of the passerelle contract
 /// (`passerelle:connector/http@0.1.0` gives `0.1.0`).
@@ -186,8 +186,25 @@ pub struct RunParts {
     pub http: Option<HttpSession>,
     pub records: Option<RecordsSession>,
     pub scrubber: Scrubber,
+    /// The run's "now" (the `clock` import).
+    pub clock: crate::capabilities::clock::RunClock,
     pub span: tracing::Span,
     pub limits: Limits,
+}
+
+impl RunParts {
+    /// A run given nothing beyond WASI's denials and its log: no network, no records, the
+    /// wall clock (`describe()`, and tests of the sandbox).
+    pub fn bare(span: tracing::Span, limits: Limits) -> RunParts {
+        RunParts {
+            http: None,
+            records: None,
+            scrubber: Scrubber::new().limit_patterns(limits.scrub_patterns),
+            clock: crate::capabilities::clock::RunClock::at(chrono::Utc::now()),
+            span,
+            limits,
+        }
+    }
 }
 
 /// A finished run: the connector's answer (or why there is none) and the capabilities
@@ -372,6 +389,7 @@ impl Runtime {
             parts.http,
             parts.records,
             parts.scrubber,
+            parts.clock,
             parts.span,
             &parts.limits,
         );
