@@ -8,8 +8,16 @@
 //! ViteMaDose's Python scraper on the same recording, measured by the issue that asked
 //! for this bench (it stores nothing): about 1.6–1.9 ms wall per centre.
 //!
+//! Then the same centre the way an operator runs it: `passerelle serve` (this build's
+//! binary, as a process) with the default window (30 days back, 90 ahead), one run at a
+//! time, SQLite; one "Sync now" of a practice with `PASSERELLE_BENCH_DAEMON_CENTRES`
+//! accounts (default 200). Prints per centre the daemon's wall and CPU time (all its
+//! threads, from `/proc`), its context switches (every thread's, voluntary and not),
+//! the requests made, and what queueing alone costs (the service's "Sync now" of that
+//! practice, in this process, with no daemon to run the runs).
+//!
 //! `cargo xtask bench` (or `cargo bench -p passerelle-tests --bench centre` with the
-//! components built). PASSERELLE_BENCH_CENTRES sizes it (default 2,000 runs);
+//! components built). PASSERELLE_BENCH_CENTRES sizes the first part (default 2,000 runs);
 //! PASSERELLE_TEST_POSTGRES_URL names the database (left out without it).
 
 use std::path::PathBuf;
@@ -177,6 +185,154 @@ async fn bench(label: &str, runs: usize, database_url: Option<String>, server: &
     app.store.close().await;
 }
 
+/// A process's CPU time (user + system, all threads) from `/proc/<pid>/stat`.
+fn process_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command's name in parentheses: state is field 3; utime 14, stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .unwrap()
+        .unwrap_or(100) as u64;
+    Duration::from_micros(ticks * 1_000_000 / hz)
+}
+
+/// Context switches of every thread of a process (voluntary and not), from
+/// `/proc/<pid>/task/*/status`. Threads that ended are not counted (the daemon's are
+/// long-lived: tokio's workers, sqlx's SQLite worker, the blocking pool's).
+fn process_switches(pid: u32) -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        for line in status.lines() {
+            if let Some(n) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                total += n.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
+/// The centre as an operator runs it: provisioned here, synced by `passerelle serve`.
+async fn daemon_bench(centres: usize, server: &Server) {
+    use passerelle::service::runs::SyncRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let mut config = passerelle_tests::daemon::daemon_config();
+    config.http = passerelle::dev::demo::simulator_policy(&server.base_url);
+    config.daemon.max_concurrent_runs = 1;
+    config.daemon.max_concurrent_per_connector = 1;
+    config.daemon.manual_min_interval_secs = 0;
+    let config_file = passerelle_tests::daemon::write_config(dir.path(), &config);
+    let practice = "centre-practice";
+    {
+        let app = Passerelle::open(&data_dir, config.clone()).await.unwrap();
+        app.install_plugin(&component("doctolib")).await.unwrap();
+        app.store
+            .add_practice(practice, "Centre", "Europe/Paris")
+            .await
+            .unwrap();
+        let settings = [("centre".to_string(), "centre-basic".to_string())].into();
+        for i in 0..centres {
+            app.store
+                .add_account(
+                    &format!("centre-{i:05}"),
+                    practice,
+                    "doctolib",
+                    None,
+                    &settings,
+                )
+                .await
+                .unwrap();
+        }
+        // Queueing alone: the service's "Sync now" of the practice, nothing to run them.
+        let cpu = cpu_now();
+        let started = Instant::now();
+        let queued = app
+            .sync_now(practice, &SyncRequest::default())
+            .await
+            .unwrap();
+        let (wall, cpu) = (started.elapsed(), cpu_now() - cpu);
+        assert_eq!(queued.len(), centres);
+        println!(
+            "queueing {centres} runs (one \"Sync now\"): {:.3} ms wall, {:.3} ms CPU per run",
+            wall.as_secs_f64() * 1000.0 / centres as f64,
+            cpu.as_secs_f64() * 1000.0 / centres as f64
+        );
+        // Leave nothing queued for the daemon's first pass.
+        sqlx::query("DELETE FROM runs")
+            .execute(app.store.pool())
+            .await
+            .unwrap();
+        app.store.close().await;
+    }
+    let log = dir.path().join("daemon.log");
+    let daemon = passerelle_tests::daemon::ServeProcess::start(&config_file, &data_dir, &log).await;
+    let pid = daemon.child.id();
+    let store = passerelle::store::Store::open_in_data_dir(&data_dir)
+        .await
+        .unwrap();
+    let pending = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+    };
+    // Settled after its start (recovery, catch-up, the first claims find nothing).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (cpu, switches) = (process_cpu(pid), process_switches(pid));
+    let started = Instant::now();
+    let (status, body) = daemon
+        .post(
+            &format!("/v1/practices/{practice}/sync"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    while pending().await > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let wall = started.elapsed();
+    let (cpu, switches) = (process_cpu(pid) - cpu, process_switches(pid) - switches);
+    let (ok, requests): (i64, i64) = sqlx::query_as(
+        "SELECT SUM(CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END), SUM(http_requests) FROM runs",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        ok as usize,
+        centres,
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let n = centres as f64;
+    println!(
+        "passerelle serve, {centres} centres, one at a time, default window: {:.3} ms wall, {:.3} ms CPU, {:.1} context switches, {:.1} requests per centre",
+        wall.as_secs_f64() * 1000.0 / n,
+        cpu.as_secs_f64() * 1000.0 / n,
+        switches as f64 / n,
+        requests as f64 / n,
+    );
+    store.close().await;
+    drop(daemon);
+}
+
 fn main() {
     if let Ok(port_file) = std::env::var(SERVE_ENV) {
         serve(&port_file);
@@ -196,6 +352,18 @@ fn main() {
     println!(
         "centre: ViteMaDose's recorded Doctolib \"basic\" centre (2 requests) from a static local server, doctolib.wasm, durable writes"
     );
+    let centres: usize = std::env::var("PASSERELLE_BENCH_DAEMON_CENTRES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(daemon_bench(centres, &server));
+    if std::env::var_os("PASSERELLE_BENCH_DAEMON_ONLY").is_some() {
+        return;
+    }
     let postgres = passerelle_tests::postgres_url();
     if postgres.is_none() {
         println!("postgres skipped: PASSERELLE_TEST_POSTGRES_URL is not set");

@@ -336,7 +336,7 @@ async fn broken_candidates_are_refused_and_the_active_version_keeps_serving() {
                 "wrong-world",
                 wat_component("(component)"),
                 None,
-                "does not implement the passerelle:connector@0.1.2 world: no export `check`",
+                "does not implement the passerelle:connector@0.1.3 world: no export `check`",
             ),
             (
                 "unsupported-contract",
@@ -954,7 +954,7 @@ async fn quarantine_sets_unreadable_items_aside_and_a_new_version_resolves_them(
 
 #[tokio::test]
 async fn components_built_against_contracts_0_1_0_to_0_1_2_still_run() {
-    // Fresh databases for each file: both builds say version 0.1.0.
+    // Fresh databases for each file: every build says version 0.1.0.
     for file in [
         "testing-contract-0.1.0.wasm",
         "testing-contract-0.1.1.wasm",

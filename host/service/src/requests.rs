@@ -202,14 +202,13 @@ impl Passerelle {
             .await?;
         let min = self.manual_interval();
         let now = Utc::now();
+        let ids: Vec<&str> = accounts.iter().map(|a| a.id.as_str()).collect();
+        let idle = self.store.idle_last_manual(&ids).await?;
         for a in &accounts {
-            if self.store.active_run(&a.id).await?.is_some() {
-                continue;
-            }
-            let Some(last) = self.store.last_manual_request(&a.id).await? else {
+            let Some(Some(last)) = idle.get(&a.id) else {
                 continue;
             };
-            let Ok(last) = DateTime::parse_from_rfc3339(&last) else {
+            let Ok(last) = DateTime::parse_from_rfc3339(last) else {
                 continue;
             };
             let elapsed = (now - last.with_timezone(&Utc))
@@ -232,17 +231,15 @@ impl Passerelle {
         request: &SyncRequest,
     ) -> ServiceResult<Vec<Requested>> {
         let accounts = self.manual_accounts(practice_id, request).await?;
-        let mut out = Vec::new();
-        for a in &accounts {
-            let ask = QueueAsk {
-                manual_interval: Some(self.manual_interval()),
-                ..QueueAsk::new(Trigger::Manual, request.mode())
-            };
-            let (mut answers, _) = self.queue_runs(std::slice::from_ref(a), &ask).await?;
-            let submitted = answers
-                .pop()
-                .expect("one answer per account")
-                .and_then(|q| self.submitted(&a.id, q))?;
+        let ask = QueueAsk {
+            manual_interval: Some(self.manual_interval()),
+            ..QueueAsk::new(Trigger::Manual, request.mode())
+        };
+        // Every account in one queueing (a constant number of statements).
+        let (answers, _) = self.queue_runs(&accounts, &ask).await?;
+        let mut out = Vec::with_capacity(accounts.len());
+        for (a, answer) in accounts.iter().zip(answers) {
+            let submitted = answer.and_then(|q| self.submitted(&a.id, q))?;
             out.push(Requested {
                 account_id: a.id.clone(),
                 run_id: submitted.run_id(),

@@ -54,19 +54,24 @@ pub enum Outstanding {
 }
 
 impl Outstanding {
-    /// The condition on account `$2`, for the insert's `WHERE`.
-    fn condition(self) -> String {
+    /// The condition on the account `account` (an SQL expression), for the insert's
+    /// `WHERE`.
+    fn condition(self, account: &str) -> String {
         match self {
             Outstanding::DriftPause => format!(
-                "EXISTS (SELECT 1 FROM account_pauses WHERE account_id = $2 AND reason = '{}')",
+                "EXISTS (SELECT 1 FROM account_pauses WHERE account_id = {account} AND reason = '{}')",
                 PauseReason::Drift.as_str()
             ),
             Outstanding::Quarantine => {
-                "EXISTS (SELECT 1 FROM quarantined_items WHERE account_id = $2)".into()
+                format!("EXISTS (SELECT 1 FROM quarantined_items WHERE account_id = {account})")
             }
         }
     }
 }
+
+/// Rows per multi-row statement when queuing (7 parameters each: well under SQLite's and
+/// PostgreSQL's parameter limits).
+const QUEUE_ROWS_PER_STATEMENT: usize = 500;
 
 /// What became of one queue request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +137,10 @@ impl Store {
     /// with its account's queued or running run. The practices' `slots` are taken
     /// first: runs of a practice whose slot another daemon took are answered
     /// [`Queued::SlotTaken`]. `not_before`: a retry's backoff. One answer per run.
+    ///
+    /// A constant number of statements whatever the number of runs (per 500): the
+    /// slots in one multi-row insert, the runs in another (every condition checked in
+    /// it), then one read of the runs that answer for the accounts not queued anew.
     pub async fn queue_runs(
         &self,
         runs: &[NewRun<'_>],
@@ -145,49 +154,54 @@ impl Store {
             manual_since,
             only_while,
         } = options;
-        let insert = format!(
-            "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
-                trigger, mode, status, started_at, queued_at, attempt, not_before)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11
-             WHERE NOT EXISTS (SELECT 1 FROM runs WHERE account_id = $2 AND status = $12)
-               AND NOT EXISTS (SELECT 1 FROM runs WHERE account_id = $2 AND trigger = $13
-                               AND queued_at >= $14)
-               AND {}
-             ON CONFLICT DO NOTHING RETURNING id",
-            only_while.map_or_else(|| "1 = 1".into(), Outstanding::condition)
-        );
         let now = now_text();
         let mut tx = self.begin_write().await?;
         let mut lost = std::collections::HashSet::new();
-        for s in slots.iter() {
-            let taken = sqlx::query(
-                "INSERT INTO scheduled_slots (practice_id, slot, daemon, taken_at)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(s.practice_id)
-            .bind(&s.slot)
-            .bind(*daemon)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await
-            .context("taking scheduled slots")?;
-            if taken.rows_affected() == 0 {
-                lost.insert(s.practice_id);
+        if !slots.is_empty() {
+            let mut taken = std::collections::HashSet::new();
+            for chunk in slots.chunks(QUEUE_ROWS_PER_STATEMENT) {
+                let values: Vec<String> = (0..chunk.len())
+                    .map(|i| format!("(${}, ${}, $1, $2)", 3 + 2 * i, 4 + 2 * i))
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO scheduled_slots (practice_id, slot, daemon, taken_at)
+                     VALUES {} ON CONFLICT DO NOTHING RETURNING practice_id, slot",
+                    values.join(", ")
+                );
+                let mut query = sqlx::query(&sql).bind(*daemon).bind(&now);
+                for s in chunk {
+                    query = query.bind(s.practice_id).bind(&s.slot);
+                }
+                for row in query
+                    .fetch_all(&mut *tx)
+                    .await
+                    .context("taking scheduled slots")?
+                {
+                    taken.insert((
+                        row.get::<String, _>("practice_id"),
+                        row.get::<String, _>("slot"),
+                    ));
+                }
+            }
+            for s in slots.iter() {
+                if !taken.contains(&(s.practice_id.to_string(), s.slot.clone())) {
+                    lost.insert(s.practice_id);
+                }
             }
         }
+        let todo: Vec<&NewRun> = runs
+            .iter()
+            .filter(|r| !lost.contains(r.practice_id))
+            .collect();
         if self.backend == Backend::Postgres {
             // Queuing for an account is serialised across daemons: the checks below then
             // see a run another daemon queued (and maybe already claimed) a moment ago,
             // instead of racing past it. Locked in one order, so two daemons queuing
             // overlapping accounts cannot deadlock. (SQLite has one writer.)
-            let mut ids: Vec<&str> = runs
-                .iter()
-                .filter(|r| !lost.contains(r.practice_id))
-                .map(|r| r.account_id)
-                .collect();
+            let mut ids: Vec<&str> = todo.iter().map(|r| r.account_id).collect();
             ids.sort_unstable();
             ids.dedup();
-            for chunk in ids.chunks(500) {
+            for chunk in ids.chunks(QUEUE_ROWS_PER_STATEMENT) {
                 let sql = format!(
                     "SELECT id FROM accounts WHERE id IN ({}) ORDER BY id FOR UPDATE",
                     placeholders(1, chunk.len())
@@ -202,13 +216,41 @@ impl Store {
                     .context("locking the accounts to queue their runs")?;
             }
         }
-        let mut answers = Vec::with_capacity(runs.len());
-        for run in runs {
-            if lost.contains(run.practice_id) {
-                answers.push(Queued::SlotTaken);
-                continue;
-            }
-            let row = super::runs::bind_run(sqlx::query(&insert), run)
+        // The new runs, every condition in the insert: not running, outside the manual
+        // interval, still needing it (a re-drive); one queued run per account (the
+        // unique index: a conflict is a coalesced request).
+        let mut new: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+        let condition = only_while.map_or_else(|| "1 = 1".into(), |o| o.condition("v.column2"));
+        for chunk in todo.chunks(QUEUE_ROWS_PER_STATEMENT) {
+            const FIXED: usize = 7;
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = FIXED + 1 + 7 * i;
+                    format!(
+                        "(${b}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
+                    trigger, mode, status, started_at, queued_at, attempt, not_before)
+                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7,
+                    $1, $2, $2, $3, $4
+                 FROM (VALUES {}) AS v
+                 WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.account_id = v.column2 AND r.status = $5)
+                   AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.account_id = v.column2 AND r.trigger = $6
+                                   AND r.queued_at >= $7)
+                   AND {condition}
+                 ON CONFLICT DO NOTHING RETURNING id, account_id",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(&sql)
                 .bind(Status::Queued.as_str())
                 .bind(&now)
                 .bind(i64::from(*attempt))
@@ -216,50 +258,105 @@ impl Store {
                 .bind(Status::Running.as_str())
                 .bind(Trigger::Manual.as_str())
                 // No interval: a bound no stored instant reaches.
-                .bind(manual_since.as_deref().unwrap_or("~"))
-                .fetch_optional(&mut *tx)
-                .await
-                .context("recording queued runs")?;
-            if let Some(row) = row {
-                answers.push(Queued::New(row.get("id")));
-                continue;
+                .bind(manual_since.as_deref().unwrap_or("~"));
+            for run in chunk {
+                query = super::runs::bind_run(query, run);
             }
-            // The account is queued or running: that run answers, lifted if needed.
-            let holder = sqlx::query(
-                "SELECT id, status FROM runs WHERE account_id = $1 AND status IN ($2, $3)
-                 ORDER BY id DESC LIMIT 1",
-            )
-            .bind(run.account_id)
-            .bind(Status::Queued.as_str())
-            .bind(Status::Running.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .context("reading the account's queued run")?;
-            let Some(holder) = holder else {
-                if only_while.is_some() {
-                    answers.push(Queued::Settled);
-                    continue;
+            for row in query
+                .fetch_all(&mut *tx)
+                .await
+                .context("recording queued runs")?
+            {
+                new.insert(row.get("account_id"), row.get("id"));
+            }
+        }
+        // The accounts not queued anew: the run that answers for each (queued or
+        // running), else why not (a re-drive no longer needed, the manual interval).
+        let mut answered: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let rest: Vec<&str> = todo
+            .iter()
+            .map(|r| r.account_id)
+            .filter(|a| !new.contains_key(*a))
+            .collect();
+        let mut holders: std::collections::HashMap<String, (i64, String)> =
+            std::collections::HashMap::new();
+        let mut last_manual: std::collections::HashMap<String, String> =
+            std::collections::HashMap::new();
+        for chunk in rest.chunks(QUEUE_ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT id, account_id, status FROM runs WHERE status IN ($1, $2) AND account_id IN ({})",
+                placeholders(3, chunk.len())
+            );
+            let mut query = sqlx::query(&sql)
+                .bind(Status::Queued.as_str())
+                .bind(Status::Running.as_str());
+            for a in chunk {
+                query = query.bind(*a);
+            }
+            for row in query
+                .fetch_all(&mut *tx)
+                .await
+                .context("reading the accounts' queued or running runs")?
+            {
+                let account: String = row.get("account_id");
+                let (id, status): (i64, String) = (row.get("id"), row.get("status"));
+                // A queued run answers before a running one (it is the one lifted).
+                let keep = holders
+                    .get(&account)
+                    .is_none_or(|(_, s)| s == Status::Running.as_str());
+                if keep {
+                    holders.insert(account, (id, status));
                 }
-                // Neither queued nor running: refused by the manual interval.
-                let last = sqlx::query(
-                    "SELECT MAX(queued_at) AS at FROM runs WHERE account_id = $1 AND trigger = $2",
-                )
-                .bind(run.account_id)
-                .bind(Trigger::Manual.as_str())
-                .fetch_one(&mut *tx)
-                .await
-                .context("reading the account's last manual run")?;
-                let last: Option<String> = last.get("at");
-                answers.push(Queued::TooSoon {
-                    last: last.unwrap_or_default(),
-                });
-                continue;
-            };
-            let id: i64 = holder.get("id");
-            if holder.get::<String, _>("status") == Status::Queued.as_str() {
-                lift(&mut tx, id, run.trigger, run.mode, *attempt == 1).await?;
             }
-            answers.push(Queued::Coalesced(id));
+            if only_while.is_none() {
+                let sql = format!(
+                    "SELECT account_id, MAX(queued_at) AS at FROM runs
+                     WHERE trigger = $1 AND account_id IN ({}) GROUP BY account_id",
+                    placeholders(2, chunk.len())
+                );
+                let mut query = sqlx::query(&sql).bind(Trigger::Manual.as_str());
+                for a in chunk {
+                    query = query.bind(*a);
+                }
+                for row in query
+                    .fetch_all(&mut *tx)
+                    .await
+                    .context("reading the accounts' last manual runs")?
+                {
+                    if let Some(at) = row.get::<Option<String>, _>("at") {
+                        last_manual.insert(row.get("account_id"), at);
+                    }
+                }
+            }
+        }
+        let mut answers = Vec::with_capacity(runs.len());
+        for run in runs {
+            if lost.contains(run.practice_id) {
+                answers.push(Queued::SlotTaken);
+                continue;
+            }
+            // An account asked for twice: its new run answers the first time only.
+            if let Some(&id) = new.get(run.account_id) {
+                if answered.insert(run.account_id) {
+                    answers.push(Queued::New(id));
+                } else {
+                    answers.push(Queued::Coalesced(id));
+                }
+                continue;
+            }
+            match holders.get(run.account_id) {
+                Some((id, status)) => {
+                    if status == Status::Queued.as_str() {
+                        lift(&mut tx, *id, run.trigger, run.mode, *attempt == 1).await?;
+                    }
+                    answers.push(Queued::Coalesced(*id));
+                }
+                None if only_while.is_some() => answers.push(Queued::Settled),
+                // Neither queued nor running: refused by the manual interval.
+                None => answers.push(Queued::TooSoon {
+                    last: last_manual.get(run.account_id).cloned().unwrap_or_default(),
+                }),
+            }
         }
         tx.commit().await.context("recording queued runs")?;
         Ok(QueueOutcome {
@@ -278,60 +375,62 @@ impl Store {
         lease_until: &str,
         full: &[String],
     ) -> StoreResult<Option<Claimed>> {
-        for manual_only in [true, false] {
-            match self.claim_one(owner, lease_until, full, manual_only).await {
-                Ok(Some(c)) => return Ok(Some(c)),
-                Ok(None) => {}
-                // A local `passerelle sync` started the account meanwhile: not claimable
-                // now, looked at again on the next change.
-                Err(e) if is_unique_violation(&e) => return Ok(None),
-                Err(source) => {
-                    return Err(super::error::StoreError::Database {
-                        context: "claiming a queued run",
-                        source,
-                    })
-                }
-            }
+        match self.claim_one(owner, lease_until, full).await {
+            Ok(c) => Ok(c),
+            // A local `passerelle sync` started the account meanwhile: not claimable now,
+            // looked at again on the next change.
+            Err(e) if is_unique_violation(&e) => Ok(None),
+            Err(source) => Err(super::error::StoreError::Database {
+                context: "claiming a queued run",
+                source,
+            }),
         }
-        Ok(None)
     }
 
+    /// One statement: the oldest claimable manual run, else the oldest claimable run.
     async fn claim_one(
         &self,
         owner: &str,
         lease_until: &str,
         full: &[String],
-        manual_only: bool,
     ) -> Result<Option<Claimed>, sqlx::Error> {
         let now = now_text();
-        // $1..$5 fixed, then the full connectors. Manual runs only: a partial index of
-        // queued manual runs finds them without reading the other queued runs; its
-        // condition is written as literals so the planners can match it.
-        let mut filter = String::new();
-        if manual_only {
-            filter.push_str(&format!(
-                " AND q.status = '{}' AND q.trigger = '{}'",
-                Status::Queued.as_str(),
-                Trigger::Manual.as_str()
-            ));
-        }
-        if !full.is_empty() {
-            filter.push_str(&format!(
-                " AND q.connector NOT IN ({})",
-                placeholders(6, full.len())
-            ));
-        }
+        // $1..$5 fixed, then the full connectors.
+        let not_full = if full.is_empty() {
+            String::new()
+        } else {
+            format!(" AND q.connector NOT IN ({})", placeholders(6, full.len()))
+        };
         let lock = match self.backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
+        let candidate = |manual_only: bool| {
+            // Manual runs: a partial index of queued manual runs finds them without
+            // reading the other queued runs; its condition is written as literals so the
+            // planners can match it.
+            let manual = if manual_only {
+                format!(
+                    " AND q.status = '{}' AND q.trigger = '{}'",
+                    Status::Queued.as_str(),
+                    Trigger::Manual.as_str()
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "(SELECT q.id FROM runs q
+                  WHERE q.status = $5 AND (q.not_before IS NULL OR q.not_before <= $4){manual}{not_full}
+                    AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.account_id = q.account_id AND r.status = $1)
+                  ORDER BY q.id LIMIT 1 {lock})"
+            )
+        };
         let sql = format!(
             "UPDATE runs SET status = $1, owner = $2, lease_until = $3, started_at = $4
-             WHERE id = (SELECT q.id FROM runs q
-                 WHERE q.status = $5 AND (q.not_before IS NULL OR q.not_before <= $4){filter}
-                   AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.account_id = q.account_id AND r.status = $1)
-                 ORDER BY q.id LIMIT 1 {lock})
-             RETURNING id, practice_id, account_id, connector, trigger, mode, attempt"
+             WHERE id = COALESCE({}, {})
+             RETURNING id, practice_id, account_id, connector, trigger, mode, attempt",
+            candidate(true),
+            candidate(false)
         );
         let mut query = sqlx::query(&sql)
             .bind(Status::Running.as_str())
@@ -451,6 +550,50 @@ impl Store {
         Ok(row.map(|r| r.get("id")))
     }
 
+    /// For each of `accounts` that is idle (no run queued or running), when its last
+    /// manual run was queued, if ever: what the minimum interval between manual runs is
+    /// judged on. One statement per 500 accounts.
+    pub async fn idle_last_manual(
+        &self,
+        accounts: &[&str],
+    ) -> StoreResult<std::collections::HashMap<String, Option<String>>> {
+        let mut out = std::collections::HashMap::new();
+        for chunk in accounts.chunks(QUEUE_ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT account_id,
+                    MAX(CASE WHEN status IN ($1, $2) THEN 1 ELSE 0 END) AS active,
+                    MAX(CASE WHEN trigger = $3 THEN queued_at END) AS last_manual
+                 FROM runs WHERE account_id IN ({}) GROUP BY account_id",
+                placeholders(4, chunk.len())
+            );
+            let mut query = sqlx::query(&sql)
+                .bind(Status::Queued.as_str())
+                .bind(Status::Running.as_str())
+                .bind(Trigger::Manual.as_str());
+            for a in chunk {
+                query = query.bind(*a);
+            }
+            let mut seen = std::collections::HashSet::new();
+            for row in query
+                .fetch_all(&self.pool)
+                .await
+                .context("reading the accounts' last manual runs")?
+            {
+                let account: String = row.get("account_id");
+                seen.insert(account.clone());
+                if row.get::<i64, _>("active") == 0 {
+                    out.insert(account, row.get::<Option<String>, _>("last_manual"));
+                }
+            }
+            for a in chunk {
+                if !seen.contains(*a) {
+                    out.insert(a.to_string(), None);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// When the account's last manual run was queued (any daemon), if ever.
     pub async fn last_manual_request(&self, account_id: &str) -> StoreResult<Option<String>> {
         let row = sqlx::query(
@@ -529,28 +672,26 @@ async fn lift(
     mode: Mode,
     first_attempt: bool,
 ) -> StoreResult<()> {
-    if first_attempt {
-        sqlx::query("UPDATE runs SET not_before = NULL WHERE id = $1 AND not_before IS NOT NULL")
-            .bind(id)
-            .execute(&mut **tx)
-            .await
-            .context("lifting a queued run's backoff")?;
+    let manual = trigger == Trigger::Manual;
+    let full = mode == Mode::Full;
+    if !(first_attempt || manual || full) {
+        return Ok(());
     }
-    if trigger == Trigger::Manual {
-        sqlx::query("UPDATE runs SET trigger = $2 WHERE id = $1")
-            .bind(id)
-            .bind(Trigger::Manual.as_str())
-            .execute(&mut **tx)
-            .await
-            .context("lifting a queued run to manual")?;
-    }
-    if mode == Mode::Full {
-        sqlx::query("UPDATE runs SET mode = $2 WHERE id = $1")
-            .bind(id)
-            .bind(Mode::Full.as_str())
-            .execute(&mut **tx)
-            .await
-            .context("making a queued run full")?;
-    }
+    sqlx::query(
+        "UPDATE runs SET
+            not_before = CASE WHEN $2 = 1 THEN NULL ELSE not_before END,
+            trigger = CASE WHEN $3 = 1 THEN $5 ELSE trigger END,
+            mode = CASE WHEN $4 = 1 THEN $6 ELSE mode END
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(i64::from(first_attempt))
+    .bind(i64::from(manual))
+    .bind(i64::from(full))
+    .bind(Trigger::Manual.as_str())
+    .bind(Mode::Full.as_str())
+    .execute(&mut **tx)
+    .await
+    .context("lifting a queued run (backoff, manual, full)")?;
     Ok(())
 }
