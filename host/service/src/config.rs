@@ -246,6 +246,15 @@ impl ScheduleConfig {
     pub fn spread(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.spread_secs)
     }
+
+    /// When `practice` syncs: its own cron expression or `default_cron`, with runs
+    /// spread over `spread_secs`.
+    pub fn schedule_of(
+        &self,
+        practice: &passerelle_store::practices::Practice,
+    ) -> anyhow::Result<crate::schedule::Schedule> {
+        crate::schedule::practice_schedule(practice, &self.default_cron, self.spread())
+    }
 }
 
 /// What a sync covers.

@@ -37,15 +37,14 @@ impl PracticeView {
         now: DateTime<Utc>,
         accounts: Option<Vec<Account>>,
     ) -> PracticeView {
-        let (effective_schedule, next_sync) =
-            match crate::schedule::configured_schedule(&practice, config) {
-                Ok(s) => (
-                    s.expression().to_string(),
-                    s.next_after(now)
-                        .map(|t| t.with_timezone(&s.timezone()).to_rfc3339()),
-                ),
-                Err(_) => (practice.schedule.clone().unwrap_or_default(), None),
-            };
+        let (effective_schedule, next_sync) = match config.schedule_of(&practice) {
+            Ok(s) => (
+                s.expression().to_string(),
+                s.next_after(now)
+                    .map(|t| t.with_timezone(&s.timezone()).to_rfc3339()),
+            ),
+            Err(_) => (practice.schedule.clone().unwrap_or_default(), None),
+        };
         PracticeView {
             practice,
             effective_schedule,
@@ -248,7 +247,9 @@ impl Passerelle {
             schedule: new.schedule.clone(),
             public: None,
         };
-        crate::schedule::configured_schedule(&candidate, &self.config.schedule)
+        self.config
+            .schedule
+            .schedule_of(&candidate)
             .map_err(|e| ServiceError::invalid(format!("{e:#}")))?;
         if self.store.practice(&new.id).await?.is_some() {
             return Err(ServiceError::conflict(
@@ -295,7 +296,9 @@ impl Passerelle {
         if let Some(Some(public)) = &update.public {
             public.validate().map_err(ServiceError::invalid)?;
         }
-        crate::schedule::configured_schedule(&practice, &self.config.schedule)
+        self.config
+            .schedule
+            .schedule_of(&practice)
             .map_err(|e| ServiceError::invalid(format!("{e:#}")))?;
         self.store
             .update_practice(id, update.name.as_deref(), update.timezone.as_deref())

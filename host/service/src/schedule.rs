@@ -212,15 +212,6 @@ pub fn practice_schedule(
     )
 }
 
-/// [`practice_schedule`] with the configured default (`schedule.default_cron`,
-/// `schedule.spread_secs`).
-pub fn configured_schedule(
-    practice: &passerelle_store::practices::Practice,
-    config: &crate::config::ScheduleConfig,
-) -> anyhow::Result<Schedule> {
-    practice_schedule(practice, &config.default_cron, config.spread())
-}
-
 #[cfg(test)]
 mod tests {
     use crate::schedule::*;
