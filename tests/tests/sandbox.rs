@@ -552,20 +552,56 @@ async fn the_values_a_run_teaches_the_scrubber_are_bounded() {
     ends_on_budget(limits, &[("scenario", "hoard")], "limits.scrub_patterns").await;
 }
 
+/// This process's resident memory, in MiB.
+fn rss_mib() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0.0);
+    pages * 4096.0 / (1 << 20) as f64
+}
+
+/// Before: `wasi:http` is linked (only sending is refused), and the header maps a
+/// guest creates live in the host's resource table — a million entries of up to 128 KiB
+/// each; 20,000 maps of 100 KiB took the host to 2.2 GB and the run "succeeded". Now the
+/// table holds `limits.wasi_resources` entries and a map `limits.wasi_fields_kib`: the
+/// run ends `limit-exceeded`, the host grows by a few MiB, another account runs.
+#[tokio::test]
+async fn the_wasi_http_resources_a_guest_makes_the_host_hold_are_bounded() {
+    // A 100 KiB value: the header map's own limit.
+    ends_on_budget(
+        Limits::default(),
+        &[("scenario", "wasi-http-hoard"), ("count", "20000")],
+        "limits.wasi_fields_kib",
+    )
+    .await;
+    // Values just under it: the number of resources.
+    let before = rss_mib();
+    ends_on_budget(
+        Limits::default(),
+        &[
+            ("scenario", "wasi-http-hoard"),
+            ("count", "20000"),
+            ("size", "15000"),
+        ],
+        "limits.wasi_resources",
+    )
+    .await;
+    let after = rss_mib();
+    println!(
+        "wasi:http hoarding: resident memory {before:.0} MiB -> {after:.0} MiB (+{:.0} MiB)",
+        after - before
+    );
+    assert!(after - before <= 64.0, "grew {:.0} MiB", after - before);
+}
+
 /// The hoarding attack with the default limits: the run ends on the first budget it
 /// reaches, and the host's resident memory grows by a bounded amount (printed for the
 /// record; before, ~40k appointments passed 1 GiB).
 #[tokio::test]
 async fn a_hoarding_connector_stops_within_the_default_budgets() {
-    fn rss_mib() -> f64 {
-        let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-        let pages: f64 = statm
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0.0);
-        pages * 4096.0 / (1 << 20) as f64
-    }
     let e = testing_env(Limits::default(), HttpPolicy::default()).await;
     e.account("hoarder", &[("scenario", "hoard")]).await;
     let before = rss_mib();

@@ -37,6 +37,13 @@ pub struct Limits {
     /// Patient values the run's scrubber may learn (each name, date spelling, phone and
     /// e-mail of each patient counts once).
     pub scrub_patterns: u64,
+    /// Resources the host holds for the guest's WASI and `wasi:http` imports at once
+    /// (streams, pollables, header maps, requests…): what a guest can make the host keep
+    /// without passing through passerelle's own imports.
+    pub wasi_resources: usize,
+    /// Largest `wasi:http` header map (`fields`) a guest may build, in KiB (no request
+    /// leaves through `wasi:http`: they are all refused).
+    pub wasi_fields_kib: u64,
 }
 
 impl Default for Limits {
@@ -55,6 +62,8 @@ impl Default for Limits {
             log_lines: 20_000,
             log_kib: 8 * 1024,
             scrub_patterns: 300_000,
+            wasi_resources: 1_000,
+            wasi_fields_kib: 16,
         }
     }
 }
@@ -72,6 +81,9 @@ impl Limits {
     pub fn pending_records_bytes(&self) -> u64 {
         self.pending_records_mib.saturating_mul(1 << 20)
     }
+    pub fn wasi_fields_bytes(&self) -> usize {
+        (self.wasi_fields_kib as usize).saturating_mul(1 << 10)
+    }
     pub fn log_bytes(&self) -> u64 {
         self.log_kib.saturating_mul(1 << 10)
     }
@@ -84,14 +96,16 @@ impl Limits {
 
     /// The most host memory one run can take within these limits, in MiB: its linear
     /// memory, its records between two checkpoints, a response body being read and its
-    /// copy handed to the guest, its buffered log, and its scrubber's patterns (about
-    /// 256 bytes each with the matcher).
+    /// copy handed to the guest, its buffered log, its scrubber's patterns (about 256
+    /// bytes each with the matcher), and the WASI resources it may hold (each at most a
+    /// full header map, with the table's own entry).
     pub fn run_worst_case_mib(&self) -> u64 {
         self.memory_mib
             + self.pending_records_mib
             + 2 * self.response_mib
             + self.log_kib.div_ceil(1024)
             + (self.scrub_patterns.saturating_mul(256) >> 20)
+            + ((self.wasi_resources as u64).saturating_mul(self.wasi_fields_kib + 1) >> 10)
     }
 
     /// Refuses values that would make every run fail or disable a defence.
@@ -110,6 +124,8 @@ impl Limits {
             "limits.http_timeout_secs must be positive"
         );
         for (name, value) in [
+            ("wasi_resources", self.wasi_resources as u64),
+            ("wasi_fields_kib", self.wasi_fields_kib),
             ("checkpoint_records", self.checkpoint_records),
             ("pending_records_mib", self.pending_records_mib),
             ("log_lines", self.log_lines),

@@ -107,6 +107,32 @@ impl Connector for Testing {
                 Ok(summary(None, Some(format!("depth {depth}"))))
             }
             "panic" => panic!("testing connector panicked on purpose"),
+            // Makes the host hold `wasi:http` header maps (resources in the host's table,
+            // not in the guest's memory), each with a large value, and never drops them:
+            // the run's resource and header-map limits must end it.
+            "wasi-http-hoard" => {
+                let size: usize = account
+                    .setting_opt("size")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(100 * 1024);
+                let total: u32 = account
+                    .setting_opt("count")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(u32::MAX);
+                let value = vec![b'x'; size];
+                let name = "x-hoard".to_string();
+                let mut kept = Vec::new();
+                while (kept.len() as u32) < total {
+                    let fields = wasi::http::types::Fields::new();
+                    // Refused past the host's header-map limit: kept all the same.
+                    let _ = fields.append(&name, &value);
+                    kept.push(fields);
+                }
+                Ok(summary(
+                    None,
+                    Some(format!("kept {} header maps", kept.len())),
+                ))
+            }
             // Emits appointments in batches of `batch` and never checkpoints: what a
             // connector hoarding records on the host looks like.
             "hoard" => {

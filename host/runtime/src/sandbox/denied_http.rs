@@ -12,7 +12,6 @@ use wasmtime_wasi_http::{
 };
 
 /// What a run's state holds for `wasi:http`.
-#[derive(Default)]
 pub struct DeniedHttp {
     ctx: WasiHttpCtx,
     hooks: Refuse,
@@ -44,6 +43,14 @@ impl WasiHttpHooks for Refuse {
 }
 
 impl DeniedHttp {
+    /// Header maps (`fields`) a guest builds are bounded to `field_bytes` each (their
+    /// number is the run's resource table's).
+    pub fn new(field_bytes: usize) -> DeniedHttp {
+        let mut ctx = WasiHttpCtx::new();
+        ctx.set_field_size_limit(field_bytes);
+        DeniedHttp { ctx, hooks: Refuse }
+    }
+
     /// The view `wasi:http`'s host implementation works on (the run's resource table).
     pub fn view<'a>(&'a mut self, table: &'a mut ResourceTable) -> WasiHttpCtxView<'a> {
         WasiHttpCtxView {

@@ -401,15 +401,19 @@ impl Runtime {
             .allow_ip_name_lookup(false)
             .build();
         let limits = parts.limits;
+        // What the guest can make the host hold outside passerelle's imports: WASI's and
+        // wasi:http's resources, counted and each header map bounded.
+        let mut table = wasmtime::component::ResourceTable::new();
+        table.set_max_capacity(limits.wasi_resources);
         let state = RunState {
             wasi,
-            table: Default::default(),
+            table,
             limiter: RunLimiter {
                 memory_bytes: limits.memory_bytes().min(self.config.limits.memory_bytes()),
                 table_elements: limits.table_elements.min(self.config.limits.table_elements),
                 peak_memory_bytes: 0,
             },
-            http: Default::default(),
+            http: denied_http::DeniedHttp::new(limits.wasi_fields_bytes()),
             capabilities,
         };
         let mut store = Store::new(&self.engine, state);
@@ -457,7 +461,7 @@ impl Runtime {
                     .await
                     .map(CallOutput::Synced),
             };
-            out.map_err(classify)
+            out.map_err(|e| classify(e, &limits))
         };
         // Epochs stop a guest that computes; this timer also stops one that waits on a
         // host call. The small grace lets the epoch path report first.
@@ -498,12 +502,30 @@ fn deadline_text(limits: &Limits) -> String {
 }
 
 /// Sorts an error out of a call into a limit hit or a trap, with a one-line reason.
-fn classify(err: wasmtime::Error) -> Failure {
+fn classify(err: wasmtime::Error, limits: &Limits) -> Failure {
     if let Some(limit) = err.downcast_ref::<LimitExceeded>() {
         return Failure::Limit(limit.0.clone());
     }
     if let Some(echo) = err.downcast_ref::<SecretEchoed>() {
         return Failure::Security(echo.to_string());
+    }
+    if let Some(
+        wasmtime_wasi_http::FieldMapError::TotalSizeTooBig
+        | wasmtime_wasi_http::FieldMapError::TooManyFields,
+    ) = err.downcast_ref::<wasmtime_wasi_http::FieldMapError>()
+    {
+        return Failure::Limit(format!(
+            "wasi:http header map: at most {} KiB each (limits.wasi_fields_kib)",
+            limits.wasi_fields_kib
+        ));
+    }
+    if let Some(wasmtime::component::ResourceTableError::Full) =
+        err.downcast_ref::<wasmtime::component::ResourceTableError>()
+    {
+        return Failure::Limit(format!(
+            "WASI resources: the run may hold {} at once (limits.wasi_resources)",
+            limits.wasi_resources
+        ));
     }
     if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
         let hint = match trap {
