@@ -40,7 +40,7 @@ async fn admin_actions_and_patient_reads_are_chained_and_tampering_shows() {
                 ..AppointmentQuery::default()
             };
             app.appointments_page("p1", &shown).await.unwrap();
-            // Without patients shown, a read is not a patient read.
+            // Without patients shown, a read of appointments all the same (health data).
             app.appointments_page("p1", &AppointmentQuery::default())
                 .await
                 .unwrap();
@@ -61,6 +61,7 @@ async fn admin_actions_and_patient_reads_are_chained_and_tampering_shows() {
             ("token:alice", "practice.create", "p1"),
             ("local:bob", "secret.set", "a1"),
             ("local:bob", "read.patients", "p1"),
+            ("local:bob", "read.appointments", "p1"),
         ];
         assert_eq!(
             seen,
@@ -74,7 +75,7 @@ async fn admin_actions_and_patient_reads_are_chained_and_tampering_shows() {
         assert!(!text.contains("Zoéline") && !text.contains("Quintardeau"));
         let report = app.verify_audit().await.unwrap();
         assert!(report.problems.is_empty(), "{report:?}");
-        assert_eq!((report.entries, report.head_seq), (5, 5));
+        assert_eq!((report.entries, report.head_seq), (6, 6));
 
         // An edited entry.
         sqlx::query("UPDATE audit_log SET actor = 'token:mallory' WHERE seq = 4")
@@ -108,6 +109,6 @@ async fn admin_actions_and_patient_reads_are_chained_and_tampering_shows() {
         as_actor("token:alice".into(), app.delete_secret("a1", "api-token"))
             .await
             .unwrap();
-        assert_eq!(app.verify_audit().await.unwrap().head_seq, 6);
+        assert_eq!(app.verify_audit().await.unwrap().head_seq, 7);
     }
 }

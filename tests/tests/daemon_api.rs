@@ -721,9 +721,11 @@ async fn any_json_body_gets_a_clear_answer_and_a_refusal_stores_nothing() {
 }
 
 /// Named tokens get what their scopes allow, on SQLite and PostgreSQL: `read` reads but
-/// changes nothing and sees no patient data, `patients:read` sees quarantined items,
-/// `admin` does everything; a revoked token is refused at once; what a token does is in
-/// the audit trail under its name.
+/// changes nothing and sees no appointment (health data) and no patient data;
+/// `appointments:read` sees appointments with initials, each read audited;
+/// `patients:read` sees patients and quarantined items; `admin` does everything; a
+/// revoked token is refused at once; what a token does is in the audit trail under its
+/// name.
 #[tokio::test]
 async fn scoped_tokens_get_what_their_scopes_allow() {
     for db in databases().await {
@@ -734,6 +736,7 @@ async fn scoped_tokens_get_what_their_scopes_allow() {
             app.create_token(name, &scopes).await.unwrap().secret
         };
         let reader = token("reader", &["read"]).await;
+        let clerk = token("clerk", &["appointments:read"]).await;
         let doctor = token("doctor", &["patients:read"]).await;
         let ops = token("ops", &["admin"]).await;
         assert!(reader.starts_with("pst_") && reader.len() > 60);
@@ -785,7 +788,8 @@ async fn scoped_tokens_get_what_their_scopes_allow() {
         );
         assert!(!format!("{trail:?}").contains(&ops));
 
-        // The read API: appointments with initials for `read`, patient fields only with
+        // The read API: no appointment for `read` (health data); appointments with
+        // initials for `appointments:read`, audited; patient fields only with
         // `patients:read` and patients=true; a stable order paged by cursor; slots.
         d.sim.sync_all(passerelle::model::run::Mode::Full).await;
         let stored: usize = {
@@ -804,27 +808,31 @@ async fn scoped_tokens_get_what_their_scopes_allow() {
         };
         assert!(stored > 4, "{}: the sync stored appointments", db.name);
         let path = "/v1/practices/p001/appointments";
-        let page = call(
-            &d,
-            &reader,
-            Method::GET,
-            &format!("{path}?limit=1000"),
-            None,
-        )
-        .await;
+        let refused = call(&d, &reader, Method::GET, path, None).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+        assert!(
+            refused.text.contains("`appointments:read` scope"),
+            "{}",
+            refused.text
+        );
+        let page = call(&d, &clerk, Method::GET, &format!("{path}?limit=1000"), None).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        assert!(trail_has(app, "token:clerk", "read.appointments").await);
         let items = page.json()["items"].as_array().unwrap().clone();
         assert_eq!(items.len(), stored);
         for a in &items {
             let p = &a["patient"];
             assert!(p["initials"].is_string(), "{a}");
             for field in ["first_name", "last_name", "birth_date", "phone", "email"] {
-                assert!(p.get(field).is_none(), "{field} shown to `read`: {a}");
+                assert!(
+                    p.get(field).is_none(),
+                    "{field} shown to `appointments:read`: {a}"
+                );
             }
         }
         let refused = call(
             &d,
-            &reader,
+            &clerk,
             Method::GET,
             &format!("{path}?patients=true"),
             None,
@@ -854,7 +862,7 @@ async fn scoped_tokens_get_what_their_scopes_allow() {
                 Some(c) => format!("{path}?limit=2&after={c}"),
                 None => format!("{path}?limit=2"),
             };
-            let page = call(&d, &reader, Method::GET, &url, None).await.json();
+            let page = call(&d, &clerk, Method::GET, &url, None).await.json();
             walked.extend(
                 page["items"]
                     .as_array()
@@ -871,7 +879,7 @@ async fn scoped_tokens_get_what_their_scopes_allow() {
         assert_eq!(walked, all);
         let bad = call(
             &d,
-            &reader,
+            &clerk,
             Method::GET,
             &format!("{path}?after=nonsense"),
             None,
@@ -893,9 +901,25 @@ async fn scoped_tokens_get_what_their_scopes_allow() {
             slots.text
         );
 
-        // The change feed: the same rule for patient fields; subscriptions need admin.
+        // The change feed: the same rules — `read` gets the slots' changes alone, and is
+        // refused the appointments'; subscriptions need admin.
         let feed = "/v1/changes?kind=appointment&limit=10000";
-        let plain = call(&d, &reader, Method::GET, feed, None).await;
+        let refused = call(&d, &reader, Method::GET, feed, None).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+        let slots_only = call(&d, &reader, Method::GET, "/v1/changes?limit=10000", None).await;
+        assert_eq!(slots_only.status, StatusCode::OK, "{}", slots_only.text);
+        let kinds: Vec<&str> = slots_only.json()["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["kind"].as_str().unwrap_or_default())
+            .map(|k| if k == "slot" { "slot" } else { "appointment" })
+            .collect();
+        assert!(
+            !kinds.is_empty() && kinds.iter().all(|k| *k == "slot"),
+            "{kinds:?}"
+        );
+        let plain = call(&d, &clerk, Method::GET, feed, None).await;
         assert_eq!(plain.status, StatusCode::OK, "{}", plain.text);
         let changes = plain.json()["changes"].as_array().unwrap().clone();
         assert!(changes.len() >= stored, "{}", db.name);
@@ -905,12 +929,12 @@ async fn scoped_tokens_get_what_their_scopes_allow() {
             for field in ["first_name", "last_name", "birth_date", "phone", "email"] {
                 assert!(
                     p.get(field).is_none(),
-                    "{field} shown to `read` in the feed: {c}"
+                    "{field} shown to `appointments:read` in the feed: {c}"
                 );
             }
         }
         let with = format!("{feed}&patients=true");
-        let refused = call(&d, &reader, Method::GET, &with, None).await;
+        let refused = call(&d, &clerk, Method::GET, &with, None).await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
         let shown = call(&d, &doctor, Method::GET, &with, None).await;
         assert_eq!(shown.status, StatusCode::OK, "{}", shown.text);
@@ -939,7 +963,7 @@ async fn scoped_tokens_get_what_their_scopes_allow() {
         let forged = call(&d, "pst_0000", Method::GET, "/v1/practices", None).await;
         assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
         let listed = app.tokens().await.unwrap();
-        assert_eq!(listed.len(), 3);
+        assert_eq!(listed.len(), 4);
         assert!(listed
             .iter()
             .find(|t| t.name == "reader")

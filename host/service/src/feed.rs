@@ -81,22 +81,38 @@ impl Passerelle {
         if q.patients {
             require(Scope::PatientsRead, "showing patients")?;
         }
+        // Appointments are health data: without `appointments:read` the feed is the
+        // slots' (public availability) alone.
+        let appointments = super::principal::current().allows(Scope::AppointmentsRead);
+        if q.kind == Some(ChangeKind::Appointment) {
+            require(Scope::AppointmentsRead, "reading appointment changes")?;
+        }
         let limit = super::limit(q.limit, 500, 10_000)?;
+        let kinds = match q.kind {
+            Some(kind) => vec![kind],
+            None if appointments => Vec::new(),
+            None => vec![ChangeKind::Slot],
+        };
         let filter = ChangeFilter {
             practices: q.practice.iter().cloned().collect(),
-            kinds: q.kind.iter().copied().collect(),
+            kinds,
             through: None,
         };
         let (rows, next_after, head, more) = self.feed_page(q.after, limit, filter).await?;
-        if q.patients {
-            let appointments = rows
-                .iter()
-                .filter(|c| c.kind == ChangeKind::Appointment && c.record.is_some())
-                .count();
+        let read = rows
+            .iter()
+            .filter(|c| c.kind == ChangeKind::Appointment && c.record.is_some())
+            .count();
+        if read > 0 || q.patients {
+            // Appointments are health data: every read is in the audit trail.
             self.audit(
-                "read.patients",
+                if q.patients {
+                    "read.patients"
+                } else {
+                    "read.appointments"
+                },
                 q.practice.as_deref().unwrap_or("*"),
-                serde_json::json!({"feed_after": q.after, "appointments": appointments}),
+                serde_json::json!({"feed_after": q.after, "appointments": read}),
             )
             .await?;
         }

@@ -1,8 +1,8 @@
 //! Who a request is for: its [`Principal`] (a name for the audit trail and the scopes it
 //! holds), set by the front end for the request's duration ([`as_principal`]: the admin
 //! API from the token presented, the CLI as the machine's user with every scope) and
-//! read by the service where a rule depends on it ([`require`]: patient data needs
-//! `patients:read`). Outside any request — the daemon's own work — it is `daemon`, with
+//! read by the service where a rule depends on it ([`require`]: appointments need
+//! `appointments:read`, patient fields `patients:read`). Outside any request — the daemon's own work — it is `daemon`, with
 //! every scope.
 
 use std::future::Future;
@@ -15,21 +15,33 @@ pub enum Scope {
     /// Everything, changes included.
     #[serde(rename = "admin")]
     Admin,
-    /// Practices, accounts, runs, slots, connectors: no patient fields.
+    /// Practices, accounts, runs, slots (public availability), connectors: no
+    /// appointment and no patient field.
     #[serde(rename = "read")]
     Read,
-    /// Patient fields (appointments with patients, quarantined items); implies `read`.
+    /// Appointments (times, status, practitioner, visit motive, patients' initials):
+    /// health data about people, each read audited; implies `read`.
+    #[serde(rename = "appointments:read")]
+    AppointmentsRead,
+    /// Patient fields (appointments with patients, quarantined items); implies
+    /// `appointments:read`.
     #[serde(rename = "patients:read")]
     PatientsRead,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::Admin, Scope::Read, Scope::PatientsRead];
+    pub const ALL: [Scope; 4] = [
+        Scope::Admin,
+        Scope::Read,
+        Scope::AppointmentsRead,
+        Scope::PatientsRead,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Admin => "admin",
             Scope::Read => "read",
+            Scope::AppointmentsRead => "appointments:read",
             Scope::PatientsRead => "patients:read",
         }
     }
@@ -40,7 +52,7 @@ impl Scope {
             .find(|s| s.as_str() == text)
             .ok_or_else(|| {
                 ServiceError::invalid(format!(
-                    "unknown scope `{text}` (one of: admin, read, patients:read)"
+                    "unknown scope `{text}` (one of: admin, read, appointments:read, patients:read)"
                 ))
             })
     }
@@ -69,11 +81,16 @@ impl Principal {
         }
     }
 
-    /// Whether it holds `needed` (`admin` holds all; `patients:read` holds `read`).
+    /// Whether it holds `needed`: `admin` holds all; `patients:read` holds
+    /// `appointments:read`, which holds `read`.
     pub fn allows(&self, needed: Scope) -> bool {
-        self.scopes.contains(&Scope::Admin)
-            || self.scopes.contains(&needed)
-            || (needed == Scope::Read && self.scopes.contains(&Scope::PatientsRead))
+        let implied = |held: Scope| match held {
+            Scope::Admin => true,
+            Scope::PatientsRead => needed != Scope::Admin,
+            Scope::AppointmentsRead => matches!(needed, Scope::AppointmentsRead | Scope::Read),
+            Scope::Read => needed == Scope::Read,
+        };
+        self.scopes.iter().any(|&s| implied(s))
     }
 }
 

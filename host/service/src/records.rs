@@ -216,6 +216,7 @@ impl Passerelle {
                 )));
             }
         }
+        require(Scope::AppointmentsRead, "reading appointments")?;
         if q.patients {
             require(Scope::PatientsRead, "showing patients")?;
         }
@@ -235,14 +236,17 @@ impl Passerelle {
         let next = next_page(&mut rows, limit, |r| {
             (r.record.starts_at_ms, &r.account_id, &r.record.external_id)
         });
-        if q.patients {
-            self.audit(
-                "read.patients",
-                practice_id,
-                serde_json::json!({"account": q.account, "appointments": rows.len()}),
-            )
-            .await?;
-        }
+        // Appointments are health data: every read is in the audit trail.
+        self.audit(
+            if q.patients {
+                "read.patients"
+            } else {
+                "read.appointments"
+            },
+            practice_id,
+            serde_json::json!({"account": q.account, "appointments": rows.len()}),
+        )
+        .await?;
         Ok(AppointmentPage {
             items: rows.into_iter().map(|r| view(r, q.patients)).collect(),
             next,
