@@ -350,6 +350,43 @@ async fn a_platform_echoing_a_secret_ends_the_run_as_a_security_event() {
     assert!(listed.contains("api-token") && !listed.contains(SECRET));
 }
 
+/// Before: a secret under 8 bytes was replaced by `[secret]` in the answer handed to the
+/// connector, an oracle for a platform that reflects text (`guess-1234-end` came back as
+/// `guess-[secret]-end`). Now such a value cannot be set, and one stored before (set by
+/// an earlier version) echoed back ends the run as a security event like any other.
+#[tokio::test]
+async fn a_short_secret_is_refused_and_its_echo_is_a_security_event() {
+    const SHORT: &str = "1234";
+    let (base, _seen) = server().await;
+    let e = testing_env(Limits::default(), allow_private()).await;
+    let url = format!("{base}/echo");
+    e.account("short", &[("scenario", "fetch"), ("url", &url)])
+        .await;
+    let refused = e
+        .app
+        .set_secret("short", "api-token", SHORT)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("at least 8 bytes"),
+        "{refused}"
+    );
+    // As an earlier version would have stored it.
+    e.app
+        .store
+        .set_secret("short", "api-token", SHORT)
+        .await
+        .unwrap();
+    let run = e.sync("short", Mode::Incremental).await;
+    assert_eq!(
+        run.error_kind
+            .map(passerelle::model::run::ErrorKind::as_str),
+        Some("security"),
+        "{run:?}"
+    );
+    assert!(!format!("{run:?}").contains("[secret]"), "{run:?}");
+}
+
 #[tokio::test]
 async fn a_secret_inside_a_template_is_sent_and_never_seen() {
     // Contract 0.1.2: `Authorization: Platform apikey="<key>"`, the author's case.

@@ -20,6 +20,10 @@ pub mod token;
 
 use sha2::{Digest, Sha256};
 
+/// The shortest secret value an account may hold: a shorter one could occur by chance
+/// in a platform's answer, and every echo of a secret ends the run as a security event.
+pub const MIN_SECRET_BYTES: usize = 8;
+
 /// A run limit was hit; the run fails with this reason.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("limit exceeded: {0}")]

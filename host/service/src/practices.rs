@@ -461,10 +461,11 @@ impl Passerelle {
     pub async fn set_secret(&self, account: &str, name: &str, value: &str) -> ServiceResult<()> {
         self.account(account).await?;
         validate_id("secret", name)?;
-        if value.is_empty() {
-            return Err(ServiceError::invalid(
-                "a secret's value must not be empty: nothing stored",
-            ));
+        if value.len() < passerelle_model::MIN_SECRET_BYTES {
+            return Err(ServiceError::invalid(format!(
+                "a secret's value must be at least {} bytes (a shorter one could appear in a platform's answer by chance): nothing stored",
+                passerelle_model::MIN_SECRET_BYTES
+            )));
         }
         self.store.set_secret(account, name, value).await?;
         // The name only: a secret's value never reaches the trail.

@@ -10,19 +10,19 @@ use url::Url;
 
 use crate::contract::wit;
 
-/// Secrets shorter than this are too likely to occur by chance in a response to treat
-/// their appearance as an echo; they are replaced by `[secret]` instead.
-pub const MIN_ECHO_SECRET: usize = 8;
-
 /// The forms of each secret value an echo could take: as is (any letter case),
 /// percent-encoded byte by byte, and in base64 (standard and URL-safe, padded or not).
+/// Every secret, whatever its length: an answer carrying one is never handed to the
+/// connector, not even redacted (a redacted answer tells a guesser it guessed right).
+/// Short values, which could occur by chance, are refused when they are set
+/// ([`passerelle_model::MIN_SECRET_BYTES`]).
 pub fn echo_matcher(secrets: &BTreeMap<String, String>) -> Option<(AhoCorasick, Vec<String>)> {
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
     use base64::Engine;
     let mut patterns = Vec::new();
     let mut names = Vec::new();
     for (name, value) in secrets {
-        if value.len() < MIN_ECHO_SECRET {
+        if value.is_empty() {
             continue;
         }
         let percent: String = value.bytes().map(|b| format!("%{b:02X}")).collect();

@@ -179,8 +179,7 @@ pub struct HttpSession {
     limiter: Arc<PlatformLimiter>,
     secrets: BTreeMap<String, String>,
     declared_secrets: Vec<String>,
-    secret_matcher: Option<AhoCorasick>,
-    /// Every form of every (long enough) secret value, and the secret's name per pattern.
+    /// Every form of every secret value, and the secret's name per pattern.
     echo_matcher: Option<(AhoCorasick, Vec<String>)>,
     max_requests: u32,
     max_received: u64,
@@ -252,9 +251,6 @@ pub fn prepare(
 
 impl HttpSession {
     pub fn new(service: &HttpService, spec: SessionSpec<'_>) -> Self {
-        let values: Vec<&String> = spec.secrets.values().filter(|v| !v.is_empty()).collect();
-        let secret_matcher = (!values.is_empty())
-            .then(|| AhoCorasick::new(values).expect("literal patterns always build"));
         let echo_matcher = echo_matcher(&spec.secrets);
         HttpSession {
             limiter: service
@@ -265,7 +261,6 @@ impl HttpSession {
             allowlist: spec.allowlist,
             secrets: spec.secrets,
             declared_secrets: spec.declared_secrets,
-            secret_matcher,
             echo_matcher,
             max_requests: spec.limits.http_requests,
             max_received: spec.limits.received_bytes(),
@@ -497,7 +492,7 @@ impl HttpSession {
             .map(|(k, v)| {
                 (
                     k.as_str().to_string(),
-                    self.redact(&String::from_utf8_lossy(v.as_bytes())),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
                 )
             })
             .collect();
@@ -532,13 +527,6 @@ impl HttpSession {
             body.extend_from_slice(&chunk);
         }
         self.refuse_echo(&body, "response body", &url)?;
-        let body = match &self.secret_matcher {
-            Some(m) => m.replace_all_bytes(
-                &body,
-                &vec![crate::scrub::SECRET.as_bytes(); m.patterns_len()],
-            ),
-            None => body,
-        };
         Ok(Ok(wit::Response {
             status,
             headers,
@@ -560,13 +548,6 @@ impl HttpSession {
             }
             .into()),
             None => Ok(()),
-        }
-    }
-
-    fn redact(&self, text: &str) -> String {
-        match &self.secret_matcher {
-            Some(m) => m.replace_all(text, &vec![crate::scrub::SECRET; m.patterns_len()]),
-            None => text.to_string(),
         }
     }
 }
