@@ -1,6 +1,8 @@
 //! The audit trail: every admin action and every read of patient data recorded with
-//! who, what and when, hash-chained, and `verify` finding an edited or deleted entry.
-//! Both databases.
+//! who, what and when, chained by a keyed tag (HMAC under the secrets keyring, kept out of
+//! the database), and `verify` finding an edited or deleted entry — and one rewritten and
+//! re-hashed by a database writer without the key. A trail from before it was keyed is
+//! re-tagged when the store opens. Both databases.
 
 use passerelle_tests as common;
 
@@ -85,7 +87,7 @@ async fn admin_actions_and_patient_reads_are_chained_and_tampering_shows() {
         let report = app.verify_audit().await.unwrap();
         assert_eq!(
             report.problems,
-            vec!["entry 4 was altered (its content does not match its hash)"],
+            vec!["entry 4 was altered (its content does not match its tag)"],
             "{}",
             db.name
         );
@@ -100,7 +102,7 @@ async fn admin_actions_and_patient_reads_are_chained_and_tampering_shows() {
             vec![
                 "entries 2 to 2 are missing (deleted)",
                 "entry 3 does not follow entry 1 (the chain is broken there)",
-                "entry 4 was altered (its content does not match its hash)",
+                "entry 4 was altered (its content does not match its tag)",
             ],
             "{}",
             db.name
@@ -110,5 +112,92 @@ async fn admin_actions_and_patient_reads_are_chained_and_tampering_shows() {
             .await
             .unwrap();
         assert_eq!(app.verify_audit().await.unwrap().head_seq, 7);
+    }
+}
+
+/// The unkeyed chain of SHA-256 hashes: what a database writer can compute.
+fn plain(prev: &str, e: &passerelle::model::audit::AuditEntry) -> String {
+    use sha2::Digest;
+    let canonical =
+        serde_json::to_string(&(prev, e.seq, &e.at, &e.actor, &e.action, &e.target, &e.detail))
+            .unwrap();
+    hex::encode(sha2::Sha256::digest(canonical.as_bytes()))
+}
+
+/// Before: an unkeyed SHA-256 chain — an entry rewritten and the chain re-hashed from it
+/// by a 20-line script passed `audit verify` ("chain intact"). Now the tags are keyed:
+/// the rewritten entries are reported. And a trail written before the keying (plain
+/// hashes) is re-tagged when a keyed store opens, and verifies.
+#[tokio::test]
+async fn a_rewritten_and_rehashed_entry_shows_without_the_key() {
+    for db in databases().await {
+        let e = env(&db, Config::default()).await;
+        let app = &e.app;
+        for target in ["p1", "p2", "p3"] {
+            as_actor("token:alice".into(), async {
+                app.create_practice(
+                    NewPractice {
+                        id: target.into(),
+                        name: "Cabinet".into(),
+                        timezone: "Europe/Paris".into(),
+                        schedule: None,
+                    },
+                    chrono::Utc::now(),
+                )
+                .await
+                .unwrap();
+            })
+            .await;
+        }
+        let pool = app.store.pool();
+        let mut entries = app.audit_entries(Some(100)).await.unwrap();
+        entries.reverse();
+        assert!(entries[0].hash.starts_with("hmac1:"), "{entries:?}");
+        assert!(app.verify_audit().await.unwrap().problems.is_empty());
+        // The attack: entry 2's actor rewritten, it and every later one re-hashed.
+        let mut prev = entries[0].hash.clone();
+        for e in entries.iter_mut().skip(1) {
+            if e.seq == 2 {
+                e.actor = "token:mallory".into();
+            }
+            e.prev_hash = prev.clone();
+            e.hash = plain(&prev, e);
+            prev = e.hash.clone();
+            sqlx::query("UPDATE audit_log SET actor = $2, prev_hash = $3, hash = $4 WHERE seq = $1")
+                .bind(e.seq)
+                .bind(&e.actor)
+                .bind(&e.prev_hash)
+                .bind(&e.hash)
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        let report = app.verify_audit().await.unwrap();
+        assert_eq!(report.problems.len(), 2, "{}: {report:?}", db.name);
+        assert!(
+            report.problems.iter().all(|p| p.contains("is not keyed")),
+            "{}: {report:?}",
+            db.name
+        );
+        // A trail from before the keying: every hash plain and chained.
+        let mut prev = "0".repeat(64);
+        for e in entries.iter_mut() {
+            e.prev_hash = prev.clone();
+            e.hash = plain(&prev, e);
+            prev = e.hash.clone();
+            sqlx::query("UPDATE audit_log SET prev_hash = $2, hash = $3 WHERE seq = $1")
+                .bind(e.seq)
+                .bind(&e.prev_hash)
+                .bind(&e.hash)
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        // Opened with its key, the store re-tags it; the trail verifies, keyed.
+        assert_eq!(app.store.key_audit_trail().await.unwrap(), 3);
+        let report = app.verify_audit().await.unwrap();
+        assert!(report.problems.is_empty(), "{}: {report:?}", db.name);
+        assert!(report.head_hash.starts_with("hmac1:"));
+        assert_eq!(app.store.key_audit_trail().await.unwrap(), 0);
     }
 }

@@ -84,6 +84,9 @@ impl Passerelle {
         };
         let keyring = Arc::new(passerelle_store::sealed::Keyring::load(data_dir)?);
         let store = store.with_keyring(keyring.clone());
+        // The audit trail keyed under the current key (entries from before it was keyed,
+        // or under a key being retired, re-tagged once if their chain is intact).
+        store.key_audit_trail().await?;
         if store.has_plain_secrets().await? {
             let n = store.reseal_secrets(&keyring).await?;
             tracing::info!(

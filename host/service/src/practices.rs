@@ -525,13 +525,22 @@ impl Passerelle {
             KeySource::DataDir(path) => {
                 let next = self.keyring.start_rotation()?;
                 let sealed = self.store.reseal_secrets(&next).await?;
-                next.finish_rotation()?;
                 self.audit(
                     "secrets.rotate-key",
                     "secrets",
                     serde_json::json!({"sealed": sealed, "key_id": next.key_id()}),
                 )
                 .await?;
+                // The audit trail (this entry included) re-tagged under the new key before
+                // the old one is retired: a trail under a key nobody holds any more could
+                // not be verified.
+                let next = std::sync::Arc::new(next);
+                self.store
+                    .clone()
+                    .with_keyring(next.clone())
+                    .key_audit_trail()
+                    .await?;
+                next.finish_rotation()?;
                 Ok(KeyRotation {
                     sealed,
                     key_id: next.key_id().to_string(),

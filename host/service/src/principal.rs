@@ -127,10 +127,14 @@ pub fn require(needed: Scope, what: &str) -> ServiceResult<()> {
     )))
 }
 
-/// The CLI's principal on this machine: `local:<login name>`, every scope.
+/// The CLI's principal on this machine: `local:<user name>`, every scope. The name is
+/// the process's effective user's (its uid looked up in the user database; `uid:<n>`
+/// when it has none), never an environment variable anyone can set.
 pub fn local() -> Principal {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+    let uid = nix::unistd::geteuid();
+    let user = match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        _ => format!("uid:{uid}"),
+    };
     Principal::trusted(format!("local:{user}"))
 }

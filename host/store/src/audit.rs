@@ -1,7 +1,12 @@
 //! The audit trail (`audit_log`): who did what, when — every admin action and every read
-//! of patient data — as a hash chain. Entry `n` stores the SHA-256 of entry `n-1` and
-//! its own over both, so editing an entry, deleting one, or reordering them shows in
-//! [`Store::verify_audit`]. Appends are serialised (SQLite's write lock; a transaction
+//! of patient data — as a keyed hash chain. Entry `n` stores the tag of entry `n-1` and
+//! its own over both — an HMAC-SHA-256 under a key derived from the secrets keyring,
+//! which lives outside the database (`hmac1:<key id>:<hex>`) — so editing an entry,
+//! deleting one, or reordering them shows in [`Store::verify_audit`], and someone who
+//! can write the database but does not hold the key cannot rewrite an entry and re-tag
+//! the chain after it. Entries written before the trail was keyed (plain SHA-256) are
+//! re-tagged once, when a keyed store opens and finds their chain intact
+//! ([`Store::key_audit_trail`]); an unkeyed entry found later is reported. Appends are serialised (SQLite's write lock; a transaction
 //! advisory lock on PostgreSQL, where several daemons append), so the chain has one
 //! order. Removing the newest entries leaves a valid shorter chain: the head (sequence
 //! number and hash) is logged at every daemon start and printed by `audit verify`, to
@@ -19,7 +24,8 @@ const GENESIS: &str = "000000000000000000000000000000000000000000000000000000000
 /// An arbitrary key for PostgreSQL's transaction advisory lock on appends.
 const APPEND_LOCK: i64 = 0x7061_7373_6175_6474;
 
-fn entry_hash(
+/// What an entry's tag covers: its predecessor's tag and its own content.
+fn canonical(
     prev: &str,
     seq: i64,
     at: &str,
@@ -28,9 +34,37 @@ fn entry_hash(
     target: &str,
     detail: &str,
 ) -> String {
-    let canonical = serde_json::to_string(&(prev, seq, at, actor, action, target, detail))
-        .expect("strings serialise");
+    serde_json::to_string(&(prev, seq, at, actor, action, target, detail))
+        .expect("strings serialise")
+}
+
+/// The unkeyed form (entries from before the trail was keyed, and a store opened
+/// without a keyring).
+fn plain_hash(canonical: &str) -> String {
     hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+impl Store {
+    /// The tag of an entry's canonical text: keyed when the store has a keyring.
+    fn audit_tag(&self, canonical: &str) -> String {
+        match &self.keyring {
+            Some(k) => k.audit_tag(canonical.as_bytes()),
+            None => plain_hash(canonical),
+        }
+    }
+
+    /// Whether `tag` is `canonical`'s, and if not, why.
+    fn check_tag(&self, tag: &str, canonical: &str) -> Result<(), String> {
+        match &self.keyring {
+            Some(k) => match k.check_audit_tag(tag, canonical.as_bytes()) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("was altered (its content does not match its tag)".into()),
+                Err(e) => Err(format!("cannot be trusted: {e}")),
+            },
+            None if plain_hash(canonical) == tag => Ok(()),
+            None => Err("was altered (its content does not match its hash)".into()),
+        }
+    }
 }
 
 impl Store {
@@ -59,7 +93,7 @@ impl Store {
             None => (1, GENESIS.to_string()),
         };
         let at = now_text();
-        let hash = entry_hash(&prev, seq, &at, actor, action, target, detail);
+        let hash = self.audit_tag(&canonical(&prev, seq, &at, actor, action, target, detail));
         sqlx::query(
             "INSERT INTO audit_log (seq, at, actor, action, target, detail, prev_hash, hash)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -129,7 +163,7 @@ impl Store {
                         e.seq, report.head_seq
                     ));
                 }
-                let computed = entry_hash(
+                let text = canonical(
                     &e.prev_hash,
                     e.seq,
                     &e.at,
@@ -138,11 +172,8 @@ impl Store {
                     &e.target,
                     &e.detail,
                 );
-                if computed != e.hash {
-                    report.problems.push(format!(
-                        "entry {} was altered (its content does not match its hash)",
-                        e.seq
-                    ));
+                if let Err(why) = self.check_tag(&e.hash, &text) {
+                    report.problems.push(format!("entry {} {why}", e.seq));
                 }
                 report.entries += 1;
                 report.head_seq = e.seq;
@@ -150,6 +181,86 @@ impl Store {
                 after = report.head_seq;
             }
         }
+    }
+}
+
+impl Store {
+    /// Re-tags the trail under the current key when some of it is not (entries from
+    /// before the trail was keyed, or tagged under a key about to be retired), in one
+    /// transaction — only if the chain as it stands is intact: a broken trail is left as
+    /// it is, for `audit verify` to show. How many entries were re-tagged.
+    pub async fn key_audit_trail(&self) -> StoreResult<u64> {
+        let Some(keyring) = self.keyring.clone() else {
+            return Ok(0);
+        };
+        let mut tx = self.begin_write().await?;
+        if self.backend() == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(APPEND_LOCK)
+                .execute(&mut *tx)
+                .await
+                .context("locking the audit trail")?;
+        }
+        // Re-tagging is all or nothing and appends follow under the current key: a head
+        // tagged under it means the trail is (and an entry slipped in since is for
+        // `audit verify` to report).
+        let current = format!("hmac1:{}:", keyring.key_id());
+        let head: Option<String> =
+            sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await
+                .context("reading the audit trail's head")?;
+        if head.is_none_or(|h| h.starts_with(&current)) {
+            return Ok(0);
+        }
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, action, target, detail, prev_hash, hash FROM audit_log ORDER BY seq",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .context("reading the audit trail")?;
+        let mut prev_old = GENESIS.to_string();
+        let mut prev_new = GENESIS.to_string();
+        let mut expected_seq = 1;
+        let mut retagged = Vec::with_capacity(rows.len());
+        for e in rows.iter().map(entry_from_row) {
+            let old = canonical(&e.prev_hash, e.seq, &e.at, &e.actor, &e.action, &e.target, &e.detail);
+            let intact = e.seq == expected_seq
+                && e.prev_hash == prev_old
+                && (plain_hash(&old) == e.hash
+                    || keyring.check_audit_tag(&e.hash, old.as_bytes()) == Ok(true));
+            if !intact {
+                tracing::warn!(
+                    seq = e.seq,
+                    "the audit trail is broken here: it is not re-tagged (see `passerelle audit verify`)"
+                );
+                return Ok(0);
+            }
+            let tag = keyring.audit_tag(
+                canonical(&prev_new, e.seq, &e.at, &e.actor, &e.action, &e.target, &e.detail)
+                    .as_bytes(),
+            );
+            prev_old = e.hash.clone();
+            retagged.push((e.seq, prev_new.clone(), tag.clone()));
+            prev_new = tag;
+            expected_seq += 1;
+        }
+        for (seq, prev, tag) in &retagged {
+            sqlx::query("UPDATE audit_log SET prev_hash = $2, hash = $3 WHERE seq = $1")
+                .bind(seq)
+                .bind(prev)
+                .bind(tag)
+                .execute(&mut *tx)
+                .await
+                .context("re-tagging the audit trail")?;
+        }
+        tx.commit().await.context("re-tagging the audit trail")?;
+        tracing::info!(
+            entries = retagged.len(),
+            key = keyring.key_id(),
+            "audit trail keyed: every entry is now tagged under the secrets key"
+        );
+        Ok(retagged.len() as u64)
     }
 }
 

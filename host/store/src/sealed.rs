@@ -43,6 +43,15 @@ pub enum SealError {
     Malformed,
 }
 
+/// Why an audit entry's tag cannot be checked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuditTagError {
+    #[error("it is not keyed (a plain hash, which anyone who can write the database can make)")]
+    Unkeyed,
+    #[error("it is keyed with key {0}, which this process does not hold")]
+    UnknownKey(String),
+}
+
 /// Where the current key came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySource {
@@ -54,14 +63,33 @@ pub enum KeySource {
 struct Key {
     id: String,
     cipher: XChaCha20Poly1305,
+    /// The audit trail's MAC key, derived from this key (its own domain: never the
+    /// sealing key itself).
+    audit: [u8; 32],
 }
+
+/// The domain of the audit trail's MAC keys.
+const AUDIT_DOMAIN: &[u8] = b"passerelle audit trail v1";
+/// How a keyed audit entry's hash begins: `hmac1:<key id>:<hex>`.
+const AUDIT_TAG: &str = "hmac1:";
 
 impl Key {
     fn from_bytes(bytes: &[u8; 32]) -> Key {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(bytes).expect("any key length");
+        mac.update(AUDIT_DOMAIN);
         Key {
             id: hex::encode(&Sha256::digest(bytes)[..4]),
             cipher: XChaCha20Poly1305::new(bytes.into()),
+            audit: mac.finalize().into_bytes().into(),
         }
+    }
+
+    fn audit_mac(&self, message: &[u8]) -> hmac::Hmac<Sha256> {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&self.audit).expect("any key length");
+        mac.update(message);
+        mac
     }
 
     fn from_hex(text: &str, what: &str) -> anyhow::Result<Key> {
@@ -155,6 +183,33 @@ impl Keyring {
         })
     }
 
+    /// The audit trail's tag of `message` under the current key: `hmac1:<key id>:<hex>`.
+    /// Only a holder of the key (kept outside the database) can make one, so a database
+    /// writer cannot rewrite an entry and its chain.
+    pub fn audit_tag(&self, message: &[u8]) -> String {
+        use hmac::Mac;
+        let tag = self.current.audit_mac(message).finalize().into_bytes();
+        format!("{AUDIT_TAG}{}:{}", self.current.id, hex::encode(tag))
+    }
+
+    /// Whether `tag` is `message`'s audit tag under one of the keys held: `Ok(true)` or
+    /// `Ok(false)`; an error when the tag is unkeyed (a plain hash) or names a key this
+    /// keyring does not hold.
+    pub fn check_audit_tag(&self, tag: &str, message: &[u8]) -> Result<bool, AuditTagError> {
+        use hmac::Mac;
+        let rest = tag.strip_prefix(AUDIT_TAG).ok_or(AuditTagError::Unkeyed)?;
+        let (id, hex_tag) = rest.split_once(':').ok_or(AuditTagError::Unkeyed)?;
+        let key = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id == id)
+            .ok_or_else(|| AuditTagError::UnknownKey(id.to_string()))?;
+        let Ok(bytes) = hex::decode(hex_tag) else {
+            return Ok(false);
+        };
+        // Constant time, by the MAC's own comparison.
+        Ok(key.audit_mac(message).verify_slice(&bytes).is_ok())
+    }
+
     /// A keyring of one fresh key (tests and tools that need no persistence).
     pub fn ephemeral() -> Keyring {
         Keyring {
@@ -243,6 +298,7 @@ impl Keyring {
         let old = Key {
             id: self.current.id.clone(),
             cipher: self.current.cipher.clone(),
+            audit: self.current.audit,
         };
         Ok(Keyring {
             current: key,
