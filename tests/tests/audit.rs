@@ -118,9 +118,10 @@ async fn admin_actions_and_patient_reads_are_chained_and_tampering_shows() {
 /// The unkeyed chain of SHA-256 hashes: what a database writer can compute.
 fn plain(prev: &str, e: &passerelle::model::audit::AuditEntry) -> String {
     use sha2::Digest;
-    let canonical =
-        serde_json::to_string(&(prev, e.seq, &e.at, &e.actor, &e.action, &e.target, &e.detail))
-            .unwrap();
+    let canonical = serde_json::to_string(&(
+        prev, e.seq, &e.at, &e.actor, &e.action, &e.target, &e.detail,
+    ))
+    .unwrap();
     hex::encode(sha2::Sha256::digest(canonical.as_bytes()))
 }
 
@@ -163,14 +164,16 @@ async fn a_rewritten_and_rehashed_entry_shows_without_the_key() {
             e.prev_hash = prev.clone();
             e.hash = plain(&prev, e);
             prev = e.hash.clone();
-            sqlx::query("UPDATE audit_log SET actor = $2, prev_hash = $3, hash = $4 WHERE seq = $1")
-                .bind(e.seq)
-                .bind(&e.actor)
-                .bind(&e.prev_hash)
-                .bind(&e.hash)
-                .execute(pool)
-                .await
-                .unwrap();
+            sqlx::query(
+                "UPDATE audit_log SET actor = $2, prev_hash = $3, hash = $4 WHERE seq = $1",
+            )
+            .bind(e.seq)
+            .bind(&e.actor)
+            .bind(&e.prev_hash)
+            .bind(&e.hash)
+            .execute(pool)
+            .await
+            .unwrap();
         }
         let report = app.verify_audit().await.unwrap();
         assert_eq!(report.problems.len(), 2, "{}: {report:?}", db.name);

@@ -224,7 +224,15 @@ impl Store {
         let mut expected_seq = 1;
         let mut retagged = Vec::with_capacity(rows.len());
         for e in rows.iter().map(entry_from_row) {
-            let old = canonical(&e.prev_hash, e.seq, &e.at, &e.actor, &e.action, &e.target, &e.detail);
+            let old = canonical(
+                &e.prev_hash,
+                e.seq,
+                &e.at,
+                &e.actor,
+                &e.action,
+                &e.target,
+                &e.detail,
+            );
             let intact = e.seq == expected_seq
                 && e.prev_hash == prev_old
                 && (plain_hash(&old) == e.hash
@@ -237,8 +245,10 @@ impl Store {
                 return Ok(0);
             }
             let tag = keyring.audit_tag(
-                canonical(&prev_new, e.seq, &e.at, &e.actor, &e.action, &e.target, &e.detail)
-                    .as_bytes(),
+                canonical(
+                    &prev_new, e.seq, &e.at, &e.actor, &e.action, &e.target, &e.detail,
+                )
+                .as_bytes(),
             );
             prev_old = e.hash.clone();
             retagged.push((e.seq, prev_new.clone(), tag.clone()));

@@ -87,7 +87,8 @@ impl Key {
 
     fn audit_mac(&self, message: &[u8]) -> hmac::Hmac<Sha256> {
         use hmac::Mac;
-        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&self.audit).expect("any key length");
+        let mut mac =
+            <hmac::Hmac<Sha256> as Mac>::new_from_slice(&self.audit).expect("any key length");
         mac.update(message);
         mac
     }
