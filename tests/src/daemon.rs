@@ -31,6 +31,7 @@ pub const TOKEN: &str = "test-admin-token-0123456789";
 /// retries, a short grace period.
 pub fn daemon_config() -> Config {
     let mut config = Config::default();
+    config.runtime.cache_dir = Some(crate::shared_compile_cache());
     config.daemon.listen = ([127, 0, 0, 1], 0).into();
     config.daemon.token = Some(TOKEN.into());
     config.daemon.max_concurrent_runs = 4;

@@ -172,8 +172,19 @@ pub struct Env {
     pub dir: TempDir,
 }
 
+/// The compile cache the tests share (`target/test-compile-cache`): each test has its
+/// own data directory, and would otherwise compile the same components again (the
+/// Python and JavaScript ports' take tens of seconds each). The tests of the cache itself
+/// give the runtime a directory of their own.
+pub fn shared_compile_cache() -> PathBuf {
+    kit::repo().join("target/test-compile-cache")
+}
+
 pub async fn env(db: &Db, mut config: Config) -> Env {
     let dir = tempfile::tempdir().unwrap();
+    if config.runtime.cache_dir.is_none() {
+        config.runtime.cache_dir = Some(shared_compile_cache());
+    }
     // The testing connector calls loopback test servers over plain http.
     config
         .plugins

@@ -589,6 +589,63 @@ async fn the_values_a_run_teaches_the_scrubber_are_bounded() {
     ends_on_budget(limits, &[("scenario", "hoard")], "limits.scrub_patterns").await;
 }
 
+/// Before: record text was only length-checked — a patient's name and e-mail from the
+/// platform's answer, put in a slot's `place` by the connector, reached `read` tokens,
+/// webhooks and the open-data export; and slots dated beyond the run's window were
+/// stored and never removed. Now record text is scrubbed like the run's log lines,
+/// slots beyond the window are left out, and a successful run removes every stored slot
+/// it did not emit, whatever its date.
+#[tokio::test]
+async fn record_text_is_scrubbed_and_slots_stay_inside_the_window() {
+    let e = testing_env(Limits::default(), HttpPolicy::default()).await;
+    // The first appointment's patient: Zoéline0 Quintardeau0, its e-mail and phone.
+    let place = "Zoéline0 Quintardeau0 <zoeline.q0@patients.example>, +33 6 55 00 00 42";
+    e.account(
+        "leaky",
+        &[
+            ("scenario", "emit"),
+            ("count", "3"),
+            ("place", place),
+            ("far_slot", "yes"),
+        ],
+    )
+    .await;
+    let run = e.sync("leaky", Mode::Full).await;
+    assert_eq!(run.status, Status::Succeeded, "{run:?}");
+    let slots = e.app.store.slots("leaky").await.unwrap();
+    assert_eq!(slots.len(), 3, "the far slot is left out: {slots:?}");
+    for s in &slots {
+        let text = s.place.clone().unwrap_or_default();
+        for value in ["Zoéline0", "Quintardeau0", "zoeline.q0@", "55 00 00 42"] {
+            assert!(!text.contains(value), "{value} stored in a slot: {text}");
+        }
+    }
+    // A slot stored beyond the window (as an earlier version could): the next
+    // successful run removes it.
+    sqlx::query(
+        "INSERT INTO slots (connector, account_id, external_id, practice_id, starts_at,
+            starts_at_ms, last_seen_run, updated_at)
+         VALUES ('testing', 'leaky', 'slot-2030', 'p1', '2030-02-01T08:00:00+01:00',
+            1896159600000, 1, '2026-01-01T00:00:00.000Z')",
+    )
+    .execute(e.app.store.pool())
+    .await
+    .unwrap();
+    let run = e.sync("leaky", Mode::Incremental).await;
+    assert_eq!(run.status, Status::Succeeded, "{run:?}");
+    assert_eq!(run.counts.slots_removed, 1, "{run:?}");
+    let ids: Vec<String> = e
+        .app
+        .store
+        .slots("leaky")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.external_id)
+        .collect();
+    assert!(!ids.contains(&"slot-2030".to_string()), "{ids:?}");
+}
+
 /// This process's resident memory, in MiB.
 fn rss_mib() -> f64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();

@@ -97,7 +97,13 @@ impl Passerelle {
         }
         let runtime = Runtime::new(RuntimeConfig {
             limits: config.limits.clone(),
-            cache_dir: config.runtime.compile_cache.then(|| data_dir.join("cache")),
+            cache_dir: config.runtime.compile_cache.then(|| {
+                config
+                    .runtime
+                    .cache_dir
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("cache"))
+            }),
             max_instances: config.runtime.max_instances,
             max_component_bytes: config.runtime.max_component_bytes,
         })?;

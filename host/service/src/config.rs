@@ -283,6 +283,11 @@ pub struct RuntimeSection {
     pub max_instances: u32,
     /// Keep precompiled components on disk so restarts do not recompile.
     pub compile_cache: bool,
+    /// Where they are kept (default: `cache/` in the data directory). Daemons or
+    /// commands of one machine may share one: entries are keyed by the component's
+    /// content and the engine's settings, and written atomically.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<std::path::PathBuf>,
     /// The largest component file installed or compiled, in bytes.
     pub max_component_bytes: u64,
     /// The longest a new component may take to compile at install, in seconds.
@@ -294,6 +299,7 @@ impl Default for RuntimeSection {
         RuntimeSection {
             max_instances: 256,
             compile_cache: true,
+            cache_dir: None,
             max_component_bytes: passerelle_runtime::sandbox::MAX_COMPONENT_BYTES,
             max_compile_secs: 120.0,
         }

@@ -274,9 +274,16 @@ impl Passerelle {
         };
         let now = options.now.unwrap_or_else(Utc::now);
         let sink = std::sync::Arc::new(crate::recorder::StoreSink(self.store.clone()));
-        let records = records::prepare(sink, scope, &limits, policy, now.timestamp_millis());
         let window_start = now - ChronoDuration::days(self.config.sync.window_past_days.into());
         let window_end = now + ChronoDuration::days(self.config.sync.window_future_days.into());
+        let records = records::prepare(
+            sink,
+            scope,
+            &limits,
+            policy,
+            now.timestamp_millis(),
+            window_end.timestamp_millis(),
+        );
         let request = wit::SyncRequest {
             account: wit_account(account),
             mode: match options.mode {

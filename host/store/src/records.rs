@@ -131,24 +131,23 @@ async fn upsert_slots(
 const GONE_PER_STATEMENT: usize = 200;
 
 /// Removes the stored slots of `window_ms` that are not in `seen`; how many.
+/// Removes the account's stored slots the successful run did not emit — every one,
+/// whatever its date: availability is a snapshot of what the platform offers now, and a
+/// slot outside the run's window (a past one, or one stored by an earlier version that
+/// asked further ahead) would otherwise stay for ever.
 async fn prune_slots(
     tx: &mut Transaction<'_, Any>,
     scope: &Scope,
-    window_ms: (i64, i64),
     seen: &std::collections::HashSet<String>,
     changes: &mut Vec<Change>,
 ) -> StoreResult<i64> {
-    let stored = sqlx::query(
-        "SELECT external_id FROM slots WHERE connector = $1 AND account_id = $2
-           AND starts_at_ms >= $3 AND starts_at_ms < $4",
-    )
-    .bind(&scope.connector)
-    .bind(&scope.account_id)
-    .bind(window_ms.0)
-    .bind(window_ms.1)
-    .fetch_all(&mut **tx)
-    .await
-    .context("reading the window's slots")?;
+    let stored =
+        sqlx::query("SELECT external_id FROM slots WHERE connector = $1 AND account_id = $2")
+            .bind(&scope.connector)
+            .bind(&scope.account_id)
+            .fetch_all(&mut **tx)
+            .await
+            .context("reading the account's slots")?;
     let gone: Vec<String> = stored
         .iter()
         .map(|r| r.get::<String, _>("external_id"))
@@ -354,14 +353,7 @@ async fn commit_in(
                 );
                 super::quarantine::clear_resolved(tx, scope).await?;
             }
-            counts.slots_removed = prune_slots(
-                tx,
-                scope,
-                finish.window_ms,
-                &finish.seen_slots,
-                &mut changes,
-            )
-            .await?;
+            counts.slots_removed = prune_slots(tx, scope, &finish.seen_slots, &mut changes).await?;
         }
         // The run's record says what its checkpoints committed, in the same transaction
         // (a run killed later tells the truth). A run that is not running any more — its

@@ -6,6 +6,7 @@
 //! production: some scenarios try to leak data on purpose.
 
 use passerelle_sdk::account::AccountExt;
+use passerelle_sdk::time::{chrono, Window};
 use passerelle_sdk::{
     emit, http, info, parameter, Account, Appointment, AppointmentStatus, Connector, Manifest,
     Patient, RateLimit, Slot, Summary, SyncError, SyncMode, SyncRequest,
@@ -315,16 +316,31 @@ fn emit_records(req: &SyncRequest, count: u32) -> Result<Summary, SyncError> {
         }
     }
     emit::appointments(&batch)?;
-    let slots: Vec<Slot> = (0..count.min(5))
+    // Availability from the run's clock: a day later, hour by hour.
+    let window = Window::parse(&req.window)?.from_now();
+    let first = window.start.0 + chrono::Duration::days(1);
+    let place = account.setting_opt("place").unwrap_or("centre").to_string();
+    let mut slots: Vec<Slot> = (0..count.min(5))
         .map(|i| Slot {
             external_id: format!("slot-{i}"),
-            starts_at: format!("2030-02-01T{:02}:00:00+01:00", 8 + i),
+            starts_at: (first + chrono::Duration::hours(i.into())).to_rfc3339(),
             ends_at: None,
             practitioner: Some("dr-1".into()),
             visit_motive: Some("consultation".into()),
-            place: Some("centre".into()),
+            place: Some(place.clone()),
         })
         .collect();
+    // A slot far beyond the window the run was asked for (the host leaves it out).
+    if account.setting_opt("far_slot").is_some() {
+        slots.push(Slot {
+            external_id: "slot-far".into(),
+            starts_at: "2099-01-01T09:00:00+01:00".into(),
+            ends_at: None,
+            practitioner: None,
+            visit_motive: None,
+            place: None,
+        });
+    }
     emit::slots(&slots)?;
     if let Some(gone) = account.setting_opt("delete") {
         emit::deleted_appointments(&gone.split(',').map(str::to_string).collect::<Vec<_>>())?;

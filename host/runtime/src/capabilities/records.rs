@@ -37,15 +37,19 @@ pub trait RecordSink: Send + Sync {
 /// Prepares the records capability of one `sync()` (as Spin's factors prepare an
 /// instance): checkpoints go to `sink` for `scope`'s run within `limits`, the operator's
 /// drift `policy` is what the connector hears, and slots starting before `now_ms` (the
-/// run's clock) are left out. `describe()` and `check()` get none: they write nothing.
+/// run's clock) or at or after `window_end_ms` are left out; the free text of every
+/// record is scrubbed with the run's scrubber. `describe()` and `check()` get none: they write nothing.
 pub fn prepare(
     sink: Arc<dyn RecordSink>,
     scope: Scope,
     limits: &passerelle_model::limits::Limits,
     policy: wit::DriftPolicy,
     now_ms: i64,
+    window_end_ms: i64,
 ) -> RecordsSession {
-    RecordsSession::new(sink, scope, limits, policy).slots_from(now_ms)
+    RecordsSession::new(sink, scope, limits, policy)
+        .slots_from(now_ms)
+        .slots_until(window_end_ms)
 }
 
 /// A successful run's last commit, handed to whoever ends the run: the records not
@@ -94,6 +98,9 @@ pub struct RecordsSession {
     /// Slots starting before this (Unix ms, the run's "now") are not bookable any more:
     /// they are not stored.
     slots_from_ms: i64,
+    /// Slots starting at or after this (Unix ms, the window's end) are beyond what the
+    /// run was asked for: not stored either.
+    slots_until_ms: i64,
     /// Every slot emitted so far (external ids): the last commit keeps these and removes
     /// the window's other stored slots.
     seen_slots: std::collections::HashSet<String>,
@@ -120,6 +127,7 @@ impl RecordsSession {
             checkpoints: 0,
             last_cursor: None,
             slots_from_ms: i64::MIN,
+            slots_until_ms: i64::MAX,
             seen_slots: Default::default(),
         }
     }
@@ -129,6 +137,15 @@ impl RecordsSession {
     pub fn slots_from(self, now_ms: i64) -> Self {
         RecordsSession {
             slots_from_ms: now_ms,
+            ..self
+        }
+    }
+
+    /// Leaves out slots that start at or after `end_ms` (the window's end): availability
+    /// the run was not asked for, which no later run would correct.
+    pub fn slots_until(self, end_ms: i64) -> Self {
+        RecordsSession {
+            slots_until_ms: end_ms,
             ..self
         }
     }
@@ -190,7 +207,7 @@ impl RecordsSession {
         scrubber.within_budget()?;
         let mut valid = Vec::with_capacity(items.len());
         for (i, a) in items.into_iter().enumerate() {
-            match appointment(a) {
+            match appointment(a, scrubber) {
                 Ok(r) => valid.push(Pending::Appointment(r)),
                 Err(field) => return Ok(Err(format!("appointments[{i}].{field}"))),
             }
@@ -213,12 +230,17 @@ impl RecordsSession {
         Ok(Ok(()))
     }
 
-    pub fn upsert_slots(&mut self, items: Vec<wit::Slot>) -> wasmtime::Result<Result<(), String>> {
+    pub fn upsert_slots(
+        &mut self,
+        items: Vec<wit::Slot>,
+        scrubber: &mut Scrubber,
+    ) -> wasmtime::Result<Result<(), String>> {
         self.count(items.len())?;
         let mut valid = Vec::with_capacity(items.len());
         for (i, s) in items.into_iter().enumerate() {
-            match slot(s) {
+            match slot(s, scrubber) {
                 Ok(r) if r.starts_at_ms < self.slots_from_ms => {}
+                Ok(r) if r.starts_at_ms >= self.slots_until_ms => {}
                 Ok(r) => valid.push(Pending::Slot(r)),
                 Err(field) => return Ok(Err(format!("slots[{i}].{field}"))),
             }
@@ -390,7 +412,19 @@ fn text(field: &'static str, value: Option<String>) -> Result<Option<String>, St
     }
 }
 
-fn appointment(a: wit::Appointment) -> Result<AppointmentRecord, String> {
+/// Free text of a record that others read (practitioner, visit motive, place): the
+/// connector's, so untrusted — scrubbed like a log line of the run (secrets, every
+/// patient value emitted so far, e-mail and phone patterns), so it carries no patient
+/// datum to a `read` token, a webhook or the open-data export.
+fn public_text(
+    field: &'static str,
+    value: Option<String>,
+    scrubber: &mut Scrubber,
+) -> Result<Option<String>, String> {
+    Ok(text(field, value)?.map(|v| scrubber.scrub(&v)))
+}
+
+fn appointment(a: wit::Appointment, scrubber: &mut Scrubber) -> Result<AppointmentRecord, String> {
     check_id(&a.external_id).map_err(|e| format!("external-id {e}"))?;
     let (starts_at, starts_at_ms) =
         timestamp(&a.starts_at).ok_or("starts-at is not an RFC 3339 timestamp with offset")?;
@@ -433,14 +467,14 @@ fn appointment(a: wit::Appointment) -> Result<AppointmentRecord, String> {
         starts_at_ms,
         ends_at,
         status: status_text(a.status).to_string(),
-        practitioner: text("practitioner", a.practitioner)?,
-        visit_motive: text("visit-motive", a.visit_motive)?,
+        practitioner: public_text("practitioner", a.practitioner, scrubber)?,
+        visit_motive: public_text("visit-motive", a.visit_motive, scrubber)?,
         patient,
         platform_updated_at,
     })
 }
 
-fn slot(s: wit::Slot) -> Result<SlotRecord, String> {
+fn slot(s: wit::Slot, scrubber: &mut Scrubber) -> Result<SlotRecord, String> {
     check_id(&s.external_id).map_err(|e| format!("external-id {e}"))?;
     let (starts_at, starts_at_ms) =
         timestamp(&s.starts_at).ok_or("starts-at is not an RFC 3339 timestamp with offset")?;
@@ -457,9 +491,9 @@ fn slot(s: wit::Slot) -> Result<SlotRecord, String> {
         starts_at,
         starts_at_ms,
         ends_at,
-        practitioner: text("practitioner", s.practitioner)?,
-        visit_motive: text("visit-motive", s.visit_motive)?,
-        place: text("place", s.place)?,
+        practitioner: public_text("practitioner", s.practitioner, scrubber)?,
+        visit_motive: public_text("visit-motive", s.visit_motive, scrubber)?,
+        place: public_text("place", s.place, scrubber)?,
     })
 }
 
@@ -501,7 +535,7 @@ impl crate::contract::bindings::passerelle::connector::records::Host for Records
         items: Vec<wit::Slot>,
     ) -> wasmtime::Result<Result<(), String>> {
         match self.records {
-            Some(r) => r.upsert_slots(items),
+            Some(r) => r.upsert_slots(items, self.scrubber),
             None => no_records(),
         }
     }
