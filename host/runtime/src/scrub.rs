@@ -42,10 +42,18 @@ pub struct Scrubber {
     /// Folded values, each once.
     patient_values: HashSet<String>,
     secret_values: Vec<String>,
+    /// The values that alone name a person (a full name, an e-mail, a phone): what
+    /// record text is scrubbed of. A single first or last name is not among them — in a
+    /// practitioner's or a place's name it is no patient's datum ("Dr Philippe Garcia"
+    /// stays whoever else is called Garcia).
+    identifying: HashSet<String>,
     max_patterns: u64,
     /// Values refused because the budget was reached.
     over_budget: bool,
     matcher: Option<(AhoCorasick, usize)>,
+    /// The matchers for record text: secrets only, and secrets with the identifying
+    /// values.
+    record_matchers: [Option<(AhoCorasick, usize)>; 2],
 }
 
 impl Default for Scrubber {
@@ -53,9 +61,11 @@ impl Default for Scrubber {
         Scrubber {
             patient_values: HashSet::new(),
             secret_values: Vec::new(),
+            identifying: HashSet::new(),
             max_patterns: u64::MAX,
             over_budget: false,
             matcher: None,
+            record_matchers: [None, None],
         }
     }
 }
@@ -101,6 +111,21 @@ impl Scrubber {
         if !value.is_empty() {
             self.secret_values.push(fold(value));
             self.matcher = None;
+            self.record_matchers = [None, None];
+        }
+    }
+
+    /// Learns a value that alone names a patient (a full name, an e-mail, a phone): it
+    /// is removed from logs like any patient value, and from record text too
+    /// ([`Self::scrub_record_text`]).
+    pub fn add_identifying(&mut self, value: &str) {
+        self.add_patient_value(value);
+        let value = value.trim();
+        if value.chars().count() < 3 || self.over_budget {
+            return;
+        }
+        if self.identifying.insert(fold(value)) {
+            self.record_matchers[1] = None;
         }
     }
 
@@ -185,7 +210,42 @@ impl Scrubber {
             out = EMAIL.replace_all(&out, REDACTED).into_owned();
         }
         if PHONE.is_match(&out) {
-            out = PHONE.replace_all(&out, REDACTED).into_owned();
+            out = replace_phones(&out);
+        }
+        out
+    }
+
+    /// Record text others read (a slot's place, a visit motive) with the run's secrets,
+    /// every value that alone names a patient of the run ([`Self::add_identifying`]) and
+    /// every e-mail or phone pattern replaced. With `names` false (a field that names a
+    /// professional by design: a practitioner), the patients' names are left: a
+    /// practitioner is no patient because one of the practice's patients bears their name.
+    pub fn scrub_record_text(&mut self, text: &str, names: bool) -> String {
+        let slot = usize::from(names);
+        let known = !self.secret_values.is_empty() || (names && !self.identifying.is_empty());
+        let mut out = if !known {
+            text.to_string()
+        } else {
+            if self.record_matchers[slot].is_none() {
+                let identifying: Vec<&String> = if names {
+                    self.identifying.iter().collect()
+                } else {
+                    Vec::new()
+                };
+                let ac = AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .build(self.secret_values.iter().chain(identifying))
+                    .expect("literal patterns always build");
+                self.record_matchers[slot] = Some((ac, self.secret_values.len()));
+            }
+            let (ac, n) = self.record_matchers[slot].as_ref().expect("built above");
+            replace_folded(ac, *n, text)
+        };
+        if EMAIL.is_match(&out) {
+            out = EMAIL.replace_all(&out, REDACTED).into_owned();
+        }
+        if PHONE.is_match(&out) {
+            out = replace_phones(&out);
         }
         out
     }
@@ -209,6 +269,45 @@ impl Scrubber {
         let (ac, n) = self.matcher.as_ref().expect("built above");
         (ac, *n)
     }
+}
+
+/// `text` with every phone number replaced: a [`PHONE`] match of 8 to 15 digits (E.164's
+/// longest) that is not part of a longer identifier — a UUID, a hexadecimal or long
+/// digit id (`00000000-0000-4000-8000-000000000001`, `000000000000000000000029`) is no
+/// phone number, and stays readable in logs and records.
+fn replace_phones(text: &str) -> String {
+    let bytes = text.as_bytes();
+    // A character that continues an identifier: a letter, a digit, `_`, or a `-`/`.`
+    // joining two of those.
+    let joins = |i: usize| -> bool {
+        let c = bytes[i];
+        c.is_ascii_alphanumeric() || c == b'_'
+    };
+    let attached_before = |start: usize| {
+        start > 0
+            && (joins(start - 1)
+                || (matches!(bytes[start - 1], b'-' | b'.') && start > 1 && joins(start - 2)))
+    };
+    let attached_after = |end: usize| {
+        end < bytes.len()
+            && (joins(end)
+                || (matches!(bytes[end], b'-' | b'.')
+                    && end + 1 < bytes.len()
+                    && bytes[end + 1].is_ascii_alphanumeric()))
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for m in PHONE.find_iter(text) {
+        let digits = m.as_str().bytes().filter(u8::is_ascii_digit).count();
+        if !(8..=15).contains(&digits) || attached_before(m.start()) || attached_after(m.end()) {
+            continue;
+        }
+        out.push_str(&text[last..m.start()]);
+        out.push_str(REDACTED);
+        last = m.end();
+    }
+    out.push_str(&text[last..]);
+    out
 }
 
 /// Runs CPU-heavy `f` without holding up the runtime's other tasks: on a multi-thread
@@ -347,6 +446,33 @@ mod tests {
             "call +33/6/55/00/00/42 now",
         ] {
             assert_eq!(s.scrub(text), "call [redacted] now", "{text}");
+        }
+    }
+
+    #[test]
+    fn identifiers_are_not_phone_numbers() {
+        let mut s = Scrubber::new();
+        for text in [
+            "pharmacy=00000000-0000-4000-8000-000000000001",
+            "practitioner 000000000000000000000029",
+            "agenda 0033612345678901234 moved",
+            "id 5f0c-06-55-00-00-42-aa",
+            "hash 0655000042ab",
+        ] {
+            assert_eq!(s.scrub(text), text, "{text}");
+            assert_eq!(s.scrub_record_text(text, true), text, "{text}");
+        }
+        for text in [
+            "call 06 55 00 00 42",
+            "call +33 6 55 00 00 42.",
+            "(0655000042)",
+            "tel:+33655000042",
+        ] {
+            assert!(s.scrub(text).contains("[redacted]"), "{text}");
+            assert!(
+                s.scrub_record_text(text, false).contains("[redacted]"),
+                "{text}"
+            );
         }
     }
 

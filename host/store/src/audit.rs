@@ -221,9 +221,8 @@ impl Store {
         .context("reading the audit trail")?;
         let mut prev_old = GENESIS.to_string();
         let mut prev_new = GENESIS.to_string();
-        let mut expected_seq = 1;
         let mut retagged = Vec::with_capacity(rows.len());
-        for e in rows.iter().map(entry_from_row) {
+        for (expected_seq, e) in (1..).zip(rows.iter().map(entry_from_row)) {
             let old = canonical(
                 &e.prev_hash,
                 e.seq,
@@ -253,7 +252,6 @@ impl Store {
             prev_old = e.hash.clone();
             retagged.push((e.seq, prev_new.clone(), tag.clone()));
             prev_new = tag;
-            expected_seq += 1;
         }
         for (seq, prev, tag) in &retagged {
             sqlx::query("UPDATE audit_log SET prev_hash = $2, hash = $3 WHERE seq = $1")

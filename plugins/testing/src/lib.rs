@@ -384,9 +384,13 @@ fn fetch(account: &Account) -> Result<Summary, SyncError> {
     let body = String::from_utf8_lossy(&response.body).to_string();
     let headers = format!("{:?}", response.headers);
     info!("fetched {} bytes: {body} {headers}", body.len());
+    // A day after the run's clock (earlier contracts have none: a fixed date).
+    let starts_at = passerelle_sdk::clock::now()
+        .map(|now| (now.0 + chrono::Duration::days(1)).to_rfc3339())
+        .unwrap_or_else(|| "2030-01-01T00:00:00+00:00".into());
     emit::slots(&[Slot {
         external_id: "echo".into(),
-        starts_at: "2030-01-01T00:00:00+00:00".into(),
+        starts_at,
         ends_at: None,
         practitioner: None,
         visit_motive: None,

@@ -375,15 +375,17 @@ impl RecordsSession {
 fn learn_patient(p: &wit::Patient, scrubber: &mut Scrubber) {
     scrubber.add_patient_value(&p.first_name);
     scrubber.add_patient_value(&p.last_name);
-    scrubber.add_patient_value(&format!("{} {}", p.first_name, p.last_name));
+    scrubber.add_identifying(&format!("{} {}", p.first_name, p.last_name));
+    scrubber.add_identifying(&format!("{} {}", p.last_name, p.first_name));
     if let Some(d) = &p.birth_date {
         scrubber.add_birth_date(d);
     }
     if let Some(ph) = &p.phone {
         scrubber.add_phone(ph);
+        scrubber.add_identifying(ph);
     }
     if let Some(e) = &p.email {
-        scrubber.add_patient_value(e);
+        scrubber.add_identifying(e);
     }
 }
 
@@ -413,15 +415,22 @@ fn text(field: &'static str, value: Option<String>) -> Result<Option<String>, St
 }
 
 /// Free text of a record that others read (practitioner, visit motive, place): the
-/// connector's, so untrusted — scrubbed like a log line of the run (secrets, every
-/// patient value emitted so far, e-mail and phone patterns), so it carries no patient
-/// datum to a `read` token, a webhook or the open-data export.
+/// connector's, so untrusted — scrubbed of the run's secrets, of every value that alone
+/// names a patient emitted so far (full names, e-mails, phones) and of e-mail and phone
+/// patterns, so it carries no patient datum to a `read` token, a webhook or the
+/// open-data export. (Not of single names — "Dr Philippe Garcia" is no patient's datum
+/// because a patient is called Garcia — and a practitioner field not of patients' names
+/// at all: it names a professional by design.)
 fn public_text(
     field: &'static str,
     value: Option<String>,
     scrubber: &mut Scrubber,
 ) -> Result<Option<String>, String> {
-    Ok(text(field, value)?.map(|v| scrubber.scrub(&v)))
+    // A practitioner field names a professional by design: a patient's name in it is
+    // that professional's, not the patient's (patterns and secrets are removed all the
+    // same); every other field is scrubbed of patients' names too.
+    let names = field != "practitioner";
+    Ok(text(field, value)?.map(|v| scrubber.scrub_record_text(&v, names)))
 }
 
 fn appointment(a: wit::Appointment, scrubber: &mut Scrubber) -> Result<AppointmentRecord, String> {
