@@ -45,6 +45,20 @@ fn plain_hash(canonical: &str) -> String {
 }
 
 impl Store {
+    /// A write transaction that holds the trail: SQLite's write lock, or on PostgreSQL
+    /// an advisory lock as well (several daemons append), so the chain has one order.
+    async fn begin_audit_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        let mut tx = self.begin_write().await?;
+        if self.backend() == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(APPEND_LOCK)
+                .execute(&mut *tx)
+                .await
+                .context("locking the audit trail")?;
+        }
+        Ok(tx)
+    }
+
     /// The tag of an entry's canonical text: keyed when the store has a keyring.
     fn audit_tag(&self, canonical: &str) -> String {
         match &self.keyring {
@@ -76,14 +90,7 @@ impl Store {
         target: &str,
         detail: &str,
     ) -> StoreResult<i64> {
-        let mut tx = self.begin_write().await?;
-        if self.backend() == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(APPEND_LOCK)
-                .execute(&mut *tx)
-                .await
-                .context("locking the audit trail")?;
-        }
+        let mut tx = self.begin_audit_write().await?;
         let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *tx)
             .await
@@ -193,14 +200,7 @@ impl Store {
         let Some(keyring) = self.keyring.clone() else {
             return Ok(0);
         };
-        let mut tx = self.begin_write().await?;
-        if self.backend() == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(APPEND_LOCK)
-                .execute(&mut *tx)
-                .await
-                .context("locking the audit trail")?;
-        }
+        let mut tx = self.begin_audit_write().await?;
         // Re-tagging is all or nothing and appends follow under the current key: a head
         // tagged under it means the trail is (and an entry slipped in since is for
         // `audit verify` to report).
