@@ -400,11 +400,23 @@ async fn a_recorded_run_replays_to_the_same_records() {
     let appointments = sim.env.app.store.appointments(&account.id).await.unwrap();
     assert!(!slots.is_empty() && !appointments.is_empty());
 
-    // Nothing that must not be in it.
+    // Nothing that must not be in it; owner-only files; the recording is on the trail.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&cassette), 0o700);
     let mut text = String::new();
     for entry in std::fs::read_dir(&cassette).unwrap() {
-        text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        text.push_str(&std::fs::read_to_string(path).unwrap());
     }
+    let trail = sim.env.app.audit_entries(Some(5)).await.unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|e| e.action == "sync.record" && e.target == account.id),
+        "{trail:?}"
+    );
     assert!(
         !text.contains(&account.token),
         "the secret is in the cassette"
@@ -442,6 +454,7 @@ async fn a_recorded_run_replays_to_the_same_records() {
     let report = passerelle::kit::test(passerelle::kit::TestOptions {
         component: component("doctolib"),
         cassette: cassette.clone(),
+        fixtures: Vec::new(),
         live: None,
         bench: passerelle::kit::harness::BenchOptions {
             settings: settings.into_iter().collect(),

@@ -131,6 +131,39 @@ async fn the_console_needs_a_login_and_refuses_forged_or_foreign_forms() {
     let refused = r.post(&path, &[]).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert!(refused.text.contains("`admin` scope"), "{}", refused.text);
+    // Refusals carry the security headers like any page.
+    assert!(
+        refused.headers.contains_key("content-security-policy"),
+        "{:?}",
+        refused.headers
+    );
+    let ended = Console::new(&d.base).post("/console/logout", &[]).await;
+    assert_eq!(ended.status, StatusCode::UNAUTHORIZED);
+    assert!(ended.headers.contains_key("content-security-policy"));
+    // A reader may end its own session; logins (let in or not) and logouts are audited.
+    let mut leaving = Console::new(&d.base);
+    assert_eq!(leaving.login(&reader).await.status, StatusCode::SEE_OTHER);
+    let out = leaving.post("/console/logout", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER, "{}", out.text);
+    assert_eq!(
+        leaving.get("/console").await.location(),
+        Some("/console/login")
+    );
+    let wrong = Console::new(&d.base).login("pst_not-a-token").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let trail = d.sim.env.app.audit_entries(Some(50)).await.unwrap();
+    let seen: Vec<(&str, &str)> = trail
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str()))
+        .collect();
+    for want in [
+        ("token:reader", "console.login"),
+        ("token:reader", "console.logout"),
+        ("anonymous", "console.login-refused"),
+    ] {
+        assert!(seen.contains(&want), "{want:?} not in {seen:?}");
+    }
+    assert!(!format!("{trail:?}").contains(&reader));
     d.sim.env.app.revoke_token("reader").await.unwrap();
     let after = r.get("/console").await;
     assert_eq!(after.location(), Some("/console/login"));

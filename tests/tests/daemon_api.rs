@@ -901,6 +901,30 @@ async fn scoped_tokens_get_what_their_scopes_allow() {
             slots.text
         );
 
+        // Cursors are the connector's own, unscrubbed state: `null` below `patients:read`.
+        let cursors = |runs: serde_json::Value| -> Vec<serde_json::Value> {
+            runs.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["cursor_after"].clone())
+                .collect()
+        };
+        let held = cursors(
+            call(&d, &doctor, Method::GET, "/v1/runs", None)
+                .await
+                .json(),
+        );
+        assert!(held.iter().any(|c| c.is_string()), "{held:?}");
+        for t in [&reader, &clerk] {
+            let runs = call(&d, t, Method::GET, "/v1/runs", None).await.json();
+            let first = runs[0]["id"].as_i64().unwrap();
+            assert_eq!(runs.as_array().unwrap().len(), held.len());
+            assert!(cursors(runs).iter().all(|c| c.is_null()));
+            let one = call(&d, t, Method::GET, &format!("/v1/runs/{first}"), None).await;
+            assert!(one.json()["cursor_before"].is_null(), "{}", one.text);
+            assert!(one.json()["cursor_after"].is_null(), "{}", one.text);
+        }
+
         // The change feed: the same rules — `read` gets the slots' changes alone, and is
         // refused the appointments'; subscriptions need admin.
         let feed = "/v1/changes?kind=appointment&limit=10000";

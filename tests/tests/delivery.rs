@@ -358,3 +358,50 @@ async fn a_receiver_that_never_answers_holds_up_no_other_subscription() {
         d.shutdown().await;
     }
 }
+
+/// Patients' full records go over `http://` only with the operator's explicit leave,
+/// which the audit trail keeps (with `allow_private`); refused, nothing is stored.
+#[tokio::test]
+async fn patients_over_cleartext_need_the_operators_leave() {
+    for db in databases().await {
+        let s = passerelle_tests::sim_env(&db, sim_config(1, 1)).await;
+        let app = &s.env.app;
+        let clear = |allow_cleartext: bool| AddSubscription {
+            url: "http://receiver.example/hook".into(),
+            patients: true,
+            allow_cleartext,
+            ..AddSubscription::default()
+        };
+        let refused = app.add_subscription(&clear(false)).await.unwrap_err();
+        assert!(
+            matches!(&refused, ServiceError::Conflict { code: "cleartext-destination", message } if message.contains("--allow-cleartext")),
+            "{}: {refused}",
+            db.name
+        );
+        assert!(app.subscriptions().await.unwrap().is_empty());
+        // Initials only, or https: no leave needed.
+        for add in [
+            AddSubscription {
+                patients: false,
+                ..clear(false)
+            },
+            AddSubscription {
+                url: "https://receiver.example/hook".into(),
+                ..clear(false)
+            },
+        ] {
+            app.add_subscription(&add).await.unwrap();
+        }
+        let allowed = app.add_subscription(&clear(true)).await.unwrap();
+        let trail = app.audit_entries(Some(10)).await.unwrap();
+        let entry = trail
+            .iter()
+            .find(|e| e.target == allowed.subscription.id)
+            .expect("the subscription's audit entry");
+        assert_eq!(entry.action, "subscription.add");
+        let detail: Value = serde_json::from_str(&entry.detail).unwrap();
+        assert_eq!(detail["allow_cleartext"], true, "{entry:?}");
+        assert_eq!(detail["allow_private"], false, "{entry:?}");
+        assert_eq!(app.subscriptions().await.unwrap().len(), 3);
+    }
+}

@@ -87,10 +87,37 @@ async fn replaying_the_feed_from_zero_rebuilds_what_is_stored() {
             .id
             .clone();
         assert!(!s.env.app.store.slots(&gone).await.unwrap().is_empty());
-        assert!(s.env.app.store.delete_account(&gone).await.unwrap());
+        s.env.app.delete_account(&gone, true).await.unwrap();
 
         let feed = read_feed(&s, 0, 97).await;
         assert!(feed.len() > 100, "{}: {} changes", db.name, feed.len());
+        // The deleted account's patients stay in the feed as initials, nothing more,
+        // even for `patients:read`; the others keep their details.
+        let patients = |account: bool| {
+            feed.iter()
+                .filter(|c| (c.account_id == gone) == account)
+                .filter_map(|c| c.appointment.as_ref()?.patient.clone())
+                .collect::<Vec<_>>()
+        };
+        let forgotten = patients(true);
+        assert!(!forgotten.is_empty(), "{}", db.name);
+        for p in &forgotten {
+            assert!(p.initials.len() >= 4, "{p:?}");
+            assert_eq!(
+                p.first_name.as_ref().map(|n| n.chars().count()),
+                Some(1),
+                "{p:?}"
+            );
+            assert!(
+                p.birth_date.is_none() && p.phone.is_none() && p.email.is_none(),
+                "{p:?}"
+            );
+        }
+        assert!(
+            patients(false).iter().any(|p| p.phone.is_some()),
+            "{}",
+            db.name
+        );
         // Numbered 1, 2, 3… in order, no gap (one writer here).
         for (i, c) in feed.iter().enumerate() {
             assert_eq!(c.seq, i as i64 + 1, "{}", db.name);

@@ -906,6 +906,11 @@ async fn quarantine_sets_unreadable_items_aside_and_a_new_version_resolves_them(
         assert!(with
             .iter()
             .all(|q| q.item.as_deref().unwrap().contains("start_date_v2")));
+        // The sizes come from the database without reading the items.
+        for (bare, full) in items.iter().zip(&with) {
+            assert_eq!(bare.id, full.id);
+            assert_eq!(bare.item_bytes, full.item.as_ref().unwrap().len() as i64);
+        }
 
         // Seen again by the same version: updated, not duplicated.
         let again = sim.sync(&account, Mode::Full).await;
@@ -932,6 +937,34 @@ async fn quarantine_sets_unreadable_items_aside_and_a_new_version_resolves_them(
         assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
         assert_eq!(listed.json().as_array().unwrap().len(), truth);
         assert!(listed.json()[0]["item"].is_null());
+        assert!(listed.json()[0]["item_sha256"].is_string());
+        // Below `patients:read`, not even the item's hash (it would confirm a guess).
+        let reader = d
+            .sim
+            .env
+            .app
+            .create_token("reader", &["read".to_string()])
+            .await
+            .unwrap()
+            .secret;
+        let as_reader = d
+            .call_as(
+                Some(&reader),
+                Method::GET,
+                &format!("/v1/quarantine?account={account}"),
+                None,
+            )
+            .await;
+        assert_eq!(as_reader.status, StatusCode::OK, "{}", as_reader.text);
+        let shown = as_reader.json();
+        assert_eq!(shown.as_array().unwrap().len(), truth);
+        assert!(shown
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|q| q["item_sha256"].is_null()
+                && q["item"].is_null()
+                && q["item_bytes"].as_i64() > Some(0)));
         let bytes = std::fs::read(variant(FIXED)).unwrap();
         let up = d.upload("/v1/connectors/doctolib/versions", bytes).await;
         assert_eq!(up.status, StatusCode::CREATED, "{}", up.text);

@@ -1229,3 +1229,45 @@ async fn a_component_slow_to_compile_is_refused_and_not_cached() {
     assert_eq!(err.kind(), "too-slow-to-compile");
     assert!(walk(dir.path()).is_empty(), "{:?}", walk(dir.path()));
 }
+
+/// A quarantined item's drift report is shown to every reader: it is scrubbed like any
+/// connector text, of the item's own strings (a map key naming a patient) and patterns.
+#[tokio::test]
+async fn a_quarantine_report_is_scrubbed_of_the_items_text() {
+    let mut config = config(Limits::default(), HttpPolicy::default());
+    config.plugins.drift_policy.insert(
+        "testing".into(),
+        passerelle::service::config::DriftPolicy::Quarantine,
+    );
+    let e = env(&sqlite(), config).await.with_testing().await;
+    e.account(
+        "aside",
+        &[
+            ("scenario", "quarantine-leak"),
+            ("name", "Zoéline Quintardeau"),
+            ("email", "zoeline.q@patients.example"),
+        ],
+    )
+    .await;
+    let run = e.sync("aside", Mode::Full).await;
+    assert_eq!(run.status, Status::Succeeded, "{run:?}");
+    assert_eq!(run.counts.quarantined, 1, "{run:?}");
+    let items = e
+        .app
+        .quarantined(passerelle::model::quarantine::QuarantineFilter {
+            with_items: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let report = items[0].drift.to_string();
+    for value in ["Zoéline", "Quintardeau", "zoeline.q@"] {
+        assert!(!report.contains(value), "{value} in the report: {report}");
+    }
+    assert!(
+        report.starts_with("GET /patients: at $.patients["),
+        "{report}"
+    );
+    // The item itself is kept as received, for `patients:read`.
+    assert!(items[0].item.as_deref().unwrap().contains("Quintardeau"));
+}

@@ -754,3 +754,38 @@ async fn secrets_are_sealed_at_rest_and_the_key_rotates() {
         );
     }
 }
+
+/// The embedded migrations are every file of both folders, in order, with the version,
+/// description and checksum sqlx's own reading of the folder gives (so a database
+/// migrated by an earlier build, which used sqlx's `migrate!`, opens unchanged).
+#[tokio::test]
+async fn the_embedded_migrations_are_the_folders() {
+    use passerelle::store::migrations::{Embedded, FILES};
+    use passerelle::store::Backend;
+    use sqlx::migrate::MigrationSource;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/store/migrations");
+    for (backend, dir) in [(Backend::Sqlite, "sqlite"), (Backend::Postgres, "postgres")] {
+        let dir = root.join(dir);
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        let listed: Vec<String> = FILES.iter().map(|f| format!("{f}.sql")).collect();
+        assert_eq!(
+            listed,
+            on_disk,
+            "{}: list every migration in store/src/migrations.rs",
+            dir.display()
+        );
+        let read = dir.as_path().resolve().await.unwrap();
+        let embedded = Embedded::new(backend).migrations();
+        assert_eq!(read.len(), embedded.len());
+        for (r, e) in read.iter().zip(&embedded) {
+            assert_eq!(
+                (r.version, &r.description, &r.checksum, r.no_tx),
+                (e.version, &e.description, &e.checksum, e.no_tx)
+            );
+        }
+    }
+}

@@ -65,7 +65,7 @@ pub async fn list(State(state): State<ApiState>) -> Answer<Vec<SubscriptionView>
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
         (status = 403, description = "The token lacks the scope", body = ErrorBody),
         (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A private destination not allowed (code private-destination) or `after` past the feed's head (ahead-of-feed)", body = ErrorBody),
+        (status = 409, description = "A private destination not allowed (code private-destination), patients over http:// not allowed (cleartext-destination) or `after` past the feed's head (ahead-of-feed)", body = ErrorBody),
         (status = 410, description = "Retention removed changes after `after`", body = ErrorBody),
         (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody)
     ),

@@ -18,6 +18,7 @@ use super::layout::{self, Ctx};
 use super::session::{self, COOKIE};
 use super::ConsoleState;
 use passerelle_service::principal::{as_principal, Scope};
+use passerelle_service::tokens::LoginRefused;
 
 /// Form bodies of actions are small; uploads go through multipart with their own limit.
 const FORM_LIMIT: usize = 64 * 1024;
@@ -65,10 +66,10 @@ pub async fn log_in(
     match state
         .daemon
         .app
-        .principal_for(&state.admin_token, &token)
+        .console_login(&state.admin_token, &token)
         .await
     {
-        Ok(Some(principal)) if principal.allows(Scope::Read) => {
+        Ok(Ok(principal)) => {
             tracing::info!(principal = %principal.name, "console: logged in");
             let id = state.sessions.open(token);
             let secure = forwarded_https(&headers);
@@ -78,19 +79,30 @@ pub async fn log_in(
             )
                 .into_response()
         }
-        Ok(Some(_)) => login_form(
+        Ok(Err(LoginRefused::NoReadScope)) => login_form(
             StatusCode::FORBIDDEN,
             Some("this token holds no `read` scope: the console needs at least that"),
         ),
-        Ok(None) => login_form(StatusCode::UNAUTHORIZED, Some("unknown token")),
+        Ok(Err(LoginRefused::UnknownToken)) => {
+            login_form(StatusCode::UNAUTHORIZED, Some("unknown token"))
+        }
         Err(e) => layout::failure(None, e),
     }
 }
 
-/// `POST /console/logout`.
-pub async fn log_out(State(state): State<ConsoleState>, jar: CookieJar) -> Response {
+/// `POST /console/logout`: any session may end itself (a `read` one too), with the
+/// CSRF check of every action; recorded in the audit trail.
+pub async fn log_out(
+    State(state): State<ConsoleState>,
+    jar: CookieJar,
+    axum::Extension(ctx): axum::Extension<Ctx>,
+) -> Response {
     if let Some(c) = jar.get(COOKIE) {
         state.sessions.close(c.value());
+    }
+    let principal = passerelle_service::principal::current();
+    if let Err(e) = state.daemon.app.console_logout(principal).await {
+        tracing::warn!(principal = %ctx.name, error = %e, "console: logout not recorded");
     }
     (
         jar.remove(session::removal()),
@@ -130,17 +142,24 @@ fn csrf_field(encoded: &[u8]) -> Option<String> {
         .map(|(_, v)| v)
 }
 
-/// The middleware in front of every console route.
+/// The middleware in front of every console route; every answer, a refusal too,
+/// carries the security headers.
 pub async fn guard(
     State(state): State<ConsoleState>,
     jar: CookieJar,
     request: Request,
     next: Next,
 ) -> Response {
+    with_headers(admit(state, jar, request, next).await)
+}
+
+/// Lets the request through as its session's principal, or refuses it.
+async fn admit(state: ConsoleState, jar: CookieJar, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     if path == "/console/login" || path == "/console/console.css" {
-        return with_headers(next.run(request).await);
+        return next.run(request).await;
     }
+    let is_logout = path == "/console/logout";
     let is_get = matches!(*request.method(), Method::GET | Method::HEAD);
     let session_id = jar.get(COOKIE).map(|c| c.value().to_string());
     let session = session_id
@@ -170,7 +189,12 @@ pub async fn guard(
         }
         Err(e) => return layout::failure(None, e),
     };
-    let needed = if is_get { Scope::Read } else { Scope::Admin };
+    // Reading, and ending one's own session, need `read`; every other action `admin`.
+    let needed = if is_get || is_logout {
+        Scope::Read
+    } else {
+        Scope::Admin
+    };
     if !principal.allows(needed) {
         return layout::refusal(
             StatusCode::FORBIDDEN,
@@ -228,7 +252,7 @@ pub async fn guard(
         notice: session.notice.clone(),
     };
     request.extensions_mut().insert(ctx);
-    with_headers(as_principal(principal, next.run(request)).await)
+    as_principal(principal, next.run(request)).await
 }
 
 /// Every console answer: no caching, no framing, nothing loaded from elsewhere.

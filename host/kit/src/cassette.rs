@@ -6,8 +6,9 @@
 //! added), optional `headers` (names case-insensitive, values equal), optional
 //! `body_json` (a table the request's JSON body must hold) — and the response:
 //! `status` (default 200), `headers`, and its body as `body` (a file, relative to the
-//! cassette folder, which may lie outside it, e.g. under `../shared/fixtures`) or
-//! `body_text` (inline). A request is answered by the first exchange that matches, as
+//! cassette folder, inside it or inside a fixtures root the tester names — `--fixtures`,
+//! `PASSERELLE_FIXTURES`, e.g. `../shared/fixtures` — and at most [`MAX_BODY`] bytes;
+//! symbolic links are followed before the check) or `body_text` (inline). A request is answered by the first exchange that matches, as
 //! often as it is asked: matching is deterministic and a second run replays the same.
 //!
 //! ```toml
@@ -31,6 +32,10 @@ use url::Url;
 
 /// The index file of a cassette folder.
 pub const INDEX: &str = "cassette.toml";
+
+/// The largest body file a cassette may name (the largest recorded platform answer
+/// is a few MiB).
+pub const MAX_BODY: u64 = 64 * 1024 * 1024;
 
 /// Why a cassette cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -182,8 +187,10 @@ impl Request {
 }
 
 impl Cassette {
-    /// Reads `dir/cassette.toml` and every body it names.
-    pub fn load(dir: &Path) -> Result<Cassette, CassetteError> {
+    /// Reads `dir/cassette.toml` and every body it names: each inside `dir` or one of
+    /// `fixtures` (a cassette from elsewhere cannot make the tester read and print
+    /// `../../etc/…`).
+    pub fn load(dir: &Path, fixtures: &[PathBuf]) -> Result<Cassette, CassetteError> {
         if !dir.is_dir() {
             return Err(CassetteError::Missing(dir.to_path_buf()));
         }
@@ -202,6 +209,10 @@ impl Cassette {
                 message: "no [[exchange]]".into(),
             });
         }
+        let roots: Vec<PathBuf> = std::iter::once(dir)
+            .chain(fixtures.iter().map(PathBuf::as_path))
+            .filter_map(|d| d.canonicalize().ok())
+            .collect();
         let mut exchanges = Vec::with_capacity(file.exchanges.len());
         for (i, e) in file.exchanges.into_iter().enumerate() {
             let bad = |message: String| CassetteError::Exchange {
@@ -209,7 +220,7 @@ impl Cassette {
                 index: i + 1,
                 message,
             };
-            exchanges.push(Exchange::load(dir, e).map_err(bad)?);
+            exchanges.push(Exchange::load(dir, &roots, e).map_err(bad)?);
         }
         let replay = file.replay.unwrap_or_default();
         let bad = |message: String| CassetteError::Malformed {
@@ -250,8 +261,46 @@ impl Cassette {
     }
 }
 
+/// A body file's bytes, if it lies under one of `roots` (already canonical) and is
+/// no larger than [`MAX_BODY`]. The file is opened once, checked through its handle.
+fn read_body(path: &Path, named: &str, roots: &[PathBuf]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let real = path
+        .canonicalize()
+        .map_err(|err| format!("body `{}`: {err}", path.display()))?;
+    if !roots.iter().any(|r| real.starts_with(r)) {
+        return Err(format!(
+            "body `{named}` lies outside the cassette folder and every fixtures root: refused (name the folder that holds it with --fixtures or PASSERELLE_FIXTURES)"
+        ));
+    }
+    let file =
+        std::fs::File::open(&real).map_err(|err| format!("body `{}`: {err}", real.display()))?;
+    let meta = file
+        .metadata()
+        .map_err(|err| format!("body `{}`: {err}", real.display()))?;
+    if !meta.is_file() {
+        return Err(format!("body `{named}` is not a file"));
+    }
+    if meta.len() > MAX_BODY {
+        return Err(format!(
+            "body `{named}` is {} bytes, over the {MAX_BODY}-byte limit",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_BODY + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| format!("body `{}`: {err}", real.display()))?;
+    if bytes.len() as u64 > MAX_BODY {
+        return Err(format!(
+            "body `{named}` grew over the {MAX_BODY}-byte limit"
+        ));
+    }
+    Ok(bytes)
+}
+
 impl Exchange {
-    fn load(dir: &Path, e: ExchangeFile) -> Result<Exchange, String> {
+    fn load(dir: &Path, roots: &[PathBuf], e: ExchangeFile) -> Result<Exchange, String> {
         let url = Url::parse(&e.url).map_err(|err| format!("url `{}`: {err}", e.url))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(format!("url `{}`: not an http(s) URL", e.url));
@@ -265,12 +314,7 @@ impl Exchange {
         }
         let (body, body_source) = match (e.body, e.body_text) {
             (Some(_), Some(_)) => return Err("give `body` or `body_text`, not both".into()),
-            (Some(file), None) => {
-                let path = dir.join(&file);
-                let bytes = std::fs::read(&path)
-                    .map_err(|err| format!("body `{}`: {err}", path.display()))?;
-                (bytes, file)
-            }
+            (Some(file), None) => (read_body(&dir.join(&file), &file, roots)?, file),
             (None, Some(text)) => (text.into_bytes(), "inline".into()),
             (None, None) => (Vec::new(), "empty".into()),
         };
@@ -428,7 +472,7 @@ url = "https://x.example/a"
 status = 404
 "#,
         );
-        let c = Cassette::load(dir.path()).unwrap();
+        let c = Cassette::load(dir.path(), &[]).unwrap();
         assert_eq!(c.exchanges[0].body, b"{}");
         assert_eq!(c.find(&request("https://x.example/a?k=1&other=2")), Some(0));
         assert_eq!(c.find(&request("https://x.example/a?k=2")), Some(1));
@@ -447,7 +491,7 @@ status = 404
             dir.path(),
             "[[exchange]]\nurl = \"https://x.example/\"\nheaders = { Accept = \"application/json\" }\n",
         );
-        let c = Cassette::load(dir.path()).unwrap();
+        let c = Cassette::load(dir.path(), &[]).unwrap();
         assert_eq!(c.find(&request("https://x.example/")), Some(0));
         let mut r = request("https://x.example/");
         r.headers.clear();
@@ -462,7 +506,7 @@ status = 404
             "[[exchange]]\nmethod = \"POST\"\nurl = \"https://x.example/slots\"\n\
              body_json = { reason = \"r1\", range = { start = \"2021-05-12\" } }\n",
         );
-        let c = Cassette::load(dir.path()).unwrap();
+        let c = Cassette::load(dir.path(), &[]).unwrap();
         let mut r = request("https://x.example/slots");
         r.method = "POST".into();
         r.body = br#"{"reason":"r1","range":{"start":"2021-05-12","end":"x"},"n":1}"#.to_vec();
@@ -479,21 +523,52 @@ status = 404
     #[test]
     fn bad_cassettes_say_what_is_wrong() {
         let dir = tempfile::tempdir().unwrap();
-        let missing = Cassette::load(&dir.path().join("nope")).unwrap_err();
+        let missing = Cassette::load(&dir.path().join("nope"), &[]).unwrap_err();
         assert!(matches!(missing, CassetteError::Missing(_)), "{missing}");
-        let no_index = Cassette::load(dir.path()).unwrap_err();
+        let no_index = Cassette::load(dir.path(), &[]).unwrap_err();
         assert!(matches!(no_index, CassetteError::Read { .. }), "{no_index}");
         write(dir.path(), "[[exchange]]\nurll = 1\n");
-        let e = Cassette::load(dir.path()).unwrap_err();
+        let e = Cassette::load(dir.path(), &[]).unwrap_err();
         assert!(e.to_string().contains("unknown field `urll`"), "{e}");
         write(
             dir.path(),
             "[[exchange]]\nurl = \"https://x.example/\"\nbody = \"gone.json\"\n",
         );
-        let e = Cassette::load(dir.path()).unwrap_err().to_string();
+        let e = Cassette::load(dir.path(), &[]).unwrap_err().to_string();
         assert!(e.contains("exchange 1") && e.contains("gone.json"), "{e}");
         write(dir.path(), "[[exchange]]\nurl = \"ftp://x.example/\"\n");
-        let e = Cassette::load(dir.path()).unwrap_err().to_string();
+        let e = Cassette::load(dir.path(), &[]).unwrap_err().to_string();
         assert!(e.contains("not an http(s) URL"), "{e}");
+    }
+
+    #[test]
+    fn a_body_stays_inside_the_cassette_or_a_fixtures_root() {
+        let outer = tempfile::tempdir().unwrap();
+        let cassette = outer.path().join("cassette");
+        let fixtures = outer.path().join("fixtures");
+        let secret = outer.path().join("secret.txt");
+        std::fs::create_dir_all(&cassette).unwrap();
+        std::fs::create_dir_all(&fixtures).unwrap();
+        std::fs::write(fixtures.join("f.json"), "[]").unwrap();
+        std::fs::write(&secret, "host secret").unwrap();
+        std::os::unix::fs::symlink(&secret, cassette.join("link.json")).unwrap();
+        let with = |body: &str| {
+            write(
+                &cassette,
+                &format!("[[exchange]]\nurl = \"https://x.example/\"\nbody = \"{body}\"\n"),
+            );
+        };
+        for escaping in ["../secret.txt", "link.json", "../fixtures/f.json"] {
+            with(escaping);
+            let e = Cassette::load(&cassette, &[]).unwrap_err().to_string();
+            assert!(e.contains("outside the cassette folder"), "{escaping}: {e}");
+            assert!(!e.contains("host secret"), "{e}");
+        }
+        // Named as a fixtures root, the folder is readable; the secret still is not.
+        with("../fixtures/f.json");
+        let c = Cassette::load(&cassette, std::slice::from_ref(&fixtures)).unwrap();
+        assert_eq!(c.exchanges[0].body, b"[]");
+        with("../secret.txt");
+        assert!(Cassette::load(&cassette, &[fixtures]).is_err());
     }
 }

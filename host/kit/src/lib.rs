@@ -55,6 +55,8 @@ pub struct TestOptions {
     pub component: PathBuf,
     /// The cassette replayed; with `live`, where the live run is recorded first.
     pub cassette: PathBuf,
+    /// Folders outside the cassette its `body` entries may name.
+    pub fixtures: Vec<PathBuf>,
     /// Record a run against the platform itself, under this HTTP policy, into
     /// `cassette` (a new or empty folder), then test on that recording.
     pub live: Option<passerelle_runtime::capabilities::http::HttpPolicy>,
@@ -143,7 +145,7 @@ pub async fn test(options: TestOptions) -> Result<TestReport, KitError> {
         let account = live.new_account().await?;
         record::record_sync(live.app(), &account.id, mode, &options.cassette).await?;
     }
-    let cassette = cassette::Cassette::load(&options.cassette)?;
+    let cassette = cassette::Cassette::load(&options.cassette, &options.fixtures)?;
     let bench_options = options.bench.clone().over(&cassette.replay);
     let bench = Bench::open(&options.component, Target::Replay(cassette), bench_options).await?;
     let account = bench.new_account().await?;

@@ -7,6 +7,7 @@
 //! so the replayed run parses the same and stores the same records, patients aside.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -72,6 +73,14 @@ pub async fn record_sync(
         settings: account.settings.clone(),
     };
     write(dir, &exchanges, &Placeholders::new(&patients), replay)?;
+    // A recording holds what a platform answered about a practice: on the trail.
+    app.audit(
+        "sync.record",
+        &account.id,
+        serde_json::json!({"run": run.id, "cassette": dir.display().to_string(),
+            "exchanges": exchanges.len()}),
+    )
+    .await?;
     Ok((run, dir.to_path_buf()))
 }
 
@@ -82,7 +91,12 @@ fn write(
     replay: ReplayDefaults,
 ) -> Result<(), KitError> {
     let io = |e: std::io::Error| KitError::Scaffold(format!("writing {}: {e}", dir.display()));
-    std::fs::create_dir_all(dir).map_err(io)?;
+    // Owner-only: what a platform answered may name people the placeholders missed.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io)?;
     let mut file = CassetteFile {
         replay: Some(replay),
         exchanges: Vec::new(),
@@ -102,7 +116,7 @@ fn write(
             ),
         };
         let name = format!("{:03}.{ext}", i + 1);
-        std::fs::write(dir.join(&name), body).map_err(io)?;
+        write_private(&dir.join(&name), &body).map_err(io)?;
         file.exchanges.push(ExchangeFile {
             method: e.method.clone(),
             url: e.url.clone(),
@@ -126,8 +140,19 @@ fn write(
         exchanges.len(),
         toml::to_string(&file).map_err(|e| KitError::Internal(e.into()))?
     );
-    std::fs::write(dir.join(INDEX), text).map_err(io)?;
+    write_private(&dir.join(INDEX), text.as_bytes()).map_err(io)?;
     Ok(())
+}
+
+/// Writes a new file readable by its owner only (mode 0600).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(bytes)
 }
 
 /// Patient values → stand-ins of the same shape. Distinctive values (full names, birth

@@ -12,7 +12,9 @@ pub struct QuarantinedItem {
     pub practice_id: String,
     pub account_id: String,
     pub drift: DriftReport,
-    pub item_sha256: String,
+    /// The item's SHA-256; `null` below `patients:read` (a hash of a patient-bearing
+    /// item confirms a guess of its content).
+    pub item_sha256: Option<String>,
     /// The item's size in bytes.
     pub item_bytes: i64,
     /// The item as received; None unless asked for.

@@ -137,7 +137,10 @@ pub struct Run {
     pub counts: RunCounts,
     pub error_kind: Option<ErrorKind>,
     pub error_detail: Option<String>,
+    /// The connector's cursor when the run began: its own state, never scrubbed, so
+    /// `null` unless the reader holds `patients:read`.
     pub cursor_before: Option<String>,
+    /// The cursor the run left (same rule).
     pub cursor_after: Option<String>,
     /// The connector's PII-free summary note.
     pub message: Option<String>,

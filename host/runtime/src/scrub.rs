@@ -167,13 +167,24 @@ impl Scrubber {
     }
 
     /// Learns the text of an item set aside: every string in it when it is JSON (names
-    /// and the like the connector could not read), else the whole text.
+    /// and the like the connector could not read) and every map key that is not a
+    /// field name (`start_date` is a platform's schema; `Zoé Martin` or
+    /// `zoe@example.org` as a key is data), else the whole text.
     pub fn add_quarantined_item(&mut self, item: &str) {
+        fn is_field_name(key: &str) -> bool {
+            key.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'))
+        }
         fn strings(v: &serde_json::Value, out: &mut Vec<String>) {
             match v {
                 serde_json::Value::String(s) => out.push(s.clone()),
                 serde_json::Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
-                serde_json::Value::Object(o) => o.values().for_each(|v| strings(v, out)),
+                serde_json::Value::Object(o) => o.iter().for_each(|(k, v)| {
+                    if !is_field_name(k) {
+                        out.push(k.clone());
+                    }
+                    strings(v, out)
+                }),
                 _ => {}
             }
         }
@@ -482,6 +493,10 @@ mod tests {
         s.add_quarantined_item(r#"{"patient":{"name":"Quillembeau","tags":["Aurélienne"]},"n":4}"#);
         let out = s.scrub("could not read Quillembeau / AURELIENNE");
         assert_eq!(out, "could not read [redacted] / [redacted]");
+        // Keys: data (a name) is learned, a field name is not.
+        s.add_quarantined_item(r#"{"Zoé Martin":{"start_date_v2":"x"}}"#);
+        let out = s.scrub(r#"at $["Zoé Martin"].start_date_v2"#);
+        assert_eq!(out, r#"at $["[redacted]"].start_date_v2"#);
     }
 
     #[test]

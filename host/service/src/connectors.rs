@@ -146,13 +146,16 @@ impl Passerelle {
                 "reading quarantined items (they may hold patient data)",
             )?;
         }
-        let items = self
+        let mut items = self
             .store
             .quarantined(&QuarantineFilter {
                 limit: Some(limit),
                 ..filter.clone()
             })
             .await?;
+        if !super::principal::current().allows(super::principal::Scope::PatientsRead) {
+            items.iter_mut().for_each(|q| q.item_sha256 = None);
+        }
         if filter.with_items && !items.is_empty() {
             // The items may hold patient data: who read which is recorded.
             self.audit(

@@ -329,7 +329,9 @@ impl Passerelle {
                 "deleting a practice deletes its accounts, secrets, appointments, slots and runs: repeat with ?with_data=true",
             ));
         }
-        self.store.delete_practice(id).await?;
+        self.store
+            .delete_practice(id, super::records::forgotten)
+            .await?;
         self.announce(Change::Practices).await;
         self.audit(
             "practice.delete",
@@ -450,7 +452,9 @@ impl Passerelle {
                 "deleting an account deletes its secrets, appointments, slots and runs: repeat with ?with_data=true",
             ));
         }
-        self.store.delete_account(id).await?;
+        self.store
+            .delete_account(id, super::records::forgotten)
+            .await?;
         self.audit("account.delete", id, serde_json::json!({"with_data": true}))
             .await?;
         tracing::info!(account = %id, "account deleted with its data");

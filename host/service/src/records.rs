@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::principal::{require, Scope};
 use super::{ServiceError, ServiceResult};
 use crate::app::Passerelle;
-use passerelle_model::records::StoredAppointment;
+use passerelle_model::records::{PatientRecord, StoredAppointment};
 use passerelle_store::pages::{RecordFilter, StoredSlot};
 
 /// Filters of `GET /v1/practices/{id}/appointments` and `passerelle appointments`.
@@ -145,6 +145,21 @@ pub struct SlotPage {
     /// Pass as `after` for the next page (the last item's position); absent on the
     /// last page.
     pub next: Option<String>,
+}
+
+/// What the change feed keeps of a patient once their account (or practice) is
+/// deleted: the initials' letters, nothing else (no platform id, birth date, phone or
+/// e-mail). A replay shows the same initials as before.
+pub fn forgotten(p: PatientRecord) -> PatientRecord {
+    let first = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
+    PatientRecord {
+        external_id: None,
+        first_name: first(&p.first_name),
+        last_name: first(&p.last_name),
+        birth_date: None,
+        phone: None,
+        email: None,
+    }
 }
 
 /// The initials shown for a patient.

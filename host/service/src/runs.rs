@@ -132,7 +132,7 @@ impl Passerelle {
                 "`before` must be a run id (1 or more)",
             ));
         }
-        Ok(self
+        let mut runs = self
             .store
             .list_runs(&RunFilter {
                 practice_id: query.practice.clone(),
@@ -144,15 +144,20 @@ impl Passerelle {
                 before: query.before,
                 limit: Some(limit),
             })
-            .await?)
+            .await?;
+        runs.iter_mut().for_each(withhold_cursors);
+        Ok(runs)
     }
 
     /// One run of the sync log.
     pub async fn run(&self, id: i64) -> ServiceResult<Run> {
-        self.store
+        let mut run = self
+            .store
             .run(id)
             .await?
-            .ok_or_else(|| ServiceError::not_found(format!("no run {id}")))
+            .ok_or_else(|| ServiceError::not_found(format!("no run {id}")))?;
+        withhold_cursors(&mut run);
+        Ok(run)
     }
 
     /// Lifts an account's pause (drift or security) by the operator's hand, recorded in
@@ -177,4 +182,14 @@ impl Passerelle {
 /// Resuming an account that is not paused.
 pub(crate) fn not_paused(id: &str) -> ServiceError {
     ServiceError::conflict("conflict", format!("account `{id}` is not paused"))
+}
+
+/// A cursor is the connector's own state, opaque to the host and never scrubbed (the
+/// next run needs it as it was written): it may hold anything the platform answered,
+/// so only a principal allowed patient fields sees it; others get `null`.
+fn withhold_cursors(run: &mut Run) {
+    if !super::principal::current().allows(super::principal::Scope::PatientsRead) {
+        run.cursor_before = None;
+        run.cursor_after = None;
+    }
 }

@@ -17,7 +17,8 @@ use passerelle_store::subscriptions::{NewSubscription, Subscription};
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddSubscription {
-    /// Where changes are POSTed (`https://…`; `http://` is allowed too).
+    /// Where changes are POSTed (`https://…`; `http://` too, but not with `patients`
+    /// unless `allow_cleartext`).
     #[schema(
         pattern = r"^https?://(((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])|([a-z0-9]+(-[a-z0-9]+)*\.)*[a-z][a-z0-9]*(-[a-z0-9]+)*)(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(/[A-Za-z0-9._~/-]*)?$"
     )]
@@ -34,6 +35,10 @@ pub struct AddSubscription {
     /// The URL may be a private or loopback address.
     #[serde(default)]
     pub allow_private: bool,
+    /// With `patients`, the URL may be `http://`: patients' full records cross the
+    /// network in clear. Refused otherwise; recorded in the audit trail.
+    #[serde(default)]
+    pub allow_cleartext: bool,
     /// Deliver from after this sequence number (default: the feed's head, i.e. only
     /// changes made from now on; 0 for everything the feed keeps).
     #[serde(
@@ -127,6 +132,14 @@ impl Passerelle {
         add: &AddSubscription,
     ) -> ServiceResult<CreatedSubscription> {
         let url = validate_url(add)?;
+        if add.patients && url.scheme() == "http" && !add.allow_cleartext {
+            return Err(ServiceError::conflict(
+                "cleartext-destination",
+                format!(
+                    "`{url}` is http://: patients' names, birth dates, phones and e-mails would cross the network in clear. Use https://, or add the subscription with --allow-cleartext (`allow_cleartext`) if the link is protected otherwise"
+                ),
+            ));
+        }
         for p in &add.practices {
             self.practice(p).await?;
         }
@@ -176,7 +189,8 @@ impl Passerelle {
             "subscription.add",
             &id,
             serde_json::json!({"url": url.as_str(), "practices": add.practices,
-                "kinds": kinds, "patients": add.patients, "after": after}),
+                "kinds": kinds, "patients": add.patients, "after": after,
+                "allow_private": add.allow_private, "allow_cleartext": add.allow_cleartext}),
         )
         .await?;
         let subscription = self.subscription(&id).await?;

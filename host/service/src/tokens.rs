@@ -113,4 +113,73 @@ impl Passerelle {
                     .collect(),
             }))
     }
+
+    /// A console login: the token's principal if it may use the console (`read`),
+    /// recorded in the audit trail whether it was let in or not (`console.login`,
+    /// `console.login-refused`; never the token itself).
+    pub async fn console_login(
+        &self,
+        admin_token: &str,
+        presented: &str,
+    ) -> ServiceResult<Result<Principal, LoginRefused>> {
+        let outcome = match self.principal_for(admin_token, presented).await? {
+            Some(p) if p.allows(Scope::Read) => Ok(p),
+            Some(p) => Err((LoginRefused::NoReadScope, p.name)),
+            None => Err((LoginRefused::UnknownToken, "anonymous".to_string())),
+        };
+        match outcome {
+            Ok(p) => {
+                let who = p.clone();
+                super::principal::as_principal(who, async {
+                    self.audit("console.login", "console", serde_json::json!({}))
+                        .await
+                })
+                .await?;
+                Ok(Ok(p))
+            }
+            Err((refused, name)) => {
+                let actor = Principal {
+                    name,
+                    scopes: Vec::new(),
+                };
+                super::principal::as_principal(actor, async {
+                    self.audit(
+                        "console.login-refused",
+                        "console",
+                        serde_json::json!({"reason": refused.as_str()}),
+                    )
+                    .await
+                })
+                .await?;
+                Ok(Err(refused))
+            }
+        }
+    }
+
+    /// A console logout, recorded under the session's principal.
+    pub async fn console_logout(&self, principal: Principal) -> ServiceResult<()> {
+        super::principal::as_principal(principal, async {
+            self.audit("console.logout", "console", serde_json::json!({}))
+                .await
+        })
+        .await
+    }
+}
+
+/// Why a console login was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefused {
+    /// Neither the admin token nor a named token's.
+    UnknownToken,
+    /// A named token without the `read` scope.
+    NoReadScope,
+}
+
+impl LoginRefused {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginRefused::UnknownToken => "unknown token",
+            LoginRefused::NoReadScope => "no read scope",
+        }
+    }
 }

@@ -419,6 +419,10 @@ pub enum SubscriptionsCmd {
         /// The URL may be a private or loopback address.
         #[arg(long)]
         allow_private: bool,
+        /// With --patients, the URL may be http://: patients' full records then cross
+        /// the network in clear (recorded in the audit trail).
+        #[arg(long)]
+        allow_cleartext: bool,
         /// Deliver the changes after this sequence number too (default: only changes
         /// from now on; 0: everything the feed keeps).
         #[arg(long)]
@@ -538,6 +542,11 @@ pub enum ConnectorCmd {
         /// The cassette folder (with cassette.toml).
         #[arg(long, required_unless_present = "record", conflicts_with = "record")]
         cassette: Option<PathBuf>,
+        /// A folder outside the cassette whose files its `body` entries may name (e.g.
+        /// ../shared/fixtures; repeatable, or `:`-separated in PASSERELLE_FIXTURES). No
+        /// other file outside the cassette folder is read.
+        #[arg(long = "fixtures", env = "PASSERELLE_FIXTURES", value_delimiter = ':')]
+        fixtures: Vec<PathBuf>,
         /// Instead of a cassette: run once against the platform itself (the HTTP policy
         /// of --config applies: overrides, private addresses), record that run into
         /// this new or empty folder as a cassette (no secret, no patient value), then

@@ -43,6 +43,7 @@ pub async fn run(command: ConnectorCmd, config: &Config) -> Result<Output> {
         ConnectorCmd::Test {
             component,
             cassette,
+            fixtures,
             record,
             settings,
             secrets,
@@ -65,6 +66,7 @@ pub async fn run(command: ConnectorCmd, config: &Config) -> Result<Output> {
             let options = TestOptions {
                 component,
                 cassette,
+                fixtures,
                 live,
                 bench: BenchOptions {
                     settings: settings.into_iter().collect(),

@@ -393,6 +393,7 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
             kinds,
             patients,
             allow_private,
+            allow_cleartext,
             after,
         }) => Output::SubscriptionAdded(
             admin
@@ -402,6 +403,7 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
                     kinds,
                     patients,
                     allow_private,
+                    allow_cleartext,
                     after,
                 })
                 .await?,

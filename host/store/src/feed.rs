@@ -11,7 +11,50 @@ use sqlx::{Any, Row, Transaction};
 use super::error::{DbContext, StoreError, StoreResult};
 use super::{placeholders, Store};
 use passerelle_model::feed::{ChangeKind, ChangeOp, StoredChange};
-use passerelle_model::records::Scope;
+use passerelle_model::records::{AppointmentRecord, PatientRecord, Scope};
+
+/// What is left of a patient in the feed once their account is deleted (the rule is the
+/// service's; the store applies it).
+pub type ForgetPatient = fn(PatientRecord) -> PatientRecord;
+
+/// Rewrites the patient of every appointment change the account's feed keeps with
+/// `forget`, in the deleting transaction: the feed outlives the account (replay), its
+/// patients' names, birth dates, phones and e-mails must not.
+async fn forget_patients(
+    tx: &mut Transaction<'_, Any>,
+    account_id: &str,
+    forget: ForgetPatient,
+) -> StoreResult<()> {
+    let rows = sqlx::query(
+        "SELECT seq, record FROM changes WHERE account_id = $1 AND kind = $2 AND record IS NOT NULL",
+    )
+    .bind(account_id)
+    .bind(ChangeKind::Appointment.as_str())
+    .fetch_all(&mut **tx)
+    .await
+    .context("reading the account's appointment changes")?;
+    for row in rows {
+        let seq: i64 = row.get("seq");
+        let text: String = row.get("record");
+        let mut record: AppointmentRecord = serde_json::from_str(&text)
+            // Where, not what: the record holds patient data.
+            .map_err(|e| StoreError::Corrupt {
+                what: "change record",
+                detail: format!("change {seq}: {:?} at column {}", e.classify(), e.column()),
+            })?;
+        let Some(patient) = record.patient.take() else {
+            continue;
+        };
+        record.patient = Some(forget(patient));
+        sqlx::query("UPDATE changes SET record = $1 WHERE seq = $2")
+            .bind(serde_json::to_string(&record).expect("records serialise"))
+            .bind(seq)
+            .execute(&mut **tx)
+            .await
+            .context("forgetting the account's patients in the feed")?;
+    }
+    Ok(())
+}
 
 /// A change a commit made, not yet numbered.
 #[derive(Debug, Clone)]
@@ -116,6 +159,7 @@ pub(super) async fn append_removal(
     accounts_where: &str,
     id: &str,
     now: &str,
+    forget: ForgetPatient,
 ) -> StoreResult<()> {
     let accounts = sqlx::query(&format!(
         "SELECT id, practice_id, connector FROM accounts WHERE {accounts_where}"
@@ -150,6 +194,7 @@ pub(super) async fn append_removal(
             );
         }
         append(tx, &scope, &changes, now).await?;
+        forget_patients(tx, &scope.account_id, forget).await?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The database: SQLite by default (a file in the data dir), PostgreSQL by URL.
 //!
 //! One [`Store`] over sqlx's `Any` driver, so every query is written once; the two
-//! backends differ only in their embedded migrations (`host/migrations/{sqlite,postgres}`).
+//! backends differ only in their embedded [`migrations`] (`migrations/{sqlite,postgres}`).
 //! Submodules own one table family each: [`practices`] (practices, accounts, secrets),
 //! [`connectors`] (installed versions), [`runs`] (the sync log and sync state) and
 //! [`records`] (appointments and slots, committed per checkpoint; [`pages`] reads them
@@ -15,6 +15,7 @@ pub mod daemons;
 pub mod durations;
 pub mod error;
 pub mod feed;
+pub mod migrations;
 pub mod notify;
 pub mod overview;
 pub mod pages;
@@ -144,10 +145,7 @@ impl Store {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        let migrator = match self.backend {
-            Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
-            Backend::Postgres => sqlx::migrate!("migrations/postgres"),
-        };
+        let migrator = migrations::Embedded::new(self.backend).migrator().await?;
         migrator.run(&self.pool).await.map_err(StoreError::from)
     }
 

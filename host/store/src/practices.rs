@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use super::error::{is_unique_violation, DbContext, StoreError, StoreResult};
 use sqlx::Row;
 
+use super::feed::ForgetPatient;
 use super::{now_text, Store};
 
 pub use passerelle_model::practice::{Account, Practice};
@@ -207,9 +208,10 @@ impl Store {
 
     /// Deletes a practice with everything stored for it: accounts, secrets, sync state,
     /// appointments, slots and runs. Returns false if there was no such practice.
-    pub async fn delete_practice(&self, id: &str) -> StoreResult<bool> {
+    /// The feed keeps its changes with each patient reduced by `forget`.
+    pub async fn delete_practice(&self, id: &str, forget: ForgetPatient) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
-        super::feed::append_removal(&mut tx, "practice_id = $1", id, &now_text()).await?;
+        super::feed::append_removal(&mut tx, "practice_id = $1", id, &now_text(), forget).await?;
         for table in ["appointments", "slots", "runs"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE practice_id = $1"))
                 .bind(id)
@@ -248,9 +250,9 @@ impl Store {
 
     /// Deletes an account with its secrets, sync state, appointments, slots and runs.
     /// Returns false if there was no such account.
-    pub async fn delete_account(&self, id: &str) -> StoreResult<bool> {
+    pub async fn delete_account(&self, id: &str, forget: ForgetPatient) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
-        super::feed::append_removal(&mut tx, "id = $1", id, &now_text()).await?;
+        super::feed::append_removal(&mut tx, "id = $1", id, &now_text(), forget).await?;
         for table in [
             "appointments",
             "slots",

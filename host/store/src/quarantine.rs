@@ -67,14 +67,20 @@ pub(super) async fn clear_resolved(
 impl Store {
     /// Items set aside, newest first.
     pub async fn quarantined(&self, f: &QuarantineFilter) -> StoreResult<Vec<QuarantinedItem>> {
-        let rows = sqlx::query(
+        // The items themselves (up to 64 KiB each) are read only when asked for.
+        let item = if f.with_items { "item" } else { "NULL" };
+        let bytes = match self.backend {
+            super::Backend::Sqlite => "LENGTH(CAST(item AS BLOB))",
+            super::Backend::Postgres => "CAST(OCTET_LENGTH(item) AS BIGINT)",
+        };
+        let rows = sqlx::query(&format!(
             "SELECT id, connector, practice_id, account_id, endpoint, path, expected, found,
-                item, item_sha256, version_sha256, first_run_id, last_run_id, first_seen,
-                last_seen, times_seen
+                {item} AS item, {bytes} AS item_bytes, item_sha256, version_sha256,
+                first_run_id, last_run_id, first_seen, last_seen, times_seen
              FROM quarantined_items
              WHERE ($1 IS NULL OR connector = $1) AND ($2 IS NULL OR account_id = $2)
-             ORDER BY last_seen DESC, id DESC LIMIT $3",
-        )
+             ORDER BY last_seen DESC, id DESC LIMIT $3"
+        ))
         .bind(f.connector.as_deref())
         .bind(f.account_id.as_deref())
         .bind(f.limit.unwrap_or(100))
@@ -82,29 +88,26 @@ impl Store {
         .await?;
         Ok(rows
             .iter()
-            .map(|row| {
-                let item: String = row.get("item");
-                QuarantinedItem {
-                    id: row.get("id"),
-                    connector: row.get("connector"),
-                    practice_id: row.get("practice_id"),
-                    account_id: row.get("account_id"),
-                    drift: DriftReport {
-                        endpoint: row.get("endpoint"),
-                        path: row.get("path"),
-                        expected: row.get("expected"),
-                        found: row.get("found"),
-                    },
-                    item_sha256: row.get("item_sha256"),
-                    item_bytes: item.len() as i64,
-                    item: f.with_items.then_some(item),
-                    version_sha256: row.get("version_sha256"),
-                    first_run_id: row.get("first_run_id"),
-                    last_run_id: row.get("last_run_id"),
-                    first_seen: row.get("first_seen"),
-                    last_seen: row.get("last_seen"),
-                    times_seen: row.get("times_seen"),
-                }
+            .map(|row| QuarantinedItem {
+                id: row.get("id"),
+                connector: row.get("connector"),
+                practice_id: row.get("practice_id"),
+                account_id: row.get("account_id"),
+                drift: DriftReport {
+                    endpoint: row.get("endpoint"),
+                    path: row.get("path"),
+                    expected: row.get("expected"),
+                    found: row.get("found"),
+                },
+                item_sha256: Some(row.get("item_sha256")),
+                item_bytes: row.get("item_bytes"),
+                item: row.get("item"),
+                version_sha256: row.get("version_sha256"),
+                first_run_id: row.get("first_run_id"),
+                last_run_id: row.get("last_run_id"),
+                first_seen: row.get("first_seen"),
+                last_seen: row.get("last_seen"),
+                times_seen: row.get("times_seen"),
             })
             .collect())
     }

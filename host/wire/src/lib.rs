@@ -33,8 +33,10 @@ pub struct CanaryRequest {
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretValue {
-    /// The secret's value (not empty).
-    #[schema(min_length = 1)]
+    /// The secret's value: at least 8 bytes (`passerelle_model::MIN_SECRET_BYTES`; a
+    /// shorter one could appear in a platform's answer by chance). Eight characters are
+    /// always at least eight bytes.
+    #[schema(min_length = 8)]
     pub value: String,
 }
 

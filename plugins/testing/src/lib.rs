@@ -174,6 +174,23 @@ impl Connector for Testing {
                     .unwrap_or(u32::MAX),
             ))),
             "fetch" => fetch(account),
+            // Sets an item aside (policy `quarantine`) whose drift report carries the
+            // item's own text: a map key naming a patient, an e-mail.
+            "quarantine-leak" => {
+                let name = account.setting("name")?;
+                let item = passerelle_sdk::serde_json::json!({ name: {"note": "x"} });
+                emit::quarantine(
+                    passerelle_sdk::Drift {
+                        endpoint: "GET /patients".into(),
+                        path: format!("$.patients[\"{name}\"].note"),
+                        expected: "object".into(),
+                        found: format!("text from {}", account.setting("email")?),
+                    },
+                    &item,
+                )?;
+                emit::checkpoint("quarantined")?;
+                Ok(summary(None, Some("set one item aside".into())))
+            }
             "drift" => {
                 #[derive(passerelle_sdk::serde::Deserialize)]
                 #[serde(crate = "passerelle_sdk::serde")]

@@ -293,12 +293,14 @@ impl RecordsSession {
         // it carries is removed from the run's logs too.
         scrubber.add_quarantined_item(&q.item);
         scrubber.within_budget()?;
+        // The report is shown to every reader: scrubbed like any connector text, the
+        // item's own strings included.
         self.buffer(vec![Pending::Quarantine(QuarantineRecord {
             drift: passerelle_model::run::DriftReport {
-                endpoint: d.endpoint,
-                path: d.path,
-                expected: d.expected,
-                found: d.found,
+                endpoint: scrubber.scrub(&d.endpoint),
+                path: scrubber.scrub(&d.path),
+                expected: scrubber.scrub(&d.expected),
+                found: scrubber.scrub(&d.found),
             },
             item: q.item,
         })])?;
