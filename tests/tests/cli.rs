@@ -718,3 +718,61 @@ async fn a_proxy_in_the_environment_is_not_used_by_connectors() {
     assert!(out.ok, "{out:?}");
     assert!(out.stdout.contains("succeeded"), "{out:?}");
 }
+
+/// What the CLI prints of outside text: control characters and bidirectional overrides
+/// escaped, everything else as is.
+#[test]
+fn printable_escapes_controls_and_bidi_overrides_only() {
+    use passerelle::cli::printable::printable;
+    assert_eq!(printable("plain é text"), "plain é text");
+    assert_eq!(printable("a\x1b[2Jb"), "a\\u{1b}[2Jb");
+    assert_eq!(printable("evil\u{202E}txt.exe"), "evil\\u{202e}txt.exe");
+    assert_eq!(printable("x\u{2066}y"), "x\\u{2066}y");
+}
+
+/// A manifest's names are identifiers and its free text holds no terminal control or
+/// bidirectional mark: what it says reaches terminals, pages and the audit trail.
+#[test]
+fn a_manifest_with_unprintable_names_or_text_is_refused() {
+    use passerelle::model::connector::{Manifest, Parameter, RateLimit};
+    use passerelle::service::plugins::validate_manifest;
+    let param = |name: &str, description: &str| Parameter {
+        name: name.into(),
+        description: description.into(),
+        required: true,
+    };
+    let good = Manifest {
+        name: "acme".into(),
+        version: "1.0.0".into(),
+        platform: "Acme".into(),
+        allowed_hosts: vec!["https://acme.example".into()],
+        rate_limit: RateLimit {
+            requests_per_second: 2,
+            burst: 2,
+        },
+        settings: vec![param("centre", "The centre's id")],
+        secrets: vec![param("api-token", "The API token")],
+    };
+    validate_manifest(&good).unwrap();
+    let bad = [
+        Manifest {
+            settings: vec![param("centre\x1b[2J", "x")],
+            ..good.clone()
+        },
+        Manifest {
+            secrets: vec![param("token name", "x")],
+            ..good.clone()
+        },
+        Manifest {
+            secrets: vec![param("api-token", "ok\u{202E}kO")],
+            ..good.clone()
+        },
+        Manifest {
+            platform: "Acme\n[approved]".into(),
+            ..good.clone()
+        },
+    ];
+    for m in bad {
+        assert!(validate_manifest(&m).is_err(), "{m:?}");
+    }
+}

@@ -706,23 +706,42 @@ async fn secrets_are_sealed_at_rest_and_the_key_rotates() {
         assert!(err.contains("altered or moved"), "{err}");
         assert!(!err.contains(TOKEN));
 
-        // A plain value from before sealing is sealed when the store opens.
+        // A plain value planted in a sealed database is refused, and stays refused
+        // (not sealed) when the store opens again.
         sqlx::query(
             "UPDATE account_secrets SET value = 'plain-legacy-token' WHERE account_id = 'a2'",
         )
         .execute(e.app.store.pool())
         .await
         .unwrap();
+        let err = e.app.store.secret_values("a2").await.unwrap_err().to_string();
+        assert!(err.contains("plain text"), "{err}");
+        assert!(!err.contains("plain-legacy-token"), "{err}");
         let config = e.app.config.clone();
+        let a2_raw = |store: passerelle::store::Store| async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT value FROM account_secrets WHERE account_id = 'a2'",
+            )
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+        };
         let reopened = passerelle::Passerelle::open(e.dir.path(), config.clone())
             .await
             .unwrap();
-        let a2 = sqlx::query_scalar::<_, String>(
-            "SELECT value FROM account_secrets WHERE account_id = 'a2'",
-        )
-        .fetch_one(reopened.store.pool())
-        .await
-        .unwrap();
+        assert_eq!(a2_raw(reopened.store.clone()).await, "plain-legacy-token");
+        assert!(reopened.store.secret_values("a2").await.is_err());
+        drop(reopened);
+        // A database from before sealing (no record of it): its plain values are
+        // sealed once, when the store opens.
+        sqlx::query("DELETE FROM store_meta")
+            .execute(e.app.store.pool())
+            .await
+            .unwrap();
+        let reopened = passerelle::Passerelle::open(e.dir.path(), config.clone())
+            .await
+            .unwrap();
+        let a2 = a2_raw(reopened.store.clone()).await;
         assert!(
             a2.starts_with("sealed1:") && !a2.contains("plain-legacy"),
             "{a2}"

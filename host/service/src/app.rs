@@ -12,6 +12,7 @@ use crate::config::Config;
 use passerelle_runtime::capabilities::http::HttpService;
 use passerelle_runtime::metrics::Metrics;
 use passerelle_runtime::sandbox::{LoadedConnector, Runtime, RuntimeConfig};
+use passerelle_store::practices::PlainSecrets;
 use passerelle_store::notify::Change;
 use passerelle_store::Store;
 
@@ -87,13 +88,17 @@ impl Passerelle {
         // The audit trail keyed under the current key (entries from before it was keyed,
         // or under a key being retired, re-tagged once if their chain is intact).
         store.key_audit_trail().await?;
-        if store.has_plain_secrets().await? {
-            let n = store.reseal_secrets(&keyring).await?;
-            tracing::info!(
+        match store.seal_plain_secrets(&keyring).await? {
+            PlainSecrets::None | PlainSecrets::SealedNow(0) => {}
+            PlainSecrets::SealedNow(n) => tracing::info!(
                 secrets = n,
                 key = keyring.key_id(),
                 "plain-text secrets sealed"
-            );
+            ),
+            PlainSecrets::Refused(n) => tracing::warn!(
+                secrets = n,
+                "security: plain-text secrets in a database whose secrets are sealed; passerelle did not write them and will not use them (set them again)"
+            ),
         }
         let runtime = Runtime::new(RuntimeConfig {
             limits: config.limits.clone(),

@@ -22,6 +22,7 @@ use crate::{ServiceError, ServiceResult};
 use passerelle_model::connector::Rejection;
 use passerelle_model::connector::{Escalation, Manifest, Outcome, Rejected};
 use passerelle_model::limits::Limits;
+use passerelle_model::ids::validate_id;
 use passerelle_model::sha256_hex;
 use passerelle_runtime::capabilities::allowlist::Allowlist;
 use passerelle_runtime::sandbox::{Call, CallOutput, LoadedConnector, RunParts};
@@ -49,6 +50,25 @@ pub fn validate_manifest(manifest: &Manifest) -> Result<()> {
         )
     })?;
     Allowlist::parse(&manifest.allowed_hosts)?;
+    // What the manifest says reaches terminals, pages and the audit trail: names are
+    // identifiers, free text is bounded and holds no control or bidirectional mark.
+    let plain = |what: &str, text: &str, max: usize| -> Result<()> {
+        let bad = text.chars().any(|c| {
+            c.is_control()
+                || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        });
+        if bad || text.chars().count() > max {
+            bail!("{what} must be at most {max} characters, without control characters or bidirectional marks");
+        }
+        Ok(())
+    };
+    plain("the platform's name", &manifest.platform, 100)?;
+    for (kind, params) in [("setting", &manifest.settings), ("secret", &manifest.secrets)] {
+        for p in params.iter() {
+            validate_id(kind, &p.name)?;
+            plain(&format!("{kind} `{}`'s description", p.name), &p.description, 500)?;
+        }
+    }
     if manifest.rate_limit.requests_per_second == 0 {
         bail!("rate-limit.requests-per-second must be at least 1");
     }

@@ -291,12 +291,19 @@ impl Output {
                 for p in pauses {
                     line(format!(
                         "{:<20} {:<12} paused {} by run {} on {} {}",
-                        p.account_id, p.connector, p.paused_at, p.run_id, p.connector, p.version
+                        p.account_id,
+                        p.connector,
+                        p.paused_at,
+                        p.run_id,
+                        p.connector,
+                        printable(&p.version)
                     ));
                     line(match p.reason {
-                        passerelle_model::run::PauseReason::Drift => format!("    drift: {}", p.drift),
+                        passerelle_model::run::PauseReason::Drift => {
+                            format!("    drift: {}", printable(&p.drift.to_string()))
+                        }
                         passerelle_model::run::PauseReason::Security => {
-                            format!("    security event: {}", p.drift.found)
+                            format!("    security event: {}", printable(&p.drift.found))
                         }
                     });
                 }
@@ -313,7 +320,7 @@ impl Output {
                         q.last_run_id,
                         q.times_seen,
                         q.last_seen,
-                        q.drift,
+                        printable(&q.drift.to_string()),
                         q.item_bytes
                     ));
                     if let Some(item) = &q.item {
@@ -542,7 +549,7 @@ fn versions_text(versions: &[ConnectorView]) -> String {
         out.push_str(&format!(
             "{mark} {:<12} {:<10} sha256:{}  installed {}\n",
             v.name,
-            v.version,
+            printable(&v.version),
             &v.sha256[..v.sha256.len().min(16)],
             v.installed_at
         ));
@@ -556,8 +563,10 @@ fn versions_text(versions: &[ConnectorView]) -> String {
         }
         if let Some(e) = &v.pending_approval {
             out.push_str(&format!(
-                "    waits for approval: {e}  (passerelle plugins approve {} {})\n",
-                v.name, v.version
+                "    waits for approval: {}  (passerelle plugins approve {} {})\n",
+                printable(&e.to_string()),
+                v.name,
+                printable(&v.version)
             ));
         }
     }
@@ -596,16 +605,16 @@ fn install_line(i: &InstallAnswer) -> String {
         Outcome::AlreadyInstalled => "already installed".into(),
         Outcome::PendingApproval => format!(
             "installed, NOT activated: it asks for more than the active {}: {}; approve with `passerelle plugins approve {} {}`",
-            i.previous.as_deref().unwrap_or("version"),
-            i.escalation.clone().unwrap_or_default(),
+            printable(i.previous.as_deref().unwrap_or("version")),
+            printable(&i.escalation.as_ref().map(ToString::to_string).unwrap_or_default()),
             i.name,
-            i.version
+            printable(&i.version)
         ),
     };
     format!(
         "{} {} (sha256:{}): {what}",
         i.name,
-        i.version,
+        printable(&i.version),
         &i.sha256[..i.sha256.len().min(16)]
     )
 }

@@ -40,6 +40,7 @@ embedded!(
     "0014_subscriptions",
     "0015_practice_public",
     "0016_run_overview",
+    "0017_store_meta",
 );
 
 /// One backend's embedded migrations.

@@ -398,10 +398,34 @@ impl Store {
             .collect()
     }
 
-    /// Seals every secret that is not sealed under `keyring`'s current key (plain rows
-    /// from before sealing; rows of a previous key after a rotation), in one
-    /// transaction: all or none. Returns how many.
+    /// Seals every secret sealed under a previous key with `keyring`'s current one (a
+    /// rotation), in one transaction: all or none. Plain rows are left as they are
+    /// (refused when read). Returns how many.
     pub async fn reseal_secrets(&self, keyring: &super::sealed::Keyring) -> StoreResult<u64> {
+        self.reseal(keyring, false).await
+    }
+
+    /// On opening: the first time, seals the plain secrets from before sealing existed
+    /// and records that the database's secrets are sealed; after that, a plain secret
+    /// was not written by passerelle: counted, left alone, refused when read.
+    pub async fn seal_plain_secrets(
+        &self,
+        keyring: &super::sealed::Keyring,
+    ) -> StoreResult<PlainSecrets> {
+        let sealed_before: Option<String> =
+            sqlx::query_scalar("SELECT value FROM store_meta WHERE key = 'secrets_sealed'")
+                .fetch_optional(&self.pool)
+                .await
+                .context("reading when secrets were sealed")?;
+        let plain = self.plain_secrets().await?;
+        Ok(match (sealed_before, plain) {
+            (None, _) => PlainSecrets::SealedNow(self.reseal(keyring, true).await?),
+            (Some(_), 0) => PlainSecrets::None,
+            (Some(_), n) => PlainSecrets::Refused(n),
+        })
+    }
+
+    async fn reseal(&self, keyring: &super::sealed::Keyring, first: bool) -> StoreResult<u64> {
         let mut tx = self.begin_write().await?;
         let rows = sqlx::query("SELECT account_id, name, value FROM account_secrets")
             .fetch_all(&mut *tx)
@@ -410,13 +434,13 @@ impl Store {
         let mut n = 0;
         for r in &rows {
             let stored: String = r.get("value");
-            if keyring.is_current(&stored) {
+            if keyring.is_current(&stored) || (!first && !keyring.is_sealed(&stored)) {
                 continue;
             }
             let (account, name): (String, String) = (r.get("account_id"), r.get("name"));
             let value =
                 keyring
-                    .open(&account, &name, &stored)
+                    .open_legacy(&account, &name, &stored)
                     .map_err(|e| StoreError::Corrupt {
                         what: "account secret",
                         detail: e.to_string(),
@@ -432,13 +456,23 @@ impl Store {
             .context("sealing a secret")?;
             n += 1;
         }
-        n += Store::reseal_subscription_secrets(&mut tx, keyring).await?;
+        n += Store::reseal_subscription_secrets(&mut tx, keyring, first).await?;
+        if first {
+            sqlx::query(
+                "INSERT INTO store_meta (key, value) VALUES ('secrets_sealed', $1)
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(now_text())
+            .execute(&mut *tx)
+            .await
+            .context("recording that secrets are sealed")?;
+        }
         tx.commit().await.context("sealing secrets")?;
         Ok(n)
     }
 
-    /// Whether any stored secret is still plain text (from before sealing).
-    pub async fn has_plain_secrets(&self) -> StoreResult<bool> {
+    /// How many stored secrets are plain text.
+    pub async fn plain_secrets(&self) -> StoreResult<i64> {
         let n: i64 = sqlx::query_scalar(
             "SELECT (SELECT COUNT(*) FROM account_secrets WHERE value NOT LIKE 'sealed1:%')
                   + (SELECT COUNT(*) FROM subscriptions WHERE secret NOT LIKE 'sealed1:%')",
@@ -446,8 +480,19 @@ impl Store {
         .fetch_one(&self.pool)
         .await
         .context("counting plain secrets")?;
-        Ok(n > 0)
+        Ok(n)
     }
+}
+
+/// What opening a store found of plain-text secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlainSecrets {
+    /// None: every secret is sealed.
+    None,
+    /// The database's first sealing: this many secrets sealed now.
+    SealedNow(u64),
+    /// This many plain secrets in a database already sealed: refused.
+    Refused(i64),
 }
 
 pub(super) fn practice_from_row(row: &sqlx::any::AnyRow) -> Practice {

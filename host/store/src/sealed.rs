@@ -41,6 +41,8 @@ pub enum SealError {
     Tampered,
     #[error("a sealed secret is malformed")]
     Malformed,
+    #[error("a secret is stored in plain text in a database whose secrets are sealed: passerelle did not write it (planted?) and does not use it; set it again (`passerelle accounts set-secret`)")]
+    Unsealed,
 }
 
 /// Why an audit entry's tag cannot be checked.
@@ -250,10 +252,10 @@ impl Keyring {
         format!("{PREFIX}{}:{}", self.current.id, STANDARD.encode(blob))
     }
 
-    /// The value of a stored secret (sealed, or plain from before sealing).
+    /// The value of a sealed secret; a plain one is refused ([`SealError::Unsealed`]).
     pub fn open(&self, account: &str, name: &str, stored: &str) -> Result<String, SealError> {
         let Some(rest) = stored.strip_prefix(PREFIX) else {
-            return Ok(stored.to_string());
+            return Err(SealError::Unsealed);
         };
         let (id, blob) = rest.split_once(':').ok_or(SealError::Malformed)?;
         let key = std::iter::once(&self.current)
@@ -277,6 +279,21 @@ impl Keyring {
             )
             .map_err(|_| SealError::Tampered)?;
         String::from_utf8(plain).map_err(|_| SealError::Malformed)
+    }
+
+    /// The value of a stored secret, sealed or plain: only for sealing a database's
+    /// secrets the first time (they were plain before sealing existed).
+    pub fn open_legacy(&self, account: &str, name: &str, stored: &str) -> Result<String, SealError> {
+        if self.is_sealed(stored) {
+            self.open(account, name, stored)
+        } else {
+            Ok(stored.to_string())
+        }
+    }
+
+    /// Whether `stored` is sealed (under any key).
+    pub fn is_sealed(&self, stored: &str) -> bool {
+        stored.starts_with(PREFIX)
     }
 
     /// Whether `stored` is sealed under the current key.
@@ -373,8 +390,9 @@ mod tests {
             Keyring::ephemeral().open("acc", "api-token", &sealed),
             Err(SealError::UnknownKey { .. })
         ));
-        // Plain values from before sealing open as they are.
-        assert_eq!(k.open("acc", "n", "legacy").unwrap(), "legacy");
+        // Plain values open only for the first sealing.
+        assert!(matches!(k.open("acc", "n", "legacy"), Err(SealError::Unsealed)));
+        assert_eq!(k.open_legacy("acc", "n", "legacy").unwrap(), "legacy");
         assert!(k.is_current(&sealed) && !k.is_current("legacy"));
     }
 

@@ -274,6 +274,7 @@ impl Store {
     pub(super) async fn reseal_subscription_secrets(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         keyring: &super::sealed::Keyring,
+        first: bool,
     ) -> StoreResult<u64> {
         let rows = sqlx::query("SELECT id, secret FROM subscriptions")
             .fetch_all(&mut **tx)
@@ -282,11 +283,11 @@ impl Store {
         let mut n = 0;
         for r in &rows {
             let (id, stored): (String, String) = (r.get("id"), r.get("secret"));
-            if keyring.is_current(&stored) {
+            if keyring.is_current(&stored) || (!first && !keyring.is_sealed(&stored)) {
                 continue;
             }
             let value = keyring
-                .open(&sealed_as(&id), SECRET_NAME, &stored)
+                .open_legacy(&sealed_as(&id), SECRET_NAME, &stored)
                 .map_err(|e| StoreError::Corrupt {
                     what: "subscription secret",
                     detail: e.to_string(),
