@@ -112,26 +112,46 @@ impl Running {
     }
 }
 
-/// `passerelle serve`: starts, waits for SIGTERM or SIGINT, stops gracefully.
-pub async fn serve(app: Passerelle, options: ServeOptions) -> Result<()> {
+/// `passerelle serve`: starts, waits for SIGTERM or SIGINT (`stop`, installed by the
+/// caller before anything else), stops gracefully.
+pub async fn serve(app: Passerelle, options: ServeOptions, stop: StopSignals) -> Result<()> {
     let running = start(app, options).await?;
-    wait_for_signal().await?;
+    stop.wait().await;
     running.shutdown().await?;
     Ok(())
 }
 
-async fn wait_for_signal() -> Result<()> {
+/// SIGTERM and SIGINT, caught from when they are installed: one that arrives before
+/// [`StopSignals::wait`] is kept and ends the wait at once.
+pub struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-        let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = int.recv() => tracing::info!("SIGINT received"),
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    pub fn install() -> Result<StopSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(StopSignals {
+                term: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+                int: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+
+    /// Until SIGTERM or SIGINT (perhaps already received).
+    pub async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+            _ = self.int.recv() => tracing::info!("SIGINT received"),
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -99,7 +99,7 @@ async fn throughput(
     let ended = |store: passerelle::store::Store| async move {
         store
             .list_runs(&RunFilter {
-                limit: Some(100_000),
+                limit: Some(10_000),
                 ..RunFilter::default()
             })
             .await

@@ -466,6 +466,7 @@ impl ServeProcess {
         let r = self
             .http
             .get(format!("{}/healthz", self.base))
+            .bearer_auth(TOKEN)
             .send()
             .await
             .unwrap();

@@ -185,7 +185,18 @@ async fn sigterm_sigkill_and_restart_lose_and_duplicate_nothing() {
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains("refused the token"));
 
-        let healthz: Value = reqwest::get(format!("{}/healthz", d.base))
+        // Without a token, liveness alone; with one, who is live.
+        let bare: Value = reqwest::get(format!("{}/healthz", d.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(bare, serde_json::json!({"status": "ok"}));
+        let healthz: Value = reqwest::Client::new()
+            .get(format!("{}/healthz", d.base))
+            .bearer_auth(TOKEN)
+            .send()
             .await
             .unwrap()
             .json()
@@ -396,7 +407,8 @@ async fn a_run_killed_at_random_moments_is_recorded_as_committed() {
         let d = Daemon::start(&config_path, &data_dir, &log).await;
         common::daemon::wait_until_settled(&store, 1, 120).await;
         d.signal(Signal::SIGTERM);
-        assert!(d.exit().await.success());
+        let exit = d.exit().await;
+        assert!(exit.success(), "{exit:?}; the log's end:\n{}", tail(&log));
         let runs = common::all_runs(&sim.env.app).await;
         assert_eq!(runs[0].status, Status::Succeeded, "{:?}", runs[0]);
         assert!(
@@ -549,4 +561,11 @@ impl OneAccount {
             account,
         }
     }
+}
+
+/// The last 40 lines of a daemon's log.
+fn tail(log: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }

@@ -160,9 +160,16 @@ async fn the_export_has_vitemadoses_shapes_and_no_patient_data() {
 
         // No patient value anywhere in the files (a full name, phone, e-mail, birth
         // date: a surname alone is also a practitioner's or a practice's here).
+        // Open data: readable by a web server running as another user.
         let mut text = String::new();
         for entry in std::fs::read_dir(&dir).unwrap() {
-            text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o644, "{}", path.display());
+            }
+            text.push_str(&std::fs::read_to_string(path).unwrap());
         }
         let mut checked = 0;
         for account in app.store.list_accounts(None).await.unwrap() {

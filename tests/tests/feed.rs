@@ -52,7 +52,7 @@ async fn stored(s: &SimEnv) -> (BTreeMap<Key, AppointmentView>, BTreeMap<Key, Sl
         let page = app
             .slots_page(&passerelle::service::records::SlotQuery {
                 account: Some(account.id.clone()),
-                limit: Some(100_000),
+                limit: Some(10_000),
                 ..Default::default()
             })
             .await

@@ -714,7 +714,13 @@ async fn secrets_are_sealed_at_rest_and_the_key_rotates() {
         .execute(e.app.store.pool())
         .await
         .unwrap();
-        let err = e.app.store.secret_values("a2").await.unwrap_err().to_string();
+        let err = e
+            .app
+            .store
+            .secret_values("a2")
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("plain text"), "{err}");
         assert!(!err.contains("plain-legacy-token"), "{err}");
         let config = e.app.config.clone();

@@ -181,16 +181,20 @@ pub fn router(daemon: Arc<Daemon>, token: String) -> Router {
         .with_state(state)
 }
 
+/// The bearer token a request presents ("" if none).
+fn bearer(headers: &axum::http::HeaderMap) -> &str {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+}
+
 async fn authenticate(State(state): State<ApiState>, request: Request, next: Next) -> Response {
     if request.uri().path() == "/healthz" {
         return next.run(request).await;
     }
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let presented = bearer(request.headers());
     let principal = match state
         .daemon
         .app
@@ -238,11 +242,13 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
 pub struct Health {
     /// `ok` while serving, `stopping` during shutdown.
     pub status: String,
-    /// This daemon's id.
-    pub daemon: String,
-    /// The live daemons on its database (ids and the runs each holds); empty if the
-    /// database cannot be read.
-    pub daemons: Vec<HealthDaemon>,
+    /// This daemon's id (with a `read` token only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<String>,
+    /// The live daemons on its database (ids and the runs each holds; empty if the
+    /// database cannot be read). With a `read` token only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daemons: Option<Vec<HealthDaemon>>,
 }
 
 /// A live daemon, as `/healthz` shows it.
@@ -258,30 +264,41 @@ pub struct HealthDaemon {
     path = "/healthz",
     operation_id = "healthz",
     tag = "operations",
-    summary = "Liveness: 200 while serving, 503 while stopping (no token needed)",
-    security(()),
+    summary = "Liveness: 200 while serving, 503 while stopping (no token needed; with a `read` token, also this daemon's id and the live daemons)",
+    security((), ("bearer" = [])),
     responses(
         (status = 200, description = "Serving", body = Health),
         (status = 503, description = "Stopping", body = Health),
     ),
 )]
-async fn healthz(State(state): State<ApiState>) -> Response {
+async fn healthz(State(state): State<ApiState>, headers: axum::http::HeaderMap) -> Response {
     let daemon = &state.daemon;
-    let daemons = daemon
-        .app
-        .daemons()
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|d| HealthDaemon {
-            id: d.id,
-            running: d.running,
-        })
-        .collect();
+    let presented = bearer(&headers);
+    let reader = match daemon.app.principal_for(&state.token, presented).await {
+        Ok(Some(p)) => p.allows(Scope::Read),
+        _ => false,
+    };
+    let daemons = if reader {
+        Some(
+            daemon
+                .app
+                .daemons()
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| HealthDaemon {
+                    id: d.id,
+                    running: d.running,
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
     let stopping = daemon.is_stopping();
     let health = Health {
         status: if stopping { "stopping" } else { "ok" }.into(),
-        daemon: daemon.id.clone(),
+        daemon: reader.then(|| daemon.id.clone()),
         daemons,
     };
     let status = if stopping {

@@ -229,10 +229,23 @@ enum Settled {
 }
 
 /// The file's bytes if it is a regular file (not a link to one), at most `max` bytes,
-/// and did not change while being read.
+/// and did not change while being read. The file is opened once without following a
+/// link (`O_NOFOLLOW`) and every check is made on that handle (`fstat` before and
+/// after, a read that stops past `max`): nothing can be swapped in between a check
+/// and the read.
 async fn read_settled(path: &Path, max: u64) -> Settled {
+    use tokio::io::AsyncReadExt;
     let stamp = |m: &std::fs::Metadata| (m.len(), m.modified().ok());
-    let Some(before) = tokio::fs::symlink_metadata(path)
+    let Ok(file) = tokio::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .await
+    else {
+        return Settled::Unreadable;
+    };
+    let Some(before) = file
+        .metadata()
         .await
         .ok()
         .filter(|m| m.file_type().is_file())
@@ -242,14 +255,24 @@ async fn read_settled(path: &Path, max: u64) -> Settled {
     if before.len() > max {
         return Settled::TooLarge(before.len());
     }
-    let Ok(bytes) = tokio::fs::read(path).await else {
+    let mut bytes = Vec::with_capacity(before.len() as usize);
+    let mut file = file;
+    if (&mut file)
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .is_err()
+    {
         return Settled::Unreadable;
-    };
-    let Ok(after) = tokio::fs::symlink_metadata(path).await else {
+    }
+    if bytes.len() as u64 > max {
+        return Settled::TooLarge(bytes.len() as u64);
+    }
+    let Ok(after) = file.metadata().await else {
         return Settled::Unreadable;
     };
     let (b, a) = (stamp(&before), stamp(&after));
-    if b == a && b.0 == bytes.len() as u64 && after.file_type().is_file() {
+    if b == a && b.0 == bytes.len() as u64 {
         Settled::Bytes(bytes)
     } else {
         Settled::Unreadable
@@ -291,6 +314,41 @@ mod tests {
             found,
             vec![root.join("doctolib/1.wasm"), root.join("top.wasm")]
         );
+    }
+
+    /// A watched file is read through one handle opened without following links:
+    /// a link (even to a regular file) and a FIFO (which would block a plain open) are
+    /// unreadable, a file over the cap is not read.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_watched_file_is_read_once_through_its_own_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("ok.wasm"), b"component").unwrap();
+        std::os::unix::fs::symlink(root.join("ok.wasm"), root.join("link.wasm")).unwrap();
+        nix_mkfifo(&root.join("fifo.wasm"));
+        assert!(matches!(
+            read_settled(&root.join("ok.wasm"), 100).await,
+            Settled::Bytes(b) if b == b"component"
+        ));
+        assert!(matches!(
+            read_settled(&root.join("link.wasm"), 100).await,
+            Settled::Unreadable
+        ));
+        assert!(matches!(
+            read_settled(&root.join("fifo.wasm"), 100).await,
+            Settled::Unreadable
+        ));
+        assert!(matches!(
+            read_settled(&root.join("ok.wasm"), 4).await,
+            Settled::TooLarge(9)
+        ));
+    }
+
+    fn nix_mkfifo(path: &Path) {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo reads it only.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     }
 
     /// A directory's event stands for the files already in it (they may have been

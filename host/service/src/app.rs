@@ -12,8 +12,8 @@ use crate::config::Config;
 use passerelle_runtime::capabilities::http::HttpService;
 use passerelle_runtime::metrics::Metrics;
 use passerelle_runtime::sandbox::{LoadedConnector, Runtime, RuntimeConfig};
-use passerelle_store::practices::PlainSecrets;
 use passerelle_store::notify::Change;
+use passerelle_store::practices::PlainSecrets;
 use passerelle_store::Store;
 
 /// mimalloc as the process allocator: the daemon allocates from many threads (tokio

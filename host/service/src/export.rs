@@ -226,8 +226,10 @@ impl Passerelle {
 }
 
 /// Writes `value` to `path` through a temporary file in the same directory, synced and
-/// renamed over it.
+/// renamed over it, readable by all (0644: open data, which a web server running as
+/// another user serves; the temporary file would be 0600).
 fn write_atomically(path: &Path, value: &Value) -> ServiceResult<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     let failed = |e: std::io::Error| {
         ServiceError::Internal(anyhow::anyhow!("writing {}: {e}", path.display()))
@@ -235,6 +237,9 @@ fn write_atomically(path: &Path, value: &Value) -> ServiceResult<()> {
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
     serde_json::to_writer_pretty(&mut file, value).map_err(|e| failed(e.into()))?;
     file.write_all(b"\n").map_err(failed)?;
+    file.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(failed)?;
     file.as_file().sync_all().map_err(failed)?;
     file.persist(path).map_err(|e| failed(e.error))?;
     Ok(())

@@ -21,8 +21,8 @@ use crate::app::Passerelle;
 use crate::{ServiceError, ServiceResult};
 use passerelle_model::connector::Rejection;
 use passerelle_model::connector::{Escalation, Manifest, Outcome, Rejected};
-use passerelle_model::limits::Limits;
 use passerelle_model::ids::validate_id;
+use passerelle_model::limits::Limits;
 use passerelle_model::sha256_hex;
 use passerelle_runtime::capabilities::allowlist::Allowlist;
 use passerelle_runtime::sandbox::{Call, CallOutput, LoadedConnector, RunParts};
@@ -63,10 +63,17 @@ pub fn validate_manifest(manifest: &Manifest) -> Result<()> {
         Ok(())
     };
     plain("the platform's name", &manifest.platform, 100)?;
-    for (kind, params) in [("setting", &manifest.settings), ("secret", &manifest.secrets)] {
+    for (kind, params) in [
+        ("setting", &manifest.settings),
+        ("secret", &manifest.secrets),
+    ] {
         for p in params.iter() {
             validate_id(kind, &p.name)?;
-            plain(&format!("{kind} `{}`'s description", p.name), &p.description, 500)?;
+            plain(
+                &format!("{kind} `{}`'s description", p.name),
+                &p.description,
+                500,
+            )?;
         }
     }
     if manifest.rate_limit.requests_per_second == 0 {

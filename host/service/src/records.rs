@@ -43,9 +43,9 @@ pub struct AppointmentQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[param(pattern = r"^-?[0-9]{1,18}:[^:]*:.*$")]
     pub after: Option<String>,
-    /// 1 to 100,000; default 100.
+    /// 1 to 10,000; default 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[param(minimum = 1, maximum = 100000)]
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<i64>,
 }
 
@@ -74,9 +74,9 @@ pub struct SlotQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[param(pattern = r"^-?[0-9]{1,18}:[^:]*:.*$")]
     pub after: Option<String>,
-    /// 1 to 100,000; default 100.
+    /// 1 to 10,000; default 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[param(minimum = 1, maximum = 100000)]
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<i64>,
 }
 
@@ -235,7 +235,7 @@ impl Passerelle {
         if q.patients {
             require(Scope::PatientsRead, "showing patients")?;
         }
-        let limit = super::limit(q.limit, 100, 100_000)?;
+        let limit = super::limit(q.limit, 100, 10_000)?;
         let filter = RecordFilter {
             practice: Some(practice_id.to_string()),
             account: q.account.clone(),
@@ -276,7 +276,7 @@ impl Passerelle {
         if let Some(a) = &q.account {
             self.account(a).await?;
         }
-        let limit = super::limit(q.limit, 100, 100_000)?;
+        let limit = super::limit(q.limit, 100, 10_000)?;
         let filter = RecordFilter {
             practice: q.practice.clone(),
             account: q.account.clone(),

@@ -38,8 +38,11 @@ pub async fn dispatch(invocation: Invocation) -> Result<Output> {
             data_dir,
         } => standalone(command, &config, config_path.as_deref(), data_dir).await,
         Invocation::Serve { data_dir, config } => {
+            // Heard from the first moment: a stop asked while the daemon opens its
+            // database or starts ends it gracefully once it is up, instead of killing it.
+            let stop = crate::serve::StopSignals::install()?;
             let app = Passerelle::open(&data_dir, config).await?;
-            crate::serve::serve(app, crate::serve::ServeOptions::default()).await?;
+            crate::serve::serve(app, crate::serve::ServeOptions::default(), stop).await?;
             Ok(Output::Nothing)
         }
         Invocation::Remote { client, command } => execute(&client, command).await,

@@ -283,7 +283,12 @@ impl Keyring {
 
     /// The value of a stored secret, sealed or plain: only for sealing a database's
     /// secrets the first time (they were plain before sealing existed).
-    pub fn open_legacy(&self, account: &str, name: &str, stored: &str) -> Result<String, SealError> {
+    pub fn open_legacy(
+        &self,
+        account: &str,
+        name: &str,
+        stored: &str,
+    ) -> Result<String, SealError> {
         if self.is_sealed(stored) {
             self.open(account, name, stored)
         } else {
@@ -391,7 +396,10 @@ mod tests {
             Err(SealError::UnknownKey { .. })
         ));
         // Plain values open only for the first sealing.
-        assert!(matches!(k.open("acc", "n", "legacy"), Err(SealError::Unsealed)));
+        assert!(matches!(
+            k.open("acc", "n", "legacy"),
+            Err(SealError::Unsealed)
+        ));
         assert_eq!(k.open_legacy("acc", "n", "legacy").unwrap(), "legacy");
         assert!(k.is_current(&sealed) && !k.is_current("legacy"));
     }
