@@ -352,6 +352,27 @@ fn a_new_connector_builds_out_of_tree_passes_its_cassette_and_installs() {
         wrong_key.json()["requests"][0]["closest"][0],
         "exchange 1: header `x-api-key` differs"
     );
+    // `--bless` alone writes the cassette's own expected.json.
+    let expected = cassette.join("expected.json");
+    let before = std::fs::read_to_string(&expected).unwrap();
+    std::fs::remove_file(&expected).unwrap();
+    let blessed = connector_test(
+        &component,
+        &cassette,
+        &[
+            "--secret",
+            "api-key=made-up-key",
+            "--bless",
+            "--checks",
+            "none",
+        ],
+    );
+    assert_eq!(blessed.code, 0, "{}", blessed.stderr);
+    let json = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+    assert_eq!(
+        json(&std::fs::read_to_string(&expected).unwrap()),
+        json(&before)
+    );
 
     let data = dir.path().join("data");
     let installed = passerelle(&[

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use passerelle::model::public::PublicInfo;
 use passerelle::model::run::Mode;
 use passerelle::service::practices::PracticeUpdate;
-use passerelle_tests::{databases, sim_env};
+use passerelle_tests::{databases, sim_env_with};
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {
@@ -55,7 +55,13 @@ async fn the_export_has_vitemadoses_shapes_and_no_patient_data() {
     let stats = fixture("stat-output.json");
     let their_centre = &info["centres_disponibles"][0];
     for db in databases().await {
-        let s = sim_env(&db, passerelle_tests::sim_config(3, 20)).await;
+        // Only "Vaccination" is mapped to the published vocabulary.
+        let mut config = passerelle::service::config::Config::default();
+        config
+            .export
+            .motives
+            .insert("Vaccination".into(), "ARNm".into());
+        let s = sim_env_with(&db, passerelle_tests::sim_config(4, 20), config).await;
         let app = &s.env.app;
         let practices: Vec<String> = s
             .sim
@@ -74,9 +80,14 @@ async fn the_export_has_vitemadoses_shapes_and_no_patient_data() {
             booking_url: Some("https://booking.example/cabinet".into()),
             kind: Some("general-practitioner".into()),
         };
-        for (id, department) in practices.iter().zip(["75", "75", "2A"]) {
+        // The fourth practice has no address: its centres are left out, reported.
+        for (id, department) in practices.iter().zip(["75", "75", "2A", "75"]) {
+            let mut info = public(department);
+            if id == &practices[3] {
+                info.address = None;
+            }
             let update = PracticeUpdate {
-                public: Some(Some(public(department))),
+                public: Some(Some(info)),
                 ..PracticeUpdate::default()
             };
             app.update_practice(id, update, chrono::Utc::now())
@@ -101,11 +112,26 @@ async fn the_export_has_vitemadoses_shapes_and_no_patient_data() {
         }
 
         let dir = s.env.dir.path().join("open-data");
+        // A department file of an earlier export, now without any centre.
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("13.json"), "{}").unwrap();
         let report = app
             .export_vitemadose(&dir, chrono::Utc::now())
             .await
             .unwrap();
         assert_eq!(report.departments, 2, "{report:?}");
+        assert_eq!(report.removed, ["13.json"], "{report:?}");
+        assert!(!dir.join("13.json").exists());
+        let own = app.store.list_accounts(Some(&practices[3])).await.unwrap();
+        assert_eq!(report.left_out.len(), own.len(), "{report:?}");
+        assert!(report
+            .left_out
+            .iter()
+            .all(|l| l.practice == practices[3] && l.reason.contains("address")));
+        assert!(
+            !report.unmapped_motives.is_empty() && !report.unmapped_motives.contains("Vaccination"),
+            "{report:?}"
+        );
         let read = |name: &str| -> Value {
             serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
         };
@@ -124,9 +150,29 @@ async fn the_export_has_vitemadoses_shapes_and_no_patient_data() {
         for centre in available.iter().chain(unavailable) {
             same_shape(centre, their_centre, "centre");
         }
+        // Strings where the format has strings; only mapped motives published.
+        for centre in available.iter().chain(unavailable) {
+            for field in [
+                &centre["url"],
+                &centre["metadata"]["address"],
+                &centre["location"]["city"],
+                &centre["location"]["cp"],
+            ] {
+                assert!(field.is_string(), "{centre}");
+            }
+            assert!(centre["location"]["latitude"].is_number(), "{centre}");
+            for v in centre["vaccine_type"].as_array().unwrap() {
+                assert_eq!(v, "ARNm", "{centre}");
+            }
+        }
         for centre in available {
             assert!(centre["appointment_count"].as_u64().unwrap() > 0);
-            assert!(centre["prochain_rdv"].is_string());
+            // Paris time, with its offset: the date part is the local day.
+            let next = centre["prochain_rdv"].as_str().unwrap();
+            assert!(
+                next.ends_with("+01:00") || next.ends_with("+02:00"),
+                "{next}"
+            );
             let total_49 = centre["appointment_schedules"][4]["total"]
                 .as_u64()
                 .unwrap();
@@ -194,6 +240,12 @@ async fn the_export_has_vitemadoses_shapes_and_no_patient_data() {
             }
         }
         assert!(checked > 20, "{}: {checked}", db.name);
+        for motive in &report.unmapped_motives {
+            assert!(
+                !text.contains(&format!("\"{motive}\"")),
+                "an unmapped motive is published: {motive}"
+            );
+        }
         // Only the files: the temporary ones were renamed.
         let names: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
@@ -201,4 +253,14 @@ async fn the_export_has_vitemadoses_shapes_and_no_patient_data() {
             .collect();
         assert!(names.iter().all(|n| n.ends_with(".json")), "{names:?}");
     }
+}
+
+/// Times are given in the department's own zone: Paris, or the overseas department's.
+#[test]
+fn overseas_departments_have_their_own_zone() {
+    use passerelle::service::export::department_zone;
+    assert_eq!(department_zone("75"), chrono_tz::Europe::Paris);
+    assert_eq!(department_zone("2A"), chrono_tz::Europe::Paris);
+    assert_eq!(department_zone("974"), chrono_tz::Indian::Reunion);
+    assert_eq!(department_zone("972"), chrono_tz::America::Martinique);
 }

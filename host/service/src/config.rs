@@ -103,6 +103,11 @@ impl Default for DeliveryConfig {
 pub struct ExportConfig {
     /// A daemon rewrites the export here after each night's runs (unset: only on demand).
     pub vitemadose_dir: Option<PathBuf>,
+    /// Visit motive (as the platform names it) → the name published in `vaccine_type`
+    /// (ViteMaDose's vocabulary: `Pfizer-BioNTech`, `Moderna`, `ARNm`, `AstraZeneca`,
+    /// `Janssen`…). Only mapped motives are published: a motive is the platform's free
+    /// text, and the export is public. The export reports the unmapped ones.
+    pub motives: std::collections::BTreeMap<String, String>,
 }
 
 /// How new connector versions arrive.

@@ -1,11 +1,16 @@
 //! The open-data export in ViteMaDose's format: for every practice with public
 //! metadata, one centre per account (platform listing) with its next slot, how many
-//! bookable slots it has, the visit motives offered and slot counts over the next 1, 2,
-//! 7, 28 and 49 days; written as `info_centres.json` (every department),
-//! `{department}.json` (one department) and `stats.json` (centres with and without
-//! availability per department). Each file is written to a temporary file beside it
-//! and renamed, so a reader never sees half a file. Built only from practices' public
-//! metadata and slots: no appointment, so no patient, can reach it.
+//! bookable slots it has, what it offers (its visit motives mapped by the operator to
+//! the published vocabulary, `export.motives`; unmapped ones are reported, not
+//! published) and slot counts over the next 1, 2, 7, 28 and 49 days; written as
+//! `info_centres.json` (every department), `{department}.json` (one department) and
+//! `stats.json` (centres with and without availability per department). Times are local
+//! to the centre's department (Paris, or the overseas department's own zone) with their
+//! offset. A centre lacking what the format holds as a string or a number (address,
+//! city, postcode, coordinates, booking URL) is left out and reported with the reason.
+//! Each file is written to a temporary file beside it and renamed, so a reader never
+//! sees half a file; a department file no longer exported is removed. Built only from
+//! practices' public metadata and slots: no appointment, so no patient, can reach it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -31,6 +36,67 @@ pub struct ExportReport {
     pub available: usize,
     /// Practices left out: no public metadata (`practices set-public`).
     pub unpublished: usize,
+    /// Centres left out, each with why.
+    pub left_out: Vec<LeftOut>,
+    /// Visit motives offered but not in `export.motives` (not published).
+    pub unmapped_motives: BTreeSet<String>,
+    /// Department files of an earlier export removed (no centre there any more).
+    pub removed: Vec<String>,
+}
+
+/// A centre the export could not publish.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeftOut {
+    pub practice: String,
+    pub account: String,
+    pub reason: String,
+}
+
+/// The zone a department's times are given in.
+pub fn department_zone(department: &str) -> chrono_tz::Tz {
+    use chrono_tz::{America, Europe, Indian};
+    match department {
+        "971" => America::Guadeloupe,
+        "972" => America::Martinique,
+        "973" => America::Cayenne,
+        "974" => Indian::Reunion,
+        "975" => America::Miquelon,
+        "976" => Indian::Mayotte,
+        "977" => America::St_Barthelemy,
+        "978" => America::Marigot,
+        _ => Europe::Paris,
+    }
+}
+
+/// What the format needs as strings and numbers that `public` lacks.
+fn missing_public_fields(public: &PublicInfo) -> Vec<&'static str> {
+    [
+        ("address", public.address.is_none()),
+        ("city", public.city.is_none()),
+        ("postcode", public.postcode.is_none()),
+        (
+            "coordinates",
+            public.latitude.is_none() || public.longitude.is_none(),
+        ),
+        ("booking URL", public.booking_url.is_none()),
+    ]
+    .into_iter()
+    .filter(|(_, missing)| *missing)
+    .map(|(field, _)| field)
+    .collect()
+}
+
+/// Whether `name` is a department file (`75.json`, `2A.json`, `971.json`).
+fn is_department_file(name: &str) -> bool {
+    let Some(code) = name.strip_suffix(".json") else {
+        return false;
+    };
+    let b = code.as_bytes();
+    match b.len() {
+        2 => b.iter().all(u8::is_ascii_digit) || (b[0] == b'2' && matches!(b[1], b'A' | b'B')),
+        3 => code.starts_with("97") && (b'1'..=b'8').contains(&b[2]),
+        _ => false,
+    }
 }
 
 /// ViteMaDose's display name of a platform.
@@ -68,6 +134,8 @@ impl Passerelle {
         let accounts = self.store.list_accounts(None).await?;
         let mut by_department: BTreeMap<String, (Vec<Value>, Vec<Value>)> = BTreeMap::new();
         let mut unpublished = 0;
+        let mut left_out = Vec::new();
+        let mut unmapped_motives = BTreeSet::new();
         for practice in &practices {
             let Some(public) = &practice.public else {
                 unpublished += 1;
@@ -77,9 +145,28 @@ impl Passerelle {
                 .iter()
                 .filter(|a| a.practice_id == practice.id)
                 .collect();
+            let missing = missing_public_fields(public);
             for account in &own {
+                if !missing.is_empty() {
+                    left_out.push(LeftOut {
+                        practice: practice.id.clone(),
+                        account: account.id.clone(),
+                        reason: format!(
+                            "its practice's public metadata lacks {} (`passerelle practices set-public`)",
+                            missing.join(", ")
+                        ),
+                    });
+                    continue;
+                }
                 let centre = self
-                    .centre(practice, public, account, own.len() > 1, now)
+                    .centre(
+                        practice,
+                        public,
+                        account,
+                        own.len() > 1,
+                        now,
+                        &mut unmapped_motives,
+                    )
                     .await?;
                 let entry = by_department.entry(public.department.clone()).or_default();
                 if centre["appointment_count"].as_i64().unwrap_or(0) > 0 {
@@ -120,12 +207,28 @@ impl Passerelle {
                 "centres_disponibles": all.0, "centres_indisponibles": all.1}),
         )?;
         write_atomically(&dir.join("stats.json"), &Value::Object(ordered))?;
+        let mut removed = Vec::new();
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| ServiceError::invalid(format!("cannot list {}: {e}", dir.display())))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let department = name.trim_end_matches(".json");
+            if is_department_file(&name) && !by_department.contains_key(department) {
+                std::fs::remove_file(entry.path())
+                    .map_err(|e| ServiceError::Internal(anyhow::anyhow!("removing {name}: {e}")))?;
+                removed.push(name);
+            }
+        }
+        removed.sort();
         Ok(ExportReport {
             dir: dir.display().to_string(),
             departments: by_department.len(),
             centres,
             available,
             unpublished,
+            left_out,
+            unmapped_motives,
+            removed,
         })
     }
 
@@ -137,6 +240,7 @@ impl Passerelle {
         account: &Account,
         several: bool,
         now: DateTime<Utc>,
+        unmapped: &mut BTreeSet<String>,
     ) -> ServiceResult<Value> {
         let now_ms = now.timestamp_millis();
         let slots: Vec<_> = self
@@ -146,10 +250,7 @@ impl Passerelle {
             .into_iter()
             .filter(|s| s.starts_at_ms >= now_ms)
             .collect();
-        let tz: chrono_tz::Tz = practice
-            .timezone
-            .parse()
-            .unwrap_or(chrono_tz::Europe::Paris);
+        let tz = department_zone(&public.department);
         let today = now.with_timezone(&tz).date_naive();
         let midnight = tz
             .from_local_datetime(&today.and_hms_opt(0, 0, 0).expect("midnight"))
@@ -170,13 +271,20 @@ impl Passerelle {
             .collect();
         let next = slots.iter().min_by_key(|s| s.starts_at_ms).map(|s| {
             DateTime::from_timestamp_millis(s.starts_at_ms)
-                .map(|t| rfc3339(&t))
+                .map(|t| rfc3339(&t.with_timezone(&tz)))
                 .unwrap_or_else(|| s.starts_at.clone())
         });
-        let motives: BTreeSet<&str> = slots
-            .iter()
-            .filter_map(|s| s.visit_motive.as_deref())
-            .collect();
+        let mut vaccines = BTreeSet::new();
+        for motive in slots.iter().filter_map(|s| s.visit_motive.as_deref()) {
+            match self.config.export.motives.get(motive) {
+                Some(published) => {
+                    vaccines.insert(published.as_str());
+                }
+                None => {
+                    unmapped.insert(motive.to_string());
+                }
+            }
+        }
         let last_scan = if slots.is_empty() {
             None
         } else {
@@ -215,7 +323,7 @@ impl Passerelle {
             "type": public.kind.as_deref().unwrap_or("general-practitioner"),
             "appointment_count": slots.len(),
             "internal_id": format!("{}{}", account.connector, account.id),
-            "vaccine_type": motives,
+            "vaccine_type": vaccines,
             "appointment_by_phone_only": false,
             "erreur": null,
             "last_scan_with_availabilities": last_scan,

@@ -576,8 +576,9 @@ pub enum ConnectorCmd {
         /// Compare the stored records with this JSON file.
         #[arg(long)]
         expect: Option<PathBuf>,
-        /// Write the stored records to the --expect file instead of comparing.
-        #[arg(long, requires = "expect")]
+        /// Write the stored records to the --expect file (default: the cassette's
+        /// expected.json) instead of comparing.
+        #[arg(long)]
         bless: bool,
         /// The contract checks to run, comma-separated (default: all); `none` for none.
         #[arg(long, value_delimiter = ',', value_parser = parse_check)]

@@ -63,6 +63,11 @@ pub async fn run(command: ConnectorCmd, config: &Config) -> Result<Output> {
                 (Some(dir), None) => (dir, None),
                 (None, None) => bail!("give --cassette DIR, or --record DIR to record one"),
             };
+            // Blessing without a file names the cassette's own.
+            let expect = match (expect, bless) {
+                (None, true) => Some(cassette.join("expected.json")),
+                (expect, _) => expect,
+            };
             let options = TestOptions {
                 component,
                 cassette,

@@ -181,4 +181,24 @@ pub fn exported(r: &passerelle_service::export::ExportReport, mut line: impl FnM
             r.unpublished
         ));
     }
+    for l in &r.left_out {
+        line(format!(
+            "left out: account {} of practice {}: {}",
+            l.account, l.practice, l.reason
+        ));
+    }
+    if !r.unmapped_motives.is_empty() {
+        let motives: Vec<String> = r
+            .unmapped_motives
+            .iter()
+            .map(|m| format!("`{}`", printable(m)))
+            .collect();
+        line(format!(
+            "not published in vaccine_type (no mapping in export.motives): {}",
+            motives.join(", ")
+        ));
+    }
+    for name in &r.removed {
+        line(format!("removed {name}: no centre left in that department"));
+    }
 }
