@@ -722,6 +722,12 @@ impl Capture {
     }
 }
 
+/// A named admin-API token with `scopes`; its secret.
+pub async fn token(app: &Passerelle, name: &str, scopes: &[&str]) -> String {
+    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+    app.create_token(name, &scopes).await.unwrap().secret
+}
+
 /// Every run in the sync log (up to 10,000), newest first.
 pub async fn all_runs(app: &Passerelle) -> Vec<Run> {
     app.store

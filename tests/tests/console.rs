@@ -111,14 +111,7 @@ async fn the_console_needs_a_login_and_refuses_forged_or_foreign_forms() {
     );
 
     // A read-only token sees pages but may not act; a revoked one ends its session.
-    let reader = d
-        .sim
-        .env
-        .app
-        .create_token("reader", &["read".to_string()])
-        .await
-        .unwrap()
-        .secret;
+    let reader = passerelle_tests::token(&d.sim.env.app, "reader", &["read"]).await;
     let mut r = Console::new(&d.base);
     assert_eq!(r.login(&reader).await.status, StatusCode::SEE_OTHER);
     let page = r.get(&format!("/console/practices/{practice}")).await;

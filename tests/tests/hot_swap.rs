@@ -939,14 +939,7 @@ async fn quarantine_sets_unreadable_items_aside_and_a_new_version_resolves_them(
         assert!(listed.json()[0]["item"].is_null());
         assert!(listed.json()[0]["item_sha256"].is_string());
         // Below `patients:read`, not even the item's hash (it would confirm a guess).
-        let reader = d
-            .sim
-            .env
-            .app
-            .create_token("reader", &["read".to_string()])
-            .await
-            .unwrap()
-            .secret;
+        let reader = passerelle_tests::token(&d.sim.env.app, "reader", &["read"]).await;
         let as_reader = d
             .call_as(
                 Some(&reader),

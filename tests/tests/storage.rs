@@ -696,13 +696,11 @@ async fn secrets_are_sealed_at_rest_and_the_key_rotates() {
             .execute(e.app.store.pool())
             .await
             .unwrap();
-        let err = e
-            .app
-            .store
-            .secret_values("a2")
-            .await
-            .unwrap_err()
-            .to_string();
+        let refused = |account: &'static str| {
+            let store = e.app.store.clone();
+            async move { store.secret_values(account).await.unwrap_err().to_string() }
+        };
+        let err = refused("a2").await;
         assert!(err.contains("altered or moved"), "{err}");
         assert!(!err.contains(TOKEN));
 
@@ -714,13 +712,7 @@ async fn secrets_are_sealed_at_rest_and_the_key_rotates() {
         .execute(e.app.store.pool())
         .await
         .unwrap();
-        let err = e
-            .app
-            .store
-            .secret_values("a2")
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = refused("a2").await;
         assert!(err.contains("plain text"), "{err}");
         assert!(!err.contains("plain-legacy-token"), "{err}");
         let config = e.app.config.clone();
