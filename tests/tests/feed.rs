@@ -266,3 +266,50 @@ async fn a_reader_behind_retention_is_told_so() {
         );
     }
 }
+
+/// Past the feed's retention, a deleted or tombstoned appointment keeps its tombstone
+/// and its patient's initials, nothing more; live appointments keep their patients.
+#[tokio::test]
+async fn deleted_appointments_forget_their_patients_after_retention() {
+    for db in databases().await {
+        let s = sim_env(&db, passerelle_tests::sim_config(2, 30)).await;
+        s.sync_all(Mode::Full).await;
+        for _ in 0..3 {
+            s.sim.advance();
+        }
+        s.sync_all(Mode::Full).await;
+        let app = &s.env.app;
+        let stored = || async {
+            let mut all = Vec::new();
+            for a in app.store.list_accounts(None).await.unwrap() {
+                all.extend(app.store.appointments(&a.id).await.unwrap());
+            }
+            all
+        };
+        let before = stored().await;
+        let gone = before.iter().filter(|a| a.deleted_reason.is_some()).count();
+        assert!(gone > 0, "{}: the platforms dropped some", db.name);
+        // Within retention: nothing changes.
+        app.prune_feed(chrono::Utc::now().timestamp_millis(), 1)
+            .await
+            .unwrap();
+        assert_eq!(stored().await, before);
+        let week = chrono::Utc::now().timestamp_millis() + 7 * 86_400_000;
+        app.prune_feed(week, 1).await.unwrap();
+        let after = stored().await;
+        assert_eq!(after.len(), before.len());
+        for (a, b) in after.iter().zip(&before) {
+            let (p, was) = (
+                a.record.patient.as_ref().unwrap(),
+                b.record.patient.as_ref().unwrap(),
+            );
+            if a.deleted_reason.is_some() {
+                assert_eq!(p.first_name.chars().count(), 1, "{}", db.name);
+                assert!(p.phone.is_none() && p.email.is_none() && p.birth_date.is_none());
+                assert!(was.first_name.starts_with(&p.first_name));
+            } else {
+                assert_eq!(p, was, "{}: a live appointment's patient kept", db.name);
+            }
+        }
+    }
+}

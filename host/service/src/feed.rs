@@ -148,11 +148,28 @@ impl Passerelle {
     }
 
     /// Removes the changes older than `retention_days`, keeping what a live
-    /// subscription has yet to deliver; the new `pruned_through`.
+    /// subscription has yet to deliver; the new `pruned_through`. Appointments deleted
+    /// or tombstoned before the same cutoff keep only what
+    /// [`super::records::forgotten`] keeps of their patient: a tombstone stays (a
+    /// consumer may still ask about it), the patient's details do not.
     pub async fn prune_feed(&self, now_ms: i64, retention_days: u32) -> ServiceResult<i64> {
         let cutoff = now_ms - i64::from(retention_days) * 86_400_000;
         let keep_after = self.store.lowest_undelivered().await?;
-        Ok(self.store.prune_changes(cutoff, keep_after).await?)
+        let pruned = self.store.prune_changes(cutoff, keep_after).await?;
+        if let Some(before) = chrono::DateTime::from_timestamp_millis(cutoff) {
+            let before = before.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let n = self
+                .store
+                .forget_deleted_patients(&before, super::records::forgotten)
+                .await?;
+            if n > 0 {
+                tracing::info!(
+                    appointments = n,
+                    "deleted appointments' patients reduced to initials"
+                );
+            }
+        }
+        Ok(pruned)
     }
 }
 

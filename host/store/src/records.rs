@@ -625,3 +625,70 @@ pub(super) fn appointment_from_row(r: &sqlx::any::AnyRow) -> StoredAppointment {
         last_seen_run: r.get("last_seen_run"),
     }
 }
+
+impl Store {
+    /// Reduces the patient of every appointment deleted or tombstoned before `before`
+    /// (RFC 3339, as stored) with `forget`, and clears its content hash so that an
+    /// appointment the platform lists again is written in full. Batches of 500, each
+    /// its own transaction; returns how many were reduced.
+    pub async fn forget_deleted_patients(
+        &self,
+        before: &str,
+        forget: super::feed::ForgetPatient,
+    ) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let mut tx = self.begin_write().await?;
+            let rows = sqlx::query(
+                "SELECT connector, account_id, external_id, patient_external_id,
+                        patient_first_name, patient_last_name, patient_birth_date,
+                        patient_phone, patient_email
+                 FROM appointments
+                 WHERE deleted_at IS NOT NULL AND deleted_at < $1 AND content_hash <> ''
+                   AND patient_first_name IS NOT NULL
+                 LIMIT 500",
+            )
+            .bind(before)
+            .fetch_all(&mut *tx)
+            .await
+            .context("reading deleted appointments' patients")?;
+            if rows.is_empty() {
+                return Ok(total);
+            }
+            for r in &rows {
+                let p = forget(PatientRecord {
+                    external_id: r.get("patient_external_id"),
+                    first_name: r.get("patient_first_name"),
+                    last_name: r
+                        .get::<Option<String>, _>("patient_last_name")
+                        .unwrap_or_default(),
+                    birth_date: r.get("patient_birth_date"),
+                    phone: r.get("patient_phone"),
+                    email: r.get("patient_email"),
+                });
+                sqlx::query(
+                    "UPDATE appointments SET patient_external_id = $1, patient_first_name = $2,
+                        patient_last_name = $3, patient_birth_date = $4, patient_phone = $5,
+                        patient_email = $6, content_hash = ''
+                     WHERE connector = $7 AND account_id = $8 AND external_id = $9",
+                )
+                .bind(p.external_id)
+                .bind(p.first_name)
+                .bind(p.last_name)
+                .bind(p.birth_date)
+                .bind(p.phone)
+                .bind(p.email)
+                .bind(r.get::<String, _>("connector"))
+                .bind(r.get::<String, _>("account_id"))
+                .bind(r.get::<String, _>("external_id"))
+                .execute(&mut *tx)
+                .await
+                .context("forgetting a deleted appointment's patient")?;
+            }
+            tx.commit()
+                .await
+                .context("forgetting deleted appointments' patients")?;
+            total += rows.len() as u64;
+        }
+    }
+}
