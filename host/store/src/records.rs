@@ -594,9 +594,10 @@ async fn upsert_appointments(
     Ok(())
 }
 
-pub(super) fn appointment_from_row(r: &sqlx::any::AnyRow) -> StoredAppointment {
+/// The patient columns of an appointment row (none without a first name).
+fn patient_from_row(r: &sqlx::any::AnyRow) -> Option<PatientRecord> {
     let first: Option<String> = r.get("patient_first_name");
-    let patient = first.map(|first_name| PatientRecord {
+    first.map(|first_name| PatientRecord {
         external_id: r.get("patient_external_id"),
         first_name,
         last_name: r
@@ -605,7 +606,11 @@ pub(super) fn appointment_from_row(r: &sqlx::any::AnyRow) -> StoredAppointment {
         birth_date: r.get("patient_birth_date"),
         phone: r.get("patient_phone"),
         email: r.get("patient_email"),
-    });
+    })
+}
+
+pub(super) fn appointment_from_row(r: &sqlx::any::AnyRow) -> StoredAppointment {
+    let patient = patient_from_row(r);
     StoredAppointment {
         practice_id: r.get("practice_id"),
         account_id: r.get("account_id"),
@@ -656,16 +661,10 @@ impl Store {
                 return Ok(total);
             }
             for r in &rows {
-                let p = forget(PatientRecord {
-                    external_id: r.get("patient_external_id"),
-                    first_name: r.get("patient_first_name"),
-                    last_name: r
-                        .get::<Option<String>, _>("patient_last_name")
-                        .unwrap_or_default(),
-                    birth_date: r.get("patient_birth_date"),
-                    phone: r.get("patient_phone"),
-                    email: r.get("patient_email"),
-                });
+                let Some(patient) = patient_from_row(r) else {
+                    continue;
+                };
+                let p = forget(patient);
                 sqlx::query(
                     "UPDATE appointments SET patient_external_id = $1, patient_first_name = $2,
                         patient_last_name = $3, patient_birth_date = $4, patient_phone = $5,
