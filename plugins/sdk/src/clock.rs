@@ -15,22 +15,7 @@ use crate::time::Timestamp;
 
 /// The run's "now", if the host gives one (contract 0.1.3 and later).
 pub fn now() -> Option<Timestamp> {
-    #[cfg(not(any(
-        feature = "contract-0-1-0",
-        feature = "contract-0-1-1",
-        feature = "contract-0-1-2"
-    )))]
-    {
-        Timestamp::parse(&crate::bindings::passerelle::connector::clock::now())
-    }
-    #[cfg(any(
-        feature = "contract-0-1-0",
-        feature = "contract-0-1-1",
-        feature = "contract-0-1-2"
-    ))]
-    {
-        None
-    }
+    crate::time::run_clock()
 }
 
 /// The run's date in `tz` (`Europe/Paris` for a French platform), if the host gives a

@@ -113,11 +113,11 @@ impl Window {
     }
 
     /// The part of the window availability is asked for: from the run's clock
-    /// ([`crate::clock::now`]) to the end — slots before now are not bookable (the host
-    /// would not store them), the window's past is for appointments. The whole window
-    /// when the host gives no clock (a component built against an earlier contract).
+    /// (`clock::now`) to the end — slots before now are not bookable (the host would
+    /// not store them), the window's past is for appointments. The whole window when the
+    /// host gives no clock (a component built against an earlier contract).
     pub fn from_now(&self) -> Window {
-        self.from(crate::clock::now())
+        self.from(run_clock())
     }
 
     /// [`Self::from_now`] at a given instant (`None`: the whole window).
@@ -129,6 +129,27 @@ impl Window {
             },
             _ => *self,
         }
+    }
+}
+
+/// The host's clock for this run (contract 0.1.3 and later), read here so that the
+/// times' module needs nothing above it; `clock::now` is the public name.
+pub(crate) fn run_clock() -> Option<Timestamp> {
+    #[cfg(not(any(
+        feature = "contract-0-1-0",
+        feature = "contract-0-1-1",
+        feature = "contract-0-1-2"
+    )))]
+    {
+        Timestamp::parse(&crate::bindings::passerelle::connector::clock::now())
+    }
+    #[cfg(any(
+        feature = "contract-0-1-0",
+        feature = "contract-0-1-1",
+        feature = "contract-0-1-2"
+    ))]
+    {
+        None
     }
 }
 
