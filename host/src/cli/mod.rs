@@ -13,6 +13,7 @@ pub mod printable;
 pub mod progress;
 pub mod render;
 pub mod render_kit;
+pub mod render_plugins;
 pub mod render_records;
 pub mod resolve;
 

@@ -4,13 +4,14 @@
 //! byte. A closed pipe (`passerelle runs | head`) ends the output quietly.
 
 use super::printable::printable;
+use super::render_plugins::{install_line, rejections_text, versions_text};
 use passerelle_model::daemon::DaemonRow;
 use std::io::Write;
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use passerelle_model::connector::{Activation, Outcome};
+use passerelle_model::connector::Activation;
 use passerelle_model::connector::{Canary, Rejection};
 use passerelle_model::pause::Pause;
 use passerelle_model::quarantine::QuarantinedItem;
@@ -523,99 +524,6 @@ fn account_line(a: &Account) -> String {
         a.connector,
         settings.join(" "),
         a.secrets.join(" ")
-    )
-}
-
-/// Installed versions, one line each (`*` active, `?` waiting for approval, with what
-/// it asks for).
-fn versions_text(versions: &[ConnectorView]) -> String {
-    let mut out = String::new();
-    if versions.is_empty() {
-        out.push_str("no connectors installed: passerelle plugins install FILE.wasm\n");
-    } else {
-        out.push_str(&format!(
-            "  {:<12} {:<10} {:<23}  installed   (* active, ? waits for approval)\n",
-            "connector", "version", "sha256"
-        ));
-    }
-    for v in versions {
-        let mark = if v.active {
-            "*"
-        } else if v.pending_approval.is_some() {
-            "?"
-        } else {
-            " "
-        };
-        out.push_str(&format!(
-            "{mark} {:<12} {:<10} sha256:{}  installed {}\n",
-            v.name,
-            printable(&v.version),
-            &v.sha256[..v.sha256.len().min(16)],
-            v.installed_at
-        ));
-        if let Some(p) = &v.canary {
-            out.push_str(&format!(
-                "    canary for {}  (passerelle plugins promote {} | stop-canary {})\n",
-                p.join(", "),
-                v.name,
-                v.name
-            ));
-        }
-        if let Some(e) = &v.pending_approval {
-            out.push_str(&format!(
-                "    waits for approval: {}  (passerelle plugins approve {} {})\n",
-                printable(&e.to_string()),
-                v.name,
-                printable(&v.version)
-            ));
-        }
-    }
-    out
-}
-
-fn rejections_text(rejections: &[Rejection]) -> String {
-    if rejections.is_empty() {
-        return "no refused candidates\n".into();
-    }
-    rejections
-        .iter()
-        .map(|r| {
-            format!(
-                "  {} {} [{}] {}: {}\n",
-                r.at,
-                printable(&r.source),
-                r.kind,
-                &r.sha256[..r.sha256.len().min(12)],
-                printable(&r.reason)
-            )
-        })
-        .collect()
-}
-
-/// What an installation did, in one line.
-fn install_line(i: &InstallAnswer) -> String {
-    let what = match i.outcome {
-        Outcome::Activated => format!(
-            "installed and activated{}",
-            i.previous
-                .as_deref()
-                .map(|p| format!(" (was {p})"))
-                .unwrap_or_default()
-        ),
-        Outcome::AlreadyInstalled => "already installed".into(),
-        Outcome::PendingApproval => format!(
-            "installed, NOT activated: it asks for more than the active {}: {}; approve with `passerelle plugins approve {} {}`",
-            printable(i.previous.as_deref().unwrap_or("version")),
-            printable(&i.escalation.as_ref().map(ToString::to_string).unwrap_or_default()),
-            i.name,
-            printable(&i.version)
-        ),
-    };
-    format!(
-        "{} {} (sha256:{}): {what}",
-        i.name,
-        printable(&i.version),
-        &i.sha256[..i.sha256.len().min(16)]
     )
 }
 
