@@ -16,6 +16,7 @@ pub mod quarantine;
 pub mod records;
 pub mod run;
 pub mod schema;
+pub mod text;
 pub mod token;
 
 use sha2::{Digest, Sha256};

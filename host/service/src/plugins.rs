@@ -53,10 +53,7 @@ pub fn validate_manifest(manifest: &Manifest) -> Result<()> {
     // What the manifest says reaches terminals, pages and the audit trail: names are
     // identifiers, free text is bounded and holds no control or bidirectional mark.
     let plain = |what: &str, text: &str, max: usize| -> Result<()> {
-        let bad = text.chars().any(|c| {
-            c.is_control()
-                || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-        });
+        let bad = text.chars().any(passerelle_model::text::is_display_unsafe);
         if bad || text.chars().count() > max {
             bail!("{what} must be at most {max} characters, without control characters or bidirectional marks");
         }
