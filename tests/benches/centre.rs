@@ -203,10 +203,10 @@ fn process_cpu(pid: u32) -> Duration {
 }
 
 /// Context switches of every thread of a process (voluntary and not), from
-/// `/proc/<pid>/task/*/status`. Threads that ended are not counted (the daemon's are
-/// long-lived: tokio's workers, sqlx's SQLite worker, the blocking pool's).
-fn process_switches(pid: u32) -> u64 {
-    let mut total = 0;
+/// `/proc/<pid>/task/*/status`, by thread name (tokio's workers, sqlx-sqlite's
+/// connection threads…).
+fn process_switches(pid: u32) -> std::collections::BTreeMap<String, u64> {
+    let mut by_name = std::collections::BTreeMap::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .flatten()
@@ -214,7 +214,16 @@ fn process_switches(pid: u32) -> u64 {
         let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
             continue;
         };
+        let mut name = String::new();
+        let mut total = 0;
         for line in status.lines() {
+            if let Some(n) = line.strip_prefix("Name:") {
+                // One entry per kind of thread, not per thread.
+                name = n
+                    .trim()
+                    .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-')
+                    .to_string();
+            }
             if let Some(n) = line
                 .strip_prefix("voluntary_ctxt_switches:")
                 .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
@@ -222,8 +231,9 @@ fn process_switches(pid: u32) -> u64 {
                 total += n.trim().parse::<u64>().unwrap_or(0);
             }
         }
+        *by_name.entry(name).or_default() += total;
     }
-    total
+    by_name
 }
 
 /// The centre as an operator runs it: provisioned here, synced by `passerelle serve`.
@@ -280,7 +290,18 @@ async fn daemon_bench(centres: usize, server: &Server) {
         app.store.close().await;
     }
     let log = dir.path().join("daemon.log");
-    let daemon = passerelle_tests::daemon::ServeProcess::start(&config_file, &data_dir, &log).await;
+    // Counting statements logs each one (sqlx's query log), which costs CPU of its own: a
+    // run with PASSERELLE_BENCH_COUNT_STATEMENTS prints the count, not a time to keep.
+    let counting = std::env::var_os("PASSERELLE_BENCH_COUNT_STATEMENTS").is_some();
+    let env: &[(&str, &str)] = if counting {
+        &[("RUST_LOG", "warn,sqlx::query=trace")]
+    } else {
+        &[]
+    };
+    let daemon =
+        passerelle_tests::daemon::ServeProcess::start_with_env(&config_file, &data_dir, &log, env)
+            .await;
+    let log_len = || std::fs::metadata(&log).map_or(0, |m| m.len());
     let pid = daemon.child.id();
     let store = passerelle::store::Store::open_in_data_dir(&data_dir)
         .await
@@ -295,6 +316,7 @@ async fn daemon_bench(centres: usize, server: &Server) {
     };
     // Settled after its start (recovery, catch-up, the first claims find nothing).
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let log_from = log_len();
     let (cpu, switches) = (process_cpu(pid), process_switches(pid));
     let started = Instant::now();
     let (status, body) = daemon
@@ -308,7 +330,13 @@ async fn daemon_bench(centres: usize, server: &Server) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let wall = started.elapsed();
-    let (cpu, switches) = (process_cpu(pid) - cpu, process_switches(pid) - switches);
+    let (cpu, after) = (process_cpu(pid) - cpu, process_switches(pid));
+    let by_thread: Vec<(String, u64)> = after
+        .iter()
+        .map(|(name, n)| (name.clone(), n - switches.get(name).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let switches: u64 = by_thread.iter().map(|(_, n)| n).sum();
     let (ok, requests): (i64, i64) = sqlx::query_as(
         "SELECT SUM(CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END), SUM(http_requests) FROM runs",
     )
@@ -329,6 +357,40 @@ async fn daemon_bench(centres: usize, server: &Server) {
         switches as f64 / n,
         requests as f64 / n,
     );
+    println!(
+        "  context switches per centre by thread: {}",
+        by_thread
+            .iter()
+            .map(|(name, k)| format!("{name} {:.1}", *k as f64 / n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if counting {
+        let text = std::fs::read(&log).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text[log_from as usize..]);
+        let mut by_statement: std::collections::BTreeMap<String, usize> = Default::default();
+        for line in text.lines() {
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if event["target"] != "sqlx::query" {
+                continue;
+            }
+            let summary = event["fields"]["summary"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string();
+            *by_statement.entry(summary).or_default() += 1;
+        }
+        let total: usize = by_statement.values().sum();
+        println!(
+            "statements: {:.1} per centre (sqlx's query log, all the daemon's connections)",
+            total as f64 / n
+        );
+        for (summary, count) in by_statement.iter().rev() {
+            println!("  {:>6.2}  {summary}", *count as f64 / n);
+        }
+    }
     store.close().await;
     drop(daemon);
 }

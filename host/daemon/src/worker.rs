@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::queue::Lease;
 use passerelle_model::run::{ErrorKind, Run, Status};
-use passerelle_service::sync::SyncOptions;
+use passerelle_service::sync::{ClaimedRun, SyncOptions};
 
 use super::Daemon;
 
@@ -27,38 +27,11 @@ impl Daemon {
             .metrics
             .runs_in_flight
             .set(self.queue.running() as i64);
-        let account = match self.app.store.account(&request.account_id).await {
-            Ok(Some(a)) => a,
-            Ok(None) => {
-                self.cancel_claimed(run_id, "the account was deleted before this run started")
-                    .await;
-                return;
-            }
-            Err(e) => {
-                // A transient failure like any other (the pool exhausted, the database
-                // restarting): the run is recorded failed and retried, not dropped.
-                tracing::error!(run = run_id, "cannot read the account: {e:#}");
-                let Some(run) = self
-                    .app
-                    .recorder()
-                    .end_without_work(
-                        run_id,
-                        Status::Failed,
-                        ErrorKind::Storage,
-                        format!("the account could not be read from the database: {e:#}"),
-                    )
-                    .await
-                else {
-                    return; // not recorded either: its lease ends and it is retried then
-                };
-                drop(lease);
-                match self.app.store.account(&request.account_id).await {
-                    Ok(Some(account)) => self.maybe_retry(&account, &run).await,
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(run = run_id, "retry not queued: {e:#}"),
-                }
-                return;
-            }
+        // The claim read the account with the run (one statement).
+        let Some(account) = request.account.clone() else {
+            self.cancel_claimed(run_id, "the account was deleted before this run started")
+                .await;
+            return;
         };
         let options = SyncOptions {
             trigger: request.trigger,
@@ -68,7 +41,11 @@ impl Daemon {
         };
         let mut abort = self.abort.subscribe();
         let outcome = tokio::select! {
-            r = self.app.sync_account_as(&account, options, Some(run_id)) => Some(r),
+            r = self.app.sync_account_as(&account, options, Some(ClaimedRun {
+                run_id,
+                cursor: request.cursor.clone(),
+                paused: request.paused,
+            })) => Some(r),
             _ = super::until_true(&mut abort) => None,
         };
         let run = match outcome {

@@ -111,6 +111,7 @@ impl Passerelle {
             }),
             max_instances: config.runtime.max_instances,
             max_component_bytes: config.runtime.max_component_bytes,
+            ..RuntimeConfig::default()
         })?;
         let metrics = Arc::new(Metrics::new());
         let http = HttpService::new(&config.http, metrics.clone())?;

@@ -40,6 +40,18 @@ pub struct SyncOptions {
     pub record: Option<passerelle_runtime::capabilities::http::Recording>,
 }
 
+/// A run the daemon claimed, with what the claim read for it (the queue's
+/// [`passerelle_store::queue::Claimed`]).
+#[derive(Debug, Clone)]
+pub struct ClaimedRun {
+    pub run_id: i64,
+    /// The account's cursor when claimed.
+    pub cursor: Option<String>,
+    /// Whether the account was paused when claimed (pauses are written only by the end of
+    /// a run, and an account runs one run at a time).
+    pub paused: bool,
+}
+
 impl Passerelle {
     /// One run of one account. Errors are the host's own (database down, connector not
     /// installed); everything the connector does wrong ends up in the returned run.
@@ -51,19 +63,23 @@ impl Passerelle {
         self.sync_account_as(account, options, None).await
     }
 
-    /// [`Self::sync_account`] for a run already recorded as queued (the daemon's), or a
-    /// new one when `queued_run` is None.
+    /// [`Self::sync_account`] for a run already recorded as queued and claimed (the
+    /// daemon's), or a new one when `claimed` is None.
     pub async fn sync_account_as(
         &self,
         account: &Account,
         options: SyncOptions,
-        queued_run: Option<i64>,
+        claimed: Option<ClaimedRun>,
     ) -> ServiceResult<Run> {
         let (version, loaded, manifest) = self.connector_for(account).await?;
-        let cursor_before = match options.mode {
-            Mode::Incremental => self.store.cursor(&account.id).await?,
-            Mode::Full => None,
+        let cursor_before = match (options.mode, &claimed) {
+            (Mode::Incremental, Some(c)) => c.cursor.clone(),
+            (Mode::Incremental, None) => self.store.cursor(&account.id).await?,
+            (Mode::Full, _) => None,
         };
+        // Only a paused account has a pause for a successful run to lift.
+        let may_be_paused = claimed.as_ref().is_none_or(|c| c.paused);
+        let queued_run = claimed.map(|c| c.run_id);
         let recorder = self.recorder();
         let run_of = RunOf {
             account,
@@ -149,7 +165,7 @@ impl Passerelle {
         };
         let effect = match (&pause, end.status) {
             (Some(p), _) => PauseEffect::Pause(p),
-            (None, Status::Succeeded) => PauseEffect::Lift(&account.id),
+            (None, Status::Succeeded) if may_be_paused => PauseEffect::Lift(&account.id),
             _ => PauseEffect::Keep,
         };
         let (run, lifted) = match last {

@@ -97,7 +97,8 @@ pub struct QueueOutcome {
     pub slots_taken_elsewhere: std::collections::HashSet<String>,
 }
 
-/// A run a daemon has claimed (status `running`, owned by it).
+/// A run a daemon has claimed (status `running`, owned by it), with what its run needs
+/// to start, read by the claiming statement itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claimed {
     pub run_id: i64,
@@ -107,6 +108,13 @@ pub struct Claimed {
     pub trigger: Trigger,
     pub mode: Mode,
     pub attempt: u32,
+    /// Its account as claimed (None: deleted meanwhile).
+    pub account: Option<passerelle_model::practice::Account>,
+    /// The account's stored cursor.
+    pub cursor: Option<String>,
+    /// Whether the account had a pause (drift, security event) when claimed: only a
+    /// run of a paused account has one to lift.
+    pub paused: bool,
 }
 
 /// A running run whose daemon stopped renewing its lease, closed by [`Store::reap`].
@@ -425,10 +433,30 @@ impl Store {
                   ORDER BY q.id LIMIT 1 {lock})"
             )
         };
+        // The names of the account's secrets, as a JSON array.
+        let secret_names = match self.backend {
+            Backend::Sqlite => {
+                "(SELECT json_group_array(name) FROM (SELECT name FROM account_secrets s
+                    WHERE s.account_id = runs.account_id ORDER BY name))"
+            }
+            Backend::Postgres => {
+                "(SELECT COALESCE(json_agg(name ORDER BY name), '[]'::json)::text
+                    FROM account_secrets s WHERE s.account_id = runs.account_id)"
+            }
+        };
+        // One statement (a transaction of its own: on SQLite a writing statement takes
+        // the write lock as it starts) that also reads what the run needs to start — its
+        // account, cursor and pause — so that starting costs no further round trip.
         let sql = format!(
             "UPDATE runs SET status = $1, owner = $2, lease_until = $3, started_at = $4
              WHERE id = COALESCE({}, {})
-             RETURNING id, practice_id, account_id, connector, trigger, mode, attempt",
+             RETURNING id, practice_id, account_id, connector, trigger, mode, attempt,
+                (SELECT a.label FROM accounts a WHERE a.id = runs.account_id) AS account_label,
+                (SELECT a.settings FROM accounts a WHERE a.id = runs.account_id) AS account_settings,
+                {secret_names} AS account_secrets,
+                (SELECT c.cursor FROM sync_state c WHERE c.account_id = runs.account_id) AS cursor_before,
+                CAST(CASE WHEN EXISTS (SELECT 1 FROM account_pauses p WHERE p.account_id = runs.account_id)
+                    THEN 1 ELSE 0 END AS BIGINT) AS paused",
             candidate(true),
             candidate(false)
         );
@@ -441,23 +469,39 @@ impl Store {
         for c in full {
             query = query.bind(c.as_str());
         }
-        let mut tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        };
-        let row = query.fetch_optional(&mut *tx).await?;
-        tx.commit().await?;
-        let Some(row) = row else {
+        let Some(row) = query.fetch_optional(&self.pool).await? else {
             return Ok(None);
+        };
+        let account_id: String = row.get("account_id");
+        let practice_id: String = row.get("practice_id");
+        let connector: String = row.get("connector");
+        let account = match row.get::<Option<String>, _>("account_settings") {
+            None => None,
+            Some(settings) => Some(passerelle_model::practice::Account {
+                id: account_id.clone(),
+                practice_id: practice_id.clone(),
+                connector: connector.clone(),
+                label: row.get("account_label"),
+                settings: serde_json::from_str(&settings)
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                secrets: serde_json::from_str(
+                    &row.get::<Option<String>, _>("account_secrets")
+                        .unwrap_or_else(|| "[]".into()),
+                )
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            }),
         };
         Ok(Some(Claimed {
             run_id: row.get("id"),
-            practice_id: row.get("practice_id"),
-            account_id: row.get("account_id"),
-            connector: row.get("connector"),
+            practice_id,
+            account_id,
+            connector,
             trigger: decode(Trigger::parse(&row.get::<String, _>("trigger")))?,
             mode: decode(Mode::parse(&row.get::<String, _>("mode")))?,
             attempt: u32::try_from(row.get::<i64, _>("attempt")).unwrap_or(1),
+            account,
+            cursor: row.get("cursor_before"),
+            paused: row.get::<i64, _>("paused") != 0,
         }))
     }
 

@@ -187,7 +187,8 @@ impl Store {
         finish: Option<Finish>,
     ) -> StoreResult<CommitCounts> {
         let mut tx = self.begin_write().await?;
-        let counts = commit_in(&mut tx, scope, items, cursor, finish).await?;
+        let (counts, _) =
+            commit_in(&mut tx, scope, items, cursor, finish, Checkpoint::Count).await?;
         // The crash tests kill the process here, the checkpoint's transaction open.
         fail::fail_point!("checkpoint-transaction", |_| -> StoreResult<CommitCounts> {
             killed_by_fail_point()
@@ -209,19 +210,20 @@ impl Store {
         pause: PauseEffect<'_>,
     ) -> StoreResult<(Run, bool)> {
         let mut tx = self.begin_write().await?;
-        let counts = commit_in(&mut tx, scope, last.items, last.cursor, Some(last.finish)).await?;
-        let mut end = end.clone();
-        counts.add_to(&mut end.counts);
-        end.counts.checkpoints += 1;
-        if let Some(cursor) = last.cursor {
-            end.cursor_after = Some(cursor.to_string());
-        }
-        // The commit above held the run (it is running, so this closes it).
-        let ended = super::runs::finish_run_in(&mut tx, scope.run_id, &end, pause)
-            .await?
-            .ok_or_else(|| {
-                StoreError::Conflict(format!("run {} was closed meanwhile", scope.run_id))
-            })?;
+        // The run's end is written where a checkpoint is recorded (its counts and
+        // cursor, the run's row locked before the feed's counter as in every commit).
+        let (_, ended) = commit_in(
+            &mut tx,
+            scope,
+            last.items,
+            last.cursor,
+            Some(last.finish),
+            Checkpoint::End(end),
+        )
+        .await?;
+        let run = ended.expect("a commit with the run's end returns it");
+        let lifted = super::runs::after_run_end(&mut tx, &run, pause).await?;
+        let ended = (run, lifted);
         // The crash tests kill the process here, the run's last transaction open.
         fail::fail_point!("last-transaction", |_| -> StoreResult<(Run, bool)> {
             killed_by_fail_point()
@@ -248,16 +250,29 @@ pub struct LastCommit<'a> {
     pub finish: Finish,
 }
 
+/// How a commit is recorded in its run (a run that is not running refuses it either
+/// way).
+#[derive(Debug, Clone, Copy)]
+enum Checkpoint<'a> {
+    /// Its counts and cursor are added to the run.
+    Count,
+    /// The run ends with this end, its counts raised by what this commit wrote (a
+    /// successful run's last commit): one statement instead of two.
+    End(&'a RunEnd),
+}
+
 /// [`Store::commit`] inside `tx`: writes `items` and the cursor, with `finish` the
-/// run's last commit's tombstones and pruning, and records the checkpoint in the run —
-/// refused ([`StoreError::Conflict`], `tx` rolled back) if the run is not running.
+/// run's last commit's tombstones and pruning, and records the checkpoint in the run
+/// (see [`Checkpoint`]) — refused ([`StoreError::Conflict`], `tx` rolled back) if the
+/// run is not running.
 async fn commit_in(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     scope: &Scope,
     items: &[Pending],
     cursor: Option<&str>,
     finish: Option<Finish>,
-) -> StoreResult<CommitCounts> {
+    checkpoint: Checkpoint<'_>,
+) -> StoreResult<(CommitCounts, Option<Run>)> {
     {
         let mut counts = CommitCounts::default();
         // What this commit changes, appended to the feed as its transaction's last write.
@@ -355,40 +370,60 @@ async fn commit_in(
             }
             counts.slots_removed = prune_slots(tx, scope, &finish.seen_slots, &mut changes).await?;
         }
-        // The run's record says what its checkpoints committed, in the same transaction
-        // (a run killed later tells the truth). A run that is not running any more — its
-        // daemon's lease ended and another daemon closed it — commits nothing.
-        let held = sqlx::query(
-            "UPDATE runs SET appointments_added = appointments_added + $2,
-                appointments_changed = appointments_changed + $3,
-                appointments_deleted = appointments_deleted + $4,
-                appointments_tombstoned = appointments_tombstoned + $5,
-                slots_written = slots_written + $6, slots_removed = slots_removed + $7,
-                quarantined = quarantined + $8, checkpoints = checkpoints + 1,
-                cursor_after = COALESCE($9, cursor_after)
-             WHERE id = $1 AND status = $10",
-        )
-        .bind(scope.run_id)
-        .bind(counts.appointments_added)
-        .bind(counts.appointments_changed)
-        .bind(counts.appointments_deleted)
-        .bind(counts.appointments_tombstoned)
-        .bind(counts.slots_written)
-        .bind(counts.slots_removed)
-        .bind(counts.quarantined)
-        .bind(cursor)
-        .bind(passerelle_model::run::Status::Running.as_str())
-        .execute(&mut **tx)
-        .await
-        .context("recording the checkpoint in the run")?;
-        if held.rows_affected() != 1 {
-            // The caller's transaction is dropped, so rolled back.
-            return Err(StoreError::Conflict(format!(
-                "run {} is not running any more (its daemon's lease ended and another daemon \
-                 closed it): this checkpoint was not committed",
-                scope.run_id
-            )));
-        }
+        // Before the feed's counter: every commit locks its run's row first.
+        let ended = match checkpoint {
+            Checkpoint::Count => {
+                // The run's record says what its checkpoints committed, in the same transaction
+                // (a run killed later tells the truth). A run that is not running any more — its
+                // daemon's lease ended and another daemon closed it — commits nothing.
+                let held = sqlx::query(
+                    "UPDATE runs SET appointments_added = appointments_added + $2,
+                    appointments_changed = appointments_changed + $3,
+                    appointments_deleted = appointments_deleted + $4,
+                    appointments_tombstoned = appointments_tombstoned + $5,
+                    slots_written = slots_written + $6, slots_removed = slots_removed + $7,
+                    quarantined = quarantined + $8, checkpoints = checkpoints + 1,
+                    cursor_after = COALESCE($9, cursor_after)
+                 WHERE id = $1 AND status = $10",
+                )
+                .bind(scope.run_id)
+                .bind(counts.appointments_added)
+                .bind(counts.appointments_changed)
+                .bind(counts.appointments_deleted)
+                .bind(counts.appointments_tombstoned)
+                .bind(counts.slots_written)
+                .bind(counts.slots_removed)
+                .bind(counts.quarantined)
+                .bind(cursor)
+                .bind(passerelle_model::run::Status::Running.as_str())
+                .execute(&mut **tx)
+                .await
+                .context("recording the checkpoint in the run")?;
+                if held.rows_affected() != 1 {
+                    // The caller's transaction is dropped, so rolled back.
+                    return Err(StoreError::Conflict(format!(
+                    "run {} is not running any more (its daemon's lease ended and another daemon \
+                     closed it): this checkpoint was not committed",
+                    scope.run_id
+                )));
+                }
+                None
+            }
+            Checkpoint::End(end) => {
+                let mut end = end.clone();
+                counts.add_to(&mut end.counts);
+                end.counts.checkpoints += 1;
+                if let Some(cursor) = cursor {
+                    end.cursor_after = Some(cursor.to_string());
+                }
+                let run = super::runs::end_run_row(tx, scope.run_id, &end)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Conflict(format!("run {} was closed meanwhile", scope.run_id))
+                    })?;
+                Some(run)
+            }
+        };
         if let Some(cursor) = cursor {
             sqlx::query(
                 "INSERT INTO sync_state (account_id, cursor, last_run_id, updated_at) VALUES ($1, $2, $3, $4)
@@ -403,7 +438,7 @@ async fn commit_in(
             .await?;
         }
         super::feed::append(tx, scope, &changes, &now).await?;
-        Ok(counts)
+        Ok((counts, ended))
     }
 }
 

@@ -390,6 +390,31 @@ pub(super) async fn finish_run_in(
     end: &RunEnd,
     pause: PauseEffect<'_>,
 ) -> StoreResult<Option<(Run, bool)>> {
+    let Some(run) = end_run_row(tx, id, end).await? else {
+        return Ok(None);
+    };
+    let lifted = after_run_end(tx, &run, pause).await?;
+    Ok(Some((run, lifted)))
+}
+
+/// What ending `run` also writes, in its transaction: its duration in the rollup and
+/// the pause effect; whether a pause was lifted.
+pub(super) async fn after_run_end(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    run: &Run,
+    pause: PauseEffect<'_>,
+) -> StoreResult<bool> {
+    super::durations::count_duration_in(tx, run).await?;
+    super::pauses::apply(tx, pause).await
+}
+
+/// The run's row closed with `end` (inside `tx`): the run as recorded, None if it was
+/// not queued or running any more (another daemon closed it).
+pub(super) async fn end_run_row(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: i64,
+    end: &RunEnd,
+) -> StoreResult<Option<Run>> {
     let c = &end.counts;
     let ended = sqlx::query(&format!(
             // Counts never go below what the checkpoints recorded (a run ended without
@@ -439,13 +464,7 @@ pub(super) async fn finish_run_in(
         .fetch_optional(&mut **tx)
         .await
         .context("recording run end")?;
-    let Some(row) = ended else {
-        return Ok(None);
-    };
-    let run = run_from_row(&row)?;
-    super::durations::count_duration_in(tx, &run).await?;
-    let lifted = super::pauses::apply(tx, pause).await?;
-    Ok(Some((run, lifted)))
+    ended.as_ref().map(run_from_row).transpose()
 }
 
 pub(super) fn run_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Run> {
