@@ -43,6 +43,8 @@ impl Daemon {
         let outcome = tokio::select! {
             r = self.app.sync_account_as(&account, options, Some(ClaimedRun {
                 run_id,
+                connector_version: request.connector_version.clone(),
+                connector_sha256: request.connector_sha256.clone(),
                 cursor: request.cursor.clone(),
                 paused: request.paused,
             })) => Some(r),

@@ -9,9 +9,11 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 
 use crate::config::Config;
+use passerelle_model::connector::Manifest;
 use passerelle_runtime::capabilities::http::HttpService;
 use passerelle_runtime::metrics::Metrics;
 use passerelle_runtime::sandbox::{LoadedConnector, Runtime, RuntimeConfig};
+use passerelle_store::connectors::ConnectorVersion;
 use passerelle_store::notify::Change;
 use passerelle_store::practices::PlainSecrets;
 use passerelle_store::Store;
@@ -57,6 +59,9 @@ pub struct Passerelle {
     pub keyring: Arc<passerelle_store::sealed::Keyring>,
     /// Linked components by content hash, so a version is compiled once per process.
     pub(crate) loaded: Mutex<HashMap<String, LoadedConnector>>,
+    /// Connector versions (row and manifest) claimed runs ran on, by name, version and
+    /// hash ([`Passerelle::claimed_connector`]).
+    pub(crate) versions: Mutex<HashMap<String, (ConnectorVersion, Manifest)>>,
     /// Installations happen one at a time (the "newer than active" check and the
     /// activation must not interleave).
     pub(crate) install_lock: tokio::sync::Mutex<()>,
@@ -125,6 +130,7 @@ impl Passerelle {
             metrics,
             keyring,
             loaded: Mutex::default(),
+            versions: Mutex::default(),
             install_lock: tokio::sync::Mutex::new(()),
             activations: tokio::sync::watch::channel(0).0,
             practices_changed: tokio::sync::watch::channel(0).0,

@@ -522,6 +522,45 @@ impl Passerelle {
         Ok(self.linked(version).await?)
     }
 
+    /// The version a claimed run runs on (the claim chose it with the rule of
+    /// [`Self::connector_for`] and recorded it), linked, with its manifest: read from
+    /// the store once per version and process, then from memory (what a run uses of a
+    /// version — its component, path and manifest — never changes under its hash).
+    pub async fn claimed_connector(
+        &self,
+        account: &passerelle_store::practices::Account,
+        version: &str,
+        sha256: &str,
+    ) -> ServiceResult<(ConnectorVersion, LoadedConnector, Manifest)> {
+        let key = format!("{}\n{version}\n{sha256}", account.connector);
+        let cached = self
+            .versions
+            .lock()
+            .expect("not poisoned")
+            .get(&key)
+            .cloned();
+        let (row, manifest) = match cached {
+            Some(known) => known,
+            None => {
+                let row = self
+                    .store
+                    .connector_version(&account.connector, version)
+                    .await?
+                    .filter(|v| v.sha256 == sha256)
+                    .ok_or_else(|| connector_not_installed(&account.connector, &account.id))?;
+                let manifest: Manifest = serde_json::from_value(row.manifest.clone())
+                    .context("stored manifest is unreadable")?;
+                self.versions
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(key, (row.clone(), manifest.clone()));
+                (row, manifest)
+            }
+        };
+        let loaded = self.link(Path::new(&row.path), &row.sha256).await?;
+        Ok((row, loaded, manifest))
+    }
+
     /// The active version of `connector`, linked, with its manifest.
     pub async fn active_connector(
         &self,

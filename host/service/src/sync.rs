@@ -45,7 +45,10 @@ pub struct SyncOptions {
 #[derive(Debug, Clone)]
 pub struct ClaimedRun {
     pub run_id: i64,
-    /// The account's cursor when claimed.
+    /// The version the claim chose for it (and recorded in its row).
+    pub connector_version: String,
+    pub connector_sha256: String,
+    /// The cursor it starts from, as the claim recorded it.
     pub cursor: Option<String>,
     /// Whether the account was paused when claimed (pauses are written only by the end of
     /// a run, and an account runs one run at a time).
@@ -71,11 +74,17 @@ impl Passerelle {
         options: SyncOptions,
         claimed: Option<ClaimedRun>,
     ) -> ServiceResult<Run> {
-        let (version, loaded, manifest) = self.connector_for(account).await?;
+        let (version, loaded, manifest) = match &claimed {
+            Some(c) => {
+                self.claimed_connector(account, &c.connector_version, &c.connector_sha256)
+                    .await?
+            }
+            None => self.connector_for(account).await?,
+        };
         let cursor_before = match (options.mode, &claimed) {
-            (Mode::Incremental, Some(c)) => c.cursor.clone(),
+            (_, Some(c)) => c.cursor.clone(),
             (Mode::Incremental, None) => self.store.cursor(&account.id).await?,
-            (Mode::Full, _) => None,
+            (Mode::Full, None) => None,
         };
         // Only a paused account has a pause for a successful run to lift.
         let may_be_paused = claimed.as_ref().is_none_or(|c| c.paused);

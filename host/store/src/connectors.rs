@@ -8,7 +8,7 @@ use passerelle_model::connector::{Canary, Rejection};
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{now_text, Store};
+use super::{now_text, Backend, Store};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ConnectorVersion {
@@ -288,41 +288,63 @@ impl Store {
             .collect()
     }
 
-    /// The version of `name` that runs for `practice_id`: its canary when the practice
-    /// is in the canary's set, else the active one.
+    /// One version of `name`.
+    pub async fn connector_version(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> StoreResult<Option<ConnectorVersion>> {
+        let row = sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM connector_versions WHERE name = $1 AND version = $2"
+        ))
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(version_from_row).transpose()
+    }
+
+    /// The version of `name` that runs for `practice_id` ([`chosen_version`]).
     pub async fn connector_for(
         &self,
         name: &str,
         practice_id: &str,
     ) -> StoreResult<Option<ConnectorVersion>> {
-        // The active version and the canary's, with the canary's practices, in one
-        // statement (this runs before every run).
-        let columns = VERSION_COLUMNS
-            .split(", ")
-            .map(|c| format!("v.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let rows = sqlx::query(&format!(
-            "SELECT {columns}, c.practices AS canary_practices,
-                    CAST(CASE WHEN v.version = c.version THEN 1 ELSE 0 END AS BIGINT) AS is_canary
-             FROM connector_versions v
-             LEFT JOIN connector_canaries c ON c.name = v.name
-             WHERE v.name = $1 AND (v.active = 1 OR v.version = c.version)"
+        let row = sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM connector_versions WHERE name = $1 AND version = {}",
+            chosen_version(self.backend, "version", "$1", "$2")
         ))
         .bind(name)
-        .fetch_all(&self.pool)
+        .bind(practice_id)
+        .fetch_optional(&self.pool)
         .await?;
-        let in_canary = |row: &&sqlx::any::AnyRow| {
-            row.get::<i64, _>("is_canary") == 1
-                && row
-                    .get::<Option<String>, _>("canary_practices")
-                    .and_then(|p| serde_json::from_str::<Vec<String>>(&p).ok())
-                    .is_some_and(|practices| practices.iter().any(|p| p == practice_id))
-        };
-        let row = rows
-            .iter()
-            .find(in_canary)
-            .or_else(|| rows.iter().find(|r| r.get::<i64, _>("active") != 0));
-        row.map(version_from_row).transpose()
+        row.as_ref().map(version_from_row).transpose()
     }
+}
+
+/// The rule that picks the version a run runs on, as an SQL expression giving its
+/// `column` (`version`, `sha256`) for the connector and practice named by the SQL
+/// expressions `connector` and `practice`: the connector's canary when the practice is
+/// in the canary's set, else its active version; NULL if it has neither. Used by
+/// [`Store::connector_for`] and by the claim that starts a daemon's run.
+pub(crate) fn chosen_version(
+    backend: Backend,
+    column: &str,
+    connector: &str,
+    practice: &str,
+) -> String {
+    let in_canary = match backend {
+        Backend::Sqlite => {
+            format!("EXISTS (SELECT 1 FROM json_each(c.practices) m WHERE m.value = {practice})")
+        }
+        Backend::Postgres => format!("jsonb_exists(c.practices::jsonb, {practice})"),
+    };
+    format!(
+        "COALESCE(
+            (SELECT v.{column} FROM connector_versions v
+                JOIN connector_canaries c ON c.name = v.name AND c.version = v.version
+                WHERE v.name = {connector} AND {in_canary}),
+            (SELECT v.{column} FROM connector_versions v
+                WHERE v.name = {connector} AND v.active = 1))"
+    )
 }

@@ -110,7 +110,12 @@ pub struct Claimed {
     pub attempt: u32,
     /// Its account as claimed (None: deleted meanwhile).
     pub account: Option<passerelle_model::practice::Account>,
-    /// The account's stored cursor.
+    /// The connector version it runs on, chosen and recorded by the claim as
+    /// [`Store::connector_for`] chooses (the canary's for a practice in its set, else
+    /// the active one; the version it was queued with if none is installed any more).
+    pub connector_version: String,
+    pub connector_sha256: String,
+    /// The cursor it starts from (recorded as `cursor_before`; None for a full run).
     pub cursor: Option<String>,
     /// Whether the account had a pause (drift, security event) when claimed: only a
     /// run of a paused account has one to lift.
@@ -444,19 +449,40 @@ impl Store {
                     FROM account_secrets s WHERE s.account_id = runs.account_id)"
             }
         };
+        // The version the run runs on, as `connector_for` chooses it (the one queued if
+        // none is installed any more: the run then fails saying so).
+        let version_column = |column: &str| {
+            format!(
+                "COALESCE({}, runs.connector_{column})",
+                super::connectors::chosen_version(
+                    self.backend,
+                    column,
+                    "runs.connector",
+                    "runs.practice_id"
+                )
+            )
+        };
         // One statement (a transaction of its own: on SQLite a writing statement takes
-        // the write lock as it starts) that also reads what the run needs to start — its
-        // account, cursor and pause — so that starting costs no further round trip.
+        // the write lock as it starts) that also starts the run — the version it runs
+        // on, the cursor it starts from — and reads what it needs: its account and
+        // whether it is paused. Starting a run costs no further round trip.
         let sql = format!(
-            "UPDATE runs SET status = $1, owner = $2, lease_until = $3, started_at = $4
+            "UPDATE runs SET status = $1, owner = $2, lease_until = $3, started_at = $4,
+                connector_version = {}, connector_sha256 = {},
+                cursor_before = CASE WHEN runs.mode = '{}'
+                    THEN (SELECT c.cursor FROM sync_state c WHERE c.account_id = runs.account_id)
+                    END
              WHERE id = COALESCE({}, {})
              RETURNING id, practice_id, account_id, connector, trigger, mode, attempt,
+                connector_version, connector_sha256, cursor_before,
                 (SELECT a.label FROM accounts a WHERE a.id = runs.account_id) AS account_label,
                 (SELECT a.settings FROM accounts a WHERE a.id = runs.account_id) AS account_settings,
                 {secret_names} AS account_secrets,
-                (SELECT c.cursor FROM sync_state c WHERE c.account_id = runs.account_id) AS cursor_before,
                 CAST(CASE WHEN EXISTS (SELECT 1 FROM account_pauses p WHERE p.account_id = runs.account_id)
                     THEN 1 ELSE 0 END AS BIGINT) AS paused",
+            version_column("version"),
+            version_column("sha256"),
+            Mode::Incremental.as_str(),
             candidate(true),
             candidate(false)
         );
@@ -500,6 +526,8 @@ impl Store {
             mode: decode(Mode::parse(&row.get::<String, _>("mode")))?,
             attempt: u32::try_from(row.get::<i64, _>("attempt")).unwrap_or(1),
             account,
+            connector_version: row.get("connector_version"),
+            connector_sha256: row.get("connector_sha256"),
             cursor: row.get("cursor_before"),
             paused: row.get::<i64, _>("paused") != 0,
         }))

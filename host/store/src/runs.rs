@@ -123,31 +123,6 @@ impl Store {
         Ok(ended)
     }
 
-    /// Starts a run this daemon claimed ([`Store::claim_run`]) with the version it runs
-    /// on (the active one now, which may differ from the one active when it was queued)
-    /// and the cursor it starts from. [`StoreError::NotFound`] if the claim was lost (its
-    /// lease expired and another daemon closed it).
-    pub async fn begin_claimed_run(&self, id: i64, run: &NewRun<'_>) -> Result<(), StartError> {
-        let res = sqlx::query(
-            "UPDATE runs SET connector_version = $2, connector_sha256 = $3, cursor_before = $4
-             WHERE id = $1 AND status = $5",
-        )
-        .bind(id)
-        .bind(run.connector_version)
-        .bind(run.connector_sha256)
-        .bind(run.cursor_before)
-        .bind(Status::Running.as_str())
-        .execute(&self.pool)
-        .await
-        .context("recording run start")?;
-        if res.rows_affected() != 1 {
-            return Err(StartError::Store(StoreError::NotFound(format!(
-                "run {id} is not held by this daemon any more"
-            ))));
-        }
-        Ok(())
-    }
-
     /// Records a run that did not happen (a missed slot, a paused account): status
     /// `skipped` with the reason.
     pub async fn skip_run(
