@@ -19,6 +19,8 @@
 //! `cargo xtask bench` (or `cargo bench -p passerelle-tests --bench centre` with the
 //! components built). PASSERELLE_BENCH_CENTRES sizes the first part (default 2,000 runs);
 //! PASSERELLE_TEST_POSTGRES_URL names the database (left out without it).
+//! PASSERELLE_BENCH_COUNT_STATEMENTS=1 also prints the SQL statements one run makes (from
+//! sqlx's query log, which costs CPU of its own: keep that run's counts, not its times).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
