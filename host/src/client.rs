@@ -17,7 +17,7 @@ use passerelle_model::run::Run;
 use passerelle_service::check::AccountCheck;
 use passerelle_service::connectors::{ConnectorView, InstallAnswer};
 use passerelle_service::practices::{
-    CheckedAccount, NewAccount, NewPractice, PracticeUpdate, PracticeView,
+    AccountUpdate, CheckedAccount, NewAccount, NewPractice, PracticeUpdate, PracticeView,
 };
 use passerelle_service::runs::{Resumed, RunQuery, SyncAccepted, SyncRequest};
 use passerelle_service::subscriptions::{AddSubscription, CreatedSubscription, SubscriptionView};
@@ -147,6 +147,25 @@ impl Client {
     pub async fn update_practice(&self, id: &str, update: &PracticeUpdate) -> Answer<PracticeView> {
         self.send(
             self.request(Method::PATCH, &format!("/v1/practices/{}", seg(id)))
+                .json(update),
+        )
+        .await
+    }
+
+    /// `GET /v1/practices/{id}`.
+    pub async fn practice(&self, id: &str) -> Answer<PracticeView> {
+        self.get(&format!("/v1/practices/{}", seg(id)), &()).await
+    }
+
+    /// `GET /v1/accounts/{id}`.
+    pub async fn account(&self, id: &str) -> Answer<Account> {
+        self.get(&format!("/v1/accounts/{}", seg(id)), &()).await
+    }
+
+    /// `PATCH /v1/accounts/{id}`.
+    pub async fn update_account(&self, id: &str, update: &AccountUpdate) -> Answer<CheckedAccount> {
+        self.send(
+            self.request(Method::PATCH, &format!("/v1/accounts/{}", seg(id)))
                 .json(update),
         )
         .await

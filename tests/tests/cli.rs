@@ -139,6 +139,11 @@ async fn every_command_gives_the_same_output_locally_and_with_server() {
         "subscriptions replay nosuch --after 0",
         "subscriptions add ftp://example.org/hook",
         &format!("practices set-public {p1} --department 999"),
+        // Not published yet: a first record needs its department.
+        &format!("practices set-public {p1} --city Lyon"),
+        &format!("practices show {p1}"),
+        &format!("accounts show {account}"),
+        "accounts show nobody",
     ] {
         let (l, r) = (local(args(cmd)).await, remote(args(cmd)).await);
         assert_eq!(l.ok, r.ok, "`{cmd}`: local {l:?}, remote {r:?}");
@@ -149,7 +154,7 @@ async fn every_command_gives_the_same_output_locally_and_with_server() {
         }
         compared += 1;
     }
-    assert_eq!(compared, 35);
+    assert_eq!(compared, 39);
 
     // An account of the simulator is complete: its check passes (the connector's own
     // check() included); a setting the connector does not declare is refused.
@@ -184,6 +189,11 @@ async fn every_command_gives_the_same_output_locally_and_with_server() {
             "practices set-public {} --department 2A --city Ajaccio --latitude -41.9 --type drugstore",
             ["c-local", "c-remote"],
         ),
+        // Merged: the city stays, the type goes, the address comes.
+        (
+            "practices set-public {} --address '1 cours Napoléon' --unset type",
+            ["c-local", "c-remote"],
+        ),
         (
             "accounts add {} --practice {p} --connector doctolib --setting centre=x",
             ["a-local", "a-remote"],
@@ -194,6 +204,10 @@ async fn every_command_gives_the_same_output_locally_and_with_server() {
         ),
         (
             "accounts set-secret {} api-token --from-env PASSERELLE_TEST_SECRET",
+            ["a-local", "a-remote"],
+        ),
+        (
+            "accounts set-public {} --booking-url https://booking.example/a --type drugstore",
             ["a-local", "a-remote"],
         ),
     ] {
@@ -222,6 +236,24 @@ async fn every_command_gives_the_same_output_locally_and_with_server() {
             "{template}"
         );
     }
+    // What set-public left, shown: merged over the earlier record.
+    let shown = local(args("practices show c-local")).await;
+    for kept in [
+        "department   2A",
+        "city         Ajaccio",
+        "address      1 cours Napoléon",
+        "type         (none)",
+    ] {
+        assert!(shown.stdout.contains(kept), "{kept}: {shown:?}");
+    }
+    let shown = remote(args("accounts show a-remote")).await;
+    assert!(
+        shown
+            .stdout
+            .contains("booking URL  https://booking.example/a")
+            && shown.stdout.contains("type         drugstore"),
+        "{shown:?}"
+    );
     for (what, list) in [("practice", "practices list"), ("account", "accounts list")] {
         let (l, r) = (local(args(list)).await, remote(args(list)).await);
         assert_eq!(l.stdout, r.stdout, "{what}s both ways");

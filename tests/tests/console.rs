@@ -235,8 +235,43 @@ async fn every_page_renders_synced_data_without_patient_data() {
                 "overview lacks {expected}"
             );
         }
+        // The open-data export: nothing yet, then the last export's report, with each
+        // centre left out and why (the first practice has no booking URL).
+        assert!(c
+            .get("/console/export")
+            .await
+            .text
+            .contains("no export yet"));
+        let public = passerelle::model::public::PublicPatch {
+            department: Some("75".into()),
+            address: Some(Some("1 rue de la Paix".into())),
+            city: Some(Some("Paris".into())),
+            postcode: Some(Some("75002".into())),
+            latitude: Some(Some(48.8686)),
+            longitude: Some(Some(2.3308)),
+            ..Default::default()
+        };
+        let update = passerelle::service::practices::PracticeUpdate {
+            public: Some(Some(public)),
+            ..Default::default()
+        };
+        app.update_practice(&practices[0], update, chrono::Utc::now())
+            .await
+            .unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let report = app
+            .export_vitemadose(out.path(), chrono::Utc::now())
+            .await
+            .unwrap();
+        assert!(!report.left_out.is_empty());
+        let page = c.get("/console/export").await;
+        for l in &report.left_out {
+            assert!(page.text.contains(&l.account), "{}", page.text);
+        }
+        assert!(page.text.contains("no booking URL"), "{}", page.text);
         let account = app.account(&paused_account).await.unwrap();
         let pages = [
+            "/console/export".to_string(),
             "/console".to_string(),
             "/console/practices".to_string(),
             format!(

@@ -85,6 +85,7 @@ fn page_with_status(ctx: &Ctx, status: StatusCode, title: &str, body: Markup) ->
                         a href="/console/practices" { "Practices" }
                         a href="/console/runs" { "Runs" }
                         a href="/console/connectors" { "Connectors" }
+                        a href="/console/export" { "Open data" }
                     }
                     form.who method="post" action="/console/logout" {
                         span { (ctx.name) @if !ctx.admin { " (read only)" } }

@@ -15,6 +15,7 @@
 
 pub mod chart;
 pub mod connectors;
+pub mod export;
 pub mod guard;
 pub mod layout;
 pub mod overview;
@@ -55,6 +56,7 @@ pub fn router(daemon: Arc<Daemon>, admin_token: String) -> Router {
         .route("/console/practices/{id}/sync", post(practices::sync_now))
         .route("/console/accounts/{id}", get(practices::account))
         .route("/console/accounts/{id}/resume", post(practices::resume))
+        .route("/console/export", get(export::page))
         .route("/console/runs", get(runs::list))
         .route("/console/runs/{id}", get(runs::show))
         .route("/console/connectors", get(connectors::list))

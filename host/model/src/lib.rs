@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod connector;
 pub mod daemon;
+pub mod departments;
 pub mod feed;
 pub mod ids;
 pub mod limits;

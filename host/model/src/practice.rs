@@ -29,4 +29,8 @@ pub struct Account {
     pub settings: BTreeMap<String, String>,
     /// Names of the configured secrets (never values).
     pub secrets: Vec<String>,
+    /// Its own listing for the open-data export (booking URL, type); None: its
+    /// practice's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing: Option<crate::public::Listing>,
 }

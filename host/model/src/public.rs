@@ -1,5 +1,6 @@
-//! A practice's public metadata: what the open-data export (ViteMaDose's format)
-//! publishes about it — never anything about a patient.
+//! A practice's public metadata, its accounts' own listings, and the merge patches that
+//! change them: what the open-data export (ViteMaDose's format) publishes about a
+//! practice — never anything about a patient.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,12 @@ impl PublicInfo {
     /// Checks what the schema says (its patterns, its bounds), for callers that did not
     /// come through it.
     pub fn validate(&self) -> Result<(), String> {
+        if super::departments::department(&self.department).is_none() {
+            return Err(format!(
+                "`{}` is not a French department code (75, 2A, 971…)",
+                self.department
+            ));
+        }
         if let Some(field) = super::schema::pattern_breach(self) {
             return Err(match field.as_str() {
                 "department" => format!(
@@ -63,5 +70,301 @@ impl PublicInfo {
             url::Url::parse(url).map_err(|e| format!("booking URL `{url}`: {e}"))?;
         }
         Ok(())
+    }
+}
+
+/// One account's own listing on its platform: where the public books it and the kind
+/// of place the platform lists it as. Each field, when set, is the account's; unset, its
+/// practice's (a practice listed on several platforms has one page on each).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Listing {
+    /// Where the public books this account (its page on the platform); the same rules
+    /// as a practice's `booking_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking_url: Option<String>,
+    /// `vaccination-center`, `drugstore`, `general-practitioner`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^(vaccination-center|drugstore|general-practitioner)$")]
+    pub kind: Option<String>,
+}
+
+impl Listing {
+    /// Checks the fields with a practice's rules for the same fields.
+    pub fn validate(&self) -> Result<(), String> {
+        PublicInfo {
+            department: "75".into(),
+            address: None,
+            city: None,
+            postcode: None,
+            latitude: None,
+            longitude: None,
+            booking_url: self.booking_url.clone(),
+            kind: self.kind.clone(),
+        }
+        .validate()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.booking_url.is_none() && self.kind.is_none()
+    }
+}
+
+/// A change to a practice's public metadata, merged over what is stored (JSON merge
+/// patch): an absent field is kept, `null` removes it, a value replaces it. A practice
+/// published for the first time needs a department.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublicPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^([0-9]{2}|2[AB]|97[1-8])$")]
+    pub department: Option<String>,
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, nullable)]
+    pub address: Option<Option<String>>,
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, nullable)]
+    pub city: Option<Option<String>>,
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, nullable)]
+    pub postcode: Option<Option<String>>,
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<f64>, nullable)]
+    pub latitude: Option<Option<f64>>,
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<f64>, nullable)]
+    pub longitude: Option<Option<f64>>,
+    /// The default booking URL of the practice's accounts (an account's own wins).
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, nullable)]
+    pub booking_url: Option<Option<String>>,
+    /// The default type of the practice's accounts (an account's own wins).
+    #[serde(
+        default,
+        rename = "type",
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, nullable)]
+    pub kind: Option<Option<String>>,
+}
+
+impl From<PublicInfo> for PublicPatch {
+    /// The patch that makes any record equal `info` (every field given, absent ones null).
+    fn from(info: PublicInfo) -> Self {
+        PublicPatch {
+            department: Some(info.department),
+            address: Some(info.address),
+            city: Some(info.city),
+            postcode: Some(info.postcode),
+            latitude: Some(info.latitude),
+            longitude: Some(info.longitude),
+            booking_url: Some(info.booking_url),
+            kind: Some(info.kind),
+        }
+    }
+}
+
+/// `patch` over `field`: absent keeps, `null` removes, a value replaces.
+fn merge<T: Clone>(field: &mut Option<T>, patch: &Option<Option<T>>) {
+    if let Some(value) = patch {
+        *field = value.clone();
+    }
+}
+
+impl PublicPatch {
+    /// The record `current` becomes, checked; an error says what is wrong.
+    pub fn apply(&self, current: Option<PublicInfo>) -> Result<PublicInfo, String> {
+        let mut info =
+            match (current, &self.department) {
+                (Some(mut info), department) => {
+                    if let Some(d) = department {
+                        info.department = d.clone();
+                    }
+                    info
+                }
+                (None, Some(department)) => PublicInfo {
+                    department: department.clone(),
+                    address: None,
+                    city: None,
+                    postcode: None,
+                    latitude: None,
+                    longitude: None,
+                    booking_url: None,
+                    kind: None,
+                },
+                (None, None) => return Err(
+                    "the practice is not published yet: its first public record needs a department"
+                        .into(),
+                ),
+            };
+        merge(&mut info.address, &self.address);
+        merge(&mut info.city, &self.city);
+        merge(&mut info.postcode, &self.postcode);
+        merge(&mut info.latitude, &self.latitude);
+        merge(&mut info.longitude, &self.longitude);
+        merge(&mut info.booking_url, &self.booking_url);
+        merge(&mut info.kind, &self.kind);
+        info.validate()?;
+        Ok(info)
+    }
+}
+
+/// A change to an account's listing, merged the same way; a listing left empty is
+/// removed (the practice's fields apply).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListingPatch {
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, nullable)]
+    pub booking_url: Option<Option<String>>,
+    #[serde(
+        default,
+        rename = "type",
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, nullable)]
+    pub kind: Option<Option<String>>,
+}
+
+impl ListingPatch {
+    /// The listing `current` becomes (None when nothing is left), checked.
+    pub fn apply(&self, current: Option<Listing>) -> Result<Option<Listing>, String> {
+        let mut listing = current.unwrap_or_default();
+        merge(&mut listing.booking_url, &self.booking_url);
+        merge(&mut listing.kind, &self.kind);
+        listing.validate()?;
+        Ok((!listing.is_empty()).then_some(listing))
+    }
+}
+
+/// Tells an absent field (unchanged) from `null` (removed) in a patch.
+pub mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+
+    pub fn serialize<S: Serializer, T: Serialize>(
+        v: &Option<Option<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paris() -> PublicInfo {
+        PublicPatch {
+            department: Some("75".into()),
+            city: Some(Some("Paris".into())),
+            postcode: Some(Some("75002".into())),
+            booking_url: Some(Some("https://booking.example/p".into())),
+            ..PublicPatch::default()
+        }
+        .apply(None)
+        .unwrap()
+    }
+
+    #[test]
+    fn a_patch_keeps_what_it_does_not_name_and_removes_what_it_nulls() {
+        let changed = PublicPatch {
+            department: Some("2A".into()),
+            booking_url: Some(None),
+            ..PublicPatch::default()
+        }
+        .apply(Some(paris()))
+        .unwrap();
+        assert_eq!(changed.department, "2A");
+        assert_eq!(changed.city.as_deref(), Some("Paris"));
+        assert_eq!(changed.postcode.as_deref(), Some("75002"));
+        assert_eq!(changed.booking_url, None);
+        // Sent as JSON: absent and null differ.
+        let patch: PublicPatch = serde_json::from_str(r#"{"city": null}"#).unwrap();
+        assert_eq!(patch.city, Some(None));
+        assert_eq!(patch.address, None);
+        assert_eq!(patch.apply(Some(paris())).unwrap().city, None);
+    }
+
+    #[test]
+    fn a_first_record_needs_a_department_and_every_record_is_checked() {
+        let err = PublicPatch {
+            city: Some(Some("Lyon".into())),
+            ..PublicPatch::default()
+        }
+        .apply(None)
+        .unwrap_err();
+        assert!(err.contains("department"), "{err}");
+        let err = PublicPatch {
+            postcode: Some(Some("750".into())),
+            ..PublicPatch::default()
+        }
+        .apply(Some(paris()))
+        .unwrap_err();
+        assert!(err.contains("postal code"), "{err}");
+        let full = PublicPatch::from(paris()).apply(None).unwrap();
+        assert_eq!(full, paris());
+    }
+
+    #[test]
+    fn a_listing_emptied_is_gone_and_its_fields_are_checked() {
+        let set = ListingPatch {
+            kind: Some(Some("drugstore".into())),
+            ..ListingPatch::default()
+        }
+        .apply(None)
+        .unwrap();
+        assert_eq!(set.as_ref().unwrap().kind.as_deref(), Some("drugstore"));
+        let cleared = ListingPatch {
+            kind: Some(None),
+            ..ListingPatch::default()
+        }
+        .apply(set)
+        .unwrap();
+        assert_eq!(cleared, None);
+        assert!(ListingPatch {
+            kind: Some(Some("hospital".into())),
+            ..ListingPatch::default()
+        }
+        .apply(None)
+        .is_err());
     }
 }

@@ -99,14 +99,15 @@ pub struct PracticeUpdate {
     )]
     #[schema(schema_with = cron_or_null)]
     pub schedule: Option<Option<String>>,
-    /// What the open-data export publishes about the practice; null: not published.
+    /// What the open-data export publishes about the practice, merged over what it
+    /// published before (a field absent is kept, null removes it); null: not published.
     #[serde(
         default,
         with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<passerelle_model::public::PublicInfo>, nullable)]
-    pub public: Option<Option<passerelle_model::public::PublicInfo>>,
+    #[schema(value_type = Option<passerelle_model::public::PublicPatch>, nullable)]
+    pub public: Option<Option<passerelle_model::public::PublicPatch>>,
 }
 
 /// An account to create.
@@ -141,6 +142,16 @@ pub struct AccountUpdate {
     pub label: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<BTreeMap<String, String>>,
+    /// The account's own listing in the open-data export (booking URL, type), merged
+    /// over its current one (a field absent is kept, null removes it); null: none, its
+    /// practice's apply.
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<passerelle_model::public::ListingPatch>, nullable)]
+    pub listing: Option<Option<passerelle_model::public::ListingPatch>>,
 }
 
 /// An account as added or changed: whether its connector is installed yet (it cannot
@@ -151,30 +162,11 @@ pub struct CheckedAccount {
     pub account: Account,
     pub connector_installed: bool,
     /// The settings against the connector's manifest and its `check()`; none when the
-    /// connector is not installed.
+    /// connector is not installed, or when only the account's listing changed.
     pub check: Option<AccountCheck>,
 }
 
-/// Tells "absent" (unchanged) from `null` (cleared or reset).
-mod double_option {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-        d: D,
-    ) -> Result<Option<Option<T>>, D::Error> {
-        Option::<T>::deserialize(d).map(Some)
-    }
-
-    pub fn serialize<S: Serializer, T: Serialize>(
-        v: &Option<Option<T>>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(inner) => inner.serialize(s),
-            None => s.serialize_none(),
-        }
-    }
-}
+use passerelle_model::public::double_option;
 
 fn not_empty(field: &str, value: &str) -> ServiceResult<()> {
     if value.trim().is_empty() {
@@ -293,9 +285,15 @@ impl Passerelle {
         if let Some(schedule) = &update.schedule {
             practice.schedule = schedule.clone();
         }
-        if let Some(Some(public)) = &update.public {
-            public.validate().map_err(ServiceError::invalid)?;
-        }
+        let public = match &update.public {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(patch)) => Some(Some(
+                patch
+                    .apply(practice.public.clone())
+                    .map_err(ServiceError::invalid)?,
+            )),
+        };
         self.config
             .schedule
             .schedule_of(&practice)
@@ -308,7 +306,7 @@ impl Passerelle {
                 .set_practice_schedule(id, schedule.as_deref())
                 .await?;
         }
-        if let Some(public) = &update.public {
+        if let Some(public) = &public {
             self.store.set_practice_public(id, public.as_ref()).await?;
         }
         self.announce(Change::Practices).await;
@@ -392,13 +390,17 @@ impl Passerelle {
     }
 
     /// The account with its connector's state and what checking it finds.
-    async fn checked(&self, id: &str) -> ServiceResult<CheckedAccount> {
-        let account = self.account(id).await?;
-        let connector_installed = self
+    async fn connector_installed(&self, account: &Account) -> ServiceResult<bool> {
+        Ok(self
             .store
             .connector_for(&account.connector, &account.practice_id)
             .await?
-            .is_some();
+            .is_some())
+    }
+
+    async fn checked(&self, id: &str) -> ServiceResult<CheckedAccount> {
+        let account = self.account(id).await?;
+        let connector_installed = self.connector_installed(&account).await?;
         let check = if connector_installed {
             Some(self.check_account(id).await?)
         } else {
@@ -411,7 +413,8 @@ impl Passerelle {
         })
     }
 
-    /// Replaces an account's settings and/or sets or clears its label, then checks it.
+    /// Replaces an account's settings, sets or clears its label, merges its listing;
+    /// then checks it (unless only the listing changed).
     pub async fn update_account(
         &self,
         id: &str,
@@ -428,19 +431,39 @@ impl Passerelle {
         ) {
             refuse_undeclared(settings, &manifest)?;
         }
+        let listing = match &update.listing {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(patch)) => Some(
+                patch
+                    .apply(account.listing.clone())
+                    .map_err(ServiceError::invalid)?,
+            ),
+        };
         if let Some(settings) = &update.settings {
             self.store.update_account_settings(id, settings).await?;
         }
         if let Some(label) = &update.label {
             self.store.set_account_label(id, label.as_deref()).await?;
         }
+        if let Some(listing) = &listing {
+            self.store.set_account_listing(id, listing.as_ref()).await?;
+        }
         self.audit(
             "account.update",
             id,
             serde_json::json!({"settings": update.settings.as_ref().map(|s| s.keys().collect::<Vec<_>>()),
-                "label": update.label.is_some()}),
+                "label": update.label.is_some(), "listing": listing}),
         )
         .await?;
+        if update.settings.is_none() && update.label.is_none() {
+            // The listing is the export's, not the platform's: nothing to check.
+            return Ok(CheckedAccount {
+                connector_installed: self.connector_installed(&account).await?,
+                account: self.account(id).await?,
+                check: None,
+            });
+        }
         self.checked(id).await
     }
 

@@ -23,7 +23,7 @@ use passerelle_service::check::AccountCheck;
 use passerelle_service::connectors::{ConnectorView, InstallAnswer};
 use passerelle_service::feed::{ChangePage, ChangeQuery};
 use passerelle_service::practices::{
-    CheckedAccount, NewAccount, NewPractice, PracticeUpdate, PracticeView,
+    AccountUpdate, CheckedAccount, NewAccount, NewPractice, PracticeUpdate, PracticeView,
 };
 use passerelle_service::records::{AppointmentPage, AppointmentQuery, SlotPage, SlotQuery};
 use passerelle_service::runs::{RunQuery, SyncRequest};
@@ -37,6 +37,9 @@ pub trait Admin {
     async fn practices(&self) -> Result<Vec<PracticeView>>;
     async fn create_practice(&self, new: NewPractice) -> Result<PracticeView>;
     async fn update_practice(&self, id: &str, update: PracticeUpdate) -> Result<PracticeView>;
+    async fn practice(&self, id: &str) -> Result<PracticeView>;
+    async fn account(&self, id: &str) -> Result<Account>;
+    async fn update_account(&self, id: &str, update: AccountUpdate) -> Result<CheckedAccount>;
     async fn accounts(&self, practice: Option<&str>) -> Result<Vec<Account>>;
     async fn create_account(&self, practice: &str, new: NewAccount) -> Result<CheckedAccount>;
     async fn set_secret(&self, account: &str, name: &str, value: &str) -> Result<()>;
@@ -93,6 +96,15 @@ impl Admin for Local {
     }
     async fn update_practice(&self, id: &str, update: PracticeUpdate) -> Result<PracticeView> {
         local(self.0.update_practice(id, update, Utc::now()).await)
+    }
+    async fn practice(&self, id: &str) -> Result<PracticeView> {
+        local(self.0.show_practice(id, Utc::now()).await)
+    }
+    async fn account(&self, id: &str) -> Result<Account> {
+        local(self.0.account(id).await)
+    }
+    async fn update_account(&self, id: &str, update: AccountUpdate) -> Result<CheckedAccount> {
+        local(self.0.update_account(id, update).await)
     }
     async fn accounts(&self, practice: Option<&str>) -> Result<Vec<Account>> {
         local(self.0.accounts(practice).await)
@@ -201,6 +213,15 @@ impl Admin for Client {
     }
     async fn update_practice(&self, id: &str, update: PracticeUpdate) -> Result<PracticeView> {
         Ok(Client::update_practice(self, id, &update).await?)
+    }
+    async fn practice(&self, id: &str) -> Result<PracticeView> {
+        Ok(Client::practice(self, id).await?)
+    }
+    async fn account(&self, id: &str) -> Result<Account> {
+        Ok(Client::account(self, id).await?)
+    }
+    async fn update_account(&self, id: &str, update: AccountUpdate) -> Result<CheckedAccount> {
+        Ok(Client::update_account(self, id, &update).await?)
     }
     async fn accounts(&self, practice: Option<&str>) -> Result<Vec<Account>> {
         Ok(Client::accounts(self, practice).await?)

@@ -277,12 +277,17 @@ pub enum PracticesCmd {
         #[arg(long, conflicts_with = "cron")]
         default: bool,
     },
+    /// Show a practice: its schedule, next sync, accounts and what the open-data export
+    /// publishes about it.
+    Show { id: String },
     /// Set what the open-data export publishes about a practice (`passerelle export
-    /// vitemadose`), or stop publishing it (--clear).
+    /// vitemadose`): the fields given replace theirs, the others are kept; --unset
+    /// removes one; --clear stops publishing the practice. The first time, --department
+    /// is needed.
     SetPublic {
         id: String,
         /// French department code: 75, 2A, 971…
-        #[arg(long, required_unless_present = "clear")]
+        #[arg(long)]
         department: Option<String>,
         #[arg(long)]
         address: Option<String>,
@@ -294,16 +299,40 @@ pub enum PracticesCmd {
         latitude: Option<f64>,
         #[arg(long, allow_hyphen_values = true)]
         longitude: Option<f64>,
-        /// Where the public books (the platform's page for this practice).
+        /// Where the public books, for the practice's accounts without their own
+        /// (`accounts set-public`).
         #[arg(long)]
         booking_url: Option<String>,
-        /// vaccination-center, drugstore or general-practitioner.
+        /// vaccination-center, drugstore or general-practitioner, for the practice's
+        /// accounts without their own.
         #[arg(long = "type")]
         kind: Option<String>,
+        /// Remove a field (repeatable).
+        #[arg(long, value_enum)]
+        unset: Vec<PublicField>,
         /// Stop publishing this practice.
-        #[arg(long, conflicts_with = "department")]
+        #[arg(long, conflicts_with_all = ["department", "address", "city", "postcode", "latitude", "longitude", "booking_url", "kind", "unset"])]
         clear: bool,
     },
+}
+
+/// A field of a practice's public record that `--unset` removes.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PublicField {
+    Address,
+    City,
+    Postcode,
+    /// Latitude and longitude.
+    Coordinates,
+    BookingUrl,
+    Type,
+}
+
+/// A field of an account's listing that `--unset` removes.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListingField {
+    BookingUrl,
+    Type,
 }
 
 #[derive(Subcommand, Debug)]
@@ -327,6 +356,26 @@ pub enum AccountsCmd {
     List {
         #[arg(long)]
         practice: Option<String>,
+    },
+    /// Show an account: connector, settings, secret names and its own listing in the
+    /// open-data export.
+    Show { id: String },
+    /// Set the account's own listing in the open-data export (its page on the platform,
+    /// its type), which wins over its practice's; fields not given are kept.
+    SetPublic {
+        id: String,
+        /// Where the public books this account (its page on the platform).
+        #[arg(long)]
+        booking_url: Option<String>,
+        /// vaccination-center, drugstore or general-practitioner.
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Remove a field (repeatable): the practice's then applies.
+        #[arg(long, value_enum)]
+        unset: Vec<ListingField>,
+        /// Remove the whole listing.
+        #[arg(long, conflicts_with_all = ["booking_url", "kind", "unset"])]
+        clear: bool,
     },
     /// Accounts paused by schema drift, with the drift report.
     Paused {

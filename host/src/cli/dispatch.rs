@@ -17,16 +17,25 @@ use super::args::{
 use super::progress::Progress;
 use super::render::Output;
 use super::resolve::Invocation;
-use passerelle_model::public::PublicInfo;
+use passerelle_model::public::{ListingPatch, PublicPatch};
 use passerelle_model::quarantine::QuarantineFilter;
 use passerelle_model::run::Mode;
 use passerelle_service::config::Config;
 use passerelle_service::feed::ChangeQuery;
-use passerelle_service::practices::{NewAccount, NewPractice, PracticeUpdate};
+use passerelle_service::practices::{AccountUpdate, NewAccount, NewPractice, PracticeUpdate};
 use passerelle_service::records::{AppointmentQuery, SlotQuery};
 use passerelle_service::runs::{RunQuery, SyncRequest};
 use passerelle_service::subscriptions::AddSubscription;
 use passerelle_service::Passerelle;
+
+/// A merge patch's field from a flag and `--unset`: a value given replaces, an unset
+/// field is removed (null), the rest is kept (absent).
+fn patched<T>(value: Option<T>, removed: bool) -> Option<Option<T>> {
+    match value {
+        Some(v) => Some(Some(v)),
+        None => removed.then_some(None),
+    }
+}
 
 /// Runs a resolved invocation.
 pub async fn dispatch(invocation: Invocation) -> Result<Output> {
@@ -163,6 +172,9 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
                 .await?,
         ),
         Command::Practices(PracticesCmd::List) => Output::Practices(admin.practices().await?),
+        Command::Practices(PracticesCmd::Show { id }) => {
+            Output::Practice(admin.practice(&id).await?)
+        }
         Command::Practices(PracticesCmd::SetPublic {
             id,
             department,
@@ -173,26 +185,26 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
             longitude,
             booking_url,
             kind,
+            unset,
             clear,
         }) => {
-            let public = match (clear, department) {
-                (true, _) | (false, None) => None,
-                (false, Some(department)) => Some(PublicInfo {
-                    department,
-                    address,
-                    city,
-                    postcode,
-                    latitude,
-                    longitude,
-                    booking_url,
-                    kind,
-                }),
-            };
+            use super::args::PublicField as F;
+            let gone = |f: F| unset.contains(&f);
+            let public = (!clear).then(|| PublicPatch {
+                department,
+                address: patched(address, gone(F::Address)),
+                city: patched(city, gone(F::City)),
+                postcode: patched(postcode, gone(F::Postcode)),
+                latitude: patched(latitude, gone(F::Coordinates)),
+                longitude: patched(longitude, gone(F::Coordinates)),
+                booking_url: patched(booking_url, gone(F::BookingUrl)),
+                kind: patched(kind, gone(F::Type)),
+            });
             let update = PracticeUpdate {
                 public: Some(public),
                 ..PracticeUpdate::default()
             };
-            Output::Schedule(admin.update_practice(&id, update).await?)
+            Output::Practice(admin.update_practice(&id, update).await?)
         }
         Command::Practices(PracticesCmd::SetSchedule { id, cron, default }) => {
             let update = PracticeUpdate {
@@ -222,6 +234,25 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
         ),
         Command::Accounts(AccountsCmd::List { practice }) => {
             Output::Accounts(admin.accounts(practice.as_deref()).await?)
+        }
+        Command::Accounts(AccountsCmd::Show { id }) => Output::Account(admin.account(&id).await?),
+        Command::Accounts(AccountsCmd::SetPublic {
+            id,
+            booking_url,
+            kind,
+            unset,
+            clear,
+        }) => {
+            use super::args::ListingField as F;
+            let listing = (!clear).then(|| ListingPatch {
+                booking_url: patched(booking_url, unset.contains(&F::BookingUrl)),
+                kind: patched(kind, unset.contains(&F::Type)),
+            });
+            let update = AccountUpdate {
+                listing: Some(listing),
+                ..AccountUpdate::default()
+            };
+            Output::Account(admin.update_account(&id, update).await?.account)
         }
         Command::Accounts(AccountsCmd::SetSecret {
             account,

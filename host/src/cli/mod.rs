@@ -14,6 +14,7 @@ pub mod progress;
 pub mod render;
 pub mod render_kit;
 pub mod render_plugins;
+pub mod render_practices;
 pub mod render_records;
 pub mod resolve;
 

@@ -28,6 +28,10 @@ pub enum Output {
     PracticeAdded(PracticeView),
     Practices(Vec<PracticeView>),
     Schedule(PracticeView),
+    /// A practice in full (text: [`super::render_practices`]).
+    Practice(PracticeView),
+    /// An account in full.
+    Account(Account),
     AccountAdded(CheckedAccount),
     Accounts(Vec<Account>),
     AccountChecked(AccountCheck),
@@ -160,7 +164,8 @@ impl Output {
             serde_json::to_value(t).expect("outputs serialise")
         }
         match self {
-            Output::PracticeAdded(p) | Output::Schedule(p) => v(p),
+            Output::PracticeAdded(p) | Output::Schedule(p) | Output::Practice(p) => v(p),
+            Output::Account(a) => v(a),
             Output::Practices(p) => v(p),
             Output::AccountAdded(a) => v(a),
             Output::Accounts(a) => v(a),
@@ -253,6 +258,8 @@ impl Output {
                 }
             }
             Output::Schedule(p) => line(schedule_line(p)),
+            Output::Practice(p) => super::render_practices::practice(p, line),
+            Output::Account(a) => super::render_practices::account(a, line),
             Output::AccountAdded(a) => {
                 line(format!(
                     "added account {} of practice {} on {}",
@@ -480,7 +487,7 @@ pub fn write_stdout(text: &str) -> anyhow::Result<()> {
 }
 
 /// "schedule `0 3 * * *` (Europe/Paris, default), next sync …".
-fn schedule_line(p: &PracticeView) -> String {
+pub(super) fn schedule_line(p: &PracticeView) -> String {
     format!(
         "schedule `{}` ({}{}), next sync {}",
         p.effective_schedule,

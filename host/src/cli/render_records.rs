@@ -172,9 +172,12 @@ pub fn subscriptions(subs: &[SubscriptionView], mut line: impl FnMut(String)) {
 
 pub fn exported(r: &passerelle_service::export::ExportReport, mut line: impl FnMut(String)) {
     line(format!(
-        "wrote {}: {} centres in {} departments, {} with availability",
-        r.dir, r.centres, r.departments, r.available
+        "wrote {}: {} centres in {} departments, {} with availability, {} bookable slots",
+        r.dir, r.centres, r.departments, r.available, r.appointments
     ));
+    for file in &r.files {
+        line(format!("  {file}"));
+    }
     if r.unpublished > 0 {
         line(format!(
             "{} practices have no public metadata and were left out (`passerelle practices set-public`)",
@@ -199,6 +202,6 @@ pub fn exported(r: &passerelle_service::export::ExportReport, mut line: impl FnM
         ));
     }
     for name in &r.removed {
-        line(format!("removed {name}: no centre left in that department"));
+        line(format!("removed {name}: no centre left in its department"));
     }
 }

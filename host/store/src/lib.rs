@@ -14,6 +14,7 @@ pub mod connectors;
 pub mod daemons;
 pub mod durations;
 pub mod error;
+pub mod export_stats;
 pub mod feed;
 pub mod migrations;
 pub mod notify;

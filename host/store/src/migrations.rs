@@ -41,6 +41,7 @@ embedded!(
     "0015_practice_public",
     "0016_run_overview",
     "0017_store_meta",
+    "0018_export_listing",
 );
 
 /// One backend's embedded migrations.

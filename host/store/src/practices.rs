@@ -87,6 +87,22 @@ impl Store {
         Ok(practice)
     }
 
+    /// Sets (or, with None, clears) an account's own listing.
+    pub async fn set_account_listing(
+        &self,
+        id: &str,
+        listing: Option<&passerelle_model::public::Listing>,
+    ) -> StoreResult<()> {
+        let json = listing.map(|l| serde_json::to_string(l).expect("a listing serialises"));
+        sqlx::query("UPDATE accounts SET public_info = $2 WHERE id = $1")
+            .bind(id)
+            .bind(json)
+            .execute(&self.pool)
+            .await
+            .context("setting the account's listing")?;
+        Ok(())
+    }
+
     /// Sets (or, with None, clears) a practice's public metadata.
     pub async fn set_practice_public(
         &self,
@@ -143,13 +159,14 @@ impl Store {
             label: label.map(str::to_string),
             settings: settings.clone(),
             secrets: vec![],
+            listing: None,
         })
     }
 
     /// Accounts, optionally of one practice, with their secret names.
     pub async fn list_accounts(&self, practice_id: Option<&str>) -> StoreResult<Vec<Account>> {
         let rows = sqlx::query(
-            "SELECT id, practice_id, connector, label, settings FROM accounts
+            "SELECT id, practice_id, connector, label, settings, public_info FROM accounts
              WHERE ($1 IS NULL OR practice_id = $1) ORDER BY practice_id, id",
         )
         .bind(practice_id)
@@ -303,7 +320,7 @@ impl Store {
 
     pub async fn account(&self, id: &str) -> StoreResult<Option<Account>> {
         let row = sqlx::query(
-            "SELECT id, practice_id, connector, label, settings FROM accounts WHERE id = $1",
+            "SELECT id, practice_id, connector, label, settings, public_info FROM accounts WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -517,5 +534,9 @@ fn account_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Account> {
         label: row.get("label"),
         settings: serde_json::from_str(&settings).context("corrupt account settings")?,
         secrets: vec![],
+        // Written by this code from a checked value; an unreadable one is not published.
+        listing: row
+            .get::<Option<String>, _>("public_info")
+            .and_then(|j| serde_json::from_str(&j).ok()),
     })
 }

@@ -477,6 +477,7 @@ impl Store {
                 connector_version, connector_sha256, cursor_before,
                 (SELECT a.label FROM accounts a WHERE a.id = runs.account_id) AS account_label,
                 (SELECT a.settings FROM accounts a WHERE a.id = runs.account_id) AS account_settings,
+                (SELECT a.public_info FROM accounts a WHERE a.id = runs.account_id) AS account_listing,
                 {secret_names} AS account_secrets,
                 CAST(CASE WHEN EXISTS (SELECT 1 FROM account_pauses p WHERE p.account_id = runs.account_id)
                     THEN 1 ELSE 0 END AS BIGINT) AS paused",
@@ -515,6 +516,9 @@ impl Store {
                         .unwrap_or_else(|| "[]".into()),
                 )
                 .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                listing: row
+                    .get::<Option<String>, _>("account_listing")
+                    .and_then(|j| serde_json::from_str(&j).ok()),
             }),
         };
         Ok(Some(Claimed {
