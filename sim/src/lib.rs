@@ -27,7 +27,7 @@ pub mod keldoc;
 pub mod life;
 pub mod maiia;
 pub mod mapharma;
-mod names;
+pub mod names;
 pub mod ordoclic;
 pub mod world;
 

@@ -316,6 +316,48 @@ async fn the_export_has_vitemadoses_shapes_and_no_patient_data() {
     }
 }
 
+/// The demo's data, published as the demo publishes it (some practices without an
+/// address, some without a booking URL of their own), exported: every file the clients
+/// read is there and reads as they read it; what was left out is named with the reason.
+#[tokio::test]
+async fn the_demos_export_reads_as_the_clients_read_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("demo");
+    let report = passerelle::dev::demo::run(passerelle::dev::demo::DemoOptions {
+        data_dir: data_dir.clone(),
+        database_url: None,
+        plugins_dir: passerelle_tests::plugins_dir(),
+        practices: 10,
+        seed: 7,
+        full: false,
+        reset: false,
+    })
+    .await
+    .unwrap();
+    assert_eq!(report.failed, 0, "{}", report.closing);
+    assert!(report.closing.contains("open data"), "{}", report.closing);
+    let app = passerelle::Passerelle::open(&data_dir, Default::default())
+        .await
+        .unwrap();
+    let export = app.last_export().await.unwrap().expect("the demo exported");
+    let open_data = data_dir.join("open-data");
+    walk_like_the_clients(&open_data, &export);
+    assert!(
+        export.available > 0 && export.departments >= 4,
+        "{export:?}"
+    );
+    // Practices 4 and 9 have no address; 5 and 10 no booking URL of their own (their
+    // first account has one).
+    assert!(!export.left_out.is_empty());
+    for l in &export.left_out {
+        assert!(
+            l.reason.contains("address") || l.reason.contains("booking URL"),
+            "{l:?}"
+        );
+    }
+    app.store.close().await;
+}
+
 /// A string, or a failure naming where.
 fn string<'v>(v: &'v Value, at: &str) -> &'v str {
     v.as_str()

@@ -5,7 +5,9 @@
 //! lets the simulated practices live one step (new bookings, reschedulings,
 //! cancellations, deletions) and runs an incremental sync that finds exactly those
 //! changes. A later demo on the same data directory rebuilds the same simulator, moves it
-//! one more step and syncs incrementally again.
+//! one more step and syncs incrementally again. The practices are published (made-up
+//! places, some without an address or a booking URL, as real ones are) and each demo
+//! ends by writing the open-data export into `<data dir>/open-data`.
 //!
 //! [`provision`] and [`simulator_policy`] are also how the end-to-end tests wire a host
 //! to a simulator.
@@ -79,6 +81,75 @@ pub async fn provision(app: &Passerelle, world: &World) -> Result<usize> {
         }
     }
     Ok(accounts)
+}
+
+/// Public metadata for the simulator's practices, set once: the town in the practice's
+/// name (its postcode and department, its rough coordinates) and a made-up street;
+/// every fifth practice, from the fourth, lacks its address (the export leaves it out,
+/// saying so), and every fifth, from the fifth, has no booking URL of its own but its
+/// first account has a listing.
+pub async fn publish(app: &Passerelle, world: &World) -> Result<()> {
+    use passerelle_model::public::{ListingPatch, PublicPatch};
+    use passerelle_service::practices::{AccountUpdate, PracticeUpdate};
+    /// Town halls, roughly.
+    const COORDINATES: &[(&str, f64, f64)] = &[
+        ("Lyon", 45.7676, 4.8359),
+        ("Villeurbanne", 45.7665, 4.8795),
+        ("Nantes", 47.2184, -1.5536),
+        ("Rennes", 48.1113, -1.6800),
+        ("Lille", 50.6372, 3.0633),
+        ("Montreuil", 48.8611, 2.4437),
+        ("Bordeaux", 44.8378, -0.5792),
+        ("Toulouse", 43.6045, 1.4440),
+        ("Grenoble", 45.1885, 5.7245),
+        ("Strasbourg", 48.5734, 7.7521),
+        ("Dijon", 47.3220, 5.0415),
+        ("Angers", 47.4784, -0.5632),
+    ];
+    for (i, practice) in world.practices.iter().enumerate() {
+        let stored = app.store.practice(&practice.id).await?;
+        if stored.is_none_or(|p| p.public.is_some()) {
+            continue;
+        }
+        // Longest first: "Villeurbanne" is not "Lyon".
+        let Some((town, postcode)) = passerelle_sim::names::TOWNS
+            .iter()
+            .filter(|(town, _)| practice.name.contains(town))
+            .max_by_key(|(town, _)| town.len())
+        else {
+            continue;
+        };
+        let coordinates = COORDINATES.iter().find(|(t, _, _)| t == town);
+        let patch = PublicPatch {
+            department: Some(postcode[..2].to_string()),
+            address: Some((i % 5 != 3).then(|| format!("{} rue de l'Exemple", i + 1))),
+            city: Some(Some(town.to_string())),
+            postcode: Some(Some(postcode.to_string())),
+            latitude: Some(coordinates.map(|c| c.1)),
+            longitude: Some(coordinates.map(|c| c.2)),
+            booking_url: Some(
+                (i % 5 != 4).then(|| format!("https://booking.example/{}", practice.id)),
+            ),
+            kind: Some(Some("general-practitioner".into())),
+        };
+        let update = PracticeUpdate {
+            public: Some(Some(patch)),
+            ..PracticeUpdate::default()
+        };
+        app.update_practice(&practice.id, update, chrono::Utc::now())
+            .await?;
+        if let (4, Some(first)) = (i % 5, practice.accounts.first()) {
+            let listing = AccountUpdate {
+                listing: Some(Some(ListingPatch {
+                    booking_url: Some(Some(format!("https://booking.example/{}", first.id))),
+                    kind: Some(Some("vaccination-center".into())),
+                })),
+                ..AccountUpdate::default()
+            };
+            app.update_account(&first.id, listing).await?;
+        }
+    }
+    Ok(())
 }
 
 /// What the demo remembers between runs, in `<data dir>/demo.json`.
@@ -184,6 +255,7 @@ async fn demo_with(
     install_bundled(app, &options.plugins_dir).await?;
     let world = sim.world().clone();
     let accounts = provision(app, &world).await?;
+    publish(app, &world).await?;
     let mut per_platform: BTreeMap<&str, usize> = BTreeMap::new();
     for a in world.accounts() {
         *per_platform.entry(a.platform.as_str()).or_default() += 1;
@@ -239,6 +311,18 @@ async fn demo_with(
         .flat_map(|(_, runs)| runs)
         .filter(|r| r.status != Status::Succeeded)
         .count();
+    let open_data = options.data_dir.join("open-data");
+    let export = app
+        .export_vitemadose(&open_data, chrono::Utc::now())
+        .await?;
+    closing.push_str(&format!(
+        "\nopen data (ViteMaDose's format) in {}: {} centres in {} departments, {} with availability, {} left out (`passerelle export vitemadose` says why)",
+        open_data.display(),
+        export.centres,
+        export.departments,
+        export.available,
+        export.left_out.len()
+    ));
     let db = match &options.database_url {
         Some(url) => passerelle_store::redact_url(url),
         None => options.data_dir.join("passerelle.db").display().to_string(),
