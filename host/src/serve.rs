@@ -61,11 +61,14 @@ pub async fn start(app: Passerelle, options: ServeOptions) -> Result<Running> {
         .merge(passerelle_console::router(daemon.clone(), token.clone()));
     let (api_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let api = tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await;
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stop_rx.await;
+        })
+        .await;
         if let Err(e) = served {
             tracing::error!("admin API stopped: {e}");
         }

@@ -49,9 +49,15 @@ impl Ran {
 
 /// Runs the `passerelle` binary.
 pub fn passerelle(args: &[&str]) -> Ran {
+    passerelle_with_env(args, &[])
+}
+
+/// `passerelle ARGS…` with these environment variables set.
+pub fn passerelle_with_env(args: &[&str], env: &[(&str, &str)]) -> Ran {
     let out = Command::new(binary())
         .args(args)
         .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .output()
         .expect("run passerelle");
     Ran {

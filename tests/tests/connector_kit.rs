@@ -442,6 +442,14 @@ async fn a_recorded_run_replays_to_the_same_records() {
         !text.contains(&account.token),
         "the secret is in the cassette"
     );
+    // No e-mail address but the stand-ins, whoever's it was.
+    for (at, _) in text.match_indices('@') {
+        assert!(
+            text[at + 1..].starts_with("example.invalid"),
+            "an e-mail address is in the cassette: …{}…",
+            &text[at.saturating_sub(20)..(at + 20).min(text.len())]
+        );
+    }
     for a in &appointments {
         let p = a.record.patient.as_ref().unwrap();
         // A lone surname may be a practitioner's too: it must not be a whole value.
@@ -540,7 +548,6 @@ async fn connector_test_records_a_live_origin_then_replays_it() {
     let recorded = dir.path().join("recorded");
     let centre = format!("centre={}", account.centre);
     let profile = format!("profile-id={}", account.profile_id);
-    let token = format!("api-token={}", account.token);
     let args: Vec<String> = [
         "--json",
         "--config",
@@ -554,19 +561,36 @@ async fn connector_test_records_a_live_origin_then_replays_it() {
         &centre,
         "--setting",
         &profile,
+        // A real secret: its value from the environment, never the command line.
         "--secret",
-        &token,
+        "api-token",
         "--full",
         "--checks",
         "idempotent,secrets,patient-logs",
     ]
     .map(String::from)
     .into();
-    let run = |args: Vec<String>| {
+    let secret = account.token.clone();
+    let run = move |args: Vec<String>| {
+        let secret = secret.clone();
         tokio::task::spawn_blocking(move || {
-            passerelle(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            passerelle_tests::kit::passerelle_with_env(
+                &args.iter().map(String::as_str).collect::<Vec<_>>(),
+                &[("PASSERELLE_SECRET_API_TOKEN", &secret)],
+            )
         })
     };
+    // A value on the command line is refused with --record, before anything is done.
+    let mut on_the_line = args.clone();
+    let at = on_the_line.iter().position(|a| a == "api-token").unwrap();
+    on_the_line[at] = format!("api-token={}", account.token);
+    let refused = run(on_the_line).await.unwrap();
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("PASSERELLE_SECRET_API_TOKEN") && !recorded.exists(),
+        "{}",
+        refused.stderr
+    );
     let ran = run(args.clone()).await.unwrap();
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
     let report = ran.json();

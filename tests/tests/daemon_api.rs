@@ -59,6 +59,67 @@ async fn every_endpoint_but_healthz_needs_the_token() {
     d.shutdown().await;
 }
 
+/// Wrong tokens count against the client's address: past its allowance (10 a minute)
+/// even the right token is refused (429, Retry-After) before it is looked at; each wrong
+/// token and the moment the address was held back are on the audit trail, with the
+/// address and never the token. A request without a token is no guess: not counted.
+#[tokio::test]
+async fn wrong_tokens_are_counted_per_address_and_recorded() {
+    let db = &databases().await[0];
+    let d = daemon(db, 1).await;
+    for _ in 0..20 {
+        let a = d.call_as(None, Method::GET, "/v1/practices", None).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    }
+    let guess = |i: usize| format!("pst_guess-{i}-0123456789abcdef");
+    for i in 0..10 {
+        let a = d
+            .call_as(Some(&guess(i)), Method::GET, "/v1/practices", None)
+            .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    // Ten at once are allowed: the right token still gets in.
+    assert_eq!(
+        d.call(Method::GET, "/v1/practices", None).await.status,
+        StatusCode::OK
+    );
+    // The eleventh uses up the allowance: from now on, refused before looking.
+    let a = d
+        .call_as(Some(&guess(10)), Method::GET, "/v1/practices", None)
+        .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let held = d.call(Method::GET, "/v1/practices", None).await;
+    assert_eq!(held.status, StatusCode::TOO_MANY_REQUESTS, "{}", held.text);
+    assert_eq!(held.code(), "too-many-wrong-tokens");
+    let wait: u64 = held.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=6).contains(&wait), "{wait}");
+    // Liveness needs no token and still answers.
+    let health = d.call_as(None, Method::GET, "/healthz", None).await;
+    assert_eq!(health.status, StatusCode::OK);
+    let entries = d.running.daemon.app.audit_entries(Some(100)).await.unwrap();
+    let refused: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == "auth.refused")
+        .collect();
+    assert_eq!(refused.len(), 11);
+    assert!(refused
+        .iter()
+        .all(|e| e.actor == "anonymous" && e.detail.contains("127.0.0.1")));
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.action == "auth.throttled")
+            .count(),
+        1
+    );
+    assert!(entries.iter().all(|e| !e.detail.contains("guess")));
+    d.shutdown().await;
+}
+
 #[tokio::test]
 async fn practices_and_accounts_are_managed_and_inputs_validated() {
     for db in databases().await {

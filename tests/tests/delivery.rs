@@ -217,7 +217,15 @@ async fn every_change_reaches_a_receiver_that_fails_for_a_while_and_a_dead_one_i
         };
         let a = app.add_subscription(&add(flaky.url())).await.unwrap();
         *flaky.secret.lock().unwrap() = a.secret.clone();
-        let b = app.add_subscription(&add(gone.url())).await.unwrap();
+        // The second carries patients (in clear, on loopback: with the operator's leave).
+        let b = app
+            .add_subscription(&AddSubscription {
+                patients: true,
+                allow_cleartext: true,
+                ..add(gone.url())
+            })
+            .await
+            .unwrap();
         *gone.secret.lock().unwrap() = b.secret.clone();
         assert!(a.secret.starts_with("whsec_"));
         let a = a.subscription.id;
@@ -287,6 +295,21 @@ async fn every_change_reaches_a_receiver_that_fails_for_a_while_and_a_dead_one_i
         })
         .await;
         check_received(&d.sim, &gone, db.name).await;
+        // Each batch that carried patients is on the audit trail, and only those.
+        let trail = app.audit_entries(Some(10_000)).await.unwrap();
+        let carried: Vec<_> = trail
+            .iter()
+            .filter(|e| e.action == "webhook.patients-delivered")
+            .collect();
+        assert!(!carried.is_empty(), "{}", db.name);
+        let mut changes = 0;
+        for e in &carried {
+            assert_eq!(e.target, b, "{e:?}");
+            let detail: Value = serde_json::from_str(&e.detail).unwrap();
+            assert!(detail["webhook_id"].as_str().unwrap().starts_with(&b));
+            changes += detail["changes"].as_i64().unwrap();
+        }
+        assert!(changes >= head, "{}: {changes} of {head}", db.name);
         d.shutdown().await;
     }
 }

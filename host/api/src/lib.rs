@@ -33,6 +33,7 @@ use serde_json::json;
 
 use passerelle_daemon::Daemon;
 use passerelle_service::principal::{as_principal, Scope};
+use passerelle_service::tokens::Authenticated;
 use passerelle_service::ServiceError;
 
 /// What handlers share.
@@ -181,6 +182,29 @@ pub fn router(daemon: Arc<Daemon>, token: String) -> Router {
         .with_state(state)
 }
 
+/// The client's address, when the listener gave it.
+pub fn client_address(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// 429 for an address that presented too many wrong tokens.
+fn throttled(wait: std::time::Duration) -> Response {
+    let seconds = wait.as_secs().max(1);
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too-many-wrong-tokens",
+        format!("too many wrong tokens from this address: try again in {seconds} s"),
+    )
+    .into_response();
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_str(&seconds.to_string()).expect("digits"),
+    );
+    response
+}
+
 /// The bearer token a request presents ("" if none).
 fn bearer(headers: &axum::http::HeaderMap) -> &str {
     headers
@@ -195,13 +219,16 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
         return next.run(request).await;
     }
     let presented = bearer(request.headers());
+    let from = client_address(request.extensions());
     let principal = match state
         .daemon
         .app
-        .principal_for(&state.token, presented)
+        .authenticate(&state.token, presented, from, "api")
         .await
     {
-        Ok(p) => p,
+        Ok(Authenticated::Principal(p)) => Some(p),
+        Ok(Authenticated::Unknown) => None,
+        Ok(Authenticated::Throttled(wait)) => return throttled(wait),
         Err(e) => return ApiError::from(e).into_response(),
     };
     let Some(principal) = principal else {
@@ -271,11 +298,17 @@ pub struct HealthDaemon {
         (status = 503, description = "Stopping", body = Health),
     ),
 )]
-async fn healthz(State(state): State<ApiState>, headers: axum::http::HeaderMap) -> Response {
+async fn healthz(State(state): State<ApiState>, request: Request) -> Response {
     let daemon = &state.daemon;
-    let presented = bearer(&headers);
-    let reader = match daemon.app.principal_for(&state.token, presented).await {
-        Ok(Some(p)) => p.allows(Scope::Read),
+    let presented = bearer(request.headers());
+    let from = client_address(request.extensions());
+    // A wrong token here counts as anywhere else; liveness itself needs none.
+    let reader = match daemon
+        .app
+        .authenticate(&state.token, presented, from, "api")
+        .await
+    {
+        Ok(Authenticated::Principal(p)) => p.allows(Scope::Read),
         _ => false,
     };
     let daemons = if reader {

@@ -6,11 +6,13 @@
 //! request does runs as the token's principal (the audit trail names it).
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
+use axum::{Extension, Form};
 use axum_extra::extract::cookie::CookieJar;
 use maud::html;
 
@@ -24,8 +26,20 @@ use passerelle_service::tokens::LoginRefused;
 const FORM_LIMIT: usize = 64 * 1024;
 
 /// `GET /console/login`.
-pub async fn login_page() -> Response {
-    login_form(StatusCode::OK, None)
+pub async fn login_page(
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
+    let from = connection.map(|c| c.0 .0.ip());
+    // A browser elsewhere over plain HTTP would not keep the Secure cookie: say so
+    // rather than let the login go round in circles.
+    let plain_remote = secure_cookie(&headers, from) && !forwarded_https(&headers);
+    login_form(
+        StatusCode::OK,
+        plain_remote.then_some(
+            "this console's session cookie is sent over HTTPS only: open it through a TLS proxy (sending X-Forwarded-Proto: https), or from this machine",
+        ),
+    )
 }
 
 fn login_form(status: StatusCode, problem: Option<&str>) -> Response {
@@ -52,10 +66,12 @@ pub struct LoginForm {
 /// `POST /console/login`: opens a session for a valid token.
 pub async fn log_in(
     State(state): State<ConsoleState>,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     jar: CookieJar,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    let from = connection.map(|c| c.0 .0.ip());
     if !same_origin(&headers) {
         return layout::refusal(
             StatusCode::FORBIDDEN,
@@ -66,13 +82,13 @@ pub async fn log_in(
     match state
         .daemon
         .app
-        .console_login(&state.admin_token, &token)
+        .console_login(&state.admin_token, &token, from)
         .await
     {
         Ok(Ok(principal)) => {
             tracing::info!(principal = %principal.name, "console: logged in");
             let id = state.sessions.open(token);
-            let secure = forwarded_https(&headers);
+            let secure = secure_cookie(&headers, from);
             (
                 jar.add(session::cookie(id, secure)),
                 Redirect::to("/console"),
@@ -83,6 +99,20 @@ pub async fn log_in(
             StatusCode::FORBIDDEN,
             Some("this token holds no `read` scope: the console needs at least that"),
         ),
+        Ok(Err(LoginRefused::Throttled(wait))) => {
+            let mut response = login_form(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(&format!(
+                    "too many wrong tokens from this address: try again in {} s",
+                    wait.as_secs().max(1)
+                )),
+            );
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(wait.as_secs().max(1)),
+            );
+            response
+        }
         Ok(Err(LoginRefused::UnknownToken)) => {
             login_form(StatusCode::UNAUTHORIZED, Some("unknown token"))
         }
@@ -123,6 +153,14 @@ fn same_origin(headers: &HeaderMap) -> bool {
     origin
         .split_once("://")
         .is_some_and(|(_, rest)| !host.is_empty() && rest == host)
+}
+
+/// Whether the session cookie is `Secure`: always, unless the browser is on this very
+/// machine (loopback) and no TLS proxy in front says it came over HTTPS. A browser
+/// elsewhere must come over HTTPS (a TLS proxy sending `X-Forwarded-Proto`): the
+/// cookie is never sent in clear across a network.
+pub(crate) fn secure_cookie(headers: &HeaderMap, from: Option<std::net::IpAddr>) -> bool {
+    forwarded_https(headers) || !from.is_some_and(|ip| ip.is_loopback())
 }
 
 /// Whether a TLS proxy in front says the browser came over HTTPS.
@@ -304,5 +342,22 @@ mod tests {
         assert!(!same_origin(&h));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(!same_origin(&h));
+    }
+
+    #[test]
+    fn the_session_cookie_is_secure_unless_the_browser_is_on_this_machine_over_http() {
+        let plain = HeaderMap::new();
+        let mut proxied = HeaderMap::new();
+        proxied.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        let local = Some("127.0.0.1".parse().unwrap());
+        let local6 = Some("::1".parse().unwrap());
+        let remote = Some("192.0.2.10".parse().unwrap());
+        assert!(!secure_cookie(&plain, local));
+        assert!(!secure_cookie(&plain, local6));
+        assert!(secure_cookie(&proxied, local));
+        assert!(secure_cookie(&plain, remote));
+        assert!(secure_cookie(&proxied, remote));
+        // An address not known: as if from elsewhere.
+        assert!(secure_cookie(&plain, None));
     }
 }

@@ -5,6 +5,11 @@
 //! not recorded); the patient values the run emitted are replaced in the response
 //! bodies by placeholders of the same shape (a date stays a date, an e-mail an e-mail),
 //! so the replayed run parses the same and stores the same records, patients aside.
+//! What the run did not emit is redacted by kind: every e-mail address, the values of
+//! members that hold contact details (`phone`, `email`, `birthdate`…) by their shape,
+//! and login tokens (`access_token`, `session`, `password`…) by a stand-in each — the
+//! same stand-in wherever the value appears, in the URLs too, so the replayed run asks
+//! for what it asked.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -72,7 +77,9 @@ pub async fn record_sync(
         )),
         settings: account.settings.clone(),
     };
-    write(dir, &exchanges, &Placeholders::new(&patients), replay)?;
+    let mut placeholders = Placeholders::new(&patients);
+    placeholders.learn_tokens(&exchanges);
+    write(dir, &exchanges, &placeholders, replay)?;
     // A recording holds what a platform answered about a practice: on the trail.
     app.audit(
         "sync.record",
@@ -119,7 +126,7 @@ fn write(
         write_private(&dir.join(&name), &body).map_err(io)?;
         file.exchanges.push(ExchangeFile {
             method: e.method.clone(),
-            url: e.url.clone(),
+            url: placeholders.apply_text(&e.url),
             headers: BTreeMap::new(),
             body_json: None,
             status: e.status,
@@ -162,6 +169,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 struct Placeholders {
     anywhere: Vec<(String, String)>,
     whole: BTreeMap<String, String>,
+    /// Login tokens learned so far.
+    tokens: usize,
 }
 
 impl Placeholders {
@@ -208,7 +217,47 @@ impl Placeholders {
         }
         let mut anywhere: Vec<(String, String)> = anywhere.into_iter().collect();
         anywhere.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
-        Placeholders { anywhere, whole }
+        Placeholders {
+            anywhere,
+            whole,
+            tokens: 0,
+        }
+    }
+
+    /// Learns the login tokens the responses hold (the values of token-like members),
+    /// each to be replaced by a stand-in of its own wherever it appears.
+    fn learn_tokens(&mut self, exchanges: &[Recorded]) {
+        fn walk(v: &Value, found: &mut Vec<String>) {
+            match v {
+                Value::Object(map) => {
+                    for (key, value) in map {
+                        match (member_kind(key), value) {
+                            (Some(Member::Token), Value::String(s)) if s.chars().count() >= 4 => {
+                                found.push(s.clone())
+                            }
+                            _ => walk(value, found),
+                        }
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|i| walk(i, found)),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        for e in exchanges {
+            if let Ok(v) = serde_json::from_slice::<Value>(&e.body) {
+                walk(&v, &mut found);
+            }
+        }
+        for token in found {
+            let n = self.tokens + 1;
+            if !self.anywhere.iter().any(|(v, _)| *v == token) {
+                self.anywhere.push((token, format!("recorded-token-{n}")));
+                self.tokens = n;
+            }
+        }
+        self.anywhere
+            .sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
     }
 
     fn apply_text(&self, text: &str) -> String {
@@ -221,17 +270,116 @@ impl Placeholders {
                 out = out.replace(value.as_str(), stand_in);
             }
         }
-        out
+        // Stand-ins (`patient1@example.invalid`) stay; any other address goes.
+        passerelle_runtime::scrub::replace_emails(&out, |address| {
+            if address.ends_with("@example.invalid") {
+                address.to_string()
+            } else {
+                "redacted@example.invalid".to_string()
+            }
+        })
+        .into_owned()
+    }
+
+    /// A contact value: its stand-in when the run emitted it (or it is an e-mail
+    /// address), else one of its shape — a date stays a valid date.
+    fn redact_contact(&self, s: &str) -> String {
+        let known = self.apply_text(s);
+        if known != s {
+            return known;
+        }
+        let date_like = s.chars().any(|c| c.is_ascii_digit())
+            && s.chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '-' | '/' | '.'));
+        if date_like && (8..=10).contains(&s.len()) {
+            same_shape_date(Some(s))
+        } else {
+            same_shape(s)
+        }
     }
 
     fn apply_json(&self, v: &mut Value) {
         match v {
             Value::String(s) => *s = self.apply_text(s),
             Value::Array(items) => items.iter_mut().for_each(|i| self.apply_json(i)),
-            Value::Object(map) => map.values_mut().for_each(|i| self.apply_json(i)),
+            Value::Object(map) => {
+                for (key, value) in map.iter_mut() {
+                    match (member_kind(key), &value) {
+                        (Some(Member::Contact), Value::String(s)) => {
+                            *value = Value::String(self.redact_contact(s))
+                        }
+                        _ => self.apply_json(value),
+                    }
+                }
+            }
             _ => {}
         }
     }
+}
+
+/// What a JSON member holds, by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Member {
+    /// Contact details or a birth date: redacted by shape whoever they are of.
+    Contact,
+    /// A login token or password: a stand-in of its own.
+    Token,
+}
+
+/// The kind of a member named `key` (`access_token`, `accessToken`, `Access-Token` are
+/// one name).
+fn member_kind(key: &str) -> Option<Member> {
+    let name: String = key
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    // Whole names, and endings (`mobilePhone`, `refresh_token`, `clientSecret`); short
+    // words only whole (`tel` ends `hotel`).
+    const CONTACT_NAMES: &[&str] = &["tel", "fax", "mail", "mobile", "dob", "birthday"];
+    const CONTACT_ENDINGS: &[&str] = &[
+        "phone",
+        "phonenumber",
+        "email",
+        "emailaddress",
+        "birthdate",
+        "dateofbirth",
+    ];
+    const TOKEN_NAMES: &[&str] = &["session", "jwt", "authorization", "passwd", "auth"];
+    const TOKEN_ENDINGS: &[&str] = &[
+        "token",
+        "password",
+        "secret",
+        "apikey",
+        "sessionid",
+        "cookie",
+    ];
+    let is = |names: &[&str], endings: &[&str]| {
+        names.contains(&name.as_str()) || endings.iter().any(|w| name.ends_with(w))
+    };
+    if is(TOKEN_NAMES, TOKEN_ENDINGS) {
+        Some(Member::Token)
+    } else if is(CONTACT_NAMES, CONTACT_ENDINGS) {
+        Some(Member::Contact)
+    } else {
+        None
+    }
+}
+
+/// A value of the same shape: digits `0`, letters `x`, the rest kept (`+33 6 12…` →
+/// `+00 0 00…`, `zoe@ex.fr` → `xxx@xx.xx`, `1984-03-12` → `0000-00-00`).
+fn same_shape(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_digit() {
+                '0'
+            } else if c.is_alphabetic() {
+                'x'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// A date in the same format: `1984-03-12` → `1900-01-01`; another shape keeps its
@@ -257,6 +405,47 @@ fn digits_to_zero(s: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use crate::record::*;
+
+    /// What the run did not emit is redacted by kind: e-mails anywhere, contact members
+    /// by shape, login tokens by one stand-in each, in the URLs as in the bodies.
+    #[test]
+    fn contacts_and_tokens_the_run_did_not_emit_are_redacted() {
+        let body = serde_json::json!({
+            "access_token": "eyJhbGciOi.payload.sig",
+            "session": {"refreshToken": "r-77-secret-ish"},
+            "patients": [{"mobilePhone": "06 55 12 34 56", "e-mail": "anna@x.example",
+                "birthDate": "12/03/1984", "note": "write to anna@x.example"}],
+            "agenda": {"id": 123456789, "label": "Cabinet"}
+        });
+        let exchange = Recorded {
+            method: "GET".into(),
+            url: "https://p.example/api/agenda?token=eyJhbGciOi.payload.sig&q=anna@x.example"
+                .into(),
+            request_body: None,
+            status: 200,
+            headers: vec![],
+            body: serde_json::to_vec(&body).unwrap(),
+        };
+        let mut placeholders = Placeholders::new(&[]);
+        placeholders.learn_tokens(std::slice::from_ref(&exchange));
+        let mut v = body.clone();
+        placeholders.apply_json(&mut v);
+        assert_eq!(v["access_token"], "recorded-token-1");
+        assert_eq!(v["session"]["refreshToken"], "recorded-token-2");
+        let p = &v["patients"][0];
+        assert_eq!(p["mobilePhone"], "00 00 00 00 00");
+        assert_eq!(p["e-mail"], "redacted@example.invalid");
+        assert_eq!(p["birthDate"], "11/11/1111");
+        assert_eq!(p["note"], "write to redacted@example.invalid");
+        // Ids and the rest as the platform sent them; a short word only whole.
+        assert_eq!(v["agenda"], body["agenda"]);
+        assert_eq!(member_kind("hotel"), None);
+        assert_eq!(member_kind("nextPageToken"), Some(Member::Token));
+        assert_eq!(
+            placeholders.apply_text(&exchange.url),
+            "https://p.example/api/agenda?token=recorded-token-1&q=redacted@example.invalid"
+        );
+    }
 
     #[test]
     fn patient_values_become_stand_ins_of_the_same_shape() {

@@ -34,6 +34,15 @@ static PHONE: LazyLock<Regex> = LazyLock::new(|| {
     .unwrap()
 });
 
+/// `text` with every e-mail address replaced by what `with` makes of it (what is no
+/// e-mail stays as it is).
+pub fn replace_emails<'t>(
+    text: &'t str,
+    with: impl Fn(&str) -> String,
+) -> std::borrow::Cow<'t, str> {
+    EMAIL.replace_all(text, |caps: &regex::Captures| with(&caps[0]))
+}
+
 /// Patterns past which rebuilding the matcher is moved off the async workers.
 const HEAVY_REBUILD: usize = 10_000;
 

@@ -77,6 +77,8 @@ pub struct Passerelle {
     pub queued: Arc<tokio::sync::Notify>,
     /// Drift alerts (log, metric, webhook).
     pub alerts: crate::alerts::Alerts,
+    /// Wrong tokens by client address ([`Passerelle::authenticate`]).
+    pub auth_limiter: crate::auth_limit::AuthLimiter,
 }
 
 impl Passerelle {
@@ -121,6 +123,8 @@ impl Passerelle {
         let metrics = Arc::new(Metrics::new());
         let http = HttpService::new(&config.http, metrics.clone())?;
         let alerts = crate::alerts::Alerts::new(&config.alerts, metrics.clone())?;
+        let auth_limiter =
+            crate::auth_limit::AuthLimiter::new(config.daemon.wrong_tokens_per_minute);
         Ok(Passerelle {
             store,
             runtime: Arc::new(runtime),
@@ -136,6 +140,7 @@ impl Passerelle {
             practices_changed: tokio::sync::watch::channel(0).0,
             queued: Arc::new(tokio::sync::Notify::new()),
             alerts,
+            auth_limiter,
         })
     }
 

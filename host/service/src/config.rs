@@ -208,6 +208,10 @@ pub struct DaemonConfig {
     /// `max_concurrent_runs` runs at their limits plus its own base could exceed it.
     /// Unset: the worst case is only reported at start.
     pub memory_ceiling_mib: Option<u64>,
+    /// Wrong tokens (API bearer or console login) one client address may present in a
+    /// minute, all at once or spread; past that it is refused (429) before its tokens
+    /// are looked at, until its allowance refills.
+    pub wrong_tokens_per_minute: u32,
 }
 
 impl Default for DaemonConfig {
@@ -215,6 +219,7 @@ impl Default for DaemonConfig {
         DaemonConfig {
             listen: ([127, 0, 0, 1], 8787).into(),
             token: None,
+            wrong_tokens_per_minute: 10,
             max_concurrent_runs: 8,
             max_concurrent_per_connector: 4,
             shutdown_grace_secs: 30,

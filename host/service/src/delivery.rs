@@ -200,6 +200,16 @@ impl Deliverer {
                     .subscription_delivered(&sub.id, &self.daemon, through, count as i64, now_ms)
                     .await?;
                 self.app.metrics.delivered(count as u64);
+                if sub.patients {
+                    // Patient data left the daemon: on the trail, which batch to whom.
+                    self.app
+                        .audit(
+                            "webhook.patients-delivered",
+                            &sub.id,
+                            serde_json::json!({"webhook_id": message_id, "changes": count}),
+                        )
+                        .await?;
+                }
                 Ok(Delivered::Batch {
                     subscription: sub.id,
                     changes: count,

@@ -114,18 +114,74 @@ impl Passerelle {
             }))
     }
 
+    /// Who a bearer token presented by `from` (the client's address, when known) is:
+    /// the address past its allowance of wrong tokens is refused before the token is
+    /// looked at ([`crate::auth_limit`]); a wrong token counts against it and is recorded
+    /// in the audit trail (`auth.refused`, with the address, never the token), as is the
+    /// moment an address is held back (`auth.throttled`). `via`: `api` or `console`.
+    pub async fn authenticate(
+        &self,
+        admin_token: &str,
+        presented: &str,
+        from: Option<std::net::IpAddr>,
+        via: &str,
+    ) -> ServiceResult<Authenticated> {
+        // An address unknown (a caller without a socket) shares one allowance.
+        let address = from.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        if let Some(wait) = self.auth_limiter.blocked_for(address) {
+            return Ok(Authenticated::Throttled(wait));
+        }
+        if let Some(p) = self.principal_for(admin_token, presented).await? {
+            return Ok(Authenticated::Principal(p));
+        }
+        if presented.is_empty() {
+            return Ok(Authenticated::Unknown);
+        }
+        let held_back = self.auth_limiter.failed(address);
+        let anonymous = Principal {
+            name: "anonymous".into(),
+            scopes: Vec::new(),
+        };
+        super::principal::as_principal(anonymous, async {
+            self.audit(
+                "auth.refused",
+                via,
+                serde_json::json!({"address": address.to_string()}),
+            )
+            .await?;
+            if let Some(wait) = held_back {
+                tracing::warn!(%address, via, "too many wrong tokens: this address is held back");
+                self.audit(
+                    "auth.throttled",
+                    via,
+                    serde_json::json!({"address": address.to_string(), "seconds": wait.as_secs_f64().ceil()}),
+                )
+                .await?;
+            }
+            Ok::<_, ServiceError>(())
+        })
+        .await?;
+        Ok(Authenticated::Unknown)
+    }
+
     /// A console login: the token's principal if it may use the console (`read`),
     /// recorded in the audit trail whether it was let in or not (`console.login`,
-    /// `console.login-refused`; never the token itself).
+    /// `console.login-refused`; never the token itself). Wrong tokens count against the
+    /// client's address as the API's do ([`Passerelle::authenticate`]).
     pub async fn console_login(
         &self,
         admin_token: &str,
         presented: &str,
+        from: Option<std::net::IpAddr>,
     ) -> ServiceResult<Result<Principal, LoginRefused>> {
-        let outcome = match self.principal_for(admin_token, presented).await? {
-            Some(p) if p.allows(Scope::Read) => Ok(p),
-            Some(p) => Err((LoginRefused::NoReadScope, p.name)),
-            None => Err((LoginRefused::UnknownToken, "anonymous".to_string())),
+        let outcome = match self
+            .authenticate(admin_token, presented, from, "console")
+            .await?
+        {
+            Authenticated::Throttled(wait) => return Ok(Err(LoginRefused::Throttled(wait))),
+            Authenticated::Principal(p) if p.allows(Scope::Read) => Ok(p),
+            Authenticated::Principal(p) => Err((LoginRefused::NoReadScope, p.name)),
+            Authenticated::Unknown => Err((LoginRefused::UnknownToken, "anonymous".to_string())),
         };
         match outcome {
             Ok(p) => {
@@ -166,6 +222,16 @@ impl Passerelle {
     }
 }
 
+/// Who a presented token is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Authenticated {
+    Principal(Principal),
+    /// No token, or neither the admin token nor a named token's.
+    Unknown,
+    /// The client's address presented too many wrong tokens: it waits this long.
+    Throttled(std::time::Duration),
+}
+
 /// Why a console login was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginRefused {
@@ -173,6 +239,8 @@ pub enum LoginRefused {
     UnknownToken,
     /// A named token without the `read` scope.
     NoReadScope,
+    /// Too many wrong tokens from this address: it waits this long.
+    Throttled(std::time::Duration),
 }
 
 impl LoginRefused {
@@ -180,6 +248,7 @@ impl LoginRefused {
         match self {
             LoginRefused::UnknownToken => "unknown token",
             LoginRefused::NoReadScope => "no read scope",
+            LoginRefused::Throttled(_) => "too many wrong tokens",
         }
     }
 }

@@ -606,10 +606,13 @@ pub enum ConnectorCmd {
         /// `[replay] settings`).
         #[arg(long = "setting", value_parser = parse_key_value)]
         settings: Vec<(String, String)>,
-        /// An account secret, NAME=VALUE (repeatable). Use made-up values: the checks
-        /// look for them where they must not be.
+        /// An account secret (repeatable): NAME=VALUE with a made-up value for a
+        /// replay (the checks look for it where it must not be), or NAME alone to read
+        /// the value from the environment variable PASSERELLE_SECRET_<NAME> (upper case,
+        /// `-` as `_`) — the only way with --record, whose secrets are real: a command
+        /// line is visible to every user of the machine and kept in shell history.
         #[arg(long = "secret", value_parser = parse_secret)]
-        secrets: Vec<(String, String)>,
+        secrets: Vec<(String, Option<String>)>,
         /// The run's clock, RFC 3339 (e.g. 2021-04-03T09:00:00+02:00) or a date
         /// (midnight UTC): recorded responses are replayed at the time they were
         /// recorded. Default: the cassette's `[replay] now`, else now.
@@ -636,11 +639,17 @@ pub enum ConnectorCmd {
 }
 
 /// NAME=VALUE, without echoing what was given (it may be a secret).
-fn parse_secret(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
-        .filter(|(k, _)| !k.is_empty())
-        .ok_or_else(|| "expected NAME=VALUE".to_string())
+fn parse_secret(s: &str) -> Result<(String, Option<String>), String> {
+    let (name, value) = match s.split_once('=') {
+        Some((k, v)) => (k.trim(), Some(v.to_string())),
+        None => (s.trim(), None),
+    };
+    if name.is_empty() {
+        return Err(
+            "expected NAME=VALUE, or NAME with its value in PASSERELLE_SECRET_<NAME>".into(),
+        );
+    }
+    Ok((name.to_string(), value))
 }
 
 fn parse_now(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {

@@ -58,6 +58,7 @@ pub async fn run(command: ConnectorCmd, config: &Config) -> Result<Output> {
                 None => Check::ALL.to_vec(),
                 Some(list) => list.into_iter().flatten().collect(),
             };
+            let secrets = secret_values(secrets, record.is_some())?;
             let (cassette, live) = match (cassette, record) {
                 (_, Some(dir)) => (dir, Some(config.http.clone())),
                 (Some(dir), None) => (dir, None),
@@ -75,7 +76,7 @@ pub async fn run(command: ConnectorCmd, config: &Config) -> Result<Output> {
                 live,
                 bench: BenchOptions {
                     settings: settings.into_iter().collect(),
-                    secrets: secrets.into_iter().collect(),
+                    secrets,
                     now,
                     window,
                 },
@@ -89,4 +90,43 @@ pub async fn run(command: ConnectorCmd, config: &Config) -> Result<Output> {
             )))
         }
     }
+}
+
+/// The environment variable that holds secret `name`'s value.
+fn secret_variable(name: &str) -> String {
+    let upper: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("PASSERELLE_SECRET_{upper}")
+}
+
+/// `--secret` values: given (made-up ones, for a replay), or read from the environment.
+/// With `live` (a recording against the real platform) a value on the command line is
+/// refused: it is a real secret there.
+fn secret_values(
+    secrets: Vec<(String, Option<String>)>,
+    live: bool,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut values = std::collections::BTreeMap::new();
+    for (name, value) in secrets {
+        let variable = secret_variable(&name);
+        let value = match value {
+            Some(_) if live => bail!(
+                "--record uses real secrets: give `--secret {name}` and its value in {variable}, not on the command line (every user of the machine sees it in `ps`, and the shell keeps it in its history)"
+            ),
+            Some(value) => value,
+            None => std::env::var(&variable).map_err(|_| {
+                anyhow::anyhow!("--secret {name}: set {variable} to its value")
+            })?,
+        };
+        values.insert(name, value);
+    }
+    Ok(values)
 }

@@ -11,11 +11,17 @@
 //!
 //! Instants are stored as RFC 3339 UTC text with milliseconds, which orders as text.
 
+mod claim;
+mod reap;
+
+pub use claim::Claimed;
+pub use reap::{ReapScope, Reaped};
+
 use sqlx::Row;
 
-use super::error::{is_unique_violation, DbContext, StoreResult};
+use super::error::{DbContext, StoreResult};
 use super::{now_text, placeholders, Backend, Store};
-use passerelle_model::run::{ErrorKind, Mode, NewRun, PauseReason, Run, Status, Trigger};
+use passerelle_model::run::{Mode, NewRun, PauseReason, Status, Trigger};
 
 /// A practice's scheduled slot, to be taken before its runs are queued.
 #[derive(Debug, Clone)]
@@ -95,54 +101,6 @@ pub enum Queued {
 pub struct QueueOutcome {
     pub runs: Vec<Queued>,
     pub slots_taken_elsewhere: std::collections::HashSet<String>,
-}
-
-/// A run a daemon has claimed (status `running`, owned by it), with what its run needs
-/// to start, read by the claiming statement itself.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Claimed {
-    pub run_id: i64,
-    pub practice_id: String,
-    pub account_id: String,
-    pub connector: String,
-    pub trigger: Trigger,
-    pub mode: Mode,
-    pub attempt: u32,
-    /// Its account as claimed (None: deleted meanwhile).
-    pub account: Option<passerelle_model::practice::Account>,
-    /// The connector version it runs on, chosen and recorded by the claim as
-    /// [`Store::connector_for`] chooses (the canary's for a practice in its set, else
-    /// the active one; the version it was queued with if none is installed any more).
-    pub connector_version: String,
-    pub connector_sha256: String,
-    /// The cursor it starts from (recorded as `cursor_before`; None for a full run).
-    pub cursor: Option<String>,
-    /// Whether the account had a pause (drift, security event) when claimed: only a
-    /// run of a paused account has one to lift.
-    pub paused: bool,
-}
-
-/// A running run whose daemon stopped renewing its lease, closed by [`Store::reap`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reaped {
-    pub run_id: i64,
-    /// The run as recorded once closed.
-    pub run: Option<Run>,
-    pub account_id: String,
-    pub owner: String,
-    /// The run queued to do its work again, if it was (not past the attempts allowed,
-    /// and the account had none queued already).
-    pub requeued: Option<i64>,
-}
-
-/// Which running runs [`Store::reap`] closes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReapScope {
-    /// Leases that expired.
-    Expired,
-    /// Every leased run: at the start of the only daemon a SQLite database can have
-    /// (it holds the lock, so the runs' daemon is gone).
-    AllLeased,
 }
 
 impl Store {
@@ -378,240 +336,6 @@ impl Store {
         })
     }
 
-    /// Claims the next run this daemon may start: manual runs first, then the oldest;
-    /// not one still in its backoff, of a connector in `full` (at this daemon's cap), or
-    /// of an account running elsewhere. The run becomes `running`, owned by `owner`
-    /// until `lease_until` unless renewed.
-    pub async fn claim_run(
-        &self,
-        owner: &str,
-        lease_until: &str,
-        full: &[String],
-    ) -> StoreResult<Option<Claimed>> {
-        match self.claim_one(owner, lease_until, full).await {
-            Ok(c) => Ok(c),
-            // A local `passerelle sync` started the account meanwhile: not claimable now,
-            // looked at again on the next change.
-            Err(e) if is_unique_violation(&e) => Ok(None),
-            Err(source) => Err(super::error::StoreError::Database {
-                context: "claiming a queued run",
-                source,
-            }),
-        }
-    }
-
-    /// One statement: the oldest claimable manual run, else the oldest claimable run.
-    async fn claim_one(
-        &self,
-        owner: &str,
-        lease_until: &str,
-        full: &[String],
-    ) -> Result<Option<Claimed>, sqlx::Error> {
-        let now = now_text();
-        // $1..$5 fixed, then the full connectors.
-        let not_full = if full.is_empty() {
-            String::new()
-        } else {
-            format!(" AND q.connector NOT IN ({})", placeholders(6, full.len()))
-        };
-        let lock = match self.backend {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let candidate = |manual_only: bool| {
-            // Manual runs: a partial index of queued manual runs finds them without
-            // reading the other queued runs; its condition is written as literals so the
-            // planners can match it.
-            let manual = if manual_only {
-                format!(
-                    " AND q.status = '{}' AND q.trigger = '{}'",
-                    Status::Queued.as_str(),
-                    Trigger::Manual.as_str()
-                )
-            } else {
-                String::new()
-            };
-            format!(
-                "(SELECT q.id FROM runs q
-                  WHERE q.status = $5 AND (q.not_before IS NULL OR q.not_before <= $4){manual}{not_full}
-                    AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.account_id = q.account_id AND r.status = $1)
-                  ORDER BY q.id LIMIT 1 {lock})"
-            )
-        };
-        // The names of the account's secrets, as a JSON array.
-        let secret_names = match self.backend {
-            Backend::Sqlite => {
-                "(SELECT json_group_array(name) FROM (SELECT name FROM account_secrets s
-                    WHERE s.account_id = runs.account_id ORDER BY name))"
-            }
-            Backend::Postgres => {
-                "(SELECT COALESCE(json_agg(name ORDER BY name), '[]'::json)::text
-                    FROM account_secrets s WHERE s.account_id = runs.account_id)"
-            }
-        };
-        // The version the run runs on, as `connector_for` chooses it (the one queued if
-        // none is installed any more: the run then fails saying so).
-        let version_column = |column: &str| {
-            format!(
-                "COALESCE({}, runs.connector_{column})",
-                super::connectors::chosen_version(
-                    self.backend,
-                    column,
-                    "runs.connector",
-                    "runs.practice_id"
-                )
-            )
-        };
-        // One statement (a transaction of its own: on SQLite a writing statement takes
-        // the write lock as it starts) that also starts the run — the version it runs
-        // on, the cursor it starts from — and reads what it needs: its account and
-        // whether it is paused. Starting a run costs no further round trip.
-        let sql = format!(
-            "UPDATE runs SET status = $1, owner = $2, lease_until = $3, started_at = $4,
-                connector_version = {}, connector_sha256 = {},
-                cursor_before = CASE WHEN runs.mode = '{}'
-                    THEN (SELECT c.cursor FROM sync_state c WHERE c.account_id = runs.account_id)
-                    END
-             WHERE id = COALESCE({}, {})
-             RETURNING id, practice_id, account_id, connector, trigger, mode, attempt,
-                connector_version, connector_sha256, cursor_before,
-                (SELECT a.label FROM accounts a WHERE a.id = runs.account_id) AS account_label,
-                (SELECT a.settings FROM accounts a WHERE a.id = runs.account_id) AS account_settings,
-                (SELECT a.public_info FROM accounts a WHERE a.id = runs.account_id) AS account_listing,
-                {secret_names} AS account_secrets,
-                CAST(CASE WHEN EXISTS (SELECT 1 FROM account_pauses p WHERE p.account_id = runs.account_id)
-                    THEN 1 ELSE 0 END AS BIGINT) AS paused",
-            version_column("version"),
-            version_column("sha256"),
-            Mode::Incremental.as_str(),
-            candidate(true),
-            candidate(false)
-        );
-        let mut query = sqlx::query(&sql)
-            .bind(Status::Running.as_str())
-            .bind(owner)
-            .bind(lease_until)
-            .bind(&now)
-            .bind(Status::Queued.as_str());
-        for c in full {
-            query = query.bind(c.as_str());
-        }
-        let Some(row) = query.fetch_optional(&self.pool).await? else {
-            return Ok(None);
-        };
-        let account_id: String = row.get("account_id");
-        let practice_id: String = row.get("practice_id");
-        let connector: String = row.get("connector");
-        let account = match row.get::<Option<String>, _>("account_settings") {
-            None => None,
-            Some(settings) => Some(passerelle_model::practice::Account {
-                id: account_id.clone(),
-                practice_id: practice_id.clone(),
-                connector: connector.clone(),
-                label: row.get("account_label"),
-                settings: serde_json::from_str(&settings)
-                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-                secrets: serde_json::from_str(
-                    &row.get::<Option<String>, _>("account_secrets")
-                        .unwrap_or_else(|| "[]".into()),
-                )
-                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-                listing: row
-                    .get::<Option<String>, _>("account_listing")
-                    .and_then(|j| serde_json::from_str(&j).ok()),
-            }),
-        };
-        Ok(Some(Claimed {
-            run_id: row.get("id"),
-            practice_id,
-            account_id,
-            connector,
-            trigger: decode(Trigger::parse(&row.get::<String, _>("trigger")))?,
-            mode: decode(Mode::parse(&row.get::<String, _>("mode")))?,
-            attempt: u32::try_from(row.get::<i64, _>("attempt")).unwrap_or(1),
-            account,
-            connector_version: row.get("connector_version"),
-            connector_sha256: row.get("connector_sha256"),
-            cursor: row.get("cursor_before"),
-            paused: row.get::<i64, _>("paused") != 0,
-        }))
-    }
-
-    /// Closes running runs whose daemon is gone — their lease expired, or (`scope`)
-    /// every leased one — as `cancelled` (interrupted), keeping what their checkpoints
-    /// committed, and queues each account's work again unless it is at `max_attempts`.
-    pub async fn reap(&self, scope: ReapScope, max_attempts: u32) -> StoreResult<Vec<Reaped>> {
-        let now = now_text();
-        let rows = sqlx::query(
-            "SELECT id, account_id, owner, lease_until, attempt FROM runs
-             WHERE status = $1 AND lease_until IS NOT NULL AND (lease_until < $2 OR $3 = 1)",
-        )
-        .bind(Status::Running.as_str())
-        .bind(&now)
-        .bind(i64::from(scope == ReapScope::AllLeased))
-        .fetch_all(&self.pool)
-        .await
-        .context("reading expired leases")?;
-        let mut reaped = Vec::new();
-        for row in rows {
-            let id: i64 = row.get("id");
-            let owner: String = row.get::<Option<String>, _>("owner").unwrap_or_default();
-            let lease: String = row.get("lease_until");
-            let attempt: i64 = row.get("attempt");
-            let mut tx = self.begin_write().await?;
-            let closed = sqlx::query(
-                "UPDATE runs SET status = $2, finished_at = $3, error_kind = $4, error_detail = $5,
-                    lease_until = NULL
-                 WHERE id = $1 AND status = $6 AND lease_until = $7",
-            )
-            .bind(id)
-            .bind(Status::Cancelled.as_str())
-            .bind(&now)
-            .bind(ErrorKind::Interrupted.as_str())
-            .bind(format!(
-                "interrupted: its daemon ({owner}) stopped renewing its lease (ended {lease}); \
-                 what its checkpoints committed is kept"
-            ))
-            .bind(Status::Running.as_str())
-            .bind(&lease)
-            .execute(&mut *tx)
-            .await
-            .context("closing a run whose lease expired")?;
-            if closed.rows_affected() == 0 {
-                continue; // renewed or ended meanwhile
-            }
-            let mut requeued = None;
-            if attempt < i64::from(max_attempts) {
-                let row = sqlx::query(
-                    "INSERT INTO runs (practice_id, account_id, connector, connector_version,
-                        connector_sha256, trigger, mode, status, started_at, queued_at, attempt)
-                     SELECT practice_id, account_id, connector, connector_version, connector_sha256,
-                        trigger, mode, $2, $3, $3, attempt + 1
-                     FROM runs WHERE id = $1
-                     ON CONFLICT DO NOTHING RETURNING id",
-                )
-                .bind(id)
-                .bind(Status::Queued.as_str())
-                .bind(&now)
-                .fetch_optional(&mut *tx)
-                .await
-                .context("queueing an interrupted run again")?;
-                requeued = row.map(|r| r.get::<i64, _>("id"));
-            }
-            tx.commit()
-                .await
-                .context("closing a run whose lease expired")?;
-            reaped.push(Reaped {
-                run_id: id,
-                run: self.run(id).await?,
-                account_id: row.get("account_id"),
-                owner,
-                requeued,
-            });
-        }
-        Ok(reaped)
-    }
-
     /// The account's queued or running run, if any.
     pub async fn active_run(&self, account_id: &str) -> StoreResult<Option<i64>> {
         let row = sqlx::query(
@@ -733,7 +457,9 @@ impl Store {
 }
 
 /// A stored value that cannot be read back, as sqlx's decoding error.
-fn decode<T>(v: Result<T, passerelle_model::run::UnknownValue>) -> Result<T, sqlx::Error> {
+pub(super) fn decode<T>(
+    v: Result<T, passerelle_model::run::UnknownValue>,
+) -> Result<T, sqlx::Error> {
     v.map_err(|e| sqlx::Error::Decode(e.to_string().into()))
 }
 

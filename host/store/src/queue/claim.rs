@@ -1,0 +1,196 @@
+//! Claiming: one statement that takes the next run this daemon may start, starts it (the
+//! version it runs on, the cursor it starts from) and reads what it needs (its account,
+//! its secrets' names, whether it is paused).
+
+use sqlx::Row;
+
+use super::decode;
+use crate::error::{is_unique_violation, StoreResult};
+use crate::{now_text, placeholders, Backend, Store};
+use passerelle_model::run::{Mode, Status, Trigger};
+
+/// A run a daemon has claimed (status `running`, owned by it), with what its run needs
+/// to start, read by the claiming statement itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub run_id: i64,
+    pub practice_id: String,
+    pub account_id: String,
+    pub connector: String,
+    pub trigger: Trigger,
+    pub mode: Mode,
+    pub attempt: u32,
+    /// Its account as claimed (None: deleted meanwhile).
+    pub account: Option<passerelle_model::practice::Account>,
+    /// The connector version it runs on, chosen and recorded by the claim as
+    /// [`Store::connector_for`] chooses (the canary's for a practice in its set, else
+    /// the active one; the version it was queued with if none is installed any more).
+    pub connector_version: String,
+    pub connector_sha256: String,
+    /// The cursor it starts from (recorded as `cursor_before`; None for a full run).
+    pub cursor: Option<String>,
+    /// Whether the account had a pause (drift, security event) when claimed: only a
+    /// run of a paused account has one to lift.
+    pub paused: bool,
+}
+
+impl Store {
+    /// Claims the next run this daemon may start: manual runs first, then the oldest;
+    /// not one still in its backoff, of a connector in `full` (at this daemon's cap), or
+    /// of an account running elsewhere. The run becomes `running`, owned by `owner`
+    /// until `lease_until` unless renewed.
+    pub async fn claim_run(
+        &self,
+        owner: &str,
+        lease_until: &str,
+        full: &[String],
+    ) -> StoreResult<Option<Claimed>> {
+        match self.claim_one(owner, lease_until, full).await {
+            Ok(c) => Ok(c),
+            // A local `passerelle sync` started the account meanwhile: not claimable now,
+            // looked at again on the next change.
+            Err(e) if is_unique_violation(&e) => Ok(None),
+            Err(source) => Err(crate::error::StoreError::Database {
+                context: "claiming a queued run",
+                source,
+            }),
+        }
+    }
+
+    /// One statement: the oldest claimable manual run, else the oldest claimable run.
+    async fn claim_one(
+        &self,
+        owner: &str,
+        lease_until: &str,
+        full: &[String],
+    ) -> Result<Option<Claimed>, sqlx::Error> {
+        let now = now_text();
+        // $1..$5 fixed, then the full connectors.
+        let not_full = if full.is_empty() {
+            String::new()
+        } else {
+            format!(" AND q.connector NOT IN ({})", placeholders(6, full.len()))
+        };
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let candidate = |manual_only: bool| {
+            // Manual runs: a partial index of queued manual runs finds them without
+            // reading the other queued runs; its condition is written as literals so the
+            // planners can match it.
+            let manual = if manual_only {
+                format!(
+                    " AND q.status = '{}' AND q.trigger = '{}'",
+                    Status::Queued.as_str(),
+                    Trigger::Manual.as_str()
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "(SELECT q.id FROM runs q
+                  WHERE q.status = $5 AND (q.not_before IS NULL OR q.not_before <= $4){manual}{not_full}
+                    AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.account_id = q.account_id AND r.status = $1)
+                  ORDER BY q.id LIMIT 1 {lock})"
+            )
+        };
+        // The names of the account's secrets, as a JSON array.
+        let secret_names = match self.backend {
+            Backend::Sqlite => {
+                "(SELECT json_group_array(name) FROM (SELECT name FROM account_secrets s
+                    WHERE s.account_id = runs.account_id ORDER BY name))"
+            }
+            Backend::Postgres => {
+                "(SELECT COALESCE(json_agg(name ORDER BY name), '[]'::json)::text
+                    FROM account_secrets s WHERE s.account_id = runs.account_id)"
+            }
+        };
+        // The version the run runs on, as `connector_for` chooses it (the one queued if
+        // none is installed any more: the run then fails saying so).
+        let version_column = |column: &str| {
+            format!(
+                "COALESCE({}, runs.connector_{column})",
+                crate::connectors::chosen_version(
+                    self.backend,
+                    column,
+                    "runs.connector",
+                    "runs.practice_id"
+                )
+            )
+        };
+        // One statement (a transaction of its own: on SQLite a writing statement takes
+        // the write lock as it starts) that also starts the run — the version it runs
+        // on, the cursor it starts from — and reads what it needs: its account and
+        // whether it is paused. Starting a run costs no further round trip.
+        let sql = format!(
+            "UPDATE runs SET status = $1, owner = $2, lease_until = $3, started_at = $4,
+                connector_version = {}, connector_sha256 = {},
+                cursor_before = CASE WHEN runs.mode = '{}'
+                    THEN (SELECT c.cursor FROM sync_state c WHERE c.account_id = runs.account_id)
+                    END
+             WHERE id = COALESCE({}, {})
+             RETURNING id, practice_id, account_id, connector, trigger, mode, attempt,
+                connector_version, connector_sha256, cursor_before,
+                (SELECT a.label FROM accounts a WHERE a.id = runs.account_id) AS account_label,
+                (SELECT a.settings FROM accounts a WHERE a.id = runs.account_id) AS account_settings,
+                (SELECT a.public_info FROM accounts a WHERE a.id = runs.account_id) AS account_listing,
+                {secret_names} AS account_secrets,
+                CAST(CASE WHEN EXISTS (SELECT 1 FROM account_pauses p WHERE p.account_id = runs.account_id)
+                    THEN 1 ELSE 0 END AS BIGINT) AS paused",
+            version_column("version"),
+            version_column("sha256"),
+            Mode::Incremental.as_str(),
+            candidate(true),
+            candidate(false)
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(Status::Running.as_str())
+            .bind(owner)
+            .bind(lease_until)
+            .bind(&now)
+            .bind(Status::Queued.as_str());
+        for c in full {
+            query = query.bind(c.as_str());
+        }
+        let Some(row) = query.fetch_optional(&self.pool).await? else {
+            return Ok(None);
+        };
+        let account_id: String = row.get("account_id");
+        let practice_id: String = row.get("practice_id");
+        let connector: String = row.get("connector");
+        let account = match row.get::<Option<String>, _>("account_settings") {
+            None => None,
+            Some(settings) => Some(passerelle_model::practice::Account {
+                id: account_id.clone(),
+                practice_id: practice_id.clone(),
+                connector: connector.clone(),
+                label: row.get("account_label"),
+                settings: serde_json::from_str(&settings)
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                secrets: serde_json::from_str(
+                    &row.get::<Option<String>, _>("account_secrets")
+                        .unwrap_or_else(|| "[]".into()),
+                )
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                listing: row
+                    .get::<Option<String>, _>("account_listing")
+                    .and_then(|j| serde_json::from_str(&j).ok()),
+            }),
+        };
+        Ok(Some(Claimed {
+            run_id: row.get("id"),
+            practice_id,
+            account_id,
+            connector,
+            trigger: decode(Trigger::parse(&row.get::<String, _>("trigger")))?,
+            mode: decode(Mode::parse(&row.get::<String, _>("mode")))?,
+            attempt: u32::try_from(row.get::<i64, _>("attempt")).unwrap_or(1),
+            account,
+            connector_version: row.get("connector_version"),
+            connector_sha256: row.get("connector_sha256"),
+            cursor: row.get("cursor_before"),
+            paused: row.get::<i64, _>("paused") != 0,
+        }))
+    }
+}
