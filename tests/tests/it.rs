@@ -24,5 +24,6 @@ mod mapharma;
 mod ordoclic;
 mod platforms;
 mod ports;
+mod quotas;
 mod sandbox;
 mod storage;

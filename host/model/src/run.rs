@@ -87,6 +87,7 @@ text_enum!(
         Internal = "internal",
         LimitExceeded = "limit-exceeded",
         Security = "security",
+        Quota = "quota",
         Trap = "trap",
         Host = "host",
         Storage = "storage",

@@ -91,7 +91,9 @@ impl Passerelle {
             None => Store::open_in_data_dir(data_dir).await?,
         };
         let keyring = Arc::new(passerelle_store::sealed::Keyring::load(data_dir)?);
-        let store = store.with_keyring(keyring.clone());
+        let store = store
+            .with_keyring(keyring.clone())
+            .with_quotas(config.quotas);
         // The audit trail keyed under the current key (entries from before it was keyed,
         // or under a key being retired, re-tagged once if their chain is intact).
         store.key_audit_trail().await?;

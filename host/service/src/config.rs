@@ -40,6 +40,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// The open-data export a daemon refreshes.
     pub export: ExportConfig,
+    /// What one account may keep in the database, and the disk guard.
+    pub quotas: passerelle_model::Quotas,
 }
 
 /// The change feed.
@@ -332,6 +334,7 @@ const SECTIONS: &[&str] = &[
     "feed",
     "delivery",
     "export",
+    "quotas",
 ];
 
 impl Config {

@@ -277,6 +277,15 @@ impl RecordSink for StoreSink {
         items: &'a [Pending],
         cursor: Option<&'a str>,
     ) -> BoxFuture<'a, Result<CommitCounts>> {
-        Box::pin(async move { Ok(self.0.commit(scope, items, cursor, None).await?) })
+        Box::pin(async move {
+            // A quota refusal reaches the sandbox as itself: the run ends `quota`.
+            self.0
+                .commit(scope, items, cursor, None)
+                .await
+                .map_err(|e| match e {
+                    passerelle_store::error::StoreError::Quota(q) => anyhow::Error::new(q),
+                    other => other.into(),
+                })
+        })
     }
 }

@@ -159,7 +159,19 @@ impl Passerelle {
             drift,
             paused_at: String::new(),
         };
-        let pause = match (&end.status, &end.drift, end.error_kind) {
+        // Past a quota (or the disk guard): paused the same way, for the operator.
+        let over_quota = |detail: String| {
+            paused(
+                PauseReason::Security,
+                DriftReport {
+                    endpoint: String::new(),
+                    path: String::new(),
+                    expected: "the account within its quotas ([quotas])".into(),
+                    found: detail,
+                },
+            )
+        };
+        let mut pause = match (&end.status, &end.drift, end.error_kind) {
             (Status::Drift, Some(drift), _) => Some(paused(PauseReason::Drift, drift.clone())),
             (_, _, Some(ErrorKind::Security)) => Some(paused(
                 PauseReason::Security,
@@ -170,6 +182,9 @@ impl Passerelle {
                     found: end.error_detail.clone().unwrap_or_default(),
                 },
             )),
+            (_, _, Some(ErrorKind::Quota)) => {
+                Some(over_quota(end.error_detail.clone().unwrap_or_default()))
+            }
             _ => None,
         };
         let effect = match (&pause, end.status) {
@@ -189,15 +204,29 @@ impl Passerelle {
             } {
                 Ok(ended) => ended,
                 Err(e) => {
-                    // Nothing of it was written: the run failed to store its records.
+                    // Nothing of it was written: the run failed to store its records —
+                    // past a quota (the account is paused), or the database failed.
+                    let quota = match e.downcast_ref::<passerelle_store::error::StoreError>() {
+                        Some(passerelle_store::error::StoreError::Quota(q)) => Some(q.to_string()),
+                        _ => None,
+                    };
+                    let (kind, detail) = match &quota {
+                        Some(q) => (ErrorKind::Quota, q.clone()),
+                        None => (ErrorKind::Storage, format!("{e:#}")),
+                    };
                     let failed = RunEnd {
                         status: Status::Failed,
-                        error_kind: Some(ErrorKind::Storage),
-                        error_detail: Some(last.scrubber.scrub(&format!("{e:#}"))),
+                        error_kind: Some(kind),
+                        error_detail: Some(last.scrubber.scrub(&detail)),
                         message: None,
                         ..end.clone()
                     };
-                    recorder.finish(run_id, &failed, PauseEffect::Keep).await?
+                    pause = quota.map(|q| over_quota(last.scrubber.scrub(&q)));
+                    let effect = match &pause {
+                        Some(p) => PauseEffect::Pause(p),
+                        None => PauseEffect::Keep,
+                    };
+                    recorder.finish(run_id, &failed, effect).await?
                 }
             },
             None => recorder.finish(run_id, &end, effect).await?,

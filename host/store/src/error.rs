@@ -15,6 +15,9 @@ pub enum StoreError {
     /// The store was asked for something it cannot hold (a bad database URL).
     #[error("{0}")]
     Invalid(String),
+    /// A commit would take an account past its quota, or the disk below its guard.
+    #[error(transparent)]
+    Quota(#[from] passerelle_model::QuotaExceeded),
     /// A stored value cannot be read back.
     #[error("corrupt {what} in the database: {detail}")]
     Corrupt { what: &'static str, detail: String },

@@ -25,6 +25,7 @@ pub mod practices;
 pub mod private_file;
 pub mod quarantine;
 pub mod queue;
+pub mod quotas;
 pub mod records;
 pub mod runs;
 pub mod sealed;
@@ -55,6 +56,10 @@ pub struct Store {
     /// Seals and opens account secrets; none until [`Store::with_keyring`] (secrets can
     /// then be neither written nor read).
     keyring: Option<std::sync::Arc<sealed::Keyring>>,
+    /// What its commits enforce ([`quotas`]).
+    quotas: passerelle_model::Quotas,
+    /// The SQLite database's file (for the disk guard); none on PostgreSQL.
+    sqlite_file: Option<std::path::PathBuf>,
 }
 
 /// Current time as stored: RFC 3339, UTC, milliseconds.
@@ -124,11 +129,23 @@ impl Store {
                     url: redact_url(url),
                     source,
                 })?;
+        // `sqlite://PATH?options`: the file the disk guard watches.
+        let sqlite_file = (backend == Backend::Sqlite)
+            .then(|| {
+                let rest = url
+                    .strip_prefix("sqlite://")
+                    .or_else(|| url.strip_prefix("sqlite:"))?;
+                let path = rest.split('?').next().unwrap_or(rest);
+                (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+            })
+            .flatten();
         let store = Store {
             pool,
             backend,
             url: url.to_string(),
             keyring: None,
+            quotas: passerelle_model::Quotas::default(),
+            sqlite_file,
         };
         store.migrate().await?;
         Ok(store)

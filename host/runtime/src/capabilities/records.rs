@@ -21,7 +21,7 @@ use passerelle_model::records::CommitCounts;
 use passerelle_model::records::{
     AppointmentRecord, Finish, PatientRecord, Pending, QuarantineRecord, Scope, SlotRecord,
 };
-use passerelle_model::LimitExceeded;
+use passerelle_model::{LimitExceeded, QuotaExceeded};
 
 /// Where a run's checkpoints are committed: each call is one transaction that writes
 /// `items` and the cursor for `scope`'s run, refused when that run is no longer running.
@@ -321,6 +321,10 @@ impl RecordsSession {
         }
         match self.commit(Some(cursor)).await {
             Ok(()) => Ok(Ok(())),
+            // Past the account's quota: the run ends here, whatever the connector does.
+            Err(e) if e.is::<QuotaExceeded>() => Err(wasmtime::Error::new(
+                e.downcast::<QuotaExceeded>().expect("checked"),
+            )),
             Err(e) => {
                 let detail = scrubber.scrub(&format!("{e:#}"));
                 tracing::error!(error = %detail, "checkpoint failed to commit");

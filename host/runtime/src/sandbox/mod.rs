@@ -34,7 +34,7 @@ use passerelle_model::limits::Limits;
 
 pub use self::cache::Origin;
 use passerelle_model::run::ErrorKind;
-use passerelle_model::{sha256_hex, LimitExceeded, SecretEchoed};
+use passerelle_model::{sha256_hex, LimitExceeded, QuotaExceeded, SecretEchoed};
 
 /// The contract version this host implements (`wit/v0.1.3`). Components built against
 /// it, or an earlier patch of the same minor version (0.1.0, 0.1.1, 0.1.2), load.
@@ -175,6 +175,8 @@ pub enum Failure {
     Host(String),
     /// A platform's answer carried a secret back ([`SecretEchoed`]).
     Security(String),
+    /// A checkpoint would take the account past its quota ([`QuotaExceeded`]).
+    Quota(String),
 }
 
 impl Failure {
@@ -182,13 +184,18 @@ impl Failure {
         match self {
             Failure::Limit(_) => ErrorKind::LimitExceeded,
             Failure::Security(_) => ErrorKind::Security,
+            Failure::Quota(_) => ErrorKind::Quota,
             Failure::Trap(_) => ErrorKind::Trap,
             Failure::Host(_) => ErrorKind::Host,
         }
     }
     pub fn detail(&self) -> &str {
         match self {
-            Failure::Limit(d) | Failure::Trap(d) | Failure::Host(d) | Failure::Security(d) => d,
+            Failure::Limit(d)
+            | Failure::Trap(d)
+            | Failure::Host(d)
+            | Failure::Security(d)
+            | Failure::Quota(d) => d,
         }
     }
 }
@@ -528,6 +535,9 @@ fn classify(err: wasmtime::Error, limits: &Limits) -> Failure {
     if let Some(echo) = err.downcast_ref::<SecretEchoed>() {
         return Failure::Security(echo.to_string());
     }
+    if let Some(quota) = err.downcast_ref::<QuotaExceeded>() {
+        return Failure::Quota(quota.to_string());
+    }
     if let Some(
         wasmtime_wasi_http::FieldMapError::TotalSizeTooBig
         | wasmtime_wasi_http::FieldMapError::TooManyFields,
@@ -563,5 +573,6 @@ fn scrub_failure(f: Failure, scrubber: &mut Scrubber) -> Failure {
         Failure::Trap(d) => Failure::Trap(scrubber.scrub(&d)),
         Failure::Host(d) => Failure::Host(scrubber.scrub(&d)),
         Failure::Security(d) => Failure::Security(scrubber.scrub(&d)),
+        Failure::Quota(d) => Failure::Quota(scrubber.scrub(&d)),
     }
 }

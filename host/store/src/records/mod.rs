@@ -44,6 +44,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let (counts, _) =
             commit_in(&mut tx, scope, items, cursor, finish, Checkpoint::Count).await?;
+        self.check_quotas(&mut tx, scope, &counts).await?;
         // The crash tests kill the process here, the checkpoint's transaction open.
         fail::fail_point!("checkpoint-transaction", |_| -> StoreResult<CommitCounts> {
             killed_by_fail_point()
@@ -67,7 +68,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         // The run's end is written where a checkpoint is recorded (its counts and
         // cursor, the run's row locked before the feed's counter as in every commit).
-        let (_, ended) = commit_in(
+        let (counts, ended) = commit_in(
             &mut tx,
             scope,
             last.items,
@@ -76,6 +77,7 @@ impl Store {
             Checkpoint::End(end),
         )
         .await?;
+        self.check_quotas(&mut tx, scope, &counts).await?;
         let run = ended.expect("a commit with the run's end returns it");
         let lifted = super::runs::after_run_end(&mut tx, &run, pause).await?;
         let ended = (run, lifted);
