@@ -195,13 +195,9 @@ impl Deliverer {
         let outcome = self.post(&sub, &message_id, now_ms / 1000, payload).await;
         match outcome {
             Ok(()) => {
-                self.app
-                    .store
-                    .subscription_delivered(&sub.id, &self.daemon, through, count as i64, now_ms)
-                    .await?;
-                self.app.metrics.delivered(count as u64);
                 if sub.patients {
-                    // Patient data left the daemon: on the trail, which batch to whom.
+                    // Patient data left the daemon: on the trail, which batch to whom,
+                    // before the batch counts as delivered.
                     self.app
                         .audit(
                             "webhook.patients-delivered",
@@ -210,6 +206,11 @@ impl Deliverer {
                         )
                         .await?;
                 }
+                self.app
+                    .store
+                    .subscription_delivered(&sub.id, &self.daemon, through, count as i64, now_ms)
+                    .await?;
+                self.app.metrics.delivered(count as u64);
                 Ok(Delivered::Batch {
                     subscription: sub.id,
                     changes: count,
