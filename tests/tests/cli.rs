@@ -808,3 +808,30 @@ fn a_manifest_with_unprintable_names_or_text_is_refused() {
         assert!(validate_manifest(&m).is_err(), "{m:?}");
     }
 }
+
+/// Shell completions and manual pages come from the same definitions as `--help`.
+#[test]
+fn completions_and_manual_pages_cover_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let ran = passerelle_tests::kit::passerelle(&["completions", shell]);
+        assert_eq!(ran.code, 0, "{shell}: {}", ran.stderr);
+        for word in ["set-public", "rotate-key", "vitemadose"] {
+            assert!(ran.stdout.contains(word), "{shell} lacks {word}");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ran = passerelle_tests::kit::passerelle(&["man", "--out", dir.path().to_str().unwrap()]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    for page in [
+        "passerelle.1",
+        "passerelle-practices-set-public.1",
+        "passerelle-accounts-set-secret.1",
+        "passerelle-export-vitemadose.1",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page))
+            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page} is no manual page");
+    }
+    let main = passerelle_tests::kit::passerelle(&["man"]);
+    assert!(main.stdout.contains(".TH passerelle"), "{}", main.stdout);
+}

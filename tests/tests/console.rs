@@ -56,6 +56,10 @@ async fn the_console_needs_a_login_and_refuses_forged_or_foreign_forms() {
     let practice = d.practice_ids()[0].clone();
     let mut c = Console::new(&d.base);
 
+    // The daemon's address sends to the console, without a token.
+    let root = c.get("/").await;
+    assert_eq!(root.status, StatusCode::SEE_OTHER);
+    assert_eq!(root.location(), Some("/console"));
     // No session: pages send to the login, actions are refused.
     let page = c.get("/console").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
@@ -67,6 +71,8 @@ async fn the_console_needs_a_login_and_refuses_forged_or_foreign_forms() {
     let login = c.get("/console/login").await;
     assert_eq!(login.status, StatusCode::OK);
     assert!(login.text.contains(r#"type="password""#));
+    // From this machine over HTTP: no word about HTTPS.
+    assert!(!login.text.contains("HTTPS only"), "{}", login.text);
     let csp = login.headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'none'"), "{csp}");
 

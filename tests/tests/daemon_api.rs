@@ -553,7 +553,110 @@ async fn the_sync_log_filters_and_the_metrics() {
     for p in &world.practices {
         assert!(!metrics.contains(&p.name));
     }
+    read_by_prometheus_clients_parsers(&d).await;
     d.shutdown().await;
+}
+
+/// `/metrics` answers OpenMetrics to whoever asks for it (Prometheus does) and
+/// Prometheus' text format otherwise; `prometheus_client`'s two parsers (the Python
+/// library many exporters and scripts use) each read every counter family with its
+/// samples from the format it is given.
+async fn read_by_prometheus_clients_parsers(d: &common::daemon::DaemonEnv) {
+    let fetch = |accept: Option<&'static str>| {
+        let (http, url) = (reqwest::Client::new(), format!("{}/metrics", d.base));
+        async move {
+            let mut request = http.get(url).bearer_auth(TOKEN);
+            if let Some(a) = accept {
+                request = request.header("accept", a);
+            }
+            let response = request.send().await.unwrap();
+            let content_type = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            (content_type, response.text().await.unwrap())
+        }
+    };
+    let (text_type, text) = fetch(None).await;
+    assert_eq!(text_type, "text/plain; version=0.0.4; charset=utf-8");
+    assert!(!text.contains("# EOF") && text.contains("# TYPE passerelle_runs_total counter"));
+    let (om_type, om) = fetch(Some(
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+    ))
+    .await;
+    assert!(
+        om_type.starts_with("application/openmetrics-text"),
+        "{om_type}"
+    );
+    assert!(om.ends_with("# EOF\n"));
+    let Some(python) = std::env::var_os("PASSERELLE_TEST_PYTHON") else {
+        assert!(
+            std::env::var_os("CI").is_none_or(|v| v.is_empty() || v == "false"),
+            "CI reads the metrics with prometheus_client: PASSERELLE_TEST_PYTHON (set by cargo xtask test)"
+        );
+        eprintln!("SKIPPED: prometheus_client's parsers (PASSERELLE_TEST_PYTHON unset; cargo xtask test sets it)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("text"), &text).unwrap();
+    std::fs::write(dir.path().join("om"), &om).unwrap();
+    // Each family as `parser type name samples`, one per line.
+    let script = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families as text
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as om
+for parser, read, path in (("text", text, sys.argv[1]), ("om", om, sys.argv[2])):
+    for f in read(open(path).read()):
+        print(parser, f.type, f.name, len(f.samples))
+"#;
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(dir.path().join("text"))
+        .arg(dir.path().join("om"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for parser in ["text", "om"] {
+        let families: Vec<(&str, &str, usize)> = stdout
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split(' ');
+                (w.next()? == parser).then(|| {
+                    (
+                        w.next().unwrap(),
+                        w.next().unwrap(),
+                        w.next().unwrap().parse().unwrap(),
+                    )
+                })
+            })
+            .collect();
+        let runs = families
+            .iter()
+            .find(|f| f.1 == "passerelle_runs")
+            .unwrap_or_else(|| panic!("{parser}: no passerelle_runs family: {stdout}"));
+        assert_eq!(runs.0, "counter", "{parser}: {runs:?}");
+        assert!(runs.2 > 0, "{parser}: {runs:?}");
+        // No sample read as a family of its own, no counter without its samples.
+        assert!(
+            families
+                .iter()
+                .all(|f| !f.1.ends_with("_total") && f.0 != "unknown"),
+            "{parser}: {stdout}"
+        );
+        assert!(
+            families
+                .iter()
+                .filter(|f| f.0 == "counter")
+                .all(|f| f.2 > 0 || !text.contains(&format!("{}_total{{", f.1))),
+            "{parser}: {stdout}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -254,6 +254,7 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
         cargo(&root.join("plugins"), &["fmt", "--all", "--check"])?;
     }
     let plugins = guest::build_all(root)?;
+    let test_python = python::test_python(root)?;
     phases.end("toolchains, formatting, connectors (wasm32)");
     // After the guest toolchain's packages: Debian's route brings lld.
     use_lld_when_present();
@@ -310,7 +311,8 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
     cmd.current_dir(root)
         .args(["test", "--workspace"])
         .args(cargo_args)
-        .env("PASSERELLE_PLUGINS_DIR", &plugins);
+        .env("PASSERELLE_PLUGINS_DIR", &plugins)
+        .env("PASSERELLE_TEST_PYTHON", &test_python);
     if let Some(path) = &chromedriver {
         cmd.env("PASSERELLE_TEST_CHROMEDRIVER", path);
     }

@@ -16,6 +16,59 @@ const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 /// The contract the Python SDK targets.
 const WIT: &str = "wit/v0.1.3";
 
+/// The `prometheus_client` release whose two parsers (Prometheus text, OpenMetrics) read
+/// the daemon's `/metrics` in the tests: what many exporters and scripts use.
+const PROMETHEUS_CLIENT: &str = "prometheus-client==0.21.1";
+
+/// A Python with `prometheus_client`, for the metrics test (`PASSERELLE_TEST_PYTHON`):
+/// the virtual environment of `target/toolchains/python`, created if missing.
+pub fn test_python(root: &Path) -> Result<PathBuf> {
+    let venv = root.join("target/toolchains/python");
+    let python = venv.join("bin/python");
+    let has = |p: &Path| {
+        Command::new(p)
+            .args(["-c", "import prometheus_client"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if has(&python) {
+        return Ok(python);
+    }
+    if !runs(&python) {
+        let system = ["python3", "python"]
+            .into_iter()
+            .find(|p| runs(p))
+            .context("the metrics test needs python3 (with venv and pip)")?;
+        crate::status(
+            {
+                let mut c = Command::new(system);
+                c.args(["-m", "venv"]).arg(&venv);
+                c
+            },
+            "creating a Python virtual environment (Debian: apt-get install python3-venv)",
+        )?;
+    }
+    println!(
+        "xtask: installing {PROMETHEUS_CLIENT} into {}",
+        venv.display()
+    );
+    crate::status(
+        {
+            let mut c = Command::new(venv.join("bin/pip"));
+            c.args(["install", "--quiet", PROMETHEUS_CLIENT]);
+            c
+        },
+        &format!("pip install {PROMETHEUS_CLIENT}"),
+    )?;
+    if !has(&python) {
+        bail!(
+            "{} cannot import prometheus_client after installing it",
+            python.display()
+        );
+    }
+    Ok(python)
+}
+
 /// componentize-py, found or installed.
 fn componentize_py(root: &Path) -> Result<PathBuf> {
     let venv = root.join("target/toolchains/python");

@@ -100,13 +100,16 @@ pub async fn show(
     path = "/metrics",
     operation_id = "metrics",
     tag = "operations",
-    summary = "Metrics in the Prometheus/OpenMetrics text format",
+    summary = "Metrics: OpenMetrics when the Accept header asks for it (as Prometheus does), else Prometheus' text format 0.0.4",
     responses(
-        (status = 200, description = "Metrics", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 200, description = "Metrics", content(
+            (String = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            (String = "text/plain; version=0.0.4; charset=utf-8"),
+        )),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer")))
     ),
 )]
-pub async fn metrics(State(state): State<ApiState>) -> Response {
+pub async fn metrics(State(state): State<ApiState>, headers: axum::http::HeaderMap) -> Response {
     let daemon = &state.daemon;
     let metrics = &daemon.app.metrics;
     if let Ok(depth) = daemon.app.store.queue_depth().await {
@@ -114,12 +117,18 @@ pub async fn metrics(State(state): State<ApiState>) -> Response {
     }
     metrics.runs_in_flight.set(daemon.queue.running() as i64);
     daemon.refresh_pause_gauge().await;
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        metrics.render(),
-    )
-        .into_response()
+    use passerelle_runtime::metrics::{OPENMETRICS, PROMETHEUS_TEXT};
+    // Prometheus asks for OpenMetrics first; most other clients (prometheus_client's
+    // text parser, curl) send no such Accept and get the text format they read.
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (content_type, body) = if openmetrics {
+        (OPENMETRICS, metrics.render())
+    } else {
+        (PROMETHEUS_TEXT, metrics.render_prometheus_text())
+    };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }

@@ -71,5 +71,11 @@ pub fn router(daemon: Arc<Daemon>, admin_token: String) -> Router {
             state.clone(),
             guard::guard,
         ))
+        // An operator who types the daemon's address lands on the console (which asks
+        // for a login itself); no token needed to be told where it is.
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/console") }),
+        )
         .with_state(state)
 }

@@ -1,4 +1,5 @@
-//! The process's metrics, in the Prometheus text format (`GET /metrics` on the daemon).
+//! The process's metrics (`GET /metrics` on the daemon): OpenMetrics as `prometheus-client`
+//! writes it, or Prometheus' text format 0.0.4 made from it ([`prometheus_text`]).
 //!
 //! Labels are connector names, run statuses, triggers, record kinds and HTTP status
 //! codes only: never a practice, an account, a patient or a URL.
@@ -457,5 +458,98 @@ impl Metrics {
         let registry = self.registry.lock().expect("metrics registry lock");
         encode(&mut out, &registry).expect("writing to a String cannot fail");
         out
+    }
+
+    /// The same metrics in Prometheus' text format (0.0.4), for clients that do not
+    /// read OpenMetrics ([`prometheus_text`]).
+    pub fn render_prometheus_text(&self) -> String {
+        prometheus_text(&self.render())
+    }
+}
+
+/// The content type of [`Metrics::render`].
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The content type of [`Metrics::render_prometheus_text`].
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// OpenMetrics text as Prometheus' text format (0.0.4), which `prometheus-client` does
+/// not write: a counter family is named by its samples (`x_total`), `info` becomes a
+/// gauge named `x_info`, `unknown` is `untyped`; `# UNIT`, `# EOF`, exemplars and
+/// `_created` samples are left out. Samples are otherwise the same lines.
+pub fn prometheus_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut help: Option<(&str, &str)> = None;
+    let mut counter: Option<String> = None;
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = Some(rest.split_once(' ').unwrap_or((rest, "")));
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (family, kind) = rest.split_once(' ').unwrap_or((rest, "unknown"));
+            let (name, kind) = match kind {
+                "counter" => (format!("{family}_total"), "counter"),
+                "info" => (format!("{family}_info"), "gauge"),
+                "unknown" => (family.to_string(), "untyped"),
+                "stateset" => (family.to_string(), "gauge"),
+                "gaugehistogram" => (family.to_string(), "histogram"),
+                other => (family.to_string(), other),
+            };
+            counter = (kind == "counter").then(|| family.to_string());
+            if let Some((of, text)) = help.take() {
+                if of == family {
+                    out.push_str(&format!("# HELP {name} {text}\n"));
+                }
+            }
+            out.push_str(&format!("# TYPE {name} {kind}\n"));
+            continue;
+        }
+        let sample = line.split(" # {").next().unwrap_or(line);
+        if let Some(family) = &counter {
+            if sample.starts_with(&format!("{family}_created")) {
+                continue;
+            }
+        }
+        out.push_str(sample);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod text_format_tests {
+    use super::prometheus_text;
+
+    #[test]
+    fn openmetrics_becomes_prometheus_text() {
+        let om = "# HELP passerelle_runs Runs finished.\n\
+                  # TYPE passerelle_runs counter\n\
+                  passerelle_runs_total{connector=\"maiia\",status=\"succeeded\"} 3\n\
+                  passerelle_runs_created{connector=\"maiia\",status=\"succeeded\"} 1.7e9\n\
+                  # HELP passerelle_run_seconds Run durations.\n\
+                  # TYPE passerelle_run_seconds histogram\n\
+                  # UNIT passerelle_run_seconds seconds\n\
+                  passerelle_run_seconds_sum{connector=\"maiia\"} 0.5\n\
+                  passerelle_run_seconds_count{connector=\"maiia\"} 2\n\
+                  passerelle_run_seconds_bucket{le=\"+Inf\",connector=\"maiia\"} 2 # {trace_id=\"a\"} 0.3\n\
+                  # TYPE passerelle_build info\n\
+                  passerelle_build_info{version=\"1\"} 1\n\
+                  # EOF\n";
+        assert_eq!(
+            prometheus_text(om),
+            "# HELP passerelle_runs_total Runs finished.\n\
+             # TYPE passerelle_runs_total counter\n\
+             passerelle_runs_total{connector=\"maiia\",status=\"succeeded\"} 3\n\
+             # HELP passerelle_run_seconds Run durations.\n\
+             # TYPE passerelle_run_seconds histogram\n\
+             passerelle_run_seconds_sum{connector=\"maiia\"} 0.5\n\
+             passerelle_run_seconds_count{connector=\"maiia\"} 2\n\
+             passerelle_run_seconds_bucket{le=\"+Inf\",connector=\"maiia\"} 2\n\
+             # TYPE passerelle_build_info gauge\n\
+             passerelle_build_info{version=\"1\"} 1\n"
+        );
     }
 }

@@ -144,6 +144,20 @@ pub enum Command {
         #[arg(long)]
         reset: bool,
     },
+    /// Print the shell completion script: `passerelle completions bash >
+    /// /etc/bash_completion.d/passerelle` (zsh: into a directory of `$fpath` as
+    /// `_passerelle`; fish: `~/.config/fish/completions/passerelle.fish`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (roff): `passerelle.1` and one per command
+    /// (`passerelle-practices-add.1`…) into --out, or the main page to standard output.
+    Man {
+        /// The directory to write into (e.g. /usr/local/share/man/man1).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     #[cfg(feature = "dev")]
     /// Serve the platform simulator standalone and print how to point passerelle at it.
     Sim {

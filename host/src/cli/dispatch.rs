@@ -92,6 +92,17 @@ async fn standalone(
 ) -> Result<Output> {
     match command {
         Command::Connector(command) => super::connector::run(command, config).await,
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <super::args::Cli as clap::CommandFactory>::command(),
+                "passerelle",
+                &mut script,
+            );
+            Ok(Output::Text(String::from_utf8_lossy(&script).into_owned()))
+        }
+        Command::Man { out } => super::manual::write(out.as_deref()),
         Command::Serve { .. } => check_config(config, config_path),
         #[cfg(feature = "dev")]
         Command::Demo {

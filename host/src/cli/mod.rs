@@ -9,6 +9,7 @@ pub mod admin;
 pub mod args;
 pub mod connector;
 pub mod dispatch;
+pub mod manual;
 pub mod printable;
 pub mod progress;
 pub mod render;

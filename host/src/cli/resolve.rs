@@ -27,7 +27,9 @@ impl Command {
     /// Where this command can run: the one classification the CLI has.
     pub fn place(&self) -> Place {
         match self {
-            Command::Connector(_) => Place::Standalone,
+            Command::Connector(_) | Command::Completions { .. } | Command::Man { .. } => {
+                Place::Standalone
+            }
             Command::Serve { check_config: true } => Place::Standalone,
             #[cfg(feature = "dev")]
             Command::Demo { .. } | Command::Sim { .. } => Place::Standalone,
