@@ -1,14 +1,14 @@
-//! The run-duration rollup behind the overview's 14-day chart: as each run ends (in
-//! the transaction that ends it) its duration is counted in its platform's UTC day, in
-//! buckets growing by 2^(1/4) (about 19 %); percentiles are read back from those few
-//! rows instead of the runs themselves.
+//! The run-duration rollup behind the overview's 14-day chart: as each run ends, by the
+//! statement that ends it (the run's row gets its bucket, a trigger counts it), its
+//! duration is counted in its platform's UTC day, in buckets growing by 2^(1/4) (about
+//! 19 %); percentiles are read back from those few rows instead of the runs themselves.
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::error::StoreResult;
 use super::Store;
-use passerelle_model::run::{Run, Status};
+use passerelle_model::run::{RunEnd, Status};
 
 /// One platform's finished runs of one UTC day: how many and their median and 95th
 /// percentile durations (nearest rank, to the upper bound of the bucket it falls in:
@@ -47,31 +47,16 @@ fn percentile(buckets: &[(i64, i64)], runs: i64, pct: i64) -> i64 {
     buckets.last().map_or(0, |(b, _)| bucket_upper_ms(*b))
 }
 
-/// Counts an ended run's duration in its platform's day (in the transaction that ends
-/// it). Runs that did not run (skipped, cancelled before starting) are not counted.
-pub(super) async fn count_duration_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    run: &Run,
-) -> StoreResult<()> {
-    let (Some(ms), true) = (
-        run.duration_ms,
-        matches!(
-            run.status,
-            Status::Succeeded | Status::Failed | Status::Drift
-        ),
-    ) else {
-        return Ok(());
-    };
-    sqlx::query(
-        "INSERT INTO run_durations (connector, day, bucket, runs) VALUES ($1, $2, $3, 1)
-         ON CONFLICT (connector, day, bucket) DO UPDATE SET runs = run_durations.runs + 1",
-    )
-    .bind(&run.connector)
-    .bind(run.started_at.get(..10).unwrap_or(&run.started_at))
-    .bind(duration_bucket(ms))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+/// The duration bucket an ending run is counted in, written into its row with its end:
+/// the database's trigger (`runs_count_duration`, migration 0019) counts it in its
+/// platform's UTC day in the same statement. Runs that did not run (skipped, cancelled
+/// before starting) are not counted: None.
+pub(super) fn counted_bucket(end: &RunEnd) -> Option<i64> {
+    let counted = matches!(
+        end.status,
+        Status::Succeeded | Status::Failed | Status::Drift
+    );
+    counted.then(|| duration_bucket(end.duration_ms))
 }
 
 impl Store {

@@ -42,6 +42,7 @@ embedded!(
     "0016_run_overview",
     "0017_store_meta",
     "0018_export_listing",
+    "0019_duration_trigger",
 );
 
 /// One backend's embedded migrations.

@@ -368,18 +368,16 @@ pub(super) async fn finish_run_in(
     let Some(run) = end_run_row(tx, id, end).await? else {
         return Ok(None);
     };
-    let lifted = after_run_end(tx, &run, pause).await?;
+    let lifted = after_run_end(tx, pause).await?;
     Ok(Some((run, lifted)))
 }
 
-/// What ending `run` also writes, in its transaction: its duration in the rollup and
-/// the pause effect; whether a pause was lifted.
+/// What ending `run` also writes, in its transaction: the pause effect (its duration is
+/// counted by the end's own statement, [`super::durations`]); whether a pause was lifted.
 pub(super) async fn after_run_end(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    run: &Run,
     pause: PauseEffect<'_>,
 ) -> StoreResult<bool> {
-    super::durations::count_duration_in(tx, run).await?;
     super::pauses::apply(tx, pause).await
 }
 
@@ -406,7 +404,7 @@ pub(super) async fn end_run_row(
                 checkpoints = CASE WHEN $13 > checkpoints THEN $13 ELSE checkpoints END,
                 quarantined = CASE WHEN $20 > quarantined THEN $20 ELSE quarantined END,
                 error_kind = $14, error_detail = $15, cursor_after = COALESCE($16, cursor_after),
-                message = $17, retry_after_secs = $18, drift = $19
+                message = $17, retry_after_secs = $18, drift = $19, duration_bucket = $23
              WHERE id = $1 AND status IN ($21, $22)
              RETURNING {RUN_COLUMNS}"
         ))
@@ -436,6 +434,8 @@ pub(super) async fn end_run_row(
         .bind(c.quarantined)
         .bind(Status::Queued.as_str())
         .bind(Status::Running.as_str())
+        // Counted in the duration rollup by the database's trigger as it is written.
+        .bind(super::durations::counted_bucket(end))
         .fetch_optional(&mut **tx)
         .await
         .context("recording run end")?;

@@ -79,7 +79,7 @@ impl Store {
         .await?;
         self.check_quotas(&mut tx, scope, &counts).await?;
         let run = ended.expect("a commit with the run's end returns it");
-        let lifted = super::runs::after_run_end(&mut tx, &run, pause).await?;
+        let lifted = super::runs::after_run_end(&mut tx, pause).await?;
         let ended = (run, lifted);
         // The crash tests kill the process here, the run's last transaction open.
         fail::fail_point!("last-transaction", |_| -> StoreResult<(Run, bool)> {
