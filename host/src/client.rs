@@ -182,6 +182,17 @@ impl Client {
             .await
     }
 
+    /// `DELETE /v1/accounts/{id}?with_data=`.
+    pub async fn delete_account(&self, id: &str, with_data: bool) -> Answer<()> {
+        let _: Value = self
+            .send(
+                self.request(Method::DELETE, &format!("/v1/accounts/{}", seg(id)))
+                    .query(&[("with_data", with_data)]),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// `POST /v1/accounts/{id}/check`.
     pub async fn check_account(&self, account: &str) -> Answer<AccountCheck> {
         self.send(self.request(

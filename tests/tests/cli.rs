@@ -46,6 +46,50 @@ fn local_command(data_dir: &Path, config: &Path, args: &[&str]) -> std::process:
     cmd
 }
 
+/// A command against the daemon at `base`.
+fn remote_command(base: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(binary());
+    cmd.args(["--server", base, "--token", TOKEN])
+        .env("PASSERELLE_TEST_SECRET", "s3cret-value")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+/// `base` (program, arguments and environment) with `args` after its arguments.
+fn clone_command(base: &std::process::Command, args: Vec<String>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(base.get_program());
+    cmd.args(base.get_args()).args(args);
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd
+}
+
+/// Runs `cmd` with `input` on its standard input.
+async fn run_with_stdin(mut cmd: std::process::Command, input: String) -> Printed {
+    use std::io::Write;
+    use std::process::Stdio;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().expect("run passerelle");
+        // A command that reads nothing may be gone already: its pipe then breaks.
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+        child.wait_with_output().expect("run passerelle")
+    })
+    .await
+    .unwrap();
+    Printed {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// A run table reduced to what both ways must agree on (run ids and durations differ).
 fn run_rows(table: &str) -> Vec<String> {
     table
@@ -80,11 +124,8 @@ async fn every_command_gives_the_same_output_locally_and_with_server() {
         run(local_command(&data_dir, &config, &args))
     };
     let remote = |args: Vec<String>| {
-        let mut cmd = std::process::Command::new(binary());
-        cmd.args(["--server", &d.base, "--token", TOKEN])
-            .args(&args)
-            .env("PASSERELLE_TEST_SECRET", "s3cret-value")
-            .env_remove("RUST_LOG");
+        let mut cmd = remote_command(&d.base);
+        cmd.args(&args);
         run(cmd)
     };
     // Words, with 'quoted words' kept together (cron expressions).
@@ -144,6 +185,15 @@ async fn every_command_gives_the_same_output_locally_and_with_server() {
         &format!("practices show {p1}"),
         &format!("accounts show {account}"),
         "accounts show nobody",
+        // Its check refuses it (no centre): nothing stored, the same words both ways.
+        &format!("accounts add z8 --practice {p1} --connector doctolib"),
+        "accounts show z8",
+        &format!("accounts remove {account}"),
+        "accounts remove nobody --with-data",
+        "accounts update nobody --label x",
+        // A change its check would refuse changes nothing.
+        &format!("accounts update {account} --unset-setting centre"),
+        &format!("accounts show {account}"),
     ] {
         let (l, r) = (local(args(cmd)).await, remote(args(cmd)).await);
         assert_eq!(l.ok, r.ok, "`{cmd}`: local {l:?}, remote {r:?}");
@@ -154,7 +204,7 @@ async fn every_command_gives_the_same_output_locally_and_with_server() {
         }
         compared += 1;
     }
-    assert_eq!(compared, 39);
+    assert_eq!(compared, 46);
 
     // An account of the simulator is complete: its check passes (the connector's own
     // check() included); a setting the connector does not declare is refused.
@@ -210,6 +260,16 @@ async fn every_command_gives_the_same_output_locally_and_with_server() {
             "accounts set-public {} --booking-url https://booking.example/a --type drugstore",
             ["a-local", "a-remote"],
         ),
+        // With the api-token secret doctolib needs a profile id: given, the check passes.
+        (
+            "accounts update {} --setting profile-id=7 --label Cabinet",
+            ["a-local", "a-remote"],
+        ),
+        (
+            "accounts update {} --unset-setting profile-id --no-label --force",
+            ["a-local", "a-remote"],
+        ),
+        ("accounts remove {}-x --with-data", ["a-local", "a-remote"]),
     ] {
         let practice = |id: &str| {
             if id.ends_with("local") {
@@ -236,6 +296,58 @@ async fn every_command_gives_the_same_output_locally_and_with_server() {
             "{template}"
         );
     }
+    // The forced change kept its failing check; the removed accounts are gone.
+    let shown = local(args("accounts show a-local")).await;
+    assert!(!shown.stdout.contains("profile-id"), "{shown:?}");
+    for gone in ["accounts show a-local-x", "accounts show a-remote-x"] {
+        let l = local(args(gone)).await;
+        assert!(!l.ok && l.stderr.contains("no account"), "{gone}: {l:?}");
+    }
+
+    // A secret given at `accounts add` is read from standard input (one line per
+    // --secret), seen by the check before anything is stored, and never printed.
+    let value = "stdin-token-value-42";
+    for (command, id) in [
+        (local_command(&data_dir, &config, &[]), "s-local"),
+        (remote_command(&d.base), "s-remote"),
+    ] {
+        let add = |extra: &str| {
+            args(&format!(
+                "accounts add {id} --practice c-local --connector doctolib --setting centre=x --secret api-token{extra}"
+            ))
+        };
+        let refused = run_with_stdin(clone_command(&command, add("")), format!("{value}\n")).await;
+        assert!(
+            !refused.ok
+                && refused.stderr.contains("fails its check")
+                && refused.stderr.contains("--force"),
+            "{refused:?}"
+        );
+        let added = run_with_stdin(
+            clone_command(&command, add(" --setting profile-id=3")),
+            format!("{value}\n"),
+        )
+        .await;
+        assert!(
+            added.ok && added.stdout.contains(&format!("check of {id}: ok")),
+            "{added:?}"
+        );
+        let none = run_with_stdin(clone_command(&command, add("")), String::new()).await;
+        assert!(
+            !none.ok && none.stderr.contains("no value for secret `api-token`"),
+            "{none:?}"
+        );
+        let shown = run_with_stdin(
+            clone_command(&command, args(&format!("accounts show {id}"))),
+            String::new(),
+        )
+        .await;
+        assert!(shown.stdout.contains("api-token"), "{shown:?}");
+        for out in [&refused, &added, &none, &shown] {
+            assert!(!out.stdout.contains(value) && !out.stderr.contains(value));
+        }
+    }
+
     // What set-public left, shown: merged over the earlier record.
     let shown = local(args("practices show c-local")).await;
     for kept in [

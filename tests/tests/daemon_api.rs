@@ -249,6 +249,62 @@ async fn practices_and_accounts_are_managed_and_inputs_validated() {
             )
             .await;
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        // An account its check refuses (no centre) is not stored, unless forced; secrets
+        // given with it are stored with it, and only their names come back.
+        let refused = json!({"id": "c42-bad", "connector": "doctolib",
+            "secrets": {"api-token": "a-made-up-token-value"}});
+        let a = d
+            .call(
+                Method::POST,
+                "/v1/practices/c42/accounts",
+                Some(refused.clone()),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
+        assert_eq!(a.code(), "check-failed", "{}", a.text);
+        assert!(a.text.contains("invalid-config"), "{}", a.text);
+        assert!(!a.text.contains("a-made-up-token-value"));
+        let a = d.call(Method::GET, "/v1/accounts/c42-bad", None).await;
+        assert_eq!(
+            a.status,
+            StatusCode::NOT_FOUND,
+            "nothing stored: {}",
+            a.text
+        );
+        let mut forced = refused;
+        forced["force"] = json!(true);
+        let a = d
+            .call(Method::POST, "/v1/practices/c42/accounts", Some(forced))
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        assert_eq!(a.json()["check"]["ok"], false, "{}", a.text);
+        assert_eq!(a.json()["secrets"], json!(["api-token"]), "{}", a.text);
+        assert!(!a.text.contains("a-made-up-token-value"));
+        // A change its check fails is refused and changes nothing; settings merge.
+        let a = d
+            .call(
+                Method::PATCH,
+                "/v1/accounts/c42-doc",
+                Some(json!({"merge_settings": {"centre": null}})),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
+        assert_eq!(a.code(), "check-failed", "{}", a.text);
+        let a = d.call(Method::GET, "/v1/accounts/c42-doc", None).await;
+        assert_eq!(a.json()["settings"]["centre"], "x", "unchanged: {}", a.text);
+        let a = d
+            .call(
+                Method::PATCH,
+                "/v1/accounts/c42-bad",
+                Some(json!({"merge_settings": {"centre": "z", "profile-id": "9"}})),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        assert_eq!(a.json()["check"]["ok"], true, "{}", a.text);
+        let a = d
+            .call(Method::DELETE, "/v1/accounts/c42-bad?with_data=true", None)
+            .await;
+        assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
         let a = d
             .call(
                 Method::POST,

@@ -219,7 +219,7 @@ pub async fn all_accounts(
     path = "/v1/practices/{id}/accounts",
     operation_id = "createAccount",
     tag = "accounts",
-    summary = "Add an account to a practice",
+    summary = "Add an account to a practice, with its secrets if given; checked first (its connector's check()), refused when that fails unless force",
     params(("id" = String, Path, description = "Practice id")),
     request_body = NewAccount,
     responses(
@@ -227,7 +227,7 @@ pub async fn all_accounts(
         (status = 400, description = "Invalid request or body", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
         (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "Conflicts with what exists", body = ErrorBody),
+        (status = 409, description = "Conflicts with what exists: the id is taken (code conflict), a setting the connector does not declare (undeclared-setting), or the account fails its check and force is not set (check-failed; nothing stored)", body = ErrorBody),
         (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody)
     ),
 )]
@@ -265,7 +265,7 @@ pub async fn show_account(
     path = "/v1/accounts/{id}",
     operation_id = "updateAccount",
     tag = "accounts",
-    summary = "Update an account's label or settings (settings replace the old ones; settings its connector does not declare are refused), then check it",
+    summary = "Update an account's label or settings (settings replace the old ones, merge_settings changes some; settings its connector does not declare are refused); changed settings are checked before they are stored",
     params(("id" = String, Path, description = "Account id")),
     request_body = AccountUpdate,
     responses(
@@ -273,7 +273,7 @@ pub async fn show_account(
         (status = 400, description = "Invalid request or body", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
         (status = 404, description = "Not found", body = ErrorBody),
-        (status = 409, description = "A setting the account's connector does not declare (code undeclared-setting)", body = ErrorBody),
+        (status = 409, description = "A setting the account's connector does not declare (code undeclared-setting), or changed settings its check fails without force (check-failed; nothing changed)", body = ErrorBody),
         (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody)
     ),
 )]

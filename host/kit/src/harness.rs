@@ -22,7 +22,7 @@ use passerelle_model::run::{Mode, Run, Trigger};
 use passerelle_runtime::capabilities::http::{HttpPolicy, RateLimitOverride};
 use passerelle_service::app::Passerelle;
 use passerelle_service::config::Config;
-use passerelle_service::practices::{NewAccount, NewPractice};
+use passerelle_service::practices::{NewAccount, NewPractice, SecretValues};
 use passerelle_service::sync::SyncOptions;
 use passerelle_store::practices::Account;
 
@@ -193,6 +193,7 @@ impl Bench {
             *n += 1;
             format!("kit-account-{n}")
         };
+        // Forced: the refusal is reported here, with the check's own words.
         let checked = self
             .app
             .create_account(
@@ -202,15 +203,14 @@ impl Bench {
                     connector: self.manifest.name.clone(),
                     label: None,
                     settings: self.options.settings.clone(),
+                    secrets: SecretValues(self.options.secrets.clone()),
+                    force: true,
                 },
             )
             .await?;
-        for (name, value) in &self.options.secrets {
-            self.app.set_secret(&id, name, value).await?;
-        }
-        let check = match (self.options.secrets.is_empty(), checked.check) {
-            (true, Some(check)) => check,
-            _ => self.app.check_account(&id).await?,
+        let check = match checked.check {
+            Some(check) => check,
+            None => self.app.check_account(&id).await?,
         };
         if !check.ok {
             return Err(KitError::Refused(format!(

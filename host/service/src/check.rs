@@ -84,6 +84,17 @@ impl Passerelle {
     /// Checks an account: its settings, then its connector's `check()`.
     pub async fn check_account(&self, id: &str) -> ServiceResult<AccountCheck> {
         let account = self.account(id).await?;
+        self.check_candidate(&account, None).await
+    }
+
+    /// Checks an account as it is, or as it would be: `secrets` are the values of its
+    /// secrets when they are not the stored ones (an account not stored yet); None
+    /// reads the stored ones.
+    pub(crate) async fn check_candidate(
+        &self,
+        account: &Account,
+        secrets: Option<&BTreeMap<String, String>>,
+    ) -> ServiceResult<AccountCheck> {
         let outcome = |version: Option<&str>, error: Option<(ErrorKind, String)>| AccountCheck {
             account_id: account.id.clone(),
             connector_version: version.map(str::to_string),
@@ -108,14 +119,14 @@ impl Passerelle {
                 )),
             ));
         }
-        let (version, loaded, manifest) = self.connector_for(&account).await?;
-        if let Some(problem) = manifest.missing_configuration(&account) {
+        let (version, loaded, manifest) = self.connector_for(account).await?;
+        if let Some(problem) = manifest.missing_configuration(account) {
             return Ok(outcome(
                 Some(&version.version),
                 Some((ErrorKind::InvalidConfig, problem)),
             ));
         }
-        let error = self.run_check(&account, &manifest, &loaded).await?;
+        let error = self.run_check(account, &manifest, &loaded, secrets).await?;
         Ok(outcome(Some(&version.version), error))
     }
 
@@ -125,9 +136,12 @@ impl Passerelle {
         account: &Account,
         manifest: &Manifest,
         loaded: &passerelle_runtime::sandbox::LoadedConnector,
+        secrets: Option<&BTreeMap<String, String>>,
     ) -> ServiceResult<Option<(ErrorKind, String)>> {
         let limits = self.config.limits.clone();
-        let (http, scrubber) = self.prepare_http(account, manifest, &limits).await?;
+        let (http, scrubber) = self
+            .prepare_http(account, manifest, &limits, secrets)
+            .await?;
         let span = tracing::info_span!(
             "check",
             practice = %account.practice_id,

@@ -126,9 +126,36 @@ pub struct NewAccount {
     pub label: Option<String>,
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
+    /// Secrets stored with the account, by name (write-only: never returned; each value
+    /// at least 8 bytes). The check sees them before anything is stored.
+    #[serde(default, skip_serializing_if = "SecretValues::is_empty")]
+    pub secrets: SecretValues,
+    /// Keep the account even though its check fails (the failure is reported). Without
+    /// it an account whose check fails is refused (409 `check-failed`): nothing stored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
-/// Changes to an account: `settings` replaces all settings; `label` null clears it.
+/// Secret values by name, as a request carries them: serialised only to be sent (the
+/// daemon never returns them), and never printed — its `Debug` shows the names only.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(transparent)]
+pub struct SecretValues(pub BTreeMap<String, String>);
+
+impl SecretValues {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for SecretValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// Changes to an account: `settings` replaces all settings, `merge_settings` changes
+/// some; `label` null clears it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountUpdate {
@@ -140,8 +167,18 @@ pub struct AccountUpdate {
     )]
     #[schema(value_type = Option<String>, nullable, pattern = "\\S")]
     pub label: Option<Option<String>>,
+    /// Every setting (the ones not listed are removed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<BTreeMap<String, String>>,
+    /// Settings merged over the current ones: a value sets, null removes, a setting not
+    /// listed is kept. Not with `settings`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub merge_settings: BTreeMap<String, Option<String>>,
+    /// Keep the changed settings even though the account's check then fails (the
+    /// failure is reported). Without it such a change is refused (409 `check-failed`):
+    /// nothing changes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
     /// The account's own listing in the open-data export (booking URL, type), merged
     /// over its current one (a field absent is kept, null removes it); null: none, its
     /// practice's apply.
@@ -162,11 +199,45 @@ pub struct CheckedAccount {
     pub account: Account,
     pub connector_installed: bool,
     /// The settings against the connector's manifest and its `check()`; none when the
-    /// connector is not installed, or when only the account's listing changed.
+    /// connector is not installed, or when the account's settings did not change.
     pub check: Option<AccountCheck>,
 }
 
 use passerelle_model::public::double_option;
+
+/// A secret's name is an id; its value is long enough not to appear in a platform's
+/// answer by chance.
+fn validate_secret(name: &str, value: &str) -> ServiceResult<()> {
+    validate_id("secret", name)?;
+    if value.len() < passerelle_model::MIN_SECRET_BYTES {
+        return Err(ServiceError::invalid(format!(
+            "the value of secret `{name}` must be at least {} bytes (a shorter one could appear in a platform's answer by chance): nothing stored",
+            passerelle_model::MIN_SECRET_BYTES
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses what a failed check says cannot work, unless forced (409 `check-failed`,
+/// saying why and how to insist).
+fn refuse_failed_check(
+    check: Option<&AccountCheck>,
+    force: bool,
+    doing: &str,
+) -> ServiceResult<()> {
+    match check {
+        Some(c) if !c.ok && !force => Err(ServiceError::conflict(
+            "check-failed",
+            format!(
+                "account `{}` fails its check ({}: {}): nothing stored; correct its settings or secrets, or {doing} anyway with --force (force: true)",
+                c.account_id,
+                c.error_kind.map_or("error", |k| k.as_str()),
+                c.detail.as_deref().unwrap_or("no detail"),
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
 
 fn not_empty(field: &str, value: &str) -> ServiceResult<()> {
     if value.trim().is_empty() {
@@ -370,26 +441,56 @@ impl Passerelle {
         if let Some(manifest) = self.manifest_for(&new.connector, practice_id).await? {
             refuse_undeclared(&new.settings, &manifest)?;
         }
+        for (name, value) in &new.secrets.0 {
+            validate_secret(name, value)?;
+        }
+        let candidate = Account {
+            id: new.id.clone(),
+            practice_id: practice_id.to_string(),
+            connector: new.connector.clone(),
+            label: new.label.clone(),
+            settings: new.settings.clone(),
+            secrets: new.secrets.0.keys().cloned().collect(),
+            listing: None,
+        };
+        let connector_installed = self.connector_installed(&candidate).await?;
+        // Checked before anything is stored, with the secrets given.
+        let check = if connector_installed {
+            Some(
+                self.check_candidate(&candidate, Some(&new.secrets.0))
+                    .await?,
+            )
+        } else {
+            None
+        };
+        refuse_failed_check(check.as_ref(), new.force, "add it")?;
         self.store
-            .add_account(
+            .add_account_with_secrets(
                 &new.id,
                 practice_id,
                 &new.connector,
                 new.label.as_deref(),
                 &new.settings,
+                &new.secrets.0,
             )
             .await?;
         self.audit(
             "account.create",
             &new.id,
             serde_json::json!({"practice": practice_id, "connector": new.connector,
-                "settings": new.settings.keys().collect::<Vec<_>>()}),
+                "settings": new.settings.keys().collect::<Vec<_>>(),
+                "secrets": new.secrets.0.keys().collect::<Vec<_>>(),
+                "forced": new.force && check.as_ref().is_some_and(|c| !c.ok)}),
         )
         .await?;
-        self.checked(&new.id).await
+        Ok(CheckedAccount {
+            account: self.account(&new.id).await?,
+            connector_installed,
+            check,
+        })
     }
 
-    /// The account with its connector's state and what checking it finds.
+    /// Whether a version of the account's connector runs for its practice.
     async fn connector_installed(&self, account: &Account) -> ServiceResult<bool> {
         Ok(self
             .store
@@ -398,23 +499,9 @@ impl Passerelle {
             .is_some())
     }
 
-    async fn checked(&self, id: &str) -> ServiceResult<CheckedAccount> {
-        let account = self.account(id).await?;
-        let connector_installed = self.connector_installed(&account).await?;
-        let check = if connector_installed {
-            Some(self.check_account(id).await?)
-        } else {
-            None
-        };
-        Ok(CheckedAccount {
-            account,
-            connector_installed,
-            check,
-        })
-    }
-
-    /// Replaces an account's settings, sets or clears its label, merges its listing;
-    /// then checks it (unless only the listing changed).
+    /// Replaces or merges an account's settings, sets or clears its label, merges its
+    /// listing. Changed settings are checked first: a change its check fails is refused
+    /// unless forced.
     pub async fn update_account(
         &self,
         id: &str,
@@ -424,8 +511,27 @@ impl Passerelle {
         if let Some(Some(label)) = &update.label {
             not_empty("label", label)?;
         }
+        let settings = match (&update.settings, update.merge_settings.is_empty()) {
+            (Some(_), false) => {
+                return Err(ServiceError::invalid(
+                    "give `settings` (all of them) or `merge_settings` (some), not both",
+                ))
+            }
+            (Some(all), true) => Some(all.clone()),
+            (None, false) => {
+                let mut merged = account.settings.clone();
+                for (key, value) in &update.merge_settings {
+                    match value {
+                        Some(v) => merged.insert(key.clone(), v.clone()),
+                        None => merged.remove(key),
+                    };
+                }
+                Some(merged)
+            }
+            (None, true) => None,
+        };
         if let (Some(settings), Some(manifest)) = (
-            &update.settings,
+            &settings,
             self.manifest_for(&account.connector, &account.practice_id)
                 .await?,
         ) {
@@ -440,7 +546,20 @@ impl Passerelle {
                     .map_err(ServiceError::invalid)?,
             ),
         };
-        if let Some(settings) = &update.settings {
+        let connector_installed = self.connector_installed(&account).await?;
+        // Changed settings are checked as they would be, before they are stored.
+        let check = match &settings {
+            Some(settings) if connector_installed => {
+                let candidate = Account {
+                    settings: settings.clone(),
+                    ..account.clone()
+                };
+                Some(self.check_candidate(&candidate, None).await?)
+            }
+            _ => None,
+        };
+        refuse_failed_check(check.as_ref(), update.force, "change it")?;
+        if let Some(settings) = &settings {
             self.store.update_account_settings(id, settings).await?;
         }
         if let Some(label) = &update.label {
@@ -452,19 +571,16 @@ impl Passerelle {
         self.audit(
             "account.update",
             id,
-            serde_json::json!({"settings": update.settings.as_ref().map(|s| s.keys().collect::<Vec<_>>()),
-                "label": update.label.is_some(), "listing": listing}),
+            serde_json::json!({"settings": settings.as_ref().map(|s| s.keys().collect::<Vec<_>>()),
+                "label": update.label.is_some(), "listing": listing,
+                "forced": update.force && check.as_ref().is_some_and(|c| !c.ok)}),
         )
         .await?;
-        if update.settings.is_none() && update.label.is_none() {
-            // The listing is the export's, not the platform's: nothing to check.
-            return Ok(CheckedAccount {
-                connector_installed: self.connector_installed(&account).await?,
-                account: self.account(id).await?,
-                check: None,
-            });
-        }
-        self.checked(id).await
+        Ok(CheckedAccount {
+            account: self.account(id).await?,
+            connector_installed,
+            check,
+        })
     }
 
     /// Deletes an account with everything it owns; `with_data` must say so.
@@ -472,7 +588,7 @@ impl Passerelle {
         self.account(id).await?;
         if !with_data {
             return Err(ServiceError::invalid(
-                "deleting an account deletes its secrets, appointments, slots and runs: repeat with ?with_data=true",
+                "deleting an account deletes its secrets, appointments, slots and runs: repeat with --with-data (with_data=true)",
             ));
         }
         self.store
@@ -487,13 +603,7 @@ impl Passerelle {
     /// Stores a secret's value (never returned; only its name is listed).
     pub async fn set_secret(&self, account: &str, name: &str, value: &str) -> ServiceResult<()> {
         self.account(account).await?;
-        validate_id("secret", name)?;
-        if value.len() < passerelle_model::MIN_SECRET_BYTES {
-            return Err(ServiceError::invalid(format!(
-                "a secret's value must be at least {} bytes (a shorter one could appear in a platform's answer by chance): nothing stored",
-                passerelle_model::MIN_SECRET_BYTES
-            )));
-        }
+        validate_secret(name, value)?;
         self.store.set_secret(account, name, value).await?;
         // The name only: a secret's value never reaches the trail.
         self.audit("secret.set", account, serde_json::json!({"secret": name}))

@@ -285,12 +285,14 @@ impl Passerelle {
         account: &Account,
         manifest: &Manifest,
         limits: &passerelle_model::limits::Limits,
+        given: Option<&std::collections::BTreeMap<String, String>>,
     ) -> Result<(HttpSession, Scrubber)> {
-        // An account without secrets (public availability only) has none to read.
-        let secrets = if account.secrets.is_empty() {
-            Default::default()
-        } else {
-            self.store.secret_values(&account.id).await?
+        // Secrets given (an account being checked before it is stored) or the stored
+        // ones; an account without secrets (public availability only) has none to read.
+        let secrets = match given {
+            Some(given) => given.clone(),
+            None if account.secrets.is_empty() => Default::default(),
+            None => self.store.secret_values(&account.id).await?,
         };
         let override_rate = self
             .config
@@ -313,7 +315,7 @@ impl Passerelle {
         span: tracing::Span,
     ) -> Result<Executed> {
         let limits = self.config.limits.clone();
-        let (mut http, scrubber) = self.prepare_http(account, manifest, &limits).await?;
+        let (mut http, scrubber) = self.prepare_http(account, manifest, &limits, None).await?;
         http.recording = options.record.clone();
         let scope = Scope {
             connector: manifest.name.clone(),

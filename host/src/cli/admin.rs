@@ -42,6 +42,7 @@ pub trait Admin {
     async fn update_account(&self, id: &str, update: AccountUpdate) -> Result<CheckedAccount>;
     async fn accounts(&self, practice: Option<&str>) -> Result<Vec<Account>>;
     async fn create_account(&self, practice: &str, new: NewAccount) -> Result<CheckedAccount>;
+    async fn delete_account(&self, id: &str, with_data: bool) -> Result<()>;
     async fn set_secret(&self, account: &str, name: &str, value: &str) -> Result<()>;
     async fn check_account(&self, account: &str) -> Result<AccountCheck>;
     async fn paused(&self, connector: Option<&str>) -> Result<Vec<Pause>>;
@@ -111,6 +112,9 @@ impl Admin for Local {
     }
     async fn create_account(&self, practice: &str, new: NewAccount) -> Result<CheckedAccount> {
         local(self.0.create_account(practice, new).await)
+    }
+    async fn delete_account(&self, id: &str, with_data: bool) -> Result<()> {
+        local(self.0.delete_account(id, with_data).await)
     }
     async fn set_secret(&self, account: &str, name: &str, value: &str) -> Result<()> {
         local(self.0.set_secret(account, name, value).await)
@@ -228,6 +232,9 @@ impl Admin for Client {
     }
     async fn create_account(&self, practice: &str, new: NewAccount) -> Result<CheckedAccount> {
         Ok(Client::create_account(self, practice, &new).await?)
+    }
+    async fn delete_account(&self, id: &str, with_data: bool) -> Result<()> {
+        Ok(Client::delete_account(self, id, with_data).await?)
     }
     async fn set_secret(&self, account: &str, name: &str, value: &str) -> Result<()> {
         Ok(Client::set_secret(self, account, name, value).await?)

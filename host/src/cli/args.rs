@@ -365,6 +365,45 @@ pub enum AccountsCmd {
         /// A non-secret setting, KEY=VALUE (repeatable).
         #[arg(long = "setting", value_parser = parse_key_value)]
         settings: Vec<(String, String)>,
+        /// A secret to store with the account (repeatable): its value is read from
+        /// standard input, one line per --secret in the order given, never from the
+        /// command line.
+        #[arg(long = "secret", value_name = "NAME")]
+        secrets: Vec<String>,
+        /// Keep the account even though its check fails (the failure is printed).
+        /// Without it such an account is refused and nothing is stored.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Change an account's settings or label. Changed settings are checked first
+    /// (settings against the manifest, then the connector's check()); a change that
+    /// fails its check is refused unless --force.
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true)
+        .args(["settings", "unset", "label", "no_label"])))]
+    Update {
+        id: String,
+        /// Set a setting, KEY=VALUE (repeatable); the others are kept.
+        #[arg(long = "setting", value_parser = parse_key_value)]
+        settings: Vec<(String, String)>,
+        /// Remove a setting (repeatable).
+        #[arg(long = "unset-setting", value_name = "KEY")]
+        unset: Vec<String>,
+        #[arg(long, conflicts_with = "no_label")]
+        label: Option<String>,
+        /// Remove the label.
+        #[arg(long)]
+        no_label: bool,
+        /// Keep the change even though the account's check then fails.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Delete an account with everything it owns: its secrets, appointments, slots and
+    /// runs. Needs --with-data to say so.
+    Remove {
+        id: String,
+        /// Yes, delete its data too.
+        #[arg(long)]
+        with_data: bool,
     },
     /// List accounts (secret names shown, never values).
     List {

@@ -22,7 +22,9 @@ use passerelle_model::quarantine::QuarantineFilter;
 use passerelle_model::run::Mode;
 use passerelle_service::config::Config;
 use passerelle_service::feed::ChangeQuery;
-use passerelle_service::practices::{AccountUpdate, NewAccount, NewPractice, PracticeUpdate};
+use passerelle_service::practices::{
+    AccountUpdate, NewAccount, NewPractice, PracticeUpdate, SecretValues,
+};
 use passerelle_service::records::{AppointmentQuery, SlotQuery};
 use passerelle_service::runs::{RunQuery, SyncRequest};
 use passerelle_service::subscriptions::AddSubscription;
@@ -230,19 +232,49 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
             connector,
             label,
             settings,
-        }) => Output::AccountAdded(
-            admin
-                .create_account(
-                    &practice,
-                    NewAccount {
-                        id,
-                        connector,
-                        label,
-                        settings: settings.into_iter().collect(),
-                    },
-                )
-                .await?,
-        ),
+            secrets,
+            force,
+        }) => {
+            let secrets = read_secret_lines(&secrets)?;
+            Output::AccountAdded(
+                admin
+                    .create_account(
+                        &practice,
+                        NewAccount {
+                            id,
+                            connector,
+                            label,
+                            settings: settings.into_iter().collect(),
+                            secrets: SecretValues(secrets),
+                            force,
+                        },
+                    )
+                    .await?,
+            )
+        }
+        Command::Accounts(AccountsCmd::Update {
+            id,
+            settings,
+            unset,
+            label,
+            no_label,
+            force,
+        }) => {
+            let mut merge_settings: std::collections::BTreeMap<String, Option<String>> =
+                unset.into_iter().map(|k| (k, None)).collect();
+            merge_settings.extend(settings.into_iter().map(|(k, v)| (k, Some(v))));
+            let update = AccountUpdate {
+                label: patched(label, no_label),
+                merge_settings,
+                force,
+                ..AccountUpdate::default()
+            };
+            Output::AccountUpdated(admin.update_account(&id, update).await?)
+        }
+        Command::Accounts(AccountsCmd::Remove { id, with_data }) => {
+            admin.delete_account(&id, with_data).await?;
+            Output::AccountRemoved(id)
+        }
         Command::Accounts(AccountsCmd::List { practice }) => {
             Output::Accounts(admin.accounts(practice.as_deref()).await?)
         }
@@ -607,6 +639,28 @@ fn check_config(config: &Config, path: Option<&Path>) -> Result<Output> {
 
 /// A secret's value from the named environment variable or standard input; never
 /// from the command line (it would land in shell history and `ps`).
+/// The values of `names` from standard input, one line each in order (a prompt per
+/// value on a terminal).
+fn read_secret_lines(names: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut values = std::collections::BTreeMap::new();
+    let stdin = std::io::stdin();
+    for name in names {
+        if stdin.is_terminal() {
+            eprintln!("type the value of secret `{name}`, then Enter:");
+        }
+        let mut line = String::new();
+        stdin.read_line(&mut line)?;
+        let value = line.trim_end_matches(['\r', '\n']);
+        if value.is_empty() {
+            bail!("no value for secret `{name}` on standard input (one line per --secret, in order): nothing stored");
+        }
+        if values.insert(name.clone(), value.to_string()).is_some() {
+            bail!("secret `{name}` given twice");
+        }
+    }
+    Ok(values)
+}
+
 fn read_secret_value(name: &str, from_env: Option<&str>) -> Result<String> {
     let value = match from_env {
         Some(var) => {

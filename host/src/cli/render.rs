@@ -33,6 +33,8 @@ pub enum Output {
     /// An account in full.
     Account(Account),
     AccountAdded(CheckedAccount),
+    AccountUpdated(CheckedAccount),
+    AccountRemoved(String),
     Accounts(Vec<Account>),
     AccountChecked(AccountCheck),
     SecretStored {
@@ -167,7 +169,8 @@ impl Output {
             Output::PracticeAdded(p) | Output::Schedule(p) | Output::Practice(p) => v(p),
             Output::Account(a) => v(a),
             Output::Practices(p) => v(p),
-            Output::AccountAdded(a) => v(a),
+            Output::AccountAdded(a) | Output::AccountUpdated(a) => v(a),
+            Output::AccountRemoved(id) => json!({"removed": id}),
             Output::Accounts(a) => v(a),
             Output::AccountChecked(c) => v(c),
             Output::SecretStored { account, name } => json!({"account": account, "secret": name}),
@@ -275,6 +278,13 @@ impl Output {
                     line(check_line(c));
                 }
             }
+            Output::AccountUpdated(a) => {
+                line(format!("updated account {}", a.account.id));
+                if let Some(c) = &a.check {
+                    line(check_line(c));
+                }
+            }
+            Output::AccountRemoved(id) => line(format!("removed account {id} and its data")),
             Output::Accounts(accounts) => {
                 if accounts.is_empty() {
                     line("no accounts: add one with `passerelle accounts add`".into());

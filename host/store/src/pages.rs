@@ -5,7 +5,7 @@
 use sqlx::Row;
 
 use super::error::{DbContext, StoreResult};
-use super::records::appointment_from_row;
+use super::records::{appointment_from_row, slot_from_row};
 use super::Store;
 use passerelle_model::records::{SlotRecord, StoredAppointment};
 
@@ -117,15 +117,7 @@ impl Store {
                 practice_id: r.get("practice_id"),
                 account_id: r.get("account_id"),
                 connector: r.get("connector"),
-                record: SlotRecord {
-                    external_id: r.get("external_id"),
-                    starts_at: r.get("starts_at"),
-                    starts_at_ms: r.get("starts_at_ms"),
-                    ends_at: r.get("ends_at"),
-                    practitioner: r.get("practitioner"),
-                    visit_motive: r.get("visit_motive"),
-                    place: r.get("place"),
-                },
+                record: slot_from_row(r),
             })
             .collect())
     }

@@ -93,14 +93,8 @@ impl Store {
         id: &str,
         listing: Option<&passerelle_model::public::Listing>,
     ) -> StoreResult<()> {
-        let json = listing.map(|l| serde_json::to_string(l).expect("a listing serialises"));
-        sqlx::query("UPDATE accounts SET public_info = $2 WHERE id = $1")
-            .bind(id)
-            .bind(json)
-            .execute(&self.pool)
+        self.set_public_info("accounts", id, listing, "setting the account's listing")
             .await
-            .context("setting the account's listing")?;
-        Ok(())
     }
 
     /// Sets (or, with None, clears) a practice's public metadata.
@@ -109,13 +103,32 @@ impl Store {
         id: &str,
         public: Option<&passerelle_model::public::PublicInfo>,
     ) -> StoreResult<()> {
-        let json = public.map(|p| serde_json::to_string(p).expect("public info serialises"));
-        sqlx::query("UPDATE practices SET public_info = $2 WHERE id = $1")
-            .bind(id)
-            .bind(json)
-            .execute(&self.pool)
-            .await
-            .context("setting the practice's public metadata")?;
+        self.set_public_info(
+            "practices",
+            id,
+            public,
+            "setting the practice's public metadata",
+        )
+        .await
+    }
+
+    /// Writes (or clears) the `public_info` column of one row of `table`.
+    async fn set_public_info(
+        &self,
+        table: &'static str,
+        id: &str,
+        value: Option<&impl serde::Serialize>,
+        doing: &'static str,
+    ) -> StoreResult<()> {
+        let json = value.map(|v| serde_json::to_string(v).expect("public metadata serialises"));
+        sqlx::query(&format!(
+            "UPDATE {table} SET public_info = $2 WHERE id = $1"
+        ))
+        .bind(id)
+        .bind(json)
+        .execute(&self.pool)
+        .await
+        .context(doing)?;
         Ok(())
     }
 
@@ -127,11 +140,34 @@ impl Store {
         label: Option<&str>,
         settings: &BTreeMap<String, String>,
     ) -> StoreResult<Account> {
+        self.add_account_with_secrets(
+            id,
+            practice_id,
+            connector,
+            label,
+            settings,
+            &BTreeMap::new(),
+        )
+        .await
+    }
+
+    /// Adds an account and its secrets (sealed) in one transaction: all or nothing.
+    pub async fn add_account_with_secrets(
+        &self,
+        id: &str,
+        practice_id: &str,
+        connector: &str,
+        label: Option<&str>,
+        settings: &BTreeMap<String, String>,
+        secrets: &BTreeMap<String, String>,
+    ) -> StoreResult<Account> {
         if self.practice(practice_id).await?.is_none() {
             return Err(StoreError::NotFound(format!(
                 "no practice `{practice_id}`: add it first with `passerelle practices add`"
             )));
         }
+        let now = now_text();
+        let mut tx = self.pool.begin().await.context("adding account")?;
         let res = sqlx::query(
             "INSERT INTO accounts (id, practice_id, connector, label, settings, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -141,8 +177,8 @@ impl Store {
         .bind(connector)
         .bind(label)
         .bind(serde_json::to_string(settings).expect("settings serialise"))
-        .bind(now_text())
-        .execute(&self.pool)
+        .bind(&now)
+        .execute(&mut *tx)
         .await;
         if let Err(e) = res {
             if is_unique_violation(&e) {
@@ -152,13 +188,27 @@ impl Store {
             }
             return Err(e).context("adding account");
         }
+        for (name, value) in secrets {
+            let sealed = self.keyring()?.seal(id, name, value);
+            sqlx::query(
+                "INSERT INTO account_secrets (account_id, name, value, updated_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(id)
+            .bind(name)
+            .bind(&sealed)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .context("storing secret")?;
+        }
+        tx.commit().await.context("adding account")?;
         Ok(Account {
             id: id.into(),
             practice_id: practice_id.into(),
             connector: connector.into(),
             label: label.map(str::to_string),
             settings: settings.clone(),
-            secrets: vec![],
+            secrets: secrets.keys().cloned().collect(),
             listing: None,
         })
     }

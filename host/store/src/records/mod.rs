@@ -9,6 +9,7 @@
 
 mod slots;
 
+pub(crate) use slots::slot_from_row;
 use slots::{prune_slots, upsert_slots, SLOTS_PER_STATEMENT};
 
 use super::error::{DbContext, StoreError, StoreResult};

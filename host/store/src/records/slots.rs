@@ -168,17 +168,19 @@ impl Store {
         .bind(account_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| SlotRecord {
-                external_id: r.get("external_id"),
-                starts_at: r.get("starts_at"),
-                starts_at_ms: r.get("starts_at_ms"),
-                ends_at: r.get("ends_at"),
-                practitioner: r.get("practitioner"),
-                visit_motive: r.get("visit_motive"),
-                place: r.get("place"),
-            })
-            .collect())
+        Ok(rows.iter().map(slot_from_row).collect())
+    }
+}
+
+/// A slot as its row holds it.
+pub(crate) fn slot_from_row(r: &sqlx::any::AnyRow) -> SlotRecord {
+    SlotRecord {
+        external_id: r.get("external_id"),
+        starts_at: r.get("starts_at"),
+        starts_at_ms: r.get("starts_at_ms"),
+        ends_at: r.get("ends_at"),
+        practitioner: r.get("practitioner"),
+        visit_motive: r.get("visit_motive"),
+        place: r.get("place"),
     }
 }
