@@ -2,7 +2,9 @@
 //! by the cassettes in plugins/keldoc/cassettes), through `passerelle connector test`:
 //! the slots the recording means, every contract check and drift probe.
 
-use passerelle_tests::kit::{drift_paths, first_slot, passes_recorded, requests, slot_times};
+use passerelle_tests::kit::{
+    drift_paths, first_slot, passerelle, passes_recorded, recorded_cassette, requests, slot_times,
+};
 
 /// The recording is cabinet 16913 (Le Faouët) of clinic 2563, specialty 144. Its four
 /// motives each sit in their own category. Motives 81484 and 82874 answer "Prochain RDV
@@ -74,6 +76,110 @@ fn a_next_availability_in_the_window_is_followed() {
         .iter()
         .any(|r| r.contains("/timetables/81484?from=2021-04-25&to=2021-04-29")));
     assert_eq!(asked.len(), 9, "{asked:#?}");
+    // The answers the cassette made up say so beside the requests they answered.
+    let noted: Vec<&str> = report["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["note"] == "made up")
+        .map(|r| r["request"].as_str().unwrap())
+        .collect();
+    assert_eq!(noted.len(), 3, "{noted:#?}");
+    assert!(
+        noted.iter().all(|r| r.contains("from=2021-04-2")),
+        "{noted:#?}"
+    );
+}
+
+/// Every cassette of a folder in one call, each against its own expected.json: the
+/// text names the clock and window, numbers requests in order with the exchange that
+/// answered (and its note), puts the first slot first; `--summary` keeps the counts.
+#[test]
+fn a_folder_of_cassettes_in_one_call() {
+    let one = recorded_cassette("keldoc", "jump");
+    let folder = one.parent().unwrap();
+    let component = passerelle_tests::component("keldoc");
+    let count = std::fs::read_dir(folder)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().join("cassette.toml").is_file())
+        .count();
+    let ran = passerelle(&[
+        "connector",
+        "test",
+        component.to_str().unwrap(),
+        "--cassette",
+        folder.to_str().unwrap(),
+        "--summary",
+    ]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let out = &ran.stdout;
+    assert!(
+        out.contains(&format!("{count} cassettes: {count} passed, 0 failed")),
+        "{out}"
+    );
+    assert!(out.contains("records match"), "{out}");
+    assert!(
+        out.contains("clock 2021-04-13T06:00:00Z, window 0 days back and 14 ahead"),
+        "{out}"
+    );
+    assert!(
+        out.contains("first slot: 2021-04-20T16:55:00+02:00"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("<- exchange"),
+        "a summary lists no request: {out}"
+    );
+
+    let ran = passerelle(&[
+        "connector",
+        "test",
+        component.to_str().unwrap(),
+        "--cassette",
+        one.to_str().unwrap(),
+    ]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    let numbered: Vec<&&str> = lines.iter().filter(|l| l.contains("<- exchange")).collect();
+    assert_eq!(numbered.len(), 9, "{}", ran.stdout);
+    for (n, line) in numbered.iter().enumerate() {
+        assert!(
+            line.trim_start().starts_with(&format!("{}. ", n + 1)),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        numbered.iter().filter(|l| l.ends_with("(made up)")).count(),
+        3,
+        "{}",
+        ran.stdout
+    );
+    // Slots by start: the first listed is the first slot.
+    let slots = lines
+        .iter()
+        .position(|l| l.starts_with("slots (3)"))
+        .unwrap();
+    assert!(lines[slots + 1].contains("first slot: 2021-04-20T16:55:00+02:00"));
+    assert!(lines[slots + 2]
+        .trim_start()
+        .starts_with("2021-04-20T16:55:00+02:00 → "));
+
+    // One --expect file cannot stand for a folder of cassettes.
+    let ran = passerelle(&[
+        "connector",
+        "test",
+        component.to_str().unwrap(),
+        "--cassette",
+        folder.to_str().unwrap(),
+        "--expect",
+        one.join("expected.json").to_str().unwrap(),
+    ]);
+    assert_ne!(ran.code, 0);
+    assert!(
+        ran.stderr.contains("--expect names one file"),
+        "{}",
+        ran.stderr
+    );
 }
 
 /// Cabinet 16910 of the same clinic (K2 Lorient La Base): its recorded motive list has

@@ -42,6 +42,8 @@ pub const MAX_BODY: u64 = 64 * 1024 * 1024;
 pub enum CassetteError {
     #[error("{0}: no such cassette folder")]
     Missing(PathBuf),
+    #[error("{0}: no cassette.toml there nor in any folder in it")]
+    NoneIn(PathBuf),
     #[error("{path}: cannot read: {source}")]
     Read {
         path: PathBuf,
@@ -55,6 +57,33 @@ pub enum CassetteError {
         index: usize,
         message: String,
     },
+}
+
+/// The cassettes `dir` names: itself when it holds a `cassette.toml`, else each folder
+/// in it that does, by name.
+pub fn cassettes_in(dir: &Path) -> Result<Vec<PathBuf>, CassetteError> {
+    if !dir.is_dir() {
+        return Err(CassetteError::Missing(dir.to_path_buf()));
+    }
+    if dir.join("cassette.toml").is_file() {
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    let read = |source| CassetteError::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read)? {
+        let path = entry.map_err(read)?.path();
+        if path.join("cassette.toml").is_file() {
+            found.push(path);
+        }
+    }
+    if found.is_empty() {
+        return Err(CassetteError::NoneIn(dir.to_path_buf()));
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// A cassette as written in `cassette.toml`.
@@ -108,6 +137,10 @@ pub struct ExchangeFile {
     /// Response body, inline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_text: Option<String>,
+    /// Where this answer comes from when not from the platform (e.g. `"made up"`):
+    /// shown in the report next to each request it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 fn get() -> String {
@@ -148,6 +181,8 @@ pub struct Exchange {
     pub body: Vec<u8>,
     /// Where the body came from (a file, or `inline`), for reports.
     pub body_source: String,
+    /// The cassette's note on this exchange (`"made up"`), for reports.
+    pub note: Option<String>,
 }
 
 /// A request as the replay server saw it, with the origin the connector asked for.
@@ -338,6 +373,7 @@ impl Exchange {
             headers_out: e.headers_out.into_iter().collect(),
             body,
             body_source,
+            note: e.note.filter(|n| !n.trim().is_empty()),
         })
     }
 

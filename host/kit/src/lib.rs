@@ -75,6 +75,12 @@ pub struct TestOptions {
 pub struct TestReport {
     pub connector: String,
     pub version: String,
+    /// The cassette folder tested.
+    pub cassette: PathBuf,
+    /// The clock every run of the test had (`--now`, the cassette's, or the test's start).
+    pub now: chrono::DateTime<chrono::Utc>,
+    /// The sync window: days before and after `now`.
+    pub window: (u32, u32),
     pub run: RunReport,
     pub requests: Vec<RequestReport>,
     pub records: Records,
@@ -103,6 +109,8 @@ pub struct RequestReport {
     pub request: String,
     /// The exchange (1-based, as numbered in `cassette.toml`) that answered it.
     pub exchange: Option<usize>,
+    /// The cassette's note on that exchange (`"made up"`).
+    pub note: Option<String>,
     /// For an unmatched request: the closest exchanges and what differs.
     pub closest: Vec<String>,
 }
@@ -157,6 +165,10 @@ pub async fn test(options: TestOptions) -> Result<TestReport, KitError> {
         .map(|s| RequestReport {
             request: s.request.line(),
             exchange: s.exchange.map(|i| i + 1),
+            note: s
+                .exchange
+                .and_then(|i| cassette.exchanges.get(i))
+                .and_then(|e| e.note.clone()),
             closest: match s.exchange {
                 Some(_) => Vec::new(),
                 None => cassette
@@ -224,9 +236,13 @@ pub async fn test(options: TestOptions) -> Result<TestReport, KitError> {
     }
     verdicts.sort_by_key(|v| v.check);
     let run = &first.run;
+    let config = &bench.app().config.sync;
     Ok(TestReport {
         connector: bench.manifest.name.clone(),
         version: bench.manifest.version.clone(),
+        cassette: options.cassette.clone(),
+        now: bench.options.now.expect("over() fixes the clock"),
+        window: (config.window_past_days, config.window_future_days),
         run: RunReport {
             status: run.status,
             error_kind: run.error_kind.map(|k| k.as_str().to_string()),

@@ -138,6 +138,7 @@ fn write(
                 .collect(),
             body: Some(name),
             body_text: None,
+            note: None,
         });
     }
     let text = format!(

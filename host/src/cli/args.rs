@@ -641,7 +641,8 @@ pub enum ConnectorCmd {
     Test {
         /// The connector component (.wasm).
         component: PathBuf,
-        /// The cassette folder (with cassette.toml).
+        /// The cassette folder (with cassette.toml), or a folder of cassette folders:
+        /// each is tested, and the exit code is 0 only if all pass.
         #[arg(long, required_unless_present = "record", conflicts_with = "record")]
         cassette: Option<PathBuf>,
         /// A folder outside the cassette whose files its `body` entries may name (e.g.
@@ -678,13 +679,18 @@ pub enum ConnectorCmd {
         /// A full sync (default: incremental, which on a first run has no cursor).
         #[arg(long)]
         full: bool,
-        /// Compare the stored records with this JSON file.
+        /// Compare the stored records with this JSON file. Default: the cassette's
+        /// expected.json when it has one (each cassette's own, for a folder of them).
         #[arg(long)]
         expect: Option<PathBuf>,
         /// Write the stored records to the --expect file (default: the cassette's
         /// expected.json) instead of comparing.
         #[arg(long)]
         bless: bool,
+        /// Counts only: requests, slots with the first one, appointments, checks and
+        /// probes, without listing each (unmatched requests and failures still shown).
+        #[arg(long)]
+        summary: bool,
         /// The contract checks to run, comma-separated (default: all); `none` for none.
         #[arg(long, value_delimiter = ',', value_parser = parse_check)]
         checks: Option<Vec<Option<passerelle_kit::checks::Check>>>,

@@ -52,6 +52,7 @@ pub async fn run(command: ConnectorCmd, config: &Config) -> Result<Output> {
             full,
             expect,
             bless,
+            summary,
             checks,
         } => {
             let checks = match checks {
@@ -59,35 +60,53 @@ pub async fn run(command: ConnectorCmd, config: &Config) -> Result<Output> {
                 Some(list) => list.into_iter().flatten().collect(),
             };
             let secrets = secret_values(secrets, record.is_some())?;
-            let (cassette, live) = match (cassette, record) {
-                (_, Some(dir)) => (dir, Some(config.http.clone())),
-                (Some(dir), None) => (dir, None),
+            let (cassettes, live, many) = match (cassette, record) {
+                (_, Some(dir)) => (vec![dir], Some(config.http.clone()), false),
+                (Some(dir), None) => {
+                    let found = passerelle_kit::cassette::cassettes_in(&dir)?;
+                    let many = found.len() != 1 || found[0] != dir;
+                    (found, None, many)
+                }
                 (None, None) => bail!("give --cassette DIR, or --record DIR to record one"),
             };
-            // Blessing without a file names the cassette's own.
-            let expect = match (expect, bless) {
-                (None, true) => Some(cassette.join("expected.json")),
-                (expect, _) => expect,
-            };
-            let options = TestOptions {
-                component,
-                cassette,
-                fixtures,
-                live,
-                bench: BenchOptions {
-                    settings: settings.into_iter().collect(),
-                    secrets,
-                    now,
-                    window,
-                },
-                full,
-                expect,
-                bless,
-                checks,
-            };
-            Ok(Output::ConnectorTest(Box::new(
-                passerelle_kit::test(options).await?,
-            )))
+            if many && expect.is_some() {
+                bail!(
+                    "--expect names one file: with a folder of cassettes each is compared with its own expected.json"
+                );
+            }
+            let mut reports = Vec::new();
+            for cassette in cassettes {
+                // Blessing writes, and a test compares with, the cassette's own file
+                // unless --expect names another.
+                let own = cassette.join("expected.json");
+                let expect = match &expect {
+                    Some(path) => Some(path.clone()),
+                    None if bless || own.is_file() => Some(own),
+                    None => None,
+                };
+                let options = TestOptions {
+                    component: component.clone(),
+                    cassette,
+                    fixtures: fixtures.clone(),
+                    live: live.clone(),
+                    bench: BenchOptions {
+                        settings: settings.iter().cloned().collect(),
+                        secrets: secrets.clone(),
+                        now,
+                        window,
+                    },
+                    full,
+                    expect,
+                    bless,
+                    checks: checks.clone(),
+                };
+                reports.push(passerelle_kit::test(options).await?);
+            }
+            Ok(Output::ConnectorTest {
+                reports,
+                many,
+                summary,
+            })
         }
     }
 }

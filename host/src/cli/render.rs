@@ -90,8 +90,14 @@ pub enum Output {
     /// Text made by the command itself (`connector new`, `connector build`, `serve
     /// --check-config`), printed as it is in both modes.
     Text(String),
-    /// A `connector test` report (text: [`super::render_kit`]).
-    ConnectorTest(Box<passerelle_kit::TestReport>),
+    /// `connector test` reports (text: [`super::render_kit`]): one cassette's
+    /// (`many` false: JSON is the report), or those of a folder of cassettes (an array).
+    ConnectorTest {
+        reports: Vec<passerelle_kit::TestReport>,
+        many: bool,
+        /// Counts only, not the listings.
+        summary: bool,
+    },
     /// What the demo did: each phase's runs, then its closing words.
     #[cfg(feature = "dev")]
     Demo(passerelle_dev::demo::DemoReport),
@@ -150,8 +156,13 @@ impl Output {
             }
             Output::AuditVerified(r) => (!r.problems.is_empty())
                 .then(|| format!("the audit trail is broken in {} place(s)", r.problems.len())),
-            Output::ConnectorTest(report) => {
-                (!report.passed()).then(|| "connector test failed".into())
+            Output::ConnectorTest { reports, .. } => {
+                let failed = reports.iter().filter(|r| !r.passed()).count();
+                match (failed, reports.len()) {
+                    (0, _) => None,
+                    (_, 1) => Some("connector test failed".into()),
+                    (n, of) => Some(format!("connector test failed on {n} of {of} cassettes")),
+                }
             }
             #[cfg(feature = "dev")]
             Output::Demo(report) => (report.failed > 0)
@@ -221,7 +232,10 @@ impl Output {
             Output::SubscriptionReplayed(s) => v(s),
             Output::Exported(r) => v(r),
             Output::Text(text) => Value::String(text.clone()),
-            Output::ConnectorTest(report) => v(report),
+            Output::ConnectorTest { reports, many, .. } => match (many, reports.first()) {
+                (false, Some(report)) => v(report),
+                _ => v(reports),
+            },
             #[cfg(feature = "dev")]
             Output::Demo(report) => serde_json::json!({
                 "phases": report.phases.iter().map(|(title, runs)| serde_json::json!({"title": title, "runs": v(runs)})).collect::<Vec<_>>(),
@@ -463,8 +477,16 @@ impl Output {
                 s.state.as_str()
             )),
             Output::Text(text) => line(text.trim_end_matches('\n').to_string()),
-            Output::ConnectorTest(report) => {
-                line(super::render_kit::text(report).trim_end_matches('\n').to_string())
+            Output::ConnectorTest {
+                reports,
+                many,
+                summary,
+            } => {
+                let text = match (many, reports.first()) {
+                    (false, Some(report)) => super::render_kit::text(report, *summary),
+                    _ => super::render_kit::texts(reports, *summary),
+                };
+                line(text.trim_end_matches('\n').to_string())
             }
             #[cfg(feature = "dev")]
             Output::Demo(report) => {

@@ -1,5 +1,8 @@
-//! The text of a `connector test` report: the run, requests (and the closest exchanges
-//! of an unmatched one), records, log lines, checks and drift probes.
+//! The text of a `connector test` report: the run with its clock and window, requests
+//! in the order made with the exchange that answered each (and the closest exchanges of
+//! an unmatched one), records (slots by start, the first named), log lines, checks and
+//! drift probes — in full, or counts only (`--summary`); and the line that sums up
+//! several cassettes.
 
 use std::fmt::Write as _;
 
@@ -7,10 +10,45 @@ use super::printable::printable;
 use passerelle_kit::probes::Verdict as ProbeVerdict;
 use passerelle_kit::TestReport;
 
-pub fn text(r: &TestReport) -> String {
+/// The reports of several cassettes, each as [`text`], then a line counting them.
+pub fn texts(reports: &[TestReport], summary: bool) -> String {
+    let mut out = String::new();
+    for r in reports {
+        let _ = writeln!(out, "== {}", r.cassette.display());
+        out.push_str(&text(r, summary));
+        out.push('\n');
+    }
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| r.cassette.display().to_string())
+        .collect();
+    let _ = write!(
+        out,
+        "{} cassettes: {} passed, {} failed",
+        reports.len(),
+        reports.len() - failed.len(),
+        failed.len()
+    );
+    if !failed.is_empty() {
+        let _ = write!(out, " ({})", failed.join(", "));
+    }
+    out.push('\n');
+    out
+}
+
+/// One cassette's report; `summary`: counts instead of the listings.
+pub fn text(r: &TestReport, summary: bool) -> String {
     let mut out = String::new();
     let run = &r.run;
     let _ = writeln!(out, "{} {}: run {}", r.connector, r.version, run.status);
+    let _ = writeln!(
+        out,
+        "  clock {}, window {} days back and {} ahead",
+        r.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        r.window.0,
+        r.window.1
+    );
     if let Some(kind) = &run.error_kind {
         let detail = run.error_detail.as_deref().unwrap_or("");
         let _ = writeln!(out, "  error: {kind}: {}", printable(detail));
@@ -21,47 +59,9 @@ pub fn text(r: &TestReport) -> String {
     if let Some(c) = &run.cursor {
         let _ = writeln!(out, "  cursor: {}", printable(c));
     }
-    let _ = writeln!(out, "\nrequests ({}):", r.requests.len());
-    for q in &r.requests {
-        match q.exchange {
-            Some(i) => {
-                let _ = writeln!(out, "  [{i}] {}", printable(&q.request));
-            }
-            None => {
-                let _ = writeln!(out, "  UNMATCHED {}", printable(&q.request));
-                for c in &q.closest {
-                    let _ = writeln!(out, "      closest {}", printable(c));
-                }
-            }
-        }
-    }
-    let _ = writeln!(out, "\nslots ({}):", r.records.slots.len());
-    for s in &r.records.slots {
-        let field = |k: &str| text_of(s, k);
-        let _ = writeln!(
-            out,
-            "  {}  {} → {}  {} / {} / {}",
-            printable(&field("external_id")),
-            field("starts_at"),
-            field("ends_at"),
-            printable(&field("practitioner")),
-            printable(&field("visit_motive")),
-            printable(&field("place"))
-        );
-    }
-    let _ = writeln!(out, "\nappointments ({}):", r.records.appointments.len());
-    for a in &r.records.appointments {
-        let field = |k: &str| text_of(a, k);
-        // Patients are not printed: the golden file holds them.
-        let _ = writeln!(
-            out,
-            "  {}  {}  {}",
-            printable(&field("external_id")),
-            field("starts_at"),
-            field("status")
-        );
-    }
-    if !r.logs.is_empty() {
+    requests(&mut out, r, summary);
+    records(&mut out, r, summary);
+    if !r.logs.is_empty() && !summary {
         let _ = writeln!(out, "\nlog ({} lines):", r.logs.len());
         for l in &r.logs {
             let _ = writeln!(out, "  {}", printable(l));
@@ -92,7 +92,11 @@ pub fn text(r: &TestReport) -> String {
             );
         }
     }
-    if !r.probes.is_empty() {
+    if !r.probes.is_empty() && summary {
+        let failed = r.probes.iter().filter(|p| !p.passed()).count();
+        let _ = writeln!(out, "\nprobes: {}, {failed} failed", r.probes.len());
+    }
+    if !r.probes.is_empty() && !summary {
         let _ = writeln!(out, "\nprobes:");
         for p in &r.probes {
             let verdict = match &p.verdict {
@@ -121,4 +125,96 @@ fn text_of(record: &serde_json::Value, key: &str) -> String {
         .and_then(|v| v.as_str())
         .unwrap_or("-")
         .to_string()
+}
+
+/// Requests in the order made, each with the exchange that answered it and that
+/// exchange's note; an unmatched one with the closest exchanges. In a summary: the
+/// count, and the unmatched ones.
+fn requests(out: &mut String, r: &TestReport, summary: bool) {
+    let unmatched = r.requests.iter().filter(|q| q.exchange.is_none()).count();
+    let _ = writeln!(
+        out,
+        "\nrequests ({}{}):",
+        r.requests.len(),
+        if unmatched > 0 {
+            format!(", {unmatched} UNMATCHED")
+        } else {
+            String::new()
+        }
+    );
+    for (n, q) in r.requests.iter().enumerate() {
+        match q.exchange {
+            Some(_) if summary => {}
+            Some(i) => {
+                let note = q
+                    .note
+                    .as_deref()
+                    .map(|n| format!(" ({})", printable(n)))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "  {:>2}. {}  <- exchange {i}{note}",
+                    n + 1,
+                    printable(&q.request)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  {:>2}. UNMATCHED {}", n + 1, printable(&q.request));
+                for c in &q.closest {
+                    let _ = writeln!(out, "      closest {}", printable(c));
+                }
+            }
+        }
+    }
+}
+
+/// Slots by start with the first one named, and appointments (patients never printed:
+/// the golden file holds them). In a summary: counts and the first slot.
+fn records(out: &mut String, r: &TestReport, summary: bool) {
+    let mut slots: Vec<&serde_json::Value> = r.records.slots.iter().collect();
+    // By instant (what the host stored), then id.
+    let start = |s: &serde_json::Value| {
+        s.get("starts_at")
+            .and_then(|v| v.as_str())
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.timestamp_millis())
+    };
+    slots.sort_by_key(|s| (start(s), text_of(s, "external_id")));
+    let _ = writeln!(out, "\nslots ({}):", slots.len());
+    if let Some(first) = slots.first() {
+        let _ = writeln!(
+            out,
+            "  first slot: {} ({})",
+            text_of(first, "starts_at"),
+            printable(&text_of(first, "external_id"))
+        );
+    }
+    if !summary {
+        for s in &slots {
+            let field = |k: &str| text_of(s, k);
+            let _ = writeln!(
+                out,
+                "  {} → {}  {}  {} / {} / {}",
+                field("starts_at"),
+                field("ends_at"),
+                printable(&field("external_id")),
+                printable(&field("practitioner")),
+                printable(&field("visit_motive")),
+                printable(&field("place"))
+            );
+        }
+    }
+    let _ = writeln!(out, "\nappointments ({}):", r.records.appointments.len());
+    if !summary {
+        for a in &r.records.appointments {
+            let field = |k: &str| text_of(a, k);
+            let _ = writeln!(
+                out,
+                "  {}  {}  {}",
+                printable(&field("external_id")),
+                field("starts_at"),
+                field("status")
+            );
+        }
+    }
 }
