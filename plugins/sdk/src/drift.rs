@@ -90,6 +90,63 @@ pub fn items_with<T: DeserializeOwned>(
     Ok(out)
 }
 
+/// For a field that must be present but may be null: put
+/// `#[serde(deserialize_with = "passerelle_sdk::drift::nullable")]` on its `Option<T>`.
+/// Null reads as `None`; a missing field is `schema-drift` (`found: missing`) — serde
+/// alone reads a missing `Option` as `None` too, and a renamed field would go unseen.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer)
+}
+
+/// One shape of a list whose items come in several: its name and the members an item
+/// of it has (`("slot", &["start", "end"])`, `("trailer", &["total"])`).
+pub type Shape<'a> = (&'a str, &'a [&'a str]);
+
+/// A list whose items come in several shapes, told apart by their members (slots, then
+/// a trailer object with a count): each item with the index in `shapes` of the first
+/// shape whose members it all has. An item of no shape is `schema-drift` at
+/// `base[i]`, expecting the shapes by name, finding its JSON kind.
+pub fn union_items<'v>(
+    endpoint: &str,
+    base: &str,
+    values: &'v [Value],
+    shapes: &[Shape<'_>],
+) -> Result<Vec<(usize, &'v Value)>, SyncError> {
+    let mut out = Vec::with_capacity(values.len());
+    for (i, value) in values.iter().enumerate() {
+        let shape = value.as_object().and_then(|members| {
+            shapes
+                .iter()
+                .position(|(_, needs)| needs.iter().all(|m| members.contains_key(*m)))
+        });
+        match shape {
+            Some(s) => out.push((s, value)),
+            None => {
+                return Err(report(
+                    endpoint,
+                    &format!("{base}[{i}]"),
+                    &one_of(shapes),
+                    &kind(Some(value)),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `one of: slot (start, end), trailer (total)`.
+fn one_of(shapes: &[Shape<'_>]) -> String {
+    let names: Vec<String> = shapes
+        .iter()
+        .map(|(name, members)| format!("{name} ({})", members.join(", ")))
+        .collect();
+    format!("one of: {}", names.join(", "))
+}
+
 /// A `schema-drift` report for a value the connector checked itself (a date that is
 /// not one, a union with none of its shapes): `found` names the JSON kind seen there
 /// (`string`, `missing`…), never the value.

@@ -103,11 +103,17 @@ impl Request {
     }
 
     /// `Authorization: Bearer <secret>`.
-    pub fn bearer(mut self, secret: &str) -> Self {
+    pub fn bearer(self, secret: &str) -> Self {
+        self.secret_prefix("authorization", "Bearer ", secret)
+    }
+
+    /// A header whose value is literal `prefix` then the account's secret `secret`
+    /// (`secret_prefix("authorization", "Partner ", "partner-key")`).
+    pub fn secret_prefix(mut self, name: &str, prefix: &str, secret: &str) -> Self {
         self.headers.push(Header {
-            name: "authorization".into(),
+            name: name.into(),
             value: HeaderValue::SecretWithPrefix(SecretRef {
-                prefix: "Bearer ".into(),
+                prefix: prefix.into(),
                 name: secret.into(),
             }),
         });
@@ -155,7 +161,24 @@ impl Request {
         self
     }
 
-    fn endpoint_name(&self) -> String {
+    /// The URL with its query string, as it will be sent.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The headers so far (secrets by reference: the host fills them in).
+    pub fn headers(&self) -> &[Header] {
+        &self.headers
+    }
+
+    /// The headers with a secret inside a template (contract 0.1.2).
+    #[cfg(not(any(feature = "contract-0-1-0", feature = "contract-0-1-1")))]
+    pub fn templated(&self) -> &[crate::SecretTemplate] {
+        &self.templated
+    }
+
+    /// The endpoint's name: [`Self::endpoint`]'s, else the method and the URL's path.
+    pub fn endpoint_name(&self) -> String {
         if let Some(e) = &self.endpoint {
             return e.clone();
         }

@@ -120,6 +120,24 @@ impl Window {
         self.from(run_clock())
     }
 
+    /// The window's local days in `tz`, in pages of `days` days: `(first, last)`
+    /// inclusive, from the start's date to the date of the end's last instant (an end at
+    /// midnight does not add its day), the last page cut at that date. For platforms
+    /// that are asked a week (or N days) at a time.
+    pub fn days(&self, days: u32, tz: chrono_tz::Tz) -> Vec<(NaiveDate, NaiveDate)> {
+        let days = days.max(1);
+        let first = self.start.date_in(tz);
+        let last = Timestamp(self.end.0 - chrono::Duration::milliseconds(1)).date_in(tz);
+        let mut pages = Vec::new();
+        let mut from = first;
+        while from <= last {
+            let to = (from + chrono::Duration::days(i64::from(days) - 1)).min(last);
+            pages.push((from, to));
+            from = to + chrono::Duration::days(1);
+        }
+        pages
+    }
+
     /// [`Self::from_now`] at a given instant (`None`: the whole window).
     pub fn from(&self, now: Option<Timestamp>) -> Window {
         match now {
