@@ -1,6 +1,7 @@
 /**
- * The passerelle connector SDK for JavaScript (componentize-js, contract 0.1.2): what
- * the Rust SDK gives Rust connectors.
+ * The passerelle connector SDK for JavaScript (componentize-js, contract 0.1.3): what
+ * the Rust SDK gives Rust connectors, helper for helper (`plugins/sdk/SPEC.md` names
+ * each in the three languages; the parity test holds them to the same answers).
  *
  * - `Failure` (thrown anywhere) ends the run with a `sync-error`; `connector({...})`
  *   turns it, and any other exception (`internal`), into the export's error result.
@@ -9,12 +10,15 @@
  * - `Reader`: JSON read field by field; a wrong shape is `schema-drift` with the
  *   endpoint and the JSON path (`$.items[0].startDateTime`), never the value.
  * - `emit`: records and checkpoints; `log`: logging through the host.
- * - `Timestamp`, `Window`: RFC 3339 timestamps (offset kept) and the sync window.
+ * - `Timestamp`, `Window`: RFC 3339 timestamps (offset kept) and the sync window;
+ *   `zone(name)`: the time zones of France and its neighbours (the rules written here,
+ *   no zone database inside a component), for local times (`Timestamp.local`), local
+ *   days (`Window.days`, `today`).
  *
  * @module passerelle-sdk
  */
 
-import { send } from 'passerelle:connector/http@0.1.3';
+import { send, sendTemplated } from 'passerelle:connector/http@0.1.3';
 import * as records from 'passerelle:connector/records@0.1.3';
 import { log as hostLog } from 'passerelle:connector/log@0.1.3';
 import { now as hostNow } from 'passerelle:connector/clock@0.1.3';
@@ -67,6 +71,7 @@ export const log = {
   debug(message, fields) { log.write('debug', message, fields); },
   info(message, fields) { log.write('info', message, fields); },
   warn(message, fields) { log.write('warn', message, fields); },
+  error(message, fields) { log.write('error', message, fields); },
 };
 
 const MISSING = Symbol('missing');
@@ -86,6 +91,55 @@ function join(base, key) {
   if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) return `${base}.${key}`;
   return `${base}['${key.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}']`;
 }
+
+/** Zones on Central European time (+01:00, summer +02:00) and Western (+00:00 / +01:00). */
+const CET = ['Europe/Paris', 'Europe/Brussels', 'Europe/Luxembourg', 'Europe/Monaco',
+  'Europe/Berlin', 'Europe/Madrid', 'Europe/Rome', 'Europe/Amsterdam', 'Europe/Zurich'];
+const WET = ['Europe/London', 'Europe/Lisbon', 'Atlantic/Canary'];
+/** Zones without summer time: minutes east of UTC. */
+const FIXED = {
+  'UTC': 0, 'Etc/UTC': 0, 'Indian/Reunion': 240, 'Indian/Mayotte': 180,
+  'America/Guadeloupe': -240, 'America/Martinique': -240, 'America/Cayenne': -180,
+  'America/St_Barthelemy': -240, 'America/Marigot': -240,
+  'Pacific/Noumea': 660, 'Pacific/Tahiti': -600, 'Pacific/Wallis': 720,
+};
+
+/** 01:00 UTC on the last Sunday of `month` (1-12) of `year`, in milliseconds. */
+function lastSunday(year, month) {
+  const last = new Date(Date.UTC(year, month, 0));
+  return Date.UTC(year, month - 1, last.getUTCDate() - last.getUTCDay(), 1);
+}
+
+/**
+ * A time zone: its standard offset (minutes east of UTC) and whether it keeps European
+ * summer time (last Sunday of March to last Sunday of October, 01:00 UTC).
+ */
+export class Zone {
+  constructor(name, standard, summer) { this.name = name; this.standard = standard; this.summer = summer; }
+  /** Minutes east of UTC at the instant `millis`. */
+  offsetAt(millis) {
+    if (!this.summer) return this.standard;
+    const year = new Date(millis).getUTCFullYear();
+    return this.standard + (millis >= lastSunday(year, 3) && millis < lastSunday(year, 10) ? 60 : 0);
+  }
+}
+
+/**
+ * The zone named `name` (`Europe/Paris`); one the SDK does not know is a bug in the
+ * connector (`internal`), naming the ones it knows.
+ */
+export function zone(name) {
+  if (name instanceof Zone) return name;
+  if (CET.includes(name)) return new Zone(name, 60, true);
+  if (WET.includes(name)) return new Zone(name, 0, true);
+  if (Object.prototype.hasOwnProperty.call(FIXED, name)) return new Zone(name, FIXED[name], false);
+  throw Failure.internal(`time zone \`${name}\` is not one the SDK knows: ${[...CET, ...WET, ...Object.keys(FIXED)].join(', ')}`);
+}
+
+const pad2 = (n) => String(n).padStart(2, '0');
+/** `YYYY-MM-DD` of a UTC day count's date. */
+const isoDate = (millis) => new Date(millis).toISOString().slice(0, 10);
+const DAY = 86400000;
 
 /** RFC 3339 timestamps: parsed with their offset kept. */
 export class Timestamp {
@@ -121,6 +175,40 @@ export class Timestamp {
 
   /** `2021-04-16T12:00:00.000Z`. */
   toUtcMillis() { return new Date(this.millis).toISOString(); }
+
+  /** Milliseconds since the Unix epoch. */
+  timestampMillis() { return this.millis; }
+
+  /** The same instant shown `minutes` east of UTC; null beyond ±24 h. */
+  atOffsetMinutes(minutes) {
+    return Math.abs(minutes) < 24 * 60 ? new Timestamp(this.millis, minutes) : null;
+  }
+
+  /** The calendar date (`YYYY-MM-DD`) at this instant in `tz`. */
+  dateIn(tz) { return isoDate(this.millis + zone(tz).offsetAt(this.millis) * 60000); }
+
+  /**
+   * A local time (`HH:MM`) of `date` (`YYYY-MM-DD`) in `tz`, with that zone's offset
+   * then; null for a time the spring-forward gap skips. In the autumn's repeated hour,
+   * the first.
+   */
+  static local(date, time, tz) {
+    const z = zone(tz);
+    const [y, mo, d] = date.split('-').map(Number);
+    const [h, mi, sec = 0] = time.split(':').map(Number);
+    const wall = Date.UTC(y, mo - 1, d, h, mi, sec);
+    const offsets = z.summer ? [z.standard + 60, z.standard] : [z.standard];
+    for (const offset of offsets) {
+      const millis = wall - offset * 60000;
+      if (z.offsetAt(millis) === offset) return new Timestamp(millis, offset);
+    }
+    return null;
+  }
+
+  /** Local midnight of `date` in `tz` (01:00 where a gap skips midnight). */
+  static midnight(date, tz) {
+    return Timestamp.local(date, '00:00', tz) || Timestamp.local(date, '01:00', tz);
+  }
 }
 
 /** A sync request's window. */
@@ -143,6 +231,30 @@ export class Window {
     if (!at || at.millis <= this.start.millis) return this;
     return new Window(at.millis < this.end.millis ? at : this.end, this.end);
   }
+
+  /**
+   * The window's local days in `tz` in pages of `days` days: `[first, last]` dates
+   * (`YYYY-MM-DD`) inclusive, from the start's date to the date of the end's last
+   * instant (an end at midnight does not add its day), the last page cut there.
+   */
+  days(days, tz) {
+    const n = Math.max(1, days);
+    const first = Date.parse(this.start.dateIn(tz));
+    const last = Date.parse(new Timestamp(this.end.millis - 1, 0).dateIn(tz));
+    const pages = [];
+    for (let from = first; from <= last;) {
+      const to = Math.min(from + (n - 1) * DAY, last);
+      pages.push([isoDate(from), isoDate(to)]);
+      from = to + DAY;
+    }
+    return pages;
+  }
+}
+
+/** The run's date (`YYYY-MM-DD`) in `tz`, or null without a run clock. */
+export function today(tz) {
+  const at = now();
+  return at ? at.dateIn(tz) : null;
 }
 
 /**
@@ -190,6 +302,33 @@ export class Reader {
     return t;
   }
   optStr() { return this.present() ? this.str() : undefined; }
+
+  /**
+   * A field that must be present but may be null: null for null, this reader for a
+   * value, `schema-drift` (found `missing`) when absent.
+   */
+  nullable() {
+    if (this.value === MISSING) throw this.drift('a value or null');
+    return this.value === null ? null : this;
+  }
+
+  /**
+   * A list whose items come in several shapes, told apart by their members
+   * (`[['slot', ['start', 'end']], ['trailer', ['total']]]`): each item as
+   * `[shapeName, reader]`, the first shape whose members it all has. An item of no
+   * shape is `schema-drift` at its path, expecting the shapes by name.
+   */
+  union(shapes) {
+    return this.items().map((item) => {
+      const v = item.value;
+      const found = shapes.find(([, members]) => v !== null && typeof v === 'object' && !Array.isArray(v)
+        && members.every((m) => Object.prototype.hasOwnProperty.call(v, m)));
+      if (!found) {
+        throw item.drift(`one of: ${shapes.map(([name, members]) => `${name} (${members.join(', ')})`).join(', ')}`);
+      }
+      return [found[0], item];
+    });
+  }
 }
 
 /** The answer's JSON at `$`; a body that is not JSON is drift at `$`. */
@@ -203,8 +342,21 @@ export function parse(endpoint, body) {
   return new Reader(endpoint, value);
 }
 
-/** A 429 whose Retry-After is at most this is retried within the run (twice). */
-export const RETRY_WITHIN_RUN_SECS = 10;
+/**
+ * A 429 whose Retry-After is at most this is retried within the run (the host holds
+ * the platform's next request until then); a longer one ends the run `rate-limited`.
+ */
+export const RETRY_WITHIN_RUN_SECS = 30;
+/** How many 429s one request retries before giving up. */
+export const RATE_LIMIT_RETRIES = 3;
+
+/** Percent-encodes a query-string component (RFC 3986: only `A-Za-z0-9-_.~` stay). */
+export function encode(component) {
+  return Array.from(new TextEncoder().encode(String(component)), (b) => {
+    const c = String.fromCharCode(b);
+    return /[A-Za-z0-9\-_.~]/.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }).join('');
+}
 
 function header(response, name) {
   const found = response.headers.find(([n]) => n.toLowerCase() === name);
@@ -244,9 +396,10 @@ export class Request {
     this.method = method;
     this.url = url;
     this.queryPairs = [];
-    this.headers = [];
+    this.headers = [{ name: 'accept', value: { tag: 'text', val: 'application/json' } }];
+    this.templated = [];
     this.body = undefined;
-    this.timeoutMs = undefined;
+    this.ownTimeoutMs = undefined;
     this.name = undefined;
   }
   /** The endpoint's name in drift reports and errors (`GET /api/x/{id}`). */
@@ -254,19 +407,31 @@ export class Request {
   query(key, value) { this.queryPairs.push([key, String(value)]); return this; }
   header(name, value) { this.headers.push({ name, value: { tag: 'text', val: value } }); return this; }
   secretHeader(name, secret) { this.headers.push({ name, value: { tag: 'secret', val: secret } }); return this; }
-  bearer(secret) {
-    this.headers.push({ name: 'authorization', value: { tag: 'secret-with-prefix', val: { prefix: 'Bearer ', name: secret } } });
+  /** `Authorization: Bearer <secret>`. */
+  bearer(secret) { return this.secretPrefix('authorization', 'Bearer ', secret); }
+  /** A header whose value is literal `prefix` then the account's secret. */
+  secretPrefix(name, prefix, secret) {
+    this.headers.push({ name, value: { tag: 'secret-with-prefix', val: { prefix, name: secret } } });
+    return this;
+  }
+  /**
+   * A header whose value is the account's secret inside literal text:
+   * `secretTemplate('authorization', 'Platform apikey="', 'api-key', '"')`.
+   */
+  secretTemplate(header, before, secret, after) {
+    this.templated.push({ header, before, secret, after });
     return this;
   }
   jsonBody(value) {
     this.body = new TextEncoder().encode(JSON.stringify(value));
     return this.header('content-type', 'application/json');
   }
-  timeout(ms) { this.timeoutMs = ms; return this; }
+  /** This request's own timeout (at most the host's). */
+  timeoutMs(ms) { this.ownTimeoutMs = ms; return this; }
+  /** The URL with its query string, as it will be sent. */
   fullUrl() {
     if (!this.queryPairs.length) return this.url;
-    const enc = (s) => encodeURIComponent(s).replace(/%20/g, '+').replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-    const q = this.queryPairs.map(([k, v]) => `${enc(k)}=${enc(v)}`).join('&');
+    const q = this.queryPairs.map(([k, v]) => `${encode(k)}=${encode(v)}`).join('&');
     return `${this.url}${this.url.includes('?') ? '&' : '?'}${q}`;
   }
   endpointName() {
@@ -279,16 +444,16 @@ export class Request {
   /** Sends it; any status but 2xx throws the matching `Failure`. */
   send() {
     const endpoint = this.endpointName();
-    const request = { method: this.method, url: this.fullUrl(), headers: this.headers, body: this.body, timeoutMs: this.timeoutMs };
+    const request = { method: this.method, url: this.fullUrl(), headers: this.headers, body: this.body, timeoutMs: this.ownTimeoutMs };
     for (let retries = 0; ; retries++) {
       let response;
       try {
-        response = send(request);
+        response = this.templated.length ? sendTemplated(request, this.templated) : send(request);
       } catch (e) {
         throw transport(endpoint, e && e.payload !== undefined ? e.payload : e);
       }
       const after = retryAfter(response);
-      if (response.status === 429 && retries < 2 && (after === undefined || after <= RETRY_WITHIN_RUN_SECS)) {
+      if (response.status === 429 && retries < RATE_LIMIT_RETRIES && (after === undefined || after <= RETRY_WITHIN_RUN_SECS)) {
         log.info('rate-limited by the platform; retrying after its delay', { endpoint, retry_after_s: after ?? 1 });
         continue;
       }
@@ -322,4 +487,33 @@ export const emit = {
   deletedAppointments(ids) { if (ids.length) refused('delete-appointments', () => records.deleteAppointments(ids)); },
   /** Commits what was emitted so far with `cursor`, in one transaction. */
   checkpoint(cursor) { refused('checkpoint', () => records.checkpoint(cursor)); },
+  /** The operator's policy for an item that does not parse: `fail` or `quarantine`. */
+  driftPolicy() { return records.onDrift(); },
+  /**
+   * Sets `item` (its JSON value) aside for the operator's review with the drift that
+   * made it unreadable (a `schema-drift` `Failure`); kept by the host, never logged.
+   */
+  quarantine(failure, item) {
+    refused('quarantine', () => records.quarantine({ drift: failure.error.val, item: JSON.stringify(item) }));
+  },
+  /**
+   * `read(item)` for each item of the list at `reader`; an item it finds drifted is
+   * quarantined under the operator's `quarantine` policy (and skipped), or ends the run
+   * under `fail` (the default).
+   */
+  items(reader, read) {
+    const out = [];
+    let policy;
+    for (const item of reader.items()) {
+      try {
+        out.push(read(item));
+      } catch (e) {
+        if (!(e instanceof Failure) || e.error.tag !== 'schema-drift') throw e;
+        policy = policy ?? emit.driftPolicy();
+        if (policy !== 'quarantine') throw e;
+        emit.quarantine(e, item.value);
+      }
+    }
+    return out;
+  },
 };

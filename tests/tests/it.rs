@@ -26,4 +26,5 @@ mod platforms;
 mod ports;
 mod quotas;
 mod sandbox;
+mod sdk_parity;
 mod storage;

@@ -12,11 +12,15 @@ connectors:
   with the endpoint and the JSON path (``$.items[0].startDateTime``), never the value;
 - :mod:`.emit`: records and checkpoints; :mod:`.log`: logging through the host;
 - :mod:`.time`: RFC 3339 timestamps (offset kept), the sync window, the run's clock
-  (:func:`now`; :meth:`Window.from_now` for availability).
+  (:func:`now`, :func:`today`; :meth:`Window.from_now` for availability), time zones
+  (:func:`zone`), local times (:meth:`Timestamp.local`) and pages of local days
+  (:meth:`Window.days`).
+
+The helpers and their names in the Rust and JavaScript SDKs: ``plugins/sdk/SPEC.md``.
 """
 
 from .errors import Failure, connector  # noqa: F401
-from .http import get, post, Request  # noqa: F401
+from .http import get, post, encode, status_error, Request  # noqa: F401
 from .reader import Reader, parse  # noqa: F401
-from .time import Timestamp, Window, now  # noqa: F401
+from .time import Timestamp, Window, Zone, now, today, zone  # noqa: F401
 from . import emit, log  # noqa: F401

@@ -3,13 +3,13 @@
 :class:`Request` builds a request (secrets by reference only: the host substitutes
 them); :meth:`Request.send` maps transport failures and statuses the way the host
 expects — 401/403 ``unauthorized``, 429 ``rate-limited`` with Retry-After (a short one
-is first waited out, up to twice), 404 ``invalid-config``, 5xx and timeouts
+is first waited out, up to three times), 404 ``invalid-config``, 5xx and timeouts
 ``unavailable``, a response over the size cap ``unavailable``; :meth:`Request.json`
 reads the body with a :class:`~passerelle_sdk.reader.Reader`."""
 
 import json
 from typing import List, Optional, Tuple
-from urllib.parse import quote_plus
+from urllib.parse import quote
 
 from componentize_py_types import Err
 from wit_world.imports import http as host
@@ -19,9 +19,17 @@ from .errors import Failure
 from .log import info
 from .reader import Reader, parse
 
-#: A 429 whose Retry-After is at most this is retried within the run.
-RETRY_WITHIN_RUN_SECS = 10
-RATE_LIMIT_RETRIES = 2
+#: A 429 whose Retry-After is at most this is retried within the run (the host holds
+#: the platform's next request until then); a longer one ends the run ``rate-limited``.
+RETRY_WITHIN_RUN_SECS = 30
+#: How many 429s one request retries before giving up.
+RATE_LIMIT_RETRIES = 3
+
+
+def encode(component: str) -> str:
+    """Percent-encodes a query-string component (RFC 3986: only ``A-Za-z0-9-_.~``
+    stay as they are)."""
+    return quote(component, safe="-_.~")
 
 
 def _header(response, name: str) -> Optional[str]:
@@ -71,9 +79,11 @@ class Request:
     def __init__(self, method: types.Method, url: str):
         self.method, self.url = method, url
         self._query: List[Tuple[str, str]] = []
-        self.headers: List[types.Header] = []
+        self.headers: List[types.Header] = [
+            types.Header("accept", types.HeaderValue_Text("application/json"))]
+        self.templated: List[types.SecretTemplate] = []
         self.body: Optional[bytes] = None
-        self.timeout_ms: Optional[int] = None
+        self._timeout_ms: Optional[int] = None
         self._endpoint: Optional[str] = None
 
     def endpoint(self, name: str) -> "Request":
@@ -95,22 +105,36 @@ class Request:
         return self
 
     def bearer(self, secret: str) -> "Request":
+        """``Authorization: Bearer <secret>``."""
+        return self.secret_prefix("authorization", "Bearer ", secret)
+
+    def secret_prefix(self, name: str, prefix: str, secret: str) -> "Request":
+        """A header whose value is literal ``prefix`` then the account's secret."""
         self.headers.append(types.Header(
-            "authorization", types.HeaderValue_SecretWithPrefix(types.SecretRef("Bearer ", secret))))
+            name, types.HeaderValue_SecretWithPrefix(types.SecretRef(prefix, secret))))
+        return self
+
+    def secret_template(self, header: str, before: str, secret: str, after: str) -> "Request":
+        """A header whose value is the account's secret inside literal text:
+        ``secret_template("authorization", 'Platform apikey="', "api-key", '"')`` sends
+        ``Authorization: Platform apikey="<the key>"``."""
+        self.templated.append(types.SecretTemplate(header, before, secret, after))
         return self
 
     def json_body(self, value) -> "Request":
         self.body = json.dumps(value).encode()
         return self.header("content-type", "application/json")
 
-    def timeout(self, ms: int) -> "Request":
-        self.timeout_ms = ms
+    def timeout_ms(self, ms: int) -> "Request":
+        """This request's own timeout (at most the host's)."""
+        self._timeout_ms = ms
         return self
 
     def full_url(self) -> str:
+        """The URL with its query string, as it will be sent."""
         if not self._query:
             return self.url
-        q = "&".join(f"{quote_plus(k)}={quote_plus(v)}" for k, v in self._query)
+        q = "&".join(f"{encode(k)}={encode(v)}" for k, v in self._query)
         return f"{self.url}{'&' if '?' in self.url else '?'}{q}"
 
     def endpoint_name(self) -> str:
@@ -123,11 +147,14 @@ class Request:
     def send(self):
         """Sends it; any status but 2xx raises the matching :class:`Failure`."""
         endpoint = self.endpoint_name()
-        request = types.Request(self.method, self.full_url(), self.headers, self.body, self.timeout_ms)
+        request = types.Request(self.method, self.full_url(), self.headers, self.body, self._timeout_ms)
         retries = 0
         while True:
             try:
-                response = host.send(request)
+                if self.templated:
+                    response = host.send_templated(request, self.templated)
+                else:
+                    response = host.send(request)
             except Err as e:
                 raise _transport(endpoint, e.value)
             after = _retry_after(response)

@@ -19,3 +19,7 @@ def info(message: str, **fields) -> None:
 
 def warn(message: str, **fields) -> None:
     write(types.Level.WARN, message, **fields)
+
+
+def error(message: str, **fields) -> None:
+    write(types.Level.ERROR, message, **fields)

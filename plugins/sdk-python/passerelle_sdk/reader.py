@@ -8,7 +8,7 @@ the path, what was expected and the JSON kind found (``missing``, ``null``,
 ``string``…) — never the value itself: it could be patient data."""
 
 import json
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence, Tuple
 
 from .errors import Failure
 from .time import Timestamp
@@ -91,6 +91,30 @@ class Reader:
 
     def opt_str(self) -> Optional[str]:
         return self.str() if self.present() else None
+
+    def nullable(self) -> Optional["Reader"]:
+        """A field that must be present but may be null: None for null, this reader
+        for a value, ``schema-drift`` (found ``missing``) when absent — a renamed field
+        is seen, not read as null."""
+        if self.value is _MISSING:
+            raise self.drift("a value or null")
+        return None if self.value is None else self
+
+    def union(self, shapes: Sequence[Tuple[str, Sequence[str]]]) -> List[Tuple[str, "Reader"]]:
+        """A list whose items come in several shapes, told apart by their members
+        (``[("slot", ["start", "end"]), ("trailer", ["total"])]``): each item with the
+        name of the first shape whose members it all has. An item of no shape is
+        ``schema-drift`` at its path, expecting the shapes by name."""
+        out = []
+        for item in self.items():
+            found = next((name for name, members in shapes
+                          if isinstance(item.value, dict) and all(m in item.value for m in members)),
+                         None)
+            if found is None:
+                raise item.drift("one of: " + ", ".join(
+                    f"{name} ({', '.join(members)})" for name, members in shapes))
+            out.append((found, item))
+        return out
 
 
 def parse(endpoint: str, body: bytes) -> Reader:
