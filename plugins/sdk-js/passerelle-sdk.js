@@ -63,6 +63,22 @@ export function connector(impl) {
   };
 }
 
+/** The value of an optional setting of `account`, or undefined. */
+export function settingOpt(account, key) {
+  const found = account.settings.find((s) => s.key === key);
+  return found ? found.value : undefined;
+}
+
+/** The value of a required setting, or `invalid-config` naming it. */
+export function setting(account, key) {
+  const value = settingOpt(account, key);
+  if (value === undefined) throw Failure.invalidConfig(`setting \`${key}\` is required`);
+  return value;
+}
+
+/** Whether the account has a secret of this name configured. */
+export function hasSecret(account, name) { return account.secrets.includes(name); }
+
 /** Logging through the host: ids and counts, never patient data. */
 export const log = {
   write(level, message, fields = {}) {

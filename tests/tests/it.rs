@@ -28,3 +28,4 @@ mod quotas;
 mod sandbox;
 mod sdk_parity;
 mod storage;
+mod worked_example;

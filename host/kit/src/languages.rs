@@ -39,6 +39,10 @@ const PYTHON: &[(&str, &str)] = &[
         include_str!("../../../plugins/sdk-python/passerelle_sdk/__init__.py"),
     ),
     (
+        "passerelle_sdk/account.py",
+        include_str!("../../../plugins/sdk-python/passerelle_sdk/account.py"),
+    ),
+    (
         "passerelle_sdk/errors.py",
         include_str!("../../../plugins/sdk-python/passerelle_sdk/errors.py"),
     ),

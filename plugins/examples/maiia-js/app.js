@@ -6,7 +6,7 @@
  * `patientLimitation` `PUBLIC`), then each reason's free times in the window, page by
  * page (`…&limit=100&page=N&size=100` answers `{"items": […], "total": T}`).
  */
-import { Failure, Window, connector, emit, get, log } from '../../sdk-js/passerelle-sdk.js';
+import { Failure, Window, connector, emit, get, log, setting } from '../../sdk-js/passerelle-sdk.js';
 
 const SITE = 'https://www.maiia.com';
 const REASONS = 'GET /api/pat-public/consultation-reason-hcd';
@@ -26,12 +26,6 @@ function pages(request, each) {
     if (!items.length || seen >= total) return page + 1;
   }
   return MAX_PAGES;
-}
-
-function setting(account, key) {
-  const found = account.settings.find((s) => s.key === key);
-  if (!found) throw Failure.invalidConfig(`missing setting \`${key}\``);
-  return found.value;
 }
 
 const maiia = {

@@ -8,7 +8,7 @@ page (``…&limit=100&page=N&size=100`` answers ``{"items": […], "total": T}``
 import wit_world
 from wit_world.imports import types
 
-from passerelle_sdk import Failure, Window, connector, emit, get, log
+from passerelle_sdk import Failure, Window, connector, emit, get, log, setting
 
 SITE = "https://www.maiia.com"
 REASONS = "GET /api/pat-public/consultation-reason-hcd"
@@ -31,13 +31,6 @@ def pages(request, each) -> int:
         if not items or seen >= total:
             return page + 1
     return MAX_PAGES
-
-
-def setting(account: types.Account, key: str) -> str:
-    for s in account.settings:
-        if s.key == key:
-            return s.value
-    raise Failure.invalid_config(f"missing setting `{key}`")
 
 
 @connector

@@ -92,6 +92,13 @@ function run(helper, i, want) {
         templated: r.templated.map((t) => [t.header, t.before, t.secret, t.after]),
       };
     }
+    case 'account.setting':
+    case 'account.setting_opt':
+    case 'account.has_secret': {
+      const account = { settings: i.settings.map(([key, value]) => ({ key, value })), secrets: i.secrets };
+      const f = { 'account.setting': sdk.setting, 'account.setting_opt': sdk.settingOpt, 'account.has_secret': sdk.hasSecret }[helper];
+      return attempt(() => f(account, i.key) ?? null);
+    }
     case 'drift.kind': return sdk.kind('value' in i ? i.value : new Reader('', {}).get('x').value);
     case 'drift.nullable': return attempt(() => {
       const v = new Reader('GET /x', i.json).get(i.field).nullable();

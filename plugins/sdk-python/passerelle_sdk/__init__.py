@@ -19,6 +19,7 @@ connectors:
 The helpers and their names in the Rust and JavaScript SDKs: ``plugins/sdk/SPEC.md``.
 """
 
+from .account import has_secret, setting, setting_opt  # noqa: F401
 from .errors import Failure, connector  # noqa: F401
 from .http import get, post, encode, status_error, Request  # noqa: F401
 from .reader import Reader, parse  # noqa: F401

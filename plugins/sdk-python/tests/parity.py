@@ -132,6 +132,16 @@ def run(helper, i, want):
                 headers.append([h.name, "prefix", h.value.value.prefix, h.value.value.name])
         return {"url": r.full_url(), "endpoint": r.endpoint_name(), "headers": headers,
                 "templated": [[t.header, t.before, t.secret, t.after] for t in r.templated]}
+    if helper.startswith("account."):
+        account = pytypes.SimpleNamespace(
+            settings=[pytypes.SimpleNamespace(key=k, value=v) for k, v in i["settings"]],
+            secrets=i["secrets"])
+        f = {"account.setting": sdk.setting, "account.setting_opt": sdk.setting_opt,
+             "account.has_secret": sdk.has_secret}[helper]
+        try:
+            return f(account, i["key"])
+        except Failure as e:
+            return error(e)
     if helper == "drift.kind":
         return reader.kind(i["value"] if "value" in i else reader._MISSING)
     if helper == "drift.nullable":

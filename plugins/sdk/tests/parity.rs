@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{NaiveDate, NaiveTime};
+use passerelle_sdk::account::AccountExt;
 use passerelle_sdk::http::{self, Request, Response};
 use passerelle_sdk::time::{Timestamp, Window};
-use passerelle_sdk::{drift, HeaderValue, SyncError};
+use passerelle_sdk::{drift, Account, HeaderValue, Setting, SyncError};
 use serde_json::{json, Value};
 
 fn text(v: &Value, key: &str) -> String {
@@ -134,6 +135,31 @@ fn run(helper: &str, input: &Value, want: &Value) -> Value {
                 };
             }
             request(&r)
+        }
+        "account.setting" | "account.setting_opt" | "account.has_secret" => {
+            let account = Account {
+                practice_id: "p".into(),
+                account_id: "a".into(),
+                settings: input["settings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|kv| Setting {
+                        key: kv[0].as_str().unwrap().into(),
+                        value: kv[1].as_str().unwrap().into(),
+                    })
+                    .collect(),
+                secrets: serde_json::from_value(input["secrets"].clone()).unwrap(),
+            };
+            let key = text(input, "key");
+            match helper {
+                "account.setting" => account
+                    .setting(&key)
+                    .map(|v| json!(v))
+                    .unwrap_or_else(error),
+                "account.setting_opt" => json!(account.setting_opt(&key)),
+                _ => json!(account.has_secret(&key)),
+            }
         }
         "drift.kind" => json!(drift::kind(input.get("value"))),
         "drift.nullable" => {
