@@ -20,16 +20,22 @@ struct Printed {
     stderr: String,
 }
 
+impl From<std::process::Output> for Printed {
+    fn from(out: std::process::Output) -> Printed {
+        Printed {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 async fn run(cmd: std::process::Command) -> Printed {
     let mut cmd = cmd;
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run passerelle"))
+    tokio::task::spawn_blocking(move || cmd.output().expect("run passerelle"))
         .await
-        .unwrap();
-    Printed {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .unwrap()
+        .into()
 }
 
 /// The configuration a local command needs to reach the same database and simulator.
@@ -75,19 +81,15 @@ async fn run_with_stdin(mut cmd: std::process::Command, input: String) -> Printe
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let out = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let mut child = cmd.spawn().expect("run passerelle");
         // A command that reads nothing may be gone already: its pipe then breaks.
         let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
         child.wait_with_output().expect("run passerelle")
     })
     .await
-    .unwrap();
-    Printed {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    .unwrap()
+    .into()
 }
 
 /// A run table reduced to what both ways must agree on (run ids and durations differ).

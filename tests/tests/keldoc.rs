@@ -103,14 +103,18 @@ fn a_folder_of_cassettes_in_one_call() {
         .unwrap()
         .filter(|e| e.as_ref().unwrap().path().join("cassette.toml").is_file())
         .count();
-    let ran = passerelle(&[
-        "connector",
-        "test",
-        component.to_str().unwrap(),
-        "--cassette",
-        folder.to_str().unwrap(),
-        "--summary",
-    ]);
+    let test = |cassette: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "connector",
+            "test",
+            component.to_str().unwrap(),
+            "--cassette",
+            cassette.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        passerelle(&args)
+    };
+    let ran = test(folder, &["--summary"]);
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
     let out = &ran.stdout;
     assert!(
@@ -131,13 +135,7 @@ fn a_folder_of_cassettes_in_one_call() {
         "a summary lists no request: {out}"
     );
 
-    let ran = passerelle(&[
-        "connector",
-        "test",
-        component.to_str().unwrap(),
-        "--cassette",
-        one.to_str().unwrap(),
-    ]);
+    let ran = test(&one, &[]);
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
     let lines: Vec<&str> = ran.stdout.lines().collect();
     let numbered: Vec<&&str> = lines.iter().filter(|l| l.contains("<- exchange")).collect();
@@ -165,15 +163,8 @@ fn a_folder_of_cassettes_in_one_call() {
         .starts_with("2021-04-20T16:55:00+02:00 → "));
 
     // One --expect file cannot stand for a folder of cassettes.
-    let ran = passerelle(&[
-        "connector",
-        "test",
-        component.to_str().unwrap(),
-        "--cassette",
-        folder.to_str().unwrap(),
-        "--expect",
-        one.join("expected.json").to_str().unwrap(),
-    ]);
+    let expected = one.join("expected.json");
+    let ran = test(folder, &["--expect", expected.to_str().unwrap()]);
     assert_ne!(ran.code, 0);
     assert!(
         ran.stderr.contains("--expect names one file"),

@@ -15,8 +15,13 @@ fn cassette() -> std::path::PathBuf {
 
 #[test]
 fn the_worked_example_reads_its_platform_in_under_150_lines() {
-    let source = std::fs::read_to_string(repo().join("plugins/examples/agendo-python/app.py")).unwrap();
-    assert!(source.lines().count() <= 150, "{} lines", source.lines().count());
+    let source =
+        std::fs::read_to_string(repo().join("plugins/examples/agendo-python/app.py")).unwrap();
+    assert!(
+        source.lines().count() <= 150,
+        "{} lines",
+        source.lines().count()
+    );
 
     let ran = connector_test(&example("agendo-python"), &cassette(), &["--secret", KEY]);
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
@@ -29,8 +34,16 @@ fn the_worked_example_reads_its_platform_in_under_150_lines() {
     // and 31 May): the organization, its reasons, six pages; every answer made up.
     let asked = requests(&report);
     assert_eq!(asked.len(), 8, "{asked:#?}");
-    for page in ["from=2021-05-17&to=2021-05-23", "from=2021-05-24&to=2021-05-30", "from=2021-05-31&to=2021-05-31"] {
-        assert_eq!(asked.iter().filter(|r| r.contains(page)).count(), 2, "{page}: {asked:#?}");
+    for page in [
+        "from=2021-05-17&to=2021-05-23",
+        "from=2021-05-24&to=2021-05-30",
+        "from=2021-05-31&to=2021-05-31",
+    ] {
+        assert_eq!(
+            asked.iter().filter(|r| r.contains(page)).count(),
+            2,
+            "{page}: {asked:#?}"
+        );
     }
     assert!(report["requests"]
         .as_array()
@@ -61,6 +74,10 @@ fn the_worked_example_reads_its_platform_in_under_150_lines() {
 /// exchanges want it, so nothing matches and the test fails, naming what differs.
 #[test]
 fn the_worked_example_without_its_key_is_refused() {
-    let ran = connector_test(&example("agendo-python"), &cassette(), &["--checks", "none"]);
+    let ran = connector_test(
+        &example("agendo-python"),
+        &cassette(),
+        &["--checks", "none"],
+    );
     assert_ne!(ran.code, 0, "{}", ran.stdout);
 }
