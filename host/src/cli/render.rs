@@ -258,7 +258,7 @@ impl Output {
                     "added practice {} ({}, {})",
                     p.practice.id, p.practice.name, p.practice.timezone
                 ));
-                line(schedule_line(p));
+                line(super::render_practices::schedule_line(p));
             }
             Output::Practices(practices) => {
                 if practices.is_empty() {
@@ -271,10 +271,10 @@ impl Output {
                         "{:<20} {:<16} {}",
                         p.practice.id, p.practice.timezone, p.practice.name
                     ));
-                    line(format!("  {}", schedule_line(p)));
+                    line(format!("  {}", super::render_practices::schedule_line(p)));
                 }
             }
-            Output::Schedule(p) => line(schedule_line(p)),
+            Output::Schedule(p) => line(super::render_practices::schedule_line(p)),
             Output::Practice(p) => super::render_practices::practice(p, line),
             Output::Account(a) => super::render_practices::account(a, line),
             Output::AccountAdded(a) => {
@@ -516,21 +516,6 @@ pub fn write_stdout(text: &str) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(e.into()),
     }
-}
-
-/// "schedule `0 3 * * *` (Europe/Paris, default), next sync …".
-pub(super) fn schedule_line(p: &PracticeView) -> String {
-    format!(
-        "schedule `{}` ({}{}), next sync {}",
-        p.effective_schedule,
-        p.practice.timezone,
-        if p.practice.schedule.is_none() {
-            ", default"
-        } else {
-            ""
-        },
-        p.next_sync.as_deref().unwrap_or("never")
-    )
 }
 
 /// What checking an account found.

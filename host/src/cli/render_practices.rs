@@ -1,6 +1,6 @@
 //! Text of one practice or one account in full (`practices show`, `accounts show`, and
-//! what `set-public` leaves): identity, schedule, accounts, and what the open-data
-//! export publishes about them.
+//! what `set-public` leaves): identity, schedule (the one schedule line every practice
+//! listing uses), accounts, and what the open-data export publishes about them.
 
 use passerelle_model::public::{Listing, PublicInfo};
 use passerelle_service::practices::PracticeView;
@@ -57,7 +57,7 @@ pub fn practice(p: &PracticeView, mut line: impl FnMut(String)) {
         printable(&p.practice.name),
         p.practice.timezone
     ));
-    line(super::render::schedule_line(p));
+    line(schedule_line(p));
     public_lines(p.practice.public.as_ref(), &mut line);
     if let Some(accounts) = &p.accounts {
         if accounts.is_empty() {
@@ -97,4 +97,19 @@ pub fn account(a: &Account, mut line: impl FnMut(String)) {
     line(format!("settings: [{}]", settings.join(" ")));
     line(format!("secrets: [{}]", a.secrets.join(" ")));
     listing_lines(a.listing.as_ref(), &mut line);
+}
+
+/// "schedule `0 3 * * *` (Europe/Paris, default), next sync …".
+pub(super) fn schedule_line(p: &PracticeView) -> String {
+    format!(
+        "schedule `{}` ({}{}), next sync {}",
+        p.effective_schedule,
+        p.practice.timezone,
+        if p.practice.schedule.is_none() {
+            ", default"
+        } else {
+            ""
+        },
+        p.next_sync.as_deref().unwrap_or("never")
+    )
 }
