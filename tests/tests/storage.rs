@@ -806,3 +806,41 @@ async fn the_embedded_migrations_are_the_folders() {
         }
     }
 }
+
+/// Migrations once landed are never edited — sqlx refuses to open a database that
+/// applied another form of one (as happened when 0004 grew a table in place): each is
+/// pinned by its SHA-256 in `host/store/migrations/landed.sha256`, and every migration
+/// file is listed there (a new one is added with its line).
+#[test]
+fn landed_migrations_are_never_edited() {
+    use sha2::{Digest, Sha256};
+    let dir = passerelle_tests::kit::repo().join("host/store/migrations");
+    let pins = std::fs::read_to_string(dir.join("landed.sha256")).unwrap();
+    let mut pinned = std::collections::BTreeSet::new();
+    let mut problems = Vec::new();
+    for line in pins
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let (sum, file) = line.split_once(' ').expect("SUM PATH");
+        pinned.insert(file.to_string());
+        match std::fs::read(dir.join(file)) {
+            Ok(bytes) if hex::encode(Sha256::digest(&bytes)) == sum => {}
+            Ok(_) => problems.push(format!(
+                "{file} was edited after it landed: write a new migration instead"
+            )),
+            Err(e) => problems.push(format!("{file}: {e} (a landed migration is never removed)")),
+        }
+    }
+    for db in ["sqlite", "postgres"] {
+        for entry in std::fs::read_dir(dir.join(db)).unwrap() {
+            let name = format!("{db}/{}", entry.unwrap().file_name().to_string_lossy());
+            if !pinned.contains(&name) {
+                problems.push(format!(
+                    "{name} is not in landed.sha256: add `sha256sum` of it"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
