@@ -61,7 +61,7 @@ use super::{connectors, feed, practices, records, runs};
         feed::replay,
     ),
     components(schemas(passerelle_model::schema::TimeZone, passerelle_model::schema::Confirmed)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ScopeAnswers),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
@@ -76,6 +76,59 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+    }
+}
+
+/// What every operation may answer beyond its own statuses, by the API's shared rules:
+/// 403 where the method needs the `admin` scope ([`super::scope_for`]) and a `read`
+/// token is refused; 429 where too many wrong tokens came from the caller's address
+/// (before any token is looked at; `Retry-After` says when to try again).
+struct ScopeAnswers;
+
+impl Modify for ScopeAnswers {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use axum::http::Method;
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in doc.paths.paths.values_mut() {
+            for (method, operation) in [
+                (Method::GET, &mut item.get),
+                (Method::HEAD, &mut item.head),
+                (Method::POST, &mut item.post),
+                (Method::PUT, &mut item.put),
+                (Method::PATCH, &mut item.patch),
+                (Method::DELETE, &mut item.delete),
+            ] {
+                let Some(operation) = operation else { continue };
+                let answers = &mut operation.responses.responses;
+                if super::scope_for(&method) == passerelle_service::principal::Scope::Admin {
+                    answers.entry("403".into()).or_insert_with(|| {
+                        error("The token lacks the scope (this operation needs `admin`)").into()
+                    });
+                }
+                answers.entry("429".into()).or_insert_with(|| {
+                    let mut r = error("Too many wrong tokens from this address (code too-many-wrong-tokens); Retry-After says when to try again");
+                    r.headers.insert(
+                        "Retry-After".into(),
+                        utoipa::openapi::HeaderBuilder::new()
+                            .schema(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::Integer))
+                            .description(Some("Seconds"))
+                            .build(),
+                    );
+                    r.into()
+                });
+            }
+        }
     }
 }
 

@@ -243,12 +243,7 @@ async fn authenticate(State(state): State<ApiState>, request: Request, next: Nex
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return response;
     };
-    // Reading needs `read`, anything else `admin`; what needs `patients:read` (patient
-    // fields) the service decides.
-    let needed = match *request.method() {
-        axum::http::Method::GET | axum::http::Method::HEAD => Scope::Read,
-        _ => Scope::Admin,
-    };
+    let needed = scope_for(request.method());
     if !principal.allows(needed) {
         return ApiError::new(
             StatusCode::FORBIDDEN,
@@ -537,5 +532,15 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathPar
                 rejection.body_text(),
             )),
         }
+    }
+}
+
+/// The scope a request needs by its method: reading needs `read`, anything else
+/// `admin`; what needs `patients:read` (patient fields) the service decides. The
+/// OpenAPI document's 403 answers follow the same rule ([`doc`]).
+pub(crate) fn scope_for(method: &axum::http::Method) -> Scope {
+    match *method {
+        axum::http::Method::GET | axum::http::Method::HEAD => Scope::Read,
+        _ => Scope::Admin,
     }
 }
