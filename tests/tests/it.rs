@@ -3,6 +3,7 @@
 //! The tests that capture every log line of the process are apart, in `logs.rs`.
 
 mod audit;
+mod backup;
 mod browser;
 mod chaos;
 mod cli;

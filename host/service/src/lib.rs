@@ -28,6 +28,7 @@ pub mod alerts;
 pub mod app;
 pub mod audit;
 pub mod auth_limit;
+pub mod backup;
 pub mod check;
 pub mod config;
 pub mod connectors;

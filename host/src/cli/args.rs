@@ -232,6 +232,21 @@ pub enum Command {
         #[arg(long)]
         show_patients: bool,
     },
+    /// Write a consistent copy of the embedded database to FILE while daemons run
+    /// (installed components included; never the secrets key: keep the data
+    /// directory's secrets.key apart, it is needed to restore). PostgreSQL: pg_dump.
+    Backup {
+        /// The backup file to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Make a new data directory (--data-dir) from a backup: put the source's secrets
+    /// key there first (secrets.key, mode 0600, or PASSERELLE_SECRETS_KEY). The copy is
+    /// checked, migrated if older, its audit trail verified and every secret opened.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+    },
     /// Open data: write ViteMaDose's files (info_centres.json, one {department}.json per
     /// department, stats.json) for the practices with public metadata, atomically.
     #[command(subcommand)]

@@ -105,6 +105,12 @@ async fn standalone(
             Ok(Output::Text(String::from_utf8_lossy(&script).into_owned()))
         }
         Command::Man { out } => super::manual::write(out.as_deref()),
+        Command::Restore { file } => {
+            let data_dir = data_dir.unwrap_or_else(passerelle_service::config::default_data_dir);
+            Ok(Output::Restored(
+                passerelle_service::backup::restore(&file, &data_dir, config.clone()).await?,
+            ))
+        }
         Command::Serve { .. } => check_config(config, config_path),
         #[cfg(feature = "dev")]
         Command::Demo {
@@ -504,6 +510,11 @@ async fn here(app: &Passerelle, command: Command) -> Result<Output> {
     let command = &command;
     match command {
         Command::Plugins(PluginsCmd::Validate { files }) => validate(app, files).await,
+        Command::Backup { out } => app
+            .backup(out)
+            .await
+            .map(Output::BackedUp)
+            .map_err(Into::into),
         Command::Export(ExportCmd::Vitemadose { out }) => app
             .export_vitemadose(out, chrono::Utc::now())
             .await

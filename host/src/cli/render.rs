@@ -35,6 +35,8 @@ pub enum Output {
     AccountAdded(CheckedAccount),
     AccountUpdated(CheckedAccount),
     AccountRemoved(String),
+    BackedUp(passerelle_service::backup::BackupReport),
+    Restored(passerelle_service::backup::RestoreReport),
     Accounts(Vec<Account>),
     AccountChecked(AccountCheck),
     SecretStored {
@@ -182,6 +184,8 @@ impl Output {
             Output::Practices(p) => v(p),
             Output::AccountAdded(a) | Output::AccountUpdated(a) => v(a),
             Output::AccountRemoved(id) => json!({"removed": id}),
+            Output::BackedUp(r) => v(r),
+            Output::Restored(r) => v(r),
             Output::Accounts(a) => v(a),
             Output::AccountChecked(c) => v(c),
             Output::SecretStored { account, name } => json!({"account": account, "secret": name}),
@@ -299,6 +303,19 @@ impl Output {
                 }
             }
             Output::AccountRemoved(id) => line(format!("removed account {id} and its data")),
+            Output::BackedUp(r) => {
+                line(format!("wrote {} ({} bytes)", r.file.display(), r.bytes));
+                line(totals_line(&r.totals));
+                line("keep the data directory's secrets.key apart from it: a restore needs that key".into());
+            }
+            Output::Restored(r) => {
+                line(format!("restored into {}", r.data_dir.display()));
+                line(totals_line(&r.totals));
+                line(format!(
+                    "audit trail intact: {} entries, head {}; {} secrets open with the key",
+                    r.audit_entries, r.audit_head, r.secrets
+                ));
+            }
             Output::Accounts(accounts) => {
                 if accounts.is_empty() {
                     line("no accounts: add one with `passerelle accounts add`".into());
@@ -516,6 +533,14 @@ pub fn write_stdout(text: &str) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// What a database holds, in one line.
+fn totals_line(t: &passerelle_store::backup::Totals) -> String {
+    format!(
+        "{} practices, {} accounts, {} appointments, {} slots, {} runs, {} components, {} audit entries",
+        t.practices, t.accounts, t.appointments, t.slots, t.runs, t.components, t.audit_entries
+    )
 }
 
 /// What checking an account found.

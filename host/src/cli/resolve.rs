@@ -27,9 +27,10 @@ impl Command {
     /// Where this command can run: the one classification the CLI has.
     pub fn place(&self) -> Place {
         match self {
-            Command::Connector(_) | Command::Completions { .. } | Command::Man { .. } => {
-                Place::Standalone
-            }
+            Command::Connector(_)
+            | Command::Completions { .. }
+            | Command::Man { .. }
+            | Command::Restore { .. } => Place::Standalone,
             Command::Serve { check_config: true } => Place::Standalone,
             #[cfg(feature = "dev")]
             Command::Demo { .. } | Command::Sim { .. } => Place::Standalone,
@@ -42,6 +43,7 @@ impl Command {
             Command::Audit(_) => Place::HereOnly("audit"),
             Command::Tokens(_) => Place::HereOnly("tokens"),
             Command::Export(_) => Place::HereOnly("export"),
+            Command::Backup { .. } => Place::HereOnly("backup"),
             _ => Place::Anywhere,
         }
     }

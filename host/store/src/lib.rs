@@ -10,6 +10,7 @@
 //! rest with the store's [`sealed::Keyring`].
 
 pub mod audit;
+pub mod backup;
 pub mod connectors;
 pub mod daemons;
 pub mod durations;

@@ -129,6 +129,25 @@ impl std::fmt::Debug for Keyring {
 }
 
 impl Keyring {
+    /// Where the key for `data_dir` would come from, if one is there — without making
+    /// one (a restore needs the source's key, not a new one).
+    pub fn configured(data_dir: &Path) -> Option<String> {
+        if std::env::var_os(KEY_ENV).is_some() {
+            return Some(KEY_ENV.into());
+        }
+        if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+            let path = Path::new(&dir).join(CREDENTIAL);
+            if path.exists() {
+                return Some(path.display().to_string());
+            }
+        }
+        let path = data_dir.join(KEY_FILE);
+        path.exists().then(|| path.display().to_string())
+    }
+
+    /// The key file's name in a data directory.
+    pub const KEY_FILE: &'static str = KEY_FILE;
+
     /// The keys for `data_dir` (see the module documentation for the order).
     pub fn load(data_dir: &Path) -> anyhow::Result<Keyring> {
         let mut previous = Vec::new();

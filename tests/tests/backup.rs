@@ -1,0 +1,184 @@
+//! The restore drill: `passerelle backup` while a daemon runs a round of syncs, then
+//! `passerelle restore` into new data directories — refused without the source's
+//! secrets key, whole with it (the audit trail verifies, every secret opens, the totals
+//! are the backup's), a quiet backup equal to its source record for record, and the
+//! restored copy syncing the next run. PostgreSQL is pg_dump's: the command says so.
+
+use std::path::Path;
+
+use axum::http::Method;
+use passerelle::model::run::{Mode, Status, Trigger};
+use passerelle::service::sync::SyncOptions;
+use passerelle::service::Passerelle;
+use passerelle_tests::daemon::{
+    daemon_config, daemon_env, output_of, quiet_options, run_ids, write_config,
+};
+use passerelle_tests::{databases, sim_config};
+
+/// `passerelle --data-dir DIR --config CONFIG ARGS…`.
+fn passerelle(data_dir: &Path, config: &Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(passerelle_tests::daemon::binary());
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("PASSERELLE_SECRETS_KEY")
+        .env_remove("PASSERELLE_SERVER");
+    cmd
+}
+
+/// A new data directory holding a copy of `source`'s secrets key, as the operator
+/// puts it there before restoring.
+fn with_key(source: &Path, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy(source.join("secrets.key"), dir.join("secrets.key")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(
+            dir.join("secrets.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_backup_taken_while_runs_go_restores_whole() {
+    let dbs = databases().await;
+    let db = dbs.iter().find(|d| d.name == "sqlite").unwrap();
+    let d = daemon_env(db, sim_config(3, 20), daemon_config(), quiet_options()).await;
+    let source = d.sim.env.data_dir();
+    let config = write_config(&source, &d.sim.env.app.config);
+    let out = tempfile::tempdir().unwrap();
+    let (during, quiet) = (out.path().join("during.db"), out.path().join("quiet.db"));
+
+    // A round of "Sync now" of every practice, a backup while it runs.
+    let mut ids = Vec::new();
+    for p in d.practice_ids() {
+        ids.extend(run_ids(
+            &d.call(Method::POST, &format!("/v1/practices/{p}/sync"), None)
+                .await,
+        ));
+    }
+    let (ok, text) = output_of(passerelle(
+        &source,
+        &config,
+        &["backup", "--out", during.to_str().unwrap()],
+    ))
+    .await;
+    assert!(
+        ok && text.contains("keep the data directory's secrets.key"),
+        "{text}"
+    );
+    let runs = d.wait_for(&ids).await;
+    assert!(
+        runs.iter().all(|r| r.status == Status::Succeeded),
+        "{runs:?}"
+    );
+    // Never over a file.
+    let (ok, text) = output_of(passerelle(
+        &source,
+        &config,
+        &["backup", "--out", during.to_str().unwrap()],
+    ))
+    .await;
+    assert!(!ok && text.contains("never written over"), "{text}");
+    let (ok, text) = output_of(passerelle(
+        &source,
+        &config,
+        &["--json", "backup", "--out", quiet.to_str().unwrap()],
+    ))
+    .await;
+    assert!(ok, "{text}");
+    let quiet_report: serde_json::Value = serde_json::from_str(&text).unwrap();
+
+    // Without the source's key: refused, saying which key and where it goes.
+    let refused = out.path().join("no-key");
+    let (ok, text) = output_of(passerelle(
+        &refused,
+        &config,
+        &["restore", quiet.to_str().unwrap()],
+    ))
+    .await;
+    assert!(!ok && text.contains("secrets.key"), "{text}");
+    assert!(!refused.join("passerelle.db").exists());
+
+    // With it: both backups restore, their audit trail intact and every secret open.
+    for (backup, name) in [(&during, "from-during"), (&quiet, "from-quiet")] {
+        let dir = out.path().join(name);
+        with_key(&source, &dir);
+        let (ok, text) = output_of(passerelle(
+            &dir,
+            &config,
+            &["--json", "restore", backup.to_str().unwrap()],
+        ))
+        .await;
+        assert!(ok, "{name}: {text}");
+        let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(report["secrets"].as_u64().unwrap() > 0, "{report}");
+        assert!(report["audit_entries"].as_u64().unwrap() > 0, "{report}");
+        // A second restore into the same directory is refused.
+        let (ok, text) = output_of(passerelle(
+            &dir,
+            &config,
+            &["restore", backup.to_str().unwrap()],
+        ))
+        .await;
+        assert!(!ok && text.contains("already holds a database"), "{text}");
+        if name == "from-quiet" {
+            // The restore adds its own audit entry; the records are the backup's.
+            let mut restored = report["totals"].clone();
+            let mut backed_up = quiet_report["totals"].clone();
+            restored["audit_entries"] = 0.into();
+            backed_up["audit_entries"] = 0.into();
+            assert_eq!(restored, backed_up);
+        }
+    }
+
+    // The quiet copy is its source, record for record; a daemon's next run works on it.
+    let copy = Passerelle::open(&out.path().join("from-quiet"), d.sim.env.app.config.clone())
+        .await
+        .unwrap();
+    let accounts = d.sim.env.app.store.list_accounts(None).await.unwrap();
+    for account in &accounts {
+        let theirs = d.sim.env.app.store.appointments(&account.id).await.unwrap();
+        let ours = copy.store.appointments(&account.id).await.unwrap();
+        assert_eq!(ours, theirs, "{}: appointments", account.id);
+        let theirs = d.sim.env.app.store.slots(&account.id).await.unwrap();
+        let ours = copy.store.slots(&account.id).await.unwrap();
+        assert_eq!(ours, theirs, "{}: slots", account.id);
+    }
+    let account = copy.store.account(&accounts[0].id).await.unwrap().unwrap();
+    let run = copy
+        .sync_account(
+            &account,
+            SyncOptions {
+                trigger: Trigger::Manual,
+                mode: Mode::Incremental,
+                now: None,
+                record: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.status, Status::Succeeded, "{run:?}");
+    let audit = copy.verify_audit().await.unwrap();
+    assert!(audit.problems.is_empty(), "{:?}", audit.problems);
+}
+
+#[tokio::test]
+async fn a_postgresql_database_is_pg_dumps() {
+    let dbs = databases().await;
+    let Some(db) = dbs.iter().find(|d| d.name == "postgres") else {
+        return;
+    };
+    let env = passerelle_tests::env(db, passerelle::service::config::Config::default()).await;
+    let out = env.dir.path().join("backup.db");
+    let refused = env.app.backup(&out).await.unwrap_err();
+    assert!(refused.to_string().contains("pg_dump"), "{refused}");
+    assert!(!out.exists());
+}
