@@ -10,9 +10,7 @@ use axum::http::Method;
 use passerelle::model::run::{Mode, Status, Trigger};
 use passerelle::service::sync::SyncOptions;
 use passerelle::service::Passerelle;
-use passerelle_tests::daemon::{
-    daemon_config, daemon_env, output_of, quiet_options, run_ids, write_config,
-};
+use passerelle_tests::daemon::{daemon_config, daemon_env, quiet_options, run_ids, write_config};
 use passerelle_tests::{databases, sim_config};
 
 /// `passerelle --data-dir DIR --config CONFIG ARGS…`.
@@ -27,6 +25,17 @@ fn passerelle(data_dir: &Path, config: &Path, args: &[&str]) -> std::process::Co
         .env_remove("PASSERELLE_SECRETS_KEY")
         .env_remove("PASSERELLE_SERVER");
     cmd
+}
+
+/// Runs a command off the async workers (the daemon in this process keeps answering):
+/// whether it succeeded, its stdout, and both streams for messages.
+async fn output_of(mut cmd: std::process::Command) -> (bool, String, String) {
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run passerelle"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let both = stdout.clone() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), stdout, both)
 }
 
 /// A new data directory holding a copy of `source`'s secrets key, as the operator
@@ -64,7 +73,7 @@ async fn a_backup_taken_while_runs_go_restores_whole() {
                 .await,
         ));
     }
-    let (ok, text) = output_of(passerelle(
+    let (ok, _, text) = output_of(passerelle(
         &source,
         &config,
         &["backup", "--out", during.to_str().unwrap()],
@@ -80,25 +89,25 @@ async fn a_backup_taken_while_runs_go_restores_whole() {
         "{runs:?}"
     );
     // Never over a file.
-    let (ok, text) = output_of(passerelle(
+    let (ok, _, text) = output_of(passerelle(
         &source,
         &config,
         &["backup", "--out", during.to_str().unwrap()],
     ))
     .await;
     assert!(!ok && text.contains("never written over"), "{text}");
-    let (ok, text) = output_of(passerelle(
+    let (ok, stdout, text) = output_of(passerelle(
         &source,
         &config,
         &["--json", "backup", "--out", quiet.to_str().unwrap()],
     ))
     .await;
     assert!(ok, "{text}");
-    let quiet_report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let quiet_report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
 
     // Without the source's key: refused, saying which key and where it goes.
     let refused = out.path().join("no-key");
-    let (ok, text) = output_of(passerelle(
+    let (ok, _, text) = output_of(passerelle(
         &refused,
         &config,
         &["restore", quiet.to_str().unwrap()],
@@ -111,18 +120,18 @@ async fn a_backup_taken_while_runs_go_restores_whole() {
     for (backup, name) in [(&during, "from-during"), (&quiet, "from-quiet")] {
         let dir = out.path().join(name);
         with_key(&source, &dir);
-        let (ok, text) = output_of(passerelle(
+        let (ok, stdout, text) = output_of(passerelle(
             &dir,
             &config,
             &["--json", "restore", backup.to_str().unwrap()],
         ))
         .await;
         assert!(ok, "{name}: {text}");
-        let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
         assert!(report["secrets"].as_u64().unwrap() > 0, "{report}");
         assert!(report["audit_entries"].as_u64().unwrap() > 0, "{report}");
         // A second restore into the same directory is refused.
-        let (ok, text) = output_of(passerelle(
+        let (ok, _, text) = output_of(passerelle(
             &dir,
             &config,
             &["restore", backup.to_str().unwrap()],
