@@ -68,6 +68,15 @@ fn the_worked_example_reads_its_platform_in_under_150_lines() {
     for path in ["$.address", "$[0].practitioner", "$[0].day"] {
         assert!(read.contains(&path.to_string()), "{path}: {read:?}");
     }
+    // Each probe names the exchange it changed and, retyped, the kinds.
+    let address = report["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"] == "$.address" && p["mutation"] == "retyped")
+        .unwrap();
+    assert_eq!(address["exchange"], 1, "{address}");
+    assert_eq!(address["retyped"], "null → string", "{address}");
 }
 
 /// Without its key the requests carry no template the platform takes: the cassette's

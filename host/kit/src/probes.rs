@@ -39,8 +39,12 @@ pub enum Verdict {
 pub struct Probe {
     /// The request whose response was changed.
     pub request: String,
+    /// The cassette exchange (1-based) whose response was changed.
+    pub exchange: usize,
     pub path: String,
     pub mutation: Mutation,
+    /// For a retyped field: the JSON kinds before and after (`string → integer`).
+    pub retyped: Option<String>,
     pub verdict: Verdict,
 }
 
@@ -85,10 +89,17 @@ pub async fn run(bench: &Bench, baseline: &Outcome, mode: Mode) -> Result<Vec<Pr
                 };
                 bench.replay().restore();
                 let verdict = judge(baseline, &outcome?, &path, &exchange.method);
+                let retyped = (mutation == Mutation::Retyped).then(|| {
+                    let before = body.pointer(&pointer);
+                    let after = changed.pointer(&pointer);
+                    format!("{} → {}", kind(before), kind(after))
+                });
                 probes.push(Probe {
                     request: request.clone(),
+                    exchange: index + 1,
                     path: path.clone(),
                     mutation,
+                    retyped,
                     verdict,
                 });
             }
@@ -215,6 +226,20 @@ fn is_identifier(key: &str) -> bool {
 }
 
 /// A value of another JSON type.
+/// A JSON value's kind, as drift reports name it.
+fn kind(v: Option<&Value>) -> &'static str {
+    match v {
+        None => "missing",
+        Some(Value::Null) => "null",
+        Some(Value::Bool(_)) => "boolean",
+        Some(Value::Number(n)) if n.is_f64() => "number",
+        Some(Value::Number(_)) => "integer",
+        Some(Value::String(_)) => "string",
+        Some(Value::Array(_)) => "array",
+        Some(Value::Object(_)) => "object",
+    }
+}
+
 fn retyped(v: &Value) -> Value {
     match v {
         Value::String(_) => Value::from(0),

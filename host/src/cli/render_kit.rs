@@ -104,11 +104,17 @@ pub fn text(r: &TestReport, summary: bool) -> String {
                 ProbeVerdict::NotNeeded => "not needed (same records)".into(),
                 ProbeVerdict::Violation { what } => format!("VIOLATION: {what}"),
             };
+            let retyped = p
+                .retyped
+                .as_deref()
+                .map(|k| format!(" ({k})"))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  {:<8} {} in {}: {}",
+                "  {:<8} {}{retyped} in exchange {} ({}): {}",
                 format!("{:?}", p.mutation).to_lowercase(),
                 printable(&p.path),
+                p.exchange,
                 printable(&p.request),
                 printable(&verdict)
             );
