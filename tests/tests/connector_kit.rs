@@ -350,7 +350,7 @@ fn a_new_connector_builds_out_of_tree_passes_its_cassette_and_installs() {
     assert_eq!(wrong_key.code, 1);
     assert_eq!(
         wrong_key.json()["requests"][0]["closest"][0],
-        "exchange 1: header `x-api-key` differs"
+        "exchange 1: header `authorization` differs"
     );
     // `--bless` alone writes the cassette's own expected.json.
     let expected = cassette.join("expected.json");
