@@ -636,6 +636,23 @@ async fn read_by_prometheus_clients_parsers(d: &common::daemon::DaemonEnv) {
     let (text_type, text) = fetch(None).await;
     assert_eq!(text_type, "text/plain; version=0.0.4; charset=utf-8");
     assert!(!text.contains("# EOF") && text.contains("# TYPE passerelle_runs_total counter"));
+    // Every metric the shipped alerting rules use is one the daemon exports.
+    let rules = std::fs::read_to_string(
+        common::kit::repo().join("deploy/prometheus/passerelle.rules.yml"),
+    )
+    .unwrap();
+    let used: std::collections::BTreeSet<&str> = regex::Regex::new(r"passerelle_[a-z_]+")
+        .unwrap()
+        .find_iter(&rules)
+        .map(|m| m.as_str())
+        .collect();
+    assert!(used.len() >= 6, "{used:?}");
+    for name in used {
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "the alerting rules use {name}, which /metrics does not export"
+        );
+    }
     let (om_type, om) = fetch(Some(
         "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
     ))

@@ -18,6 +18,7 @@ mod guest;
 mod js;
 mod ports;
 mod postgres;
+mod promtool;
 mod python;
 
 use std::path::{Path, PathBuf};
@@ -252,6 +253,15 @@ fn test(root: &Path, no_postgres: bool, no_lint: bool, cargo_args: &[String]) ->
         println!("xtask: checking formatting");
         cargo(root, &["fmt", "--all", "--check"])?;
         cargo(&root.join("plugins"), &["fmt", "--all", "--check"])?;
+    }
+    match promtool::find(root)? {
+        Some(promtool) => promtool::check(root, &promtool)?,
+        None if in_ci => bail!(
+            "no promtool: CI checks the alerting rules (Debian: apt-get download prometheus, or set PASSERELLE_PROMTOOL)"
+        ),
+        None => println!(
+            "xtask: no promtool: the alerting rules are NOT checked (set PASSERELLE_PROMTOOL, or on Debian let xtask unpack the prometheus package)"
+        ),
     }
     let plugins = guest::build_all(root)?;
     let test_python = python::test_python(root)?;
