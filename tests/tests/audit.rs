@@ -204,3 +204,90 @@ async fn a_rewritten_and_rehashed_entry_shows_without_the_key() {
         assert_eq!(app.store.key_audit_trail().await.unwrap(), 0);
     }
 }
+
+/// An action and its entry commit together: when appending the entry fails, the action
+/// is not done (account, secret, practice changes). The fail point only fires for
+/// targets named `fail-audit-…`, so other tests running beside this one are untouched.
+#[tokio::test]
+async fn an_action_whose_entry_cannot_be_appended_is_not_done() {
+    use passerelle::service::practices::{AccountUpdate, NewAccount, PracticeUpdate};
+    fail::cfg("audit-append", "return").unwrap();
+    for db in databases().await {
+        let e = env(&db, Config::default()).await;
+        let app = &e.app;
+        let practice = |id: &str| NewPractice {
+            id: id.into(),
+            name: "Cabinet".into(),
+            timezone: "Europe/Paris".into(),
+            schedule: None,
+        };
+        let now = chrono::Utc::now();
+        assert!(app
+            .create_practice(practice("fail-audit-p"), now)
+            .await
+            .is_err());
+        assert!(
+            app.store.practice("fail-audit-p").await.unwrap().is_none(),
+            "{}",
+            db.name
+        );
+        app.create_practice(practice("p1"), now).await.unwrap();
+        let account = |id: &str| NewAccount {
+            id: id.into(),
+            connector: "testing".into(),
+            label: None,
+            settings: Default::default(),
+            secrets: Default::default(),
+            force: false,
+        };
+        assert!(app
+            .create_account("p1", account("fail-audit-a"))
+            .await
+            .is_err());
+        assert!(
+            app.store.account("fail-audit-a").await.unwrap().is_none(),
+            "{}",
+            db.name
+        );
+        // Changes of an existing account or practice, refused whole.
+        e.account("fail-audit-b", &[]).await;
+        let before = app.store.account("fail-audit-b").await.unwrap().unwrap();
+        let update = AccountUpdate {
+            label: Some(Some("changed".into())),
+            ..AccountUpdate::default()
+        };
+        assert!(app.update_account("fail-audit-b", update).await.is_err());
+        assert!(app
+            .set_secret("fail-audit-b", "api-token", "a-long-enough-secret")
+            .await
+            .is_err());
+        assert!(app.delete_account("fail-audit-b", true).await.is_err());
+        let after = app.store.account("fail-audit-b").await.unwrap().unwrap();
+        assert_eq!(
+            after, before,
+            "{}: nothing of the refused actions stayed",
+            db.name
+        );
+        assert!(after.secrets.is_empty());
+        let rename = PracticeUpdate {
+            name: Some("Renamed".into()),
+            ..PracticeUpdate::default()
+        };
+        app.create_practice(practice("fail-audit-q"), now)
+            .await
+            .unwrap_err();
+        assert!(
+            app.update_practice("p1", rename, now).await.is_ok(),
+            "not a fail-audit target"
+        );
+        // The trail holds no entry for any of them, and is intact.
+        let entries = app.audit_entries(Some(10_000)).await.unwrap();
+        assert!(
+            entries.iter().all(|e| !e.target.starts_with("fail-audit-")),
+            "{}: {entries:?}",
+            db.name
+        );
+        assert!(app.verify_audit().await.unwrap().problems.is_empty());
+    }
+    fail::remove("audit-append");
+}

@@ -637,10 +637,9 @@ async fn read_by_prometheus_clients_parsers(d: &common::daemon::DaemonEnv) {
     assert_eq!(text_type, "text/plain; version=0.0.4; charset=utf-8");
     assert!(!text.contains("# EOF") && text.contains("# TYPE passerelle_runs_total counter"));
     // Every metric the shipped alerting rules use is one the daemon exports.
-    let rules = std::fs::read_to_string(
-        common::kit::repo().join("deploy/prometheus/passerelle.rules.yml"),
-    )
-    .unwrap();
+    let rules =
+        std::fs::read_to_string(common::kit::repo().join("deploy/prometheus/passerelle.rules.yml"))
+            .unwrap();
     let used: std::collections::BTreeSet<&str> = regex::Regex::new(r"passerelle_[a-z_]+")
         .unwrap()
         .find_iter(&rules)

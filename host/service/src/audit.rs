@@ -27,6 +27,35 @@ impl Passerelle {
         Ok(())
     }
 
+    /// Begins an audited action: its writes go in this transaction, which
+    /// [`Self::commit_audited`] ends with the action's entry.
+    pub(crate) async fn audited(&self) -> ServiceResult<passerelle_store::audit::Write> {
+        Ok(self.store.audited_write().await?)
+    }
+
+    /// Commits an audited action with its entry (the current principal's): both or
+    /// neither.
+    pub(crate) async fn commit_audited(
+        &self,
+        w: passerelle_store::audit::Write,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> ServiceResult<()> {
+        self.store
+            .commit_audited(
+                w,
+                passerelle_store::audit::Entry {
+                    actor: &super::principal::current().name,
+                    action,
+                    target,
+                    detail: &detail.to_string(),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
     /// The newest entries, newest first (at most 10,000).
     pub async fn audit_entries(&self, limit: Option<i64>) -> ServiceResult<Vec<AuditEntry>> {
         let limit = super::limit(limit, 100, 10_000)?;

@@ -320,21 +320,23 @@ impl Passerelle {
                 format!("practice `{}` already exists", new.id),
             ));
         }
+        let mut w = self.audited().await?;
         self.store
-            .add_practice(&new.id, &new.name, &new.timezone)
+            .add_practice_in(&mut w, &new.id, &new.name, &new.timezone)
             .await?;
         if let Some(cron) = &new.schedule {
             self.store
-                .set_practice_schedule(&new.id, Some(cron))
+                .set_practice_schedule_in(&mut w, &new.id, Some(cron))
                 .await?;
         }
-        self.announce(Change::Practices).await;
-        self.audit(
+        self.commit_audited(
+            w,
             "practice.create",
             &new.id,
             serde_json::json!({"timezone": new.timezone, "schedule": new.schedule}),
         )
         .await?;
+        self.announce(Change::Practices).await;
         Ok(self.practice_view(candidate, now, Some(vec![])))
     }
 
@@ -369,24 +371,33 @@ impl Passerelle {
             .schedule
             .schedule_of(&practice)
             .map_err(|e| ServiceError::invalid(format!("{e:#}")))?;
+        let mut w = self.audited().await?;
         self.store
-            .update_practice(id, update.name.as_deref(), update.timezone.as_deref())
+            .update_practice_in(
+                &mut w,
+                id,
+                update.name.as_deref(),
+                update.timezone.as_deref(),
+            )
             .await?;
         if let Some(schedule) = &update.schedule {
             self.store
-                .set_practice_schedule(id, schedule.as_deref())
+                .set_practice_schedule_in(&mut w, id, schedule.as_deref())
                 .await?;
         }
         if let Some(public) = &public {
-            self.store.set_practice_public(id, public.as_ref()).await?;
+            self.store
+                .set_practice_public_in(&mut w, id, public.as_ref())
+                .await?;
         }
-        self.announce(Change::Practices).await;
-        self.audit(
+        self.commit_audited(
+            w,
             "practice.update",
             id,
             serde_json::json!({"name": update.name.is_some(), "timezone": update.timezone, "schedule": update.schedule, "public": update.public}),
         )
         .await?;
+        self.announce(Change::Practices).await;
         self.show_practice(id, now).await
     }
 
@@ -398,16 +409,18 @@ impl Passerelle {
                 "deleting a practice deletes its accounts, secrets, appointments, slots and runs: repeat with ?with_data=true",
             ));
         }
+        let mut w = self.audited().await?;
         self.store
-            .delete_practice(id, super::records::forgotten)
+            .delete_practice_in(&mut w, id, super::records::forgotten)
             .await?;
-        self.announce(Change::Practices).await;
-        self.audit(
+        self.commit_audited(
+            w,
             "practice.delete",
             id,
             serde_json::json!({"with_data": true}),
         )
         .await?;
+        self.announce(Change::Practices).await;
         tracing::info!(practice = %id, "practice deleted with its data");
         Ok(())
     }
@@ -464,8 +477,10 @@ impl Passerelle {
             None
         };
         refuse_failed_check(check.as_ref(), new.force, "add it")?;
+        let mut w = self.audited().await?;
         self.store
-            .add_account_with_secrets(
+            .add_account_in(
+                &mut w,
                 &new.id,
                 practice_id,
                 &new.connector,
@@ -474,7 +489,8 @@ impl Passerelle {
                 &new.secrets.0,
             )
             .await?;
-        self.audit(
+        self.commit_audited(
+            w,
             "account.create",
             &new.id,
             serde_json::json!({"practice": practice_id, "connector": new.connector,
@@ -559,16 +575,24 @@ impl Passerelle {
             _ => None,
         };
         refuse_failed_check(check.as_ref(), update.force, "change it")?;
+        let mut w = self.audited().await?;
         if let Some(settings) = &settings {
-            self.store.update_account_settings(id, settings).await?;
+            self.store
+                .update_account_settings_in(&mut w, id, settings)
+                .await?;
         }
         if let Some(label) = &update.label {
-            self.store.set_account_label(id, label.as_deref()).await?;
+            self.store
+                .set_account_label_in(&mut w, id, label.as_deref())
+                .await?;
         }
         if let Some(listing) = &listing {
-            self.store.set_account_listing(id, listing.as_ref()).await?;
+            self.store
+                .set_account_listing_in(&mut w, id, listing.as_ref())
+                .await?;
         }
-        self.audit(
+        self.commit_audited(
+            w,
             "account.update",
             id,
             serde_json::json!({"settings": settings.as_ref().map(|s| s.keys().collect::<Vec<_>>()),
@@ -591,11 +615,17 @@ impl Passerelle {
                 "deleting an account deletes its secrets, appointments, slots and runs: repeat with --with-data (with_data=true)",
             ));
         }
+        let mut w = self.audited().await?;
         self.store
-            .delete_account(id, super::records::forgotten)
+            .delete_account_in(&mut w, id, super::records::forgotten)
             .await?;
-        self.audit("account.delete", id, serde_json::json!({"with_data": true}))
-            .await?;
+        self.commit_audited(
+            w,
+            "account.delete",
+            id,
+            serde_json::json!({"with_data": true}),
+        )
+        .await?;
         tracing::info!(account = %id, "account deleted with its data");
         Ok(())
     }
@@ -604,10 +634,18 @@ impl Passerelle {
     pub async fn set_secret(&self, account: &str, name: &str, value: &str) -> ServiceResult<()> {
         self.account(account).await?;
         validate_secret(name, value)?;
-        self.store.set_secret(account, name, value).await?;
+        let mut w = self.audited().await?;
+        self.store
+            .set_secret_in(&mut w, account, name, value)
+            .await?;
         // The name only: a secret's value never reaches the trail.
-        self.audit("secret.set", account, serde_json::json!({"secret": name}))
-            .await
+        self.commit_audited(
+            w,
+            "secret.set",
+            account,
+            serde_json::json!({"secret": name}),
+        )
+        .await
     }
 
     /// Forgets a secret.

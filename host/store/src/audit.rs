@@ -81,8 +81,68 @@ impl Store {
     }
 }
 
+/// A write transaction for an action: an audited one ([`Store::audited_write`]) ends
+/// with the action's entry — the action and its entry commit together, or neither does
+/// ([`Store::commit_audited`]) — and holds the trail's append lock from the start; a
+/// plain one ([`Store::write`], for what is not an operator's action: provisioning,
+/// tests) commits alone.
+pub struct Write {
+    pub(crate) tx: sqlx::Transaction<'static, sqlx::Any>,
+}
+
+impl Write {
+    /// Commits a plain write.
+    pub async fn commit(self) -> StoreResult<()> {
+        self.tx.commit().await.context("committing")?;
+        Ok(())
+    }
+}
+
+/// One entry, as the service gives it.
+pub struct Entry<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub target: &'a str,
+    pub detail: &'a str,
+}
+
 impl Store {
-    /// Appends an entry at the end of the chain; returns its sequence number.
+    /// Begins an audited action's transaction.
+    pub async fn audited_write(&self) -> StoreResult<Write> {
+        Ok(Write {
+            tx: self.begin_audit_write().await?,
+        })
+    }
+
+    /// Begins a plain write transaction (no audit entry).
+    pub async fn write(&self) -> StoreResult<Write> {
+        Ok(Write {
+            tx: self.begin_write().await?,
+        })
+    }
+
+    /// Appends `entry` in the action's transaction and commits both; the entry's
+    /// sequence number.
+    pub async fn commit_audited(&self, mut w: Write, entry: Entry<'_>) -> StoreResult<i64> {
+        let seq = self.append_in(&mut w.tx, &entry).await?;
+        // A failure here (the tests' fail point) leaves neither the action nor its entry.
+        fail::fail_point!(
+            "audit-append",
+            entry.target.starts_with("fail-audit-"),
+            |_| -> StoreResult<i64> {
+                Err(crate::error::StoreError::Invalid(
+                    "fail point audit-append".into(),
+                ))
+            }
+        );
+        w.tx.commit()
+            .await
+            .context("committing an audited action")?;
+        Ok(seq)
+    }
+
+    /// Appends an entry at the end of the chain on its own (an event that changes
+    /// nothing else: a refusal, a read of patient data); returns its sequence number.
     pub async fn append_audit(
         &self,
         actor: &str,
@@ -90,9 +150,33 @@ impl Store {
         target: &str,
         detail: &str,
     ) -> StoreResult<i64> {
-        let mut tx = self.begin_audit_write().await?;
+        let w = self.audited_write().await?;
+        self.commit_audited(
+            w,
+            Entry {
+                actor,
+                action,
+                target,
+                detail,
+            },
+        )
+        .await
+    }
+
+    /// Appends `entry` inside `tx`, which holds the trail's lock.
+    async fn append_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        entry: &Entry<'_>,
+    ) -> StoreResult<i64> {
+        let Entry {
+            actor,
+            action,
+            target,
+            detail,
+        } = *entry;
         let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await
             .context("reading the audit trail's head")?;
         let (seq, prev) = match last {
@@ -113,10 +197,9 @@ impl Store {
         .bind(detail)
         .bind(&prev)
         .bind(&hash)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .context("appending to the audit trail")?;
-        tx.commit().await.context("appending to the audit trail")?;
         Ok(seq)
     }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use super::error::{is_unique_violation, DbContext, StoreError, StoreResult};
 use sqlx::Row;
 
+use super::audit::Write;
 use super::feed::ForgetPatient;
 use super::{now_text, Store};
 
@@ -20,6 +21,20 @@ impl Store {
         name: &str,
         timezone: &str,
     ) -> StoreResult<Practice> {
+        let mut w = self.write().await?;
+        let practice = self.add_practice_in(&mut w, id, name, timezone).await?;
+        w.commit().await?;
+        Ok(practice)
+    }
+
+    /// [`Self::add_practice`] in an action's transaction.
+    pub async fn add_practice_in(
+        &self,
+        w: &mut Write,
+        id: &str,
+        name: &str,
+        timezone: &str,
+    ) -> StoreResult<Practice> {
         let res = sqlx::query(
             "INSERT INTO practices (id, name, timezone, created_at) VALUES ($1, $2, $3, $4)",
         )
@@ -27,7 +42,7 @@ impl Store {
         .bind(name)
         .bind(timezone)
         .bind(now_text())
-        .execute(&self.pool)
+        .execute(&mut *w.tx)
         .await;
         if let Err(e) = res {
             if is_unique_violation(&e) {
@@ -72,64 +87,62 @@ impl Store {
         id: &str,
         schedule: Option<&str>,
     ) -> StoreResult<Practice> {
-        let mut practice = self.practice(id).await?.ok_or_else(|| {
-            StoreError::NotFound(format!(
-                "no practice `{id}` (see `passerelle practices list`)"
-            ))
-        })?;
-        practice.schedule = schedule.map(|s| s.trim().to_string());
-        sqlx::query("UPDATE practices SET schedule = $2 WHERE id = $1")
-            .bind(id)
-            .bind(practice.schedule.as_deref())
-            .execute(&self.pool)
-            .await
-            .context("setting the schedule")?;
-        Ok(practice)
+        let mut w = self.write().await?;
+        self.set_practice_schedule_in(&mut w, id, schedule).await?;
+        w.commit().await?;
+        self.practice(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no practice `{id}`")))
     }
 
-    /// Sets (or, with None, clears) an account's own listing.
-    pub async fn set_account_listing(
+    /// [`Self::set_practice_schedule`] in an action's transaction.
+    pub async fn set_practice_schedule_in(
         &self,
+        w: &mut Write,
+        id: &str,
+        schedule: Option<&str>,
+    ) -> StoreResult<()> {
+        let n = sqlx::query("UPDATE practices SET schedule = $2 WHERE id = $1")
+            .bind(id)
+            .bind(schedule.map(str::trim))
+            .execute(&mut *w.tx)
+            .await
+            .context("setting the schedule")?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "no practice `{id}` (see `passerelle practices list`)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sets (or, with None, clears) an account's own listing, in an action's transaction.
+    pub async fn set_account_listing_in(
+        &self,
+        w: &mut Write,
         id: &str,
         listing: Option<&passerelle_model::public::Listing>,
     ) -> StoreResult<()> {
-        self.set_public_info("accounts", id, listing, "setting the account's listing")
-            .await
+        set_public_info(w, "accounts", id, listing, "setting the account's listing").await
     }
 
-    /// Sets (or, with None, clears) a practice's public metadata.
-    pub async fn set_practice_public(
+    /// Sets (or, with None, clears) a practice's public metadata, in an action's
+    /// transaction.
+    pub async fn set_practice_public_in(
         &self,
+        w: &mut Write,
         id: &str,
         public: Option<&passerelle_model::public::PublicInfo>,
     ) -> StoreResult<()> {
-        self.set_public_info(
+        set_public_info(
+            w,
             "practices",
             id,
             public,
             "setting the practice's public metadata",
         )
         .await
-    }
-
-    /// Writes (or clears) the `public_info` column of one row of `table`.
-    async fn set_public_info(
-        &self,
-        table: &'static str,
-        id: &str,
-        value: Option<&impl serde::Serialize>,
-        doing: &'static str,
-    ) -> StoreResult<()> {
-        let json = value.map(|v| serde_json::to_string(v).expect("public metadata serialises"));
-        sqlx::query(&format!(
-            "UPDATE {table} SET public_info = $2 WHERE id = $1"
-        ))
-        .bind(id)
-        .bind(json)
-        .execute(&self.pool)
-        .await
-        .context(doing)?;
-        Ok(())
     }
 
     pub async fn add_account(
@@ -161,13 +174,37 @@ impl Store {
         settings: &BTreeMap<String, String>,
         secrets: &BTreeMap<String, String>,
     ) -> StoreResult<Account> {
-        if self.practice(practice_id).await?.is_none() {
+        let mut w = self.write().await?;
+        let account = self
+            .add_account_in(&mut w, id, practice_id, connector, label, settings, secrets)
+            .await?;
+        w.commit().await?;
+        Ok(account)
+    }
+
+    /// [`Self::add_account_with_secrets`] in an action's transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn add_account_in(
+        &self,
+        w: &mut Write,
+        id: &str,
+        practice_id: &str,
+        connector: &str,
+        label: Option<&str>,
+        settings: &BTreeMap<String, String>,
+        secrets: &BTreeMap<String, String>,
+    ) -> StoreResult<Account> {
+        let practice = sqlx::query("SELECT 1 AS one FROM practices WHERE id = $1")
+            .bind(practice_id)
+            .fetch_optional(&mut *w.tx)
+            .await
+            .context("reading the practice")?;
+        if practice.is_none() {
             return Err(StoreError::NotFound(format!(
                 "no practice `{practice_id}`: add it first with `passerelle practices add`"
             )));
         }
         let now = now_text();
-        let mut tx = self.pool.begin().await.context("adding account")?;
         let res = sqlx::query(
             "INSERT INTO accounts (id, practice_id, connector, label, settings, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -178,7 +215,7 @@ impl Store {
         .bind(label)
         .bind(serde_json::to_string(settings).expect("settings serialise"))
         .bind(&now)
-        .execute(&mut *tx)
+        .execute(&mut *w.tx)
         .await;
         if let Err(e) = res {
             if is_unique_violation(&e) {
@@ -197,11 +234,10 @@ impl Store {
             .bind(name)
             .bind(&sealed)
             .bind(&now)
-            .execute(&mut *tx)
+            .execute(&mut *w.tx)
             .await
             .context("storing secret")?;
         }
-        tx.commit().await.context("adding account")?;
         Ok(Account {
             id: id.into(),
             practice_id: practice_id.into(),
@@ -254,6 +290,22 @@ impl Store {
         name: Option<&str>,
         timezone: Option<&str>,
     ) -> StoreResult<Practice> {
+        let mut w = self.write().await?;
+        self.update_practice_in(&mut w, id, name, timezone).await?;
+        w.commit().await?;
+        self.practice(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no practice `{id}`")))
+    }
+
+    /// [`Self::update_practice`] in an action's transaction.
+    pub async fn update_practice_in(
+        &self,
+        w: &mut Write,
+        id: &str,
+        name: Option<&str>,
+        timezone: Option<&str>,
+    ) -> StoreResult<()> {
         let n = sqlx::query(
             "UPDATE practices SET name = COALESCE($2, name), timezone = COALESCE($3, timezone)
              WHERE id = $1",
@@ -261,28 +313,32 @@ impl Store {
         .bind(id)
         .bind(name)
         .bind(timezone)
-        .execute(&self.pool)
+        .execute(&mut *w.tx)
         .await
         .context("updating the practice")?
         .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound(format!("no practice `{id}`")));
         }
-        self.practice(id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("no practice `{id}`")))
+        Ok(())
     }
 
     /// Deletes a practice with everything stored for it: accounts, secrets, sync state,
-    /// appointments, slots and runs. Returns false if there was no such practice.
-    /// The feed keeps its changes with each patient reduced by `forget`.
-    pub async fn delete_practice(&self, id: &str, forget: ForgetPatient) -> StoreResult<bool> {
-        let mut tx = self.begin_write().await?;
-        super::feed::append_removal(&mut tx, "practice_id = $1", id, &now_text(), forget).await?;
+    /// appointments, slots and runs, in an action's transaction. Returns false if there
+    /// was no such practice. The feed keeps its changes with each patient reduced by
+    /// `forget`.
+    pub async fn delete_practice_in(
+        &self,
+        w: &mut Write,
+        id: &str,
+        forget: ForgetPatient,
+    ) -> StoreResult<bool> {
+        let tx = &mut w.tx;
+        super::feed::append_removal(tx, "practice_id = $1", id, &now_text(), forget).await?;
         for table in ["appointments", "slots", "runs"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE practice_id = $1"))
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .context("deleting the practice's records")?;
         }
@@ -296,30 +352,34 @@ impl Store {
                 "DELETE FROM {table} WHERE account_id IN (SELECT id FROM accounts WHERE practice_id = $1)"
             ))
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .context("deleting the practice's records")?;
         }
         sqlx::query("DELETE FROM accounts WHERE practice_id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .context("deleting the practice's accounts")?;
         let n = sqlx::query("DELETE FROM practices WHERE id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .context("deleting the practice")?
             .rows_affected();
-        tx.commit().await.context("committing the deletion")?;
         Ok(n > 0)
     }
 
-    /// Deletes an account with its secrets, sync state, appointments, slots and runs.
-    /// Returns false if there was no such account.
-    pub async fn delete_account(&self, id: &str, forget: ForgetPatient) -> StoreResult<bool> {
-        let mut tx = self.begin_write().await?;
-        super::feed::append_removal(&mut tx, "id = $1", id, &now_text(), forget).await?;
+    /// Deletes an account with its secrets, sync state, appointments, slots and runs,
+    /// in an action's transaction. Returns false if there was no such account.
+    pub async fn delete_account_in(
+        &self,
+        w: &mut Write,
+        id: &str,
+        forget: ForgetPatient,
+    ) -> StoreResult<bool> {
+        let tx = &mut w.tx;
+        super::feed::append_removal(tx, "id = $1", id, &now_text(), forget).await?;
         for table in [
             "appointments",
             "slots",
@@ -331,17 +391,16 @@ impl Store {
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .context("deleting the account's records")?;
         }
         let n = sqlx::query("DELETE FROM accounts WHERE id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .context("deleting the account")?
             .rows_affected();
-        tx.commit().await.context("committing the deletion")?;
         Ok(n > 0)
     }
 
@@ -357,12 +416,17 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Sets or clears an account's label.
-    pub async fn set_account_label(&self, id: &str, label: Option<&str>) -> StoreResult<()> {
+    /// Sets or clears an account's label, in an action's transaction.
+    pub async fn set_account_label_in(
+        &self,
+        w: &mut Write,
+        id: &str,
+        label: Option<&str>,
+    ) -> StoreResult<()> {
         sqlx::query("UPDATE accounts SET label = $2 WHERE id = $1")
             .bind(id)
             .bind(label)
-            .execute(&self.pool)
+            .execute(&mut *w.tx)
             .await
             .context("setting the label")?;
         Ok(())
@@ -391,11 +455,25 @@ impl Store {
         account_id: &str,
         settings: &BTreeMap<String, String>,
     ) -> StoreResult<()> {
+        let mut w = self.write().await?;
+        self.update_account_settings_in(&mut w, account_id, settings)
+            .await?;
+        w.commit().await
+    }
+
+    /// [`Self::update_account_settings`] in an action's transaction.
+    pub async fn update_account_settings_in(
+        &self,
+        w: &mut Write,
+        account_id: &str,
+        settings: &BTreeMap<String, String>,
+    ) -> StoreResult<()> {
         let n = sqlx::query("UPDATE accounts SET settings = $2 WHERE id = $1")
             .bind(account_id)
             .bind(serde_json::to_string(settings).expect("settings serialise"))
-            .execute(&self.pool)
-            .await?
+            .execute(&mut *w.tx)
+            .await
+            .context("replacing the settings")?
             .rows_affected();
         if n == 0 {
             return Err(StoreError::NotFound(format!("no account `{account_id}`")));
@@ -417,7 +495,25 @@ impl Store {
 
     /// Sets (or replaces) one secret of an account, sealed.
     pub async fn set_secret(&self, account_id: &str, name: &str, value: &str) -> StoreResult<()> {
-        if self.account(account_id).await?.is_none() {
+        let mut w = self.write().await?;
+        self.set_secret_in(&mut w, account_id, name, value).await?;
+        w.commit().await
+    }
+
+    /// [`Self::set_secret`] in an action's transaction.
+    pub async fn set_secret_in(
+        &self,
+        w: &mut Write,
+        account_id: &str,
+        name: &str,
+        value: &str,
+    ) -> StoreResult<()> {
+        let there = sqlx::query("SELECT 1 AS one FROM accounts WHERE id = $1")
+            .bind(account_id)
+            .fetch_optional(&mut *w.tx)
+            .await
+            .context("reading the account")?;
+        if there.is_none() {
             return Err(StoreError::NotFound(format!("no account `{account_id}`")));
         }
         let value = self.keyring()?.seal(account_id, name, value);
@@ -429,7 +525,7 @@ impl Store {
         .bind(name)
         .bind(&value)
         .bind(now_text())
-        .execute(&self.pool)
+        .execute(&mut *w.tx)
         .await
         .context("storing secret")?;
         Ok(())
@@ -589,4 +685,24 @@ fn account_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Account> {
             .get::<Option<String>, _>("public_info")
             .and_then(|j| serde_json::from_str(&j).ok()),
     })
+}
+
+/// Writes (or clears) the `public_info` column of one row of `table`.
+async fn set_public_info(
+    w: &mut Write,
+    table: &'static str,
+    id: &str,
+    value: Option<&impl serde::Serialize>,
+    doing: &'static str,
+) -> StoreResult<()> {
+    let json = value.map(|v| serde_json::to_string(v).expect("public metadata serialises"));
+    sqlx::query(&format!(
+        "UPDATE {table} SET public_info = $2 WHERE id = $1"
+    ))
+    .bind(id)
+    .bind(json)
+    .execute(&mut *w.tx)
+    .await
+    .context(doing)?;
+    Ok(())
 }
