@@ -280,6 +280,16 @@ async fn an_action_whose_entry_cannot_be_appended_is_not_done() {
             app.update_practice("p1", rename, now).await.is_ok(),
             "not a fail-audit target"
         );
+        assert!(app
+            .create_token("fail-audit-t", &["read".into()])
+            .await
+            .is_err());
+        assert!(app
+            .tokens()
+            .await
+            .unwrap()
+            .iter()
+            .all(|t| t.name != "fail-audit-t"));
         // The trail holds no entry for any of them, and is intact.
         let entries = app.audit_entries(Some(10_000)).await.unwrap();
         assert!(

@@ -55,9 +55,17 @@ impl Passerelle {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let secret = format!("{PREFIX}{}", hex::encode(bytes));
-        self.store.add_token(name, &hash(&secret), &names).await?;
-        self.audit("token.create", name, serde_json::json!({"scopes": names}))
+        let mut w = self.audited().await?;
+        self.store
+            .add_token_in(&mut w, name, &hash(&secret), &names)
             .await?;
+        self.commit_audited(
+            w,
+            "token.create",
+            name,
+            serde_json::json!({"scopes": names}),
+        )
+        .await?;
         let token = self
             .store
             .tokens()
@@ -75,12 +83,13 @@ impl Passerelle {
 
     /// Revokes a token at once.
     pub async fn revoke_token(&self, name: &str) -> ServiceResult<()> {
-        if !self.store.revoke_token(name).await? {
+        let mut w = self.audited().await?;
+        if !self.store.revoke_token_in(&mut w, name).await? {
             return Err(ServiceError::not_found(format!(
                 "no live token named `{name}`"
             )));
         }
-        self.audit("token.revoke", name, serde_json::json!({}))
+        self.commit_audited(w, "token.revoke", name, serde_json::json!({}))
             .await
     }
 

@@ -9,7 +9,13 @@ use super::{now_text, Store};
 
 impl Store {
     /// Records a token by its hash; a name or hash in use is a conflict.
-    pub async fn add_token(&self, name: &str, hash: &str, scopes: &[String]) -> StoreResult<()> {
+    pub async fn add_token_in(
+        &self,
+        w: &mut super::audit::Write,
+        name: &str,
+        hash: &str,
+        scopes: &[String],
+    ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO api_tokens (name, hash, scopes, created_at) VALUES ($1, $2, $3, $4)",
         )
@@ -17,7 +23,7 @@ impl Store {
         .bind(hash)
         .bind(scopes.join(","))
         .bind(now_text())
-        .execute(&self.pool)
+        .execute(&mut *w.tx)
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
@@ -57,13 +63,17 @@ impl Store {
     }
 
     /// Revokes a live token; false if there is none of that name.
-    pub async fn revoke_token(&self, name: &str) -> StoreResult<bool> {
+    pub async fn revoke_token_in(
+        &self,
+        w: &mut super::audit::Write,
+        name: &str,
+    ) -> StoreResult<bool> {
         let n = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
         )
         .bind(now_text())
         .bind(name)
-        .execute(&self.pool)
+        .execute(&mut *w.tx)
         .await
         .context("revoking a token")?
         .rows_affected();
