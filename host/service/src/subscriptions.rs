@@ -173,19 +173,24 @@ impl Passerelle {
             "whsec_{}",
             base64::engine::general_purpose::STANDARD.encode(key)
         );
+        let mut w = self.audited().await?;
         self.store
-            .add_subscription(&NewSubscription {
-                id: &id,
-                url: url.as_str(),
-                practices: &add.practices,
-                kinds: &kinds,
-                patients: add.patients,
-                allow_private: add.allow_private,
-                secret: &secret,
-                delivered_through: after,
-            })
+            .add_subscription_in(
+                &mut w,
+                &NewSubscription {
+                    id: &id,
+                    url: url.as_str(),
+                    practices: &add.practices,
+                    kinds: &kinds,
+                    patients: add.patients,
+                    allow_private: add.allow_private,
+                    secret: &secret,
+                    delivered_through: after,
+                },
+            )
             .await?;
-        self.audit(
+        self.commit_audited(
+            w,
             "subscription.add",
             &id,
             serde_json::json!({"url": url.as_str(), "practices": add.practices,
@@ -219,10 +224,11 @@ impl Passerelle {
     }
 
     pub async fn remove_subscription(&self, id: &str) -> ServiceResult<()> {
-        if !self.store.remove_subscription(id).await? {
+        let mut w = self.audited().await?;
+        if !self.store.remove_subscription_in(&mut w, id).await? {
             return Err(ServiceError::not_found(format!("no subscription `{id}`")));
         }
-        self.audit("subscription.remove", id, serde_json::json!({}))
+        self.commit_audited(w, "subscription.remove", id, serde_json::json!({}))
             .await?;
         Ok(())
     }
@@ -235,8 +241,10 @@ impl Passerelle {
     ) -> ServiceResult<SubscriptionView> {
         self.subscription(id).await?;
         position_within(after, self.store.feed_state().await?)?;
-        self.store.replay_subscription(id, after).await?;
-        self.audit(
+        let mut w = self.audited().await?;
+        self.store.replay_subscription_in(&mut w, id, after).await?;
+        self.commit_audited(
+            w,
             "subscription.replay",
             id,
             serde_json::json!({"after": after}),

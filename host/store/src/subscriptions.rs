@@ -55,7 +55,11 @@ fn sealed_as(id: &str) -> String {
 const SECRET_NAME: &str = "webhook-secret";
 
 impl Store {
-    pub async fn add_subscription(&self, new: &NewSubscription<'_>) -> StoreResult<()> {
+    pub async fn add_subscription_in(
+        &self,
+        w: &mut super::audit::Write,
+        new: &NewSubscription<'_>,
+    ) -> StoreResult<()> {
         let secret = self
             .keyring()?
             .seal(&sealed_as(new.id), SECRET_NAME, new.secret);
@@ -74,7 +78,7 @@ impl Store {
         .bind(secret)
         .bind(new.delivered_through)
         .bind(now_text())
-        .execute(&self.pool)
+        .execute(&mut *w.tx)
         .await
         .context("adding a subscription")?;
         Ok(())
@@ -98,10 +102,14 @@ impl Store {
     }
 
     /// Whether there was one to remove.
-    pub async fn remove_subscription(&self, id: &str) -> StoreResult<bool> {
+    pub async fn remove_subscription_in(
+        &self,
+        w: &mut super::audit::Write,
+        id: &str,
+    ) -> StoreResult<bool> {
         let n = sqlx::query("DELETE FROM subscriptions WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *w.tx)
             .await
             .context("removing a subscription")?
             .rows_affected();
@@ -242,7 +250,12 @@ impl Store {
 
     /// Delivers again from `after` (the last sequence number the receiver keeps): the
     /// subscription is active, its batch and attempts reset. False if there is none.
-    pub async fn replay_subscription(&self, id: &str, after: i64) -> StoreResult<bool> {
+    pub async fn replay_subscription_in(
+        &self,
+        w: &mut super::audit::Write,
+        id: &str,
+        after: i64,
+    ) -> StoreResult<bool> {
         let n = sqlx::query(
             "UPDATE subscriptions SET delivered_through = $2, batch_from = NULL,
                 batch_through = NULL, attempts = 0, next_attempt_ms = 0, last_error = NULL,
@@ -251,7 +264,7 @@ impl Store {
         )
         .bind(id)
         .bind(after)
-        .execute(&self.pool)
+        .execute(&mut *w.tx)
         .await
         .context("replaying a subscription")?
         .rows_affected();
