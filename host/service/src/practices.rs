@@ -651,12 +651,14 @@ impl Passerelle {
     /// Forgets a secret.
     pub async fn delete_secret(&self, account: &str, name: &str) -> ServiceResult<()> {
         self.account(account).await?;
-        if !self.store.delete_secret(account, name).await? {
+        let mut w = self.audited().await?;
+        if !self.store.delete_secret_in(&mut w, account, name).await? {
             return Err(ServiceError::not_found(format!(
                 "account `{account}` has no secret `{name}`"
             )));
         }
-        self.audit(
+        self.commit_audited(
+            w,
             "secret.delete",
             account,
             serde_json::json!({"secret": name}),

@@ -405,11 +405,16 @@ impl Store {
     }
 
     /// Removes one secret; false if the account had no such secret.
-    pub async fn delete_secret(&self, account_id: &str, name: &str) -> StoreResult<bool> {
+    pub async fn delete_secret_in(
+        &self,
+        w: &mut Write,
+        account_id: &str,
+        name: &str,
+    ) -> StoreResult<bool> {
         let n = sqlx::query("DELETE FROM account_secrets WHERE account_id = $1 AND name = $2")
             .bind(account_id)
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *w.tx)
             .await
             .context("deleting the secret")?
             .rows_affected();
