@@ -215,3 +215,31 @@ pub fn build(dir: &Path, lang: Lang) -> Result<PathBuf, KitError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PYTHON;
+    use std::path::Path;
+
+    /// Every module of the Python SDK is in what `connector new --lang python` writes
+    /// (a module left out breaks the package's imports out of tree).
+    #[test]
+    fn the_embedded_python_sdk_is_the_whole_sdk() {
+        let dir =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/sdk-python/passerelle_sdk");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".py"))
+            .map(|n| format!("passerelle_sdk/{n}"))
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = PYTHON
+            .iter()
+            .map(|(p, _)| p.to_string())
+            .filter(|p| p.starts_with("passerelle_sdk/"))
+            .collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk);
+    }
+}
