@@ -98,6 +98,7 @@ pub async fn show(
         (status = 400, description = "Invalid request or body", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
         (status = 404, description = "Not found", body = ErrorBody),
+        (status = 409, description = "Public metadata for a practice not published yet without a department (code not-published)", body = ErrorBody),
         (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody)
     ),
 )]

@@ -82,6 +82,9 @@ pub struct Listing {
     /// Where the public books this account (its page on the platform); the same rules
     /// as a practice's `booking_url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        pattern = r"^https?://(((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])|([a-z0-9]+(-[a-z0-9]+)*\.)*[a-z][a-z0-9]*(-[a-z0-9]+)*)(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(/[A-Za-z0-9._~/-]*)?(\?[A-Za-z0-9._~=&-]*)?$"
+    )]
     pub booking_url: Option<String>,
     /// `vaccination-center`, `drugstore`, `general-practitioner`.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
@@ -138,21 +141,21 @@ pub struct PublicPatch {
         with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, pattern = "^[0-9]{5}$")]
     pub postcode: Option<Option<String>>,
     #[serde(
         default,
         with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<f64>, nullable)]
+    #[schema(value_type = Option<f64>, nullable, minimum = -90.0, maximum = 90.0)]
     pub latitude: Option<Option<f64>>,
     #[serde(
         default,
         with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<f64>, nullable)]
+    #[schema(value_type = Option<f64>, nullable, minimum = -180.0, maximum = 180.0)]
     pub longitude: Option<Option<f64>>,
     /// The default booking URL of the practice's accounts (an account's own wins).
     #[serde(
@@ -160,7 +163,7 @@ pub struct PublicPatch {
         with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, pattern = r"^https?://(((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])|([a-z0-9]+(-[a-z0-9]+)*\.)*[a-z][a-z0-9]*(-[a-z0-9]+)*)(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(/[A-Za-z0-9._~/-]*)?(\?[A-Za-z0-9._~=&-]*)?$")]
     pub booking_url: Option<Option<String>>,
     /// The default type of the practice's accounts (an account's own wins).
     #[serde(
@@ -169,7 +172,7 @@ pub struct PublicPatch {
         with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, pattern = "^(vaccination-center|drugstore|general-practitioner)$")]
     pub kind: Option<Option<String>>,
 }
 
@@ -196,32 +199,39 @@ fn merge<T: Clone>(field: &mut Option<T>, patch: &Option<Option<T>>) {
     }
 }
 
+/// Why a patch of public metadata does not apply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatchError {
+    /// The practice has no public record yet and the patch names no department.
+    #[error("the practice is not published yet: its first public record needs a department")]
+    NotPublished,
+    /// A field breaks its rule (the message says which).
+    #[error("{0}")]
+    Invalid(String),
+}
+
 impl PublicPatch {
-    /// The record `current` becomes, checked; an error says what is wrong.
-    pub fn apply(&self, current: Option<PublicInfo>) -> Result<PublicInfo, String> {
-        let mut info =
-            match (current, &self.department) {
-                (Some(mut info), department) => {
-                    if let Some(d) = department {
-                        info.department = d.clone();
-                    }
-                    info
+    /// The record `current` becomes, checked.
+    pub fn apply(&self, current: Option<PublicInfo>) -> Result<PublicInfo, PatchError> {
+        let mut info = match (current, &self.department) {
+            (Some(mut info), department) => {
+                if let Some(d) = department {
+                    info.department = d.clone();
                 }
-                (None, Some(department)) => PublicInfo {
-                    department: department.clone(),
-                    address: None,
-                    city: None,
-                    postcode: None,
-                    latitude: None,
-                    longitude: None,
-                    booking_url: None,
-                    kind: None,
-                },
-                (None, None) => return Err(
-                    "the practice is not published yet: its first public record needs a department"
-                        .into(),
-                ),
-            };
+                info
+            }
+            (None, Some(department)) => PublicInfo {
+                department: department.clone(),
+                address: None,
+                city: None,
+                postcode: None,
+                latitude: None,
+                longitude: None,
+                booking_url: None,
+                kind: None,
+            },
+            (None, None) => return Err(PatchError::NotPublished),
+        };
         merge(&mut info.address, &self.address);
         merge(&mut info.city, &self.city);
         merge(&mut info.postcode, &self.postcode);
@@ -229,7 +239,7 @@ impl PublicPatch {
         merge(&mut info.longitude, &self.longitude);
         merge(&mut info.booking_url, &self.booking_url);
         merge(&mut info.kind, &self.kind);
-        info.validate()?;
+        info.validate().map_err(PatchError::Invalid)?;
         Ok(info)
     }
 }
@@ -244,7 +254,7 @@ pub struct ListingPatch {
         with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, pattern = r"^https?://(((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])|([a-z0-9]+(-[a-z0-9]+)*\.)*[a-z][a-z0-9]*(-[a-z0-9]+)*)(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(/[A-Za-z0-9._~/-]*)?(\?[A-Za-z0-9._~=&-]*)?$")]
     pub booking_url: Option<Option<String>>,
     #[serde(
         default,
@@ -252,7 +262,7 @@ pub struct ListingPatch {
         with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, pattern = "^(vaccination-center|drugstore|general-practitioner)$")]
     pub kind: Option<Option<String>>,
 }
 
@@ -268,6 +278,26 @@ impl ListingPatch {
 }
 
 /// Tells an absent field (unchanged) from `null` (removed) in a patch.
+/// `double_option` for a patch object: absent (unchanged), `null` (removed), or an
+/// object — never an array, which serde would read as a struct's fields in order.
+pub mod patch_object {
+    use serde::de::{DeserializeOwned, Error};
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        match Option::<serde_json::Map<String, serde_json::Value>>::deserialize(d)? {
+            None => Ok(Some(None)),
+            Some(fields) => serde_json::from_value(serde_json::Value::Object(fields))
+                .map(|t| Some(Some(t)))
+                .map_err(D::Error::custom),
+        }
+    }
+
+    pub use super::double_option::serialize;
+}
+
 pub mod double_option {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 

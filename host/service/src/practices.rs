@@ -103,7 +103,7 @@ pub struct PracticeUpdate {
     /// published before (a field absent is kept, null removes it); null: not published.
     #[serde(
         default,
-        with = "double_option",
+        with = "passerelle_model::public::patch_object",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(value_type = Option<passerelle_model::public::PublicPatch>, nullable)]
@@ -138,9 +138,34 @@ pub struct NewAccount {
 
 /// Secret values by name, as a request carries them: serialised only to be sent (the
 /// daemon never returns them), and never printed — its `Debug` shows the names only.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SecretValues(pub BTreeMap<String, String>);
+
+impl utoipa::PartialSchema for SecretValues {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "Secret values by name (names as ids; values at least 8 bytes; write-only)",
+            ))
+            .property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^[A-Za-z0-9._-]{1,64}$")),
+            ))
+            .additional_properties(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(8)),
+            ))
+            .write_only(Some(true))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SecretValues {}
 
 impl SecretValues {
     pub fn is_empty(&self) -> bool {
@@ -184,7 +209,7 @@ pub struct AccountUpdate {
     /// practice's apply.
     #[serde(
         default,
-        with = "double_option",
+        with = "passerelle_model::public::patch_object",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(value_type = Option<passerelle_model::public::ListingPatch>, nullable)]
@@ -361,11 +386,14 @@ impl Passerelle {
         let public = match &update.public {
             None => None,
             Some(None) => Some(None),
-            Some(Some(patch)) => Some(Some(
-                patch
-                    .apply(practice.public.clone())
-                    .map_err(ServiceError::invalid)?,
-            )),
+            Some(Some(patch)) => Some(Some(patch.apply(practice.public.clone()).map_err(
+                |e| match e {
+                    passerelle_model::public::PatchError::NotPublished => {
+                        ServiceError::conflict("not-published", e.to_string())
+                    }
+                    passerelle_model::public::PatchError::Invalid(m) => ServiceError::invalid(m),
+                },
+            )?)),
         };
         self.config
             .schedule
