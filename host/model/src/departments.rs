@@ -3,6 +3,10 @@
 //! them. The open-data export publishes them (`departements.json`) and a practice's
 //! public department must be one of them.
 
+/// The codes of [`DEPARTMENTS`] as a pattern (the OpenAPI document's; a test holds the
+/// two together).
+pub const DEPARTMENT_PATTERN: &str = "^(0[1-9]|1[0-9]|2[1-9AB]|[3-8][0-9]|9[0-5]|97[1-8])$";
+
 /// A department as published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Department {
@@ -166,5 +170,26 @@ mod tests {
         for absent in ["20", "00", "96", "979", "7"] {
             assert!(department(absent).is_none(), "{absent}");
         }
+    }
+
+    /// The OpenAPI pattern of a department (`PublicInfo`, `PublicPatch`) admits exactly
+    /// the codes of this table.
+    #[test]
+    fn the_schema_pattern_is_the_table() {
+        let pattern = regex::Regex::new(DEPARTMENT_PATTERN).unwrap();
+        let mut admitted = Vec::new();
+        for a in "0123456789AB".chars() {
+            for b in "0123456789AB".chars() {
+                admitted.push(format!("{a}{b}"));
+                for c in "0123456789".chars() {
+                    admitted.push(format!("{a}{b}{c}"));
+                }
+            }
+        }
+        admitted.retain(|code| pattern.is_match(code));
+        admitted.sort();
+        let mut table: Vec<String> = DEPARTMENTS.iter().map(|d| d.0.to_string()).collect();
+        table.sort();
+        assert_eq!(admitted, table);
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct PublicInfo {
     /// The French department code (`75`, `2A`, `971`…); the export's file name.
-    #[schema(pattern = "^([0-9]{2}|2[AB]|97[1-8])$")]
+    #[schema(pattern = "^(0[1-9]|1[0-9]|2[1-9AB]|[3-8][0-9]|9[0-5]|97[1-8])$")]
     pub department: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
@@ -120,7 +120,7 @@ impl Listing {
 #[serde(deny_unknown_fields)]
 pub struct PublicPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = "^([0-9]{2}|2[AB]|97[1-8])$")]
+    #[schema(pattern = "^(0[1-9]|1[0-9]|2[1-9AB]|[3-8][0-9]|9[0-5]|97[1-8])$")]
     pub department: Option<String>,
     #[serde(
         default,
@@ -362,14 +362,17 @@ mod tests {
         }
         .apply(None)
         .unwrap_err();
-        assert!(err.contains("department"), "{err}");
+        assert_eq!(err, PatchError::NotPublished);
         let err = PublicPatch {
             postcode: Some(Some("750".into())),
             ..PublicPatch::default()
         }
         .apply(Some(paris()))
         .unwrap_err();
-        assert!(err.contains("postal code"), "{err}");
+        assert!(
+            matches!(&err, PatchError::Invalid(m) if m.contains("postal code")),
+            "{err}"
+        );
         let full = PublicPatch::from(paris()).apply(None).unwrap();
         assert_eq!(full, paris());
     }

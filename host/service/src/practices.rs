@@ -195,8 +195,8 @@ pub struct AccountUpdate {
     /// Every setting (the ones not listed are removed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<BTreeMap<String, String>>,
-    /// Settings merged over the current ones: a value sets, null removes, a setting not
-    /// listed is kept. Not with `settings`.
+    /// Settings merged over the current ones (or over `settings` when both are given):
+    /// a value sets, null removes, a setting not listed is kept.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub merge_settings: BTreeMap<String, Option<String>>,
     /// Keep the changed settings even though the account's check then fails (the
@@ -555,15 +555,11 @@ impl Passerelle {
         if let Some(Some(label)) = &update.label {
             not_empty("label", label)?;
         }
+        // `settings` replaces them all, then `merge_settings` changes some.
         let settings = match (&update.settings, update.merge_settings.is_empty()) {
-            (Some(_), false) => {
-                return Err(ServiceError::invalid(
-                    "give `settings` (all of them) or `merge_settings` (some), not both",
-                ))
-            }
-            (Some(all), true) => Some(all.clone()),
-            (None, false) => {
-                let mut merged = account.settings.clone();
+            (None, true) => None,
+            (all, _) => {
+                let mut merged = all.clone().unwrap_or_else(|| account.settings.clone());
                 for (key, value) in &update.merge_settings {
                     match value {
                         Some(v) => merged.insert(key.clone(), v.clone()),
@@ -572,7 +568,6 @@ impl Passerelle {
                 }
                 Some(merged)
             }
-            (None, true) => None,
         };
         if let (Some(settings), Some(manifest)) = (
             &settings,
