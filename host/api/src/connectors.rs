@@ -364,7 +364,8 @@ pub struct QuarantineQuery {
     responses(
         (status = 200, description = "Items", body = [QuarantinedItem]),
         (status = 400, description = "Invalid query parameter", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer")))
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 403, description = "The token lacks the patients:read scope (quarantined items may hold patient data)", body = ErrorBody)
     ),
 )]
 pub async fn quarantine(
