@@ -14,11 +14,10 @@ use passerelle_model::connector::{Canary, Rejection};
 use passerelle_model::pause::Pause;
 use passerelle_model::quarantine::{QuarantineFilter, QuarantinedItem};
 use passerelle_model::run::Run;
+use passerelle_service::accounts::{AccountUpdate, CheckedAccount, NewAccount};
 use passerelle_service::check::AccountCheck;
 use passerelle_service::connectors::{ConnectorView, InstallAnswer};
-use passerelle_service::practices::{
-    AccountUpdate, CheckedAccount, NewAccount, NewPractice, PracticeUpdate, PracticeView,
-};
+use passerelle_service::practices::{NewPractice, PracticeUpdate, PracticeView};
 use passerelle_service::runs::{Resumed, RunQuery, SyncAccepted, SyncRequest};
 use passerelle_service::subscriptions::{AddSubscription, CreatedSubscription, SubscriptionView};
 use passerelle_store::practices::Account;

@@ -210,7 +210,8 @@ async fn a_rewritten_and_rehashed_entry_shows_without_the_key() {
 /// targets named `fail-audit-…`, so other tests running beside this one are untouched.
 #[tokio::test]
 async fn an_action_whose_entry_cannot_be_appended_is_not_done() {
-    use passerelle::service::practices::{AccountUpdate, NewAccount, PracticeUpdate};
+    use passerelle::service::accounts::{AccountUpdate, NewAccount};
+    use passerelle::service::practices::PracticeUpdate;
     fail::cfg("audit-append", "return").unwrap();
     for db in databases().await {
         let e = env(&db, Config::default()).await;

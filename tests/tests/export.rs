@@ -102,7 +102,7 @@ async fn the_export_has_vitemadoses_shapes_and_no_patient_data() {
         let listed = app.store.list_accounts(Some(&practices[1])).await.unwrap()[0]
             .id
             .clone();
-        let own_listing = passerelle::service::practices::AccountUpdate {
+        let own_listing = passerelle::service::accounts::AccountUpdate {
             listing: Some(Some(passerelle::model::public::ListingPatch {
                 booking_url: Some(Some("https://booking.example/own".into())),
                 kind: Some(Some("drugstore".into())),

@@ -9,10 +9,9 @@ use passerelle_wire::SecretValue;
 use serde::Deserialize;
 
 use super::{ApiError, ApiState, Body, ErrorBody, Params, PathParams};
+use passerelle_service::accounts::{AccountUpdate, CheckedAccount, NewAccount};
 use passerelle_service::check::AccountCheck;
-use passerelle_service::practices::{
-    AccountUpdate, CheckedAccount, NewAccount, NewPractice, PracticeUpdate, PracticeView,
-};
+use passerelle_service::practices::{NewPractice, PracticeUpdate, PracticeView};
 use passerelle_store::practices::Account;
 
 type Answer<T> = Result<Json<T>, ApiError>;

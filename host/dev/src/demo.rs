@@ -90,7 +90,8 @@ pub async fn provision(app: &Passerelle, world: &World) -> Result<usize> {
 /// first account has a listing.
 pub async fn publish(app: &Passerelle, world: &World) -> Result<()> {
     use passerelle_model::public::{ListingPatch, PublicPatch};
-    use passerelle_service::practices::{AccountUpdate, PracticeUpdate};
+    use passerelle_service::accounts::AccountUpdate;
+    use passerelle_service::practices::PracticeUpdate;
     /// Town halls, roughly.
     const COORDINATES: &[(&str, f64, f64)] = &[
         ("Lyon", 45.7676, 4.8359),

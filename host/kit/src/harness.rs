@@ -20,9 +20,10 @@ use passerelle_model::connector::Manifest;
 use passerelle_model::records::{AppointmentRecord, SlotRecord};
 use passerelle_model::run::{Mode, Run, Trigger};
 use passerelle_runtime::capabilities::http::{HttpPolicy, RateLimitOverride};
+use passerelle_service::accounts::{NewAccount, SecretValues};
 use passerelle_service::app::Passerelle;
 use passerelle_service::config::Config;
-use passerelle_service::practices::{NewAccount, NewPractice, SecretValues};
+use passerelle_service::practices::NewPractice;
 use passerelle_service::sync::SyncOptions;
 use passerelle_store::practices::Account;
 

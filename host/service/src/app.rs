@@ -15,7 +15,7 @@ use passerelle_runtime::metrics::Metrics;
 use passerelle_runtime::sandbox::{LoadedConnector, Runtime, RuntimeConfig};
 use passerelle_store::connectors::ConnectorVersion;
 use passerelle_store::notify::Change;
-use passerelle_store::practices::PlainSecrets;
+use passerelle_store::secrets::PlainSecrets;
 use passerelle_store::Store;
 
 /// mimalloc as the process allocator: the daemon allocates from many threads (tokio

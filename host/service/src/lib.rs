@@ -24,6 +24,7 @@
 //! - [`requests`]: requests for runs — queued for the daemons (slots, retries,
 //!   re-drives), "Sync now" and resume, or done here in the foreground.
 
+pub mod accounts;
 pub mod alerts;
 pub mod app;
 pub mod audit;

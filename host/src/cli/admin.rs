@@ -18,13 +18,12 @@ use passerelle_model::connector::{Canary, Rejection};
 use passerelle_model::pause::Pause;
 use passerelle_model::quarantine::{QuarantineFilter, QuarantinedItem};
 use passerelle_model::run::{Run, Status};
+use passerelle_service::accounts::{AccountUpdate, CheckedAccount, NewAccount};
 use passerelle_service::app::Passerelle;
 use passerelle_service::check::AccountCheck;
 use passerelle_service::connectors::{ConnectorView, InstallAnswer};
 use passerelle_service::feed::{ChangePage, ChangeQuery};
-use passerelle_service::practices::{
-    AccountUpdate, CheckedAccount, NewAccount, NewPractice, PracticeUpdate, PracticeView,
-};
+use passerelle_service::practices::{NewPractice, PracticeUpdate, PracticeView};
 use passerelle_service::records::{AppointmentPage, AppointmentQuery, SlotPage, SlotQuery};
 use passerelle_service::runs::{RunQuery, SyncRequest};
 use passerelle_service::subscriptions::{AddSubscription, CreatedSubscription, SubscriptionView};

@@ -20,11 +20,10 @@ use super::resolve::Invocation;
 use passerelle_model::public::{ListingPatch, PublicPatch};
 use passerelle_model::quarantine::QuarantineFilter;
 use passerelle_model::run::Mode;
+use passerelle_service::accounts::{AccountUpdate, NewAccount, SecretValues};
 use passerelle_service::config::Config;
 use passerelle_service::feed::ChangeQuery;
-use passerelle_service::practices::{
-    AccountUpdate, NewAccount, NewPractice, PracticeUpdate, SecretValues,
-};
+use passerelle_service::practices::{NewPractice, PracticeUpdate};
 use passerelle_service::records::{AppointmentQuery, SlotQuery};
 use passerelle_service::runs::{RunQuery, SyncRequest};
 use passerelle_service::subscriptions::AddSubscription;

@@ -16,9 +16,10 @@ use passerelle_model::connector::{Canary, Rejection};
 use passerelle_model::pause::Pause;
 use passerelle_model::quarantine::QuarantinedItem;
 use passerelle_model::run::{Run, Status};
+use passerelle_service::accounts::CheckedAccount;
 use passerelle_service::check::AccountCheck;
 use passerelle_service::connectors::{ConnectorView, InstallAnswer};
-use passerelle_service::practices::{CheckedAccount, PracticeView};
+use passerelle_service::practices::PracticeView;
 use passerelle_service::records::{AppointmentPage, SlotPage};
 use passerelle_store::practices::Account;
 
@@ -65,7 +66,7 @@ pub enum Output {
     Runs(Vec<Run>),
     /// The live daemons on the database.
     Daemons(Vec<DaemonRow>),
-    KeyRotated(passerelle_service::practices::KeyRotation),
+    KeyRotated(passerelle_service::accounts::KeyRotation),
     Audit(Vec<passerelle_model::audit::AuditEntry>),
     TokenCreated(passerelle_service::tokens::CreatedToken),
     Tokens(Vec<passerelle_model::token::ApiToken>),

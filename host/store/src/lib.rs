@@ -30,6 +30,7 @@ pub mod quotas;
 pub mod records;
 pub mod runs;
 pub mod sealed;
+pub mod secrets;
 pub mod subscriptions;
 pub mod tokens;
 
