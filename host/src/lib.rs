@@ -15,12 +15,14 @@
 //! - [`api`] (`passerelle-api`) and [`console`] (`passerelle-console`): the admin API
 //!   and the operator console;
 //! - `dev` (`passerelle-dev`, the `dev` feature): `passerelle demo` and `passerelle sim`;
-//! - this crate: the command line ([`cli`]), the API's client ([`client`]) and
-//!   [`serve`], which starts the daemon with its listener.
+//! - this crate: the command line ([`cli`]), the API's client ([`client`]),
+//!   [`serve`], which starts the daemon with its listener, and [`telemetry`], the OTLP
+//!   export of traces.
 
 pub mod cli;
 pub mod client;
 pub mod serve;
+pub mod telemetry;
 
 pub use passerelle_api as api;
 pub use passerelle_console as console;

@@ -120,6 +120,49 @@ pub async fn postgres_schema_url(base: &str) -> String {
     format!("{base}{sep}options=-c%20search_path%3D{schema}")
 }
 
+/// The schema a URL from [`postgres_schema_url`] uses.
+pub fn postgres_schema_of(url: &str) -> String {
+    url.rsplit_once("search_path%3D")
+        .map(|(_, schema)| schema.split('&').next().unwrap_or(schema).to_string())
+        .expect("a test schema URL")
+}
+
+/// A new, empty database on the test server (for what restores a whole dump: the
+/// schema names inside stay the source's): its URL, and its name to drop afterwards.
+pub async fn postgres_new_database(base: &str) -> (String, String) {
+    use sqlx::Executor;
+    sqlx::any::install_default_drivers();
+    let name = unique("r");
+    let pool = sqlx::AnyPool::connect(base)
+        .await
+        .expect("reach PostgreSQL");
+    pool.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap_or_else(|e| panic!("creating database {name} (the test role needs CREATEDB): {e}"));
+    pool.close().await;
+    let (head, query) = base
+        .split_once('?')
+        .map_or((base, None), |(h, q)| (h, Some(q)));
+    let server = head.rsplit_once('/').map_or(head, |(server, _)| server);
+    let url = match query {
+        Some(q) => format!("{server}/{name}?{q}"),
+        None => format!("{server}/{name}"),
+    };
+    (url, name)
+}
+
+/// Drops a database made by [`postgres_new_database`], closing its sessions.
+pub async fn postgres_drop_database(base: &str, name: &str) {
+    use sqlx::Executor;
+    let pool = sqlx::AnyPool::connect(base)
+        .await
+        .expect("reach PostgreSQL");
+    let _ = pool
+        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await;
+    pool.close().await;
+}
+
 /// Drops test schemas left by earlier test processes that are gone.
 async fn drop_stale_schemas(pool: &sqlx::AnyPool) {
     use sqlx::{Executor, Row};

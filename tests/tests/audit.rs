@@ -206,7 +206,8 @@ async fn a_rewritten_and_rehashed_entry_shows_without_the_key() {
 }
 
 /// An action and its entry commit together: when appending the entry fails, the action
-/// is not done (account, secret, practice changes). The fail point only fires for
+/// is not done (account, secret, practice, token changes; a connector version's
+/// activation and canary). The fail point only fires for
 /// targets named `fail-audit-…`, so other tests running beside this one are untouched.
 #[tokio::test]
 async fn an_action_whose_entry_cannot_be_appended_is_not_done() {
@@ -291,10 +292,41 @@ async fn an_action_whose_entry_cannot_be_appended_is_not_done() {
             .unwrap()
             .iter()
             .all(|t| t.name != "fail-audit-t"));
+        // Connector versions: an activation and a canary, refused whole.
+        app.install_plugin(&common::variant("testing-0.2.0-escalate.wasm"))
+            .await
+            .unwrap();
+        let active = || async {
+            app.store
+                .active_connector("testing")
+                .await
+                .unwrap()
+                .map(|v| v.version)
+        };
+        let was = active().await;
+        assert!(app
+            .activate("testing", "0.2.0", "fail-audit-activation")
+            .await
+            .is_err());
+        assert_eq!(active().await, was, "{}", db.name);
+        app.create_practice(practice("p-fail-audit-c"), now)
+            .await
+            .unwrap();
+        assert!(app
+            .start_canary("testing", "0.2.0", &["p-fail-audit-c".into()])
+            .await
+            .is_err());
+        assert!(
+            app.store.canaries().await.unwrap().is_empty(),
+            "{}",
+            db.name
+        );
         // The trail holds no entry for any of them, and is intact.
         let entries = app.audit_entries(Some(10_000)).await.unwrap();
         assert!(
-            entries.iter().all(|e| !e.target.starts_with("fail-audit-")),
+            entries
+                .iter()
+                .all(|e| !e.target.starts_with("fail-audit-") && !e.detail.contains("fail-audit-")),
             "{}: {entries:?}",
             db.name
         );

@@ -2,7 +2,8 @@
 //! `passerelle restore` into new data directories — refused without the source's
 //! secrets key, whole with it (the audit trail verifies, every secret opens, the totals
 //! are the backup's), a quiet backup equal to its source record for record, and the
-//! restored copy syncing the next run. PostgreSQL is pg_dump's: the command says so.
+//! restored copy syncing the next run. PostgreSQL is pg_dump's and pg_restore's (the
+//! backup command says so), then `restore --check`'s: the same drill.
 
 use std::path::Path;
 
@@ -179,15 +180,154 @@ async fn a_backup_taken_while_runs_go_restores_whole() {
     assert!(audit.problems.is_empty(), "{:?}", audit.problems);
 }
 
+/// `pg_dump ARGS…` or `pg_restore ARGS…`, which the PostgreSQL drill needs (Debian:
+/// postgresql-client).
+fn pg_tool(tool: &str, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(tool);
+    cmd.args(args);
+    cmd
+}
+
+async fn run_tool(cmd: std::process::Command) {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let (ok, _, text) = output_of_tool(cmd).await;
+    assert!(ok, "{program}: {text}");
+}
+
+async fn output_of_tool(mut cmd: std::process::Command) -> (bool, String, String) {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| {
+            panic!("{program} (PostgreSQL's client tools; Debian: postgresql-client): {e}")
+        });
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let both = stdout.clone() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), stdout, both)
+}
+
+/// The PostgreSQL drill, as docs/operations.md tells it: `passerelle backup` says the
+/// database is pg_dump's; pg_dump while a round of syncs runs, and again when quiet;
+/// pg_restore each into a new database; `passerelle restore --check` refuses without
+/// the source's key and passes with it (audit trail, every secret); the quiet copy
+/// equals its source record for record and a host on it syncs the next run.
 #[tokio::test]
-async fn a_postgresql_database_is_pg_dumps() {
+async fn a_postgresql_database_restores_with_pg_restore() {
     let dbs = databases().await;
     let Some(db) = dbs.iter().find(|d| d.name == "postgres") else {
         return;
     };
-    let env = passerelle_tests::env(db, passerelle::service::config::Config::default()).await;
-    let out = env.dir.path().join("backup.db");
-    let refused = env.app.backup(&out).await.unwrap_err();
-    assert!(refused.to_string().contains("pg_dump"), "{refused}");
-    assert!(!out.exists());
+    let base = passerelle_tests::postgres_url().unwrap();
+    let schema = passerelle_tests::postgres_schema_of(db.url.as_deref().unwrap());
+    let d = daemon_env(db, sim_config(3, 20), daemon_config(), quiet_options()).await;
+    let source = d.sim.env.data_dir();
+    let config = write_config(&source, &d.sim.env.app.config);
+    let out = tempfile::tempdir().unwrap();
+
+    let (ok, _, text) = output_of(passerelle(
+        &source,
+        &config,
+        &[
+            "backup",
+            "--out",
+            out.path().join("no.db").to_str().unwrap(),
+        ],
+    ))
+    .await;
+    assert!(!ok && text.contains("pg_dump"), "{text}");
+
+    let mut ids = Vec::new();
+    for p in d.practice_ids() {
+        ids.extend(run_ids(
+            &d.call(Method::POST, &format!("/v1/practices/{p}/sync"), None)
+                .await,
+        ));
+    }
+    let during = out.path().join("during.dump");
+    let quiet = out.path().join("quiet.dump");
+    let dump = |file: &Path| {
+        pg_tool(
+            "pg_dump",
+            &[
+                "--format=custom",
+                "--no-owner",
+                &format!("--schema={schema}"),
+                &format!("--file={}", file.display()),
+                &base,
+            ],
+        )
+    };
+    run_tool(dump(&during)).await;
+    let runs = d.wait_for(&ids).await;
+    assert!(
+        runs.iter().all(|r| r.status == Status::Succeeded),
+        "{runs:?}"
+    );
+    run_tool(dump(&quiet)).await;
+
+    let mut made = Vec::new();
+    for (file, name) in [(&during, "from-during"), (&quiet, "from-quiet")] {
+        let (url, database) = passerelle_tests::postgres_new_database(&base).await;
+        made.push(database);
+        run_tool(pg_tool(
+            "pg_restore",
+            &[
+                "--no-owner",
+                &format!("--dbname={url}"),
+                file.to_str().unwrap(),
+            ],
+        ))
+        .await;
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let restored_url = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+        let mut restored_config = d.sim.env.app.config.clone();
+        restored_config.database_url = Some(restored_url);
+        let dir = out.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = write_config(&dir, &restored_config);
+        // Without the source's key: refused, saying which key.
+        let (ok, _, text) = output_of(passerelle(&dir, &cfg, &["restore", "--check"])).await;
+        assert!(!ok && text.contains("secrets.key"), "{name}: {text}");
+        with_key(&source, &dir);
+        let (ok, stdout, text) =
+            output_of(passerelle(&dir, &cfg, &["--json", "restore", "--check"])).await;
+        assert!(ok, "{name}: {text}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert!(report["secrets"].as_u64().unwrap() > 0, "{report}");
+        assert!(report["audit_entries"].as_u64().unwrap() > 0, "{report}");
+        if name == "from-quiet" {
+            let copy = Passerelle::open(&dir, restored_config).await.unwrap();
+            let accounts = d.sim.env.app.store.list_accounts(None).await.unwrap();
+            assert!(!accounts.is_empty());
+            for account in &accounts {
+                let theirs = d.sim.env.app.store.appointments(&account.id).await.unwrap();
+                let ours = copy.store.appointments(&account.id).await.unwrap();
+                assert_eq!(ours, theirs, "{}: appointments", account.id);
+                let theirs = d.sim.env.app.store.slots(&account.id).await.unwrap();
+                let ours = copy.store.slots(&account.id).await.unwrap();
+                assert_eq!(ours, theirs, "{}: slots", account.id);
+            }
+            let account = copy.store.account(&accounts[0].id).await.unwrap().unwrap();
+            let run = copy
+                .sync_account(
+                    &account,
+                    SyncOptions {
+                        trigger: Trigger::Manual,
+                        mode: Mode::Incremental,
+                        now: None,
+                        record: None,
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(run.status, Status::Succeeded, "{run:?}");
+            let audit = copy.verify_audit().await.unwrap();
+            assert!(audit.problems.is_empty(), "{:?}", audit.problems);
+            copy.store.close().await;
+        }
+    }
+    for database in made {
+        passerelle_tests::postgres_drop_database(&base, &database).await;
+    }
 }

@@ -29,4 +29,6 @@ mod quotas;
 mod sandbox;
 mod sdk_parity;
 mod storage;
+mod traces;
+mod upgrade;
 mod worked_example;

@@ -66,6 +66,8 @@ pub struct RunQueue {
 pub struct Lease {
     queue: Arc<RunQueue>,
     pub request: Claimed,
+    /// When the claim's statement started and ended (the run's trace shows it).
+    pub claimed: (std::time::SystemTime, std::time::SystemTime),
 }
 
 impl Drop for Lease {
@@ -179,12 +181,14 @@ impl RunQueue {
                 .collect()
         };
         let poll = self.options.poll;
+        let started = std::time::SystemTime::now();
         match self
             .store
             .claim_run(&self.options.daemon, &self.lease_until(), &full)
             .await
         {
             Ok(Some(request)) => {
+                let claimed = (started, std::time::SystemTime::now());
                 let mut state = self.state.lock().expect("queue lock");
                 state.running += 1;
                 *state
@@ -194,6 +198,7 @@ impl RunQueue {
                 Ok(Lease {
                     queue: self.clone(),
                     request,
+                    claimed,
                 })
             }
             Ok(None) => {

@@ -47,6 +47,7 @@ impl Daemon {
                 connector_sha256: request.connector_sha256.clone(),
                 cursor: request.cursor.clone(),
                 paused: request.paused,
+                claimed: Some(lease.claimed),
             })) => Some(r),
             _ = super::until_true(&mut abort) => None,
         };

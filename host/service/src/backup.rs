@@ -3,7 +3,8 @@
 //! database keeps them by content), never the secrets key; `passerelle restore` makes a
 //! new data directory of one — the copy checked, migrated if it is older, the audit
 //! trail verified and every sealed secret opened with the key the operator put there.
-//! A PostgreSQL database is backed up with `pg_dump` (docs/operations.md).
+//! A PostgreSQL database is backed up with `pg_dump` and restored with `pg_restore`
+//! (docs/operations.md); `restore --check` then checks it as a restore does.
 
 use std::path::{Path, PathBuf};
 
@@ -120,40 +121,83 @@ pub async fn restore(file: &Path, data_dir: &Path, config: Config) -> ServiceRes
     std::fs::rename(&restoring, &db).with_context(|| format!("writing {}", db.display()))?;
     // Opening migrates an older copy to this version's schema.
     let app = Passerelle::open(data_dir, config).await?;
-    let audit = app.verify_audit().await?;
-    if !audit.problems.is_empty() {
+    let report = app.check_restored(&file.display().to_string()).await;
+    app.store.close().await;
+    report
+}
+
+/// `restore --check`: opens the database `config` names with `data_dir`'s key (which
+/// must be there already: a new one would open nothing) and checks it as a restore
+/// does.
+pub async fn check(data_dir: &Path, config: Config) -> ServiceResult<RestoreReport> {
+    if Keyring::configured(data_dir).is_none() {
         return Err(ServiceError::invalid(format!(
-            "the restored audit trail does not verify under this key ({}): is it the source's key?",
-            audit.problems.join("; ")
+            "no secrets key for {}: the database's secrets and audit trail are sealed under its source's key; copy the source's {} into {} (mode 0600) or set PASSERELLE_SECRETS_KEY, then check again",
+            data_dir.display(),
+            Keyring::KEY_FILE,
+            data_dir.display()
         )));
     }
-    let mut secrets = 0;
-    for account in app.store.list_accounts(None).await? {
-        if account.secrets.is_empty() {
-            continue;
+    let source = match &config.database_url {
+        Some(url) => passerelle_store::redact_url(url),
+        None => {
+            let db = data_dir.join("passerelle.db");
+            if !db.exists() {
+                return Err(ServiceError::not_found(format!(
+                    "{} holds no database to check",
+                    data_dir.display()
+                )));
+            }
+            db.display().to_string()
         }
-        let opened = app.store.secret_values(&account.id).await.map_err(|e| {
-            ServiceError::invalid(format!(
-                "a secret of account `{}` does not open with this key ({e}): is it the source's key?",
-                account.id
-            ))
-        })?;
-        secrets += opened.len();
+    };
+    let app = Passerelle::open(data_dir, config).await?;
+    let report = app.check_restored(&source).await;
+    app.store.close().await;
+    report
+}
+
+impl Passerelle {
+    /// The checks of a restore, on the database this host opened (the copy `restore`
+    /// just made, or a PostgreSQL database `pg_restore` made, named by the
+    /// configuration): the audit trail verifies under this key and every sealed secret
+    /// opens with it. Audited as `backup.restore` with what the database holds.
+    pub async fn check_restored(&self, source: &str) -> ServiceResult<RestoreReport> {
+        let audit = self.verify_audit().await?;
+        if !audit.problems.is_empty() {
+            return Err(ServiceError::invalid(format!(
+                "the restored audit trail does not verify under this key ({}): is it the source's key?",
+                audit.problems.join("; ")
+            )));
+        }
+        let mut secrets = 0;
+        for account in self.store.list_accounts(None).await? {
+            if account.secrets.is_empty() {
+                continue;
+            }
+            let opened = self.store.secret_values(&account.id).await.map_err(|e| {
+                ServiceError::invalid(format!(
+                    "a secret of account `{}` does not open with this key ({e}): is it the source's key?",
+                    account.id
+                ))
+            })?;
+            secrets += opened.len();
+        }
+        let totals = self.store.totals().await?;
+        self.audit(
+            "backup.restore",
+            source,
+            serde_json::json!({"totals": totals}),
+        )
+        .await?;
+        Ok(RestoreReport {
+            data_dir: self.data_dir.clone(),
+            totals,
+            audit_entries: audit.entries,
+            audit_head: format!("{} {}", audit.head_seq, audit.head_hash),
+            secrets,
+        })
     }
-    let totals = app.store.totals().await?;
-    app.audit(
-        "backup.restore",
-        &file.display().to_string(),
-        serde_json::json!({"totals": totals}),
-    )
-    .await?;
-    Ok(RestoreReport {
-        data_dir: data_dir.to_path_buf(),
-        totals,
-        audit_entries: audit.entries,
-        audit_head: format!("{} {}", audit.head_seq, audit.head_hash),
-        secrets,
-    })
 }
 
 /// Owner-only permissions on a copy of the database.

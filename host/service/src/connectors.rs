@@ -189,17 +189,28 @@ impl Passerelle {
             .find(|v| v.active)
             .map(|v| v.version.clone());
         self.link(Path::new(&target.path), &target.sha256).await?;
-        let started = std::time::Instant::now();
-        self.store.activate_connector_version(name, version).await?;
-        let took = started.elapsed();
         let canaries = self.store.canaries().await?;
+        let started = std::time::Instant::now();
+        // The switch, the end of a promoted canary and the audit entry: one transaction.
+        let mut w = self.audited().await?;
+        self.store
+            .activate_connector_version_in(&mut w, name, version)
+            .await?;
         if canaries
             .iter()
             .any(|c| c.name == name && c.version == version)
         {
             // Activating the canary's version is its promotion.
-            self.store.clear_canary(name).await?;
+            self.store.clear_canary_in(&mut w, name).await?;
         }
+        self.commit_audited(
+            w,
+            "connector.activate",
+            name,
+            serde_json::json!({"version": version, "sha256": target.sha256, "from": from, "why": why}),
+        )
+        .await?;
+        let took = started.elapsed();
         self.metrics.activated(name);
         self.announce(Change::Activation).await;
         tracing::info!(
@@ -210,12 +221,6 @@ impl Passerelle {
             activation_ms = took.as_secs_f64() * 1000.0,
             "connector version activated ({why})"
         );
-        self.audit(
-            "connector.activate",
-            name,
-            serde_json::json!({"version": version, "sha256": target.sha256, "from": from, "why": why}),
-        )
-        .await?;
         Ok(Activation {
             name: name.to_string(),
             from,
@@ -307,7 +312,17 @@ impl Passerelle {
             ));
         }
         self.link(Path::new(&target.path), &target.sha256).await?;
-        self.store.set_canary(name, version, practices).await?;
+        let mut w = self.audited().await?;
+        self.store
+            .set_canary_in(&mut w, name, version, practices)
+            .await?;
+        self.commit_audited(
+            w,
+            "connector.canary-start",
+            name,
+            serde_json::json!({"version": version, "practices": practices}),
+        )
+        .await?;
         self.announce(Change::Activation).await;
         tracing::info!(
             connector = name,
@@ -315,12 +330,6 @@ impl Passerelle {
             practices = %practices.join(","),
             "canary started: these practices' runs use this version"
         );
-        self.audit(
-            "connector.canary-start",
-            name,
-            serde_json::json!({"version": version, "practices": practices}),
-        )
-        .await?;
         self.store
             .canaries()
             .await?
@@ -346,12 +355,14 @@ impl Passerelle {
     /// Stops a canary: its practices go back to the active version.
     pub async fn stop_canary(&self, name: &str) -> ServiceResult<()> {
         self.known_connector(name).await?;
-        if !self.store.clear_canary(name).await? {
+        let mut w = self.audited().await?;
+        if !self.store.clear_canary_in(&mut w, name).await? {
             return Err(no_canary(name));
         }
+        self.commit_audited(w, "connector.canary-stop", name, serde_json::json!({}))
+            .await?;
         self.announce(Change::Activation).await;
         tracing::info!(connector = name, "canary stopped");
-        self.audit("connector.canary-stop", name, serde_json::json!({}))
-            .await
+        Ok(())
     }
 }

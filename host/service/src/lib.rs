@@ -50,6 +50,7 @@ pub mod schedule;
 pub mod subscriptions;
 pub mod sync;
 pub mod tokens;
+pub mod trace;
 
 pub use app::{tune_allocator, Passerelle};
 

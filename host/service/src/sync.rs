@@ -7,6 +7,7 @@
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
+use tracing::Instrument as _;
 
 use crate::alerts::DriftAlert;
 use crate::app::Passerelle;
@@ -53,6 +54,8 @@ pub struct ClaimedRun {
     /// Whether the account was paused when claimed (pauses are written only by the end of
     /// a run, and an account runs one run at a time).
     pub paused: bool,
+    /// When the claim's statement started and ended, for the run's trace.
+    pub claimed: Option<(std::time::SystemTime, std::time::SystemTime)>,
 }
 
 impl Passerelle {
@@ -88,6 +91,7 @@ impl Passerelle {
         };
         // Only a paused account has a pause for a successful run to lift.
         let may_be_paused = claimed.as_ref().is_none_or(|c| c.paused);
+        let claim_window = claimed.as_ref().and_then(|c| c.claimed);
         let queued_run = claimed.map(|c| c.run_id);
         let recorder = self.recorder();
         let run_of = RunOf {
@@ -122,7 +126,12 @@ impl Passerelle {
             account = %account.id,
             connector = %version.name,
             version = %version.version,
+            trigger = %options.trigger.as_str(),
+            mode = %options.mode.as_str(),
         );
+        if let Some((from, to)) = claim_window {
+            crate::trace::past_span(&span, "claim", from, to);
+        }
         let started = std::time::Instant::now();
         let Executed { end, last } = match manifest.missing_configuration(account) {
             Some(problem) => Executed {
@@ -198,6 +207,7 @@ impl Passerelle {
                 Ok(commit) => {
                     recorder
                         .finish_with_records(last.records.scope(), commit, &end, effect)
+                        .instrument(tracing::info_span!(parent: &span, "finish", records = true))
                         .await
                 }
                 Err(e) => Err(e),
@@ -226,10 +236,18 @@ impl Passerelle {
                         Some(p) => PauseEffect::Pause(p),
                         None => PauseEffect::Keep,
                     };
-                    recorder.finish(run_id, &failed, effect).await?
+                    recorder
+                        .finish(run_id, &failed, effect)
+                        .instrument(tracing::info_span!(parent: &span, "finish", records = false))
+                        .await?
                 }
             },
-            None => recorder.finish(run_id, &end, effect).await?,
+            None => {
+                recorder
+                    .finish(run_id, &end, effect)
+                    .instrument(tracing::info_span!(parent: &span, "finish", records = false))
+                    .await?
+            }
         };
         if let Some(pause) = pause {
             self.alert_drift(account, pause);

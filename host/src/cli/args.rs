@@ -39,6 +39,11 @@ pub struct Global {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
+    /// Send traces of runs (a trace per run: claim, instantiate, each HTTP request,
+    /// guest time, checkpoints, finish) over OTLP/HTTP to this collector (e.g.
+    /// http://127.0.0.1:4318; `/v1/traces` is added).
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// Send the command to a running daemon's admin API (e.g. http://127.0.0.1:8787)
     /// instead of opening the database.
     #[arg(long, global = true, env = "PASSERELLE_SERVER")]
@@ -243,9 +248,16 @@ pub enum Command {
     /// Make a new data directory (--data-dir) from a backup: put the source's secrets
     /// key there first (secrets.key, mode 0600, or PASSERELLE_SECRETS_KEY). The copy is
     /// checked, migrated if older, its audit trail verified and every secret opened.
+    /// PostgreSQL: pg_restore, then `restore --check` with the restored database's URL.
     Restore {
-        /// The backup file.
-        file: PathBuf,
+        /// The backup file (an embedded database written by `passerelle backup`).
+        #[arg(required_unless_present = "check")]
+        file: Option<PathBuf>,
+        /// Restore nothing: check the database the configuration names (one pg_restore
+        /// made) as a restore does — migrated if older, the audit trail verified under
+        /// this data directory's key, every secret opened.
+        #[arg(long, conflicts_with = "file")]
+        check: bool,
     },
     /// Open data: write ViteMaDose's files (info_centres.json, one {department}.json per
     /// department, stats.json) for the practices with public metadata, atomically.

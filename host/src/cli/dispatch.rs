@@ -104,11 +104,15 @@ async fn standalone(
             Ok(Output::Text(String::from_utf8_lossy(&script).into_owned()))
         }
         Command::Man { out } => super::manual::write(out.as_deref()),
-        Command::Restore { file } => {
+        Command::Restore { file, check } => {
             let data_dir = data_dir.unwrap_or_else(passerelle_service::config::default_data_dir);
-            Ok(Output::Restored(
-                passerelle_service::backup::restore(&file, &data_dir, config.clone()).await?,
-            ))
+            let report = match file {
+                Some(file) if !check => {
+                    passerelle_service::backup::restore(&file, &data_dir, config.clone()).await?
+                }
+                _ => passerelle_service::backup::check(&data_dir, config.clone()).await?,
+            };
+            Ok(Output::Restored(report))
         }
         Command::Serve { .. } => check_config(config, config_path),
         #[cfg(feature = "dev")]

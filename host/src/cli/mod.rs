@@ -31,7 +31,17 @@ use self::render::Output;
 
 /// Sets up logging to stderr. One-shot commands log warnings only (their output is the
 /// point); the daemon and the simulator log what they do. `-v` adds a level each time.
-pub fn init_logging(format: LogFormat, verbose: u8, long_running: bool) {
+/// With an OTLP endpoint, traces go there too (whatever the log level); the handle
+/// returned flushes them at exit.
+pub fn init_logging(
+    format: LogFormat,
+    verbose: u8,
+    long_running: bool,
+    otlp_endpoint: Option<&str>,
+) -> Result<Option<crate::telemetry::Traces>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let level = verbose + u8::from(long_running);
     let default = match level {
         0 => "warn",
@@ -41,14 +51,25 @@ pub fn init_logging(format: LogFormat, verbose: u8, long_running: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let logs = match format {
+        LogFormat::Human => logs.boxed(),
+        LogFormat::Json => logs.json().boxed(),
     };
+    let (traces, handle) = match otlp_endpoint.filter(|e| !e.is_empty()) {
+        Some(endpoint) => {
+            let (layer, handle) = crate::telemetry::otlp_layer(endpoint)?;
+            (Some(layer), Some(handle))
+        }
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(traces)
+        .try_init();
+    Ok(handle)
 }
 
 /// Runs a parsed command line: resolve, dispatch, render.

@@ -128,7 +128,7 @@ impl Store {
         // A failure here (the tests' fail point) leaves neither the action nor its entry.
         fail::fail_point!(
             "audit-append",
-            entry.target.starts_with("fail-audit-"),
+            entry.target.starts_with("fail-audit-") || entry.detail.contains("fail-audit-"),
             |_| -> StoreResult<i64> {
                 Err(crate::error::StoreError::Invalid(
                     "fail point audit-append".into(),

@@ -8,6 +8,7 @@ use passerelle_model::connector::{Canary, Rejection};
 use serde::Serialize;
 use sqlx::Row;
 
+use super::audit::Write;
 use super::{now_text, Backend, Store};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -121,10 +122,23 @@ impl Store {
     /// a run starting at any instant sees exactly one active version). Clears a pending
     /// approval: activating is approving.
     pub async fn activate_connector_version(&self, name: &str, version: &str) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.write().await?;
+        self.activate_connector_version_in(&mut w, name, version)
+            .await?;
+        w.commit().await
+    }
+
+    /// [`Store::activate_connector_version`] in `w` (an audited action's transaction).
+    pub async fn activate_connector_version_in(
+        &self,
+        w: &mut Write,
+        name: &str,
+        version: &str,
+    ) -> StoreResult<()> {
+        let tx = &mut w.tx;
         sqlx::query("UPDATE connector_versions SET active = 0 WHERE name = $1")
             .bind(name)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let n = sqlx::query(
             "UPDATE connector_versions SET active = 1, pending_approval = NULL, activated_at = $3
@@ -133,7 +147,7 @@ impl Store {
         .bind(name)
         .bind(version)
         .bind(now_text())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         if n != 1 {
@@ -141,7 +155,6 @@ impl Store {
                 "connector `{name}` has no installed version `{version}`"
             )));
         }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -239,10 +252,23 @@ impl Store {
         version: &str,
         practices: &[String],
     ) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
+        let mut w = self.write().await?;
+        self.set_canary_in(&mut w, name, version, practices).await?;
+        w.commit().await
+    }
+
+    /// [`Store::set_canary`] in `w` (an audited action's transaction).
+    pub async fn set_canary_in(
+        &self,
+        w: &mut Write,
+        name: &str,
+        version: &str,
+        practices: &[String],
+    ) -> StoreResult<()> {
+        let tx = &mut w.tx;
         sqlx::query("DELETE FROM connector_canaries WHERE name = $1")
             .bind(name)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         sqlx::query(
             "INSERT INTO connector_canaries (name, version, practices, started_at) VALUES ($1, $2, $3, $4)",
@@ -251,10 +277,9 @@ impl Store {
         .bind(version)
         .bind(serde_json::to_string(practices).expect("serialisable"))
         .bind(now_text())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .context("recording the canary")?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -263,6 +288,16 @@ impl Store {
         let n = sqlx::query("DELETE FROM connector_canaries WHERE name = $1")
             .bind(name)
             .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// [`Store::clear_canary`] in `w` (an audited action's transaction).
+    pub async fn clear_canary_in(&self, w: &mut Write, name: &str) -> StoreResult<bool> {
+        let n = sqlx::query("DELETE FROM connector_canaries WHERE name = $1")
+            .bind(name)
+            .execute(&mut *w.tx)
             .await?
             .rows_affected();
         Ok(n > 0)

@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use aho_corasick::AhoCorasick;
 use anyhow::{Context, Result};
@@ -277,6 +278,34 @@ impl HttpSession {
     /// Performs one connector request. `Err` is a trap (a run limit was hit); the inner
     /// result is what the connector sees.
     pub async fn send(
+        &mut self,
+        request: wit::Request,
+        templated: &[wit::SecretTemplate],
+    ) -> wasmtime::Result<Result<wit::Response, wit::HttpError>> {
+        let span = tracing::info_span!(
+            "http",
+            endpoint = tracing::field::Empty,
+            method = tracing::field::Empty,
+            status = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        if let Ok(url) = Url::parse(&request.url) {
+            span.record("endpoint", endpoint_shape(&url));
+        }
+        span.record("method", method(request.method).as_str());
+        let result = self
+            .send_traced(request, templated)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(Ok(response)) => span.record("status", response.status),
+            Ok(Err(e)) => span.record("error", http_error_kind(e)),
+            Err(_) => span.record("error", "limit"),
+        };
+        result
+    }
+
+    async fn send_traced(
         &mut self,
         request: wit::Request,
         templated: &[wit::SecretTemplate],
@@ -595,6 +624,34 @@ impl crate::contract::bindings::passerelle::connector::http::Host for HttpView<'
     }
 }
 
+/// A request's endpoint as traces show it: the origin and the path's shape, each
+/// segment kept only when it is a short lowercase word (`availabilities`,
+/// `booking.json`), any other (ids, dates, names, tokens) as `*`; never the query.
+pub fn endpoint_shape(url: &Url) -> String {
+    let word = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 24
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    let path: Vec<&str> = url
+        .path_segments()
+        .map(|segments| segments.map(|s| if word(s) { s } else { "*" }).collect())
+        .unwrap_or_default();
+    format!("{}/{}", origin_text(url), path.join("/"))
+}
+
+/// The kind of a failed exchange, for traces.
+fn http_error_kind(e: &wit::HttpError) -> &'static str {
+    match e {
+        wit::HttpError::Timeout => "timeout",
+        wit::HttpError::Denied(_) => "denied",
+        wit::HttpError::Connection(_) => "connection",
+        wit::HttpError::InvalidRequest(_) => "invalid-request",
+        wit::HttpError::TooLarge(_) => "too-large",
+    }
+}
+
 fn origin_text(url: &Url) -> String {
     url.origin().ascii_serialization()
 }
@@ -631,6 +688,25 @@ fn transport_error(e: reqwest::Error, asked: &Url) -> wit::HttpError {
 #[cfg(test)]
 mod tests {
     use crate::capabilities::http::*;
+
+    #[test]
+    fn an_endpoint_shape_keeps_words_and_hides_the_rest() {
+        let shape = |u: &str| endpoint_shape(&Url::parse(u).unwrap());
+        assert_eq!(
+            shape(
+                "https://www.doctolib.fr/availabilities.json?agenda_ids=12&start_date=2026-01-01"
+            ),
+            "https://www.doctolib.fr/availabilities.json"
+        );
+        assert_eq!(
+            shape("https://api.example.org/v2/patients/Marie%20Dupont/appointments/123"),
+            "https://api.example.org/*/patients/*/appointments/*"
+        );
+        assert_eq!(
+            shape("https://x.example/booking/aVeryLongTokenLikeValue"),
+            "https://x.example/booking/*"
+        );
+    }
 
     /// A name that resolves to loopback at connect time (the rebinding case, past the
     /// pre-flight check) is `denied`, recognised by the resolver's typed error.

@@ -10,6 +10,7 @@
 //! handed to the run's scrubber as soon as it is emitted, valid or not.
 
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 use anyhow::Result;
 use chrono::{DateTime, NaiveDate};
@@ -319,7 +320,12 @@ impl RecordsSession {
                 cursor.len()
             )));
         }
-        match self.commit(Some(cursor)).await {
+        let span = tracing::info_span!(
+            "checkpoint",
+            number = self.checkpoints + 1,
+            items = self.buffer.len()
+        );
+        match self.commit(Some(cursor)).instrument(span).await {
             Ok(()) => Ok(Ok(())),
             // Past the account's quota: the run ends here, whatever the connector does.
             Err(e) if e.is::<QuotaExceeded>() => Err(wasmtime::Error::new(

@@ -4,6 +4,9 @@
 //! wasmtime version and the engine's compilation settings, so an upgrade or a config
 //! change never loads a stale artifact. Files are written to a temporary name and
 //! renamed, so a crash never leaves a half-written artifact under a real name.
+//!
+//! Every loaded component also gets its linear-memory images now, not at its first
+//! instantiation: see [`prepare_images`].
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -84,6 +87,50 @@ pub fn load(
     Ok((component, Origin::Compiled, Some(artifact)))
 }
 
+/// How many times [`prepare_images`] asks the kernel to seal an image it found busy.
+const SEAL_ATTEMPTS: u32 = 5;
+
+/// Builds the component's copy-on-write memory images once, at load.
+///
+/// A component compiled in memory (not mapped from a cached artifact) gets its images
+/// as sealed memfds. Linux refuses the write seal (`EBUSY`) while any page of the
+/// fresh memfd is still referenced by someone else (page-cache batching, compaction),
+/// after waiting about 150 ms; under load this was seen once in CI, on an 18 MB
+/// component, as a failed instantiation. Built here, such a refusal is retried a few
+/// times with a pause, instead of failing a run; any other error, or a refusal that
+/// lasts, is returned.
+pub fn prepare_images(component: &Component) -> Result<()> {
+    let mut attempt = 1;
+    loop {
+        match component.initialize_copy_on_write_image() {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < SEAL_ATTEMPTS && is_busy(&e) => {
+                tracing::warn!(
+                    attempt,
+                    "the kernel refused to seal a memory image for now ({e:#}); trying again"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20 << attempt));
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(anyhow::Error::from(e))
+                    .context("preparing the component's memory images")
+            }
+        }
+    }
+}
+
+/// Whether the error is the kernel refusing to seal an image (decided on memfd's typed
+/// error, whatever the errno).
+fn is_busy(e: &wasmtime::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<memfd::Error>(),
+            Some(memfd::Error::AddSeals(_))
+        )
+    })
+}
+
 /// Writes an artifact under a temporary name of its own (several runs of one process
 /// may compile the same component at once) and renames it into place.
 fn write_artifact(dir: &Path, file: &Path, serialized: &[u8]) -> Result<()> {
@@ -100,4 +147,25 @@ fn write_artifact(dir: &Path, file: &Path, serialized: &[u8]) -> Result<()> {
 
 fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component> {
     Component::new(engine, bytes).map_err(anyhow::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_busy;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn only_a_refused_seal_is_retried() {
+        let busy =
+            wasmtime::Error::new(memfd::Error::AddSeals(Error::from(ErrorKind::ResourceBusy)));
+        assert!(is_busy(&busy));
+        assert!(is_busy(&busy.context("instantiating")));
+        let create =
+            wasmtime::Error::new(memfd::Error::Create(Error::from(ErrorKind::ResourceBusy)));
+        assert!(!is_busy(&create));
+        // Decided on the type, never on the words.
+        assert!(!is_busy(&wasmtime::Error::msg(
+            "cannot add seals to the memfd"
+        )));
+    }
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 use anyhow::{Context, Result};
 use wasmtime::component::Linker;
@@ -74,6 +75,10 @@ pub enum LoadError {
     TooSlow { secs: f64 },
     #[error("starts with {needs_mib:.1} MiB of linear memory; runs may have {limit_mib} MiB (`limits.memory_mib`)")]
     MemoryLimit { needs_mib: f64, limit_mib: u64 },
+    /// The component is fine; this host could not set it up (the kernel refused its
+    /// memory images). Loading it again may work.
+    #[error("could not be prepared by this host (try again): {0}")]
+    Host(String),
 }
 
 impl LoadError {
@@ -86,6 +91,7 @@ impl LoadError {
             LoadError::TooLarge { .. } => "too-large",
             LoadError::TooSlow { .. } => "too-slow-to-compile",
             LoadError::MemoryLimit { .. } => "memory-limit",
+            LoadError::Host(_) => "host-error",
         }
     }
 }
@@ -154,6 +160,17 @@ pub enum Call {
     Describe,
     Check(wit::Account),
     Sync(wit::SyncRequest),
+}
+
+impl Call {
+    /// The export it calls.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Call::Describe => "describe",
+            Call::Check(_) => "check",
+            Call::Sync(_) => "sync",
+        }
+    }
 }
 
 /// What the export returned.
@@ -367,6 +384,8 @@ impl Runtime {
             self.config.cache_dir.as_deref(),
         )
         .map_err(|e| LoadError::NotComponent(one_line(&format!("{e:#}"))))?;
+        cache::prepare_images(&component)
+            .map_err(|e| LoadError::Host(one_line(&format!("{e:#}"))))?;
         if let Some((at, secs)) = deadline {
             if Instant::now() > at {
                 return Err(LoadError::TooSlow { secs });
@@ -466,29 +485,37 @@ impl Runtime {
     ) -> Finished {
         let started = Instant::now();
         let limits = parts.limits.clone();
+        let span = parts.span.clone();
         let mut store = self.new_store(parts);
         let run = async {
             let instance = connector
                 .pre
                 .instantiate_async(&mut store)
+                .instrument(tracing::info_span!("instantiate"))
                 .await
                 .map_err(|e| Failure::Host(format!("instantiation failed: {e:#}")))?;
+            // The guest's time, with the host calls it makes (HTTP, checkpoints) inside.
+            let guest = tracing::info_span!("guest", export = call.name());
             let out = match call {
                 Call::Describe => instance
                     .call_describe(&mut store)
+                    .instrument(guest)
                     .await
                     .map(CallOutput::Manifest),
                 Call::Check(account) => instance
                     .call_check(&mut store, &account)
+                    .instrument(guest)
                     .await
                     .map(CallOutput::Checked),
                 Call::Sync(request) => instance
                     .call_sync(&mut store, &request)
+                    .instrument(guest)
                     .await
                     .map(CallOutput::Synced),
             };
             out.map_err(|e| classify(e, &limits))
-        };
+        }
+        .instrument(span);
         // Epochs stop a guest that computes; this timer also stops one that waits on a
         // host call. The small grace lets the epoch path report first.
         let output =
