@@ -58,8 +58,8 @@ async fn admin_actions_and_patient_reads_are_chained_and_tampering_shows() {
             .map(|e| (e.actor.clone(), e.action.clone(), e.target.clone()))
             .collect();
         let want = [
-            ("token:alice", "connector.activate", "testing"),
             ("token:alice", "connector.install", "testing"),
+            ("token:alice", "connector.activate", "testing"),
             ("token:alice", "practice.create", "p1"),
             ("local:bob", "secret.set", "a1"),
             ("local:bob", "read.patients", "p1"),
@@ -207,7 +207,7 @@ async fn a_rewritten_and_rehashed_entry_shows_without_the_key() {
 
 /// An action and its entry commit together: when appending the entry fails, the action
 /// is not done (account, secret, practice, token changes; a connector version's
-/// activation and canary). The fail point only fires for
+/// installation, activation and canary; a "Sync now"). The fail point only fires for
 /// targets named `fail-audit-…`, so other tests running beside this one are untouched.
 #[tokio::test]
 async fn an_action_whose_entry_cannot_be_appended_is_not_done() {
@@ -292,7 +292,22 @@ async fn an_action_whose_entry_cannot_be_appended_is_not_done() {
             .unwrap()
             .iter()
             .all(|t| t.name != "fail-audit-t"));
-        // Connector versions: an activation and a canary, refused whole.
+        // Connector versions: an installation, an activation and a canary, refused whole.
+        let versions = || async {
+            app.store
+                .connector_versions(Some("testing"))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|v| v.version)
+                .collect::<Vec<_>>()
+        };
+        let installed = versions().await;
+        let folder = tempfile::tempdir().unwrap();
+        let named = folder.path().join("fail-audit-install.wasm");
+        std::fs::copy(common::variant("testing-0.2.0-escalate.wasm"), &named).unwrap();
+        assert!(app.install_plugin(&named).await.is_err());
+        assert_eq!(versions().await, installed, "{}", db.name);
         app.install_plugin(&common::variant("testing-0.2.0-escalate.wasm"))
             .await
             .unwrap();
@@ -319,6 +334,19 @@ async fn an_action_whose_entry_cannot_be_appended_is_not_done() {
         assert!(
             app.store.canaries().await.unwrap().is_empty(),
             "{}",
+            db.name
+        );
+        // A "Sync now": its queued run and its entry, both or neither.
+        e.account("p1-fail-audit-s", &[]).await;
+        let request = passerelle::service::runs::SyncRequest {
+            account: Some("p1-fail-audit-s".into()),
+            full: false,
+        };
+        assert!(app.sync_now("p1", &request).await.is_err());
+        assert_eq!(
+            app.store.active_run("p1-fail-audit-s").await.unwrap(),
+            None,
+            "{}: no run was queued",
             db.name
         );
         // The trail holds no entry for any of them, and is intact.

@@ -284,10 +284,21 @@ fn records_of(slots: &[SlotRecord], appointments: &[AppointmentRecord]) -> Recor
     }
 }
 
-/// A tracing layer keeping every event of a run as one line of text.
+/// A tracing layer keeping every event of a run as one line of text. It takes no span:
+/// the run's spans would otherwise belong to this run's own registry, and sqlx's SQLite
+/// worker threads, which carry the caller's current span with each statement, would drop
+/// them under the process's global subscriber, which does not know them (a panic).
 struct Capture(Arc<Mutex<Vec<String>>>);
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn enabled(
+        &self,
+        meta: &tracing::Metadata<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        !meta.is_span()
+    }
+
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
         // The host's and the connector's lines, not the HTTP client's.
         let meta = event.metadata();

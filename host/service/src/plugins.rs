@@ -221,23 +221,8 @@ impl Passerelle {
         let _one_at_a_time = self.install_lock.lock().await;
         let sha256 = sha256_hex(&candidate.bytes);
         match self.install_checked(&candidate, &sha256).await? {
-            Ok(installed) => {
-                if installed.outcome != Outcome::AlreadyInstalled {
-                    self.audit(
-                        "connector.install",
-                        &installed.manifest.name,
-                        serde_json::json!({
-                            "version": installed.manifest.version,
-                            "sha256": sha256,
-                            "source": candidate.source,
-                            "outcome": installed.outcome,
-                            "escalation": installed.escalation,
-                        }),
-                    )
-                    .await?;
-                }
-                Ok(installed)
-            }
+            // Its audit entry was committed with the version (`keep`).
+            Ok(installed) => Ok(installed),
             Err(rejected) => {
                 tracing::warn!(
                     source = %rejected.origin,
@@ -463,8 +448,17 @@ impl Passerelle {
         let pending = escalation
             .as_ref()
             .map(|e| serde_json::to_string(e).expect("serialisable"));
-        self.store
-            .add_connector_version(
+        let outcome = match &escalation {
+            Some(_) => Outcome::PendingApproval,
+            None => Outcome::Activated,
+        };
+        // The version and its audit entry: one transaction (its activation, when it
+        // activates, is a second audited action).
+        let mut w = self.audited().await?;
+        let added = self
+            .store
+            .add_connector_version_in(
+                &mut w,
                 &passerelle_store::connectors::NewVersion {
                     name: &manifest.name,
                     version: &manifest.version,
@@ -476,11 +470,26 @@ impl Passerelle {
                 pending.as_deref(),
             )
             .await?;
+        if added {
+            self.commit_audited(
+                w,
+                "connector.install",
+                &manifest.name,
+                serde_json::json!({
+                    "version": manifest.version,
+                    "sha256": sha256,
+                    "source": candidate.source,
+                    "outcome": outcome,
+                    "escalation": escalation,
+                }),
+            )
+            .await?;
+        }
         self.loaded
             .lock()
             .expect("not poisoned")
             .insert(sha256.to_string(), loaded);
-        let outcome = match &escalation {
+        match &escalation {
             Some(e) => {
                 tracing::warn!(
                     connector = %manifest.name,
@@ -490,14 +499,12 @@ impl Passerelle {
                     manifest.name,
                     manifest.version
                 );
-                Outcome::PendingApproval
             }
             None => {
                 self.activate(&manifest.name, &manifest.version, "installed")
                     .await?;
-                Outcome::Activated
             }
-        };
+        }
         Ok(Installed {
             manifest,
             sha256: sha256.to_string(),

@@ -103,6 +103,20 @@ impl RunRecorder<'_> {
         Ok(self.app.store.queue_runs(&rows, queue).await?)
     }
 
+    /// [`Self::queue`] in `w`, an audited action's transaction (the caller commits).
+    pub async fn queue_in(
+        &self,
+        w: &mut passerelle_store::audit::Write,
+        runs: &[RunOf<'_>],
+        queue: &QueueRequest<'_>,
+    ) -> Result<QueueOutcome> {
+        if runs.is_empty() && queue.slots.is_empty() {
+            return Ok(QueueOutcome::default());
+        }
+        let rows: Vec<NewRun> = runs.iter().map(|r| r.row(None)).collect();
+        Ok(self.app.store.queue_runs_in(w, &rows, queue).await?)
+    }
+
     /// Starts a run — one a daemon claimed, or a new one owned by this process.
     /// [`StartError::Busy`] when the account is running elsewhere; a running run whose
     /// process is gone is ended first ([`Self::end_orphan`]) and the start tried again.

@@ -94,6 +94,21 @@ impl Passerelle {
         accounts: &[Account],
         ask: &QueueAsk<'_>,
     ) -> ServiceResult<QueueAnswers> {
+        let (answers, any_new) = self.queue_runs_in(None, accounts, ask).await?;
+        if any_new {
+            self.announce(Change::Queued).await;
+        }
+        Ok(answers)
+    }
+
+    /// [`Self::queue_runs`] in `w` when given (an audited action's transaction, which
+    /// the caller commits, then announces), announcing nothing; whether a run is new.
+    async fn queue_runs_in(
+        &self,
+        w: Option<&mut passerelle_store::audit::Write>,
+        accounts: &[Account],
+        ask: &QueueAsk<'_>,
+    ) -> ServiceResult<(QueueAnswers, bool)> {
         let mut versions: HashMap<&str, Option<ConnectorVersion>> = HashMap::new();
         let mut answers: Vec<Option<ServiceResult<Queued>>> = Vec::with_capacity(accounts.len());
         let mut todo = Vec::new();
@@ -139,20 +154,23 @@ impl Passerelle {
                 .map(|min| time_text(now - chrono::Duration::from_std(min).unwrap_or_default())),
             only_while: ask.only_while,
         };
-        let outcome = self.recorder().queue(&rows, &request).await?;
+        let outcome = match w {
+            Some(w) => self.recorder().queue_in(w, &rows, &request).await?,
+            None => self.recorder().queue(&rows, &request).await?,
+        };
         let any_new = outcome.runs.iter().any(|q| matches!(q, Queued::New(_)));
         for (&i, q) in todo.iter().zip(outcome.runs) {
             answers[i] = Some(Ok(q));
         }
-        if any_new {
-            self.announce(Change::Queued).await;
-        }
         Ok((
-            answers
-                .into_iter()
-                .map(|a| a.expect("every account answered"))
-                .collect(),
-            outcome.slots_taken_elsewhere,
+            (
+                answers
+                    .into_iter()
+                    .map(|a| a.expect("every account answered"))
+                    .collect(),
+                outcome.slots_taken_elsewhere,
+            ),
+            any_new,
         ))
     }
 
@@ -235,8 +253,10 @@ impl Passerelle {
             manual_interval: Some(self.manual_interval()),
             ..QueueAsk::new(Trigger::Manual, request.mode())
         };
-        // Every account in one queueing (a constant number of statements).
-        let (answers, _) = self.queue_runs(&accounts, &ask).await?;
+        // Every account in one queueing (a constant number of statements), committed
+        // with the request's audit entry: both or neither.
+        let mut w = self.audited().await?;
+        let ((answers, _), any_new) = self.queue_runs_in(Some(&mut w), &accounts, &ask).await?;
         let mut out = Vec::with_capacity(accounts.len());
         for (a, answer) in accounts.iter().zip(answers) {
             let submitted = answer.and_then(|q| self.submitted(&a.id, q))?;
@@ -246,8 +266,16 @@ impl Passerelle {
                 coalesced: matches!(submitted, Submitted::Coalesced(_)),
             });
         }
-        self.audit_sync(practice_id, request, out.iter().map(|r| r.run_id))
-            .await?;
+        self.commit_audited(
+            w,
+            "sync.request",
+            practice_id,
+            sync_detail(request, out.iter().map(|r| r.run_id)),
+        )
+        .await?;
+        if any_new {
+            self.announce(Change::Queued).await;
+        }
         Ok(out)
     }
 
@@ -278,20 +306,16 @@ impl Passerelle {
         Ok(runs)
     }
 
-    /// The audit entry of a manual sync, wherever it runs.
+    /// The audit entry of a manual sync done here: appended once its runs ended (they
+    /// each commit on their own; the entry says what was done).
     async fn audit_sync(
         &self,
         practice_id: &str,
         request: &SyncRequest,
         runs: impl Iterator<Item = i64>,
     ) -> ServiceResult<()> {
-        self.audit(
-            "sync.request",
-            practice_id,
-            serde_json::json!({"account": request.account, "full": request.full,
-                "runs": runs.collect::<Vec<_>>()}),
-        )
-        .await
+        self.audit("sync.request", practice_id, sync_detail(request, runs))
+            .await
     }
 
     /// Lifts an account's pause by hand and queues a `redrive` run from its last
@@ -341,4 +365,11 @@ fn too_soon(account_id: &str, last: &str, min: Duration) -> ServiceError {
         ),
         retry_after_secs,
     }
+}
+
+/// What a manual sync's audit entry says: the account asked for (or all), the mode, the
+/// runs that answer.
+fn sync_detail(request: &SyncRequest, runs: impl Iterator<Item = i64>) -> serde_json::Value {
+    serde_json::json!({"account": request.account, "full": request.full,
+        "runs": runs.collect::<Vec<_>>()})
 }

@@ -66,8 +66,27 @@ impl Store {
         new: &NewVersion<'_>,
         pending_approval: Option<&str>,
     ) -> StoreResult<bool> {
-        let mut tx = self.begin_write().await?;
-        insert_component(&mut tx, new.sha256, new.component).await?;
+        let mut w = self.write().await?;
+        if !self
+            .add_connector_version_in(&mut w, new, pending_approval)
+            .await?
+        {
+            return Ok(false);
+        }
+        w.commit().await?;
+        Ok(true)
+    }
+
+    /// [`Store::add_connector_version`] in `w` (an audited action's transaction). On
+    /// false (this name+version exists) `w` is to be dropped: PostgreSQL has aborted it.
+    pub async fn add_connector_version_in(
+        &self,
+        w: &mut Write,
+        new: &NewVersion<'_>,
+        pending_approval: Option<&str>,
+    ) -> StoreResult<bool> {
+        let tx = &mut w.tx;
+        insert_component(tx, new.sha256, new.component).await?;
         let res = sqlx::query(
             "INSERT INTO connector_versions (name, version, sha256, path, manifest, installed_at, active, pending_approval)
              VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
@@ -79,13 +98,10 @@ impl Store {
         .bind(new.manifest.to_string())
         .bind(now_text())
         .bind(pending_approval)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await;
         match res {
-            Ok(_) => {
-                tx.commit().await.context("recording connector version")?;
-                Ok(true)
-            }
+            Ok(_) => Ok(true),
             Err(e) if super::error::is_unique_violation(&e) => Ok(false),
             Err(e) => Err(e).context("recording connector version"),
         }

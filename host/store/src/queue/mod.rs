@@ -19,6 +19,7 @@ pub use reap::{ReapScope, Reaped};
 
 use sqlx::Row;
 
+use super::audit::Write;
 use super::error::{DbContext, StoreResult};
 use super::{now_text, placeholders, Backend, Store};
 use passerelle_model::run::{Mode, NewRun, PauseReason, Status, Trigger};
@@ -117,6 +118,19 @@ impl Store {
         runs: &[NewRun<'_>],
         options: &QueueRequest<'_>,
     ) -> StoreResult<QueueOutcome> {
+        let mut w = self.write().await?;
+        let outcome = self.queue_runs_in(&mut w, runs, options).await?;
+        w.commit().await?;
+        Ok(outcome)
+    }
+
+    /// [`Store::queue_runs`] in `w` (an audited action's transaction: a "Sync now").
+    pub async fn queue_runs_in(
+        &self,
+        w: &mut Write,
+        runs: &[NewRun<'_>],
+        options: &QueueRequest<'_>,
+    ) -> StoreResult<QueueOutcome> {
         let QueueRequest {
             attempt,
             not_before,
@@ -126,7 +140,7 @@ impl Store {
             only_while,
         } = options;
         let now = now_text();
-        let mut tx = self.begin_write().await?;
+        let tx = &mut w.tx;
         let mut lost = std::collections::HashSet::new();
         if !slots.is_empty() {
             let mut taken = std::collections::HashSet::new();
@@ -144,7 +158,7 @@ impl Store {
                     query = query.bind(s.practice_id).bind(&s.slot);
                 }
                 for row in query
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&mut **tx)
                     .await
                     .context("taking scheduled slots")?
                 {
@@ -182,7 +196,7 @@ impl Store {
                     query = query.bind(*id);
                 }
                 query
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&mut **tx)
                     .await
                     .context("locking the accounts to queue their runs")?;
             }
@@ -234,7 +248,7 @@ impl Store {
                 query = super::runs::bind_run(query, run);
             }
             for row in query
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut **tx)
                 .await
                 .context("recording queued runs")?
             {
@@ -265,7 +279,7 @@ impl Store {
                 query = query.bind(*a);
             }
             for row in query
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut **tx)
                 .await
                 .context("reading the accounts' queued or running runs")?
             {
@@ -290,7 +304,7 @@ impl Store {
                     query = query.bind(*a);
                 }
                 for row in query
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&mut **tx)
                     .await
                     .context("reading the accounts' last manual runs")?
                 {
@@ -318,7 +332,7 @@ impl Store {
             match holders.get(run.account_id) {
                 Some((id, status)) => {
                     if status == Status::Queued.as_str() {
-                        lift(&mut tx, *id, run.trigger, run.mode, *attempt == 1).await?;
+                        lift(tx, *id, run.trigger, run.mode, *attempt == 1).await?;
                     }
                     answers.push(Queued::Coalesced(*id));
                 }
@@ -329,7 +343,6 @@ impl Store {
                 }),
             }
         }
-        tx.commit().await.context("recording queued runs")?;
         Ok(QueueOutcome {
             runs: answers,
             slots_taken_elsewhere: lost.into_iter().map(str::to_string).collect(),
