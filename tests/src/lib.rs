@@ -120,6 +120,16 @@ pub async fn postgres_schema_url(base: &str) -> String {
     format!("{base}{sep}options=-c%20search_path%3D{schema}")
 }
 
+/// A manual incremental run's options (the run's clock: the machine's).
+pub fn manual_incremental() -> passerelle::service::sync::SyncOptions {
+    passerelle::service::sync::SyncOptions {
+        trigger: passerelle::model::run::Trigger::Manual,
+        mode: passerelle::model::run::Mode::Incremental,
+        now: None,
+        record: None,
+    }
+}
+
 /// The schema a URL from [`postgres_schema_url`] uses.
 pub fn postgres_schema_of(url: &str) -> String {
     url.rsplit_once("search_path%3D")

@@ -8,8 +8,7 @@
 use std::path::Path;
 
 use axum::http::Method;
-use passerelle::model::run::{Mode, Status, Trigger};
-use passerelle::service::sync::SyncOptions;
+use passerelle::model::run::Status;
 use passerelle::service::Passerelle;
 use passerelle_tests::daemon::{daemon_config, daemon_env, quiet_options, run_ids, write_config};
 use passerelle_tests::{databases, sim_config};
@@ -153,26 +152,25 @@ async fn a_backup_taken_while_runs_go_restores_whole() {
     let copy = Passerelle::open(&out.path().join("from-quiet"), d.sim.env.app.config.clone())
         .await
         .unwrap();
-    let accounts = d.sim.env.app.store.list_accounts(None).await.unwrap();
+    assert_is_its_source_and_syncs(&d.sim.env.app, &copy).await;
+}
+
+/// The copy holds the source's appointments and slots, account for account; its
+/// audit trail verifies; a run of its first account succeeds on it.
+async fn assert_is_its_source_and_syncs(source: &Passerelle, copy: &Passerelle) {
+    let accounts = source.store.list_accounts(None).await.unwrap();
+    assert!(!accounts.is_empty());
     for account in &accounts {
-        let theirs = d.sim.env.app.store.appointments(&account.id).await.unwrap();
+        let theirs = source.store.appointments(&account.id).await.unwrap();
         let ours = copy.store.appointments(&account.id).await.unwrap();
         assert_eq!(ours, theirs, "{}: appointments", account.id);
-        let theirs = d.sim.env.app.store.slots(&account.id).await.unwrap();
+        let theirs = source.store.slots(&account.id).await.unwrap();
         let ours = copy.store.slots(&account.id).await.unwrap();
         assert_eq!(ours, theirs, "{}: slots", account.id);
     }
     let account = copy.store.account(&accounts[0].id).await.unwrap().unwrap();
     let run = copy
-        .sync_account(
-            &account,
-            SyncOptions {
-                trigger: Trigger::Manual,
-                mode: Mode::Incremental,
-                now: None,
-                record: None,
-            },
-        )
+        .sync_account(&account, passerelle_tests::manual_incremental())
         .await
         .unwrap();
     assert_eq!(run.status, Status::Succeeded, "{run:?}");
@@ -298,32 +296,7 @@ async fn a_postgresql_database_restores_with_pg_restore() {
         assert!(report["audit_entries"].as_u64().unwrap() > 0, "{report}");
         if name == "from-quiet" {
             let copy = Passerelle::open(&dir, restored_config).await.unwrap();
-            let accounts = d.sim.env.app.store.list_accounts(None).await.unwrap();
-            assert!(!accounts.is_empty());
-            for account in &accounts {
-                let theirs = d.sim.env.app.store.appointments(&account.id).await.unwrap();
-                let ours = copy.store.appointments(&account.id).await.unwrap();
-                assert_eq!(ours, theirs, "{}: appointments", account.id);
-                let theirs = d.sim.env.app.store.slots(&account.id).await.unwrap();
-                let ours = copy.store.slots(&account.id).await.unwrap();
-                assert_eq!(ours, theirs, "{}: slots", account.id);
-            }
-            let account = copy.store.account(&accounts[0].id).await.unwrap().unwrap();
-            let run = copy
-                .sync_account(
-                    &account,
-                    SyncOptions {
-                        trigger: Trigger::Manual,
-                        mode: Mode::Incremental,
-                        now: None,
-                        record: None,
-                    },
-                )
-                .await
-                .unwrap();
-            assert_eq!(run.status, Status::Succeeded, "{run:?}");
-            let audit = copy.verify_audit().await.unwrap();
-            assert!(audit.problems.is_empty(), "{:?}", audit.problems);
+            assert_is_its_source_and_syncs(&d.sim.env.app, &copy).await;
             copy.store.close().await;
         }
     }

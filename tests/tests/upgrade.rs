@@ -10,9 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use passerelle::model::run::{Mode, Status, Trigger};
+use passerelle::model::run::Status;
 use passerelle::service::config::Config;
-use passerelle::service::sync::SyncOptions;
 use passerelle::service::Passerelle;
 use passerelle_tests::{databases, Db};
 use sqlx::{Connection, Executor, Row};
@@ -286,15 +285,7 @@ async fn a_database_of_the_last_landed_version_upgrades_with_every_record() {
         assert!(accounts.len() > 3, "{}", db.name);
         for account in &accounts {
             let run = app
-                .sync_account(
-                    account,
-                    SyncOptions {
-                        trigger: Trigger::Manual,
-                        mode: Mode::Incremental,
-                        now: None,
-                        record: None,
-                    },
-                )
+                .sync_account(account, passerelle_tests::manual_incremental())
                 .await
                 .unwrap();
             assert_eq!(run.status, Status::Succeeded, "{}: {run:?}", db.name);

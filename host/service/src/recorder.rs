@@ -99,8 +99,7 @@ impl RunRecorder<'_> {
         if runs.is_empty() && queue.slots.is_empty() {
             return Ok(QueueOutcome::default());
         }
-        let rows: Vec<NewRun> = runs.iter().map(|r| r.row(None)).collect();
-        Ok(self.app.store.queue_runs(&rows, queue).await?)
+        Ok(self.app.store.queue_runs(&rows_of(runs), queue).await?)
     }
 
     /// [`Self::queue`] in `w`, an audited action's transaction (the caller commits).
@@ -113,8 +112,11 @@ impl RunRecorder<'_> {
         if runs.is_empty() && queue.slots.is_empty() {
             return Ok(QueueOutcome::default());
         }
-        let rows: Vec<NewRun> = runs.iter().map(|r| r.row(None)).collect();
-        Ok(self.app.store.queue_runs_in(w, &rows, queue).await?)
+        Ok(self
+            .app
+            .store
+            .queue_runs_in(w, &rows_of(runs), queue)
+            .await?)
     }
 
     /// Starts a run — one a daemon claimed, or a new one owned by this process.
@@ -302,4 +304,9 @@ impl RecordSink for StoreSink {
                 })
         })
     }
+}
+
+/// The rows of runs to queue.
+fn rows_of<'a>(runs: &'a [RunOf<'a>]) -> Vec<NewRun<'a>> {
+    runs.iter().map(|r| r.row(None)).collect()
 }

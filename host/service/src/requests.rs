@@ -94,21 +94,23 @@ impl Passerelle {
         accounts: &[Account],
         ask: &QueueAsk<'_>,
     ) -> ServiceResult<QueueAnswers> {
-        let (answers, any_new) = self.queue_runs_in(None, accounts, ask).await?;
+        let (answers, any_new, _) = self.queue_runs_in(false, accounts, ask).await?;
         if any_new {
             self.announce(Change::Queued).await;
         }
         Ok(answers)
     }
 
-    /// [`Self::queue_runs`] in `w` when given (an audited action's transaction, which
-    /// the caller commits, then announces), announcing nothing; whether a run is new.
+    /// [`Self::queue_runs`], announcing nothing; whether a run is new. `audited`: the
+    /// runs are queued in an audited action's transaction, begun once the reads are
+    /// done (a read inside it would wait for a pooled connection while holding the
+    /// write lock others wait for) and returned for the caller to commit, then announce.
     async fn queue_runs_in(
         &self,
-        w: Option<&mut passerelle_store::audit::Write>,
+        audited: bool,
         accounts: &[Account],
         ask: &QueueAsk<'_>,
-    ) -> ServiceResult<(QueueAnswers, bool)> {
+    ) -> ServiceResult<(QueueAnswers, bool, Option<passerelle_store::audit::Write>)> {
         let mut versions: HashMap<&str, Option<ConnectorVersion>> = HashMap::new();
         let mut answers: Vec<Option<ServiceResult<Queued>>> = Vec::with_capacity(accounts.len());
         let mut todo = Vec::new();
@@ -154,7 +156,11 @@ impl Passerelle {
                 .map(|min| time_text(now - chrono::Duration::from_std(min).unwrap_or_default())),
             only_while: ask.only_while,
         };
-        let outcome = match w {
+        let mut w = match audited {
+            true => Some(self.audited().await?),
+            false => None,
+        };
+        let outcome = match &mut w {
             Some(w) => self.recorder().queue_in(w, &rows, &request).await?,
             None => self.recorder().queue(&rows, &request).await?,
         };
@@ -171,6 +177,7 @@ impl Passerelle {
                 outcome.slots_taken_elsewhere,
             ),
             any_new,
+            w,
         ))
     }
 
@@ -255,8 +262,8 @@ impl Passerelle {
         };
         // Every account in one queueing (a constant number of statements), committed
         // with the request's audit entry: both or neither.
-        let mut w = self.audited().await?;
-        let ((answers, _), any_new) = self.queue_runs_in(Some(&mut w), &accounts, &ask).await?;
+        let ((answers, _), any_new, w) = self.queue_runs_in(true, &accounts, &ask).await?;
+        let w = w.expect("an audited queueing returns its transaction");
         let mut out = Vec::with_capacity(accounts.len());
         for (a, answer) in accounts.iter().zip(answers) {
             let submitted = answer.and_then(|q| self.submitted(&a.id, q))?;

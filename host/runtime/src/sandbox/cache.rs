@@ -151,7 +151,7 @@ fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_busy;
+    use crate::sandbox::cache::is_busy;
     use std::io::{Error, ErrorKind};
 
     #[test]
