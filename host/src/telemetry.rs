@@ -1,6 +1,8 @@
 //! Traces of runs over OTLP, when an endpoint is configured (`--otlp-endpoint`, or the
 //! standard `OTEL_EXPORTER_OTLP_ENDPOINT`): the `tracing` spans of passerelle's own
-//! crates at info level and above become OpenTelemetry spans (tracing-opentelemetry),
+//! crates (a run's inner spans are at debug level: free when nothing exports them) and
+//! its log events at info level and above become OpenTelemetry spans and span events
+//! (tracing-opentelemetry),
 //! batched and sent as OTLP/HTTP protobuf to `<endpoint>/v1/traces` from the batch
 //! processor's own thread. The daemon's long-lived `daemon` span is left out, so each
 //! run is a trace of its own. What spans carry is what logs carry (ids, connector,
@@ -64,9 +66,17 @@ where
     let layer = tracing_opentelemetry::layer()
         .with_tracer(tracer)
         .with_filter(FilterFn::new(|meta| {
+            // A run's inner spans are at debug level, so that without an exporter (and
+            // at the daemon's usual info level) they cost nothing; events (log lines)
+            // are exported from info up.
+            let level = if meta.is_span() {
+                tracing::Level::DEBUG
+            } else {
+                tracing::Level::INFO
+            };
             meta.target().starts_with("passerelle")
                 && meta.name() != "daemon"
-                && *meta.level() <= tracing::Level::INFO
+                && *meta.level() <= level
         }));
     Ok((layer, Traces { provider }))
 }

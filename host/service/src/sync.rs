@@ -207,7 +207,7 @@ impl Passerelle {
                 Ok(commit) => {
                     recorder
                         .finish_with_records(last.records.scope(), commit, &end, effect)
-                        .instrument(tracing::info_span!(parent: &span, "finish", records = true))
+                        .instrument(tracing::debug_span!(parent: &span, "finish", records = true))
                         .await
                 }
                 Err(e) => Err(e),
@@ -238,14 +238,14 @@ impl Passerelle {
                     };
                     recorder
                         .finish(run_id, &failed, effect)
-                        .instrument(tracing::info_span!(parent: &span, "finish", records = false))
+                        .instrument(tracing::debug_span!(parent: &span, "finish", records = false))
                         .await?
                 }
             },
             None => {
                 recorder
                     .finish(run_id, &end, effect)
-                    .instrument(tracing::info_span!(parent: &span, "finish", records = false))
+                    .instrument(tracing::debug_span!(parent: &span, "finish", records = false))
                     .await?
             }
         };

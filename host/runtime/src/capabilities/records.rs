@@ -320,7 +320,7 @@ impl RecordsSession {
                 cursor.len()
             )));
         }
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             "checkpoint",
             number = self.checkpoints + 1,
             items = self.buffer.len()

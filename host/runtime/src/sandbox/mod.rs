@@ -491,11 +491,11 @@ impl Runtime {
             let instance = connector
                 .pre
                 .instantiate_async(&mut store)
-                .instrument(tracing::info_span!("instantiate"))
+                .instrument(tracing::debug_span!("instantiate"))
                 .await
                 .map_err(|e| Failure::Host(format!("instantiation failed: {e:#}")))?;
             // The guest's time, with the host calls it makes (HTTP, checkpoints) inside.
-            let guest = tracing::info_span!("guest", export = call.name());
+            let guest = tracing::debug_span!("guest", export = call.name());
             let out = match call {
                 Call::Describe => instance
                     .call_describe(&mut store)
