@@ -292,7 +292,7 @@ impl HttpSession {
         // Only when something takes the span (an OTLP exporter): no parse otherwise.
         if !span.is_disabled() {
             if let Ok(url) = Url::parse(&request.url) {
-                span.record("endpoint", endpoint_shape(&url));
+                span.record("endpoint", super::http_trace::endpoint_shape(&url));
             }
             span.record("method", method(request.method).as_str());
         }
@@ -302,7 +302,7 @@ impl HttpSession {
             .await;
         match &result {
             Ok(Ok(response)) => span.record("status", response.status),
-            Ok(Err(e)) => span.record("error", http_error_kind(e)),
+            Ok(Err(e)) => span.record("error", super::http_trace::error_kind(e)),
             Err(_) => span.record("error", "limit"),
         };
         result
@@ -627,34 +627,6 @@ impl crate::contract::bindings::passerelle::connector::http::Host for HttpView<'
     }
 }
 
-/// A request's endpoint as traces show it: the origin and the path's shape, each
-/// segment kept only when it is a short lowercase word (`availabilities`,
-/// `booking.json`), any other (ids, dates, names, tokens) as `*`; never the query.
-pub fn endpoint_shape(url: &Url) -> String {
-    let word = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 24
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || matches!(b, b'-' | b'_' | b'.'))
-    };
-    let path: Vec<&str> = url
-        .path_segments()
-        .map(|segments| segments.map(|s| if word(s) { s } else { "*" }).collect())
-        .unwrap_or_default();
-    format!("{}/{}", origin_text(url), path.join("/"))
-}
-
-/// The kind of a failed exchange, for traces.
-fn http_error_kind(e: &wit::HttpError) -> &'static str {
-    match e {
-        wit::HttpError::Timeout => "timeout",
-        wit::HttpError::Denied(_) => "denied",
-        wit::HttpError::Connection(_) => "connection",
-        wit::HttpError::InvalidRequest(_) => "invalid-request",
-        wit::HttpError::TooLarge(_) => "too-large",
-    }
-}
-
 fn origin_text(url: &Url) -> String {
     url.origin().ascii_serialization()
 }
@@ -691,25 +663,6 @@ fn transport_error(e: reqwest::Error, asked: &Url) -> wit::HttpError {
 #[cfg(test)]
 mod tests {
     use crate::capabilities::http::*;
-
-    #[test]
-    fn an_endpoint_shape_keeps_words_and_hides_the_rest() {
-        let shape = |u: &str| endpoint_shape(&Url::parse(u).unwrap());
-        assert_eq!(
-            shape(
-                "https://www.doctolib.fr/availabilities.json?agenda_ids=12&start_date=2026-01-01"
-            ),
-            "https://www.doctolib.fr/availabilities.json"
-        );
-        assert_eq!(
-            shape("https://api.example.org/v2/patients/Marie%20Dupont/appointments/123"),
-            "https://api.example.org/*/patients/*/appointments/*"
-        );
-        assert_eq!(
-            shape("https://x.example/booking/aVeryLongTokenLikeValue"),
-            "https://x.example/booking/*"
-        );
-    }
 
     /// A name that resolves to loopback at connect time (the rebinding case, past the
     /// pre-flight check) is `denied`, recognised by the resolver's typed error.
