@@ -88,7 +88,7 @@ pub async fn start(app: Passerelle, options: ServeOptions) -> Result<Running> {
         api = %format!("http://{api_address}"),
         workers = app.config.daemon.max_concurrent_runs,
         per_connector = app.config.daemon.max_concurrent_per_connector,
-        worst_case_memory_mib = app.config.worst_case_memory_mib(),
+        run_memory_budget_mib = ?app.config.run_memory_budget_mib(),
         "passerelle daemon started"
     );
     Ok(Running {

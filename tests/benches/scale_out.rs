@@ -11,7 +11,15 @@
 //! `cargo xtask bench` (or `cargo bench -p passerelle-tests --bench scale_out` with the
 //! components built and `cargo build --release -p passerelle --bin passerelle`).
 //! PASSERELLE_BENCH_SCALE_PRACTICES sizes it; PASSERELLE_BENCH_SCALE_SETUPS picks setups
-//! (default `pg1,pg2,pg3,sqlite1`); PASSERELLE_TEST_POSTGRES_URL names the database.
+//! (default `pg1,pg2,pg3,sqlite1`); PASSERELLE_TEST_POSTGRES_URL names the database;
+//! PASSERELLE_BENCH_SCALE_LATENCY_MS makes the simulator answer every request that much
+//! later (a real platform's 100–500 ms); PASSERELLE_BENCH_SCALE_WORKERS sets
+//! `daemon.max_concurrent_runs` (default: the configuration's default), the cap per
+//! connector following it (one platform here). The most runs in flight at once (sampled
+//! from the database every 200 ms) is printed with the rest.
+//! PASSERELLE_BENCH_SCALE_SQL_LOG=FILE writes the daemon's statements with their times
+//! there (sqlx's query log, `RUST_LOG=sqlx::query=trace`): how each one's cost moves as
+//! the night grows.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,7 +34,6 @@ use passerelle_tests::component;
 use sqlx::Row;
 
 const SEED: u64 = 11;
-const WORKERS: usize = 8;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -121,7 +128,7 @@ struct Setup {
     database_url: Option<String>,
 }
 
-async fn night(practices: usize, setup: Setup) {
+async fn night(practices: usize, setup: Setup, workers: usize, latency_ms: u64) {
     let bin = release_binary();
     let dir = tempfile::tempdir().unwrap();
     // The simulator, in its own process.
@@ -149,6 +156,19 @@ async fn night(practices: usize, setup: Setup) {
         assert!(Instant::now() < deadline, "the simulator did not start");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    if latency_ms > 0 {
+        let faults = passerelle_sim::Faults {
+            latency_ms,
+            ..Default::default()
+        };
+        let set = reqwest::Client::new()
+            .put(format!("{base_url}/_sim/faults/doctolib"))
+            .json(&faults)
+            .send()
+            .await
+            .expect("set the simulator's latency");
+        assert!(set.status().is_success(), "{}", set.status());
+    }
     // The same world, generated here, provisions the database.
     let world = passerelle_sim::Simulator::new(passerelle_sim::SimConfig {
         seed: SEED,
@@ -169,8 +189,8 @@ async fn night(practices: usize, setup: Setup) {
     };
     config.daemon.listen = ([127, 0, 0, 1], 0).into();
     config.daemon.token = Some("bench-admin-token-0123456789".into());
-    config.daemon.max_concurrent_runs = WORKERS;
-    config.daemon.max_concurrent_per_connector = WORKERS;
+    config.daemon.max_concurrent_runs = workers;
+    config.daemon.max_concurrent_per_connector = workers;
     config.schedule.spread_secs = 0;
     {
         let app = Passerelle::open(dir.path(), config.clone()).await.unwrap();
@@ -201,13 +221,22 @@ async fn night(practices: usize, setup: Setup) {
         } else {
             data
         };
+        let sql_log = std::env::var_os("PASSERELLE_BENCH_SCALE_SQL_LOG")
+            .map(|f| std::fs::File::create(format!("{}.{i}", f.to_string_lossy())).unwrap());
         let child = Command::new(&bin)
             .args(["serve"])
             .env("PASSERELLE_CONFIG", &config_path)
             .env("PASSERELLE_DATA_DIR", &data)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                if sql_log.is_some() {
+                    "warn,sqlx::query=trace"
+                } else {
+                    "warn"
+                },
+            )
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(sql_log.map_or(Stdio::null(), Stdio::from))
             .spawn()
             .expect("start passerelle serve");
         daemons.push(child);
@@ -221,7 +250,15 @@ async fn night(practices: usize, setup: Setup) {
     let sim_start = cpu_of(sim.id());
     let started = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(1800);
+    let mut most_in_flight = 0i64;
     let ended = loop {
+        let running: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM runs WHERE status = 'running'")
+                .fetch_one(reader.store.pool())
+                .await
+                .unwrap()
+                .get("n");
+        most_in_flight = most_in_flight.max(running);
         let row =
             sqlx::query("SELECT COUNT(*) AS n FROM runs WHERE status NOT IN ('queued', 'running')")
                 .fetch_one(reader.store.pool())
@@ -256,7 +293,7 @@ async fn night(practices: usize, setup: Setup) {
     let all_daemons: Duration = daemon_cpu.iter().sum();
     let rest = machine.saturating_sub(all_daemons + sim_cpu);
     println!(
-        "{:<8} {} daemon(s): {ended} runs ({failed} not succeeded) in {:.1} s = {:.0} runs/s; \
+        "{:<8} {} daemon(s), {workers} workers, latency {latency_ms} ms: {ended} runs ({failed} not succeeded) in {:.1} s = {:.0} runs/s, at most {most_in_flight} in flight; \
          peak RSS per daemon {} MiB; CPU: daemons {:.1} s ({}), simulator {:.1} s, rest (database, system) {:.1} s, machine {:.1} s of {:.1} s available",
         setup.name,
         setup.daemons,
@@ -281,8 +318,13 @@ async fn main() {
     let practices = env_usize("PASSERELLE_BENCH_SCALE_PRACTICES", 10_000);
     let setups = std::env::var("PASSERELLE_BENCH_SCALE_SETUPS")
         .unwrap_or_else(|_| "pg1,pg2,pg3,sqlite1".into());
+    let workers = env_usize(
+        "PASSERELLE_BENCH_SCALE_WORKERS",
+        Config::default().daemon.max_concurrent_runs,
+    );
+    let latency_ms = env_usize("PASSERELLE_BENCH_SCALE_LATENCY_MS", 0) as u64;
     println!(
-        "scale-out: {practices} practices × 2 Doctolib profiles, one slot, simulator in its own process, {WORKERS} workers per daemon"
+        "scale-out: {practices} practices × 2 Doctolib profiles, one slot, simulator in its own process, {workers} workers per daemon, {latency_ms} ms per request"
     );
     for setup in setups.split(',') {
         let (kind, n) = setup.split_at(
@@ -303,6 +345,8 @@ async fn main() {
                 daemons,
                 database_url,
             },
+            workers,
+            latency_ms,
         )
         .await;
     }

@@ -94,6 +94,76 @@ async fn a_memory_bomb_hits_the_memory_limit() {
     );
 }
 
+/// Runs share the daemon's memory budget as they hold it (`daemon.memory_ceiling_mib`):
+/// a run whose growth does not fit beside the others ends as a host failure (transient:
+/// retried later), not as its own limit, and every run gives back what it held.
+#[tokio::test]
+async fn runs_share_the_memory_budget_and_give_back_what_they_held() {
+    use passerelle::service::config::BASE_MEMORY_MIB;
+    let limits = Limits {
+        memory_mib: 32,
+        pending_records_mib: 1,
+        response_mib: 1,
+        log_kib: 64,
+        deadline_secs: 4.0,
+        ..Limits::default()
+    };
+    let mut config = config(limits, HttpPolicy::default());
+    let one_run = config.limits.run_worst_case_mib();
+    // The smallest ceiling allowed: room for one run at its limits, no more.
+    config.daemon.memory_ceiling_mib = Some(BASE_MEMORY_MIB + one_run);
+    let e = env(&sqlite(), config).await.with_testing().await;
+    let budget = e.app.runtime.memory_budget().clone();
+    assert_eq!(budget.limit(), Some((one_run as usize) << 20));
+    const SLEEPERS: usize = 8;
+    for i in 0..SLEEPERS {
+        e.account(&format!("sleeper{i}"), &[("scenario", "sleep")])
+            .await;
+    }
+    e.account("bomb", &[("scenario", "membomb")]).await;
+    e.account("fine", &[("scenario", "emit"), ("count", "50")])
+        .await;
+    let env = &e;
+    let sleepers = futures::future::join_all((0..SLEEPERS).map(|i| async move {
+        env.sync(&format!("sleeper{i}"), Mode::Incremental).await
+    }));
+    let bomb = async {
+        // Once the sleepers hold their memories, less than the bomb's 32 MiB is left.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while budget.used() < SLEEPERS << 20 {
+            assert!(Instant::now() < deadline, "the sleepers hold {}", budget.used());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let held = budget.used();
+        assert!(held + (32 << 20) > budget.limit().unwrap(), "{held}");
+        e.sync("bomb", Mode::Incremental).await
+    };
+    let (sleepers, bomb) = tokio::join!(sleepers, bomb);
+    assert_eq!(bomb.status, Status::Failed);
+    assert_eq!(
+        bomb.error_kind.map(passerelle::model::run::ErrorKind::as_str),
+        Some("host"),
+        "{bomb:?}"
+    );
+    assert!(bomb.error_kind.unwrap().is_transient());
+    assert!(
+        bomb.error_detail.as_deref().unwrap().contains("memory budget"),
+        "{bomb:?}"
+    );
+    for run in sleepers {
+        assert_eq!(
+            run.error_kind.map(passerelle::model::run::ErrorKind::as_str),
+            Some("limit-exceeded"),
+            "{run:?}"
+        );
+    }
+    assert_eq!(budget.used(), 0, "every run gave its memory back");
+    // Alone, a run that holds records between checkpoints fits, and gives them back.
+    let fine = e.sync("fine", Mode::Incremental).await;
+    assert_eq!(fine.status, Status::Succeeded, "{fine:?}");
+    assert_eq!(budget.used(), 0);
+}
+
 #[tokio::test]
 async fn a_host_off_the_allowlist_is_denied() {
     let e = testing_env(Limits::default(), allow_private()).await;

@@ -116,6 +116,9 @@ pub async fn metrics(State(state): State<ApiState>, headers: axum::http::HeaderM
         metrics.queue_depth.set(depth);
     }
     metrics.runs_in_flight.set(daemon.queue.running() as i64);
+    metrics
+        .runs_memory_bytes
+        .set(daemon.app.runtime.memory_budget().used() as i64);
     daemon.refresh_pause_gauge().await;
     use passerelle_runtime::metrics::{OPENMETRICS, PROMETHEUS_TEXT};
     // Prometheus asks for OpenMetrics first; most other clients (prometheus_client's

@@ -94,6 +94,7 @@ impl Daemon {
                 daemon: id.clone(),
                 lease: Duration::from_secs(d.lease_secs),
                 poll: Duration::from_secs(d.poll_secs),
+                memory: app.runtime.memory_budget().clone(),
             },
             app.queued.clone(),
         );

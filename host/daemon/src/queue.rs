@@ -3,6 +3,8 @@
 //!
 //! - a global cap and a cap per connector (platform), counted for this daemon; the
 //!   database keeps one run per account across all of them;
+//! - with a memory budget, a run starts only when one more of the usual size fits in
+//!   what the running ones hold ([`MemoryBudget::has_room`]); one run always may;
 //! - manual runs go ahead of scheduled, catch-up and re-drive ones (they still share the
 //!   platform's rate limiter when they run);
 //! - a worker claims in the database; when nothing is claimable it waits for a local
@@ -20,6 +22,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
+use passerelle_runtime::sandbox::budget::MemoryBudget;
 use passerelle_store::queue::Claimed;
 use passerelle_store::runs::time_text;
 use passerelle_store::Store;
@@ -43,6 +46,8 @@ pub struct QueueOptions {
     pub lease: Duration,
     /// How often to look for runs queued elsewhere when nothing woke the queue.
     pub poll: Duration,
+    /// The memory the process's runs share.
+    pub memory: MemoryBudget,
 }
 
 #[derive(Debug, Default)]
@@ -171,6 +176,10 @@ impl RunQueue {
                 return Err(Idle::Until(Duration::ZERO));
             }
             if state.running >= self.options.limits.global {
+                return Err(Idle::Full);
+            }
+            // A run ending gives its memory back before it frees its place (and pokes).
+            if state.running > 0 && !self.options.memory.has_room() {
                 return Err(Idle::Full);
             }
             state

@@ -27,6 +27,10 @@ impl Daemon {
             .metrics
             .runs_in_flight
             .set(self.queue.running() as i64);
+        self.app
+            .metrics
+            .runs_memory_bytes
+            .set(self.app.runtime.memory_budget().used() as i64);
         // The claim read the account with the run (one statement).
         let Some(account) = request.account.clone() else {
             self.cancel_claimed(run_id, "the account was deleted before this run started")

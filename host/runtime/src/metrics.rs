@@ -79,6 +79,8 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     /// Runs this daemon is executing.
     pub runs_in_flight: Gauge,
+    /// What this daemon's runs hold of its memory budget, in bytes.
+    pub runs_memory_bytes: Gauge,
     /// Changes delivered to subscriptions, and failed delivery attempts.
     deliveries: Family<KindLabel, Counter>,
     /// The largest linear memory a run of each connector had, since start.
@@ -215,6 +217,12 @@ impl Metrics {
             "Runs this daemon is executing",
             runs_in_flight.clone(),
         );
+        let runs_memory_bytes = Gauge::default();
+        registry.register(
+            "runs_memory_bytes",
+            "Memory this daemon's runs hold (linear memories, pending records), in bytes",
+            runs_memory_bytes.clone(),
+        );
         let deliveries = Family::<KindLabel, Counter>::default();
         registry.register(
             "deliveries",
@@ -250,6 +258,7 @@ impl Metrics {
             daemon_info,
             queue_depth,
             runs_in_flight,
+            runs_memory_bytes,
         }
     }
 

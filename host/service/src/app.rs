@@ -120,6 +120,9 @@ impl Passerelle {
             }),
             max_instances: config.runtime.max_instances,
             max_component_bytes: config.runtime.max_component_bytes,
+            memory_budget_bytes: config
+                .run_memory_budget_mib()
+                .map(|m| usize::try_from(m << 20).unwrap_or(usize::MAX)),
             ..RuntimeConfig::default()
         })?;
         let metrics = Arc::new(Metrics::new());

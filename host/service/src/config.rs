@@ -173,9 +173,10 @@ pub struct AlertsConfig {
     pub webhook_attempts: Option<u32>,
 }
 
-/// What a daemon takes besides its runs (engine, compiled code, pools, connections),
-/// in MiB, for [`Config::worst_case_memory_mib`]; measured idle at about 60 MiB.
-const BASE_MEMORY_MIB: u64 = 128;
+/// What a daemon takes besides what its runs hold (engine, compiled code, pools,
+/// connections, responses being read), in MiB: the part of `daemon.memory_ceiling_mib`
+/// not given to the runs' budget; measured idle at about 60 MiB.
+pub const BASE_MEMORY_MIB: u64 = 128;
 
 /// The daemon's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,9 +188,13 @@ pub struct DaemonConfig {
     /// Admin API bearer token. Default: generated at first start into
     /// `<data dir>/admin-token` (mode 0600) and read from there afterwards.
     pub token: Option<String>,
-    /// Runs at once, all platforms.
+    /// Runs at once, all platforms. A run waiting on a platform is cheap to hold (its
+    /// instance's memory as used, a few MiB at most for the usual connector); what
+    /// bounds a night is the platforms' rate limits and, with `memory_ceiling_mib`,
+    /// the memory runs actually hold. At most `runtime.max_instances - 1`.
     pub max_concurrent_runs: usize,
-    /// Runs at once per connector (platform).
+    /// Runs at once per connector (platform): keeps one platform's runs, waiting on its
+    /// rate limit, from taking every place.
     pub max_concurrent_per_connector: usize,
     /// On SIGTERM, how long running runs may go on before they are cancelled.
     pub shutdown_grace_secs: u64,
@@ -205,10 +210,13 @@ pub struct DaemonConfig {
     /// How often a daemon looks for runs queued by others when nothing woke it (on
     /// PostgreSQL, `LISTEN/NOTIFY` wakes it at once; this is the fallback).
     pub poll_secs: u64,
-    /// The memory the daemon may need at worst, in MiB (set it to the service's
-    /// memory limit, e.g. systemd's `MemoryMax`): the daemon refuses to start when
-    /// `max_concurrent_runs` runs at their limits plus its own base could exceed it.
-    /// Unset: the worst case is only reported at start.
+    /// The memory the daemon may use, in MiB (set it a little under the service's
+    /// memory limit, e.g. systemd's `MemoryMax`). Runs share what is left after the
+    /// daemon's base (128 MiB): their linear memories and pending records are charged
+    /// as they grow; a new run starts only when one more of the usual size fits, and a
+    /// run whose growth does not fit fails as a host failure, retried with backoff
+    /// (nothing it committed is lost). It must leave room for one run at its limits.
+    /// Unset: runs are bounded by the caps and their own limits only.
     pub memory_ceiling_mib: Option<u64>,
     /// Wrong tokens (API bearer or console login) one client address may present in a
     /// minute, all at once or spread; past that it is refused (429) before its tokens
@@ -222,8 +230,8 @@ impl Default for DaemonConfig {
             listen: ([127, 0, 0, 1], 8787).into(),
             token: None,
             wrong_tokens_per_minute: 10,
-            max_concurrent_runs: 8,
-            max_concurrent_per_connector: 4,
+            max_concurrent_runs: 256,
+            max_concurrent_per_connector: 128,
             shutdown_grace_secs: 30,
             manual_min_interval_secs: 60,
             id: None,
@@ -309,7 +317,7 @@ pub struct RuntimeSection {
 impl Default for RuntimeSection {
     fn default() -> Self {
         RuntimeSection {
-            max_instances: 256,
+            max_instances: 320,
             compile_cache: true,
             cache_dir: None,
             max_component_bytes: passerelle_runtime::sandbox::MAX_COMPONENT_BYTES,
@@ -364,11 +372,19 @@ impl Config {
     }
 
     /// The memory a daemon may need at worst, in MiB: every run at its limits at once,
-    /// plus the daemon's own base.
+    /// plus the daemon's own base. Reported, not reserved: with `memory_ceiling_mib` the
+    /// runs are bounded by what they hold ([`Config::run_memory_budget_mib`]).
     pub fn worst_case_memory_mib(&self) -> u64 {
         BASE_MEMORY_MIB
             + (self.daemon.max_concurrent_runs as u64)
                 .saturating_mul(self.limits.run_worst_case_mib())
+    }
+
+    /// What the runs may hold together, in MiB: the ceiling less the daemon's base.
+    pub fn run_memory_budget_mib(&self) -> Option<u64> {
+        self.daemon
+            .memory_ceiling_mib
+            .map(|c| c.saturating_sub(BASE_MEMORY_MIB))
     }
 
     /// Checks what types alone cannot.
@@ -387,19 +403,25 @@ impl Config {
             );
         }
         if let Some(ceiling) = self.daemon.memory_ceiling_mib {
-            let worst = self.worst_case_memory_mib();
+            let one_run = self.limits.run_worst_case_mib();
             anyhow::ensure!(
-                worst <= ceiling,
-                "the daemon could need {worst} MiB at worst, over daemon.memory_ceiling_mib = {ceiling}: \
-                 {} runs × {} MiB (limits: memory_mib {}, pending_records_mib {}, 2 × response_mib {}, log_kib {}, scrub_patterns {}) + {BASE_MEMORY_MIB} MiB base; \
-                 lower daemon.max_concurrent_runs or those limits, or raise the ceiling",
-                self.daemon.max_concurrent_runs,
-                self.limits.run_worst_case_mib(),
+                BASE_MEMORY_MIB + one_run <= ceiling,
+                "daemon.memory_ceiling_mib = {ceiling} leaves no room for one run at its limits: \
+                 {one_run} MiB (limits: memory_mib {}, pending_records_mib {}, 2 × response_mib {}, log_kib {}, scrub_patterns {}) + {BASE_MEMORY_MIB} MiB base; \
+                 lower those limits or raise the ceiling",
                 self.limits.memory_mib,
                 self.limits.pending_records_mib,
                 self.limits.response_mib,
                 self.limits.log_kib,
                 self.limits.scrub_patterns,
+            );
+        }
+        if self.daemon.max_concurrent_runs >= self.runtime.max_instances as usize {
+            anyhow::bail!(
+                "daemon.max_concurrent_runs = {} needs runtime.max_instances above it (now {}): \
+                 checks and installs take instances from the same pool",
+                self.daemon.max_concurrent_runs,
+                self.runtime.max_instances
             );
         }
         let d = &self.delivery;
@@ -464,25 +486,35 @@ mod tests {
     use crate::config::*;
 
     #[test]
-    fn a_worst_case_over_the_memory_ceiling_is_refused() {
+    fn the_memory_ceiling_bounds_what_runs_hold_not_a_worst_case_per_run() {
         let mut config = Config::default();
-        let worst = config.worst_case_memory_mib();
+        // 256 runs at their limits would need tens of GiB: not reserved, only reported.
         assert_eq!(
-            worst,
-            BASE_MEMORY_MIB + 8 * config.limits.run_worst_case_mib()
+            config.worst_case_memory_mib(),
+            BASE_MEMORY_MIB + 256 * config.limits.run_worst_case_mib()
         );
-        config.daemon.memory_ceiling_mib = Some(worst);
+        config.daemon.memory_ceiling_mib = Some(512);
         config.validate().unwrap();
-        config.daemon.memory_ceiling_mib = Some(1024);
+        assert_eq!(config.run_memory_budget_mib(), Some(512 - BASE_MEMORY_MIB));
+        // A ceiling that leaves no room for one run at its limits is refused.
+        let one_run = config.limits.run_worst_case_mib();
+        config.daemon.memory_ceiling_mib = Some(BASE_MEMORY_MIB + one_run - 1);
         let err = format!("{:#}", config.validate().unwrap_err());
         assert!(
-            err.contains(&format!(
-                "could need {worst} MiB at worst, over daemon.memory_ceiling_mib = 1024"
-            )),
+            err.contains("leaves no room for one run at its limits"),
             "{err}"
         );
-        // Fewer runs fit.
-        config.daemon.max_concurrent_runs = 2;
+        config.limits.memory_mib = 32;
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn runs_at_once_stay_under_the_instance_pool() {
+        let mut config = Config::default();
+        config.daemon.max_concurrent_runs = config.runtime.max_instances as usize;
+        let err = format!("{:#}", config.validate().unwrap_err());
+        assert!(err.contains("runtime.max_instances above it"), "{err}");
+        config.runtime.max_instances += 1;
         config.validate().unwrap();
     }
 

@@ -17,6 +17,7 @@ use chrono::{DateTime, NaiveDate};
 use futures::future::BoxFuture;
 
 use crate::contract::wit;
+use crate::sandbox::budget::RunMemory;
 use crate::scrub::Scrubber;
 use passerelle_model::records::CommitCounts;
 use passerelle_model::records::{
@@ -105,6 +106,8 @@ pub struct RecordsSession {
     /// Every slot emitted so far (external ids): the last commit keeps these and removes
     /// the window's other stored slots.
     seen_slots: std::collections::HashSet<String>,
+    /// The run's share of the process's memory budget, charged with the buffer.
+    memory: Option<Arc<std::sync::Mutex<RunMemory>>>,
 }
 
 impl RecordsSession {
@@ -130,7 +133,13 @@ impl RecordsSession {
             slots_from_ms: i64::MIN,
             slots_until_ms: i64::MAX,
             seen_slots: Default::default(),
+            memory: None,
         }
+    }
+
+    /// Charges the buffer to the run's share of the memory budget from now on.
+    pub(crate) fn charge_to(&mut self, memory: Arc<std::sync::Mutex<RunMemory>>) {
+        self.memory = Some(memory);
     }
 
     /// Leaves out slots that start before `now_ms`: public availability in the past is
@@ -177,20 +186,33 @@ impl RecordsSession {
 
     /// Adds validated records to the buffer, within the pending-memory budget.
     fn buffer(&mut self, items: Vec<Pending>) -> wasmtime::Result<()> {
-        self.buffer_bytes += items.iter().map(Pending::approx_bytes).sum::<u64>();
-        if self.buffer_bytes > self.max_pending_bytes {
+        let bytes = items.iter().map(Pending::approx_bytes).sum::<u64>();
+        if self.buffer_bytes + bytes > self.max_pending_bytes {
             return Err(LimitExceeded(format!(
                 "pending records: at most {} MiB between two checkpoints (limits.pending_records_mib)",
                 self.max_pending_bytes >> 20
             ))
             .into());
         }
+        if let Some(memory) = &self.memory {
+            memory
+                .lock()
+                .expect("run memory")
+                .grow(usize::try_from(bytes).unwrap_or(usize::MAX))?;
+        }
+        self.buffer_bytes += bytes;
         self.buffer.extend(items);
         Ok(())
     }
 
     fn cleared(&mut self) {
         self.buffer.clear();
+        if let Some(memory) = &self.memory {
+            memory
+                .lock()
+                .expect("run memory")
+                .shrink(usize::try_from(self.buffer_bytes).unwrap_or(usize::MAX));
+        }
         self.buffer_bytes = 0;
     }
 

@@ -7,6 +7,7 @@
 //! capability denied (no files, environment, arguments, sockets or name lookups; stdout
 //! and stderr captured into the scrubbed log). A trap or limit fails that run only.
 
+pub mod budget;
 pub mod cache;
 pub mod denied_http;
 pub mod state;
@@ -114,6 +115,9 @@ pub struct RuntimeConfig {
     /// with `memset` instead of returned to the kernel): what a warm slot keeps, at
     /// most, while no run uses it.
     pub keep_resident_bytes: usize,
+    /// The memory all runs may hold together (linear memories and pending records), in
+    /// bytes ([`budget`]); None counts without refusing.
+    pub memory_budget_bytes: Option<usize>,
 }
 
 /// Default [`RuntimeConfig::keep_resident_bytes`].
@@ -135,6 +139,7 @@ impl Default for RuntimeConfig {
             max_instances: 256,
             max_component_bytes: MAX_COMPONENT_BYTES,
             keep_resident_bytes: KEEP_RESIDENT_BYTES,
+            memory_budget_bytes: None,
         }
     }
 }
@@ -143,6 +148,7 @@ impl Default for RuntimeConfig {
 pub struct Runtime {
     engine: Engine,
     linker: Linker<RunState>,
+    budget: budget::MemoryBudget,
     config: RuntimeConfig,
     stop_ticker: Arc<AtomicBool>,
 }
@@ -311,6 +317,7 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linker,
+            budget: budget::MemoryBudget::new(config.memory_budget_bytes),
             config,
             stop_ticker,
         })
@@ -322,6 +329,11 @@ impl Runtime {
 
     pub fn default_limits(&self) -> &Limits {
         &self.config.limits
+    }
+
+    /// The memory budget every run of this runtime shares.
+    pub fn memory_budget(&self) -> &budget::MemoryBudget {
+        &self.budget
     }
 
     /// Compiles (or loads from cache) and links a component file.
@@ -430,9 +442,14 @@ impl Runtime {
     /// A fresh store for one run, with its limits, deadline and capabilities. Most
     /// callers want [`Runtime::execute`]; this is public for benchmarks.
     pub fn new_store(&self, parts: RunParts) -> Store<RunState> {
+        let memory = Arc::new(std::sync::Mutex::new(self.budget.run()));
+        let mut records = parts.records;
+        if let Some(records) = &mut records {
+            records.charge_to(memory.clone());
+        }
         let capabilities = Capabilities::new(
             parts.http,
-            parts.records,
+            records,
             parts.scrubber,
             parts.clock,
             parts.span,
@@ -457,6 +474,8 @@ impl Runtime {
                 memory_bytes: limits.memory_bytes().min(self.config.limits.memory_bytes()),
                 table_elements: limits.table_elements.min(self.config.limits.table_elements),
                 peak_memory_bytes: 0,
+                memory_now_bytes: 0,
+                memory,
             },
             http: denied_http::DeniedHttp::new(limits.wasi_fields_bytes()),
             capabilities,
@@ -525,6 +544,13 @@ impl Runtime {
             };
         let state = store.into_data();
         let peak_memory_bytes = state.limiter.peak_memory_bytes;
+        // The linear memory went back to the pool with the store.
+        state
+            .limiter
+            .memory
+            .lock()
+            .expect("run memory")
+            .shrink(state.limiter.memory_now_bytes);
         let mut caps = state.capabilities;
         caps.flush_logs();
         let output = output.map_err(|f| scrub_failure(f, &mut caps.scrubber));
@@ -558,6 +584,9 @@ fn deadline_text(limits: &Limits) -> String {
 fn classify(err: wasmtime::Error, limits: &Limits) -> Failure {
     if let Some(limit) = err.downcast_ref::<LimitExceeded>() {
         return Failure::Limit(limit.0.clone());
+    }
+    if let Some(exhausted) = err.downcast_ref::<budget::BudgetExhausted>() {
+        return Failure::Host(exhausted.to_string());
     }
     if let Some(echo) = err.downcast_ref::<SecretEchoed>() {
         return Failure::Security(echo.to_string());

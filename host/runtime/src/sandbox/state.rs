@@ -1,26 +1,34 @@
 //! Per-run store state: WASI, the memory and table limiter, and the capabilities the
 //! caller gave the run.
 
+use std::sync::{Arc, Mutex};
+
 use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
 use wasmtime::Result;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::budget::RunMemory;
 use crate::capabilities::{Capabilities, HasCapabilities};
 use passerelle_model::LimitExceeded;
 
-/// Memory and table limits of one store; hitting one traps with a clear reason.
+/// Memory and table limits of one store; hitting one traps with a clear reason. The
+/// linear memory is also charged to the process's [`MemoryBudget`] as it grows.
 pub struct RunLimiter {
     pub memory_bytes: usize,
     pub table_elements: usize,
     /// The largest linear memory the run had (its initial size included).
     pub peak_memory_bytes: usize,
+    /// The linear memory's size now.
+    pub memory_now_bytes: usize,
+    /// The run's share of the budget (its linear memory and pending records).
+    pub memory: Arc<Mutex<RunMemory>>,
 }
 
 impl ResourceLimiter for RunLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> Result<bool> {
@@ -31,6 +39,11 @@ impl ResourceLimiter for RunLimiter {
             ))
             .into());
         }
+        self.memory
+            .lock()
+            .expect("run memory")
+            .grow(desired.saturating_sub(current))?;
+        self.memory_now_bytes = desired;
         self.peak_memory_bytes = self.peak_memory_bytes.max(desired);
         Ok(true)
     }
