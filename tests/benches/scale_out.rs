@@ -191,6 +191,8 @@ async fn night(practices: usize, setup: Setup, workers: usize, latency_ms: u64) 
     config.daemon.token = Some("bench-admin-token-0123456789".into());
     config.daemon.max_concurrent_runs = workers;
     config.daemon.max_concurrent_per_connector = workers;
+    // Checks and installs take instances from the same pool.
+    config.runtime.max_instances = config.runtime.max_instances.max(workers as u32 + 64);
     config.schedule.spread_secs = 0;
     {
         let app = Passerelle::open(dir.path(), config.clone()).await.unwrap();
@@ -252,12 +254,11 @@ async fn night(practices: usize, setup: Setup, workers: usize, latency_ms: u64) 
     let deadline = Instant::now() + Duration::from_secs(1800);
     let mut most_in_flight = 0i64;
     let ended = loop {
-        let running: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM runs WHERE status = 'running'")
-                .fetch_one(reader.store.pool())
-                .await
-                .unwrap()
-                .get("n");
+        let running: i64 = sqlx::query("SELECT COUNT(*) AS n FROM runs WHERE status = 'running'")
+            .fetch_one(reader.store.pool())
+            .await
+            .unwrap()
+            .get("n");
         most_in_flight = most_in_flight.max(running);
         let row =
             sqlx::query("SELECT COUNT(*) AS n FROM runs WHERE status NOT IN ('queued', 'running')")

@@ -124,14 +124,19 @@ async fn runs_share_the_memory_budget_and_give_back_what_they_held() {
     e.account("fine", &[("scenario", "emit"), ("count", "50")])
         .await;
     let env = &e;
-    let sleepers = futures::future::join_all((0..SLEEPERS).map(|i| async move {
-        env.sync(&format!("sleeper{i}"), Mode::Incremental).await
-    }));
+    let sleepers = futures::future::join_all(
+        (0..SLEEPERS)
+            .map(|i| async move { env.sync(&format!("sleeper{i}"), Mode::Incremental).await }),
+    );
     let bomb = async {
         // Once the sleepers hold their memories, less than the bomb's 32 MiB is left.
         let deadline = Instant::now() + Duration::from_secs(3);
         while budget.used() < SLEEPERS << 20 {
-            assert!(Instant::now() < deadline, "the sleepers hold {}", budget.used());
+            assert!(
+                Instant::now() < deadline,
+                "the sleepers hold {}",
+                budget.used()
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let held = budget.used();
@@ -141,18 +146,23 @@ async fn runs_share_the_memory_budget_and_give_back_what_they_held() {
     let (sleepers, bomb) = tokio::join!(sleepers, bomb);
     assert_eq!(bomb.status, Status::Failed);
     assert_eq!(
-        bomb.error_kind.map(passerelle::model::run::ErrorKind::as_str),
+        bomb.error_kind
+            .map(passerelle::model::run::ErrorKind::as_str),
         Some("host"),
         "{bomb:?}"
     );
     assert!(bomb.error_kind.unwrap().is_transient());
     assert!(
-        bomb.error_detail.as_deref().unwrap().contains("memory budget"),
+        bomb.error_detail
+            .as_deref()
+            .unwrap()
+            .contains("memory budget"),
         "{bomb:?}"
     );
     for run in sleepers {
         assert_eq!(
-            run.error_kind.map(passerelle::model::run::ErrorKind::as_str),
+            run.error_kind
+                .map(passerelle::model::run::ErrorKind::as_str),
             Some("limit-exceeded"),
             "{run:?}"
         );

@@ -189,9 +189,10 @@ pub struct DaemonConfig {
     /// `<data dir>/admin-token` (mode 0600) and read from there afterwards.
     pub token: Option<String>,
     /// Runs at once, all platforms. A run waiting on a platform is cheap to hold (its
-    /// instance's memory as used, a few MiB at most for the usual connector); what
-    /// bounds a night is the platforms' rate limits and, with `memory_ceiling_mib`,
-    /// the memory runs actually hold. At most `runtime.max_instances - 1`.
+    /// instance's memory as used, 1–2 MiB for a Rust connector), so against slow
+    /// platforms this can be raised well past the default (256 runs in flight on
+    /// SQLite: docs/capacity.md); `memory_ceiling_mib` then bounds what they hold. At
+    /// most `runtime.max_instances - 1`.
     pub max_concurrent_runs: usize,
     /// Runs at once per connector (platform): keeps one platform's runs, waiting on its
     /// rate limit, from taking every place.
@@ -230,8 +231,8 @@ impl Default for DaemonConfig {
             listen: ([127, 0, 0, 1], 8787).into(),
             token: None,
             wrong_tokens_per_minute: 10,
-            max_concurrent_runs: 256,
-            max_concurrent_per_connector: 128,
+            max_concurrent_runs: 8,
+            max_concurrent_per_connector: 4,
             shutdown_grace_secs: 30,
             manual_min_interval_secs: 60,
             id: None,
@@ -317,7 +318,7 @@ pub struct RuntimeSection {
 impl Default for RuntimeSection {
     fn default() -> Self {
         RuntimeSection {
-            max_instances: 320,
+            max_instances: 256,
             compile_cache: true,
             cache_dir: None,
             max_component_bytes: passerelle_runtime::sandbox::MAX_COMPONENT_BYTES,
@@ -488,10 +489,11 @@ mod tests {
     #[test]
     fn the_memory_ceiling_bounds_what_runs_hold_not_a_worst_case_per_run() {
         let mut config = Config::default();
-        // 256 runs at their limits would need tens of GiB: not reserved, only reported.
+        // 64 runs at their limits would need 19 GiB: not reserved, only reported.
+        config.daemon.max_concurrent_runs = 64;
         assert_eq!(
             config.worst_case_memory_mib(),
-            BASE_MEMORY_MIB + 256 * config.limits.run_worst_case_mib()
+            BASE_MEMORY_MIB + 64 * config.limits.run_worst_case_mib()
         );
         config.daemon.memory_ceiling_mib = Some(512);
         config.validate().unwrap();
