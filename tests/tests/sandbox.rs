@@ -105,11 +105,15 @@ async fn runs_share_the_memory_budget_and_give_back_what_they_held() {
         pending_records_mib: 1,
         response_mib: 1,
         log_kib: 64,
+        scrub_patterns: 1_000,
+        wasi_resources: 100,
+        wasi_fields_kib: 1,
         deadline_secs: 4.0,
         ..Limits::default()
     };
     let mut config = config(limits, HttpPolicy::default());
     let one_run = config.limits.run_worst_case_mib();
+    assert!(one_run < 40, "{one_run}");
     // The smallest ceiling allowed: room for one run at its limits, no more.
     config.daemon.memory_ceiling_mib = Some(BASE_MEMORY_MIB + one_run);
     let e = env(&sqlite(), config).await.with_testing().await;
