@@ -5,7 +5,7 @@
 //! with one.
 //!
 //! Prints per setup: the time from the slot to the last run's end, runs/s, each
-//! daemon's peak resident memory, and where the machine's CPU went over the night: the
+//! daemon's peak resident memory (RSS, and PSS sampled every 200 ms), and where the machine's CPU went over the night: the
 //! daemons, the simulator, and the rest (PostgreSQL, for the most part).
 //!
 //! `cargo xtask bench` (or `cargo bench -p passerelle-tests --bench scale_out` with the
@@ -97,6 +97,20 @@ fn peak_rss_mib(pid: u32) -> f64 {
     status
         .lines()
         .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// A process's proportional set size now, in MiB (`/proc/PID/smaps_rollup`): pages
+/// shared between mappings or processes counted once, where RSS counts them once per
+/// mapping — each instance maps its connector's initial memory image from one file.
+fn pss_mib(pid: u32) -> f64 {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    rollup
+        .lines()
+        .find(|l| l.starts_with("Pss:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(0.0)
@@ -253,6 +267,7 @@ async fn night(practices: usize, setup: Setup, workers: usize, latency_ms: u64) 
     let started = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(1800);
     let mut most_in_flight = 0i64;
+    let mut peak_pss = vec![0.0f64; daemons.len()];
     let ended = loop {
         let running: i64 = sqlx::query("SELECT COUNT(*) AS n FROM runs WHERE status = 'running'")
             .fetch_one(reader.store.pool())
@@ -260,6 +275,9 @@ async fn night(practices: usize, setup: Setup, workers: usize, latency_ms: u64) 
             .unwrap()
             .get("n");
         most_in_flight = most_in_flight.max(running);
+        for (peak, d) in peak_pss.iter_mut().zip(&daemons) {
+            *peak = peak.max(pss_mib(d.id()));
+        }
         let row =
             sqlx::query("SELECT COUNT(*) AS n FROM runs WHERE status NOT IN ('queued', 'running')")
                 .fetch_one(reader.store.pool())
@@ -295,12 +313,17 @@ async fn night(practices: usize, setup: Setup, workers: usize, latency_ms: u64) 
     let rest = machine.saturating_sub(all_daemons + sim_cpu);
     println!(
         "{:<8} {} daemon(s), {workers} workers, latency {latency_ms} ms: {ended} runs ({failed} not succeeded) in {:.1} s = {:.0} runs/s, at most {most_in_flight} in flight; \
-         peak RSS per daemon {} MiB; CPU: daemons {:.1} s ({}), simulator {:.1} s, rest (database, system) {:.1} s, machine {:.1} s of {:.1} s available",
+         peak RSS per daemon {} MiB (PSS {} MiB); CPU: daemons {:.1} s ({}), simulator {:.1} s, rest (database, system) {:.1} s, machine {:.1} s of {:.1} s available",
         setup.name,
         setup.daemons,
         wall.as_secs_f64(),
         ended as f64 / wall.as_secs_f64(),
         rss.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join("/"),
+        peak_pss
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join("/"),
         all_daemons.as_secs_f64(),
         daemon_cpu
             .iter()
