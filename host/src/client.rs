@@ -348,6 +348,11 @@ impl Client {
         self.get(&format!("/v1/runs/{id}"), &()).await
     }
 
+    /// `GET /v1/runs/{id}/cassette`.
+    pub async fn run_cassette(&self, id: i64) -> Answer<passerelle_service::flight::RunCassette> {
+        self.get(&format!("/v1/runs/{id}/cassette"), &()).await
+    }
+
     /// `GET /v1/practices/{id}/appointments`.
     pub async fn appointments(
         &self,

@@ -18,6 +18,7 @@ mod doctolib;
 mod doctolib_faults;
 mod export;
 mod feed;
+mod flight;
 mod hot_swap;
 mod keldoc;
 mod maiia;

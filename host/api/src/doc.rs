@@ -41,6 +41,7 @@ use super::{connectors, feed, practices, records, runs};
         runs::list,
         runs::daemons,
         runs::show,
+        runs::cassette,
         connectors::list,
         connectors::upload_any,
         connectors::rejections,

@@ -94,6 +94,7 @@ pub fn routes() -> Vec<(
         ("/v1/runs", &["get"], get(runs::list)),
         ("/v1/daemons", &["get"], get(runs::daemons)),
         ("/v1/runs/{id}", &["get"], get(runs::show)),
+        ("/v1/runs/{id}/cassette", &["get"], get(runs::cassette)),
         (
             "/v1/connectors",
             &["get", "post"],

@@ -8,6 +8,7 @@ use passerelle_model::daemon::DaemonRow;
 
 use super::{optional_body, ApiError, ApiState, ErrorBody, Params, PathParams};
 use passerelle_model::run::Run;
+use passerelle_service::flight::RunCassette;
 use passerelle_service::runs::{RunQuery, SyncAccepted, SyncRequest};
 
 #[utoipa::path(
@@ -93,6 +94,28 @@ pub async fn show(
     PathParams(id): PathParams<i64>,
 ) -> Result<Json<Run>, ApiError> {
     Ok(Json(state.daemon.app.run(id).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/runs/{id}/cassette",
+    operation_id = "runCassette",
+    tag = "runs",
+    summary = "The flight recorder's cassette of a run that drifted or failed: its HTTP exchanges, redacted (no secret, no patient value), for `connector test`. Needs patients:read; every read is audited.",
+    params(("id" = i64, Path, description = "Run id")),
+    responses(
+        (status = 200, description = "The cassette", body = RunCassette),
+        (status = 400, description = "Invalid path parameter", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 403, description = "The token lacks the patients:read scope", body = ErrorBody),
+        (status = 404, description = "No such run, or it kept no cassette", body = ErrorBody)
+    ),
+)]
+pub async fn cassette(
+    State(state): State<ApiState>,
+    PathParams(id): PathParams<i64>,
+) -> Result<Json<RunCassette>, ApiError> {
+    Ok(Json(state.daemon.app.run_cassette(id).await?))
 }
 
 #[utoipa::path(

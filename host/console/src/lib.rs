@@ -59,6 +59,7 @@ pub fn router(daemon: Arc<Daemon>, admin_token: String) -> Router {
         .route("/console/export", get(export::page))
         .route("/console/runs", get(runs::list))
         .route("/console/runs/{id}", get(runs::show))
+        .route("/console/runs/{id}/cassette", get(runs::cassette))
         .route("/console/connectors", get(connectors::list))
         .route(
             "/console/connectors/upload",

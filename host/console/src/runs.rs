@@ -4,7 +4,7 @@
 //! itself every few seconds (an HTML refresh, no script).
 
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use chrono::{NaiveDate, TimeZone, Utc};
 use maud::{html, Markup};
@@ -174,6 +174,8 @@ pub async fn show(
         ("checkpoints", c.checkpoints),
     ];
     let live = matches!(run.status, Status::Queued | Status::Running);
+    // What the flight recorder kept (listed without opening it: no read to audit).
+    let kept = state.daemon.app.run_cassette_meta(id).await.ok().flatten();
     let body = html! {
         @if live { meta http-equiv="refresh" content="3"; }
         p { (layout::badge(run.status)) " " @if live { span.muted { "(this page reloads until the run ends)" } } }
@@ -207,6 +209,37 @@ pub async fn show(
             }
         }
         @if let Some(m) = &run.message { h2 { "Connector's note" } (layout::detail(m)) }
+        @if let Some(k) = &kept {
+            h2 { "Flight recording" }
+            p.muted { "The run's HTTP exchanges, redacted and sealed, kept for its connector's author to replay." }
+            dl.facts {
+                dt { "Kept because" } dd { code { (k.reason) } }
+                dt { "Exchanges" } dd { (k.exchanges) " (" (k.bytes / 1024) " KiB)" }
+                dt { "Recorded" } dd { (layout::when(&k.recorded_at)) }
+                dt { "Download" } dd { a href={ "/console/runs/" (id) "/cassette" } { "cassette (JSON)" } " — every read is audited" }
+                dt { "Replay" } dd { code { "passerelle runs cassette " (id) " --out DIR" } " then " code { "passerelle connector test COMPONENT --cassette DIR" } }
+            }
+        }
     };
     layout::page(&ctx, &format!("Run {id}"), body)
+}
+
+/// `GET /console/runs/{id}/cassette`: the run's cassette as a JSON download (the
+/// service checks the scope and audits the read).
+pub async fn cassette(
+    State(state): State<ConsoleState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<i64>,
+) -> Response {
+    match state.daemon.app.run_cassette(id).await {
+        Ok(c) => (
+            [(
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"run-{id}-cassette.json\""),
+            )],
+            axum::Json(c),
+        )
+            .into_response(),
+        Err(e) => layout::failure(Some(&ctx), e),
+    }
 }

@@ -1,32 +1,20 @@
 //! Recording: `passerelle sync --record DIR` keeps every exchange of a run and writes
 //! them as a cassette `connector test` can replay — with no secret and no patient value
-//! in it. Secret values never reach it (the HTTP capability removes them from responses
-//! before anything else sees them, and requests carry them only in headers, which are
-//! not recorded); the patient values the run emitted are replaced in the response
-//! bodies by placeholders of the same shape (a date stays a date, an e-mail an e-mail),
-//! so the replayed run parses the same and stores the same records, patients aside.
-//! What the run did not emit is redacted by kind: every e-mail address, the values of
-//! members that hold contact details (`phone`, `email`, `birthdate`…) by their shape,
-//! and login tokens (`access_token`, `session`, `password`…) by a stand-in each — the
-//! same stand-in wherever the value appears, in the URLs too, so the replayed run asks
-//! for what it asked.
+//! in it (redacted by the service's one rule, [`passerelle_service::flight::redact`]);
+//! and `passerelle runs cassette RUN --out DIR` writes what the flight recorder kept of
+//! a run that drifted or failed, in the same format.
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-
-use serde_json::Value;
 
 use super::cassette::{CassetteFile, ExchangeFile, ReplayDefaults, INDEX};
 use super::KitError;
 use passerelle_model::records::PatientRecord;
 use passerelle_model::run::{Mode, Run, Trigger};
-use passerelle_runtime::capabilities::http::{Recorded, Recording};
+use passerelle_runtime::capabilities::http::Recording;
 use passerelle_service::app::Passerelle;
+use passerelle_service::flight::{redact, Cassette, Replay};
 use passerelle_service::sync::SyncOptions;
-
-/// Response headers kept in a cassette: what a connector may read, not transport details.
-const KEPT_HEADERS: &[&str] = &["content-type", "retry-after", "location", "link"];
 
 /// Syncs one account while recording, then writes the cassette into `dir` (which must
 /// not exist or be empty). The run, and the cassette's folder.
@@ -36,16 +24,7 @@ pub async fn record_sync(
     mode: Mode,
     dir: &Path,
 ) -> Result<(Run, PathBuf), KitError> {
-    if dir.exists()
-        && std::fs::read_dir(dir)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        return Err(KitError::Scaffold(format!(
-            "{}: not an empty folder; a recording needs its own",
-            dir.display()
-        )));
-    }
+    ensure_empty(dir)?;
     let account = app.account(account_id).await?;
     let recording = Recording::default();
     let now = chrono::Utc::now();
@@ -62,24 +41,31 @@ pub async fn record_sync(
         .await?;
     let patients: Vec<PatientRecord> = app
         .store
-        .appointments(&account.id)
+        .appointments_of_run(&account.id, run.id)
         .await?
         .into_iter()
-        .filter(|a| a.last_seen_run == run.id)
         .filter_map(|a| a.record.patient)
         .collect();
     let exchanges = std::mem::take(&mut *recording.lock().expect("not poisoned"));
-    let replay = ReplayDefaults {
-        now: Some(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        window: Some(format!(
-            "{}:{}",
-            app.config.sync.window_past_days, app.config.sync.window_future_days
-        )),
-        settings: account.settings.clone(),
+    let cassette = Cassette {
+        replay: Replay {
+            now: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            window: format!(
+                "{}:{}",
+                app.config.sync.window_past_days, app.config.sync.window_future_days
+            ),
+            settings: account.settings.clone(),
+        },
+        exchanges: redact::redact(
+            &exchanges,
+            redact::Redaction {
+                patients: &patients,
+                names_by_member: false,
+                scrubber: None,
+            },
+        ),
     };
-    let mut placeholders = Placeholders::new(&patients);
-    placeholders.learn_tokens(&exchanges);
-    write(dir, &exchanges, &placeholders, replay)?;
+    write_cassette(dir, &cassette, "passerelle sync --record")?;
     // A recording holds what a platform answered about a practice: on the trail.
     app.audit(
         "sync.record",
@@ -91,61 +77,60 @@ pub async fn record_sync(
     Ok((run, dir.to_path_buf()))
 }
 
-fn write(
-    dir: &Path,
-    exchanges: &[Recorded],
-    placeholders: &Placeholders,
-    replay: ReplayDefaults,
-) -> Result<(), KitError> {
+/// Refuses a folder that holds something: a cassette needs its own.
+pub fn ensure_empty(dir: &Path) -> Result<(), KitError> {
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(KitError::Scaffold(format!(
+            "{}: not an empty folder; a cassette needs its own",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Writes `cassette` into `dir` (created owner-only; it must not exist or be empty) as
+/// `cassette.toml` and one body file per exchange, readable by `connector test`.
+/// `by` names what recorded it, in the index's header.
+pub fn write_cassette(dir: &Path, cassette: &Cassette, by: &str) -> Result<(), KitError> {
+    ensure_empty(dir)?;
     let io = |e: std::io::Error| KitError::Scaffold(format!("writing {}: {e}", dir.display()));
-    // Owner-only: what a platform answered may name people the placeholders missed.
+    // Owner-only: what a platform answered may name people the redaction missed.
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .map_err(io)?;
     let mut file = CassetteFile {
-        replay: Some(replay),
+        replay: Some(ReplayDefaults {
+            now: Some(cassette.replay.now.clone()),
+            window: Some(cassette.replay.window.clone()),
+            settings: cassette.replay.settings.clone(),
+        }),
         exchanges: Vec::new(),
     };
-    for (i, e) in exchanges.iter().enumerate() {
-        let json = serde_json::from_slice::<Value>(&e.body).ok();
-        let (body, ext) = match json {
-            Some(mut v) => {
-                placeholders.apply_json(&mut v);
-                (serde_json::to_vec_pretty(&v).expect("serialisable"), "json")
-            }
-            None => (
-                placeholders
-                    .apply_text(&String::from_utf8_lossy(&e.body))
-                    .into_bytes(),
-                "txt",
-            ),
-        };
-        let name = format!("{:03}.{ext}", i + 1);
-        write_private(&dir.join(&name), &body).map_err(io)?;
+    for (i, e) in cassette.exchanges.iter().enumerate() {
+        let name = format!("{:03}.{}", i + 1, if e.json { "json" } else { "txt" });
+        write_private(&dir.join(&name), e.body.as_bytes()).map_err(io)?;
         file.exchanges.push(ExchangeFile {
             method: e.method.clone(),
-            url: placeholders.apply_text(&e.url),
-            headers: BTreeMap::new(),
+            url: e.url.clone(),
+            headers: Default::default(),
             body_json: None,
             status: e.status,
-            headers_out: e
-                .headers
-                .iter()
-                .filter(|(k, _)| KEPT_HEADERS.contains(&k.to_ascii_lowercase().as_str()))
-                .map(|(k, v)| (k.to_ascii_lowercase(), placeholders.apply_text(v)))
-                .collect(),
+            headers_out: e.headers.clone(),
             body: Some(name),
             body_text: None,
-            note: None,
+            note: e.note.clone(),
         });
     }
     let text = format!(
-        "# Recorded by `passerelle sync --record` ({} exchanges). Secret values and the\n\
-         # patient values the run emitted are not in it: placeholders of the same shape\n\
-         # stand in their place.\n{}",
-        exchanges.len(),
+        "# Recorded by `{by}` ({} exchanges). Secret values and patient values are not in\n\
+         # it: placeholders of the same shape stand in their place.\n{}",
+        cassette.exchanges.len(),
         toml::to_string(&file).map_err(|e| KitError::Internal(e.into()))?
     );
     write_private(&dir.join(INDEX), text.as_bytes()).map_err(io)?;
@@ -161,317 +146,4 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?
         .write_all(bytes)
-}
-
-/// Patient values → stand-ins of the same shape. Distinctive values (full names, birth
-/// dates, phones, e-mails) are replaced wherever they appear; a lone first or last name,
-/// or a patient id, only where it is a whole JSON string — a practitioner may share a
-/// patient's surname, and must stay as the platform sent it.
-struct Placeholders {
-    anywhere: Vec<(String, String)>,
-    whole: BTreeMap<String, String>,
-    /// Login tokens learned so far.
-    tokens: usize,
-}
-
-impl Placeholders {
-    fn new(patients: &[PatientRecord]) -> Placeholders {
-        let mut anywhere: BTreeMap<String, String> = BTreeMap::new();
-        let mut whole: BTreeMap<String, String> = BTreeMap::new();
-        let usable = |v: &String| v.chars().count() >= 2;
-        for (n, p) in patients.iter().enumerate() {
-            let n = n + 1;
-            let (first, last) = (format!("Prénom{n}"), format!("Nom{n}"));
-            for (value, stand_in) in [
-                (
-                    format!("{} {}", p.first_name, p.last_name),
-                    format!("{first} {last}"),
-                ),
-                (
-                    format!("{} {}", p.last_name, p.first_name),
-                    format!("{last} {first}"),
-                ),
-            ] {
-                anywhere.entry(value).or_insert(stand_in);
-            }
-            for (value, stand_in) in [
-                (
-                    p.birth_date.as_ref(),
-                    same_shape_date(p.birth_date.as_deref()),
-                ),
-                (p.phone.as_ref(), digits_to_zero(p.phone.as_deref())),
-                (p.email.as_ref(), format!("patient{n}@example.invalid")),
-            ] {
-                if let Some(v) = value.filter(|v| usable(v)) {
-                    anywhere.entry(v.clone()).or_insert(stand_in);
-                }
-            }
-            for (value, stand_in) in [
-                (Some(&p.first_name), first.clone()),
-                (Some(&p.last_name), last.clone()),
-                (p.external_id.as_ref(), format!("patient-{n}")),
-            ] {
-                if let Some(v) = value.filter(|v| usable(v)) {
-                    whole.entry(v.clone()).or_insert(stand_in);
-                }
-            }
-        }
-        let mut anywhere: Vec<(String, String)> = anywhere.into_iter().collect();
-        anywhere.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
-        Placeholders {
-            anywhere,
-            whole,
-            tokens: 0,
-        }
-    }
-
-    /// Learns the login tokens the responses hold (the values of token-like members),
-    /// each to be replaced by a stand-in of its own wherever it appears.
-    fn learn_tokens(&mut self, exchanges: &[Recorded]) {
-        fn walk(v: &Value, found: &mut Vec<String>) {
-            match v {
-                Value::Object(map) => {
-                    for (key, value) in map {
-                        match (member_kind(key), value) {
-                            (Some(Member::Token), Value::String(s)) if s.chars().count() >= 4 => {
-                                found.push(s.clone())
-                            }
-                            _ => walk(value, found),
-                        }
-                    }
-                }
-                Value::Array(items) => items.iter().for_each(|i| walk(i, found)),
-                _ => {}
-            }
-        }
-        let mut found = Vec::new();
-        for e in exchanges {
-            if let Ok(v) = serde_json::from_slice::<Value>(&e.body) {
-                walk(&v, &mut found);
-            }
-        }
-        for token in found {
-            let n = self.tokens + 1;
-            if !self.anywhere.iter().any(|(v, _)| *v == token) {
-                self.anywhere.push((token, format!("recorded-token-{n}")));
-                self.tokens = n;
-            }
-        }
-        self.anywhere
-            .sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
-    }
-
-    fn apply_text(&self, text: &str) -> String {
-        if let Some(stand_in) = self.whole.get(text) {
-            return stand_in.clone();
-        }
-        let mut out = text.to_string();
-        for (value, stand_in) in &self.anywhere {
-            if out.contains(value.as_str()) {
-                out = out.replace(value.as_str(), stand_in);
-            }
-        }
-        // Stand-ins (`patient1@example.invalid`) stay; any other address goes.
-        passerelle_runtime::scrub::replace_emails(&out, |address| {
-            if address.ends_with("@example.invalid") {
-                address.to_string()
-            } else {
-                "redacted@example.invalid".to_string()
-            }
-        })
-        .into_owned()
-    }
-
-    /// A contact value: its stand-in when the run emitted it (or it is an e-mail
-    /// address), else one of its shape — a date stays a valid date.
-    fn redact_contact(&self, s: &str) -> String {
-        let known = self.apply_text(s);
-        if known != s {
-            return known;
-        }
-        let date_like = s.chars().any(|c| c.is_ascii_digit())
-            && s.chars()
-                .all(|c| c.is_ascii_digit() || matches!(c, '-' | '/' | '.'));
-        if date_like && (8..=10).contains(&s.len()) {
-            same_shape_date(Some(s))
-        } else {
-            same_shape(s)
-        }
-    }
-
-    fn apply_json(&self, v: &mut Value) {
-        match v {
-            Value::String(s) => *s = self.apply_text(s),
-            Value::Array(items) => items.iter_mut().for_each(|i| self.apply_json(i)),
-            Value::Object(map) => {
-                for (key, value) in map.iter_mut() {
-                    match (member_kind(key), &value) {
-                        (Some(Member::Contact), Value::String(s)) => {
-                            *value = Value::String(self.redact_contact(s))
-                        }
-                        _ => self.apply_json(value),
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// What a JSON member holds, by its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Member {
-    /// Contact details or a birth date: redacted by shape whoever they are of.
-    Contact,
-    /// A login token or password: a stand-in of its own.
-    Token,
-}
-
-/// The kind of a member named `key` (`access_token`, `accessToken`, `Access-Token` are
-/// one name).
-fn member_kind(key: &str) -> Option<Member> {
-    let name: String = key
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    // Whole names, and endings (`mobilePhone`, `refresh_token`, `clientSecret`); short
-    // words only whole (`tel` ends `hotel`).
-    const CONTACT_NAMES: &[&str] = &["tel", "fax", "mail", "mobile", "dob", "birthday"];
-    const CONTACT_ENDINGS: &[&str] = &[
-        "phone",
-        "phonenumber",
-        "email",
-        "emailaddress",
-        "birthdate",
-        "dateofbirth",
-    ];
-    const TOKEN_NAMES: &[&str] = &["session", "jwt", "authorization", "passwd", "auth"];
-    const TOKEN_ENDINGS: &[&str] = &[
-        "token",
-        "password",
-        "secret",
-        "apikey",
-        "sessionid",
-        "cookie",
-    ];
-    let is = |names: &[&str], endings: &[&str]| {
-        names.contains(&name.as_str()) || endings.iter().any(|w| name.ends_with(w))
-    };
-    if is(TOKEN_NAMES, TOKEN_ENDINGS) {
-        Some(Member::Token)
-    } else if is(CONTACT_NAMES, CONTACT_ENDINGS) {
-        Some(Member::Contact)
-    } else {
-        None
-    }
-}
-
-/// A value of the same shape: digits `0`, letters `x`, the rest kept (`+33 6 12…` →
-/// `+00 0 00…`, `zoe@ex.fr` → `xxx@xx.xx`, `1984-03-12` → `0000-00-00`).
-fn same_shape(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_digit() {
-                '0'
-            } else if c.is_alphabetic() {
-                'x'
-            } else {
-                c
-            }
-        })
-        .collect()
-}
-
-/// A date in the same format: `1984-03-12` → `1900-01-01`; another shape keeps its
-/// separators, every digit `1` (`12/03/1984` → `11/11/1111`, still a date).
-fn same_shape_date(d: Option<&str>) -> String {
-    let d = d.unwrap_or_default();
-    if chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok() {
-        "1900-01-01".into()
-    } else {
-        d.chars()
-            .map(|c| if c.is_ascii_digit() { '1' } else { c })
-            .collect()
-    }
-}
-
-fn digits_to_zero(s: Option<&str>) -> String {
-    s.unwrap_or_default()
-        .chars()
-        .map(|c| if c.is_ascii_digit() { '0' } else { c })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::record::*;
-
-    /// What the run did not emit is redacted by kind: e-mails anywhere, contact members
-    /// by shape, login tokens by one stand-in each, in the URLs as in the bodies.
-    #[test]
-    fn contacts_and_tokens_the_run_did_not_emit_are_redacted() {
-        let body = serde_json::json!({
-            "access_token": "eyJhbGciOi.payload.sig",
-            "session": {"refreshToken": "r-77-secret-ish"},
-            "patients": [{"mobilePhone": "06 55 12 34 56", "e-mail": "anna@x.example",
-                "birthDate": "12/03/1984", "note": "write to anna@x.example"}],
-            "agenda": {"id": 123456789, "label": "Cabinet"}
-        });
-        let exchange = Recorded {
-            method: "GET".into(),
-            url: "https://p.example/api/agenda?token=eyJhbGciOi.payload.sig&q=anna@x.example"
-                .into(),
-            request_body: None,
-            status: 200,
-            headers: vec![],
-            body: serde_json::to_vec(&body).unwrap(),
-        };
-        let mut placeholders = Placeholders::new(&[]);
-        placeholders.learn_tokens(std::slice::from_ref(&exchange));
-        let mut v = body.clone();
-        placeholders.apply_json(&mut v);
-        assert_eq!(v["access_token"], "recorded-token-1");
-        assert_eq!(v["session"]["refreshToken"], "recorded-token-2");
-        let p = &v["patients"][0];
-        assert_eq!(p["mobilePhone"], "00 00 00 00 00");
-        assert_eq!(p["e-mail"], "redacted@example.invalid");
-        assert_eq!(p["birthDate"], "11/11/1111");
-        assert_eq!(p["note"], "write to redacted@example.invalid");
-        // Ids and the rest as the platform sent them; a short word only whole.
-        assert_eq!(v["agenda"], body["agenda"]);
-        assert_eq!(member_kind("hotel"), None);
-        assert_eq!(member_kind("nextPageToken"), Some(Member::Token));
-        assert_eq!(
-            placeholders.apply_text(&exchange.url),
-            "https://p.example/api/agenda?token=recorded-token-1&q=redacted@example.invalid"
-        );
-    }
-
-    #[test]
-    fn patient_values_become_stand_ins_of_the_same_shape() {
-        let p = PatientRecord {
-            external_id: Some("pat-77".into()),
-            first_name: "Zoéline".into(),
-            last_name: "Quintardeau".into(),
-            birth_date: Some("1984-03-12".into()),
-            phone: Some("+33 6 55 12 34 56".into()),
-            email: Some("zoe.q@patients.example".into()),
-        };
-        let stand_ins = Placeholders::new(&[p]);
-        let mut v: Value = serde_json::json!({"patient": {
-            "id": "pat-77", "name": "Zoéline Quintardeau", "last": "Quintardeau",
-            "born": "1984-03-12", "phone": "+33 6 55 12 34 56",
-            "mail": "zoe.q@patients.example", "n": 3},
-            "practitioner": "Dr Ada Quintardeau"});
-        stand_ins.apply_json(&mut v);
-        assert_eq!(
-            v,
-            serde_json::json!({"patient": {
-                "id": "patient-1", "name": "Prénom1 Nom1", "last": "Nom1",
-                "born": "1900-01-01", "phone": "+00 0 00 00 00 00",
-                "mail": "patient1@example.invalid", "n": 3},
-                "practitioner": "Dr Ada Quintardeau"})
-        );
-    }
 }

@@ -218,6 +218,17 @@ impl Scrubber {
         self.len() == 0
     }
 
+    /// `text` with every known value (secret or patient) replaced, and nothing else: for
+    /// structured text a pattern would damage (a recorded platform answer, where a
+    /// phone-like run of digits may be an id).
+    pub fn scrub_values(&mut self, text: &str) -> String {
+        if self.is_empty() {
+            return text.to_string();
+        }
+        let (matcher, secrets) = self.matcher();
+        replace_folded(matcher, secrets, text)
+    }
+
     /// `text` with every known value and every e-mail or phone pattern replaced.
     pub fn scrub(&mut self, text: &str) -> String {
         let mut out = if self.is_empty() {

@@ -42,6 +42,8 @@ pub struct Config {
     pub export: ExportConfig,
     /// What one account may keep in the database, and the disk guard.
     pub quotas: passerelle_model::Quotas,
+    /// What runs that drift or fail keep of their HTTP exchanges.
+    pub flight_recorder: crate::flight::FlightRecorderConfig,
 }
 
 /// The change feed.
@@ -434,6 +436,7 @@ impl Config {
         if !(1..=64).contains(&d.concurrency) {
             anyhow::bail!("delivery.concurrency must be between 1 and 64");
         }
+        self.flight_recorder.validate()?;
         if self.feed.retention_days == 0 {
             anyhow::bail!("feed.retention_days must be at least 1");
         }

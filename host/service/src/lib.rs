@@ -37,6 +37,7 @@ pub mod daemons;
 pub mod delivery;
 pub mod export;
 pub mod feed;
+pub mod flight;
 pub mod overview;
 pub mod plugins;
 pub mod practices;

@@ -334,7 +334,13 @@ impl Passerelle {
     ) -> Result<Executed> {
         let limits = self.config.limits.clone();
         let (mut http, scrubber) = self.prepare_http(account, manifest, &limits, None).await?;
-        http.recording = options.record.clone();
+        // The flight recorder's copy (kept only if the run ends badly), or `--record`'s.
+        let flight = match (&options.record, self.config.flight_recorder.enabled) {
+            (Some(given), _) => Some(given.clone()),
+            (None, true) => Some(http::Recording::default()),
+            (None, false) => None,
+        };
+        http.recording = flight.clone();
         let scope = Scope {
             connector: manifest.name.clone(),
             practice_id: account.practice_id.clone(),
@@ -457,6 +463,42 @@ impl Passerelle {
             ..records.committed.clone()
         };
         end.cursor_after = records.last_cursor.clone();
+        let flight_config = &self.config.flight_recorder;
+        let reason = crate::flight::reason_to_keep(
+            end.status,
+            end.error_kind,
+            end.counts.quarantined,
+            flight_config.keeps_baseline(&manifest.name, &account.id),
+        );
+        if let (Some(recording), Some(reason)) = (flight, reason) {
+            let exchanges = {
+                let mut held = recording.lock().expect("not poisoned");
+                match options.record {
+                    // `sync --record` writes them too.
+                    Some(_) => held.clone(),
+                    None => std::mem::take(&mut *held),
+                }
+            };
+            self.keep_flight(crate::flight::Ended {
+                account,
+                run_id,
+                connector: &manifest.name,
+                version: &manifest.version,
+                reason,
+                replay: crate::flight::Replay {
+                    now: now.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    window: format!(
+                        "{}:{}",
+                        self.config.sync.window_past_days, self.config.sync.window_future_days
+                    ),
+                    settings: account.settings.clone(),
+                },
+                exchanges,
+                scrubber: &mut scrubber,
+            })
+            .instrument(tracing::debug_span!(parent: &span, "flight_recorder"))
+            .await;
+        }
         Ok(Executed {
             end,
             last: last_commit.map(|commit| LastCommit {

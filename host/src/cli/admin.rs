@@ -23,6 +23,7 @@ use passerelle_service::app::Passerelle;
 use passerelle_service::check::AccountCheck;
 use passerelle_service::connectors::{ConnectorView, InstallAnswer};
 use passerelle_service::feed::{ChangePage, ChangeQuery};
+use passerelle_service::flight::RunCassette;
 use passerelle_service::practices::{NewPractice, PracticeUpdate, PracticeView};
 use passerelle_service::records::{AppointmentPage, AppointmentQuery, SlotPage, SlotQuery};
 use passerelle_service::runs::{RunQuery, SyncRequest};
@@ -66,6 +67,8 @@ pub trait Admin {
         progress: &Progress,
     ) -> Result<Vec<Run>>;
     async fn runs(&self, query: RunQuery) -> Result<Vec<Run>>;
+    /// The flight recorder's cassette of a run (audited).
+    async fn run_cassette(&self, run: i64) -> Result<RunCassette>;
     async fn daemons(&self) -> Result<Vec<DaemonRow>>;
     async fn appointments(
         &self,
@@ -176,6 +179,9 @@ impl Admin for Local {
     }
     async fn runs(&self, query: RunQuery) -> Result<Vec<Run>> {
         local(self.0.runs(&query).await)
+    }
+    async fn run_cassette(&self, run: i64) -> Result<RunCassette> {
+        local(self.0.run_cassette(run).await)
     }
     async fn daemons(&self) -> Result<Vec<DaemonRow>> {
         local(self.0.daemons().await)
@@ -295,6 +301,9 @@ impl Admin for Client {
     }
     async fn runs(&self, query: RunQuery) -> Result<Vec<Run>> {
         Ok(Client::runs(self, &query).await?)
+    }
+    async fn run_cassette(&self, run: i64) -> Result<RunCassette> {
+        Ok(Client::run_cassette(self, run).await?)
     }
     async fn daemons(&self) -> Result<Vec<DaemonRow>> {
         Ok(Client::daemons(self).await?)

@@ -267,8 +267,12 @@ pub enum Command {
     /// signed with the Standard Webhooks scheme (a daemon delivers).
     #[command(subcommand)]
     Subscriptions(SubscriptionsCmd),
-    /// The sync log, newest first.
+    /// The sync log, newest first; `runs cassette RUN --out DIR` writes what the flight
+    /// recorder kept of a run that drifted or failed.
+    #[command(args_conflicts_with_subcommands = true)]
     Runs {
+        #[command(subcommand)]
+        cmd: Option<RunsCmd>,
         #[arg(long)]
         practice: Option<String>,
         #[arg(long)]
@@ -287,6 +291,22 @@ pub enum Command {
         before: Option<i64>,
         #[arg(long, default_value_t = 20)]
         limit: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunsCmd {
+    /// Write the flight recorder's cassette of a run (one that drifted, failed in a way
+    /// its connector may be at fault for, or quarantined items) into a new folder, in
+    /// the format `passerelle connector test COMPONENT --cassette DIR` replays: its
+    /// exchanges redacted, with the run's clock, window and settings. The read is
+    /// audited; it needs the `patients:read` scope.
+    Cassette {
+        /// The run's id (`passerelle runs` lists them).
+        run: i64,
+        /// The folder to write (must not exist, or be empty).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 
 use super::admin::{Admin, Local};
 use super::args::{
-    AccountsCmd, AuditCmd, Command, ExportCmd, PluginsCmd, PracticesCmd, SecretsCmd,
+    AccountsCmd, AuditCmd, Command, ExportCmd, PluginsCmd, PracticesCmd, RunsCmd, SecretsCmd,
     SubscriptionsCmd, TokensCmd,
 };
 use super::progress::Progress;
@@ -390,6 +390,22 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
             Output::Synced { practice, runs }
         }
         Command::Runs {
+            cmd: Some(RunsCmd::Cassette { run, out }),
+            ..
+        } => {
+            let found = admin.run_cassette(run).await?;
+            passerelle_kit::record::write_cassette(
+                &out,
+                &found.cassette,
+                &format!("passerelle runs cassette {run}"),
+            )?;
+            Output::CassetteWritten {
+                dir: out,
+                cassette: found,
+            }
+        }
+        Command::Runs {
+            cmd: None,
             practice,
             account,
             status,

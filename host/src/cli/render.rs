@@ -90,6 +90,11 @@ pub enum Output {
     SubscriptionRemoved(String),
     SubscriptionReplayed(passerelle_service::subscriptions::SubscriptionView),
     Exported(passerelle_service::export::ExportReport),
+    /// A run's cassette, written into `dir`.
+    CassetteWritten {
+        dir: std::path::PathBuf,
+        cassette: passerelle_service::flight::RunCassette,
+    },
     /// Text made by the command itself (`connector new`, `connector build`, `serve
     /// --check-config`), printed as it is in both modes.
     Text(String),
@@ -236,6 +241,15 @@ impl Output {
             Output::SubscriptionRemoved(id) => json!({"removed": id}),
             Output::SubscriptionReplayed(s) => v(s),
             Output::Exported(r) => v(r),
+            Output::CassetteWritten { dir, cassette } => json!({
+                "run_id": cassette.run_id,
+                "connector": cassette.connector,
+                "version": cassette.version,
+                "reason": cassette.reason,
+                "recorded_at": cassette.recorded_at,
+                "exchanges": cassette.cassette.exchanges.len(),
+                "dir": dir,
+            }),
             Output::Text(text) => Value::String(text.clone()),
             Output::ConnectorTest { reports, many, .. } => match (many, reports.first()) {
                 (false, Some(report)) => v(report),
@@ -488,6 +502,22 @@ impl Output {
             Output::Subscriptions(s) => super::render_records::subscriptions(s, line),
             Output::SubscriptionRemoved(id) => line(format!("removed subscription {id}")),
             Output::Exported(r) => super::render_records::exported(r, line),
+            Output::CassetteWritten { dir, cassette } => {
+                line(format!(
+                    "run {} ({}, {} {}, recorded {}): {} exchanges written to {}",
+                    cassette.run_id,
+                    cassette.reason,
+                    cassette.connector,
+                    cassette.version,
+                    cassette.recorded_at,
+                    cassette.cassette.exchanges.len(),
+                    dir.display()
+                ));
+                line(format!(
+                    "replay: passerelle connector test COMPONENT --cassette {}",
+                    dir.display()
+                ))
+            }
             Output::SubscriptionReplayed(s) => line(format!(
                 "subscription {} delivers again from after {} ({})",
                 s.id,

@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod cassettes;
 pub mod connectors;
 pub mod daemons;
 pub mod durations;

@@ -43,6 +43,7 @@ embedded!(
     "0017_store_meta",
     "0018_export_listing",
     "0019_duration_trigger",
+    "0020_run_cassettes",
 );
 
 /// One backend's embedded migrations.

@@ -347,6 +347,7 @@ impl Store {
             "sync_state",
             "account_pauses",
             "quarantined_items",
+            "run_cassettes",
         ] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE account_id IN (SELECT id FROM accounts WHERE practice_id = $1)"
@@ -388,6 +389,7 @@ impl Store {
             "sync_state",
             "account_pauses",
             "quarantined_items",
+            "run_cassettes",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
                 .bind(id)

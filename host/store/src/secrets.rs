@@ -167,6 +167,9 @@ impl Store {
             n += 1;
         }
         n += Store::reseal_subscription_secrets(&mut tx, keyring, first).await?;
+        if !first {
+            n += Store::reseal_cassettes(&mut tx, keyring).await?;
+        }
         if first {
             sqlx::query(
                 "INSERT INTO store_meta (key, value) VALUES ('secrets_sealed', $1)

@@ -310,6 +310,23 @@ impl Store {
                 .await?;
         Ok(rows.iter().map(appointment_from_row).collect())
     }
+
+    /// The appointments of an account that one run wrote or saw (its checkpoints).
+    pub async fn appointments_of_run(
+        &self,
+        account_id: &str,
+        run_id: i64,
+    ) -> StoreResult<Vec<StoredAppointment>> {
+        let rows = sqlx::query(
+            "SELECT * FROM appointments WHERE account_id = $1 AND last_seen_run = $2
+             ORDER BY external_id",
+        )
+        .bind(account_id)
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(appointment_from_row).collect())
+    }
 }
 
 /// Appointments per batch (20 parameters each; see [`SLOTS_PER_STATEMENT`]).

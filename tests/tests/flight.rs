@@ -1,0 +1,219 @@
+//! The flight recorder, end to end on the simulator: a platform renames a field, the run
+//! drifts and keeps its exchanges as a sealed, redacted cassette; `runs cassette`
+//! exports it (audited, scope-checked); the drifting version fails `connector test` on
+//! it and the fixed build passes; successful runs keep nothing; retention bounds what is
+//! kept. SQLite and PostgreSQL.
+
+use passerelle::model::run::{Mode, Status};
+use passerelle::service::principal::{as_principal, Principal, Scope};
+use passerelle_tests as common;
+
+use common::{component, databases, renamed_start_date, sim_config, variant};
+
+const FIXED: &str = "doctolib-0.2.0-start-date-v2.wasm";
+
+/// `connector test COMPONENT --cassette DIR --full` through the kit, as the CLI runs it.
+async fn replay(component: std::path::PathBuf, cassette: &std::path::Path) -> passerelle::kit::TestReport {
+    passerelle::kit::test(passerelle::kit::TestOptions {
+        component,
+        cassette: cassette.to_path_buf(),
+        fixtures: Vec::new(),
+        live: None,
+        bench: passerelle::kit::harness::BenchOptions {
+            settings: Default::default(),
+            secrets: [("api-token".to_string(), "replayed-token".to_string())].into(),
+            now: None,
+            window: None,
+        },
+        full: true,
+        expect: None,
+        bless: false,
+        checks: Vec::new(),
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_drifted_run_keeps_a_sealed_redacted_cassette_that_reproduces_the_drift_and_proves_the_fix(
+) {
+    for db in databases().await {
+        let mut config = passerelle::service::config::Config::default();
+        config.flight_recorder.baselines.insert("doctolib".into(), 100);
+        let sim = common::sim_env_with(&db, sim_config(1, 12), config).await;
+        let app = &sim.env.app;
+        let world = sim.sim.world().clone();
+        let account = world.accounts().next().unwrap().clone();
+
+        // Every doctolib account keeps a baseline: its last successful run.
+        let ok = sim.sync(&account.id, Mode::Full).await;
+        assert_eq!(ok.status, Status::Succeeded, "{ok:?}");
+        let baseline = app.run_cassette_meta(ok.id).await.unwrap().expect("a baseline");
+        assert_eq!(baseline.reason, "baseline");
+        let again = sim.sync(&account.id, Mode::Full).await;
+        assert_eq!(again.status, Status::Succeeded, "{again:?}");
+        assert_eq!(app.run_cassette_meta(ok.id).await.unwrap(), None, "one baseline per account");
+        let baseline = app.run_cassette_meta(again.id).await.unwrap().expect("a baseline");
+        assert_eq!(baseline.exchanges, again.counts.http_requests);
+
+        // The platform renames a field: the run drifts and keeps its exchanges.
+        sim.sim.set_faults("doctolib", renamed_start_date());
+        let drifted = sim.sync(&account.id, Mode::Full).await;
+        assert_eq!(drifted.status, Status::Drift, "{drifted:?}");
+        let meta = app
+            .run_cassette_meta(drifted.id)
+            .await
+            .unwrap()
+            .expect("a drifted run keeps its cassette");
+        assert_eq!(meta.reason, "drift");
+        // The run's own exchanges, then the baseline's for what it never reached.
+        assert_eq!(
+            meta.exchanges,
+            drifted.counts.http_requests + baseline.exchanges,
+            "{meta:?}"
+        );
+        assert!(meta.bytes > 0);
+
+        // Sealed at rest: the row holds no platform text.
+        let sealed: String = sqlx::query_scalar("SELECT sealed FROM run_cassettes WHERE run_id = $1")
+            .bind(drifted.id)
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+        assert!(sealed.starts_with("sealed1:"), "{}", &sealed[..20]);
+        assert!(!sealed.contains("appointments") && !sealed.contains("doctolib"));
+
+        // Reading it needs patients:read; a read token is refused, and nothing is audited.
+        let reader = Principal {
+            name: "token:reader".into(),
+            scopes: vec![Scope::Read, Scope::AppointmentsRead],
+        };
+        let refused = as_principal(reader, app.run_cassette(drifted.id)).await;
+        assert!(
+            matches!(refused, Err(passerelle::service::ServiceError::Forbidden(_))),
+            "{refused:?}"
+        );
+        let read = as_principal(Principal::trusted("local:author"), app.run_cassette(drifted.id))
+            .await
+            .unwrap();
+        assert_eq!((read.run_id, read.reason.as_str()), (drifted.id, "drift"));
+        let noted: Vec<_> = read.cassette.exchanges.iter().filter_map(|e| e.note.clone()).collect();
+        assert_eq!(noted.len() as i64, baseline.exchanges);
+        assert!(noted.iter().all(|n| *n == format!("baseline run {}", again.id)), "{noted:?}");
+        let trail = app.audit_entries(Some(5)).await.unwrap();
+        let reads: Vec<_> = trail
+            .iter()
+            .filter(|e| e.action == "run.cassette.read")
+            .collect();
+        assert_eq!(reads.len(), 1, "{trail:?}");
+        assert_eq!(
+            (reads[0].actor.as_str(), reads[0].target.as_str()),
+            ("local:author", account.id.as_str())
+        );
+
+        // Exported in the kit's format: no secret, no patient value, no e-mail address.
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("drift");
+        passerelle::kit::record::write_cassette(&out, &read.cassette, "test").unwrap();
+        let mut text = String::new();
+        for entry in std::fs::read_dir(&out).unwrap() {
+            text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+        }
+        assert!(text.contains("[replay]") && text.contains("now = "), "{text}");
+        assert!(!text.contains(&account.token), "the secret is in the cassette");
+        for (at, _) in text.match_indices('@') {
+            assert!(
+                text[at + 1..].starts_with("example.invalid"),
+                "an e-mail address is in the cassette"
+            );
+        }
+        let mut patients = 0;
+        for a in world.accounts() {
+            for appointment in a.appointments.values() {
+                let p = &appointment.patient;
+                for value in [
+                    &p.email,
+                    &p.phone,
+                    &format!("\"{}\"", p.first_name),
+                    &format!("\"{}\"", p.last_name),
+                    &format!("{} {}", p.first_name, p.last_name),
+                ] {
+                    assert!(!text.contains(value.as_str()), "a patient value is in the cassette");
+                }
+                patients += 1;
+            }
+        }
+        assert!(patients > 0);
+
+        // The drifting version reproduces the drift offline; the fixed build passes.
+        let old = replay(component("doctolib"), &out).await;
+        assert_eq!(old.run.status, Status::Drift, "{:#?}", old.run);
+        assert_eq!(
+            old.run.drift.as_ref().unwrap().path,
+            drifted.drift.as_ref().unwrap().path
+        );
+        assert!(!old.passed());
+        let fixed = replay(variant(FIXED), &out).await;
+        assert!(
+            fixed.passed(),
+            "{:#?} {:#?}",
+            fixed.run,
+            fixed.requests
+        );
+        assert!(!fixed.records.appointments.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn kept_cassettes_stay_within_their_bounds_and_go_with_their_account() {
+    for db in databases().await {
+        let mut config = passerelle::service::config::Config::default();
+        // Room for about one cassette per account.
+        config.flight_recorder.per_account_kib = 1;
+        let sim = common::sim_env_with(&db, sim_config(1, 12), config).await;
+        let app = &sim.env.app;
+        let account = sim.sim.world().accounts().next().unwrap().id.clone();
+        // Without baselines, a run that succeeds keeps nothing.
+        let ok = sim.sync(&account, Mode::Full).await;
+        assert_eq!(ok.status, Status::Succeeded, "{ok:?}");
+        assert_eq!(app.run_cassette_meta(ok.id).await.unwrap(), None);
+        sim.sim.set_faults("doctolib", renamed_start_date());
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            let run = sim.sync(&account, Mode::Full).await;
+            assert_eq!(run.status, Status::Drift);
+            runs.push(run.id);
+        }
+        let kept = app.run_cassettes(Some("doctolib")).await.unwrap();
+        // Each is over the bound alone: the newest stays, the older ones went.
+        assert!(kept.iter().all(|k| k.bytes > 1024), "{kept:?}");
+        assert_eq!(
+            kept.iter().map(|k| k.run_id).collect::<Vec<_>>(),
+            vec![*runs.last().unwrap()]
+        );
+
+        // Off: a drift keeps nothing.
+        let mut off = app.config.clone();
+        off.flight_recorder.enabled = false;
+        let quiet = passerelle::Passerelle::open(sim.env.dir.path(), off).await.unwrap();
+        let stored = quiet.store.account(&account).await.unwrap().unwrap();
+        let run = quiet
+            .sync_account(
+                &stored,
+                passerelle::service::sync::SyncOptions {
+                    trigger: passerelle::model::run::Trigger::Manual,
+                    mode: Mode::Full,
+                    now: None,
+                    record: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(run.status, Status::Drift);
+        assert_eq!(app.run_cassette_meta(run.id).await.unwrap(), None);
+
+        // Deleting the account deletes its cassettes.
+        app.delete_account(&account, true).await.unwrap();
+        assert!(app.run_cassettes(None).await.unwrap().is_empty());
+    }
+}
