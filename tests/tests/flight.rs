@@ -145,6 +145,46 @@ async fn a_drifted_run_keeps_a_sealed_redacted_cassette_that_reproduces_the_drif
         }
         assert!(patients > 0);
 
+        // The command line writes the same cassette (a second audited read).
+        let data_dir = sim.env.dir.path().to_str().unwrap().to_string();
+        let cli_out = dir.path().join("cli");
+        let run_arg = drifted.id.to_string();
+        let mut env = vec![("PASSERELLE_DATA_DIR", data_dir.as_str())];
+        if let Some(url) = &db.url {
+            env.push(("PASSERELLE_DATABASE_URL", url.as_str()));
+        }
+        let printed = common::kit::passerelle_with_env(
+            &["--json", "runs", "cassette", &run_arg, "--out", cli_out.to_str().unwrap()],
+            &env,
+        );
+        assert_eq!(printed.code, 0, "{}", printed.stderr);
+        let json: serde_json::Value = serde_json::from_str(&printed.stdout).unwrap();
+        assert_eq!(json["reason"], "drift");
+        assert_eq!(json["exchanges"], meta.exchanges);
+        for entry in std::fs::read_dir(&out).unwrap() {
+            let name = entry.unwrap().file_name();
+            assert_eq!(
+                std::fs::read_to_string(out.join(&name)).unwrap().replace("`test`", ""),
+                std::fs::read_to_string(cli_out.join(&name))
+                    .unwrap()
+                    .replace(&format!("`passerelle runs cassette {}`", drifted.id), ""),
+                "{name:?}"
+            );
+        }
+        let again = common::kit::passerelle_with_env(
+            &["runs", "cassette", &run_arg, "--out", cli_out.to_str().unwrap()],
+            &env,
+        );
+        assert!(again.code != 0 && again.stderr.contains("not an empty folder"), "{}", again.stderr);
+        let reads = app
+            .audit_entries(Some(10))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "run.cassette.read")
+            .count();
+        assert_eq!(reads, 2, "a refused folder is refused before the read");
+
         // The drifting version reproduces the drift offline; the fixed build passes.
         let old = replay(component("doctolib"), &out).await;
         assert_eq!(old.run.status, Status::Drift, "{:#?}", old.run);

@@ -393,6 +393,8 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
             cmd: Some(RunsCmd::Cassette { run, out }),
             ..
         } => {
+            // Refused before the read, which is audited.
+            passerelle_kit::record::ensure_empty(&out)?;
             let found = admin.run_cassette(run).await?;
             passerelle_kit::record::write_cassette(
                 &out,
