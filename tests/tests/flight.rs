@@ -13,7 +13,10 @@ use common::{component, databases, renamed_start_date, sim_config, variant};
 const FIXED: &str = "doctolib-0.2.0-start-date-v2.wasm";
 
 /// `connector test COMPONENT --cassette DIR --full` through the kit, as the CLI runs it.
-async fn replay(component: std::path::PathBuf, cassette: &std::path::Path) -> passerelle::kit::TestReport {
+async fn replay(
+    component: std::path::PathBuf,
+    cassette: &std::path::Path,
+) -> passerelle::kit::TestReport {
     passerelle::kit::test(passerelle::kit::TestOptions {
         component,
         cassette: cassette.to_path_buf(),
@@ -39,7 +42,10 @@ async fn a_drifted_run_keeps_a_sealed_redacted_cassette_that_reproduces_the_drif
 ) {
     for db in databases().await {
         let mut config = passerelle::service::config::Config::default();
-        config.flight_recorder.baselines.insert("doctolib".into(), 100);
+        config
+            .flight_recorder
+            .baselines
+            .insert("doctolib".into(), 100);
         let sim = common::sim_env_with(&db, sim_config(1, 12), config).await;
         let app = &sim.env.app;
         let world = sim.sim.world().clone();
@@ -48,18 +54,47 @@ async fn a_drifted_run_keeps_a_sealed_redacted_cassette_that_reproduces_the_drif
         // Every doctolib account keeps a baseline: its last successful run.
         let ok = sim.sync(&account.id, Mode::Full).await;
         assert_eq!(ok.status, Status::Succeeded, "{ok:?}");
-        let baseline = app.run_cassette_meta(ok.id).await.unwrap().expect("a baseline");
+        let baseline = app
+            .run_cassette_meta(ok.id)
+            .await
+            .unwrap()
+            .expect("a baseline");
         assert_eq!(baseline.reason, "baseline");
         let again = sim.sync(&account.id, Mode::Full).await;
         assert_eq!(again.status, Status::Succeeded, "{again:?}");
-        assert_eq!(app.run_cassette_meta(ok.id).await.unwrap(), None, "one baseline per account");
-        let baseline = app.run_cassette_meta(again.id).await.unwrap().expect("a baseline");
+        assert_eq!(
+            app.run_cassette_meta(ok.id).await.unwrap(),
+            None,
+            "one baseline per account"
+        );
+        let baseline = app
+            .run_cassette_meta(again.id)
+            .await
+            .unwrap()
+            .expect("a baseline");
         assert_eq!(baseline.exchanges, again.counts.http_requests);
 
         // The platform renames a field: the run drifts and keeps its exchanges.
         sim.sim.set_faults("doctolib", renamed_start_date());
         let drifted = sim.sync(&account.id, Mode::Full).await;
         assert_eq!(drifted.status, Status::Drift, "{drifted:?}");
+        // The drift report shows the structure there: the renamed member, no value.
+        let shape = drifted
+            .drift
+            .as_ref()
+            .unwrap()
+            .shape
+            .clone()
+            .expect("a shape");
+        assert!(shape.starts_with("$.appointments[0]: {"), "{shape}");
+        assert!(
+            shape.contains("\"start_date_v2\": string") && !shape.contains("\"start_date\""),
+            "{shape}"
+        );
+        assert!(
+            !shape.contains(&account.id) && !shape.contains('@'),
+            "{shape}"
+        );
         let meta = app
             .run_cassette_meta(drifted.id)
             .await
@@ -75,11 +110,12 @@ async fn a_drifted_run_keeps_a_sealed_redacted_cassette_that_reproduces_the_drif
         assert!(meta.bytes > 0);
 
         // Sealed at rest: the row holds no platform text.
-        let sealed: String = sqlx::query_scalar("SELECT sealed FROM run_cassettes WHERE run_id = $1")
-            .bind(drifted.id)
-            .fetch_one(app.store.pool())
-            .await
-            .unwrap();
+        let sealed: String =
+            sqlx::query_scalar("SELECT sealed FROM run_cassettes WHERE run_id = $1")
+                .bind(drifted.id)
+                .fetch_one(app.store.pool())
+                .await
+                .unwrap();
         assert!(sealed.starts_with("sealed1:"), "{}", &sealed[..20]);
         assert!(!sealed.contains("appointments") && !sealed.contains("doctolib"));
 
@@ -90,16 +126,32 @@ async fn a_drifted_run_keeps_a_sealed_redacted_cassette_that_reproduces_the_drif
         };
         let refused = as_principal(reader, app.run_cassette(drifted.id)).await;
         assert!(
-            matches!(refused, Err(passerelle::service::ServiceError::Forbidden(_))),
+            matches!(
+                refused,
+                Err(passerelle::service::ServiceError::Forbidden(_))
+            ),
             "{refused:?}"
         );
-        let read = as_principal(Principal::trusted("local:author"), app.run_cassette(drifted.id))
-            .await
-            .unwrap();
+        let read = as_principal(
+            Principal::trusted("local:author"),
+            app.run_cassette(drifted.id),
+        )
+        .await
+        .unwrap();
         assert_eq!((read.run_id, read.reason.as_str()), (drifted.id, "drift"));
-        let noted: Vec<_> = read.cassette.exchanges.iter().filter_map(|e| e.note.clone()).collect();
+        let noted: Vec<_> = read
+            .cassette
+            .exchanges
+            .iter()
+            .filter_map(|e| e.note.clone())
+            .collect();
         assert_eq!(noted.len() as i64, baseline.exchanges);
-        assert!(noted.iter().all(|n| *n == format!("baseline run {}", again.id)), "{noted:?}");
+        assert!(
+            noted
+                .iter()
+                .all(|n| *n == format!("baseline run {}", again.id)),
+            "{noted:?}"
+        );
         let trail = app.audit_entries(Some(5)).await.unwrap();
         let reads: Vec<_> = trail
             .iter()
@@ -119,8 +171,14 @@ async fn a_drifted_run_keeps_a_sealed_redacted_cassette_that_reproduces_the_drif
         for entry in std::fs::read_dir(&out).unwrap() {
             text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
         }
-        assert!(text.contains("[replay]") && text.contains("now = "), "{text}");
-        assert!(!text.contains(&account.token), "the secret is in the cassette");
+        assert!(
+            text.contains("[replay]") && text.contains("now = "),
+            "{text}"
+        );
+        assert!(
+            !text.contains(&account.token),
+            "the secret is in the cassette"
+        );
         for (at, _) in text.match_indices('@') {
             assert!(
                 text[at + 1..].starts_with("example.invalid"),
@@ -138,7 +196,10 @@ async fn a_drifted_run_keeps_a_sealed_redacted_cassette_that_reproduces_the_drif
                     &format!("\"{}\"", p.last_name),
                     &format!("{} {}", p.first_name, p.last_name),
                 ] {
-                    assert!(!text.contains(value.as_str()), "a patient value is in the cassette");
+                    assert!(
+                        !text.contains(value.as_str()),
+                        "a patient value is in the cassette"
+                    );
                 }
                 patients += 1;
             }
@@ -154,7 +215,14 @@ async fn a_drifted_run_keeps_a_sealed_redacted_cassette_that_reproduces_the_drif
             env.push(("PASSERELLE_DATABASE_URL", url.as_str()));
         }
         let printed = common::kit::passerelle_with_env(
-            &["--json", "runs", "cassette", &run_arg, "--out", cli_out.to_str().unwrap()],
+            &[
+                "--json",
+                "runs",
+                "cassette",
+                &run_arg,
+                "--out",
+                cli_out.to_str().unwrap(),
+            ],
             &env,
         );
         assert_eq!(printed.code, 0, "{}", printed.stderr);
@@ -164,7 +232,9 @@ async fn a_drifted_run_keeps_a_sealed_redacted_cassette_that_reproduces_the_drif
         for entry in std::fs::read_dir(&out).unwrap() {
             let name = entry.unwrap().file_name();
             assert_eq!(
-                std::fs::read_to_string(out.join(&name)).unwrap().replace("`test`", ""),
+                std::fs::read_to_string(out.join(&name))
+                    .unwrap()
+                    .replace("`test`", ""),
                 std::fs::read_to_string(cli_out.join(&name))
                     .unwrap()
                     .replace(&format!("`passerelle runs cassette {}`", drifted.id), ""),
@@ -172,10 +242,20 @@ async fn a_drifted_run_keeps_a_sealed_redacted_cassette_that_reproduces_the_drif
             );
         }
         let again = common::kit::passerelle_with_env(
-            &["runs", "cassette", &run_arg, "--out", cli_out.to_str().unwrap()],
+            &[
+                "runs",
+                "cassette",
+                &run_arg,
+                "--out",
+                cli_out.to_str().unwrap(),
+            ],
             &env,
         );
-        assert!(again.code != 0 && again.stderr.contains("not an empty folder"), "{}", again.stderr);
+        assert!(
+            again.code != 0 && again.stderr.contains("not an empty folder"),
+            "{}",
+            again.stderr
+        );
         let reads = app
             .audit_entries(Some(10))
             .await
@@ -194,12 +274,7 @@ async fn a_drifted_run_keeps_a_sealed_redacted_cassette_that_reproduces_the_drif
         );
         assert!(!old.passed());
         let fixed = replay(variant(FIXED), &out).await;
-        assert!(
-            fixed.passed(),
-            "{:#?} {:#?}",
-            fixed.run,
-            fixed.requests
-        );
+        assert!(fixed.passed(), "{:#?} {:#?}", fixed.run, fixed.requests);
         assert!(!fixed.records.appointments.is_empty());
     }
 }
@@ -235,7 +310,9 @@ async fn kept_cassettes_stay_within_their_bounds_and_go_with_their_account() {
         // Off: a drift keeps nothing.
         let mut off = app.config.clone();
         off.flight_recorder.enabled = false;
-        let quiet = passerelle::Passerelle::open(sim.env.dir.path(), off).await.unwrap();
+        let quiet = passerelle::Passerelle::open(sim.env.dir.path(), off)
+            .await
+            .unwrap();
         let stored = quiet.store.account(&account).await.unwrap().unwrap();
         let run = quiet
             .sync_account(

@@ -206,6 +206,7 @@ pub async fn show(
                 dt { "JSON path" } dd { code { (d.path) } }
                 dt { "Expected" } dd { (d.expected) }
                 dt { "Found" } dd { (d.found) }
+                @if let Some(shape) = &d.shape { dt { "Shape there" } dd { code { (shape) } } }
             }
         }
         @if let Some(m) = &run.message { h2 { "Connector's note" } (layout::detail(m)) }

@@ -13,7 +13,7 @@ use passerelle_model::records::PatientRecord;
 use passerelle_model::run::{Mode, Run, Trigger};
 use passerelle_runtime::capabilities::http::Recording;
 use passerelle_service::app::Passerelle;
-use passerelle_service::flight::{redact, Cassette, Replay};
+use passerelle_service::flight::{redact, Cassette, CassetteReplay};
 use passerelle_service::sync::SyncOptions;
 
 /// Syncs one account while recording, then writes the cassette into `dir` (which must
@@ -48,7 +48,7 @@ pub async fn record_sync(
         .collect();
     let exchanges = std::mem::take(&mut *recording.lock().expect("not poisoned"));
     let cassette = Cassette {
-        replay: Replay {
+        replay: CassetteReplay {
             now: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             window: format!(
                 "{}:{}",

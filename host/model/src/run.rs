@@ -167,6 +167,11 @@ pub struct DriftReport {
     pub path: String,
     pub expected: String,
     pub found: String,
+    /// The structure around the path in the response that drifted, as the host saw it:
+    /// member names and JSON types, no value (`{"id": number, "start_date_v2": string}`).
+    /// Absent when the run's exchanges were not recorded or the path is not found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<String>,
 }
 
 impl std::fmt::Display for DriftReport {

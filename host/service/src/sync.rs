@@ -177,6 +177,7 @@ impl Passerelle {
                     path: String::new(),
                     expected: "the account within its quotas ([quotas])".into(),
                     found: detail,
+                    shape: None,
                 },
             )
         };
@@ -189,6 +190,7 @@ impl Passerelle {
                     path: String::new(),
                     expected: "no secret value in a platform's answer".into(),
                     found: end.error_detail.clone().unwrap_or_default(),
+                    shape: None,
                 },
             )),
             (_, _, Some(ErrorKind::Quota)) => {
@@ -439,6 +441,7 @@ impl Passerelle {
                         path: clean(&d.path),
                         expected: clean(&d.expected),
                         found: clean(&d.found),
+                        shape: None,
                     });
                 }
                 let (status, kind, detail) = describe_error(&error);
@@ -455,6 +458,11 @@ impl Passerelle {
                 end.error_kind = Some(failure.kind());
                 end.error_detail = Some(failure.detail().to_string());
             }
+        }
+        // The structure the drifted response had at the path, from the recording.
+        if let (Some(drift), Some(recording)) = (end.drift.as_mut(), &flight) {
+            let held = recording.lock().expect("not poisoned");
+            drift.shape = crate::flight::shape::around(&held, &drift.path, &mut scrubber);
         }
         end.counts = RunCounts {
             http_requests: http.requests.into(),
@@ -485,7 +493,7 @@ impl Passerelle {
                 connector: &manifest.name,
                 version: &manifest.version,
                 reason,
-                replay: crate::flight::Replay {
+                replay: crate::flight::CassetteReplay {
                     now: now.to_rfc3339_opts(SecondsFormat::Secs, true),
                     window: format!(
                         "{}:{}",

@@ -98,6 +98,7 @@ impl Store {
                     path: row.get("path"),
                     expected: row.get("expected"),
                     found: row.get("found"),
+                    shape: None,
                 },
                 item_sha256: Some(row.get("item_sha256")),
                 item_bytes: row.get("item_bytes"),

@@ -324,6 +324,7 @@ impl RecordsSession {
                 path: scrubber.scrub(&d.path),
                 expected: scrubber.scrub(&d.expected),
                 found: scrubber.scrub(&d.found),
+                shape: None,
             },
             item: q.item,
         })])?;

@@ -8,6 +8,7 @@
 //! failing run offline.
 
 pub mod redact;
+pub mod shape;
 
 use std::collections::BTreeMap;
 
@@ -81,11 +82,9 @@ impl FlightRecorderConfig {
     pub fn keeps_baseline(&self, connector: &str, account: &str) -> bool {
         let percent = self.baselines.get(connector).copied().unwrap_or(0);
         // A stable choice (FNV-1a of the id): the same accounts from run to run.
-        let hash = account
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-            });
+        let hash = account.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
         hash % 100 < u64::from(percent)
     }
 }
@@ -94,14 +93,14 @@ impl FlightRecorderConfig {
 /// settings, and its exchanges in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Cassette {
-    pub replay: Replay,
+    pub replay: CassetteReplay,
     pub exchanges: Vec<CassetteExchange>,
 }
 
 /// How a cassette replays: the run's `now` (RFC 3339), its window (`PAST:FUTURE` days)
 /// and the account's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Replay {
+pub struct CassetteReplay {
     pub now: String,
     pub window: String,
     pub settings: BTreeMap<String, String>,
@@ -160,7 +159,7 @@ pub(crate) struct Ended<'a> {
     pub connector: &'a str,
     pub version: &'a str,
     pub reason: String,
-    pub replay: Replay,
+    pub replay: CassetteReplay,
     pub exchanges: Vec<Recorded>,
     pub scrubber: &'a mut Scrubber,
 }
@@ -273,7 +272,10 @@ impl Passerelle {
     /// A run's cassette, opened: the run's answers from its platform, redacted. Needs
     /// `patients:read`; the read is on the audit trail (`run.cassette.read`).
     pub async fn run_cassette(&self, run_id: i64) -> ServiceResult<RunCassette> {
-        crate::principal::require(crate::principal::Scope::PatientsRead, "reading a run's cassette")?;
+        crate::principal::require(
+            crate::principal::Scope::PatientsRead,
+            "reading a run's cassette",
+        )?;
         let run = self.run(run_id).await?;
         let Some((meta, text)) = self.store.open_cassette(run.id).await? else {
             return Err(ServiceError::not_found(format!(

@@ -52,7 +52,10 @@ pub fn redact(exchanges: &[Recorded], redaction: Redaction<'_>) -> Vec<CassetteE
                 Some(mut v) => {
                     placeholders.apply_json(&mut v);
                     map_strings(&mut v, &mut known);
-                    (serde_json::to_string_pretty(&v).expect("serialisable"), true)
+                    (
+                        serde_json::to_string_pretty(&v).expect("serialisable"),
+                        true,
+                    )
                 }
                 None => (
                     known(placeholders.apply_text(&String::from_utf8_lossy(&e.body))),
@@ -238,11 +241,7 @@ impl Placeholders {
                         }
                         (Some(Member::Name), Value::String(s)) if self.names_by_member => {
                             let known = self.apply_text(s);
-                            *value = Value::String(if known != *s {
-                                known
-                            } else {
-                                same_shape(s)
-                            })
+                            *value = Value::String(if known != *s { known } else { same_shape(s) })
                         }
                         _ => self.apply_json(value),
                     }
