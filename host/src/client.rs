@@ -283,6 +283,19 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/connectors/{name}/shadow`.
+    pub async fn shadow(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Answer<passerelle_service::flight::shadow::ShadowReport> {
+        let body = ApproveRequest {
+            version: version.to_string(),
+        };
+        self.post(&format!("/v1/connectors/{}/shadow", seg(name)), &body)
+            .await
+    }
+
     /// `POST /v1/connectors/{name}/rollback`.
     pub async fn rollback(&self, name: &str, version: Option<&str>) -> Answer<Activation> {
         let body = VersionChoice {

@@ -334,3 +334,83 @@ async fn kept_cassettes_stay_within_their_bounds_and_go_with_their_account() {
         assert!(app.run_cassettes(None).await.unwrap().is_empty());
     }
 }
+
+/// Shadow replay before activation: under `plugins.shadow_gate`, a build that silently
+/// changes records waits for approval with the report's verdict, and the fixed build —
+/// drift fixed, records identical on the baseline — activates; the re-driven account
+/// then holds the simulator's data.
+#[tokio::test]
+async fn a_shadow_replay_gates_a_silently_wrong_build_and_lets_the_fix_through() {
+    use passerelle::model::connector::Outcome;
+    use passerelle::service::flight::shadow::Verdict;
+    for db in databases().await {
+        let mut config = passerelle::service::config::Config::default();
+        config
+            .flight_recorder
+            .baselines
+            .insert("doctolib".into(), 100);
+        config.plugins.shadow_gate = vec!["doctolib".into()];
+        let sim = common::sim_env_with(&db, sim_config(1, 12), config).await;
+        let app = &sim.env.app;
+        app.set_replayer(std::sync::Arc::new(passerelle::kit::shadow::BenchReplayer));
+        let account = sim.sim.world().accounts().next().unwrap().id.clone();
+        let ok = sim.sync(&account, Mode::Full).await;
+        assert_eq!(ok.status, Status::Succeeded, "{ok:?}");
+        sim.sim.set_faults("doctolib", renamed_start_date());
+        let drifted = sim.sync(&account, Mode::Full).await;
+        assert_eq!(drifted.status, Status::Drift, "{drifted:?}");
+
+        // The wrong build reads the renamed field but drops practitioners: held back.
+        let wrong = app
+            .install_plugin(&variant("doctolib-0.3.0-silently-wrong.wasm"))
+            .await
+            .unwrap();
+        assert_eq!(wrong.outcome, Outcome::PendingApproval);
+        let why = wrong.escalation.unwrap().shadow.expect("a shadow verdict");
+        assert!(why.contains("records different"), "{why}");
+        let report = app.shadow("doctolib", "0.3.0").await.unwrap();
+        assert_eq!(report.against.as_deref(), Some("0.1.0"));
+        let by_run = |id: i64| report.cases.iter().find(|c| c.run_id == id).unwrap();
+        assert_eq!(
+            by_run(drifted.id).verdict,
+            Verdict::DriftFixed,
+            "{report:#?}"
+        );
+        let base = by_run(ok.id);
+        assert_eq!(
+            (base.verdict, base.unexpected),
+            (Verdict::RecordsDifferent, true)
+        );
+        assert_eq!(
+            (base.added, base.removed, base.changed as i64),
+            (0, 0, ok.counts.appointments_added),
+            "{base:?}"
+        );
+        assert!(!base.first_ids.is_empty() && base.first_ids.len() <= 5);
+        assert_eq!(report.unexpected, 1);
+        assert!(app
+            .audit_entries(Some(5))
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.action == "connector.shadow" && e.target == "doctolib"));
+        assert_eq!(
+            app.store
+                .active_connector("doctolib")
+                .await
+                .unwrap()
+                .unwrap()
+                .version,
+            "0.1.0"
+        );
+
+        // The fix: drift fixed, baseline identical: it activates by itself.
+        let fixed = app.install_plugin(&variant(FIXED)).await.unwrap();
+        assert_eq!(fixed.outcome, Outcome::Activated, "{:?}", fixed.escalation);
+        let redriven = sim.sync(&account, Mode::Incremental).await;
+        assert_eq!(redriven.status, Status::Succeeded, "{redriven:?}");
+        assert_eq!(redriven.connector_version, "0.2.0");
+        sim.sync(&account, Mode::Full).await;
+        sim.assert_matches_truth(&account, db.name).await;
+    }
+}

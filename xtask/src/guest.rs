@@ -17,6 +17,11 @@ const VARIANTS: &[(&str, &str, &str)] = &[
         "start-date-v2",
         "doctolib-0.2.0-start-date-v2.wasm",
     ),
+    (
+        "doctolib",
+        "silently-wrong",
+        "doctolib-0.3.0-silently-wrong.wasm",
+    ),
     ("testing", "escalate", "testing-0.2.0-escalate.wasm"),
     ("testing", "describe-panic", "testing-describe-panic.wasm"),
     ("testing", "describe-loop", "testing-describe-loop.wasm"),

@@ -15,6 +15,7 @@ use passerelle_model::connector::{Canary, Rejection};
 use passerelle_model::pause::Pause;
 use passerelle_model::quarantine::{QuarantineFilter, QuarantinedItem};
 use passerelle_service::connectors::{ConnectorView, InstallAnswer};
+use passerelle_service::flight::shadow::ShadowReport;
 use passerelle_service::plugins::Candidate;
 use passerelle_service::runs::Resumed;
 
@@ -143,6 +144,31 @@ pub async fn approve(
     Body(body): Body<ApproveRequest>,
 ) -> Answer<Activation> {
     Ok(Json(state.daemon.app.approve(&name, &body.version).await?))
+}
+
+/// `POST /v1/connectors/{name}/shadow {"version"}`.
+#[utoipa::path(
+    post,
+    path = "/v1/connectors/{name}/shadow",
+    operation_id = "shadowConnectorVersion",
+    tag = "connectors",
+    summary = "Replay a kept version on the flight recorder's cassettes of its connector (drifted and failed runs, baselines) and compare it with the active version: per cassette, drift fixed or not, records identical or different",
+    params(("name" = String, Path, description = "Connector name")),
+    request_body = ApproveRequest,
+    responses(
+        (status = 200, description = "The shadow report", body = ShadowReport),
+        (status = 400, description = "Invalid request or body", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody, headers(("WWW-Authenticate" = String, description = "Bearer"))),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = ErrorBody)
+    ),
+)]
+pub async fn shadow(
+    State(state): State<ApiState>,
+    PathParams(name): PathParams<String>,
+    Body(body): Body<ApproveRequest>,
+) -> Answer<ShadowReport> {
+    Ok(Json(state.daemon.app.shadow(&name, &body.version).await?))
 }
 
 /// `POST /v1/connectors/{name}/rollback {"version"?}`: that version, or the one active

@@ -47,6 +47,7 @@ use super::{connectors, feed, practices, records, runs};
         connectors::rejections,
         connectors::upload,
         connectors::approve,
+        connectors::shadow,
         connectors::rollback,
         connectors::start_canary,
         connectors::stop_canary,

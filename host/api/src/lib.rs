@@ -116,6 +116,11 @@ pub fn routes() -> Vec<(
             post(connectors::approve),
         ),
         (
+            "/v1/connectors/{name}/shadow",
+            &["post"],
+            post(connectors::shadow),
+        ),
+        (
             "/v1/connectors/{name}/rollback",
             &["post"],
             post(connectors::rollback),

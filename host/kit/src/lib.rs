@@ -14,6 +14,7 @@ pub mod probes;
 pub mod record;
 pub mod replay;
 pub mod scaffold;
+pub mod shadow;
 
 use std::path::PathBuf;
 

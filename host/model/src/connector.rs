@@ -93,6 +93,10 @@ pub struct Escalation {
     /// and secrets): how many.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub accounts_waiting: u64,
+    /// Under `plugins.shadow_gate`: the shadow replay found unexpected differences
+    /// (records different, or an error, where the active version succeeds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -126,6 +130,7 @@ impl Escalation {
             rate_limit,
             risky_hosts: Vec::new(),
             accounts_waiting: 0,
+            shadow: None,
             new_hosts: new(
                 candidate.allowed_hosts.iter().collect(),
                 active.allowed_hosts.iter().collect(),
@@ -143,6 +148,7 @@ impl Escalation {
             && self.risky_hosts.is_empty()
             && self.rate_limit.is_none()
             && self.accounts_waiting == 0
+            && self.shadow.is_none()
     }
 }
 
@@ -169,6 +175,9 @@ impl std::fmt::Display for Escalation {
                 "first install, {} account(s) already configured for it",
                 self.accounts_waiting
             ));
+        }
+        if let Some(shadow) = &self.shadow {
+            parts.push(format!("! {shadow}"));
         }
         f.write_str(&parts.join("; "))
     }

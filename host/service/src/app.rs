@@ -79,6 +79,9 @@ pub struct Passerelle {
     pub alerts: crate::alerts::Alerts,
     /// Wrong tokens by client address ([`Passerelle::authenticate`]).
     pub auth_limiter: crate::auth_limit::AuthLimiter,
+    /// Replays a version on recorded cassettes for the shadow report (the kit's, handed
+    /// in by the binary: [`Passerelle::set_replayer`]).
+    pub(crate) replayer: std::sync::OnceLock<Arc<dyn crate::flight::shadow::Replayer>>,
 }
 
 impl Passerelle {
@@ -146,6 +149,7 @@ impl Passerelle {
             queued: Arc::new(tokio::sync::Notify::new()),
             alerts,
             auth_limiter,
+            replayer: std::sync::OnceLock::new(),
         })
     }
 

@@ -140,6 +140,11 @@ pub struct PluginsConfig {
     /// built: every pattern is trusted there. Not settable in the config file.
     #[serde(skip)]
     pub trust_every_host: bool,
+    /// Connectors whose new versions are replayed on the flight recorder's cassettes
+    /// before they activate (`passerelle plugins shadow`): one with an unexpected
+    /// difference (records different, or an error, where the active version succeeds)
+    /// waits for `passerelle plugins approve`.
+    pub shadow_gate: Vec<String>,
 }
 
 /// What happens to an item a connector cannot read.
@@ -161,6 +166,7 @@ impl Default for PluginsConfig {
             drift_policy: Default::default(),
             trusted_hosts: Vec::new(),
             trust_every_host: false,
+            shadow_gate: Vec::new(),
         }
     }
 }

@@ -264,6 +264,17 @@ impl Passerelle {
                 escalation,
             }) => (loaded, manifest, previous, escalation),
         };
+        let mut escalation = escalation;
+        if previous.is_some() && self.config.plugins.shadow_gate.contains(&manifest.name) {
+            // Replayed on the recorded traffic before it may take over.
+            let report = self
+                .shadow_bytes(&manifest.name, &manifest.version, &candidate.bytes)
+                .await
+                .map_err(anyhow::Error::from)?;
+            if report.unexpected > 0 {
+                escalation.get_or_insert_with(Escalation::default).shadow = Some(report.summary());
+            }
+        }
         self.keep(candidate, sha256, loaded, manifest, previous, escalation)
             .await
             .map(Ok)

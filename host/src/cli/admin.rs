@@ -23,6 +23,7 @@ use passerelle_service::app::Passerelle;
 use passerelle_service::check::AccountCheck;
 use passerelle_service::connectors::{ConnectorView, InstallAnswer};
 use passerelle_service::feed::{ChangePage, ChangeQuery};
+use passerelle_service::flight::shadow::ShadowReport;
 use passerelle_service::flight::RunCassette;
 use passerelle_service::practices::{NewPractice, PracticeUpdate, PracticeView};
 use passerelle_service::records::{AppointmentPage, AppointmentQuery, SlotPage, SlotQuery};
@@ -54,6 +55,8 @@ pub trait Admin {
     /// Installs one component file; a refusal is an error with the reason.
     async fn install(&self, file: &Path) -> Result<InstallAnswer>;
     async fn approve(&self, name: &str, version: &str) -> Result<Activation>;
+    /// A kept version replayed on its connector's recorded cassettes.
+    async fn shadow(&self, name: &str, version: &str) -> Result<ShadowReport>;
     async fn rollback(&self, name: &str, version: Option<&str>) -> Result<Activation>;
     async fn start_canary(&self, name: &str, version: &str, practices: &[String])
         -> Result<Canary>;
@@ -145,6 +148,9 @@ impl Admin for Local {
     }
     async fn approve(&self, name: &str, version: &str) -> Result<Activation> {
         local(self.0.approve(name, version).await)
+    }
+    async fn shadow(&self, name: &str, version: &str) -> Result<ShadowReport> {
+        local(self.0.shadow(name, version).await)
     }
     async fn rollback(&self, name: &str, version: Option<&str>) -> Result<Activation> {
         local(self.0.rollback(name, version).await)
@@ -271,6 +277,9 @@ impl Admin for Client {
     }
     async fn approve(&self, name: &str, version: &str) -> Result<Activation> {
         Ok(Client::approve(self, name, version).await?)
+    }
+    async fn shadow(&self, name: &str, version: &str) -> Result<ShadowReport> {
+        Ok(Client::shadow(self, name, version).await?)
     }
     async fn rollback(&self, name: &str, version: Option<&str>) -> Result<Activation> {
         Ok(Client::rollback(self, name, version).await?)

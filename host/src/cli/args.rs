@@ -622,8 +622,14 @@ pub enum PluginsCmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Activate a version that waits for approval (it asks for more than the active one).
+    /// Activate a version that waits for approval (it asks for more than the active one,
+    /// or its shadow replay found unexpected differences).
     Approve { name: String, version: String },
+    /// Replay a kept version on the flight recorder's cassettes of its connector (runs
+    /// that drifted or failed, baselines) and compare it with the active version: per
+    /// cassette, drift fixed / still drifting, records identical / different (added,
+    /// removed, changed, first ids), or error. Fails when a difference is unexpected.
+    Shadow { name: String, version: String },
     /// Activate an earlier kept version: the one named, or the one active before.
     Rollback {
         name: String,

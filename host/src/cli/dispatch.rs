@@ -52,6 +52,7 @@ pub async fn dispatch(invocation: Invocation) -> Result<Output> {
             // database or starts ends it gracefully once it is up, instead of killing it.
             let stop = crate::serve::StopSignals::install()?;
             let app = Passerelle::open(&data_dir, config).await?;
+            app.set_replayer(Arc::new(passerelle_kit::shadow::BenchReplayer));
             crate::serve::serve(app, crate::serve::ServeOptions::default(), stop).await?;
             Ok(Output::Nothing)
         }
@@ -63,6 +64,7 @@ pub async fn dispatch(invocation: Invocation) -> Result<Output> {
             here_only,
         } => {
             let app = Arc::new(Passerelle::open(&data_dir, config).await?);
+            app.set_replayer(Arc::new(passerelle_kit::shadow::BenchReplayer));
             // What the command does is recorded in the audit trail as this machine's
             // user's.
             let result = passerelle_service::principal::as_principal(
@@ -359,6 +361,9 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
         }
         Command::Plugins(PluginsCmd::Approve { name, version }) => {
             Output::Activated(admin.approve(&name, &version).await?)
+        }
+        Command::Plugins(PluginsCmd::Shadow { name, version }) => {
+            Output::Shadow(admin.shadow(&name, &version).await?)
         }
         Command::Plugins(PluginsCmd::Rollback { name, version }) => {
             Output::Activated(admin.rollback(&name, version.as_deref()).await?)

@@ -90,6 +90,8 @@ pub enum Output {
     SubscriptionRemoved(String),
     SubscriptionReplayed(passerelle_service::subscriptions::SubscriptionView),
     Exported(passerelle_service::export::ExportReport),
+    /// A shadow replay's report (fails the command when a difference is unexpected).
+    Shadow(passerelle_service::flight::shadow::ShadowReport),
     /// A run's cassette, written into `dir`.
     CassetteWritten {
         dir: std::path::PathBuf,
@@ -151,6 +153,13 @@ impl Output {
                     )
                 })
             }
+            Output::Shadow(r) => (r.unexpected > 0).then(|| {
+                format!(
+                    "{} of {} cassette(s) with an unexpected difference",
+                    r.unexpected,
+                    r.cases.len()
+                )
+            }),
             Output::Installed(files) => {
                 let failed = files.iter().filter(|(_, r)| r.is_err()).count();
                 (failed > 0).then(|| format!("{failed} component(s) rejected"))
@@ -241,6 +250,7 @@ impl Output {
             Output::SubscriptionRemoved(id) => json!({"removed": id}),
             Output::SubscriptionReplayed(s) => v(s),
             Output::Exported(r) => v(r),
+            Output::Shadow(r) => v(r),
             Output::CassetteWritten { dir, cassette } => json!({
                 "run_id": cassette.run_id,
                 "connector": cassette.connector,
@@ -502,6 +512,7 @@ impl Output {
             Output::Subscriptions(s) => super::render_records::subscriptions(s, line),
             Output::SubscriptionRemoved(id) => line(format!("removed subscription {id}")),
             Output::Exported(r) => super::render_records::exported(r, line),
+            Output::Shadow(r) => super::render_plugins::shadow(r, line),
             Output::CassetteWritten { dir, cassette } => {
                 line(format!(
                     "run {} ({}, {} {}, recorded {}): {} exchanges written to {}",

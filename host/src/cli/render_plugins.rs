@@ -98,3 +98,50 @@ pub fn install_line(i: &InstallAnswer) -> String {
         &i.sha256[..i.sha256.len().min(16)]
     )
 }
+
+/// A shadow replay: one line per cassette, then the verdict.
+pub fn shadow(r: &passerelle_service::flight::shadow::ShadowReport, mut line: impl FnMut(String)) {
+    use passerelle_service::flight::shadow::verdict_text;
+    line(format!(
+        "{} {} replayed on {} cassette(s){}",
+        printable(&r.connector),
+        printable(&r.version),
+        r.cases.len(),
+        match &r.against {
+            Some(v) => format!(", compared with the active {}", printable(v)),
+            None => String::new(),
+        }
+    ));
+    for c in &r.cases {
+        let mut text = format!(
+            "{} run {} ({}, {}): {}",
+            if c.unexpected { "!" } else { " " },
+            c.run_id,
+            printable(&c.account_id),
+            printable(&c.reason),
+            verdict_text(c.verdict)
+        );
+        if c.added + c.removed + c.changed > 0 {
+            text.push_str(&format!(
+                " — {} added, {} removed, {} changed (first: {})",
+                c.added,
+                c.removed,
+                c.changed,
+                c.first_ids
+                    .iter()
+                    .map(|i| printable(i))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if let Some(d) = &c.detail {
+            text.push_str(&format!(" — {}", printable(d)));
+        }
+        line(text);
+    }
+    line(if r.unexpected == 0 {
+        "no unexpected difference".to_string()
+    } else {
+        format!("{} unexpected difference(s)", r.unexpected)
+    });
+}

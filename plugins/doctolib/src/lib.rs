@@ -28,7 +28,9 @@ pub const PARTNERS: &str = "https://partners.doctolib.fr";
 /// The version `describe()` reports. The `start-date-v2` build (the fixed connector the
 /// hot-swap tests install while the simulator renames `start_date`) is the next minor
 /// version.
-pub const VERSION: &str = if cfg!(feature = "start-date-v2") {
+pub const VERSION: &str = if cfg!(feature = "silently-wrong") {
+    "0.3.0"
+} else if cfg!(feature = "start-date-v2") {
     "0.2.0"
 } else {
     env!("CARGO_PKG_VERSION")

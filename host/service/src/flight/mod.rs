@@ -8,6 +8,7 @@
 //! failing run offline.
 
 pub mod redact;
+pub mod shadow;
 pub mod shape;
 
 use std::collections::BTreeMap;
