@@ -89,6 +89,7 @@ fn escalation(e: &Escalation) -> Markup {
                 li { "rate limit raised from " (r.from.requests_per_second) "/s (burst " (r.from.burst) ") to " (r.to.requests_per_second) "/s (burst " (r.to.burst) ")" }
             }
             @if e.accounts_waiting > 0 { li { (e.accounts_waiting) " account(s) configured for it already (their settings and secrets)" } }
+            @if let Some(shadow) = &e.shadow { li { (shadow) " — details: " code { "passerelle plugins shadow NAME VERSION" } } }
         }
     }
 }
