@@ -4,7 +4,8 @@
 //! writes (the run's bookkeeping, the slot snapshot) on SQLite and on PostgreSQL.
 //!
 //! Prints per database: wall time and CPU time of this process per centre (the server's
-//! CPU is its own process's, not counted), and the runs' p50/p95. The yardstick is
+//! CPU is its own process's, not counted), and the runs' p50/p95; on SQLite also with the
+//! flight recorder off (`no flight`: what holding each run's exchanges in memory costs). The yardstick is
 //! ViteMaDose's Python scraper on the same recording, measured by the issue that asked
 //! for this bench (it stores nothing): about 1.6–1.9 ms wall per centre.
 //!
@@ -114,13 +115,20 @@ fn cpu_now() -> Duration {
     tv(usage.user_time()) + tv(usage.system_time())
 }
 
-async fn bench(label: &str, runs: usize, database_url: Option<String>, server: &Server) {
+async fn bench(
+    label: &str,
+    runs: usize,
+    database_url: Option<String>,
+    server: &Server,
+    flight_recorder: bool,
+) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = passerelle::service::config::Config {
         http: passerelle::dev::demo::simulator_policy(&server.base_url),
         database_url,
         ..Default::default()
     };
+    config.flight_recorder.enabled = flight_recorder;
     // ViteMaDose's window: one availabilities page (14 days from today) per motive.
     config.sync.window_past_days = 0;
     config.sync.window_future_days = 13;
@@ -444,10 +452,20 @@ fn main() {
         .build()
         .unwrap();
         rt.block_on(async {
-            bench(&format!("sqlite, {runtime}"), runs, None, &server).await;
+            bench(&format!("sqlite, {runtime}"), runs, None, &server, true).await;
+            // What recording every run's exchanges in memory costs (the flight recorder
+            // keeps nothing of a run that succeeds).
+            bench(
+                &format!("sqlite, {runtime}, no flight"),
+                runs,
+                None,
+                &server,
+                false,
+            )
+            .await;
             if let Some(base) = &postgres {
                 let url = passerelle_tests::postgres_schema_url(base).await;
-                bench(&format!("postgres, {runtime}"), runs, Some(url), &server).await;
+                bench(&format!("postgres, {runtime}"), runs, Some(url), &server, true).await;
             }
         });
     }
