@@ -805,3 +805,34 @@ pub fn renamed_start_date() -> passerelle_sim::Faults {
         ..passerelle_sim::Faults::default()
     }
 }
+
+/// Asserts that `text` (a recording, a webhook body, a log) holds no e-mail address but
+/// the stand-ins (`…@example.invalid`) and no patient value of `world`: e-mails,
+/// phones, full names, and first or last names as whole JSON strings (a lone surname
+/// may be a practitioner's too). Returns how many patients were looked for.
+pub fn assert_no_patient_value(text: &str, world: &passerelle_sim::World, what: &str) -> usize {
+    for (at, _) in text.match_indices('@') {
+        assert!(
+            text[at + 1..].starts_with("example.invalid"),
+            "an e-mail address is in {what}: …{}…",
+            &text[at.saturating_sub(20)..(at + 20).min(text.len())]
+        );
+    }
+    let mut patients = 0;
+    for a in world.accounts() {
+        for appointment in a.appointments.values() {
+            let p = &appointment.patient;
+            for value in [
+                &p.email,
+                &p.phone,
+                &format!("\"{}\"", p.first_name),
+                &format!("\"{}\"", p.last_name),
+                &format!("{} {}", p.first_name, p.last_name),
+            ] {
+                assert!(!text.contains(value.as_str()), "a patient value is in {what}");
+            }
+            patients += 1;
+        }
+    }
+    patients
+}
