@@ -465,7 +465,14 @@ fn main() {
             .await;
             if let Some(base) = &postgres {
                 let url = passerelle_tests::postgres_schema_url(base).await;
-                bench(&format!("postgres, {runtime}"), runs, Some(url), &server, true).await;
+                bench(
+                    &format!("postgres, {runtime}"),
+                    runs,
+                    Some(url),
+                    &server,
+                    true,
+                )
+                .await;
             }
         });
     }

@@ -829,7 +829,10 @@ pub fn assert_no_patient_value(text: &str, world: &passerelle_sim::World, what: 
                 &format!("\"{}\"", p.last_name),
                 &format!("{} {}", p.first_name, p.last_name),
             ] {
-                assert!(!text.contains(value.as_str()), "a patient value is in {what}");
+                assert!(
+                    !text.contains(value.as_str()),
+                    "a patient value is in {what}"
+                );
             }
             patients += 1;
         }

@@ -185,7 +185,7 @@ impl Store {
 
     /// The run whose cassette is the account's baseline, if it keeps one.
     pub async fn baseline_of(&self, account_id: &str) -> StoreResult<Option<i64>> {
-        Ok(sqlx::query_scalar(
+        sqlx::query_scalar(
             "SELECT run_id FROM run_cassettes WHERE account_id = $1 AND reason = $2
              ORDER BY run_id DESC LIMIT 1",
         )
@@ -193,7 +193,7 @@ impl Store {
         .bind(BASELINE)
         .fetch_optional(&self.pool)
         .await
-        .context("reading an account's baseline")?)
+        .context("reading an account's baseline")
     }
 
     /// What is known of a run's cassette without opening it.
