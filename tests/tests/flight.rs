@@ -336,6 +336,31 @@ async fn a_shadow_replay_gates_a_silently_wrong_build_and_lets_the_fix_through()
         let drifted = sim.sync(&account, Mode::Full).await;
         assert_eq!(drifted.status, Status::Drift, "{drifted:?}");
 
+        // Validated with its shadow before anything is installed: refused, with why.
+        let data_dir = sim.env.dir.path().to_str().unwrap().to_string();
+        let mut env = vec![("PASSERELLE_DATA_DIR", data_dir.as_str())];
+        if let Some(url) = &db.url {
+            env.push(("PASSERELLE_DATABASE_URL", url.as_str()));
+        }
+        let wrong_file = variant("doctolib-0.3.0-silently-wrong.wasm");
+        let validated = common::kit::passerelle_with_env(
+            &[
+                "plugins",
+                "validate",
+                wrong_file.to_str().unwrap(),
+                "--shadow",
+            ],
+            &env,
+        );
+        assert_ne!(validated.code, 0, "{}", validated.stdout);
+        assert!(
+            validated.stdout.contains("records different")
+                && validated.stdout.contains("drift fixed")
+                && validated.stdout.contains("1 unexpected difference"),
+            "{}",
+            validated.stdout
+        );
+
         // The wrong build reads the renamed field but drops practitioners: held back.
         let wrong = app
             .install_plugin(&variant("doctolib-0.3.0-silently-wrong.wasm"))
@@ -383,6 +408,18 @@ async fn a_shadow_replay_gates_a_silently_wrong_build_and_lets_the_fix_through()
         // The fix: drift fixed, baseline identical: it activates by itself.
         let fixed = app.install_plugin(&variant(FIXED)).await.unwrap();
         assert_eq!(fixed.outcome, Outcome::Activated, "{:?}", fixed.escalation);
+        let report = fixed.shadow.expect("gated: replayed before activation");
+        let verdict = |id: i64| {
+            report
+                .cases
+                .iter()
+                .find(|c| c.run_id == id)
+                .unwrap()
+                .verdict
+        };
+        assert_eq!(verdict(drifted.id), Verdict::DriftFixed, "{report:#?}");
+        assert_eq!(verdict(ok.id), Verdict::Identical, "{report:#?}");
+        assert_eq!(report.unexpected, 0);
         let redriven = sim.sync(&account, Mode::Incremental).await;
         assert_eq!(redriven.status, Status::Succeeded, "{redriven:?}");
         assert_eq!(redriven.connector_version, "0.2.0");

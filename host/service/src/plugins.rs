@@ -127,6 +127,8 @@ pub struct Installed {
     pub previous: Option<String>,
     /// Set when the candidate waits for approval.
     pub escalation: Option<Escalation>,
+    /// Its shadow replay, when `plugins.shadow_gate` names the connector.
+    pub shadow: Option<crate::flight::shadow::ShadowReport>,
 }
 
 impl Passerelle {
@@ -265,6 +267,7 @@ impl Passerelle {
             }) => (loaded, manifest, previous, escalation),
         };
         let mut escalation = escalation;
+        let mut shadow = None;
         if previous.is_some() && self.config.plugins.shadow_gate.contains(&manifest.name) {
             // Replayed on the recorded traffic before it may take over.
             let report = self
@@ -274,10 +277,16 @@ impl Passerelle {
             if report.unexpected > 0 {
                 escalation.get_or_insert_with(Escalation::default).shadow = Some(report.summary());
             }
+            shadow = Some(report);
         }
         self.keep(candidate, sha256, loaded, manifest, previous, escalation)
             .await
-            .map(Ok)
+            .map(|installed| {
+                Ok(Installed {
+                    shadow,
+                    ..installed
+                })
+            })
     }
 
     /// Every check of the installation path, with nothing written: `passerelle plugins
@@ -312,6 +321,7 @@ impl Passerelle {
                     .pending_approval
                     .as_deref()
                     .and_then(|p| serde_json::from_str(p).ok()),
+                shadow: None,
             })));
         }
 
@@ -523,6 +533,7 @@ impl Passerelle {
             outcome,
             previous,
             escalation,
+            shadow: None,
         })
     }
 

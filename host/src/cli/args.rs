@@ -621,6 +621,10 @@ pub enum PluginsCmd {
     Validate {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Also replay each valid component on its connector's recorded cassettes and
+        /// compare it with the active version (as `plugins shadow` does for a kept one).
+        #[arg(long)]
+        shadow: bool,
     },
     /// Activate a version that waits for approval (it asks for more than the active one,
     /// or its shadow replay found unexpected differences).

@@ -535,7 +535,9 @@ pub async fn execute(admin: &impl Admin, command: Command) -> Result<Output> {
 async fn here(app: &Passerelle, command: Command) -> Result<Output> {
     let command = &command;
     match command {
-        Command::Plugins(PluginsCmd::Validate { files }) => validate(app, files).await,
+        Command::Plugins(PluginsCmd::Validate { files, shadow }) => {
+            validate(app, files, *shadow).await
+        }
         Command::Backup { out } => app
             .backup(out)
             .await
@@ -609,12 +611,31 @@ async fn record(
     })
 }
 
-async fn validate(app: &Passerelle, files: &[std::path::PathBuf]) -> Result<Output> {
+async fn validate(app: &Passerelle, files: &[std::path::PathBuf], shadow: bool) -> Result<Output> {
+    use passerelle_service::plugins::Examined;
     let mut found = Vec::new();
     for file in files {
         let candidate = passerelle_service::plugins::Candidate::from_file(file, "validate")?;
         let sha = passerelle_model::sha256_hex(&candidate.bytes);
         let answer = match app.examine(&candidate, &sha).await? {
+            Ok(examined @ Examined::New { .. }) if shadow => {
+                let Examined::New { manifest, .. } = &examined else {
+                    unreachable!("matched above")
+                };
+                let report = app
+                    .shadow_component(&manifest.name, &manifest.version, &candidate.bytes)
+                    .await?;
+                let mut text = examined_line(&examined, &sha);
+                super::render_plugins::shadow(&report, |l| {
+                    text.push('\n');
+                    text.push_str(&l);
+                });
+                if report.unexpected > 0 {
+                    Err(text)
+                } else {
+                    Ok(text)
+                }
+            }
             Ok(examined) => Ok(examined_line(&examined, &sha)),
             Err(r) => Err(format!("invalid ({}): {}", r.kind, r.reason)),
         };

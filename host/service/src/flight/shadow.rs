@@ -152,7 +152,18 @@ impl Passerelle {
             .await?
             .ok_or_else(|| ServiceError::not_found(format!("no version {version} of `{name}`")))?;
         let bytes = self.component_bytes(&row).await?;
-        let report = self.shadow_bytes(name, version, &bytes).await?;
+        self.shadow_component(name, version, &bytes).await
+    }
+
+    /// The shadow report of a component not installed (`plugins validate --shadow`), as
+    /// version `version` of `name`. Audited (`connector.shadow`).
+    pub async fn shadow_component(
+        &self,
+        name: &str,
+        version: &str,
+        bytes: &[u8],
+    ) -> ServiceResult<ShadowReport> {
+        let report = self.shadow_bytes(name, version, bytes).await?;
         self.audit(
             "connector.shadow",
             name,
