@@ -279,14 +279,13 @@ impl Passerelle {
             }
             shadow = Some(report);
         }
-        self.keep(candidate, sha256, loaded, manifest, previous, escalation)
-            .await
-            .map(|installed| {
-                Ok(Installed {
-                    shadow,
-                    ..installed
-                })
-            })
+        let installed = self
+            .keep(candidate, sha256, loaded, manifest, previous, escalation)
+            .await?;
+        Ok(Ok(Installed {
+            shadow,
+            ..installed
+        }))
     }
 
     /// Every check of the installation path, with nothing written: `passerelle plugins
