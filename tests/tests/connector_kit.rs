@@ -465,6 +465,7 @@ async fn a_recorded_run_replays_to_the_same_records() {
             secrets: [("api-token".to_string(), "replayed-token".to_string())].into(),
             now: None,
             window: None,
+            cursor: None,
         },
         full: true,
         expect: None,

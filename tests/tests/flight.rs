@@ -27,8 +27,9 @@ async fn replay(
             secrets: [("api-token".to_string(), "replayed-token".to_string())].into(),
             now: None,
             window: None,
+            cursor: None,
         },
-        full: true,
+        full: false,
         expect: None,
         bless: false,
         checks: Vec::new(),
@@ -76,7 +77,9 @@ async fn a_drifted_run_keeps_a_sealed_redacted_cassette_that_reproduces_the_drif
 
         // The platform renames a field: the run drifts and keeps its exchanges.
         sim.sim.set_faults("doctolib", renamed_start_date());
-        let drifted = sim.sync(&account.id, Mode::Full).await;
+        // Incremental, as the daemon's runs are: its requests depend on its cursor.
+        let drifted = sim.sync(&account.id, Mode::Incremental).await;
+        assert!(drifted.cursor_before.is_some(), "{drifted:?}");
         assert_eq!(drifted.status, Status::Drift, "{drifted:?}");
         // The drift report shows the structure there: the renamed member, no value.
         let shape = drifted
@@ -172,7 +175,13 @@ async fn a_drifted_run_keeps_a_sealed_redacted_cassette_that_reproduces_the_drif
             text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
         }
         assert!(
-            text.contains("[replay]") && text.contains("now = "),
+            text.contains("[replay]")
+                && text.contains("now = ")
+                && text.contains("mode = \"incremental\"")
+                && text.contains(&format!(
+                    "cursor = {:?}",
+                    drifted.cursor_before.as_ref().unwrap()
+                )),
             "{text}"
         );
         assert!(
@@ -333,7 +342,7 @@ async fn a_shadow_replay_gates_a_silently_wrong_build_and_lets_the_fix_through()
         let ok = sim.sync(&account, Mode::Full).await;
         assert_eq!(ok.status, Status::Succeeded, "{ok:?}");
         sim.sim.set_faults("doctolib", renamed_start_date());
-        let drifted = sim.sync(&account, Mode::Full).await;
+        let drifted = sim.sync(&account, Mode::Incremental).await;
         assert_eq!(drifted.status, Status::Drift, "{drifted:?}");
 
         // Validated with its shadow before anything is installed: refused, with why.

@@ -110,6 +110,12 @@ pub struct ReplayDefaults {
     /// Account settings (`--setting`; a flag replaces the same key).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub settings: BTreeMap<String, String>,
+    /// The recorded run's mode: `full` replays in full without `--full`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// The cursor the recorded run started from: an incremental replay starts there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// One exchange as written.

@@ -39,6 +39,8 @@ pub struct BenchOptions {
     pub now: Option<DateTime<Utc>>,
     /// Days of the sync window before and after `now` (default: the configuration's).
     pub window: Option<(u32, u32)>,
+    /// The cursor each new account starts from (a recorded incremental run's).
+    pub cursor: Option<String>,
 }
 
 /// The records an account has, in a stable order: what `--expect` files hold.
@@ -92,6 +94,9 @@ impl BenchOptions {
         // a connector that dates what it asks for by the clock must see the same day.
         if self.now.is_none() {
             self.now = Some(Utc::now());
+        }
+        if self.cursor.is_none() {
+            self.cursor = defaults.cursor.clone();
         }
         if self.window.is_none() {
             self.window = defaults
@@ -219,6 +224,10 @@ impl Bench {
                 check.error_kind.map(|k| k.as_str()).unwrap_or("refused"),
                 check.detail.unwrap_or_default()
             )));
+        }
+        // A recorded incremental run's requests depend on where it started.
+        if let Some(cursor) = &self.options.cursor {
+            self.app.store.seed_cursor(&id, cursor).await?;
         }
         Ok(self.app.account(&id).await?)
     }

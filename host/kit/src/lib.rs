@@ -155,6 +155,11 @@ pub async fn test(options: TestOptions) -> Result<TestReport, KitError> {
         record::record_sync(live.app(), &account.id, mode, &options.cassette).await?;
     }
     let cassette = cassette::Cassette::load(&options.cassette, &options.fixtures)?;
+    // A recording of a full run replays in full.
+    let mode = match cassette.replay.mode.as_deref() {
+        Some("full") => Mode::Full,
+        _ => mode,
+    };
     let bench_options = options.bench.clone().over(&cassette.replay);
     let bench = Bench::open(&options.component, Target::Replay(cassette), bench_options).await?;
     let account = bench.new_account().await?;

@@ -55,6 +55,8 @@ pub async fn record_sync(
                 app.config.sync.window_past_days, app.config.sync.window_future_days
             ),
             settings: account.settings.clone(),
+            mode: Some(mode.as_str().to_string()),
+            cursor: run.cursor_before.clone(),
         },
         exchanges: redact::redact(
             &exchanges,
@@ -109,6 +111,8 @@ pub fn write_cassette(dir: &Path, cassette: &Cassette, by: &str) -> Result<(), K
             now: Some(cassette.replay.now.clone()),
             window: Some(cassette.replay.window.clone()),
             settings: cassette.replay.settings.clone(),
+            mode: cassette.replay.mode.clone(),
+            cursor: cassette.replay.cursor.clone(),
         }),
         exchanges: Vec::new(),
     };

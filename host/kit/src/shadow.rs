@@ -1,8 +1,8 @@
 //! The kit's [`Replayer`] for the service's shadow replay: each replay is a bench — the
 //! component installed in a scratch passerelle (temporary data directory, SQLite), the
 //! cassette served by a replay server on loopback — one full run at the cassette's clock,
-//! window and settings, with a stand-in for each secret the manifest declares (a
-//! recorded cassette holds none).
+//! window and settings — incremental from its cursor when the recorded run was — with a
+//! stand-in for each secret the manifest declares (a recorded cassette holds none).
 
 use futures::future::BoxFuture;
 
@@ -39,7 +39,12 @@ impl Replayer for BenchReplayer {
                 .map(|s| (s.name.clone(), format!("shadow-{}", s.name)))
                 .collect();
             let account = bench.new_account().await?;
-            let outcome = bench.run(&account, Mode::Full).await?;
+            // As the recorded run ran: an incremental one from its cursor.
+            let mode = match recorded.replay.mode.as_deref() {
+                Some("incremental") => Mode::Incremental,
+                _ => Mode::Full,
+            };
+            let outcome = bench.run(&account, mode).await?;
             let key = |v: &serde_json::Value, field: &str| {
                 v.get(field)
                     .and_then(|x| x.as_str())

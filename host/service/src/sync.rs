@@ -366,6 +366,7 @@ impl Passerelle {
             now.timestamp_millis(),
             window_end.timestamp_millis(),
         );
+        let cursor_for_replay = flight.as_ref().and(cursor_before.clone());
         let request = wit::SyncRequest {
             account: wit_account(account),
             mode: match options.mode {
@@ -500,6 +501,8 @@ impl Passerelle {
                         self.config.sync.window_past_days, self.config.sync.window_future_days
                     ),
                     settings: account.settings.clone(),
+                    mode: Some(options.mode.as_str().to_string()),
+                    cursor: cursor_for_replay,
                 },
                 exchanges,
                 scrubber: &mut scrubber,

@@ -94,6 +94,8 @@ pub async fn run(command: ConnectorCmd, config: &Config) -> Result<Output> {
                         secrets: secrets.clone(),
                         now,
                         window,
+                        // From the cassette's `[replay]`, if it has one.
+                        cursor: None,
                     },
                     full,
                     expect,

@@ -239,6 +239,22 @@ impl Store {
         rows.iter().map(run_from_row).collect()
     }
 
+    /// Sets an account's cursor outside a run: a replay bench starting where a recorded
+    /// run started (the connector kit's, on its own scratch store).
+    pub async fn seed_cursor(&self, account_id: &str, cursor: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sync_state (account_id, cursor, last_run_id, updated_at) VALUES ($1, $2, 0, $3)
+             ON CONFLICT (account_id) DO UPDATE SET cursor = excluded.cursor,
+                updated_at = excluded.updated_at",
+        )
+        .bind(account_id)
+        .bind(cursor)
+        .bind(super::now_text())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// The account's committed cursor, if any.
     pub async fn cursor(&self, account_id: &str) -> StoreResult<Option<String>> {
         let row = sqlx::query("SELECT cursor FROM sync_state WHERE account_id = $1")

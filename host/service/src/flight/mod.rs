@@ -98,13 +98,19 @@ pub struct Cassette {
     pub exchanges: Vec<CassetteExchange>,
 }
 
-/// How a cassette replays: the run's `now` (RFC 3339), its window (`PAST:FUTURE` days)
-/// and the account's settings.
+/// How a cassette replays: the run's `now` (RFC 3339), its window (`PAST:FUTURE` days),
+/// the account's settings, and the run's mode and starting cursor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CassetteReplay {
     pub now: String,
     pub window: String,
     pub settings: BTreeMap<String, String>,
+    /// The run's mode (`incremental`, `full`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// The cursor the run started from (an incremental run's requests depend on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// One exchange: the request the connector made and the answer it got, redacted.
