@@ -58,6 +58,7 @@ pub async fn record_sync(
             mode: Some(mode.as_str().to_string()),
             cursor: run.cursor_before.clone(),
         },
+        truncated: false,
         exchanges: redact::redact(
             &exchanges,
             redact::Redaction {
@@ -133,8 +134,14 @@ pub fn write_cassette(dir: &Path, cassette: &Cassette, by: &str) -> Result<(), K
     }
     let text = format!(
         "# Recorded by `{by}` ({} exchanges). Secret values and patient values are not in\n\
-         # it: placeholders of the same shape stand in their place.\n{}",
+         # it: placeholders of the same shape stand in their place.\n{}{}",
         cassette.exchanges.len(),
+        if cassette.truncated {
+            "# Truncated: the run received more than the flight recorder keeps; the\n\
+             # exchanges after the first one left out are missing.\n"
+        } else {
+            ""
+        },
         toml::to_string(&file).map_err(|e| KitError::Internal(e.into()))?
     );
     write_private(&dir.join(INDEX), text.as_bytes()).map_err(io)?;

@@ -343,6 +343,14 @@ impl Passerelle {
             (None, false) => None,
         };
         http.recording = flight.clone();
+        if options.record.is_none() {
+            // More than an account may keep is never kept: not held either.
+            http.recording_limit = self
+                .config
+                .flight_recorder
+                .per_account_kib
+                .saturating_mul(1024);
+        }
         let scope = Scope {
             connector: manifest.name.clone(),
             practice_id: account.practice_id.clone(),
@@ -505,6 +513,7 @@ impl Passerelle {
                     cursor: cursor_for_replay,
                 },
                 exchanges,
+                truncated: http.recording_truncated,
                 scrubber: &mut scrubber,
             })
             .instrument(tracing::debug_span!(parent: &span, "flight_recorder"))

@@ -195,8 +195,17 @@ pub struct HttpSession {
     /// Time spent waiting for the platform's answers (sending, then reading the body).
     pub platform_wait: Duration,
     /// Where every exchange is appended, when the run is recorded
-    /// (`passerelle sync --record`).
+    /// (`passerelle sync --record`, the flight recorder).
     pub recording: Option<Recording>,
+    /// The response bytes the recording holds at most: past it, exchanges are not
+    /// recorded (and `recording_truncated` says so).
+    pub recording_limit: u64,
+    /// Response bytes recorded so far.
+    recorded_bytes: u64,
+    /// Whether an exchange was left out of the recording (its limit, or the memory budget).
+    pub recording_truncated: bool,
+    /// The run's share of the memory budget, charged with what the recording holds.
+    memory: Option<Arc<std::sync::Mutex<crate::sandbox::budget::RunMemory>>>,
 }
 
 /// What a session needs to know about its run.
@@ -272,7 +281,39 @@ impl HttpSession {
             rate_limit_wait: Duration::ZERO,
             platform_wait: Duration::ZERO,
             recording: None,
+            recording_limit: u64::MAX,
+            recorded_bytes: 0,
+            recording_truncated: false,
+            memory: None,
         }
+    }
+
+    /// Charges the recording to the run's share of the memory budget from now on.
+    pub(crate) fn charge_to(
+        &mut self,
+        memory: Arc<std::sync::Mutex<crate::sandbox::budget::RunMemory>>,
+    ) {
+        self.memory = Some(memory);
+    }
+
+    /// Whether `bytes` more may be recorded: within the recording's limit and the run's
+    /// memory budget (charged when they are). A recording never fails a run.
+    fn may_record(&mut self, bytes: u64) -> bool {
+        let fits = self.recorded_bytes.saturating_add(bytes) <= self.recording_limit
+            && match &self.memory {
+                Some(m) => m
+                    .lock()
+                    .expect("not poisoned")
+                    .grow(usize::try_from(bytes).unwrap_or(usize::MAX))
+                    .is_ok(),
+                None => true,
+            };
+        if fits {
+            self.recorded_bytes += bytes;
+        } else {
+            self.recording_truncated = true;
+        }
+        fits
     }
 
     /// Performs one connector request. `Err` is a trap (a run limit was hit); the inner
@@ -328,7 +369,11 @@ impl HttpSession {
                 Ok(result) => result,
                 Err(_) => Ok(Err(wit::HttpError::Timeout)),
             };
-        if let (Some(recording), Ok(Ok(response))) = (&self.recording, &result) {
+        if let (true, Ok(Ok(response))) = (self.recording.is_some(), &result) {
+            if !self.may_record(response.body.len() as u64) {
+                return result;
+            }
+            let recording = self.recording.as_ref().expect("checked above");
             recording.lock().expect("not poisoned").push(Recorded {
                 method,
                 url: request.url,

@@ -447,8 +447,12 @@ impl Runtime {
         if let Some(records) = &mut records {
             records.charge_to(memory.clone());
         }
+        let mut http = parts.http;
+        if let Some(http) = &mut http {
+            http.charge_to(memory.clone());
+        }
         let capabilities = Capabilities::new(
-            parts.http,
+            http,
             records,
             parts.scrubber,
             parts.clock,

@@ -1,5 +1,6 @@
-//! The flight recorder: every run keeps its HTTP exchanges in memory (bounded by the
-//! run's received-bytes limit: only what it was allowed to receive is held); a run that
+//! The flight recorder: every run keeps its HTTP exchanges in memory (at most
+//! `per_account_kib` of bodies, charged to the run's memory budget; what does not fit is
+//! left out and the cassette marked truncated); a run that
 //! ends `drift`, fails in a way its connector may be at fault for, or sets items aside
 //! under the `quarantine` policy keeps them — redacted ([`redact`]), sealed with the
 //! secrets keyring, within `[flight_recorder]`'s retention — as a cassette attached to
@@ -96,6 +97,10 @@ impl FlightRecorderConfig {
 pub struct Cassette {
     pub replay: CassetteReplay,
     pub exchanges: Vec<CassetteExchange>,
+    /// Exchanges of the run were left out: past `flight_recorder.per_account_kib`, or
+    /// the memory budget (those after the first left out are missing).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// How a cassette replays: the run's `now` (RFC 3339), its window (`PAST:FUTURE` days),
@@ -168,6 +173,8 @@ pub(crate) struct Ended<'a> {
     pub reason: String,
     pub replay: CassetteReplay,
     pub exchanges: Vec<Recorded>,
+    /// Exchanges were left out of the recording.
+    pub truncated: bool,
     pub scrubber: &'a mut Scrubber,
 }
 
@@ -208,6 +215,7 @@ impl Passerelle {
         let cassette = Cassette {
             replay: ended.replay,
             exchanges,
+            truncated: ended.truncated,
         };
         let text = serde_json::to_string(&cassette).expect("serialisable");
         let meta = CassetteMeta {
