@@ -38,6 +38,29 @@ async fn replay(
     .unwrap()
 }
 
+/// One full run of `account` by another process's view of the same data directory
+/// (another configuration).
+async fn sync_with(
+    dir: &std::path::Path,
+    config: passerelle::service::config::Config,
+    account: &str,
+) -> passerelle::model::run::Run {
+    let other = passerelle::Passerelle::open(dir, config).await.unwrap();
+    let stored = other.store.account(account).await.unwrap().unwrap();
+    other
+        .sync_account(
+            &stored,
+            passerelle::service::sync::SyncOptions {
+                trigger: passerelle::model::run::Trigger::Manual,
+                mode: Mode::Full,
+                now: None,
+                record: None,
+            },
+        )
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_drifted_run_keeps_a_sealed_redacted_cassette_that_reproduces_the_drift_and_proves_the_fix(
 ) {
@@ -300,22 +323,7 @@ async fn kept_cassettes_stay_within_their_bounds_and_go_with_their_account() {
         // held either (the first answer alone is over 1 KiB: nothing is recorded).
         let mut tight = app.config.clone();
         tight.flight_recorder.per_account_kib = 1;
-        let tight = passerelle::Passerelle::open(sim.env.dir.path(), tight)
-            .await
-            .unwrap();
-        let stored = tight.store.account(&account).await.unwrap().unwrap();
-        let run = tight
-            .sync_account(
-                &stored,
-                passerelle::service::sync::SyncOptions {
-                    trigger: passerelle::model::run::Trigger::Manual,
-                    mode: Mode::Full,
-                    now: None,
-                    record: None,
-                },
-            )
-            .await
-            .unwrap();
+        let run = sync_with(sim.env.dir.path(), tight, &account).await;
         assert_eq!(run.status, Status::Drift);
         assert!(run.counts.bytes_received > 1024);
         assert_eq!(app.run_cassette_meta(run.id).await.unwrap(), None);
@@ -324,22 +332,7 @@ async fn kept_cassettes_stay_within_their_bounds_and_go_with_their_account() {
         // Off: a drift keeps nothing.
         let mut off = app.config.clone();
         off.flight_recorder.enabled = false;
-        let quiet = passerelle::Passerelle::open(sim.env.dir.path(), off)
-            .await
-            .unwrap();
-        let stored = quiet.store.account(&account).await.unwrap().unwrap();
-        let run = quiet
-            .sync_account(
-                &stored,
-                passerelle::service::sync::SyncOptions {
-                    trigger: passerelle::model::run::Trigger::Manual,
-                    mode: Mode::Full,
-                    now: None,
-                    record: None,
-                },
-            )
-            .await
-            .unwrap();
+        let run = sync_with(sim.env.dir.path(), off, &account).await;
         assert_eq!(run.status, Status::Drift);
         assert_eq!(app.run_cassette_meta(run.id).await.unwrap(), None);
 
