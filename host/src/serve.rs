@@ -45,6 +45,8 @@ pub struct Running {
 
 /// Starts the daemon and its listener (the admin API, the console under /console).
 pub async fn start(app: Passerelle, options: ServeOptions) -> Result<Running> {
+    // Shadow replay (`plugins shadow`, `plugins.shadow_gate`) replays on the kit's bench.
+    app.set_replayer(Arc::new(passerelle_kit::shadow::BenchReplayer));
     let app = Arc::new(app);
     let token = token::load_or_create(&app.data_dir, app.config.daemon.token.as_deref())?;
     let listen = app.config.daemon.listen;

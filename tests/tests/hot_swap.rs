@@ -90,6 +90,8 @@ async fn drift_pauses_and_a_new_version_redrives_to_the_truth_without_restart() 
         let mut config = daemon_config();
         config.schedule.spread_secs = 0;
         config.alerts.webhook_url = Some(hook);
+        // New versions are replayed on the drifted runs' cassettes before they activate.
+        config.plugins.shadow_gate = vec!["doctolib".into()];
         let sim = common::sim_env_with(&db, sim_config(2, 30), config).await;
         let accounts: Vec<String> = sim.sim.world().accounts().map(|a| a.id.clone()).collect();
         let store = sim.env.app.store.clone();
@@ -187,6 +189,22 @@ async fn drift_pauses_and_a_new_version_redrives_to_the_truth_without_restart() 
         assert_eq!(installed.json()["outcome"], "activated");
         assert_eq!(installed.json()["previous"], "0.1.0");
         let fixed_sha = installed.json()["sha256"].as_str().unwrap().to_string();
+        // It passed the shadow gate: each drifted run's cassette is read by it.
+        let shadow = d
+            .call(
+                Method::POST,
+                "/v1/connectors/doctolib/shadow",
+                Some(json!({"version": "0.1.0"})),
+            )
+            .await;
+        assert_eq!(shadow.status, StatusCode::OK, "{}", shadow.text);
+        let cases = shadow.json()["cases"].as_array().unwrap().clone();
+        assert!(cases.len() >= accounts.len(), "{}", shadow.text);
+        assert!(
+            cases.iter().all(|c| c["verdict"] == "still-drifting"),
+            "the version that drifted still drifts on them: {}",
+            shadow.text
+        );
         // Each account re-driven to success on 0.2.0 (an account whose pause was read
         // just before a re-drive lifted it may get a second, harmless one).
         let all = wait_until(&store, "re-drives", |runs| {

@@ -52,7 +52,6 @@ pub async fn dispatch(invocation: Invocation) -> Result<Output> {
             // database or starts ends it gracefully once it is up, instead of killing it.
             let stop = crate::serve::StopSignals::install()?;
             let app = Passerelle::open(&data_dir, config).await?;
-            app.set_replayer(Arc::new(passerelle_kit::shadow::BenchReplayer));
             crate::serve::serve(app, crate::serve::ServeOptions::default(), stop).await?;
             Ok(Output::Nothing)
         }
