@@ -10,7 +10,7 @@ use super::cassette;
 use super::harness::{Bench, BenchOptions, Target};
 use super::record::write_cassette;
 use passerelle_model::run::Mode;
-use passerelle_service::flight::shadow::{Replayed, Replayer};
+use passerelle_service::flight::replayer::{Replayed, Replayer};
 use passerelle_service::flight::Cassette;
 
 /// Replays on a scratch bench.

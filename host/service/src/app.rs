@@ -81,7 +81,7 @@ pub struct Passerelle {
     pub auth_limiter: crate::auth_limit::AuthLimiter,
     /// Replays a version on recorded cassettes for the shadow report (the kit's, handed
     /// in by the binary: [`Passerelle::set_replayer`]).
-    pub(crate) replayer: std::sync::OnceLock<Arc<dyn crate::flight::shadow::Replayer>>,
+    pub(crate) replayer: std::sync::OnceLock<Arc<dyn crate::flight::replayer::Replayer>>,
 }
 
 impl Passerelle {

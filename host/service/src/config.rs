@@ -43,7 +43,7 @@ pub struct Config {
     /// What one account may keep in the database, and the disk guard.
     pub quotas: passerelle_model::Quotas,
     /// What runs that drift or fail keep of their HTTP exchanges.
-    pub flight_recorder: crate::flight::FlightRecorderConfig,
+    pub flight_recorder: FlightRecorderConfig,
 }
 
 /// The change feed.
@@ -481,6 +481,76 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// `[flight_recorder]`: what failing runs keep of their HTTP exchanges, and for how long.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlightRecorderConfig {
+    /// Keep the exchanges of runs that drift or fail (false: runs record nothing).
+    pub enabled: bool,
+    /// Cassettes older than this are removed.
+    pub keep_days: u32,
+    /// What one account's cassettes may take, in KiB; the oldest go first.
+    pub per_account_kib: u64,
+    /// What all cassettes may take, in MiB; the oldest go first.
+    pub total_mib: u64,
+    /// Baselines: per connector, the share of its accounts (percent, chosen by a stable
+    /// hash of the account id) whose successful runs keep their exchanges too — the
+    /// account's last one only. A cassette kept for a drift or a failure ends with the
+    /// account's baseline exchanges (noted as such), so a fixed version replays the
+    /// requests the failing run never reached.
+    pub baselines: std::collections::BTreeMap<String, u8>,
+}
+
+impl Default for FlightRecorderConfig {
+    fn default() -> Self {
+        FlightRecorderConfig {
+            enabled: true,
+            keep_days: 14,
+            per_account_kib: 8 * 1024,
+            total_mib: 512,
+            baselines: Default::default(),
+        }
+    }
+}
+
+impl FlightRecorderConfig {
+    /// The store's retention as of `now`.
+    pub fn retention(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> passerelle_store::cassettes::Retention {
+        passerelle_store::cassettes::Retention {
+            older_than: Some(now - chrono::Duration::days(self.keep_days.into())),
+            per_account_bytes: self.per_account_kib.saturating_mul(1024),
+            total_bytes: self.total_mib.saturating_mul(1024 * 1024),
+        }
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.keep_days >= 1 && self.per_account_kib >= 1 && self.total_mib >= 1,
+            "flight_recorder.keep_days, per_account_kib and total_mib must be at least 1"
+        );
+        if let Some((connector, percent)) = self.baselines.iter().find(|(_, p)| **p > 100) {
+            anyhow::bail!(
+                "flight_recorder.baselines.{connector} = {percent}: a share of accounts, 0 to 100"
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether `account`'s successful runs on `connector` keep a baseline.
+    pub fn keeps_baseline(&self, connector: &str, account: &str) -> bool {
+        let percent = self.baselines.get(connector).copied().unwrap_or(0);
+        // A stable choice (FNV-1a of the id): the same accounts from run to run.
+        let hash = account.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        hash % 100 < u64::from(percent)
     }
 }
 

@@ -8,11 +8,13 @@
 //! --out DIR` writes it in the kit's cassette format, so `connector test` replays the
 //! failing run offline.
 
+pub mod cassette;
 pub mod redact;
+pub mod replayer;
 pub mod shadow;
 pub mod shape;
 
-use std::collections::BTreeMap;
+pub use cassette::{Cassette, CassetteExchange, CassetteReplay};
 
 use serde::{Deserialize, Serialize};
 
@@ -21,118 +23,8 @@ use crate::{ServiceError, ServiceResult};
 use passerelle_model::run::{ErrorKind, Status};
 use passerelle_runtime::capabilities::http::Recorded;
 use passerelle_runtime::scrub::Scrubber;
-use passerelle_store::cassettes::{CassetteMeta, Retention};
+use passerelle_store::cassettes::CassetteMeta;
 use passerelle_store::practices::Account;
-
-/// `[flight_recorder]`: what failing runs keep of their HTTP exchanges, and for how long.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FlightRecorderConfig {
-    /// Keep the exchanges of runs that drift or fail (false: runs record nothing).
-    pub enabled: bool,
-    /// Cassettes older than this are removed.
-    pub keep_days: u32,
-    /// What one account's cassettes may take, in KiB; the oldest go first.
-    pub per_account_kib: u64,
-    /// What all cassettes may take, in MiB; the oldest go first.
-    pub total_mib: u64,
-    /// Baselines: per connector, the share of its accounts (percent, chosen by a stable
-    /// hash of the account id) whose successful runs keep their exchanges too — the
-    /// account's last one only. A cassette kept for a drift or a failure ends with the
-    /// account's baseline exchanges (noted as such), so a fixed version replays the
-    /// requests the failing run never reached.
-    pub baselines: BTreeMap<String, u8>,
-}
-
-impl Default for FlightRecorderConfig {
-    fn default() -> Self {
-        FlightRecorderConfig {
-            enabled: true,
-            keep_days: 14,
-            per_account_kib: 8 * 1024,
-            total_mib: 512,
-            baselines: BTreeMap::new(),
-        }
-    }
-}
-
-impl FlightRecorderConfig {
-    /// The store's retention as of `now`.
-    pub fn retention(&self, now: chrono::DateTime<chrono::Utc>) -> Retention {
-        Retention {
-            older_than: Some(now - chrono::Duration::days(self.keep_days.into())),
-            per_account_bytes: self.per_account_kib.saturating_mul(1024),
-            total_bytes: self.total_mib.saturating_mul(1024 * 1024),
-        }
-    }
-
-    /// Checks what types alone cannot.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.keep_days >= 1 && self.per_account_kib >= 1 && self.total_mib >= 1,
-            "flight_recorder.keep_days, per_account_kib and total_mib must be at least 1"
-        );
-        if let Some((connector, percent)) = self.baselines.iter().find(|(_, p)| **p > 100) {
-            anyhow::bail!(
-                "flight_recorder.baselines.{connector} = {percent}: a share of accounts, 0 to 100"
-            );
-        }
-        Ok(())
-    }
-
-    /// Whether `account`'s successful runs on `connector` keep a baseline.
-    pub fn keeps_baseline(&self, connector: &str, account: &str) -> bool {
-        let percent = self.baselines.get(connector).copied().unwrap_or(0);
-        // A stable choice (FNV-1a of the id): the same accounts from run to run.
-        let hash = account.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        hash % 100 < u64::from(percent)
-    }
-}
-
-/// A recorded run as the kit's cassettes hold it (redacted): the run's clock, window and
-/// settings, and its exchanges in order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Cassette {
-    pub replay: CassetteReplay,
-    pub exchanges: Vec<CassetteExchange>,
-    /// Exchanges of the run were left out: past `flight_recorder.per_account_kib`, or
-    /// the memory budget (those after the first left out are missing).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub truncated: bool,
-}
-
-/// How a cassette replays: the run's `now` (RFC 3339), its window (`PAST:FUTURE` days),
-/// the account's settings, and the run's mode and starting cursor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct CassetteReplay {
-    pub now: String,
-    pub window: String,
-    pub settings: BTreeMap<String, String>,
-    /// The run's mode (`incremental`, `full`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
-    /// The cursor the run started from (an incremental run's requests depend on it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<String>,
-}
-
-/// One exchange: the request the connector made and the answer it got, redacted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct CassetteExchange {
-    pub method: String,
-    pub url: String,
-    pub status: u16,
-    /// The response headers a connector may read (lower-case names).
-    pub headers: BTreeMap<String, String>,
-    pub body: String,
-    /// Whether the body is JSON (else text).
-    pub json: bool,
-    /// Where it comes from when not from the run itself (`baseline run N`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
 
 /// The reason a successful run keeps its exchanges as its account's baseline.
 pub const BASELINE: &str = passerelle_store::cassettes::BASELINE;

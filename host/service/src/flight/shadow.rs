@@ -15,41 +15,19 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use super::replayer::{Replayed, Replayer};
 use super::Cassette;
 use crate::app::Passerelle;
 use crate::{ServiceError, ServiceResult};
-use passerelle_model::run::{ErrorKind, Status};
+use passerelle_model::run::Status;
 use passerelle_store::connectors::ConnectorVersion;
 
 /// The newest cassettes a shadow replays, at most.
 pub const MAX_CASSETTES: usize = 50;
 /// External ids listed per difference, at most.
 const FIRST_IDS: usize = 5;
-
-/// Replays a component on a cassette in a scratch sandbox and store.
-pub trait Replayer: Send + Sync {
-    fn replay<'a>(
-        &'a self,
-        component: &'a [u8],
-        cassette: &'a Cassette,
-    ) -> BoxFuture<'a, anyhow::Result<Replayed>>;
-}
-
-/// What one replay ended with and stored.
-#[derive(Debug, Clone, Default)]
-pub struct Replayed {
-    pub status: Option<Status>,
-    pub error_kind: Option<ErrorKind>,
-    /// The drift's JSON path, or the error's detail (scrubbed).
-    pub detail: Option<String>,
-    /// Appointments by external id, as stored (compared, never shown).
-    pub appointments: BTreeMap<String, serde_json::Value>,
-    /// Slots by external id and start.
-    pub slots: BTreeMap<String, serde_json::Value>,
-}
 
 /// What a candidate did on one cassette.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
