@@ -342,14 +342,18 @@ impl Passerelle {
             (None, true) => Some(http::Recording::default()),
             (None, false) => None,
         };
-        http.recording = flight.clone();
-        if options.record.is_none() {
-            // More than an account may keep is never kept: not held either.
-            http.recording_limit = self
-                .config
-                .flight_recorder
-                .per_account_kib
-                .saturating_mul(1024);
+        if let Some(recording) = &flight {
+            // `--record` keeps everything; the flight recorder never holds more than an
+            // account may keep.
+            let limit = match options.record {
+                Some(_) => u64::MAX,
+                None => self
+                    .config
+                    .flight_recorder
+                    .per_account_kib
+                    .saturating_mul(1024),
+            };
+            http.recording = http::Recorder::to(recording.clone(), limit);
         }
         let scope = Scope {
             connector: manifest.name.clone(),
@@ -513,7 +517,7 @@ impl Passerelle {
                     cursor: cursor_for_replay,
                 },
                 exchanges,
-                truncated: http.recording_truncated,
+                truncated: http.recording.truncated(),
                 scrubber: &mut scrubber,
             })
             .instrument(tracing::debug_span!(parent: &span, "flight_recorder"))

@@ -18,6 +18,7 @@ pub mod render_plugins;
 pub mod render_practices;
 pub mod render_records;
 pub mod resolve;
+pub mod validate;
 
 use std::io::IsTerminal;
 

@@ -157,20 +157,7 @@ impl HttpService {
     }
 }
 
-/// One exchange as the connector saw it: its request (URL and body, which never hold a
-/// secret) and the final response (secrets already removed).
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub method: String,
-    pub url: String,
-    pub request_body: Option<Vec<u8>>,
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-/// Where a run's HTTP session appends what it exchanged.
-pub type Recording = Arc<std::sync::Mutex<Vec<Recorded>>>;
+pub use super::http_record::{Recorded, Recorder, Recording};
 
 /// One run's HTTP budget and identity.
 pub struct HttpSession {
@@ -194,18 +181,9 @@ pub struct HttpSession {
     pub rate_limit_wait: Duration,
     /// Time spent waiting for the platform's answers (sending, then reading the body).
     pub platform_wait: Duration,
-    /// Where every exchange is appended, when the run is recorded
-    /// (`passerelle sync --record`, the flight recorder).
-    pub recording: Option<Recording>,
-    /// The response bytes the recording holds at most: past it, exchanges are not
-    /// recorded (and `recording_truncated` says so).
-    pub recording_limit: u64,
-    /// Response bytes recorded so far.
-    recorded_bytes: u64,
-    /// Whether an exchange was left out of the recording (its limit, or the memory budget).
-    pub recording_truncated: bool,
-    /// The run's share of the memory budget, charged with what the recording holds.
-    memory: Option<Arc<std::sync::Mutex<crate::sandbox::budget::RunMemory>>>,
+    /// Where every exchange is recorded, when the run is (`passerelle sync --record`,
+    /// the flight recorder).
+    pub recording: Recorder,
 }
 
 /// What a session needs to know about its run.
@@ -280,11 +258,7 @@ impl HttpSession {
             bytes_received: 0,
             rate_limit_wait: Duration::ZERO,
             platform_wait: Duration::ZERO,
-            recording: None,
-            recording_limit: u64::MAX,
-            recorded_bytes: 0,
-            recording_truncated: false,
-            memory: None,
+            recording: Recorder::default(),
         }
     }
 
@@ -293,27 +267,7 @@ impl HttpSession {
         &mut self,
         memory: Arc<std::sync::Mutex<crate::sandbox::budget::RunMemory>>,
     ) {
-        self.memory = Some(memory);
-    }
-
-    /// Whether `bytes` more may be recorded: within the recording's limit and the run's
-    /// memory budget (charged when they are). A recording never fails a run.
-    fn may_record(&mut self, bytes: u64) -> bool {
-        let fits = self.recorded_bytes.saturating_add(bytes) <= self.recording_limit
-            && match &self.memory {
-                Some(m) => m
-                    .lock()
-                    .expect("not poisoned")
-                    .grow(usize::try_from(bytes).unwrap_or(usize::MAX))
-                    .is_ok(),
-                None => true,
-            };
-        if fits {
-            self.recorded_bytes += bytes;
-        } else {
-            self.recording_truncated = true;
-        }
-        fits
+        self.recording.charge_to(memory);
     }
 
     /// Performs one connector request. `Err` is a trap (a run limit was hit); the inner
@@ -363,18 +317,18 @@ impl HttpSession {
             Err(e) => return Ok(Err(e)),
         };
         let method = prepared.method.to_string();
-        let request_body = self.recording.as_ref().and(request.body.clone());
+        let request_body = self
+            .recording
+            .is_on()
+            .then(|| request.body.clone())
+            .flatten();
         let result =
             match tokio::time::timeout(timeout, self.exchange(prepared, request.body)).await {
                 Ok(result) => result,
                 Err(_) => Ok(Err(wit::HttpError::Timeout)),
             };
-        if let (true, Ok(Ok(response))) = (self.recording.is_some(), &result) {
-            if !self.may_record(response.body.len() as u64) {
-                return result;
-            }
-            let recording = self.recording.as_ref().expect("checked above");
-            recording.lock().expect("not poisoned").push(Recorded {
+        if let (true, Ok(Ok(response))) = (self.recording.is_on(), &result) {
+            self.recording.record(Recorded {
                 method,
                 url: request.url,
                 request_body,

@@ -12,6 +12,7 @@ pub mod allowlist;
 pub mod clock;
 pub mod guard;
 pub mod http;
+pub mod http_record;
 pub mod http_trace;
 pub mod log;
 pub mod log_budget;
