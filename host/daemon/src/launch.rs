@@ -1,8 +1,9 @@
 //! Starting and stopping the daemon's moving parts: the SQLite lock or the registration
 //! among the daemons of a PostgreSQL database, recovery, catch-up, the scheduler, the
 //! workers, the lease keeper, the listener for other daemons' changes, the re-driver, the
-//! delivery and export loops and the plugins directory watch; and the graceful stop. The
-//! admin API's listener is not the daemon's: `passerelle::serve` mounts it beside.
+//! delivery and export loops and the plugins directory watch (the workers on their
+//! [`RunThreads`]); and the graceful stop. The admin API's listener is not the
+//! daemon's: `passerelle::serve` mounts it beside.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use anyhow::Result;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use crate::run_threads::RunThreads;
 use crate::{Clock, Daemon};
 use passerelle_service::Passerelle;
 
@@ -22,6 +24,8 @@ pub struct Launched {
     /// directory watch.
     helpers: Vec<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
+    /// Where the workers run.
+    run_threads: RunThreads,
     /// On SQLite: the lock that makes this its only daemon.
     _sqlite_lock: Option<std::fs::File>,
 }
@@ -50,8 +54,10 @@ pub async fn launch(app: Arc<Passerelle>, clock: Clock) -> Result<Launched> {
     // Everything the daemon's tasks log carries its id (a span; in JSON logs, each
     // line's `spans`).
     let span = tracing::info_span!("daemon", id = %daemon.id);
+    let run_threads = RunThreads::start(app.config.run_threads())?;
+    tracing::debug!(threads = run_threads.len(), "run threads started");
     let workers = (0..app.config.daemon.max_concurrent_runs)
-        .map(|_| tokio::spawn(daemon.clone().run_worker().instrument(span.clone())))
+        .map(|i| run_threads.spawn(i, daemon.clone().run_worker().instrument(span.clone())))
         .collect();
     daemon.catch_up(daemon.now()).await?;
     let scheduler = tokio::spawn(daemon.clone().run_scheduler().instrument(span.clone()));
@@ -68,6 +74,7 @@ pub async fn launch(app: Arc<Passerelle>, clock: Clock) -> Result<Launched> {
         scheduler,
         helpers,
         workers,
+        run_threads,
         _sqlite_lock: sqlite_lock,
     })
 }
@@ -101,6 +108,7 @@ impl Launched {
             daemon.abort_running();
             workers.await;
         }
+        self.run_threads.stop().await;
         daemon.unregister().await;
         Stopped {
             left_queued,

@@ -10,7 +10,8 @@
 //! - [`scheduler`] over [`planner`]: each practice's accounts queued at its slots, a slot
 //!   taken once across daemons;
 //! - [`worker`]: runs claimed from the database within this daemon's caps
-//!   ([`queue::RunQueue`]), transient failures retried with backoff;
+//!   ([`queue::RunQueue`]), transient failures retried with backoff; the workers live on
+//!   [`run_threads`], each its own single-threaded scheduler;
 //! - [`lease`]: heartbeats, run leases, runs of dead daemons, other daemons' notifications;
 //! - [`drift`]: paused accounts skip their slots, a new connector version re-drives them;
 //! - [`plugin_watch`]: the watched plugins directory;
@@ -31,6 +32,7 @@ pub mod planner;
 mod plugin_watch;
 pub mod queue;
 mod recovery;
+pub mod run_threads;
 mod scheduler;
 pub mod token;
 mod worker;

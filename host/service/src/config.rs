@@ -205,6 +205,10 @@ pub struct DaemonConfig {
     /// Runs at once per connector (platform): keeps one platform's runs, waiting on its
     /// rate limit, from taking every place.
     pub max_concurrent_per_connector: usize,
+    /// Threads that execute runs, each with its own single-threaded scheduler (a run
+    /// stays on its thread from claim to end, so it does not wake the others at each
+    /// await). 0, the default: one per CPU core, at most `max_concurrent_runs`.
+    pub run_threads: usize,
     /// On SIGTERM, how long running runs may go on before they are cancelled.
     pub shutdown_grace_secs: u64,
     /// Shortest time between two manual syncs of an account ("Sync now"), across every
@@ -241,6 +245,7 @@ impl Default for DaemonConfig {
             wrong_tokens_per_minute: 10,
             max_concurrent_runs: 8,
             max_concurrent_per_connector: 4,
+            run_threads: 0,
             shutdown_grace_secs: 30,
             manual_min_interval_secs: 60,
             id: None,
@@ -387,6 +392,16 @@ impl Config {
         BASE_MEMORY_MIB
             + (self.daemon.max_concurrent_runs as u64)
                 .saturating_mul(self.limits.run_worst_case_mib())
+    }
+
+    /// How many threads execute runs: `daemon.run_threads`, or one per CPU core; never
+    /// more than `daemon.max_concurrent_runs`.
+    pub fn run_threads(&self) -> usize {
+        let wanted = match self.daemon.run_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        wanted.clamp(1, self.daemon.max_concurrent_runs.max(1))
     }
 
     /// What the runs may hold together, in MiB: the ceiling less the daemon's base.

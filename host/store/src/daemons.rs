@@ -6,7 +6,7 @@ use passerelle_model::daemon::DaemonRow;
 use sqlx::Row;
 
 use super::error::{DbContext, StoreResult};
-use super::Store;
+use super::{literal, Store};
 use passerelle_model::run::Status;
 
 /// Who a daemon is, for [`Store::register_daemon`].
@@ -72,13 +72,15 @@ impl Store {
             .execute(&mut *tx)
             .await
             .context("renewing the daemon's heartbeat")?;
-        sqlx::query("UPDATE runs SET lease_until = $2 WHERE owner = $1 AND status = $3")
-            .bind(id)
-            .bind(lease_until)
-            .bind(Status::Running.as_str())
-            .execute(&mut *tx)
-            .await
-            .context("renewing run leases")?;
+        sqlx::query(&format!(
+            "UPDATE runs SET lease_until = $2 WHERE owner = $1 AND status = {}",
+            literal(Status::Running.as_str())
+        ))
+        .bind(id)
+        .bind(lease_until)
+        .execute(&mut *tx)
+        .await
+        .context("renewing run leases")?;
         tx.commit()
             .await
             .context("renewing the daemon's heartbeat")?;
@@ -107,13 +109,13 @@ impl Store {
             .execute(&self.pool)
             .await
             .context("forgetting old daemons")?;
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT d.id, d.host, d.pid, d.version, d.started_at, d.heartbeat_at, d.lease_until,
-                (SELECT COUNT(*) FROM runs r WHERE r.owner = d.id AND r.status = $2) AS running
+                (SELECT COUNT(*) FROM runs r WHERE r.owner = d.id AND r.status = {}) AS running
              FROM daemons d WHERE d.lease_until >= $1 ORDER BY d.id",
-        )
+            literal(Status::Running.as_str())
+        ))
         .bind(now)
-        .bind(Status::Running.as_str())
         .fetch_all(&self.pool)
         .await
         .context("listing daemons")?;

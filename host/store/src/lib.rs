@@ -53,6 +53,12 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// Where write transactions and the claim go: on SQLite a pool of its own with one
+    /// connection (there is one writer at a time anyway), so writers queue in the pool
+    /// instead of polling SQLite's busy handler, and that connection's page cache stays
+    /// warm — each of the general pool's connections must re-read the pages another
+    /// connection wrote since its last use. On PostgreSQL, the general pool.
+    writer: AnyPool,
     backend: Backend,
     /// The URL it was opened with (for a `LISTEN` connection); never shown unredacted.
     url: String,
@@ -72,6 +78,19 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
         .map(|i| format!("${}", first + i))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A fixed value of the model (a run's status or trigger) as an SQL literal.
+///
+/// Statements over `runs` name statuses and triggers as literals, never as parameters:
+/// the table's partial indexes (`… WHERE status = 'running'`) make SQLite compare a
+/// parameter found in the same place with the index's value while planning, so the
+/// statement is prepared again each time that parameter is bound (its plan depends on
+/// the value). The daemon's profile showed that re-preparing as a fifth of its CPU per
+/// run. Only `&'static str` of the model's enumerations are taken: never outside text.
+pub(crate) fn literal(text: &'static str) -> String {
+    debug_assert!(!text.contains('\''));
+    format!("'{text}'")
 }
 
 pub fn now_text() -> String {
@@ -109,29 +128,36 @@ impl Store {
         // No ping before each use (it doubled every statement's round trips): a
         // connection that died with its server fails its statement, and a run that meets
         // it ends with a retryable storage error.
-        let mut pool_options = AnyPoolOptions::new().test_before_acquire(false);
-        if backend == Backend::Sqlite {
+        let sqlite_pool = |connections: u32| {
             // One writer at a time; WAL lets readers proceed meanwhile.
-            pool_options = pool_options
-                .max_connections(4)
+            AnyPoolOptions::new()
+                .test_before_acquire(false)
+                .max_connections(connections)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
                             .await?;
                         Ok(())
                     })
-                });
-        } else {
-            pool_options = pool_options.max_connections(16);
-        }
-        let pool =
-            pool_options
-                .connect_with(options)
-                .await
-                .map_err(|source| StoreError::Connect {
-                    url: redact_url(url),
-                    source,
-                })?;
+                })
+        };
+        let pool_options = match backend {
+            Backend::Sqlite => sqlite_pool(4),
+            Backend::Postgres => AnyPoolOptions::new()
+                .test_before_acquire(false)
+                .max_connections(16),
+        };
+        let pool = pool_options
+            .connect_with(options.clone())
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: redact_url(url),
+                source,
+            })?;
+        let writer = match backend {
+            Backend::Sqlite => sqlite_pool(1).connect_lazy_with(options),
+            Backend::Postgres => pool.clone(),
+        };
         // `sqlite://PATH?options`: the file the disk guard watches.
         let sqlite_file = (backend == Backend::Sqlite)
             .then(|| {
@@ -144,6 +170,7 @@ impl Store {
             .flatten();
         let store = Store {
             pool,
+            writer,
             backend,
             url: url.to_string(),
             keyring: None,
@@ -154,13 +181,15 @@ impl Store {
         Ok(store)
     }
 
-    /// A transaction that writes. On SQLite it takes the write lock up front
-    /// (`BEGIN IMMEDIATE`), so concurrent runs queue on the busy timeout instead of
-    /// failing when a reading transaction tries to become a writing one.
+    /// A transaction that writes, from the writer pool. On SQLite it takes the write
+    /// lock up front (`BEGIN IMMEDIATE`), so a writer outside this process (a CLI
+    /// command) waits on the busy timeout instead of failing when a reading
+    /// transaction tries to become a writing one. Never nest one in another: the second
+    /// would wait for the first's connection.
     pub(crate) async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
         let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
         };
         tx.context("starting a write transaction")
     }
@@ -192,7 +221,13 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
+    }
+
+    /// The pool of write transactions and the claim (see [`Store::begin_write`]).
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 }
 

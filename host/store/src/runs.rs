@@ -4,7 +4,7 @@ use super::error::{is_unique_violation, DbContext, StoreError, StoreResult};
 use sqlx::Row;
 
 use super::pauses::PauseEffect;
-use super::{now_text, Store};
+use super::{literal, now_text, Store};
 use passerelle_model::run::{
     ErrorKind, Mode, NewRun, Run, RunCounts, RunEnd, RunFilter, Status, Trigger,
 };
@@ -52,16 +52,16 @@ impl Store {
     /// [`Store::orphaned_runs`]) as `cancelled`/`interrupted`: the run as recorded, or
     /// None if it ended meanwhile. The run recorder's to call.
     pub async fn interrupt_orphan(&self, run_id: i64, owner: &str) -> StoreResult<Option<Run>> {
-        let closed = sqlx::query(
+        let closed = sqlx::query(&format!(
             "UPDATE runs SET status = $2, finished_at = $3, error_kind = $4, error_detail = $5
-             WHERE id = $1 AND status = $6",
-        )
+             WHERE id = $1 AND status = {}",
+            literal(Status::Running.as_str())
+        ))
         .bind(run_id)
         .bind(Status::Cancelled.as_str())
         .bind(now_text())
         .bind(ErrorKind::Interrupted.as_str())
         .bind(format!("interrupted: its process ({owner}) is gone"))
-        .bind(Status::Running.as_str())
         .execute(&self.pool)
         .await
         .context("closing a run whose process is gone")?;
@@ -84,11 +84,11 @@ impl Store {
 
     /// The account's running run, if any: id, owner and start.
     async fn running_run(&self, account_id: &str) -> StoreResult<Option<Holder>> {
-        let row = sqlx::query(
-            "SELECT id, owner, started_at, lease_until FROM runs WHERE account_id = $1 AND status = $2",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT id, owner, started_at, lease_until FROM runs WHERE account_id = $1 AND status = {}",
+            literal(Status::Running.as_str())
+        ))
         .bind(account_id)
-        .bind(Status::Running.as_str())
         .fetch_optional(&self.pool)
         .await
         .context("reading the account's running run")?;
@@ -153,12 +153,13 @@ impl Store {
     /// Runs left `running` without a lease (started by `passerelle sync`, or by a
     /// version before leases) whose process is gone from this host: (run id, owner).
     pub async fn orphaned_runs(&self) -> StoreResult<Vec<(i64, String)>> {
-        let rows =
-            sqlx::query("SELECT id, owner FROM runs WHERE status = $1 AND lease_until IS NULL")
-                .bind(Status::Running.as_str())
-                .fetch_all(&self.pool)
-                .await
-                .context("reading running runs")?;
+        let rows = sqlx::query(&format!(
+            "SELECT id, owner FROM runs WHERE status = {} AND lease_until IS NULL",
+            literal(Status::Running.as_str())
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .context("reading running runs")?;
         Ok(rows
             .into_iter()
             .filter_map(|row| {
@@ -420,9 +421,12 @@ pub(super) async fn end_run_row(
                 checkpoints = CASE WHEN $13 > checkpoints THEN $13 ELSE checkpoints END,
                 quarantined = CASE WHEN $20 > quarantined THEN $20 ELSE quarantined END,
                 error_kind = $14, error_detail = $15, cursor_after = COALESCE($16, cursor_after),
-                message = $17, retry_after_secs = $18, drift = $19, duration_bucket = $23
-             WHERE id = $1 AND status IN ($21, $22)
-             RETURNING {RUN_COLUMNS}"
+                message = $17, retry_after_secs = $18, drift = $19, duration_bucket = $21
+             WHERE id = $1 AND status IN ({queued}, {running})
+             RETURNING {RUN_COLUMNS}",
+            // Literals, not parameters: see [`crate::literal`].
+            queued = literal(Status::Queued.as_str()),
+            running = literal(Status::Running.as_str()),
         ))
         .bind(id)
         .bind(end.status.as_str())
@@ -448,8 +452,6 @@ pub(super) async fn end_run_row(
                 .map(|d| serde_json::to_string(d).expect("serialisable")),
         )
         .bind(c.quarantined)
-        .bind(Status::Queued.as_str())
-        .bind(Status::Running.as_str())
         // Counted in the duration rollup by the database's trigger as it is written.
         .bind(super::durations::counted_bucket(end))
         .fetch_optional(&mut **tx)

@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use super::decode;
 use crate::error::{is_unique_violation, StoreResult};
-use crate::{now_text, placeholders, Backend, Store};
+use crate::{literal, now_text, placeholders, Backend, Store};
 use passerelle_model::run::{Mode, Status, Trigger};
 
 /// A run a daemon has claimed (status `running`, owned by it), with what its run needs
@@ -66,34 +66,34 @@ impl Store {
     ) -> Result<Option<Claimed>, sqlx::Error> {
         let now = now_text();
         let sql = self.claim_statement(full.len());
-        let mut query = sqlx::query(&sql)
-            .bind(Status::Running.as_str())
-            .bind(owner)
-            .bind(lease_until)
-            .bind(&now)
-            .bind(Status::Queued.as_str());
+        let mut query = sqlx::query(&sql).bind(owner).bind(lease_until).bind(&now);
         for c in full {
             query = query.bind(c.as_str());
         }
-        let Some(row) = query.fetch_optional(&self.pool).await? else {
+        // On the writer pool: a claim writes (see [`Store::begin_write`]).
+        let Some(row) = query.fetch_optional(self.writer()).await? else {
             return Ok(None);
         };
         claimed_of(&row).map(Some)
     }
 
-    /// The claim's statement, with `full` connectors to leave out: $1 `running`, $2 the
-    /// owner, $3 the lease's end, $4 now, $5 `queued`, then the full connectors.
+    /// The claim's statement, with `full` connectors to leave out: $1 the owner, $2 the
+    /// lease's end, $3 now, then the full connectors.
     fn claim_statement(&self, full: usize) -> String {
-        // $1..$5 fixed, then the full connectors.
         let not_full = if full == 0 {
             String::new()
         } else {
-            format!(" AND q.connector NOT IN ({})", placeholders(6, full))
+            format!(" AND q.connector NOT IN ({})", placeholders(4, full))
         };
         let lock = match self.backend {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
+        // Literals, not parameters: see [`crate::literal`].
+        let (queued, running) = (
+            literal(Status::Queued.as_str()),
+            literal(Status::Running.as_str()),
+        );
         let candidate = |manual_only: bool| {
             // Manual runs: a partial index of queued manual runs finds them without
             // reading the other queued runs; its condition is written as literals so the
@@ -117,8 +117,8 @@ impl Store {
             };
             format!(
                 "(SELECT q.id FROM runs q{index}
-                  WHERE q.status = $5 AND (q.not_before IS NULL OR q.not_before <= $4){manual}{not_full}
-                    AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.account_id = q.account_id AND r.status = $1)
+                  WHERE q.status = {queued} AND (q.not_before IS NULL OR q.not_before <= $3){manual}{not_full}
+                    AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.account_id = q.account_id AND r.status = {running})
                   ORDER BY q.id LIMIT 1 {lock})"
             )
         };
@@ -151,7 +151,7 @@ impl Store {
         // on, the cursor it starts from — and reads what it needs: its account and
         // whether it is paused. Starting a run costs no further round trip.
         format!(
-            "UPDATE runs SET status = $1, owner = $2, lease_until = $3, started_at = $4,
+            "UPDATE runs SET status = {running}, owner = $1, lease_until = $2, started_at = $3,
                 connector_version = {}, connector_sha256 = {},
                 cursor_before = CASE WHEN runs.mode = '{}'
                     THEN (SELECT c.cursor FROM sync_state c WHERE c.account_id = runs.account_id)
@@ -228,12 +228,7 @@ mod tests {
         let store = Store::open_in_data_dir(dir.path()).await.unwrap();
         for full in [0, 2] {
             let plan = format!("EXPLAIN QUERY PLAN {}", store.claim_statement(full));
-            let mut query = sqlx::query(&plan)
-                .bind("running")
-                .bind("owner")
-                .bind("lease")
-                .bind("now")
-                .bind("queued");
+            let mut query = sqlx::query(&plan).bind("owner").bind("lease").bind("now");
             for _ in 0..full {
                 query = query.bind("connector");
             }

@@ -21,7 +21,7 @@ use sqlx::Row;
 
 use super::audit::Write;
 use super::error::{DbContext, StoreResult};
-use super::{now_text, placeholders, Backend, Store};
+use super::{literal, now_text, placeholders, Backend, Store};
 use passerelle_model::run::{Mode, NewRun, PauseReason, Status, Trigger};
 
 /// A practice's scheduled slot, to be taken before its runs are queued.
@@ -207,7 +207,7 @@ impl Store {
         let mut new: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
         let condition = only_while.map_or_else(|| "1 = 1".into(), |o| o.condition("v.column2"));
         for chunk in todo.chunks(QUEUE_ROWS_PER_STATEMENT) {
-            const FIXED: usize = 7;
+            const FIXED: usize = 4;
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
                     let b = FIXED + 1 + 7 * i;
@@ -226,22 +226,23 @@ impl Store {
                 "INSERT INTO runs (practice_id, account_id, connector, connector_version, connector_sha256,
                     trigger, mode, status, started_at, queued_at, attempt, not_before)
                  SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7,
-                    $1, $2, $2, $3, $4
+                    {queued}, $1, $1, $2, $3
                  FROM (VALUES {}) AS v
-                 WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.account_id = v.column2 AND r.status = $5)
-                   AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.account_id = v.column2 AND r.trigger = $6
-                                   AND r.queued_at >= $7)
+                 WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.account_id = v.column2 AND r.status = {running})
+                   AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.account_id = v.column2 AND r.trigger = {manual}
+                                   AND r.queued_at >= $4)
                    AND {condition}
                  ON CONFLICT DO NOTHING RETURNING id, account_id",
-                values.join(", ")
+                values.join(", "),
+                // Literals, not parameters: see [`crate::literal`].
+                queued = literal(Status::Queued.as_str()),
+                running = literal(Status::Running.as_str()),
+                manual = literal(Trigger::Manual.as_str()),
             );
             let mut query = sqlx::query(&sql)
-                .bind(Status::Queued.as_str())
                 .bind(&now)
                 .bind(i64::from(*attempt))
                 .bind(not_before.as_deref())
-                .bind(Status::Running.as_str())
-                .bind(Trigger::Manual.as_str())
                 // No interval: a bound no stored instant reaches.
                 .bind(manual_since.as_deref().unwrap_or("~"));
             for run in chunk {
@@ -269,12 +270,12 @@ impl Store {
             std::collections::HashMap::new();
         for chunk in rest.chunks(QUEUE_ROWS_PER_STATEMENT) {
             let sql = format!(
-                "SELECT id, account_id, status FROM runs WHERE status IN ($1, $2) AND account_id IN ({})",
-                placeholders(3, chunk.len())
+                "SELECT id, account_id, status FROM runs WHERE status IN ({}, {}) AND account_id IN ({})",
+                literal(Status::Queued.as_str()),
+                literal(Status::Running.as_str()),
+                placeholders(1, chunk.len())
             );
-            let mut query = sqlx::query(&sql)
-                .bind(Status::Queued.as_str())
-                .bind(Status::Running.as_str());
+            let mut query = sqlx::query(&sql);
             for a in chunk {
                 query = query.bind(*a);
             }
@@ -296,10 +297,11 @@ impl Store {
             if only_while.is_none() {
                 let sql = format!(
                     "SELECT account_id, MAX(queued_at) AS at FROM runs
-                     WHERE trigger = $1 AND account_id IN ({}) GROUP BY account_id",
-                    placeholders(2, chunk.len())
+                     WHERE trigger = {} AND account_id IN ({}) GROUP BY account_id",
+                    literal(Trigger::Manual.as_str()),
+                    placeholders(1, chunk.len())
                 );
-                let mut query = sqlx::query(&sql).bind(Trigger::Manual.as_str());
+                let mut query = sqlx::query(&sql);
                 for a in chunk {
                     query = query.bind(*a);
                 }
@@ -351,12 +353,12 @@ impl Store {
 
     /// The account's queued or running run, if any.
     pub async fn active_run(&self, account_id: &str) -> StoreResult<Option<i64>> {
-        let row = sqlx::query(
-            "SELECT id FROM runs WHERE account_id = $1 AND status IN ($2, $3) ORDER BY id DESC LIMIT 1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT id FROM runs WHERE account_id = $1 AND status IN ({}, {}) ORDER BY id DESC LIMIT 1",
+            literal(Status::Queued.as_str()),
+            literal(Status::Running.as_str()),
+        ))
         .bind(account_id)
-        .bind(Status::Queued.as_str())
-        .bind(Status::Running.as_str())
         .fetch_optional(&self.pool)
         .await
         .context("reading the account's active run")?;
@@ -374,15 +376,15 @@ impl Store {
         for chunk in accounts.chunks(QUEUE_ROWS_PER_STATEMENT) {
             let sql = format!(
                 "SELECT account_id,
-                    MAX(CASE WHEN status IN ($1, $2) THEN 1 ELSE 0 END) AS active,
-                    MAX(CASE WHEN trigger = $3 THEN queued_at END) AS last_manual
+                    MAX(CASE WHEN status IN ({}, {}) THEN 1 ELSE 0 END) AS active,
+                    MAX(CASE WHEN trigger = {} THEN queued_at END) AS last_manual
                  FROM runs WHERE account_id IN ({}) GROUP BY account_id",
-                placeholders(4, chunk.len())
+                literal(Status::Queued.as_str()),
+                literal(Status::Running.as_str()),
+                literal(Trigger::Manual.as_str()),
+                placeholders(1, chunk.len())
             );
-            let mut query = sqlx::query(&sql)
-                .bind(Status::Queued.as_str())
-                .bind(Status::Running.as_str())
-                .bind(Trigger::Manual.as_str());
+            let mut query = sqlx::query(&sql);
             for a in chunk {
                 query = query.bind(*a);
             }
@@ -409,11 +411,11 @@ impl Store {
 
     /// When the account's last manual run was queued (any daemon), if ever.
     pub async fn last_manual_request(&self, account_id: &str) -> StoreResult<Option<String>> {
-        let row = sqlx::query(
-            "SELECT MAX(queued_at) AS at FROM runs WHERE account_id = $1 AND trigger = $2",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT MAX(queued_at) AS at FROM runs WHERE account_id = $1 AND trigger = {}",
+            literal(Trigger::Manual.as_str())
+        ))
         .bind(account_id)
-        .bind(Trigger::Manual.as_str())
         .fetch_one(&self.pool)
         .await
         .context("reading the account's last manual run")?;
@@ -422,20 +424,22 @@ impl Store {
 
     /// Runs waiting in the queue (all daemons).
     pub async fn queue_depth(&self) -> StoreResult<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM runs WHERE status = $1")
-            .bind(Status::Queued.as_str())
-            .fetch_one(&self.pool)
-            .await
-            .context("counting queued runs")?;
+        let row = sqlx::query(&format!(
+            "SELECT COUNT(*) AS n FROM runs WHERE status = {}",
+            literal(Status::Queued.as_str())
+        ))
+        .fetch_one(&self.pool)
+        .await
+        .context("counting queued runs")?;
         Ok(row.get("n"))
     }
 
     /// The earliest backoff end among queued runs, if any waits.
     pub async fn next_not_before(&self) -> StoreResult<Option<String>> {
-        let row = sqlx::query(
-            "SELECT MIN(not_before) AS t FROM runs WHERE status = $1 AND not_before IS NOT NULL",
-        )
-        .bind(Status::Queued.as_str())
+        let row = sqlx::query(&format!(
+            "SELECT MIN(not_before) AS t FROM runs WHERE status = {} AND not_before IS NOT NULL",
+            literal(Status::Queued.as_str())
+        ))
         .fetch_one(&self.pool)
         .await
         .context("reading queued backoffs")?;

@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use crate::error::{DbContext, StoreResult};
-use crate::{now_text, Store};
+use crate::{literal, now_text, Store};
 use passerelle_model::run::{ErrorKind, Run, Status};
 
 /// A running run whose daemon stopped renewing its lease, closed by [`Store::reap`].
@@ -36,11 +36,11 @@ impl Store {
     /// committed, and queues each account's work again unless it is at `max_attempts`.
     pub async fn reap(&self, scope: ReapScope, max_attempts: u32) -> StoreResult<Vec<Reaped>> {
         let now = now_text();
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT id, account_id, owner, lease_until, attempt FROM runs
-             WHERE status = $1 AND lease_until IS NOT NULL AND (lease_until < $2 OR $3 = 1)",
-        )
-        .bind(Status::Running.as_str())
+             WHERE status = {} AND lease_until IS NOT NULL AND (lease_until < $1 OR $2 = 1)",
+            literal(Status::Running.as_str())
+        ))
         .bind(&now)
         .bind(i64::from(scope == ReapScope::AllLeased))
         .fetch_all(&self.pool)
@@ -53,11 +53,12 @@ impl Store {
             let lease: String = row.get("lease_until");
             let attempt: i64 = row.get("attempt");
             let mut tx = self.begin_write().await?;
-            let closed = sqlx::query(
+            let closed = sqlx::query(&format!(
                 "UPDATE runs SET status = $2, finished_at = $3, error_kind = $4, error_detail = $5,
                     lease_until = NULL
-                 WHERE id = $1 AND status = $6 AND lease_until = $7",
-            )
+                 WHERE id = $1 AND status = {} AND lease_until = $6",
+                literal(Status::Running.as_str())
+            ))
             .bind(id)
             .bind(Status::Cancelled.as_str())
             .bind(&now)
@@ -66,7 +67,6 @@ impl Store {
                 "interrupted: its daemon ({owner}) stopped renewing its lease (ended {lease}); \
                  what its checkpoints committed is kept"
             ))
-            .bind(Status::Running.as_str())
             .bind(&lease)
             .execute(&mut *tx)
             .await

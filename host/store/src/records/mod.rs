@@ -19,7 +19,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::feed::Change;
 use super::pauses::PauseEffect;
-use super::{now_text, placeholders, Store};
+use super::{literal, now_text, placeholders, Store};
 use passerelle_model::feed::{ChangeKind, ChangeOp};
 use passerelle_model::records::{
     AppointmentRecord, CommitCounts, Finish, PatientRecord, Pending, Scope, SlotRecord,
@@ -234,7 +234,7 @@ async fn commit_in(
                 // The run's record says what its checkpoints committed, in the same transaction
                 // (a run killed later tells the truth). A run that is not running any more — its
                 // daemon's lease ended and another daemon closed it — commits nothing.
-                let held = sqlx::query(
+                let held = sqlx::query(&format!(
                     "UPDATE runs SET appointments_added = appointments_added + $2,
                     appointments_changed = appointments_changed + $3,
                     appointments_deleted = appointments_deleted + $4,
@@ -242,8 +242,9 @@ async fn commit_in(
                     slots_written = slots_written + $6, slots_removed = slots_removed + $7,
                     quarantined = quarantined + $8, checkpoints = checkpoints + 1,
                     cursor_after = COALESCE($9, cursor_after)
-                 WHERE id = $1 AND status = $10",
-                )
+                 WHERE id = $1 AND status = {}",
+                    literal(passerelle_model::run::Status::Running.as_str())
+                ))
                 .bind(scope.run_id)
                 .bind(counts.appointments_added)
                 .bind(counts.appointments_changed)
@@ -253,7 +254,6 @@ async fn commit_in(
                 .bind(counts.slots_removed)
                 .bind(counts.quarantined)
                 .bind(cursor)
-                .bind(passerelle_model::run::Status::Running.as_str())
                 .execute(&mut **tx)
                 .await
                 .context("recording the checkpoint in the run")?;
