@@ -15,7 +15,10 @@
 //! accounts (default 200). Prints per centre the daemon's wall and CPU time (all its
 //! threads, from `/proc`), its context switches (every thread's, voluntary and not),
 //! the requests made, and what queueing alone costs (the service's "Sync now" of that
-//! practice, in this process, with no daemon to run the runs).
+//! practice, in this process, with no daemon to run the runs). Twice: the recording as
+//! served (its slots are of 2021, so with the real clock none is stored), and the
+//! recording moved to today in memory (one slot in the window: each run stores it, as
+//! a first sync of a centre does).
 //!
 //! `cargo xtask bench` (or `cargo bench -p passerelle-tests --bench centre` with the
 //! components built). PASSERELLE_BENCH_CENTRES sizes the first part (default 2,000 runs);
@@ -36,6 +39,34 @@ use passerelle_tests::component;
 
 /// Set in the child that serves the recorded files: the port file to write.
 const SERVE_ENV: &str = "PASSERELLE_BENCH_CENTRE_SERVE";
+/// Set in that child to serve the recording moved to today (see [`moved_to_today`]).
+const TODAY_ENV: &str = "PASSERELLE_BENCH_CENTRE_TODAY";
+
+/// The instant the recording was made at (its slots are bookable then).
+const RECORDED_AT: &str = "2021-04-03T07:00:00Z";
+
+/// The recorded body with every date-time moved by whole days so that the recording's
+/// day is today (in memory only: the recording is never edited). The daemon's runs use
+/// the real clock: served as recorded, every slot is years past and none is stored.
+fn moved_to_today(body: &[u8]) -> Vec<u8> {
+    fn shift(value: &mut serde_json::Value, by: chrono::Duration) {
+        match value {
+            serde_json::Value::String(s) => {
+                if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+                    *s = (t + by).to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| shift(v, by)),
+            serde_json::Value::Object(members) => members.values_mut().for_each(|v| shift(v, by)),
+            _ => {}
+        }
+    }
+    let recorded: DateTime<Utc> = RECORDED_AT.parse().unwrap();
+    let by = chrono::Duration::days((Utc::now() - recorded).num_days());
+    let mut value: serde_json::Value = serde_json::from_slice(body).expect("recorded JSON");
+    shift(&mut value, by);
+    serde_json::to_vec(&value).unwrap()
+}
 
 /// The recorded "basic" centre.
 fn fixture(name: &str) -> PathBuf {
@@ -49,8 +80,11 @@ fn fixture(name: &str) -> PathBuf {
 fn serve(port_file: &str) {
     use axum::routing::get;
     let booking = std::fs::read(fixture("basic-booking.json")).expect("the recorded booking");
-    let availabilities =
+    let mut availabilities =
         std::fs::read(fixture("basic-availabilities.json")).expect("the recorded availabilities");
+    if std::env::var_os(TODAY_ENV).is_some() {
+        availabilities = moved_to_today(&availabilities);
+    }
     let json = |body: Vec<u8>| {
         move || {
             let body = body.clone();
@@ -84,9 +118,13 @@ impl Drop for Server {
     }
 }
 
-fn start_server(dir: &std::path::Path) -> Server {
-    let port_file = dir.join("port");
-    let child = Command::new(std::env::current_exe().unwrap())
+fn start_server(dir: &std::path::Path, today: bool) -> Server {
+    let port_file = dir.join(if today { "port-today" } else { "port" });
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    if today {
+        command.env(TODAY_ENV, "1");
+    }
+    let child = command
         .env(SERVE_ENV, &port_file)
         .stdout(Stdio::null())
         .spawn()
@@ -151,7 +189,7 @@ async fn bench(
         .unwrap();
     let account = app.store.account("centre-account").await.unwrap().unwrap();
     // The recording's clock, so that its slots are still bookable.
-    let now: DateTime<Utc> = "2021-04-03T07:00:00Z".parse().unwrap();
+    let now: DateTime<Utc> = RECORDED_AT.parse().unwrap();
     let one = || async {
         let run = app
             .sync_account(
@@ -247,7 +285,7 @@ fn process_switches(pid: u32) -> std::collections::BTreeMap<String, u64> {
 }
 
 /// The centre as an operator runs it: provisioned here, synced by `passerelle serve`.
-async fn daemon_bench(centres: usize, server: &Server) {
+async fn daemon_bench(centres: usize, server: &Server, served: &str) {
     use passerelle::service::runs::SyncRequest;
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
@@ -347,8 +385,9 @@ async fn daemon_bench(centres: usize, server: &Server) {
         .filter(|(_, n)| *n > 0)
         .collect();
     let switches: u64 = by_thread.iter().map(|(_, n)| n).sum();
-    let (ok, requests): (i64, i64) = sqlx::query_as(
-        "SELECT SUM(CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END), SUM(http_requests) FROM runs",
+    let (ok, requests, slots): (i64, i64, i64) = sqlx::query_as(
+        "SELECT SUM(CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END), SUM(http_requests),
+            SUM(slots_written) FROM runs",
     )
     .fetch_one(store.pool())
     .await
@@ -361,11 +400,12 @@ async fn daemon_bench(centres: usize, server: &Server) {
     );
     let n = centres as f64;
     println!(
-        "passerelle serve, {centres} centres, one at a time, default window: {:.3} ms wall, {:.3} ms CPU, {:.1} context switches, {:.1} requests per centre",
+        "passerelle serve, {centres} centres, one at a time, default window, {served}: {:.3} ms wall, {:.3} ms CPU, {:.1} context switches, {:.1} requests, {:.1} slots stored per centre",
         wall.as_secs_f64() * 1000.0 / n,
         cpu.as_secs_f64() * 1000.0 / n,
         switches as f64 / n,
         requests as f64 / n,
+        slots as f64 / n,
     );
     println!(
         "  context switches per centre by thread: {}",
@@ -420,7 +460,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000);
     let dir = tempfile::tempdir().unwrap();
-    let server = start_server(dir.path());
+    let server = start_server(dir.path(), false);
     println!(
         "centre: ViteMaDose's recorded Doctolib \"basic\" centre (2 requests) from a static local server, doctolib.wasm, durable writes"
     );
@@ -428,11 +468,14 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
-    tokio::runtime::Builder::new_multi_thread()
+    let today = start_server(dir.path(), true);
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .unwrap()
-        .block_on(daemon_bench(centres, &server));
+        .unwrap();
+    rt.block_on(daemon_bench(centres, &server, "as recorded"));
+    rt.block_on(daemon_bench(centres, &today, "moved to today"));
+    drop(today);
     if std::env::var_os("PASSERELLE_BENCH_DAEMON_ONLY").is_some() {
         return;
     }
