@@ -9,7 +9,7 @@
 use sqlx::{Any, Row, Transaction};
 
 use super::error::{DbContext, StoreError, StoreResult};
-use super::{placeholders, Store};
+use super::{placeholders, row_params, Store};
 use passerelle_model::feed::{ChangeKind, ChangeOp, StoredChange};
 use passerelle_model::records::{AppointmentRecord, PatientRecord, Scope};
 
@@ -124,7 +124,7 @@ pub(super) async fn append(
             if i > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!("({})", placeholders(i * 11 + 1, 11)));
+            sql.push_str(&format!("({})", row_params(tx, i * 11 + 1, 11)));
         }
         let mut query = sqlx::query(&sql);
         for (i, c) in chunk.iter().enumerate() {

@@ -19,7 +19,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::feed::Change;
 use super::pauses::PauseEffect;
-use super::{literal, now_text, placeholders, Store};
+use super::{literal, now_text, placeholders, row_params, Store};
 use passerelle_model::feed::{ChangeKind, ChangeOp};
 use passerelle_model::records::{
     AppointmentRecord, CommitCounts, Finish, PatientRecord, Pending, Scope, SlotRecord,
@@ -423,16 +423,16 @@ async fn upsert_appointments(
          VALUES ",
     );
     for i in 0..write.len() {
-        let b = i * 20;
+        // 20 parameters a row, each used once in binding order ([`row_params`]): the
+        // run is bound twice, as first and last seen.
+        let b = i * 21;
         if i > 0 {
             sql.push_str(", ");
         }
-        let p: Vec<String> = (1..=20).map(|k| format!("${}", b + k)).collect();
         sql.push_str(&format!(
-            "({}, {}, NULL, NULL, {})",
-            p[..19].join(", "),
-            p[18],
-            p[19]
+            "({}, NULL, NULL, {})",
+            row_params(tx, b + 1, 20),
+            row_params(tx, b + 21, 1)
         ));
     }
     sql.push_str(
@@ -472,6 +472,7 @@ async fn upsert_appointments(
             .bind(p.and_then(|p| p.email.as_deref()))
             .bind(a.platform_updated_at.as_deref())
             .bind(hash.as_str())
+            .bind(scope.run_id)
             .bind(scope.run_id)
             .bind(now);
     }

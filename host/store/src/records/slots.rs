@@ -6,7 +6,7 @@ use sqlx::{Any, Row, Transaction};
 
 use crate::error::{DbContext, StoreResult};
 use crate::feed::Change;
-use crate::{placeholders, Store};
+use crate::{placeholders, row_params, Store};
 use passerelle_model::feed::{ChangeKind, ChangeOp};
 use passerelle_model::records::{Scope, SlotRecord};
 
@@ -42,18 +42,10 @@ pub(super) async fn upsert_slots(
          VALUES ",
     );
     for i in 0..unique.len() {
-        let b = i * 12;
         if i > 0 {
             sql.push_str(", ");
         }
-        sql.push('(');
-        for k in 1..=12 {
-            if k > 1 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${}", b + k));
-        }
-        sql.push(')');
+        sql.push_str(&format!("({})", row_params(tx, i * 12 + 1, 12)));
     }
     // A diff: a slot stored as it is now is not written again (its row, and the
     // database page it is on, stay untouched).
