@@ -86,6 +86,7 @@ async fn scope(e: &Env, account: &str) -> Scope {
         account_id: account.into(),
         run_id,
         version_sha256: sha,
+        stored_slots: None,
     }
 }
 
@@ -363,7 +364,8 @@ fn slot(id: &str, starts_at_ms: i64, place: &str) -> Pending {
 /// Slots are written as a diff: a slot stored as the platform has it is not written
 /// again; a changed one is; the stored slots the run did not see (at any of its
 /// commits) are removed, whatever their date (availability is a snapshot: one outside
-/// the window, which no run would see again, is not kept for ever).
+/// the window, which no run would see again, is not kept for ever). The same whether the
+/// last commit reads the stored slots or is given them as the daemon's claim read them.
 #[tokio::test]
 async fn slots_are_written_as_a_diff_of_the_window() {
     let last = |seen: &[&str]| Finish {
@@ -371,10 +373,32 @@ async fn slots_are_written_as_a_diff_of_the_window() {
         seen_slots: seen.iter().map(|s| s.to_string()).collect(),
         ..Finish::default()
     };
-    for db in databases().await {
-        let e = env(&db, Config::default()).await;
+    for claimed in [false, true] {
+        for db in databases().await {
+            slots_diff(&db, claimed, last).await;
+        }
+    }
+}
+
+async fn slots_diff(db: &common::Db, claimed: bool, last: impl Fn(&[&str]) -> Finish) {
+    {
+        let e = env(db, Config::default()).await;
         setup(&e).await;
         let store = &e.app.store;
+        // A run's scope, with the account's stored slots as a claim reads them.
+        let scope = |account: &'static str| {
+            let e = &e;
+            async move {
+                let mut scope = scope(e, account).await;
+                if claimed {
+                    let ids = e.app.store.slots(account).await.unwrap();
+                    scope.stored_slots = Some(std::sync::Arc::new(
+                        ids.into_iter().map(|s| s.external_id).collect(),
+                    ));
+                }
+                scope
+            }
+        };
         let first = [
             slot("s1", 100, "room 1"),
             slot("s2", 200, "room 1"),
@@ -383,7 +407,7 @@ async fn slots_are_written_as_a_diff_of_the_window() {
         ];
         let c = store
             .commit(
-                &scope(&e, "a1").await,
+                &scope("a1").await,
                 &first,
                 None,
                 Some(last(&["s1", "s2", "s3", "later"])),
@@ -394,7 +418,7 @@ async fn slots_are_written_as_a_diff_of_the_window() {
         // The same availability again: nothing to write, nothing to remove.
         let c = store
             .commit(
-                &scope(&e, "a1").await,
+                &scope("a1").await,
                 &first,
                 None,
                 Some(last(&["s1", "s2", "s3", "later"])),
@@ -405,7 +429,7 @@ async fn slots_are_written_as_a_diff_of_the_window() {
         // The one outside the window, not seen this time: removed all the same.
         let c = store
             .commit(
-                &scope(&e, "a1").await,
+                &scope("a1").await,
                 &first[..3],
                 None,
                 Some(last(&["s1", "s2", "s3"])),
@@ -417,7 +441,7 @@ async fn slots_are_written_as_a_diff_of_the_window() {
         // run (seen, not in this commit): kept.
         let c = store
             .commit(
-                &scope(&e, "a1").await,
+                &scope("a1").await,
                 &[slot("s2", 200, "room 2"), slot("s4", 400, "room 1")],
                 None,
                 Some(last(&["s1", "s2", "s4"])),

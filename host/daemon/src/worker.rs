@@ -52,6 +52,7 @@ impl Daemon {
                 cursor: request.cursor.clone(),
                 paused: request.paused,
                 claimed: Some(lease.claimed),
+                stored_slots: Some(Arc::new(request.stored_slots.clone())),
             })) => Some(r),
             _ = super::until_true(&mut abort) => None,
         };

@@ -114,6 +114,10 @@ pub struct Scope {
     pub run_id: i64,
     /// The content hash of the connector version running.
     pub version_sha256: String,
+    /// The account's stored slots (external ids) as its run's claim read them, if it
+    /// did. Only the account's one running run writes them, so the last commit knows
+    /// which the run no longer saw without reading them again. None: read there.
+    pub stored_slots: Option<std::sync::Arc<std::collections::HashSet<String>>>,
 }
 
 /// What the last commit of a successful run does besides writing.

@@ -56,6 +56,9 @@ pub struct ClaimedRun {
     pub paused: bool,
     /// When the claim's statement started and ended, for the run's trace.
     pub claimed: Option<(std::time::SystemTime, std::time::SystemTime)>,
+    /// The account's stored slots as the claim read them (its last commit then need
+    /// not read them).
+    pub stored_slots: Option<std::sync::Arc<std::collections::HashSet<String>>>,
 }
 
 impl Passerelle {
@@ -92,6 +95,7 @@ impl Passerelle {
         // Only a paused account has a pause for a successful run to lift.
         let may_be_paused = claimed.as_ref().is_none_or(|c| c.paused);
         let claim_window = claimed.as_ref().and_then(|c| c.claimed);
+        let stored_slots = claimed.as_ref().and_then(|c| c.stored_slots.clone());
         let queued_run = claimed.map(|c| c.run_id);
         let recorder = self.recorder();
         let run_of = RunOf {
@@ -145,6 +149,7 @@ impl Passerelle {
                     &loaded,
                     run_id,
                     cursor_before,
+                    stored_slots,
                     options,
                     span.clone(),
                 )
@@ -331,6 +336,7 @@ impl Passerelle {
         loaded: &passerelle_runtime::sandbox::LoadedConnector,
         run_id: i64,
         cursor_before: Option<String>,
+        stored_slots: Option<std::sync::Arc<std::collections::HashSet<String>>>,
         options: SyncOptions,
         span: tracing::Span,
     ) -> Result<Executed> {
@@ -361,6 +367,7 @@ impl Passerelle {
             account_id: account.id.clone(),
             run_id,
             version_sha256: loaded.sha256.clone(),
+            stored_slots,
         };
         let policy = match self.config.plugins.drift_policy.get(&manifest.name) {
             Some(crate::config::DriftPolicy::Quarantine) => wit::DriftPolicy::Quarantine,

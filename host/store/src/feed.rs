@@ -175,6 +175,7 @@ pub(super) async fn append_removal(
             account_id: a.get("id"),
             run_id: 0,
             version_sha256: String::new(),
+            stored_slots: None,
         };
         let mut changes = Vec::new();
         for (kind, table) in [

@@ -32,6 +32,9 @@ pub struct Claimed {
     /// Whether the account had a pause (drift, security event) when claimed: only a
     /// run of a paused account has one to lift.
     pub paused: bool,
+    /// The account's stored slots (external ids), read by the claim for the run's last
+    /// commit ([`passerelle_model::records::Scope::stored_slots`]).
+    pub stored_slots: std::collections::HashSet<String>,
 }
 
 impl Store {
@@ -123,6 +126,16 @@ impl Store {
             )
         };
         // The names of the account's secrets, as a JSON array.
+        let stored_slots = match self.backend {
+            Backend::Sqlite => {
+                "(SELECT json_group_array(external_id) FROM slots s
+                    WHERE s.connector = runs.connector AND s.account_id = runs.account_id)"
+            }
+            Backend::Postgres => {
+                "(SELECT COALESCE(json_agg(external_id), '[]'::json)::text FROM slots s
+                    WHERE s.connector = runs.connector AND s.account_id = runs.account_id)"
+            }
+        };
         let secret_names = match self.backend {
             Backend::Sqlite => {
                 "(SELECT json_group_array(name) FROM (SELECT name FROM account_secrets s
@@ -163,6 +176,7 @@ impl Store {
                 (SELECT a.settings FROM accounts a WHERE a.id = runs.account_id) AS account_settings,
                 (SELECT a.public_info FROM accounts a WHERE a.id = runs.account_id) AS account_listing,
                 {secret_names} AS account_secrets,
+                {stored_slots} AS stored_slots,
                 CAST(CASE WHEN EXISTS (SELECT 1 FROM account_pauses p WHERE p.account_id = runs.account_id)
                     THEN 1 ELSE 0 END AS BIGINT) AS paused",
             version_column("version"),
@@ -211,6 +225,11 @@ fn claimed_of(row: &sqlx::any::AnyRow) -> Result<Claimed, sqlx::Error> {
         connector_sha256: row.get("connector_sha256"),
         cursor: row.get("cursor_before"),
         paused: row.get::<i64, _>("paused") != 0,
+        stored_slots: serde_json::from_str(
+            &row.get::<Option<String>, _>("stored_slots")
+                .unwrap_or_else(|| "[]".into()),
+        )
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
     })
 }
 

@@ -105,7 +105,6 @@ pub(super) async fn upsert_slots(
 /// Slots per `DELETE … IN (…)` of slots gone from the platform.
 const GONE_PER_STATEMENT: usize = 200;
 
-/// Removes the stored slots of `window_ms` that are not in `seen`; how many.
 /// Removes the account's stored slots the successful run did not emit — every one,
 /// whatever its date: availability is a snapshot of what the platform offers now, and a
 /// slot outside the run's window (a past one, or one stored by an earlier version that
@@ -116,21 +115,34 @@ pub(super) async fn prune_slots(
     seen: &std::collections::HashSet<String>,
     changes: &mut Vec<Change>,
 ) -> StoreResult<i64> {
-    let stored =
-        sqlx::query("SELECT external_id FROM slots WHERE connector = $1 AND account_id = $2")
-            .bind(&scope.connector)
-            .bind(&scope.account_id)
-            .fetch_all(&mut **tx)
-            .await
-            .context("reading the account's slots")?;
-    let gone: Vec<String> = stored
-        .iter()
-        .map(|r| r.get::<String, _>("external_id"))
-        .filter(|id| !seen.contains(id))
-        .collect();
+    // The stored slots as the run's claim read them (only this run wrote the account's
+    // slots since), else read now.
+    let mut gone: Vec<String> = match &scope.stored_slots {
+        Some(stored) => stored
+            .iter()
+            .filter(|id| !seen.contains(*id))
+            .cloned()
+            .collect(),
+        None => {
+            sqlx::query("SELECT external_id FROM slots WHERE connector = $1 AND account_id = $2")
+                .bind(&scope.connector)
+                .bind(&scope.account_id)
+                .fetch_all(&mut **tx)
+                .await
+                .context("reading the account's slots")?
+                .iter()
+                .map(|r| r.get::<String, _>("external_id"))
+                .filter(|id| !seen.contains(id))
+                .collect()
+        }
+    };
+    // In one order whichever way they were found (the feed lists them so).
+    gone.sort_unstable();
+    let mut removed: Vec<String> = Vec::with_capacity(gone.len());
     for chunk in gone.chunks(GONE_PER_STATEMENT) {
         let sql = format!(
-            "DELETE FROM slots WHERE connector = $1 AND account_id = $2 AND external_id IN ({})",
+            "DELETE FROM slots WHERE connector = $1 AND account_id = $2 AND external_id IN ({})
+             RETURNING external_id",
             placeholders(3, chunk.len())
         );
         let mut query = sqlx::query(&sql)
@@ -139,16 +151,22 @@ pub(super) async fn prune_slots(
         for id in chunk {
             query = query.bind(id);
         }
-        query
-            .execute(&mut **tx)
+        let mut ids: Vec<String> = query
+            .fetch_all(&mut **tx)
             .await
-            .context("removing slots gone from the platform")?;
+            .context("removing slots gone from the platform")?
+            .iter()
+            .map(|r| r.get::<String, _>("external_id"))
+            .collect();
+        ids.sort_unstable();
+        removed.extend(ids);
     }
     changes.extend(
-        gone.iter()
+        removed
+            .iter()
             .map(|id| Change::key_only(ChangeKind::Slot, ChangeOp::Removed, id)),
     );
-    Ok(gone.len() as i64)
+    Ok(removed.len() as i64)
 }
 
 impl Store {
