@@ -108,8 +108,10 @@ impl Launched {
             daemon.abort_running();
             workers.await;
         }
-        self.run_threads.stop().await;
         daemon.unregister().await;
+        // Last: what the runs spawned on them (a connection going back to its pool)
+        // finishes before their schedulers are dropped.
+        self.run_threads.stop().await;
         Stopped {
             left_queued,
             interrupted,
