@@ -283,8 +283,8 @@ async fn a_successful_runs_last_commit_and_its_end_are_one_transaction() {
             .commit_and_finish_run(
                 &run,
                 LastCommit {
-                    items: &[appointment("x2", 2, "booked")],
-                    cursor: Some("c2"),
+                    items: vec![appointment("x2", 2, "booked")],
+                    cursor: Some("c2".into()),
                     finish: finish.clone(),
                 },
                 &succeeded(RunCounts {
@@ -326,8 +326,8 @@ async fn a_successful_runs_last_commit_and_its_end_are_one_transaction() {
             .commit_and_finish_run(
                 &next,
                 LastCommit {
-                    items: &[appointment("x3", 3, "booked")],
-                    cursor: Some("c3"),
+                    items: vec![appointment("x3", 3, "booked")],
+                    cursor: Some("c3".into()),
                     finish: finish.clone(),
                 },
                 &succeeded(RunCounts::default()),

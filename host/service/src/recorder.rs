@@ -234,8 +234,8 @@ impl RunRecorder<'_> {
             .commit_and_finish_run(
                 scope,
                 LastCommit {
-                    items: &last.items,
-                    cursor: last.cursor.as_deref(),
+                    items: last.items,
+                    cursor: last.cursor,
                     finish: last.finish,
                 },
                 end,

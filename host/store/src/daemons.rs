@@ -89,9 +89,11 @@ impl Store {
 
     /// This daemon leaves (graceful shutdown).
     pub async fn unregister_daemon(&self, id: &str) -> StoreResult<()> {
+        // Through the writer: on SQLite it waits its turn behind the transactions
+        // still ending there instead of meeting the write lock in the busy handler.
         sqlx::query("DELETE FROM daemons WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .context("unregistering the daemon")?;
         Ok(())

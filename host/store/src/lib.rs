@@ -34,6 +34,7 @@ pub mod sealed;
 pub mod secrets;
 pub mod subscriptions;
 pub mod tokens;
+mod writer_thread;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -59,6 +60,9 @@ pub struct Store {
     /// warm — each of the general pool's connections must re-read the pages another
     /// connection wrote since its last use. On PostgreSQL, the general pool.
     writer: AnyPool,
+    /// On SQLite, where multi-statement write transactions run
+    /// ([`Store::on_writer_thread`]); none on PostgreSQL.
+    writer_thread: Option<writer_thread::WriterThread>,
     backend: Backend,
     /// The URL it was opened with (for a `LISTEN` connection); never shown unredacted.
     url: String,
@@ -186,6 +190,7 @@ impl Store {
         let store = Store {
             pool,
             writer,
+            writer_thread: (backend == Backend::Sqlite).then(writer_thread::WriterThread::default),
             backend,
             url: url.to_string(),
             keyring: None,
@@ -207,6 +212,20 @@ impl Store {
             Backend::Postgres => self.writer.begin().await,
         };
         tx.context("starting a write transaction")
+    }
+
+    /// Runs `work` — a write transaction of several statements — on SQLite's writer
+    /// thread (see [`writer_thread`]), so the write lock it takes is not held while its
+    /// caller's thread is busy elsewhere; on PostgreSQL, here. `work` runs to its end
+    /// even if the caller stops waiting.
+    pub(crate) async fn on_writer_thread<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = StoreResult<T>> + Send + 'static,
+    ) -> StoreResult<T> {
+        match &self.writer_thread {
+            Some(thread) => thread.run(work).await,
+            None => work.await,
+        }
     }
 
     async fn migrate(&self) -> StoreResult<()> {

@@ -56,6 +56,33 @@ pub enum PauseEffect<'a> {
     Lift(&'a str),
 }
 
+/// A [`PauseEffect`] holding its values, to send with a transaction to another thread.
+pub(crate) enum OwnedPauseEffect {
+    Keep,
+    Pause(Box<Pause>),
+    Lift(String),
+}
+
+impl From<PauseEffect<'_>> for OwnedPauseEffect {
+    fn from(effect: PauseEffect<'_>) -> Self {
+        match effect {
+            PauseEffect::Keep => OwnedPauseEffect::Keep,
+            PauseEffect::Pause(p) => OwnedPauseEffect::Pause(Box::new(p.clone())),
+            PauseEffect::Lift(account) => OwnedPauseEffect::Lift(account.to_owned()),
+        }
+    }
+}
+
+impl OwnedPauseEffect {
+    pub(crate) fn as_effect(&self) -> PauseEffect<'_> {
+        match self {
+            OwnedPauseEffect::Keep => PauseEffect::Keep,
+            OwnedPauseEffect::Pause(p) => PauseEffect::Pause(p),
+            OwnedPauseEffect::Lift(account) => PauseEffect::Lift(account),
+        }
+    }
+}
+
 /// Applies a [`PauseEffect`] on a connection (inside the caller's transaction); true if a
 /// pause was lifted.
 pub(super) async fn apply(

@@ -3,7 +3,7 @@
 use super::error::{is_unique_violation, DbContext, StoreError, StoreResult};
 use sqlx::Row;
 
-use super::pauses::PauseEffect;
+use super::pauses::{OwnedPauseEffect, PauseEffect};
 use super::{literal, now_text, Store};
 use passerelle_model::run::{
     ErrorKind, Mode, NewRun, Run, RunCounts, RunEnd, RunFilter, Status, Trigger,
@@ -110,17 +110,23 @@ impl Store {
         end: &RunEnd,
         pause: PauseEffect<'_>,
     ) -> StoreResult<Option<(Run, bool)>> {
-        let mut tx = self.begin_write().await?;
-        let ended = finish_run_in(&mut tx, id, end, pause).await?;
-        if ended.is_some() {
-            tx.commit().await.context("recording run end")?;
-        } else {
-            tracing::warn!(
-                run = id,
-                "the run was closed by another daemon (its lease ended); its end here is not recorded"
-            );
-        }
-        Ok(ended)
+        // On SQLite, on the writer thread (see `commit_and_finish_run`).
+        let store = self.clone();
+        let (end, pause) = (end.clone(), OwnedPauseEffect::from(pause));
+        self.on_writer_thread(async move {
+            let mut tx = store.begin_write().await?;
+            let ended = finish_run_in(&mut tx, id, &end, pause.as_effect()).await?;
+            if ended.is_some() {
+                tx.commit().await.context("recording run end")?;
+            } else {
+                tracing::warn!(
+                    run = id,
+                    "the run was closed by another daemon (its lease ended); its end here is not recorded"
+                );
+            }
+            Ok(ended)
+        })
+        .await
     }
 
     /// Records a run that did not happen (a missed slot, a paused account): status

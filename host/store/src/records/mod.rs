@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
 
 use super::feed::Change;
-use super::pauses::PauseEffect;
+use super::pauses::{OwnedPauseEffect, PauseEffect};
 use super::{literal, now_text, placeholders, row_params, Store};
 use passerelle_model::feed::{ChangeKind, ChangeOp};
 use passerelle_model::records::{
@@ -59,10 +59,30 @@ impl Store {
     /// the run closed with `end` — its counts raised by what this commit wrote — and
     /// its account's pause effect ([`Store::finish_run`]). The run as recorded, and
     /// whether a pause was lifted. Nothing is written if any of it fails.
+    ///
+    /// On SQLite it runs on the writer thread ([`Store::on_writer_thread`]): the run's
+    /// thread has other runs' wasm to execute between its statements.
     pub async fn commit_and_finish_run(
         &self,
         scope: &Scope,
-        last: LastCommit<'_>,
+        last: LastCommit,
+        end: &RunEnd,
+        pause: PauseEffect<'_>,
+    ) -> StoreResult<(Run, bool)> {
+        let store = self.clone();
+        let (scope, end, pause) = (scope.clone(), end.clone(), OwnedPauseEffect::from(pause));
+        self.on_writer_thread(async move {
+            store
+                .commit_and_finish_run_here(&scope, last, &end, pause.as_effect())
+                .await
+        })
+        .await
+    }
+
+    async fn commit_and_finish_run_here(
+        &self,
+        scope: &Scope,
+        last: LastCommit,
         end: &RunEnd,
         pause: PauseEffect<'_>,
     ) -> StoreResult<(Run, bool)> {
@@ -72,8 +92,8 @@ impl Store {
         let (counts, ended) = commit_in(
             &mut tx,
             scope,
-            last.items,
-            last.cursor,
+            &last.items,
+            last.cursor.as_deref(),
             Some(last.finish),
             Checkpoint::End(end),
         )
@@ -102,9 +122,9 @@ fn killed_by_fail_point() -> ! {
 }
 
 /// What a successful run commits last, with its end ([`Store::commit_and_finish_run`]).
-pub struct LastCommit<'a> {
-    pub items: &'a [Pending],
-    pub cursor: Option<&'a str>,
+pub struct LastCommit {
+    pub items: Vec<Pending>,
+    pub cursor: Option<String>,
     pub finish: Finish,
 }
 
