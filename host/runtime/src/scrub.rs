@@ -59,10 +59,11 @@ pub struct Scrubber {
     max_patterns: u64,
     /// Values refused because the budget was reached.
     over_budget: bool,
-    matcher: Option<(AhoCorasick, usize)>,
+    /// Secrets then patient values: for logs, errors and summaries.
+    matcher: Matcher,
     /// The matchers for record text: secrets only, and secrets with the identifying
     /// values.
-    record_matchers: [Option<(AhoCorasick, usize)>; 2],
+    record_matchers: [Matcher; 2],
 }
 
 impl Default for Scrubber {
@@ -73,8 +74,8 @@ impl Default for Scrubber {
             identifying: HashSet::new(),
             max_patterns: u64::MAX,
             over_budget: false,
-            matcher: None,
-            record_matchers: [None, None],
+            matcher: Matcher::default(),
+            record_matchers: Default::default(),
         }
     }
 }
@@ -117,10 +118,11 @@ impl Scrubber {
 
     /// Learns a secret value (replaced by `[secret]`).
     pub fn add_secret(&mut self, value: &str) {
-        if !value.is_empty() {
-            self.secret_values.push(fold(value));
-            self.matcher = None;
-            self.record_matchers = [None, None];
+        let folded = fold(value);
+        if !folded.is_empty() {
+            self.secret_values.push(folded);
+            self.matcher = Matcher::default();
+            self.record_matchers = Default::default();
         }
     }
 
@@ -134,7 +136,7 @@ impl Scrubber {
             return;
         }
         if self.identifying.insert(fold(value)) {
-            self.record_matchers[1] = None;
+            self.record_matchers[1] = Matcher::default();
         }
     }
 
@@ -153,7 +155,7 @@ impl Scrubber {
             return;
         }
         self.patient_values.insert(folded);
-        self.matcher = None;
+        self.matcher = Matcher::default();
     }
 
     /// Learns a birth date given as `YYYY-MM-DD`, with its usual other spellings.
@@ -225,8 +227,7 @@ impl Scrubber {
         if self.is_empty() {
             return text.to_string();
         }
-        let (matcher, secrets) = self.matcher();
-        replace_folded(matcher, secrets, text)
+        self.replace_known(text)
     }
 
     /// `text` with every known value and every e-mail or phone pattern replaced.
@@ -234,8 +235,7 @@ impl Scrubber {
         let mut out = if self.is_empty() {
             text.to_string()
         } else {
-            let (matcher, secrets) = self.matcher();
-            replace_folded(matcher, secrets, text)
+            self.replace_known(text)
         };
         if EMAIL.is_match(&out) {
             out = EMAIL.replace_all(&out, REDACTED).into_owned();
@@ -257,21 +257,17 @@ impl Scrubber {
         let mut out = if !known {
             text.to_string()
         } else {
-            if self.record_matchers[slot].is_none() {
-                let identifying: Vec<&String> = if names {
-                    self.identifying.iter().collect()
-                } else {
-                    Vec::new()
-                };
-                let ac = AhoCorasickBuilder::new()
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .kind(Some(MATCHER_KIND))
-                    .build(self.secret_values.iter().chain(identifying))
-                    .expect("literal patterns always build");
-                self.record_matchers[slot] = Some((ac, self.secret_values.len()));
-            }
-            let (ac, n) = self.record_matchers[slot].as_ref().expect("built above");
-            replace_folded(ac, *n, text)
+            let identifying: &HashSet<String> = if names { &self.identifying } else { &EMPTY };
+            let secrets = &self.secret_values;
+            let secret_count = secrets.len();
+            replace_folded(
+                &mut |hay| {
+                    self.record_matchers[slot]
+                        .find(|| secrets.iter().chain(identifying.iter()), hay)
+                },
+                secret_count,
+                text,
+            )
         };
         if EMAIL.is_match(&out) {
             out = EMAIL.replace_all(&out, REDACTED).into_owned();
@@ -282,26 +278,106 @@ impl Scrubber {
         out
     }
 
-    fn matcher(&mut self) -> (&AhoCorasick, usize) {
-        if self.matcher.is_none() {
-            let build = || {
-                let patterns = self.secret_values.iter().chain(self.patient_values.iter());
-                AhoCorasickBuilder::new()
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .kind(Some(MATCHER_KIND))
-                    .build(patterns)
-                    .expect("literal patterns always build")
-            };
-            let ac = if self.len() > HEAVY_REBUILD {
+    /// `text` with every secret and patient value replaced.
+    fn replace_known(&mut self, text: &str) -> String {
+        let (secrets, patients) = (&self.secret_values, &self.patient_values);
+        let matcher = &mut self.matcher;
+        replace_folded(
+            &mut |hay| matcher.find(|| secrets.iter().chain(patients.iter()), hay),
+            secrets.len(),
+            text,
+        )
+    }
+}
+
+static EMPTY: LazyLock<HashSet<String>> = LazyLock::new(HashSet::new);
+
+/// A match over folded text: its byte range and its pattern's index.
+type Found = (usize, usize, usize);
+
+/// Texts, and bytes, a pattern set is scanned for one pattern at a time before its
+/// automaton is built. Building an Aho-Corasick automaton of a run's ~180 patterns takes
+/// ~400 µs; looking for each in turn in a short text ~5 µs (`perf` over a night: the
+/// matchers' building was 8 % of the daemon's CPU, for runs that scrub a handful of
+/// log lines and record texts after learning their patients).
+const SCAN_TEXTS: u32 = 48;
+const SCAN_BYTES: usize = 8 * 1024;
+
+/// How one set of folded patterns is searched: each pattern in turn while the set has
+/// been used on little text since it last changed, then an Aho-Corasick automaton. Both
+/// find the same matches (leftmost-longest, the first pattern on a tie).
+#[derive(Default)]
+struct Matcher {
+    automaton: Option<AhoCorasick>,
+    scanned_texts: u32,
+    scanned_bytes: usize,
+}
+
+impl Matcher {
+    /// The matches of `patterns` (always the same ones until the matcher is reset) in
+    /// `haystack`, in order, none overlapping.
+    fn find<'p, I: Iterator<Item = &'p String>>(
+        &mut self,
+        patterns: impl Fn() -> I,
+        haystack: &str,
+    ) -> Vec<Found> {
+        if self.automaton.is_none()
+            && self.scanned_texts < SCAN_TEXTS
+            && self.scanned_bytes + haystack.len() <= SCAN_BYTES
+        {
+            self.scanned_texts += 1;
+            self.scanned_bytes += haystack.len();
+            return scan(patterns(), haystack);
+        }
+        let automaton = self.automaton.get_or_insert_with(|| {
+            let build = || automaton(patterns());
+            if patterns().count() > HEAVY_REBUILD {
                 off_the_async_workers(build)
             } else {
                 build()
-            };
-            self.matcher = Some((ac, self.secret_values.len()));
-        }
-        let (ac, n) = self.matcher.as_ref().expect("built above");
-        (ac, *n)
+            }
+        });
+        automaton
+            .find_iter(haystack)
+            .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
+            .collect()
     }
+}
+
+fn automaton<'p>(patterns: impl Iterator<Item = &'p String>) -> AhoCorasick {
+    AhoCorasickBuilder::new()
+        .match_kind(MatchKind::LeftmostLongest)
+        .kind(Some(MATCHER_KIND))
+        .build(patterns)
+        .expect("literal patterns always build")
+}
+
+/// The automaton's matches, found without it: every occurrence of every pattern
+/// (overlapping ones too), then kept as a leftmost-longest automaton keeps them —
+/// earliest start, then longest, then first pattern, each after the last kept one.
+fn scan<'p>(patterns: impl Iterator<Item = &'p String>, haystack: &str) -> Vec<Found> {
+    let mut all = Vec::new();
+    for (id, pattern) in patterns.enumerate() {
+        if pattern.is_empty() {
+            continue;
+        }
+        let mut from = 0;
+        while let Some(at) = haystack[from..].find(pattern.as_str()) {
+            let start = from + at;
+            all.push((start, start + pattern.len(), id));
+            from = start + haystack[start..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    all.sort_unstable_by_key(|&(start, end, id)| (start, std::cmp::Reverse(end), id));
+    let mut kept = Vec::with_capacity(all.len());
+    let mut last_end = 0;
+    for found in all {
+        if found.0 >= last_end {
+            last_end = found.1;
+            kept.push(found);
+        }
+    }
+    kept
 }
 
 /// `text` with every phone number replaced: a [`PHONE`] match of 8 to 15 digits (E.164's
@@ -376,25 +452,25 @@ pub fn fold(text: &str) -> String {
     out
 }
 
-/// Replaces the matches of `matcher` (over folded text) in `text`: the first `secrets`
-/// patterns by [`SECRET`], the others by [`REDACTED`].
 /// The automaton the matchers are: a contiguous NFA, not the DFA the builder picks for
 /// few patterns. A run's matcher is rebuilt whenever it learns patients and then scans a
 /// few kilobytes: building the DFA was 5.8 % of the daemon's CPU over a night
 /// (`perf`, 6,000 runs), more than all its scanning.
 const MATCHER_KIND: AhoCorasickKind = AhoCorasickKind::ContiguousNFA;
 
-fn replace_folded(matcher: &AhoCorasick, secrets: usize, text: &str) -> String {
+/// Replaces the matches `find` finds (over folded text) in `text`: the first `secrets`
+/// patterns by [`SECRET`], the others by [`REDACTED`].
+fn replace_folded(find: &mut dyn FnMut(&str) -> Vec<Found>, secrets: usize, text: &str) -> String {
     let mark = |pattern: usize| if pattern < secrets { SECRET } else { REDACTED };
     if text.is_ascii() {
         // Folding ASCII keeps every offset: match the lower-cased copy, cut the original.
         let lower = text.to_ascii_lowercase();
         let mut out = String::with_capacity(text.len());
         let mut last = 0;
-        for m in matcher.find_iter(&lower) {
-            out.push_str(&text[last..m.start()]);
-            out.push_str(mark(m.pattern().as_usize()));
-            last = m.end();
+        for (start, end, pattern) in find(&lower) {
+            out.push_str(&text[last..start]);
+            out.push_str(mark(pattern));
+            last = end;
         }
         out.push_str(&text[last..]);
         return out;
@@ -412,13 +488,13 @@ fn replace_folded(matcher: &AhoCorasick, secrets: usize, text: &str) -> String {
     }
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
-    for m in matcher.find_iter(&folded) {
-        let (start, end) = (origin[m.start()].0, origin[m.end() - 1].1);
+    for (start, end, pattern) in find(&folded) {
+        let (start, end) = (origin[start].0, origin[end - 1].1);
         if start < last {
             continue; // inside a character the previous match already covered
         }
         out.push_str(&text[last..start]);
-        out.push_str(mark(m.pattern().as_usize()));
+        out.push_str(mark(pattern));
         last = end;
     }
     out.push_str(&text[last..]);
@@ -555,6 +631,26 @@ mod tests {
                 let out = s.scrub(&format!("{before}{variant}{after}"));
                 proptest::prop_assert!(!fold(&out).contains(&needle), "{:?} -> {:?}", variant, out);
             }
+        }
+
+        /// Scanning pattern by pattern and the automaton replace the same spans with
+        /// the same marks, overlapping and repeated patterns included.
+        #[test]
+        fn scanning_and_the_automaton_agree(
+            patterns in proptest::collection::vec("[abé ]{1,4}", 1..8),
+            secrets in 0usize..3,
+            text in "[abéAB ]{0,40}",
+        ) {
+            let patterns: Vec<String> = patterns.iter().map(|p| fold(p)).collect();
+            let secrets = secrets.min(patterns.len());
+            let scanned = replace_folded(&mut |hay| scan(patterns.iter(), hay), secrets, &text);
+            let ac = automaton(patterns.iter());
+            let automaton = replace_folded(
+                &mut |hay| ac.find_iter(hay).map(|m| (m.start(), m.end(), m.pattern().as_usize())).collect(),
+                secrets,
+                &text,
+            );
+            proptest::prop_assert_eq!(scanned, automaton);
         }
 
         /// Scrubbing never panics and leaves text without learned values unchanged

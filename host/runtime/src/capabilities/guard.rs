@@ -39,8 +39,12 @@ pub fn echo_matcher(secrets: &BTreeMap<String, String>) -> Option<(AhoCorasick, 
     if patterns.is_empty() {
         return None;
     }
+    // A contiguous NFA, not the DFA the builder picks for few patterns: built at every
+    // run, the DFA took three times as long (~80 µs against ~27 µs for one secret's six
+    // forms) and searched a 7 KiB answer no faster.
     let matcher = aho_corasick::AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
+        .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
         .build(&patterns)
         .expect("literal patterns always build");
     Some((matcher, names))
