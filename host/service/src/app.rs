@@ -59,6 +59,9 @@ pub struct Passerelle {
     pub keyring: Arc<passerelle_store::sealed::Keyring>,
     /// Linked components by content hash, so a version is compiled once per process.
     pub(crate) loaded: Mutex<HashMap<String, LoadedConnector>>,
+    /// Links under way, one lock per content hash: the runs that need a version not
+    /// linked yet wait for one compile ([`Passerelle::link`]).
+    pub(crate) linking: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Connector versions (row and manifest) claimed runs ran on, by name, version and
     /// hash ([`Passerelle::claimed_connector`]).
     pub(crate) versions: Mutex<HashMap<String, (ConnectorVersion, Manifest)>>,
@@ -142,6 +145,7 @@ impl Passerelle {
             metrics,
             keyring,
             loaded: Mutex::default(),
+            linking: Mutex::default(),
             versions: Mutex::default(),
             install_lock: tokio::sync::Mutex::new(()),
             activations: tokio::sync::watch::channel(0).0,

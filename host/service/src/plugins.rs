@@ -136,16 +136,47 @@ impl Passerelle {
     /// are this daemon's file at `path` when that file holds them (and they are then
     /// kept in the database if a daemon from before components were stored there
     /// installed it), else the database's copy — a daemon on another machine has no
-    /// file. Compiling (when the version is not linked yet) runs on a blocking thread.
+    /// file. Compiling (when the version is not linked yet) runs on a blocking thread,
+    /// once: runs that need the version meanwhile wait for that compile. (Without this,
+    /// a PostgreSQL daemon's first 256 runs at a shared slot compiled the connector
+    /// 256 times at once: 4 GiB and a minute of CPU.)
     pub async fn link(&self, path: &Path, expected_sha256: &str) -> Result<LoadedConnector> {
-        if let Some(l) = self
-            .loaded
+        if let Some(l) = self.linked_copy(expected_sha256) {
+            return Ok(l);
+        }
+        let lock = self
+            .linking
             .lock()
             .expect("not poisoned")
-            .get(expected_sha256)
-        {
-            return Ok(l.clone());
+            .entry(expected_sha256.to_string())
+            .or_default()
+            .clone();
+        let linked = {
+            let _one_at_a_time = lock.lock().await;
+            match self.linked_copy(expected_sha256) {
+                Some(l) => Ok(l),
+                None => self.link_now(path, expected_sha256).await,
+            }
+        };
+        let mut linking = self.linking.lock().expect("not poisoned");
+        // The last one out forgets the lock (the map holds one, this call another).
+        if std::sync::Arc::strong_count(&lock) <= 2 {
+            linking.remove(expected_sha256);
         }
+        linked
+    }
+
+    /// This process's linked copy of a version, if it has one.
+    fn linked_copy(&self, sha256: &str) -> Option<LoadedConnector> {
+        self.loaded
+            .lock()
+            .expect("not poisoned")
+            .get(sha256)
+            .cloned()
+    }
+
+    /// [`Self::link`] for a version not linked yet, under its lock.
+    async fn link_now(&self, path: &Path, expected_sha256: &str) -> Result<LoadedConnector> {
         let file = tokio::fs::read(path).await;
         let bytes = match file {
             Ok(bytes) if passerelle_model::sha256_hex(&bytes) == expected_sha256 => {
